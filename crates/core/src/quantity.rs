@@ -1,0 +1,191 @@
+//! Kubernetes resource quantities (`500m`, `1.5Gi`, `2.5G`, `1e3`), converted exactly.
+//!
+//! Sizing needs exact arithmetic: `0.1` CPU must be 100 millicores, not 99.999…, and `2.5G` must be
+//! 2,500,000,000 bytes. So a quantity is parsed into an integer mantissa with a decimal and a binary
+//! exponent, and converted to the target unit rounding up (Kubernetes rounds quantities up too).
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {0:?}"
+)]
+pub struct QuantityError(pub String);
+
+/// A parsed quantity: `mantissa × 10^exp10 × 2^exp2`, never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parsed {
+    mantissa: u128,
+    exp10: i32,
+    exp2: u32,
+}
+
+fn parse(text: &str) -> Result<Parsed, QuantityError> {
+    let err = || QuantityError(text.to_string());
+    let s = text.trim();
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.starts_with('-') {
+        // A negative request or limit is rejected by the API server; here it is simply invalid.
+        return Err(err());
+    }
+    let number_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(number_end);
+    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        return Err(err());
+    }
+    let mut mantissa: u128 = 0;
+    let mut exp10: i32 = 0;
+    let mut seen_dot = false;
+    for c in number.chars() {
+        if c == '.' {
+            seen_dot = true;
+            continue;
+        }
+        let digit = u128::from(c as u8 - b'0');
+        if mantissa > u128::MAX / 100 {
+            // Keep the precision we have; further digits only matter below the rounding unit
+            // once the mantissa is this large, except for the exponent they carry.
+            if !seen_dot {
+                exp10 += 1;
+            }
+            continue;
+        }
+        mantissa = mantissa * 10 + digit;
+        if seen_dot {
+            exp10 -= 1;
+        }
+    }
+    let (suffix_exp10, exp2) = match suffix {
+        "" => (0, 0),
+        "n" => (-9, 0),
+        "u" => (-6, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 10),
+        "Mi" => (0, 20),
+        "Gi" => (0, 30),
+        "Ti" => (0, 40),
+        "Pi" => (0, 50),
+        "Ei" => (0, 60),
+        other => {
+            let exponent = other
+                .strip_prefix('e')
+                .or_else(|| other.strip_prefix('E'))
+                .ok_or_else(err)?;
+            let value: i32 = exponent.parse().map_err(|_| err())?;
+            if !(-64..=64).contains(&value) {
+                return Err(err());
+            }
+            (value, 0)
+        }
+    };
+    Ok(Parsed {
+        mantissa,
+        exp10: exp10 + suffix_exp10,
+        exp2,
+    })
+}
+
+/// `ceil(p × 10^extra10)` as u64, saturating at `u64::MAX`.
+fn to_unit(p: Parsed, extra10: i32) -> u64 {
+    let mut value = p.mantissa;
+    let mut exp10 = p.exp10 + extra10;
+    let mut exp2 = p.exp2;
+    while exp2 > 0 {
+        value = match value.checked_mul(2) {
+            Some(v) => v,
+            None => return u64::MAX,
+        };
+        exp2 -= 1;
+    }
+    while exp10 > 0 {
+        value = match value.checked_mul(10) {
+            Some(v) => v,
+            None => return u64::MAX,
+        };
+        exp10 -= 1;
+    }
+    if exp10 < 0 {
+        let divisor = 10u128.checked_pow(exp10.unsigned_abs());
+        value = match divisor {
+            Some(d) => value.div_ceil(d),
+            // Dividing by more than 10^38 leaves 0 or 1.
+            None => u128::from(value > 0),
+        };
+    }
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// CPU in millicores, rounded up (`100m` → 100, `0.1` → 100, `1` → 1000, `1n` → 1).
+pub fn cpu_millis(text: &str) -> Result<u64, QuantityError> {
+    parse(text).map(|p| to_unit(p, 3))
+}
+
+/// A quantity in base units rounded up: bytes for memory and storage, whole devices for
+/// extended resources.
+pub fn base_units(text: &str) -> Result<u64, QuantityError> {
+    parse(text).map(|p| to_unit(p, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_forms() {
+        assert_eq!(cpu_millis("100m").unwrap(), 100);
+        assert_eq!(cpu_millis("0.1").unwrap(), 100);
+        assert_eq!(cpu_millis(".5").unwrap(), 500);
+        assert_eq!(cpu_millis("1").unwrap(), 1000);
+        assert_eq!(cpu_millis("2.25").unwrap(), 2250);
+        assert_eq!(cpu_millis("1500m").unwrap(), 1500);
+        assert_eq!(cpu_millis("+1").unwrap(), 1000);
+        assert_eq!(cpu_millis("1n").unwrap(), 1, "rounds up");
+        assert_eq!(cpu_millis("250000u").unwrap(), 250);
+        assert_eq!(cpu_millis("1e3").unwrap(), 1_000_000);
+        assert_eq!(cpu_millis("1E-3").unwrap(), 1);
+        assert_eq!(cpu_millis("0").unwrap(), 0);
+    }
+
+    #[test]
+    fn memory_forms() {
+        assert_eq!(base_units("128Mi").unwrap(), 128 << 20);
+        assert_eq!(base_units("1Gi").unwrap(), 1 << 30);
+        assert_eq!(base_units("1.5Gi").unwrap(), 3 << 29);
+        assert_eq!(base_units("2.5G").unwrap(), 2_500_000_000);
+        assert_eq!(base_units("750M").unwrap(), 750_000_000);
+        assert_eq!(base_units("1k").unwrap(), 1000);
+        assert_eq!(base_units("1Ki").unwrap(), 1024);
+        assert_eq!(base_units("512").unwrap(), 512);
+        assert_eq!(base_units("100m").unwrap(), 1, "fractional bytes round up");
+    }
+
+    #[test]
+    fn huge_values_saturate() {
+        assert_eq!(base_units("999999999Ei").unwrap(), u64::MAX);
+        assert_eq!(cpu_millis("1e60").unwrap(), u64::MAX);
+        assert_eq!(
+            base_units("123456789012345678901234567890123456789012345").unwrap(),
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn invalid_forms() {
+        for bad in [
+            "", "-1", "abc", "1.2.3", "1Xi", "1e", "Gi", ".", "1 Gi", "1e999", "--1",
+        ] {
+            assert!(
+                cpu_millis(bad).is_err() && base_units(bad).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+}
