@@ -66,11 +66,9 @@ impl ClaimLookup for NoClaims {
     }
 }
 
-impl ClaimLookup for BTreeMap<(String, String), ClaimState> {
+impl<F: Fn(&str, &str) -> ClaimState> ClaimLookup for F {
     fn claim(&self, namespace: &str, name: &str) -> ClaimState {
-        self.get(&(namespace.to_string(), name.to_string()))
-            .cloned()
-            .unwrap_or(ClaimState::NotFound)
+        self(namespace, name)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod glob;
 pub mod matching;
 pub mod nodegroup;
+pub mod plan;
 pub mod pricing;
 pub mod profile;
 pub mod quantity;

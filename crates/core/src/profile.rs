@@ -101,9 +101,137 @@ impl FargateProfile {
     }
 }
 
+/// Adjustable EKS quotas that shape a profile (eks-api.md §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileQuotas {
+    pub selectors_per_profile: usize,
+    pub labels_per_selector: usize,
+}
+
+impl Default for ProfileQuotas {
+    fn default() -> Self {
+        ProfileQuotas {
+            selectors_per_profile: 5,
+            labels_per_selector: 5,
+        }
+    }
+}
+
+/// Why EKS rejects a profile's definition. All are `InvalidParameterException` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    #[error("The fargate profile name starts with the reserved prefix: 'eks-'.")]
+    ReservedPrefix,
+    #[error("Fargate Profile requires at least one selector.")]
+    NoSelector,
+    #[error("Fargate Profile must have at least one selector with at least one namespace value.")]
+    SelectorWithoutNamespace,
+    /// AWS's wording for this one is unpublished; this follows the label message.
+    #[error("Request contains more than {0} Selectors")]
+    TooManySelectors(usize),
+    #[error("Request contains Selector with more than {0} Label pairs")]
+    TooManyLabels(usize),
+    #[error("Label keys must be 1 to 127 characters and values 1 to 255: {0:?}")]
+    LabelLength(String),
+}
+
+impl ProfileError {
+    pub const AWS_ERROR_TYPE: &'static str = "InvalidParameterException";
+}
+
+impl FargateProfile {
+    /// Check the profile's definition as CreateFargateProfile does, reporting the first problem.
+    pub fn validate(&self, quotas: ProfileQuotas) -> Result<(), ProfileError> {
+        if self.name.starts_with("eks-") {
+            return Err(ProfileError::ReservedPrefix);
+        }
+        if self.selectors.is_empty() {
+            return Err(ProfileError::NoSelector);
+        }
+        if self.selectors.len() > quotas.selectors_per_profile {
+            return Err(ProfileError::TooManySelectors(quotas.selectors_per_profile));
+        }
+        for selector in &self.selectors {
+            if selector.namespace.is_empty() {
+                return Err(ProfileError::SelectorWithoutNamespace);
+            }
+            if selector.labels.len() > quotas.labels_per_selector {
+                return Err(ProfileError::TooManyLabels(quotas.labels_per_selector));
+            }
+            for (k, v) in &selector.labels {
+                let (kl, vl) = (k.chars().count(), v.chars().count());
+                if !(1..=127).contains(&kl) || !(1..=255).contains(&vl) {
+                    return Err(ProfileError::LabelLength(format!("{k}={v}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validation_messages() {
+        let q = ProfileQuotas::default();
+        let ok = FargateProfile::active("fp", vec![Selector::new("default", &[("a", "b")])]);
+        assert_eq!(ok.validate(q), Ok(()));
+        let named = |name: &str, selectors| FargateProfile::active(name, selectors);
+        assert_eq!(
+            named("eks-fp", vec![Selector::new("d", &[])])
+                .validate(q)
+                .unwrap_err()
+                .to_string(),
+            "The fargate profile name starts with the reserved prefix: 'eks-'."
+        );
+        assert_eq!(
+            named("fp", vec![]).validate(q).unwrap_err().to_string(),
+            "Fargate Profile requires at least one selector."
+        );
+        assert_eq!(
+            named("fp", vec![Selector::new("", &[])])
+                .validate(q)
+                .unwrap_err()
+                .to_string(),
+            "Fargate Profile must have at least one selector with at least one namespace value."
+        );
+        let six = [
+            ("a", "1"),
+            ("b", "1"),
+            ("c", "1"),
+            ("d", "1"),
+            ("e", "1"),
+            ("f", "1"),
+        ];
+        assert_eq!(
+            named("fp", vec![Selector::new("d", &six)])
+                .validate(q)
+                .unwrap_err()
+                .to_string(),
+            "Request contains Selector with more than 5 Label pairs"
+        );
+        assert_eq!(
+            named("fp", vec![Selector::new("d", &[]); 6])
+                .validate(q)
+                .unwrap_err(),
+            ProfileError::TooManySelectors(5)
+        );
+        let raised = ProfileQuotas {
+            selectors_per_profile: 6,
+            labels_per_selector: 6,
+        };
+        assert_eq!(
+            named("fp", vec![Selector::new("d", &six); 6]).validate(raised),
+            Ok(())
+        );
+        assert!(
+            named("fp", vec![Selector::new("d", &[("k", "")])])
+                .validate(q)
+                .is_err()
+        );
+    }
 
     #[test]
     fn describe_fargate_profile_output_deserializes() {

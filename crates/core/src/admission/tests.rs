@@ -184,6 +184,12 @@ fn persistent_volume_claims() {
             csi_driver: None,
         },
     );
+    let claims = |ns: &str, name: &str| {
+        claims
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+            .unwrap_or(ClaimState::NotFound)
+    };
     let vol = |name: &str, claim: &str| json!({"name": name, "persistentVolumeClaim": {"claimName": claim}});
     let spec =
         |v: serde_json::Value| json!({"containers": [{"name": "c", "image": "x"}], "volumes": [v]});
