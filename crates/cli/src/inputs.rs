@@ -149,11 +149,12 @@ impl Cluster {
                 "empty file: expected an eksctl ClusterConfig",
             ));
         };
-        let config: ClusterConfig = yaml::typed(path, &doc, "ClusterConfig")?;
+        let line = doc.line;
+        let config: ClusterConfig = yaml::typed(path, doc, "ClusterConfig")?;
         if config.kind != "ClusterConfig" {
             return Err(InputError::at(
                 path,
-                Some(doc.line),
+                Some(line),
                 format!(
                     "kind is {:?}: expected an eksctl ClusterConfig (apiVersion eksctl.io/v1alpha5)",
                     config.kind
@@ -163,7 +164,7 @@ impl Cluster {
         if !config.api_version.is_empty() && !config.api_version.starts_with("eksctl.io/") {
             return Err(InputError::at(
                 path,
-                Some(doc.line),
+                Some(line),
                 format!(
                     "apiVersion is {:?}: expected eksctl.io/v1alpha5",
                     config.api_version
@@ -249,8 +250,9 @@ impl Cluster {
                          CreateFargateProfile request (with fargateProfileName)",
                     ));
                 }
-                let profile: FargateProfile = yaml::typed(path, &doc, "Fargate profile")?;
-                self.add_profile(profile, format!("{}:{}", path.display(), doc.line))?;
+                let source = format!("{}:{}", path.display(), doc.line);
+                let profile: FargateProfile = yaml::typed(path, doc, "Fargate profile")?;
+                self.add_profile(profile, source)?;
             }
         }
         Ok(())

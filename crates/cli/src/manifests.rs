@@ -104,12 +104,44 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
 }
 
 /// Read every workload from the files. `default_namespace` stands in where a manifest has none.
+/// Files are parsed on all cores; the result keeps the order the files were given in.
 pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<Manifests, InputError> {
+    let files = expand(paths)?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .max(1);
+    let chunk = files.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Manifests, InputError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|files| scope.spawn(move || load_files(files, default_namespace)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(InputError("a manifest reader failed".to_string())))
+            })
+            .collect()
+    });
+    let mut all = Manifests::default();
+    for part in parts {
+        let part = part?;
+        all.workloads.extend(part.workloads);
+        all.skipped.extend(part.skipped);
+        all.claims.extend(part.claims);
+        all.volumes.extend(part.volumes);
+    }
+    Ok(all)
+}
+
+fn load_files(files: &[PathBuf], default_namespace: &str) -> Result<Manifests, InputError> {
     let mut manifests = Manifests::default();
-    for path in expand(paths)? {
-        let text = yaml::read(&path)?;
-        for doc in yaml::documents(&path, &text)? {
-            add_object(&mut manifests, &path, doc, default_namespace)?;
+    for path in files {
+        let text = yaml::read(path)?;
+        for doc in yaml::documents(path, &text)? {
+            add_object(&mut manifests, path, doc, default_namespace)?;
         }
     }
     Ok(manifests)
@@ -184,7 +216,7 @@ fn add_object(
     let replicas = |r: Option<i32>| r.unwrap_or(1).max(0) as u32;
     let w = match kind.as_str() {
         "Pod" => {
-            let pod: Pod = yaml::typed(path, &doc, &label)?;
+            let pod: Pod = yaml::typed(path, doc, &label)?;
             let ns = pod.metadata.namespace.clone();
             Workload {
                 kind,
@@ -196,7 +228,7 @@ fn add_object(
             }
         }
         "Deployment" => {
-            let d: Deployment = yaml::typed(path, &doc, &label)?;
+            let d: Deployment = yaml::typed(path, doc, &label)?;
             let spec = d.spec.unwrap_or_default();
             workload(
                 &kind,
@@ -208,7 +240,7 @@ fn add_object(
             )
         }
         "ReplicaSet" => {
-            let d: ReplicaSet = yaml::typed(path, &doc, &label)?;
+            let d: ReplicaSet = yaml::typed(path, doc, &label)?;
             let spec = d.spec.unwrap_or_default();
             workload(
                 &kind,
@@ -220,7 +252,7 @@ fn add_object(
             )
         }
         "StatefulSet" => {
-            let d: StatefulSet = yaml::typed(path, &doc, &label)?;
+            let d: StatefulSet = yaml::typed(path, doc, &label)?;
             let spec = d.spec.unwrap_or_default();
             workload(
                 &kind,
@@ -232,7 +264,7 @@ fn add_object(
             )
         }
         "DaemonSet" => {
-            let d: DaemonSet = yaml::typed(path, &doc, &label)?;
+            let d: DaemonSet = yaml::typed(path, doc, &label)?;
             let spec = d.spec.unwrap_or_default();
             // Counted per node by the planner.
             workload(
@@ -245,7 +277,7 @@ fn add_object(
             )
         }
         "Job" => {
-            let j: Job = yaml::typed(path, &doc, &label)?;
+            let j: Job = yaml::typed(path, doc, &label)?;
             let spec = j.spec.unwrap_or_default();
             let (n, ttl) = job_shape(&spec);
             workload(
@@ -258,7 +290,7 @@ fn add_object(
             )
         }
         "CronJob" => {
-            let c: CronJob = yaml::typed(path, &doc, &label)?;
+            let c: CronJob = yaml::typed(path, doc, &label)?;
             let spec = c
                 .spec
                 .unwrap_or_default()
@@ -276,13 +308,13 @@ fn add_object(
             )
         }
         "PersistentVolumeClaim" => {
-            let mut pvc: PersistentVolumeClaim = yaml::typed(path, &doc, &label)?;
+            let mut pvc: PersistentVolumeClaim = yaml::typed(path, doc, &label)?;
             pvc.metadata.namespace = Some(namespaced(pvc.metadata.namespace.take()));
             m.claims.push(pvc);
             return Ok(());
         }
         "PersistentVolume" => {
-            m.volumes.push(yaml::typed(path, &doc, &label)?);
+            m.volumes.push(yaml::typed(path, doc, &label)?);
             return Ok(());
         }
         _ => {

@@ -100,7 +100,8 @@ pub fn run(args: &PlanArgs) -> Result<i32> {
         let text = yaml::read(path)?;
         let docs = yaml::documents(path, &text)?;
         let doc = docs
-            .first()
+            .into_iter()
+            .next()
             .with_context(|| format!("{}: empty price file", path.display()))?;
         let table: PriceTable = yaml::typed(path, doc, "price file")?;
         prices = prices

@@ -87,18 +87,15 @@ fn document_start_lines(text: &str) -> Vec<usize> {
 }
 
 /// Deserialize a document into a typed value, naming the field that is wrong.
-pub fn typed<T: DeserializeOwned>(
-    path: &Path,
-    doc: &Document,
-    what: &str,
-) -> Result<T, InputError> {
-    serde_path_to_error::deserialize(doc.value.clone()).map_err(|e| {
+pub fn typed<T: DeserializeOwned>(path: &Path, doc: Document, what: &str) -> Result<T, InputError> {
+    let line = doc.line;
+    serde_path_to_error::deserialize(doc.value).map_err(|e| {
         let field = e.path().to_string();
         let inner = yaml_message(e.inner());
         if field == "." {
-            InputError::at(path, Some(doc.line), format!("{what}: {inner}"))
+            InputError::at(path, Some(line), format!("{what}: {inner}"))
         } else {
-            InputError::at(path, Some(doc.line), format!("{what}: {field}: {inner}"))
+            InputError::at(path, Some(line), format!("{what}: {field}: {inner}"))
         }
     })
 }

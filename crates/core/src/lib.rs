@@ -6,6 +6,7 @@ pub mod glob;
 pub mod matching;
 pub mod nodegroup;
 pub mod plan;
+pub mod pod;
 pub mod pricing;
 pub mod profile;
 pub mod quantity;
@@ -27,5 +28,6 @@ pub const FARGATE_PRIORITY_CLASS: &str = "system-node-critical";
 pub const FARGATE_PRIORITY: i32 = 2_000_001_000;
 
 pub use matching::{Placement, PodIdentity, ProfileIndex, SelectionRule};
+pub use pod::PodFacts;
 pub use profile::{FargateProfile, ProfileStatus, Selector};
 pub use sizing::{FargateSize, PodRequests};

@@ -93,31 +93,47 @@ fn parse(text: &str) -> Result<Parsed, QuantityError> {
     })
 }
 
+const POW10: [u128; 39] = {
+    let mut table = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
 /// `ceil(p × 10^extra10)` as u64, saturating at `u64::MAX`.
 fn to_unit(p: Parsed, extra10: i32) -> u64 {
+    let exp10 = p.exp10 + extra10;
     let mut value = p.mantissa;
-    let mut exp10 = p.exp10 + extra10;
-    let mut exp2 = p.exp2;
-    while exp2 > 0 {
-        value = match value.checked_mul(2) {
+    if value == 0 {
+        return 0;
+    }
+    // Binary suffixes: a shift, unless it would overflow.
+    if p.exp2 > 0 {
+        if value.leading_zeros() <= p.exp2 {
+            return u64::MAX;
+        }
+        value <<= p.exp2;
+    }
+    if exp10 > 0 {
+        let Some(factor) = POW10.get(exp10 as usize) else {
+            return u64::MAX;
+        };
+        value = match value.checked_mul(*factor) {
             Some(v) => v,
             None => return u64::MAX,
         };
-        exp2 -= 1;
-    }
-    while exp10 > 0 {
-        value = match value.checked_mul(10) {
-            Some(v) => v,
-            None => return u64::MAX,
-        };
-        exp10 -= 1;
-    }
-    if exp10 < 0 {
-        let divisor = 10u128.checked_pow(exp10.unsigned_abs());
-        value = match divisor {
-            Some(d) => value.div_ceil(d),
+    } else if exp10 < 0 {
+        value = match POW10.get(exp10.unsigned_abs() as usize) {
+            // Most values fit 64 bits, where division is far cheaper than in 128.
+            Some(&d) if value <= u128::from(u64::MAX) && d <= u128::from(u64::MAX) => {
+                u128::from((value as u64).div_ceil(d as u64))
+            }
+            Some(&d) => value.div_ceil(d),
             // Dividing by more than 10^38 leaves 0 or 1.
-            None => u128::from(value > 0),
+            None => 1,
         };
     }
     u64::try_from(value).unwrap_or(u64::MAX)

@@ -222,17 +222,12 @@ pub fn container_requests(container: &Container) -> Result<PodRequests, SizingEr
     };
     let requests = resources.requests.as_ref();
     let limits = resources.limits.as_ref();
-    let names = requests
+    // Requests, and limits only where no request stands: each resource is parsed once.
+    let from_limits = limits
         .into_iter()
-        .flat_map(|r| r.keys())
-        .chain(limits.into_iter().flat_map(|l| l.keys()));
-    for name in names {
-        let Some(value) = requests
-            .and_then(|r| r.get(name))
-            .or_else(|| limits.and_then(|l| l.get(name)))
-        else {
-            continue;
-        };
+        .flatten()
+        .filter(|(name, _)| requests.is_none_or(|r| !r.contains_key(*name)));
+    for (name, value) in requests.into_iter().flatten().chain(from_limits) {
         let invalid = |source| SizingError::InvalidQuantity {
             container: container.name.clone(),
             resource: name.clone(),
@@ -253,34 +248,73 @@ pub fn container_requests(container: &Container) -> Result<PodRequests, SizingEr
     Ok(out)
 }
 
-fn is_sidecar(container: &Container) -> bool {
-    container.restart_policy.as_deref() == Some("Always")
+/// How a container's requests count toward its pod's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerRole {
+    App,
+    /// Runs to completion before the app containers start.
+    Init,
+    /// An init container with `restartPolicy: Always`: runs beside everything after it.
+    Sidecar,
+}
+
+/// One container's role and requests, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDemand {
+    pub role: ContainerRole,
+    pub requests: PodRequests,
+}
+
+/// Every container of a pod, init containers first, in order.
+pub fn container_demands(spec: &PodSpec) -> Result<Vec<ContainerDemand>, SizingError> {
+    let init = spec.init_containers.iter().flatten().map(|c| {
+        let role = if c.restart_policy.as_deref() == Some("Always") {
+            ContainerRole::Sidecar
+        } else {
+            ContainerRole::Init
+        };
+        (role, c)
+    });
+    let apps = spec.containers.iter().map(|c| (ContainerRole::App, c));
+    init.chain(apps)
+        .map(|(role, c)| {
+            Ok(ContainerDemand {
+                role,
+                requests: container_requests(c)?,
+            })
+        })
+        .collect()
 }
 
 /// A pod's effective requests: the larger of the largest init container and the sum of the app
 /// containers. Native sidecars (init containers with `restartPolicy: Always`) run beside the app
 /// containers and every later init container, so they count in both, as in Kubernetes.
-pub fn pod_requests(spec: &PodSpec) -> Result<PodRequests, SizingError> {
+pub fn combine(demands: &[ContainerDemand]) -> PodRequests {
     let mut apps = PodRequests::default();
-    for c in &spec.containers {
-        apps.add(&container_requests(c)?);
-    }
     let mut sidecars = PodRequests::default();
     let mut init_peak = PodRequests::default();
-    for c in spec.init_containers.iter().flatten() {
-        let own = container_requests(c)?;
-        if is_sidecar(c) {
-            sidecars.add(&own);
-            init_peak.max_with(&sidecars);
-        } else {
-            let mut during = own;
-            during.add(&sidecars);
-            init_peak.max_with(&during);
+    for d in demands {
+        match d.role {
+            ContainerRole::App => apps.add(&d.requests),
+            ContainerRole::Sidecar => {
+                sidecars.add(&d.requests);
+                init_peak.max_with(&sidecars);
+            }
+            ContainerRole::Init => {
+                let mut during = d.requests.clone();
+                during.add(&sidecars);
+                init_peak.max_with(&during);
+            }
         }
     }
     apps.add(&sidecars);
     apps.max_with(&init_peak);
-    Ok(apps)
+    apps
+}
+
+/// A pod's effective requests (see [`combine`]).
+pub fn pod_requests(spec: &PodSpec) -> Result<PodRequests, SizingError> {
+    container_demands(spec).map(|d| combine(&d))
 }
 
 /// Ephemeral storage Fargate provisions, in GiB: 20 by default; more when the pod asks, as
