@@ -202,108 +202,74 @@ fn add_object(
     quantities_as_strings(&mut doc.value);
     let source = format!("{}:{}", path.display(), doc.line);
     let namespaced = |ns: Option<String>| ns.unwrap_or_else(|| default_ns.to_string());
-    let workload =
-        |kind: &str, ns, name: String, replicas, template: Option<PodTemplateSpec>, job_ttl| {
-            Workload {
-                kind: kind.to_string(),
-                namespace: namespaced(ns),
-                name,
-                replicas,
-                pod: pod_from(template),
-                job_ttl,
-            }
-        };
     let replicas = |r: Option<i32>| r.unwrap_or(1).max(0) as u32;
-    let w = match kind.as_str() {
+    // Each kind gives its namespace, the pods it runs at once, its pod template and, for Jobs,
+    // ttlSecondsAfterFinished.
+    let (namespace, replicas, pod, job_ttl) = match kind.as_str() {
         "Pod" => {
             let pod: Pod = yaml::typed(path, doc, &label)?;
-            let ns = pod.metadata.namespace.clone();
-            Workload {
-                kind,
-                namespace: namespaced(ns),
-                name,
-                replicas: 1,
-                pod,
-                job_ttl: None,
-            }
+            (pod.metadata.namespace.clone(), 1, pod, None)
         }
         "Deployment" => {
             let d: Deployment = yaml::typed(path, doc, &label)?;
-            let spec = d.spec.unwrap_or_default();
-            workload(
-                &kind,
+            let s = d.spec.unwrap_or_default();
+            (
                 d.metadata.namespace,
-                name,
-                replicas(spec.replicas),
-                Some(spec.template),
+                replicas(s.replicas),
+                pod_from(Some(s.template)),
                 None,
             )
         }
         "ReplicaSet" => {
             let d: ReplicaSet = yaml::typed(path, doc, &label)?;
-            let spec = d.spec.unwrap_or_default();
-            workload(
-                &kind,
+            let s = d.spec.unwrap_or_default();
+            (
                 d.metadata.namespace,
-                name,
-                replicas(spec.replicas),
-                spec.template,
+                replicas(s.replicas),
+                pod_from(s.template),
                 None,
             )
         }
         "StatefulSet" => {
             let d: StatefulSet = yaml::typed(path, doc, &label)?;
-            let spec = d.spec.unwrap_or_default();
-            workload(
-                &kind,
+            let s = d.spec.unwrap_or_default();
+            (
                 d.metadata.namespace,
-                name,
-                replicas(spec.replicas),
-                Some(spec.template),
+                replicas(s.replicas),
+                pod_from(Some(s.template)),
                 None,
             )
         }
         "DaemonSet" => {
             let d: DaemonSet = yaml::typed(path, doc, &label)?;
-            let spec = d.spec.unwrap_or_default();
             // Counted per node by the planner.
-            workload(
-                &kind,
-                d.metadata.namespace,
-                name,
-                0,
-                Some(spec.template),
-                None,
-            )
+            let template = d.spec.map(|s| s.template);
+            (d.metadata.namespace, 0, pod_from(template), None)
         }
         "Job" => {
             let j: Job = yaml::typed(path, doc, &label)?;
-            let spec = j.spec.unwrap_or_default();
-            let (n, ttl) = job_shape(&spec);
-            workload(
-                &kind,
+            let s = j.spec.unwrap_or_default();
+            let (n, ttl) = job_shape(&s);
+            (
                 j.metadata.namespace,
-                name,
                 n,
-                Some(spec.template),
+                pod_from(Some(s.template)),
                 Some(ttl),
             )
         }
         "CronJob" => {
             let c: CronJob = yaml::typed(path, doc, &label)?;
-            let spec = c
+            let s = c
                 .spec
                 .unwrap_or_default()
                 .job_template
                 .spec
                 .unwrap_or_default();
-            let (n, ttl) = job_shape(&spec);
-            workload(
-                &kind,
+            let (n, ttl) = job_shape(&s);
+            (
                 c.metadata.namespace,
-                name,
                 n,
-                Some(spec.template),
+                pod_from(Some(s.template)),
                 Some(ttl),
             )
         }
@@ -322,7 +288,14 @@ fn add_object(
             return Ok(());
         }
     };
-    m.workloads.push(w);
+    m.workloads.push(Workload {
+        kind,
+        namespace: namespaced(namespace),
+        name,
+        replicas,
+        pod,
+        job_ttl,
+    });
     Ok(())
 }
 
