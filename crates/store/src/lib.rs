@@ -1,0 +1,218 @@
+//! The one store for every localfargate object, EKS and Kubernetes alike.
+//!
+//! Objects are JSON values addressed by `(kind, key)`. Every write gets the next store-wide
+//! revision, which is the object's `resourceVersion`; writes can be conditioned on the revision
+//! they expect (compare-and-swap), grouped in a transaction, and watched from any recent revision.
+//! [`SqliteStore`] keeps them in SQLite (WAL) on disk, or in memory; the [`Store`] trait is what the
+//! rest of localfargate uses, so another backend (etcd) can stand in.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use thiserror::Error;
+
+pub use sqlite::SqliteStore;
+
+pub type Revision = u64;
+
+/// A stored object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub kind: String,
+    pub key: String,
+    pub value: Value,
+    /// The revision of the last write to this object: its `resourceVersion`.
+    pub revision: Revision,
+    /// The revision that created it.
+    pub created: Revision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// A change. For a deletion, `object` is the object as it was, with the deleting revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_type: EventType,
+    pub object: Object,
+}
+
+impl Event {
+    pub fn revision(&self) -> Revision {
+        self.object.revision
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    #[error("{kind} {key:?} already exists")]
+    AlreadyExists { kind: String, key: String },
+    #[error("{kind} {key:?} not found")]
+    NotFound { kind: String, key: String },
+    #[error("{kind} {key:?} is at revision {actual}, not {expected}")]
+    Conflict {
+        kind: String,
+        key: String,
+        expected: Revision,
+        actual: Revision,
+    },
+    /// A watch asked for history the store no longer keeps; list again and watch from there.
+    #[error("revision {requested} is compacted; the oldest watchable revision is {oldest}")]
+    Expired {
+        requested: Revision,
+        oldest: Revision,
+    },
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Reads and writes inside one transaction: all of them apply, or none.
+pub trait Tx {
+    fn get(&mut self, kind: &str, key: &str) -> Result<Option<Object>>;
+    /// Objects of a kind whose key starts with `prefix`, in key order.
+    fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Object>>;
+    fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Object>;
+    /// Replace an object; with `expected`, only if it is still at that revision.
+    fn update(
+        &mut self,
+        kind: &str,
+        key: &str,
+        value: &Value,
+        expected: Option<Revision>,
+    ) -> Result<Object>;
+    fn delete(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object>;
+    /// The latest revision, as this transaction sees it.
+    fn revision(&self) -> Revision;
+}
+
+/// A versioned object store.
+pub trait Store: Send + Sync {
+    /// Run `f` in one transaction. It commits when `f` returns `Ok`, and rolls back otherwise.
+    fn transact(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// Changes to objects of `kind` with keys starting with `prefix`, after revision `after`.
+    fn watch(&self, kind: &str, prefix: &str, after: Revision) -> Result<Watcher>;
+    /// The latest revision.
+    fn revision(&self) -> Result<Revision>;
+    /// Delete every object (as events, so watchers see it).
+    fn reset(&self) -> Result<()>;
+}
+
+/// Convenience over [`Store::transact`]: a transaction that returns a value.
+pub fn transaction<R, S: Store + ?Sized>(
+    store: &S,
+    mut f: impl FnMut(&mut dyn Tx) -> Result<R>,
+) -> Result<R> {
+    let mut out = None;
+    store.transact(&mut |tx| {
+        out = Some(f(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::Backend("transaction returned nothing".to_string()))
+}
+
+/// Single-operation helpers, each its own transaction.
+pub trait StoreExt {
+    fn get(&self, kind: &str, key: &str) -> Result<Option<Object>>;
+    /// The objects and the revision they were read at.
+    fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Object>, Revision)>;
+    fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Object>;
+    fn update(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &Value,
+        expected: Option<Revision>,
+    ) -> Result<Object>;
+    fn delete(&self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object>;
+}
+
+impl<S: Store + ?Sized> StoreExt for S {
+    fn get(&self, kind: &str, key: &str) -> Result<Option<Object>> {
+        transaction(self, |tx| tx.get(kind, key))
+    }
+    fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Object>, Revision)> {
+        transaction(self, |tx| Ok((tx.list(kind, prefix)?, tx.revision())))
+    }
+    fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Object> {
+        transaction(self, |tx| tx.create(kind, key, value))
+    }
+    fn update(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &Value,
+        expected: Option<Revision>,
+    ) -> Result<Object> {
+        transaction(self, |tx| tx.update(kind, key, value, expected))
+    }
+    fn delete(&self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object> {
+        transaction(self, |tx| tx.delete(kind, key, expected))
+    }
+}
+
+/// A stream of changes: first the retained history after the requested revision, then live ones.
+pub struct Watcher {
+    kind: String,
+    prefix: String,
+    backlog: std::collections::VecDeque<Event>,
+    live: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    /// The last revision delivered; live events at or below it were in the backlog.
+    last: Revision,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("kind", &self.kind)
+            .field("prefix", &self.prefix)
+            .field("backlog", &self.backlog.len())
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
+impl Watcher {
+    fn wants(&self, e: &Event) -> bool {
+        e.object.kind == self.kind && e.object.key.starts_with(&self.prefix)
+    }
+
+    /// The next change, waiting for one. `Err(Expired)` when this watcher fell too far behind
+    /// the live stream: list again and watch from there.
+    pub async fn next(&mut self) -> Result<Event> {
+        if let Some(e) = self.backlog.pop_front() {
+            self.last = e.revision();
+            return Ok(e);
+        }
+        loop {
+            match self.live.recv().await {
+                Ok(e) if e.revision() > self.last && self.wants(&e) => {
+                    self.last = e.revision();
+                    return Ok((*e).clone());
+                }
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    return Err(StoreError::Expired {
+                        requested: self.last,
+                        oldest: self.last + 1,
+                    });
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return Err(StoreError::Backend("store closed".to_string()));
+                }
+            }
+        }
+    }
+
+    /// The last revision this watcher delivered (or started after).
+    pub fn last_revision(&self) -> Revision {
+        self.last
+    }
+}

@@ -1,0 +1,438 @@
+//! SQLite backend: one connection behind a mutex (writes are serialized anyway), WAL journal so a
+//! committed write survives the process being killed, and an event log for watches.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::{Event, EventType, Object, Result, Revision, Store, StoreError, Tx, Watcher};
+
+/// How many events are kept for watches that start in the past.
+const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
+/// Live events buffered per watcher before it counts as lagging.
+const LIVE_BUFFER: usize = 65_536;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    revision INTEGER PRIMARY KEY,
+    type INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+";
+
+struct Inner {
+    conn: Connection,
+    revision: Revision,
+    writes_since_compaction: u64,
+}
+
+pub struct SqliteStore {
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<Arc<Event>>,
+    retained: u64,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// A store in a file, created if absent.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
+        }
+        let conn =
+            Connection::open(path).map_err(|e| backend(format!("{}: {e}", path.display())))?;
+        // WAL: commits are appended and survive a killed process; NORMAL skips the per-commit
+        // fsync that only power loss would need.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        Self::with_connection(conn)
+    }
+
+    /// A store that lives and dies with the process.
+    pub fn in_memory() -> Result<Self> {
+        Self::with_connection(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn with_connection(conn: Connection) -> Result<Self> {
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        let from_events: Option<i64> = conn
+            .query_row("SELECT MAX(revision) FROM events", [], |r| r.get(0))
+            .map_err(backend)?;
+        let from_meta: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)?;
+        let revision = from_events.unwrap_or(0).max(from_meta.unwrap_or(0)) as Revision;
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        Ok(SqliteStore {
+            inner: Mutex::new(Inner {
+                conn,
+                revision,
+                writes_since_compaction: 0,
+            }),
+            live,
+            retained: DEFAULT_RETAINED_EVENTS,
+        })
+    }
+
+    /// Keep only this many events for watches from the past (tests use a small number).
+    pub fn with_retained_events(mut self, retained: u64) -> Self {
+        self.retained = retained.max(1);
+        self
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
+        self.inner
+            .lock()
+            .map_err(|_| backend("store lock poisoned by a panic"))
+    }
+
+    fn oldest_watchable(inner: &Inner) -> Result<Revision> {
+        let oldest: Option<i64> = inner
+            .conn
+            .query_row("SELECT MIN(revision) FROM events", [], |r| r.get(0))
+            .map_err(backend)?;
+        // With no events retained, everything after the current revision is watchable.
+        Ok(oldest.map_or(inner.revision + 1, |o| o as Revision))
+    }
+}
+
+struct SqliteTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    revision: Revision,
+    events: Vec<Event>,
+}
+
+fn row_to_object(
+    kind: &str,
+    key: &str,
+    value: &str,
+    revision: i64,
+    created: i64,
+) -> Result<Object> {
+    Ok(Object {
+        kind: kind.to_string(),
+        key: key.to_string(),
+        value: serde_json::from_str(value).map_err(backend)?,
+        revision: revision as Revision,
+        created: created as Revision,
+    })
+}
+
+impl SqliteTx<'_> {
+    fn record(&mut self, event_type: EventType, object: &Object) -> Result<()> {
+        let text = serde_json::to_string(&object.value).map_err(backend)?;
+        let code = match event_type {
+            EventType::Added => 0,
+            EventType::Modified => 1,
+            EventType::Deleted => 2,
+        };
+        self.tx
+            .execute(
+                "INSERT INTO events (revision, type, kind, key, value, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![object.revision as i64, code, object.kind, object.key, text, object.created as i64],
+            )
+            .map_err(backend)?;
+        self.events.push(Event {
+            event_type,
+            object: object.clone(),
+        });
+        Ok(())
+    }
+
+    fn current(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object> {
+        let existing = self.get(kind, key)?.ok_or_else(|| StoreError::NotFound {
+            kind: kind.to_string(),
+            key: key.to_string(),
+        })?;
+        if let Some(expected) = expected
+            && existing.revision != expected
+        {
+            return Err(StoreError::Conflict {
+                kind: kind.to_string(),
+                key: key.to_string(),
+                expected,
+                actual: existing.revision,
+            });
+        }
+        Ok(existing)
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn get(&mut self, kind: &str, key: &str) -> Result<Option<Object>> {
+        let row = self
+            .tx
+            .query_row(
+                "SELECT value, revision, created FROM objects WHERE kind = ?1 AND key = ?2",
+                params![kind, key],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(backend)?;
+        row.map(|(v, rev, created)| row_to_object(kind, key, &v, rev, created))
+            .transpose()
+    }
+
+    fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Object>> {
+        // Keys in [prefix, prefix + U+10FFFF): a range scan of the primary key.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT key, value, revision, created FROM objects
+                 WHERE kind = ?1 AND key >= ?2 AND key < ?3 ORDER BY key",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![kind, prefix, upper], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, value, rev, created) = row.map_err(backend)?;
+            out.push(row_to_object(kind, &key, &value, rev, created)?);
+        }
+        Ok(out)
+    }
+
+    fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Object> {
+        if self.get(kind, key)?.is_some() {
+            return Err(StoreError::AlreadyExists {
+                kind: kind.to_string(),
+                key: key.to_string(),
+            });
+        }
+        self.revision += 1;
+        let object = Object {
+            kind: kind.to_string(),
+            key: key.to_string(),
+            value: value.clone(),
+            revision: self.revision,
+            created: self.revision,
+        };
+        let text = serde_json::to_string(value).map_err(backend)?;
+        self.tx
+            .execute(
+                "INSERT INTO objects (kind, key, value, revision, created) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![kind, key, text, self.revision as i64],
+            )
+            .map_err(backend)?;
+        self.record(EventType::Added, &object)?;
+        Ok(object)
+    }
+
+    fn update(
+        &mut self,
+        kind: &str,
+        key: &str,
+        value: &Value,
+        expected: Option<Revision>,
+    ) -> Result<Object> {
+        let existing = self.current(kind, key, expected)?;
+        self.revision += 1;
+        let object = Object {
+            value: value.clone(),
+            revision: self.revision,
+            ..existing
+        };
+        let text = serde_json::to_string(value).map_err(backend)?;
+        self.tx
+            .execute(
+                "UPDATE objects SET value = ?3, revision = ?4 WHERE kind = ?1 AND key = ?2",
+                params![kind, key, text, self.revision as i64],
+            )
+            .map_err(backend)?;
+        self.record(EventType::Modified, &object)?;
+        Ok(object)
+    }
+
+    fn delete(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object> {
+        let existing = self.current(kind, key, expected)?;
+        self.revision += 1;
+        self.tx
+            .execute(
+                "DELETE FROM objects WHERE kind = ?1 AND key = ?2",
+                params![kind, key],
+            )
+            .map_err(backend)?;
+        let gone = Object {
+            revision: self.revision,
+            ..existing
+        };
+        self.record(EventType::Deleted, &gone)?;
+        Ok(gone)
+    }
+
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+}
+
+impl SqliteStore {
+    /// Run `f` in a transaction, commit, compact the event log now and then, and publish.
+    fn run(&self, f: impl FnOnce(&mut SqliteTx<'_>) -> Result<()>) -> Result<()> {
+        let mut guard = self.lock()?;
+        let inner = &mut *guard;
+        let start = inner.revision;
+        let (revision, events) = {
+            let tx = inner.conn.transaction().map_err(backend)?;
+            let mut stx = SqliteTx {
+                tx,
+                revision: start,
+                events: Vec::new(),
+            };
+            f(&mut stx)?;
+            let SqliteTx {
+                tx,
+                revision,
+                events,
+            } = stx;
+            if revision != start {
+                tx.execute(
+                    "INSERT INTO meta (name, value) VALUES ('revision', ?1)
+                     ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    params![revision as i64],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            (revision, events)
+        };
+        inner.revision = revision;
+        inner.writes_since_compaction += events.len() as u64;
+        if inner.writes_since_compaction >= 1000.min(self.retained) {
+            inner.writes_since_compaction = 0;
+            let floor = revision.saturating_sub(self.retained) as i64;
+            inner
+                .conn
+                .execute("DELETE FROM events WHERE revision <= ?1", params![floor])
+                .map_err(backend)?;
+        }
+        // Published under the lock, so live events reach watchers in revision order.
+        for e in events {
+            let _ = self.live.send(Arc::new(e));
+        }
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn transact(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        self.run(|tx| f(tx))
+    }
+
+    fn watch(&self, kind: &str, prefix: &str, after: Revision) -> Result<Watcher> {
+        let inner = self.lock()?;
+        // Subscribing under the lock: nothing committed after the backlog is read can be missed.
+        let live = self.live.subscribe();
+        let oldest = Self::oldest_watchable(&inner)?;
+        if after + 1 < oldest && after < inner.revision {
+            return Err(StoreError::Expired {
+                requested: after,
+                oldest,
+            });
+        }
+        let upper = format!("{prefix}\u{10FFFF}");
+        let mut stmt = inner
+            .conn
+            .prepare_cached(
+                "SELECT revision, type, key, value, created FROM events
+                 WHERE revision > ?1 AND kind = ?2 AND key >= ?3 AND key < ?4 ORDER BY revision",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![after as i64, kind, prefix, upper], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut backlog = VecDeque::new();
+        for row in rows {
+            let (rev, code, key, value, created) = row.map_err(backend)?;
+            let event_type = match code {
+                0 => EventType::Added,
+                1 => EventType::Modified,
+                _ => EventType::Deleted,
+            };
+            backlog.push_back(Event {
+                event_type,
+                object: row_to_object(kind, &key, &value, rev, created)?,
+            });
+        }
+        Ok(Watcher {
+            kind: kind.to_string(),
+            prefix: prefix.to_string(),
+            backlog,
+            live,
+            last: inner.revision.max(after),
+        })
+    }
+
+    fn revision(&self) -> Result<Revision> {
+        Ok(self.lock()?.revision)
+    }
+
+    fn reset(&self) -> Result<()> {
+        self.run(|tx| {
+            let keys: Vec<(String, String)> = {
+                let mut stmt = tx
+                    .tx
+                    .prepare("SELECT kind, key FROM objects")
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .map_err(backend)?;
+                rows.collect::<std::result::Result<_, _>>()
+                    .map_err(backend)?
+            };
+            for (kind, key) in keys {
+                tx.delete(&kind, &key, None)?;
+            }
+            Ok(())
+        })
+    }
+}

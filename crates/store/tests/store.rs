@@ -1,0 +1,191 @@
+//! The store's contract: revisions, compare-and-swap, transactions, watch, durability.
+
+use std::sync::Arc;
+
+use localfargate_store::{EventType, SqliteStore, Store, StoreError, StoreExt, transaction};
+use serde_json::json;
+
+#[test]
+fn revisions_increase_and_objects_carry_them() {
+    let s = SqliteStore::in_memory().unwrap();
+    let a = s.create("pod", "ns/a", &json!({"n": 1})).unwrap();
+    let b = s.create("pod", "ns/b", &json!({"n": 2})).unwrap();
+    assert_eq!((a.revision, b.revision), (1, 2));
+    let a2 = s.update("pod", "ns/a", &json!({"n": 3}), None).unwrap();
+    assert_eq!((a2.revision, a2.created), (3, 1));
+    assert_eq!(
+        s.get("pod", "ns/a").unwrap().unwrap().value,
+        json!({"n": 3})
+    );
+    assert_eq!(s.revision().unwrap(), 3);
+    assert_eq!(
+        s.create("pod", "ns/a", &json!({})).unwrap_err(),
+        StoreError::AlreadyExists {
+            kind: "pod".into(),
+            key: "ns/a".into()
+        }
+    );
+}
+
+#[test]
+fn compare_and_swap() {
+    let s = SqliteStore::in_memory().unwrap();
+    let a = s.create("pod", "a", &json!(1)).unwrap();
+    s.update("pod", "a", &json!(2), Some(a.revision)).unwrap();
+    let err = s
+        .update("pod", "a", &json!(3), Some(a.revision))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        s.delete("pod", "a", Some(1)).unwrap_err(),
+        StoreError::Conflict { .. }
+    ));
+    assert!(matches!(
+        s.delete("pod", "zz", None).unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    let gone = s.delete("pod", "a", Some(2)).unwrap();
+    assert_eq!(gone.revision, 3);
+    assert!(s.get("pod", "a").unwrap().is_none());
+}
+
+#[test]
+fn list_by_prefix_in_key_order() {
+    let s = SqliteStore::in_memory().unwrap();
+    for key in ["c1/b", "c1/a", "c10/a", "c2/a"] {
+        s.create("fargateprofile", key, &json!(key)).unwrap();
+    }
+    s.create("cluster", "c1", &json!({})).unwrap();
+    let (objects, rev) = s.list("fargateprofile", "c1/").unwrap();
+    let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["c1/a", "c1/b"]);
+    assert_eq!(rev, 5);
+    assert_eq!(s.list("fargateprofile", "").unwrap().0.len(), 4);
+}
+
+#[test]
+fn failed_transactions_leave_nothing() {
+    let s = SqliteStore::in_memory().unwrap();
+    s.create("x", "taken", &json!(0)).unwrap();
+    let err = transaction(&s, |tx| {
+        tx.create("x", "new", &json!(1))?;
+        tx.create("x", "taken", &json!(2))
+    })
+    .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }));
+    assert!(
+        s.get("x", "new").unwrap().is_none(),
+        "the first create rolled back"
+    );
+    assert_eq!(s.revision().unwrap(), 1, "no revision consumed");
+}
+
+#[tokio::test]
+async fn watch_replays_then_streams() {
+    let s = SqliteStore::in_memory().unwrap();
+    s.create("pod", "ns/a", &json!(1)).unwrap();
+    s.create("pod", "other/b", &json!(1)).unwrap();
+    s.update("pod", "ns/a", &json!(2), None).unwrap();
+    let mut w = s.watch("pod", "ns/", 0).unwrap();
+    let e = w.next().await.unwrap();
+    assert_eq!((e.event_type, e.revision()), (EventType::Added, 1));
+    let e = w.next().await.unwrap();
+    assert_eq!(
+        (e.event_type, e.revision(), e.object.value.clone()),
+        (EventType::Modified, 3, json!(2))
+    );
+    s.create("svc", "ns/x", &json!(1)).unwrap();
+    s.delete("pod", "ns/a", None).unwrap();
+    let e = w.next().await.unwrap();
+    assert_eq!(
+        (e.event_type, e.revision(), e.object.value.clone()),
+        (EventType::Deleted, 5, json!(2))
+    );
+    let mut from_now = s.watch("pod", "", s.revision().unwrap()).unwrap();
+    s.create("pod", "ns/c", &json!(1)).unwrap();
+    assert_eq!(from_now.next().await.unwrap().object.key, "ns/c");
+}
+
+#[tokio::test]
+async fn compacted_history_is_expired() {
+    let s = SqliteStore::in_memory().unwrap().with_retained_events(10);
+    for i in 0..50 {
+        s.create("pod", &format!("p{i}"), &json!(i)).unwrap();
+    }
+    assert!(matches!(
+        s.watch("pod", "", 5).unwrap_err(),
+        StoreError::Expired { requested: 5, .. }
+    ));
+    assert!(s.watch("pod", "", 45).is_ok());
+    assert!(
+        s.watch("pod", "", 50).is_ok(),
+        "watching from now never expires"
+    );
+}
+
+#[test]
+fn reset_deletes_everything_and_revisions_keep_growing() {
+    let s = SqliteStore::in_memory().unwrap();
+    s.create("a", "1", &json!(1)).unwrap();
+    s.create("b", "2", &json!(1)).unwrap();
+    s.reset().unwrap();
+    assert!(s.list("a", "").unwrap().0.is_empty() && s.list("b", "").unwrap().0.is_empty());
+    assert_eq!(s.create("a", "1", &json!(1)).unwrap().revision, 5);
+}
+
+#[test]
+fn survives_reopen_with_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("store.db");
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        s.create("cluster", "c1", &json!({"status": "CREATING"}))
+            .unwrap();
+        s.update("cluster", "c1", &json!({"status": "ACTIVE"}), Some(1))
+            .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.revision().unwrap(), 2);
+    assert_eq!(
+        s.get("cluster", "c1").unwrap().unwrap().value["status"],
+        "ACTIVE"
+    );
+    assert_eq!(s.create("cluster", "c2", &json!({})).unwrap().revision, 3);
+}
+
+#[test]
+fn concurrent_writers_keep_unique_revisions() {
+    let s = Arc::new(SqliteStore::in_memory().unwrap());
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                (0..100)
+                    .map(|i| {
+                        s.create("k", &format!("{t}-{i}"), &json!(i))
+                            .unwrap()
+                            .revision
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 800);
+    assert_eq!(*all.last().unwrap(), 800);
+}
