@@ -2,13 +2,15 @@
 
 mod inputs;
 mod manifests;
+mod network;
 mod plan_cmd;
 mod render;
+mod up;
 mod yaml;
 
 use clap::{Parser, Subcommand};
 
-/// EKS on Fargate on one machine: plan where pods land, at what size and cost, before deploying.
+/// EKS on Fargate on one machine: the EKS API, and a plan of where pods land, at what size and cost.
 #[derive(Debug, Parser)]
 #[command(name = "localfargate", version, about)]
 struct Cli {
@@ -20,12 +22,25 @@ struct Cli {
 enum Command {
     /// Show where every workload's pods would land on EKS Fargate, at what size, what it costs, and why.
     Plan(plan_cmd::PlanArgs),
+    /// Start the EKS API server (with its store and lifecycle controller).
+    Up(up::UpArgs),
+    /// Print the VPC model that clusters and Fargate profiles take subnets from.
+    Network(network::NetworkArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOCALFARGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let status = match &cli.command {
         Command::Plan(args) => plan_cmd::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Network(args) => network::run(args),
     };
     match status {
         Ok(code) => std::process::exit(code),

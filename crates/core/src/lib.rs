@@ -2,6 +2,7 @@
 //! size it gets and what that costs. Pure functions over data; no I/O, no clocks, no randomness.
 
 pub mod admission;
+pub mod eks;
 pub mod glob;
 pub mod matching;
 pub mod nodegroup;

@@ -1,1 +1,208 @@
+//! The Amazon EKS API on the AWS wire protocol (rest-json): clusters, Fargate profiles, managed
+//! node groups and tags, over the localfargate store. The aws CLI, boto3 and the Go SDK (eksctl,
+//! Terraform) talk to it with nothing but an endpoint override.
 
+pub mod auth;
+mod ca;
+mod clusters;
+pub mod error;
+mod nodegroups;
+mod profiles;
+mod tags;
+mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use localfargate_core::eks::Network;
+use localfargate_core::profile::ProfileQuotas;
+use localfargate_store::Store;
+use serde_json::{Value, json};
+
+pub use auth::{AuthMode, Credentials};
+pub use ca::ClusterCa;
+use error::ApiError;
+
+/// How long each lifecycle step takes, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    pub cluster_create: f64,
+    pub cluster_delete: f64,
+    pub profile_create: f64,
+    pub profile_delete: f64,
+    pub nodegroup_create: f64,
+    pub nodegroup_delete: f64,
+}
+
+impl Timing {
+    /// Every step takes `seconds`.
+    pub fn uniform(seconds: f64) -> Self {
+        Timing {
+            cluster_create: seconds,
+            cluster_delete: seconds,
+            profile_create: seconds,
+            profile_delete: seconds,
+            nodegroup_create: seconds,
+            nodegroup_delete: seconds,
+        }
+    }
+
+    /// Durations like AWS's: clusters about 10 minutes, profiles and node groups a few.
+    pub fn aws() -> Self {
+        Timing {
+            cluster_create: 600.0,
+            cluster_delete: 300.0,
+            profile_create: 120.0,
+            profile_delete: 120.0,
+            nodegroup_create: 180.0,
+            nodegroup_delete: 180.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub clusters: usize,
+    pub profiles_per_cluster: usize,
+    pub nodegroups_per_cluster: usize,
+    pub profile: ProfileQuotas,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            clusters: 100,
+            profiles_per_cluster: 10,
+            nodegroups_per_cluster: 30,
+            profile: ProfileQuotas::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub region: String,
+    pub account_id: String,
+    pub quotas: Quotas,
+    pub timing: Timing,
+    pub network: Network,
+    /// Base URL of the Kubernetes APIs; a cluster's endpoint is `<base>/clusters/<name>`.
+    pub kube_endpoint_base: String,
+    pub auth: AuthMode,
+}
+
+impl Config {
+    pub fn new(region: &str, account_id: &str) -> Self {
+        Config {
+            region: region.to_string(),
+            account_id: account_id.to_string(),
+            quotas: Quotas::default(),
+            timing: Timing::uniform(2.0),
+            network: Network::default_for(region),
+            kube_endpoint_base: "https://127.0.0.1:6443".to_string(),
+            auth: AuthMode::Any,
+        }
+    }
+
+    pub fn partition(&self) -> &'static str {
+        if self.region.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+
+    fn arn(&self, resource: &str) -> String {
+        format!(
+            "arn:{}:eks:{}:{}:{resource}",
+            self.partition(),
+            self.region,
+            self.account_id
+        )
+    }
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+}
+
+/// The EKS API, plus `GET /_localfargate/health` and `POST /_localfargate/reset` for harnesses
+/// (and `POST /moto-api/reset`, which moto's test suite calls).
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let result = handle(&state, &method, &uri, &headers, &body);
+    let mut response = match result {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(e) => {
+            tracing::debug!(%method, path = uri.path(), error_type = e.error_type, message = %e.message, "client error");
+            e.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+fn handle(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let path = uri.path();
+    let segs = wire::segments(path);
+    let seg: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let q = wire::query(uri.query());
+    // Harness endpoints need no signature.
+    match (method, seg.as_slice()) {
+        (&Method::GET, ["_localfargate", "health"]) => return Ok(json!({"status": "ok"})),
+        (&Method::POST, ["_localfargate", "reset"]) | (&Method::POST, ["moto-api", "reset"]) => {
+            state.store.reset()?;
+            return Ok(json!({"status": "ok"}));
+        }
+        _ => {}
+    }
+    auth::check(&state.config.auth, method, uri, headers, body)?;
+    let s = state;
+    match (method, seg.as_slice()) {
+        (&Method::POST, ["clusters"]) => clusters::create(s, &wire::body(body)?),
+        (&Method::GET, ["clusters"]) => clusters::list(s, &q),
+        (&Method::GET, ["clusters", name]) => clusters::describe(s, name),
+        (&Method::DELETE, ["clusters", name]) => clusters::delete(s, name),
+        (&Method::POST, ["clusters", c, "fargate-profiles"]) => {
+            profiles::create(s, c, &wire::body(body)?)
+        }
+        (&Method::GET, ["clusters", c, "fargate-profiles"]) => profiles::list(s, c, &q),
+        (&Method::GET, ["clusters", c, "fargate-profiles", p]) => profiles::describe(s, c, p),
+        (&Method::DELETE, ["clusters", c, "fargate-profiles", p]) => profiles::delete(s, c, p),
+        (&Method::POST, ["clusters", c, "node-groups"]) => {
+            nodegroups::create(s, c, &wire::body(body)?)
+        }
+        (&Method::GET, ["clusters", c, "node-groups"]) => nodegroups::list(s, c, &q),
+        (&Method::GET, ["clusters", c, "node-groups", n]) => nodegroups::describe(s, c, n),
+        (&Method::DELETE, ["clusters", c, "node-groups", n]) => nodegroups::delete(s, c, n),
+        (&Method::POST, ["tags", arn]) => tags::tag(s, arn, &wire::body(body)?),
+        (&Method::DELETE, ["tags", arn]) => tags::untag(s, arn, &q),
+        (&Method::GET, ["tags", arn]) => tags::list(s, arn),
+        _ => Err(ApiError::unknown_operation()),
+    }
+}

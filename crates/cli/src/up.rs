@@ -1,0 +1,198 @@
+//! `localfargate up`: the EKS API server, its store and its controllers, in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use localfargate_core::eks::Network;
+use localfargate_eks_api::{AppState, AuthMode, Config, Credentials, Timing};
+use localfargate_store::{SqliteStore, Store};
+
+use crate::yaml;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Auth {
+    /// Accept any credentials, signed or not.
+    Any,
+    /// Verify SigV4 signatures against --access-key pairs; refuse the rest with AWS's 403 errors.
+    Strict,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 4566)]
+    pub port: u16,
+    /// Where state is kept (default: the user's data directory, e.g. ~/.local/share/localfargate).
+    #[arg(long, value_name = "DIR", conflicts_with = "ephemeral")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep everything in memory; nothing survives the process.
+    #[arg(long)]
+    pub ephemeral: bool,
+    #[arg(long, default_value = "us-east-1", env = "AWS_DEFAULT_REGION")]
+    pub region: String,
+    #[arg(long, default_value = "000000000000")]
+    pub account_id: String,
+    /// VPC model (JSON or YAML, the shape `localfargate network -o json` prints).
+    #[arg(long, value_name = "FILE")]
+    pub network: Option<PathBuf>,
+    /// Seconds each CREATING or DELETING step takes.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub lifecycle_seconds: f64,
+    /// AWS-like durations: clusters about 10 minutes, profiles 2, node groups 3.
+    #[arg(long, conflicts_with = "lifecycle_seconds")]
+    pub aws_timing: bool,
+    #[arg(long, value_enum, default_value = "any")]
+    pub auth: Auth,
+    /// An access key for --auth strict, as ACCESS_KEY_ID:SECRET_ACCESS_KEY. Repeatable.
+    #[arg(long = "access-key", value_name = "ID:SECRET")]
+    pub access_keys: Vec<String>,
+    /// Quota: clusters per account and region.
+    #[arg(long, default_value_t = 100)]
+    pub max_clusters: usize,
+    /// Quota: Fargate profiles per cluster.
+    #[arg(long, default_value_t = 10)]
+    pub max_fargate_profiles: usize,
+    /// Port the clusters' Kubernetes APIs are announced on (their `endpoint`).
+    #[arg(long, default_value_t = 6443)]
+    pub kube_port: u16,
+}
+
+pub fn load_network(path: Option<&PathBuf>, region: &str) -> Result<Network> {
+    let Some(path) = path else {
+        return Ok(Network::default_for(region));
+    };
+    let text = yaml::read(path)?;
+    let doc = yaml::documents(path, &text)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: empty network file", path.display()))?;
+    let network: Network = yaml::typed(path, doc, "network")?;
+    network
+        .check()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(network)
+}
+
+fn config(args: &UpArgs) -> Result<Config> {
+    let mut config = Config::new(&args.region, &args.account_id);
+    if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("--account-id must be 12 digits, got {:?}", args.account_id);
+    }
+    if !(args.lifecycle_seconds.is_finite() && args.lifecycle_seconds >= 0.0) {
+        bail!("--lifecycle-seconds must be a non-negative number");
+    }
+    config.timing = if args.aws_timing {
+        Timing::aws()
+    } else {
+        Timing::uniform(args.lifecycle_seconds)
+    };
+    config.network = load_network(args.network.as_ref(), &args.region)?;
+    config.quotas.clusters = args.max_clusters;
+    config.quotas.profiles_per_cluster = args.max_fargate_profiles;
+    config.kube_endpoint_base = format!("https://{}:{}", args.host, args.kube_port);
+    config.auth = match args.auth {
+        Auth::Any => AuthMode::Any,
+        Auth::Strict => {
+            let keys = args
+                .access_keys
+                .iter()
+                .map(|pair| {
+                    let (id, secret) = pair.split_once(':').with_context(|| {
+                        format!("--access-key {pair:?}: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY")
+                    })?;
+                    Ok(Credentials {
+                        access_key_id: id.to_string(),
+                        secret_access_key: secret.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if keys.is_empty() {
+                bail!("--auth strict needs at least one --access-key ID:SECRET");
+            }
+            AuthMode::Strict(keys)
+        }
+    };
+    Ok(config)
+}
+
+pub fn run(args: &UpArgs) -> Result<i32> {
+    let config = config(args)?;
+    let (store, where_) = if args.ephemeral {
+        (
+            SqliteStore::in_memory()?,
+            "memory (--ephemeral)".to_string(),
+        )
+    } else {
+        let dir = match &args.data_dir {
+            Some(d) => d.clone(),
+            None => dirs::data_dir()
+                .context("no user data directory; pass --data-dir")?
+                .join("localfargate"),
+        };
+        let path = dir.join("store.db");
+        (SqliteStore::open(&path)?, path.display().to_string())
+    };
+    let store: Arc<dyn Store> = Arc::new(store);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args, config, store, where_))
+}
+
+async fn serve(
+    args: &UpArgs,
+    config: Config,
+    store: Arc<dyn Store>,
+    where_: String,
+) -> Result<i32> {
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .with_context(|| format!("--host {:?} is not an IP address", args.host))?;
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            bail!(
+                "cannot listen on {addr}: the port is already in use (another localfargate or emulator?); choose another with --port"
+            )
+        }
+        Err(e) => bail!("cannot listen on {addr}: {e}"),
+    };
+    let region = config.region.clone();
+    let account = config.account_id.clone();
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        config,
+    });
+    let lifecycle = tokio::spawn(localfargate_controllers::eks_lifecycle::run(store));
+    let url = format!("http://{addr}");
+    println!("localfargate is up: EKS API on {url} (region {region}, account {account})");
+    println!("state: {where_}");
+    println!("export AWS_ENDPOINT_URL={url}");
+    println!(
+        "export AWS_DEFAULT_REGION={region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+    );
+    let app = localfargate_eks_api::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(t) => t,
+                        Err(_) => return std::future::pending().await,
+                    };
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+        })
+        .await?;
+    lifecycle.abort();
+    Ok(0)
+}

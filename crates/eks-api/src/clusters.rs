@@ -1,0 +1,249 @@
+//! CreateCluster, DescribeCluster, ListClusters, DeleteCluster.
+
+use std::collections::BTreeSet;
+
+use localfargate_core::eks::{
+    CLUSTER_KIND, Cluster, DEFAULT_KUBERNETES_VERSION, FARGATE_PROFILE_KIND, NODEGROUP_KIND,
+    Record, SUPPORTED_KUBERNETES_VERSIONS, valid_cluster_name, valid_role_arn,
+};
+use localfargate_store::{StoreExt, Tx};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::ca::ClusterCa;
+use crate::error::ApiError;
+use crate::wire::{self, Idempotency, to_value};
+
+/// Members CreateCluster accepts and echoes without interpreting them.
+const ECHOED: [&str; 11] = [
+    "outpostConfig",
+    "bootstrapSelfManagedAddons",
+    "zonalShiftConfig",
+    "remoteNetworkConfig",
+    "computeConfig",
+    "storageConfig",
+    "deletionProtection",
+    "controlPlaneScalingConfig",
+    "kubeApiServerConfig",
+    "kubeSchedulerConfig",
+    "kubeControllerManagerConfig",
+];
+
+pub(crate) fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("No cluster found for name: {name}.")).cluster(name)
+}
+
+/// The cluster a request names, which must exist.
+pub(crate) fn existing(tx: &mut dyn Tx, name: &str) -> Result<(Record<Cluster>, u64), ApiError> {
+    wire::load(tx, CLUSTER_KIND, name)?.ok_or_else(|| not_found(name))
+}
+
+/// What the wire shows: endpoint and CA only once the cluster is ACTIVE, as EKS does.
+pub(crate) fn wire(cluster: &Cluster) -> Value {
+    let mut c = cluster.clone();
+    if c.status != "ACTIVE" {
+        c.endpoint = None;
+        c.certificate_authority = None;
+    }
+    serde_json::to_value(c).unwrap_or(Value::Null)
+}
+
+/// The cluster's subnets, checked against the VPC model: known, one VPC, two zones at least.
+fn vpc_config(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let config = match body.get("resourcesVpcConfig") {
+        Some(Value::Object(c)) => c.clone(),
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid_parameter(
+                "resourcesVpcConfig is required",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::serialization(
+                "resourcesVpcConfig must be an object",
+            ));
+        }
+    };
+    let subnet_ids = wire::string_list(&config, "subnetIds")?;
+    let mut vpc_id = None;
+    let mut zones = BTreeSet::new();
+    for id in &subnet_ids {
+        let (vpc, subnet) = state.config.network.subnet(id).ok_or_else(|| {
+            ApiError::invalid_parameter(format!("The subnet ID '{id}' does not exist"))
+        })?;
+        if vpc_id.get_or_insert(vpc.vpc_id.clone()) != &vpc.vpc_id {
+            return Err(ApiError::invalid_parameter(
+                "Subnets specified must be in the same VPC",
+            ));
+        }
+        zones.insert(subnet.availability_zone.clone());
+    }
+    if zones.len() < 2 {
+        return Err(ApiError::invalid_parameter(
+            "Subnets specified must be in at least two different AZs",
+        ));
+    }
+    let security_groups = wire::string_list(&config, "securityGroupIds")?;
+    let public = config
+        .get("endpointPublicAccess")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let private = config
+        .get("endpointPrivateAccess")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let cidrs = match wire::string_list(&config, "publicAccessCidrs")? {
+        c if c.is_empty() => vec!["0.0.0.0/0".to_string()],
+        c => c,
+    };
+    Ok(json!({
+        "subnetIds": subnet_ids,
+        "securityGroupIds": security_groups,
+        "clusterSecurityGroupId": format!("sg-{}", &uuid::Uuid::new_v4().simple().to_string()[..17]),
+        "vpcId": vpc_id,
+        "endpointPublicAccess": public,
+        "endpointPrivateAccess": private,
+        "publicAccessCidrs": cidrs,
+    }))
+}
+
+pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let name = wire::required_str(body, "name")?;
+    if !valid_cluster_name(name) {
+        return Err(ApiError::invalid_parameter(format!(
+            "Cluster name {name:?} is invalid: it must start with an alphanumeric character, contain only \
+             alphanumeric characters, hyphens and underscores, and be at most 100 characters"
+        )));
+    }
+    let role_arn = wire::required_str(body, "roleArn")?;
+    if !valid_role_arn(role_arn, true) {
+        return Err(ApiError::invalid_parameter(format!(
+            "Invalid Role Arn: '{role_arn}'"
+        )));
+    }
+    let version = wire::optional_str(body, "version")?.unwrap_or(DEFAULT_KUBERNETES_VERSION);
+    if !SUPPORTED_KUBERNETES_VERSIONS.contains(&version) {
+        return Err(ApiError::invalid_parameter(format!(
+            "unsupported Kubernetes version {version}; supported: {}",
+            SUPPORTED_KUBERNETES_VERSIONS.join(", ")
+        )));
+    }
+    let vpc = vpc_config(state, body)?;
+    let tags = wire::tags(body.get("tags"), false)?;
+    let idempotency = Idempotency::new("CreateCluster", name, body)?;
+    let config = &state.config;
+    let now = wire::now();
+    let ca = ClusterCa::generate(name)
+        .map_err(|e| ApiError::server(format!("making the cluster CA: {e}")))?;
+    let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    let cluster = Cluster {
+        name: name.to_string(),
+        arn: config.arn(&format!("cluster/{name}")),
+        created_at: now,
+        version: version.to_string(),
+        endpoint: Some(format!("{}/clusters/{name}", config.kube_endpoint_base)),
+        role_arn: role_arn.to_string(),
+        resources_vpc_config: vpc,
+        kubernetes_network_config: body
+            .get("kubernetesNetworkConfig")
+            .cloned()
+            .filter(|v| !v.is_null())
+            .unwrap_or_else(|| json!({"serviceIpv4Cidr": "10.100.0.0/16", "ipFamily": "ipv4"})),
+        logging: body.get("logging").cloned().filter(|v| !v.is_null()).unwrap_or_else(|| {
+            json!({"clusterLogging": [{"types": ["api", "audit", "authenticator", "controllerManager", "scheduler"], "enabled": false}]})
+        }),
+        identity: json!({"oidc": {"issuer": format!("https://oidc.eks.{}.amazonaws.com/id/{}", config.region, &id[..32])}}),
+        status: "CREATING".to_string(),
+        certificate_authority: Some(json!({"data": ca.data()})),
+        client_request_token: wire::optional_str(body, "clientRequestToken")?.map(str::to_string),
+        platform_version: "eks.1".to_string(),
+        tags,
+        encryption_config: body.get("encryptionConfig").cloned().filter(|v| !v.is_null()),
+        access_config: body
+            .get("accessConfig")
+            .cloned()
+            .filter(|v| !v.is_null())
+            .unwrap_or_else(|| json!({"authenticationMode": "API_AND_CONFIG_MAP"})),
+        upgrade_policy: body
+            .get("upgradePolicy")
+            .cloned()
+            .filter(|v| !v.is_null())
+            .unwrap_or_else(|| json!({"supportType": "STANDARD"})),
+        health: json!({"issues": []}),
+        other: ECHOED
+            .iter()
+            .filter_map(|k| body.get(*k).filter(|v| !v.is_null()).map(|v| (k.to_string(), v.clone())))
+            .collect(),
+    };
+    let transition_at = Some(now + config.timing.cluster_create);
+    let mut record = Record::new(cluster, transition_at);
+    record.private = json!({"caCertPem": ca.cert_pem, "caKeyPem": ca.key_pem});
+    wire::in_tx(state.store.as_ref(), |tx| {
+        if let Some(replayed) = idempotency.replay(tx)? {
+            return Ok(replayed);
+        }
+        if tx.get(CLUSTER_KIND, name)?.is_some() {
+            return Err(
+                ApiError::in_use(format!("Cluster already exists with name: {name}")).cluster(name),
+            );
+        }
+        let count = tx.list(CLUSTER_KIND, "")?.len();
+        if count >= config.quotas.clusters {
+            return Err(ApiError::limit_exceeded(format!(
+                "Cluster limit exceeded: this account already has {count} clusters in {} (quota {})",
+                config.region, config.quotas.clusters
+            )));
+        }
+        tx.create(CLUSTER_KIND, name, &to_value(&record))?;
+        let response = json!({"cluster": wire(&record.resource)});
+        idempotency.remember(tx, &response)?;
+        Ok(response)
+    })
+}
+
+pub fn describe(state: &AppState, name: &str) -> Result<Value, ApiError> {
+    let record = state
+        .store
+        .get(CLUSTER_KIND, name)?
+        .ok_or_else(|| not_found(name))?;
+    let record: Record<Cluster> = serde_json::from_value(record.value)
+        .map_err(|e| ApiError::server(format!("stored cluster: {e}")))?;
+    Ok(json!({"cluster": wire(&record.resource)}))
+}
+
+pub fn list(state: &AppState, q: &[(String, String)]) -> Result<Value, ApiError> {
+    let (objects, _) = state.store.list(CLUSTER_KIND, "")?;
+    let names = objects.into_iter().map(|o| o.key).collect();
+    let (clusters, token) = wire::page(names, q)?;
+    let mut out = json!({"clusters": clusters});
+    if let Some(t) = token {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+pub fn delete(state: &AppState, name: &str) -> Result<Value, ApiError> {
+    let config = &state.config;
+    wire::in_tx(state.store.as_ref(), |tx| {
+        let (mut record, rev) = existing(tx, name)?;
+        let prefix = format!("{name}/");
+        if !tx.list(FARGATE_PROFILE_KIND, &prefix)?.is_empty() {
+            return Err(
+                ApiError::in_use("Cluster has Fargate Profiles in ACTIVE/CREATING state")
+                    .cluster(name),
+            );
+        }
+        let nodegroups = tx.list(NODEGROUP_KIND, &prefix)?;
+        if !nodegroups.is_empty() {
+            let names: Vec<&str> = nodegroups.iter().map(|o| &o.key[prefix.len()..]).collect();
+            return Err(ApiError::in_use("Cluster has nodegroups attached")
+                .cluster(name)
+                .nodegroup(&names.join(",")));
+        }
+        if record.resource.status != "DELETING" {
+            record.resource.status = "DELETING".to_string();
+            record.transition_at = Some(wire::now() + config.timing.cluster_delete);
+            tx.update(CLUSTER_KIND, name, &to_value(&record), Some(rev))?;
+        }
+        Ok(json!({"cluster": wire(&record.resource)}))
+    })
+}

@@ -1,0 +1,261 @@
+//! CreateNodegroup, DescribeNodegroup, ListNodegroups, DeleteNodegroup: the EC2 capacity pods
+//! fall back to when no Fargate profile takes them.
+
+use localfargate_core::eks::{
+    CLUSTER_KIND, NODEGROUP_KIND, Nodegroup, Record, ScalingConfig, valid_role_arn,
+};
+use localfargate_core::nodegroup::{DEFAULT_INSTANCE_TYPE, Taint};
+use localfargate_store::StoreExt;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::clusters;
+use crate::error::ApiError;
+use crate::wire::{self, Idempotency, to_value};
+
+fn key(cluster: &str, name: &str) -> String {
+    format!("{cluster}/{name}")
+}
+
+fn not_found(cluster: &str, name: &str) -> ApiError {
+    ApiError::not_found(format!("No node group found for name: {name}."))
+        .cluster(cluster)
+        .nodegroup(name)
+}
+
+fn scaling(body: &Map<String, Value>) -> Result<ScalingConfig, ApiError> {
+    let config = match body.get("scalingConfig") {
+        None | Some(Value::Null) => {
+            return Ok(ScalingConfig {
+                min_size: 1,
+                max_size: 2,
+                desired_size: 2,
+            });
+        }
+        Some(Value::Object(c)) => c,
+        Some(_) => return Err(ApiError::serialization("scalingConfig must be an object")),
+    };
+    let number = |member: &str, default: u32| -> Result<u32, ApiError> {
+        match config.get(member) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_parameter(format!(
+                        "scalingConfig.{member} must be a non-negative integer"
+                    ))
+                }),
+        }
+    };
+    let min_size = number("minSize", 1)?;
+    let max_size = number("maxSize", min_size.max(2))?;
+    let desired_size = number("desiredSize", min_size)?;
+    if max_size < 1 {
+        return Err(ApiError::invalid_parameter(
+            "Maximum capacity must be at least 1",
+        ));
+    }
+    if min_size > desired_size {
+        return Err(ApiError::invalid_parameter(format!(
+            "Minimum capacity {min_size} can't be greater than desired size {desired_size}"
+        )));
+    }
+    if desired_size > max_size {
+        return Err(ApiError::invalid_parameter(format!(
+            "Desired capacity {desired_size} can't be greater than max size {max_size}"
+        )));
+    }
+    Ok(ScalingConfig {
+        min_size,
+        max_size,
+        desired_size,
+    })
+}
+
+fn taints(body: &Map<String, Value>) -> Result<Vec<Taint>, ApiError> {
+    let taints: Vec<Taint> = match body.get("taints") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::invalid_parameter(format!("taints: {e}")))?,
+    };
+    for t in &taints {
+        if !matches!(
+            t.effect.as_str(),
+            "NO_SCHEDULE" | "NO_EXECUTE" | "PREFER_NO_SCHEDULE"
+        ) {
+            return Err(ApiError::invalid_parameter(format!(
+                "Taint effect {:?} is not one of NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE",
+                t.effect
+            )));
+        }
+        if t.key.is_empty() {
+            return Err(ApiError::invalid_parameter("Taint key must not be empty"));
+        }
+    }
+    Ok(taints)
+}
+
+pub fn create(
+    state: &AppState,
+    cluster_name: &str,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let name = wire::required_str(body, "nodegroupName")?;
+    let node_role = wire::required_str(body, "nodeRole")?;
+    if !valid_role_arn(node_role, true) {
+        return Err(
+            ApiError::invalid_parameter(format!("Invalid Role Arn: '{node_role}'")).nodegroup(name),
+        );
+    }
+    let subnets = wire::string_list(body, "subnets")?;
+    if subnets.is_empty() {
+        return Err(ApiError::invalid_parameter("subnets is required").nodegroup(name));
+    }
+    let scaling = scaling(body)?;
+    let taints = taints(body)?;
+    let labels: std::collections::BTreeMap<String, String> = match body.get("labels") {
+        None | Some(Value::Null) => Default::default(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| ApiError::serialization("labels must be a map of strings to strings"))?,
+    };
+    let mut instance_types = wire::string_list(body, "instanceTypes")?;
+    if instance_types.is_empty() {
+        instance_types.push(DEFAULT_INSTANCE_TYPE.to_string());
+    }
+    let tags = wire::tags(body.get("tags"), false)?;
+    let idempotency = Idempotency::new("CreateNodegroup", &key(cluster_name, name), body)?;
+    let config = &state.config;
+    wire::in_tx(state.store.as_ref(), |tx| {
+        if let Some(replayed) = idempotency.replay(tx)? {
+            return Ok(replayed);
+        }
+        let (cluster, _) = clusters::existing(tx, cluster_name)?;
+        let cluster = cluster.resource;
+        if cluster.status != "ACTIVE" {
+            return Err(ApiError::invalid_request(format!(
+                "Cluster '{cluster_name}' is not in ACTIVE status"
+            ))
+            .cluster(cluster_name));
+        }
+        if tx.get(NODEGROUP_KIND, &key(cluster_name, name))?.is_some() {
+            return Err(ApiError::in_use(format!(
+                "NodeGroup already exists with name {name} and cluster name {cluster_name}"
+            ))
+            .cluster(cluster_name)
+            .nodegroup(name));
+        }
+        let vpc_id = cluster.resources_vpc_config["vpcId"].as_str().unwrap_or("");
+        for id in &subnets {
+            match config.network.subnet(id) {
+                None => {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "The subnet ID '{id}' does not exist"
+                    )));
+                }
+                Some((vpc, _)) if vpc.vpc_id != vpc_id => {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "Subnet {id} is not in the cluster's VPC {vpc_id}"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let count = tx.list(NODEGROUP_KIND, &format!("{cluster_name}/"))?.len();
+        if count >= config.quotas.nodegroups_per_cluster {
+            return Err(ApiError::limit_exceeded(format!(
+                "Node group limit exceeded: cluster {cluster_name} already has {count} node groups (quota {})",
+                config.quotas.nodegroups_per_cluster
+            ))
+            .cluster(cluster_name));
+        }
+        let now = wire::now();
+        let nodegroup = Nodegroup {
+            nodegroup_name: name.to_string(),
+            nodegroup_arn: config.arn(&format!(
+                "nodegroup/{cluster_name}/{name}/{}",
+                uuid::Uuid::new_v4()
+            )),
+            cluster_name: cluster_name.to_string(),
+            version: cluster.version.clone(),
+            release_version: format!("{}.0-20260101", cluster.version),
+            created_at: now,
+            modified_at: now,
+            status: "CREATING".to_string(),
+            capacity_type: wire::optional_str(body, "capacityType")?
+                .unwrap_or("ON_DEMAND")
+                .to_string(),
+            scaling_config: scaling.clone(),
+            instance_types: instance_types.clone(),
+            subnets: subnets.clone(),
+            ami_type: wire::optional_str(body, "amiType")?
+                .unwrap_or("AL2023_x86_64_STANDARD")
+                .to_string(),
+            node_role: node_role.to_string(),
+            labels: labels.clone(),
+            taints: taints.clone(),
+            disk_size: body.get("diskSize").and_then(Value::as_u64).unwrap_or(20) as u32,
+            health: json!({"issues": []}),
+            tags: tags.clone(),
+            resources: None,
+        };
+        let record = Record::new(
+            nodegroup.clone(),
+            Some(now + config.timing.nodegroup_create),
+        );
+        tx.create(NODEGROUP_KIND, &key(cluster_name, name), &to_value(&record))?;
+        let response = json!({"nodegroup": to_value(&nodegroup)});
+        idempotency.remember(tx, &response)?;
+        Ok(response)
+    })
+}
+
+pub fn describe(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
+    wire::in_tx(state.store.as_ref(), |tx| {
+        clusters::existing(tx, cluster)?;
+        let (record, _): (Record<Nodegroup>, u64) =
+            wire::load(tx, NODEGROUP_KIND, &key(cluster, name))?
+                .ok_or_else(|| not_found(cluster, name))?;
+        Ok(json!({"nodegroup": to_value(&record.resource)}))
+    })
+}
+
+pub fn list(state: &AppState, cluster: &str, q: &[(String, String)]) -> Result<Value, ApiError> {
+    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
+        return Err(clusters::not_found(cluster));
+    }
+    let prefix = format!("{cluster}/");
+    let (objects, _) = state.store.list(NODEGROUP_KIND, &prefix)?;
+    let names = objects
+        .into_iter()
+        .map(|o| o.key[prefix.len()..].to_string())
+        .collect();
+    let (names, token) = wire::page(names, q)?;
+    let mut out = json!({"nodegroups": names});
+    if let Some(t) = token {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+pub fn delete(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
+    let config = &state.config;
+    wire::in_tx(state.store.as_ref(), |tx| {
+        clusters::existing(tx, cluster)?;
+        let (mut record, rev): (Record<Nodegroup>, u64) =
+            wire::load(tx, NODEGROUP_KIND, &key(cluster, name))?
+                .ok_or_else(|| not_found(cluster, name))?;
+        if record.resource.status != "DELETING" {
+            record.resource.status = "DELETING".to_string();
+            record.resource.modified_at = wire::now();
+            record.transition_at = Some(wire::now() + config.timing.nodegroup_delete);
+            tx.update(
+                NODEGROUP_KIND,
+                &key(cluster, name),
+                &to_value(&record),
+                Some(rev),
+            )?;
+        }
+        Ok(json!({"nodegroup": to_value(&record.resource)}))
+    })
+}
