@@ -85,18 +85,31 @@ fn parse_authorization(value: &str) -> Option<Authorization<'_>> {
     })
 }
 
+/// What a SigV4 signature covers.
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    pub raw_path: &'a str,
+    pub raw_query: &'a str,
+    /// The signed headers, lower-case names in signing order, values trimmed.
+    pub headers: &'a [(String, String)],
+    pub payload_hash: &'a str,
+    pub amz_date: &'a str,
+    /// Credential scope: date, region, service.
+    pub scope: (&'a str, &'a str, &'a str),
+}
+
 /// The signature for a request, computed as botocore and the Go SDK compute it for rest-json
 /// services: the raw path encoded once more, the raw query pairs sorted.
-pub fn signature(
-    secret: &str,
-    method: &str,
-    raw_path: &str,
-    raw_query: &str,
-    headers: &[(String, String)],
-    payload_hash: &str,
-    amz_date: &str,
-    scope: (&str, &str, &str),
-) -> String {
+pub fn signature(secret: &str, r: &SignedRequest<'_>) -> String {
+    let SignedRequest {
+        method,
+        raw_path,
+        raw_query,
+        headers,
+        payload_hash,
+        amz_date,
+        scope,
+    } = *r;
     let canonical_uri = uri_encode(if raw_path.is_empty() { "/" } else { raw_path }, true);
     let mut pairs: Vec<(&str, &str)> = raw_query
         .split('&')
@@ -214,13 +227,15 @@ pub fn check(
     };
     let expected = signature(
         &creds.secret_access_key,
-        method.as_str(),
-        uri.path(),
-        uri.query().unwrap_or(""),
-        &signed_headers,
-        &payload_hash,
-        amz_date,
-        (auth.date, auth.region, auth.service),
+        &SignedRequest {
+            method: method.as_str(),
+            raw_path: uri.path(),
+            raw_query: uri.query().unwrap_or(""),
+            headers: &signed_headers,
+            payload_hash: &payload_hash,
+            amz_date,
+            scope: (auth.date, auth.region, auth.service),
+        },
     );
     if expected != auth.signature {
         return Err(ApiError::access_denied(
@@ -250,13 +265,15 @@ mod tests {
         ];
         let sig = signature(
             "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "GET",
-            "/",
-            "Action=ListUsers&Version=2010-05-08",
-            &headers,
-            &hex::encode(Sha256::digest(b"")),
-            "20150830T123600Z",
-            ("20150830", "us-east-1", "iam"),
+            &SignedRequest {
+                method: "GET",
+                raw_path: "/",
+                raw_query: "Action=ListUsers&Version=2010-05-08",
+                headers: &headers,
+                payload_hash: &hex::encode(Sha256::digest(b"")),
+                amz_date: "20150830T123600Z",
+                scope: ("20150830", "us-east-1", "iam"),
+            },
         );
         assert_eq!(
             sig,

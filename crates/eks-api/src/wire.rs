@@ -231,46 +231,6 @@ impl Idempotency {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments_decode_after_splitting() {
-        assert_eq!(
-            segments("/tags/arn%3Aaws%3Aeks%3Aus-east-1%3A123456789012%3Acluster%2Fc1"),
-            ["tags", "arn:aws:eks:us-east-1:123456789012:cluster/c1"]
-        );
-        assert_eq!(
-            segments("/clusters/c1/fargate-profiles/"),
-            ["clusters", "c1", "fargate-profiles"]
-        );
-    }
-
-    #[test]
-    fn repeated_query_keys() {
-        let q = query(Some("tagKeys=a&tagKeys=b%20c&tagKeys=d%2Fe"));
-        let keys: Vec<&str> = q.iter().map(|(_, v)| v.as_str()).collect();
-        assert_eq!(keys, ["a", "b c", "d/e"]);
-    }
-
-    #[test]
-    fn paging() {
-        let names: Vec<String> = (0..25).map(|i| format!("n{i:02}")).collect();
-        let (first, token) = page(names.clone(), &[("maxResults".into(), "10".into())]).unwrap();
-        assert_eq!(first.len(), 10);
-        let token = token.unwrap();
-        let (second, _) = page(names.clone(), &[("nextToken".into(), token)]).unwrap();
-        assert_eq!(second.first().unwrap(), "n10");
-        assert_eq!(second.len(), 15);
-        let (all, none) = page(names.clone(), &[]).unwrap();
-        assert_eq!((all.len(), none), (25, None));
-        assert!(page(names.clone(), &[("maxResults".into(), "101".into())]).is_err());
-        assert!(page(names.clone(), &[("maxResults".into(), "0".into())]).is_err());
-        assert!(page(names, &[("nextToken".into(), "garbage!".into())]).is_err());
-    }
-}
-
 /// Run `f` in one store transaction. An API error rolls everything back and is returned as is;
 /// a store error becomes a server error.
 pub fn in_tx(
@@ -310,4 +270,44 @@ pub fn load<T: serde::de::DeserializeOwned>(
 
 pub fn to_value<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_decode_after_splitting() {
+        assert_eq!(
+            segments("/tags/arn%3Aaws%3Aeks%3Aus-east-1%3A123456789012%3Acluster%2Fc1"),
+            ["tags", "arn:aws:eks:us-east-1:123456789012:cluster/c1"]
+        );
+        assert_eq!(
+            segments("/clusters/c1/fargate-profiles/"),
+            ["clusters", "c1", "fargate-profiles"]
+        );
+    }
+
+    #[test]
+    fn repeated_query_keys() {
+        let q = query(Some("tagKeys=a&tagKeys=b%20c&tagKeys=d%2Fe"));
+        let keys: Vec<&str> = q.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(keys, ["a", "b c", "d/e"]);
+    }
+
+    #[test]
+    fn paging() {
+        let names: Vec<String> = (0..25).map(|i| format!("n{i:02}")).collect();
+        let (first, token) = page(names.clone(), &[("maxResults".into(), "10".into())]).unwrap();
+        assert_eq!(first.len(), 10);
+        let token = token.unwrap();
+        let (second, _) = page(names.clone(), &[("nextToken".into(), token)]).unwrap();
+        assert_eq!(second.first().unwrap(), "n10");
+        assert_eq!(second.len(), 15);
+        let (all, none) = page(names.clone(), &[]).unwrap();
+        assert_eq!((all.len(), none), (25, None));
+        assert!(page(names.clone(), &[("maxResults".into(), "101".into())]).is_err());
+        assert!(page(names.clone(), &[("maxResults".into(), "0".into())]).is_err());
+        assert!(page(names, &[("nextToken".into(), "garbage!".into())]).is_err());
+    }
 }
