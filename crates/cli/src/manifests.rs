@@ -28,43 +28,76 @@ pub struct Manifests {
     /// PVCs and PVs found in the inputs, to check what pods mount.
     claims: Vec<PersistentVolumeClaim>,
     volumes: Vec<PersistentVolume>,
+    storage_classes: Vec<String>,
 }
 
 impl Manifests {
     /// What the inputs say about each claim; claims not in the inputs are left out (unknown).
     pub fn claims(&self) -> BTreeMap<(String, String), ClaimState> {
-        let drivers: BTreeMap<&str, Option<&str>> = self
-            .volumes
-            .iter()
-            .filter_map(|pv| {
-                let name = pv.metadata.name.as_deref()?;
-                let driver = pv
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.csi.as_ref())
-                    .map(|c| c.driver.as_str());
-                Some((name, driver))
-            })
-            .collect();
         self.claims
             .iter()
             .filter_map(|pvc| {
                 let ns = pvc.metadata.namespace.clone()?;
                 let name = pvc.metadata.name.clone()?;
-                let state = match pvc.spec.as_ref().and_then(|s| s.volume_name.as_deref()) {
-                    // Fargate has no dynamic provisioning: a claim naming no volume stays unbound.
-                    None | Some("") => ClaimState::NotBound,
-                    Some(pv) => match drivers.get(pv) {
-                        Some(driver) => ClaimState::Bound {
-                            volume: pv.to_string(),
-                            csi_driver: driver.map(str::to_string),
-                        },
-                        None => ClaimState::Unknown,
-                    },
-                };
+                let state = self.binding(pvc, &ns, &name);
                 Some(((ns, name), state))
             })
             .collect()
+    }
+
+    /// The volume a claim binds to, as Kubernetes binds it: the one it names, else one whose
+    /// `claimRef` names it, else one of its storage class. A claim whose class is a StorageClass in
+    /// the inputs and that no volume satisfies would need dynamic provisioning, which Fargate does
+    /// not have: it stays unbound. Anything else is not decidable from the inputs.
+    fn binding(&self, pvc: &PersistentVolumeClaim, ns: &str, name: &str) -> ClaimState {
+        let spec = pvc.spec.as_ref();
+        let class = spec
+            .and_then(|s| s.storage_class_name.as_deref())
+            .unwrap_or("");
+        let pv_name = |pv: &PersistentVolume| pv.metadata.name.clone().unwrap_or_default();
+        let bound = |pv: &PersistentVolume| ClaimState::Bound {
+            volume: pv_name(pv),
+            csi_driver: pv
+                .spec
+                .as_ref()
+                .and_then(|s| s.csi.as_ref())
+                .map(|c| c.driver.clone()),
+        };
+        if let Some(volume) = spec
+            .and_then(|s| s.volume_name.as_deref())
+            .filter(|v| !v.is_empty())
+        {
+            return match self.volumes.iter().find(|pv| pv_name(pv) == volume) {
+                Some(pv) => bound(pv),
+                None => ClaimState::Unknown,
+            };
+        }
+        let claim_ref = |pv: &&PersistentVolume| {
+            pv.spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .is_some_and(|r| {
+                    r.name.as_deref() == Some(name)
+                        && r.namespace.as_deref().unwrap_or("default") == ns
+                })
+        };
+        if let Some(pv) = self.volumes.iter().find(claim_ref) {
+            return bound(pv);
+        }
+        let same_class = |pv: &&PersistentVolume| {
+            let s = pv.spec.as_ref();
+            s.and_then(|s| s.claim_ref.as_ref()).is_none()
+                && s.and_then(|s| s.storage_class_name.as_deref())
+                    .unwrap_or("")
+                    == class
+        };
+        if let Some(pv) = self.volumes.iter().find(same_class) {
+            return bound(pv);
+        }
+        if !class.is_empty() && self.storage_classes.iter().any(|c| c == class) {
+            return ClaimState::NotBound;
+        }
+        ClaimState::Unknown
     }
 }
 
@@ -91,7 +124,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
         .collect();
     entries.sort();
     for entry in entries {
-        if entry.is_dir() {
+        // A symlinked directory could lead back up the tree: only real directories are walked.
+        let is_link = std::fs::symlink_metadata(&entry).is_ok_and(|m| m.file_type().is_symlink());
+        if entry.is_dir() && !is_link {
             walk(&entry, out)?;
         } else if matches!(
             entry.extension().and_then(|e| e.to_str()),
@@ -132,6 +167,7 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<Manifests, Inp
         all.skipped.extend(part.skipped);
         all.claims.extend(part.claims);
         all.volumes.extend(part.volumes);
+        all.storage_classes.extend(part.storage_classes);
     }
     Ok(all)
 }
@@ -147,11 +183,24 @@ fn load_files(files: &[PathBuf], default_namespace: &str) -> Result<Manifests, I
     Ok(manifests)
 }
 
+/// How deeply `List`s may nest; real inputs nest one deep at most.
+const MAX_LIST_DEPTH: usize = 8;
+
 fn add_object(
+    m: &mut Manifests,
+    path: &Path,
+    doc: Document,
+    default_ns: &str,
+) -> Result<(), InputError> {
+    add_nested(m, path, doc, default_ns, 0)
+}
+
+fn add_nested(
     m: &mut Manifests,
     path: &Path,
     mut doc: Document,
     default_ns: &str,
+    depth: usize,
 ) -> Result<(), InputError> {
     let Value::Mapping(map) = &doc.value else {
         return Err(InputError::at(
@@ -164,7 +213,16 @@ fn add_object(
     if kind.is_empty() {
         return Err(InputError::at(path, Some(doc.line), "object has no kind"));
     }
-    if kind == "List" || kind.ends_with("List") {
+    let is_list = kind == "List"
+        || (kind.ends_with("List") && matches!(map.get("items"), Some(Value::Sequence(_))));
+    if is_list {
+        if depth >= MAX_LIST_DEPTH {
+            return Err(InputError::at(
+                path,
+                Some(doc.line),
+                format!("{kind} nested more than {MAX_LIST_DEPTH} deep"),
+            ));
+        }
         let items = match map.get("items") {
             Some(Value::Sequence(items)) => items.clone(),
             None | Some(Value::Null) => Vec::new(),
@@ -177,7 +235,7 @@ fn add_object(
             }
         };
         for item in items {
-            add_object(
+            add_nested(
                 m,
                 path,
                 Document {
@@ -185,6 +243,7 @@ fn add_object(
                     line: doc.line,
                 },
                 default_ns,
+                depth + 1,
             )?;
         }
         return Ok(());
@@ -277,6 +336,10 @@ fn add_object(
             let mut pvc: PersistentVolumeClaim = yaml::typed(path, doc, &label)?;
             pvc.metadata.namespace = Some(namespaced(pvc.metadata.namespace.take()));
             m.claims.push(pvc);
+            return Ok(());
+        }
+        "StorageClass" => {
+            m.storage_classes.push(name);
             return Ok(());
         }
         "PersistentVolume" => {
@@ -430,7 +493,8 @@ mod tests {
         );
         assert_eq!(
             claims[&("default".to_string(), "dyn".to_string())],
-            ClaimState::NotBound
+            ClaimState::Unknown,
+            "no volume or StorageClass in the inputs says how it binds"
         );
     }
 }

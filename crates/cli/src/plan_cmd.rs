@@ -135,6 +135,16 @@ pub fn run(args: &PlanArgs) -> Result<i32> {
         }
     }
 
+    if manifests.workloads.is_empty() {
+        warnings.push(format!(
+            "no workloads in the inputs ({}): nothing was planned",
+            args.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let rule = SelectionRule::from(args.selection_rule);
     let index = ProfileIndex::new(cluster.profiles.clone());
     let claims = manifests.claims();
@@ -168,8 +178,12 @@ pub fn run(args: &PlanArgs) -> Result<i32> {
         Output::Json => render::json(&report),
         Output::Markdown => render::markdown(&report),
     };
-    print!("{text}");
-    Ok(gate(&report, &args.fail_on))
+    let status = gate(&report, &args.fail_on);
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(status),
+    }
 }
 
 fn gate(report: &Report, fail_on: &[FailOn]) -> i32 {

@@ -160,8 +160,20 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// Text safe inside a Markdown table cell or list item of a pull-request comment.
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '`' => out.push_str("\\`"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push(' '),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 pub fn markdown(report: &Report) -> String {

@@ -446,3 +446,134 @@ fn reads_manifests_from_stdin() {
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["workloads"][0]["profile"], "fp-batch");
 }
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lf-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn efs_claims_bind_like_kubernetes() {
+    let dir = scratch("efs");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: default}\nspec:\n  containers: [{name: c, image: x}]\n  volumes: [{name: data, persistentVolumeClaim: {claimName: efs-claim}}]\n";
+    // The aws-efs-csi-driver static example: the claim binds through its storage class.
+    let static_pv = "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: efs-pv}\nspec:\n  capacity: {storage: 5Gi}\n  accessModes: [ReadWriteMany]\n  storageClassName: efs-sc\n  csi: {driver: efs.csi.aws.com, volumeHandle: fs-123}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: efs-claim}\nspec:\n  accessModes: [ReadWriteMany]\n  storageClassName: efs-sc\n  resources: {requests: {storage: 5Gi}}\n---\n";
+    std::fs::write(dir.join("static.yaml"), format!("{static_pv}{pod}")).unwrap();
+    let plan = plan_json(&[
+        "--config",
+        "cluster.yaml",
+        "-f",
+        dir.join("static.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(plan["workloads"][0]["placement"], "fargate", "{plan:#}");
+    // Dynamic provisioning through a StorageClass: Fargate cannot, the claim never binds.
+    let dynamic = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: efs-sc}\nprovisioner: efs.csi.aws.com\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: efs-claim}\nspec:\n  storageClassName: efs-sc\n  resources: {requests: {storage: 5Gi}}\n---\n";
+    std::fs::write(dir.join("dynamic.yaml"), format!("{dynamic}{pod}")).unwrap();
+    let plan = plan_json(&[
+        "--config",
+        "cluster.yaml",
+        "-f",
+        dir.join("dynamic.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        plan["workloads"][0]["reasons"][1],
+        "Pod not supported on Fargate: volumes not supported: data not supported because: PVC efs-claim not bound"
+    );
+    // Only the claim: not decidable, so a warning rather than a refusal.
+    std::fs::write(dir.join("unknown.yaml"), pod).unwrap();
+    let plan = plan_json(&[
+        "--config",
+        "cluster.yaml",
+        "-f",
+        dir.join("unknown.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(plan["workloads"][0]["placement"], "fargate");
+    let warnings = plan["workloads"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("mounts PVC efs-claim, whose binding the inputs do not show"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn hostile_inputs_do_not_crash() {
+    let dir = scratch("hostile");
+    // Node-group sizes that overflow 32 bits when added.
+    std::fs::write(
+        dir.join("cc.yaml"),
+        "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: c}\nmanagedNodeGroups:\n- {name: a, desiredCapacity: 4294967295}\n- {name: b, desiredCapacity: 2}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ds.yaml"), "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec: {selector: {}, template: {spec: {containers: [{name: c, image: x}]}}}\n").unwrap();
+    let plan = plan_json(&[
+        "--config",
+        dir.join("cc.yaml").to_str().unwrap(),
+        "-f",
+        dir.join("ds.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(plan["workloads"][0]["replicas"], u32::MAX, "saturates");
+    // Lists nested without end.
+    let mut nested = String::from("kind: Pod\nmetadata: {name: p}\n");
+    for _ in 0..20 {
+        nested = format!(
+            "kind: List\nitems:\n- {}",
+            nested.replace('\n', "\n  ").trim_end()
+        );
+        nested.push('\n');
+    }
+    std::fs::write(dir.join("nested.yaml"), nested).unwrap();
+    let out = localfargate(&["plan", "-f", dir.join("nested.yaml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nested more than 8 deep"));
+    // A symlink back up the tree is not followed.
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(fixtures().join("manifests/web.yaml"), tree.join("web.yaml")).unwrap();
+    std::os::unix::fs::symlink(&tree, tree.join("self")).unwrap();
+    let plan = plan_json(&["--config", "cluster.yaml", "-f", tree.to_str().unwrap()]);
+    assert_eq!(plan["workloads"].as_array().unwrap().len(), 1);
+    // Nothing to plan is said, and trips the warning gate.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = localfargate(&[
+        "plan",
+        "--config",
+        "cluster.yaml",
+        "-f",
+        empty.to_str().unwrap(),
+        "--fail-on",
+        "warning",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no workloads in the inputs"));
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_crash() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_localfargate"))
+        .current_dir(fixtures())
+        .args([
+            "plan",
+            "--config",
+            "cluster.yaml",
+            "-f",
+            "manifests",
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

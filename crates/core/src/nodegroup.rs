@@ -207,11 +207,10 @@ pub fn fits(pod: &Pod, requests: &PodRequests, group: &NodeGroup) -> Result<(), 
         });
     if let Some(required) = required {
         // Terms are ORed; the expressions of one term are ANDed.
+        // An empty term matches no node, as upstream's scheduler has it.
         let any_term = required.node_selector_terms.iter().any(|term| {
-            term.match_expressions
-                .iter()
-                .flatten()
-                .all(|e| requirement_matches(e, &labels))
+            let expressions = term.match_expressions.as_deref().unwrap_or(&[]);
+            !expressions.is_empty() && expressions.iter().all(|e| requirement_matches(e, &labels))
         });
         if !any_term {
             return Err(Misfit::Affinity);

@@ -398,8 +398,8 @@ impl PlanContext<'_> {
                 && self.claims.claim(&w.namespace, &pvc.claim_name) == ClaimState::Unknown
             {
                 plan.warnings.push(format!(
-                    "volume {} mounts PVC {}, which is not in the inputs: Fargate mounts only PVCs bound to \
-                     statically provisioned EFS volumes ({})",
+                    "volume {} mounts PVC {}, whose binding the inputs do not show: Fargate mounts only PVCs \
+                     bound to statically provisioned EFS volumes ({})",
                     v.name,
                     pvc.claim_name,
                     admission::EFS_CSI_DRIVER
@@ -417,7 +417,11 @@ impl PlanContext<'_> {
         requests: &PodRequests,
     ) {
         set_requests(plan, requests);
-        let total_nodes: u32 = self.node_groups.iter().map(|g| g.desired_size).sum();
+        let total_nodes: u64 = self
+            .node_groups
+            .iter()
+            .map(|g| u64::from(g.desired_size))
+            .sum();
         if self.node_groups.is_empty() || total_nodes == 0 {
             plan.placement = PlacementKind::Pending;
             if w.kind == "DaemonSet" {
@@ -434,18 +438,19 @@ impl PlanContext<'_> {
             }
             return;
         }
-        let mut misfits: BTreeMap<String, u32> = BTreeMap::new();
+        let mut misfits: BTreeMap<String, u64> = BTreeMap::new();
         let mut fitting: Vec<&NodeGroup> = Vec::new();
         for g in self.node_groups {
             match nodegroup::fits(pod, requests, g) {
                 Ok(()) => fitting.push(g),
                 Err(Misfit::NoNodes) => {}
-                Err(m) => *misfits.entry(m.to_string()).or_default() += g.desired_size,
+                Err(m) => *misfits.entry(m.to_string()).or_default() += u64::from(g.desired_size),
             }
         }
         if w.kind == "DaemonSet" {
             // One pod per node it fits on.
-            plan.replicas = fitting.iter().map(|g| g.desired_size).sum();
+            let nodes: u64 = fitting.iter().map(|g| u64::from(g.desired_size)).sum();
+            plan.replicas = u32::try_from(nodes).unwrap_or(u32::MAX);
         }
         let Some(group) = fitting.first() else {
             plan.placement = PlacementKind::Pending;

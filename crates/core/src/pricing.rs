@@ -15,7 +15,7 @@ pub const MINIMUM_BILLED_SECONDS: u64 = 60;
 
 /// Fargate's Linux/x86 on-demand rates in one region, in USD.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FargateRates {
     pub vcpu_hour: f64,
     pub gb_hour: f64,
@@ -240,5 +240,10 @@ mod tests {
             serde_json::from_str(r#"{"ec2": {"us-east-1": {"m5.large": -1}}}"#).unwrap();
         assert!(PriceTable::builtin().merged(bad).is_err());
         assert!(serde_json::from_str::<PriceTable>(r#"{"fargat": {}}"#).is_err());
+        let extra = r#"{"fargate": {"x": {"vcpuHour": 1, "gbHour": 1, "storageGbHour": 1, "spotVcpuHour": 2}}}"#;
+        assert!(
+            serde_json::from_str::<PriceTable>(extra).is_err(),
+            "unknown rate keys are errors"
+        );
     }
 }
