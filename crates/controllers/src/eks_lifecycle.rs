@@ -118,7 +118,12 @@ mod tests {
             .unwrap();
         assert_eq!(reconcile_once(&store, 5.0).unwrap(), Some(10.0));
         assert_eq!(reconcile_once(&store, 10.0).unwrap(), Some(20.0));
-        let cluster = store.get(CLUSTER_KIND, "c1").unwrap().unwrap().value;
+        let cluster = store
+            .get(CLUSTER_KIND, "c1")
+            .unwrap()
+            .unwrap()
+            .value
+            .clone();
         assert_eq!(cluster, json!({"resource": {"status": "ACTIVE"}}));
         assert_eq!(reconcile_once(&store, 25.0).unwrap(), None);
         assert!(store.get(FARGATE_PROFILE_KIND, "c1/p").unwrap().is_none());

@@ -17,8 +17,15 @@ async fn connection(addr: String, path: String, until: Instant) -> std::io::Resu
     );
     let mut latencies_us = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut reconnect = false;
     while Instant::now() < until {
         let start = Instant::now();
+        if reconnect {
+            // The server closes after each response (moto's werkzeug does): a new connection per
+            // request, its cost counted, as a client would see it.
+            stream = TcpStream::connect(&addr).await?;
+            stream.set_nodelay(true)?;
+        }
         stream.write_all(request.as_bytes()).await?;
         // Read headers, then exactly Content-Length bytes of body.
         let mut have = 0;
@@ -41,6 +48,9 @@ async fn connection(addr: String, path: String, until: Instant) -> std::io::Resu
                     .find_map(|l| l.strip_prefix("content-length:"))
                     .and_then(|v| v.trim().parse::<usize>().ok())
                     .ok_or_else(|| std::io::Error::other("no content-length"))?;
+                reconnect = head
+                    .lines()
+                    .any(|l| l.replace(' ', "") == "connection:close");
                 break (end + 4, len);
             }
             if have == buf.len() {
@@ -62,7 +72,7 @@ async fn connection(addr: String, path: String, until: Instant) -> std::io::Resu
     Ok(latencies_us)
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, addr, path, connections, seconds] = &args[..] else {

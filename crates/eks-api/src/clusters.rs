@@ -6,7 +6,7 @@ use localfargate_core::eks::{
     CLUSTER_KIND, Cluster, DEFAULT_KUBERNETES_VERSION, FARGATE_PROFILE_KIND, NODEGROUP_KIND,
     Record, SUPPORTED_KUBERNETES_VERSIONS, valid_cluster_name, valid_role_arn,
 };
-use localfargate_store::{StoreExt, Tx};
+use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -205,14 +205,14 @@ pub fn describe(state: &AppState, name: &str) -> Result<Value, ApiError> {
         .store
         .get(CLUSTER_KIND, name)?
         .ok_or_else(|| not_found(name))?;
-    let record: Record<Cluster> = serde_json::from_value(record.value)
+    let record: Record<Cluster> = serde::Deserialize::deserialize(&record.value)
         .map_err(|e| ApiError::server(format!("stored cluster: {e}")))?;
     Ok(json!({"cluster": wire(&record.resource)}))
 }
 
 pub fn list(state: &AppState, q: &[(String, String)]) -> Result<Value, ApiError> {
     let (objects, _) = state.store.list(CLUSTER_KIND, "")?;
-    let names = objects.into_iter().map(|o| o.key).collect();
+    let names = objects.iter().map(|o| o.key.clone()).collect();
     let (clusters, token) = wire::page(names, q)?;
     let mut out = json!({"clusters": clusters});
     if let Some(t) = token {

@@ -5,7 +5,6 @@ use localfargate_core::eks::{
     CLUSTER_KIND, NODEGROUP_KIND, Nodegroup, Record, ScalingConfig, valid_role_arn,
 };
 use localfargate_core::nodegroup::{DEFAULT_INSTANCE_TYPE, Taint};
-use localfargate_store::StoreExt;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -211,13 +210,17 @@ pub fn create(
 }
 
 pub fn describe(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
-    wire::in_tx(state.store.as_ref(), |tx| {
-        clusters::existing(tx, cluster)?;
-        let (record, _): (Record<Nodegroup>, u64) =
-            wire::load(tx, NODEGROUP_KIND, &key(cluster, name))?
-                .ok_or_else(|| not_found(cluster, name))?;
-        Ok(json!({"nodegroup": to_value(&record.resource)}))
-    })
+    // Committed state, read without a transaction: the hot path of waiters and controllers.
+    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
+        return Err(clusters::not_found(cluster));
+    }
+    let object = state
+        .store
+        .get(NODEGROUP_KIND, &key(cluster, name))?
+        .ok_or_else(|| not_found(cluster, name))?;
+    let record: Record<Nodegroup> = serde::Deserialize::deserialize(&object.value)
+        .map_err(|e| ApiError::server(format!("stored NODEGROUP_KIND {name}: {e}")))?;
+    Ok(json!({"nodegroup": to_value(&record.resource)}))
 }
 
 pub fn list(state: &AppState, cluster: &str, q: &[(String, String)]) -> Result<Value, ApiError> {

@@ -2,7 +2,7 @@
 
 use localfargate_core::eks::{CLUSTER_KIND, Cluster, FARGATE_PROFILE_KIND, Record, valid_role_arn};
 use localfargate_core::profile::{FargateProfile, ProfileStatus, Selector};
-use localfargate_store::{StoreExt, Tx};
+use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -212,13 +212,17 @@ pub fn create(
 }
 
 pub fn describe(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
-    wire::in_tx(state.store.as_ref(), |tx| {
-        clusters::existing(tx, cluster)?;
-        let (record, _): (Record<FargateProfile>, u64) =
-            wire::load(tx, FARGATE_PROFILE_KIND, &key(cluster, name))?
-                .ok_or_else(|| not_found(cluster, name))?;
-        Ok(wire_profile(&record.resource))
-    })
+    // Committed state, read without a transaction: the hot path of waiters and controllers.
+    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
+        return Err(clusters::not_found(cluster));
+    }
+    let object = state
+        .store
+        .get(FARGATE_PROFILE_KIND, &key(cluster, name))?
+        .ok_or_else(|| not_found(cluster, name))?;
+    let record: Record<FargateProfile> = serde::Deserialize::deserialize(&object.value)
+        .map_err(|e| ApiError::server(format!("stored FARGATE_PROFILE_KIND {name}: {e}")))?;
+    Ok(wire_profile(&record.resource))
 }
 
 pub fn list(state: &AppState, cluster: &str, q: &[(String, String)]) -> Result<Value, ApiError> {

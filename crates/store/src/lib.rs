@@ -95,6 +95,12 @@ pub trait Tx {
 
 /// A versioned object store.
 pub trait Store: Send + Sync {
+    /// The latest committed version of an object, outside any transaction.
+    /// Shared, so reads copy nothing.
+    fn get(&self, kind: &str, key: &str) -> Result<Option<Arc<Object>>>;
+    /// Committed objects of a kind whose key starts with `prefix`, in key order, and the
+    /// revision they were read at.
+    fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Arc<Object>>, Revision)>;
     /// Run `f` in one transaction. It commits when `f` returns `Ok`, and rolls back otherwise.
     fn transact(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
     /// Changes to objects of `kind` with keys starting with `prefix`, after revision `after`.
@@ -118,11 +124,8 @@ pub fn transaction<R, S: Store + ?Sized>(
     out.ok_or_else(|| StoreError::Backend("transaction returned nothing".to_string()))
 }
 
-/// Single-operation helpers, each its own transaction.
+/// Single-write helpers, each its own transaction.
 pub trait StoreExt {
-    fn get(&self, kind: &str, key: &str) -> Result<Option<Object>>;
-    /// The objects and the revision they were read at.
-    fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Object>, Revision)>;
     fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Object>;
     fn update(
         &self,
@@ -135,12 +138,6 @@ pub trait StoreExt {
 }
 
 impl<S: Store + ?Sized> StoreExt for S {
-    fn get(&self, kind: &str, key: &str) -> Result<Option<Object>> {
-        transaction(self, |tx| tx.get(kind, key))
-    }
-    fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Object>, Revision)> {
-        transaction(self, |tx| Ok((tx.list(kind, prefix)?, tx.revision())))
-    }
     fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Object> {
         transaction(self, |tx| tx.create(kind, key, value))
     }

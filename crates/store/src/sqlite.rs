@@ -1,9 +1,9 @@
 //! SQLite backend: one connection behind a mutex (writes are serialized anyway), WAL journal so a
 //! committed write survives the process being killed, and an event log for watches.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -45,8 +45,16 @@ struct Inner {
     writes_since_compaction: u64,
 }
 
+/// Committed objects by kind and key, and the revision they are at: reads never touch SQLite.
+#[derive(Default)]
+struct Cache {
+    objects: HashMap<String, BTreeMap<String, Arc<Object>>>,
+    revision: Revision,
+}
+
 pub struct SqliteStore {
     inner: Mutex<Inner>,
+    cache: RwLock<Cache>,
     live: broadcast::Sender<Arc<Event>>,
     retained: u64,
 }
@@ -72,6 +80,38 @@ impl SqliteStore {
         Self::with_connection(conn)
     }
 
+    /// Every committed object, read once at start.
+    fn load_cache(conn: &Connection, revision: Revision) -> Result<Cache> {
+        let mut cache = Cache {
+            revision,
+            ..Default::default()
+        };
+        let mut stmt = conn
+            .prepare("SELECT kind, key, value, revision, created FROM objects")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            let (kind, key, value, rev, created) = row.map_err(backend)?;
+            let object = row_to_object(&kind, &key, &value, rev, created)?;
+            cache
+                .objects
+                .entry(kind)
+                .or_default()
+                .insert(key, Arc::new(object));
+        }
+        Ok(cache)
+    }
+
     /// A store that lives and dies with the process.
     pub fn in_memory() -> Result<Self> {
         Self::with_connection(Connection::open_in_memory().map_err(backend)?)
@@ -89,6 +129,7 @@ impl SqliteStore {
             .optional()
             .map_err(backend)?;
         let revision = from_events.unwrap_or(0).max(from_meta.unwrap_or(0)) as Revision;
+        let cache = Self::load_cache(&conn, revision)?;
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         Ok(SqliteStore {
             inner: Mutex::new(Inner {
@@ -96,6 +137,7 @@ impl SqliteStore {
                 revision,
                 writes_since_compaction: 0,
             }),
+            cache: RwLock::new(cache),
             live,
             retained: DEFAULT_RETAINED_EVENTS,
         })
@@ -347,6 +389,24 @@ impl SqliteStore {
                 .execute("DELETE FROM events WHERE revision <= ?1", params![floor])
                 .map_err(backend)?;
         }
+        {
+            let mut cache = self
+                .cache
+                .write()
+                .map_err(|_| backend("cache lock poisoned by a panic"))?;
+            for e in &events {
+                let objects = cache.objects.entry(e.object.kind.clone()).or_default();
+                match e.event_type {
+                    EventType::Deleted => {
+                        objects.remove(&e.object.key);
+                    }
+                    _ => {
+                        objects.insert(e.object.key.clone(), Arc::new(e.object.clone()));
+                    }
+                }
+            }
+            cache.revision = revision;
+        }
         // Published under the lock, so live events reach watchers in revision order.
         for e in events {
             let _ = self.live.send(Arc::new(e));
@@ -356,6 +416,35 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn get(&self, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
+        let cache = self
+            .cache
+            .read()
+            .map_err(|_| backend("cache lock poisoned by a panic"))?;
+        Ok(cache.objects.get(kind).and_then(|o| o.get(key)).cloned())
+    }
+
+    fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Arc<Object>>, Revision)> {
+        let cache = self
+            .cache
+            .read()
+            .map_err(|_| backend("cache lock poisoned by a panic"))?;
+        let objects = cache
+            .objects
+            .get(kind)
+            .map(|o| {
+                o.range::<str, _>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v.clone())
+                .collect()
+            })
+            .unwrap_or_default();
+        Ok((objects, cache.revision))
+    }
+
     fn transact(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         self.run(|tx| f(tx))
     }

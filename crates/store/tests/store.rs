@@ -14,7 +14,7 @@ fn revisions_increase_and_objects_carry_them() {
     let a2 = s.update("pod", "ns/a", &json!({"n": 3}), None).unwrap();
     assert_eq!((a2.revision, a2.created), (3, 1));
     assert_eq!(
-        s.get("pod", "ns/a").unwrap().unwrap().value,
+        s.get("pod", "ns/a").unwrap().unwrap().value.clone(),
         json!({"n": 3})
     );
     assert_eq!(s.revision().unwrap(), 3);
@@ -157,7 +157,7 @@ fn survives_reopen_with_history() {
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(s.revision().unwrap(), 2);
     assert_eq!(
-        s.get("cluster", "c1").unwrap().unwrap().value["status"],
+        s.get("cluster", "c1").unwrap().unwrap().value["status"].clone(),
         "ACTIVE"
     );
     assert_eq!(s.create("cluster", "c2", &json!({})).unwrap().revision, 3);
