@@ -1,5 +1,7 @@
 //! The `localfargate` command.
 
+mod eks_client;
+mod eks_cmds;
 mod inputs;
 mod manifests;
 mod network;
@@ -26,6 +28,28 @@ enum Command {
     Up(up::UpArgs),
     /// Print the VPC model that clusters and Fargate profiles take subnets from.
     Network(network::NetworkArgs),
+    /// Create, list and delete clusters through the EKS API.
+    Cluster {
+        #[command(subcommand)]
+        cmd: eks_cmds::ClusterCmd,
+        #[command(flatten)]
+        target: eks_cmds::Target,
+    },
+    /// Create, list and delete Fargate profiles through the EKS API (eksctl's `fargateprofile`).
+    Profile {
+        #[command(subcommand)]
+        cmd: eks_cmds::ProfileCmd,
+        #[command(flatten)]
+        target: eks_cmds::Target,
+    },
+    /// Create what an eksctl ClusterConfig describes (cluster, Fargate profiles, managed node
+    /// groups), waiting for each to be ACTIVE.
+    Apply {
+        #[command(flatten)]
+        args: eks_cmds::ApplyArgs,
+        #[command(flatten)]
+        target: eks_cmds::Target,
+    },
 }
 
 fn main() {
@@ -41,6 +65,9 @@ fn main() {
         Command::Plan(args) => plan_cmd::run(args),
         Command::Up(args) => up::run(args),
         Command::Network(args) => network::run(args),
+        Command::Cluster { cmd, target } => eks_cmds::cluster(cmd, target),
+        Command::Profile { cmd, target } => eks_cmds::profile(cmd, target),
+        Command::Apply { args, target } => eks_cmds::apply(args, target),
     };
     match status {
         Ok(code) => std::process::exit(code),
