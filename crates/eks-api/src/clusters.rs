@@ -247,3 +247,48 @@ pub fn delete(state: &AppState, name: &str) -> Result<Value, ApiError> {
         Ok(json!({"cluster": wire(&record.resource)}))
     })
 }
+
+/// A cluster's sub-resource (Fargate profile, node group), from committed state: the hot path of
+/// waiters and controllers, read without a transaction.
+pub(crate) fn read_child<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    cluster: &str,
+    kind: &str,
+    name: &str,
+    not_found_child: impl FnOnce() -> ApiError,
+) -> Result<Record<T>, ApiError> {
+    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
+        return Err(not_found(cluster));
+    }
+    let object = state
+        .store
+        .get(kind, &format!("{cluster}/{name}"))?
+        .ok_or_else(not_found_child)?;
+    serde::Deserialize::deserialize(&object.value)
+        .map_err(|e| ApiError::server(format!("stored {kind} {name}: {e}")))
+}
+
+/// The names of a cluster's sub-resources of `kind`, sorted and paged, under `member`.
+pub(crate) fn list_children(
+    state: &AppState,
+    cluster: &str,
+    kind: &str,
+    member: &str,
+    q: &[(String, String)],
+) -> Result<Value, ApiError> {
+    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
+        return Err(not_found(cluster));
+    }
+    let prefix = format!("{cluster}/");
+    let (objects, _) = state.store.list(kind, &prefix)?;
+    let names = objects
+        .iter()
+        .map(|o| o.key[prefix.len()..].to_string())
+        .collect();
+    let (names, token) = wire::page(names, q)?;
+    let mut out = json!({ member: names });
+    if let Some(t) = token {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}

@@ -1,9 +1,7 @@
 //! CreateNodegroup, DescribeNodegroup, ListNodegroups, DeleteNodegroup: the EC2 capacity pods
 //! fall back to when no Fargate profile takes them.
 
-use localfargate_core::eks::{
-    CLUSTER_KIND, NODEGROUP_KIND, Nodegroup, Record, ScalingConfig, valid_role_arn,
-};
+use localfargate_core::eks::{NODEGROUP_KIND, Nodegroup, Record, ScalingConfig, valid_role_arn};
 use localfargate_core::nodegroup::{DEFAULT_INSTANCE_TYPE, Taint};
 use serde_json::{Map, Value, json};
 
@@ -210,35 +208,15 @@ pub fn create(
 }
 
 pub fn describe(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
-    // Committed state, read without a transaction: the hot path of waiters and controllers.
-    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
-        return Err(clusters::not_found(cluster));
-    }
-    let object = state
-        .store
-        .get(NODEGROUP_KIND, &key(cluster, name))?
-        .ok_or_else(|| not_found(cluster, name))?;
-    let record: Record<Nodegroup> = serde::Deserialize::deserialize(&object.value)
-        .map_err(|e| ApiError::server(format!("stored NODEGROUP_KIND {name}: {e}")))?;
+    let record: Record<Nodegroup> =
+        clusters::read_child(state, cluster, NODEGROUP_KIND, name, || {
+            not_found(cluster, name)
+        })?;
     Ok(json!({"nodegroup": to_value(&record.resource)}))
 }
 
 pub fn list(state: &AppState, cluster: &str, q: &[(String, String)]) -> Result<Value, ApiError> {
-    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
-        return Err(clusters::not_found(cluster));
-    }
-    let prefix = format!("{cluster}/");
-    let (objects, _) = state.store.list(NODEGROUP_KIND, &prefix)?;
-    let names = objects
-        .into_iter()
-        .map(|o| o.key[prefix.len()..].to_string())
-        .collect();
-    let (names, token) = wire::page(names, q)?;
-    let mut out = json!({"nodegroups": names});
-    if let Some(t) = token {
-        out["nextToken"] = json!(t);
-    }
-    Ok(out)
+    clusters::list_children(state, cluster, NODEGROUP_KIND, "nodegroups", q)
 }
 
 pub fn delete(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {

@@ -1,6 +1,6 @@
 //! CreateFargateProfile, DescribeFargateProfile, ListFargateProfiles, DeleteFargateProfile.
 
-use localfargate_core::eks::{CLUSTER_KIND, Cluster, FARGATE_PROFILE_KIND, Record, valid_role_arn};
+use localfargate_core::eks::{Cluster, FARGATE_PROFILE_KIND, Record, valid_role_arn};
 use localfargate_core::profile::{FargateProfile, ProfileStatus, Selector};
 use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
@@ -212,35 +212,21 @@ pub fn create(
 }
 
 pub fn describe(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
-    // Committed state, read without a transaction: the hot path of waiters and controllers.
-    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
-        return Err(clusters::not_found(cluster));
-    }
-    let object = state
-        .store
-        .get(FARGATE_PROFILE_KIND, &key(cluster, name))?
-        .ok_or_else(|| not_found(cluster, name))?;
-    let record: Record<FargateProfile> = serde::Deserialize::deserialize(&object.value)
-        .map_err(|e| ApiError::server(format!("stored FARGATE_PROFILE_KIND {name}: {e}")))?;
+    let record: Record<FargateProfile> =
+        clusters::read_child(state, cluster, FARGATE_PROFILE_KIND, name, || {
+            not_found(cluster, name)
+        })?;
     Ok(wire_profile(&record.resource))
 }
 
 pub fn list(state: &AppState, cluster: &str, q: &[(String, String)]) -> Result<Value, ApiError> {
-    if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
-        return Err(clusters::not_found(cluster));
-    }
-    let prefix = format!("{cluster}/");
-    let (objects, _) = state.store.list(FARGATE_PROFILE_KIND, &prefix)?;
-    let names = objects
-        .into_iter()
-        .map(|o| o.key[prefix.len()..].to_string())
-        .collect();
-    let (names, token) = wire::page(names, q)?;
-    let mut out = json!({"fargateProfileNames": names});
-    if let Some(t) = token {
-        out["nextToken"] = json!(t);
-    }
-    Ok(out)
+    clusters::list_children(
+        state,
+        cluster,
+        FARGATE_PROFILE_KIND,
+        "fargateProfileNames",
+        q,
+    )
 }
 
 pub fn delete(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
