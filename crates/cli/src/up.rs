@@ -56,7 +56,8 @@ pub struct UpArgs {
     /// Quota: Fargate profiles per cluster.
     #[arg(long, default_value_t = 10)]
     pub max_fargate_profiles: usize,
-    /// Port the clusters' Kubernetes APIs are announced on (their `endpoint`).
+    /// First port of the clusters' Kubernetes APIs: each cluster's `endpoint` gets its own port
+    /// from here up.
     #[arg(long, default_value_t = 6443)]
     pub kube_port: u16,
 }
@@ -93,7 +94,8 @@ fn config(args: &UpArgs) -> Result<Config> {
     config.network = load_network(args.network.as_ref(), &args.region)?;
     config.quotas.clusters = args.max_clusters;
     config.quotas.profiles_per_cluster = args.max_fargate_profiles;
-    config.kube_endpoint_base = format!("https://{}:{}", args.host, args.kube_port);
+    config.kube_host = args.host.clone();
+    config.kube_port_base = args.kube_port;
     config.auth = match args.auth {
         Auth::Any => AuthMode::Any,
         Auth::Strict => {

@@ -140,7 +140,8 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
         arn: config.arn(&format!("cluster/{name}")),
         created_at: now,
         version: version.to_string(),
-        endpoint: Some(format!("{}/clusters/{name}", config.kube_endpoint_base)),
+        // The port is chosen inside the transaction below.
+        endpoint: None,
         role_arn: role_arn.to_string(),
         resources_vpc_config: vpc,
         kubernetes_network_config: body
@@ -186,13 +187,28 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
                 ApiError::in_use(format!("Cluster already exists with name: {name}")).cluster(name),
             );
         }
-        let count = tx.list(CLUSTER_KIND, "")?.len();
+        let clusters = tx.list(CLUSTER_KIND, "")?;
+        let count = clusters.len();
         if count >= config.quotas.clusters {
             return Err(ApiError::limit_exceeded(format!(
                 "Cluster limit exceeded: this account already has {count} clusters in {} (quota {})",
                 config.region, config.quotas.clusters
             )));
         }
+        let used: std::collections::BTreeSet<u64> = clusters
+            .iter()
+            .filter_map(|c| c.value["private"]["kubePort"].as_u64())
+            .collect();
+        let port = (u64::from(config.kube_port_base)..=u64::from(u16::MAX))
+            .find(|p| !used.contains(p))
+            .ok_or_else(|| {
+                ApiError::limit_exceeded(
+                    "No free port is left for another cluster's Kubernetes API",
+                )
+            })?;
+        let mut record = record.clone();
+        record.resource.endpoint = Some(format!("https://{}:{port}", config.kube_host));
+        record.private["kubePort"] = json!(port);
         tx.create(CLUSTER_KIND, name, &to_value(&record))?;
         let response = json!({"cluster": wire(&record.resource)});
         idempotency.remember(tx, &response)?;

@@ -90,8 +90,11 @@ pub struct Config {
     pub quotas: Quotas,
     pub timing: Timing,
     pub network: Network,
-    /// Base URL of the Kubernetes APIs; a cluster's endpoint is `<base>/clusters/<name>`.
-    pub kube_endpoint_base: String,
+    /// Host of the clusters' Kubernetes APIs.
+    pub kube_host: String,
+    /// Each cluster's Kubernetes API gets its own port, the lowest free one from here: its TLS
+    /// certificate is signed by that cluster's own CA, so clusters cannot share a listener.
+    pub kube_port_base: u16,
     pub auth: AuthMode,
 }
 
@@ -103,7 +106,8 @@ impl Config {
             quotas: Quotas::default(),
             timing: Timing::uniform(2.0),
             network: Network::default_for(region),
-            kube_endpoint_base: "https://127.0.0.1:6443".to_string(),
+            kube_host: "127.0.0.1".to_string(),
+            kube_port_base: 6443,
             auth: AuthMode::Any,
         }
     }

@@ -66,12 +66,15 @@ def test_cluster_lifecycle_and_shape(eks):
     assert "endpoint" not in c and "certificateAuthority" not in c, "not until ACTIVE"
     assert c["arn"] == "arn:aws:eks:us-east-1:000000000000:cluster/c1"
     c = wait_for(lambda: (d := eks.describe_cluster(name="c1")["cluster"])["status"] == "ACTIVE" and d)
-    assert c["endpoint"].startswith("https://") and "/clusters/c1" in c["endpoint"]
+    assert c["endpoint"] == "https://127.0.0.1:6443", "each cluster its own port, from 6443"
+    eks.create_cluster(name="c2", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})
+    c2 = wait_for(lambda: (d := eks.describe_cluster(name="c2")["cluster"])["status"] == "ACTIVE" and d)
+    assert c2["endpoint"] == "https://127.0.0.1:6444"
     import base64
     assert base64.b64decode(c["certificateAuthority"]["data"]).startswith(b"-----BEGIN CERTIFICATE-----")
     assert c["resourcesVpcConfig"]["vpcId"] == "vpc-0a1b2c3d4e5f60000"
     assert c["version"] == "1.31"
-    assert eks.list_clusters()["clusters"] == ["c1"]
+    assert eks.list_clusters()["clusters"] == ["c1", "c2"]
 
 
 # ---- error paths, exact codes and messages ----
