@@ -269,7 +269,8 @@ mod tests {
     fn dates() {
         assert_eq!(amz_date(0), "19700101T000000Z");
         assert_eq!(amz_date(1_440_938_160), "20150830T123600Z");
-        assert_eq!(amz_date(1_795_462_785), "20261123T163945Z");
+        // The HTTP Date header the server sent with createdAt 1795462785: Mon, 23 Nov 2026 19:39:45 GMT.
+        assert_eq!(amz_date(1_795_462_785), "20261123T193945Z");
     }
 
     #[test]

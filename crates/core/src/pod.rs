@@ -85,7 +85,10 @@ mod tests {
             facts.requests(),
             sizing::pod_requests(p.spec.as_ref().unwrap()).unwrap()
         );
+        // By hand: CPU is the init container's 2 over the app's 100m; memory is the app's 70Mi
+        // request (its 170Mi limit does not count when a request is set).
         assert_eq!(facts.requests().cpu_millis, 2000);
+        assert_eq!(facts.requests().memory_bytes, 70 * 1024 * 1024);
         let index = ProfileIndex::new(vec![FargateProfile::active(
             "fp",
             vec![Selector::new("kube-system", &[("k8s-app", "kube-dns")])],
