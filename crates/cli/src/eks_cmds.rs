@@ -502,6 +502,15 @@ pub fn apply(args: &ApplyArgs, t: &Target) -> Result<i32> {
     for p in &config.profiles {
         if existing.contains(&p.name) {
             eprintln!("Fargate profile {} exists", p.name);
+            // One still CREATING blocks the next create: wait for it as for our own.
+            wait_status(
+                &client,
+                &target,
+                &format!("Fargate profile {} to be ACTIVE", p.name),
+                &["clusters", &name, "fargate-profiles", &p.name],
+                "fargateProfile",
+                "ACTIVE",
+            )?;
             continue;
         }
         let role = if p.pod_execution_role_arn.is_empty() {

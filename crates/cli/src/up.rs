@@ -94,7 +94,11 @@ fn config(args: &UpArgs) -> Result<Config> {
     config.network = load_network(args.network.as_ref(), &args.region)?;
     config.quotas.clusters = args.max_clusters;
     config.quotas.profiles_per_cluster = args.max_fargate_profiles;
-    config.kube_host = args.host.clone();
+    // An endpoint must be an address clients can dial, not the wildcard the server binds.
+    config.kube_host = match args.host.as_str() {
+        "0.0.0.0" | "::" | "[::]" => "127.0.0.1".to_string(),
+        host => host.to_string(),
+    };
     config.kube_port_base = args.kube_port;
     config.auth = match args.auth {
         Auth::Any => AuthMode::Any,
@@ -165,6 +169,7 @@ async fn serve(
     };
     let region = config.region.clone();
     let account = config.account_id.clone();
+    let strict = matches!(config.auth, AuthMode::Strict(_));
     let state = Arc::new(AppState {
         store: store.clone(),
         config,
@@ -174,9 +179,13 @@ async fn serve(
     println!("localfargate is up: EKS API on {url} (region {region}, account {account})");
     println!("state: {where_}");
     println!("export AWS_ENDPOINT_URL={url}");
-    println!(
-        "export AWS_DEFAULT_REGION={region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
-    );
+    if strict {
+        println!("export AWS_DEFAULT_REGION={region}  # with the keys of an --access-key");
+    } else {
+        println!(
+            "export AWS_DEFAULT_REGION={region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+        );
+    }
     let app = localfargate_eks_api::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

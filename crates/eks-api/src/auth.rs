@@ -98,31 +98,62 @@ pub struct SignedRequest<'a> {
     pub scope: (&'a str, &'a str, &'a str),
 }
 
-/// The signature for a request, computed as botocore and the Go SDK compute it for rest-json
-/// services: the raw path encoded once more, the raw query pairs sorted.
+/// The signature for a request, computed as botocore computes it for rest-json services: the raw
+/// path encoded once more, the raw query pairs sorted.
 pub fn signature(secret: &str, r: &SignedRequest<'_>) -> String {
-    let SignedRequest {
-        method,
-        raw_path,
-        raw_query,
-        headers,
-        payload_hash,
-        amz_date,
-        scope,
-    } = *r;
-    let canonical_uri = uri_encode(if raw_path.is_empty() { "/" } else { raw_path }, true);
+    signature_with(secret, r, &botocore_query(r.raw_query))
+}
+
+/// The query as botocore canonicalizes it: the raw pairs, sorted as sent.
+fn botocore_query(raw_query: &str) -> String {
     let mut pairs: Vec<(&str, &str)> = raw_query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| p.split_once('=').unwrap_or((p, "")))
         .collect();
     pairs.sort();
-    let canonical_query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join("&")
+}
+
+/// The query as the Go SDKs canonicalize it: decoded pairs sorted, then encoded again.
+fn go_sdk_query(raw_query: &str) -> String {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut pairs: Vec<(String, String)> = raw_query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect();
+    pairs.sort();
+    let pairs: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
+        .collect();
+    pairs.join("&")
+}
+
+fn signature_with(secret: &str, r: &SignedRequest<'_>, canonical_query: &str) -> String {
+    let SignedRequest {
+        method,
+        raw_path,
+        headers,
+        payload_hash,
+        amz_date,
+        scope,
+        ..
+    } = *r;
+    let canonical_uri = uri_encode(if raw_path.is_empty() { "/" } else { raw_path }, true);
     let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
     let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
     let canonical_request = format!(
-        "{method}\n{canonical_uri}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
-        canonical_query.join("&"),
+        "{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{}\n{payload_hash}",
         signed.join(";")
     );
     let (date, region, service) = scope;
@@ -135,6 +166,10 @@ pub fn signature(secret: &str, r: &SignedRequest<'_>) -> String {
     let k_service = hmac(&k_region, service.as_bytes());
     let k_signing = hmac(&k_service, b"aws4_request");
     hex::encode(hmac(&k_signing, string_to_sign.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `20261123T190000Z` → seconds since the epoch.
@@ -221,23 +256,39 @@ pub fn check(
         let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
         signed_headers.push((name.to_string(), value));
     }
-    let payload_hash = match header("x-amz-content-sha256") {
-        Some(h) => h.to_string(),
-        None => hex::encode(Sha256::digest(body)),
+    let payload_hash = hex::encode(Sha256::digest(body));
+    if header("x-amz-content-sha256").is_some_and(|h| h != payload_hash) {
+        return Err(ApiError::access_denied(
+            "InvalidSignatureException",
+            "The provided x-amz-content-sha256 header does not match the request body.",
+        ));
+    }
+    if auth.service != "eks"
+        || !amz_date.starts_with(auth.date)
+        || !auth.signed_headers.split(';').any(|h| h == "host")
+    {
+        return Err(incomplete());
+    }
+    let request = SignedRequest {
+        method: method.as_str(),
+        raw_path: uri.path(),
+        raw_query: uri.query().unwrap_or(""),
+        headers: &signed_headers,
+        payload_hash: &payload_hash,
+        amz_date,
+        scope: (auth.date, auth.region, auth.service),
     };
-    let expected = signature(
-        &creds.secret_access_key,
-        &SignedRequest {
-            method: method.as_str(),
-            raw_path: uri.path(),
-            raw_query: uri.query().unwrap_or(""),
-            headers: &signed_headers,
-            payload_hash: &payload_hash,
-            amz_date,
-            scope: (auth.date, auth.region, auth.service),
-        },
-    );
-    if expected != auth.signature {
+    let raw_query = uri.query().unwrap_or("");
+    // botocore and the Go SDKs order query pairs differently; either signature is genuine.
+    let matches = [botocore_query(raw_query), go_sdk_query(raw_query)]
+        .iter()
+        .any(|q| {
+            constant_time_eq(
+                signature_with(&creds.secret_access_key, &request, q).as_bytes(),
+                auth.signature.as_bytes(),
+            )
+        });
+    if !matches {
         return Err(ApiError::access_denied(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret \
@@ -278,6 +329,21 @@ mod tests {
         assert_eq!(
             sig,
             "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+        );
+    }
+
+    #[test]
+    fn query_orders() {
+        let raw = "tagKeys=team%3Aowner&tagKeys=team-name";
+        assert_eq!(
+            botocore_query(raw),
+            "tagKeys=team%3Aowner&tagKeys=team-name"
+        );
+        assert_eq!(go_sdk_query(raw), "tagKeys=team-name&tagKeys=team%3Aowner");
+        assert!(
+            constant_time_eq(b"abc", b"abc")
+                && !constant_time_eq(b"abc", b"abd")
+                && !constant_time_eq(b"ab", b"abc")
         );
     }
 

@@ -106,7 +106,56 @@ fn vpc_config(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
     }))
 }
 
+/// Members stored and echoed as sent must at least have their modelled JSON type, or every later
+/// DescribeCluster would break the SDKs that parse it.
+fn check_member_types(body: &Map<String, Value>) -> Result<(), ApiError> {
+    let object = [
+        "kubernetesNetworkConfig",
+        "logging",
+        "accessConfig",
+        "upgradePolicy",
+        "outpostConfig",
+        "zonalShiftConfig",
+        "remoteNetworkConfig",
+        "computeConfig",
+        "storageConfig",
+        "controlPlaneScalingConfig",
+        "kubeApiServerConfig",
+        "kubeSchedulerConfig",
+        "kubeControllerManagerConfig",
+    ];
+    let boolean = ["bootstrapSelfManagedAddons", "deletionProtection"];
+    for (member, value) in body {
+        let ok = match value {
+            Value::Null => true,
+            v if object.contains(&member.as_str()) => v.is_object(),
+            v if boolean.contains(&member.as_str()) => v.is_boolean(),
+            v if member == "encryptionConfig" => v.is_array(),
+            _ => true,
+        };
+        if !ok {
+            return Err(ApiError::serialization(format!(
+                "{member} has the wrong JSON type"
+            )));
+        }
+    }
+    if let Some(Value::Object(vpc)) = body.get("resourcesVpcConfig") {
+        for member in ["endpointPublicAccess", "endpointPrivateAccess"] {
+            if vpc
+                .get(member)
+                .is_some_and(|v| !v.is_null() && !v.is_boolean())
+            {
+                return Err(ApiError::serialization(format!(
+                    "resourcesVpcConfig.{member} must be a boolean"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    check_member_types(body)?;
     let name = wire::required_str(body, "name")?;
     if !valid_cluster_name(name) {
         return Err(ApiError::invalid_parameter(format!(
@@ -129,7 +178,7 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
     }
     let vpc = vpc_config(state, body)?;
     let tags = wire::tags(body.get("tags"), false)?;
-    let idempotency = Idempotency::new("CreateCluster", name, body)?;
+    let idempotency = Idempotency::new("CreateCluster", CLUSTER_KIND, name, body)?;
     let config = &state.config;
     let now = wire::now();
     let ca = ClusterCa::generate(name)

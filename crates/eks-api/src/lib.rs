@@ -176,16 +176,17 @@ fn handle(
     let segs = wire::segments(path);
     let seg: Vec<&str> = segs.iter().map(String::as_str).collect();
     let q = wire::query(uri.query());
-    // Harness endpoints need no signature.
-    match (method, seg.as_slice()) {
-        (&Method::GET, ["_localfargate", "health"]) => return Ok(json!({"status": "ok"})),
-        (&Method::POST, ["_localfargate", "reset"]) | (&Method::POST, ["moto-api", "reset"]) => {
-            state.store.reset()?;
-            return Ok(json!({"status": "ok"}));
-        }
-        _ => {}
+    // Health needs no signature; everything else, reset included, is checked in strict mode.
+    if let (&Method::GET, ["_localfargate", "health"]) = (method, seg.as_slice()) {
+        return Ok(json!({"status": "ok"}));
     }
     auth::check(&state.config.auth, method, uri, headers, body)?;
+    if let (&Method::POST, ["_localfargate", "reset"] | ["moto-api", "reset"]) =
+        (method, seg.as_slice())
+    {
+        state.store.reset()?;
+        return Ok(json!({"status": "ok"}));
+    }
     let s = state;
     match (method, seg.as_slice()) {
         (&Method::POST, ["clusters"]) => clusters::create(s, &wire::body(body)?),

@@ -99,6 +99,12 @@ pub fn create(
     body: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
     let name = wire::required_str(body, "nodegroupName")?;
+    if !localfargate_core::eks::valid_cluster_name(name) || name.len() > 63 {
+        return Err(ApiError::invalid_parameter(format!(
+            "Node group name {name:?} is invalid: it must start with an alphanumeric character, contain \
+             only alphanumeric characters, hyphens and underscores, and be at most 63 characters"
+        )));
+    }
     let node_role = wire::required_str(body, "nodeRole")?;
     if !valid_role_arn(node_role, true) {
         return Err(
@@ -121,7 +127,12 @@ pub fn create(
         instance_types.push(DEFAULT_INSTANCE_TYPE.to_string());
     }
     let tags = wire::tags(body.get("tags"), false)?;
-    let idempotency = Idempotency::new("CreateNodegroup", &key(cluster_name, name), body)?;
+    let idempotency = Idempotency::new(
+        "CreateNodegroup",
+        NODEGROUP_KIND,
+        &key(cluster_name, name),
+        body,
+    )?;
     let config = &state.config;
     wire::in_tx(state.store.as_ref(), |tx| {
         if let Some(replayed) = idempotency.replay(tx)? {

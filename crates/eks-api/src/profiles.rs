@@ -129,13 +129,24 @@ pub fn create(
     body: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
     let name = wire::required_str(body, "fargateProfileName")?;
+    if !localfargate_core::eks::valid_cluster_name(name) {
+        return Err(ApiError::invalid_parameter(format!(
+            "Fargate profile name {name:?} is invalid: it must start with an alphanumeric character, contain \
+             only alphanumeric characters, hyphens and underscores, and be at most 100 characters"
+        )));
+    }
     let role = wire::required_str(body, "podExecutionRoleArn")?;
     let config = &state.config;
     let profile_error = |e: ApiError| e.cluster(cluster_name).profile(name);
     let selectors = selectors(body)?;
     let given_subnets = wire::string_list(body, "subnets")?;
     let tags = wire::tags(body.get("tags"), false)?;
-    let idempotency = Idempotency::new("CreateFargateProfile", &key(cluster_name, name), body)?;
+    let idempotency = Idempotency::new(
+        "CreateFargateProfile",
+        FARGATE_PROFILE_KIND,
+        &key(cluster_name, name),
+        body,
+    )?;
     wire::in_tx(state.store.as_ref(), |tx| {
         if let Some(replayed) = idempotency.replay(tx)? {
             return Ok(replayed);

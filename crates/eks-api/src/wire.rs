@@ -100,34 +100,38 @@ pub fn string_list(body: &Map<String, Value>, member: &str) -> Result<Vec<String
 
 /// Tags as EKS constrains them: at most 50, keys 1–128 characters, values up to 256, no `aws:`
 /// prefix.
+/// `required` for TagResource, whose problems are BadRequestException; a Create call's optional
+/// tags get its modelled InvalidParameterException instead.
 pub fn tags(value: Option<&Value>, required: bool) -> Result<BTreeMap<String, String>, ApiError> {
+    let on_create = !required;
+    let bad = |m: String| {
+        if on_create {
+            ApiError::invalid_parameter(m)
+        } else {
+            ApiError::bad_request(m)
+        }
+    };
     let map: BTreeMap<String, String> = match value {
         None | Some(Value::Null) if !required => return Ok(BTreeMap::new()),
-        None | Some(Value::Null) => return Err(ApiError::bad_request("tags is required")),
+        None | Some(Value::Null) => return Err(bad("tags is required".to_string())),
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|_| ApiError::serialization("tags must be a map of strings to strings"))?,
     };
     if map.len() > 50 {
-        return Err(ApiError::bad_request(
-            "The number of tags exceeds the limit of 50",
-        ));
+        return Err(bad("The number of tags exceeds the limit of 50".to_string()));
     }
     for (k, v) in &map {
         let klen = k.chars().count();
         if klen == 0 || klen > 128 {
-            return Err(ApiError::bad_request(format!(
-                "Tag key {k:?} must be 1 to 128 characters"
-            )));
+            return Err(bad(format!("Tag key {k:?} must be 1 to 128 characters")));
         }
         if v.chars().count() > 256 {
-            return Err(ApiError::bad_request(format!(
+            return Err(bad(format!(
                 "Tag value for {k:?} must be at most 256 characters"
             )));
         }
         if k.to_ascii_lowercase().starts_with("aws:") {
-            return Err(ApiError::bad_request(format!(
-                "Tag key {k:?} uses the reserved prefix aws:"
-            )));
+            return Err(bad(format!("Tag key {k:?} uses the reserved prefix aws:")));
         }
     }
     Ok(map)
@@ -188,10 +192,17 @@ pub fn now() -> f64 {
 pub struct Idempotency {
     key: Option<String>,
     hash: String,
+    /// The resource the request creates: a replay only stands while it exists.
+    resource: (&'static str, String),
 }
 
 impl Idempotency {
-    pub fn new(operation: &str, scope: &str, body: &Map<String, Value>) -> Result<Self, ApiError> {
+    pub fn new(
+        operation: &str,
+        kind: &'static str,
+        scope: &str,
+        body: &Map<String, Value>,
+    ) -> Result<Self, ApiError> {
         let token = optional_str(body, "clientRequestToken")?;
         // serde_json maps are sorted, so equal requests hash equally.
         let canonical = serde_json::to_string(body).unwrap_or_default();
@@ -199,6 +210,7 @@ impl Idempotency {
         Ok(Idempotency {
             key: token.map(|t| format!("{operation}/{scope}/{t}")),
             hash,
+            resource: (kind, scope.to_string()),
         })
     }
 
@@ -210,6 +222,12 @@ impl Idempotency {
         let Some(found) = tx.get(IDEMPOTENCY_KIND, key)? else {
             return Ok(None);
         };
+        let (kind, resource) = &self.resource;
+        if tx.get(kind, resource)?.is_none() {
+            // What the token created is gone: the token is free again.
+            tx.delete(IDEMPOTENCY_KIND, key, None)?;
+            return Ok(None);
+        }
         if found.value["hash"] == self.hash {
             Ok(Some(found.value["response"].clone()))
         } else {

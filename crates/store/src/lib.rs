@@ -163,6 +163,8 @@ pub struct Watcher {
     live: tokio::sync::broadcast::Receiver<Arc<Event>>,
     /// The last revision delivered; live events at or below it were in the backlog.
     last: Revision,
+    /// Set once live events were lost: every later `next` is `Expired`.
+    expired: bool,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -184,6 +186,12 @@ impl Watcher {
     /// The next change, waiting for one. `Err(Expired)` when this watcher fell too far behind
     /// the live stream: list again and watch from there.
     pub async fn next(&mut self) -> Result<Event> {
+        if self.expired {
+            return Err(StoreError::Expired {
+                requested: self.last,
+                oldest: self.last.saturating_add(1),
+            });
+        }
         if let Some(e) = self.backlog.pop_front() {
             self.last = e.revision();
             return Ok(e);
@@ -196,9 +204,11 @@ impl Watcher {
                 }
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Events were lost: this watcher stays expired.
+                    self.expired = true;
                     return Err(StoreError::Expired {
                         requested: self.last,
-                        oldest: self.last + 1,
+                        oldest: self.last.saturating_add(1),
                     });
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {

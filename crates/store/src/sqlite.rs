@@ -53,6 +53,8 @@ struct Cache {
 }
 
 pub struct SqliteStore {
+    /// Held for the store's life: one process per data directory.
+    _lock_file: Option<std::fs::File>,
     inner: Mutex<Inner>,
     cache: RwLock<Cache>,
     live: broadcast::Sender<Arc<Event>>,
@@ -69,6 +71,15 @@ impl SqliteStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
         }
+        let lock_path = path.with_extension("lock");
+        let lock_file = std::fs::File::create(&lock_path)
+            .map_err(|e| backend(format!("{}: {e}", lock_path.display())))?;
+        if lock_file.try_lock().is_err() {
+            return Err(backend(format!(
+                "{} is in use by another localfargate process; stop it or choose another data directory",
+                path.display()
+            )));
+        }
         let conn =
             Connection::open(path).map_err(|e| backend(format!("{}: {e}", path.display())))?;
         // WAL: commits are appended and survive a killed process; NORMAL skips the per-commit
@@ -77,7 +88,9 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
-        Self::with_connection(conn)
+        let mut store = Self::with_connection(conn)?;
+        store._lock_file = Some(lock_file);
+        Ok(store)
     }
 
     /// Every committed object, read once at start.
@@ -138,6 +151,7 @@ impl SqliteStore {
                 writes_since_compaction: 0,
             }),
             cache: RwLock::new(cache),
+            _lock_file: None,
             live,
             retained: DEFAULT_RETAINED_EVENTS,
         })
@@ -150,9 +164,12 @@ impl SqliteStore {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
-        self.inner
+        // A panic inside a transaction closure rolled the transaction back when it unwound: the
+        // connection is fine to use again.
+        Ok(self
+            .inner
             .lock()
-            .map_err(|_| backend("store lock poisoned by a panic"))
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     fn oldest_watchable(inner: &Inner) -> Result<Revision> {
@@ -380,20 +397,12 @@ impl SqliteStore {
             (revision, events)
         };
         inner.revision = revision;
-        inner.writes_since_compaction += events.len() as u64;
-        if inner.writes_since_compaction >= 1000.min(self.retained) {
-            inner.writes_since_compaction = 0;
-            let floor = revision.saturating_sub(self.retained) as i64;
-            inner
-                .conn
-                .execute("DELETE FROM events WHERE revision <= ?1", params![floor])
-                .map_err(backend)?;
-        }
+        // The write is committed: the cache follows before anything else can fail.
         {
             let mut cache = self
                 .cache
                 .write()
-                .map_err(|_| backend("cache lock poisoned by a panic"))?;
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             for e in &events {
                 let objects = cache.objects.entry(e.object.kind.clone()).or_default();
                 match e.event_type {
@@ -406,6 +415,18 @@ impl SqliteStore {
                 }
             }
             cache.revision = revision;
+        }
+        inner.writes_since_compaction += events.len() as u64;
+        if inner.writes_since_compaction >= 1000.min(self.retained) {
+            inner.writes_since_compaction = 0;
+            let floor = revision.saturating_sub(self.retained) as i64;
+            // Compaction only trims watch history; failing it must not fail the write.
+            if let Err(e) = inner
+                .conn
+                .execute("DELETE FROM events WHERE revision <= ?1", params![floor])
+            {
+                tracing::warn!(error = %e, "event log compaction failed");
+            }
         }
         // Published under the lock, so live events reach watchers in revision order.
         for e in events {
@@ -420,7 +441,7 @@ impl Store for SqliteStore {
         let cache = self
             .cache
             .read()
-            .map_err(|_| backend("cache lock poisoned by a panic"))?;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(cache.objects.get(kind).and_then(|o| o.get(key)).cloned())
     }
 
@@ -428,7 +449,7 @@ impl Store for SqliteStore {
         let cache = self
             .cache
             .read()
-            .map_err(|_| backend("cache lock poisoned by a panic"))?;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let objects = cache
             .objects
             .get(kind)
@@ -454,7 +475,7 @@ impl Store for SqliteStore {
         // Subscribing under the lock: nothing committed after the backlog is read can be missed.
         let live = self.live.subscribe();
         let oldest = Self::oldest_watchable(&inner)?;
-        if after + 1 < oldest && after < inner.revision {
+        if after.saturating_add(1) < oldest && after < inner.revision {
             return Err(StoreError::Expired {
                 requested: after,
                 oldest,
@@ -498,6 +519,7 @@ impl Store for SqliteStore {
             backlog,
             live,
             last: inner.revision.max(after),
+            expired: false,
         })
     }
 

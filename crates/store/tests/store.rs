@@ -189,3 +189,38 @@ fn concurrent_writers_keep_unique_revisions() {
     assert_eq!(all.len(), 800);
     assert_eq!(*all.last().unwrap(), 800);
 }
+
+#[test]
+fn one_process_per_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let first = SqliteStore::open(&path).unwrap();
+    let err = SqliteStore::open(&path)
+        .err()
+        .expect("a second open is refused");
+    assert!(
+        err.to_string()
+            .contains("in use by another localfargate process"),
+        "{err}"
+    );
+    drop(first);
+    assert!(
+        SqliteStore::open(&path).is_ok(),
+        "free again once the first is gone"
+    );
+}
+
+#[test]
+fn a_panicking_transaction_does_not_wedge_the_store() {
+    let s = Arc::new(SqliteStore::in_memory().unwrap());
+    let s2 = s.clone();
+    let _ = std::thread::spawn(move || {
+        let _ = transaction(s2.as_ref(), |tx| -> localfargate_store::Result<()> {
+            tx.create("x", "half", &json!(1))?;
+            panic!("a bug in a caller");
+        });
+    })
+    .join();
+    assert!(s.get("x", "half").unwrap().is_none(), "rolled back");
+    assert_eq!(s.create("x", "after", &json!(1)).unwrap().key, "after");
+}

@@ -155,6 +155,38 @@ def test_cluster_error_paths(eks):
     assert error(eks.delete_cluster, name="c")[:3] == (409, "ResourceInUseException", "Cluster has nodegroups attached")
 
 
+def test_names_and_member_types_are_checked(server, eks):
+    active_cluster(eks)
+    import json, urllib.request, urllib.error
+    def post(path, body):
+        req = urllib.request.Request(f"{server.url}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+        try:
+            return urllib.request.urlopen(req).status, None
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers["x-amzn-errortype"]
+    assert post("/clusters/c1/fargate-profiles", {"fargateProfileName": "", "podExecutionRoleArn": ROLE,
+                                                  "selectors": [{"namespace": "a"}]}) == (400, "InvalidParameterException")
+    assert post("/clusters/c1/node-groups", {"nodegroupName": "a/b", "nodeRole": CLUSTER_ROLE,
+                                             "subnets": PRIVATE[:1]}) == (400, "InvalidParameterException")
+    assert post("/clusters", {"name": "typed", "roleArn": CLUSTER_ROLE, "resourcesVpcConfig": {"subnetIds": PUBLIC[:2]},
+                              "logging": 5}) == (400, "SerializationException")
+    assert post("/clusters", {"name": "typed", "roleArn": CLUSTER_ROLE,
+                              "resourcesVpcConfig": {"subnetIds": PUBLIC[:2], "endpointPublicAccess": "false"}}) == \
+        (400, "SerializationException")
+    assert "typed" not in eks.list_clusters()["clusters"]
+
+
+def test_a_token_is_free_again_once_its_resource_is_gone(eks):
+    args = dict(name="tok", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]}, clientRequestToken="t1")
+    eks.create_cluster(**args)
+    wait_for(lambda: eks.describe_cluster(name="tok")["cluster"]["status"] == "ACTIVE")
+    eks.delete_cluster(name="tok")
+    wait_for(lambda: "tok" not in eks.list_clusters()["clusters"])
+    eks.create_cluster(**args)
+    assert eks.describe_cluster(name="tok")["cluster"]["status"] in ("CREATING", "ACTIVE"), "really created again"
+
+
 def test_tags_errors(eks):
     active_cluster(eks)
     arn = eks.describe_cluster(name="c1")["cluster"]["arn"]
@@ -317,5 +349,17 @@ def test_strict_auth_checks_signatures():
         status, code, message, _ = error(s.client(key="AKIDOTHER", secret="x").list_clusters)
         assert (status, code, message) == (403, "UnrecognizedClientException",
                                            "The security token included in the request is invalid.")
+        import urllib.request, urllib.error
+        with pytest.raises(urllib.error.HTTPError) as unsigned:
+            urllib.request.urlopen(urllib.request.Request(f"{s.url}/_localfargate/reset", data=b"", method="POST"))
+        assert unsigned.value.code == 403, "reset is authenticated in strict mode"
+        assert good.list_clusters()["clusters"] == ["c1"]
+        # A body other than the one signed is refused.
+        def swap_body(request, **kwargs):
+            request.body = request.body.replace(b'"evil"', b'"other"')
+        good.meta.events.register("before-send.eks.CreateFargateProfile", swap_body)
+        status, code, _, _ = error(good.create_fargate_profile, clusterName="c1", fargateProfileName="evil",
+                                   podExecutionRoleArn=ROLE, selectors=[{"namespace": "a"}])
+        assert (status, code) == (403, "InvalidSignatureException")
     finally:
         s.stop()
