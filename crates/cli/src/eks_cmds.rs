@@ -589,3 +589,44 @@ pub fn apply(args: &ApplyArgs, t: &Target) -> Result<i32> {
     )?;
     Ok(0)
 }
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    #[arg(long)]
+    pub cluster: String,
+}
+
+/// A kubeconfig for the cluster's Kubernetes API: its endpoint, its CA, its static token.
+pub fn kubeconfig(args: &KubeconfigArgs, t: &Target) -> Result<i32> {
+    let client = t.client()?;
+    let cluster = client.call("GET", &["clusters", &args.cluster], None)?;
+    let c = &cluster["cluster"];
+    if c["status"] != "ACTIVE" {
+        bail!(
+            "cluster {} is {}, not ACTIVE: its Kubernetes API is not up yet",
+            args.cluster,
+            c["status"].as_str().unwrap_or("?")
+        );
+    }
+    let token = client.call(
+        "GET",
+        &["_localfargate", "clusters", &args.cluster, "token"],
+        None,
+    )?;
+    let name = &args.cluster;
+    let user = format!("localfargate-{name}");
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {
+            "server": c["endpoint"], "certificate-authority-data": c["certificateAuthority"]["data"]}}],
+        "users": [{"name": user, "user": {"token": token["token"]}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+        "current-context": name,
+    });
+    match t.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&config)?),
+        _ => print!("{}", serde_yaml::to_string(&config)?),
+    }
+    Ok(0)
+}

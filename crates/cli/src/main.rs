@@ -42,6 +42,13 @@ enum Command {
         #[command(flatten)]
         target: eks_cmds::Target,
     },
+    /// Print a kubeconfig for a cluster's Kubernetes API (YAML; -o json for JSON).
+    Kubeconfig {
+        #[command(flatten)]
+        args: eks_cmds::KubeconfigArgs,
+        #[command(flatten)]
+        target: eks_cmds::Target,
+    },
     /// Create what an eksctl ClusterConfig describes (cluster, Fargate profiles, managed node
     /// groups), waiting for each to be ACTIVE.
     Apply {
@@ -68,6 +75,7 @@ fn main() {
         Command::Cluster { cmd, target } => eks_cmds::cluster(cmd, target),
         Command::Profile { cmd, target } => eks_cmds::profile(cmd, target),
         Command::Apply { args, target } => eks_cmds::apply(args, target),
+        Command::Kubeconfig { args, target } => eks_cmds::kubeconfig(args, target),
     };
     match status {
         Ok(code) => std::process::exit(code),

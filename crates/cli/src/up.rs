@@ -170,11 +170,13 @@ async fn serve(
     let region = config.region.clone();
     let account = config.account_id.clone();
     let strict = matches!(config.auth, AuthMode::Strict(_));
+    let kube_host = config.kube_host.clone();
     let state = Arc::new(AppState {
         store: store.clone(),
         config,
     });
-    let lifecycle = tokio::spawn(localfargate_controllers::eks_lifecycle::run(store));
+    let lifecycle = tokio::spawn(localfargate_controllers::eks_lifecycle::run(store.clone()));
+    let kube_apis = tokio::spawn(localfargate_kube_api::supervisor::run(store, kube_host));
     let url = format!("http://{addr}");
     println!("localfargate is up: EKS API on {url} (region {region}, account {account})");
     println!("state: {where_}");
@@ -205,5 +207,6 @@ async fn serve(
         })
         .await?;
     lifecycle.abort();
+    kube_apis.abort();
     Ok(0)
 }

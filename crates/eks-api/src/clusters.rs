@@ -10,9 +10,9 @@ use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::ca::ClusterCa;
 use crate::error::ApiError;
 use crate::wire::{self, Idempotency, to_value};
+use localfargate_kube_api::pki::ClusterCa;
 
 /// Members CreateCluster accepts and echoes without interpreting them.
 const ECHOED: [&str; 11] = [
@@ -226,7 +226,12 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
     };
     let transition_at = Some(now + config.timing.cluster_create);
     let mut record = Record::new(cluster, transition_at);
-    record.private = json!({"caCertPem": ca.cert_pem, "caKeyPem": ca.key_pem});
+    record.private = json!({
+        "caCertPem": ca.cert_pem,
+        "caKeyPem": ca.key_pem,
+        // The static bearer token of the cluster's Kubernetes API (`localfargate kubeconfig`).
+        "kubeToken": uuid::Uuid::new_v4().simple().to_string(),
+    });
     wire::in_tx(state.store.as_ref(), |tx| {
         if let Some(replayed) = idempotency.replay(tx)? {
             return Ok(replayed);
@@ -356,4 +361,15 @@ pub(crate) fn list_children(
         out["nextToken"] = json!(t);
     }
     Ok(out)
+}
+
+/// The static token of a cluster's Kubernetes API, for `localfargate kubeconfig`. Not an EKS
+/// operation: EKS authenticates kubectl through IAM (`aws eks get-token`), which works too.
+pub fn kube_token(state: &AppState, name: &str) -> Result<Value, ApiError> {
+    let object = state
+        .store
+        .get(CLUSTER_KIND, name)?
+        .ok_or_else(|| not_found(name))?;
+    let token = object.value["private"]["kubeToken"].as_str().unwrap_or("");
+    Ok(json!({"token": token}))
 }

@@ -3,7 +3,6 @@
 //! Terraform) talk to it with nothing but an endpoint override.
 
 pub mod auth;
-mod ca;
 mod clusters;
 pub mod error;
 mod nodegroups;
@@ -24,8 +23,8 @@ use localfargate_store::Store;
 use serde_json::{Value, json};
 
 pub use auth::{AuthMode, Credentials};
-pub use ca::ClusterCa;
 use error::ApiError;
+pub use localfargate_kube_api::pki::ClusterCa;
 
 /// How long each lifecycle step takes, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -186,6 +185,9 @@ fn handle(
     {
         state.store.reset()?;
         return Ok(json!({"status": "ok"}));
+    }
+    if let (&Method::GET, ["_localfargate", "clusters", name, "token"]) = (method, seg.as_slice()) {
+        return clusters::kube_token(state, name);
     }
     let s = state;
     match (method, seg.as_slice()) {

@@ -33,13 +33,14 @@ class Server:
 
     def __init__(self, *extra, data_dir=None):
         self.port = free_port()
+        self.kube_port = free_port()
         self.extra = list(extra)
         self.data_dir = data_dir
         self.proc = None
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self):
-        args = [str(BINARY), "up", "--port", str(self.port), *self.extra]
+        args = [str(BINARY), "up", "--port", str(self.port), "--kube-port", str(self.kube_port), *self.extra]
         args += ["--data-dir", str(self.data_dir)] if self.data_dir else ["--ephemeral"]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 20

@@ -60,16 +60,16 @@ def test_guide_workflow_with_the_aws_cli(server, eks):
     server.aws("eks", "wait", "cluster-deleted", "--name", "my-cluster")
 
 
-def test_cluster_lifecycle_and_shape(eks):
+def test_cluster_lifecycle_and_shape(server, eks):
     c = eks.create_cluster(name="c1", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})["cluster"]
     assert c["status"] == "CREATING"
     assert "endpoint" not in c and "certificateAuthority" not in c, "not until ACTIVE"
     assert c["arn"] == "arn:aws:eks:us-east-1:000000000000:cluster/c1"
     c = wait_for(lambda: (d := eks.describe_cluster(name="c1")["cluster"])["status"] == "ACTIVE" and d)
-    assert c["endpoint"] == "https://127.0.0.1:6443", "each cluster its own port, from 6443"
+    assert c["endpoint"] == f"https://127.0.0.1:{server.kube_port}", "each cluster its own port, from --kube-port"
     eks.create_cluster(name="c2", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})
     c2 = wait_for(lambda: (d := eks.describe_cluster(name="c2")["cluster"])["status"] == "ACTIVE" and d)
-    assert c2["endpoint"] == "https://127.0.0.1:6444"
+    assert c2["endpoint"] == f"https://127.0.0.1:{server.kube_port + 1}"
     import base64
     assert base64.b64decode(c["certificateAuthority"]["data"]).startswith(b"-----BEGIN CERTIFICATE-----")
     assert c["resourcesVpcConfig"]["vpcId"] == "vpc-0a1b2c3d4e5f60000"
@@ -363,3 +363,22 @@ def test_strict_auth_checks_signatures():
         assert (status, code) == (403, "InvalidSignatureException")
     finally:
         s.stop()
+
+
+def test_aws_eks_update_kubeconfig_then_kubectl(server, eks, tmp_path):
+    """The guides' path to kubectl: update-kubeconfig writes an exec plugin running
+    `aws eks get-token`, whose presigned STS token the cluster's API accepts."""
+    import json, os, subprocess
+    from conftest import AWS
+    active_cluster(eks, "kc")
+    config = tmp_path / "config"
+    server.aws("eks", "update-kubeconfig", "--name", "kc", "--kubeconfig", str(config))
+    text = config.read_text()
+    assert "get-token" in text and eks.describe_cluster(name="kc")["cluster"]["endpoint"] in text
+    env = dict(os.environ, PATH=f"{AWS.parent}:{os.environ['PATH']}", AWS_ACCESS_KEY_ID="test",
+               AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    kubectl = ["/usr/lib/google-cloud-sdk/bin/kubectl.1.31", "--kubeconfig", str(config)]
+    wait_for(lambda: subprocess.run(kubectl + ["get", "--raw", "/healthz"], env=env, capture_output=True).returncode == 0)
+    out = subprocess.run(kubectl + ["version", "-o", "json"], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["serverVersion"]["minor"] == "31"

@@ -1,0 +1,109 @@
+//! Starts a Kubernetes API listener for each ACTIVE cluster and stops it when the cluster goes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use localfargate_core::eks::CLUSTER_KIND;
+use localfargate_store::Store;
+
+use crate::pki::ClusterCa;
+use crate::server::{ClusterInfo, router};
+
+struct Running {
+    port: u64,
+    handle: Handle<SocketAddr>,
+}
+
+/// Keep one listener per ACTIVE cluster on `host`, until the task is dropped.
+pub async fn run(store: Arc<dyn Store>, host: String) {
+    // ring is the one crypto provider linked in; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut running: HashMap<String, Running> = HashMap::new();
+    loop {
+        let wanted = match store.list(CLUSTER_KIND, "") {
+            Ok((clusters, _)) => clusters,
+            Err(e) => {
+                tracing::error!(error = %e, "listing clusters");
+                Vec::new()
+            }
+        };
+        let mut active = HashMap::new();
+        for c in &wanted {
+            let v = &c.value;
+            if v["resource"]["status"] != "ACTIVE" {
+                continue;
+            }
+            let (Some(port), Some(key), Some(token)) = (
+                v["private"]["kubePort"].as_u64(),
+                v["private"]["caKeyPem"].as_str(),
+                v["private"]["kubeToken"].as_str(),
+            ) else {
+                continue;
+            };
+            active.insert(c.key.clone(), port);
+            if running.get(&c.key).is_some_and(|r| r.port == port) {
+                continue;
+            }
+            let info = ClusterInfo {
+                name: c.key.clone(),
+                version: v["resource"]["version"]
+                    .as_str()
+                    .unwrap_or("1.31")
+                    .to_string(),
+                token: token.to_string(),
+            };
+            match start(&host, port, &c.key, key, info).await {
+                Ok(handle) => {
+                    tracing::info!(cluster = %c.key, port, "Kubernetes API listening");
+                    running.insert(c.key.clone(), Running { port, handle });
+                }
+                Err(e) => {
+                    tracing::error!(cluster = %c.key, port, error = %e, "cannot start the Kubernetes API")
+                }
+            }
+        }
+        running.retain(|name, r| {
+            let keep = active.get(name) == Some(&r.port);
+            if !keep {
+                r.handle.shutdown();
+                tracing::info!(cluster = %name, "Kubernetes API stopped");
+            }
+            keep
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn start(
+    host: &str,
+    port: u64,
+    cluster: &str,
+    ca_key: &str,
+    info: ClusterInfo,
+) -> Result<Handle<SocketAddr>, String> {
+    let (cert, key) = ClusterCa::serving_cert(cluster, ca_key, host).map_err(|e| e.to_string())?;
+    let tls = RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .map_err(|e| format!("{host}:{port}: {e}"))?;
+    // Bind now, so a busy port is reported here rather than lost in the task.
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let handle = Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls)
+        .map_err(|e| e.to_string())?
+        .handle(handle.clone());
+    let app = router(info);
+    tokio::spawn(async move {
+        if let Err(e) = server.serve(app.into_make_service()).await {
+            tracing::error!(error = %e, "Kubernetes API server");
+        }
+    });
+    Ok(handle)
+}
