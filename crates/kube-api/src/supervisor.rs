@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
@@ -18,11 +18,15 @@ struct Running {
     handle: Handle<SocketAddr>,
 }
 
+/// How long to wait before trying again a listener that failed to start (a busy port, say).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// Keep one listener per ACTIVE cluster on `host`, until the task is dropped.
 pub async fn run(store: Arc<dyn Store>, host: String) {
     // ring is the one crypto provider linked in; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut running: HashMap<String, Running> = HashMap::new();
+    let mut failed: HashMap<String, Instant> = HashMap::new();
     loop {
         let wanted = match store.list(CLUSTER_KIND, "") {
             Ok((clusters, _)) => clusters,
@@ -45,7 +49,11 @@ pub async fn run(store: Arc<dyn Store>, host: String) {
                 continue;
             };
             active.insert(c.key.clone(), port);
-            if running.get(&c.key).is_some_and(|r| r.port == port) {
+            if running.get(&c.key).is_some_and(|r| r.port == port)
+                || failed
+                    .get(&c.key)
+                    .is_some_and(|at| at.elapsed() < RETRY_AFTER)
+            {
                 continue;
             }
             let info = ClusterInfo {
