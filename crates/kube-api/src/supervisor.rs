@@ -67,10 +67,12 @@ pub async fn run(store: Arc<dyn Store>, host: String) {
             match start(&host, port, &c.key, key, info).await {
                 Ok(handle) => {
                     tracing::info!(cluster = %c.key, port, "Kubernetes API listening");
+                    failed.remove(&c.key);
                     running.insert(c.key.clone(), Running { port, handle });
                 }
                 Err(e) => {
-                    tracing::error!(cluster = %c.key, port, error = %e, "cannot start the Kubernetes API")
+                    tracing::error!(cluster = %c.key, port, error = %e, "cannot start the Kubernetes API; retrying in 5s");
+                    failed.insert(c.key.clone(), Instant::now());
                 }
             }
         }
