@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use axum::response::IntoResponse;
 use localfargate_core::eks::{
     CLUSTER_KIND, Cluster, DEFAULT_KUBERNETES_VERSION, FARGATE_PROFILE_KIND, NODEGROUP_KIND,
     Record, SUPPORTED_KUBERNETES_VERSIONS, valid_cluster_name, valid_role_arn,
@@ -318,15 +319,17 @@ pub fn delete(state: &AppState, name: &str) -> Result<Value, ApiError> {
     })
 }
 
-/// A cluster's sub-resource (Fargate profile, node group), from committed state: the hot path of
-/// waiters and controllers, read without a transaction.
-pub(crate) fn read_child<T: serde::de::DeserializeOwned>(
+/// DescribeFargateProfile and DescribeNodegroup: a cluster's sub-resource from committed state,
+/// read without a transaction (the hot path of waiters and controllers). Records keep the resource
+/// in its wire shape, so it is written straight into the response as `{"<member>": resource}`.
+pub(crate) fn describe_child(
     state: &AppState,
     cluster: &str,
     kind: &str,
     name: &str,
+    member: &str,
     not_found_child: impl FnOnce() -> ApiError,
-) -> Result<Record<T>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     if state.store.get(CLUSTER_KIND, cluster)?.is_none() {
         return Err(not_found(cluster));
     }
@@ -334,8 +337,20 @@ pub(crate) fn read_child<T: serde::de::DeserializeOwned>(
         .store
         .get(kind, &format!("{cluster}/{name}"))?
         .ok_or_else(not_found_child)?;
-    serde::Deserialize::deserialize(&object.value)
-        .map_err(|e| ApiError::server(format!("stored {kind} {name}: {e}")))
+    let Some(resource) = object.value.get("resource").filter(|r| r.is_object()) else {
+        return Err(ApiError::server(format!(
+            "stored {kind} {name} has no resource"
+        )));
+    };
+    let mut body = Vec::with_capacity(1024);
+    body.extend_from_slice(format!("{{{}:", Value::from(member)).as_bytes());
+    serde_json::to_writer(&mut body, resource).map_err(|e| ApiError::server(e.to_string()))?;
+    body.push(b'}');
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// The names of a cluster's sub-resources of `kind`, sorted and paged, under `member`.

@@ -152,7 +152,7 @@ async fn dispatch(
     let request_id = uuid::Uuid::new_v4().to_string();
     let result = handle(&state, &method, &uri, &headers, &body);
     let mut response = match result {
-        Ok(value) => axum::Json(value).into_response(),
+        Ok(response) => response,
         Err(e) => {
             tracing::debug!(%method, path = uri.path(), error_type = e.error_type, message = %e.message, "client error");
             e.into_response()
@@ -164,52 +164,60 @@ async fn dispatch(
     response
 }
 
+fn json(value: Value) -> Response {
+    axum::Json(value).into_response()
+}
+
 fn handle(
     state: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Value, ApiError> {
+) -> Result<Response, ApiError> {
     let path = uri.path();
     let segs = wire::segments(path);
     let seg: Vec<&str> = segs.iter().map(String::as_str).collect();
     let q = wire::query(uri.query());
     // Health needs no signature; everything else, reset included, is checked in strict mode.
     if let (&Method::GET, ["_localfargate", "health"]) = (method, seg.as_slice()) {
-        return Ok(json!({"status": "ok"}));
+        return Ok(json(json!({"status": "ok"})));
     }
     auth::check(&state.config.auth, method, uri, headers, body)?;
     if let (&Method::POST, ["_localfargate", "reset"] | ["moto-api", "reset"]) =
         (method, seg.as_slice())
     {
         state.store.reset()?;
-        return Ok(json!({"status": "ok"}));
+        return Ok(json(json!({"status": "ok"})));
     }
     if let (&Method::GET, ["_localfargate", "clusters", name, "token"]) = (method, seg.as_slice()) {
-        return clusters::kube_token(state, name);
+        return clusters::kube_token(state, name).map(json);
     }
     let s = state;
     match (method, seg.as_slice()) {
-        (&Method::POST, ["clusters"]) => clusters::create(s, &wire::body(body)?),
-        (&Method::GET, ["clusters"]) => clusters::list(s, &q),
-        (&Method::GET, ["clusters", name]) => clusters::describe(s, name),
-        (&Method::DELETE, ["clusters", name]) => clusters::delete(s, name),
+        (&Method::POST, ["clusters"]) => clusters::create(s, &wire::body(body)?).map(json),
+        (&Method::GET, ["clusters"]) => clusters::list(s, &q).map(json),
+        (&Method::GET, ["clusters", name]) => clusters::describe(s, name).map(json),
+        (&Method::DELETE, ["clusters", name]) => clusters::delete(s, name).map(json),
         (&Method::POST, ["clusters", c, "fargate-profiles"]) => {
-            profiles::create(s, c, &wire::body(body)?)
+            profiles::create(s, c, &wire::body(body)?).map(json)
         }
-        (&Method::GET, ["clusters", c, "fargate-profiles"]) => profiles::list(s, c, &q),
+        (&Method::GET, ["clusters", c, "fargate-profiles"]) => profiles::list(s, c, &q).map(json),
         (&Method::GET, ["clusters", c, "fargate-profiles", p]) => profiles::describe(s, c, p),
-        (&Method::DELETE, ["clusters", c, "fargate-profiles", p]) => profiles::delete(s, c, p),
-        (&Method::POST, ["clusters", c, "node-groups"]) => {
-            nodegroups::create(s, c, &wire::body(body)?)
+        (&Method::DELETE, ["clusters", c, "fargate-profiles", p]) => {
+            profiles::delete(s, c, p).map(json)
         }
-        (&Method::GET, ["clusters", c, "node-groups"]) => nodegroups::list(s, c, &q),
+        (&Method::POST, ["clusters", c, "node-groups"]) => {
+            nodegroups::create(s, c, &wire::body(body)?).map(json)
+        }
+        (&Method::GET, ["clusters", c, "node-groups"]) => nodegroups::list(s, c, &q).map(json),
         (&Method::GET, ["clusters", c, "node-groups", n]) => nodegroups::describe(s, c, n),
-        (&Method::DELETE, ["clusters", c, "node-groups", n]) => nodegroups::delete(s, c, n),
-        (&Method::POST, ["tags", arn]) => tags::tag(s, arn, &wire::body(body)?),
-        (&Method::DELETE, ["tags", arn]) => tags::untag(s, arn, &q),
-        (&Method::GET, ["tags", arn]) => tags::list(s, arn),
+        (&Method::DELETE, ["clusters", c, "node-groups", n]) => {
+            nodegroups::delete(s, c, n).map(json)
+        }
+        (&Method::POST, ["tags", arn]) => tags::tag(s, arn, &wire::body(body)?).map(json),
+        (&Method::DELETE, ["tags", arn]) => tags::untag(s, arn, &q).map(json),
+        (&Method::GET, ["tags", arn]) => tags::list(s, arn).map(json),
         _ => Err(ApiError::unknown_operation()),
     }
 }

@@ -218,12 +218,14 @@ pub fn create(
     })
 }
 
-pub fn describe(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
-    let record: Record<Nodegroup> =
-        clusters::read_child(state, cluster, NODEGROUP_KIND, name, || {
-            not_found(cluster, name)
-        })?;
-    Ok(json!({"nodegroup": to_value(&record.resource)}))
+pub fn describe(
+    state: &AppState,
+    cluster: &str,
+    name: &str,
+) -> Result<axum::response::Response, ApiError> {
+    clusters::describe_child(state, cluster, NODEGROUP_KIND, name, "nodegroup", || {
+        not_found(cluster, name)
+    })
 }
 
 pub fn list(state: &AppState, cluster: &str, q: &[(String, String)]) -> Result<Value, ApiError> {

@@ -222,12 +222,19 @@ pub fn create(
     })
 }
 
-pub fn describe(state: &AppState, cluster: &str, name: &str) -> Result<Value, ApiError> {
-    let record: Record<FargateProfile> =
-        clusters::read_child(state, cluster, FARGATE_PROFILE_KIND, name, || {
-            not_found(cluster, name)
-        })?;
-    Ok(wire_profile(&record.resource))
+pub fn describe(
+    state: &AppState,
+    cluster: &str,
+    name: &str,
+) -> Result<axum::response::Response, ApiError> {
+    clusters::describe_child(
+        state,
+        cluster,
+        FARGATE_PROFILE_KIND,
+        name,
+        "fargateProfile",
+        || not_found(cluster, name),
+    )
 }
 
 pub fn list(state: &AppState, cluster: &str, q: &[(String, String)]) -> Result<Value, ApiError> {
