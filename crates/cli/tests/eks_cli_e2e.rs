@@ -1,66 +1,19 @@
 //! End-to-end: `localfargate up`, then the eksctl-shaped commands against it over the EKS API.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{Server, localfargate as run};
 use serde_json::Value;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn up() -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args([
-            "up",
-            "--ephemeral",
-            "--lifecycle-seconds",
-            "0.2",
-            "--port",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "localfargate up did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, url }
+    common::up("0.2")
 }
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/guides")
-}
-
-fn run(server: &Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", &server.url)
-        .env_remove("AWS_ENDPOINT_URL_EKS")
-        .output()
-        .unwrap()
 }
 
 fn json(out: &Output) -> Value {

@@ -1,66 +1,18 @@
 //! End-to-end: each ACTIVE cluster's Kubernetes API, checked with the real kubectl binaries.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{Server, localfargate};
 
 fn up() -> Server {
-    let port = free_port();
-    let kube_port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args([
-            "up",
-            "--ephemeral",
-            "--lifecycle-seconds",
-            "0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .args(["--kube-port", &kube_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "localfargate up did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
+    common::up("0.1")
 }
 
-fn localfargate(server: &Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", &server.url)
-        .output()
-        .unwrap()
-}
+const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
 
 fn kubectl(binary: &str, kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new(binary)

@@ -223,8 +223,7 @@ fn node_groups_take_what_fargate_does_not() {
 #[test]
 fn selection_rule_changes_the_winner() {
     // fp-applications (compute=fargate selector, 1 label) and fp-all (namespace only) both match.
-    let dir = std::env::temp_dir().join(format!("lf-e2e-rule-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("rule");
     let profiles = dir.join("profiles.json");
     std::fs::write(
         &profiles,
@@ -346,8 +345,7 @@ fn fail_on_gates_exit_status() {
 
 #[test]
 fn bad_input_is_a_clear_error_not_a_panic() {
-    let dir = std::env::temp_dir().join(format!("lf-e2e-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("bad");
     let broken = dir.join("broken.yaml");
     std::fs::write(
         &broken,
@@ -392,8 +390,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 
 #[test]
 fn namespace_defaults_and_prices_override() {
-    let dir = std::env::temp_dir().join(format!("lf-e2e-ns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("ns");
     let pod = dir.join("pod.yaml");
     std::fs::write(&pod, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x, resources: {requests: {cpu: 2, memory: 4Gi}}}]\n").unwrap();
     let prices = dir.join("prices.yaml");

@@ -114,19 +114,6 @@ pub struct Nodegroup {
     pub resources: Option<Value>,
 }
 
-impl Nodegroup {
-    /// The scheduling view of this group: what `plan` and the default scheduler use.
-    pub fn scheduling(&self) -> crate::nodegroup::NodeGroup {
-        crate::nodegroup::NodeGroup {
-            name: self.nodegroup_name.clone(),
-            instance_types: self.instance_types.clone(),
-            desired_size: self.scaling_config.desired_size,
-            labels: self.labels.clone(),
-            taints: self.taints.clone(),
-        }
-    }
-}
-
 /// The VPCs clusters are created in: `localfargate network -o json` prints this shape, and
 /// `--network FILE` loads one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -39,6 +39,18 @@ pub(crate) fn existing(tx: &mut dyn Tx, name: &str) -> Result<(Record<Cluster>, 
     wire::load(tx, CLUSTER_KIND, name)?.ok_or_else(|| not_found(name))
 }
 
+/// The cluster a profile or node group is being created in, which must exist and be ACTIVE.
+pub(crate) fn active(tx: &mut dyn Tx, name: &str) -> Result<Cluster, ApiError> {
+    let (record, _) = existing(tx, name)?;
+    if record.resource.status != "ACTIVE" {
+        return Err(
+            ApiError::invalid_request(format!("Cluster '{name}' is not in ACTIVE status"))
+                .cluster(name),
+        );
+    }
+    Ok(record.resource)
+}
+
 /// What the wire shows: endpoint and CA only once the cluster is ACTIVE, as EKS does.
 pub(crate) fn wire(cluster: &Cluster) -> Value {
     let mut c = cluster.clone();

@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 
 pub use auth::{AuthMode, Credentials};
 use error::ApiError;
-pub use localfargate_kube_api::pki::ClusterCa;
 
 /// How long each lifecycle step takes, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]

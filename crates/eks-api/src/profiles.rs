@@ -151,14 +151,7 @@ pub fn create(
         if let Some(replayed) = idempotency.replay(tx)? {
             return Ok(replayed);
         }
-        let (cluster, _) = clusters::existing(tx, cluster_name)?;
-        let cluster = cluster.resource;
-        if cluster.status != "ACTIVE" {
-            return Err(ApiError::invalid_request(format!(
-                "Cluster '{cluster_name}' is not in ACTIVE status"
-            ))
-            .cluster(cluster_name));
-        }
+        let cluster = clusters::active(tx, cluster_name)?;
         if tx
             .get(FARGATE_PROFILE_KIND, &key(cluster_name, name))?
             .is_some()

@@ -28,7 +28,11 @@ def test_guide_workflow_with_the_aws_cli(server, eks):
     assert profile["status"] == "CREATING"
     assert profile["subnets"] == PRIVATE[:2], "the cluster's private subnets"
     assert profile["fargateProfileArn"].startswith("arn:aws:eks:us-east-1:000000000000:fargateprofile/my-cluster/fp-default/")
-    assert isinstance(profile["createdAt"], (int, float)) or "T" in str(profile["createdAt"])
+    # The CLI shows createdAt as a date; on the wire it must be an epoch-seconds number.
+    import json, urllib.request
+    with urllib.request.urlopen(f"{server.url}/clusters/my-cluster/fargate-profiles/fp-default") as r:
+        raw = json.load(r)["fargateProfile"]
+    assert isinstance(raw["createdAt"], (int, float)) and not isinstance(raw["createdAt"], bool)
     status = server.aws("eks", "describe-fargate-profile", "--cluster-name", "my-cluster", "--fargate-profile-name",
                         "fp-default", "--query", "fargateProfile.status", "--output", "text")
     assert status.stdout.strip() in ("CREATING", "ACTIVE")
