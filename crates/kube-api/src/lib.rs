@@ -5,8 +5,11 @@
 //! This first slice serves version and health, and authentication: the cluster's static token
 //! (`localfargate kubeconfig`) or an `aws eks get-token` token. Resources come next.
 
+pub mod patch;
 pub mod pki;
+pub mod selectors;
 mod server;
 pub mod supervisor;
+pub mod table;
 
 pub use server::{router, status};
