@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod eks;
 pub mod glob;
+pub mod kube;
 pub mod matching;
 pub mod nodegroup;
 pub mod plan;

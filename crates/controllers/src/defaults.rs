@@ -1,0 +1,381 @@
+//! Defaulting and the validation controllers rely on: the fields the API server fills in on
+//! create (restart policy, replicas, strategies, Job selectors, a pod's initial status) and the
+//! rules that keep a running pod's spec fixed.
+
+use localfargate_core::kube::ResourceType;
+use serde_json::{Map, Value, json};
+
+use crate::objects::{KubeError, Result, name_of, uid_of};
+
+fn obj<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
+    let o = v.as_object_mut()?;
+    let entry = o.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if entry.is_null() {
+        *entry = Value::Object(Map::new());
+    }
+    entry.as_object_mut()
+}
+
+fn default(m: &mut Map<String, Value>, key: &str, value: Value) {
+    if m.get(key).is_none_or(Value::is_null) {
+        m.insert(key.to_string(), value);
+    }
+}
+
+/// Fill in what upstream defaults, and check what controllers cannot do without.
+pub fn on_create(rt: &ResourceType, v: &mut Value) -> Result<()> {
+    let name = name_of(v).to_string();
+    match rt.kind {
+        "Pod" => {
+            pod_spec(rt, &name, v, "spec")?;
+            let qos = qos_class(&v["spec"]);
+            v["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
+        "Namespace" => {
+            let ns = name.clone();
+            if let Some(labels) = obj(&mut v["metadata"], "labels") {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(ns));
+            }
+            v["spec"] = json!({"finalizers": ["kubernetes"]});
+            v["status"] = json!({"phase": "Active"});
+        }
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+            workload(rt, &name, v)?;
+        }
+        "Job" => {
+            job(rt, &name, v, "spec")?;
+            v["status"] = json!({});
+        }
+        "CronJob" => {
+            let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+            if spec
+                .get("schedule")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(KubeError::invalid(
+                    rt,
+                    &name,
+                    "spec.schedule",
+                    "Required value",
+                ));
+            }
+            default(spec, "concurrencyPolicy", json!("Allow"));
+            default(spec, "suspend", json!(false));
+            default(spec, "successfulJobsHistoryLimit", json!(3));
+            default(spec, "failedJobsHistoryLimit", json!(1));
+            let jt = &mut v["spec"]["jobTemplate"];
+            if !jt.is_object() {
+                return Err(KubeError::invalid(
+                    rt,
+                    &name,
+                    "spec.jobTemplate",
+                    "Required value",
+                ));
+            }
+            pod_template(rt, &name, &mut jt["spec"], "spec.jobTemplate.spec.template")?;
+            v["status"] = json!({});
+        }
+        "Node" => {
+            default_status_map(v);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn default_status_map(v: &mut Value) {
+    if !v["status"].is_object() {
+        v["status"] = json!({});
+    }
+}
+
+fn bad(field: &str) -> KubeError {
+    KubeError::BadRequest(format!("{field} must be an object"))
+}
+
+fn workload(rt: &ResourceType, name: &str, v: &mut Value) -> Result<()> {
+    let kind = rt.kind;
+    {
+        let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+        if kind != "DaemonSet" {
+            default(spec, "replicas", json!(1));
+        }
+        default(spec, "revisionHistoryLimit", json!(10));
+        match kind {
+            "Deployment" => {
+                default(
+                    spec,
+                    "strategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                );
+                default(spec, "progressDeadlineSeconds", json!(600));
+            }
+            "DaemonSet" => default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            ),
+            "StatefulSet" => {
+                default(spec, "podManagementPolicy", json!("OrderedReady"));
+                default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                );
+                default(spec, "serviceName", json!(""));
+            }
+            _ => {}
+        }
+    }
+    let selector = &v["spec"]["selector"];
+    if !selector.is_object()
+        || (selector["matchLabels"]
+            .as_object()
+            .is_none_or(Map::is_empty)
+            && selector["matchExpressions"]
+                .as_array()
+                .is_none_or(Vec::is_empty))
+    {
+        return Err(KubeError::invalid(
+            rt,
+            name,
+            "spec.selector",
+            "Required value",
+        ));
+    }
+    let labels = v["spec"]["template"]["metadata"]["labels"].clone();
+    if let Some(want) = v["spec"]["selector"]["matchLabels"].as_object() {
+        let ok = want
+            .iter()
+            .all(|(k, val)| labels.get(k).is_some_and(|l| l == val));
+        if !ok {
+            let shown = format!(
+                "map[string]string{{{}}}",
+                labels
+                    .as_object()
+                    .map(|m| m
+                        .iter()
+                        .map(|(k, v)| format!("{k:?}:{}", v))
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
+            return Err(KubeError::invalid(
+                rt,
+                name,
+                "spec.template.metadata.labels",
+                &format!("Invalid value: {shown}: `selector` does not match template `labels`"),
+            ));
+        }
+    }
+    pod_template(rt, name, &mut v["spec"], "spec.template")?;
+    v["status"] = json!({});
+    Ok(())
+}
+
+fn pod_template(rt: &ResourceType, name: &str, spec: &mut Value, path: &str) -> Result<()> {
+    let template = &mut spec["template"];
+    if !template.is_object() {
+        return Err(KubeError::invalid(rt, name, path, "Required value"));
+    }
+    pod_spec(rt, name, template, &format!("{path}.spec"))
+}
+
+fn job(rt: &ResourceType, name: &str, v: &mut Value, path: &str) -> Result<()> {
+    let uid = uid_of(v).to_string();
+    {
+        let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+        default(spec, "parallelism", json!(1));
+        default(spec, "completions", json!(1));
+        default(spec, "backoffLimit", json!(6));
+        default(spec, "completionMode", json!("NonIndexed"));
+        default(spec, "suspend", json!(false));
+        // Upstream labels a Job's pods with its uid and selects on that, unless the user chose
+        // their own selector with manualSelector.
+        if !spec
+            .get("manualSelector")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
+            spec.insert(
+                "selector".into(),
+                json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+            );
+        }
+    }
+    if !v["spec"]["manualSelector"].as_bool().unwrap_or(false) {
+        let name_label = name_of(v).to_string();
+        let template = &mut v["spec"]["template"];
+        if template.is_object()
+            && let Some(labels) = obj(&mut template["metadata"], "labels")
+        {
+            labels.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
+            labels.insert("controller-uid".into(), json!(uid));
+            labels.insert("batch.kubernetes.io/job-name".into(), json!(name_label));
+            labels.insert("job-name".into(), json!(name_label));
+        }
+    }
+    pod_template(rt, name, &mut v["spec"], &format!("{path}.template"))?;
+    let policy = v["spec"]["template"]["spec"]["restartPolicy"]
+        .as_str()
+        .unwrap_or("");
+    if policy != "Never" && policy != "OnFailure" {
+        return Err(KubeError::invalid(
+            rt,
+            name,
+            &format!("{path}.template.spec.restartPolicy"),
+            &format!("Unsupported value: \"{policy}\": supported values: \"OnFailure\", \"Never\""),
+        ));
+    }
+    Ok(())
+}
+
+/// Pod-spec defaulting, for pods and templates: `v` holds `spec` (and `metadata`).
+fn pod_spec(rt: &ResourceType, name: &str, v: &mut Value, path: &str) -> Result<()> {
+    let is_template = rt.kind != "Pod";
+    let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+    let containers_ok = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty());
+    if !containers_ok {
+        return Err(KubeError::invalid(
+            rt,
+            name,
+            &format!("{path}.containers"),
+            "Required value",
+        ));
+    }
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    default(spec, "securityContext", json!({}));
+    if !is_template {
+        default(spec, "serviceAccountName", json!("default"));
+        default(spec, "serviceAccount", json!("default"));
+        default(spec, "enableServiceLinks", json!(true));
+        default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+        default(spec, "priority", json!(0));
+        // The DefaultTolerationSeconds admission plugin.
+        let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+        if let Some(list) = tolerations.as_array_mut() {
+            for key in [
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable",
+            ] {
+                if !list.iter().any(|t| t["key"] == key) {
+                    list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+                }
+            }
+        }
+    }
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for (i, c) in containers.iter_mut().enumerate() {
+            let Some(c) = c.as_object_mut() else {
+                return Err(KubeError::BadRequest(format!(
+                    "{path}.{list}[{i}] must be an object"
+                )));
+            };
+            if c.get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(KubeError::invalid(
+                    rt,
+                    name,
+                    &format!("{path}.{list}[{i}].name"),
+                    "Required value",
+                ));
+            }
+            let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+            if image.is_empty() {
+                return Err(KubeError::invalid(
+                    rt,
+                    name,
+                    &format!("{path}.{list}[{i}].image"),
+                    "Required value",
+                ));
+            }
+            let latest = image.ends_with(":latest")
+                || !image.rsplit('/').next().unwrap_or(image).contains(':');
+            let pull = if latest && !image.contains('@') {
+                "Always"
+            } else {
+                "IfNotPresent"
+            };
+            default(c, "imagePullPolicy", json!(pull));
+            default(c, "terminationMessagePath", json!("/dev/termination-log"));
+            default(c, "terminationMessagePolicy", json!("File"));
+            default(c, "resources", json!({}));
+        }
+    }
+    Ok(())
+}
+
+/// `Guaranteed`, `Burstable` or `BestEffort`, from the containers' requests and limits.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|k| spec[*k].as_array())
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let requests = c["resources"]["requests"].as_object();
+        let limits = c["resources"]["limits"].as_object();
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for res in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(res));
+            let request = requests.and_then(|r| r.get(res)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// Upstream lets a pod's spec change only in a few places once it exists.
+pub fn check_pod_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<()> {
+    let strip = |v: &Value| {
+        let mut s = v["spec"].clone();
+        for list in ["containers", "initContainers"] {
+            if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
+                for c in cs {
+                    if let Some(c) = c.as_object_mut() {
+                        c.remove("image");
+                    }
+                }
+            }
+        }
+        if let Some(o) = s.as_object_mut() {
+            o.remove("activeDeadlineSeconds");
+            o.remove("tolerations");
+            o.remove("terminationGracePeriodSeconds");
+        }
+        s
+    };
+    if strip(old) != strip(new) {
+        return Err(KubeError::invalid(
+            rt,
+            name_of(old),
+            "spec",
+            "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+        ));
+    }
+    Ok(())
+}

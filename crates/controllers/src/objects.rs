@@ -1,0 +1,849 @@
+//! The Kubernetes object semantics of one cluster over the store: what the API server's storage
+//! layer does. Names, uids, timestamps, generations, defaulting, status subresources, optimistic
+//! concurrency, namespaces that must exist, graceful and finalizer-held deletion, and Fargate's
+//! admission on pod creation. The HTTP front end and every reconciler write through this, so a pod
+//! a ReplicaSet controller makes is admitted exactly like one `kubectl apply` makes.
+
+use std::sync::Arc;
+
+use localfargate_core::kube::{self, ResourceType};
+use localfargate_store::{Object, Revision, Store, StoreError, Tx, transaction};
+use serde_json::{Map, Value, json};
+use thiserror::Error;
+
+use crate::admission;
+use crate::defaults;
+use crate::settings::Settings;
+
+/// A request the API refuses, with what `metav1.Status` needs to say why.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum KubeError {
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        kind: String,
+        name: String,
+    },
+    #[error("{message}")]
+    AlreadyExists {
+        message: String,
+        kind: String,
+        name: String,
+    },
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        kind: String,
+        name: String,
+    },
+    /// 422, with the field causes.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        kind: String,
+        name: String,
+        causes: Vec<Value>,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 410: a watch or continue token older than the retained history.
+    #[error("{0}")]
+    Expired(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl KubeError {
+    pub fn code(&self) -> u16 {
+        match self {
+            KubeError::NotFound { .. } => 404,
+            KubeError::AlreadyExists { .. } | KubeError::Conflict { .. } => 409,
+            KubeError::Invalid { .. } => 422,
+            KubeError::BadRequest(_) => 400,
+            KubeError::Forbidden(_) => 403,
+            KubeError::MethodNotAllowed(_) => 405,
+            KubeError::Expired(_) => 410,
+            KubeError::UnsupportedMediaType(_) => 415,
+            KubeError::Internal(_) => 500,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            KubeError::NotFound { .. } => "NotFound",
+            KubeError::AlreadyExists { .. } => "AlreadyExists",
+            KubeError::Conflict { .. } => "Conflict",
+            KubeError::Invalid { .. } => "Invalid",
+            KubeError::BadRequest(_) => "BadRequest",
+            KubeError::Forbidden(_) => "Forbidden",
+            KubeError::MethodNotAllowed(_) => "MethodNotAllowed",
+            KubeError::Expired(_) => "Expired",
+            KubeError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            KubeError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The `metav1.Status` body.
+    pub fn status(&self) -> Value {
+        let mut s = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": self.reason(),
+            "code": self.code(),
+        });
+        match self {
+            KubeError::NotFound { kind, name, .. }
+            | KubeError::AlreadyExists { kind, name, .. }
+            | KubeError::Conflict { kind, name, .. } => {
+                s["details"] = json!({"name": name, "kind": kind});
+            }
+            KubeError::Invalid {
+                kind, name, causes, ..
+            } => {
+                s["details"] = json!({"name": name, "kind": kind, "causes": causes});
+            }
+            _ => {}
+        }
+        s
+    }
+
+    pub fn not_found(rt: &ResourceType, name: &str) -> Self {
+        KubeError::NotFound {
+            message: format!("{} \"{name}\" not found", rt.qualified()),
+            kind: rt.resource.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn conflict(rt: &ResourceType, name: &str) -> Self {
+        KubeError::Conflict {
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                rt.qualified()
+            ),
+            kind: rt.resource.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// 422 with one cause: `Pod "p" is invalid: spec.containers: Required value`.
+    pub fn invalid(rt: &ResourceType, name: &str, field: &str, detail: &str) -> Self {
+        let kind = if rt.group.is_empty() {
+            rt.kind.to_string()
+        } else {
+            format!("{}.{}", rt.kind, rt.group)
+        };
+        KubeError::Invalid {
+            message: format!("{kind} \"{name}\" is invalid: {field}: {detail}"),
+            kind: rt.resource.to_string(),
+            name: name.to_string(),
+            causes: vec![json!({"reason": "FieldValueInvalid", "message": detail, "field": field})],
+        }
+    }
+
+    fn from_store(e: StoreError) -> Self {
+        KubeError::Internal(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, KubeError>;
+
+/// How dependents go when their owner is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    #[default]
+    Background,
+    Foreground,
+    Orphan,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<Propagation>,
+    pub grace_period_seconds: Option<i64>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deleted {
+    /// The object is gone; this is how it was.
+    Gone(Value),
+    /// Deletion started (a finalizer or a running pod holds it); this is how it is now.
+    Pending(Value),
+}
+
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+pub const ORPHAN_FINALIZER: &str = "orphan";
+
+/// One cluster's objects.
+#[derive(Clone)]
+pub struct Objects {
+    pub store: Arc<dyn Store>,
+    pub cluster: String,
+    pub settings: Arc<Settings>,
+    kind: Arc<str>,
+    profiles: Arc<admission::IndexCache>,
+}
+
+/// The current time as the API writes timestamps: RFC 3339, seconds, UTC.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A fresh object uid.
+pub fn new_uid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `metadata.name` of an object, or "".
+pub fn name_of(v: &Value) -> &str {
+    v["metadata"]["name"].as_str().unwrap_or("")
+}
+
+pub fn namespace_of(v: &Value) -> &str {
+    v["metadata"]["namespace"].as_str().unwrap_or("")
+}
+
+pub fn uid_of(v: &Value) -> &str {
+    v["metadata"]["uid"].as_str().unwrap_or("")
+}
+
+/// The object with its `resourceVersion` filled in from the store revision.
+pub fn with_resource_version(o: &Object) -> Value {
+    let mut v = o.value.clone();
+    set_resource_version(&mut v, o.revision);
+    v
+}
+
+pub fn set_resource_version(v: &mut Value, revision: Revision) {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".to_string(),
+            Value::String(revision.to_string()),
+        );
+    }
+}
+
+fn metadata_mut(v: &mut Value) -> Result<&mut Map<String, Value>> {
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| KubeError::BadRequest("the request body must be a JSON object".into()))?;
+    let meta = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if meta.is_null() {
+        *meta = Value::Object(Map::new());
+    }
+    meta.as_object_mut()
+        .ok_or_else(|| KubeError::BadRequest("metadata must be an object".into()))
+}
+
+const NAME_CHARS: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+/// Whether `name` is a DNS-1123 subdomain, as most object names must be.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// Five characters the way upstream's `generateName` picks them (no vowels, no look-alikes).
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+impl Objects {
+    pub fn new(store: Arc<dyn Store>, cluster: &str, settings: Arc<Settings>) -> Self {
+        Objects {
+            store,
+            cluster: cluster.to_string(),
+            settings,
+            kind: kube::store_kind(cluster).into(),
+            profiles: Arc::default(),
+        }
+    }
+
+    /// The cluster's Fargate profiles, indexed for matching.
+    pub fn profile_index(&self) -> Arc<localfargate_core::ProfileIndex> {
+        self.profiles.get(&*self.store, &self.cluster)
+    }
+
+    /// The store kind this cluster's objects live under.
+    pub fn store_kind(&self) -> &str {
+        &self.kind
+    }
+
+    pub fn get_object(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Object>>> {
+        self.store
+            .get(&self.kind, &rt.key(namespace, name))
+            .map_err(KubeError::from_store)
+    }
+
+    /// One object, as the API returns it.
+    pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
+        self.get_object(rt, namespace, name)?
+            .map(|o| with_resource_version(&o))
+            .ok_or_else(|| KubeError::not_found(rt, name))
+    }
+
+    /// Objects in one namespace (or all), in key order, and the revision of the list.
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Arc<Object>>, Revision)> {
+        self.store
+            .list(&self.kind, &rt.key_prefix(namespace))
+            .map_err(KubeError::from_store)
+    }
+
+    fn check_namespace(&self, tx: &mut dyn Tx, rt: &ResourceType, ns: &str) -> Result<()> {
+        if !rt.namespaced {
+            return Ok(());
+        }
+        let nsrt = namespaces();
+        let Some(found) = tx
+            .get(&self.kind, &nsrt.key("", ns))
+            .map_err(KubeError::from_store)?
+        else {
+            return Err(KubeError::not_found(nsrt, ns));
+        };
+        if found.value["metadata"]["deletionTimestamp"].is_string() {
+            return Err(KubeError::Forbidden(format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Create an object as POST does. Returns it as stored.
+    pub fn create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
+        let mut obj = self.prepare_create(rt, namespace, body)?;
+        let generated = obj["metadata"]["name"].is_null();
+        // A generated name that collides is retried, as upstream does.
+        for _ in 0..5 {
+            if generated {
+                let base = obj["metadata"]["generateName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                obj["metadata"]["name"] = Value::String(format!("{base}{}", random_suffix()));
+            }
+            match self.create_prepared(rt, namespace, &obj) {
+                Err(KubeError::AlreadyExists { .. }) if generated => continue,
+                other => return other,
+            }
+        }
+        Err(KubeError::Internal(
+            "could not generate a unique name".into(),
+        ))
+    }
+
+    /// Validate, default and stamp a new object, and run admission; does not write.
+    fn prepare_create(&self, rt: &ResourceType, namespace: &str, mut body: Value) -> Result<Value> {
+        if rt.read_only {
+            return Err(KubeError::MethodNotAllowed(format!(
+                "{} are read-only here: they mirror the EKS API's Fargate profiles; use aws eks create-fargate-profile",
+                rt.qualified()
+            )));
+        }
+        check_type(rt, &mut body)?;
+        let meta = metadata_mut(&mut body)?;
+        if rt.namespaced {
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(ns) if !ns.is_empty() && ns != namespace => {
+                    return Err(KubeError::BadRequest(
+                        "the namespace of the provided object does not match the namespace sent on the request".into(),
+                    ));
+                }
+                _ => {
+                    meta.insert("namespace".into(), Value::String(namespace.to_string()));
+                }
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            meta.remove("name");
+            let generate = meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if generate.is_empty() {
+                return Err(KubeError::invalid(
+                    rt,
+                    "",
+                    "metadata.name",
+                    "Required value: name or generateName is required",
+                ));
+            }
+        } else if !valid_name(name) {
+            let detail = format!("Invalid value: \"{name}\": {NAME_CHARS}");
+            return Err(KubeError::invalid(rt, name, "metadata.name", &detail));
+        }
+        for drop in [
+            "resourceVersion",
+            "uid",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
+            meta.remove(drop);
+        }
+        meta.insert("uid".into(), Value::String(new_uid()));
+        meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
+        if tracks_generation(rt) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+        defaults::on_create(rt, &mut body)?;
+        if rt.kind == "Pod" {
+            admission::admit_pod(self, &mut body)?;
+        }
+        Ok(body)
+    }
+
+    fn create_prepared(&self, rt: &ResourceType, namespace: &str, obj: &Value) -> Result<Value> {
+        let name = name_of(obj).to_string();
+        let key = rt.key(namespace, &name);
+        let stored = transaction(&*self.store, |tx| {
+            self.check_namespace(tx, rt, namespace)
+                .map_err(|e| StoreError::Backend(encode(e)))?;
+            tx.create(&self.kind, &key, obj)
+        })
+        .map_err(|e| self.map_store(rt, &name, e))?;
+        Ok(with_resource_version(&stored))
+    }
+
+    /// Replace an object as PUT does; `status` writes the status subresource.
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        body: Value,
+        status: bool,
+    ) -> Result<Value> {
+        let precondition = body["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Revision>()
+                    .map_err(|_| KubeError::BadRequest(format!("invalid resourceVersion {s:?}")))
+            })
+            .transpose()?;
+        let mut body = body;
+        check_type(rt, &mut body)?;
+        let body_name = name_of(&body);
+        if !body_name.is_empty() && body_name != name {
+            return Err(KubeError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        self.update_with(rt, namespace, name, status, precondition, &mut |_| {
+            Ok(body.clone())
+        })
+    }
+
+    /// Read-modify-write: `f` gets the current object (with its resourceVersion) and returns the
+    /// new one. Retried on a concurrent write unless `precondition` pins the revision.
+    pub fn update_with(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        status: bool,
+        precondition: Option<Revision>,
+        f: &mut dyn FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        if rt.read_only {
+            return Err(KubeError::MethodNotAllowed(format!(
+                "{} are read-only here: they mirror the EKS API's Fargate profiles",
+                rt.qualified()
+            )));
+        }
+        let key = rt.key(namespace, name);
+        for _ in 0..16 {
+            let current = self
+                .store
+                .get(&self.kind, &key)
+                .map_err(KubeError::from_store)?
+                .ok_or_else(|| KubeError::not_found(rt, name))?;
+            if let Some(expected) = precondition
+                && expected != current.revision
+            {
+                return Err(KubeError::conflict(rt, name));
+            }
+            let old = with_resource_version(&current);
+            let mut new = f(&old)?;
+            check_type(rt, &mut new)?;
+            merge_update(rt, &current.value, &mut new, status)?;
+            if rt.kind == "Pod" && !status {
+                defaults::check_pod_update(rt, &current.value, &new)?;
+            }
+            if new == current.value {
+                return Ok(old);
+            }
+            let finished = is_deleting(&new) && finalizers(&new).is_empty();
+            let result = transaction(&*self.store, |tx| {
+                if finished {
+                    tx.delete(&self.kind, &key, Some(current.revision))
+                } else {
+                    tx.update(&self.kind, &key, &new, Some(current.revision))
+                }
+            });
+            match result {
+                Ok(o) => return Ok(with_resource_version(&o)),
+                Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
+                Err(e) => return Err(self.map_store(rt, name, e)),
+            }
+        }
+        Err(KubeError::conflict(rt, name))
+    }
+
+    /// Delete as DELETE does: at once, or by starting a graceful or finalizer-held deletion.
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted> {
+        if rt.read_only {
+            return Err(KubeError::MethodNotAllowed(format!(
+                "{} are read-only here: delete the profile with aws eks delete-fargate-profile",
+                rt.qualified()
+            )));
+        }
+        let key = rt.key(namespace, name);
+        for _ in 0..16 {
+            let current = self
+                .store
+                .get(&self.kind, &key)
+                .map_err(KubeError::from_store)?
+                .ok_or_else(|| KubeError::not_found(rt, name))?;
+            if let Some(uid) = &opts.precondition_uid
+                && uid != uid_of(&current.value)
+            {
+                return Err(KubeError::Conflict {
+                    message: format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        rt.qualified(),
+                        uid_of(&current.value)
+                    ),
+                    kind: rt.resource.to_string(),
+                    name: name.to_string(),
+                });
+            }
+            if let Some(rv) = &opts.precondition_resource_version
+                && *rv != current.revision.to_string()
+            {
+                return Err(KubeError::Conflict {
+                    message: format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in meta: {}",
+                        rt.qualified(),
+                        current.revision
+                    ),
+                    kind: rt.resource.to_string(),
+                    name: name.to_string(),
+                });
+            }
+            let mut new = current.value.clone();
+            let already = is_deleting(&new);
+            let mut fins = finalizers(&new);
+            match opts.propagation {
+                Some(Propagation::Foreground)
+                    if !fins.iter().any(|f| f == FOREGROUND_FINALIZER) =>
+                {
+                    fins.push(FOREGROUND_FINALIZER.to_string())
+                }
+                Some(Propagation::Orphan) if !fins.iter().any(|f| f == ORPHAN_FINALIZER) => {
+                    fins.push(ORPHAN_FINALIZER.to_string())
+                }
+                _ => {}
+            }
+            // A pod on a node stops first: its node agent finishes the deletion.
+            let graceful = rt.kind == "Pod"
+                && new["spec"]["nodeName"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty())
+                && !matches!(
+                    new["status"]["phase"].as_str(),
+                    Some("Succeeded") | Some("Failed")
+                )
+                && opts.grace_period_seconds != Some(0);
+            let namespace_held = rt.kind == "Namespace";
+            if fins.is_empty() && !graceful && !namespace_held {
+                match transaction(&*self.store, |tx| {
+                    tx.delete(&self.kind, &key, Some(current.revision))
+                }) {
+                    Ok(o) => return Ok(Deleted::Gone(with_resource_version(&o))),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(StoreError::NotFound { .. }) => {
+                        return Err(KubeError::not_found(rt, name));
+                    }
+                    Err(e) => return Err(self.map_store(rt, name, e)),
+                }
+            }
+            if already && fins == finalizers(&current.value) {
+                return Ok(Deleted::Pending(with_resource_version(&current)));
+            }
+            let meta = metadata_mut(&mut new)?;
+            if !already {
+                meta.insert("deletionTimestamp".into(), Value::String(now_rfc3339()));
+                let grace = if graceful {
+                    opts.grace_period_seconds.unwrap_or_else(|| {
+                        current.value["spec"]["terminationGracePeriodSeconds"]
+                            .as_i64()
+                            .unwrap_or(30)
+                    })
+                } else {
+                    0
+                };
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            }
+            if fins.is_empty() {
+                meta.remove("finalizers");
+            } else {
+                meta.insert("finalizers".into(), json!(fins));
+            }
+            if namespace_held {
+                new["status"]["phase"] = json!("Terminating");
+            }
+            match transaction(&*self.store, |tx| {
+                tx.update(&self.kind, &key, &new, Some(current.revision))
+            }) {
+                Ok(o) => return Ok(Deleted::Pending(with_resource_version(&o))),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(self.map_store(rt, name, e)),
+            }
+        }
+        Err(KubeError::conflict(rt, name))
+    }
+
+    /// Remove an object now, whatever holds it (the node agent finishing a pod, the namespace
+    /// controller emptying a namespace). Gone already is fine.
+    pub fn purge(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<()> {
+        match transaction(&*self.store, |tx| {
+            tx.delete(&self.kind, &rt.key(namespace, name), None)
+        }) {
+            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(KubeError::from_store(e)),
+        }
+    }
+
+    fn map_store(&self, rt: &ResourceType, name: &str, e: StoreError) -> KubeError {
+        match e {
+            StoreError::AlreadyExists { .. } => KubeError::AlreadyExists {
+                message: format!("{} \"{name}\" already exists", rt.qualified()),
+                kind: rt.resource.to_string(),
+                name: name.to_string(),
+            },
+            StoreError::NotFound { .. } => KubeError::not_found(rt, name),
+            StoreError::Conflict { .. } => KubeError::conflict(rt, name),
+            StoreError::Backend(text) => decode(&text).unwrap_or(KubeError::Internal(text)),
+            StoreError::Expired { .. } => KubeError::Internal(e.to_string()),
+        }
+    }
+}
+
+// A KubeError raised inside a store transaction travels as a Backend error; these carry it
+// through unchanged.
+const CARRIED: &str = "\u{0}kube:";
+
+fn encode(e: KubeError) -> String {
+    format!("{CARRIED}{}", e.status())
+}
+
+fn decode(text: &str) -> Option<KubeError> {
+    let status: Value = serde_json::from_str(text.strip_prefix(CARRIED)?).ok()?;
+    let message = status["message"].as_str().unwrap_or_default().to_string();
+    let kind = status["details"]["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = status["details"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    Some(match status["code"].as_u64() {
+        Some(404) => KubeError::NotFound {
+            message,
+            kind,
+            name,
+        },
+        Some(403) => KubeError::Forbidden(message),
+        Some(409) => KubeError::Conflict {
+            message,
+            kind,
+            name,
+        },
+        Some(400) => KubeError::BadRequest(message),
+        _ => KubeError::Internal(message),
+    })
+}
+
+pub fn namespaces() -> &'static ResourceType {
+    resource("", "namespaces")
+}
+
+/// A served resource by group and plural; the registry is static, so a miss is a programming error
+/// caught by the tests, and falls back to namespaces rather than panicking.
+pub fn resource(group: &str, plural: &str) -> &'static ResourceType {
+    kube::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.resource == plural)
+        .unwrap_or(&kube::RESOURCES[0])
+}
+
+fn tracks_generation(rt: &ResourceType) -> bool {
+    !rt.group.is_empty() || rt.kind == "Namespace"
+}
+
+pub fn is_deleting(v: &Value) -> bool {
+    v["metadata"]["deletionTimestamp"].is_string()
+}
+
+pub fn finalizers(v: &Value) -> Vec<String> {
+    v["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `apiVersion` and `kind` must be this resource's, or absent (then they are filled in).
+fn check_type(rt: &ResourceType, body: &mut Value) -> Result<()> {
+    let expected = rt.api_version();
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| KubeError::BadRequest("the request body must be a JSON object".into()))?;
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if v != expected => {
+            return Err(KubeError::BadRequest(format!(
+                "the API version in the data ({v}) does not match the expected API version ({expected})"
+            )));
+        }
+        _ => {
+            obj.insert("apiVersion".into(), Value::String(expected));
+        }
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        Some(k) if k != rt.kind => {
+            return Err(KubeError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                rt.kind
+            )));
+        }
+        _ => {
+            obj.insert("kind".into(), Value::String(rt.kind.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Carry over what an update may not change, keep status or everything but status depending on
+/// the endpoint, and bump `generation` when the spec changed.
+fn merge_update(rt: &ResourceType, old: &Value, new: &mut Value, status: bool) -> Result<()> {
+    if status {
+        let status_value = new.get("status").cloned();
+        let mut replaced = old.clone();
+        match status_value {
+            Some(s) => replaced["status"] = s,
+            None => {
+                if let Some(o) = replaced.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+        *new = replaced;
+        return Ok(());
+    }
+    {
+        let meta = metadata_mut(new)?;
+        for keep in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "name",
+            "generation",
+        ] {
+            match old["metadata"].get(keep) {
+                Some(v) => {
+                    meta.insert(keep.to_string(), v.clone());
+                }
+                None => {
+                    meta.remove(keep);
+                }
+            }
+        }
+        meta.remove("resourceVersion");
+        meta.remove("selfLink");
+    }
+    if rt.has_status {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+    }
+    if tracks_generation(rt) && spec_of(old) != spec_of(new) {
+        let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+        new["metadata"]["generation"] = json!(g + 1);
+    }
+    Ok(())
+}
+
+/// Everything but metadata and status: what `generation` counts changes of.
+fn spec_of(v: &Value) -> Vec<(&String, &Value)> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

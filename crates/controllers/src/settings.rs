@@ -1,0 +1,42 @@
+//! What every cluster's controllers are configured with, from `localfargate up`'s flags.
+
+use localfargate_core::SelectionRule;
+use localfargate_core::eks::Network;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub region: String,
+    /// Which profile wins when several match (AWS docs: alphabetical `name`).
+    pub selection_rule: SelectionRule,
+    /// The VPC model whose subnets Fargate pods get their IPs from.
+    pub network: Network,
+    /// Beyond AWS (off by default): an event naming the nearest selector a pod missed.
+    pub explain_misses: bool,
+    /// Beyond AWS (off by default): Pending pods are re-placed when a matching profile appears.
+    pub replace_pending: bool,
+    /// How many times the fargate-scheduler tries a pod before leaving it Pending, as AWS's
+    /// bounded retries do.
+    pub max_schedule_attempts: u32,
+}
+
+impl Settings {
+    pub fn new(region: &str) -> Self {
+        Settings {
+            region: region.to_string(),
+            selection_rule: SelectionRule::Name,
+            network: Network::default_for(region),
+            explain_misses: false,
+            replace_pending: false,
+            max_schedule_attempts: 5,
+        }
+    }
+
+    /// `ec2.internal` in us-east-1, `<region>.compute.internal` elsewhere.
+    pub fn dns_suffix(&self) -> String {
+        if self.region == "us-east-1" {
+            "ec2.internal".to_string()
+        } else {
+            format!("{}.compute.internal", self.region)
+        }
+    }
+}
