@@ -60,6 +60,20 @@ pub struct UpArgs {
     /// from here up.
     #[arg(long, default_value_t = 6443)]
     pub kube_port: u16,
+    /// What runs pods: `simulated` (no processes; states from `sim.localfargate.io/*`
+    /// annotations). `process` and `microvm` are not built yet.
+    #[arg(long, default_value = "simulated")]
+    pub runtime: String,
+    /// Which Fargate profile wins when several match: `name` (AWS docs: alphabetical),
+    /// `most-specific`, or `random`.
+    #[arg(long, default_value = "name")]
+    pub profile_selection: localfargate_core::SelectionRule,
+    /// Beyond AWS: an event on each pod no profile took, naming the nearest selector it missed.
+    #[arg(long)]
+    pub explain_fargate_misses: bool,
+    /// Beyond AWS: Pending pods are re-placed on Fargate when a matching profile appears.
+    #[arg(long)]
+    pub replace_pending_pods: bool,
 }
 
 pub fn load_network(path: Option<&PathBuf>, region: &str) -> Result<Network> {
@@ -127,6 +141,14 @@ fn config(args: &UpArgs) -> Result<Config> {
 
 pub fn run(args: &UpArgs) -> Result<i32> {
     let config = config(args)?;
+    let sandboxes = localfargate_runtime::by_name(&args.runtime)?;
+    let settings = Arc::new(localfargate_controllers::Settings {
+        selection_rule: args.profile_selection,
+        network: config.network.clone(),
+        explain_misses: args.explain_fargate_misses,
+        replace_pending: args.replace_pending_pods,
+        ..localfargate_controllers::Settings::new(&args.region)
+    });
     let (store, where_) = if args.ephemeral {
         (
             SqliteStore::in_memory()?,
@@ -146,7 +168,7 @@ pub fn run(args: &UpArgs) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args, config, store, where_))
+    runtime.block_on(serve(args, config, store, where_, settings, sandboxes))
 }
 
 async fn serve(
@@ -154,6 +176,8 @@ async fn serve(
     config: Config,
     store: Arc<dyn Store>,
     where_: String,
+    settings: Arc<localfargate_controllers::Settings>,
+    sandboxes: Arc<dyn localfargate_runtime::SandboxRuntime>,
 ) -> Result<i32> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
@@ -176,7 +200,14 @@ async fn serve(
         config,
     });
     let lifecycle = tokio::spawn(localfargate_controllers::eks_lifecycle::run(store.clone()));
-    let kube_apis = tokio::spawn(localfargate_kube_api::supervisor::run(store, kube_host));
+    let clusters = tokio::spawn(localfargate_controllers::cluster::run(
+        store.clone(),
+        settings.clone(),
+        sandboxes.clone(),
+    ));
+    let kube_apis = tokio::spawn(localfargate_kube_api::supervisor::run(
+        store, kube_host, settings, sandboxes,
+    ));
     let url = format!("http://{addr}");
     println!("localfargate is up: EKS API on {url} (region {region}, account {account})");
     println!("state: {where_}");
@@ -207,6 +238,7 @@ async fn serve(
         })
         .await?;
     lifecycle.abort();
+    clusters.abort();
     kube_apis.abort();
     Ok(0)
 }

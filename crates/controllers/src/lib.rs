@@ -2,10 +2,19 @@
 //! semantics they and the API front end share.
 
 pub mod admission;
+pub mod cluster;
+pub mod cron;
+pub mod default_scheduler;
 pub mod defaults;
 pub mod eks_lifecycle;
+pub mod events;
+pub mod fargate_scheduler;
+pub mod lifecycle;
+pub mod node_agent;
 pub mod objects;
+pub mod scheduling;
 pub mod settings;
+pub mod workloads;
 
 pub use objects::{KubeError, Objects};
 pub use settings::Settings;

@@ -104,22 +104,24 @@ impl KubeError {
             KubeError::NotFound { kind, name, .. }
             | KubeError::AlreadyExists { kind, name, .. }
             | KubeError::Conflict { kind, name, .. } => {
-                s["details"] = json!({"name": name, "kind": kind});
+                s["details"] = details(kind, name);
             }
             KubeError::Invalid {
                 kind, name, causes, ..
             } => {
-                s["details"] = json!({"name": name, "kind": kind, "causes": causes});
+                s["details"] = details(kind, name);
+                s["details"]["causes"] = json!(causes);
             }
             _ => {}
         }
         s
     }
 
+    /// The resource, group-qualified (`deployments.apps`), an error names.
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
         KubeError::NotFound {
             message: format!("{} \"{name}\" not found", rt.qualified()),
-            kind: rt.resource.to_string(),
+            kind: rt.qualified(),
             name: name.to_string(),
         }
     }
@@ -130,7 +132,7 @@ impl KubeError {
                 "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
                 rt.qualified()
             ),
-            kind: rt.resource.to_string(),
+            kind: rt.qualified(),
             name: name.to_string(),
         }
     }
@@ -144,7 +146,7 @@ impl KubeError {
         };
         KubeError::Invalid {
             message: format!("{kind} \"{name}\" is invalid: {field}: {detail}"),
-            kind: rt.resource.to_string(),
+            kind: rt.qualified(),
             name: name.to_string(),
             causes: vec![json!({"reason": "FieldValueInvalid", "message": detail, "field": field})],
         }
@@ -152,6 +154,14 @@ impl KubeError {
 
     fn from_store(e: StoreError) -> Self {
         KubeError::Internal(e.to_string())
+    }
+}
+
+/// `details` of a Status: `kind` is the resource, with its group apart (`deployments` + `apps`).
+fn details(qualified: &str, name: &str) -> Value {
+    match qualified.split_once('.') {
+        Some((resource, group)) => json!({"name": name, "group": group, "kind": resource}),
+        None => json!({"name": name, "kind": qualified}),
     }
 }
 
@@ -563,7 +573,7 @@ impl Objects {
                         rt.qualified(),
                         uid_of(&current.value)
                     ),
-                    kind: rt.resource.to_string(),
+                    kind: rt.qualified(),
                     name: name.to_string(),
                 });
             }
@@ -576,7 +586,7 @@ impl Objects {
                         rt.qualified(),
                         current.revision
                     ),
-                    kind: rt.resource.to_string(),
+                    kind: rt.qualified(),
                     name: name.to_string(),
                 });
             }
@@ -668,7 +678,7 @@ impl Objects {
         match e {
             StoreError::AlreadyExists { .. } => KubeError::AlreadyExists {
                 message: format!("{} \"{name}\" already exists", rt.qualified()),
-                kind: rt.resource.to_string(),
+                kind: rt.qualified(),
                 name: name.to_string(),
             },
             StoreError::NotFound { .. } => KubeError::not_found(rt, name),

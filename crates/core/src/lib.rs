@@ -5,6 +5,7 @@ pub mod admission;
 pub mod eks;
 pub mod glob;
 pub mod kube;
+pub mod logging;
 pub mod matching;
 pub mod nodegroup;
 pub mod plan;
@@ -12,6 +13,7 @@ pub mod pod;
 pub mod pricing;
 pub mod profile;
 pub mod quantity;
+pub mod selectors;
 pub mod sizing;
 
 #[cfg(test)]

@@ -167,6 +167,15 @@ pub enum Misfit {
     Taint(Taint),
     Insufficient(&'static str),
     NoNodes,
+    Unschedulable,
+    TooManyPods,
+}
+
+impl Misfit {
+    /// Whether evicting lower-priority pods could make room (upstream's preemption wording).
+    pub fn resource_shortage(&self) -> bool {
+        matches!(self, Misfit::Insufficient(_) | Misfit::TooManyPods)
+    }
 }
 
 impl std::fmt::Display for Misfit {
@@ -182,6 +191,8 @@ impl std::fmt::Display for Misfit {
             }
             Misfit::Insufficient(resource) => write!(f, "Insufficient {resource}"),
             Misfit::NoNodes => f.write_str("node group has no nodes"),
+            Misfit::Unschedulable => f.write_str("node(s) were unschedulable"),
+            Misfit::TooManyPods => f.write_str("Too many pods"),
         }
     }
 }
@@ -233,6 +244,113 @@ pub fn fits(pod: &Pod, requests: &PodRequests, group: &NodeGroup) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// One node as the default scheduler's filters see it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeView {
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub unschedulable: bool,
+    /// What is left of the node's allocatable after the pods already on it.
+    pub free_cpu_millis: u64,
+    pub free_memory_bytes: u64,
+    pub free_pods: u64,
+}
+
+/// Whether a pod fits one node now, checked in upstream's filter order.
+pub fn fits_node(pod: &Pod, requests: &PodRequests, node: &NodeView) -> Result<(), Misfit> {
+    let spec = pod.spec.as_ref();
+    let tolerations: &[Toleration] = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
+    if node.unschedulable
+        && !tolerations.iter().any(|t| {
+            t.key.as_deref() == Some("node.kubernetes.io/unschedulable")
+                && t.operator.as_deref() == Some("Exists")
+        })
+    {
+        return Err(Misfit::Unschedulable);
+    }
+    if !affinity_matches(pod, &node.labels) {
+        return Err(Misfit::Affinity);
+    }
+    if let Some(t) = node
+        .taints
+        .iter()
+        .find(|t| t.blocks_scheduling() && !tolerations.iter().any(|tol| t.tolerated_by(tol)))
+    {
+        return Err(Misfit::Taint(t.clone()));
+    }
+    if node.free_pods == 0 {
+        return Err(Misfit::TooManyPods);
+    }
+    if requests.cpu_millis > node.free_cpu_millis {
+        return Err(Misfit::Insufficient("cpu"));
+    }
+    if requests.memory_bytes > node.free_memory_bytes {
+        return Err(Misfit::Insufficient("memory"));
+    }
+    Ok(())
+}
+
+/// nodeSelector and required node affinity against a node's labels.
+fn affinity_matches(pod: &Pod, labels: &BTreeMap<String, String>) -> bool {
+    let spec = pod.spec.as_ref();
+    if let Some(selector) = spec.and_then(|s| s.node_selector.as_ref())
+        && !selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    {
+        return false;
+    }
+    let required = spec
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    match required {
+        Some(required) => required.node_selector_terms.iter().any(|term| {
+            let expressions = term.match_expressions.as_deref().unwrap_or(&[]);
+            !expressions.is_empty() && expressions.iter().all(|e| requirement_matches(e, labels))
+        }),
+        None => true,
+    }
+}
+
+/// Upstream's FailedScheduling message for a pod no node takes, from each node's reason.
+pub fn unschedulable_message(misfits: &[Misfit]) -> String {
+    let n = misfits.len();
+    if n == 0 {
+        return "no nodes available to schedule pods".to_string();
+    }
+    let histogram = |items: Vec<String>| {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for i in items {
+            *counts.entry(i).or_default() += 1;
+        }
+        let mut out: Vec<String> = counts
+            .into_iter()
+            .map(|(r, c)| format!("{c} {r}"))
+            .collect();
+        out.sort();
+        out.join(", ")
+    };
+    let reasons = histogram(misfits.iter().map(ToString::to_string).collect());
+    let preemption = histogram(
+        misfits
+            .iter()
+            .map(|m| {
+                if m.resource_shortage() {
+                    "No preemption victims found for incoming pod.".to_string()
+                } else {
+                    "Preemption is not helpful for scheduling.".to_string()
+                }
+            })
+            .collect(),
+    );
+    // The doubled final period is upstream's (observed on EKS: "…for scheduling..").
+    format!(
+        "0/{n} nodes are available: {reasons}. preemption: 0/{n} nodes are available: {preemption}."
+    )
 }
 
 fn requirement_matches(e: &NodeSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
@@ -342,6 +460,59 @@ mod tests {
         assert_eq!(
             check(spec, 0, 8 * GIB + 1).unwrap_err(),
             "Insufficient memory"
+        );
+    }
+
+    #[test]
+    fn node_level_fit_and_upstreams_message() {
+        let spec = json!({"containers": [{"name": "c", "image": "x"}]});
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": spec}));
+        let fargate = NodeView {
+            taints: vec![Taint {
+                key: "eks.amazonaws.com/compute-type".into(),
+                value: "fargate".into(),
+                effect: "NoSchedule".into(),
+            }],
+            free_pods: 0,
+            ..Default::default()
+        };
+        let r = PodRequests {
+            cpu_millis: 500,
+            ..Default::default()
+        };
+        let m = fits_node(&p, &r, &fargate).unwrap_err();
+        assert_eq!(
+            unschedulable_message(&[m]),
+            "0/1 nodes are available: 1 node(s) had untolerated taint {eks.amazonaws.com/compute-type: fargate}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
+        );
+        let small = NodeView {
+            free_cpu_millis: 100,
+            free_memory_bytes: GIB,
+            free_pods: 10,
+            ..Default::default()
+        };
+        assert_eq!(fits_node(&p, &r, &small), Err(Misfit::Insufficient("cpu")));
+        let cordoned = NodeView {
+            unschedulable: true,
+            ..small.clone()
+        };
+        assert_eq!(fits_node(&p, &r, &cordoned), Err(Misfit::Unschedulable));
+        let roomy = NodeView {
+            free_cpu_millis: 2000,
+            ..small
+        };
+        assert_eq!(fits_node(&p, &r, &roomy), Ok(()));
+        assert_eq!(
+            unschedulable_message(&[]),
+            "no nodes available to schedule pods"
+        );
+        let two = unschedulable_message(&[
+            Misfit::Insufficient("cpu"),
+            Misfit::Taint(fargate.taints[0].clone()),
+        ]);
+        assert_eq!(
+            two,
+            "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {eks.amazonaws.com/compute-type: fargate}. preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod., 1 Preemption is not helpful for scheduling.."
         );
     }
 

@@ -2,14 +2,20 @@
 //! keeps and serves a certificate from the cluster's own CA, so real kubectl verifies it with the
 //! `certificateAuthority.data` DescribeCluster returns.
 //!
-//! This first slice serves version and health, and authentication: the cluster's static token
-//! (`localfargate kubeconfig`) or an `aws eks get-token` token. Resources come next.
+//! One generic handler serves every resource in `localfargate_core::kube::RESOURCES`: discovery
+//! (legacy and aggregated), a minimal OpenAPI v3, CRUD with the patch types kubectl sends,
+//! server-side Tables, watches, selectors and pagination; `pods/log` and `pods/exec` reach the
+//! sandbox runtime. Object semantics (defaulting, admission, deletion) live in
+//! `localfargate_controllers::objects`, shared with the reconcilers.
 
+mod discovery;
 pub mod patch;
 pub mod pki;
-pub mod selectors;
+mod pods;
+mod rest;
 mod server;
 pub mod supervisor;
 pub mod table;
+mod watch;
 
-pub use server::{router, status};
+pub use server::{Api, ClusterInfo, router, status};

@@ -1,15 +1,21 @@
-//! The HTTP surface of one cluster's API.
+//! The HTTP surface of one cluster's API: authentication, version, health, discovery and OpenAPI
+//! here; resources in `rest`, watches in `watch`, logs and exec in `pods`.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
+use localfargate_controllers::{KubeError, Objects};
+use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
+
+use crate::rest::{self, json_response, json_typed};
+use crate::{discovery, pods};
 
 /// What one cluster's API knows about itself.
 #[derive(Debug, Clone)]
@@ -91,7 +97,16 @@ async fn version(State(info): State<Arc<ClusterInfo>>) -> axum::Json<Value> {
     }))
 }
 
-async fn not_found() -> Response {
+/// Everything one cluster's API serves from.
+pub struct Api {
+    pub info: ClusterInfo,
+    pub objects: Objects,
+    pub runtime: Arc<dyn SandboxRuntime>,
+    /// `host:port`, for `/api`'s serverAddressByClientCIDRs.
+    pub server_address: String,
+}
+
+fn not_found() -> Response {
     status(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -99,17 +114,90 @@ async fn not_found() -> Response {
     )
 }
 
+fn accept(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Discovery and OpenAPI, or None when the path is a resource path.
+fn discovery(api: &Api, path: &str, headers: &HeaderMap) -> Option<Response> {
+    let aggregated = discovery::aggregated_version(accept(headers));
+    let ok = |v: Value| json_response(StatusCode::OK, &v);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Some(match segments.as_slice() {
+        ["api"] | ["apis"] => {
+            let core = segments[0] == "api";
+            match aggregated {
+                Some(version) => json_typed(
+                    StatusCode::OK,
+                    &discovery::aggregated(core, version),
+                    &discovery::aggregated_content_type(version),
+                ),
+                None if core => ok(discovery::api_versions(&api.server_address)),
+                None => ok(discovery::api_group_list()),
+            }
+        }
+        ["api", version] => discovery::resource_list("", version).map_or_else(not_found, ok),
+        ["apis", group] => {
+            if localfargate_core::kube::groups().contains(group) && !group.is_empty() {
+                ok(discovery::api_group(group))
+            } else {
+                not_found()
+            }
+        }
+        ["apis", group, version] => {
+            discovery::resource_list(group, version).map_or_else(not_found, ok)
+        }
+        ["openapi", "v3"] => ok(discovery::openapi_root()),
+        ["openapi", "v3", rest @ ..] => {
+            discovery::openapi_document(&rest.join("/")).map_or_else(not_found, ok)
+        }
+        _ => return None,
+    })
+}
+
+async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    if let Some(r) = discovery(&api, &path, request.headers()) {
+        return r;
+    }
+    let target = match rest::parse_target(&path) {
+        Ok(t) => t,
+        Err(e) => return rest::error_response(&e),
+    };
+    let query = rest::Query::parse(request.uri().query());
+    if target.subresource.as_deref() == Some("exec")
+        && request.headers().contains_key(header::UPGRADE)
+    {
+        return pods::exec(api, target, query, request).await;
+    }
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let body = match axum::body::to_bytes(request.into_body(), 16 << 20).await {
+        Ok(b) => b,
+        Err(e) => {
+            return rest::error_response(&KubeError::BadRequest(format!(
+                "reading the request body: {e}"
+            )));
+        }
+    };
+    rest::handle(api, method, target, query, headers, body).await
+}
+
 /// One cluster's API.
-pub fn router(info: ClusterInfo) -> Router {
-    let info = Arc::new(info);
+pub fn router(api: Api) -> Router {
+    let info = Arc::new(api.info.clone());
+    let api = Arc::new(api);
     Router::new()
-        .route("/version", get(version))
+        .route("/version", get(version).with_state(info.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(info.clone(), authenticate))
-        .with_state(info)
+        .fallback(serve)
+        .with_state(api)
+        .layer(middleware::from_fn_with_state(info, authenticate))
 }
 
 #[cfg(test)]

@@ -11,7 +11,10 @@ use localfargate_core::eks::CLUSTER_KIND;
 use localfargate_store::Store;
 
 use crate::pki::ClusterCa;
-use crate::server::{ClusterInfo, router};
+use localfargate_controllers::{Objects, Settings};
+use localfargate_runtime::SandboxRuntime;
+
+use crate::server::{Api, ClusterInfo, router};
 
 struct Running {
     port: u64,
@@ -22,7 +25,12 @@ struct Running {
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Keep one listener per ACTIVE cluster on `host`, until the task is dropped.
-pub async fn run(store: Arc<dyn Store>, host: String) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    host: String,
+    settings: Arc<Settings>,
+    runtime: Arc<dyn SandboxRuntime>,
+) {
     // ring is the one crypto provider linked in; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut running: HashMap<String, Running> = HashMap::new();
@@ -64,7 +72,13 @@ pub async fn run(store: Arc<dyn Store>, host: String) {
                     .to_string(),
                 token: token.to_string(),
             };
-            match start(&host, port, &c.key, key, info).await {
+            let api = Api {
+                info,
+                objects: Objects::new(store.clone(), &c.key, settings.clone()),
+                runtime: runtime.clone(),
+                server_address: format!("{host}:{port}"),
+            };
+            match start(&host, port, &c.key, key, api).await {
                 Ok(handle) => {
                     tracing::info!(cluster = %c.key, port, "Kubernetes API listening");
                     failed.remove(&c.key);
@@ -93,7 +107,7 @@ async fn start(
     port: u64,
     cluster: &str,
     ca_key: &str,
-    info: ClusterInfo,
+    api: Api,
 ) -> Result<Handle<SocketAddr>, String> {
     let (cert, key) = ClusterCa::serving_cert(cluster, ca_key, host).map_err(|e| e.to_string())?;
     let tls = RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())
@@ -109,7 +123,7 @@ async fn start(
     let server = axum_server::from_tcp_rustls(listener, tls)
         .map_err(|e| e.to_string())?
         .handle(handle.clone());
-    let app = router(info);
+    let app = router(api);
     tokio::spawn(async move {
         if let Err(e) = server.serve(app.into_make_service()).await {
             tracing::error!(error = %e, "Kubernetes API server");

@@ -1,1 +1,219 @@
 //! Sandboxes that run pods.
+//!
+//! Every Fargate pod gets its own sandbox. The node agent drives sandboxes through one object-safe
+//! trait, [`SandboxRuntime`], held as `Arc<dyn SandboxRuntime>` and chosen with the CLI's
+//! `--runtime` flag ([`by_name`]). Its inputs are plain structs ([`SandboxSpec`],
+//! [`ContainerSpec`]), not Kubernetes types: the agent fills them after Fargate sizing and after
+//! [`ipam::Ipam`] has given the pod an address in one of its profile's subnets.
+//!
+//! # Backends
+//!
+//! * [`SimulatedRuntime`] (`--runtime simulated`, built): no processes, no privileges; container
+//!   states follow from elapsed time and `sim.localfargate.io/*` annotations. It backs API,
+//!   controller and scheduler tests and scales to tens of thousands of pods.
+//! * `process` (namespaces + cgroups, real processes; not built yet).
+//! * `microvm` (a QEMU `microvm` or Firecracker VM per pod with an agent inside; not built yet).
+//!
+//! # How the later backends fit this trait unchanged
+//!
+//! The trait describes a *pod* runtime, like the agent inside a Fargate VM, not a CRI runtime:
+//! the runtime itself applies the restart policy, runs init containers in order and restarts
+//! crashed containers with the kubelet's back-off. Callers only say what should run and read
+//! back what is running.
+//!
+//! * [`create_sandbox`](SandboxRuntime::create_sandbox) builds the isolation boundary and may
+//!   return before it is ready ([`SandboxStatus::ready_at`] says when it is).
+//!   - process: a network namespace with a veth pair on the host bridge, `eth0` set to
+//!     [`SandboxSpec::ip`] with the prefix length and gateway of
+//!     [`ipam::Ipam::subnet_of`]`(ip)` (given to the backend when it is built); a pod cgroup with
+//!     a CPU quota of [`SandboxSpec::vcpu`] and a memory limit of [`SandboxSpec::memory_mib`];
+//!     images unpacked to root filesystems. Its spawned supervisor task per sandbox owns the
+//!     processes.
+//!   - microvm: the same netns plus a tap device, then a VMM process in the pod cgroup with
+//!     `vcpu`/`memory_mib` as the guest size; the guest agent's `CreateSandbox` over
+//!     virtio-serial or vsock.
+//! * [`start_container`](SandboxRuntime::start_container) is a request, not a synchronous run: the
+//!   container starts once the sandbox is ready and, for a regular container, once every init
+//!   container has exited 0. The agent calls it for every container right after creating the
+//!   sandbox. Process: an OCI bundle run by libcontainer/runc in the pod netns and cgroup.
+//!   MicroVM: the guest agent's `CreateContainer` + `StartContainer`.
+//! * [`status`](SandboxRuntime::status) returns Kubernetes-shaped container states with restart
+//!   counts. The simulated runtime knows when its status changes next
+//!   ([`SandboxStatus::next_transition`]); real backends cannot know when a process exits, so
+//!   they report `None` there and send the sandbox's id on [`changes`](SandboxRuntime::changes)
+//!   instead. The agent waits for the earliest `next_transition` or a change, never polls in a
+//!   loop.
+//! * [`logs`](SandboxRuntime::logs) returns a [`LogStream`], an mpsc receiver of byte chunks that
+//!   the HTTP layer streams as a chunked body. Real backends read per-container log files (CRI
+//!   format: timestamp, stream, text) written by the supervisor or the guest agent.
+//! * [`exec`](SandboxRuntime::exec) takes channels for stdin, stdout, stderr and terminal
+//!   resizes ([`ExecRequest`]): process enters the container's namespaces (libcontainer
+//!   `tenant`, or `nsenter`); microvm uses the agent's `ExecProcess` and its stdio streams. The
+//!   simulated runtime refuses with [`RuntimeError::ExecUnsupported`].
+//! * [`stop`](SandboxRuntime::stop) sends SIGTERM, waits up to the grace period, then SIGKILL; it
+//!   returns when every container has exited. [`remove`](SandboxRuntime::remove) tears
+//!   everything down (netns, cgroups, VM, files) and is idempotent.
+//! * [`list`](SandboxRuntime::list) lets the agent find sandboxes left from an earlier run (real
+//!   backends keep state on disk) and remove the ones with no pod.
+//!
+//! Timestamps are [`SystemTime`](std::time::SystemTime); the caller renders RFC3339.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+mod error;
+pub mod ipam;
+pub mod simulated;
+mod timefmt;
+mod types;
+
+pub use error::RuntimeError;
+pub use simulated::SimulatedRuntime;
+pub use types::{
+    ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions, LogStream,
+    RestartPolicy, SandboxId, SandboxSpec, SandboxStatus, SandboxSummary, TerminalSize,
+};
+
+/// Runs pods, one sandbox each. Object-safe: hold it as `Arc<dyn SandboxRuntime>`.
+#[async_trait]
+pub trait SandboxRuntime: Send + Sync {
+    fn kind(&self) -> RuntimeKind;
+
+    /// Creates a sandbox for a pod; containers wait until started. Fails with
+    /// [`RuntimeError::AlreadyExists`] when the pod already has one.
+    async fn create_sandbox(&self, spec: SandboxSpec) -> Result<SandboxId, RuntimeError>;
+
+    /// Asks for a container to be started: at once if the sandbox is ready and, for a regular
+    /// container, the init containers have succeeded; otherwise as soon as they are. Calling it
+    /// again is a no-op.
+    async fn start_container(
+        &self,
+        sandbox: &SandboxId,
+        container: &str,
+    ) -> Result<(), RuntimeError>;
+
+    /// The sandbox's containers now, one [`ContainerStatus`] per container in spec order.
+    async fn status(&self, sandbox: &SandboxId) -> Result<SandboxStatus, RuntimeError>;
+
+    /// A container's log. Without `follow` the stream closes after the text written so far.
+    async fn logs(
+        &self,
+        sandbox: &SandboxId,
+        container: &str,
+        options: LogOptions,
+    ) -> Result<LogStream, RuntimeError>;
+
+    /// Runs a command in a running container and returns its exit code once it ends.
+    async fn exec(
+        &self,
+        sandbox: &SandboxId,
+        container: &str,
+        request: ExecRequest,
+    ) -> Result<ExitStatus, RuntimeError>;
+
+    /// Stops every container (SIGTERM, then SIGKILL after `grace`) and starts nothing more.
+    /// Returns once all containers have exited. A second call may shorten the grace period.
+    async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// Removes the sandbox and everything it holds, stopping it first if needed. Removing a
+    /// sandbox that does not exist succeeds.
+    async fn remove(&self, sandbox: &SandboxId) -> Result<(), RuntimeError>;
+
+    /// Every sandbox this runtime holds.
+    async fn list(&self) -> Result<Vec<SandboxSummary>, RuntimeError>;
+
+    /// Ids of sandboxes whose status changed in a way the last status's
+    /// [`next_transition`](SandboxStatus::next_transition) did not announce (a process exited, a
+    /// VM died, a call changed it). A receiver that lags should re-read every sandbox.
+    fn changes(&self) -> broadcast::Receiver<SandboxId>;
+}
+
+/// The backends the `--runtime` flag names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuntimeKind {
+    Simulated,
+    Process,
+    MicroVm,
+}
+
+impl RuntimeKind {
+    pub const ALL: [RuntimeKind; 3] = [
+        RuntimeKind::Simulated,
+        RuntimeKind::Process,
+        RuntimeKind::MicroVm,
+    ];
+
+    /// The flag value: `simulated`, `process`, `microvm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Simulated => "simulated",
+            RuntimeKind::Process => "process",
+            RuntimeKind::MicroVm => "microvm",
+        }
+    }
+
+    /// Whether this build has the backend.
+    pub fn is_built(self) -> bool {
+        self == RuntimeKind::Simulated
+    }
+
+    /// A new runtime of this kind, or [`RuntimeError::NotBuilt`].
+    pub fn build(self) -> Result<Arc<dyn SandboxRuntime>, RuntimeError> {
+        match self {
+            RuntimeKind::Simulated => Ok(Arc::new(SimulatedRuntime::new())),
+            RuntimeKind::Process | RuntimeKind::MicroVm => Err(RuntimeError::NotBuilt(self)),
+        }
+    }
+}
+
+impl std::fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RuntimeKind {
+    type Err = RuntimeError;
+
+    fn from_str(s: &str) -> Result<Self, RuntimeError> {
+        RuntimeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| RuntimeError::UnknownRuntime(s.to_string()))
+    }
+}
+
+/// The runtime for a `--runtime` value: `simulated` now; `process` and `microvm` fail with "not
+/// built yet"; anything else with "unknown runtime".
+pub fn by_name(name: &str) -> Result<Arc<dyn SandboxRuntime>, RuntimeError> {
+    name.parse::<RuntimeKind>()?.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_name_builds_simulated_and_explains_the_rest() {
+        assert_eq!(by_name("simulated").unwrap().kind(), RuntimeKind::Simulated);
+        assert_eq!(
+            by_name("process").err().unwrap().to_string(),
+            "the process runtime is not built yet; start localfargate with --runtime simulated, \
+             the only runtime in this build"
+        );
+        assert!(matches!(
+            by_name("microvm"),
+            Err(RuntimeError::NotBuilt(RuntimeKind::MicroVm))
+        ));
+        assert_eq!(
+            by_name("docker").err().unwrap().to_string(),
+            "unknown runtime \"docker\": expected one of simulated, process, microvm"
+        );
+        for k in RuntimeKind::ALL {
+            assert_eq!(k.as_str().parse::<RuntimeKind>().unwrap(), k);
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! Runs each ACTIVE cluster's Kubernetes controllers, seeds a new cluster with what EKS creates,
+//! and clears a deleted cluster's objects and sandboxes.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use localfargate_core::eks::CLUSTER_KIND;
+use localfargate_core::kube;
+use localfargate_runtime::SandboxRuntime;
+use localfargate_runtime::ipam::Ipam;
+use localfargate_store::{Store, transaction};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::fargate_scheduler::FARGATE_NODE_PREFIX;
+use crate::objects::{KubeError, Objects, new_uid, now_rfc3339, resource};
+use crate::settings::Settings;
+
+/// What one cluster's controllers share.
+pub struct ClusterContext {
+    pub objects: Objects,
+    pub runtime: Arc<dyn SandboxRuntime>,
+    /// Addresses are VPC-wide, so every cluster shares one IPAM.
+    pub ipam: Arc<Mutex<Ipam>>,
+    /// `1.31`: the kubelet version nodes report.
+    pub version: String,
+}
+
+impl ClusterContext {
+    fn ipam(&self) -> std::sync::MutexGuard<'_, Ipam> {
+        self.ipam
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn allocate_ip(
+        &self,
+        subnets: &[String],
+        spread: u64,
+    ) -> Result<(String, Ipv4Addr), String> {
+        self.ipam()
+            .allocate_in(subnets, spread)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn release_ip(&self, ip: Ipv4Addr) {
+        self.ipam().release(ip);
+    }
+
+    pub fn kubelet_version(&self) -> String {
+        format!("v{}.0-eks-localfargate", self.version)
+    }
+
+    /// A Fargate node as EKS shows one: the labels and taint of real `describe node` output, and a
+    /// capacity unrelated to the pod's size.
+    pub fn fargate_node(&self, name: &str, ip: Ipv4Addr, zone: &str) -> Value {
+        let region = &self.objects.settings.region;
+        let hostname = name.strip_prefix("fargate-").unwrap_or(name);
+        json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "uid": new_uid(),
+                "creationTimestamp": now_rfc3339(),
+                "labels": {
+                    "beta.kubernetes.io/arch": "amd64",
+                    "beta.kubernetes.io/os": "linux",
+                    "eks.amazonaws.com/compute-type": "fargate",
+                    "failure-domain.beta.kubernetes.io/region": region,
+                    "failure-domain.beta.kubernetes.io/zone": zone,
+                    "kubernetes.io/arch": "amd64",
+                    "kubernetes.io/hostname": hostname,
+                    "kubernetes.io/os": "linux",
+                    "topology.kubernetes.io/region": region,
+                    "topology.kubernetes.io/zone": zone,
+                },
+                "annotations": {
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                },
+            },
+            "spec": {
+                "providerID": format!("aws:///{zone}/{}", &new_uid()[..8]),
+                "taints": [{"key": "eks.amazonaws.com/compute-type", "value": "fargate", "effect": "NoSchedule"}],
+            },
+            "status": node_status(ip, hostname, &self.kubelet_version(),
+                json!({"cpu": "2", "memory": "4037540Ki", "ephemeral-storage": "30832548Ki", "pods": "1"}),
+                json!({"cpu": "2", "memory": "3935140Ki", "ephemeral-storage": "28415217208", "pods": "1"})),
+        })
+    }
+}
+
+/// A Ready node's status.
+pub fn node_status(
+    ip: Ipv4Addr,
+    hostname: &str,
+    kubelet: &str,
+    capacity: Value,
+    allocatable: Value,
+) -> Value {
+    let now = now_rfc3339();
+    let condition = |t: &str, s: &str, reason: &str, message: &str| {
+        json!({"type": t, "status": s, "lastHeartbeatTime": now, "lastTransitionTime": now,
+               "reason": reason, "message": message})
+    };
+    json!({
+        "capacity": capacity,
+        "allocatable": allocatable,
+        "conditions": [
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ],
+        "addresses": [
+            {"type": "InternalIP", "address": ip.to_string()},
+            {"type": "Hostname", "address": hostname},
+            {"type": "InternalDNS", "address": hostname},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": {
+            "machineID": "", "systemUUID": "", "bootID": "",
+            "kernelVersion": "5.10.0-localfargate",
+            "osImage": "Amazon Linux 2",
+            "containerRuntimeVersion": "containerd://1.7.0",
+            "kubeletVersion": kubelet,
+            "kubeProxyVersion": kubelet,
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        },
+    })
+}
+
+/// The objects a new EKS cluster has: the four namespaces, and CoreDNS annotated to stay off
+/// Fargate (which is why the guides patch it).
+pub fn seed(objects: &Objects) -> Result<(), KubeError> {
+    let namespaces = resource("", "namespaces");
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        match objects.create(namespaces, "", json!({"metadata": {"name": ns}})) {
+            Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let sa = resource("", "serviceaccounts");
+    match objects.create(sa, "kube-system", json!({"metadata": {"name": "coredns"}})) {
+        Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let region = &objects.settings.region;
+    let labels = json!({"k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"});
+    let coredns = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {"eks.amazonaws.com/compute-type": "ec2"},
+                },
+                "spec": {
+                    "serviceAccountName": "coredns",
+                    "priorityClassName": "system-cluster-critical",
+                    "containers": [{
+                        "name": "coredns",
+                        "image": format!("602401143452.dkr.ecr.{region}.amazonaws.com/eks/coredns:v1.11.3-eksbuild.1"),
+                        "args": ["-conf", "/etc/coredns/Corefile"],
+                        "ports": [
+                            {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                            {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                            {"name": "metrics", "containerPort": 9153, "protocol": "TCP"},
+                        ],
+                        "resources": {"limits": {"memory": "170Mi"}, "requests": {"cpu": "100m", "memory": "70Mi"}},
+                    }],
+                    "tolerations": [
+                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                    ],
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                            {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]},
+                        ]}]}}},
+                },
+            },
+        },
+    });
+    match objects.create(resource("apps", "deployments"), "kube-system", coredns) {
+        Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Delete every Kubernetes object of a cluster that is gone.
+fn purge_cluster(store: &dyn Store, cluster: &str) {
+    let kind = kube::store_kind(cluster);
+    let Ok((all, _)) = store.list(&kind, "") else {
+        return;
+    };
+    if all.is_empty() {
+        return;
+    }
+    let keys: Vec<String> = all.iter().map(|o| o.key.clone()).collect();
+    for chunk in keys.chunks(1000) {
+        let _ = transaction(store, |tx| {
+            for k in chunk {
+                match tx.delete(&kind, k, None) {
+                    Ok(_) | Err(localfargate_store::StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The IPAM over the network model, with every address stored pods and nodes hold.
+fn rebuild_ipam(store: &dyn Store, settings: &Settings) -> Ipam {
+    let subnets: Vec<(String, String)> = settings
+        .network
+        .vpcs
+        .iter()
+        .flat_map(|v| v.subnets.iter())
+        .map(|s| (s.subnet_id.clone(), s.cidr_block.clone()))
+        .collect();
+    let mut ipam = Ipam::from_subnets(subnets).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the network model's subnets cannot be used for IPs");
+        Ipam::new()
+    });
+    let Ok((clusters, _)) = store.list(CLUSTER_KIND, "") else {
+        return ipam;
+    };
+    for c in clusters.iter() {
+        let kind = kube::store_kind(&c.key);
+        let nodes = resource("", "nodes");
+        let pods = resource("", "pods");
+        let mut used: Vec<Ipv4Addr> = Vec::new();
+        if let Ok((all, _)) = store.list(&kind, &nodes.key_prefix(None)) {
+            used.extend(all.iter().filter_map(|n| {
+                n.value["status"]["addresses"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["type"] == "InternalIP")?["address"]
+                    .as_str()?
+                    .parse::<Ipv4Addr>()
+                    .ok()
+            }));
+        }
+        if let Ok((all, _)) = store.list(&kind, &pods.key_prefix(None)) {
+            used.extend(
+                all.iter()
+                    .filter(|p| {
+                        // A Fargate pod's IP is its node's, counted above.
+                        !p.value["spec"]["nodeName"]
+                            .as_str()
+                            .unwrap_or("")
+                            .starts_with(FARGATE_NODE_PREFIX)
+                    })
+                    .filter_map(|p| {
+                        p.value["status"]["podIP"]
+                            .as_str()?
+                            .parse::<Ipv4Addr>()
+                            .ok()
+                    }),
+            );
+        }
+        for ip in used {
+            let subnet = ipam.subnet_of(ip).map(|p| p.subnet_id().to_string());
+            if let Some(subnet) = subnet {
+                let _ = ipam.reserve(&subnet, ip);
+            }
+        }
+    }
+    ipam
+}
+
+/// The controllers of one cluster, as tasks.
+fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    set.spawn(crate::fargate_scheduler::run(ctx.clone()));
+    set.spawn(crate::default_scheduler::run(ctx.clone()));
+    set.spawn(crate::node_agent::run(ctx.clone()));
+    set.spawn(crate::workloads::run(ctx.clone()));
+    set.spawn(crate::lifecycle::run(ctx.clone()));
+    set
+}
+
+/// Keep every ACTIVE cluster's controllers running until the task is dropped.
+pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dyn SandboxRuntime>) {
+    let ipam = Arc::new(Mutex::new(rebuild_ipam(&*store, &settings)));
+    let mut running: HashMap<String, JoinSet<()>> = HashMap::new();
+    loop {
+        let clusters = store
+            .list(CLUSTER_KIND, "")
+            .map(|(c, _)| c)
+            .unwrap_or_default();
+        let mut active = Vec::new();
+        for c in clusters.iter() {
+            if c.value["resource"]["status"] != "ACTIVE" {
+                continue;
+            }
+            active.push(c.key.clone());
+            if running.contains_key(&c.key) {
+                continue;
+            }
+            let objects = Objects::new(store.clone(), &c.key, settings.clone());
+            if let Err(e) = seed(&objects) {
+                tracing::error!(cluster = %c.key, error = %e, "seeding the cluster's objects");
+                continue;
+            }
+            let version = c.value["resource"]["version"]
+                .as_str()
+                .unwrap_or("1.31")
+                .to_string();
+            let ctx = Arc::new(ClusterContext {
+                objects,
+                runtime: runtime.clone(),
+                ipam: ipam.clone(),
+                version,
+            });
+            tracing::info!(cluster = %c.key, "Kubernetes controllers started");
+            running.insert(c.key.clone(), start(ctx));
+        }
+        let stopped: Vec<String> = running
+            .keys()
+            .filter(|k| !active.contains(k))
+            .cloned()
+            .collect();
+        for name in stopped {
+            if let Some(mut set) = running.remove(&name) {
+                set.abort_all();
+            }
+            let exists = clusters.iter().any(|c| c.key == name);
+            if !exists {
+                stop_sandboxes(&*store, &*runtime, &name, &ipam).await;
+                purge_cluster(&*store, &name);
+                tracing::info!(cluster = %name, "cluster deleted: its Kubernetes objects are gone");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stop_sandboxes(
+    store: &dyn Store,
+    runtime: &dyn SandboxRuntime,
+    cluster: &str,
+    ipam: &Mutex<Ipam>,
+) {
+    let kind = kube::store_kind(cluster);
+    let pods = resource("", "pods");
+    let Ok((all, _)) = store.list(&kind, &pods.key_prefix(None)) else {
+        return;
+    };
+    for p in all.iter() {
+        crate::node_agent::remove_sandbox(runtime, &p.value).await;
+        if let Some(ip) = p.value["status"]["podIP"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+        {
+            ipam.lock().unwrap_or_else(|x| x.into_inner()).release(ip);
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! The EC2 side: one Node per desired instance of each ACTIVE managed node group, and the
+//! default-scheduler that places every pod Fargate's webhook did not take. Filters are upstream's
+//! (unschedulable, node selector and required affinity, taints, pod count, resources), scoring is
+//! least-allocated, and a pod no node takes gets upstream's `0/N nodes are available: …` (or
+//! `no nodes available to schedule pods`) as its condition and event.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use localfargate_core::eks::{NODEGROUP_KIND, Nodegroup, Record};
+use localfargate_core::nodegroup::{
+    Misfit, NodeGroup, NodeView, Taint, fits_node, instance_type, unschedulable_message,
+};
+use localfargate_core::sizing::{MIB, PodRequests};
+use localfargate_core::{FARGATE_SCHEDULER, PodFacts, quantity};
+use serde_json::{Value, json};
+
+use crate::cluster::{ClusterContext, node_status};
+use crate::events::{self, EventType as Kind};
+use crate::objects::{
+    DeleteOptions, KubeError, is_deleting, name_of, namespace_of, new_uid, now_rfc3339, resource,
+    uid_of,
+};
+use crate::scheduling::{self, condition_is, set_condition};
+
+pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
+/// Which node group made a node, and the subnet its pods take IPs from.
+pub const SUBNET_ANNOTATION: &str = "localfargate.io/subnet-id";
+const NODEGROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
+
+pub async fn run(ctx: Arc<ClusterContext>) {
+    let kind = ctx.objects.store_kind().to_string();
+    // Unschedulable pods are tried again when nodes change, or after this long.
+    let retry_every = Duration::from_secs(30);
+    let mut failed: HashMap<String, (u64, Instant)> = HashMap::new();
+    loop {
+        let revision = ctx.objects.store.revision().unwrap_or(0);
+        ensure_nodegroup_nodes(&ctx);
+        schedule(&ctx, &mut failed, retry_every);
+        let Ok(mut watcher) = ctx.objects.store.watch(&kind, "", revision) else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        // Wake on any change of the cluster (or a node group's), at most every 50 ms.
+        let _ = tokio::time::timeout(Duration::from_secs(1), watcher.next()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn nodegroups(ctx: &ClusterContext) -> Vec<Nodegroup> {
+    ctx.objects
+        .store
+        .list(NODEGROUP_KIND, &format!("{}/", ctx.objects.cluster))
+        .map(|(l, _)| {
+            l.iter()
+                .filter_map(|o| serde_json::from_value::<Record<Nodegroup>>(o.value.clone()).ok())
+                .map(|r| r.resource)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Make the nodes of each ACTIVE node group match its desired size; remove the nodes of groups
+/// that are going, and the pods on them.
+fn ensure_nodegroup_nodes(ctx: &ClusterContext) {
+    let nodes_rt = resource("", "nodes");
+    let Ok((nodes, _)) = ctx.objects.list(nodes_rt, None) else {
+        return;
+    };
+    let groups = nodegroups(ctx);
+    let mut by_group: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for n in nodes.iter() {
+        if let Some(g) = n.value["metadata"]["labels"][NODEGROUP_LABEL].as_str() {
+            by_group
+                .entry(g.to_string())
+                .or_default()
+                .push(n.value.clone());
+        }
+    }
+    for g in &groups {
+        let active = matches!(g.status.as_str(), "ACTIVE" | "UPDATING");
+        let want = if active {
+            g.scaling_config.desired_size as usize
+        } else {
+            0
+        };
+        let have = by_group.remove(&g.nodegroup_name).unwrap_or_default();
+        if have.len() > want {
+            for n in &have[want..] {
+                remove_node(ctx, n);
+            }
+        }
+        for i in have.len()..want {
+            if let Err(e) = add_node(ctx, g, i) {
+                tracing::warn!(nodegroup = %g.nodegroup_name, error = %e, "adding a node");
+                break;
+            }
+        }
+    }
+    // Nodes of groups that no longer exist.
+    for (_, nodes) in by_group {
+        for n in &nodes {
+            remove_node(ctx, n);
+        }
+    }
+}
+
+fn remove_node(ctx: &ClusterContext, node: &Value) {
+    let pods = resource("", "pods");
+    let name = name_of(node);
+    if let Ok((all, _)) = ctx.objects.list(pods, None) {
+        for p in all.iter().filter(|p| p.value["spec"]["nodeName"] == name) {
+            let _ = ctx.objects.delete(
+                pods,
+                namespace_of(&p.value),
+                name_of(&p.value),
+                &DeleteOptions {
+                    grace_period_seconds: Some(0),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    let _ = ctx.objects.purge(resource("", "nodes"), "", name);
+    if let Some(ip) = node["status"]["addresses"][0]["address"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+    {
+        ctx.release_ip(ip);
+    }
+}
+
+fn add_node(ctx: &ClusterContext, g: &Nodegroup, index: usize) -> Result<(), String> {
+    let (subnet, ip) = ctx.allocate_ip(&g.subnets, index as u64)?;
+    let settings = &ctx.objects.settings;
+    let zone = settings
+        .network
+        .subnet(&subnet)
+        .map(|(_, s)| s.availability_zone.clone())
+        .unwrap_or_default();
+    let [a, b, c, d] = ip.octets();
+    let name = format!("ip-{a}-{b}-{c}-{d}.{}", settings.dns_suffix());
+    let group = NodeGroup {
+        name: g.nodegroup_name.clone(),
+        instance_types: g.instance_types.clone(),
+        desired_size: g.scaling_config.desired_size,
+        labels: g.labels.clone(),
+        taints: g.taints.clone(),
+    };
+    let mut labels = group.node_labels();
+    let region = settings.region.clone();
+    for (k, v) in [
+        ("kubernetes.io/hostname", name.clone()),
+        ("topology.kubernetes.io/zone", zone.clone()),
+        ("topology.kubernetes.io/region", region.clone()),
+        ("failure-domain.beta.kubernetes.io/zone", zone.clone()),
+        ("failure-domain.beta.kubernetes.io/region", region.clone()),
+        ("beta.kubernetes.io/os", "linux".into()),
+        (
+            "beta.kubernetes.io/instance-type",
+            group.instance_type_name().to_string(),
+        ),
+        (
+            "eks.amazonaws.com/nodegroup-image",
+            "ami-0123456789abcdef0".into(),
+        ),
+    ] {
+        labels.insert(k.to_string(), v);
+    }
+    labels.insert(
+        "beta.kubernetes.io/arch".into(),
+        labels
+            .get("kubernetes.io/arch")
+            .cloned()
+            .unwrap_or_else(|| "amd64".into()),
+    );
+    let it = group
+        .instance_type()
+        .or_else(|| instance_type("t3.medium"))
+        .ok_or_else(|| "no instance type".to_string())?;
+    // EKS's reservations: kube-reserved memory 11 MiB per pod + 255 MiB, eviction 100 MiB.
+    let memory_ki = it.memory_mib * 1024;
+    let reserved_ki = (11 * u64::from(it.max_pods) + 255 + 100) * 1024;
+    let capacity = json!({"cpu": it.vcpus.to_string(), "memory": format!("{memory_ki}Ki"),
+                          "ephemeral-storage": "20959212Ki", "pods": it.max_pods.to_string()});
+    let allocatable = json!({"cpu": format!("{}m", it.vcpus * 1000 - 70),
+                             "memory": format!("{}Ki", memory_ki.saturating_sub(reserved_ki)),
+                             "ephemeral-storage": "18242267924", "pods": it.max_pods.to_string()});
+    let taints: Vec<Value> = g
+        .taints
+        .iter()
+        .map(|t| json!({"key": t.key, "value": t.value, "effect": t.kube_effect()}))
+        .collect();
+    let node = json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {SUBNET_ANNOTATION: subnet, "node.alpha.kubernetes.io/ttl": "0"},
+        },
+        "spec": {"providerID": format!("aws:///{zone}/i-{}", &new_uid().replace('-', "")[..17]), "taints": taints},
+        "status": node_status(ip, &name, &ctx.kubelet_version(), capacity, allocatable),
+    });
+    match ctx.objects.create(resource("", "nodes"), "", node) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            ctx.release_ip(ip);
+            Err(e.to_string())
+        }
+    }
+}
+
+fn quantity_of(v: &Value, millis: bool) -> u64 {
+    let text = v
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string());
+    let parsed = if millis {
+        quantity::cpu_millis(&text)
+    } else {
+        quantity::base_units(&text)
+    };
+    parsed.unwrap_or(0)
+}
+
+fn requests_of(pod: &Value) -> PodRequests {
+    crate::admission::decode_pod(pod)
+        .ok()
+        .and_then(|p| PodFacts::of(&p).ok())
+        .map(|f| f.requests())
+        .unwrap_or_default()
+}
+
+fn schedule(
+    ctx: &ClusterContext,
+    failed: &mut HashMap<String, (u64, Instant)>,
+    retry_every: Duration,
+) {
+    let pods_rt = resource("", "pods");
+    let Ok((pods, _)) = ctx.objects.list(pods_rt, None) else {
+        return;
+    };
+    let pending: Vec<&Value> = pods
+        .iter()
+        .map(|o| &o.value)
+        .filter(|p| {
+            p["spec"]["schedulerName"]
+                .as_str()
+                .unwrap_or(DEFAULT_SCHEDULER)
+                == DEFAULT_SCHEDULER
+                && p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+                && !is_deleting(p)
+                && p["status"]["phase"]
+                    .as_str()
+                    .is_none_or(|ph| ph == "Pending")
+        })
+        .collect();
+    if pending.is_empty() {
+        failed.clear();
+        return;
+    }
+    let Ok((nodes, _)) = ctx.objects.list(resource("", "nodes"), None) else {
+        return;
+    };
+    let node_fingerprint: u64 = nodes.iter().map(|n| n.revision).sum::<u64>() + nodes.len() as u64;
+    // What the pods already on each node use.
+    let mut used: HashMap<&str, (u64, u64, u64)> = HashMap::new();
+    for p in pods.iter().map(|o| &o.value) {
+        let Some(node) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        if matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+            continue;
+        }
+        let r = if p["spec"]["schedulerName"] == FARGATE_SCHEDULER {
+            PodRequests::default()
+        } else {
+            requests_of(p)
+        };
+        let e = used.entry(node).or_default();
+        e.0 += r.cpu_millis;
+        e.1 += r.memory_bytes;
+        e.2 += 1;
+    }
+    let mut views: Vec<(String, NodeView)> = nodes
+        .iter()
+        .map(|n| {
+            let v = &n.value;
+            let (cpu, mem, count) = used.get(name_of(v)).copied().unwrap_or_default();
+            let alloc = &v["status"]["allocatable"];
+            let view = NodeView {
+                labels: v["metadata"]["labels"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                taints: serde_json::from_value::<Vec<Taint>>(v["spec"]["taints"].clone())
+                    .unwrap_or_default(),
+                unschedulable: v["spec"]["unschedulable"].as_bool().unwrap_or(false),
+                free_cpu_millis: quantity_of(&alloc["cpu"], true).saturating_sub(cpu),
+                free_memory_bytes: quantity_of(&alloc["memory"], false).saturating_sub(mem),
+                free_pods: quantity_of(&alloc["pods"], false).saturating_sub(count),
+            };
+            (name_of(v).to_string(), view)
+        })
+        .collect();
+    for pod in pending {
+        let uid = uid_of(pod).to_string();
+        if let Some((seen, at)) = failed.get(&uid)
+            && *seen == node_fingerprint
+            && at.elapsed() < retry_every
+        {
+            continue;
+        }
+        let Ok(typed) = crate::admission::decode_pod(pod) else {
+            continue;
+        };
+        let requests = PodFacts::of(&typed)
+            .map(|f| f.requests())
+            .unwrap_or_default();
+        let mut misfits: Vec<Misfit> = Vec::new();
+        let mut best: Option<(usize, u64)> = None;
+        for (i, (_, view)) in views.iter().enumerate() {
+            match fits_node(&typed, &requests, view) {
+                Ok(()) => {
+                    // Least allocated: the most free CPU and memory, as shares.
+                    let score = view.free_cpu_millis.saturating_sub(requests.cpu_millis)
+                        + view.free_memory_bytes.saturating_sub(requests.memory_bytes) / MIB;
+                    if best.is_none_or(|(_, s)| score > s) {
+                        best = Some((i, score));
+                    }
+                }
+                Err(m) => misfits.push(m),
+            }
+        }
+        let ns = namespace_of(pod).to_string();
+        let name = name_of(pod).to_string();
+        match best {
+            Some((i, _)) => {
+                let node = views[i].0.clone();
+                match scheduling::bind(&ctx.objects, &ns, &name, &node) {
+                    Ok(()) => {
+                        let v = &mut views[i].1;
+                        v.free_cpu_millis = v.free_cpu_millis.saturating_sub(requests.cpu_millis);
+                        v.free_memory_bytes =
+                            v.free_memory_bytes.saturating_sub(requests.memory_bytes);
+                        v.free_pods = v.free_pods.saturating_sub(1);
+                        failed.remove(&uid);
+                        events::emit(
+                            &ctx.objects,
+                            pod,
+                            Kind::Normal,
+                            "Scheduled",
+                            &format!("Successfully assigned {ns}/{name} to {node}"),
+                            DEFAULT_SCHEDULER,
+                        );
+                    }
+                    Err(KubeError::Conflict { .. } | KubeError::NotFound { .. }) => {}
+                    Err(e) => tracing::warn!(pod = %name, error = %e, "binding"),
+                }
+            }
+            None => {
+                let message = unschedulable_message(&misfits);
+                failed.insert(uid, (node_fingerprint, Instant::now()));
+                let pods = resource("", "pods");
+                let already = condition_is(pod, "PodScheduled", "False")
+                    && pod["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter().any(|c| {
+                            c["type"] == "PodScheduled" && c["message"] == message.as_str()
+                        })
+                    });
+                if !already {
+                    let _ = ctx
+                        .objects
+                        .update_with(pods, &ns, &name, true, None, &mut |p| {
+                            let mut p = p.clone();
+                            set_condition(
+                                &mut p,
+                                "PodScheduled",
+                                false,
+                                Some("Unschedulable"),
+                                Some(&message),
+                            );
+                            Ok(p)
+                        });
+                }
+                events::emit(
+                    &ctx.objects,
+                    pod,
+                    Kind::Warning,
+                    "FailedScheduling",
+                    &message,
+                    DEFAULT_SCHEDULER,
+                );
+                if ctx.objects.settings.explain_misses {
+                    explain_miss(ctx, &typed, pod);
+                }
+            }
+        }
+    }
+    let _ = now_rfc3339;
+}
+
+/// Beyond AWS (`--explain-fargate-misses`): say which Fargate selector the pod came closest to.
+fn explain_miss(ctx: &ClusterContext, typed: &k8s_openapi::api::core::v1::Pod, pod: &Value) {
+    let index = ctx.objects.profile_index();
+    let id = localfargate_core::PodIdentity::of(typed);
+    if let Some(miss) = index.nearest_selector(&id) {
+        events::emit(
+            &ctx.objects,
+            pod,
+            Kind::Normal,
+            "NoFargateProfileMatched",
+            &format!("no Fargate profile selects this pod; {miss}"),
+            FARGATE_SCHEDULER,
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! core/v1 Events, as `kubectl describe` reads them: about one object (uid included, since
+//! describe filters on it), from one component, repeated ones counted rather than duplicated.
+
+use serde_json::{Value, json};
+
+use crate::objects::{KubeError, Objects, Result, name_of, namespace_of, now_rfc3339, resource};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// A short stable hash, so the same (object, reason, message) lands on the same Event.
+fn fingerprint(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// A new Event about `object`, stamped, and its store key: for writers that batch events into
+/// their own transaction.
+pub fn build(
+    object: &Value,
+    event_type: EventType,
+    reason: &str,
+    message: &str,
+    component: &str,
+) -> (String, Value) {
+    let (namespace, name, body) = body(object, event_type, reason, message, component);
+    let mut body = body;
+    body["metadata"]["uid"] = json!(crate::objects::new_uid());
+    body["metadata"]["creationTimestamp"] = body["firstTimestamp"].clone();
+    (resource("", "events").key(&namespace, &name), body)
+}
+
+fn event_name(object: &Value, reason: &str, message: &str, component: &str) -> String {
+    let kind = object["kind"].as_str().unwrap_or("");
+    let uid = object["metadata"]["uid"].as_str().unwrap_or("");
+    format!(
+        "{}.{}",
+        name_of(object),
+        fingerprint(&[kind, uid, reason, message, component])
+    )
+}
+
+fn event_namespace(object: &Value) -> String {
+    match namespace_of(object) {
+        "" => "default".to_string(),
+        ns => ns.to_string(),
+    }
+}
+
+/// (namespace, name, Event) for a first occurrence.
+fn body(
+    object: &Value,
+    event_type: EventType,
+    reason: &str,
+    message: &str,
+    component: &str,
+) -> (String, String, Value) {
+    let namespace = event_namespace(object);
+    let event_name = event_name(object, reason, message, component);
+    let now = now_rfc3339();
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": event_name, "namespace": namespace},
+        "involvedObject": {
+            "kind": object["kind"],
+            "namespace": namespace_of(object),
+            "name": name_of(object),
+            "uid": object["metadata"]["uid"],
+            "apiVersion": object["apiVersion"],
+            "resourceVersion": object["metadata"]["resourceVersion"],
+        },
+        "reason": reason,
+        "message": message,
+        "type": event_type.as_str(),
+        "source": {"component": component},
+        "reportingComponent": component,
+        "reportingInstance": "",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    (namespace, event_name, body)
+}
+
+/// Record an event about `object` (any kind), counting repeats.
+pub fn record(
+    objects: &Objects,
+    object: &Value,
+    event_type: EventType,
+    reason: &str,
+    message: &str,
+    component: &str,
+) -> Result<()> {
+    let events = resource("", "events");
+    let (namespace, event_name, body) = body(object, event_type, reason, message, component);
+    let now = now_rfc3339();
+    let updated = objects.update_with(events, &namespace, &event_name, false, None, &mut |e| {
+        let mut e = e.clone();
+        e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+        e["lastTimestamp"] = json!(now);
+        Ok(e)
+    });
+    match updated {
+        Ok(_) => Ok(()),
+        Err(KubeError::NotFound { .. }) => {
+            match objects.create(events, &namespace, body) {
+                // A namespace being deleted takes no new events; that is not the caller's failure.
+                Ok(_) | Err(KubeError::Forbidden(_)) | Err(KubeError::NotFound { .. }) => Ok(()),
+                Err(KubeError::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Record an event, logging rather than failing: events are advisory.
+pub fn emit(
+    objects: &Objects,
+    object: &Value,
+    event_type: EventType,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
+    if let Err(e) = record(objects, object, event_type, reason, message, component) {
+        tracing::warn!(error = %e, reason, "recording an event");
+    }
+}

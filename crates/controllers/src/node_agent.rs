@@ -1,0 +1,565 @@
+//! The node agent (the kubelet's part): every pod bound to a node gets a sandbox from the
+//! `SandboxRuntime`, and its status follows the sandbox's: ContainerCreating, Running, Ready,
+//! restarts, Succeeded or Failed. A deleted pod's sandbox is stopped and removed, and then the pod
+//! is gone. Status writes are batched into one store transaction per round.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use localfargate_core::CAPACITY_ANNOTATION;
+use localfargate_runtime::{
+    ContainerSpec, ContainerState, RestartPolicy, RuntimeError, SandboxId, SandboxRuntime,
+    SandboxSpec, SandboxStatus,
+};
+use localfargate_store::{Object, StoreError, transaction};
+use serde_json::{Value, json};
+
+use crate::cluster::ClusterContext;
+use crate::events::{self, EventType as Kind};
+use crate::fargate_scheduler::node_ip;
+use crate::objects::{is_deleting, name_of, namespace_of, resource, uid_of};
+use crate::scheduling::set_condition;
+
+/// Per-pod state the agent keeps: the sandbox and when to look again.
+struct Tracked {
+    sandbox: SandboxId,
+    uid: String,
+    /// An address this agent allocated (pods on EC2 nodes); Fargate pods use their node's.
+    own_ip: Option<Ipv4Addr>,
+    next: Option<Instant>,
+    /// Containers already announced as started, so each start gets its events once.
+    started: HashSet<String>,
+}
+
+pub async fn run(ctx: Arc<ClusterContext>) {
+    let pods = resource("", "pods");
+    let kind = ctx.objects.store_kind().to_string();
+    let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    let mut changes = ctx.runtime.changes();
+    loop {
+        let Ok((current, revision)) = ctx.objects.list(pods, None) else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let mut queue: HashSet<String> = current.iter().map(|o| o.key.clone()).collect();
+        let mut watcher = match ctx
+            .objects
+            .store
+            .watch(&kind, &pods.key_prefix(None), revision)
+        {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "node agent cannot watch pods");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            round(&ctx, &mut tracked, std::mem::take(&mut queue)).await;
+            let now = Instant::now();
+            let wait = tracked
+                .values()
+                .filter_map(|t| t.next)
+                .min()
+                .map(|at| at.saturating_duration_since(now))
+                .unwrap_or(Duration::from_secs(5))
+                .min(Duration::from_secs(5));
+            tokio::select! {
+                e = watcher.next() => match e {
+                    Ok(e) => { queue.insert(e.object.key.clone()); }
+                    Err(StoreError::Expired { .. }) => break,
+                    Err(e) => { tracing::error!(error = %e, "node agent watch"); break; }
+                },
+                c = changes.recv() => match c {
+                    Ok(id) => {
+                        if let Some((k, _)) = tracked.iter().find(|(_, t)| t.sandbox == id) {
+                            queue.insert(k.clone());
+                        }
+                    }
+                    Err(_) => queue.extend(tracked.keys().cloned()),
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+            while queue.len() < 4096 {
+                match tokio::time::timeout(Duration::ZERO, watcher.next()).await {
+                    Ok(Ok(e)) => {
+                        queue.insert(e.object.key.clone());
+                    }
+                    _ => break,
+                }
+            }
+            let now = Instant::now();
+            for (k, t) in &tracked {
+                if t.next.is_some_and(|at| at <= now) {
+                    queue.insert(k.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Look at each queued pod once, then write every status change in one transaction.
+async fn round(
+    ctx: &ClusterContext,
+    tracked: &mut HashMap<String, Tracked>,
+    queue: HashSet<String>,
+) {
+    if queue.is_empty() {
+        return;
+    }
+    let kind = ctx.objects.store_kind().to_string();
+    let mut writes: Vec<(Arc<Object>, Value)> = Vec::new();
+    let mut new_events: Vec<(Value, Kind, &'static str, String)> = Vec::new();
+    let mut finished: Vec<Arc<Object>> = Vec::new();
+    for key in queue {
+        let pod = ctx.objects.store.get(&kind, &key).ok().flatten();
+        let Some(pod) = pod else {
+            if let Some(t) = tracked.remove(&key) {
+                forget(ctx, t).await;
+            }
+            continue;
+        };
+        let v = &pod.value;
+        let node = v["spec"]["nodeName"].as_str().unwrap_or("");
+        if node.is_empty() {
+            continue;
+        }
+        // A pod recreated under the same name is a different pod.
+        if let Some(t) = tracked.get(&key)
+            && t.uid != uid_of(v)
+            && let Some(t) = tracked.remove(&key)
+        {
+            forget(ctx, t).await;
+        }
+        if is_deleting(v) {
+            if let Some(t) = tracked.remove(&key) {
+                let grace = v["metadata"]["deletionGracePeriodSeconds"]
+                    .as_u64()
+                    .unwrap_or(30);
+                let _ = ctx
+                    .runtime
+                    .stop(&t.sandbox, Duration::from_secs(grace))
+                    .await;
+                forget(ctx, t).await;
+            }
+            finished.push(pod.clone());
+            continue;
+        }
+        let terminal = matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+        if !tracked.contains_key(&key) {
+            if terminal {
+                continue;
+            }
+            match start(ctx, v, node).await {
+                Ok(t) => {
+                    tracked.insert(key.clone(), t);
+                }
+                Err(e) => {
+                    new_events.push((v.clone(), Kind::Warning, "FailedCreatePodSandBox", e));
+                    continue;
+                }
+            }
+        }
+        let Some(t) = tracked.get_mut(&key) else {
+            continue;
+        };
+        let status = match ctx.runtime.status(&t.sandbox).await {
+            Ok(s) => s,
+            Err(RuntimeError::NotFound(_)) => {
+                tracked.remove(&key);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(pod = %key, error = %e, "sandbox status");
+                continue;
+            }
+        };
+        t.next = status
+            .next_transition
+            .map(|at| Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default());
+        for c in &status.containers {
+            if !c.state.is_waiting() && t.started.insert(c.name.clone()) {
+                let image = container_image(v, &c.name);
+                new_events.push((
+                    v.clone(),
+                    Kind::Normal,
+                    "Pulled",
+                    format!("Container image \"{image}\" already present on machine"),
+                ));
+                new_events.push((
+                    v.clone(),
+                    Kind::Normal,
+                    "Created",
+                    format!("Created container {}", c.name),
+                ));
+                new_events.push((
+                    v.clone(),
+                    Kind::Normal,
+                    "Started",
+                    format!("Started container {}", c.name),
+                ));
+            }
+        }
+        let ip = t.own_ip.or_else(|| node_ip(node)).map(|ip| ip.to_string());
+        let new = pod_with_status(
+            v,
+            &status,
+            ip.as_deref(),
+            &host_ip(ctx, node, ip.as_deref()),
+        );
+        if new != *v {
+            writes.push((pod.clone(), new));
+        }
+    }
+    let result = transaction(&*ctx.objects.store, |tx| {
+        for (old, new) in &writes {
+            // A pod written meanwhile is looked at again on its own event.
+            match tx.update(&kind, &old.key, new, Some(old.revision)) {
+                Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for old in &finished {
+            match tx.delete(&kind, &old.key, Some(old.revision)) {
+                Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (involved, kind_, reason, message) in &new_events {
+            let (key, event) = events::build(involved, *kind_, reason, message, "kubelet");
+            if tx.get(&kind, &key)?.is_none() {
+                tx.create(&kind, &key, &event)?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "node agent status batch failed");
+    }
+}
+
+async fn forget(ctx: &ClusterContext, t: Tracked) {
+    if let Err(e) = ctx.runtime.remove(&t.sandbox).await {
+        tracing::warn!(sandbox = %t.sandbox, error = %e, "removing a sandbox");
+    }
+    if let Some(ip) = t.own_ip {
+        ctx.release_ip(ip);
+    }
+}
+
+/// Remove whatever sandbox a pod has (cluster deletion).
+pub async fn remove_sandbox(runtime: &dyn SandboxRuntime, pod: &Value) {
+    if let Some(id) = sandbox_of(runtime, uid_of(pod)).await {
+        let _ = runtime.remove(&id).await;
+    }
+}
+
+/// The sandbox running a pod, by the pod's uid.
+pub async fn sandbox_of(runtime: &dyn SandboxRuntime, pod_uid: &str) -> Option<SandboxId> {
+    runtime
+        .list()
+        .await
+        .ok()?
+        .into_iter()
+        .find(|s| s.pod_uid == pod_uid)
+        .map(|s| s.id)
+}
+
+fn container_image(pod: &Value, name: &str) -> String {
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|k| pod["spec"][*k].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["image"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn host_ip(ctx: &ClusterContext, node: &str, pod_ip: Option<&str>) -> String {
+    if node_ip(node).is_some() {
+        return pod_ip.unwrap_or_default().to_string();
+    }
+    ctx.objects
+        .get_object(resource("", "nodes"), "", node)
+        .ok()
+        .flatten()
+        .and_then(|n| {
+            n.value["status"]["addresses"]
+                .as_array()?
+                .iter()
+                .find(|a| a["type"] == "InternalIP")?["address"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// `0.25vCPU 0.5GB` → (0.25, 512).
+fn provisioned(pod: &Value) -> Option<(f64, u64)> {
+    let text = pod["metadata"]["annotations"][CAPACITY_ANNOTATION].as_str()?;
+    let (cpu, mem) = text.split_once(' ')?;
+    let vcpu: f64 = cpu.strip_suffix("vCPU")?.parse().ok()?;
+    let gb: f64 = mem.strip_suffix("GB")?.parse().ok()?;
+    Some((vcpu, (gb * 1024.0) as u64))
+}
+
+async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked, String> {
+    let (ip, own_ip) = match node_ip(node) {
+        Some(ip) => (ip, None),
+        None => {
+            let subnet = ctx
+                .objects
+                .get_object(resource("", "nodes"), "", node)
+                .ok()
+                .flatten()
+                .and_then(|n| {
+                    n.value["metadata"]["annotations"]["localfargate.io/subnet-id"]
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .ok_or_else(|| format!("node {node} has no subnet to take a pod IP from"))?;
+            let (_, ip) = ctx.allocate_ip(&[subnet], 0)?;
+            (ip, Some(ip))
+        }
+    };
+    let (vcpu, memory_mib) = provisioned(pod).unwrap_or((0.25, 512));
+    let containers = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|k| {
+            pod["spec"][*k]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |c| (k == &"initContainers", c))
+        })
+        .map(|(init, c)| ContainerSpec {
+            name: c["name"].as_str().unwrap_or("").to_string(),
+            image: c["image"].as_str().unwrap_or("").to_string(),
+            command: strings(&c["command"]),
+            args: strings(&c["args"]),
+            env: c["env"]
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .filter_map(|x| {
+                            Some((
+                                x["name"].as_str()?.to_string(),
+                                x["value"].as_str().unwrap_or("").to_string(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            init,
+        })
+        .collect::<Vec<_>>();
+    let annotations: BTreeMap<String, String> = pod["metadata"]["annotations"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let spec = SandboxSpec {
+        pod_uid: uid_of(pod).to_string(),
+        namespace: namespace_of(pod).to_string(),
+        name: name_of(pod).to_string(),
+        ip,
+        vcpu,
+        memory_mib,
+        restart_policy: pod["spec"]["restartPolicy"]
+            .as_str()
+            .unwrap_or("Always")
+            .parse()
+            .unwrap_or(RestartPolicy::Always),
+        annotations,
+        containers: containers.clone(),
+    };
+    let release = |e: RuntimeError| {
+        if let Some(ip) = own_ip {
+            ctx.release_ip(ip);
+        }
+        e.to_string()
+    };
+    let sandbox = match ctx.runtime.create_sandbox(spec).await {
+        Ok(id) => id,
+        Err(RuntimeError::AlreadyExists { sandbox, .. }) => sandbox,
+        Err(e) => return Err(release(e)),
+    };
+    for c in &containers {
+        ctx.runtime
+            .start_container(&sandbox, &c.name)
+            .await
+            .map_err(release)?;
+    }
+    Ok(Tracked {
+        sandbox,
+        uid: uid_of(pod).to_string(),
+        own_ip,
+        next: None,
+        started: HashSet::new(),
+    })
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+fn state_json(state: &ContainerState, container_id: &str) -> Value {
+    match state {
+        ContainerState::Waiting { reason, message } => {
+            let mut w = json!({"reason": reason});
+            if let Some(m) = message {
+                w["message"] = json!(m);
+            }
+            json!({"waiting": w})
+        }
+        ContainerState::Running { started_at } => {
+            json!({"running": {"startedAt": rfc3339(*started_at)}})
+        }
+        ContainerState::Terminated {
+            exit_code,
+            reason,
+            started_at,
+            finished_at,
+        } => json!({
+            "terminated": {
+                "exitCode": exit_code,
+                "reason": reason,
+                "startedAt": rfc3339(*started_at),
+                "finishedAt": rfc3339(*finished_at),
+                "containerID": container_id,
+            }
+        }),
+    }
+}
+
+/// The pod's status as its sandbox's state says.
+fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &str) -> Value {
+    let mut p = pod.clone();
+    let restart = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
+    let ready_sandbox = s.ready_at.is_some();
+    let mut statuses = (Vec::new(), Vec::new());
+    let (mut all_ready, mut init_done, mut any_running) = (true, true, false);
+    let (mut all_terminated, mut all_succeeded) = (true, true);
+    for c in &s.containers {
+        let id = format!("sim://{}/{}", s.id, c.name);
+        let running = c.state.is_running();
+        let mut st = json!({
+            "name": c.name,
+            "image": container_image(pod, &c.name),
+            "imageID": "",
+            "ready": running,
+            "started": running,
+            "restartCount": c.restart_count,
+            "state": state_json(&c.state, &id),
+            "lastState": c.last_state.as_ref().map(|l| state_json(l, &id)).unwrap_or(json!({})),
+        });
+        if !c.state.is_waiting() {
+            st["containerID"] = json!(id);
+        }
+        if c.init {
+            if c.state.exit_code() != Some(0) {
+                init_done = false;
+            }
+            st["ready"] = json!(c.state.exit_code() == Some(0));
+            statuses.0.push(st);
+        } else {
+            all_ready &= running;
+            any_running |= running;
+            match c.state.exit_code() {
+                Some(0) => {}
+                Some(_) => all_succeeded = false,
+                None => {
+                    all_terminated = false;
+                    all_succeeded = false;
+                }
+            }
+            statuses.1.push(st);
+        }
+    }
+    let phase = if all_terminated && restart != "Always" && init_done {
+        if all_succeeded {
+            "Succeeded"
+        } else if restart == "Never" {
+            "Failed"
+        } else {
+            "Running"
+        }
+    } else if ready_sandbox
+        && init_done
+        && (any_running
+            || s.containers
+                .iter()
+                .any(|c| !c.init && !c.state.is_waiting()))
+    {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let status = &mut p["status"];
+    if !status.is_object() {
+        *status = json!({});
+    }
+    status["phase"] = json!(phase);
+    if let Some(ip) = ip {
+        status["podIP"] = json!(ip);
+        status["podIPs"] = json!([{"ip": ip}]);
+    }
+    if !host_ip.is_empty() {
+        status["hostIP"] = json!(host_ip);
+        status["hostIPs"] = json!([{"ip": host_ip}]);
+    }
+    if status["startTime"].is_null() {
+        status["startTime"] = json!(rfc3339(s.created_at));
+    }
+    if !statuses.0.is_empty() {
+        status["initContainerStatuses"] = json!(statuses.0);
+    }
+    status["containerStatuses"] = json!(statuses.1);
+    let terminal = phase == "Succeeded" || phase == "Failed";
+    let ready = all_ready && !terminal;
+    let reason = |ok: bool, r: &'static str| if ok { None } else { Some(r) };
+    set_condition(
+        &mut p,
+        "PodReadyToStartContainers",
+        ready_sandbox,
+        None,
+        None,
+    );
+    set_condition(
+        &mut p,
+        "Initialized",
+        init_done,
+        reason(init_done, "ContainersNotInitialized"),
+        None,
+    );
+    let not_ready = reason(
+        ready,
+        if terminal {
+            "PodCompleted"
+        } else {
+            "ContainersNotReady"
+        },
+    );
+    set_condition(&mut p, "ContainersReady", ready, not_ready, None);
+    set_condition(&mut p, "Ready", ready, not_ready, None);
+    p
+}

@@ -1,0 +1,1112 @@
+//! Workload controllers: Deployment → ReplicaSet → Pods with rolling updates, Jobs, CronJobs,
+//! DaemonSets (pods only on EC2 nodes) and StatefulSets (ordered). Level-triggered: each round
+//! reads the cluster's current objects and moves each workload one step toward its spec, and runs
+//! again on the next change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use localfargate_core::kube::ResourceType;
+use localfargate_core::selectors::LabelSelector;
+use localfargate_store::Object;
+use serde_json::{Value, json};
+
+use crate::cluster::ClusterContext;
+use crate::cron;
+use crate::events::{self, EventType as Kind};
+use crate::objects::{
+    DeleteOptions, KubeError, Objects, Propagation, is_deleting, name_of, namespace_of,
+    now_rfc3339, resource, uid_of,
+};
+use crate::scheduling::condition_is;
+
+pub async fn run(ctx: Arc<ClusterContext>) {
+    let kind = ctx.objects.store_kind().to_string();
+    loop {
+        let revision = ctx.objects.store.revision().unwrap_or(0);
+        reconcile_all(&ctx.objects);
+        let Ok(mut watcher) = ctx.objects.store.watch(&kind, "", revision) else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), watcher.next()).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// The controller owner reference of an object, if any.
+pub fn controller_uid(v: &Value) -> Option<&str> {
+    v["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|o| o["controller"] == true)?["uid"]
+        .as_str()
+}
+
+fn owner_ref(owner: &Value) -> Value {
+    json!({
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+fn is_active(p: &Value) -> bool {
+    !is_deleting(p) && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+}
+
+fn is_ready(p: &Value) -> bool {
+    condition_is(p, "Ready", "True")
+}
+
+/// Objects by their controller's uid.
+struct Owned<'a> {
+    by_owner: HashMap<&'a str, Vec<&'a Value>>,
+}
+
+impl<'a> Owned<'a> {
+    fn new(objects: &'a [Arc<Object>]) -> Self {
+        let mut by_owner: HashMap<&str, Vec<&Value>> = HashMap::new();
+        for o in objects {
+            if let Some(uid) = controller_uid(&o.value) {
+                by_owner.entry(uid).or_default().push(&o.value);
+            }
+        }
+        Owned { by_owner }
+    }
+
+    fn of(&self, owner: &Value) -> Vec<&'a Value> {
+        self.by_owner
+            .get(uid_of(owner))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn reconcile_all(objects: &Objects) {
+    let Ok((pods, _)) = objects.list(resource("", "pods"), None) else {
+        return;
+    };
+    let owned_pods = Owned::new(&pods);
+    for (group, plural) in [
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("batch", "cronjobs"),
+        ("batch", "jobs"),
+        ("apps", "daemonsets"),
+        ("apps", "statefulsets"),
+    ] {
+        let rt = resource(group, plural);
+        let Ok((items, _)) = objects.list(rt, None) else {
+            continue;
+        };
+        for item in items.iter() {
+            let v = &item.value;
+            if is_deleting(v) {
+                continue;
+            }
+            let result = match plural {
+                "deployments" => {
+                    let rs_list = objects
+                        .list(resource("apps", "replicasets"), Some(namespace_of(v)))
+                        .map(|(l, _)| l)
+                        .unwrap_or_default();
+                    deployment(objects, v, &Owned::new(&rs_list))
+                }
+                "replicasets" => replicaset(objects, v, &owned_pods.of(v)),
+                "jobs" => job(objects, v, &owned_pods.of(v)),
+                "cronjobs" => {
+                    let jobs_list = objects
+                        .list(resource("batch", "jobs"), Some(namespace_of(v)))
+                        .map(|(l, _)| l)
+                        .unwrap_or_default();
+                    cronjob(objects, v, &Owned::new(&jobs_list).of(v))
+                }
+                "daemonsets" => daemonset(objects, v, &owned_pods.of(v)),
+                _ => statefulset(objects, v, &owned_pods.of(v)),
+            };
+            if let Err(e) = result {
+                match e {
+                    KubeError::Conflict { .. } | KubeError::NotFound { .. } => {}
+                    e => tracing::warn!(kind = rt.kind, name = name_of(v), error = %e, "reconcile"),
+                }
+            }
+        }
+    }
+}
+
+/// Write `status` if it differs.
+fn set_status(
+    objects: &Objects,
+    rt: &ResourceType,
+    v: &Value,
+    status: Value,
+) -> Result<(), KubeError> {
+    let mut merged = v["status"].clone();
+    if !merged.is_object() {
+        merged = json!({});
+    }
+    if let (Some(m), Some(s)) = (merged.as_object_mut(), status.as_object()) {
+        for (k, x) in s {
+            if x.is_null() {
+                m.remove(k);
+            } else {
+                m.insert(k.clone(), x.clone());
+            }
+        }
+    }
+    if merged == v["status"] {
+        return Ok(());
+    }
+    objects.update_with(rt, namespace_of(v), name_of(v), true, None, &mut |cur| {
+        let mut cur = cur.clone();
+        cur["status"] = merged.clone();
+        Ok(cur)
+    })?;
+    Ok(())
+}
+
+/// A pod from a template, owned by `owner`.
+fn pod_from_template(
+    owner: &Value,
+    template: &Value,
+    name: Option<&str>,
+    extra_labels: &[(&str, String)],
+) -> Value {
+    let mut meta = template["metadata"].clone();
+    if !meta.is_object() {
+        meta = json!({});
+    }
+    match name {
+        Some(n) => meta["name"] = json!(n),
+        None => meta["generateName"] = json!(format!("{}-", name_of(owner))),
+    }
+    meta["namespace"] = json!(namespace_of(owner));
+    meta["ownerReferences"] = json!([owner_ref(owner)]);
+    if !meta["labels"].is_object() {
+        meta["labels"] = json!({});
+    }
+    for (k, v) in extra_labels {
+        meta["labels"][*k] = json!(v);
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
+}
+
+fn create_pod(objects: &Objects, owner: &Value, pod: Value) -> Result<(), KubeError> {
+    match objects.create(resource("", "pods"), namespace_of(owner), pod) {
+        Ok(created) => {
+            events::emit(
+                objects,
+                owner,
+                Kind::Normal,
+                "SuccessfulCreate",
+                &format!("Created pod: {}", name_of(&created)),
+                controller_name(owner),
+            );
+            Ok(())
+        }
+        Err(KubeError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => {
+            events::emit(
+                objects,
+                owner,
+                Kind::Warning,
+                "FailedCreate",
+                &format!("Error creating: {e}"),
+                controller_name(owner),
+            );
+            Err(e)
+        }
+    }
+}
+
+fn delete_pod(objects: &Objects, owner: &Value, pod: &Value) {
+    let _ = objects.delete(
+        resource("", "pods"),
+        namespace_of(pod),
+        name_of(pod),
+        &DeleteOptions::default(),
+    );
+    events::emit(
+        objects,
+        owner,
+        Kind::Normal,
+        "SuccessfulDelete",
+        &format!("Deleted pod: {}", name_of(pod)),
+        controller_name(owner),
+    );
+}
+
+fn controller_name(owner: &Value) -> &'static str {
+    match owner["kind"].as_str() {
+        Some("ReplicaSet") => "replicaset-controller",
+        Some("Deployment") => "deployment-controller",
+        Some("Job") => "job-controller",
+        Some("CronJob") => "cronjob-controller",
+        Some("DaemonSet") => "daemonset-controller",
+        Some("StatefulSet") => "statefulset-controller",
+        _ => "controller-manager",
+    }
+}
+
+fn selector_of(v: &Value) -> Result<LabelSelector, KubeError> {
+    LabelSelector::from_json(&v["spec"]["selector"])
+        .map_err(|e| KubeError::BadRequest(e.to_string()))
+}
+
+fn replicaset(objects: &Objects, rs: &Value, pods: &[&Value]) -> Result<(), KubeError> {
+    let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+    let mut active: Vec<&Value> = pods.iter().copied().filter(|p| is_active(p)).collect();
+    if active.len() < want {
+        // Upstream creates in slow-start batches; one round creates up to 500.
+        for _ in 0..(want - active.len()).min(500) {
+            let pod = pod_from_template(rs, &rs["spec"]["template"], None, &[]);
+            create_pod(objects, rs, pod)?;
+        }
+    } else if active.len() > want {
+        // Delete the least useful first: unscheduled, then not ready, then the newest.
+        active.sort_by_key(|p| {
+            (
+                p["spec"]["nodeName"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty()),
+                is_ready(p),
+                std::cmp::Reverse(
+                    p["metadata"]["creationTimestamp"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+            )
+        });
+        for p in &active[..active.len() - want] {
+            delete_pod(objects, rs, p);
+        }
+    }
+    let selector = selector_of(rs)?;
+    let alive: Vec<&&Value> = pods
+        .iter()
+        .filter(|p| !is_deleting(p) && is_active(p))
+        .collect();
+    let ready = alive.iter().filter(|p| is_ready(p)).count();
+    let labelled = alive
+        .iter()
+        .filter(|p| selector.matches(p["metadata"]["labels"].as_object()))
+        .count();
+    set_status(
+        objects,
+        resource("apps", "replicasets"),
+        rs,
+        json!({
+            "replicas": alive.len(),
+            "fullyLabeledReplicas": labelled,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"]["generation"],
+        }),
+    )
+}
+
+/// A stable short hash of a pod template, in upstream's safe alphabet: the `pod-template-hash`.
+pub fn template_hash(template: &Value) -> String {
+    const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let text = template.to_string();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..10)
+        .map(|i| SAFE[((h >> (i * 6)) % SAFE.len() as u64) as usize] as char)
+        .collect()
+}
+
+/// `25%` of `total`, or an absolute number.
+fn int_or_percent(v: &Value, total: i64, round_up: bool, default: i64) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(default),
+        Value::String(s) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+            Some(p) if round_up => (p * total + 99) / 100,
+            Some(p) => p * total / 100,
+            None => s.parse().unwrap_or(default),
+        },
+        _ => default,
+    }
+}
+
+fn deployment(objects: &Objects, d: &Value, owned: &Owned<'_>) -> Result<(), KubeError> {
+    let rs_rt = resource("apps", "replicasets");
+    let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
+    let hash = template_hash(&d["spec"]["template"]);
+    let sets: Vec<&Value> = owned
+        .of(d)
+        .into_iter()
+        .filter(|r| !is_deleting(r))
+        .collect();
+    let revision = |r: &Value| {
+        r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let max_revision = sets.iter().map(|r| revision(r)).max().unwrap_or(0);
+    let new_rs = sets
+        .iter()
+        .find(|r| r["metadata"]["labels"]["pod-template-hash"] == hash.as_str())
+        .copied();
+    let new_rs = match new_rs {
+        Some(r) => {
+            // Rolling back to an old template makes its set the newest revision again.
+            if revision(r) < max_revision {
+                objects.update_with(
+                    rs_rt,
+                    namespace_of(r),
+                    name_of(r),
+                    false,
+                    None,
+                    &mut |cur| {
+                        let mut cur = cur.clone();
+                        cur["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+                            json!((max_revision + 1).to_string());
+                        Ok(cur)
+                    },
+                )?
+            } else {
+                r.clone()
+            }
+        }
+        None => {
+            let mut template = d["spec"]["template"].clone();
+            template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+            let mut selector = d["spec"]["selector"].clone();
+            selector["matchLabels"]["pod-template-hash"] = json!(hash);
+            let mut labels = template["metadata"]["labels"].clone();
+            labels["pod-template-hash"] = json!(hash);
+            let first = if sets.is_empty() { replicas } else { 0 };
+            let body = json!({
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": format!("{}-{hash}", name_of(d)),
+                    "namespace": namespace_of(d),
+                    "labels": labels,
+                    "annotations": {
+                        "deployment.kubernetes.io/revision": (max_revision + 1).to_string(),
+                        "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+                    },
+                    "ownerReferences": [owner_ref(d)],
+                },
+                "spec": {"replicas": first, "selector": selector, "template": template,
+                         "minReadySeconds": d["spec"]["minReadySeconds"].as_i64().unwrap_or(0)},
+            });
+            let created = match objects.create(rs_rt, namespace_of(d), body) {
+                Ok(c) => c,
+                Err(KubeError::AlreadyExists { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            events::emit(
+                objects,
+                d,
+                Kind::Normal,
+                "ScalingReplicaSet",
+                &format!(
+                    "Scaled up replica set {} from 0 to {first}",
+                    name_of(&created)
+                ),
+                "deployment-controller",
+            );
+            created
+        }
+    };
+    let old: Vec<&Value> = sets
+        .iter()
+        .copied()
+        .filter(|r| uid_of(r) != uid_of(&new_rs))
+        .collect();
+    let spec_replicas = |r: &Value| r["spec"]["replicas"].as_i64().unwrap_or(0);
+    let available = |r: &Value| r["status"]["availableReplicas"].as_i64().unwrap_or(0);
+    let scale = |r: &Value, to: i64| -> Result<(), KubeError> {
+        let from = spec_replicas(r);
+        if from == to {
+            return Ok(());
+        }
+        objects.update_with(
+            rs_rt,
+            namespace_of(r),
+            name_of(r),
+            false,
+            None,
+            &mut |cur| {
+                let mut cur = cur.clone();
+                cur["spec"]["replicas"] = json!(to);
+                cur["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
+                    json!(replicas.to_string());
+                Ok(cur)
+            },
+        )?;
+        let verb = if to > from { "up" } else { "down" };
+        events::emit(
+            objects,
+            d,
+            Kind::Normal,
+            "ScalingReplicaSet",
+            &format!(
+                "Scaled {verb} replica set {} from {from} to {to}",
+                name_of(r)
+            ),
+            "deployment-controller",
+        );
+        Ok(())
+    };
+    let recreate = d["spec"]["strategy"]["type"] == "Recreate";
+    let old_total: i64 = old.iter().map(|r| spec_replicas(r)).sum();
+    if recreate {
+        for r in &old {
+            scale(r, 0)?;
+        }
+        let old_pods_left: i64 = old
+            .iter()
+            .map(|r| r["status"]["replicas"].as_i64().unwrap_or(0))
+            .sum();
+        if old_pods_left == 0 {
+            scale(&new_rs, replicas)?;
+        }
+    } else {
+        let ru = &d["spec"]["strategy"]["rollingUpdate"];
+        let surge = int_or_percent(&ru["maxSurge"], replicas, true, 1);
+        let mut unavailable = int_or_percent(&ru["maxUnavailable"], replicas, false, 0);
+        if surge == 0 && unavailable == 0 {
+            unavailable = 1;
+        }
+        // Scale up the new set as far as the surge allows.
+        let new_replicas = spec_replicas(&new_rs);
+        let total = old_total + new_replicas;
+        if new_replicas > replicas {
+            scale(&new_rs, replicas)?;
+        } else if new_replicas < replicas && total < replicas + surge {
+            let to = (new_replicas + (replicas + surge - total)).min(replicas);
+            scale(&new_rs, to)?;
+        }
+        // Scale down old sets as far as availability allows.
+        let all_available: i64 = available(&new_rs) + old.iter().map(|r| available(r)).sum::<i64>();
+        let min_available = replicas - unavailable;
+        let mut can_remove = (all_available - min_available).max(0);
+        for r in &old {
+            let cur = spec_replicas(r);
+            // An old set's unavailable pods go first and cost nothing.
+            let unhealthy = (cur - available(r)).max(0);
+            let remove = (unhealthy + can_remove).min(cur);
+            if remove > 0 {
+                can_remove -= (remove - unhealthy).max(0);
+                scale(r, cur - remove)?;
+            }
+        }
+    }
+    // History: keep `revisionHistoryLimit` old sets with no replicas.
+    let limit = d["spec"]["revisionHistoryLimit"]
+        .as_i64()
+        .unwrap_or(10)
+        .max(0) as usize;
+    let mut empty_old: Vec<&Value> = old
+        .iter()
+        .copied()
+        .filter(|r| spec_replicas(r) == 0 && r["status"]["replicas"].as_i64().unwrap_or(0) == 0)
+        .collect();
+    if empty_old.len() > limit {
+        empty_old.sort_by_key(|r| revision(r));
+        for r in &empty_old[..empty_old.len() - limit] {
+            let _ = objects.delete(
+                rs_rt,
+                namespace_of(r),
+                name_of(r),
+                &DeleteOptions::default(),
+            );
+        }
+    }
+    // Status from the sets as they are now.
+    let all: Vec<&Value> = std::iter::once(&new_rs)
+        .chain(old.iter().copied())
+        .collect();
+    let status_of = |r: &Value, k: &str| r["status"][k].as_i64().unwrap_or(0);
+    let total_replicas: i64 = all.iter().map(|r| status_of(r, "replicas")).sum();
+    let ready: i64 = all.iter().map(|r| status_of(r, "readyReplicas")).sum();
+    let avail: i64 = all.iter().map(|r| status_of(r, "availableReplicas")).sum();
+    let updated = status_of(&new_rs, "replicas");
+    let ru = &d["spec"]["strategy"]["rollingUpdate"];
+    let max_unavailable = if recreate {
+        0
+    } else {
+        int_or_percent(&ru["maxUnavailable"], replicas, false, 0)
+    };
+    let now = now_rfc3339();
+    let complete = updated == replicas && total_replicas == replicas && avail >= replicas;
+    let condition = |t: &str, ok: bool, reason: &str, message: String| {
+        let prior = d["status"]["conditions"]
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["type"] == t).cloned());
+        let status = if ok { "True" } else { "False" };
+        let keep = prior
+            .as_ref()
+            .is_some_and(|p| p["status"] == status && p["reason"] == reason);
+        match prior {
+            Some(p) if keep => p,
+            _ => {
+                json!({"type": t, "status": status, "lastUpdateTime": now, "lastTransitionTime": now, "reason": reason, "message": message})
+            }
+        }
+    };
+    let available_ok = avail >= replicas - max_unavailable;
+    let conditions = json!([
+        condition(
+            "Available",
+            available_ok,
+            if available_ok {
+                "MinimumReplicasAvailable"
+            } else {
+                "MinimumReplicasUnavailable"
+            },
+            if available_ok {
+                "Deployment has minimum availability.".to_string()
+            } else {
+                "Deployment does not have minimum availability.".to_string()
+            }
+        ),
+        condition(
+            "Progressing",
+            true,
+            if complete {
+                "NewReplicaSetAvailable"
+            } else {
+                "ReplicaSetUpdated"
+            },
+            if complete {
+                format!(
+                    "ReplicaSet \"{}\" has successfully progressed.",
+                    name_of(&new_rs)
+                )
+            } else {
+                format!("ReplicaSet \"{}\" is progressing.", name_of(&new_rs))
+            }
+        ),
+    ]);
+    set_status(
+        objects,
+        resource("apps", "deployments"),
+        d,
+        json!({
+            "observedGeneration": d["metadata"]["generation"],
+            "replicas": total_replicas,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": avail,
+            "unavailableReplicas": if replicas > avail { json!(replicas - avail) } else { Value::Null },
+            "conditions": conditions,
+        }),
+    )
+}
+
+fn job(objects: &Objects, j: &Value, pods: &[&Value]) -> Result<(), KubeError> {
+    let jobs = resource("batch", "jobs");
+    let finished = ["Complete", "Failed"]
+        .iter()
+        .any(|c| condition_is(j, c, "True"));
+    if finished {
+        return job_ttl(objects, j);
+    }
+    if j["spec"]["suspend"].as_bool().unwrap_or(false) {
+        return Ok(());
+    }
+    let completions = j["spec"]["completions"].as_i64().unwrap_or(1);
+    let parallelism = j["spec"]["parallelism"].as_i64().unwrap_or(1);
+    let backoff = j["spec"]["backoffLimit"].as_i64().unwrap_or(6);
+    let phase = |p: &&&Value| p["status"]["phase"].as_str().unwrap_or("").to_string();
+    let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
+    // OnFailure pods restart in place; their restarts count as failures toward the limit.
+    let restarts: i64 = pods
+        .iter()
+        .flat_map(|p| {
+            p["status"]["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+        .sum();
+    let failed = pods.iter().filter(|p| phase(p) == "Failed").count() as i64 + restarts;
+    let active: Vec<&&Value> = pods.iter().filter(|p| is_active(p)).collect();
+    let ready = active.iter().filter(|p| is_ready(p)).count();
+    let now = now_rfc3339();
+    let start = j["status"]["startTime"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| now.clone());
+    let condition = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": reason, "message": message});
+    let mut status = json!({
+        "startTime": start,
+        "active": active.len(),
+        "succeeded": succeeded,
+        "failed": failed,
+        "ready": ready,
+        "terminating": 0,
+        "uncountedTerminatedPods": {},
+    });
+    if succeeded >= completions {
+        for p in &active {
+            delete_pod(objects, j, p);
+        }
+        status["active"] = json!(0);
+        status["completionTime"] = json!(now);
+        status["conditions"] = json!([
+            condition(
+                "SuccessCriteriaMet",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods"
+            ),
+            condition(
+                "Complete",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods"
+            ),
+        ]);
+        events::emit(
+            objects,
+            j,
+            Kind::Normal,
+            "Completed",
+            "Job completed",
+            "job-controller",
+        );
+    } else if failed > backoff {
+        for p in &active {
+            delete_pod(objects, j, p);
+        }
+        status["active"] = json!(0);
+        status["conditions"] = json!([
+            condition(
+                "FailureTarget",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit"
+            ),
+            condition(
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit"
+            ),
+        ]);
+        events::emit(
+            objects,
+            j,
+            Kind::Warning,
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+            "job-controller",
+        );
+    } else {
+        let remaining = completions - succeeded;
+        let want = parallelism.min(remaining).max(0) as usize;
+        for _ in active.len()..want {
+            let pod = pod_from_template(j, &j["spec"]["template"], None, &[]);
+            create_pod(objects, j, pod)?;
+        }
+    }
+    set_status(objects, jobs, j, status)
+}
+
+/// `ttlSecondsAfterFinished`: a finished Job is deleted, with its pods, that long after it ended.
+fn job_ttl(objects: &Objects, j: &Value) -> Result<(), KubeError> {
+    let Some(ttl) = j["spec"]["ttlSecondsAfterFinished"].as_i64() else {
+        return Ok(());
+    };
+    let finished_at = j["status"]["completionTime"]
+        .as_str()
+        .or_else(|| {
+            j["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Failed")?["lastTransitionTime"]
+                .as_str()
+        })
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let Some(at) = finished_at else {
+        return Ok(());
+    };
+    if jiff::Timestamp::now().as_second() >= at.as_second() + ttl {
+        objects.delete(
+            resource("batch", "jobs"),
+            namespace_of(j),
+            name_of(j),
+            &DeleteOptions {
+                propagation: Some(Propagation::Background),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn cronjob(objects: &Objects, cj: &Value, jobs: &[&Value]) -> Result<(), KubeError> {
+    let cj_rt = resource("batch", "cronjobs");
+    let jobs_rt = resource("batch", "jobs");
+    let schedule = cj["spec"]["schedule"].as_str().unwrap_or("");
+    let Ok(parsed) = cron::Schedule::parse(schedule) else {
+        return Ok(());
+    };
+    let finished = |j: &Value| {
+        ["Complete", "Failed"]
+            .iter()
+            .any(|c| condition_is(j, c, "True"))
+    };
+    let active: Vec<&&Value> = jobs
+        .iter()
+        .filter(|j| !finished(j) && !is_deleting(j))
+        .collect();
+    let now = jiff::Timestamp::now();
+    let last = cj["status"]["lastScheduleTime"]
+        .as_str()
+        .or(cj["metadata"]["creationTimestamp"].as_str())
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .unwrap_or(now);
+    let mut status = json!({
+        "active": active.iter().map(|j| json!({"apiVersion": "batch/v1", "kind": "Job", "name": name_of(j), "namespace": namespace_of(j), "uid": uid_of(j)})).collect::<Vec<_>>(),
+    });
+    if active.is_empty() {
+        status["active"] = Value::Null;
+    }
+    let suspended = cj["spec"]["suspend"].as_bool().unwrap_or(false);
+    if let Some(due) = parsed
+        .latest_between(last.as_second(), now.as_second())
+        .filter(|_| !suspended)
+    {
+        let policy = cj["spec"]["concurrencyPolicy"].as_str().unwrap_or("Allow");
+        let skip = policy == "Forbid" && !active.is_empty();
+        if policy == "Replace" {
+            for j in &active {
+                let _ = objects.delete(
+                    jobs_rt,
+                    namespace_of(j),
+                    name_of(j),
+                    &DeleteOptions {
+                        propagation: Some(Propagation::Background),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        if !skip {
+            // Upstream names a scheduled Job after the scheduled minute.
+            let name = format!("{}-{}", name_of(cj), due / 60);
+            let template = &cj["spec"]["jobTemplate"];
+            let mut meta = template["metadata"].clone();
+            if !meta.is_object() {
+                meta = json!({});
+            }
+            meta["name"] = json!(name);
+            meta["ownerReferences"] = json!([owner_ref(cj)]);
+            if !meta["annotations"].is_object() {
+                meta["annotations"] = json!({});
+            }
+            let due_text = jiff::Timestamp::from_second(due)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            meta["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] =
+                json!(due_text);
+            let body = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": template["spec"]});
+            match objects.create(jobs_rt, namespace_of(cj), body) {
+                Ok(_) => events::emit(
+                    objects,
+                    cj,
+                    Kind::Normal,
+                    "SuccessfulCreate",
+                    &format!("Created job {name}"),
+                    "cronjob-controller",
+                ),
+                Err(KubeError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        status["lastScheduleTime"] = json!(
+            jiff::Timestamp::from_second(due)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default()
+        );
+    }
+    // History limits.
+    for (cond, key, default) in [
+        ("Complete", "successfulJobsHistoryLimit", 3),
+        ("Failed", "failedJobsHistoryLimit", 1),
+    ] {
+        let limit = cj["spec"][key].as_i64().unwrap_or(default).max(0) as usize;
+        let mut done: Vec<&&Value> = jobs
+            .iter()
+            .filter(|j| condition_is(j, cond, "True") && !is_deleting(j))
+            .collect();
+        if done.len() > limit {
+            done.sort_by_key(|j| {
+                j["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            });
+            for j in &done[..done.len() - limit] {
+                let _ = objects.delete(
+                    jobs_rt,
+                    namespace_of(j),
+                    name_of(j),
+                    &DeleteOptions {
+                        propagation: Some(Propagation::Background),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+    if let Some(last_done) = jobs
+        .iter()
+        .filter(|j| condition_is(j, "Complete", "True"))
+        .filter_map(|j| j["status"]["completionTime"].as_str())
+        .max()
+    {
+        status["lastSuccessfulTime"] = json!(last_done);
+    }
+    set_status(objects, cj_rt, cj, status)
+}
+
+/// Whether a DaemonSet pod belongs on a node: EC2 nodes only (Fargate does not run DaemonSets),
+/// and the node must pass the pod's selector, affinity and taint filters.
+fn daemon_fits(template_pod: &Value, node: &Value) -> bool {
+    if node["metadata"]["labels"]["eks.amazonaws.com/compute-type"] == "fargate" {
+        return false;
+    }
+    let Ok(typed) = crate::admission::decode_pod(template_pod) else {
+        return false;
+    };
+    let view = localfargate_core::nodegroup::NodeView {
+        labels: node["metadata"]["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        taints: serde_json::from_value(node["spec"]["taints"].clone()).unwrap_or_default(),
+        unschedulable: false,
+        free_cpu_millis: u64::MAX,
+        free_memory_bytes: u64::MAX,
+        free_pods: u64::MAX,
+    };
+    localfargate_core::nodegroup::fits_node(&typed, &Default::default(), &view).is_ok()
+}
+
+fn daemonset(objects: &Objects, ds: &Value, pods: &[&Value]) -> Result<(), KubeError> {
+    let nodes = objects
+        .list(resource("", "nodes"), None)
+        .map(|(l, _)| l)
+        .unwrap_or_default();
+    let hash = template_hash(&ds["spec"]["template"]);
+    let probe = json!({"metadata": ds["spec"]["template"]["metadata"], "spec": ds["spec"]["template"]["spec"]});
+    let wanted: Vec<&Value> = nodes
+        .iter()
+        .map(|n| &n.value)
+        .filter(|n| daemon_fits(&probe, n))
+        .collect();
+    let mut on_node: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for p in pods.iter().filter(|p| is_active(p)) {
+        on_node
+            .entry(p["spec"]["nodeName"].as_str().unwrap_or(""))
+            .or_default()
+            .push(p);
+    }
+    for n in &wanted {
+        let name = name_of(n);
+        let existing = on_node.remove(name).unwrap_or_default();
+        let current: Vec<&&Value> = existing
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str())
+            .collect();
+        for p in existing
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] != hash.as_str())
+        {
+            delete_pod(objects, ds, p);
+        }
+        if current.is_empty() {
+            let mut pod = pod_from_template(
+                ds,
+                &ds["spec"]["template"],
+                None,
+                &[
+                    ("controller-revision-hash", hash.clone()),
+                    (
+                        "pod-template-generation",
+                        ds["metadata"]["generation"].to_string(),
+                    ),
+                ],
+            );
+            // The DaemonSet controller pins each pod to its node.
+            pod["spec"]["nodeName"] = json!(name);
+            create_pod(objects, ds, pod)?;
+        }
+    }
+    for (_, leftover) in on_node {
+        for p in leftover {
+            delete_pod(objects, ds, p);
+        }
+    }
+    let alive: Vec<&&Value> = pods.iter().filter(|p| is_active(p)).collect();
+    let ready = alive.iter().filter(|p| is_ready(p)).count();
+    let updated = alive
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str())
+        .count();
+    set_status(
+        objects,
+        resource("apps", "daemonsets"),
+        ds,
+        json!({
+            "desiredNumberScheduled": wanted.len(),
+            "currentNumberScheduled": alive.len(),
+            "numberReady": ready,
+            "numberAvailable": ready,
+            "updatedNumberScheduled": updated,
+            "numberMisscheduled": 0,
+            "observedGeneration": ds["metadata"]["generation"],
+            "numberUnavailable": if wanted.len() > ready { json!(wanted.len() - ready) } else { Value::Null },
+        }),
+    )
+}
+
+fn statefulset(objects: &Objects, sts: &Value, pods: &[&Value]) -> Result<(), KubeError> {
+    let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+    let parallel = sts["spec"]["podManagementPolicy"] == "Parallel";
+    let hash = template_hash(&sts["spec"]["template"]);
+    let revision = format!("{}-{hash}", name_of(sts));
+    let base = name_of(sts);
+    let by_ordinal: HashMap<usize, &Value> = pods
+        .iter()
+        .filter(|p| !is_deleting(p))
+        .filter_map(|p| {
+            Some((
+                name_of(p).strip_prefix(&format!("{base}-"))?.parse().ok()?,
+                *p,
+            ))
+        })
+        .collect();
+    let terminating = pods.iter().any(|p| is_deleting(p));
+    let mut acted = false;
+    // Create missing ordinals in order; with OrderedReady, each waits for the one before.
+    for i in 0..replicas {
+        match by_ordinal.get(&i) {
+            Some(p) => {
+                if !parallel && !is_ready(p) {
+                    break;
+                }
+            }
+            None => {
+                if !parallel && (acted || terminating) {
+                    break;
+                }
+                let name = format!("{base}-{i}");
+                let pod = pod_from_template(
+                    sts,
+                    &sts["spec"]["template"],
+                    Some(&name),
+                    &[
+                        ("statefulset.kubernetes.io/pod-name", name.clone()),
+                        ("apps.kubernetes.io/pod-index", i.to_string()),
+                        ("controller-revision-hash", revision.clone()),
+                    ],
+                );
+                create_pod(objects, sts, pod)?;
+                acted = true;
+                if !parallel {
+                    break;
+                }
+            }
+        }
+    }
+    // Remove ordinals past the end, highest first, one at a time when ordered.
+    let mut extra: Vec<usize> = by_ordinal
+        .keys()
+        .copied()
+        .filter(|i| *i >= replicas)
+        .collect();
+    extra.sort_unstable_by(|a, b| b.cmp(a));
+    for i in extra {
+        if !parallel && (acted || terminating) {
+            break;
+        }
+        if let Some(p) = by_ordinal.get(&i) {
+            delete_pod(objects, sts, p);
+            acted = true;
+        }
+    }
+    // Rolling update: replace outdated pods from the highest ordinal, one at a time.
+    if !acted && !terminating && sts["spec"]["updateStrategy"]["type"] != "OnDelete" {
+        let all_ready = (0..replicas).all(|i| by_ordinal.get(&i).is_some_and(|p| is_ready(p)));
+        if all_ready
+            && let Some(p) = (0..replicas)
+                .rev()
+                .filter_map(|i| by_ordinal.get(&i))
+                .find(|p| p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str())
+        {
+            delete_pod(objects, sts, p);
+        }
+    }
+    let alive: Vec<&&Value> = pods.iter().filter(|p| is_active(p)).collect();
+    let ready = alive.iter().filter(|p| is_ready(p)).count();
+    let updated = alive
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == revision.as_str())
+        .count();
+    set_status(
+        objects,
+        resource("apps", "statefulsets"),
+        sts,
+        json!({
+            "replicas": alive.len(),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "currentReplicas": updated,
+            "updatedReplicas": updated,
+            "currentRevision": revision,
+            "updateRevision": revision,
+            "observedGeneration": sts["metadata"]["generation"],
+            "collisionCount": 0,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_hashes_are_stable_and_safe() {
+        let a = template_hash(&json!({"spec": {"containers": [{"name": "c", "image": "nginx"}]}}));
+        let b =
+            template_hash(&json!({"spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}));
+        assert_eq!(a.len(), 10);
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            template_hash(&json!({"spec": {"containers": [{"name": "c", "image": "nginx"}]}}))
+        );
+        assert!(
+            a.bytes()
+                .all(|c| b"bcdfghjklmnpqrstvwxz2456789".contains(&c))
+        );
+    }
+
+    #[test]
+    fn surge_and_unavailable_round_like_upstream() {
+        assert_eq!(int_or_percent(&json!("25%"), 2, true, 0), 1);
+        assert_eq!(int_or_percent(&json!("25%"), 2, false, 0), 0);
+        assert_eq!(int_or_percent(&json!(3), 10, false, 0), 3);
+        assert_eq!(int_or_percent(&Value::Null, 10, false, 7), 7);
+    }
+}

@@ -1,0 +1,742 @@
+//! The resource endpoints: one generic handler for every kind in the registry. It parses the
+//! path, negotiates the representation (object, list or Table), and maps each verb onto the
+//! cluster's `Objects`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use localfargate_controllers::objects::{
+    self, DeleteOptions, Deleted, KubeError, Propagation, name_of, with_resource_version,
+};
+use localfargate_core::kube::{self, ResourceType};
+use serde_json::{Value, json};
+
+use crate::patch::{self, PatchError};
+use crate::server::Api;
+use crate::{table, watch};
+use localfargate_core::selectors::{FieldSelector, LabelSelector};
+
+/// What a request path names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub rt: &'static ResourceType,
+    /// For namespaced resources; `None` means every namespace (a list or watch).
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+fn not_found() -> KubeError {
+    KubeError::NotFound {
+        message: "the server could not find the requested resource".into(),
+        kind: String::new(),
+        name: String::new(),
+    }
+}
+
+/// `/api/v1/namespaces/demo/pods/p1/log` → pods, demo, p1, log.
+pub fn parse_target(path: &str) -> Result<Target, KubeError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Err(not_found()),
+    };
+    let lookup = |resource: &str| kube::resource(group, version, resource).ok_or_else(not_found);
+    let t = |rt, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
+        rt,
+        namespace: namespace.map(str::to_string),
+        name: name.map(str::to_string),
+        subresource: sub.map(str::to_string),
+    };
+    let target = match rest {
+        ["namespaces", ns, resource, more @ ..]
+            if kube::resource(group, version, resource).is_some_and(|r| r.namespaced) =>
+        {
+            let rt = lookup(resource)?;
+            match more {
+                [] => t(rt, Some(ns), None, None),
+                [name] => t(rt, Some(ns), Some(name), None),
+                [name, sub] => t(rt, Some(ns), Some(name), Some(sub)),
+                _ => return Err(not_found()),
+            }
+        }
+        [resource, more @ ..] => {
+            let rt = lookup(resource)?;
+            match more {
+                [] => t(rt, None, None, None),
+                [name] if !rt.namespaced => t(rt, None, Some(name), None),
+                [name, sub] if !rt.namespaced => t(rt, None, Some(name), Some(sub)),
+                _ => return Err(not_found()),
+            }
+        }
+        [] => return Err(not_found()),
+    };
+    if let Some(sub) = &target.subresource
+        && target.rt.subresource(sub).is_none()
+        && !(target.rt.kind == "Namespace" && sub == "finalize")
+    {
+        return Err(not_found());
+    }
+    Ok(target)
+}
+
+/// Query parameters, decoded; repeated keys (exec's `command`) keep every value.
+#[derive(Debug, Default, Clone)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Self {
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Query(
+            raw.unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (decode(k), decode(v)),
+                    None => (decode(p), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true") | Some("1") | Some(""))
+    }
+}
+
+pub fn json_response(code: StatusCode, body: &Value) -> Response {
+    json_typed(code, body, "application/json")
+}
+
+pub fn json_typed(code: StatusCode, body: &Value, content_type: &str) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (
+        code,
+        [(header::CONTENT_TYPE, content_type.to_string())],
+        bytes,
+    )
+        .into_response()
+}
+
+pub fn error_response(e: &KubeError) -> Response {
+    let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.status())
+}
+
+pub const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// Whether the client asked for a server-side Table (`kubectl get`).
+pub fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',').any(|alt| {
+                let p: Vec<&str> = alt.split(';').map(str::trim).collect();
+                p.contains(&"as=Table") && p.contains(&"g=meta.k8s.io")
+            })
+        })
+}
+
+/// One row of a Table, with the metadata kubectl decorates it from.
+pub fn table_row(rt: &ResourceType, object: &Value, now: jiff::Timestamp) -> Value {
+    json!({
+        "cells": table::cells(rt.group, rt.resource, object, now),
+        "object": {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": object["metadata"],
+        },
+    })
+}
+
+pub fn table(rt: &ResourceType, objects: &[Value], meta: Value) -> Value {
+    let now = jiff::Timestamp::now();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "columnDefinitions": table::columns(rt.group, rt.resource),
+        "rows": objects.iter().map(|o| table_row(rt, o, now)).collect::<Vec<_>>(),
+    })
+}
+
+fn body_value(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return Err(KubeError::UnsupportedMediaType(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (localfargate does not decode protobuf request bodies; kubectl 1.27-1.31 send JSON)".into(),
+        ));
+    }
+    if content_type.starts_with("application/yaml") {
+        return serde_yaml::from_slice::<Value>(body)
+            .map_err(|e| KubeError::BadRequest(format!("error decoding YAML: {e}")));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        KubeError::BadRequest(format!(
+            "Object 'Kind' is missing in '{}': {e}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))
+    })
+}
+
+fn namespace(target: &Target) -> &str {
+    target.namespace.as_deref().unwrap_or("")
+}
+
+/// Entry point for every resource request.
+pub async fn handle(
+    api: Arc<Api>,
+    method: Method,
+    target: Target,
+    query: Query,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = dispatch(&api, &method, &target, &query, &headers, &body).await;
+    match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn dispatch(
+    api: &Arc<Api>,
+    method: &Method,
+    target: &Target,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, KubeError> {
+    let rt = target.rt;
+    let sub = target.subresource.as_deref();
+    if target.name.is_none()
+        && rt.namespaced
+        && target.namespace.is_none()
+        && *method != Method::GET
+    {
+        return Err(KubeError::MethodNotAllowed(format!(
+            "{} must be created, changed or deleted within a namespace",
+            rt.qualified()
+        )));
+    }
+    match (method.clone(), target.name.as_deref(), sub) {
+        (Method::GET, None, _) if query.flag("watch") => watch::serve(api, target, query, headers),
+        (Method::GET, None, _) => list(api, target, query, headers),
+        (Method::GET, Some(name), None | Some("status")) => {
+            let obj = api.objects.get(rt, namespace(target), name)?;
+            Ok(if wants_table(headers) {
+                let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
+                json_typed(StatusCode::OK, &table(rt, &[obj], meta), TABLE_CONTENT_TYPE)
+            } else {
+                json_response(StatusCode::OK, &obj)
+            })
+        }
+        (Method::GET, Some(name), Some("scale")) => {
+            let obj = api.objects.get(rt, namespace(target), name)?;
+            Ok(json_response(StatusCode::OK, &scale_of(&obj)))
+        }
+        (Method::GET, Some(name), Some("log")) => {
+            crate::pods::logs(api, namespace(target), name, query).await
+        }
+        (_, Some(name), Some("exec")) => Err(crate::pods::exec_without_upgrade(
+            api,
+            namespace(target),
+            name,
+        )),
+        (Method::POST, None, None) => {
+            let value = body_value(headers, body)?;
+            if dry_run(query) {
+                return Ok(json_response(StatusCode::CREATED, &value));
+            }
+            let created = api.objects.create(rt, namespace(target), value)?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (Method::POST, Some(name), Some("binding")) => {
+            let value = body_value(headers, body)?;
+            bind(api, namespace(target), name, &value)
+        }
+        (Method::POST, Some(name), Some("eviction")) => {
+            let value = body_value(headers, body)?;
+            let opts = delete_options(&value["deleteOptions"], query)?;
+            api.objects.delete(rt, namespace(target), name, &opts)?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ))
+        }
+        (Method::PUT, Some(name), None | Some("status")) => {
+            let value = body_value(headers, body)?;
+            if dry_run(query) {
+                return Ok(json_response(StatusCode::OK, &value));
+            }
+            let updated =
+                api.objects
+                    .update(rt, namespace(target), name, value, sub == Some("status"))?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        (Method::PUT, Some(name), Some("scale")) => {
+            let value = body_value(headers, body)?;
+            set_scale(api, target, name, &mut |_| Ok(value.clone()))
+        }
+        (Method::PATCH, Some(name), sub) => patch(api, target, name, sub, query, headers, body),
+        (Method::DELETE, Some(name), None) => {
+            let value = if body.is_empty() {
+                Value::Null
+            } else {
+                body_value(headers, body)?
+            };
+            let opts = delete_options(&value, query)?;
+            match api.objects.delete(rt, namespace(target), name, &opts)? {
+                Deleted::Gone(v) | Deleted::Pending(v) => Ok(json_response(StatusCode::OK, &v)),
+            }
+        }
+        (Method::DELETE, None, None) => delete_collection(api, target, query, headers, body),
+        _ => Err(KubeError::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            method,
+            rt.qualified()
+        ))),
+    }
+}
+
+fn dry_run(query: &Query) -> bool {
+    query.get("dryRun").is_some_and(|v| v == "All")
+}
+
+/// Selectors from the query, checked against the resource.
+pub fn selectors(
+    rt: &ResourceType,
+    query: &Query,
+) -> Result<(LabelSelector, FieldSelector), KubeError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+        .map_err(|e| KubeError::BadRequest(e.to_string()))?;
+    let fields = FieldSelector::parse(
+        query.get("fieldSelector").unwrap_or(""),
+        rt.group,
+        rt.resource,
+    )
+    .map_err(|e| KubeError::BadRequest(e.to_string()))?;
+    Ok((labels, fields))
+}
+
+pub fn selected(labels: &LabelSelector, fields: &FieldSelector, v: &Value) -> bool {
+    labels.matches(v["metadata"]["labels"].as_object()) && fields.matches(v)
+}
+
+/// A `continue` token: the list's revision and the last key returned.
+fn encode_continue(revision: u64, key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"rv": revision, "start": key}).to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String), KubeError> {
+    use base64::Engine;
+    let bad = || KubeError::BadRequest("continue key is not valid: illegal base64 data".into());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((
+        v["rv"].as_u64().ok_or_else(bad)?,
+        v["start"].as_str().ok_or_else(bad)?.to_string(),
+    ))
+}
+
+fn list(
+    api: &Arc<Api>,
+    target: &Target,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<Response, KubeError> {
+    let rt = target.rt;
+    let (labels, fields) = selectors(rt, query)?;
+    let limit = match query.get("limit") {
+        None | Some("") => 0,
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| KubeError::BadRequest(format!("invalid limit {l:?}")))?,
+    };
+    let (stored, revision) = api.objects.list(rt, target.namespace.as_deref())?;
+    let (list_revision, start) = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let (rv, key) = decode_continue(token)?;
+            (rv, Some(key))
+        }
+        None => (revision, None),
+    };
+    let mut items = Vec::new();
+    let mut next = None;
+    for o in stored
+        .iter()
+        .filter(|o| start.as_deref().is_none_or(|s| o.key.as_str() > s))
+    {
+        // Cheap checks on the stored value first; only the selected objects are copied.
+        if !selected(&labels, &fields, &o.value) {
+            continue;
+        }
+        if limit > 0 && items.len() == limit {
+            next = items.last().map(|(k, _): &(String, Value)| k.clone());
+            break;
+        }
+        items.push((o.key.clone(), with_resource_version(o)));
+    }
+    let mut meta = json!({"resourceVersion": list_revision.to_string()});
+    if let Some(key) = next {
+        meta["continue"] = json!(encode_continue(list_revision, &key));
+    }
+    let items: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
+    if wants_table(headers) {
+        return Ok(json_typed(
+            StatusCode::OK,
+            &table(rt, &items, meta),
+            TABLE_CONTENT_TYPE,
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", rt.kind),
+            "apiVersion": rt.api_version(),
+            "metadata": meta,
+            "items": items,
+        }),
+    ))
+}
+
+fn delete_options(v: &Value, query: &Query) -> Result<DeleteOptions, KubeError> {
+    let propagation = query
+        .get("propagationPolicy")
+        .or_else(|| v["propagationPolicy"].as_str())
+        .map(|p| match p {
+            "Background" => Ok(Propagation::Background),
+            "Foreground" => Ok(Propagation::Foreground),
+            "Orphan" => Ok(Propagation::Orphan),
+            other => Err(KubeError::BadRequest(format!(
+                "propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            ))),
+        })
+        .transpose()?;
+    let propagation = match (propagation, v["orphanDependents"].as_bool()) {
+        (None, Some(true)) => Some(Propagation::Orphan),
+        (p, _) => p,
+    };
+    let grace = match query.get("gracePeriodSeconds") {
+        Some(g) => Some(
+            g.parse::<i64>()
+                .map_err(|_| KubeError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?,
+        ),
+        None => v["gracePeriodSeconds"].as_i64(),
+    };
+    Ok(DeleteOptions {
+        propagation,
+        grace_period_seconds: grace,
+        precondition_uid: v["preconditions"]["uid"].as_str().map(str::to_string),
+        precondition_resource_version: v["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
+    })
+}
+
+fn delete_collection(
+    api: &Arc<Api>,
+    target: &Target,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, KubeError> {
+    let rt = target.rt;
+    let (labels, fields) = selectors(rt, query)?;
+    let value = if body.is_empty() {
+        Value::Null
+    } else {
+        body_value(headers, body)?
+    };
+    let opts = delete_options(&value, query)?;
+    let (stored, revision) = api.objects.list(rt, target.namespace.as_deref())?;
+    let mut items = Vec::new();
+    for o in stored
+        .iter()
+        .filter(|o| selected(&labels, &fields, &o.value))
+    {
+        let ns = objects::namespace_of(&o.value).to_string();
+        match api.objects.delete(rt, &ns, name_of(&o.value), &opts) {
+            Ok(Deleted::Gone(v) | Deleted::Pending(v)) => items.push(v),
+            Err(KubeError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                "metadata": {"resourceVersion": revision.to_string()}, "items": items}),
+    ))
+}
+
+fn patch_error(e: PatchError) -> KubeError {
+    match e {
+        PatchError::Malformed(m) => KubeError::BadRequest(m),
+        PatchError::Unprocessable(m) => KubeError::Invalid {
+            message: m,
+            kind: String::new(),
+            name: String::new(),
+            causes: Vec::new(),
+        },
+    }
+}
+
+/// Apply a patch body of the request's content type to `current`.
+fn apply_patch_body(
+    rt: &ResourceType,
+    content_type: &str,
+    current: &Value,
+    body: &Bytes,
+    manager: &str,
+) -> Result<Value, KubeError> {
+    let base = content_type.split(';').next().unwrap_or("").trim();
+    let api_version = rt.api_version();
+    let out = match base {
+        "application/json-patch+json" => patch::json_patch(current, body),
+        "application/merge-patch+json" => patch::merge_patch(current, body),
+        "application/strategic-merge-patch+json" => {
+            patch::strategic_merge_patch(current, body, &api_version, rt.kind)
+        }
+        "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+            let intent: Value = serde_yaml::from_slice(body)
+                .map_err(|e| KubeError::BadRequest(format!("error decoding YAML: {e}")))?;
+            patch::apply_patch(
+                Some(current),
+                &intent,
+                &api_version,
+                rt.kind,
+                manager,
+                jiff::Timestamp::now(),
+            )
+        }
+        other => {
+            return Err(KubeError::UnsupportedMediaType(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})"
+            )));
+        }
+    };
+    out.map_err(patch_error)
+}
+
+fn patch(
+    api: &Arc<Api>,
+    target: &Target,
+    name: &str,
+    sub: Option<&str>,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, KubeError> {
+    let rt = target.rt;
+    let ns = namespace(target);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let manager = query.get("fieldManager").unwrap_or("unknown").to_string();
+    if sub == Some("scale") {
+        return set_scale(api, target, name, &mut |scale| {
+            apply_patch_body(rt, &content_type, scale, body, &manager)
+        });
+    }
+    if !matches!(sub, None | Some("status")) {
+        return Err(KubeError::MethodNotAllowed(format!(
+            "{}/{} cannot be patched",
+            rt.resource,
+            sub.unwrap_or("")
+        )));
+    }
+    let server_side = content_type.starts_with("application/apply-patch");
+    // Server-side apply creates what does not exist yet.
+    if server_side && api.objects.get_object(rt, ns, name)?.is_none() {
+        let intent: Value = serde_yaml::from_slice(body)
+            .map_err(|e| KubeError::BadRequest(format!("error decoding YAML: {e}")))?;
+        let obj = patch::apply_patch(
+            None,
+            &intent,
+            &rt.api_version(),
+            rt.kind,
+            &manager,
+            jiff::Timestamp::now(),
+        )
+        .map_err(patch_error)?;
+        if name_of(&obj) != name {
+            return Err(KubeError::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&obj)
+            )));
+        }
+        let created = api.objects.create(rt, ns, obj)?;
+        return Ok(json_response(StatusCode::CREATED, &created));
+    }
+    let dry = dry_run(query);
+    let mut preview = None;
+    let updated =
+        api.objects
+            .update_with(rt, ns, name, sub == Some("status"), None, &mut |current| {
+                let new = apply_patch_body(rt, &content_type, current, body, &manager)?;
+                // A resourceVersion in the patch is a precondition.
+                if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+                    && Some(rv) != current["metadata"]["resourceVersion"].as_str()
+                {
+                    return Err(KubeError::conflict(rt, name));
+                }
+                if dry {
+                    preview = Some(new);
+                    return Ok(current.clone());
+                }
+                Ok(new)
+            })?;
+    Ok(json_response(StatusCode::OK, &preview.unwrap_or(updated)))
+}
+
+/// The `autoscaling/v1 Scale` view of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": obj["metadata"]["name"],
+            "namespace": obj["metadata"]["namespace"],
+            "uid": obj["metadata"]["uid"],
+            "resourceVersion": obj["metadata"]["resourceVersion"],
+            "creationTimestamp": obj["metadata"]["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+fn set_scale(
+    api: &Arc<Api>,
+    target: &Target,
+    name: &str,
+    f: &mut dyn FnMut(&Value) -> Result<Value, KubeError>,
+) -> Result<Response, KubeError> {
+    let rt = target.rt;
+    let updated =
+        api.objects
+            .update_with(rt, namespace(target), name, false, None, &mut |current| {
+                let scale = f(&scale_of(current))?;
+                let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
+                    KubeError::invalid(rt, name, "spec.replicas", "Required value")
+                })?;
+                if replicas < 0 {
+                    return Err(KubeError::invalid(
+                        rt,
+                        name,
+                        "spec.replicas",
+                        &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                    ));
+                }
+                let mut new = current.clone();
+                new["spec"]["replicas"] = json!(replicas);
+                Ok(new)
+            })?;
+    Ok(json_response(StatusCode::OK, &scale_of(&updated)))
+}
+
+/// `pods/binding`: what a scheduler posts to put a pod on a node.
+fn bind(api: &Arc<Api>, ns: &str, name: &str, binding: &Value) -> Result<Response, KubeError> {
+    let node = binding["target"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| KubeError::BadRequest("binding target name is required".into()))?
+        .to_string();
+    localfargate_controllers::scheduling::bind(&api.objects, ns, name, &node)?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_resources() {
+        let t = parse_target("/api/v1/namespaces/demo/pods/p1/log").unwrap();
+        assert_eq!(t.rt.resource, "pods");
+        assert_eq!(t.namespace.as_deref(), Some("demo"));
+        assert_eq!(t.name.as_deref(), Some("p1"));
+        assert_eq!(t.subresource.as_deref(), Some("log"));
+        let t = parse_target("/api/v1/namespaces/demo").unwrap();
+        assert_eq!(
+            (t.rt.resource, t.name.as_deref()),
+            ("namespaces", Some("demo"))
+        );
+        let t = parse_target("/api/v1/namespaces").unwrap();
+        assert_eq!((t.rt.resource, t.name), ("namespaces", None));
+        let t = parse_target("/api/v1/pods").unwrap();
+        assert_eq!((t.rt.resource, t.namespace), ("pods", None));
+        let t = parse_target("/apis/apps/v1/namespaces/d/deployments/web/scale").unwrap();
+        assert_eq!(t.subresource.as_deref(), Some("scale"));
+        let t = parse_target("/api/v1/nodes/n1/status").unwrap();
+        assert_eq!((t.rt.resource, t.name.as_deref()), ("nodes", Some("n1")));
+        assert!(parse_target("/api/v1/namespaces/d/pods/p/nope").is_err());
+        assert!(parse_target("/apis/example.com/v1/widgets").is_err());
+        assert!(parse_target("/api/v1/pods/p1").is_err());
+    }
+
+    #[test]
+    fn queries_decode() {
+        let q = Query::parse(Some(
+            "fieldSelector=involvedObject.name%3Dp1%2Cx%3Dy&command=ls&command=%2F&watch=true",
+        ));
+        assert_eq!(q.get("fieldSelector"), Some("involvedObject.name=p1,x=y"));
+        assert_eq!(q.all("command"), vec!["ls", "/"]);
+        assert!(q.flag("watch"));
+        assert!(!q.flag("follow"));
+    }
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let t = encode_continue(42, "core/pods/default/p2");
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "core/pods/default/p2".into())
+        );
+        assert_eq!(decode_continue("!!").unwrap_err().code(), 400);
+    }
+}

@@ -1,0 +1,192 @@
+//! `?watch=true`: a long-lived chunked stream of `{"type", "object"}` lines from the store's
+//! watch, filtered by the request's selectors, as objects or as Table rows.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use localfargate_controllers::objects::{KubeError, with_resource_version};
+use localfargate_core::kube::ResourceType;
+use localfargate_store::{EventType, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::rest::{Query, TABLE_CONTENT_TYPE, Target, selected, selectors, table, wants_table};
+use crate::server::Api;
+
+/// How long a watch stays open without `timeoutSeconds`: upstream's 30 minutes. kubectl
+/// `get -w` exits when the stream closes, so it must not be short.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How often a watch that allows bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+
+fn line(event_type: &str, object: Value) -> Bytes {
+    let mut bytes =
+        serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+fn expired(requested: u64, oldest: u64) -> Value {
+    KubeError::Expired(format!("too old resource version: {requested} ({oldest})")).status()
+}
+
+struct Encoder {
+    rt: &'static ResourceType,
+    table: bool,
+}
+
+impl Encoder {
+    fn event(&self, event_type: &str, object: Value) -> Bytes {
+        if self.table {
+            let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+            line(event_type, table(self.rt, &[object], meta))
+        } else {
+            line(event_type, object)
+        }
+    }
+
+    fn bookmark(&self, revision: u64) -> Bytes {
+        line(
+            "BOOKMARK",
+            json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(),
+                   "metadata": {"resourceVersion": revision.to_string()}}),
+        )
+    }
+}
+
+pub fn serve(
+    api: &Arc<Api>,
+    target: &Target,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<Response, KubeError> {
+    let rt = target.rt;
+    let (labels, fields) = selectors(rt, query)?;
+    let encoder = Encoder {
+        rt,
+        table: wants_table(headers),
+    };
+    let requested = query.get("resourceVersion").unwrap_or("");
+    let (current, revision) = api.objects.list(rt, target.namespace.as_deref())?;
+    let mut visible: HashSet<String> = current
+        .iter()
+        .filter(|o| selected(&labels, &fields, &o.value))
+        .map(|o| o.key.clone())
+        .collect();
+    // Unset or "0": the current state as ADDED events first, then changes after it.
+    let (initial, after) = if requested.is_empty() || requested == "0" {
+        let initial: Vec<Value> = current
+            .iter()
+            .filter(|o| visible.contains(&o.key))
+            .map(|o| with_resource_version(o))
+            .collect();
+        (initial, revision)
+    } else {
+        let rv = requested
+            .parse::<u64>()
+            .map_err(|_| KubeError::BadRequest(format!("invalid resourceVersion {requested:?}")))?;
+        (Vec::new(), rv)
+    };
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let bookmarks = query.flag("allowWatchBookmarks");
+    let prefix = rt.key_prefix(target.namespace.as_deref());
+    let watcher = api
+        .objects
+        .store
+        .watch(api.objects.store_kind(), &prefix, after);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        for object in initial {
+            if tx.send(encoder.event("ADDED", object)).await.is_err() {
+                return;
+            }
+        }
+        let mut watcher = match watcher {
+            Ok(w) => w,
+            Err(StoreError::Expired { requested, oldest }) => {
+                let _ = tx.send(line("ERROR", expired(requested, oldest))).await;
+                return;
+            }
+            Err(e) => {
+                let status = KubeError::Internal(e.to_string()).status();
+                let _ = tx.send(line("ERROR", status)).await;
+                return;
+            }
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut bookmark = tokio::time::interval(BOOKMARK_EVERY);
+        bookmark.tick().await;
+        loop {
+            let event = tokio::select! {
+                e = watcher.next() => e,
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = bookmark.tick(), if bookmarks => {
+                    if tx.send(encoder.bookmark(watcher.last_revision())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                _ = tx.closed() => return,
+            };
+            let event = match event {
+                Ok(e) => e,
+                Err(StoreError::Expired { requested, oldest }) => {
+                    let _ = tx.send(line("ERROR", expired(requested, oldest))).await;
+                    return;
+                }
+                Err(_) => return,
+            };
+            let key = event.object.key.clone();
+            let object = with_resource_version(&event.object);
+            let matches = selected(&labels, &fields, &event.object.value);
+            // An object that starts or stops matching the selectors appears or disappears.
+            let kind = match (event.event_type, matches, visible.contains(&key)) {
+                (EventType::Deleted, _, true) => {
+                    visible.remove(&key);
+                    "DELETED"
+                }
+                (EventType::Deleted, _, false) => continue,
+                (EventType::Added, true, _) => {
+                    visible.insert(key);
+                    "ADDED"
+                }
+                (_, true, true) => "MODIFIED",
+                (_, true, false) => {
+                    visible.insert(key);
+                    "ADDED"
+                }
+                (_, false, true) => {
+                    visible.remove(&key);
+                    "DELETED"
+                }
+                (_, false, false) => continue,
+            };
+            if tx.send(encoder.event(kind, object)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, Infallible>))
+    });
+    let content_type = if wants_table(headers) {
+        TABLE_CONTENT_TYPE
+    } else {
+        "application/json"
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,56 @@
+use crate::{RuntimeKind, SandboxId};
+
+/// Errors of a [`SandboxRuntime`](crate::SandboxRuntime). Messages are written for the person
+/// running kubectl: the API layer may pass them on as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A sandbox or container that does not exist; the text names it, e.g. `sandbox sim-1` or
+    /// `container "web" in pod default/p1`.
+    #[error("{0} not found")]
+    NotFound(String),
+
+    #[error("pod {pod} already has sandbox {sandbox}")]
+    AlreadyExists { sandbox: SandboxId, pod: String },
+
+    /// The spec cannot be run, e.g. duplicate container names or a malformed
+    /// `sim.localfargate.io/*` annotation.
+    #[error("invalid sandbox spec for pod {pod}: {message}")]
+    InvalidSpec { pod: String, message: String },
+
+    /// Logs of a container that has not started yet (the kubelet's wording; `pod` is the pod
+    /// name).
+    #[error("container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}")]
+    ContainerWaiting {
+        pod: String,
+        container: String,
+        reason: String,
+    },
+
+    /// `--previous` logs of a container that has not restarted (the kubelet's wording).
+    #[error("previous terminated container \"{container}\" in pod \"{pod}\" not found")]
+    PreviousNotFound { pod: String, container: String },
+
+    /// `pod` is `namespace/name`.
+    #[error(
+        "exec is not available in the simulated runtime: pod {pod} is simulated, no process runs; \
+         start localfargate with --runtime process to exec into pods"
+    )]
+    ExecUnsupported { pod: String },
+
+    /// Starting a container in a sandbox that is stopping or stopped.
+    #[error("sandbox {sandbox} of pod {pod} is stopped")]
+    Stopped { sandbox: SandboxId, pod: String },
+
+    #[error("unknown runtime {0:?}: expected one of simulated, process, microvm")]
+    UnknownRuntime(String),
+
+    #[error(
+        "the {0} runtime is not built yet; start localfargate with --runtime simulated, the only \
+         runtime in this build"
+    )]
+    NotBuilt(RuntimeKind),
+
+    /// A backend failure (I/O, netlink, VMM, agent) with its own message.
+    #[error("{0}")]
+    Backend(String),
+}
