@@ -679,9 +679,9 @@ pub struct FieldSelector {
 impl FieldSelector {
     /// Parse and check that every field is supported for this resource (group, plural).
     ///
-    /// Terms are `f=v`, `f==v` or `f!=v`, separated by commas. In a value, `\,`, `\=`, `\\`
-    /// (and `\!`) stand for the character; an unescaped `,` splits terms and an unescaped `=`
-    /// is refused, as upstream does.
+    /// Terms are `f=v`, `f==v` or `f!=v`, separated by commas. In a value, `\,`, `\=` and `\\`
+    /// stand for the character, as upstream has it (`\!` is also accepted, though `!` needs no
+    /// escape); an unescaped `,` splits terms and an unescaped `=` is refused.
     pub fn parse(s: &str, group: &str, resource: &str) -> Result<Self, SelectorError> {
         let mut parts = split_terms(s);
         parts.sort_unstable();
@@ -811,7 +811,7 @@ enum Source {
     /// A pod's first IP: `status.podIP`, else `status.podIPs[0].ip`.
     PodIp,
     /// An event's `source.component`, else its `reportingComponent`.
-    EventSource,
+    EventComponent,
 }
 
 const POD_FIELDS: &[(&str, Source)] = &[
@@ -853,7 +853,7 @@ const EVENT_FIELDS: &[(&str, Source)] = &[
     ),
     ("reason", Source::Str("/reason")),
     ("reportingComponent", Source::Str("/reportingComponent")),
-    ("source", Source::EventSource),
+    ("source", Source::EventComponent),
     ("type", Source::Str("/type")),
 ];
 
@@ -907,7 +907,7 @@ fn field_value(object: &Value, source: Source) -> String {
             ip if !ip.is_empty() => ip,
             _ => text("/status/podIPs/0/ip"),
         },
-        Source::EventSource => match text("/source/component") {
+        Source::EventComponent => match text("/source/component") {
             c if !c.is_empty() => c,
             _ => text("/reportingComponent"),
         },

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use axum::body::{Body, Bytes};
 use axum::extract::FromRequest;
 use axum::extract::Request;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use localfargate_controllers::node_agent::sandbox_of;
@@ -280,7 +280,13 @@ async fn session(
         }),
     };
     let _ = send(&mut socket, 3, status.to_string().as_bytes()).await;
-    let _ = socket.send(Message::Close(None)).await;
+    // A normal closure: kubectl treats any other code as a broken stream.
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: axum::extract::ws::close_code::NORMAL,
+            reason: "".into(),
+        })))
+        .await;
 }
 
 async fn send(socket: &mut WebSocket, channel: u8, data: &[u8]) -> Result<(), axum::Error> {
