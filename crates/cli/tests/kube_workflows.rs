@@ -1,0 +1,750 @@
+//! End-to-end: the EKS Fargate guides' kubectl workflows against a running `localfargate up`,
+//! with the real kubectl binaries (1.31 unless a test says otherwise).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, localfargate};
+use serde_json::Value;
+
+const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
+
+/// A cluster with a kubeconfig, on its own server.
+struct Cluster {
+    server: Server,
+    name: String,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn cluster(name: &str) -> Cluster {
+    let server = common::up("0.1");
+    let created = localfargate(&server, &["cluster", "create", "--name", name]);
+    assert!(created.status.success(), "{}", text(&created));
+    with_kubeconfig(server, name)
+}
+
+/// A cluster made by `localfargate apply -f` from an eksctl ClusterConfig.
+fn cluster_from_config(name: &str, config: &str) -> Cluster {
+    let server = common::up("0.1");
+    let file = std::env::temp_dir().join(format!("lf-cfg-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&file, config).unwrap();
+    let applied = localfargate(&server, &["apply", "-f", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(applied.status.success(), "{}", text(&applied));
+    with_kubeconfig(server, name)
+}
+
+fn with_kubeconfig(server: Server, name: &str) -> Cluster {
+    let config = localfargate(&server, &["kubeconfig", "--cluster", name]);
+    assert!(config.status.success(), "{}", text(&config));
+    let kubeconfig = std::env::temp_dir().join(format!(
+        "lf-wf-{name}-{}-{}",
+        std::process::id(),
+        common::free_port()
+    ));
+    std::fs::write(&kubeconfig, &config.stdout).unwrap();
+    let c = Cluster {
+        server,
+        name: name.to_string(),
+        kubeconfig,
+    };
+    // The API starts within a moment of ACTIVE, and the default namespace right after.
+    c.eventually("the API and its default namespace", || {
+        c.kubectl(&["get", "namespace", "default"]).status.success()
+    });
+    c
+}
+
+impl Cluster {
+    fn kubectl_with(&self, version: &str, args: &[&str]) -> Output {
+        Command::new(format!("{KUBECTL_DIR}/kubectl.{version}"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with("1.31", args)
+    }
+
+    /// kubectl that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, yaml: &str) -> String {
+        let mut child = Command::new(format!("{KUBECTL_DIR}/kubectl.1.31"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "apply: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut full = args.to_vec();
+        full.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&full)).unwrap()
+    }
+
+    fn eks(&self, args: &[&str]) -> Output {
+        let out = localfargate(&self.server, args);
+        assert!(
+            out.status.success(),
+            "localfargate {args:?}: {}",
+            text(&out)
+        );
+        out
+    }
+
+    fn profile(&self, name: &str, namespace: &str, labels: Option<&str>) {
+        let mut args = vec![
+            "profile",
+            "create",
+            "--cluster",
+            &self.name,
+            "--name",
+            name,
+            "--namespace",
+            namespace,
+        ];
+        if let Some(l) = labels {
+            args.extend(["--labels", l]);
+        }
+        self.eks(&args);
+    }
+
+    fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn events_of(&self, namespace: &str, pod: &str) -> Vec<(String, String, String, String)> {
+        let selector = format!("involvedObject.name={pod}");
+        let list = self.json(&[
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            &selector,
+        ]);
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or("").to_string(),
+                    e["reason"].as_str().unwrap_or("").to_string(),
+                    e["source"]["component"].as_str().unwrap_or("").to_string(),
+                    e["message"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn phase(&self, namespace: &str, pod: &str) -> String {
+        self.kubectl(&[
+            "get",
+            "pod",
+            pod,
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .stdout
+        .iter()
+        .map(|b| *b as char)
+        .collect()
+    }
+}
+
+const WEB: &str = "
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: demo
+  labels: {app: web, tier: frontend}
+spec:
+  containers:
+  - name: nginx
+    image: nginx:1.27
+    resources:
+      requests: {cpu: 500m, memory: 1Gi}
+";
+
+#[test]
+fn a_labelled_pod_runs_on_its_own_fargate_node_and_an_unlabelled_one_waits() {
+    let c = cluster("guide");
+    c.profile("fp-demo", "demo", Some("app=web,tier=frontend"));
+    c.apply(WEB);
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/web",
+        "-n",
+        "demo",
+        "--timeout=30s",
+    ]);
+    let wide = c.ok(&["get", "pods", "-n", "demo", "-o", "wide"]);
+    let row: Vec<&str> = wide.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], &["web", "1/1", "Running"], "{wide}");
+    let (ip, node) = (row[5], row[6]);
+    assert_eq!(
+        node,
+        format!("fargate-ip-{}.ec2.internal", ip.replace('.', "-"))
+    );
+    assert!(ip.starts_with("10.0."), "{ip}");
+    let pod = c.json(&["get", "pod", "web", "-n", "demo"]);
+    let annotations = &pod["metadata"]["annotations"];
+    // 0.5 vCPU + 1 GiB, plus 256 MiB: the 0.5 vCPU / 2 GB tier.
+    assert_eq!(annotations["CapacityProvisioned"], "0.5vCPU 2GB");
+    assert_eq!(
+        annotations["Logging"],
+        "LoggingDisabled: LOGGING_CONFIGMAP_NOT_FOUND"
+    );
+    assert_eq!(
+        pod["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"],
+        "fp-demo"
+    );
+    assert_eq!(pod["spec"]["schedulerName"], "fargate-scheduler");
+    assert_eq!(pod["spec"]["priorityClassName"], "system-node-critical");
+    let described = c.ok(&["describe", "pod", "web", "-n", "demo"]);
+    assert!(
+        described.contains("CapacityProvisioned: 0.5vCPU 2GB"),
+        "{described}"
+    );
+    assert!(
+        described.contains("fargate-scheduler  Successfully assigned demo/web to fargate-ip-"),
+        "{described}"
+    );
+    let n = c.json(&["get", "node", node]);
+    assert_eq!(
+        n["metadata"]["labels"]["eks.amazonaws.com/compute-type"],
+        "fargate"
+    );
+    assert_eq!(
+        n["spec"]["taints"][0]["key"],
+        "eks.amazonaws.com/compute-type"
+    );
+    assert_eq!(n["status"]["capacity"]["pods"], "1");
+
+    // Missing one of the selector's labels: no profile takes it, and there are no EC2 nodes.
+    c.apply(
+        &WEB.replace("name: web\n", "name: api\n")
+            .replace(", tier: frontend", ""),
+    );
+    c.eventually("the unmatched pod's FailedScheduling event", || {
+        c.events_of("demo", "api")
+            .iter()
+            .any(|e| e.1 == "FailedScheduling")
+    });
+    let events = c.events_of("demo", "api");
+    let failed = events.iter().find(|e| e.1 == "FailedScheduling").unwrap();
+    assert_eq!(failed.2, "default-scheduler");
+    assert_eq!(
+        failed.3,
+        "0/1 nodes are available: 1 node(s) had untolerated taint {eks.amazonaws.com/compute-type: fargate}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
+    );
+    assert_eq!(c.phase("demo", "api"), "Pending");
+    let api = c.json(&["get", "pod", "api", "-n", "demo"]);
+    assert_eq!(api["spec"]["schedulerName"], "default-scheduler");
+
+    // Deleting the pod removes its Fargate node.
+    c.ok(&["delete", "pod", "web", "-n", "demo"]);
+    c.eventually("the Fargate node to go", || {
+        !c.kubectl(&["get", "node", node]).status.success()
+    });
+}
+
+#[test]
+fn unmatched_pods_fall_back_to_a_managed_node_group() {
+    let c = cluster_from_config(
+        "mixed",
+        "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: mixed, region: us-east-1}\nmanagedNodeGroups:\n- name: system\n  instanceType: t3.large\n  desiredCapacity: 2\n  labels: {role: system}\n",
+    );
+    c.eventually("two ready EC2 nodes", || {
+        let nodes = c.json(&["get", "nodes", "-l", "eks.amazonaws.com/nodegroup=system"]);
+        nodes["items"].as_array().is_some_and(|i| i.len() == 2)
+    });
+    let nodes = c.json(&["get", "nodes", "-l", "role=system"]);
+    let node = &nodes["items"][0];
+    assert_eq!(
+        node["metadata"]["labels"]["node.kubernetes.io/instance-type"],
+        "t3.large"
+    );
+    assert_eq!(node["status"]["capacity"]["cpu"], "2");
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: plain}\nspec:\n  containers:\n  - {name: c, image: busybox}\n",
+    );
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/plain",
+        "--timeout=30s",
+    ]);
+    let pod = c.json(&["get", "pod", "plain"]);
+    // eksctl puts managed node groups in the public subnets; pods take IPs from their node's.
+    let on = pod["spec"]["nodeName"].as_str().unwrap();
+    assert!(on.starts_with("ip-10-0-"), "{on}");
+    let host = pod["status"]["hostIP"].as_str().unwrap();
+    let ip = pod["status"]["podIP"].as_str().unwrap();
+    assert_ne!(host, ip);
+    assert_eq!(on, format!("ip-{}.ec2.internal", host.replace('.', "-")));
+    let subnet = |a: &str| a.split('.').take(3).collect::<Vec<_>>().join(".");
+    assert_eq!(subnet(host), subnet(ip), "{host} {ip}");
+    // CoreDNS (compute-type ec2) lands there too.
+    c.ok(&[
+        "rollout",
+        "status",
+        "deployment/coredns",
+        "-n",
+        "kube-system",
+        "--timeout=30s",
+    ]);
+    // A pod asking for more CPU than any node has gets upstream's message.
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: huge}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources: {requests: {cpu: '16'}}\n",
+    );
+    c.eventually("huge's FailedScheduling", || {
+        c.events_of("default", "huge")
+            .iter()
+            .any(|e| e.1 == "FailedScheduling")
+    });
+    let e = c.events_of("default", "huge");
+    let msg = &e.iter().find(|e| e.1 == "FailedScheduling").unwrap().3;
+    assert!(
+        msg.starts_with("0/2 nodes are available: 2 Insufficient cpu."),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_privileged_pod_gets_awss_event_and_stays_pending() {
+    let c = cluster("refuse");
+    c.profile("fp-default", "default", None);
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: priv}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {privileged: true}\n",
+    );
+    c.eventually("the refusal event", || {
+        c.events_of("default", "priv")
+            .iter()
+            .any(|e| e.1 == "FailedScheduling")
+    });
+    let events = c.events_of("default", "priv");
+    assert!(
+        events.contains(&(
+            "Warning".into(),
+            "FailedScheduling".into(),
+            "fargate-scheduler".into(),
+            "Pod not supported on Fargate: invalid SecurityContext fields: Privileged".into()
+        )),
+        "{events:?}"
+    );
+    assert_eq!(c.phase("default", "priv"), "Pending");
+    let described = c.ok(&["describe", "pod", "priv"]);
+    assert!(
+        described.contains("Warning  FailedScheduling"),
+        "{described}"
+    );
+}
+
+#[test]
+fn coredns_moves_to_fargate_with_the_guides_patch_and_restart() {
+    let c = cluster("dns");
+    let d = c.json(&["get", "deployment", "coredns", "-n", "kube-system"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["eks.amazonaws.com/compute-type"],
+        "ec2"
+    );
+    c.profile("coredns", "kube-system", Some("k8s-app=kube-dns"));
+    // The annotation keeps the existing pods off Fargate: Pending, no nodes.
+    let pods = c.json(&["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"]);
+    assert!(
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["spec"]["nodeName"].is_null())
+    );
+    c.ok(&[
+        "patch", "deployment", "coredns", "-n", "kube-system", "--type", "json", "-p",
+        r#"[{"op": "remove", "path": "/spec/template/metadata/annotations/eks.amazonaws.com~1compute-type"}]"#,
+    ]);
+    c.ok(&[
+        "rollout",
+        "restart",
+        "-n",
+        "kube-system",
+        "deployment",
+        "coredns",
+    ]);
+    c.ok(&[
+        "rollout",
+        "status",
+        "-n",
+        "kube-system",
+        "deployment",
+        "coredns",
+        "--timeout=60s",
+    ]);
+    c.eventually("only the new CoreDNS pods", || {
+        let pods = c.json(&["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"]);
+        let items = pods["items"].as_array().unwrap().clone();
+        items.len() == 2
+            && items.iter().all(|p| {
+                p["status"]["phase"] == "Running"
+                    && p["spec"]["nodeName"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("fargate-ip-")
+            })
+    });
+    let pods = c.json(&["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"]);
+    for p in pods["items"].as_array().unwrap() {
+        // 100m/70Mi (limit 170Mi) + 256 MiB: the smallest size.
+        assert_eq!(
+            p["metadata"]["annotations"]["CapacityProvisioned"],
+            "0.25vCPU 0.5GB"
+        );
+        assert_eq!(
+            p["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"],
+            "coredns"
+        );
+    }
+}
+
+#[test]
+fn deleting_a_profile_reschedules_its_pods_elsewhere() {
+    let c = cluster("resched");
+    c.profile("fp-a", "default", None);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    c.profile("fp-b", "default", Some("app=web"));
+    let before = c.json(&["get", "pods", "-l", "app=web"]);
+    let old: Vec<String> = before["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        before["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"] == "fp-a")
+    );
+    c.eks(&[
+        "profile",
+        "delete",
+        "--cluster",
+        "resched",
+        "--name",
+        "fp-a",
+        "--wait",
+    ]);
+    c.eventually("two new pods on fp-b", || {
+        let pods = c.json(&["get", "pods", "-l", "app=web"]);
+        let items = pods["items"].as_array().unwrap().clone();
+        items.len() == 2
+            && items.iter().all(|p| {
+                p["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"] == "fp-b"
+                    && p["status"]["phase"] == "Running"
+                    && !old.contains(&p["metadata"]["name"].as_str().unwrap().to_string())
+            })
+    });
+    let mirror = c.json(&["get", "fargateprofiles"]);
+    let names: Vec<&str> = mirror["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["fp-b"]);
+    assert_eq!(mirror["items"][0]["status"]["pods"], 2);
+    // The mirror is read-only.
+    let refused = c.kubectl(&["delete", "fargateprofile", "fp-b"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("read-only"), "{}", text(&refused));
+}
+
+#[test]
+fn a_job_completes_logs_and_is_cleaned_up_after_its_ttl() {
+    let c = cluster("batch");
+    c.profile("fp-default", "default", None);
+    c.apply(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  ttlSecondsAfterFinished: 2\n  template:\n    metadata:\n      annotations: {sim.localfargate.io/log: '3.14159'}\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: pi, image: perl}\n",
+    );
+    c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/pi",
+        "--timeout=30s",
+    ]);
+    let logs = c.ok(&["logs", "job/pi"]);
+    assert!(logs.contains("3.14159"), "{logs}");
+    assert!(logs.contains("exited with code 0"), "{logs}");
+    let job = c.json(&["get", "job", "pi"]);
+    assert_eq!(job["status"]["succeeded"], 1);
+    c.eventually("the Job and its pod to be gone", || {
+        !c.kubectl(&["get", "job", "pi"]).status.success()
+            && c.json(&["get", "pods", "-l", "job-name=pi"])["items"]
+                .as_array()
+                .is_some_and(|i| i.is_empty())
+    });
+}
+
+#[test]
+fn get_watch_streams_changes_and_apply_twice_is_a_noop() {
+    let c = cluster("watch");
+    c.profile("fp-default", "default", None);
+    let mut watch = Command::new(format!("{KUBECTL_DIR}/kubectl.1.31"))
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args([
+            "get",
+            "pods",
+            "-w",
+            "--output-watch-events",
+            "-o",
+            r#"jsonpath={.type} {.object.metadata.name}{"\n"}"#,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: w1}\nspec:\n  containers:\n  - {name: c, image: nginx}\n";
+    assert!(c.apply(pod).contains("pod/w1 created"));
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|l: &String| l.starts_with("MODIFIED")) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no MODIFIED event; saw {seen:?}"),
+        }
+    }
+    assert_eq!(seen[0], "ADDED w1");
+    c.ok(&["wait", "--for=condition=Ready", "pod/w1", "--timeout=30s"]);
+    let rv = c.ok(&[
+        "get",
+        "pod",
+        "w1",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    assert!(c.apply(pod).contains("pod/w1 unchanged"));
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pod",
+            "w1",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}"
+        ]),
+        rv
+    );
+    c.ok(&["delete", "pod", "w1"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if l == "DELETED w1" => break,
+            Ok(_) => {}
+            Err(_) => panic!("no DELETED event"),
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+#[test]
+fn logs_work_and_exec_explains_the_simulated_runtime() {
+    let c = cluster("exec");
+    c.profile("fp-default", "default", None);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p1\n  annotations: {sim.localfargate.io/log: hello from p1}\nspec:\n  containers:\n  - {name: c, image: nginx}\n");
+    c.ok(&["wait", "--for=condition=Ready", "pod/p1", "--timeout=30s"]);
+    let logs = c.ok(&["logs", "p1"]);
+    assert!(logs.contains("container c image nginx started"), "{logs}");
+    assert!(logs.contains("hello from p1"), "{logs}");
+    assert_eq!(c.ok(&["logs", "p1", "--tail=1"]).trim(), "hello from p1");
+    // kubectl 1.30+ speaks WebSocket v5: the upgrade succeeds and the error comes on the
+    // status channel.
+    let out = c.kubectl(&["exec", "p1", "--", "ls", "/"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("exec is not available in the simulated runtime: pod default/p1 is simulated"),
+        "{t}"
+    );
+    assert!(!t.contains("websocket: close"), "{t}");
+    let bad = c.kubectl(&["logs", "p1", "-c", "nope"]);
+    assert!(
+        text(&bad).contains("container nope is not valid for pod p1"),
+        "{}",
+        text(&bad)
+    );
+}
+
+#[test]
+fn kubectl_129_to_133_apply_get_patch_and_delete() {
+    let c = cluster("versions");
+    for v in ["1.29", "1.30", "1.32", "1.33"] {
+        let name = format!("cm-{}", v.replace('.', "-"));
+        let file = std::env::temp_dir().join(format!("lf-{name}-{}.yaml", std::process::id()));
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{a: '1'}}\n"
+            ),
+        )
+        .unwrap();
+        let applied = c.kubectl_with(v, &["apply", "-f", file.to_str().unwrap()]);
+        assert!(applied.status.success(), "{v}: {}", text(&applied));
+        let got = c.kubectl_with(v, &["get", "configmaps"]);
+        let listing = text(&got);
+        assert!(
+            listing.contains("DATA") && listing.contains(&name),
+            "{v}: {listing}"
+        );
+        let patched = c.kubectl_with(
+            v,
+            &["patch", "configmap", &name, "-p", r#"{"data":{"b":"2"}}"#],
+        );
+        assert!(patched.status.success(), "{v}: {}", text(&patched));
+        let deleted = c.kubectl_with(v, &["delete", "configmap", &name]);
+        assert!(deleted.status.success(), "{v}: {}", text(&deleted));
+        let _ = std::fs::remove_file(file);
+    }
+    // kubectl 1.32+ `create configmap` sends protobuf, which is refused with a clear 415.
+    let out = c.kubectl_with("1.32", &["create", "configmap", "pb", "--from-literal=a=b"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not decode protobuf"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        c.kubectl_with("1.31", &["create", "configmap", "pb", "--from-literal=a=b"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn server_side_apply_scale_selectors_and_namespace_deletion() {
+    let c = cluster("misc");
+    c.profile("fp-default", "*", None);
+    let cm = std::env::temp_dir().join(format!("lf-ssa-{}.yaml", std::process::id()));
+    std::fs::write(&cm, "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d1, namespace: team}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: d1}}\n  template:\n    metadata: {labels: {app: d1}}\n    spec:\n      containers:\n      - {name: c, image: nginx}\n").unwrap();
+    let out = c.ok(&["apply", "--server-side", "-f", cm.to_str().unwrap()]);
+    assert!(
+        out.contains("deployment.apps/d1 serverside-applied"),
+        "{out}"
+    );
+    c.ok(&[
+        "rollout",
+        "status",
+        "deployment/d1",
+        "-n",
+        "team",
+        "--timeout=30s",
+    ]);
+    c.ok(&["scale", "deployment/d1", "-n", "team", "--replicas=3"]);
+    c.ok(&[
+        "rollout",
+        "status",
+        "deployment/d1",
+        "-n",
+        "team",
+        "--timeout=30s",
+    ]);
+    let running = c.ok(&[
+        "get",
+        "pods",
+        "-n",
+        "team",
+        "-l",
+        "app=d1",
+        "--field-selector",
+        "status.phase=Running",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(running.lines().count(), 3, "{running}");
+    let chunked = c.ok(&["get", "pods", "-n", "team", "--chunk-size=1", "-o", "name"]);
+    assert_eq!(chunked.lines().count(), 3, "{chunked}");
+    let bad = c.kubectl(&["get", "pods", "--field-selector", "spec.bogus=1"]);
+    assert!(
+        text(&bad).contains("field label not supported: spec.bogus"),
+        "{}",
+        text(&bad)
+    );
+    c.ok(&["delete", "namespace", "team", "--timeout=60s"]);
+    assert!(!c.kubectl(&["get", "namespace", "team"]).status.success());
+    let left = c.json(&["get", "pods", "-A", "-l", "app=d1"]);
+    assert!(left["items"].as_array().unwrap().is_empty());
+    let _ = std::fs::remove_file(cm);
+}
