@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use localfargate_eks_api::auth::{SignedRequest, signature};
+use localfargate_core::sigv4::{SignedRequest, signature};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

@@ -194,6 +194,10 @@ async fn serve(
     let region = config.region.clone();
     let account = config.account_id.clone();
     let strict = matches!(config.auth, AuthMode::Strict(_));
+    let strict_keys = match &config.auth {
+        AuthMode::Strict(keys) => Some(Arc::new(keys.clone())),
+        AuthMode::Any => None,
+    };
     let kube_host = config.kube_host.clone();
     let state = Arc::new(AppState {
         store: store.clone(),
@@ -206,7 +210,11 @@ async fn serve(
         sandboxes.clone(),
     ));
     let kube_apis = tokio::spawn(localfargate_kube_api::supervisor::run(
-        store, kube_host, settings, sandboxes,
+        store,
+        kube_host,
+        settings,
+        sandboxes,
+        strict_keys,
     ));
     let url = format!("http://{addr}");
     println!("localfargate is up: EKS API on {url} (region {region}, account {account})");

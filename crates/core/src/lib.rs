@@ -14,6 +14,7 @@ pub mod pricing;
 pub mod profile;
 pub mod quantity;
 pub mod selectors;
+pub mod sigv4;
 pub mod sizing;
 
 #[cfg(test)]

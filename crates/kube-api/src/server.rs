@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use localfargate_controllers::{KubeError, Objects};
+use localfargate_core::sigv4::{Credentials, verify_presigned_sts};
 use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
 
@@ -25,6 +26,9 @@ pub struct ClusterInfo {
     pub version: String,
     /// The static bearer token `localfargate kubeconfig` hands out.
     pub token: String,
+    /// With `--auth strict`, the access keys `aws eks get-token` tokens must be signed with;
+    /// otherwise any well-formed token is accepted, as the EKS API accepts any keys.
+    pub strict: Option<Arc<Vec<Credentials>>>,
 }
 
 /// A `metav1.Status` failure, as the API server sends it.
@@ -62,9 +66,22 @@ fn authenticated(info: &ClusterInfo, header: Option<&str>) -> bool {
         return false;
     };
     let url = String::from_utf8_lossy(&url);
-    // Signature checking against STS credentials comes with strict auth; here any well-formed
-    // presigned GetCallerIdentity request is accepted, as `--auth any` accepts any AWS keys.
-    url.contains("Action=GetCallerIdentity") && url.contains("X-Amz-Signature=")
+    match &info.strict {
+        Some(credentials) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            match verify_presigned_sts(&url, credentials, &info.name, now) {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::info!(cluster = %info.name, reason = %why, "token refused");
+                    false
+                }
+            }
+        }
+        // Any well-formed presigned GetCallerIdentity request, as `--auth any` accepts any keys.
+        None => url.contains("Action=GetCallerIdentity") && url.contains("X-Amz-Signature="),
+    }
 }
 
 async fn authenticate(
@@ -209,6 +226,7 @@ mod tests {
             name: "c".into(),
             version: "1.31".into(),
             token: "secret".into(),
+            strict: None,
         }
     }
 

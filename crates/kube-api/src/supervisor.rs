@@ -12,6 +12,7 @@ use localfargate_store::Store;
 
 use crate::pki::ClusterCa;
 use localfargate_controllers::{Objects, Settings};
+use localfargate_core::sigv4::Credentials;
 use localfargate_runtime::SandboxRuntime;
 
 use crate::server::{Api, ClusterInfo, router};
@@ -30,6 +31,7 @@ pub async fn run(
     host: String,
     settings: Arc<Settings>,
     runtime: Arc<dyn SandboxRuntime>,
+    strict: Option<Arc<Vec<Credentials>>>,
 ) {
     // ring is the one crypto provider linked in; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -71,6 +73,7 @@ pub async fn run(
                     .unwrap_or("1.31")
                     .to_string(),
                 token: token.to_string(),
+                strict: strict.clone(),
             };
             let api = Api {
                 info,

@@ -386,3 +386,43 @@ def test_aws_eks_update_kubeconfig_then_kubectl(server, eks, tmp_path):
     wait_for(lambda: subprocess.run(kubectl + ["get", "--raw", "/healthz"], env=env, capture_output=True).returncode == 0)
     out = subprocess.run(kubectl + ["version", "-o", "json"], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["serverVersion"]["minor"] == "31"
+
+
+def test_strict_auth_verifies_get_token_signatures(tmp_path):
+    """With --auth strict, the cluster API checks the presigned STS URL inside an
+    `aws eks get-token` token: right keys and the right cluster, or 401."""
+    import os, subprocess
+    from conftest import AWS
+    s = Server("--auth", "strict", "--access-key", "AKIDLOCAL:secret-local", "--lifecycle-seconds", "0.1").start()
+    try:
+        eks = s.client(key="AKIDLOCAL", secret="secret-local")
+        for name in ("kc", "other"):
+            eks.create_cluster(name=name, roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})
+            wait_for(lambda: eks.describe_cluster(name=name)["cluster"]["status"] == "ACTIVE")
+
+        def env_for(secret):
+            return dict(os.environ, PATH=f"{AWS.parent}:{os.environ['PATH']}", AWS_ACCESS_KEY_ID="AKIDLOCAL",
+                        AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION="us-east-1", AWS_PAGER="",
+                        AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+
+        config = tmp_path / "config"
+        subprocess.run([str(AWS), "--endpoint-url", s.url, "eks", "update-kubeconfig", "--name", "kc",
+                        "--kubeconfig", str(config)], env=env_for("secret-local"), check=True, capture_output=True)
+        kubectl = ["/usr/lib/google-cloud-sdk/bin/kubectl.1.31", "--kubeconfig", str(config)]
+        wait_for(lambda: subprocess.run(kubectl + ["get", "namespace", "default"], env=env_for("secret-local"),
+                                        capture_output=True).returncode == 0)
+        wrong = subprocess.run(kubectl + ["get", "namespaces"], env=env_for("not-the-secret"),
+                               capture_output=True, text=True)
+        assert wrong.returncode != 0
+        assert "Unauthorized" in wrong.stderr or "must be logged in" in wrong.stderr, wrong.stderr
+        # A genuine token for cluster "kc" does not open cluster "other".
+        token = subprocess.run([str(AWS), "eks", "get-token", "--cluster-name", "kc", "--output", "text",
+                                "--query", "status.token"], env=env_for("secret-local"), check=True,
+                               capture_output=True, text=True).stdout.strip()
+        endpoint = eks.describe_cluster(name="other")["cluster"]["endpoint"]
+        other = subprocess.run(["/usr/lib/google-cloud-sdk/bin/kubectl.1.31", "--server", endpoint,
+                                "--insecure-skip-tls-verify", "--token", token, "get", "namespaces"],
+                               capture_output=True, text=True)
+        assert other.returncode != 0 and ("Unauthorized" in other.stderr or "logged in" in other.stderr), other.stderr
+    finally:
+        s.stop()
