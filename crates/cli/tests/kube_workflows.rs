@@ -35,7 +35,11 @@ fn text(out: &Output) -> String {
 }
 
 fn cluster(name: &str) -> Cluster {
-    let server = common::up("0.1");
+    cluster_with_flags(name, &[])
+}
+
+fn cluster_with_flags(name: &str, flags: &[&str]) -> Cluster {
+    let server = common::up_with("0.1", flags);
     let created = localfargate(&server, &["cluster", "create", "--name", name]);
     assert!(created.status.success(), "{}", text(&created));
     with_kubeconfig(server, name)
@@ -747,4 +751,25 @@ fn server_side_apply_scale_selectors_and_namespace_deletion() {
     let left = c.json(&["get", "pods", "-A", "-l", "app=d1"]);
     assert!(left["items"].as_array().unwrap().is_empty());
     let _ = std::fs::remove_file(cm);
+}
+
+#[test]
+fn beyond_aws_flags_explain_misses_and_replace_pending_pods() {
+    let c = cluster_with_flags("beyond", &["--explain-fargate-misses", "--replace-pending-pods"]);
+    c.profile("fp-web", "default", Some("app=web"));
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata:\n  name: api\n  labels: {app: api}\nspec:\n  containers:\n  - {name: c, image: nginx}\n");
+    c.eventually("the nearest-selector event", || {
+        c.events_of("default", "api").iter().any(|e| e.1 == "NoFargateProfileMatched")
+    });
+    let events = c.events_of("default", "api");
+    let miss = events.iter().find(|e| e.1 == "NoFargateProfileMatched").unwrap();
+    assert!(miss.3.contains("nearest selector is profile fp-web selector 1"), "{}", miss.3);
+    assert!(miss.3.contains("label app is \"api\", the selector wants \"web\""), "{}", miss.3);
+    assert_eq!(c.phase("default", "api"), "Pending");
+    // A profile that selects it appears: the Pending pod moves to Fargate.
+    c.profile("fp-api", "default", Some("app=api"));
+    c.ok(&["wait", "--for=condition=Ready", "pod/api", "--timeout=30s"]);
+    let pod = c.json(&["get", "pod", "api"]);
+    assert_eq!(pod["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"], "fp-api");
+    assert!(pod["spec"]["nodeName"].as_str().unwrap().starts_with("fargate-ip-"));
 }

@@ -86,7 +86,7 @@ pub fn admit_pod(objects: &Objects, pod: &mut Value) -> Result<()> {
 
 /// What `localfargate_core::admission::mutate` does to a typed pod, on the JSON form so fields
 /// k8s-openapi does not know survive.
-fn mutate(pod: &mut Value, profile: &str) {
+pub fn mutate(pod: &mut Value, profile: &str) {
     if !pod["metadata"]["labels"].is_object() {
         pod["metadata"]["labels"] = json!({});
     }

@@ -501,7 +501,55 @@ impl Scheduler {
                 }
             }
         }
+        let appeared = now
+            .iter()
+            .any(|(name, active)| *active && self.profiles_seen.get(name) != Some(&true));
+        if appeared && self.ctx.objects.settings.replace_pending {
+            self.replace_pending();
+        }
         self.profiles_seen = now;
+    }
+
+    /// Beyond AWS (`--replace-pending-pods`): Pending pods a profile now selects are placed on
+    /// Fargate. A controller's pod is deleted so its controller makes a new one, which the webhook
+    /// admits; a bare pod goes through the webhook where it is.
+    fn replace_pending(&self) {
+        let pods = resource("", "pods");
+        let Ok((all, _)) = self.ctx.objects.list(pods, None) else {
+            return;
+        };
+        for o in all.iter() {
+            let pod = &o.value;
+            let waiting = pod["spec"]["schedulerName"] != FARGATE_SCHEDULER
+                && pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+                && pod["status"]["phase"].as_str().is_none_or(|p| p == "Pending")
+                && !is_deleting(pod);
+            if !waiting {
+                continue;
+            }
+            let Ok(typed) = crate::admission::decode_pod(pod) else {
+                continue;
+            };
+            let index = self.ctx.objects.profile_index();
+            let placement = index.place(
+                &localfargate_core::PodIdentity::of(&typed),
+                self.ctx.objects.settings.selection_rule,
+            );
+            let Some(profile) = placement.profile_name().map(str::to_string) else {
+                continue;
+            };
+            let (ns, name) = (namespace_of(pod), name_of(pod));
+            if crate::workloads::controller_uid(pod).is_some() {
+                let _ = self.ctx.objects.delete(pods, ns, name, &DeleteOptions::default());
+                continue;
+            }
+            let kind = self.ctx.objects.store_kind().to_string();
+            let mut replaced = pod.clone();
+            crate::admission::mutate(&mut replaced, &profile);
+            let _ = transaction(&*self.ctx.objects.store, |tx| {
+                tx.update(&kind, &o.key, &replaced, Some(o.revision))
+            });
+        }
     }
 }
 

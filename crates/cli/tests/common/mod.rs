@@ -26,6 +26,11 @@ pub fn free_port() -> u16 {
 /// `localfargate up --ephemeral` with short lifecycles and its Kubernetes APIs from a free port,
 /// once it listens.
 pub fn up(lifecycle_seconds: &str) -> Server {
+    up_with(lifecycle_seconds, &[])
+}
+
+/// `up`, with more flags.
+pub fn up_with(lifecycle_seconds: &str, extra: &[&str]) -> Server {
     let port = free_port();
     let kube_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_localfargate"))
@@ -41,6 +46,7 @@ pub fn up(lifecycle_seconds: &str) -> Server {
             "--kube-port",
             &kube_port.to_string(),
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
