@@ -755,21 +755,114 @@ fn server_side_apply_scale_selectors_and_namespace_deletion() {
 
 #[test]
 fn beyond_aws_flags_explain_misses_and_replace_pending_pods() {
-    let c = cluster_with_flags("beyond", &["--explain-fargate-misses", "--replace-pending-pods"]);
+    let c = cluster_with_flags(
+        "beyond",
+        &["--explain-fargate-misses", "--replace-pending-pods"],
+    );
     c.profile("fp-web", "default", Some("app=web"));
     c.apply("apiVersion: v1\nkind: Pod\nmetadata:\n  name: api\n  labels: {app: api}\nspec:\n  containers:\n  - {name: c, image: nginx}\n");
     c.eventually("the nearest-selector event", || {
-        c.events_of("default", "api").iter().any(|e| e.1 == "NoFargateProfileMatched")
+        c.events_of("default", "api")
+            .iter()
+            .any(|e| e.1 == "NoFargateProfileMatched")
     });
     let events = c.events_of("default", "api");
-    let miss = events.iter().find(|e| e.1 == "NoFargateProfileMatched").unwrap();
-    assert!(miss.3.contains("nearest selector is profile fp-web selector 1"), "{}", miss.3);
-    assert!(miss.3.contains("label app is \"api\", the selector wants \"web\""), "{}", miss.3);
+    let miss = events
+        .iter()
+        .find(|e| e.1 == "NoFargateProfileMatched")
+        .unwrap();
+    assert!(
+        miss.3
+            .contains("nearest selector is profile fp-web selector 1"),
+        "{}",
+        miss.3
+    );
+    assert!(
+        miss.3
+            .contains("label app is \"api\", the selector wants \"web\""),
+        "{}",
+        miss.3
+    );
     assert_eq!(c.phase("default", "api"), "Pending");
     // A profile that selects it appears: the Pending pod moves to Fargate.
     c.profile("fp-api", "default", Some("app=api"));
     c.ok(&["wait", "--for=condition=Ready", "pod/api", "--timeout=30s"]);
     let pod = c.json(&["get", "pod", "api"]);
-    assert_eq!(pod["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"], "fp-api");
-    assert!(pod["spec"]["nodeName"].as_str().unwrap().starts_with("fargate-ip-"));
+    assert_eq!(
+        pod["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"],
+        "fp-api"
+    );
+    assert!(
+        pod["spec"]["nodeName"]
+            .as_str()
+            .unwrap()
+            .starts_with("fargate-ip-")
+    );
+}
+
+#[test]
+fn statefulsets_start_in_order_and_daemonsets_skip_fargate_nodes() {
+    let c = cluster_from_config(
+        "sets",
+        "apiVersion: eksctl.io/v1alpha5\nkind: ClusterConfig\nmetadata: {name: sets, region: us-east-1}\nfargateProfiles:\n- name: fp-default\n  selectors: [{namespace: default}]\nmanagedNodeGroups:\n- name: ng\n  instanceType: t3.medium\n  desiredCapacity: 2\n",
+    );
+    c.apply("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  replicas: 3\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers:\n      - {name: c, image: postgres}\n");
+    c.ok(&["rollout", "status", "statefulset/db", "--timeout=60s"]);
+    let pods = c.json(&["get", "pods", "-l", "app=db"]);
+    let mut made: Vec<(String, String)> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    made.sort();
+    let names: Vec<&str> = made.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names.len(), 3);
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["db-0", "db-1", "db-2"]);
+    assert!(pods["items"].as_array().unwrap().iter().all(|p| {
+        p["spec"]["nodeName"]
+            .as_str()
+            .unwrap()
+            .starts_with("fargate-ip-")
+    }));
+    c.ok(&["scale", "statefulset/db", "--replicas=1"]);
+    c.eventually("db scaled to db-0", || {
+        let names: Vec<String> = c.json(&["get", "pods", "-l", "app=db"])["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names == vec!["db-0".to_string()]
+    });
+    // A DaemonSet runs on the two EC2 nodes and on none of the Fargate nodes.
+    c.apply("apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: kube-system}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec:\n      tolerations: [{operator: Exists}]\n      containers:\n      - {name: c, image: fluent-bit}\n");
+    c.ok(&[
+        "rollout",
+        "status",
+        "daemonset/agent",
+        "-n",
+        "kube-system",
+        "--timeout=60s",
+    ]);
+    let ds = c.json(&["get", "daemonset", "agent", "-n", "kube-system"]);
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 2);
+    assert_eq!(ds["status"]["numberReady"], 2);
+    let agents = c.json(&["get", "pods", "-n", "kube-system", "-l", "app=agent"]);
+    for p in agents["items"].as_array().unwrap() {
+        assert!(
+            p["spec"]["nodeName"].as_str().unwrap().starts_with("ip-"),
+            "{p}"
+        );
+    }
 }
