@@ -12,6 +12,11 @@ mod yaml;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the server churns through many short-lived JSON values, and the system allocator
+/// kept far more memory than was live (measured with scripts/bench-pods).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// EKS on Fargate on one machine: the EKS API, and a plan of where pods land, at what size and cost.
 #[derive(Debug, Parser)]
 #[command(name = "localfargate", version, about)]

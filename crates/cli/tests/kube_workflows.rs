@@ -511,15 +511,17 @@ fn deleting_a_profile_reschedules_its_pods_elsewhere() {
                     && !old.contains(&p["metadata"]["name"].as_str().unwrap().to_string())
             })
     });
-    let mirror = c.json(&["get", "fargateprofiles"]);
-    let names: Vec<&str> = mirror["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, vec!["fp-b"]);
-    assert_eq!(mirror["items"][0]["status"]["pods"], 2);
+    // The mirror follows within a second or so.
+    c.eventually(
+        "the fargateprofiles mirror to show fp-b with 2 pods",
+        || {
+            let mirror = c.json(&["get", "fargateprofiles"]);
+            let items = mirror["items"].as_array().unwrap();
+            items.len() == 1
+                && items[0]["metadata"]["name"] == "fp-b"
+                && items[0]["status"]["pods"] == 2
+        },
+    );
     // The mirror is read-only.
     let refused = c.kubectl(&["delete", "fargateprofile", "fp-b"]);
     assert!(!refused.status.success());

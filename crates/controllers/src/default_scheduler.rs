@@ -4,7 +4,7 @@
 //! least-allocated, and a pod no node takes gets upstream's `0/N nodes are available: …` (or
 //! `no nodes available to schedule pods`) as its condition and event.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,28 +23,96 @@ use crate::objects::{
     uid_of,
 };
 use crate::scheduling::{self, condition_is, set_condition};
+use crate::wake::{Wake, Woken};
 
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 /// Which node group made a node, and the subnet its pods take IPs from.
 pub const SUBNET_ANNOTATION: &str = "localfargate.io/subnet-id";
 const NODEGROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
 
+/// Whether a pod waits for this scheduler.
+fn waits_for_us(p: &Value) -> bool {
+    p["spec"]["schedulerName"]
+        .as_str()
+        .unwrap_or(DEFAULT_SCHEDULER)
+        == DEFAULT_SCHEDULER
+        && p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+        && !is_deleting(p)
+        && p["status"]["phase"]
+            .as_str()
+            .is_none_or(|ph| ph == "Pending")
+}
+
 pub async fn run(ctx: Arc<ClusterContext>) {
     let kind = ctx.objects.store_kind().to_string();
-    // Unschedulable pods are tried again when nodes change, or after this long.
+    let pods_prefix = resource("", "pods").key_prefix(None);
+    let nodes_prefix = resource("", "nodes").key_prefix(None);
+    // Unschedulable pods are tried again when EC2 nodes change, or after this long.
     let retry_every = Duration::from_secs(30);
     let mut failed: HashMap<String, (u64, Instant)> = HashMap::new();
+    let mut wake = Wake::new(&kind, Duration::from_millis(20), Duration::from_secs(1));
+    // Pending pods of ours, kept from the watch: with thousands of Fargate pods, nothing here
+    // scans them.
+    let mut pending: BTreeSet<String> = BTreeSet::new();
+    // Bumped by every change to a node that could take a pod (EC2 nodes; a Fargate node holds
+    // its one pod), and to the node groups.
+    let mut epoch: u64 = 0;
+    let mut groups_seen: Vec<(String, u64)> = Vec::new();
+    let mut last_sync = Instant::now();
+    let mut relist = true;
     loop {
-        let revision = ctx.objects.store.revision().unwrap_or(0);
-        ensure_nodegroup_nodes(&ctx);
-        schedule(&ctx, &mut failed, retry_every);
-        let Ok(mut watcher) = ctx.objects.store.watch(&kind, "", revision) else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        // Wake on any change of the cluster (or a node group's), at most every 50 ms.
-        let _ = tokio::time::timeout(Duration::from_secs(1), watcher.next()).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if relist {
+            wake.start(
+                &*ctx.objects.store,
+                ctx.objects.store.revision().unwrap_or(0),
+            );
+            pending = ctx
+                .objects
+                .list(resource("", "pods"), None)
+                .map(|(l, _)| {
+                    l.iter()
+                        .filter(|o| waits_for_us(&o.value))
+                        .map(|o| o.key.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            epoch += 1;
+        }
+        let groups: Vec<(String, u64)> = ctx
+            .objects
+            .store
+            .list(NODEGROUP_KIND, &format!("{}/", ctx.objects.cluster))
+            .map(|(l, _)| l.iter().map(|o| (o.key.clone(), o.revision)).collect())
+            .unwrap_or_default();
+        if relist || groups != groups_seen || last_sync.elapsed() > Duration::from_secs(10) {
+            ensure_nodegroup_nodes(&ctx);
+            groups_seen = groups;
+            last_sync = Instant::now();
+        }
+        schedule(&ctx, &pending, epoch, &mut failed, retry_every);
+        match wake.wait(&*ctx.objects.store).await {
+            Woken::Relist => relist = true,
+            Woken::Changes(changes) => {
+                relist = false;
+                for e in &changes {
+                    let key = &e.object.key;
+                    let alive = e.event_type != localfargate_store::EventType::Deleted;
+                    if key.starts_with(&pods_prefix) {
+                        if alive && waits_for_us(&e.object.value) {
+                            pending.insert(key.clone());
+                        } else {
+                            pending.remove(key);
+                            failed.remove(crate::objects::uid_of(&e.object.value));
+                        }
+                    } else if key.starts_with(&nodes_prefix)
+                        && e.object.value["metadata"]["labels"]["eks.amazonaws.com/compute-type"]
+                            != "fargate"
+                    {
+                        epoch += 1;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -235,36 +303,32 @@ fn requests_of(pod: &Value) -> PodRequests {
 
 fn schedule(
     ctx: &ClusterContext,
+    pending: &BTreeSet<String>,
+    epoch: u64,
     failed: &mut HashMap<String, (u64, Instant)>,
     retry_every: Duration,
 ) {
-    let pods_rt = resource("", "pods");
-    let Ok((pods, _)) = ctx.objects.list(pods_rt, None) else {
-        return;
-    };
-    let pending: Vec<&Value> = pods
+    let kind = ctx.objects.store_kind();
+    let due: Vec<Arc<localfargate_store::Object>> = pending
         .iter()
-        .map(|o| &o.value)
-        .filter(|p| {
-            p["spec"]["schedulerName"]
-                .as_str()
-                .unwrap_or(DEFAULT_SCHEDULER)
-                == DEFAULT_SCHEDULER
-                && p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
-                && !is_deleting(p)
-                && p["status"]["phase"]
-                    .as_str()
-                    .is_none_or(|ph| ph == "Pending")
+        .filter_map(|k| ctx.objects.store.get(kind, k).ok().flatten())
+        .filter(|o| waits_for_us(&o.value))
+        .filter(|o| {
+            failed
+                .get(uid_of(&o.value))
+                .is_none_or(|(seen, at)| *seen != epoch || at.elapsed() >= retry_every)
         })
         .collect();
-    if pending.is_empty() {
-        failed.clear();
+    if due.is_empty() {
         return;
     }
+    let pending: Vec<&Value> = due.iter().map(|o| &o.value).collect();
+    let Ok((pods, _)) = ctx.objects.list(resource("", "pods"), None) else {
+        return;
+    };
     let Ok((nodes, _)) = ctx.objects.list(resource("", "nodes"), None) else {
         return;
     };
-    let node_fingerprint: u64 = nodes.iter().map(|n| n.revision).sum::<u64>() + nodes.len() as u64;
     // What the pods already on each node use.
     let mut used: HashMap<&str, (u64, u64, u64)> = HashMap::new();
     for p in pods.iter().map(|o| &o.value) {
@@ -311,12 +375,6 @@ fn schedule(
         .collect();
     for pod in pending {
         let uid = uid_of(pod).to_string();
-        if let Some((seen, at)) = failed.get(&uid)
-            && *seen == node_fingerprint
-            && at.elapsed() < retry_every
-        {
-            continue;
-        }
         let Ok(typed) = crate::admission::decode_pod(pod) else {
             continue;
         };
@@ -366,7 +424,7 @@ fn schedule(
             }
             None => {
                 let message = unschedulable_message(&misfits);
-                failed.insert(uid, (node_fingerprint, Instant::now()));
+                failed.insert(uid, (epoch, Instant::now()));
                 let pods = resource("", "pods");
                 let already = condition_is(pod, "PodScheduled", "False")
                     && pod["status"]["conditions"].as_array().is_some_and(|c| {

@@ -522,7 +522,9 @@ impl Scheduler {
             let pod = &o.value;
             let waiting = pod["spec"]["schedulerName"] != FARGATE_SCHEDULER
                 && pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
-                && pod["status"]["phase"].as_str().is_none_or(|p| p == "Pending")
+                && pod["status"]["phase"]
+                    .as_str()
+                    .is_none_or(|p| p == "Pending")
                 && !is_deleting(pod);
             if !waiting {
                 continue;
@@ -540,7 +542,10 @@ impl Scheduler {
             };
             let (ns, name) = (namespace_of(pod), name_of(pod));
             if crate::workloads::controller_uid(pod).is_some() {
-                let _ = self.ctx.objects.delete(pods, ns, name, &DeleteOptions::default());
+                let _ = self
+                    .ctx
+                    .objects
+                    .delete(pods, ns, name, &DeleteOptions::default());
                 continue;
             }
             let kind = self.ctx.objects.store_kind().to_string();

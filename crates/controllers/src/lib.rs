@@ -14,6 +14,7 @@ pub mod node_agent;
 pub mod objects;
 pub mod scheduling;
 pub mod settings;
+pub mod wake;
 pub mod workloads;
 
 pub use objects::{KubeError, Objects};

@@ -16,11 +16,18 @@ use crate::objects::{
     DeleteOptions, FOREGROUND_FINALIZER, KubeError, ORPHAN_FINALIZER, Objects, finalizers,
     is_deleting, name_of, namespace_of, now_rfc3339, resource, uid_of,
 };
+use crate::wake::Wake;
 
 pub async fn run(ctx: Arc<ClusterContext>) {
     let kind = ctx.objects.store_kind().to_string();
+    // Garbage collection and namespace cleanup need not be instant: once a second at most keeps
+    // their whole-cluster scans cheap when thousands of pods change.
+    let mut wake = Wake::new(&kind, Duration::from_secs(1), Duration::from_secs(1));
+    wake.start(
+        &*ctx.objects.store,
+        ctx.objects.store.revision().unwrap_or(0),
+    );
     loop {
-        let revision = ctx.objects.store.revision().unwrap_or(0);
         let objects = &ctx.objects;
         let all = objects
             .store
@@ -31,12 +38,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         namespaces(objects, &all);
         mirror_profiles(objects, &all);
         drop(all);
-        let Ok(mut watcher) = objects.store.watch(&kind, "", revision) else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), watcher.next()).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = wake.wait(&*objects.store).await;
     }
 }
 

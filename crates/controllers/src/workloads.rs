@@ -20,18 +20,81 @@ use crate::objects::{
     now_rfc3339, resource, uid_of,
 };
 use crate::scheduling::condition_is;
+use crate::wake::{Wake, Woken};
 
 pub async fn run(ctx: Arc<ClusterContext>) {
     let kind = ctx.objects.store_kind().to_string();
+    let pods_prefix = resource("", "pods").key_prefix(None);
+    let mut wake = Wake::new(&kind, Duration::from_millis(30), Duration::from_secs(1));
+    let mut index = PodIndex::default();
+    let mut relist = true;
     loop {
-        let revision = ctx.objects.store.revision().unwrap_or(0);
-        reconcile_all(&ctx.objects);
-        let Ok(mut watcher) = ctx.objects.store.watch(&kind, "", revision) else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
+        if relist {
+            let revision = ctx.objects.store.revision().unwrap_or(0);
+            wake.start(&*ctx.objects.store, revision);
+            index = PodIndex::default();
+            if let Ok((pods, _)) = ctx.objects.list(resource("", "pods"), None) {
+                for p in pods.iter() {
+                    index.apply(&p.key, Some(&p.value));
+                }
+            }
+        }
+        reconcile_all(&ctx.objects, &index);
+        match wake.wait(&*ctx.objects.store).await {
+            Woken::Relist => relist = true,
+            Woken::Changes(changes) => {
+                relist = false;
+                for e in changes
+                    .iter()
+                    .filter(|e| e.object.key.starts_with(&pods_prefix))
+                {
+                    let gone = e.event_type == localfargate_store::EventType::Deleted;
+                    index.apply(&e.object.key, (!gone).then_some(&e.object.value));
+                }
+            }
+        }
+    }
+}
+
+/// Pod keys by their controller's uid, kept up to date from the watch, so a controller finds
+/// its pods without scanning every pod.
+#[derive(Default)]
+struct PodIndex {
+    by_owner: HashMap<String, std::collections::BTreeSet<String>>,
+    owner_of: HashMap<String, String>,
+}
+
+impl PodIndex {
+    fn apply(&mut self, key: &str, pod: Option<&Value>) {
+        let owner = pod.and_then(controller_uid);
+        if let Some(old) = self.owner_of.get(key)
+            && Some(old.as_str()) != owner
+        {
+            if let Some(set) = self.by_owner.get_mut(old) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_owner.remove(old);
+                }
+            }
+            self.owner_of.remove(key);
+        }
+        if let Some(uid) = owner {
+            self.owner_of.insert(key.to_string(), uid.to_string());
+            self.by_owner
+                .entry(uid.to_string())
+                .or_default()
+                .insert(key.to_string());
+        }
+    }
+
+    /// The current pods of an owner, read from the store's cache.
+    fn pods_of(&self, objects: &Objects, owner: &Value) -> Vec<Arc<Object>> {
+        let Some(keys) = self.by_owner.get(uid_of(owner)) else {
+            return Vec::new();
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), watcher.next()).await;
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        keys.iter()
+            .filter_map(|k| objects.store.get(objects.store_kind(), k).ok().flatten())
+            .collect()
     }
 }
 
@@ -87,11 +150,7 @@ impl<'a> Owned<'a> {
     }
 }
 
-fn reconcile_all(objects: &Objects) {
-    let Ok((pods, _)) = objects.list(resource("", "pods"), None) else {
-        return;
-    };
-    let owned_pods = Owned::new(&pods);
+fn reconcile_all(objects: &Objects, index: &PodIndex) {
     for (group, plural) in [
         ("apps", "deployments"),
         ("apps", "replicasets"),
@@ -109,6 +168,8 @@ fn reconcile_all(objects: &Objects) {
             if is_deleting(v) {
                 continue;
             }
+            let owned = index.pods_of(objects, v);
+            let pods: Vec<&Value> = owned.iter().map(|o| &o.value).collect();
             let result = match plural {
                 "deployments" => {
                     let rs_list = objects
@@ -117,8 +178,8 @@ fn reconcile_all(objects: &Objects) {
                         .unwrap_or_default();
                     deployment(objects, v, &Owned::new(&rs_list))
                 }
-                "replicasets" => replicaset(objects, v, &owned_pods.of(v)),
-                "jobs" => job(objects, v, &owned_pods.of(v)),
+                "replicasets" => replicaset(objects, v, &pods),
+                "jobs" => job(objects, v, &pods),
                 "cronjobs" => {
                     let jobs_list = objects
                         .list(resource("batch", "jobs"), Some(namespace_of(v)))
@@ -126,8 +187,8 @@ fn reconcile_all(objects: &Objects) {
                         .unwrap_or_default();
                     cronjob(objects, v, &Owned::new(&jobs_list).of(v))
                 }
-                "daemonsets" => daemonset(objects, v, &owned_pods.of(v)),
-                _ => statefulset(objects, v, &owned_pods.of(v)),
+                "daemonsets" => daemonset(objects, v, &pods),
+                _ => statefulset(objects, v, &pods),
             };
             if let Err(e) = result {
                 match e {

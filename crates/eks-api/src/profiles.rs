@@ -55,7 +55,7 @@ fn in_flight(
     except: &str,
 ) -> Result<Option<FargateProfile>, ApiError> {
     for o in tx.list(FARGATE_PROFILE_KIND, &format!("{cluster}/"))? {
-        let record: Record<FargateProfile> = serde_json::from_value(o.value)
+        let record: Record<FargateProfile> = serde::Deserialize::deserialize(&o.value)
             .map_err(|e| ApiError::server(format!("stored profile: {e}")))?;
         let p = record.resource;
         if p.name != except && matches!(p.status, ProfileStatus::Creating | ProfileStatus::Deleting)

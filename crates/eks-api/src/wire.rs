@@ -280,7 +280,7 @@ pub fn load<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<(T, u64)>, ApiError> {
     match tx.get(kind, key)? {
         None => Ok(None),
-        Some(o) => serde_json::from_value(o.value)
+        Some(o) => serde::Deserialize::deserialize(&o.value)
             .map(|r| Some((r, o.revision)))
             .map_err(|e| ApiError::server(format!("stored {kind} {key}: {e}"))),
     }

@@ -37,10 +37,11 @@ pub enum EventType {
 }
 
 /// A change. For a deletion, `object` is the object as it was, with the deleting revision.
+/// Shared with the store's cache and every watcher, so an event costs no copy of the object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub event_type: EventType,
-    pub object: Object,
+    pub object: Arc<Object>,
 }
 
 impl Event {
@@ -76,10 +77,10 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Reads and writes inside one transaction: all of them apply, or none.
 pub trait Tx {
-    fn get(&mut self, kind: &str, key: &str) -> Result<Option<Object>>;
+    fn get(&mut self, kind: &str, key: &str) -> Result<Option<Arc<Object>>>;
     /// Objects of a kind whose key starts with `prefix`, in key order.
-    fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Object>>;
-    fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Object>;
+    fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Arc<Object>>>;
+    fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>>;
     /// Replace an object; with `expected`, only if it is still at that revision.
     fn update(
         &mut self,
@@ -87,8 +88,8 @@ pub trait Tx {
         key: &str,
         value: &Value,
         expected: Option<Revision>,
-    ) -> Result<Object>;
-    fn delete(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object>;
+    ) -> Result<Arc<Object>>;
+    fn delete(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Arc<Object>>;
     /// The latest revision, as this transaction sees it.
     fn revision(&self) -> Revision;
 }
@@ -126,19 +127,19 @@ pub fn transaction<R, S: Store + ?Sized>(
 
 /// Single-write helpers, each its own transaction.
 pub trait StoreExt {
-    fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Object>;
+    fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>>;
     fn update(
         &self,
         kind: &str,
         key: &str,
         value: &Value,
         expected: Option<Revision>,
-    ) -> Result<Object>;
-    fn delete(&self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object>;
+    ) -> Result<Arc<Object>>;
+    fn delete(&self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Arc<Object>>;
 }
 
 impl<S: Store + ?Sized> StoreExt for S {
-    fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Object> {
+    fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>> {
         transaction(self, |tx| tx.create(kind, key, value))
     }
     fn update(
@@ -147,10 +148,10 @@ impl<S: Store + ?Sized> StoreExt for S {
         key: &str,
         value: &Value,
         expected: Option<Revision>,
-    ) -> Result<Object> {
+    ) -> Result<Arc<Object>> {
         transaction(self, |tx| tx.update(kind, key, value, expected))
     }
-    fn delete(&self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object> {
+    fn delete(&self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Arc<Object>> {
         transaction(self, |tx| tx.delete(kind, key, expected))
     }
 }

@@ -14,7 +14,7 @@ use crate::{Event, EventType, Object, Result, Revision, Store, StoreError, Tx, W
 /// How many events are kept for watches that start in the past.
 const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
 /// Live events buffered per watcher before it counts as lagging.
-const LIVE_BUFFER: usize = 65_536;
+const LIVE_BUFFER: usize = 16_384;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
@@ -184,6 +184,11 @@ impl SqliteStore {
 
 struct SqliteTx<'a> {
     tx: rusqlite::Transaction<'a>,
+    /// The committed objects. Writes hold the store's lock, so the cache cannot change under a
+    /// transaction; with `written` on top it is what the transaction sees, without reading or
+    /// parsing rows.
+    cache: &'a RwLock<Cache>,
+    written: HashMap<(String, String), Option<Arc<Object>>>,
     revision: Revision,
     events: Vec<Event>,
 }
@@ -205,27 +210,69 @@ fn row_to_object(
 }
 
 impl SqliteTx<'_> {
-    fn record(&mut self, event_type: EventType, object: &Object) -> Result<()> {
-        let text = serde_json::to_string(&object.value).map_err(backend)?;
+    /// Write the object's row (`None`: delete it) and its event, and remember both.
+    fn record(
+        &mut self,
+        event_type: EventType,
+        object: Arc<Object>,
+        text: Option<&str>,
+    ) -> Result<()> {
         let code = match event_type {
             EventType::Added => 0,
             EventType::Modified => 1,
             EventType::Deleted => 2,
         };
+        let (kind, key) = (object.kind.as_str(), object.key.as_str());
+        let rev = object.revision as i64;
+        match (event_type, text) {
+            (EventType::Added, Some(text)) => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO objects (kind, key, value, revision, created) VALUES (?1, ?2, ?3, ?4, ?4)",
+                )
+                .and_then(|mut st| st.execute(params![kind, key, text, rev])),
+            (EventType::Modified, Some(text)) => self
+                .tx
+                .prepare_cached(
+                    "UPDATE objects SET value = ?3, revision = ?4 WHERE kind = ?1 AND key = ?2",
+                )
+                .and_then(|mut st| st.execute(params![kind, key, text, rev])),
+            _ => self
+                .tx
+                .prepare_cached("DELETE FROM objects WHERE kind = ?1 AND key = ?2")
+                .and_then(|mut st| st.execute(params![kind, key])),
+        }
+        .map_err(backend)?;
+        // A deletion's event carries the last value; it is serialized only here.
+        let owned;
+        let text = match text {
+            Some(t) => t,
+            None => {
+                owned = serde_json::to_string(&object.value).map_err(backend)?;
+                &owned
+            }
+        };
         self.tx
-            .execute(
+            .prepare_cached(
                 "INSERT INTO events (revision, type, kind, key, value, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![object.revision as i64, code, object.kind, object.key, text, object.created as i64],
             )
+            .and_then(|mut st| {
+                st.execute(params![rev, code, kind, key, text, object.created as i64])
+            })
             .map_err(backend)?;
-        self.events.push(Event {
-            event_type,
-            object: object.clone(),
-        });
+        let seen = (event_type != EventType::Deleted).then(|| object.clone());
+        self.written
+            .insert((object.kind.clone(), object.key.clone()), seen);
+        self.events.push(Event { event_type, object });
         Ok(())
     }
 
-    fn current(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object> {
+    fn current(
+        &mut self,
+        kind: &str,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<Arc<Object>> {
         let existing = self.get(kind, key)?.ok_or_else(|| StoreError::NotFound {
             kind: kind.to_string(),
             key: key.to_string(),
@@ -245,27 +292,18 @@ impl SqliteTx<'_> {
 }
 
 impl Tx for SqliteTx<'_> {
-    fn get(&mut self, kind: &str, key: &str) -> Result<Option<Object>> {
-        let row = self
-            .tx
-            .query_row(
-                "SELECT value, revision, created FROM objects WHERE kind = ?1 AND key = ?2",
-                params![kind, key],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(backend)?;
-        row.map(|(v, rev, created)| row_to_object(kind, key, &v, rev, created))
-            .transpose()
+    fn get(&mut self, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
+        if let Some(w) = self.written.get(&(kind.to_string(), key.to_string())) {
+            return Ok(w.clone());
+        }
+        let cache = self
+            .cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(cache.objects.get(kind).and_then(|o| o.get(key)).cloned())
     }
 
-    fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Object>> {
+    fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Arc<Object>>> {
         // Keys in [prefix, prefix + U+10FFFF): a range scan of the primary key.
         let upper = format!("{prefix}\u{10FFFF}");
         let mut stmt = self
@@ -288,12 +326,12 @@ impl Tx for SqliteTx<'_> {
         let mut out = Vec::new();
         for row in rows {
             let (key, value, rev, created) = row.map_err(backend)?;
-            out.push(row_to_object(kind, &key, &value, rev, created)?);
+            out.push(Arc::new(row_to_object(kind, &key, &value, rev, created)?));
         }
         Ok(out)
     }
 
-    fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Object> {
+    fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>> {
         if self.get(kind, key)?.is_some() {
             return Err(StoreError::AlreadyExists {
                 kind: kind.to_string(),
@@ -301,21 +339,15 @@ impl Tx for SqliteTx<'_> {
             });
         }
         self.revision += 1;
-        let object = Object {
+        let object = Arc::new(Object {
             kind: kind.to_string(),
             key: key.to_string(),
             value: value.clone(),
             revision: self.revision,
             created: self.revision,
-        };
+        });
         let text = serde_json::to_string(value).map_err(backend)?;
-        self.tx
-            .execute(
-                "INSERT INTO objects (kind, key, value, revision, created) VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![kind, key, text, self.revision as i64],
-            )
-            .map_err(backend)?;
-        self.record(EventType::Added, &object)?;
+        self.record(EventType::Added, object.clone(), Some(&text))?;
         Ok(object)
     }
 
@@ -325,39 +357,32 @@ impl Tx for SqliteTx<'_> {
         key: &str,
         value: &Value,
         expected: Option<Revision>,
-    ) -> Result<Object> {
+    ) -> Result<Arc<Object>> {
         let existing = self.current(kind, key, expected)?;
         self.revision += 1;
-        let object = Object {
+        let object = Arc::new(Object {
+            kind: existing.kind.clone(),
+            key: existing.key.clone(),
             value: value.clone(),
             revision: self.revision,
-            ..existing
-        };
+            created: existing.created,
+        });
         let text = serde_json::to_string(value).map_err(backend)?;
-        self.tx
-            .execute(
-                "UPDATE objects SET value = ?3, revision = ?4 WHERE kind = ?1 AND key = ?2",
-                params![kind, key, text, self.revision as i64],
-            )
-            .map_err(backend)?;
-        self.record(EventType::Modified, &object)?;
+        self.record(EventType::Modified, object.clone(), Some(&text))?;
         Ok(object)
     }
 
-    fn delete(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Object> {
+    fn delete(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Arc<Object>> {
         let existing = self.current(kind, key, expected)?;
         self.revision += 1;
-        self.tx
-            .execute(
-                "DELETE FROM objects WHERE kind = ?1 AND key = ?2",
-                params![kind, key],
-            )
-            .map_err(backend)?;
-        let gone = Object {
+        let gone = Arc::new(Object {
+            kind: existing.kind.clone(),
+            key: existing.key.clone(),
+            value: existing.value.clone(),
             revision: self.revision,
-            ..existing
-        };
-        self.record(EventType::Deleted, &gone)?;
+            created: existing.created,
+        });
+        self.record(EventType::Deleted, gone.clone(), None)?;
         Ok(gone)
     }
 
@@ -376,6 +401,8 @@ impl SqliteStore {
             let tx = inner.conn.transaction().map_err(backend)?;
             let mut stx = SqliteTx {
                 tx,
+                cache: &self.cache,
+                written: HashMap::new(),
                 revision: start,
                 events: Vec::new(),
             };
@@ -384,13 +411,14 @@ impl SqliteStore {
                 tx,
                 revision,
                 events,
+                ..
             } = stx;
             if revision != start {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO meta (name, value) VALUES ('revision', ?1)
                      ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                    params![revision as i64],
                 )
+                .and_then(|mut st| st.execute(params![revision as i64]))
                 .map_err(backend)?;
             }
             tx.commit().map_err(backend)?;
@@ -410,7 +438,7 @@ impl SqliteStore {
                         objects.remove(&e.object.key);
                     }
                     _ => {
-                        objects.insert(e.object.key.clone(), Arc::new(e.object.clone()));
+                        objects.insert(e.object.key.clone(), e.object.clone());
                     }
                 }
             }
@@ -510,7 +538,7 @@ impl Store for SqliteStore {
             };
             backlog.push_back(Event {
                 event_type,
-                object: row_to_object(kind, &key, &value, rev, created)?,
+                object: Arc::new(row_to_object(kind, &key, &value, rev, created)?),
             });
         }
         Ok(Watcher {

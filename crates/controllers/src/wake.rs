@@ -1,0 +1,75 @@
+//! How a level-triggered controller waits: on one long-lived watch of its cluster's objects,
+//! woken by changes (handed over, so it can keep indexes up to date without relisting), no more
+//! often than its minimum interval, and at least every so often for time-based work.
+
+use std::time::Duration;
+
+use localfargate_store::{Event, Store, StoreError, Watcher};
+use tokio::time::Instant;
+
+pub struct Wake {
+    kind: String,
+    watcher: Option<Watcher>,
+    min_interval: Duration,
+    max_wait: Duration,
+    last: Instant,
+}
+
+/// What a wake brought: the changes since the last one, or `Relist` when the watch fell behind
+/// (the caller rebuilds whatever it derived from events).
+pub enum Woken {
+    Changes(Vec<Event>),
+    Relist,
+}
+
+impl Wake {
+    pub fn new(kind: &str, min_interval: Duration, max_wait: Duration) -> Self {
+        Wake {
+            kind: kind.to_string(),
+            watcher: None,
+            min_interval,
+            max_wait,
+            last: Instant::now(),
+        }
+    }
+
+    /// Start watching from `revision` (the one the caller's initial list was read at).
+    pub fn start(&mut self, store: &dyn Store, revision: u64) {
+        self.watcher = store.watch(&self.kind, "", revision).ok();
+    }
+
+    /// Wait for changes (or `max_wait`), then take every change that is ready.
+    pub async fn wait(&mut self, store: &dyn Store) -> Woken {
+        let since = self.last.elapsed();
+        if since < self.min_interval {
+            tokio::time::sleep(self.min_interval - since).await;
+        }
+        let Some(watcher) = self.watcher.as_mut() else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.last = Instant::now();
+            return Woken::Relist;
+        };
+        let mut changes = Vec::new();
+        let first = tokio::time::timeout(self.max_wait, watcher.next()).await;
+        let mut relist = false;
+        match first {
+            Ok(Ok(e)) => changes.push(e),
+            Ok(Err(StoreError::Expired { .. })) | Ok(Err(_)) => relist = true,
+            Err(_) => {}
+        }
+        while !relist {
+            match tokio::time::timeout(Duration::ZERO, watcher.next()).await {
+                Ok(Ok(e)) => changes.push(e),
+                Ok(Err(_)) => relist = true,
+                Err(_) => break,
+            }
+        }
+        self.last = Instant::now();
+        if relist {
+            let revision = store.revision().unwrap_or(0);
+            self.start(store, revision);
+            return Woken::Relist;
+        }
+        Woken::Changes(changes)
+    }
+}
