@@ -64,7 +64,8 @@ impl IndexCache {
 
 /// Decode a pod as the API server would, refusing one whose fields have the wrong types.
 pub fn decode_pod(pod: &Value) -> Result<Pod> {
-    serde_json::from_value::<Pod>(pod.clone()).map_err(|e| {
+    // Decoding from a reference: no copy of the pod's JSON.
+    <Pod as serde::Deserialize>::deserialize(pod).map_err(|e| {
         KubeError::BadRequest(format!(
             "Pod in version \"v1\" cannot be handled as a Pod: {e}"
         ))

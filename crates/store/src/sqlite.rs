@@ -14,7 +14,7 @@ use crate::{Event, EventType, Object, Result, Revision, Store, StoreError, Tx, W
 /// How many events are kept for watches that start in the past.
 const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
 /// Live events buffered per watcher before it counts as lagging.
-const LIVE_BUFFER: usize = 16_384;
+const LIVE_BUFFER: usize = 32_768;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
