@@ -39,8 +39,15 @@ fn cluster(name: &str) -> Cluster {
 }
 
 fn cluster_with_flags(name: &str, flags: &[&str]) -> Cluster {
+    cluster_with_args(name, flags, &[])
+}
+
+/// A cluster on a server started with `flags`, created with extra `create_args`.
+fn cluster_with_args(name: &str, flags: &[&str], create_args: &[&str]) -> Cluster {
     let server = common::up_with("0.1", flags);
-    let created = localfargate(&server, &["cluster", "create", "--name", name]);
+    let mut args = vec!["cluster", "create", "--name", name];
+    args.extend(create_args);
+    let created = localfargate(&server, &args);
     assert!(created.status.success(), "{}", text(&created));
     with_kubeconfig(server, name)
 }
@@ -867,4 +874,95 @@ fn statefulsets_start_in_order_and_daemonsets_skip_fargate_nodes() {
             "{p}"
         );
     }
+}
+
+#[test]
+fn a_full_subnet_leaves_pods_pending_and_logging_follows_the_configmap() {
+    let network = std::env::temp_dir().join(format!("lf-net-{}.json", std::process::id()));
+    std::fs::write(
+        &network,
+        r#"{"vpcs": [{"vpcId": "vpc-1", "cidrBlock": "10.1.0.0/16", "subnets": [
+            {"subnetId": "subnet-pub-a", "availabilityZone": "us-east-1a", "cidrBlock": "10.1.0.0/24", "private": false},
+            {"subnetId": "subnet-pub-b", "availabilityZone": "us-east-1b", "cidrBlock": "10.1.1.0/24", "private": false},
+            {"subnetId": "subnet-tiny", "availabilityZone": "us-east-1a", "cidrBlock": "10.1.2.0/28", "private": true},
+            {"subnetId": "subnet-priv-b", "availabilityZone": "us-east-1b", "cidrBlock": "10.1.3.0/24", "private": true}]}]}"#,
+    )
+    .unwrap();
+    let c = cluster_with_args(
+        "tiny",
+        &["--network", network.to_str().unwrap()],
+        &["--subnets", "subnet-pub-a,subnet-pub-b"],
+    );
+    c.eks(&[
+        "profile",
+        "create",
+        "--cluster",
+        "tiny",
+        "--name",
+        "fp-tiny",
+        "--namespace",
+        "default",
+        "--subnets",
+        "subnet-tiny",
+    ]);
+    // Logging on, for the pods created from now on.
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: aws-observability\n  labels: {aws-observability: enabled}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: aws-logging, namespace: aws-observability}\ndata:\n  output.conf: |\n    [OUTPUT]\n        Name cloudwatch_logs\n        Match   *\n        region us-east-1\n");
+    // A /28 has 16 addresses, 5 of them AWS's: 11 pods fit.
+    c.ok(&[
+        "create",
+        "deployment",
+        "many",
+        "--image=nginx",
+        "--replicas=12",
+    ]);
+    c.eventually("11 Running pods and one FailedScheduling event", || {
+        let pods = c.json(&["get", "pods", "-l", "app=many"]);
+        let items = pods["items"].as_array().unwrap();
+        let running = items
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count();
+        running == 11
+            && items.iter().any(|p| {
+                p["status"]["phase"] == "Pending"
+                    && c.events_of("default", p["metadata"]["name"].as_str().unwrap())
+                        .iter()
+                        .any(|e| e.1 == "FailedScheduling")
+            })
+    });
+    let pods = c.json(&["get", "pods", "-l", "app=many"]);
+    let items = pods["items"].as_array().unwrap();
+    let pending = items
+        .iter()
+        .find(|p| p["status"]["phase"] == "Pending")
+        .unwrap();
+    let events = c.events_of("default", pending["metadata"]["name"].as_str().unwrap());
+    let e = events.iter().find(|e| e.1 == "FailedScheduling").unwrap();
+    assert_eq!(e.2, "fargate-scheduler");
+    assert_eq!(e.3, "no free IP addresses in subnet subnet-tiny");
+    let mut ips: Vec<String> = items
+        .iter()
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 11);
+    assert!(ips.iter().all(|ip| ip.starts_with("10.1.2.")), "{ips:?}");
+    assert!(!ips.contains(&"10.1.2.0".to_string()) && !ips.contains(&"10.1.2.3".to_string()));
+    let running = items
+        .iter()
+        .find(|p| p["status"]["phase"] == "Running")
+        .unwrap();
+    assert_eq!(
+        running["metadata"]["annotations"]["Logging"],
+        "LoggingEnabled"
+    );
+    let name = running["metadata"]["name"].as_str().unwrap();
+    assert!(c.events_of("default", name).contains(&(
+        "Normal".into(),
+        "LoggingEnabled".into(),
+        "fargate-scheduler".into(),
+        "Successfully enabled logging for pod".into()
+    )));
+    let _ = std::fs::remove_file(network);
 }
