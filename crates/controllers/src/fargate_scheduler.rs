@@ -88,6 +88,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             continue;
         };
         s.queue.extend(current.iter().map(|o| o.key.clone()));
+        s.remove_orphan_nodes(&current);
         let mut watcher = match ctx
             .objects
             .store
@@ -163,10 +164,29 @@ impl Scheduler {
 
     fn remove_node(&self, node: &str, ip: Ipv4Addr) {
         let nodes = resource("", "nodes");
-        if let Err(e) = self.ctx.objects.purge(nodes, "", node) {
-            tracing::warn!(node, error = %e, "removing a Fargate node");
+        match self.ctx.objects.purge(nodes, "", node) {
+            Ok(()) => self.ctx.release_ip(ip),
+            Err(e) => tracing::warn!(node, error = %e, "removing a Fargate node"),
         }
-        self.ctx.release_ip(ip);
+    }
+
+    /// Fargate nodes no pod is bound to (their pod went while this scheduler was not watching).
+    fn remove_orphan_nodes(&self, pods: &[Arc<Object>]) {
+        let bound: HashSet<&str> = pods
+            .iter()
+            .filter_map(|p| p.value["spec"]["nodeName"].as_str())
+            .collect();
+        let Ok((nodes, _)) = self.ctx.objects.list(resource("", "nodes"), None) else {
+            return;
+        };
+        for n in nodes.iter() {
+            let name = name_of(&n.value);
+            if let Some(ip) = node_ip(name)
+                && !bound.contains(name)
+            {
+                self.remove_node(name, ip);
+            }
+        }
     }
 
     fn wants(&self, o: &Object) -> bool {
@@ -437,10 +457,12 @@ impl Scheduler {
                     self.refused.insert(uid);
                 }
                 for key in retry_keys {
-                    if !self.retry_later(&key)
-                        && let Ok(Some(o)) = self.ctx.objects.store.get(&kind, &key)
-                    {
-                        self.refused.insert(uid_of(&o.value).to_string());
+                    if !self.retry_later(&key) {
+                        // Out of attempts: the pod stays Pending, as AWS leaves it.
+                        self.retries.remove(&key);
+                        if let Ok(Some(o)) = self.ctx.objects.store.get(&kind, &key) {
+                            self.refused.insert(uid_of(&o.value).to_string());
+                        }
                     }
                 }
                 for (o, outcome) in &outcomes {

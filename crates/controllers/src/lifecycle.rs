@@ -198,6 +198,12 @@ fn namespaces(objects: &Objects, all: &[Arc<Object>]) {
             }
             continue;
         }
+        // A terminating namespace's Events go with it.
+        if let Ok((events, _)) = objects.list(resource("", "events"), Some(ns)) {
+            for e in events.iter() {
+                let _ = objects.purge(resource("", "events"), ns, name_of(&e.value));
+            }
+        }
         if inside.is_empty() {
             let _ = objects.purge(ns_rt, "", ns);
             continue;

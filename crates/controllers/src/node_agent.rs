@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::cluster::ClusterContext;
 use crate::events::{self, EventType as Kind};
 use crate::fargate_scheduler::node_ip;
-use crate::objects::{is_deleting, name_of, namespace_of, resource, uid_of};
+use crate::objects::{finalizers, is_deleting, name_of, namespace_of, resource, uid_of};
 use crate::scheduling::set_condition;
 
 /// Per-pod state the agent keeps: the sandbox and when to look again.
@@ -38,6 +38,10 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let kind = ctx.objects.store_kind().to_string();
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
     let mut changes = ctx.runtime.changes();
+    // Pods whose sandboxes are stopping in the background (a grace period must not hold up
+    // every other pod), and pods whose sandbox failed to start, with when to try again.
+    let stopping: Stopping = Arc::default();
+    let mut retry_at: HashMap<String, Instant> = HashMap::new();
     loop {
         let Ok((current, revision)) = ctx.objects.list(pods, None) else {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -57,11 +61,20 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             }
         };
         loop {
-            round(&ctx, &mut tracked, std::mem::take(&mut queue)).await;
+            let failed = round(
+                &ctx,
+                &mut tracked,
+                std::mem::take(&mut queue),
+                &stopping,
+                &mut retry_at,
+            )
+            .await;
+            queue.extend(failed);
             let now = Instant::now();
             let wait = tracked
                 .values()
                 .filter_map(|t| t.next)
+                .chain(retry_at.values().copied())
                 .min()
                 .map(|at| at.saturating_duration_since(now))
                 .unwrap_or(Duration::from_secs(5))
@@ -96,18 +109,45 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                     queue.insert(k.clone());
                 }
             }
+            retry_at.retain(|k, at| {
+                let due = *at <= now;
+                if due {
+                    queue.insert(k.clone());
+                }
+                !due
+            });
         }
     }
 }
 
-/// Look at each queued pod once, then write every status change in one transaction.
+type Stopping = Arc<std::sync::Mutex<HashSet<String>>>;
+
+fn locked(s: &Stopping) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    s.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// After its sandbox stopped, a deleted pod is gone, unless finalizers still hold it.
+fn finish_deletion(ctx: &ClusterContext, key: &str) {
+    let kind = ctx.objects.store_kind().to_string();
+    let _ = transaction(&*ctx.objects.store, |tx| match tx.get(&kind, key)? {
+        Some(p) if is_deleting(&p.value) && finalizers(&p.value).is_empty() => {
+            tx.delete(&kind, key, Some(p.revision)).map(|_| ())
+        }
+        _ => Ok(()),
+    });
+}
+
+/// Look at each queued pod once, then write every status change in one transaction. Returns
+/// the pods to look at again because the write failed.
 async fn round(
-    ctx: &ClusterContext,
+    ctx: &Arc<ClusterContext>,
     tracked: &mut HashMap<String, Tracked>,
     queue: HashSet<String>,
-) {
+    stopping: &Stopping,
+    retry_at: &mut HashMap<String, Instant>,
+) -> Vec<String> {
     if queue.is_empty() {
-        return;
+        return Vec::new();
     }
     let kind = ctx.objects.store_kind().to_string();
     let mut writes: Vec<(Arc<Object>, Value)> = Vec::new();
@@ -134,17 +174,25 @@ async fn round(
             forget(ctx, t).await;
         }
         if is_deleting(v) {
+            retry_at.remove(&key);
             if let Some(t) = tracked.remove(&key) {
                 let grace = v["metadata"]["deletionGracePeriodSeconds"]
                     .as_u64()
                     .unwrap_or(30);
-                let _ = ctx
-                    .runtime
-                    .stop(&t.sandbox, Duration::from_secs(grace))
-                    .await;
-                forget(ctx, t).await;
+                locked(stopping).insert(key.clone());
+                let (ctx, stopping, key) = (ctx.clone(), stopping.clone(), key.clone());
+                tokio::spawn(async move {
+                    let _ = ctx
+                        .runtime
+                        .stop(&t.sandbox, Duration::from_secs(grace))
+                        .await;
+                    forget(&ctx, t).await;
+                    finish_deletion(&ctx, &key);
+                    locked(&stopping).remove(&key);
+                });
+            } else if !locked(stopping).contains(&key) && finalizers(v).is_empty() {
+                finished.push(pod.clone());
             }
-            finished.push(pod.clone());
             continue;
         }
         let terminal = matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
@@ -154,10 +202,13 @@ async fn round(
             }
             match start(ctx, v, node).await {
                 Ok(t) => {
+                    retry_at.remove(&key);
                     tracked.insert(key.clone(), t);
                 }
                 Err(e) => {
                     new_events.push((v.clone(), Kind::Warning, "FailedCreatePodSandBox", e));
+                    // The kubelet retries sandbox creation; so does the agent, every 10 s.
+                    retry_at.insert(key.clone(), Instant::now() + Duration::from_secs(10));
                     continue;
                 }
             }
@@ -168,7 +219,11 @@ async fn round(
         let status = match ctx.runtime.status(&t.sandbox).await {
             Ok(s) => s,
             Err(RuntimeError::NotFound(_)) => {
-                tracked.remove(&key);
+                // The sandbox is gone (a runtime restart): free what it held and start again.
+                if let Some(t) = tracked.remove(&key) {
+                    forget(ctx, t).await;
+                }
+                retry_at.insert(key.clone(), Instant::now());
                 continue;
             }
             Err(e) => {
@@ -235,8 +290,16 @@ async fn round(
         }
         Ok(())
     });
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "node agent status batch failed");
+    match result {
+        Ok(()) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "node agent status batch failed; retrying");
+            writes
+                .iter()
+                .map(|(o, _)| o.key.clone())
+                .chain(finished.iter().map(|o| o.key.clone()))
+                .collect()
+        }
     }
 }
 
@@ -307,9 +370,14 @@ fn provisioned(pod: &Value) -> Option<(f64, u64)> {
 }
 
 async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked, String> {
-    let (ip, own_ip) = match node_ip(node) {
-        Some(ip) => (ip, None),
-        None => {
+    let stored_ip = pod["status"]["podIP"]
+        .as_str()
+        .and_then(|s| s.parse::<Ipv4Addr>().ok());
+    let (ip, own_ip) = match (node_ip(node), stored_ip) {
+        (Some(ip), _) => (ip, None),
+        // Restarted: the pod keeps the address it had (the IPAM reserved it at start-up).
+        (None, Some(ip)) => (ip, Some(ip)),
+        (None, None) => {
             let subnet = ctx
                 .objects
                 .get_object(resource("", "nodes"), "", node)

@@ -380,7 +380,12 @@ impl Objects {
     }
 
     /// Validate, default and stamp a new object, and run admission; does not write.
-    fn prepare_create(&self, rt: &ResourceType, namespace: &str, mut body: Value) -> Result<Value> {
+    pub fn prepare_create(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        mut body: Value,
+    ) -> Result<Value> {
         if rt.read_only {
             return Err(KubeError::MethodNotAllowed(format!(
                 "{} are read-only here: they mirror the EKS API's Fargate profiles; use aws eks create-fargate-profile",
@@ -520,13 +525,42 @@ impl Objects {
             let mut new = f(&old)?;
             check_type(rt, &mut new)?;
             merge_update(rt, &current.value, &mut new, status)?;
+            if !status {
+                // Updates are defaulted and validated as creates are, so a patch cannot remove
+                // a pod's containers, and an unchanged manifest compares equal to what is stored.
+                let kept = new.get("status").cloned();
+                defaults::on_create(rt, &mut new)?;
+                match kept {
+                    Some(st) => new["status"] = st,
+                    None => {
+                        if let Some(o) = new.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+                bump_generation(rt, &current.value, &mut new);
+            }
             if rt.kind == "Pod" && !status {
                 defaults::check_pod_update(rt, &current.value, &new)?;
             }
             if new == current.value {
                 return Ok(old);
             }
-            let finished = is_deleting(&new) && finalizers(&new).is_empty();
+            // Removing the last finalizer finishes a deletion; other writes to an object being
+            // deleted do not (a terminating namespace waits for its contents, a pod on a node for
+            // its node agent).
+            let finished = is_deleting(&new)
+                && finalizers(&new).is_empty()
+                && !finalizers(&current.value).is_empty()
+                && rt.kind != "Namespace"
+                && !(rt.kind == "Pod"
+                    && current.value["spec"]["nodeName"]
+                        .as_str()
+                        .is_some_and(|n| !n.is_empty())
+                    && !matches!(
+                        current.value["status"]["phase"].as_str(),
+                        Some("Succeeded" | "Failed")
+                    ));
             let result = transaction(&*self.store, |tx| {
                 if finished {
                     tx.delete(&self.kind, &key, Some(current.revision))
@@ -837,11 +871,15 @@ fn merge_update(rt: &ResourceType, old: &Value, new: &mut Value, status: bool) -
             }
         }
     }
+    Ok(())
+}
+
+/// `generation` counts changes to everything but metadata and status.
+fn bump_generation(rt: &ResourceType, old: &Value, new: &mut Value) {
     if tracks_generation(rt) && spec_of(old) != spec_of(new) {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(g + 1);
     }
-    Ok(())
 }
 
 /// Everything but metadata and status: what `generation` counts changes of.

@@ -27,6 +27,9 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let pods_prefix = resource("", "pods").key_prefix(None);
     let mut wake = Wake::new(&kind, Duration::from_millis(30), Duration::from_secs(1));
     let mut index = PodIndex::default();
+    // Workloads whose last step failed (a pod their template cannot make), by uid: tried again
+    // after a pause, not on every wake.
+    let mut backoff: HashMap<String, std::time::Instant> = HashMap::new();
     let mut relist = true;
     loop {
         if relist {
@@ -39,7 +42,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                 }
             }
         }
-        reconcile_all(&ctx.objects, &index);
+        reconcile_all(&ctx.objects, &index, &mut backoff);
         match wake.wait(&*ctx.objects.store).await {
             Woken::Relist => relist = true,
             Woken::Changes(changes) => {
@@ -150,7 +153,13 @@ impl<'a> Owned<'a> {
     }
 }
 
-fn reconcile_all(objects: &Objects, index: &PodIndex) {
+fn reconcile_all(
+    objects: &Objects,
+    index: &PodIndex,
+    backoff: &mut HashMap<String, std::time::Instant>,
+) {
+    let now = std::time::Instant::now();
+    backoff.retain(|_, until| *until > now);
     for (group, plural) in [
         ("apps", "deployments"),
         ("apps", "replicasets"),
@@ -165,7 +174,7 @@ fn reconcile_all(objects: &Objects, index: &PodIndex) {
         };
         for item in items.iter() {
             let v = &item.value;
-            if is_deleting(v) {
+            if is_deleting(v) || backoff.contains_key(uid_of(v)) {
                 continue;
             }
             let owned = index.pods_of(objects, v);
@@ -193,7 +202,10 @@ fn reconcile_all(objects: &Objects, index: &PodIndex) {
             if let Err(e) = result {
                 match e {
                     KubeError::Conflict { .. } | KubeError::NotFound { .. } => {}
-                    e => tracing::warn!(kind = rt.kind, name = name_of(v), error = %e, "reconcile"),
+                    e => {
+                        tracing::warn!(kind = rt.kind, name = name_of(v), error = %e, "reconcile");
+                        backoff.insert(uid_of(v).to_string(), now + Duration::from_secs(10));
+                    }
                 }
             }
         }

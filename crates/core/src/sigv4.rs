@@ -147,6 +147,8 @@ pub fn parse_amz_date(value: &str) -> Option<i64> {
 
 /// How far a token's signing time may be from now: the 15 minutes EKS's authenticator allows.
 pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
+/// How far in the future a token's signing time may be: clock skew, not a token made to last.
+pub const MAX_FUTURE_SKEW_SECONDS: i64 = 5 * 60;
 
 /// Check a presigned STS `GetCallerIdentity` URL, as `aws eks get-token` makes one, for
 /// `cluster` (the `x-k8s-aws-id` header it must have signed) against `credentials`, at `now`
@@ -207,9 +209,11 @@ pub fn verify_presigned_sts(
     if !amz_date.starts_with(date) {
         return Err("X-Amz-Date does not match the credential scope".into());
     }
-    if (now - signed_at).abs() > TOKEN_LIFETIME_SECONDS {
+    // Valid for 15 minutes after signing (the authenticator's window, longer than the URL's own
+    // X-Amz-Expires, which STS would enforce); a little clock skew into the future is allowed.
+    if now - signed_at > TOKEN_LIFETIME_SECONDS || signed_at - now > MAX_FUTURE_SKEW_SECONDS {
         return Err(format!(
-            "the token was signed at {amz_date}, over 15 minutes from now"
+            "the token was signed at {amz_date}, outside its 15 minutes"
         ));
     }
     let signed_names = param("X-Amz-SignedHeaders").ok_or("no X-Amz-SignedHeaders")?;
@@ -367,6 +371,13 @@ mod tests {
             signed_at + 16 * 60,
         );
         assert!(late.unwrap_err().contains("15 minutes"));
+        let early = verify_presigned_sts(
+            AWS_CLI_TOKEN_URL,
+            &keys("secretlocalfargate"),
+            "demo",
+            signed_at - 10 * 60,
+        );
+        assert!(early.unwrap_err().contains("15 minutes"));
         let tampered = AWS_CLI_TOKEN_URL.replace("Version=2011-06-15", "Version=2011-06-16");
         assert!(
             verify_presigned_sts(&tampered, &keys("secretlocalfargate"), "demo", signed_at)

@@ -118,7 +118,11 @@ pub async fn logs(
     let container = pick_container(&pod, name, query.get("container"))?;
     let id = sandbox(api, &pod, name, &container).await?;
     let since = match (number(query, "sinceSeconds")?, query.get("sinceTime")) {
-        (Some(s), _) => Some(SystemTime::now() - Duration::from_secs(s)),
+        (Some(s), _) => Some(
+            SystemTime::now()
+                .checked_sub(Duration::from_secs(s))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        ),
         (None, Some(t)) => Some(
             t.parse::<jiff::Timestamp>()
                 .map_err(|e| bad(format!("sinceTime: {e}")))?

@@ -272,7 +272,9 @@ async fn dispatch(
         (Method::POST, None, None) => {
             let value = body_value(headers, body)?;
             if dry_run(query) {
-                return Ok(json_response(StatusCode::CREATED, &value));
+                // Validated, defaulted and admitted, but not written.
+                let preview = api.objects.prepare_create(rt, namespace(target), value)?;
+                return Ok(json_response(StatusCode::CREATED, &preview));
             }
             let created = api.objects.create(rt, namespace(target), value)?;
             Ok(json_response(StatusCode::CREATED, &created))
@@ -312,6 +314,16 @@ async fn dispatch(
                 body_value(headers, body)?
             };
             let opts = delete_options(&value, query)?;
+            let dry = dry_run(query)
+                || value["dryRun"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            if dry {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &api.objects.get(rt, namespace(target), name)?,
+                ));
+            }
             match api.objects.delete(rt, namespace(target), name, &opts)? {
                 Deleted::Gone(v) | Deleted::Pending(v) => Ok(json_response(StatusCode::OK, &v)),
             }
@@ -596,6 +608,10 @@ fn patch(
                 "the name of the object ({}) does not match the name on the URL ({name})",
                 name_of(&obj)
             )));
+        }
+        if dry_run(query) {
+            let preview = api.objects.prepare_create(rt, ns, obj)?;
+            return Ok(json_response(StatusCode::CREATED, &preview));
         }
         let created = api.objects.create(rt, ns, obj)?;
         return Ok(json_response(StatusCode::CREATED, &created));

@@ -54,7 +54,7 @@ fn authenticated(info: &ClusterInfo, header: Option<&str>) -> bool {
     else {
         return false;
     };
-    if token == info.token {
+    if localfargate_core::sigv4::constant_time_eq(token.as_bytes(), info.token.as_bytes()) {
         return true;
     }
     let Some(encoded) = token.strip_prefix("k8s-aws-v1.") else {

@@ -96,7 +96,9 @@ pub fn serve(
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_TIMEOUT);
+        .unwrap_or(DEFAULT_TIMEOUT)
+        // Past a day is "as long as the client stays": and no overflow for huge values.
+        .min(Duration::from_secs(86_400));
     let bookmarks = query.flag("allowWatchBookmarks");
     let prefix = rt.key_prefix(target.namespace.as_deref());
     let watcher = api
@@ -150,11 +152,13 @@ pub fn serve(
             let matches = selected(&labels, &fields, &event.object.value);
             // An object that starts or stops matching the selectors appears or disappears.
             let kind = match (event.event_type, matches, visible.contains(&key)) {
-                (EventType::Deleted, _, true) => {
+                // A deletion of a matching object is sent even when this watch never saw it
+                // (one started from an older resourceVersion): `kubectl wait --for=delete`.
+                (EventType::Deleted, m, v) if m || v => {
                     visible.remove(&key);
                     "DELETED"
                 }
-                (EventType::Deleted, _, false) => continue,
+                (EventType::Deleted, _, _) => continue,
                 (EventType::Added, true, _) => {
                     visible.insert(key);
                     "ADDED"

@@ -156,6 +156,21 @@ impl<S: Store + ?Sized> StoreExt for S {
     }
 }
 
+/// How a watcher that fell behind the live stream catches up: the logged events after a
+/// revision, and a fresh live receiver.
+pub type Refill = Arc<
+    dyn Fn(
+            &str,
+            &str,
+            Revision,
+        ) -> Result<(
+            std::collections::VecDeque<Event>,
+            tokio::sync::broadcast::Receiver<Arc<Event>>,
+            Revision,
+        )> + Send
+        + Sync,
+>;
+
 /// A stream of changes: first the retained history after the requested revision, then live ones.
 pub struct Watcher {
     kind: String,
@@ -164,8 +179,11 @@ pub struct Watcher {
     live: tokio::sync::broadcast::Receiver<Arc<Event>>,
     /// The last revision delivered; live events at or below it were in the backlog.
     last: Revision,
-    /// Set once live events were lost: every later `next` is `Expired`.
+    /// Set once live events were lost for good: every later `next` is `Expired`.
     expired: bool,
+    /// Catches up after the live buffer overflowed; without it (or when the log no longer
+    /// reaches back far enough) a lagging watcher expires.
+    refill: Option<Refill>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -205,6 +223,21 @@ impl Watcher {
                 }
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if let Some(refill) = &self.refill
+                        && let Ok((backlog, live, last)) =
+                            refill(&self.kind, &self.prefix, self.last)
+                    {
+                        // The new receiver only sees writes after the log was read, so the
+                        // backlog and the live stream neither overlap nor leave a gap.
+                        self.live = live;
+                        self.backlog = backlog;
+                        if let Some(e) = self.backlog.pop_front() {
+                            self.last = e.revision();
+                            return Ok(e);
+                        }
+                        self.last = last;
+                        continue;
+                    }
                     // Events were lost: this watcher stays expired.
                     self.expired = true;
                     return Err(StoreError::Expired {

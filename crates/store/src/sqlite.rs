@@ -9,12 +9,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::{Event, EventType, Object, Result, Revision, Store, StoreError, Tx, Watcher};
+use crate::{Event, EventType, Object, Refill, Result, Revision, Store, StoreError, Tx, Watcher};
 
 /// How many events are kept for watches that start in the past.
 const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
 /// Live events buffered per watcher before it counts as lagging.
-const LIVE_BUFFER: usize = 32_768;
+const LIVE_BUFFER: usize = 4_096;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
@@ -55,9 +55,12 @@ struct Cache {
 pub struct SqliteStore {
     /// Held for the store's life: one process per data directory.
     _lock_file: Option<std::fs::File>,
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
     cache: RwLock<Cache>,
     live: broadcast::Sender<Arc<Event>>,
+    /// Key prefixes whose objects are read from SQLite instead of being kept in memory: large,
+    /// numerous and rarely read (Kubernetes Events).
+    uncached: Arc<Vec<String>>,
     retained: u64,
 }
 
@@ -145,16 +148,34 @@ impl SqliteStore {
         let cache = Self::load_cache(&conn, revision)?;
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         Ok(SqliteStore {
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 conn,
                 revision,
                 writes_since_compaction: 0,
-            }),
+            })),
             cache: RwLock::new(cache),
             _lock_file: None,
             live,
+            uncached: Arc::new(Vec::new()),
             retained: DEFAULT_RETAINED_EVENTS,
         })
+    }
+
+    /// Keep objects under these key prefixes (any kind) out of the memory cache.
+    pub fn with_uncached_prefixes(mut self, prefixes: &[&str]) -> Self {
+        self.uncached = Arc::new(prefixes.iter().map(|p| p.to_string()).collect());
+        let cache = self
+            .cache
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for objects in cache.objects.values_mut() {
+            objects.retain(|k, _| !prefixes.iter().any(|p| k.starts_with(p)));
+        }
+        self
+    }
+
+    fn is_uncached(&self, key: &str) -> bool {
+        self.uncached.iter().any(|p| key.starts_with(p.as_str()))
     }
 
     /// Keep only this many events for watches from the past (tests use a small number).
@@ -182,12 +203,112 @@ impl SqliteStore {
     }
 }
 
+/// Objects of `kind` under `prefix`, from SQLite, in key order.
+fn query_prefix(conn: &Connection, kind: &str, prefix: &str) -> Result<Vec<Arc<Object>>> {
+    // Keys in [prefix, prefix + U+10FFFF): a range scan of the primary key.
+    let upper = format!("{prefix}\u{10FFFF}");
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT key, value, revision, created FROM objects
+             WHERE kind = ?1 AND key >= ?2 AND key < ?3 ORDER BY key",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![kind, prefix, upper], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, value, rev, created) = row.map_err(backend)?;
+        out.push(Arc::new(row_to_object(kind, &key, &value, rev, created)?));
+    }
+    Ok(out)
+}
+
+/// One object from SQLite.
+fn query_one(conn: &Connection, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
+    let row = conn
+        .prepare_cached("SELECT value, revision, created FROM objects WHERE kind = ?1 AND key = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![kind, key], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    row.map(|(v, rev, created)| row_to_object(kind, key, &v, rev, created).map(Arc::new))
+        .transpose()
+}
+
+/// The logged events of `kind` under `prefix` after `after`, a live receiver subscribed while
+/// the log was read (so nothing is missed between them), and the revision the log was read at.
+fn open_watch(
+    inner: &Inner,
+    live: &broadcast::Sender<Arc<Event>>,
+    kind: &str,
+    prefix: &str,
+    after: Revision,
+) -> Result<(VecDeque<Event>, broadcast::Receiver<Arc<Event>>, Revision)> {
+    let receiver = live.subscribe();
+    let oldest = SqliteStore::oldest_watchable(inner)?;
+    if after.saturating_add(1) < oldest && after < inner.revision {
+        return Err(StoreError::Expired {
+            requested: after,
+            oldest,
+        });
+    }
+    let upper = format!("{prefix}\u{10FFFF}");
+    let mut stmt = inner
+        .conn
+        .prepare_cached(
+            "SELECT revision, type, key, value, created FROM events
+             WHERE revision > ?1 AND kind = ?2 AND key >= ?3 AND key < ?4 ORDER BY revision",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![after as i64, kind, prefix, upper], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut backlog = VecDeque::new();
+    for row in rows {
+        let (rev, code, key, value, created) = row.map_err(backend)?;
+        let event_type = match code {
+            0 => EventType::Added,
+            1 => EventType::Modified,
+            _ => EventType::Deleted,
+        };
+        backlog.push_back(Event {
+            event_type,
+            object: Arc::new(row_to_object(kind, &key, &value, rev, created)?),
+        });
+    }
+    Ok((backlog, receiver, inner.revision.max(after)))
+}
+
 struct SqliteTx<'a> {
     tx: rusqlite::Transaction<'a>,
     /// The committed objects. Writes hold the store's lock, so the cache cannot change under a
     /// transaction; with `written` on top it is what the transaction sees, without reading or
     /// parsing rows.
     cache: &'a RwLock<Cache>,
+    uncached: &'a [String],
     written: HashMap<(String, String), Option<Arc<Object>>>,
     revision: Revision,
     events: Vec<Event>,
@@ -296,6 +417,9 @@ impl Tx for SqliteTx<'_> {
         if let Some(w) = self.written.get(&(kind.to_string(), key.to_string())) {
             return Ok(w.clone());
         }
+        if self.uncached.iter().any(|p| key.starts_with(p.as_str())) {
+            return query_one(&self.tx, kind, key);
+        }
         let cache = self
             .cache
             .read()
@@ -304,31 +428,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Arc<Object>>> {
-        // Keys in [prefix, prefix + U+10FFFF): a range scan of the primary key.
-        let upper = format!("{prefix}\u{10FFFF}");
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT key, value, revision, created FROM objects
-                 WHERE kind = ?1 AND key >= ?2 AND key < ?3 ORDER BY key",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![kind, prefix, upper], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (key, value, rev, created) = row.map_err(backend)?;
-            out.push(Arc::new(row_to_object(kind, &key, &value, rev, created)?));
-        }
-        Ok(out)
+        query_prefix(&self.tx, kind, prefix)
     }
 
     fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>> {
@@ -402,6 +502,7 @@ impl SqliteStore {
             let mut stx = SqliteTx {
                 tx,
                 cache: &self.cache,
+                uncached: &self.uncached,
                 written: HashMap::new(),
                 revision: start,
                 events: Vec::new(),
@@ -437,6 +538,7 @@ impl SqliteStore {
                     EventType::Deleted => {
                         objects.remove(&e.object.key);
                     }
+                    _ if self.is_uncached(&e.object.key) => {}
                     _ => {
                         objects.insert(e.object.key.clone(), e.object.clone());
                     }
@@ -466,6 +568,9 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn get(&self, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
+        if self.is_uncached(key) {
+            return query_one(&self.lock()?.conn, kind, key);
+        }
         let cache = self
             .cache
             .read()
@@ -474,6 +579,26 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Arc<Object>>, Revision)> {
+        // Uncached objects under this prefix come from SQLite, read under the write lock (taken
+        // before the cache's, as writers do) so both parts are at one revision.
+        let mut from_db = Vec::new();
+        let _inner = if self
+            .uncached
+            .iter()
+            .any(|u| u.starts_with(prefix) || prefix.starts_with(u.as_str()))
+        {
+            let inner = self.lock()?;
+            for u in self.uncached.iter() {
+                if prefix.starts_with(u.as_str()) {
+                    from_db.extend(query_prefix(&inner.conn, kind, prefix)?);
+                } else if u.starts_with(prefix) {
+                    from_db.extend(query_prefix(&inner.conn, kind, u)?);
+                }
+            }
+            Some(inner)
+        } else {
+            None
+        };
         let cache = self
             .cache
             .read()
@@ -491,6 +616,11 @@ impl Store for SqliteStore {
                 .collect()
             })
             .unwrap_or_default();
+        let mut objects: Vec<Arc<Object>> = objects;
+        if !from_db.is_empty() {
+            objects.extend(from_db);
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+        }
         Ok((objects, cache.revision))
     }
 
@@ -500,54 +630,25 @@ impl Store for SqliteStore {
 
     fn watch(&self, kind: &str, prefix: &str, after: Revision) -> Result<Watcher> {
         let inner = self.lock()?;
-        // Subscribing under the lock: nothing committed after the backlog is read can be missed.
-        let live = self.live.subscribe();
-        let oldest = Self::oldest_watchable(&inner)?;
-        if after.saturating_add(1) < oldest && after < inner.revision {
-            return Err(StoreError::Expired {
-                requested: after,
-                oldest,
-            });
-        }
-        let upper = format!("{prefix}\u{10FFFF}");
-        let mut stmt = inner
-            .conn
-            .prepare_cached(
-                "SELECT revision, type, key, value, created FROM events
-                 WHERE revision > ?1 AND kind = ?2 AND key >= ?3 AND key < ?4 ORDER BY revision",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![after as i64, kind, prefix, upper], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut backlog = VecDeque::new();
-        for row in rows {
-            let (rev, code, key, value, created) = row.map_err(backend)?;
-            let event_type = match code {
-                0 => EventType::Added,
-                1 => EventType::Modified,
-                _ => EventType::Deleted,
-            };
-            backlog.push_back(Event {
-                event_type,
-                object: Arc::new(row_to_object(kind, &key, &value, rev, created)?),
-            });
-        }
+        let (backlog, live, last) = open_watch(&inner, &self.live, kind, prefix, after)?;
+        drop(inner);
+        // A watcher that falls behind the live buffer catches up from the event log.
+        let shared = self.inner.clone();
+        let sender = self.live.clone();
+        let refill: Refill = Arc::new(move |kind: &str, prefix: &str, after: Revision| {
+            let inner = shared
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            open_watch(&inner, &sender, kind, prefix, after)
+        });
         Ok(Watcher {
             kind: kind.to_string(),
             prefix: prefix.to_string(),
             backlog,
             live,
-            last: inner.revision.max(after),
+            last,
             expired: false,
+            refill: Some(refill),
         })
     }
 

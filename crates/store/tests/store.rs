@@ -224,3 +224,97 @@ fn a_panicking_transaction_does_not_wedge_the_store() {
     assert!(s.get("x", "half").unwrap().is_none(), "rolled back");
     assert_eq!(s.create("x", "after", &json!(1)).unwrap().key, "after");
 }
+
+#[tokio::test]
+async fn a_watcher_that_falls_behind_catches_up_from_the_log() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mut w = store.watch("k", "", 0).unwrap();
+    // Far more writes than the live buffer holds, none of them read yet.
+    for i in 0..10_000u64 {
+        store
+            .create("k", &format!("o{i:05}"), &json!({"i": i}))
+            .unwrap();
+        store
+            .create("other", &format!("x{i:05}"), &json!({}))
+            .unwrap();
+    }
+    let mut seen = 0u64;
+    let mut last = 0;
+    while seen < 10_000 {
+        let e = w.next().await.unwrap();
+        assert!(e.revision() > last, "in revision order");
+        last = e.revision();
+        assert_eq!(e.object.key, format!("o{seen:05}"));
+        seen += 1;
+    }
+    // And it keeps streaming live.
+    store.create("k", "live", &json!({})).unwrap();
+    assert_eq!(w.next().await.unwrap().object.key, "live");
+}
+
+#[test]
+fn a_failed_transaction_leaves_the_cache_alone() {
+    let store = SqliteStore::in_memory().unwrap();
+    store.create("k", "a", &json!({"v": 1})).unwrap();
+    let failed = localfargate_store::transaction(&store, |tx| {
+        tx.update("k", "a", &json!({"v": 2}), None)?;
+        // The transaction sees its own write...
+        assert_eq!(tx.get("k", "a")?.unwrap().value, json!({"v": 2}));
+        tx.create("k", "a", &json!({}))
+    });
+    assert!(failed.is_err());
+    // ...and nobody else does once it rolled back.
+    assert_eq!(store.get("k", "a").unwrap().unwrap().value, json!({"v": 1}));
+    assert_eq!(
+        localfargate_store::transaction(&store, |tx| tx.get("k", "a"))
+            .unwrap()
+            .unwrap()
+            .value,
+        json!({"v": 1})
+    );
+}
+
+#[tokio::test]
+async fn uncached_prefixes_read_from_sqlite_and_behave_the_same() {
+    let store = SqliteStore::in_memory()
+        .unwrap()
+        .with_uncached_prefixes(&["core/events/"]);
+    let mut w = store.watch("k", "core/events/", 0).unwrap();
+    store
+        .create("k", "core/events/ns/e1", &json!({"n": 1}))
+        .unwrap();
+    store
+        .create("k", "core/pods/ns/p1", &json!({"n": 2}))
+        .unwrap();
+    store
+        .create("k", "core/events/ns/e0", &json!({"n": 0}))
+        .unwrap();
+    assert_eq!(
+        store.get("k", "core/events/ns/e1").unwrap().unwrap().value,
+        json!({"n": 1})
+    );
+    let (events, _) = store.list("k", "core/events/").unwrap();
+    let keys: Vec<&str> = events.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["core/events/ns/e0", "core/events/ns/e1"]);
+    // A list spanning cached and uncached keys merges them in key order.
+    let (all, rev) = store.list("k", "").unwrap();
+    let keys: Vec<&str> = all.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["core/events/ns/e0", "core/events/ns/e1", "core/pods/ns/p1"]
+    );
+    assert_eq!(rev, 3);
+    // Updates and deletes inside transactions see the stored object.
+    store
+        .update("k", "core/events/ns/e1", &json!({"n": 11}), Some(1))
+        .unwrap();
+    assert_eq!(
+        store.get("k", "core/events/ns/e1").unwrap().unwrap().value,
+        json!({"n": 11})
+    );
+    store.delete("k", "core/events/ns/e0", None).unwrap();
+    assert!(store.get("k", "core/events/ns/e0").unwrap().is_none());
+    assert_eq!(w.next().await.unwrap().object.key, "core/events/ns/e1");
+    assert_eq!(w.next().await.unwrap().object.key, "core/events/ns/e0");
+    assert_eq!(w.next().await.unwrap().event_type, EventType::Modified);
+}

@@ -248,3 +248,41 @@ fn read_only_profiles_refuse_writes() {
         .unwrap_err();
     assert_eq!(e.code(), 405);
 }
+
+#[test]
+fn updates_are_validated_and_do_not_finish_deletions_by_accident() {
+    let o = objects();
+    o.create(pods(), "default", pod("p1", json!({}))).unwrap();
+    let e = o
+        .update_with(pods(), "default", "p1", false, None, &mut |p| {
+            let mut p = p.clone();
+            p["spec"]["containers"] = json!([]);
+            Ok(p)
+        })
+        .unwrap_err();
+    assert_eq!(e.code(), 422);
+    // An unchanged manifest (no defaults in it) is a no-op, not a forbidden pod change.
+    let before = o.get(pods(), "default", "p1").unwrap();
+    let same = o
+        .update(pods(), "default", "p1", pod("p1", json!({})), false)
+        .unwrap();
+    assert_eq!(
+        same["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    // Labelling a terminating namespace keeps it terminating.
+    o.create(namespaces(), "", json!({"metadata": {"name": "going"}}))
+        .unwrap();
+    o.delete(namespaces(), "", "going", &DeleteOptions::default())
+        .unwrap();
+    o.update_with(namespaces(), "", "going", false, None, &mut |n| {
+        let mut n = n.clone();
+        n["metadata"]["labels"]["x"] = json!("y");
+        Ok(n)
+    })
+    .unwrap();
+    assert_eq!(
+        o.get(namespaces(), "", "going").unwrap()["status"]["phase"],
+        "Terminating"
+    );
+}
