@@ -164,8 +164,7 @@ pub fn run(args: &UpArgs) -> Result<i32> {
         let path = dir.join("store.db");
         (SqliteStore::open(&path)?, path.display().to_string())
     };
-    let store: Arc<dyn Store> =
-        Arc::new(store.with_uncached_prefixes(localfargate_core::kube::UNCACHED_KEY_PREFIXES));
+    let store: Arc<dyn Store> = Arc::new(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -440,8 +440,9 @@ impl Scheduler {
                 let (key, event) =
                     events::build(involved, *kind_, reason, message, FARGATE_SCHEDULER);
                 // The same event again (a retry) only needs its count; skip it in the batch.
-                if tx.get(&kind, &key)?.is_none() {
-                    tx.create(&kind, &key, &event)?;
+                match tx.create(&kind, &key, &event) {
+                    Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e),
                 }
             }
             Ok(())

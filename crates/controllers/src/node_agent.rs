@@ -284,8 +284,9 @@ async fn round(
         }
         for (involved, kind_, reason, message) in &new_events {
             let (key, event) = events::build(involved, *kind_, reason, message, "kubelet");
-            if tx.get(&kind, &key)?.is_none() {
-                tx.create(&kind, &key, &event)?;
+            match tx.create(&kind, &key, &event) {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())

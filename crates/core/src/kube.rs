@@ -279,10 +279,6 @@ pub fn resource_for_kind(api_version: &str, kind: &str) -> Option<&'static Resou
         .find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
-/// Store key prefixes kept out of the store's memory cache: Events are the most numerous objects
-/// (several per pod) and are read only by `describe` and `get events`.
-pub const UNCACHED_KEY_PREFIXES: &[&str] = &["core/events/"];
-
 /// The store kind holding every Kubernetes object of one cluster.
 pub fn store_kind(cluster: &str) -> String {
     format!("k8s/{cluster}")

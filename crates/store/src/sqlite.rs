@@ -14,7 +14,7 @@ use crate::{Event, EventType, Object, Refill, Result, Revision, Store, StoreErro
 /// How many events are kept for watches that start in the past.
 const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
 /// Live events buffered per watcher before it counts as lagging.
-const LIVE_BUFFER: usize = 4_096;
+const LIVE_BUFFER: usize = 32_768;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
@@ -432,7 +432,18 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>> {
-        if self.get(kind, key)?.is_some() {
+        let uncached = self.uncached.iter().any(|p| key.starts_with(p.as_str()));
+        // Uncached keys are not looked up first: the primary key refuses a duplicate row.
+        let exists = if uncached
+            && !self
+                .written
+                .contains_key(&(kind.to_string(), key.to_string()))
+        {
+            false
+        } else {
+            self.get(kind, key)?.is_some()
+        };
+        if exists {
             return Err(StoreError::AlreadyExists {
                 kind: kind.to_string(),
                 key: key.to_string(),
@@ -447,8 +458,16 @@ impl Tx for SqliteTx<'_> {
             created: self.revision,
         });
         let text = serde_json::to_string(value).map_err(backend)?;
-        self.record(EventType::Added, object.clone(), Some(&text))?;
-        Ok(object)
+        match self.record(EventType::Added, object.clone(), Some(&text)) {
+            Err(StoreError::Backend(e)) if uncached && e.contains("UNIQUE constraint") => {
+                self.revision -= 1;
+                Err(StoreError::AlreadyExists {
+                    kind: kind.to_string(),
+                    key: key.to_string(),
+                })
+            }
+            other => other.map(|()| object),
+        }
     }
 
     fn update(
