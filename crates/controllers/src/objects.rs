@@ -386,12 +386,7 @@ impl Objects {
         namespace: &str,
         mut body: Value,
     ) -> Result<Value> {
-        if rt.read_only {
-            return Err(KubeError::MethodNotAllowed(format!(
-                "{} are read-only here: they mirror the EKS API's Fargate profiles; use aws eks create-fargate-profile",
-                rt.qualified()
-            )));
-        }
+        writable(rt, "use aws eks create-fargate-profile")?;
         check_type(rt, &mut body)?;
         let meta = metadata_mut(&mut body)?;
         if rt.namespaced {
@@ -503,19 +498,10 @@ impl Objects {
         precondition: Option<Revision>,
         f: &mut dyn FnMut(&Value) -> Result<Value>,
     ) -> Result<Value> {
-        if rt.read_only {
-            return Err(KubeError::MethodNotAllowed(format!(
-                "{} are read-only here: they mirror the EKS API's Fargate profiles",
-                rt.qualified()
-            )));
-        }
+        writable(rt, "change them through the EKS API")?;
         let key = rt.key(namespace, name);
         for _ in 0..16 {
-            let current = self
-                .store
-                .get(&self.kind, &key)
-                .map_err(KubeError::from_store)?
-                .ok_or_else(|| KubeError::not_found(rt, name))?;
+            let current = self.current(rt, &key, name)?;
             if let Some(expected) = precondition
                 && expected != current.revision
             {
@@ -585,19 +571,10 @@ impl Objects {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Deleted> {
-        if rt.read_only {
-            return Err(KubeError::MethodNotAllowed(format!(
-                "{} are read-only here: delete the profile with aws eks delete-fargate-profile",
-                rt.qualified()
-            )));
-        }
+        writable(rt, "delete the profile with aws eks delete-fargate-profile")?;
         let key = rt.key(namespace, name);
         for _ in 0..16 {
-            let current = self
-                .store
-                .get(&self.kind, &key)
-                .map_err(KubeError::from_store)?
-                .ok_or_else(|| KubeError::not_found(rt, name))?;
+            let current = self.current(rt, &key, name)?;
             if let Some(uid) = &opts.precondition_uid
                 && uid != uid_of(&current.value)
             {
@@ -697,6 +674,13 @@ impl Objects {
         Err(KubeError::conflict(rt, name))
     }
 
+    fn current(&self, rt: &ResourceType, key: &str, name: &str) -> Result<Arc<Object>> {
+        self.store
+            .get(&self.kind, key)
+            .map_err(KubeError::from_store)?
+            .ok_or_else(|| KubeError::not_found(rt, name))
+    }
+
     /// Remove an object now, whatever holds it (the node agent finishing a pod, the namespace
     /// controller emptying a namespace). Gone already is fine.
     pub fn purge(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<()> {
@@ -757,6 +741,17 @@ fn decode(text: &str) -> Option<KubeError> {
         Some(400) => KubeError::BadRequest(message),
         _ => KubeError::Internal(message),
     })
+}
+
+/// Read-only resources (the mirrored Fargate profiles) refuse writes, saying what to do instead.
+fn writable(rt: &ResourceType, instead: &str) -> Result<()> {
+    if rt.read_only {
+        return Err(KubeError::MethodNotAllowed(format!(
+            "{} are read-only here: they mirror the EKS API's Fargate profiles; {instead}",
+            rt.qualified()
+        )));
+    }
+    Ok(())
 }
 
 pub fn namespaces() -> &'static ResourceType {

@@ -1030,19 +1030,14 @@ fn daemonset(objects: &Objects, ds: &Value, pods: &[&Value]) -> Result<(), KubeE
             delete_pod(objects, ds, p);
         }
     }
-    let alive: Vec<&&Value> = pods.iter().filter(|p| is_active(p)).collect();
-    let ready = alive.iter().filter(|p| is_ready(p)).count();
-    let updated = alive
-        .iter()
-        .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str())
-        .count();
+    let (alive, ready, updated) = revision_counts(pods, &hash);
     set_status(
         objects,
         resource("apps", "daemonsets"),
         ds,
         json!({
             "desiredNumberScheduled": wanted.len(),
-            "currentNumberScheduled": alive.len(),
+            "currentNumberScheduled": alive,
             "numberReady": ready,
             "numberAvailable": ready,
             "updatedNumberScheduled": updated,
@@ -1051,6 +1046,17 @@ fn daemonset(objects: &Objects, ds: &Value, pods: &[&Value]) -> Result<(), KubeE
             "numberUnavailable": if wanted.len() > ready { json!(wanted.len() - ready) } else { Value::Null },
         }),
     )
+}
+
+/// Active pods, how many are Ready, and how many are at `revision` (`controller-revision-hash`).
+fn revision_counts(pods: &[&Value], revision: &str) -> (usize, usize, usize) {
+    let alive: Vec<&&Value> = pods.iter().filter(|p| is_active(p)).collect();
+    let ready = alive.iter().filter(|p| is_ready(p)).count();
+    let updated = alive
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == revision)
+        .count();
+    (alive.len(), ready, updated)
 }
 
 fn statefulset(objects: &Objects, sts: &Value, pods: &[&Value]) -> Result<(), KubeError> {
@@ -1130,18 +1136,13 @@ fn statefulset(objects: &Objects, sts: &Value, pods: &[&Value]) -> Result<(), Ku
             delete_pod(objects, sts, p);
         }
     }
-    let alive: Vec<&&Value> = pods.iter().filter(|p| is_active(p)).collect();
-    let ready = alive.iter().filter(|p| is_ready(p)).count();
-    let updated = alive
-        .iter()
-        .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == revision.as_str())
-        .count();
+    let (alive, ready, updated) = revision_counts(pods, &revision);
     set_status(
         objects,
         resource("apps", "statefulsets"),
         sts,
         json!({
-            "replicas": alive.len(),
+            "replicas": alive,
             "readyReplicas": ready,
             "availableReplicas": ready,
             "currentReplicas": updated,
