@@ -374,6 +374,21 @@ fn unmatched_pods_fall_back_to_a_managed_node_group() {
         msg.starts_with("0/2 nodes are available: 2 Insufficient cpu."),
         "{msg}"
     );
+    // kubectl drain: cordon (a strategic merge patch), evict (pods/eviction), and the
+    // Deployment's pods come back on the other node.
+    c.ok(&["delete", "pod", "huge"]);
+    c.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    let drained = c.ok(&["drain", on, "--ignore-daemonsets", "--force", "--timeout=60s"]);
+    assert!(drained.contains(&format!("node/{on} drained")), "{drained}");
+    let node = c.json(&["get", "node", on]);
+    assert_eq!(node["spec"]["unschedulable"], true);
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    let pods = c.json(&["get", "pods", "-l", "app=web"]);
+    for p in pods["items"].as_array().unwrap() {
+        assert_ne!(p["spec"]["nodeName"], on, "{p}");
+    }
+    assert!(!c.kubectl(&["get", "pod", "plain"]).status.success());
 }
 
 #[test]
