@@ -377,9 +377,21 @@ fn unmatched_pods_fall_back_to_a_managed_node_group() {
     // kubectl drain: cordon (a strategic merge patch), evict (pods/eviction), and the
     // Deployment's pods come back on the other node.
     c.ok(&["delete", "pod", "huge"]);
-    c.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
     c.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
-    let drained = c.ok(&["drain", on, "--ignore-daemonsets", "--force", "--timeout=60s"]);
+    let drained = c.ok(&[
+        "drain",
+        on,
+        "--ignore-daemonsets",
+        "--force",
+        "--timeout=60s",
+    ]);
     assert!(drained.contains(&format!("node/{on} drained")), "{drained}");
     let node = c.json(&["get", "node", on]);
     assert_eq!(node["spec"]["unschedulable"], true);
@@ -706,18 +718,42 @@ fn kubectl_129_to_133_apply_get_patch_and_delete() {
         assert!(deleted.status.success(), "{v}: {}", text(&deleted));
         let _ = std::fs::remove_file(file);
     }
-    // kubectl 1.32+ `create configmap` sends protobuf, which is refused with a clear 415.
-    let out = c.kubectl_with("1.32", &["create", "configmap", "pb", "--from-literal=a=b"]);
+    // kubectl 1.32+ typed `create` sends protobuf: decoded for the simple kinds, refused with a
+    // clear 415 for the rest.
+    for (v, args) in [
+        (
+            "1.32",
+            vec!["create", "configmap", "pb", "--from-literal=a=b"],
+        ),
+        (
+            "1.33",
+            vec![
+                "create",
+                "secret",
+                "generic",
+                "pb",
+                "--from-literal=pw=hunter2",
+            ],
+        ),
+        ("1.33", vec!["create", "namespace", "pb-ns"]),
+    ] {
+        let out = c.kubectl_with(v, &args);
+        assert!(out.status.success(), "{v} {args:?}: {}", text(&out));
+    }
+    assert_eq!(
+        c.ok(&["get", "configmap", "pb", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
+    assert_eq!(
+        c.ok(&["get", "secret", "pb", "-o", "jsonpath={.data.pw}"]),
+        "aHVudGVyMg=="
+    );
+    let out = c.kubectl_with("1.32", &["create", "deployment", "pb", "--image=nginx"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("does not decode protobuf"),
+        text(&out).contains("decodes protobuf bodies only for"),
         "{}",
         text(&out)
-    );
-    assert!(
-        c.kubectl_with("1.31", &["create", "configmap", "pb", "--from-literal=a=b"])
-            .status
-            .success()
     );
 }
 

@@ -12,6 +12,7 @@ mod discovery;
 pub mod patch;
 pub mod pki;
 mod pods;
+mod protobuf;
 mod rest;
 mod server;
 pub mod supervisor;

@@ -189,9 +189,7 @@ fn body_value(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return Err(KubeError::UnsupportedMediaType(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (localfargate does not decode protobuf request bodies; kubectl 1.27-1.31 send JSON)".into(),
-        ));
+        return crate::protobuf::decode(body);
     }
     if content_type.starts_with("application/yaml") {
         return serde_yaml::from_slice::<Value>(body)
