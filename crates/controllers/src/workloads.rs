@@ -1183,4 +1183,58 @@ mod tests {
         assert_eq!(int_or_percent(&json!(3), 10, false, 0), 3);
         assert_eq!(int_or_percent(&Value::Null, 10, false, 7), 7);
     }
+
+    fn objects() -> Objects {
+        let store: Arc<dyn localfargate_store::Store> =
+            Arc::new(localfargate_store::SqliteStore::in_memory().unwrap());
+        let o = Objects::new(store, "c", Arc::new(crate::Settings::new("us-east-1")));
+        o.create(
+            crate::objects::namespaces(),
+            "",
+            json!({"metadata": {"name": "default"}}),
+        )
+        .unwrap();
+        o
+    }
+
+    #[test]
+    fn a_cronjob_that_is_due_makes_its_job_once() {
+        let o = objects();
+        let cronjobs = resource("batch", "cronjobs");
+        o.create(
+            cronjobs,
+            "default",
+            json!({"metadata": {"name": "tick"}, "spec": {"schedule": "* * * * *",
+                "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox"}]}}}}}}),
+        )
+        .unwrap();
+        // Created two minutes ago, so a scheduled minute has passed since.
+        let ago = jiff::Timestamp::now().as_second() - 120;
+        let created = jiff::Timestamp::from_second(ago)
+            .unwrap()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let kind = o.store_kind().to_string();
+        let key = cronjobs.key("default", "tick");
+        localfargate_store::transaction(&*o.store, |tx| {
+            let cur = tx.get(&kind, &key)?.unwrap();
+            let mut v = cur.value.clone();
+            v["metadata"]["creationTimestamp"] = json!(created);
+            tx.update(&kind, &key, &v, None)
+        })
+        .unwrap();
+        let index = PodIndex::default();
+        let mut backoff = HashMap::new();
+        reconcile_all(&o, &index, &mut backoff);
+        reconcile_all(&o, &index, &mut backoff);
+        let (jobs, _) = o.list(resource("batch", "jobs"), Some("default")).unwrap();
+        assert_eq!(jobs.len(), 1, "one Job for the latest missed minute");
+        let job = &jobs[0].value;
+        assert!(name_of(job).starts_with("tick-"));
+        assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+        let cj = o.get(cronjobs, "default", "tick").unwrap();
+        assert!(cj["status"]["lastScheduleTime"].is_string());
+        assert!(backoff.is_empty());
+    }
 }
