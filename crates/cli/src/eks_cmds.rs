@@ -24,6 +24,23 @@ const DEFAULT_SUBNETS: [&str; 6] = [
     "subnet-0a1b2c3d4e5f60006",
 ];
 
+/// The subnets of the server's first VPC (`up --network`), or the default model's when the
+/// server does not say (another EKS endpoint).
+fn server_subnets(client: &EksClient) -> Vec<String> {
+    client
+        .call("GET", &["_localfargate", "network"], None)
+        .ok()
+        .and_then(|n| {
+            let ids: Vec<String> = n["vpcs"][0]["subnets"]
+                .as_array()?
+                .iter()
+                .filter_map(|s| s["subnetId"].as_str().map(str::to_string))
+                .collect();
+            (!ids.is_empty()).then_some(ids)
+        })
+        .unwrap_or_else(|| DEFAULT_SUBNETS.iter().map(|s| s.to_string()).collect())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Table,
@@ -283,10 +300,10 @@ pub fn cluster(cmd: &ClusterCmd, t: &Target) -> Result<i32> {
             subnets,
             no_wait,
         } => {
-            let subnets: Vec<&str> = if subnets.is_empty() {
-                DEFAULT_SUBNETS.to_vec()
+            let subnets: Vec<String> = if subnets.is_empty() {
+                server_subnets(&client)
             } else {
-                subnets.iter().map(String::as_str).collect()
+                subnets.clone()
             };
             let mut body = json!({"name": name, "roleArn": role_arn, "resourcesVpcConfig": {"subnetIds": subnets}});
             if let Some(v) = version {
@@ -481,7 +498,7 @@ pub fn apply(args: &ApplyArgs, t: &Target) -> Result<i32> {
     match client.call("GET", &["clusters", &name], None) {
         Ok(_) => eprintln!("cluster {name} exists"),
         Err(e) if is_not_found(&e) => {
-            let body = json!({"name": name, "roleArn": DEFAULT_CLUSTER_ROLE, "resourcesVpcConfig": {"subnetIds": DEFAULT_SUBNETS}});
+            let body = json!({"name": name, "roleArn": DEFAULT_CLUSTER_ROLE, "resourcesVpcConfig": {"subnetIds": server_subnets(&client)}});
             client.call("POST", &["clusters"], Some(&body))?;
             eprintln!("creating cluster {name}");
         }

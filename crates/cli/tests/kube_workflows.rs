@@ -942,7 +942,8 @@ fn a_full_subnet_leaves_pods_pending_and_logging_follows_the_configmap() {
     let c = cluster_with_args(
         "tiny",
         &["--network", network.to_str().unwrap()],
-        &["--subnets", "subnet-pub-a,subnet-pub-b"],
+        // No --subnets: the CLI asks the server for its VPC model.
+        &[],
     );
     c.eks(&[
         "profile",

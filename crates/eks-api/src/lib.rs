@@ -135,7 +135,8 @@ pub struct AppState {
     pub config: Config,
 }
 
-/// The EKS API, plus `GET /_localfargate/health` and `POST /_localfargate/reset` for harnesses
+/// The EKS API, plus `GET /_localfargate/health`, `GET /_localfargate/network` and
+/// `POST /_localfargate/reset` for harnesses
 /// (and `POST /moto-api/reset`, which moto's test suite calls).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(dispatch).with_state(state)
@@ -188,6 +189,12 @@ fn handle(
     {
         state.store.reset()?;
         return Ok(json(json!({"status": "ok"})));
+    }
+    if let (&Method::GET, ["_localfargate", "network"]) = (method, seg.as_slice()) {
+        // The VPC model this server runs with, so clients default to its subnets.
+        return serde_json::to_value(&state.config.network)
+            .map(json)
+            .map_err(|e| ApiError::server(e.to_string()));
     }
     if let (&Method::GET, ["_localfargate", "clusters", name, "token"]) = (method, seg.as_slice()) {
         return clusters::kube_token(state, name).map(json);
