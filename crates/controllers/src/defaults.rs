@@ -179,6 +179,16 @@ fn pod_template(rt: &ResourceType, name: &str, spec: &mut Value, path: &str) -> 
     if !template.is_object() {
         return Err(KubeError::invalid(rt, name, path, "Required value"));
     }
+    // A template whose fields have the wrong types is refused now, not by every pod made from it.
+    <k8s_openapi::api::core::v1::PodTemplateSpec as serde::Deserialize>::deserialize(&*template)
+        .map_err(|e| {
+            KubeError::BadRequest(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {path}: {e}",
+                rt.kind,
+                rt.api_version(),
+                rt.kind
+            ))
+        })?;
     pod_spec(rt, name, template, &format!("{path}.spec"))
 }
 

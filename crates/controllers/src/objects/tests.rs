@@ -286,3 +286,24 @@ fn updates_are_validated_and_do_not_finish_deletions_by_accident() {
         "Terminating"
     );
 }
+
+#[test]
+fn workload_templates_are_type_checked() {
+    let o = objects();
+    let e = o
+        .create(
+            resource("apps", "deployments"),
+            "default",
+            json!({"metadata": {"name": "bad"}, "spec": {
+                "selector": {"matchLabels": {"app": "bad"}},
+                "template": {"metadata": {"labels": {"app": "bad"}},
+                             "spec": {"containers": [{"name": "c", "image": "nginx", "ports": "80"}]}}}}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 400);
+    assert!(
+        e.to_string()
+            .starts_with("Deployment in version \"apps/v1\" cannot be handled as a Deployment"),
+        "{e}"
+    );
+}
