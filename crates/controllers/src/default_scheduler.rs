@@ -19,8 +19,7 @@ use serde_json::{Value, json};
 use crate::cluster::{ClusterContext, node_status};
 use crate::events::{self, EventType as Kind};
 use crate::objects::{
-    DeleteOptions, KubeError, is_deleting, name_of, namespace_of, new_uid, now_rfc3339, resource,
-    uid_of,
+    DeleteOptions, KubeError, is_deleting, name_of, namespace_of, new_uid, resource, uid_of,
 };
 use crate::scheduling::{self, condition_is, set_condition};
 use crate::wake::{Wake, Woken};
@@ -461,7 +460,6 @@ fn schedule(
             }
         }
     }
-    let _ = now_rfc3339;
 }
 
 /// Beyond AWS (`--explain-fargate-misses`): say which Fargate selector the pod came closest to.

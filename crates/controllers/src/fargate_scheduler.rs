@@ -208,7 +208,6 @@ impl Scheduler {
         if self.queue.is_empty() {
             return;
         }
-        let pods = resource("", "pods");
         let mut keys: Vec<String> = self.queue.drain().collect();
         keys.sort();
         let candidates: Vec<Arc<Object>> = keys
@@ -232,7 +231,7 @@ impl Scheduler {
                 .iter()
                 .map(|o| (o.clone(), self.decide(o, &logging)))
                 .collect();
-            self.commit(pods, outcomes);
+            self.commit(outcomes);
         }
     }
 
@@ -378,11 +377,7 @@ impl Scheduler {
 
     /// Write a batch of decisions in one transaction. A pod that changed since it was read is
     /// skipped and looked at again.
-    fn commit(
-        &mut self,
-        pods: &localfargate_core::kube::ResourceType,
-        outcomes: Vec<(Arc<Object>, Outcome)>,
-    ) {
+    fn commit(&mut self, outcomes: Vec<(Arc<Object>, Outcome)>) {
         let kind = self.ctx.objects.store_kind().to_string();
         let nodes = resource("", "nodes");
         let mut bound_ips = Vec::new();
@@ -481,7 +476,6 @@ impl Scheduler {
                     }
                     self.queue.insert(o.key.clone());
                 }
-                let _ = pods;
             }
         }
     }

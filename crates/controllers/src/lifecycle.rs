@@ -222,7 +222,6 @@ fn namespaces(objects: &Objects, all: &[Arc<Object>]) {
             }
         }
     }
-    let _ = now_rfc3339;
 }
 
 /// Keep one `fargateprofiles.eks.localfargate.io` object per EKS profile, with its pod count.
