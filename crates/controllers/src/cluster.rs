@@ -10,7 +10,7 @@ use localfargate_core::eks::CLUSTER_KIND;
 use localfargate_core::kube;
 use localfargate_runtime::SandboxRuntime;
 use localfargate_runtime::ipam::Ipam;
-use localfargate_store::{Store, transaction};
+use localfargate_store::{Object, Store, Watcher, transaction};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -47,6 +47,32 @@ impl ClusterContext {
 
     pub fn release_ip(&self, ip: Ipv4Addr) {
         self.ipam().release(ip);
+    }
+
+    /// Every pod of the cluster and a watch of pods from that list's revision, trying again each
+    /// second until both work: how the fargate-scheduler and the node agent (re)start.
+    pub async fn list_and_watch_pods(&self, who: &str) -> (Vec<Arc<Object>>, Watcher) {
+        let pods = resource("", "pods");
+        loop {
+            let result = self
+                .objects
+                .list(pods, None)
+                .map_err(|e| e.to_string())
+                .and_then(|(current, revision)| {
+                    self.objects
+                        .store
+                        .watch(self.objects.store_kind(), &pods.key_prefix(None), revision)
+                        .map(|w| (current, w))
+                        .map_err(|e| e.to_string())
+                });
+            match result {
+                Ok(x) => return x,
+                Err(e) => {
+                    tracing::error!(error = %e, "{who} cannot list and watch pods");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 
     pub fn kubelet_version(&self) -> String {

@@ -73,8 +73,6 @@ struct Scheduler {
 }
 
 pub async fn run(ctx: Arc<ClusterContext>) {
-    let pods = resource("", "pods");
-    let kind = ctx.objects.store_kind().to_string();
     let mut s = Scheduler {
         ctx: ctx.clone(),
         queue: HashSet::new(),
@@ -83,24 +81,9 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         profiles_seen: BTreeMap::new(),
     };
     loop {
-        let Ok((current, revision)) = ctx.objects.list(pods, None) else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
+        let (current, mut watcher) = ctx.list_and_watch_pods("fargate-scheduler").await;
         s.queue.extend(current.iter().map(|o| o.key.clone()));
         s.remove_orphan_nodes(&current);
-        let mut watcher = match ctx
-            .objects
-            .store
-            .watch(&kind, &pods.key_prefix(None), revision)
-        {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(error = %e, "fargate-scheduler cannot watch pods");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
         loop {
             s.sweep_profiles();
             s.schedule_queue();

@@ -34,8 +34,6 @@ struct Tracked {
 }
 
 pub async fn run(ctx: Arc<ClusterContext>) {
-    let pods = resource("", "pods");
-    let kind = ctx.objects.store_kind().to_string();
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
     let mut changes = ctx.runtime.changes();
     // Pods whose sandboxes are stopping in the background (a grace period must not hold up
@@ -43,23 +41,8 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let stopping: Stopping = Arc::default();
     let mut retry_at: HashMap<String, Instant> = HashMap::new();
     loop {
-        let Ok((current, revision)) = ctx.objects.list(pods, None) else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
+        let (current, mut watcher) = ctx.list_and_watch_pods("node agent").await;
         let mut queue: HashSet<String> = current.iter().map(|o| o.key.clone()).collect();
-        let mut watcher = match ctx
-            .objects
-            .store
-            .watch(&kind, &pods.key_prefix(None), revision)
-        {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(error = %e, "node agent cannot watch pods");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
         loop {
             let failed = round(
                 &ctx,
