@@ -6,6 +6,8 @@
 //! [`SqliteStore`] keeps them in SQLite (WAL) on disk, or in memory; the [`Store`] trait is what the
 //! rest of localfargate uses, so another backend (etcd) can stand in.
 
+mod compact;
+mod live;
 mod sqlite;
 
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use thiserror::Error;
 
+pub use compact::Footprint;
+pub use live::{Fanout, Live, LiveReceiver};
 pub use sqlite::SqliteStore;
 
 pub type Revision = u64;
@@ -78,6 +82,11 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Reads and writes inside one transaction: all of them apply, or none.
 pub trait Tx {
     fn get(&mut self, kind: &str, key: &str) -> Result<Option<Arc<Object>>>;
+    /// The revision an object is at, as this transaction sees it (`None`: it does not exist).
+    /// Backends can answer it without reading the object.
+    fn revision_of(&mut self, kind: &str, key: &str) -> Result<Option<Revision>> {
+        Ok(self.get(kind, key)?.map(|o| o.revision))
+    }
     /// Objects of a kind whose key starts with `prefix`, in key order.
     fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Arc<Object>>>;
     fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>>;
@@ -102,6 +111,9 @@ pub trait Store: Send + Sync {
     /// Committed objects of a kind whose key starts with `prefix`, in key order, and the
     /// revision they were read at.
     fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Arc<Object>>, Revision)>;
+    /// Like `list`, but handing each object to `f` in turn instead of holding them all: a scan
+    /// of thousands of objects needs memory for one. Returns the revision they were read at.
+    fn scan(&self, kind: &str, prefix: &str, f: &mut dyn FnMut(Object)) -> Result<Revision>;
     /// Run `f` in one transaction. It commits when `f` returns `Ok`, and rolls back otherwise.
     fn transact(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
     /// Changes to objects of `kind` with keys starting with `prefix`, after revision `after`.
@@ -156,8 +168,9 @@ impl<S: Store + ?Sized> StoreExt for S {
     }
 }
 
-/// How a watcher that fell behind the live stream catches up: the logged events after a
-/// revision, and a fresh live receiver.
+/// How a watcher reads the event log, at the start and to catch up after falling behind the
+/// live stream: the logged events after a revision, a page at a time, and, once the page reaches
+/// the end of the log, a live receiver that continues from there (`None`: read another page).
 pub type Refill = Arc<
     dyn Fn(
             &str,
@@ -165,7 +178,7 @@ pub type Refill = Arc<
             Revision,
         ) -> Result<(
             std::collections::VecDeque<Event>,
-            tokio::sync::broadcast::Receiver<Arc<Event>>,
+            Option<LiveReceiver>,
             Revision,
         )> + Send
         + Sync,
@@ -176,7 +189,8 @@ pub struct Watcher {
     kind: String,
     prefix: String,
     backlog: std::collections::VecDeque<Event>,
-    live: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    /// `None` while the watcher reads the log page by page.
+    live: Option<LiveReceiver>,
     /// The last revision delivered; live events at or below it were in the backlog.
     last: Revision,
     /// Set once live events were lost for good: every later `next` is `Expired`.
@@ -205,50 +219,87 @@ impl Watcher {
     /// The next change, waiting for one. `Err(Expired)` when this watcher fell too far behind
     /// the live stream: list again and watch from there.
     pub async fn next(&mut self) -> Result<Event> {
-        if self.expired {
-            return Err(StoreError::Expired {
-                requested: self.last,
-                oldest: self.last.saturating_add(1),
-            });
-        }
-        if let Some(e) = self.backlog.pop_front() {
-            self.last = e.revision();
-            return Ok(e);
-        }
         loop {
-            match self.live.recv().await {
-                Ok(e) if e.revision() > self.last && self.wants(&e) => {
-                    self.last = e.revision();
-                    return Ok((*e).clone());
-                }
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    if let Some(refill) = &self.refill
-                        && let Ok((backlog, live, last)) =
-                            refill(&self.kind, &self.prefix, self.last)
-                    {
-                        // The new receiver only sees writes after the log was read, so the
-                        // backlog and the live stream neither overlap nor leave a gap.
-                        self.live = live;
-                        self.backlog = backlog;
-                        if let Some(e) = self.backlog.pop_front() {
-                            self.last = e.revision();
-                            return Ok(e);
-                        }
-                        self.last = last;
-                        continue;
-                    }
-                    // Events were lost: this watcher stays expired.
-                    self.expired = true;
-                    return Err(StoreError::Expired {
-                        requested: self.last,
-                        oldest: self.last.saturating_add(1),
-                    });
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    return Err(StoreError::Backend("store closed".to_string()));
-                }
+            if let Some(step) = self.ready() {
+                return step;
             }
+            let Some(live) = self.live.as_mut() else {
+                continue;
+            };
+            let live = live.recv().await;
+            if let Some(step) = self.take(live) {
+                return step;
+            }
+        }
+    }
+
+    /// The next change if one is ready, without waiting: `None` when there is none now.
+    pub fn try_next(&mut self) -> Option<Result<Event>> {
+        loop {
+            if let Some(step) = self.ready() {
+                return Some(step);
+            }
+            let Some(live) = self.live.as_mut() else {
+                continue;
+            };
+            let live = live.try_recv()?;
+            if let Some(step) = self.take(live) {
+                return Some(step);
+            }
+        }
+    }
+
+    /// What can be answered without waiting on the live queue: expiry, the backlog, or the next
+    /// page of the log. `None`: wait on the live queue.
+    fn ready(&mut self) -> Option<Result<Event>> {
+        loop {
+            if self.expired {
+                return Some(Err(StoreError::Expired {
+                    requested: self.last,
+                    oldest: self.last.saturating_add(1),
+                }));
+            }
+            if let Some(e) = self.backlog.pop_front() {
+                self.last = e.revision();
+                return Some(Ok(e));
+            }
+            if self.live.is_some() {
+                return None;
+            }
+            // Reading the log: the next page (and, at its end, the live queue).
+            match self
+                .refill
+                .as_ref()
+                .map(|refill| refill(&self.kind, &self.prefix, self.last))
+            {
+                Some(Ok((backlog, live, last))) => {
+                    if backlog.is_empty() {
+                        self.last = self.last.max(last);
+                    }
+                    self.backlog = backlog;
+                    self.live = live;
+                }
+                // Events were lost: this watcher stays expired.
+                _ => self.expired = true,
+            }
+        }
+    }
+
+    /// Handle one thing from the live queue: a change to deliver, or `None` to look again (a
+    /// change this watcher does not want, or the queue overflowed and the log takes over).
+    fn take(&mut self, live: Live) -> Option<Result<Event>> {
+        match live {
+            Live::Event(e) if e.revision() > self.last && self.wants(&e) => {
+                self.last = e.revision();
+                Some(Ok(e))
+            }
+            Live::Event(_) => None,
+            Live::Lagged => {
+                // The log has what the queue dropped: read it from the last delivered change.
+                self.live = None;
+                None
+            }
+            Live::Closed => Some(Err(StoreError::Backend("store closed".to_string()))),
         }
     }
 

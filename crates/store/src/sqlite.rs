@@ -1,20 +1,24 @@
 //! SQLite backend: one connection behind a mutex (writes are serialized anyway), WAL journal so a
 //! committed write survives the process being killed, and an event log for watches.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-use tokio::sync::broadcast;
 
+use crate::compact::{Cache, Entry, Packer};
+use crate::live::{Fanout, LiveReceiver};
 use crate::{Event, EventType, Object, Refill, Result, Revision, Store, StoreError, Tx, Watcher};
 
 /// How many events are kept for watches that start in the past.
 const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
-/// Live events buffered per watcher before it counts as lagging.
-const LIVE_BUFFER: usize = 32_768;
+/// Live events queued for a watcher before it counts as lagging (and catches up from the log).
+/// Queued events hold their objects, so this bounds what one slow watcher keeps alive.
+const LIVE_BUFFER: usize = 4_096;
+/// Logged events read at a time by a watcher starting in the past or catching up.
+const LOG_PAGE: usize = 1_024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
@@ -43,24 +47,17 @@ struct Inner {
     conn: Connection,
     revision: Revision,
     writes_since_compaction: u64,
-}
-
-/// Committed objects by kind and key, and the revision they are at: reads never touch SQLite.
-#[derive(Default)]
-struct Cache {
-    objects: HashMap<String, BTreeMap<String, Arc<Object>>>,
-    revision: Revision,
+    /// Packs committed objects for the cache; only the writer (holding this lock) packs.
+    packer: Packer,
 }
 
 pub struct SqliteStore {
     /// Held for the store's life: one process per data directory.
     _lock_file: Option<std::fs::File>,
     inner: Arc<Mutex<Inner>>,
+    /// Every committed object, packed (see `compact`): reads never touch SQLite.
     cache: RwLock<Cache>,
-    live: broadcast::Sender<Arc<Event>>,
-    /// Key prefixes whose objects are read from SQLite instead of being kept in memory: large,
-    /// numerous and rarely read (Kubernetes Events).
-    uncached: Arc<Vec<String>>,
+    live: Arc<Fanout>,
     retained: u64,
 }
 
@@ -97,11 +94,9 @@ impl SqliteStore {
     }
 
     /// Every committed object, read once at start.
-    fn load_cache(conn: &Connection, revision: Revision) -> Result<Cache> {
-        let mut cache = Cache {
-            revision,
-            ..Default::default()
-        };
+    fn load_cache(conn: &Connection, packer: &mut Packer, revision: Revision) -> Result<Cache> {
+        let mut cache = Cache::default();
+        cache.revision = revision;
         let mut stmt = conn
             .prepare("SELECT kind, key, value, revision, created FROM objects")
             .map_err(backend)?;
@@ -118,12 +113,16 @@ impl SqliteStore {
             .map_err(backend)?;
         for row in rows {
             let (kind, key, value, rev, created) = row.map_err(backend)?;
-            let object = row_to_object(&kind, &key, &value, rev, created)?;
-            cache
-                .objects
-                .entry(kind)
-                .or_default()
-                .insert(key, Arc::new(object));
+            let body = packer.pack(&kind, &key, value.as_bytes());
+            cache.insert(
+                &kind,
+                &key,
+                Entry {
+                    revision: rev as Revision,
+                    created: created as Revision,
+                    body,
+                },
+            );
         }
         Ok(cache)
     }
@@ -145,37 +144,31 @@ impl SqliteStore {
             .optional()
             .map_err(backend)?;
         let revision = from_events.unwrap_or(0).max(from_meta.unwrap_or(0)) as Revision;
-        let cache = Self::load_cache(&conn, revision)?;
-        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        let mut packer = Packer::new();
+        let cache = Self::load_cache(&conn, &mut packer, revision)?;
         Ok(SqliteStore {
             inner: Arc::new(Mutex::new(Inner {
                 conn,
                 revision,
                 writes_since_compaction: 0,
+                packer,
             })),
             cache: RwLock::new(cache),
             _lock_file: None,
-            live,
-            uncached: Arc::new(Vec::new()),
+            live: Arc::new(Fanout::new(LIVE_BUFFER)),
             retained: DEFAULT_RETAINED_EVENTS,
         })
     }
 
-    /// Keep objects under these key prefixes (any kind) out of the memory cache.
-    pub fn with_uncached_prefixes(mut self, prefixes: &[&str]) -> Self {
-        self.uncached = Arc::new(prefixes.iter().map(|p| p.to_string()).collect());
-        let cache = self
-            .cache
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for objects in cache.objects.values_mut() {
-            objects.retain(|k, _| !prefixes.iter().any(|p| k.starts_with(p)));
-        }
-        self
+    /// What the memory cache holds, per type of object.
+    pub fn footprint(&self) -> Vec<crate::Footprint> {
+        self.read_cache().footprint()
     }
 
-    fn is_uncached(&self, key: &str) -> bool {
-        self.uncached.iter().any(|p| key.starts_with(p.as_str()))
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Keep only this many events for watches from the past (tests use a small number).
@@ -231,35 +224,16 @@ fn query_prefix(conn: &Connection, kind: &str, prefix: &str) -> Result<Vec<Arc<O
     Ok(out)
 }
 
-/// One object from SQLite.
-fn query_one(conn: &Connection, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
-    let row = conn
-        .prepare_cached("SELECT value, revision, created FROM objects WHERE kind = ?1 AND key = ?2")
-        .and_then(|mut st| {
-            st.query_row(params![kind, key], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .optional()
-        })
-        .map_err(backend)?;
-    row.map(|(v, rev, created)| row_to_object(kind, key, &v, rev, created).map(Arc::new))
-        .transpose()
-}
-
-/// The logged events of `kind` under `prefix` after `after`, a live receiver subscribed while
-/// the log was read (so nothing is missed between them), and the revision the log was read at.
+/// A page of the logged events of `kind` under `prefix` after `after`, the revision the log was
+/// read at, and, when the page reaches the end of the log, a live receiver subscribed under the
+/// same lock (writers publish under it too, so nothing falls between the two).
 fn open_watch(
     inner: &Inner,
-    live: &broadcast::Sender<Arc<Event>>,
+    live: &Fanout,
     kind: &str,
     prefix: &str,
     after: Revision,
-) -> Result<(VecDeque<Event>, broadcast::Receiver<Arc<Event>>, Revision)> {
-    let receiver = live.subscribe();
+) -> Result<(Vec<LoggedEvent>, Option<LiveReceiver>, Revision)> {
     let oldest = SqliteStore::oldest_watchable(inner)?;
     if after.saturating_add(1) < oldest && after < inner.revision {
         return Err(StoreError::Expired {
@@ -272,34 +246,50 @@ fn open_watch(
         .conn
         .prepare_cached(
             "SELECT revision, type, key, value, created FROM events
-             WHERE revision > ?1 AND kind = ?2 AND key >= ?3 AND key < ?4 ORDER BY revision",
+             WHERE revision > ?1 AND kind = ?2 AND key >= ?3 AND key < ?4 ORDER BY revision
+             LIMIT ?5",
         )
         .map_err(backend)?;
     let rows = stmt
-        .query_map(params![after as i64, kind, prefix, upper], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
+        .query_map(
+            params![after as i64, kind, prefix, upper, LOG_PAGE as i64],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )
         .map_err(backend)?;
-    let mut backlog = VecDeque::new();
-    for row in rows {
-        let (rev, code, key, value, created) = row.map_err(backend)?;
-        let event_type = match code {
-            0 => EventType::Added,
-            1 => EventType::Modified,
-            _ => EventType::Deleted,
-        };
-        backlog.push_back(Event {
-            event_type,
-            object: Arc::new(row_to_object(kind, &key, &value, rev, created)?),
-        });
-    }
-    Ok((backlog, receiver, inner.revision.max(after)))
+    let page = rows
+        .collect::<std::result::Result<Vec<LoggedEvent>, _>>()
+        .map_err(backend)?;
+    let receiver = (page.len() < LOG_PAGE).then(|| live.subscribe(kind, prefix));
+    Ok((page, receiver, inner.revision.max(after)))
+}
+
+/// A row of the event log: revision, type code, key, text, creating revision.
+type LoggedEvent = (i64, i64, String, String, i64);
+
+/// A page of the log as events. Parsed after the store's lock is let go: a watcher catching up
+/// must not hold up writers while it parses a thousand objects.
+fn decode_log(kind: &str, page: Vec<LoggedEvent>) -> Result<VecDeque<Event>> {
+    page.into_iter()
+        .map(|(rev, code, key, value, created)| {
+            let event_type = match code {
+                0 => EventType::Added,
+                1 => EventType::Modified,
+                _ => EventType::Deleted,
+            };
+            Ok(Event {
+                event_type,
+                object: Arc::new(row_to_object(kind, &key, &value, rev, created)?),
+            })
+        })
+        .collect()
 }
 
 struct SqliteTx<'a> {
@@ -308,10 +298,10 @@ struct SqliteTx<'a> {
     /// transaction; with `written` on top it is what the transaction sees, without reading or
     /// parsing rows.
     cache: &'a RwLock<Cache>,
-    uncached: &'a [String],
     written: HashMap<(String, String), Option<Arc<Object>>>,
     revision: Revision,
-    events: Vec<Event>,
+    /// The changes, each with the text written for it (none for a deletion).
+    events: Vec<(Event, Option<String>)>,
 }
 
 fn row_to_object(
@@ -336,7 +326,7 @@ impl SqliteTx<'_> {
         &mut self,
         event_type: EventType,
         object: Arc<Object>,
-        text: Option<&str>,
+        text: Option<String>,
     ) -> Result<()> {
         let code = match event_type {
             EventType::Added => 0,
@@ -345,7 +335,7 @@ impl SqliteTx<'_> {
         };
         let (kind, key) = (object.kind.as_str(), object.key.as_str());
         let rev = object.revision as i64;
-        match (event_type, text) {
+        match (event_type, &text) {
             (EventType::Added, Some(text)) => self
                 .tx
                 .prepare_cached(
@@ -366,7 +356,7 @@ impl SqliteTx<'_> {
         .map_err(backend)?;
         // A deletion's event carries the last value; it is serialized only here.
         let owned;
-        let text = match text {
+        let logged = match &text {
             Some(t) => t,
             None => {
                 owned = serde_json::to_string(&object.value).map_err(backend)?;
@@ -378,37 +368,48 @@ impl SqliteTx<'_> {
                 "INSERT INTO events (revision, type, kind, key, value, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut st| {
-                st.execute(params![rev, code, kind, key, text, object.created as i64])
+                st.execute(params![rev, code, kind, key, logged, object.created as i64])
             })
             .map_err(backend)?;
         let seen = (event_type != EventType::Deleted).then(|| object.clone());
         self.written
             .insert((object.kind.clone(), object.key.clone()), seen);
-        self.events.push(Event { event_type, object });
+        self.events.push((Event { event_type, object }, text));
         Ok(())
     }
 
+    /// The revision and creating revision of an object that must exist (at `expected`, when
+    /// given), without decoding it.
     fn current(
         &mut self,
         kind: &str,
         key: &str,
         expected: Option<Revision>,
-    ) -> Result<Arc<Object>> {
-        let existing = self.get(kind, key)?.ok_or_else(|| StoreError::NotFound {
+    ) -> Result<(Revision, Revision)> {
+        let found = match self.written.get(&(kind.to_string(), key.to_string())) {
+            Some(w) => w.as_ref().map(|o| (o.revision, o.created)),
+            None => self
+                .cache
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(kind, key)
+                .map(|e| (e.revision, e.created)),
+        };
+        let (revision, created) = found.ok_or_else(|| StoreError::NotFound {
             kind: kind.to_string(),
             key: key.to_string(),
         })?;
         if let Some(expected) = expected
-            && existing.revision != expected
+            && revision != expected
         {
             return Err(StoreError::Conflict {
                 kind: kind.to_string(),
                 key: key.to_string(),
                 expected,
-                actual: existing.revision,
+                actual: revision,
             });
         }
-        Ok(existing)
+        Ok((revision, created))
     }
 }
 
@@ -417,14 +418,23 @@ impl Tx for SqliteTx<'_> {
         if let Some(w) = self.written.get(&(kind.to_string(), key.to_string())) {
             return Ok(w.clone());
         }
-        if self.uncached.iter().any(|p| key.starts_with(p.as_str())) {
-            return query_one(&self.tx, kind, key);
-        }
+        // Decoded under the read lock: writers wait on this transaction's lock anyway.
         let cache = self
             .cache
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(cache.objects.get(kind).and_then(|o| o.get(key)).cloned())
+        cache
+            .get(kind, key)
+            .map(|e| e.decode(kind, key).map(Arc::new))
+            .transpose()
+    }
+
+    fn revision_of(&mut self, kind: &str, key: &str) -> Result<Option<Revision>> {
+        match self.current(kind, key, None) {
+            Ok((revision, _)) => Ok(Some(revision)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn list(&mut self, kind: &str, prefix: &str) -> Result<Vec<Arc<Object>>> {
@@ -432,16 +442,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>> {
-        let uncached = self.uncached.iter().any(|p| key.starts_with(p.as_str()));
-        // Uncached keys are not looked up first: the primary key refuses a duplicate row.
-        let exists = if uncached
-            && !self
-                .written
-                .contains_key(&(kind.to_string(), key.to_string()))
-        {
-            false
-        } else {
-            self.get(kind, key)?.is_some()
+        let exists = match self.written.get(&(kind.to_string(), key.to_string())) {
+            Some(w) => w.is_some(),
+            None => self
+                .cache
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains(kind, key),
         };
         if exists {
             return Err(StoreError::AlreadyExists {
@@ -458,16 +465,8 @@ impl Tx for SqliteTx<'_> {
             created: self.revision,
         });
         let text = serde_json::to_string(value).map_err(backend)?;
-        match self.record(EventType::Added, object.clone(), Some(&text)) {
-            Err(StoreError::Backend(e)) if uncached && e.contains("UNIQUE constraint") => {
-                self.revision -= 1;
-                Err(StoreError::AlreadyExists {
-                    kind: kind.to_string(),
-                    key: key.to_string(),
-                })
-            }
-            other => other.map(|()| object),
-        }
+        self.record(EventType::Added, object.clone(), Some(text))?;
+        Ok(object)
     }
 
     fn update(
@@ -477,22 +476,27 @@ impl Tx for SqliteTx<'_> {
         value: &Value,
         expected: Option<Revision>,
     ) -> Result<Arc<Object>> {
-        let existing = self.current(kind, key, expected)?;
+        let (_, created) = self.current(kind, key, expected)?;
         self.revision += 1;
         let object = Arc::new(Object {
-            kind: existing.kind.clone(),
-            key: existing.key.clone(),
+            kind: kind.to_string(),
+            key: key.to_string(),
             value: value.clone(),
             revision: self.revision,
-            created: existing.created,
+            created,
         });
         let text = serde_json::to_string(value).map_err(backend)?;
-        self.record(EventType::Modified, object.clone(), Some(&text))?;
+        self.record(EventType::Modified, object.clone(), Some(text))?;
         Ok(object)
     }
 
     fn delete(&mut self, kind: &str, key: &str, expected: Option<Revision>) -> Result<Arc<Object>> {
-        let existing = self.current(kind, key, expected)?;
+        self.current(kind, key, expected)?;
+        // A deletion's event carries the object as it was: read it.
+        let existing = self.get(kind, key)?.ok_or_else(|| StoreError::NotFound {
+            kind: kind.to_string(),
+            key: key.to_string(),
+        })?;
         self.revision += 1;
         let gone = Arc::new(Object {
             kind: existing.kind.clone(),
@@ -521,7 +525,6 @@ impl SqliteStore {
             let mut stx = SqliteTx {
                 tx,
                 cache: &self.cache,
-                uncached: &self.uncached,
                 written: HashMap::new(),
                 revision: start,
                 events: Vec::new(),
@@ -545,22 +548,30 @@ impl SqliteStore {
             (revision, events)
         };
         inner.revision = revision;
-        // The write is committed: the cache follows before anything else can fail.
+        // The write is committed: the cache follows before anything else can fail. Texts are
+        // packed before the cache is locked, so readers wait only for the swap.
+        let packed: Vec<Option<Entry>> = events
+            .iter()
+            .map(|(e, text)| {
+                text.as_ref().map(|t| Entry {
+                    revision: e.object.revision,
+                    created: e.object.created,
+                    body: inner
+                        .packer
+                        .pack(&e.object.kind, &e.object.key, t.as_bytes()),
+                })
+            })
+            .collect();
+        let events: Vec<Event> = events.into_iter().map(|(e, _)| e).collect();
         {
             let mut cache = self
                 .cache
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for e in &events {
-                let objects = cache.objects.entry(e.object.kind.clone()).or_default();
-                match e.event_type {
-                    EventType::Deleted => {
-                        objects.remove(&e.object.key);
-                    }
-                    _ if self.is_uncached(&e.object.key) => {}
-                    _ => {
-                        objects.insert(e.object.key.clone(), e.object.clone());
-                    }
+            for (e, entry) in events.iter().zip(packed) {
+                match entry {
+                    Some(entry) => cache.insert(&e.object.kind, &e.object.key, entry),
+                    None => cache.remove(&e.object.kind, &e.object.key),
                 }
             }
             cache.revision = revision;
@@ -578,69 +589,37 @@ impl SqliteStore {
             }
         }
         // Published under the lock, so live events reach watchers in revision order.
-        for e in events {
-            let _ = self.live.send(Arc::new(e));
-        }
+        self.live.publish(&events);
         Ok(())
     }
 }
 
 impl Store for SqliteStore {
     fn get(&self, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
-        if self.is_uncached(key) {
-            return query_one(&self.lock()?.conn, kind, key);
-        }
-        let cache = self
-            .cache
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(cache.objects.get(kind).and_then(|o| o.get(key)).cloned())
+        // One object is decoded under the read lock; a writer waits that long at most.
+        self.read_cache()
+            .get(kind, key)
+            .map(|e| e.decode(kind, key).map(Arc::new))
+            .transpose()
     }
 
     fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Arc<Object>>, Revision)> {
-        // Uncached objects under this prefix come from SQLite, read under the write lock (taken
-        // before the cache's, as writers do) so both parts are at one revision.
-        let mut from_db = Vec::new();
-        let _inner = if self
-            .uncached
-            .iter()
-            .any(|u| u.starts_with(prefix) || prefix.starts_with(u.as_str()))
-        {
-            let inner = self.lock()?;
-            for u in self.uncached.iter() {
-                if prefix.starts_with(u.as_str()) {
-                    from_db.extend(query_prefix(&inner.conn, kind, prefix)?);
-                } else if u.starts_with(prefix) {
-                    from_db.extend(query_prefix(&inner.conn, kind, u)?);
-                }
-            }
-            Some(inner)
-        } else {
-            None
+        let mut objects = Vec::new();
+        let revision = self.scan(kind, prefix, &mut |o| objects.push(Arc::new(o)))?;
+        Ok((objects, revision))
+    }
+
+    fn scan(&self, kind: &str, prefix: &str, f: &mut dyn FnMut(Object)) -> Result<Revision> {
+        // Copied out (packed) under the lock, decoded outside it: a long scan does not hold up
+        // writers.
+        let (entries, revision) = {
+            let cache = self.read_cache();
+            (cache.range(kind, prefix), cache.revision)
         };
-        let cache = self
-            .cache
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let objects = cache
-            .objects
-            .get(kind)
-            .map(|o| {
-                o.range::<str, _>((
-                    std::ops::Bound::Included(prefix),
-                    std::ops::Bound::Unbounded,
-                ))
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .map(|(_, v)| v.clone())
-                .collect()
-            })
-            .unwrap_or_default();
-        let mut objects: Vec<Arc<Object>> = objects;
-        if !from_db.is_empty() {
-            objects.extend(from_db);
-            objects.sort_by(|a, b| a.key.cmp(&b.key));
+        for (key, e) in entries {
+            f(e.decode(kind, &key)?);
         }
-        Ok((objects, cache.revision))
+        Ok(revision)
     }
 
     fn transact(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
@@ -649,16 +628,19 @@ impl Store for SqliteStore {
 
     fn watch(&self, kind: &str, prefix: &str, after: Revision) -> Result<Watcher> {
         let inner = self.lock()?;
-        let (backlog, live, last) = open_watch(&inner, &self.live, kind, prefix, after)?;
+        let (page, live, last) = open_watch(&inner, &self.live, kind, prefix, after)?;
         drop(inner);
+        let backlog = decode_log(kind, page)?;
         // A watcher that falls behind the live buffer catches up from the event log.
         let shared = self.inner.clone();
-        let sender = self.live.clone();
+        let fanout = self.live.clone();
         let refill: Refill = Arc::new(move |kind: &str, prefix: &str, after: Revision| {
             let inner = shared
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            open_watch(&inner, &sender, kind, prefix, after)
+            let (page, live, last) = open_watch(&inner, &fanout, kind, prefix, after)?;
+            drop(inner);
+            Ok((decode_log(kind, page)?, live, last))
         });
         Ok(Watcher {
             kind: kind.to_string(),

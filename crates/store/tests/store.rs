@@ -252,6 +252,29 @@ async fn a_watcher_that_falls_behind_catches_up_from_the_log() {
     assert_eq!(w.next().await.unwrap().object.key, "live");
 }
 
+#[tokio::test]
+async fn a_watch_from_the_past_reads_the_log_a_page_at_a_time_then_streams() {
+    let store = SqliteStore::in_memory().unwrap();
+    // More history than one page of the log, interleaved with changes the watcher does not want.
+    for i in 0..2_500u64 {
+        store
+            .create("k", &format!("a/{i:05}"), &json!({"i": i}))
+            .unwrap();
+        store.create("k", &format!("b/{i:05}"), &json!({})).unwrap();
+    }
+    let mut w = store.watch("k", "a/", 0).unwrap();
+    // Written while the watcher is still paging through the log.
+    store.create("k", "a/live-1", &json!({})).unwrap();
+    for i in 0..2_500u64 {
+        let e = w.next().await.unwrap();
+        assert_eq!(e.object.key, format!("a/{i:05}"));
+    }
+    assert_eq!(w.next().await.unwrap().object.key, "a/live-1");
+    assert!(w.try_next().is_none(), "nothing else is ready");
+    store.create("k", "a/live-2", &json!({})).unwrap();
+    assert_eq!(w.try_next().unwrap().unwrap().object.key, "a/live-2");
+}
+
 #[test]
 fn a_failed_transaction_leaves_the_cache_alone() {
     let store = SqliteStore::in_memory().unwrap();
@@ -274,47 +297,80 @@ fn a_failed_transaction_leaves_the_cache_alone() {
     );
 }
 
-#[tokio::test]
-async fn uncached_prefixes_read_from_sqlite_and_behave_the_same() {
-    let store = SqliteStore::in_memory()
-        .unwrap()
-        .with_uncached_prefixes(&["core/events/"]);
-    let mut w = store.watch("k", "core/events/", 0).unwrap();
-    store
-        .create("k", "core/events/ns/e1", &json!({"n": 1}))
-        .unwrap();
-    store
-        .create("k", "core/pods/ns/p1", &json!({"n": 2}))
-        .unwrap();
-    store
-        .create("k", "core/events/ns/e0", &json!({"n": 0}))
-        .unwrap();
-    assert_eq!(
-        store.get("k", "core/events/ns/e1").unwrap().unwrap().value,
-        json!({"n": 1})
-    );
-    let (events, _) = store.list("k", "core/events/").unwrap();
-    let keys: Vec<&str> = events.iter().map(|o| o.key.as_str()).collect();
-    assert_eq!(keys, ["core/events/ns/e0", "core/events/ns/e1"]);
-    // A list spanning cached and uncached keys merges them in key order.
-    let (all, rev) = store.list("k", "").unwrap();
-    let keys: Vec<&str> = all.iter().map(|o| o.key.as_str()).collect();
-    assert_eq!(
-        keys,
-        ["core/events/ns/e0", "core/events/ns/e1", "core/pods/ns/p1"]
-    );
-    assert_eq!(rev, 3);
-    // Updates and deletes inside transactions see the stored object.
-    store
-        .update("k", "core/events/ns/e1", &json!({"n": 11}), Some(1))
-        .unwrap();
-    assert_eq!(
-        store.get("k", "core/events/ns/e1").unwrap().unwrap().value,
-        json!({"n": 11})
-    );
-    store.delete("k", "core/events/ns/e0", None).unwrap();
-    assert!(store.get("k", "core/events/ns/e0").unwrap().is_none());
-    assert_eq!(w.next().await.unwrap().object.key, "core/events/ns/e1");
-    assert_eq!(w.next().await.unwrap().object.key, "core/events/ns/e0");
-    assert_eq!(w.next().await.unwrap().event_type, EventType::Modified);
+#[test]
+fn objects_read_back_exactly_as_written_from_the_packed_cache_and_after_reopen() {
+    // Enough objects of one type that the cache packs them against each other (its dictionaries
+    // are rebuilt after 1, 4, 16, 64, 256 writes), with updates and deletions among them.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let pod = |i: usize, phase: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": format!("p{i}"), "namespace": "ns",
+                            "uid": format!("uid-{i:08}"), "labels": {"app": "web", "n": i}},
+               "spec": {"containers": [{"name": "c", "image": "nginx"}], "nodeName": format!("n{i}")},
+               "status": {"phase": phase, "podIP": format!("10.0.{}.{}", i / 250, i % 250)}})
+    };
+    let mut want = std::collections::BTreeMap::new();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        for i in 0..600 {
+            store
+                .create("k", &format!("core/pods/ns/p{i:04}"), &pod(i, "Pending"))
+                .unwrap();
+            want.insert(format!("core/pods/ns/p{i:04}"), pod(i, "Pending"));
+        }
+        for i in (0..600).step_by(3) {
+            store
+                .update(
+                    "k",
+                    &format!("core/pods/ns/p{i:04}"),
+                    &pod(i, "Running"),
+                    None,
+                )
+                .unwrap();
+            want.insert(format!("core/pods/ns/p{i:04}"), pod(i, "Running"));
+        }
+        for i in (0..600).step_by(7) {
+            store
+                .delete("k", &format!("core/pods/ns/p{i:04}"), None)
+                .unwrap();
+            want.remove(&format!("core/pods/ns/p{i:04}"));
+        }
+        store
+            .create(
+                "k",
+                "core/namespaces//ns",
+                &json!({"metadata": {"name": "ns"}}),
+            )
+            .unwrap();
+        let check = |store: &SqliteStore| {
+            let (pods, _) = store.list("k", "core/pods/").unwrap();
+            assert_eq!(pods.len(), want.len());
+            for (o, (k, v)) in pods.iter().zip(&want) {
+                assert_eq!((&o.key, &o.value), (k, v));
+            }
+            for (k, v) in want.iter().step_by(11) {
+                assert_eq!(&store.get("k", k).unwrap().unwrap().value, v);
+                let in_tx = localfargate_store::transaction(store, |tx| tx.get("k", k)).unwrap();
+                assert_eq!(&in_tx.unwrap().value, v);
+            }
+            assert_eq!(
+                store
+                    .get("k", "core/namespaces//ns")
+                    .unwrap()
+                    .unwrap()
+                    .value,
+                json!({"metadata": {"name": "ns"}})
+            );
+        };
+        check(&store);
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        check(&reopened);
+        // Creating an existing key is refused from the cache alone.
+        assert!(matches!(
+            reopened.create("k", "core/pods/ns/p0001", &json!({})),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+    }
 }
