@@ -131,20 +131,17 @@ fn nodegroups(ctx: &ClusterContext) -> Vec<Nodegroup> {
 /// Make the nodes of each ACTIVE node group match its desired size; remove the nodes of groups
 /// that are going, and the pods on them.
 fn ensure_nodegroup_nodes(ctx: &ClusterContext) {
-    let nodes_rt = resource("", "nodes");
-    let Ok((nodes, _)) = ctx.objects.list(nodes_rt, None) else {
-        return;
-    };
-    let groups = nodegroups(ctx);
+    // Scanned, not listed: with thousands of Fargate nodes, only node groups' are kept.
     let mut by_group: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for n in nodes.iter() {
+    let scanned = ctx.objects.scan(resource("", "nodes"), None, &mut |n| {
         if let Some(g) = n.value["metadata"]["labels"][NODEGROUP_LABEL].as_str() {
-            by_group
-                .entry(g.to_string())
-                .or_default()
-                .push(n.value.clone());
+            by_group.entry(g.to_string()).or_default().push(n.value);
         }
+    });
+    if scanned.is_err() {
+        return;
     }
+    let groups = nodegroups(ctx);
     for g in &groups {
         let active = matches!(g.status.as_str(), "ACTIVE" | "UPDATING");
         let want = if active {
@@ -176,18 +173,22 @@ fn ensure_nodegroup_nodes(ctx: &ClusterContext) {
 fn remove_node(ctx: &ClusterContext, node: &Value) {
     let pods = resource("", "pods");
     let name = name_of(node);
-    if let Ok((all, _)) = ctx.objects.list(pods, None) {
-        for p in all.iter().filter(|p| p.value["spec"]["nodeName"] == name) {
-            let _ = ctx.objects.delete(
-                pods,
-                namespace_of(&p.value),
-                name_of(&p.value),
-                &DeleteOptions {
-                    grace_period_seconds: Some(0),
-                    ..Default::default()
-                },
-            );
+    let mut on_node: Vec<(String, String)> = Vec::new();
+    let _ = ctx.objects.scan(pods, None, &mut |p| {
+        if p.value["spec"]["nodeName"] == name {
+            on_node.push((namespace_of(&p.value).into(), name_of(&p.value).into()));
         }
+    });
+    for (ns, pod) in on_node {
+        let _ = ctx.objects.delete(
+            pods,
+            &ns,
+            &pod,
+            &DeleteOptions {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        );
     }
     let _ = ctx.objects.purge(resource("", "nodes"), "", name);
     if let Some(ip) = node["status"]["addresses"][0]["address"]
@@ -322,34 +323,33 @@ fn schedule(
         return;
     }
     let pending: Vec<&Value> = due.iter().map(|o| &o.value).collect();
-    let Ok((pods, _)) = ctx.objects.list(resource("", "pods"), None) else {
-        return;
-    };
-    let Ok((nodes, _)) = ctx.objects.list(resource("", "nodes"), None) else {
-        return;
-    };
-    // What the pods already on each node use.
-    let mut used: HashMap<&str, (u64, u64, u64)> = HashMap::new();
-    for p in pods.iter().map(|o| &o.value) {
+    // What the pods already on each node use. Pods and nodes are scanned one at a time: with
+    // thousands of Fargate pods, holding them all at once would cost more than the cluster.
+    let mut used: HashMap<String, (u64, u64, u64)> = HashMap::new();
+    let scanned = ctx.objects.scan(resource("", "pods"), None, &mut |o| {
+        let p = &o.value;
         let Some(node) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
-            continue;
+            return;
         };
         if matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
-            continue;
+            return;
         }
         let r = if p["spec"]["schedulerName"] == FARGATE_SCHEDULER {
             PodRequests::default()
         } else {
             requests_of(p)
         };
-        let e = used.entry(node).or_default();
+        let e = used.entry(node.to_string()).or_default();
         e.0 += r.cpu_millis;
         e.1 += r.memory_bytes;
         e.2 += 1;
+    });
+    if scanned.is_err() {
+        return;
     }
-    let mut views: Vec<(String, NodeView)> = nodes
-        .iter()
-        .map(|n| {
+    let mut views: Vec<(String, NodeView)> = Vec::new();
+    let scanned = ctx.objects.scan(resource("", "nodes"), None, &mut |n| {
+        views.push({
             let v = &n.value;
             let (cpu, mem, count) = used.get(name_of(v)).copied().unwrap_or_default();
             let alloc = &v["status"]["allocatable"];
@@ -370,8 +370,11 @@ fn schedule(
                 free_pods: quantity_of(&alloc["pods"], false).saturating_sub(count),
             };
             (name_of(v).to_string(), view)
-        })
-        .collect();
+        });
+    });
+    if scanned.is_err() {
+        return;
+    }
     for pod in pending {
         let uid = uid_of(pod).to_string();
         let Ok(typed) = crate::admission::decode_pod(pod) else {

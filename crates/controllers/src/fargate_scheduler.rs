@@ -110,8 +110,9 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             }
             // Take what else is ready now, so one transaction serves many pods.
             while batch.len() < BATCH * 4 {
-                match tokio::time::timeout(Duration::ZERO, watcher.next()).await {
-                    Ok(Ok(e)) => batch.push(e),
+                match watcher.try_next() {
+                    Some(Ok(e)) => batch.push(e),
+                    // An error shows again on the next wait, which handles it.
                     _ => break,
                 }
             }
@@ -375,8 +376,7 @@ impl Scheduler {
             refused_uids.clear();
             retry_keys.clear();
             for (o, outcome) in &outcomes {
-                let fresh = tx.get(&kind, &o.key)?;
-                if fresh.as_ref().map(|f| f.revision) != Some(o.revision) {
+                if tx.revision_of(&kind, &o.key)? != Some(o.revision) {
                     stale.push(o.key.clone());
                     if let Outcome::Bind { ip, .. } = outcome {
                         bound_ips.push((*ip, false));

@@ -33,8 +33,42 @@ struct Tracked {
     started: HashSet<String>,
 }
 
+/// The pods the agent runs, by key, and which pod each sandbox is (the runtime reports changes
+/// by sandbox; with thousands of pods, a search per change would cost a scan of them all).
+#[derive(Default)]
+struct Tracker {
+    pods: HashMap<String, Tracked>,
+    by_sandbox: HashMap<SandboxId, String>,
+}
+
+impl Tracker {
+    fn get(&self, key: &str) -> Option<&Tracked> {
+        self.pods.get(key)
+    }
+    fn get_mut(&mut self, key: &str) -> Option<&mut Tracked> {
+        self.pods.get_mut(key)
+    }
+    fn contains_key(&self, key: &str) -> bool {
+        self.pods.contains_key(key)
+    }
+    fn insert(&mut self, key: String, t: Tracked) {
+        self.by_sandbox.insert(t.sandbox.clone(), key.clone());
+        if let Some(old) = self.pods.insert(key, t) {
+            self.by_sandbox.remove(&old.sandbox);
+        }
+    }
+    fn remove(&mut self, key: &str) -> Option<Tracked> {
+        let t = self.pods.remove(key)?;
+        self.by_sandbox.remove(&t.sandbox);
+        Some(t)
+    }
+    fn pod_of(&self, sandbox: &SandboxId) -> Option<&String> {
+        self.by_sandbox.get(sandbox)
+    }
+}
+
 pub async fn run(ctx: Arc<ClusterContext>) {
-    let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    let mut tracked = Tracker::default();
     let mut changes = ctx.runtime.changes();
     // Pods whose sandboxes are stopping in the background (a grace period must not hold up
     // every other pod), and pods whose sandbox failed to start, with when to try again.
@@ -55,6 +89,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             queue.extend(failed);
             let now = Instant::now();
             let wait = tracked
+                .pods
                 .values()
                 .filter_map(|t| t.next)
                 .chain(retry_at.values().copied())
@@ -70,24 +105,24 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                 },
                 c = changes.recv() => match c {
                     Ok(id) => {
-                        if let Some((k, _)) = tracked.iter().find(|(_, t)| t.sandbox == id) {
+                        if let Some(k) = tracked.pod_of(&id) {
                             queue.insert(k.clone());
                         }
                     }
-                    Err(_) => queue.extend(tracked.keys().cloned()),
+                    Err(_) => queue.extend(tracked.pods.keys().cloned()),
                 },
                 _ = tokio::time::sleep(wait) => {}
             }
             while queue.len() < 4096 {
-                match tokio::time::timeout(Duration::ZERO, watcher.next()).await {
-                    Ok(Ok(e)) => {
+                match watcher.try_next() {
+                    Some(Ok(e)) => {
                         queue.insert(e.object.key.clone());
                     }
                     _ => break,
                 }
             }
             let now = Instant::now();
-            for (k, t) in &tracked {
+            for (k, t) in &tracked.pods {
                 if t.next.is_some_and(|at| at <= now) {
                     queue.insert(k.clone());
                 }
@@ -124,7 +159,7 @@ fn finish_deletion(ctx: &ClusterContext, key: &str) {
 /// the pods to look at again because the write failed.
 async fn round(
     ctx: &Arc<ClusterContext>,
-    tracked: &mut HashMap<String, Tracked>,
+    tracked: &mut Tracker,
     queue: HashSet<String>,
     stopping: &Stopping,
     retry_at: &mut HashMap<String, Instant>,

@@ -238,6 +238,15 @@ pub fn with_resource_version(o: &Object) -> Value {
     v
 }
 
+/// Like `with_resource_version`, without a copy when nothing else holds the object (a read
+/// from the store decodes a fresh one).
+pub fn into_resource_version(o: Arc<Object>) -> Value {
+    let revision = o.revision;
+    let mut v = Arc::try_unwrap(o).map_or_else(|shared| shared.value.clone(), |own| own.value);
+    set_resource_version(&mut v, revision);
+    v
+}
+
 pub fn set_resource_version(v: &mut Value, revision: Revision) {
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert(
@@ -322,7 +331,7 @@ impl Objects {
     /// One object, as the API returns it.
     pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
         self.get_object(rt, namespace, name)?
-            .map(|o| with_resource_version(&o))
+            .map(into_resource_version)
             .ok_or_else(|| KubeError::not_found(rt, name))
     }
 
@@ -334,6 +343,18 @@ impl Objects {
     ) -> Result<(Vec<Arc<Object>>, Revision)> {
         self.store
             .list(&self.kind, &rt.key_prefix(namespace))
+            .map_err(KubeError::from_store)
+    }
+
+    /// Each object in one namespace (or all), in key order, one at a time (see `Store::scan`).
+    pub fn scan(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        f: &mut dyn FnMut(Object),
+    ) -> Result<Revision> {
+        self.store
+            .scan(&self.kind, &rt.key_prefix(namespace), f)
             .map_err(KubeError::from_store)
     }
 

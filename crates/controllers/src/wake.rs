@@ -58,10 +58,10 @@ impl Wake {
             Err(_) => {}
         }
         while !relist {
-            match tokio::time::timeout(Duration::ZERO, watcher.next()).await {
-                Ok(Ok(e)) => changes.push(e),
-                Ok(Err(_)) => relist = true,
-                Err(_) => break,
+            match watcher.try_next() {
+                Some(Ok(e)) => changes.push(e),
+                Some(Err(_)) => relist = true,
+                None => break,
             }
         }
         self.last = Instant::now();

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use localfargate_controllers::objects::{
-    self, DeleteOptions, Deleted, KubeError, Propagation, name_of, with_resource_version,
+    self, DeleteOptions, Deleted, KubeError, Propagation, into_resource_version, name_of,
 };
 use localfargate_core::kube::{self, ResourceType};
 use serde_json::{Value, json};
@@ -404,10 +404,10 @@ fn list(
     let mut items = Vec::new();
     let mut next = None;
     for o in stored
-        .iter()
+        .into_iter()
         .filter(|o| start.as_deref().is_none_or(|s| o.key.as_str() > s))
     {
-        // Cheap checks on the stored value first; only the selected objects are copied.
+        // Cheap checks on the stored value first; the selected objects are taken, not copied.
         if !selected(&labels, &fields, &o.value) {
             continue;
         }
@@ -415,7 +415,7 @@ fn list(
             next = items.last().map(|(k, _): &(String, Value)| k.clone());
             break;
         }
-        items.push((o.key.clone(), with_resource_version(o)));
+        items.push((o.key.clone(), into_resource_version(o)));
     }
     let mut meta = json!({"resourceVersion": list_revision.to_string()});
     if let Some(key) = next {
