@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 /// kept far more memory than was live (measured with scripts/bench-pods).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod memory;
 
 /// EKS on Fargate on one machine: the EKS API, and a plan of where pods land, at what size and cost.
 #[derive(Debug, Parser)]
@@ -65,6 +66,7 @@ enum Command {
 }
 
 fn main() {
+    memory::return_freed_memory_promptly();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
