@@ -164,6 +164,8 @@ pub fn run(args: &UpArgs) -> Result<i32> {
         let path = dir.join("store.db");
         (SqliteStore::open(&path)?, path.display().to_string())
     };
+    // The EKS API's records are few and read on every request: kept decoded.
+    let store = store.with_decoded_kinds(&[localfargate_core::eks::EKS_KIND_PREFIX])?;
     let store: Arc<dyn Store> = Arc::new(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,6 +11,8 @@ use serde_json::Value;
 use crate::nodegroup::Taint;
 
 /// Store kinds.
+/// What every EKS API record's store kind starts with.
+pub const EKS_KIND_PREFIX: &str = "eks.amazonaws.com/";
 pub const CLUSTER_KIND: &str = "eks.amazonaws.com/Cluster";
 pub const FARGATE_PROFILE_KIND: &str = "eks.amazonaws.com/FargateProfile";
 pub const NODEGROUP_KIND: &str = "eks.amazonaws.com/Nodegroup";

@@ -112,17 +112,23 @@ pub(crate) struct Entry<B = CacheBytes> {
     pub revision: Revision,
     pub created: Revision,
     pub body: Body<B>,
+    /// The object itself, for kinds kept decoded (few objects read often: the EKS API's).
+    pub decoded: Option<Arc<Object>>,
 }
 
 impl<B: Deref<Target = [u8]>> Entry<B> {
-    pub fn decode(&self, kind: &str, key: &str) -> Result<Object> {
-        Ok(Object {
+    /// The object: shared when kept decoded, else decoded now.
+    pub fn object(&self, kind: &str, key: &str) -> Result<Arc<Object>> {
+        if let Some(o) = &self.decoded {
+            return Ok(o.clone());
+        }
+        Ok(Arc::new(Object {
             kind: kind.to_string(),
             key: key.to_string(),
             value: self.body.decode()?,
             revision: self.revision,
             created: self.created,
-        })
+        }))
     }
 }
 
@@ -260,6 +266,23 @@ impl Cache {
         }
     }
 
+    /// Keep the objects of kinds starting with one of `prefixes` decoded as well as packed.
+    pub fn keep_decoded(&mut self, prefixes: &[String]) -> Result<()> {
+        for (kind, types) in self.objects.iter_mut() {
+            if !prefixes.iter().any(|p| kind.starts_with(p.as_str())) {
+                continue;
+            }
+            for objects in types.values_mut() {
+                for (key, e) in objects.iter_mut() {
+                    if e.decoded.is_none() {
+                        e.decoded = Some(e.object(kind, key)?);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn remove(&mut self, kind: &str, key: &str) {
         if let Some(objects) = self
             .objects
@@ -320,7 +343,12 @@ impl Cache {
                 let copy = Entry {
                     revision: e.revision,
                     created: e.created,
-                    body: e.body.copied(),
+                    // A decoded object needs no copy of its text.
+                    body: match e.decoded {
+                        Some(_) => Body::Plain(Box::default()),
+                        None => e.body.copied(),
+                    },
+                    decoded: e.decoded.clone(),
                 };
                 (Box::from(&k[..]), copy)
             })
@@ -416,6 +444,7 @@ mod tests {
                     revision: 1,
                     created: 1,
                     body,
+                    decoded: None,
                 },
             );
         }

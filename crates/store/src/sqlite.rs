@@ -59,6 +59,8 @@ pub struct SqliteStore {
     cache: RwLock<Cache>,
     live: Arc<Fanout>,
     retained: u64,
+    /// Kinds (by prefix) whose objects the cache keeps decoded too.
+    decoded_kinds: Vec<String>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -121,6 +123,7 @@ impl SqliteStore {
                     revision: rev as Revision,
                     created: created as Revision,
                     body,
+                    decoded: None,
                 },
             );
         }
@@ -157,12 +160,38 @@ impl SqliteStore {
             _lock_file: None,
             live: Arc::new(Fanout::new(LIVE_BUFFER)),
             retained: DEFAULT_RETAINED_EVENTS,
+            decoded_kinds: Vec::new(),
         })
+    }
+
+    /// Keep objects of kinds starting with these prefixes decoded in the cache as well: for few
+    /// objects read often (the EKS API's records), where a decode per read would cost more than
+    /// the memory. Everything else is only packed.
+    pub fn with_decoded_kinds(mut self, prefixes: &[&str]) -> Result<Self> {
+        self.decoded_kinds = prefixes.iter().map(|p| p.to_string()).collect();
+        self.cache
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keep_decoded(&self.decoded_kinds)?;
+        Ok(self)
     }
 
     /// What the memory cache holds, per type of object.
     pub fn footprint(&self) -> Vec<crate::Footprint> {
         self.read_cache().footprint()
+    }
+
+    /// Each object of `kind` under `prefix`, in key order. Copied out (packed) under the lock,
+    /// decoded outside it: a long scan does not hold up writers.
+    fn visit(&self, kind: &str, prefix: &str, f: &mut dyn FnMut(Arc<Object>)) -> Result<Revision> {
+        let (entries, revision) = {
+            let cache = self.read_cache();
+            (cache.range(kind, prefix), cache.revision)
+        };
+        for (key, e) in entries {
+            f(e.object(kind, &key)?);
+        }
+        Ok(revision)
     }
 
     fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
@@ -425,7 +454,7 @@ impl Tx for SqliteTx<'_> {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
             .get(kind, key)
-            .map(|e| e.decode(kind, key).map(Arc::new))
+            .map(|e| e.object(kind, key))
             .transpose()
     }
 
@@ -559,6 +588,11 @@ impl SqliteStore {
                     body: inner
                         .packer
                         .pack(&e.object.kind, &e.object.key, t.as_bytes()),
+                    decoded: self
+                        .decoded_kinds
+                        .iter()
+                        .any(|p| e.object.kind.starts_with(p.as_str()))
+                        .then(|| e.object.clone()),
                 })
             })
             .collect();
@@ -599,27 +633,20 @@ impl Store for SqliteStore {
         // One object is decoded under the read lock; a writer waits that long at most.
         self.read_cache()
             .get(kind, key)
-            .map(|e| e.decode(kind, key).map(Arc::new))
+            .map(|e| e.object(kind, key))
             .transpose()
     }
 
     fn list(&self, kind: &str, prefix: &str) -> Result<(Vec<Arc<Object>>, Revision)> {
         let mut objects = Vec::new();
-        let revision = self.scan(kind, prefix, &mut |o| objects.push(Arc::new(o)))?;
+        let revision = self.visit(kind, prefix, &mut |o| objects.push(o))?;
         Ok((objects, revision))
     }
 
     fn scan(&self, kind: &str, prefix: &str, f: &mut dyn FnMut(Object)) -> Result<Revision> {
-        // Copied out (packed) under the lock, decoded outside it: a long scan does not hold up
-        // writers.
-        let (entries, revision) = {
-            let cache = self.read_cache();
-            (cache.range(kind, prefix), cache.revision)
-        };
-        for (key, e) in entries {
-            f(e.decode(kind, &key)?);
-        }
-        Ok(revision)
+        self.visit(kind, prefix, &mut |o| {
+            f(Arc::try_unwrap(o).unwrap_or_else(|shared| (*shared).clone()))
+        })
     }
 
     fn transact(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {

@@ -374,3 +374,41 @@ fn objects_read_back_exactly_as_written_from_the_packed_cache_and_after_reopen()
         ));
     }
 }
+
+#[test]
+fn kinds_kept_decoded_are_shared_not_decoded_per_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        let store = SqliteStore::open(&path)
+            .unwrap()
+            .with_decoded_kinds(&["eks/"])
+            .unwrap();
+        store.create("eks/cluster", "c", &json!({"v": 1})).unwrap();
+        store
+            .create("k8s/c", "core/pods/ns/p", &json!({"v": 1}))
+            .unwrap();
+        let a = store.get("eks/cluster", "c").unwrap().unwrap();
+        let b = store.get("eks/cluster", "c").unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "kept decoded: one shared object");
+        let p = store.get("k8s/c", "core/pods/ns/p").unwrap().unwrap();
+        let q = store.get("k8s/c", "core/pods/ns/p").unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&p, &q), "packed: decoded per read");
+        assert_eq!(p, q);
+        store
+            .update("eks/cluster", "c", &json!({"v": 2}), None)
+            .unwrap();
+        let (listed, _) = store.list("eks/cluster", "").unwrap();
+        assert_eq!(listed[0].value, json!({"v": 2}));
+    }
+    // Objects loaded at start are kept decoded too.
+    let store = SqliteStore::open(&path)
+        .unwrap()
+        .with_decoded_kinds(&["eks/"])
+        .unwrap();
+    let a = store.get("eks/cluster", "c").unwrap().unwrap();
+    let b = store.get("eks/cluster", "c").unwrap().unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(a.value, json!({"v": 2}));
+    assert_eq!(a.revision, 3);
+}
