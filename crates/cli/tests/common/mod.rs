@@ -15,12 +15,22 @@ impl Drop for Server {
     }
 }
 
+/// A port nothing listens on, with the next few free as well (a server's clusters take the
+/// ports after its `--kube-port`). Chosen below Linux's ephemeral range (32768–60999): a port the
+/// kernel handed out for `bind(0)` can be taken again, before the server binds it, as the source
+/// port of any of the many client connections the tests make, which failed tests at random.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, RandomState};
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let state = RandomState::new();
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (state.hash_one((std::process::id(), n)) % 12_000) as u16;
+        let free = (port..port + 8).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return port;
+        }
+    }
 }
 
 /// `localfargate up --ephemeral` with short lifecycles and its Kubernetes APIs from a free port,
