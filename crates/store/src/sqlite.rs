@@ -16,9 +16,9 @@ use crate::{Event, EventType, Object, Refill, Result, Revision, Store, StoreErro
 const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
 /// Live events queued for a watcher before it counts as lagging (and catches up from the log).
 /// Queued events hold their objects, so this bounds what one slow watcher keeps alive.
-const LIVE_BUFFER: usize = 4_096;
+const LIVE_BUFFER: usize = 256;
 /// Logged events read at a time by a watcher starting in the past or catching up.
-const LOG_PAGE: usize = 1_024;
+const LOG_PAGE: usize = 256;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
@@ -52,6 +52,9 @@ struct Inner {
 }
 
 pub struct SqliteStore {
+    /// Checkpoints the WAL of a store in a file (declared before the lock file, so it stops
+    /// before the lock is let go).
+    _checkpointer: Option<Checkpointer>,
     /// Held for the store's life: one process per data directory.
     _lock_file: Option<std::fs::File>,
     inner: Arc<Mutex<Inner>>,
@@ -65,6 +68,58 @@ pub struct SqliteStore {
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+/// How often the WAL is checkpointed.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A thread with its own connection that checkpoints the WAL now and then, passively: it copies
+/// what it can without waiting for the writer, which keeps committing meanwhile.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self> {
+        let conn =
+            Connection::open(path).map_err(|e| backend(format!("{}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_millis(100))
+            .map_err(backend)?;
+        // It reads no objects: a small page cache.
+        conn.pragma_update(None, "cache_size", 16)
+            .map_err(backend)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".to_string())
+            .spawn(move || {
+                // Until the store is dropped (its sender with it).
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %e, "WAL checkpoint; trying again later");
+                    }
+                }
+                // A last one, so a clean stop leaves little WAL behind.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            })
+            .map_err(backend)?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -90,7 +145,13 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
+        // Checkpoints (copying the WAL into the database, and its fsyncs) run on their own
+        // connection and thread, not inside whichever write crosses the WAL's threshold while
+        // holding the store's lock.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(backend)?;
         let mut store = Self::with_connection(conn)?;
+        store._checkpointer = Some(Checkpointer::start(path)?);
         store._lock_file = Some(lock_file);
         Ok(store)
     }
@@ -157,6 +218,7 @@ impl SqliteStore {
                 packer,
             })),
             cache: RwLock::new(cache),
+            _checkpointer: None,
             _lock_file: None,
             live: Arc::new(Fanout::new(LIVE_BUFFER)),
             retained: DEFAULT_RETAINED_EVENTS,
@@ -702,5 +764,44 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wal_is_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        for i in 0..200 {
+            crate::StoreExt::create(&store, "k", &format!("o{i}"), &serde_json::json!({"i": i}))
+                .unwrap();
+        }
+        // Writers no longer checkpoint; the store's thread does within a second or so. Until it
+        // has, the database file alone (without its WAL) lacks the writes.
+        let copy = dir.path().join("copy.db");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            std::fs::copy(&path, &copy).unwrap();
+            let rows: i64 = Connection::open(&copy)
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM objects", [], |r| r.get(0))
+                .unwrap_or(0); // no table yet: even the schema is only in the WAL
+            if rows == 200 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{rows} of 200 objects checkpointed into the database file"
+            );
+        }
+        drop(store);
+        // Stopped with the store: the directory can be opened again at once.
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.get("k", "o199").unwrap().unwrap().value["i"], 199);
     }
 }
