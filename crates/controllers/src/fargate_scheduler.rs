@@ -84,6 +84,8 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         let (current, mut watcher) = ctx.list_and_watch_pods("fargate-scheduler").await;
         s.queue.extend(current.iter().map(|o| o.key.clone()));
         s.remove_orphan_nodes(&current);
+        // Only the keys are kept: the objects are read again when their turn comes.
+        drop(current);
         loop {
             s.sweep_profiles();
             s.schedule_queue();

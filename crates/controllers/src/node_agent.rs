@@ -77,6 +77,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     loop {
         let (current, mut watcher) = ctx.list_and_watch_pods("node agent").await;
         let mut queue: HashSet<String> = current.iter().map(|o| o.key.clone()).collect();
+        drop(current);
         loop {
             let failed = round(
                 &ctx,
