@@ -331,7 +331,7 @@ fn schedule(
         let Some(node) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
             return;
         };
-        if matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+        if crate::objects::is_finished(p) {
             return;
         }
         let r = if p["spec"]["schedulerName"] == FARGATE_SCHEDULER {

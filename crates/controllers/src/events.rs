@@ -22,14 +22,13 @@ impl EventType {
 
 /// A short stable hash, so the same (object, reason, message) lands on the same Event.
 fn fingerprint(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    use std::hash::Hasher;
+    let mut h = localfargate_core::matching::Fnv1a::default();
     for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        h.write(p.as_bytes());
+        h.write(&[0]);
     }
-    format!("{h:016x}")
+    format!("{:016x}", h.finish())
 }
 
 /// A new Event about `object`, stamped, and its store key: for writers that batch events into

@@ -296,7 +296,7 @@ impl Scheduler {
                 )),
             };
         };
-        let spread = fnv(uid_of(pod));
+        let spread = localfargate_core::matching::fnv1a(&[uid_of(pod)]);
         let (subnet, ip) = match self.ctx.allocate_ip(&profile.subnets, spread) {
             Ok(x) => x,
             Err(e) => {
@@ -568,15 +568,6 @@ fn string_map(v: &Value) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

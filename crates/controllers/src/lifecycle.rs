@@ -92,7 +92,7 @@ fn counted_profile(v: &Value) -> Option<&str> {
         && v["spec"]["nodeName"]
             .as_str()
             .is_some_and(|n| !n.is_empty())
-        && !matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+        && !crate::objects::is_finished(v))
     .then(|| v["metadata"]["labels"][PROFILE_LABEL].as_str())
     .flatten()
 }
@@ -512,7 +512,7 @@ fn mirror_profiles(objects: &Objects, pods_of: &dyn Fn(&str) -> u64) {
                 let created_at = p
                     .created_at
                     .and_then(|s| jiff::Timestamp::from_second(s as i64).ok())
-                    .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .map(crate::objects::rfc3339)
                     .unwrap_or_else(now_rfc3339);
                 let v = json!({
                     "apiVersion": format!("{FARGATE_GROUP}/v1"),

@@ -214,7 +214,7 @@ async fn round(
             }
             continue;
         }
-        let terminal = matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+        let terminal = crate::objects::is_finished(v);
         if !tracked.contains_key(&key) {
             if terminal {
                 continue;
@@ -404,7 +404,7 @@ async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked,
                 .ok()
                 .flatten()
                 .and_then(|n| {
-                    n.value["metadata"]["annotations"]["localfargate.io/subnet-id"]
+                    n.value["metadata"]["annotations"][crate::default_scheduler::SUBNET_ANNOTATION]
                         .as_str()
                         .map(str::to_string)
                 })
@@ -506,7 +506,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 fn rfc3339(t: SystemTime) -> String {
     jiff::Timestamp::try_from(t)
-        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(crate::objects::rfc3339)
         .unwrap_or_default()
 }
 

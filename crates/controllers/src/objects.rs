@@ -206,11 +206,22 @@ pub struct Objects {
     profiles: Arc<admission::IndexCache>,
 }
 
-/// The current time as the API writes timestamps: RFC 3339, seconds, UTC.
+/// A time as the API writes timestamps: RFC 3339, seconds, UTC.
+pub fn rfc3339(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The current time as the API writes timestamps.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    rfc3339(jiff::Timestamp::now())
+}
+
+/// A pod whose containers are done for good: Succeeded or Failed.
+pub fn is_finished(pod: &Value) -> bool {
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 /// A fresh object uid.
@@ -564,10 +575,7 @@ impl Objects {
                     && current.value["spec"]["nodeName"]
                         .as_str()
                         .is_some_and(|n| !n.is_empty())
-                    && !matches!(
-                        current.value["status"]["phase"].as_str(),
-                        Some("Succeeded" | "Failed")
-                    ));
+                    && !is_finished(&current.value));
             let result = transaction(&*self.store, |tx| {
                 if finished {
                     tx.delete(&self.kind, &key, Some(current.revision))

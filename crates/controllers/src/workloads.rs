@@ -122,7 +122,7 @@ fn owner_ref(owner: &Value) -> Value {
 }
 
 fn is_active(p: &Value) -> bool {
-    !is_deleting(p) && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    !is_deleting(p) && !crate::objects::is_finished(p)
 }
 
 fn is_ready(p: &Value) -> bool {
@@ -388,11 +388,7 @@ fn replicaset(objects: &Objects, rs: &Value, pods: &[&Value]) -> Result<(), Kube
 pub fn template_hash(template: &Value) -> String {
     const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let text = template.to_string();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = localfargate_core::matching::fnv1a(&[&text]);
     (0..10)
         .map(|i| SAFE[((h >> (i * 6)) % SAFE.len() as u64) as usize] as char)
         .collect()
@@ -883,7 +879,7 @@ fn cronjob(objects: &Objects, cj: &Value, jobs: &[&Value]) -> Result<(), KubeErr
                 meta["annotations"] = json!({});
             }
             let due_text = jiff::Timestamp::from_second(due)
-                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .map(crate::objects::rfc3339)
                 .unwrap_or_default();
             meta["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] =
                 json!(due_text);
@@ -903,7 +899,7 @@ fn cronjob(objects: &Objects, cj: &Value, jobs: &[&Value]) -> Result<(), KubeErr
         }
         status["lastScheduleTime"] = json!(
             jiff::Timestamp::from_second(due)
-                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .map(crate::objects::rfc3339)
                 .unwrap_or_default()
         );
     }

@@ -487,7 +487,8 @@ impl Hasher for Fnv1a {
     }
 }
 
-fn fnv1a(parts: &[&str]) -> u64 {
+/// FNV-1a of the parts, one after the other.
+pub fn fnv1a(parts: &[&str]) -> u64 {
     let mut hasher = Fnv1a::default();
     for part in parts {
         hasher.write(part.as_bytes());

@@ -204,28 +204,8 @@ pub fn fits(pod: &Pod, requests: &PodRequests, group: &NodeGroup) -> Result<(), 
     }
     let labels = group.node_labels();
     let spec = pod.spec.as_ref();
-    if let Some(selector) = spec.and_then(|s| s.node_selector.as_ref())
-        && !selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-    {
+    if !affinity_matches(pod, &labels) {
         return Err(Misfit::Affinity);
-    }
-    let required = spec
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    if let Some(required) = required {
-        // Terms are ORed; the expressions of one term are ANDed.
-        // An empty term matches no node, as upstream's scheduler has it.
-        let any_term = required.node_selector_terms.iter().any(|term| {
-            let expressions = term.match_expressions.as_deref().unwrap_or(&[]);
-            !expressions.is_empty() && expressions.iter().all(|e| requirement_matches(e, &labels))
-        });
-        if !any_term {
-            return Err(Misfit::Affinity);
-        }
     }
     let tolerations: &[Toleration] = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
     if let Some(t) = group
@@ -307,6 +287,8 @@ fn affinity_matches(pod: &Pod, labels: &BTreeMap<String, String>) -> bool {
             n.required_during_scheduling_ignored_during_execution
                 .as_ref()
         });
+    // Terms are ORed; the expressions of one term are ANDed. An empty term matches no node, as
+    // upstream's scheduler has it.
     match required {
         Some(required) => required.node_selector_terms.iter().any(|term| {
             let expressions = term.match_expressions.as_deref().unwrap_or(&[]);

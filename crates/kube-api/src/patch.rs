@@ -68,15 +68,6 @@ pub fn strategic_merge_patch(
     Ok(Value::Object(merged.unwrap_or_default()))
 }
 
-/// Parses an `application/apply-patch+yaml` body. Only JSON (which is valid YAML, and what
-/// kubectl sends) is accepted here; a caller that wants real YAML converts it first.
-pub fn parse_apply_intent(body: &[u8]) -> Result<Value, PatchError> {
-    let hint = "only JSON apply configurations are understood here; convert YAML to JSON first";
-    parse_object(body, "apply configuration")
-        .map(Value::Object)
-        .map_err(|e| malformed(format!("{e} ({hint})")))
-}
-
 /// "Good-enough" server-side apply: merges the applied intent into `live` (None = the object
 /// doesn't exist yet, and the result is the intent). Maps merge recursively, lists with a merge
 /// key merge per key, primitive sets union, other lists and scalars are replaced by the intent.

@@ -155,11 +155,6 @@ pub async fn logs(
         .into_response())
 }
 
-/// A `pods/exec` request that is not a WebSocket upgrade.
-pub fn exec_without_upgrade(_api: &Arc<Api>, _ns: &str, _name: &str) -> KubeError {
-    KubeError::BadRequest("Upgrade request required".into())
-}
-
 const V5: &str = "v5.channel.k8s.io";
 const V4: &str = "v4.channel.k8s.io";
 

@@ -262,11 +262,8 @@ async fn dispatch(
         (Method::GET, Some(name), Some("log")) => {
             crate::pods::logs(api, namespace(target), name, query).await
         }
-        (_, Some(name), Some("exec")) => Err(crate::pods::exec_without_upgrade(
-            api,
-            namespace(target),
-            name,
-        )),
+        // A WebSocket upgrade is routed to `pods::exec`; anything else is refused.
+        (_, Some(_), Some("exec")) => Err(KubeError::BadRequest("Upgrade request required".into())),
         (Method::POST, None, None) => {
             let value = body_value(headers, body)?;
             if dry_run(query) {

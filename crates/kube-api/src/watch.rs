@@ -67,10 +67,8 @@ pub fn serve(
 ) -> Result<Response, KubeError> {
     let rt = target.rt;
     let (labels, fields) = selectors(rt, query)?;
-    let encoder = Encoder {
-        rt,
-        table: wants_table(headers),
-    };
+    let table = wants_table(headers);
+    let encoder = Encoder { rt, table };
     let requested = query.get("resourceVersion").unwrap_or("");
     let (current, revision) = api.objects.list(rt, target.namespace.as_deref())?;
     let mut visible: HashSet<String> = current
@@ -182,7 +180,7 @@ pub fn serve(
     let stream = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, Infallible>))
     });
-    let content_type = if wants_table(headers) {
+    let content_type = if table {
         TABLE_CONTENT_TYPE
     } else {
         "application/json"

@@ -243,27 +243,13 @@ impl Cache {
         self.objects.get(kind)?.get(type_prefix(key))?.get(key)
     }
 
-    pub fn contains(&self, kind: &str, key: &str) -> bool {
-        self.get(kind, key).is_some()
-    }
-
     pub fn insert(&mut self, kind: &str, key: &str, entry: Entry) {
-        if !self.objects.contains_key(kind) {
-            self.objects.insert(kind.to_string(), HashMap::new());
-        }
-        let Some(types) = self.objects.get_mut(kind) else {
-            return;
-        };
-        let ty = type_prefix(key);
-        if !types.contains_key(ty) {
-            types.insert(
-                ty.to_string(),
-                TypeMap::with_hasher_in(std::hash::RandomState::new(), System),
-            );
-        }
-        if let Some(objects) = types.get_mut(ty) {
-            objects.insert(CacheKey::from(key), entry);
-        }
+        self.objects
+            .entry(kind.to_string())
+            .or_default()
+            .entry(type_prefix(key).to_string())
+            .or_insert_with(|| TypeMap::with_hasher_in(std::hash::RandomState::new(), System))
+            .insert(CacheKey::from(key), entry);
     }
 
     /// Keep the objects of kinds starting with one of `prefixes` decoded as well as packed.
@@ -469,9 +455,9 @@ mod tests {
         ] {
             assert_eq!(cache.range("k", prefix).len(), want, "{prefix}");
         }
-        assert!(cache.contains("k", "core/nodes//n"));
+        assert!(cache.get("k", "core/nodes//n").is_some());
         cache.remove("k", "core/nodes//n");
-        assert!(!cache.contains("k", "core/nodes//n"));
+        assert!(cache.get("k", "core/nodes//n").is_none());
         assert!(cache.range("other", "").is_empty());
     }
 }

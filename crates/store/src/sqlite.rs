@@ -533,15 +533,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn create(&mut self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>> {
-        let exists = match self.written.get(&(kind.to_string(), key.to_string())) {
-            Some(w) => w.is_some(),
-            None => self
-                .cache
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .contains(kind, key),
-        };
-        if exists {
+        if self.revision_of(kind, key)?.is_some() {
             return Err(StoreError::AlreadyExists {
                 kind: kind.to_string(),
                 key: key.to_string(),
