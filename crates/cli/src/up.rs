@@ -164,8 +164,15 @@ pub fn run(args: &UpArgs) -> Result<i32> {
         let path = dir.join("store.db");
         (SqliteStore::open(&path)?, path.display().to_string())
     };
-    // The EKS API's records are few and read on every request: kept decoded.
-    let store = store.with_decoded_kinds(&[localfargate_core::eks::EKS_KIND_PREFIX])?;
+    // The EKS API's records are few and read on every request: kept decoded. Kubernetes Events
+    // are most of a cluster's objects and seldom read: kept in SQLite only (kube-apiserver keeps
+    // them out of its watch cache too).
+    let events = localfargate_core::kube::resource("", "v1", "events")
+        .map(|rt| rt.key_prefix(None))
+        .unwrap_or_default();
+    let store = store
+        .with_decoded_kinds(&[localfargate_core::eks::EKS_KIND_PREFIX])?
+        .with_uncached_types(&[events.as_str()]);
     let store: Arc<dyn Store> = Arc::new(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -129,26 +129,38 @@ struct Model {
 }
 
 impl Model {
-    /// The model from one list of the cluster, and a watch from the list's revision.
+    /// The model from one list of the cluster, and a watch from the list's revision. Events are
+    /// left out: nothing here acts on them (a namespace being emptied lists its own), and they
+    /// are most of a busy cluster's changes.
     fn list_and_watch(objects: &Objects) -> Option<(Model, Watcher)> {
-        let kind = objects.store_kind();
-        let (all, revision) = objects
-            .store
-            .list(kind, "")
-            .map_err(|e| tracing::warn!(error = %e, "lifecycle: listing the cluster"))
-            .ok()?;
+        let selection = crate::wake::controlled(objects.store_kind());
+        let mut model = Model::default();
+        // Scanned type by type, so the whole cluster is never decoded at once, and Events are
+        // not read at all. The watch starts from the earliest scan: changes between the scans
+        // are applied again, which leaves the model where the latest one is.
+        let mut revision = u64::MAX;
+        for rt in RESOURCES.iter() {
+            let prefix = rt.key_prefix(None);
+            if !selection.wants(&selection.kind, &prefix) {
+                continue;
+            }
+            let scanned = objects
+                .store
+                .scan(&selection.kind, &prefix, &mut |o| {
+                    model.apply(&Event {
+                        event_type: EventType::Added,
+                        object: Arc::new(o),
+                    });
+                })
+                .map_err(|e| tracing::warn!(error = %e, "lifecycle: listing the cluster"))
+                .ok()?;
+            revision = revision.min(scanned);
+        }
         let watcher = objects
             .store
-            .watch(kind, "", revision)
+            .watch_selection(selection, revision)
             .map_err(|e| tracing::warn!(error = %e, "lifecycle: watching the cluster"))
             .ok()?;
-        let mut model = Model::default();
-        for o in all {
-            model.apply(&Event {
-                event_type: EventType::Added,
-                object: o,
-            });
-        }
         Some((model, watcher))
     }
 

@@ -4,11 +4,18 @@
 
 use std::time::Duration;
 
-use localfargate_store::{Event, Store, StoreError, Watcher};
+use localfargate_store::{Event, Selection, Store, StoreError, Watcher};
 use tokio::time::Instant;
 
+use crate::objects::resource;
+
+/// A cluster's objects as the controllers watch them: all but Events.
+pub fn controlled(store_kind: &str) -> Selection {
+    Selection::new(store_kind, "").except(&resource("", "events").key_prefix(None))
+}
+
 pub struct Wake {
-    kind: String,
+    selection: Selection,
     watcher: Option<Watcher>,
     min_interval: Duration,
     max_wait: Duration,
@@ -25,7 +32,7 @@ pub enum Woken {
 impl Wake {
     pub fn new(kind: &str, min_interval: Duration, max_wait: Duration) -> Self {
         Wake {
-            kind: kind.to_string(),
+            selection: controlled(kind),
             watcher: None,
             min_interval,
             max_wait,
@@ -35,7 +42,7 @@ impl Wake {
 
     /// Start watching from `revision` (the one the caller's initial list was read at).
     pub fn start(&mut self, store: &dyn Store, revision: u64) {
-        self.watcher = store.watch(&self.kind, "", revision).ok();
+        self.watcher = store.watch_selection(self.selection.clone(), revision).ok();
     }
 
     /// Wait for changes (or `max_wait`), then take every change that is ready.

@@ -149,7 +149,7 @@ pub(crate) struct Packer {
 
 /// The part of a key that names the object's type for packing: its first two segments
 /// (`core/pods/`), so that, within a kind, pods are packed against pods and nodes against nodes.
-fn type_prefix(key: &str) -> &str {
+pub(crate) fn type_prefix(key: &str) -> &str {
     let cut = key.match_indices('/').nth(1).map_or(0, |(i, _)| i + 1);
     &key[..cut]
 }
@@ -267,6 +267,13 @@ impl Cache {
             }
         }
         Ok(())
+    }
+
+    /// Drop every object of a type (`type_prefix`), of every kind.
+    pub fn remove_type(&mut self, type_prefix: &str) {
+        for types in self.objects.values_mut() {
+            types.remove(type_prefix);
+        }
     }
 
     pub fn remove(&mut self, kind: &str, key: &str) {

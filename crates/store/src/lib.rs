@@ -117,7 +117,11 @@ pub trait Store: Send + Sync {
     /// Run `f` in one transaction. It commits when `f` returns `Ok`, and rolls back otherwise.
     fn transact(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
     /// Changes to objects of `kind` with keys starting with `prefix`, after revision `after`.
-    fn watch(&self, kind: &str, prefix: &str, after: Revision) -> Result<Watcher>;
+    fn watch(&self, kind: &str, prefix: &str, after: Revision) -> Result<Watcher> {
+        self.watch_selection(Selection::new(kind, prefix), after)
+    }
+    /// Changes to the objects a [`Selection`] takes in, after revision `after`.
+    fn watch_selection(&self, selection: Selection, after: Revision) -> Result<Watcher>;
     /// The latest revision.
     fn revision(&self) -> Result<Revision>;
     /// Delete every object (as events, so watchers see it).
@@ -168,13 +172,47 @@ impl<S: Store + ?Sized> StoreExt for S {
     }
 }
 
+/// What a watch takes in: objects of one kind whose keys start with `prefix`, except those under
+/// any of the `except` prefixes. Filtered where changes are published, so a watcher that has no
+/// use for a busy type of object (a controller, for Events) is not kept busy taking them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub kind: String,
+    pub prefix: String,
+    pub except: Vec<String>,
+}
+
+impl Selection {
+    pub fn new(kind: &str, prefix: &str) -> Self {
+        Selection {
+            kind: kind.to_string(),
+            prefix: prefix.to_string(),
+            except: Vec::new(),
+        }
+    }
+
+    /// Leave out objects whose keys start with `prefix`.
+    pub fn except(mut self, prefix: &str) -> Self {
+        self.except.push(prefix.to_string());
+        self
+    }
+
+    /// Whether an object of `kind` at `key` is taken in.
+    pub fn wants(&self, kind: &str, key: &str) -> bool {
+        kind == self.kind
+            && key.starts_with(&self.prefix)
+            && !self.except.iter().any(|e| key.starts_with(e.as_str()))
+    }
+}
+
 /// How a watcher reads the event log, at the start and to catch up after falling behind the
 /// live stream: the logged events after a revision, a page at a time, and, once the page reaches
 /// the end of the log, a live receiver that continues from there (`None`: read another page).
+/// The revision returned is how far the log was read (the last revision of a page, including
+/// changes the selection left out; the store's revision at the end of the log).
 pub type Refill = Arc<
     dyn Fn(
-            &str,
-            &str,
+            &Selection,
             Revision,
         ) -> Result<(
             std::collections::VecDeque<Event>,
@@ -186,13 +224,14 @@ pub type Refill = Arc<
 
 /// A stream of changes: first the retained history after the requested revision, then live ones.
 pub struct Watcher {
-    kind: String,
-    prefix: String,
+    selection: Selection,
     backlog: std::collections::VecDeque<Event>,
     /// `None` while the watcher reads the log page by page.
     live: Option<LiveReceiver>,
     /// The last revision delivered; live events at or below it were in the backlog.
     last: Revision,
+    /// How far the event log was read: the next page starts after it (or after `last`).
+    read_to: Revision,
     /// Set once live events were lost for good: every later `next` is `Expired`.
     expired: bool,
     /// Catches up after the live buffer overflowed; without it (or when the log no longer
@@ -203,8 +242,7 @@ pub struct Watcher {
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watcher")
-            .field("kind", &self.kind)
-            .field("prefix", &self.prefix)
+            .field("selection", &self.selection)
             .field("backlog", &self.backlog.len())
             .field("last", &self.last)
             .finish()
@@ -213,7 +251,7 @@ impl std::fmt::Debug for Watcher {
 
 impl Watcher {
     fn wants(&self, e: &Event) -> bool {
-        e.object.kind == self.kind && e.object.key.starts_with(&self.prefix)
+        self.selection.wants(&e.object.kind, &e.object.key)
     }
 
     /// The next change, waiting for one. `Err(Expired)` when this watcher fell too far behind
@@ -267,14 +305,16 @@ impl Watcher {
                 return None;
             }
             // Reading the log: the next page (and, at its end, the live queue).
+            let from = self.last.max(self.read_to);
             match self
                 .refill
                 .as_ref()
-                .map(|refill| refill(&self.kind, &self.prefix, self.last))
+                .map(|refill| refill(&self.selection, from))
             {
-                Some(Ok((backlog, live, last))) => {
+                Some(Ok((backlog, live, reached))) => {
+                    self.read_to = reached;
                     if backlog.is_empty() {
-                        self.last = self.last.max(last);
+                        self.last = self.last.max(reached);
                     }
                     self.backlog = backlog;
                     self.live = live;

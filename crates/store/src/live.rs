@@ -11,11 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use crate::Event;
+use crate::{Event, Selection};
 
 struct Subscriber {
-    kind: String,
-    prefix: String,
+    selection: Selection,
     queue: mpsc::Sender<Event>,
     lagged: Arc<AtomicBool>,
 }
@@ -84,14 +83,13 @@ impl Fanout {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A queue for changes to objects of `kind` whose keys start with `prefix`. Only changes
-    /// published after this call arrive in it.
-    pub fn subscribe(&self, kind: &str, prefix: &str) -> LiveReceiver {
+    /// A queue for changes to the objects `selection` takes in. Only changes published after
+    /// this call arrive in it.
+    pub fn subscribe(&self, selection: Selection) -> LiveReceiver {
         let (queue, rx) = mpsc::channel(self.capacity);
         let lagged = Arc::new(AtomicBool::new(false));
         self.lock().push(Subscriber {
-            kind: kind.to_string(),
-            prefix: prefix.to_string(),
+            selection,
             queue,
             lagged: lagged.clone(),
         });
@@ -105,7 +103,7 @@ impl Fanout {
         }
         self.lock().retain(|s| {
             for e in events {
-                if e.object.kind != s.kind || !e.object.key.starts_with(&s.prefix) {
+                if !s.selection.wants(&e.object.kind, &e.object.key) {
                     continue;
                 }
                 match s.queue.try_send(e.clone()) {
@@ -149,7 +147,7 @@ mod tests {
     #[tokio::test]
     async fn filters_by_kind_and_prefix() {
         let fanout = Fanout::new(8);
-        let mut rx = fanout.subscribe("k", "pods/");
+        let mut rx = fanout.subscribe(Selection::new("k", "pods/"));
         fanout.publish(&[
             event("k", "nodes/a", 1),
             event("other", "pods/a", 2),
@@ -164,7 +162,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drains_then_reads_as_lagging() {
         let fanout = Fanout::new(2);
-        let mut rx = fanout.subscribe("k", "");
+        let mut rx = fanout.subscribe(Selection::new("k", ""));
         fanout.publish(&[event("k", "a", 1), event("k", "b", 2), event("k", "c", 3)]);
         assert_eq!(fanout.subscribers(), 0, "the overflowing queue is let go");
         for want in [1, 2] {
@@ -179,7 +177,7 @@ mod tests {
     #[test]
     fn try_recv_takes_what_is_queued_without_waiting() {
         let fanout = Fanout::new(1);
-        let mut rx = fanout.subscribe("k", "");
+        let mut rx = fanout.subscribe(Selection::new("k", ""));
         assert!(rx.try_recv().is_none());
         fanout.publish(&[event("k", "a", 1)]);
         assert!(matches!(rx.try_recv(), Some(Live::Event(_))));
@@ -192,8 +190,8 @@ mod tests {
     #[tokio::test]
     async fn dropped_receivers_are_forgotten_and_a_dropped_fanout_closes() {
         let fanout = Fanout::new(4);
-        drop(fanout.subscribe("k", ""));
-        let mut rx = fanout.subscribe("k", "");
+        drop(fanout.subscribe(Selection::new("k", "")));
+        let mut rx = fanout.subscribe(Selection::new("k", ""));
         fanout.publish(&[event("k", "a", 1)]);
         assert_eq!(fanout.subscribers(), 1);
         drop(fanout);
@@ -204,7 +202,7 @@ mod tests {
     #[tokio::test]
     async fn consumed_changes_are_released() {
         let fanout = Fanout::new(16);
-        let mut rx = fanout.subscribe("k", "");
+        let mut rx = fanout.subscribe(Selection::new("k", ""));
         let e = event("k", "a", 1);
         let object = e.object.clone();
         fanout.publish(&[e]);

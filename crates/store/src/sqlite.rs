@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use crate::compact::{Cache, Entry, Packer};
+use crate::compact::{Cache, Entry, Packer, type_prefix};
 use crate::live::{Fanout, LiveReceiver};
-use crate::{Event, EventType, Object, Refill, Result, Revision, Store, StoreError, Tx, Watcher};
+use crate::{
+    Event, EventType, Object, Refill, Result, Revision, Selection, Store, StoreError, Tx, Watcher,
+};
 
 /// How many events are kept for watches that start in the past.
 const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
@@ -64,6 +66,26 @@ pub struct SqliteStore {
     retained: u64,
     /// Kinds (by prefix) whose objects the cache keeps decoded too.
     decoded_kinds: Vec<String>,
+    /// Types of object (`core/events/`) kept only in SQLite, and read from it.
+    uncached: Uncached,
+}
+
+/// Types of object (by their keys' first two segments) the memory cache does not keep.
+#[derive(Clone, Default)]
+struct Uncached(Vec<String>);
+
+impl Uncached {
+    fn holds(&self, key: &str) -> bool {
+        let ty = type_prefix(key);
+        !ty.is_empty() && self.0.iter().any(|u| u == ty)
+    }
+
+    /// The uncached types that keys starting with `prefix` can be of.
+    fn reached_by<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.0
+            .iter()
+            .filter(move |u| u.starts_with(prefix) || prefix.starts_with(u.as_str()))
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -223,7 +245,29 @@ impl SqliteStore {
             live: Arc::new(Fanout::new(LIVE_BUFFER)),
             retained: DEFAULT_RETAINED_EVENTS,
             decoded_kinds: Vec::new(),
+            uncached: Uncached::default(),
         })
+    }
+
+    /// Keep objects of these types (the first two segments of their keys, `core/events/`) only
+    /// in SQLite: many objects, written once and seldom read (Kubernetes Events, which
+    /// kube-apiserver does not keep in its watch cache either). Reads of them query SQLite.
+    pub fn with_uncached_types(mut self, types: &[&str]) -> Self {
+        let cache = self
+            .cache
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for ty in types.iter().filter(|t| !t.is_empty()) {
+            cache.remove_type(ty);
+        }
+        self.uncached = Uncached(
+            types
+                .iter()
+                .filter(|t| !t.is_empty())
+                .map(|t| t.to_string())
+                .collect(),
+        );
+        self
     }
 
     /// Keep objects of kinds starting with these prefixes decoded in the cache as well: for few
@@ -246,12 +290,51 @@ impl SqliteStore {
     /// Each object of `kind` under `prefix`, in key order. Copied out (packed) under the lock,
     /// decoded outside it: a long scan does not hold up writers.
     fn visit(&self, kind: &str, prefix: &str, f: &mut dyn FnMut(Arc<Object>)) -> Result<Revision> {
-        let (entries, revision) = {
+        if self.uncached.reached_by(prefix).next().is_none() {
+            let (entries, revision) = {
+                let cache = self.read_cache();
+                (cache.range(kind, prefix), cache.revision)
+            };
+            for (key, e) in entries {
+                f(e.object(kind, &key)?);
+            }
+            return Ok(revision);
+        }
+        // Some of the objects are only in SQLite. Read under the writers' lock, so the rows and
+        // the cache are at one revision; their texts are parsed after it is let go.
+        let (entries, rows, revision) = {
+            let inner = self.lock()?;
             let cache = self.read_cache();
-            (cache.range(kind, prefix), cache.revision)
+            let mut rows = Vec::new();
+            for ty in self.uncached.reached_by(prefix) {
+                let from = if prefix.len() > ty.len() {
+                    prefix
+                } else {
+                    ty.as_str()
+                };
+                rows.extend(query_rows(&inner.conn, kind, from)?);
+            }
+            (cache.range(kind, prefix), rows, inner.revision)
         };
-        for (key, e) in entries {
-            f(e.object(kind, &key)?);
+        // Both in key order, merged.
+        let mut rows = rows;
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut rows = rows.into_iter().peekable();
+        let mut entries = entries.into_iter().peekable();
+        loop {
+            let take_row = match (rows.peek(), entries.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(r), Some(e)) => r.0.as_str() < &*e.0,
+            };
+            if take_row {
+                if let Some((key, value, rev, created)) = rows.next() {
+                    f(Arc::new(row_to_object(kind, &key, &value, rev, created)?));
+                }
+            } else if let Some((key, e)) = entries.next() {
+                f(e.object(kind, &key)?);
+            }
         }
         Ok(revision)
     }
@@ -289,6 +372,38 @@ impl SqliteStore {
 
 /// Objects of `kind` under `prefix`, from SQLite, in key order.
 fn query_prefix(conn: &Connection, kind: &str, prefix: &str) -> Result<Vec<Arc<Object>>> {
+    query_rows(conn, kind, prefix)?
+        .into_iter()
+        .map(|(key, value, rev, created)| {
+            Ok(Arc::new(row_to_object(kind, &key, &value, rev, created)?))
+        })
+        .collect()
+}
+
+/// One object of `kind` from SQLite.
+fn query_one(conn: &Connection, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
+    query_one_row(conn, kind, key)?
+        .map(|(value, rev, created)| Ok(Arc::new(row_to_object(kind, key, &value, rev, created)?)))
+        .transpose()
+}
+
+/// One object's text, revision and creating revision, unparsed.
+fn query_one_row(conn: &Connection, kind: &str, key: &str) -> Result<Option<(String, i64, i64)>> {
+    conn.prepare_cached("SELECT value, revision, created FROM objects WHERE kind = ?1 AND key = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![kind, key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(backend)
+}
+
+/// A stored row: key, text, revision, creating revision.
+type Row = (String, String, i64, i64);
+
+/// The rows of `kind` under `prefix`, in key order, unparsed.
+fn query_rows(conn: &Connection, kind: &str, prefix: &str) -> Result<Vec<Row>> {
     // Keys in [prefix, prefix + U+10FFFF): a range scan of the primary key.
     let upper = format!("{prefix}\u{10FFFF}");
     let mut stmt = conn
@@ -307,22 +422,16 @@ fn query_prefix(conn: &Connection, kind: &str, prefix: &str) -> Result<Vec<Arc<O
             ))
         })
         .map_err(backend)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (key, value, rev, created) = row.map_err(backend)?;
-        out.push(Arc::new(row_to_object(kind, &key, &value, rev, created)?));
-    }
-    Ok(out)
+    rows.collect::<std::result::Result<_, _>>().map_err(backend)
 }
 
-/// A page of the logged events of `kind` under `prefix` after `after`, the revision the log was
-/// read at, and, when the page reaches the end of the log, a live receiver subscribed under the
-/// same lock (writers publish under it too, so nothing falls between the two).
+/// A page of the logged events the selection takes in after `after`, how far the page reached
+/// in the log, and, when the page reaches the end of the log, a live receiver subscribed under
+/// the same lock (writers publish under it too, so nothing falls between the two).
 fn open_watch(
     inner: &Inner,
     live: &Fanout,
-    kind: &str,
-    prefix: &str,
+    selection: &Selection,
     after: Revision,
 ) -> Result<(Vec<LoggedEvent>, Option<LiveReceiver>, Revision)> {
     let oldest = SqliteStore::oldest_watchable(inner)?;
@@ -332,7 +441,7 @@ fn open_watch(
             oldest,
         });
     }
-    let upper = format!("{prefix}\u{10FFFF}");
+    let upper = format!("{}\u{10FFFF}", selection.prefix);
     let mut stmt = inner
         .conn
         .prepare_cached(
@@ -343,7 +452,13 @@ fn open_watch(
         .map_err(backend)?;
     let rows = stmt
         .query_map(
-            params![after as i64, kind, prefix, upper, LOG_PAGE as i64],
+            params![
+                after as i64,
+                selection.kind,
+                selection.prefix,
+                upper,
+                LOG_PAGE as i64
+            ],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -358,8 +473,19 @@ fn open_watch(
     let page = rows
         .collect::<std::result::Result<Vec<LoggedEvent>, _>>()
         .map_err(backend)?;
-    let receiver = (page.len() < LOG_PAGE).then(|| live.subscribe(kind, prefix));
-    Ok((page, receiver, inner.revision.max(after)))
+    // A full page leaves more to read: it reached its last row, taken in or not.
+    let more = (page.len() == LOG_PAGE).then(|| page.last().map_or(after, |row| row.0 as Revision));
+    let page = page
+        .into_iter()
+        .filter(|row| selection.wants(&selection.kind, &row.2))
+        .collect();
+    match more {
+        Some(reached) => Ok((page, None, reached)),
+        None => {
+            let receiver = live.subscribe(selection.clone());
+            Ok((page, Some(receiver), inner.revision.max(after)))
+        }
+    }
 }
 
 /// A row of the event log: revision, type code, key, text, creating revision.
@@ -389,6 +515,8 @@ struct SqliteTx<'a> {
     /// transaction; with `written` on top it is what the transaction sees, without reading or
     /// parsing rows.
     cache: &'a RwLock<Cache>,
+    /// Types the cache does not hold: read from SQLite.
+    uncached: &'a Uncached,
     written: HashMap<(String, String), Option<Arc<Object>>>,
     revision: Revision,
     /// The changes, each with the text written for it (none for a deletion).
@@ -479,6 +607,21 @@ impl SqliteTx<'_> {
     ) -> Result<(Revision, Revision)> {
         let found = match self.written.get(&(kind.to_string(), key.to_string())) {
             Some(w) => w.as_ref().map(|o| (o.revision, o.created)),
+            None if self.uncached.holds(key) => self
+                .tx
+                .prepare_cached(
+                    "SELECT revision, created FROM objects WHERE kind = ?1 AND key = ?2",
+                )
+                .and_then(|mut st| {
+                    st.query_row(params![kind, key], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)? as Revision,
+                            r.get::<_, i64>(1)? as Revision,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(backend)?,
             None => self
                 .cache
                 .read()
@@ -508,6 +651,9 @@ impl Tx for SqliteTx<'_> {
     fn get(&mut self, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
         if let Some(w) = self.written.get(&(kind.to_string(), key.to_string())) {
             return Ok(w.clone());
+        }
+        if self.uncached.holds(key) {
+            return query_one(&self.tx, kind, key);
         }
         // Decoded under the read lock: writers wait on this transaction's lock anyway.
         let cache = self
@@ -608,6 +754,7 @@ impl SqliteStore {
             let mut stx = SqliteTx {
                 tx,
                 cache: &self.cache,
+                uncached: &self.uncached,
                 written: HashMap::new(),
                 revision: start,
                 events: Vec::new(),
@@ -636,6 +783,9 @@ impl SqliteStore {
         let packed: Vec<Option<Entry>> = events
             .iter()
             .map(|(e, text)| {
+                if self.uncached.holds(&e.object.key) {
+                    return None;
+                }
                 text.as_ref().map(|t| Entry {
                     revision: e.object.revision,
                     created: e.object.created,
@@ -684,6 +834,17 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn get(&self, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
+        if self.uncached.holds(key) {
+            let row = {
+                let inner = self.lock()?;
+                query_one_row(&inner.conn, kind, key)?
+            };
+            return row
+                .map(|(value, rev, created)| {
+                    Ok(Arc::new(row_to_object(kind, key, &value, rev, created)?))
+                })
+                .transpose();
+        }
         // One object is decoded under the read lock; a writer waits that long at most.
         self.read_cache()
             .get(kind, key)
@@ -707,28 +868,30 @@ impl Store for SqliteStore {
         self.run(|tx| f(tx))
     }
 
-    fn watch(&self, kind: &str, prefix: &str, after: Revision) -> Result<Watcher> {
+    fn watch_selection(&self, selection: Selection, after: Revision) -> Result<Watcher> {
         let inner = self.lock()?;
-        let (page, live, last) = open_watch(&inner, &self.live, kind, prefix, after)?;
+        let (page, live, reached) = open_watch(&inner, &self.live, &selection, after)?;
         drop(inner);
-        let backlog = decode_log(kind, page)?;
+        let backlog = decode_log(&selection.kind, page)?;
         // A watcher that falls behind the live buffer catches up from the event log.
         let shared = self.inner.clone();
         let fanout = self.live.clone();
-        let refill: Refill = Arc::new(move |kind: &str, prefix: &str, after: Revision| {
+        let refill: Refill = Arc::new(move |selection: &Selection, after: Revision| {
             let inner = shared
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let (page, live, last) = open_watch(&inner, &fanout, kind, prefix, after)?;
+            let (page, live, reached) = open_watch(&inner, &fanout, selection, after)?;
             drop(inner);
-            Ok((decode_log(kind, page)?, live, last))
+            Ok((decode_log(&selection.kind, page)?, live, reached))
         });
+        // Nothing to deliver from the log: the watch starts where the log was read to.
+        let last = if backlog.is_empty() { reached } else { after };
         Ok(Watcher {
-            kind: kind.to_string(),
-            prefix: prefix.to_string(),
+            selection,
             backlog,
             live,
             last,
+            read_to: reached,
             expired: false,
             refill: Some(refill),
         })

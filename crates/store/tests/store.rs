@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use localfargate_store::{EventType, SqliteStore, Store, StoreError, StoreExt, transaction};
+use localfargate_store::{
+    EventType, Selection, SqliteStore, Store, StoreError, StoreExt, transaction,
+};
 use serde_json::json;
 
 #[test]
@@ -275,6 +277,40 @@ async fn a_watch_from_the_past_reads_the_log_a_page_at_a_time_then_streams() {
     assert_eq!(w.try_next().unwrap().unwrap().object.key, "a/live-2");
 }
 
+#[tokio::test]
+async fn a_selection_leaves_out_its_exceptions_live_and_from_the_log() {
+    let store = SqliteStore::in_memory().unwrap();
+    let only_pods = || Selection::new("k", "").except("events/");
+    // From the past: whole pages of the log hold only changes the watcher leaves out.
+    store.create("k", "pods/first", &json!({})).unwrap();
+    for i in 0..1_000u64 {
+        store
+            .create("k", &format!("events/{i:05}"), &json!({}))
+            .unwrap();
+    }
+    store.create("k", "pods/second", &json!({})).unwrap();
+    let mut from_past = store.watch_selection(only_pods(), 0).unwrap();
+    let mut live = store
+        .watch_selection(only_pods(), store.revision().unwrap())
+        .unwrap();
+    assert_eq!(from_past.next().await.unwrap().object.key, "pods/first");
+    assert_eq!(from_past.next().await.unwrap().object.key, "pods/second");
+    assert!(from_past.try_next().is_none());
+    // Live: left out where changes are published, so a flood of them cannot overflow the queue.
+    for i in 1_000..20_000u64 {
+        store
+            .create("k", &format!("events/{i:05}"), &json!({}))
+            .unwrap();
+    }
+    store.create("k", "pods/third", &json!({})).unwrap();
+    for w in [&mut from_past, &mut live] {
+        let e = w.try_next().unwrap().unwrap();
+        assert_eq!(e.object.key, "pods/third");
+        assert_eq!(e.revision(), store.revision().unwrap());
+        assert!(w.try_next().is_none());
+    }
+}
+
 #[test]
 fn a_failed_transaction_leaves_the_cache_alone() {
     let store = SqliteStore::in_memory().unwrap();
@@ -411,4 +447,96 @@ fn kinds_kept_decoded_are_shared_not_decoded_per_read() {
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(a.value, json!({"v": 2}));
     assert_eq!(a.revision, 3);
+}
+
+#[test]
+fn uncached_types_live_in_sqlite_only_and_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let open = || {
+        SqliteStore::open(&path)
+            .unwrap()
+            .with_uncached_types(&["core/events/"])
+    };
+    let s = open();
+    s.create("k", "core/pods/ns/a", &json!({"p": 1})).unwrap();
+    let e1 = s
+        .create("k", "core/events/ns/e1", &json!({"e": 1}))
+        .unwrap();
+    s.create("k", "core/events/ns/e2", &json!({"e": 2}))
+        .unwrap();
+    s.create("k", "core/nodes/n", &json!({"n": 1})).unwrap();
+    assert!(
+        s.footprint().iter().all(|f| f.prefix != "core/events/"),
+        "the memory cache holds no Events"
+    );
+    // Reads, writes and their checks behave as for cached objects.
+    assert_eq!(
+        s.get("k", "core/events/ns/e1").unwrap().unwrap().value,
+        json!({"e": 1})
+    );
+    assert!(s.get("k", "core/events/ns/none").unwrap().is_none());
+    assert!(matches!(
+        s.create("k", "core/events/ns/e1", &json!({})),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        s.update(
+            "k",
+            "core/events/ns/e1",
+            &json!({"e": 9}),
+            Some(e1.revision + 100)
+        ),
+        Err(StoreError::Conflict { .. })
+    ));
+    let e1b = s
+        .update(
+            "k",
+            "core/events/ns/e1",
+            &json!({"e": 10}),
+            Some(e1.revision),
+        )
+        .unwrap();
+    assert_eq!(e1b.created, e1.revision);
+    let seen = transaction(&s, |tx| {
+        tx.update("k", "core/events/ns/e2", &json!({"e": 20}), None)?;
+        Ok(tx.get("k", "core/events/ns/e2")?.unwrap().value.clone())
+    })
+    .unwrap();
+    assert_eq!(seen, json!({"e": 20}));
+    // Lists merge both sources in key order, at one revision.
+    let keys = |prefix: &str| -> Vec<String> {
+        s.list("k", prefix)
+            .unwrap()
+            .0
+            .iter()
+            .map(|o| o.key.clone())
+            .collect()
+    };
+    assert_eq!(
+        keys(""),
+        [
+            "core/events/ns/e1",
+            "core/events/ns/e2",
+            "core/nodes/n",
+            "core/pods/ns/a"
+        ]
+    );
+    assert_eq!(
+        keys("core/events/ns/e"),
+        ["core/events/ns/e1", "core/events/ns/e2"]
+    );
+    assert_eq!(keys("core/p"), ["core/pods/ns/a"]);
+    let (_, at) = s.list("k", "").unwrap();
+    assert_eq!(at, s.revision().unwrap());
+    s.delete("k", "core/events/ns/e2", None).unwrap();
+    assert_eq!(keys("core/events/"), ["core/events/ns/e1"]);
+    drop(s);
+    // Kept across a restart, still out of the cache.
+    let s = open();
+    assert_eq!(
+        s.get("k", "core/events/ns/e1").unwrap().unwrap().value,
+        json!({"e": 10})
+    );
+    assert!(s.footprint().iter().all(|f| f.prefix != "core/events/"));
 }
