@@ -196,28 +196,31 @@ impl Scheduler {
         }
         let mut keys: Vec<String> = self.queue.drain().collect();
         keys.sort();
-        let candidates: Vec<Arc<Object>> = keys
-            .iter()
-            .filter_map(|k| {
-                self.ctx
-                    .objects
-                    .store
-                    .get(self.ctx.objects.store_kind(), k)
-                    .ok()
-                    .flatten()
-            })
-            .filter(|o| self.wants(o))
-            .collect();
-        if candidates.is_empty() {
-            return;
-        }
         let logging = self.logging_decision();
-        for chunk in candidates.chunks(BATCH) {
-            let outcomes: Vec<(Arc<Object>, Outcome)> = chunk
+        // A batch at a time: one transaction each, and only a batch of pods decoded at once.
+        for chunk in keys.chunks(BATCH) {
+            let pods: Vec<Arc<Object>> = chunk
                 .iter()
-                .map(|o| (o.clone(), self.decide(o, &logging)))
+                .filter_map(|k| {
+                    self.ctx
+                        .objects
+                        .store
+                        .get(self.ctx.objects.store_kind(), k)
+                        .ok()
+                        .flatten()
+                })
+                .filter(|o| self.wants(o))
                 .collect();
-            self.commit(outcomes);
+            let outcomes: Vec<(Arc<Object>, Outcome)> = pods
+                .into_iter()
+                .map(|o| {
+                    let outcome = self.decide(&o, &logging);
+                    (o, outcome)
+                })
+                .collect();
+            if !outcomes.is_empty() {
+                self.commit(outcomes);
+            }
         }
     }
 

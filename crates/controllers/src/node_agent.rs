@@ -3,7 +3,8 @@
 //! restarts, Succeeded or Failed. A deleted pod's sandbox is stopped and removed, and then the pod
 //! is gone. Status writes are batched into one store transaction per round.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +14,7 @@ use localfargate_runtime::{
     ContainerSpec, ContainerState, RestartPolicy, RuntimeError, SandboxId, SandboxRuntime,
     SandboxSpec, SandboxStatus,
 };
-use localfargate_store::{Object, StoreError, transaction};
+use localfargate_store::{Event, EventType, Object, Revision, StoreError, transaction};
 use serde_json::{Value, json};
 
 use crate::cluster::ClusterContext;
@@ -31,6 +32,9 @@ struct Tracked {
     next: Option<Instant>,
     /// Containers already announced as started, so each start gets its events once.
     started: HashSet<String>,
+    /// The revision of the agent's last status write: its own change coming back through the
+    /// watch needs no look.
+    written: Revision,
 }
 
 /// The pods the agent runs, by key, and which pod each sandbox is (the runtime reports changes
@@ -39,6 +43,9 @@ struct Tracked {
 struct Tracker {
     pods: HashMap<String, Tracked>,
     by_sandbox: HashMap<SandboxId, String>,
+    /// When pods want another look (their `next`), soonest first. An entry whose pod has moved
+    /// its `next` since is dropped when it comes up.
+    timers: BinaryHeap<Reverse<(Instant, String)>>,
 }
 
 impl Tracker {
@@ -65,6 +72,89 @@ impl Tracker {
     fn pod_of(&self, sandbox: &SandboxId) -> Option<&String> {
         self.by_sandbox.get(sandbox)
     }
+    /// Look at `key` again at `at`.
+    fn wake_at(&mut self, key: &str, at: Instant) {
+        self.timers.push(Reverse((at, key.to_string())));
+    }
+    /// When the next timer is due.
+    fn next_timer(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+    /// Queue the pods whose timers are due.
+    fn queue_due(&mut self, queue: &mut Queue, now: Instant) {
+        while let Some(Reverse((at, _))) = self.timers.peek()
+            && *at <= now
+        {
+            let Some(Reverse((at, key))) = self.timers.pop() else {
+                break;
+            };
+            // Spent: the look it asks for sets the pod's next timer.
+            if let Some(t) = self.pods.get_mut(&key)
+                && t.next == Some(at)
+            {
+                t.next = None;
+                queue.entry(key).or_insert(None);
+            }
+        }
+    }
+}
+
+/// Pods a round looks at, at most: its status writes are one transaction, and what it holds
+/// (each pod and its new status) is bounded.
+const ROUND: usize = 512;
+/// Queued pods beyond which the watch's copies are not kept: the pod is read again in its round.
+const QUEUE_OBJECTS: usize = 512;
+/// Queued pods beyond which the watch is left until the queue is worked down.
+const QUEUE_LIMIT: usize = 4096;
+
+/// Pods to look at in the next round, each with its latest version from the watch when there
+/// is one (`None`: read it from the store), so a change is not decoded again.
+type Queue = HashMap<String, Option<Arc<Object>>>;
+
+/// Queue a watched change, unless it cannot concern the agent: a pod not bound to a node yet,
+/// or the agent's own status write coming back.
+fn queue_change(queue: &mut Queue, tracked: &Tracker, e: Event) {
+    let key = &e.object.key;
+    if e.event_type == EventType::Deleted {
+        queue.insert(key.clone(), None);
+        return;
+    }
+    let v = &e.object.value;
+    let unbound = v["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+    let own_write = tracked
+        .get(key)
+        .is_some_and(|t| t.written == e.object.revision);
+    if !unbound && !own_write {
+        let keep = queue.len() < QUEUE_OBJECTS;
+        queue.insert(key.clone(), keep.then_some(e.object));
+    }
+}
+
+/// Queue the pod whose sandbox changed; `None`: changes were lost, so every pod.
+fn queue_runtime_change(queue: &mut Queue, tracked: &Tracker, sandbox: Option<SandboxId>) {
+    match sandbox {
+        Some(id) => {
+            if let Some(k) = tracked.pod_of(&id) {
+                queue.entry(k.clone()).or_insert(None);
+            }
+        }
+        None => {
+            for k in tracked.pods.keys() {
+                queue.entry(k.clone()).or_insert(None);
+            }
+        }
+    }
+}
+
+/// Up to `ROUND` queued pods, taken out of the queue.
+fn take_round(queue: &mut Queue) -> Queue {
+    if queue.len() <= ROUND {
+        return std::mem::take(queue);
+    }
+    let keys: Vec<String> = queue.keys().take(ROUND).cloned().collect();
+    keys.into_iter()
+        .filter_map(|k| queue.remove_entry(&k))
+        .collect()
 }
 
 pub async fn run(ctx: Arc<ClusterContext>) {
@@ -76,62 +166,63 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let mut retry_at: HashMap<String, Instant> = HashMap::new();
     loop {
         let (current, mut watcher) = ctx.list_and_watch_pods("node agent").await;
-        let mut queue: HashSet<String> = current.iter().map(|o| o.key.clone()).collect();
+        let mut queue: Queue = current.iter().map(|o| (o.key.clone(), None)).collect();
         drop(current);
         loop {
             let failed = round(
                 &ctx,
                 &mut tracked,
-                std::mem::take(&mut queue),
+                take_round(&mut queue),
                 &stopping,
                 &mut retry_at,
             )
             .await;
-            queue.extend(failed);
+            queue.extend(failed.into_iter().map(|k| (k, None)));
             let now = Instant::now();
-            let wait = tracked
-                .pods
-                .values()
-                .filter_map(|t| t.next)
-                .chain(retry_at.values().copied())
-                .min()
-                .map(|at| at.saturating_duration_since(now))
-                .unwrap_or(Duration::from_secs(5))
-                .min(Duration::from_secs(5));
+            // With pods still queued, the next round follows once what is ready is taken.
+            let wait = if queue.is_empty() {
+                tracked
+                    .next_timer()
+                    .into_iter()
+                    .chain(retry_at.values().copied())
+                    .min()
+                    .map(|at| at.saturating_duration_since(now))
+                    .unwrap_or(Duration::from_secs(5))
+                    .min(Duration::from_secs(5))
+            } else {
+                Duration::ZERO
+            };
             tokio::select! {
                 e = watcher.next() => match e {
-                    Ok(e) => { queue.insert(e.object.key.clone()); }
+                    Ok(e) => queue_change(&mut queue, &tracked, e),
                     Err(StoreError::Expired { .. }) => break,
                     Err(e) => { tracing::error!(error = %e, "node agent watch"); break; }
                 },
-                c = changes.recv() => match c {
-                    Ok(id) => {
-                        if let Some(k) = tracked.pod_of(&id) {
-                            queue.insert(k.clone());
-                        }
-                    }
-                    Err(_) => queue.extend(tracked.pods.keys().cloned()),
-                },
+                c = changes.recv() => queue_runtime_change(&mut queue, &tracked, c.ok()),
                 _ = tokio::time::sleep(wait) => {}
             }
-            while queue.len() < 4096 {
+            // The runtime's changes are taken as they come, so its channel does not overflow
+            // (which costs a look at every pod).
+            loop {
+                let sandbox = match changes.try_recv() {
+                    Ok(id) => Some(id),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => None,
+                    Err(_) => break,
+                };
+                queue_runtime_change(&mut queue, &tracked, sandbox);
+            }
+            while queue.len() < QUEUE_LIMIT {
                 match watcher.try_next() {
-                    Some(Ok(e)) => {
-                        queue.insert(e.object.key.clone());
-                    }
+                    Some(Ok(e)) => queue_change(&mut queue, &tracked, e),
                     _ => break,
                 }
             }
             let now = Instant::now();
-            for (k, t) in &tracked.pods {
-                if t.next.is_some_and(|at| at <= now) {
-                    queue.insert(k.clone());
-                }
-            }
+            tracked.queue_due(&mut queue, now);
             retry_at.retain(|k, at| {
                 let due = *at <= now;
                 if due {
-                    queue.insert(k.clone());
+                    queue.entry(k.clone()).or_insert(None);
                 }
                 !due
             });
@@ -161,7 +252,7 @@ fn finish_deletion(ctx: &ClusterContext, key: &str) {
 async fn round(
     ctx: &Arc<ClusterContext>,
     tracked: &mut Tracker,
-    queue: HashSet<String>,
+    queue: Queue,
     stopping: &Stopping,
     retry_at: &mut HashMap<String, Instant>,
 ) -> Vec<String> {
@@ -170,10 +261,13 @@ async fn round(
     }
     let kind = ctx.objects.store_kind().to_string();
     let mut writes: Vec<(Arc<Object>, Value)> = Vec::new();
-    let mut new_events: Vec<(Value, Kind, &'static str, String)> = Vec::new();
+    let mut new_events: Vec<(Arc<Object>, Kind, &'static str, String)> = Vec::new();
     let mut finished: Vec<Arc<Object>> = Vec::new();
-    for key in queue {
-        let pod = ctx.objects.store.get(&kind, &key).ok().flatten();
+    for (key, seen) in queue {
+        let pod = match seen {
+            Some(pod) => Some(pod),
+            None => ctx.objects.store.get(&kind, &key).ok().flatten(),
+        };
         let Some(pod) = pod else {
             if let Some(t) = tracked.remove(&key) {
                 forget(ctx, t).await;
@@ -225,7 +319,7 @@ async fn round(
                     tracked.insert(key.clone(), t);
                 }
                 Err(e) => {
-                    new_events.push((v.clone(), Kind::Warning, "FailedCreatePodSandBox", e));
+                    new_events.push((pod.clone(), Kind::Warning, "FailedCreatePodSandBox", e));
                     // The kubelet retries sandbox creation; so does the agent, every 10 s.
                     retry_at.insert(key.clone(), Instant::now() + Duration::from_secs(10));
                     continue;
@@ -250,26 +344,28 @@ async fn round(
                 continue;
             }
         };
-        t.next = status
+        let next = status
             .next_transition
             .map(|at| Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default());
+        let timer = (next != t.next).then_some(next).flatten();
+        t.next = next;
         for c in &status.containers {
             if !c.state.is_waiting() && t.started.insert(c.name.clone()) {
                 let image = container_image(v, &c.name);
                 new_events.push((
-                    v.clone(),
+                    pod.clone(),
                     Kind::Normal,
                     "Pulled",
                     format!("Container image \"{image}\" already present on machine"),
                 ));
                 new_events.push((
-                    v.clone(),
+                    pod.clone(),
                     Kind::Normal,
                     "Created",
                     format!("Created container {}", c.name),
                 ));
                 new_events.push((
-                    v.clone(),
+                    pod.clone(),
                     Kind::Normal,
                     "Started",
                     format!("Started container {}", c.name),
@@ -277,6 +373,9 @@ async fn round(
             }
         }
         let ip = t.own_ip.or_else(|| node_ip(node)).map(|ip| ip.to_string());
+        if let Some(at) = timer {
+            tracked.wake_at(&key, at);
+        }
         let new = pod_with_status(
             v,
             &status,
@@ -287,11 +386,14 @@ async fn round(
             writes.push((pod.clone(), new));
         }
     }
+    let mut written: Vec<(&str, Revision)> = Vec::new();
     let result = transaction(&*ctx.objects.store, |tx| {
+        written.clear();
         for (old, new) in &writes {
             // A pod written meanwhile is looked at again on its own event.
             match tx.update(&kind, &old.key, new, Some(old.revision)) {
-                Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+                Ok(o) => written.push((old.key.as_str(), o.revision)),
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -302,7 +404,7 @@ async fn round(
             }
         }
         for (involved, kind_, reason, message) in &new_events {
-            let (key, event) = events::build(involved, *kind_, reason, message, "kubelet");
+            let (key, event) = events::build(&involved.value, *kind_, reason, message, "kubelet");
             match tx.create(&kind, &key, &event) {
                 Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
@@ -311,7 +413,14 @@ async fn round(
         Ok(())
     });
     match result {
-        Ok(()) => Vec::new(),
+        Ok(()) => {
+            for (key, revision) in written {
+                if let Some(t) = tracked.get_mut(key) {
+                    t.written = revision;
+                }
+            }
+            Vec::new()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "node agent status batch failed; retrying");
             writes
@@ -491,6 +600,7 @@ async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked,
         own_ip,
         next: None,
         started: HashSet::new(),
+        written: 0,
     })
 }
 
