@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use localfargate_store::{Event, Selection, Store, StoreError, Watcher};
+use localfargate_store::{Event, Selection, Store, Watcher};
 use tokio::time::Instant;
 
 use crate::objects::resource;
@@ -47,22 +47,29 @@ impl Wake {
 
     /// Wait for changes (or `max_wait`), then take every change that is ready.
     pub async fn wait(&mut self, store: &dyn Store) -> Woken {
-        let since = self.last.elapsed();
-        if since < self.min_interval {
-            tokio::time::sleep(self.min_interval - since).await;
-        }
         let Some(watcher) = self.watcher.as_mut() else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             self.last = Instant::now();
             return Woken::Relist;
         };
         let mut changes = Vec::new();
-        let first = tokio::time::timeout(self.max_wait, watcher.next()).await;
         let mut relist = false;
-        match first {
-            Ok(Ok(e)) => changes.push(e),
-            Ok(Err(StoreError::Expired { .. })) | Ok(Err(_)) => relist = true,
-            Err(_) => {}
+        // Changes are taken as they come while the minimum interval runs out: left queued, a
+        // busy cluster's changes would overflow the watch, to be read back from the log.
+        let earliest = self.last + self.min_interval;
+        while !relist && Instant::now() < earliest {
+            match tokio::time::timeout_at(earliest, watcher.next()).await {
+                Ok(Ok(e)) => changes.push(e),
+                Ok(Err(_)) => relist = true,
+                Err(_) => break,
+            }
+        }
+        if changes.is_empty() && !relist {
+            match tokio::time::timeout(self.max_wait, watcher.next()).await {
+                Ok(Ok(e)) => changes.push(e),
+                Ok(Err(_)) => relist = true,
+                Err(_) => {}
+            }
         }
         while !relist {
             match watcher.try_next() {
