@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, localfargate};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
 
@@ -86,10 +86,15 @@ fn with_kubeconfig(server: Server, name: &str) -> Cluster {
 
 impl Cluster {
     fn kubectl_with(&self, version: &str, args: &[&str]) -> Output {
+        self.kubectl_env(version, &[], args)
+    }
+
+    fn kubectl_env(&self, version: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
         Command::new(format!("{KUBECTL_DIR}/kubectl.{version}"))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
@@ -680,11 +685,95 @@ fn logs_work_and_exec_explains_the_simulated_runtime() {
         "{t}"
     );
     assert!(!t.contains("websocket: close"), "{t}");
+    // kubectl 1.29 speaks SPDY unless told otherwise: refused with the way to tell it.
+    let spdy = text(&c.kubectl_with("1.29", &["exec", "p1", "--", "ls"]));
+    assert!(
+        spdy.contains("KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true"),
+        "{spdy}"
+    );
+    let told = c.kubectl_env(
+        "1.29",
+        &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true")],
+        &["exec", "p1", "--", "ls"],
+    );
+    assert!(!told.status.success());
+    assert!(
+        text(&told).contains("exec is not available in the simulated runtime"),
+        "{}",
+        text(&told)
+    );
     let bad = c.kubectl(&["logs", "p1", "-c", "nope"]);
     assert!(
         text(&bad).contains("container nope is not valid for pod p1"),
         "{}",
         text(&bad)
+    );
+}
+
+#[test]
+fn server_side_dry_runs_check_updates_and_write_nothing() {
+    let c = cluster("dryrun");
+    c.profile("fp-default", "default", None);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p1\nspec:\n  containers:\n  - {name: c, image: nginx}\n");
+    c.ok(&["wait", "--for=condition=Ready", "pod/p1", "--timeout=30s"]);
+    let before = c.ok(&[
+        "get",
+        "pod",
+        "p1",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    // A valid change comes back as it would be stored, and is not stored.
+    let preview = c.ok(&[
+        "label",
+        "pod",
+        "p1",
+        "tier=web",
+        "--dry-run=server",
+        "-o",
+        "jsonpath={.metadata.labels.tier}",
+    ]);
+    assert_eq!(preview, "web");
+    let replaced = c.ok(&[
+        "set",
+        "image",
+        "pod/p1",
+        "c=nginx:1.27",
+        "--dry-run=server",
+        "-o",
+        "jsonpath={.spec.containers[0].image}",
+    ]);
+    assert_eq!(replaced, "nginx:1.27");
+    assert_eq!(
+        c.ok(&["get", "pod", "p1", "-o", "jsonpath={.metadata.labels.tier}/{.spec.containers[0].image}/{.metadata.resourceVersion}"]),
+        format!("/nginx/{before}")
+    );
+    // A change the update would refuse is refused in the dry run too, by PATCH and by PUT.
+    let patched = c.kubectl(&[
+        "patch",
+        "pod",
+        "p1",
+        "--dry-run=server",
+        "-p",
+        r#"{"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"2"}}}]}}"#,
+    ]);
+    assert!(!patched.status.success());
+    assert!(
+        text(&patched).contains("pod updates may not change fields"),
+        "{}",
+        text(&patched)
+    );
+    let mut pod = c.json(&["get", "pod", "p1"]);
+    pod["spec"]["containers"][0]["name"] = json!("renamed");
+    let file = std::env::temp_dir().join(format!("lf-dryrun-{}.json", std::process::id()));
+    std::fs::write(&file, pod.to_string()).unwrap();
+    let replaced = c.kubectl(&["replace", "--dry-run=server", "-f", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(!replaced.status.success());
+    assert!(
+        text(&replaced).contains("pod updates may not change fields"),
+        "{}",
+        text(&replaced)
     );
 }
 

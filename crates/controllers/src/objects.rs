@@ -489,7 +489,8 @@ impl Objects {
         Ok(with_resource_version(&stored))
     }
 
-    /// Replace an object as PUT does; `status` writes the status subresource.
+    /// Replace an object as PUT does; `status` writes the status subresource. With `dry_run`,
+    /// checked and defaulted as the write would be, and returned without writing it.
     pub fn update(
         &self,
         rt: &ResourceType,
@@ -497,6 +498,7 @@ impl Objects {
         name: &str,
         body: Value,
         status: bool,
+        dry_run: bool,
     ) -> Result<Value> {
         let precondition = body["metadata"]["resourceVersion"]
             .as_str()
@@ -514,9 +516,15 @@ impl Objects {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        self.update_with(rt, namespace, name, status, precondition, &mut |_| {
-            Ok(body.clone())
-        })
+        self.update_or_preview(
+            rt,
+            namespace,
+            name,
+            status,
+            precondition,
+            dry_run,
+            &mut |_| Ok(body.clone()),
+        )
     }
 
     /// Read-modify-write: `f` gets the current object (with its resourceVersion) and returns the
@@ -528,6 +536,22 @@ impl Objects {
         name: &str,
         status: bool,
         precondition: Option<Revision>,
+        f: &mut dyn FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        self.update_or_preview(rt, namespace, name, status, precondition, false, f)
+    }
+
+    /// `update_with`, or with `dry_run` (a server-side dry run) everything but the write: the
+    /// object comes back checked, defaulted and merged as it would be stored.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update_or_preview(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        status: bool,
+        precondition: Option<Revision>,
+        dry_run: bool,
         f: &mut dyn FnMut(&Value) -> Result<Value>,
     ) -> Result<Value> {
         writable(rt, "change them through the EKS API")?;
@@ -563,6 +587,10 @@ impl Objects {
             }
             if new == current.value {
                 return Ok(old);
+            }
+            if dry_run {
+                set_resource_version(&mut new, current.revision);
+                return Ok(new);
             }
             // Removing the last finalizer finishes a deletion; other writes to an object being
             // deleted do not (a terminating namespace waits for its contents, a pod on a node for

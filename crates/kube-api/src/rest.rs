@@ -289,12 +289,14 @@ async fn dispatch(
         }
         (Method::PUT, Some(name), None | Some("status")) => {
             let value = body_value(headers, body)?;
-            if dry_run(query) {
-                return Ok(json_response(StatusCode::OK, &value));
-            }
-            let updated =
-                api.objects
-                    .update(rt, namespace(target), name, value, sub == Some("status"))?;
+            let updated = api.objects.update(
+                rt,
+                namespace(target),
+                name,
+                value,
+                sub == Some("status"),
+                dry_run(query),
+            )?;
             Ok(json_response(StatusCode::OK, &updated))
         }
         (Method::PUT, Some(name), Some("scale")) => {
@@ -611,37 +613,32 @@ fn patch(
         let created = api.objects.create(rt, ns, obj)?;
         return Ok(json_response(StatusCode::CREATED, &created));
     }
-    let dry = dry_run(query);
-    let mut preview = None;
-    let updated =
-        api.objects
-            .update_with(rt, ns, name, sub == Some("status"), None, &mut |current| {
-                let new = apply_patch_body(rt, &content_type, current, body, &manager)?;
-                // A resourceVersion in the patch is a precondition.
-                if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
-                    && Some(rv) != current["metadata"]["resourceVersion"].as_str()
-                {
-                    return Err(KubeError::conflict(rt, name));
-                }
-                if dry {
-                    preview = Some(new);
-                    return Ok(current.clone());
-                }
-                Ok(new)
-            })?;
-    Ok(json_response(StatusCode::OK, &preview.unwrap_or(updated)))
+    let updated = api.objects.update_or_preview(
+        rt,
+        ns,
+        name,
+        sub == Some("status"),
+        None,
+        dry_run(query),
+        &mut |current| {
+            let new = apply_patch_body(rt, &content_type, current, body, &manager)?;
+            // A resourceVersion in the patch is a precondition.
+            if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+                && Some(rv) != current["metadata"]["resourceVersion"].as_str()
+            {
+                return Err(KubeError::conflict(rt, name));
+            }
+            Ok(new)
+        },
+    )?;
+    Ok(json_response(StatusCode::OK, &updated))
 }
 
 /// The `autoscaling/v1 Scale` view of a workload.
 fn scale_of(obj: &Value) -> Value {
-    let selector = obj["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+    // The selector as upstream prints it, matchExpressions included (`app=web,tier in (a,b)`).
+    let selector = LabelSelector::from_json(&obj["spec"]["selector"])
+        .map(|s| s.to_string())
         .unwrap_or_default();
     json!({
         "kind": "Scale",
@@ -704,6 +701,22 @@ fn bind(api: &Arc<Api>, ns: &str, name: &str, binding: &Value) -> Result<Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scale_shows_the_whole_selector() {
+        let deployment = json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 3, "selector": {
+                "matchLabels": {"app": "web"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}],
+            }},
+            "status": {"replicas": 2},
+        });
+        let scale = scale_of(&deployment);
+        assert_eq!(scale["status"]["selector"], "app=web,tier in (a,b)");
+        assert_eq!(scale["spec"]["replicas"], 3);
+        assert_eq!(scale["status"]["replicas"], 2);
+    }
 
     #[test]
     fn paths_name_resources() {

@@ -153,27 +153,44 @@ fn updates_are_optimistic_and_bump_generation() {
     let mut changed = d.clone();
     changed["spec"]["replicas"] = json!(3);
     changed["status"] = json!({"replicas": 99});
-    let updated = o.update(deploy, "default", "web", changed, false).unwrap();
+    let updated = o
+        .update(deploy, "default", "web", changed, false, false)
+        .unwrap();
     assert_eq!(updated["metadata"]["generation"], 2);
     // The main resource ignores status.
     assert_eq!(updated["status"], json!({}));
     // The stale resourceVersion conflicts.
     let e = o
-        .update(deploy, "default", "web", d.clone(), false)
+        .update(deploy, "default", "web", d.clone(), false, false)
         .unwrap_err();
     assert_eq!(e.code(), 409);
     assert!(e.to_string().contains("the object has been modified"));
+    // A dry run answers what the update would store, and stores nothing.
+    let mut more = updated.clone();
+    more["spec"]["replicas"] = json!(5);
+    let preview = o
+        .update(deploy, "default", "web", more, false, true)
+        .unwrap();
+    assert_eq!(preview["spec"]["replicas"], 5);
+    assert_eq!(preview["metadata"]["generation"], 3);
+    assert_eq!(
+        preview["metadata"]["resourceVersion"],
+        updated["metadata"]["resourceVersion"]
+    );
+    let stored = o.get(deploy, "default", "web").unwrap();
+    assert_eq!(stored["spec"]["replicas"], 3);
+    assert_eq!(stored["metadata"]["generation"], 2);
     // Status writes change only status and keep generation.
     let mut st = updated.clone();
     st["status"] = json!({"replicas": 3});
     st["spec"]["replicas"] = json!(7);
-    let after = o.update(deploy, "default", "web", st, true).unwrap();
+    let after = o.update(deploy, "default", "web", st, true, false).unwrap();
     assert_eq!(after["status"]["replicas"], 3);
     assert_eq!(after["spec"]["replicas"], 3);
     assert_eq!(after["metadata"]["generation"], 2);
     // A no-op write keeps the resourceVersion.
     let same = o
-        .update(deploy, "default", "web", after.clone(), false)
+        .update(deploy, "default", "web", after.clone(), false, false)
         .unwrap();
     assert_eq!(
         same["metadata"]["resourceVersion"],
@@ -200,7 +217,8 @@ fn finalizers_hold_deletion_until_removed() {
     assert!(held["metadata"]["deletionTimestamp"].is_string());
     let mut released = held.clone();
     released["metadata"]["finalizers"] = json!([]);
-    o.update(cm, "default", "x", released, false).unwrap();
+    o.update(cm, "default", "x", released, false, false)
+        .unwrap();
     assert_eq!(o.get(cm, "default", "x").unwrap_err().code(), 404);
     // Without finalizers it goes at once.
     o.create(cm, "default", json!({"metadata": {"name": "y"}}))
@@ -264,7 +282,7 @@ fn updates_are_validated_and_do_not_finish_deletions_by_accident() {
     // An unchanged manifest (no defaults in it) is a no-op, not a forbidden pod change.
     let before = o.get(pods(), "default", "p1").unwrap();
     let same = o
-        .update(pods(), "default", "p1", pod("p1", json!({})), false)
+        .update(pods(), "default", "p1", pod("p1", json!({})), false, false)
         .unwrap();
     assert_eq!(
         same["metadata"]["resourceVersion"],
