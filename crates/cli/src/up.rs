@@ -167,12 +167,10 @@ pub fn run(args: &UpArgs) -> Result<i32> {
     // The EKS API's records are few and read on every request: kept decoded. Kubernetes Events
     // are most of a cluster's objects and seldom read: kept in SQLite only (kube-apiserver keeps
     // them out of its watch cache too).
-    let events = localfargate_core::kube::resource("", "v1", "events")
-        .map(|rt| rt.key_prefix(None))
-        .unwrap_or_default();
+    use localfargate_core::kube::{EVENTS_KEY_PREFIX, KUBE_KIND_PREFIX};
     let store = store
         .with_decoded_kinds(&[localfargate_core::eks::EKS_KIND_PREFIX])?
-        .with_uncached_types(&[events.as_str()]);
+        .with_uncached_types(KUBE_KIND_PREFIX, &[EVENTS_KEY_PREFIX]);
     let store: Arc<dyn Store> = Arc::new(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -137,7 +137,8 @@ impl Model {
         let mut model = Model::default();
         // Scanned type by type, so the whole cluster is never decoded at once, and Events are
         // not read at all. The watch starts from the earliest scan: changes between the scans
-        // are applied again, which leaves the model where the latest one is.
+        // are applied again, which leaves the model where the latest one is (`apply` sets what
+        // an object's change says, so applying one twice is applying it once).
         let mut revision = u64::MAX;
         for rt in RESOURCES.iter() {
             let prefix = rt.key_prefix(None);

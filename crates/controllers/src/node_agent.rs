@@ -88,16 +88,16 @@ impl Tracker {
             let Some(Reverse((at, key))) = self.timers.pop() else {
                 break;
             };
-            // Spent: the look it asks for sets the pod's next timer.
-            if let Some(t) = self.pods.get_mut(&key)
-                && t.next == Some(at)
-            {
-                t.next = None;
-                queue.entry(key).or_insert(None);
+            // Still the pod's timer: the look it asks for sets the next one.
+            if self.pods.get(&key).is_some_and(|t| t.next == Some(at)) {
+                queue.add(&key);
             }
         }
     }
 }
+
+/// How far apart two readings of one runtime transition can be and still be the same timer.
+const TIMER_SLACK: Duration = Duration::from_millis(5);
 
 /// Pods a round looks at, at most: its status writes are one transaction, and what it holds
 /// (each pod and its new status) is bounded.
@@ -107,26 +107,68 @@ const QUEUE_OBJECTS: usize = 512;
 /// Queued pods beyond which the watch is left until the queue is worked down.
 const QUEUE_LIMIT: usize = 4096;
 
-/// Pods to look at in the next round, each with its latest version from the watch when there
-/// is one (`None`: read it from the store), so a change is not decoded again.
-type Queue = HashMap<String, Option<Arc<Object>>>;
+/// Pods to look at, first queued first looked at, each with its latest version from the watch
+/// when there is one (`None`: read it from the store), so a change is not decoded again.
+#[derive(Default)]
+struct Queue {
+    order: std::collections::VecDeque<String>,
+    pods: HashMap<String, Option<Arc<Object>>>,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.pods.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+    /// Queue `key` with this copy, replacing an older one; it keeps its place if queued.
+    fn set(&mut self, key: &str, copy: Option<Arc<Object>>) {
+        match self.pods.get_mut(key) {
+            Some(slot) => *slot = copy,
+            None => {
+                self.order.push_back(key.to_string());
+                self.pods.insert(key.to_string(), copy);
+            }
+        }
+    }
+    /// Queue `key` to be read from the store, unless it is queued already.
+    fn add(&mut self, key: &str) {
+        if !self.pods.contains_key(key) {
+            self.set(key, None);
+        }
+    }
+    /// The first `n` queued pods, taken out.
+    fn take(&mut self, n: usize) -> Vec<(String, Option<Arc<Object>>)> {
+        let mut out = Vec::with_capacity(n.min(self.len()));
+        while out.len() < n
+            && let Some(key) = self.order.pop_front()
+        {
+            if let Some(copy) = self.pods.remove(&key) {
+                out.push((key, copy));
+            }
+        }
+        out
+    }
+}
 
 /// Queue a watched change, unless it cannot concern the agent: a pod not bound to a node yet,
-/// or the agent's own status write coming back.
+/// or a version no later than the agent's own last write to it (its write coming back, or an
+/// older version it already wrote over).
 fn queue_change(queue: &mut Queue, tracked: &Tracker, e: Event) {
     let key = &e.object.key;
     if e.event_type == EventType::Deleted {
-        queue.insert(key.clone(), None);
+        queue.set(key, None);
         return;
     }
     let v = &e.object.value;
     let unbound = v["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
-    let own_write = tracked
+    let written_over = tracked
         .get(key)
-        .is_some_and(|t| t.written == e.object.revision);
-    if !unbound && !own_write {
+        .is_some_and(|t| e.object.revision <= t.written);
+    if !unbound && !written_over {
         let keep = queue.len() < QUEUE_OBJECTS;
-        queue.insert(key.clone(), keep.then_some(e.object));
+        queue.set(key, keep.then(|| e.object.clone()));
     }
 }
 
@@ -135,26 +177,15 @@ fn queue_runtime_change(queue: &mut Queue, tracked: &Tracker, sandbox: Option<Sa
     match sandbox {
         Some(id) => {
             if let Some(k) = tracked.pod_of(&id) {
-                queue.entry(k.clone()).or_insert(None);
+                queue.add(k);
             }
         }
         None => {
             for k in tracked.pods.keys() {
-                queue.entry(k.clone()).or_insert(None);
+                queue.add(k);
             }
         }
     }
-}
-
-/// Up to `ROUND` queued pods, taken out of the queue.
-fn take_round(queue: &mut Queue) -> Queue {
-    if queue.len() <= ROUND {
-        return std::mem::take(queue);
-    }
-    let keys: Vec<String> = queue.keys().take(ROUND).cloned().collect();
-    keys.into_iter()
-        .filter_map(|k| queue.remove_entry(&k))
-        .collect()
 }
 
 pub async fn run(ctx: Arc<ClusterContext>) {
@@ -166,18 +197,23 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let mut retry_at: HashMap<String, Instant> = HashMap::new();
     loop {
         let (current, mut watcher) = ctx.list_and_watch_pods("node agent").await;
-        let mut queue: Queue = current.iter().map(|o| (o.key.clone(), None)).collect();
+        let mut queue = Queue::default();
+        for o in &current {
+            queue.add(&o.key);
+        }
         drop(current);
         loop {
             let failed = round(
                 &ctx,
                 &mut tracked,
-                take_round(&mut queue),
+                queue.take(ROUND),
                 &stopping,
                 &mut retry_at,
             )
             .await;
-            queue.extend(failed.into_iter().map(|k| (k, None)));
+            for key in failed {
+                queue.add(&key);
+            }
             let now = Instant::now();
             // With pods still queued, the next round follows once what is ready is taken.
             let wait = if queue.is_empty() {
@@ -222,7 +258,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             retry_at.retain(|k, at| {
                 let due = *at <= now;
                 if due {
-                    queue.entry(k.clone()).or_insert(None);
+                    queue.add(k);
                 }
                 !due
             });
@@ -247,23 +283,23 @@ fn finish_deletion(ctx: &ClusterContext, key: &str) {
     });
 }
 
-/// Look at each queued pod once, then write every status change in one transaction. Returns
-/// the pods to look at again because the write failed.
+/// Look at each pod once, then write every status change in one transaction. Returns the pods
+/// to look at again: their write failed, or met a newer version of the pod.
 async fn round(
     ctx: &Arc<ClusterContext>,
     tracked: &mut Tracker,
-    queue: Queue,
+    pods: Vec<(String, Option<Arc<Object>>)>,
     stopping: &Stopping,
     retry_at: &mut HashMap<String, Instant>,
 ) -> Vec<String> {
-    if queue.is_empty() {
+    if pods.is_empty() {
         return Vec::new();
     }
     let kind = ctx.objects.store_kind().to_string();
     let mut writes: Vec<(Arc<Object>, Value)> = Vec::new();
     let mut new_events: Vec<(Arc<Object>, Kind, &'static str, String)> = Vec::new();
     let mut finished: Vec<Arc<Object>> = Vec::new();
-    for (key, seen) in queue {
+    for (key, seen) in pods {
         let pod = match seen {
             Some(pod) => Some(pod),
             None => ctx.objects.store.get(&kind, &key).ok().flatten(),
@@ -341,13 +377,21 @@ async fn round(
             }
             Err(e) => {
                 tracing::warn!(pod = %key, error = %e, "sandbox status");
+                retry_at.insert(key.clone(), Instant::now() + Duration::from_secs(1));
                 continue;
             }
         };
+        let now = Instant::now();
         let next = status
             .next_transition
-            .map(|at| Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default());
-        let timer = (next != t.next).then_some(next).flatten();
+            .map(|at| now + at.duration_since(SystemTime::now()).unwrap_or_default());
+        // A timer goes on the heap when the time is new, or when the last one has come up (and
+        // was taken off). The runtime's instants are read against the clock each time, so the
+        // same transition differs by a little from look to look.
+        let timer = next.filter(|at| match t.next {
+            None => true,
+            Some(old) => old <= now || at.max(&old).duration_since(*at.min(&old)) > TIMER_SLACK,
+        });
         t.next = next;
         for c in &status.containers {
             if !c.state.is_waiting() && t.started.insert(c.name.clone()) {
@@ -387,13 +431,16 @@ async fn round(
         }
     }
     let mut written: Vec<(&str, Revision)> = Vec::new();
+    let mut newer: Vec<String> = Vec::new();
     let result = transaction(&*ctx.objects.store, |tx| {
         written.clear();
+        newer.clear();
         for (old, new) in &writes {
-            // A pod written meanwhile is looked at again on its own event.
             match tx.update(&kind, &old.key, new, Some(old.revision)) {
                 Ok(o) => written.push((old.key.as_str(), o.revision)),
-                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+                // Written meanwhile (or the copy looked at was stale): looked at again.
+                Err(StoreError::Conflict { .. }) => newer.push(old.key.clone()),
+                Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -419,7 +466,7 @@ async fn round(
                     t.written = revision;
                 }
             }
-            Vec::new()
+            newer
         }
         Err(e) => {
             tracing::warn!(error = %e, "node agent status batch failed; retrying");
@@ -760,4 +807,89 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
     set_condition(&mut p, "ContainersReady", ready, not_ready, None);
     set_condition(&mut p, "Ready", ready, not_ready, None);
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(key: &str, revision: Revision, node: &str) -> Event {
+        Event {
+            event_type: EventType::Modified,
+            object: Arc::new(Object {
+                kind: "k8s/c".into(),
+                key: key.into(),
+                value: json!({"spec": {"nodeName": node}}),
+                revision,
+                created: 1,
+            }),
+        }
+    }
+
+    fn tracked(written: Revision, next: Option<Instant>) -> Tracked {
+        Tracked {
+            sandbox: SandboxId("sim-1".into()),
+            uid: "u".into(),
+            own_ip: None,
+            next,
+            started: HashSet::new(),
+            written,
+        }
+    }
+
+    #[test]
+    fn the_queue_is_first_in_first_out_and_keeps_the_latest_copy() {
+        let mut q = Queue::default();
+        for k in ["a", "b", "c"] {
+            q.add(k);
+        }
+        q.set("a", Some(change("a", 7, "n").object));
+        q.add("a");
+        let first: Vec<_> = q.take(2);
+        assert_eq!(
+            first.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(first[0].1.as_ref().map(|o| o.revision), Some(7));
+        q.add("d");
+        let rest: Vec<_> = q.take(10).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(rest, ["c", "d"]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn changes_the_agent_wrote_over_or_to_unbound_pods_are_not_queued() {
+        let mut t = Tracker::default();
+        t.insert("p".into(), tracked(10, None));
+        let mut q = Queue::default();
+        queue_change(&mut q, &t, change("p", 9, "n"));
+        queue_change(&mut q, &t, change("p", 10, "n"));
+        queue_change(&mut q, &t, change("u", 3, ""));
+        assert!(
+            q.is_empty(),
+            "older than, or the agent's own write, or unbound"
+        );
+        queue_change(&mut q, &t, change("p", 11, "n"));
+        assert_eq!(q.take(1)[0].1.as_ref().map(|o| o.revision), Some(11));
+    }
+
+    #[test]
+    fn due_timers_queue_their_pods_and_moved_ones_are_dropped() {
+        let now = Instant::now();
+        let (soon, later) = (
+            now - Duration::from_millis(1),
+            now + Duration::from_secs(60),
+        );
+        let mut t = Tracker::default();
+        t.insert("due".into(), tracked(0, Some(soon)));
+        t.insert("moved".into(), tracked(0, Some(later)));
+        t.wake_at("due", soon);
+        t.wake_at("moved", soon);
+        t.wake_at("moved", later);
+        let mut q = Queue::default();
+        t.queue_due(&mut q, now);
+        let due: Vec<_> = q.take(10).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(due, ["due"]);
+        assert_eq!(t.next_timer(), Some(later));
+    }
 }

@@ -7,11 +7,9 @@ use std::time::Duration;
 use localfargate_store::{Event, Selection, Store, Watcher};
 use tokio::time::Instant;
 
-use crate::objects::resource;
-
 /// A cluster's objects as the controllers watch them: all but Events.
 pub fn controlled(store_kind: &str) -> Selection {
-    Selection::new(store_kind, "").except(&resource("", "events").key_prefix(None))
+    Selection::new(store_kind, "").except(localfargate_core::kube::EVENTS_KEY_PREFIX)
 }
 
 pub struct Wake {

@@ -281,8 +281,14 @@ pub fn resource_for_kind(api_version: &str, kind: &str) -> Option<&'static Resou
 
 /// The store kind holding every Kubernetes object of one cluster.
 pub fn store_kind(cluster: &str) -> String {
-    format!("k8s/{cluster}")
+    format!("{KUBE_KIND_PREFIX}{cluster}")
 }
+
+/// What every cluster's store kind starts with.
+pub const KUBE_KIND_PREFIX: &str = "k8s/";
+
+/// The store keys of Events (`core/events/<namespace>/<name>`) start with this.
+pub const EVENTS_KEY_PREFIX: &str = "core/events/";
 
 /// The API groups served, in discovery order, with their one version.
 pub fn groups() -> Vec<&'static str> {
@@ -298,6 +304,13 @@ pub fn groups() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_events_key_prefix_is_the_events_resources() {
+        let events = resource("", "v1", "events").map(|rt| rt.key_prefix(None));
+        assert_eq!(events.as_deref(), Some(EVENTS_KEY_PREFIX));
+        assert!(store_kind("c").starts_with(KUBE_KIND_PREFIX));
+    }
 
     #[test]
     fn keys_nest_namespaces_under_resources() {

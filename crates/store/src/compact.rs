@@ -269,10 +269,12 @@ impl Cache {
         Ok(())
     }
 
-    /// Drop every object of a type (`type_prefix`), of every kind.
-    pub fn remove_type(&mut self, type_prefix: &str) {
-        for types in self.objects.values_mut() {
-            types.remove(type_prefix);
+    /// Drop every object of these types (`type_prefix`) of kinds starting with `kinds`.
+    pub fn remove_types(&mut self, kinds: &str, type_prefixes: &[String]) {
+        for (kind, types) in self.objects.iter_mut() {
+            if kind.starts_with(kinds) {
+                types.retain(|ty, _| !type_prefixes.contains(ty));
+            }
         }
     }
 

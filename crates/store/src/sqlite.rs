@@ -70,21 +70,33 @@ pub struct SqliteStore {
     uncached: Uncached,
 }
 
-/// Types of object (by their keys' first two segments) the memory cache does not keep.
+/// Types of object (by their keys' first two segments), of kinds starting with `kinds`, that the
+/// memory cache does not keep.
 #[derive(Clone, Default)]
-struct Uncached(Vec<String>);
+struct Uncached {
+    kinds: String,
+    types: Vec<String>,
+}
 
 impl Uncached {
-    fn holds(&self, key: &str) -> bool {
+    fn holds(&self, kind: &str, key: &str) -> bool {
         let ty = type_prefix(key);
-        !ty.is_empty() && self.0.iter().any(|u| u == ty)
+        !self.types.is_empty()
+            && kind.starts_with(&self.kinds)
+            && !ty.is_empty()
+            && self.types.iter().any(|u| u == ty)
     }
 
-    /// The uncached types that keys starting with `prefix` can be of.
-    fn reached_by<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a String> + 'a {
-        self.0
+    /// The uncached types that keys of `kind` starting with `prefix` can be of.
+    fn reached_by<'a>(
+        &'a self,
+        kind: &str,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        let of_kind = kind.starts_with(&self.kinds);
+        self.types
             .iter()
-            .filter(move |u| u.starts_with(prefix) || prefix.starts_with(u.as_str()))
+            .filter(move |u| of_kind && (u.starts_with(prefix) || prefix.starts_with(u.as_str())))
     }
 }
 
@@ -249,24 +261,26 @@ impl SqliteStore {
         })
     }
 
-    /// Keep objects of these types (the first two segments of their keys, `core/events/`) only
-    /// in SQLite: many objects, written once and seldom read (Kubernetes Events, which
-    /// kube-apiserver does not keep in its watch cache either). Reads of them query SQLite.
-    pub fn with_uncached_types(mut self, types: &[&str]) -> Self {
+    /// Keep objects of these types (the first two segments of their keys, `core/events/`), of
+    /// kinds starting with `kinds`, only in SQLite: many objects, written once and seldom read
+    /// (Kubernetes Events, which kube-apiserver does not keep in its watch cache either). Reads
+    /// of them query SQLite, under the writers' lock: a `Store` read of them inside a
+    /// transaction's closure would wait on itself (read through the `Tx` there, as everywhere).
+    pub fn with_uncached_types(mut self, kinds: &str, types: &[&str]) -> Self {
+        let types: Vec<String> = types
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| t.to_string())
+            .collect();
         let cache = self
             .cache
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for ty in types.iter().filter(|t| !t.is_empty()) {
-            cache.remove_type(ty);
-        }
-        self.uncached = Uncached(
-            types
-                .iter()
-                .filter(|t| !t.is_empty())
-                .map(|t| t.to_string())
-                .collect(),
-        );
+        cache.remove_types(kinds, &types);
+        self.uncached = Uncached {
+            kinds: kinds.to_string(),
+            types,
+        };
         self
     }
 
@@ -287,10 +301,11 @@ impl SqliteStore {
         self.read_cache().footprint()
     }
 
-    /// Each object of `kind` under `prefix`, in key order. Copied out (packed) under the lock,
-    /// decoded outside it: a long scan does not hold up writers.
+    /// Each object of `kind` under `prefix`, in key order. Copied out (packed) under the cache's
+    /// lock, decoded outside it: a long scan does not hold up writers. Objects only in SQLite are
+    /// read (not parsed) under the writers' lock.
     fn visit(&self, kind: &str, prefix: &str, f: &mut dyn FnMut(Arc<Object>)) -> Result<Revision> {
-        if self.uncached.reached_by(prefix).next().is_none() {
+        if self.uncached.reached_by(kind, prefix).next().is_none() {
             let (entries, revision) = {
                 let cache = self.read_cache();
                 (cache.range(kind, prefix), cache.revision)
@@ -306,7 +321,7 @@ impl SqliteStore {
             let inner = self.lock()?;
             let cache = self.read_cache();
             let mut rows = Vec::new();
-            for ty in self.uncached.reached_by(prefix) {
+            for ty in self.uncached.reached_by(kind, prefix) {
                 let from = if prefix.len() > ty.len() {
                     prefix
                 } else {
@@ -441,51 +456,50 @@ fn open_watch(
             oldest,
         });
     }
-    let upper = format!("{}\u{10FFFF}", selection.prefix);
-    let mut stmt = inner
-        .conn
-        .prepare_cached(
-            "SELECT revision, type, key, value, created FROM events
-             WHERE revision > ?1 AND kind = ?2 AND key >= ?3 AND key < ?4 ORDER BY revision
-             LIMIT ?5",
-        )
-        .map_err(backend)?;
+    // The selection's exceptions are left out by SQLite, so a page is a page of changes taken in.
+    let mut sql = String::from(
+        "SELECT revision, type, key, value, created FROM events
+         WHERE revision > ?1 AND kind = ?2 AND key >= ?3 AND key < ?4",
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        (after as i64).into(),
+        selection.kind.clone().into(),
+        selection.prefix.clone().into(),
+        format!("{}\u{10FFFF}", selection.prefix).into(),
+    ];
+    for except in &selection.except {
+        sql.push_str(&format!(
+            " AND NOT (key >= ?{} AND key < ?{})",
+            args.len() + 1,
+            args.len() + 2
+        ));
+        args.push(except.clone().into());
+        args.push(format!("{except}\u{10FFFF}").into());
+    }
+    sql.push_str(&format!(" ORDER BY revision LIMIT ?{}", args.len() + 1));
+    args.push((LOG_PAGE as i64).into());
+    let mut stmt = inner.conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt
-        .query_map(
-            params![
-                after as i64,
-                selection.kind,
-                selection.prefix,
-                upper,
-                LOG_PAGE as i64
-            ],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            },
-        )
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
         .map_err(backend)?;
     let page = rows
         .collect::<std::result::Result<Vec<LoggedEvent>, _>>()
         .map_err(backend)?;
-    // A full page leaves more to read: it reached its last row, taken in or not.
-    let more = (page.len() == LOG_PAGE).then(|| page.last().map_or(after, |row| row.0 as Revision));
-    let page = page
-        .into_iter()
-        .filter(|row| selection.wants(&selection.kind, &row.2))
-        .collect();
-    match more {
-        Some(reached) => Ok((page, None, reached)),
-        None => {
-            let receiver = live.subscribe(selection.clone());
-            Ok((page, Some(receiver), inner.revision.max(after)))
-        }
+    if page.len() == LOG_PAGE {
+        // More to read after this page's last change.
+        let reached = page.last().map_or(after, |row| row.0 as Revision);
+        return Ok((page, None, reached));
     }
+    let receiver = live.subscribe(selection.clone());
+    Ok((page, Some(receiver), inner.revision.max(after)))
 }
 
 /// A row of the event log: revision, type code, key, text, creating revision.
@@ -607,7 +621,7 @@ impl SqliteTx<'_> {
     ) -> Result<(Revision, Revision)> {
         let found = match self.written.get(&(kind.to_string(), key.to_string())) {
             Some(w) => w.as_ref().map(|o| (o.revision, o.created)),
-            None if self.uncached.holds(key) => self
+            None if self.uncached.holds(kind, key) => self
                 .tx
                 .prepare_cached(
                     "SELECT revision, created FROM objects WHERE kind = ?1 AND key = ?2",
@@ -652,7 +666,7 @@ impl Tx for SqliteTx<'_> {
         if let Some(w) = self.written.get(&(kind.to_string(), key.to_string())) {
             return Ok(w.clone());
         }
-        if self.uncached.holds(key) {
+        if self.uncached.holds(kind, key) {
             return query_one(&self.tx, kind, key);
         }
         // Decoded under the read lock: writers wait on this transaction's lock anyway.
@@ -783,7 +797,7 @@ impl SqliteStore {
         let packed: Vec<Option<Entry>> = events
             .iter()
             .map(|(e, text)| {
-                if self.uncached.holds(&e.object.key) {
+                if self.uncached.holds(&e.object.kind, &e.object.key) {
                     return None;
                 }
                 text.as_ref().map(|t| Entry {
@@ -834,7 +848,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn get(&self, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
-        if self.uncached.holds(key) {
+        if self.uncached.holds(kind, key) {
             let row = {
                 let inner = self.lock()?;
                 query_one_row(&inner.conn, kind, key)?

@@ -290,6 +290,7 @@ async fn a_selection_leaves_out_its_exceptions_live_and_from_the_log() {
     }
     store.create("k", "pods/second", &json!({})).unwrap();
     let mut from_past = store.watch_selection(only_pods(), 0).unwrap();
+    let mut lagging = store.watch_selection(only_pods(), 0).unwrap();
     let mut live = store
         .watch_selection(only_pods(), store.revision().unwrap())
         .unwrap();
@@ -309,6 +310,23 @@ async fn a_selection_leaves_out_its_exceptions_live_and_from_the_log() {
         assert_eq!(e.revision(), store.revision().unwrap());
         assert!(w.try_next().is_none());
     }
+    // A watcher that fell behind while wanted changes were mixed in catches up from the log
+    // with its exceptions still left out, and reports how far it read.
+    for i in 0..2_000u64 {
+        store
+            .create("k", &format!("pods/p{i:05}"), &json!({}))
+            .unwrap();
+        store
+            .create("k", &format!("events/x{i:05}"), &json!({}))
+            .unwrap();
+    }
+    let mut keys = Vec::new();
+    while let Some(e) = lagging.try_next() {
+        keys.push(e.unwrap().object.key.clone());
+    }
+    assert_eq!(keys.len(), 3 + 2_000);
+    assert!(keys.iter().all(|k| k.starts_with("pods/")), "{keys:?}");
+    assert_eq!(lagging.last_revision(), store.revision().unwrap() - 1);
 }
 
 #[test]
@@ -456,7 +474,7 @@ fn uncached_types_live_in_sqlite_only_and_read_the_same() {
     let open = || {
         SqliteStore::open(&path)
             .unwrap()
-            .with_uncached_types(&["core/events/"])
+            .with_uncached_types("k", &["core/events/"])
     };
     let s = open();
     s.create("k", "core/pods/ns/a", &json!({"p": 1})).unwrap();
@@ -466,9 +484,15 @@ fn uncached_types_live_in_sqlite_only_and_read_the_same() {
     s.create("k", "core/events/ns/e2", &json!({"e": 2}))
         .unwrap();
     s.create("k", "core/nodes/n", &json!({"n": 1})).unwrap();
+    s.create("k", "apps/deployments/ns/d", &json!({})).unwrap();
+    s.create("k", "core/configmaps/ns/c", &json!({})).unwrap();
+    // Only the kinds named are left out of the cache.
+    s.create("other", "core/events/ns/e", &json!({})).unwrap();
     assert!(
-        s.footprint().iter().all(|f| f.prefix != "core/events/"),
-        "the memory cache holds no Events"
+        s.footprint()
+            .iter()
+            .all(|f| f.prefix != "core/events/" || f.kind == "other"),
+        "the memory cache holds no Events of the kinds named"
     );
     // Reads, writes and their checks behave as for cached objects.
     assert_eq!(
@@ -516,6 +540,8 @@ fn uncached_types_live_in_sqlite_only_and_read_the_same() {
     assert_eq!(
         keys(""),
         [
+            "apps/deployments/ns/d",
+            "core/configmaps/ns/c",
             "core/events/ns/e1",
             "core/events/ns/e2",
             "core/nodes/n",
@@ -538,5 +564,9 @@ fn uncached_types_live_in_sqlite_only_and_read_the_same() {
         s.get("k", "core/events/ns/e1").unwrap().unwrap().value,
         json!({"e": 10})
     );
-    assert!(s.footprint().iter().all(|f| f.prefix != "core/events/"));
+    assert!(
+        s.footprint()
+            .iter()
+            .all(|f| f.prefix != "core/events/" || f.kind == "other")
+    );
 }
