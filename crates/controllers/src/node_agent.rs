@@ -76,6 +76,25 @@ impl Tracker {
     fn wake_at(&mut self, key: &str, at: Instant) {
         self.timers.push(Reverse((at, key.to_string())));
     }
+    /// Set when to look at `key` again (`None`: only on changes). The runtime's instants are
+    /// read against the clock each time, so one transition differs a little from look to look:
+    /// a pending timer within `TIMER_SLACK` of the new time stands, rather than a second one
+    /// going on the heap.
+    fn set_next(&mut self, key: &str, next: Option<Instant>, now: Instant) {
+        let Some(t) = self.pods.get_mut(key) else {
+            return;
+        };
+        if let (Some(at), Some(pending)) = (next, t.next)
+            && pending > now
+            && at.max(pending).duration_since(at.min(pending)) <= TIMER_SLACK
+        {
+            return;
+        }
+        t.next = next;
+        if let Some(at) = next {
+            self.wake_at(key, at);
+        }
+    }
     /// When the next timer is due.
     fn next_timer(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((at, _))| *at)
@@ -385,14 +404,7 @@ async fn round(
         let next = status
             .next_transition
             .map(|at| now + at.duration_since(SystemTime::now()).unwrap_or_default());
-        // A timer goes on the heap when the time is new, or when the last one has come up (and
-        // was taken off). The runtime's instants are read against the clock each time, so the
-        // same transition differs by a little from look to look.
-        let timer = next.filter(|at| match t.next {
-            None => true,
-            Some(old) => old <= now || at.max(&old).duration_since(*at.min(&old)) > TIMER_SLACK,
-        });
-        t.next = next;
+
         for c in &status.containers {
             if !c.state.is_waiting() && t.started.insert(c.name.clone()) {
                 let image = container_image(v, &c.name);
@@ -417,9 +429,7 @@ async fn round(
             }
         }
         let ip = t.own_ip.or_else(|| node_ip(node)).map(|ip| ip.to_string());
-        if let Some(at) = timer {
-            tracked.wake_at(&key, at);
-        }
+        tracked.set_next(&key, next, now);
         let new = pod_with_status(
             v,
             &status,
@@ -891,5 +901,35 @@ mod tests {
         let due: Vec<_> = q.take(10).into_iter().map(|(k, _)| k).collect();
         assert_eq!(due, ["due"]);
         assert_eq!(t.next_timer(), Some(later));
+    }
+
+    #[test]
+    fn a_transition_read_again_keeps_its_timer() {
+        let now = Instant::now();
+        let at = now + Duration::from_millis(50);
+        let mut t = Tracker::default();
+        t.insert("p".into(), tracked(0, None));
+        t.set_next("p", Some(at), now);
+        // Read again a little later, a hair apart: the pending timer stands, and fires.
+        t.set_next("p", Some(at + Duration::from_micros(300)), now);
+        assert_eq!(t.timers.len(), 1);
+        let mut q = Queue::default();
+        t.queue_due(&mut q, at);
+        assert_eq!(
+            q.take(1).len(),
+            1,
+            "the pod is looked at when its timer comes up"
+        );
+        // Once it has come up, the next reading sets a new one.
+        t.set_next(
+            "p",
+            Some(at + Duration::from_millis(100)),
+            at + Duration::from_millis(1),
+        );
+        assert_eq!(t.next_timer(), Some(at + Duration::from_millis(100)));
+        // No next transition: the pending timer is dropped when it comes up.
+        t.set_next("p", None, at + Duration::from_millis(2));
+        t.queue_due(&mut q, at + Duration::from_secs(1));
+        assert!(q.is_empty());
     }
 }
