@@ -3,7 +3,7 @@
 //! reads the cluster's current objects and moves each workload one step toward its spec, and runs
 //! again on the next change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +30,12 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     // Workloads whose last step failed (a pod their template cannot make), by uid: tried again
     // after a pause, not on every wake.
     let mut backoff: HashMap<String, std::time::Instant> = HashMap::new();
+    let nodes_prefix = resource("", "nodes").key_prefix(None);
     let mut relist = true;
+    // What the changes since the last round touched, so a busy cluster does not mean reading
+    // every workload's pods on every wake.
+    let mut dirty = Dirty::everything();
+    let mut last_full = std::time::Instant::now();
     loop {
         if relist {
             let revision = ctx.objects.store.revision().unwrap_or(0);
@@ -41,21 +46,71 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                     index.apply(&p.key, Some(&p.value));
                 }
             }
+            dirty = Dirty::everything();
         }
-        reconcile_all(&ctx.objects, &index, &mut backoff);
+        if last_full.elapsed() >= FULL_PASS_EVERY {
+            dirty = Dirty::everything();
+        }
+        if dirty.all {
+            last_full = std::time::Instant::now();
+        }
+        reconcile_all(&ctx.objects, &index, &mut backoff, &dirty);
+        dirty = Dirty::default();
         match wake.wait(&*ctx.objects.store).await {
             Woken::Relist => relist = true,
             Woken::Changes(changes) => {
                 relist = false;
-                for e in changes
-                    .iter()
-                    .filter(|e| e.object.key.starts_with(&pods_prefix))
-                {
-                    let gone = e.event_type == localfargate_store::EventType::Deleted;
-                    index.apply(&e.object.key, (!gone).then_some(&e.object.value));
+                if changes.is_empty() {
+                    // Woken by time alone.
+                    dirty = Dirty::everything();
+                }
+                for e in &changes {
+                    let (key, v) = (&e.object.key, &e.object.value);
+                    if key.starts_with(&pods_prefix) {
+                        let gone = e.event_type == localfargate_store::EventType::Deleted;
+                        index.apply(key, (!gone).then_some(v));
+                    }
+                    if key.starts_with(&nodes_prefix) {
+                        // DaemonSets place by EC2 nodes; a Fargate node holds its one pod.
+                        dirty.daemonsets |=
+                            v["metadata"]["labels"]["eks.amazonaws.com/compute-type"] != "fargate";
+                        continue;
+                    }
+                    dirty.uids.insert(uid_of(v).to_string());
+                    if let Some(owner) = controller_uid(v) {
+                        dirty.uids.insert(owner.to_string());
+                    }
                 }
             }
         }
+    }
+}
+
+/// How often every workload is looked at, changed or not: for time-based work (CronJob
+/// schedules, TTLs, deadlines, back-offs).
+const FULL_PASS_EVERY: Duration = Duration::from_secs(1);
+
+/// The workloads a round looks at.
+#[derive(Default)]
+struct Dirty {
+    /// Every one: after a relist, when woken by time alone, and every `FULL_PASS_EVERY`.
+    all: bool,
+    /// Every DaemonSet: an EC2 node changed.
+    daemonsets: bool,
+    /// The workloads (by uid) a change touched: the workload itself, or an object it controls.
+    uids: HashSet<String>,
+}
+
+impl Dirty {
+    fn everything() -> Self {
+        Dirty {
+            all: true,
+            ..Dirty::default()
+        }
+    }
+
+    fn wants(&self, plural: &str, uid: &str) -> bool {
+        self.all || (self.daemonsets && plural == "daemonsets") || self.uids.contains(uid)
     }
 }
 
@@ -153,10 +208,12 @@ impl<'a> Owned<'a> {
     }
 }
 
+/// Move each workload `dirty` wants one step toward its spec.
 fn reconcile_all(
     objects: &Objects,
     index: &PodIndex,
     backoff: &mut HashMap<String, std::time::Instant>,
+    dirty: &Dirty,
 ) {
     let now = std::time::Instant::now();
     backoff.retain(|_, until| *until > now);
@@ -174,7 +231,8 @@ fn reconcile_all(
         };
         for item in items.iter() {
             let v = &item.value;
-            if is_deleting(v) || backoff.contains_key(uid_of(v)) {
+            if is_deleting(v) || backoff.contains_key(uid_of(v)) || !dirty.wants(plural, uid_of(v))
+            {
                 continue;
             }
             let owned = index.pods_of(objects, v);
@@ -1194,6 +1252,46 @@ mod tests {
     }
 
     #[test]
+    fn a_round_with_changes_looks_only_at_the_workloads_they_touched() {
+        let o = objects();
+        let rs = resource("apps", "replicasets");
+        let uids: Vec<String> = ["a", "b"]
+            .iter()
+            .map(|name| {
+                let created = o
+                    .create(
+                        rs,
+                        "default",
+                        json!({"metadata": {"name": name}, "spec": {"replicas": 1,
+                            "selector": {"matchLabels": {"app": name}},
+                            "template": {"metadata": {"labels": {"app": name}},
+                                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}),
+                    )
+                    .unwrap();
+                uid_of(&created).to_string()
+            })
+            .collect();
+        let pods_of = |name: &str| {
+            o.list(resource("", "pods"), Some("default"))
+                .unwrap()
+                .0
+                .iter()
+                .filter(|p| p.value["metadata"]["labels"]["app"] == name)
+                .count()
+        };
+        let index = PodIndex::default();
+        let mut backoff = HashMap::new();
+        let touched = Dirty {
+            uids: [uids[0].clone()].into(),
+            ..Dirty::default()
+        };
+        reconcile_all(&o, &index, &mut backoff, &touched);
+        assert_eq!((pods_of("a"), pods_of("b")), (1, 0));
+        reconcile_all(&o, &index, &mut backoff, &Dirty::everything());
+        assert_eq!(pods_of("b"), 1, "a full round looks at every workload");
+    }
+
+    #[test]
     fn a_cronjob_that_is_due_makes_its_job_once() {
         let o = objects();
         let cronjobs = resource("batch", "cronjobs");
@@ -1222,8 +1320,8 @@ mod tests {
         .unwrap();
         let index = PodIndex::default();
         let mut backoff = HashMap::new();
-        reconcile_all(&o, &index, &mut backoff);
-        reconcile_all(&o, &index, &mut backoff);
+        reconcile_all(&o, &index, &mut backoff, &Dirty::everything());
+        reconcile_all(&o, &index, &mut backoff, &Dirty::everything());
         let (jobs, _) = o.list(resource("batch", "jobs"), Some("default")).unwrap();
         assert_eq!(jobs.len(), 1, "one Job for the latest missed minute");
         let job = &jobs[0].value;
