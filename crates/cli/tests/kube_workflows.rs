@@ -763,6 +763,19 @@ fn server_side_dry_runs_check_updates_and_write_nothing() {
         "{}",
         text(&patched)
     );
+    // Scaling, through the scale subresource, too.
+    c.apply("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec: {containers: [{name: c, image: nginx}]}\n");
+    c.ok(&[
+        "scale",
+        "deployment",
+        "d",
+        "--replicas=3",
+        "--dry-run=server",
+    ]);
+    assert_eq!(
+        c.ok(&["get", "deployment", "d", "-o", "jsonpath={.spec.replicas}"]),
+        "1"
+    );
     let mut pod = c.json(&["get", "pod", "p1"]);
     pod["spec"]["containers"][0]["name"] = json!("renamed");
     let file = std::env::temp_dir().join(format!("lf-dryrun-{}.json", std::process::id()));

@@ -51,10 +51,11 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         if last_full.elapsed() >= FULL_PASS_EVERY {
             dirty = Dirty::everything();
         }
+        reconcile_all(&ctx.objects, &index, &mut backoff, &dirty);
+        // Counted from the end of a full round, so a slow one does not make every round full.
         if dirty.all {
             last_full = std::time::Instant::now();
         }
-        reconcile_all(&ctx.objects, &index, &mut backoff, &dirty);
         dirty = Dirty::default();
         match wake.wait(&*ctx.objects.store).await {
             Woken::Relist => relist = true,
@@ -67,6 +68,10 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                 for e in &changes {
                     let (key, v) = (&e.object.key, &e.object.value);
                     if key.starts_with(&pods_prefix) {
+                        // A pod that leaves its controller concerns the one it left too.
+                        if let Some(before) = index.owner_of.get(key.as_str()) {
+                            dirty.uids.insert(before.clone());
+                        }
                         let gone = e.event_type == localfargate_store::EventType::Deleted;
                         index.apply(key, (!gone).then_some(v));
                     }

@@ -301,7 +301,13 @@ async fn dispatch(
         }
         (Method::PUT, Some(name), Some("scale")) => {
             let value = body_value(headers, body)?;
-            set_scale(api, target, name, &mut |_| Ok(value.clone()))
+            set_scale(
+                api,
+                target,
+                name,
+                dry_run(query),
+                &mut |_| Ok(value.clone()),
+            )
         }
         (Method::PATCH, Some(name), sub) => patch(api, target, name, sub, query, headers, body),
         (Method::DELETE, Some(name), None) => {
@@ -575,7 +581,7 @@ fn patch(
         .to_string();
     let manager = query.get("fieldManager").unwrap_or("unknown").to_string();
     if sub == Some("scale") {
-        return set_scale(api, target, name, &mut |scale| {
+        return set_scale(api, target, name, dry_run(query), &mut |scale| {
             apply_patch_body(rt, &content_type, scale, body, &manager)
         });
     }
@@ -659,28 +665,35 @@ fn set_scale(
     api: &Arc<Api>,
     target: &Target,
     name: &str,
+    dry_run: bool,
     f: &mut dyn FnMut(&Value) -> Result<Value, KubeError>,
 ) -> Result<Response, KubeError> {
     let rt = target.rt;
-    let updated =
-        api.objects
-            .update_with(rt, namespace(target), name, false, None, &mut |current| {
-                let scale = f(&scale_of(current))?;
-                let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
-                    KubeError::invalid(rt, name, "spec.replicas", "Required value")
-                })?;
-                if replicas < 0 {
-                    return Err(KubeError::invalid(
-                        rt,
-                        name,
-                        "spec.replicas",
-                        &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
-                    ));
-                }
-                let mut new = current.clone();
-                new["spec"]["replicas"] = json!(replicas);
-                Ok(new)
-            })?;
+    let updated = api.objects.update_or_preview(
+        rt,
+        namespace(target),
+        name,
+        false,
+        None,
+        dry_run,
+        &mut |current| {
+            let scale = f(&scale_of(current))?;
+            let replicas = scale["spec"]["replicas"]
+                .as_i64()
+                .ok_or_else(|| KubeError::invalid(rt, name, "spec.replicas", "Required value"))?;
+            if replicas < 0 {
+                return Err(KubeError::invalid(
+                    rt,
+                    name,
+                    "spec.replicas",
+                    &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                ));
+            }
+            let mut new = current.clone();
+            new["spec"]["replicas"] = json!(replicas);
+            Ok(new)
+        },
+    )?;
     Ok(json_response(StatusCode::OK, &scale_of(&updated)))
 }
 

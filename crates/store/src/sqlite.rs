@@ -21,6 +21,8 @@ const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
 const LIVE_BUFFER: usize = 256;
 /// Logged events read at a time by a watcher starting in the past or catching up.
 const LOG_PAGE: usize = 256;
+/// Revisions of the log one read looks through at most.
+const LOG_WINDOW: u64 = 16 * LOG_PAGE as u64;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
@@ -456,13 +458,17 @@ fn open_watch(
             oldest,
         });
     }
-    // The selection's exceptions are left out by SQLite, so a page is a page of changes taken in.
+    // The selection's exceptions are left out by SQLite, so a page is a page of changes taken
+    // in; a query looks at no more than `LOG_WINDOW` revisions, so one taking in few of them
+    // does not hold the lock for long.
+    let horizon = after.saturating_add(LOG_WINDOW);
     let mut sql = String::from(
         "SELECT revision, type, key, value, created FROM events
-         WHERE revision > ?1 AND kind = ?2 AND key >= ?3 AND key < ?4",
+         WHERE revision > ?1 AND revision <= ?2 AND kind = ?3 AND key >= ?4 AND key < ?5",
     );
     let mut args: Vec<rusqlite::types::Value> = vec![
         (after as i64).into(),
+        (horizon.min(i64::MAX as u64) as i64).into(),
         selection.kind.clone().into(),
         selection.prefix.clone().into(),
         format!("{}\u{10FFFF}", selection.prefix).into(),
@@ -497,6 +503,10 @@ fn open_watch(
         // More to read after this page's last change.
         let reached = page.last().map_or(after, |row| row.0 as Revision);
         return Ok((page, None, reached));
+    }
+    if horizon < inner.revision {
+        // More to read past the window.
+        return Ok((page, None, horizon));
     }
     let receiver = live.subscribe(selection.clone());
     Ok((page, Some(receiver), inner.revision.max(after)))
