@@ -49,24 +49,28 @@ impl ClusterContext {
         self.ipam().release(ip);
     }
 
-    /// Every pod of the cluster and a watch of pods from that list's revision, trying again each
-    /// second until both work: how the fargate-scheduler and the node agent (re)start.
-    pub async fn list_and_watch_pods(&self, who: &str) -> (Vec<Arc<Object>>, Watcher) {
+    /// Every pod of the cluster, handed to `f` one at a time (a cluster's pods are never all
+    /// decoded at once), and a watch of pods from the revision they were read at, trying again
+    /// each second until both work: how the fargate-scheduler and the node agent (re)start.
+    pub async fn scan_and_watch_pods(
+        &self,
+        who: &str,
+        f: &mut (dyn FnMut(Object) + Send),
+    ) -> Watcher {
         let pods = resource("", "pods");
         loop {
             let result = self
                 .objects
-                .list(pods, None)
+                .scan(pods, None, &mut *f)
                 .map_err(|e| e.to_string())
-                .and_then(|(current, revision)| {
+                .and_then(|revision| {
                     self.objects
                         .store
                         .watch(self.objects.store_kind(), &pods.key_prefix(None), revision)
-                        .map(|w| (current, w))
                         .map_err(|e| e.to_string())
                 });
             match result {
-                Ok(x) => return x,
+                Ok(watcher) => return watcher,
                 Err(e) => {
                     tracing::error!(error = %e, "{who} cannot list and watch pods");
                     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -65,16 +65,12 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                 &*ctx.objects.store,
                 ctx.objects.store.revision().unwrap_or(0),
             );
-            pending = ctx
-                .objects
-                .list(resource("", "pods"), None)
-                .map(|(l, _)| {
-                    l.iter()
-                        .filter(|o| waits_for_us(&o.value))
-                        .map(|o| o.key.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
+            pending = BTreeSet::new();
+            let _ = ctx.objects.scan(resource("", "pods"), None, &mut |o| {
+                if waits_for_us(&o.value) {
+                    pending.insert(o.key);
+                }
+            });
             epoch += 1;
         }
         let groups: Vec<(String, u64)> = ctx

@@ -81,11 +81,19 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         profiles_seen: BTreeMap::new(),
     };
     loop {
-        let (current, mut watcher) = ctx.list_and_watch_pods("fargate-scheduler").await;
-        s.queue.extend(current.iter().map(|o| o.key.clone()));
-        s.remove_orphan_nodes(&current);
         // Only the keys are kept: the objects are read again when their turn comes.
-        drop(current);
+        let mut keys = Vec::new();
+        let mut bound = HashSet::new();
+        let mut watcher = ctx
+            .scan_and_watch_pods("fargate-scheduler", &mut |o| {
+                if let Some(node) = o.value["spec"]["nodeName"].as_str() {
+                    bound.insert(node.to_string());
+                }
+                keys.push(o.key);
+            })
+            .await;
+        s.queue.extend(keys);
+        s.remove_orphan_nodes(&bound);
         loop {
             s.sweep_profiles();
             s.schedule_queue();
@@ -157,21 +165,23 @@ impl Scheduler {
     }
 
     /// Fargate nodes no pod is bound to (their pod went while this scheduler was not watching).
-    fn remove_orphan_nodes(&self, pods: &[Arc<Object>]) {
-        let bound: HashSet<&str> = pods
-            .iter()
-            .filter_map(|p| p.value["spec"]["nodeName"].as_str())
-            .collect();
-        let Ok((nodes, _)) = self.ctx.objects.list(resource("", "nodes"), None) else {
-            return;
-        };
-        for n in nodes.iter() {
-            let name = name_of(&n.value);
-            if let Some(ip) = node_ip(name)
-                && !bound.contains(name)
-            {
-                self.remove_node(name, ip);
-            }
+    /// Remove the Fargate nodes no pod is bound to (`bound`: the nodes pods name).
+    fn remove_orphan_nodes(&self, bound: &HashSet<String>) {
+        let mut orphans = Vec::new();
+        // Scanned: only the orphans' names are kept.
+        let _ = self
+            .ctx
+            .objects
+            .scan(resource("", "nodes"), None, &mut |n| {
+                let name = name_of(&n.value);
+                if let Some(ip) = node_ip(name)
+                    && !bound.contains(name)
+                {
+                    orphans.push((name.to_string(), ip));
+                }
+            });
+        for (name, ip) in orphans {
+            self.remove_node(&name, ip);
         }
     }
 

@@ -215,12 +215,10 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let stopping: Stopping = Arc::default();
     let mut retry_at: HashMap<String, Instant> = HashMap::new();
     loop {
-        let (current, mut watcher) = ctx.list_and_watch_pods("node agent").await;
         let mut queue = Queue::default();
-        for o in &current {
-            queue.add(&o.key);
-        }
-        drop(current);
+        let mut watcher = ctx
+            .scan_and_watch_pods("node agent", &mut |o| queue.add(&o.key))
+            .await;
         loop {
             let failed = round(
                 &ctx,

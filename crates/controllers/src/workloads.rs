@@ -41,11 +41,9 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             let revision = ctx.objects.store.revision().unwrap_or(0);
             wake.start(&*ctx.objects.store, revision);
             index = PodIndex::default();
-            if let Ok((pods, _)) = ctx.objects.list(resource("", "pods"), None) {
-                for p in pods.iter() {
-                    index.apply(&p.key, Some(&p.value));
-                }
-            }
+            let _ = ctx.objects.scan(resource("", "pods"), None, &mut |p| {
+                index.apply(&p.key, Some(&p.value));
+            });
             dirty = Dirty::everything();
         }
         if last_full.elapsed() >= FULL_PASS_EVERY {
