@@ -206,7 +206,8 @@ impl Scheduler {
         }
         let mut keys: Vec<String> = self.queue.drain().collect();
         keys.sort();
-        let logging = self.logging_decision();
+        // Read once, when the first pod to schedule turns up.
+        let mut logging = None;
         // A batch at a time: one transaction each, and only a batch of pods decoded at once.
         for chunk in keys.chunks(BATCH) {
             let pods: Vec<Arc<Object>> = chunk
@@ -221,16 +222,18 @@ impl Scheduler {
                 })
                 .filter(|o| self.wants(o))
                 .collect();
+            if pods.is_empty() {
+                continue;
+            }
+            let logging = logging.get_or_insert_with(|| self.logging_decision());
             let outcomes: Vec<(Arc<Object>, Outcome)> = pods
                 .into_iter()
                 .map(|o| {
-                    let outcome = self.decide(&o, &logging);
+                    let outcome = self.decide(&o, logging);
                     (o, outcome)
                 })
                 .collect();
-            if !outcomes.is_empty() {
-                self.commit(outcomes);
-            }
+            self.commit(outcomes);
         }
     }
 

@@ -154,6 +154,12 @@ pub(crate) fn type_prefix(key: &str) -> &str {
     &key[..cut]
 }
 
+/// Whether keys starting with `prefix` can be of type `ty` (a `type_prefix`): a prefix naming a
+/// type, or longer, reaches that type; a shorter one may reach several.
+pub(crate) fn type_reached_by(ty: &str, prefix: &str) -> bool {
+    ty.starts_with(prefix) || prefix.starts_with(ty)
+}
+
 impl Packer {
     pub fn new() -> Self {
         Packer {
@@ -319,19 +325,9 @@ impl Cache {
         let Some(types) = self.objects.get(kind) else {
             return Vec::new();
         };
-        // A prefix naming a type is that type's; a shorter one may reach into several (every
-        // key starts with its type, so only types that start with the prefix, or that it
-        // starts with, can hold matches).
-        let named = type_prefix(prefix);
         let mut out: Vec<Copied> = types
             .iter()
-            .filter(|(ty, _)| {
-                if named.is_empty() {
-                    ty.starts_with(prefix) || prefix.starts_with(ty.as_str())
-                } else {
-                    ty.as_str() == named
-                }
-            })
+            .filter(|(ty, _)| type_reached_by(ty, prefix))
             .flat_map(|(_, objects)| objects.iter())
             .filter(|(k, _)| k.starts_with(prefix))
             .map(|(k, e)| {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use crate::compact::{Cache, Entry, Packer, type_prefix};
+use crate::compact::{Cache, Entry, Packer, type_prefix, type_reached_by};
 use crate::live::{Fanout, LiveReceiver};
 use crate::{
     Event, EventType, Object, Refill, Result, Revision, Selection, Store, StoreError, Tx, Watcher,
@@ -98,7 +98,7 @@ impl Uncached {
         let of_kind = kind.starts_with(&self.kinds);
         self.types
             .iter()
-            .filter(move |u| of_kind && (u.starts_with(prefix) || prefix.starts_with(u.as_str())))
+            .filter(move |u| of_kind && type_reached_by(u, prefix))
     }
 }
 
@@ -399,9 +399,36 @@ fn query_prefix(conn: &Connection, kind: &str, prefix: &str) -> Result<Vec<Arc<O
 
 /// One object of `kind` from SQLite.
 fn query_one(conn: &Connection, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
-    query_one_row(conn, kind, key)?
-        .map(|(value, rev, created)| Ok(Arc::new(row_to_object(kind, key, &value, rev, created)?)))
+    parse_one(kind, key, query_one_row(conn, kind, key)?)
+}
+
+/// An object from its row (`query_one_row`).
+fn parse_one(
+    kind: &str,
+    key: &str,
+    row: Option<(String, i64, i64)>,
+) -> Result<Option<Arc<Object>>> {
+    row.map(|(value, rev, created)| Ok(Arc::new(row_to_object(kind, key, &value, rev, created)?)))
         .transpose()
+}
+
+/// An object's revision and creating revision, from SQLite, without its text.
+fn query_revisions(
+    conn: &Connection,
+    kind: &str,
+    key: &str,
+) -> Result<Option<(Revision, Revision)>> {
+    conn.prepare_cached("SELECT revision, created FROM objects WHERE kind = ?1 AND key = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![kind, key], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as Revision,
+                    r.get::<_, i64>(1)? as Revision,
+                ))
+            })
+            .optional()
+        })
+        .map_err(backend)
 }
 
 /// One object's text, revision and creating revision, unparsed.
@@ -631,21 +658,7 @@ impl SqliteTx<'_> {
     ) -> Result<(Revision, Revision)> {
         let found = match self.written.get(&(kind.to_string(), key.to_string())) {
             Some(w) => w.as_ref().map(|o| (o.revision, o.created)),
-            None if self.uncached.holds(kind, key) => self
-                .tx
-                .prepare_cached(
-                    "SELECT revision, created FROM objects WHERE kind = ?1 AND key = ?2",
-                )
-                .and_then(|mut st| {
-                    st.query_row(params![kind, key], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)? as Revision,
-                            r.get::<_, i64>(1)? as Revision,
-                        ))
-                    })
-                    .optional()
-                })
-                .map_err(backend)?,
+            None if self.uncached.holds(kind, key) => query_revisions(&self.tx, kind, key)?,
             None => self
                 .cache
                 .read()
@@ -859,15 +872,9 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn get(&self, kind: &str, key: &str) -> Result<Option<Arc<Object>>> {
         if self.uncached.holds(kind, key) {
-            let row = {
-                let inner = self.lock()?;
-                query_one_row(&inner.conn, kind, key)?
-            };
-            return row
-                .map(|(value, rev, created)| {
-                    Ok(Arc::new(row_to_object(kind, key, &value, rev, created)?))
-                })
-                .transpose();
+            // Parsed after the writers' lock is let go.
+            let row = query_one_row(&self.lock()?.conn, kind, key)?;
+            return parse_one(kind, key, row);
         }
         // One object is decoded under the read lock; a writer waits that long at most.
         self.read_cache()
