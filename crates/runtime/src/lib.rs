@@ -64,8 +64,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub mod cgroups;
+pub mod crilog;
 mod error;
+pub mod image;
 pub mod ipam;
+pub mod net;
 pub mod simulated;
 mod timefmt;
 mod types;

@@ -1,0 +1,1 @@
+//! Pod and container cgroups (being written).

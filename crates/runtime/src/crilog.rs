@@ -1,0 +1,1 @@
+//! CRI-format container log files (being written).

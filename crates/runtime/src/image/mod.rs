@@ -1,0 +1,1 @@
+//! Container images: pull, load, store and unpack (being written).

@@ -1,0 +1,1 @@
+//! Pod networking on the host (being written).
