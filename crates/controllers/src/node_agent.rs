@@ -607,6 +607,7 @@ async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked,
                 })
                 .unwrap_or_default(),
             init,
+            ..Default::default()
         })
         .collect::<Vec<_>>();
     let annotations: BTreeMap<String, String> = pod["metadata"]["annotations"]
@@ -618,10 +619,6 @@ async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked,
         })
         .unwrap_or_default();
     let spec = SandboxSpec {
-        pod_uid: uid_of(pod).to_string(),
-        namespace: namespace_of(pod).to_string(),
-        name: name_of(pod).to_string(),
-        ip,
         vcpu,
         memory_mib,
         restart_policy: pod["spec"]["restartPolicy"]
@@ -630,7 +627,13 @@ async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked,
             .parse()
             .unwrap_or(RestartPolicy::Always),
         annotations,
-        containers: containers.clone(),
+        ..SandboxSpec::new(
+            uid_of(pod),
+            namespace_of(pod),
+            name_of(pod),
+            ip,
+            containers.clone(),
+        )
     };
     let release = |e: RuntimeError| {
         if let Some(ip) = own_ip {
@@ -690,6 +693,7 @@ fn state_json(state: &ContainerState, container_id: &str) -> Value {
         ContainerState::Terminated {
             exit_code,
             reason,
+            message: _,
             started_at,
             finished_at,
         } => json!({

@@ -65,20 +65,25 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 pub mod cgroups;
+mod config;
 pub mod crilog;
 mod error;
 pub mod image;
 pub mod ipam;
 pub mod net;
+pub mod restart;
 pub mod simulated;
 mod timefmt;
 mod types;
 
+pub use config::RuntimeConfig;
 pub use error::RuntimeError;
 pub use simulated::SimulatedRuntime;
 pub use types::{
-    ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions, LogStream,
-    RestartPolicy, SandboxId, SandboxSpec, SandboxStatus, SandboxSummary, TerminalSize,
+    Action, ContainerResources, ContainerSecurity, ContainerSpec, ContainerState, ContainerStatus,
+    DnsConfig, ExecRequest, ExitStatus, LogOptions, LogStream, PodSecurity, Probe, PullPolicy,
+    RestartPolicy, RuntimeEvent, SandboxId, SandboxSpec, SandboxStatus, SandboxSummary,
+    TerminalSize, TerminationMessagePolicy, Volume, VolumeFile, VolumeMount, VolumeSource,
 };
 
 /// Runs pods, one sandbox each. Object-safe: hold it as `Arc<dyn SandboxRuntime>`.

@@ -37,6 +37,7 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::restart::{self, Backoff};
 use crate::timefmt::{format_duration, parse_duration, rfc3339_nanos};
 use crate::{
     ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions, LogStream,
@@ -66,10 +67,6 @@ const NEVER: Tick = u64::MAX;
 const SECOND: Tick = 1_000_000_000;
 const DEFAULT_RUN: Tick = SECOND;
 const DEFAULT_BACKOFF: Tick = 10 * SECOND;
-/// The kubelet's back-off cap.
-const MAX_BACKOFF: Tick = 300 * SECOND;
-/// The kubelet resets the back-off of containers that ran this long.
-const BACKOFF_RESET: Tick = 600 * SECOND;
 /// Shortest restart cycle, so `run-duration: 0` with no back-off cannot loop without end.
 const MIN_CYCLE: Tick = 1_000_000;
 
@@ -148,26 +145,14 @@ struct Eval {
 
 impl SimContainer {
     fn restarts(&self, policy: RestartPolicy, exit_code: i32) -> bool {
-        if self.init {
-            policy.restarts_init(exit_code)
-        } else {
-            policy.restarts(exit_code)
-        }
+        restart::restarts(policy, self.init, exit_code)
     }
 
-    /// The back-off before restart number `n` (1-based).
+    /// The back-off before restart number `n` (1-based): the kubelet's, from the shared state
+    /// machine, with a floor so a zero-length cycle cannot loop without end.
     fn backoff_for(&self, n: u64) -> Tick {
-        let b = if self.backoff == 0 {
-            0
-        } else if self.run != NEVER && self.run >= BACKOFF_RESET {
-            self.backoff
-        } else {
-            let cap = self.backoff.max(MAX_BACKOFF);
-            let shift = n.saturating_sub(1).min(63) as u32;
-            self.backoff
-                .checked_mul(1u64 << shift)
-                .map_or(cap, |b| b.min(cap))
-        };
+        let run = (self.run != NEVER).then(|| Duration::from_nanos(self.run));
+        let b = ticks(Backoff::starting_at(Duration::from_nanos(self.backoff)).delay(n, run));
         if self.run.saturating_add(b) < MIN_CYCLE {
             MIN_CYCLE - self.run
         } else {
@@ -313,6 +298,22 @@ impl SimContainer {
     }
 }
 
+/// A simulated container's id, `simulated://<64 hex>`: a digest of what names the run, since
+/// no runtime made one.
+fn simulated_id(parts: &[&str]) -> String {
+    format!(
+        "simulated://{}",
+        &simulated_digest(&parts.join("/"))["sha256:".len()..]
+    )
+}
+
+/// `sha256:<hex>` of a name. Nothing is pulled, so a simulated image's id is a digest of its
+/// reference, not of a manifest.
+fn simulated_digest(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(name.as_bytes())))
+}
+
 fn exit_line(code: i32) -> String {
     format!("{LOG_PREFIX} exited with code {code}")
 }
@@ -424,6 +425,7 @@ impl Inner {
                 "Error"
             }
             .to_string(),
+            message: None,
             started_at: self.system(run.start),
             finished_at: self.system(run.end),
         }
@@ -752,12 +754,22 @@ impl SandboxRuntime for SimulatedRuntime {
                         ),
                     },
                 };
+                let restart_count = u32::try_from(ev.restart_count).unwrap_or(u32::MAX);
+                let running = state.is_running();
+                let container_id = ev.current.map(|_| {
+                    simulated_id(&[sandbox.as_str(), &c.name, &restart_count.to_string()])
+                });
                 ContainerStatus {
                     name: c.name.to_string(),
                     init: c.init,
                     state,
                     last_state,
-                    restart_count: u32::try_from(ev.restart_count).unwrap_or(u32::MAX),
+                    restart_count,
+                    ready: running,
+                    started: running,
+                    container_id,
+                    image: Some(c.image.to_string()),
+                    image_id: Some(format!("{}@{}", c.image, simulated_digest(&c.image))),
                 }
             })
             .collect();
@@ -768,6 +780,7 @@ impl SandboxRuntime for SimulatedRuntime {
             stopped_at: sb.stop.map(|s| inner.system(s.at)),
             containers,
             next_transition: (next != NEVER).then(|| inner.system(next)),
+            events: Vec::new(),
         })
     }
 

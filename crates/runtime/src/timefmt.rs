@@ -1,61 +1,22 @@
-//! Go-style durations (`500ms`, `1m30s`) and RFC3339 timestamps, without a date library.
+//! Go-style durations (`500ms`, `1m30s`) and RFC3339 timestamps: parsing and timestamps by
+//! jiff; Go's `Duration.String()` shape, which jiff does not print, by hand.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-/// Parses a Go duration: a sequence of decimal numbers with units `ns`, `us`, `µs`, `ms`, `s`,
-/// `m`, `h`, e.g. `500ms`, `2s`, `1.5s`, `1m30s`; a bare `0` is zero.
+/// Parses a Go duration (`500ms`, `2s`, `1.5s`, `1m30s`; a bare `0` is zero) with jiff's
+/// duration parser, which reads Go's units; negative durations are refused.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    if s.is_empty() {
-        return Err("empty duration".to_string());
-    }
     let bad = || format!("invalid duration {text:?}: expected e.g. 500ms, 2s, 1m30s");
-    let mut rest = s;
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let (num, after) = rest.split_at(num_len);
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let unit_ns: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return Err(bad()),
-        };
-        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-        if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
-            return Err(bad());
-        }
-        let int: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| bad())?
-        };
-        let mut value = int.checked_mul(unit_ns).ok_or_else(bad)?;
-        let mut scale = unit_ns;
-        for digit in frac.bytes().take(18) {
-            scale /= 10;
-            value += u128::from(digit - b'0') * scale;
-        }
-        total = total.checked_add(value).ok_or_else(bad)?;
-        rest = after;
+    // jiff also reads spaced and ISO 8601 forms; Go's are compact and unsigned.
+    if s.is_empty() || s.contains([' ', ',', '-', '+']) || s.starts_with(['P', 'p']) {
+        return Err(bad());
     }
-    let nanos = u64::try_from(total).map_err(|_| bad())?;
-    Ok(Duration::from_nanos(nanos))
+    let d: jiff::SignedDuration = s.parse().map_err(|_| bad())?;
+    Duration::try_from(d).map_err(|_| bad())
 }
 
 /// Formats like Go's `time.Duration.String()`: `500ms`, `10s`, `1m20s`, `5m0s`, `1h0m0s`.
@@ -91,39 +52,18 @@ pub(crate) fn format_duration(d: Duration) -> String {
 }
 
 /// `2026-11-23T21:00:00.000000000Z`: UTC, always nine fractional digits (the kubelet's log
-/// timestamp shape). Times before 1970 print as the epoch.
+/// timestamp shape). Times jiff cannot represent print as the epoch.
 pub(crate) fn rfc3339_nanos(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, mo, da) = civil_from_days(days);
-    format!(
-        "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    jiff::Timestamp::try_from(t)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%S.%9fZ")
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn parses_go_durations() {

@@ -41,12 +41,6 @@ const PODS: usize = 10_000;
 
 fn pod(i: usize) -> SandboxSpec {
     SandboxSpec {
-        pod_uid: format!("6f1c2d3e-0000-4000-8000-{i:012}"),
-        namespace: "default".to_string(),
-        name: format!("web-7d9f8c6b5-{i:05}"),
-        ip: std::net::Ipv4Addr::from(0x0a00_8004 + i as u32),
-        vcpu: 0.25,
-        memory_mib: 512,
         restart_policy: RestartPolicy::Always,
         annotations: BTreeMap::from([
             (
@@ -65,7 +59,15 @@ fn pod(i: usize) -> SandboxSpec {
             args: vec![],
             env: vec![("PORT".to_string(), "8080".to_string())],
             init: false,
+            ..Default::default()
         }],
+        ..SandboxSpec::new(
+            format!("6f1c2d3e-0000-4000-8000-{i:012}"),
+            "default",
+            format!("web-7d9f8c6b5-{i:05}"),
+            std::net::Ipv4Addr::from(0x0a00_8004 + i as u32),
+            vec![],
+        )
     }
 }
 

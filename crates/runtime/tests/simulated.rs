@@ -46,18 +46,18 @@ fn spec(
     containers: Vec<ContainerSpec>,
 ) -> SandboxSpec {
     SandboxSpec {
-        pod_uid: "uid-1".to_string(),
-        namespace: "default".to_string(),
-        name: "p1".to_string(),
-        ip: "10.0.128.4".parse().unwrap(),
-        vcpu: 0.25,
-        memory_mib: 512,
         restart_policy: policy,
         annotations: annotations
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
-        containers,
+        ..SandboxSpec::new(
+            "uid-1",
+            "default",
+            "p1",
+            "10.0.128.4".parse().unwrap(),
+            containers,
+        )
     }
 }
 
@@ -96,6 +96,7 @@ fn terminated(exit_code: i32, start_ms: u64, end_ms: u64) -> ContainerState {
     ContainerState::Terminated {
         exit_code,
         reason: if exit_code == 0 { "Completed" } else { "Error" }.to_string(),
+        message: None,
         started_at: at(start_ms),
         finished_at: at(end_ms),
     }
