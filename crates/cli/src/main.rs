@@ -2,6 +2,7 @@
 
 mod eks_client;
 mod eks_cmds;
+mod image_cmd;
 mod inputs;
 mod manifests;
 mod network;
@@ -32,6 +33,13 @@ enum Command {
     Plan(plan_cmd::PlanArgs),
     /// Start the EKS API server (with its store and lifecycle controller).
     Up(up::UpArgs),
+    /// Load, list and remove container images in the local image store (like `kind load`).
+    Image {
+        #[command(subcommand)]
+        cmd: image_cmd::ImageCmd,
+        #[command(flatten)]
+        store: image_cmd::StoreArgs,
+    },
     /// Print the VPC model that clusters and Fargate profiles take subnets from.
     Network(network::NetworkArgs),
     /// Create, list and delete clusters through the EKS API.
@@ -66,6 +74,12 @@ enum Command {
 }
 
 fn main() {
+    // The container shim (hidden): forked by the process runtime, it must start before
+    // anything else (no threads, no logging setup).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("shim") {
+        std::process::exit(localfargate_runtime::process::shim::main(&argv[2..]));
+    }
     memory::return_freed_memory_promptly();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -79,6 +93,7 @@ fn main() {
         Command::Plan(args) => plan_cmd::run(args),
         Command::Up(args) => up::run(args),
         Command::Network(args) => network::run(args),
+        Command::Image { cmd, store } => image_cmd::run(cmd, store),
         Command::Cluster { cmd, target } => eks_cmds::cluster(cmd, target),
         Command::Profile { cmd, target } => eks_cmds::profile(cmd, target),
         Command::Apply { args, target } => eks_cmds::apply(args, target),

@@ -60,10 +60,23 @@ pub struct UpArgs {
     /// from here up.
     #[arg(long, default_value_t = 6443)]
     pub kube_port: u16,
-    /// What runs pods: `simulated` (no processes; states from `sim.localfargate.io/*`
-    /// annotations). `process` and `microvm` are not built yet.
-    #[arg(long, default_value = "simulated")]
+    /// What runs pods: `process` (each pod in its own sandbox of namespaces and cgroups, real
+    /// images run by runc; needs root), `simulated` (no processes; states from
+    /// `sim.localfargate.io/*` annotations), or `auto`: `process` where the host allows it,
+    /// else `simulated`. `microvm` is not built yet.
+    #[arg(long, default_value = "auto")]
     pub runtime: String,
+    /// A registry to pull from over plain HTTP, as HOST:PORT. Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
+    /// A mirror for a registry, as REGISTRY=URL (`docker.io=http://127.0.0.1:5000`), tried
+    /// before the registry itself, like containerd's mirrors. Repeatable.
+    #[arg(long = "registry-mirror", value_name = "REGISTRY=URL")]
+    pub registry_mirrors: Vec<String>,
+    /// Let pods reach addresses outside this machine (NAT through the host). Off by default:
+    /// pod traffic stays on the machine.
+    #[arg(long)]
+    pub pod_egress: bool,
     /// Which Fargate profile wins when several match: `name` (AWS docs: alphabetical),
     /// `most-specific`, or `random`.
     #[arg(long, default_value = "name")]
@@ -139,9 +152,48 @@ fn config(args: &UpArgs) -> Result<Config> {
     Ok(config)
 }
 
+/// `--data-dir`, or the user's data directory.
+pub fn data_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d.clone()),
+        None => Ok(dirs::data_dir()
+            .context("no user data directory; pass --data-dir")?
+            .join("localfargate")),
+    }
+}
+
+/// Where the sandbox runtime keeps state, logs and images: the data directory, or for
+/// `--ephemeral` a directory of this process's (images still go to the data directory, a cache
+/// every run shares).
+fn runtime_config(args: &UpArgs) -> Result<localfargate_runtime::RuntimeConfig> {
+    let mut config = if args.ephemeral {
+        let dir = std::env::temp_dir().join(format!("localfargate-{}", std::process::id()));
+        let mut c = localfargate_runtime::RuntimeConfig::under(&dir);
+        if let Ok(d) = data_dir(None) {
+            c.image_dir = localfargate_runtime::RuntimeConfig::under(&d).image_dir;
+        }
+        c
+    } else {
+        localfargate_runtime::RuntimeConfig::under(&data_dir(args.data_dir.as_ref())?)
+    };
+    config.insecure_registries = args.insecure_registries.clone();
+    for m in &args.registry_mirrors {
+        let (registry, url) = m
+            .split_once('=')
+            .with_context(|| format!("--registry-mirror {m:?}: expected REGISTRY=URL"))?;
+        config
+            .registry_mirrors
+            .entry(registry.to_string())
+            .or_default()
+            .push(url.to_string());
+    }
+    config.egress = args.pod_egress;
+    Ok(config)
+}
+
 pub fn run(args: &UpArgs) -> Result<i32> {
     let config = config(args)?;
-    let sandboxes = localfargate_runtime::by_name(&args.runtime)?;
+    let runtime_config = runtime_config(args)?;
     let settings = Arc::new(localfargate_controllers::Settings {
         selection_rule: args.profile_selection,
         network: config.network.clone(),
@@ -155,12 +207,7 @@ pub fn run(args: &UpArgs) -> Result<i32> {
             "memory (--ephemeral)".to_string(),
         )
     } else {
-        let dir = match &args.data_dir {
-            Some(d) => d.clone(),
-            None => dirs::data_dir()
-                .context("no user data directory; pass --data-dir")?
-                .join("localfargate"),
-        };
+        let dir = data_dir(args.data_dir.as_ref())?;
         let path = dir.join("store.db");
         (SqliteStore::open(&path)?, path.display().to_string())
     };
@@ -175,7 +222,11 @@ pub fn run(args: &UpArgs) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args, config, store, where_, settings, sandboxes))
+    runtime.block_on(async {
+        let sandboxes = localfargate_runtime::by_name(&args.runtime, &runtime_config).await?;
+        println!("pods run in the {} runtime", sandboxes.kind());
+        serve(args, config, store, where_, settings, sandboxes).await
+    })
 }
 
 async fn serve(

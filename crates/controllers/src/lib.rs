@@ -12,6 +12,7 @@ pub mod fargate_scheduler;
 pub mod lifecycle;
 pub mod node_agent;
 pub mod objects;
+pub mod pod_spec;
 pub mod scheduling;
 pub mod settings;
 pub mod wake;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use localfargate_core::CAPACITY_ANNOTATION;
 use localfargate_runtime::{
-    ContainerSpec, ContainerState, RestartPolicy, RuntimeError, SandboxId, SandboxRuntime,
-    SandboxSpec, SandboxStatus,
+    ContainerSpec, ContainerState, RestartPolicy, RuntimeError, RuntimeKind, SandboxId,
+    SandboxRuntime, SandboxSpec, SandboxStatus,
 };
 use localfargate_store::{Event, EventType, Object, Revision, StoreError, transaction};
 use serde_json::{Value, json};
@@ -30,8 +30,11 @@ struct Tracked {
     /// An address this agent allocated (pods on EC2 nodes); Fargate pods use their node's.
     own_ip: Option<Ipv4Addr>,
     next: Option<Instant>,
-    /// Containers already announced as started, so each start gets its events once.
+    /// Containers already announced as started, so each start gets its events once (runtimes
+    /// that report no events of their own: the simulated one).
     started: HashSet<String>,
+    /// The last runtime event turned into a Kubernetes Event.
+    events_seen: u64,
     /// The revision of the agent's last status write: its own change coming back through the
     /// watch needs no look.
     written: Revision,
@@ -314,7 +317,7 @@ async fn round(
     }
     let kind = ctx.objects.store_kind().to_string();
     let mut writes: Vec<(Arc<Object>, Value)> = Vec::new();
-    let mut new_events: Vec<(Arc<Object>, Kind, &'static str, String)> = Vec::new();
+    let mut new_events: Vec<(Arc<Object>, Kind, String, String, Option<String>)> = Vec::new();
     let mut finished: Vec<Arc<Object>> = Vec::new();
     for (key, seen) in pods {
         let pod = match seen {
@@ -372,7 +375,13 @@ async fn round(
                     tracked.insert(key.clone(), t);
                 }
                 Err(e) => {
-                    new_events.push((pod.clone(), Kind::Warning, "FailedCreatePodSandBox", e));
+                    new_events.push((
+                        pod.clone(),
+                        Kind::Warning,
+                        "FailedCreatePodSandBox".into(),
+                        e,
+                        None,
+                    ));
                     // The kubelet retries sandbox creation; so does the agent, every 10 s.
                     retry_at.insert(key.clone(), Instant::now() + Duration::from_secs(10));
                     continue;
@@ -403,27 +412,51 @@ async fn round(
             .next_transition
             .map(|at| now + at.duration_since(SystemTime::now()).unwrap_or_default());
 
-        for c in &status.containers {
-            if !c.state.is_waiting() && t.started.insert(c.name.clone()) {
-                let image = container_image(v, &c.name);
+        if ctx.runtime.kind() == RuntimeKind::Simulated {
+            // Nothing is pulled or created: the agent announces each first start.
+            for c in &status.containers {
+                if !c.state.is_waiting() && t.started.insert(c.name.clone()) {
+                    let image = container_image(v, &c.name);
+                    let about = Some(c.name.clone());
+                    new_events.push((
+                        pod.clone(),
+                        Kind::Normal,
+                        "Pulled".into(),
+                        format!("Container image \"{image}\" already present on machine"),
+                        about.clone(),
+                    ));
+                    new_events.push((
+                        pod.clone(),
+                        Kind::Normal,
+                        "Created".into(),
+                        format!("Created container {}", c.name),
+                        about.clone(),
+                    ));
+                    new_events.push((
+                        pod.clone(),
+                        Kind::Normal,
+                        "Started".into(),
+                        format!("Started container {}", c.name),
+                        about,
+                    ));
+                }
+            }
+        } else {
+            let seen = t.events_seen;
+            for e in status.events.iter().filter(|e| e.seq > seen) {
+                let kind_ = if e.warning {
+                    Kind::Warning
+                } else {
+                    Kind::Normal
+                };
                 new_events.push((
                     pod.clone(),
-                    Kind::Normal,
-                    "Pulled",
-                    format!("Container image \"{image}\" already present on machine"),
+                    kind_,
+                    e.reason.clone(),
+                    e.message.clone(),
+                    e.container.clone(),
                 ));
-                new_events.push((
-                    pod.clone(),
-                    Kind::Normal,
-                    "Created",
-                    format!("Created container {}", c.name),
-                ));
-                new_events.push((
-                    pod.clone(),
-                    Kind::Normal,
-                    "Started",
-                    format!("Started container {}", c.name),
-                ));
+                t.events_seen = e.seq;
             }
         }
         let ip = t.own_ip.or_else(|| node_ip(node)).map(|ip| ip.to_string());
@@ -458,8 +491,12 @@ async fn round(
                 Err(e) => return Err(e),
             }
         }
-        for (involved, kind_, reason, message) in &new_events {
-            let (key, event) = events::build(&involved.value, *kind_, reason, message, "kubelet");
+        for (involved, kind_, reason, message, container) in &new_events {
+            let (key, mut event) =
+                events::build(&involved.value, *kind_, reason, message, "kubelet");
+            if let Some(c) = container {
+                event["involvedObject"]["fieldPath"] = json!(field_path(&involved.value, c));
+            }
             match tx.create(&kind, &key, &event) {
                 Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
@@ -523,6 +560,19 @@ fn container_image(pod: &Value, name: &str) -> String {
         .and_then(|c| c["image"].as_str())
         .unwrap_or("")
         .to_string()
+}
+
+/// `spec.containers{name}` or `spec.initContainers{name}`: what an Event about a container
+/// names as its `involvedObject.fieldPath`.
+fn field_path(pod: &Value, container: &str) -> String {
+    let init = pod["spec"]["initContainers"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|c| c["name"] == container));
+    if init {
+        format!("spec.initContainers{{{container}}}")
+    } else {
+        format!("spec.containers{{{container}}}")
+    }
 }
 
 fn host_ip(ctx: &ClusterContext, node: &str, pod_ip: Option<&str>) -> String {
@@ -658,6 +708,7 @@ async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked,
         own_ip,
         next: None,
         started: HashSet::new(),
+        events_seen: 0,
         written: 0,
     })
 }
@@ -693,18 +744,24 @@ fn state_json(state: &ContainerState, container_id: &str) -> Value {
         ContainerState::Terminated {
             exit_code,
             reason,
-            message: _,
+            message,
             started_at,
             finished_at,
-        } => json!({
-            "terminated": {
+        } => {
+            let mut t = json!({
                 "exitCode": exit_code,
                 "reason": reason,
                 "startedAt": rfc3339(*started_at),
                 "finishedAt": rfc3339(*finished_at),
-                "containerID": container_id,
+            });
+            if !container_id.is_empty() {
+                t["containerID"] = json!(container_id);
             }
-        }),
+            if let Some(m) = message {
+                t["message"] = json!(m);
+            }
+            json!({"terminated": t})
+        }
     }
 }
 
@@ -717,19 +774,19 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
     let (mut all_ready, mut init_done, mut any_running) = (true, true, false);
     let (mut all_terminated, mut all_succeeded) = (true, true);
     for c in &s.containers {
-        let id = format!("sim://{}/{}", s.id, c.name);
+        let id = c.container_id.clone().unwrap_or_default();
         let running = c.state.is_running();
         let mut st = json!({
             "name": c.name,
-            "image": container_image(pod, &c.name),
-            "imageID": "",
-            "ready": running,
-            "started": running,
+            "image": c.image.clone().unwrap_or_else(|| container_image(pod, &c.name)),
+            "imageID": c.image_id.clone().unwrap_or_default(),
+            "ready": c.ready && running,
+            "started": c.started && running,
             "restartCount": c.restart_count,
             "state": state_json(&c.state, &id),
             "lastState": c.last_state.as_ref().map(|l| state_json(l, &id)).unwrap_or(json!({})),
         });
-        if !c.state.is_waiting() {
+        if c.container_id.is_some() && (!c.state.is_waiting() || c.last_state.is_some()) {
             st["containerID"] = json!(id);
         }
         if c.init {
@@ -739,7 +796,7 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
             st["ready"] = json!(c.state.exit_code() == Some(0));
             statuses.0.push(st);
         } else {
-            all_ready &= running;
+            all_ready &= c.ready && running;
             any_running |= running;
             match c.state.exit_code() {
                 Some(0) => {}
@@ -845,6 +902,7 @@ mod tests {
             own_ip: None,
             next,
             started: HashSet::new(),
+            events_seen: 0,
             written,
         }
     }

@@ -92,6 +92,7 @@ fn runtime_error(e: RuntimeError) -> KubeError {
         | RuntimeError::PreviousNotFound { .. }
         | RuntimeError::NotFound(_)
         | RuntimeError::ExecUnsupported { .. }
+        | RuntimeError::NotRunning { .. }
         | RuntimeError::Stopped { .. } => KubeError::BadRequest(e.to_string()),
         e => KubeError::Internal(e.to_string()),
     }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::restart::Backoff;
+
 /// Construction settings shared by every backend. The simulated runtime reads none of them; the
 /// process (and later microVM) backends read all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct RuntimeConfig {
     /// Container log rotation, as the kubelet's `containerLogMaxSize` and `containerLogMaxFiles`.
     pub log_max_bytes: u64,
     pub log_max_files: usize,
+    /// The crash back-off of restarted containers (the kubelet's: 10 s doubling to 5 min).
+    pub restart_backoff: Backoff,
 }
 
 impl RuntimeConfig {
@@ -58,6 +62,7 @@ impl RuntimeConfig {
                 .unwrap_or_default(),
             log_max_bytes: 10 * 1024 * 1024,
             log_max_files: 5,
+            restart_backoff: Backoff::KUBELET,
         }
     }
 }

@@ -41,16 +41,41 @@ pub enum RuntimeError {
     #[error("sandbox {sandbox} of pod {pod} is stopped")]
     Stopped { sandbox: SandboxId, pod: String },
 
-    #[error("unknown runtime {0:?}: expected one of simulated, process, microvm")]
+    #[error("unknown runtime {0:?}: expected one of auto, simulated, process, microvm")]
     UnknownRuntime(String),
 
     #[error(
-        "the {0} runtime is not built yet; start localfargate with --runtime simulated, the only \
-         runtime in this build"
+        "the {0} runtime is not built yet; start localfargate with --runtime process or \
+         --runtime simulated"
     )]
     NotBuilt(RuntimeKind),
 
-    /// A backend failure (I/O, netlink, VMM, agent) with its own message.
+    /// Exec into a container that is not running (the kubelet's wording).
+    #[error("container not found (\"{container}\")")]
+    NotRunning { pod: String, container: String },
+
+    /// The backend cannot run on this host; `reason` says why.
+    #[error("the {kind} runtime cannot run here: {reason}")]
+    Unavailable { kind: RuntimeKind, reason: String },
+
+    /// A file-system or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+
+    #[error(transparent)]
+    Network(#[from] crate::net::NetError),
+
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+
+    /// A backend failure (VMM, agent) with its own message.
     #[error("{0}")]
     Backend(String),
 }

@@ -71,13 +71,16 @@ mod error;
 pub mod image;
 pub mod ipam;
 pub mod net;
+pub mod process;
 pub mod restart;
 pub mod simulated;
+pub mod test_images;
 mod timefmt;
 mod types;
 
 pub use config::RuntimeConfig;
 pub use error::RuntimeError;
+pub use process::ProcessRuntime;
 pub use simulated::SimulatedRuntime;
 pub use types::{
     Action, ContainerResources, ContainerSecurity, ContainerSpec, ContainerState, ContainerStatus,
@@ -166,14 +169,18 @@ impl RuntimeKind {
 
     /// Whether this build has the backend.
     pub fn is_built(self) -> bool {
-        self == RuntimeKind::Simulated
+        self != RuntimeKind::MicroVm
     }
 
-    /// A new runtime of this kind, or [`RuntimeError::NotBuilt`].
-    pub fn build(self) -> Result<Arc<dyn SandboxRuntime>, RuntimeError> {
+    /// A new runtime of this kind, or why it cannot be had here.
+    pub async fn build(
+        self,
+        config: &RuntimeConfig,
+    ) -> Result<Arc<dyn SandboxRuntime>, RuntimeError> {
         match self {
             RuntimeKind::Simulated => Ok(Arc::new(SimulatedRuntime::new())),
-            RuntimeKind::Process | RuntimeKind::MicroVm => Err(RuntimeError::NotBuilt(self)),
+            RuntimeKind::Process => Ok(Arc::new(ProcessRuntime::new(config.clone()).await?)),
+            RuntimeKind::MicroVm => Err(RuntimeError::NotBuilt(self)),
         }
     }
 }
@@ -195,34 +202,58 @@ impl std::str::FromStr for RuntimeKind {
     }
 }
 
-/// The runtime for a `--runtime` value: `simulated` now; `process` and `microvm` fail with "not
-/// built yet"; anything else with "unknown runtime".
-pub fn by_name(name: &str) -> Result<Arc<dyn SandboxRuntime>, RuntimeError> {
-    name.parse::<RuntimeKind>()?.build()
+/// What `--runtime auto` picks here: `process` where the host allows it (root, cgroups,
+/// network namespaces, runc), else `simulated` and the reason.
+pub fn auto_kind(config: &RuntimeConfig) -> (RuntimeKind, Option<String>) {
+    match process::unavailable_reason(config) {
+        None => (RuntimeKind::Process, None),
+        Some(reason) => (RuntimeKind::Simulated, Some(reason)),
+    }
+}
+
+/// The runtime for a `--runtime` value: `auto`, `simulated`, `process`; `microvm` fails with
+/// "not built yet"; anything else with "unknown runtime".
+pub async fn by_name(
+    name: &str,
+    config: &RuntimeConfig,
+) -> Result<Arc<dyn SandboxRuntime>, RuntimeError> {
+    if name == "auto" {
+        let (kind, why) = auto_kind(config);
+        if let Some(why) = why {
+            tracing::warn!(
+                "pods run in the simulated runtime: the process runtime cannot run here: {why}"
+            );
+        }
+        return kind.build(config).await;
+    }
+    name.parse::<RuntimeKind>()?.build(config).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn by_name_builds_simulated_and_explains_the_rest() {
-        assert_eq!(by_name("simulated").unwrap().kind(), RuntimeKind::Simulated);
+    #[tokio::test]
+    async fn by_name_builds_simulated_and_explains_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RuntimeConfig::under(dir.path());
         assert_eq!(
-            by_name("process").err().unwrap().to_string(),
-            "the process runtime is not built yet; start localfargate with --runtime simulated, \
-             the only runtime in this build"
+            by_name("simulated", &config).await.unwrap().kind(),
+            RuntimeKind::Simulated
         );
-        assert!(matches!(
-            by_name("microvm"),
-            Err(RuntimeError::NotBuilt(RuntimeKind::MicroVm))
-        ));
         assert_eq!(
-            by_name("docker").err().unwrap().to_string(),
-            "unknown runtime \"docker\": expected one of simulated, process, microvm"
+            by_name("microvm", &config).await.err().unwrap().to_string(),
+            "the microvm runtime is not built yet; start localfargate with --runtime process or \
+             --runtime simulated"
+        );
+        assert_eq!(
+            by_name("docker", &config).await.err().unwrap().to_string(),
+            "unknown runtime \"docker\": expected one of auto, simulated, process, microvm"
         );
         for k in RuntimeKind::ALL {
             assert_eq!(k.as_str().parse::<RuntimeKind>().unwrap(), k);
         }
+        let (kind, why) = auto_kind(&config);
+        assert_eq!(why.is_none(), kind == RuntimeKind::Process);
     }
 }

@@ -301,16 +301,13 @@ pub enum PullPolicy {
 }
 
 impl PullPolicy {
-    /// Kubernetes' default: `Always` for `:latest` or untagged images without a digest,
-    /// `IfNotPresent` otherwise.
+    /// Kubernetes' default: `Always` when the tag is `latest` (written or implied: no tag and
+    /// no digest), else `IfNotPresent`; an unparsable name gets `IfNotPresent`, as in the API
+    /// server (the pull then fails with `InvalidImageName`).
     pub fn default_for(image: &str) -> PullPolicy {
-        if image.contains('@') {
-            return PullPolicy::IfNotPresent;
-        }
-        let last = image.rsplit('/').next().unwrap_or(image);
-        match last.split_once(':') {
-            Some((_, tag)) if tag != "latest" => PullPolicy::IfNotPresent,
-            _ => PullPolicy::Always,
+        match crate::image::ImageRef::parse(image) {
+            Ok(r) if r.tag.as_deref() == Some("latest") => PullPolicy::Always,
+            _ => PullPolicy::IfNotPresent,
         }
     }
 
@@ -320,6 +317,12 @@ impl PullPolicy {
             PullPolicy::IfNotPresent => "IfNotPresent",
             PullPolicy::Never => "Never",
         }
+    }
+}
+
+impl fmt::Display for PullPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -41,21 +41,30 @@ pub fn up(lifecycle_seconds: &str) -> Server {
 
 /// `up`, with more flags.
 pub fn up_with(lifecycle_seconds: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--ephemeral"];
+    args.extend(extra);
+    up_with_store(lifecycle_seconds, &args)
+}
+
+/// `up` with `extra` flags, which say where the store is (`--ephemeral` or `--data-dir`).
+pub fn up_with_store(lifecycle_seconds: &str, extra: &[&str]) -> Server {
     let port = free_port();
     let kube_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args([
-            "up",
-            "--ephemeral",
-            "--lifecycle-seconds",
-            lifecycle_seconds,
-        ])
+        .args(["up", "--lifecycle-seconds", lifecycle_seconds])
         .args([
             "--port",
             &port.to_string(),
             "--kube-port",
             &kube_port.to_string(),
         ])
+        // The simulated runtime unless a test asks for another: most tests are about the API
+        // and scheduling, and their images (nginx, perl, …) are not on this machine.
+        .args(if extra.contains(&"--runtime") {
+            &[][..]
+        } else {
+            &["--runtime", "simulated"][..]
+        })
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -40,7 +40,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self):
-        args = [str(BINARY), "up", "--port", str(self.port), "--kube-port", str(self.kube_port), *self.extra]
+        runtime = [] if "--runtime" in self.extra else ["--runtime", "simulated"]
+        args = [str(BINARY), "up", "--port", str(self.port), "--kube-port", str(self.kube_port), *runtime, *self.extra]
         args += ["--data-dir", str(self.data_dir)] if self.data_dir else ["--ephemeral"]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 20

@@ -1,0 +1,528 @@
+//! End-to-end: pods that really run. `localfargate up --runtime process` with real kubectl,
+//! images from Debian's `docker-registry` on 127.0.0.1 (started here) and from
+//! `localfargate image load`, each pod in its own sandbox of namespaces and cgroups.
+//!
+//! Needs root, runc, busybox-static, docker-registry and skopeo (`scripts/test` installs them
+//! when it runs as root); skipped with the reason otherwise.
+
+#[allow(dead_code)]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, localfargate};
+use serde_json::Value;
+
+const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.31";
+
+fn skip_reason() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("not root".into());
+    }
+    for tool in ["runc", "skopeo", "docker-registry"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+        if !found {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    if !localfargate_runtime::test_images::busybox_available() {
+        return Some("/bin/busybox is not installed (busybox-static)".into());
+    }
+    if !Path::new(KUBECTL).exists() {
+        return Some(format!("{KUBECTL} is not installed"));
+    }
+    None
+}
+
+macro_rules! skip_unless_able {
+    () => {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Debian's registry on a free loopback port, with an optional htpasswd file; killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    fn start(auth: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_port();
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, pass)) = auth {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, pass])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
+            config.push_str(&format!(
+                "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Pushes an OCI layout into the registry as `repo:tag`.
+    fn push(&self, layout: &Path, tag_in_layout: &str, target: &str, creds: Option<&str>) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--dest-tls-verify=false"]);
+        if let Some(c) = creds {
+            cmd.args(["--dest-creds", c]);
+        }
+        let out = cmd
+            .arg(format!("oci:{}:{tag_in_layout}", layout.display()))
+            .arg(format!("docker://127.0.0.1:{}/{target}", self.port))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo: {}", text(&out));
+    }
+}
+
+/// A cluster on a `--runtime process` server with a Fargate profile for `default` and `jobs`.
+struct Cluster {
+    server: Option<Server>,
+    kubeconfig: PathBuf,
+    data: tempfile::TempDir,
+    flags: Vec<String>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Deleting the cluster removes every sandbox; then the server stops.
+        if let Some(server) = &self.server {
+            let _ = localfargate(server, &["cluster", "delete", "--name", "run"]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && sandboxes_left(self.data.path()) > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        self.server.take();
+    }
+}
+
+fn sandboxes_left(data: &Path) -> usize {
+    std::fs::read_dir(data.join("runtime/sandboxes"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn server(data: &Path, flags: &[String]) -> Server {
+    let mut args: Vec<&str> = vec!["--runtime", "process", "--data-dir", data.to_str().unwrap()];
+    args.extend(flags.iter().map(String::as_str));
+    // `up_with` passes --ephemeral; the data directory wins for the process runtime's state.
+    common::up_with_store("0.1", &args)
+}
+
+impl Cluster {
+    fn new(flags: &[String], prepare: impl FnOnce(&Path)) -> Cluster {
+        let data = tempfile::tempdir().unwrap();
+        prepare(data.path());
+        let server = server(data.path(), flags);
+        let ok = |out: Output| assert!(out.status.success(), "{}", text(&out));
+        ok(localfargate(
+            &server,
+            &["cluster", "create", "--name", "run"],
+        ));
+        for (name, ns) in [("fp-default", "default"), ("fp-jobs", "jobs")] {
+            ok(localfargate(
+                &server,
+                &[
+                    "profile",
+                    "create",
+                    "--cluster",
+                    "run",
+                    "--name",
+                    name,
+                    "--namespace",
+                    ns,
+                ],
+            ));
+        }
+        let config = localfargate(&server, &["kubeconfig", "--cluster", "run"]);
+        ok(config.clone());
+        let kubeconfig = data.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, &config.stdout).unwrap();
+        let c = Cluster {
+            server: Some(server),
+            kubeconfig,
+            data,
+            flags: flags.to_vec(),
+        };
+        c.eventually("the default namespace", Duration::from_secs(30), || {
+            c.kubectl(&["get", "namespace", "default"]).status.success()
+        });
+        c
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, yaml: &str) {
+        let mut child = Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "apply: {}", text(&out));
+    }
+
+    fn pod(&self, ns: &str, name: &str) -> Value {
+        serde_json::from_str(&self.ok(&["get", "pod", "-n", ns, name, "-o", "json"])).unwrap()
+    }
+
+    fn eventually(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_phase(&self, ns: &str, name: &str, phases: &[&str]) -> Value {
+        let mut last = Value::Null;
+        self.eventually(
+            &format!("pod {ns}/{name} in {phases:?}"),
+            Duration::from_secs(90),
+            || {
+                last = self.pod(ns, name);
+                phases.contains(&last["status"]["phase"].as_str().unwrap_or(""))
+            },
+        );
+        last
+    }
+
+    fn wait_ready(&self, ns: &str, name: &str) -> Value {
+        let mut last = Value::Null;
+        self.eventually(
+            &format!("pod {ns}/{name} Ready"),
+            Duration::from_secs(90),
+            || {
+                last = self.pod(ns, name);
+                last["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            },
+        );
+        last
+    }
+
+    fn events(&self, ns: &str, pod: &str) -> Vec<(String, String)> {
+        let selector = format!("involvedObject.name={pod}");
+        let list: Value = serde_json::from_str(&self.ok(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &selector,
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        list["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["reason"].as_str().unwrap_or("").to_string(),
+                            e["message"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Kills the server as `kill -9` would and starts another on the same data directory.
+    fn crash_and_restart(&mut self) {
+        self.server.take();
+        let server = server(self.data.path(), &self.flags);
+        self.server = Some(server);
+        self.eventually("the API after a restart", Duration::from_secs(30), || {
+            self.kubectl(&["get", "namespace", "default"])
+                .status
+                .success()
+        });
+    }
+}
+
+/// The busybox image as an OCI layout, tagged `tag`.
+fn busybox_layout(dir: &Path, tag: &str, cmd: &[&str]) -> PathBuf {
+    let layout = dir.join(format!("layout-{}", tag.replace([':', '/'], "-")));
+    localfargate_runtime::test_images::busybox_layout(&layout, tag, cmd).unwrap();
+    layout
+}
+
+fn load(data: &Path, layout: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_localfargate"))
+        .args(["image", "load", "--data-dir"])
+        .arg(data)
+        .arg(layout)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "image load: {}", text(&out));
+    assert!(text(&out).contains("Loaded image"), "{}", text(&out));
+}
+
+#[test]
+fn pods_really_run_logs_exec_exit_codes_and_restarts() {
+    skip_unless_able!();
+    let registry = Registry::start(None);
+    let work = tempfile::tempdir().unwrap();
+    // The seed's data-processor image, served by the local registry as a docker.io mirror.
+    let processor = busybox_layout(
+        work.path(),
+        "latest",
+        &["sh", "-c", "echo processing batch; echo done"],
+    );
+    registry.push(&processor, "latest", "myapp/processor:latest", None);
+    let flags = vec![
+        "--insecure-registry".to_string(),
+        format!("127.0.0.1:{}", registry.port),
+        "--registry-mirror".to_string(),
+        format!("docker.io=http://127.0.0.1:{}", registry.port),
+    ];
+    let busybox = busybox_layout(work.path(), "localfargate.test/busybox:1", &["sh"]);
+    let mut c = Cluster::new(&flags, |data| load(data, &busybox));
+
+    // The seed's pod, pulled (policy Always for :latest) through the mirror.
+    c.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: jobs}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata:\n  name: data-processor\n  namespace: jobs\n  labels: {workload: batch, environment: production}\n\
+         spec:\n  restartPolicy: Never\n  containers:\n  - name: processor\n    image: myapp/processor:latest\n",
+    );
+    let p = c.wait_phase("jobs", "data-processor", &["Succeeded", "Failed"]);
+    assert_eq!(p["status"]["phase"], "Succeeded", "{p:#}");
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(cs["state"]["terminated"]["exitCode"], 0);
+    assert_eq!(cs["state"]["terminated"]["reason"], "Completed");
+    assert!(
+        cs["imageID"].as_str().unwrap().contains("@sha256:"),
+        "{cs:#}"
+    );
+    assert!(
+        cs["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("containerd://"),
+        "{cs:#}"
+    );
+    assert_eq!(
+        c.ok(&["logs", "-n", "jobs", "data-processor"]),
+        "processing batch\ndone\n"
+    );
+    let events = c.events("jobs", "data-processor");
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "Pulling" && m == "Pulling image \"myapp/processor:latest\""),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|(r, m)| r == "Pulled"
+            && m.starts_with("Successfully pulled image \"myapp/processor:latest\" in ")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|(r, _)| r == "Started"), "{events:?}");
+
+    // A long-running pod: Ready, its own IP and hostname, exec with exit codes, Fargate limits.
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: app\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n\
+         \x20   command: [sh, -c, 'echo started; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']\n\
+         \x20   env: [{name: GREETING, value: hello}]\n",
+    );
+    let p = c.wait_ready("default", "web");
+    let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10."), "{ip}");
+    assert_eq!(c.ok(&["exec", "web", "--", "hostname"]).trim(), "web");
+    assert_eq!(
+        c.ok(&["exec", "web", "--", "sh", "-c", "echo $GREETING"])
+            .trim(),
+        "hello"
+    );
+    let addr = c.ok(&[
+        "exec", "web", "--", "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert!(addr.contains(&format!("{ip}/")), "{addr}");
+    let limits = c.ok(&["exec", "web", "--", "sh", "-c", "ulimit -Sn; ulimit -Hn"]);
+    let mut lines = limits.lines();
+    assert_eq!(lines.next(), Some("1024"), "{limits}");
+    let hard: u64 = lines.next().unwrap().parse().unwrap();
+    assert!(hard <= 65535 && hard >= 1024, "{limits}");
+    let failed = c.kubectl(&["exec", "web", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(failed.status.code(), Some(7), "{}", text(&failed));
+    let piped = {
+        let mut child = Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["exec", "-i", "web", "--", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"through stdin\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "through stdin\n");
+    let tail = c.ok(&["logs", "web", "--tail", "1"]);
+    assert!(tail.starts_with("tick "), "{tail}");
+    let stamped = c.ok(&["logs", "web", "--timestamps", "--tail", "1"]);
+    assert!(
+        stamped.split(' ').next().unwrap().ends_with('Z'),
+        "{stamped}"
+    );
+
+    // A pod that fails by its exit code, and one that crash-loops.
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: fails}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n\
+         \x20   command: [sh, -c, 'echo about to fail >&2; echo bad input > /dev/termination-log; exit 3']\n\
+         ---\napiVersion: v1\nkind: Pod\nmetadata: {name: loops}\nspec:\n  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n    command: [sh, -c, 'echo run; exit 1']\n",
+    );
+    let p = c.wait_phase("default", "fails", &["Failed", "Succeeded"]);
+    let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(p["status"]["phase"], "Failed");
+    assert_eq!(t["exitCode"], 3, "{t:#}");
+    assert_eq!(t["reason"], "Error");
+    assert_eq!(t["message"], "bad input\n");
+    assert_eq!(c.ok(&["logs", "fails"]), "about to fail\n");
+    c.eventually("loops to restart", Duration::from_secs(60), || {
+        c.pod("default", "loops")["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    });
+    let p = c.pod("default", "loops");
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1, "{cs:#}");
+    assert_eq!(c.ok(&["logs", "loops", "--previous"]), "run\n");
+
+    // An image that cannot be pulled, and a command that does not exist: that pod alone.
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: noimage}\nspec:\n  containers:\n  - name: c\n    image: 127.0.0.1:1/nothing/here:1\n\
+         ---\napiVersion: v1\nkind: Pod\nmetadata: {name: nobinary}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n    command: [/no/such/binary]\n",
+    );
+    c.eventually("ErrImagePull", Duration::from_secs(60), || {
+        let p = c.pod("default", "noimage");
+        let reason = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        reason == "ErrImagePull" || reason == "ImagePullBackOff"
+    });
+    let p = c.wait_phase("default", "nobinary", &["Failed"]);
+    let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["reason"], "StartError", "{t:#}");
+    assert!(
+        t["message"].as_str().unwrap().contains("/no/such/binary"),
+        "{t:#}"
+    );
+    assert!(c.wait_ready("default", "web")["status"]["podIP"] == ip.as_str());
+
+    // `kill -9` of localfargate: the pod keeps running and is adopted, not duplicated.
+    let before = c.pod("default", "web")["status"]["containerStatuses"][0]["containerID"].clone();
+    c.crash_and_restart();
+    let p = c.wait_ready("default", "web");
+    assert_eq!(p["status"]["containerStatuses"][0]["containerID"], before);
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert_eq!(
+        c.ok(&["exec", "web", "--", "echo", "still here"]).trim(),
+        "still here"
+    );
+    let last = c.ok(&["logs", "web", "--tail", "1"]);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_ne!(
+        c.ok(&["logs", "web", "--tail", "1"]),
+        last,
+        "the log goes on"
+    );
+
+    // Deletion: SIGTERM, the grace period, then everything is gone.
+    c.ok(&["delete", "pod", "web", "--grace-period", "1"]);
+    let run = c.data.path().join("runtime/sandboxes");
+    c.eventually(
+        "web's sandbox to be removed",
+        Duration::from_secs(30),
+        || {
+            sandboxes_left(c.data.path())
+                < std::fs::read_dir(&run).map(|d| d.count() + 1).unwrap_or(1)
+        },
+    );
+}

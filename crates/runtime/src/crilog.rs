@@ -1,1 +1,0 @@
-//! CRI-format container log files (being written).

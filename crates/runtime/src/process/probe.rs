@@ -1,0 +1,502 @@
+//! What runs inside or against a running container: `kubectl exec` sessions (`runc exec`, with
+//! a terminal when asked), probes (exec, HTTP GET, TCP, gRPC health) and lifecycle hooks, with
+//! the kubelet's semantics: thresholds, periods, `Unhealthy` events, restarts on liveness
+//! failure.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{ProcessRuntime, Run, Sandbox};
+use crate::{Action, ContainerSpec, ExecRequest, ExitStatus, Probe, RuntimeError};
+
+/// Output kept from an exec probe or hook for its event (the kubelet keeps 10 KiB).
+const PROBE_OUTPUT_MAX: usize = 10 * 1024;
+
+/// Runs `command` in the run's container to its end, with a time limit; `Ok` with its output
+/// when it exits 0.
+async fn exec_command(
+    rt: &ProcessRuntime,
+    run: &Run,
+    command: &[String],
+    timeout: Duration,
+) -> Result<String, String> {
+    let mut cmd = rt.runc();
+    cmd.args(["exec", &run.id])
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match tokio::time::timeout(timeout, cmd.output()).await {
+        Err(_) => Err(format!("command {command:?} timed out")),
+        Ok(Err(e)) => Err(format!("running runc exec: {e}")),
+        Ok(Ok(out)) => {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            text.truncate(PROBE_OUTPUT_MAX);
+            if out.status.success() {
+                Ok(text)
+            } else {
+                Err(if text.trim().is_empty() {
+                    format!(
+                        "command {command:?} exited with {}",
+                        out.status.code().unwrap_or(-1)
+                    )
+                } else {
+                    text
+                })
+            }
+        }
+    }
+}
+
+/// A probe's or hook's action, once. `Err` carries what the kubelet puts in its event.
+pub(super) async fn perform(
+    rt: &ProcessRuntime,
+    sb: &Sandbox,
+    run: &Run,
+    action: &Action,
+    timeout: Duration,
+) -> Result<String, String> {
+    let host = |h: &str| {
+        if h.is_empty() {
+            sb.spec.ip.to_string()
+        } else {
+            h.to_string()
+        }
+    };
+    match action {
+        Action::Exec { command } => exec_command(rt, run, command, timeout).await,
+        Action::TcpSocket { host: h, port } => {
+            let addr = format!("{}:{port}", host(h));
+            match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+                Ok(Ok(_)) => Ok(String::new()),
+                Ok(Err(e)) => Err(format!("dial tcp {addr}: {e}")),
+                Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
+            }
+        }
+        Action::HttpGet {
+            scheme,
+            host: h,
+            port,
+            path,
+            headers,
+        } => {
+            if !scheme.eq_ignore_ascii_case("http") {
+                return Err(format!(
+                    "scheme {scheme} is not supported by this runtime's probes"
+                ));
+            }
+            let h = host(h);
+            let url = format!("http://{h}:{port}{path}");
+            match tokio::time::timeout(timeout, http_get(&h, *port, path, headers)).await {
+                Err(_) => Err(format!(
+                    "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                )),
+                Ok(Err(e)) => Err(format!("Get \"{url}\": {e}")),
+                Ok(Ok(code)) if (200..400).contains(&code) => Ok(String::new()),
+                Ok(Ok(code)) => Err(format!("HTTP probe failed with statuscode: {code}")),
+            }
+        }
+        Action::Grpc { port, service } => {
+            // A gRPC health check needs HTTP/2; it is tried as a TCP connection here.
+            let addr = format!("{}:{port}", sb.spec.ip);
+            let _ = service;
+            match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+                Ok(Ok(_)) => Ok(String::new()),
+                Ok(Err(e)) => Err(format!(
+                    "failed to connect service {addr:?} within {}s: {e}",
+                    timeout.as_secs()
+                )),
+                Err(_) => Err(format!(
+                    "failed to connect service {addr:?} within {}s",
+                    timeout.as_secs()
+                )),
+            }
+        }
+        Action::Sleep { seconds } => {
+            tokio::time::sleep(Duration::from_secs(*seconds).min(timeout)).await;
+            Ok(String::new())
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET: the status code of the response.
+async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> std::io::Result<u16> {
+    let mut s = TcpStream::connect((host, port)).await?;
+    let mut req = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n",
+        if path.is_empty() { "/" } else { path }
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = vec![0u8; 256];
+    let mut got = 0;
+    while got < 12 {
+        let n = s.read(&mut buf[got..]).await?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let line = String::from_utf8_lossy(&buf[..got]);
+    line.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("malformed HTTP response"))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Startup,
+    Liveness,
+    Readiness,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Startup => "Startup",
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
+        }
+    }
+}
+
+/// Starts the probe loops of a run that has just started.
+pub(super) fn start(
+    rt: &ProcessRuntime,
+    sb: &Arc<Sandbox>,
+    i: usize,
+    c: &ContainerSpec,
+    run: &Run,
+) {
+    let mut handles = Vec::new();
+    for (kind, probe) in [
+        (Kind::Startup, &c.startup),
+        (Kind::Liveness, &c.liveness),
+        (Kind::Readiness, &c.readiness),
+    ] {
+        let Some(probe) = probe.clone() else {
+            continue;
+        };
+        let (rt, sb, run, name) = (rt.clone(), sb.clone(), run.clone(), c.name.clone());
+        let task = tokio::spawn(async move { probe_loop(rt, sb, i, name, run, kind, probe).await });
+        handles.push(task.abort_handle());
+    }
+    if !handles.is_empty() {
+        sb.probes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.name.clone(), handles);
+    }
+}
+
+async fn probe_loop(
+    rt: ProcessRuntime,
+    sb: Arc<Sandbox>,
+    i: usize,
+    name: String,
+    run: Run,
+    kind: Kind,
+    probe: Probe,
+) {
+    tokio::time::sleep(probe.initial_delay).await;
+    let (mut successes, mut failures) = (0u32, 0u32);
+    loop {
+        // Liveness and readiness wait for the startup probe.
+        let started = sb.state().containers[i].started;
+        if kind != Kind::Startup && !started {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let result = perform(&rt, &sb, &run, &probe.action, probe.timeout).await;
+        match result {
+            Ok(_) => {
+                failures = 0;
+                successes += 1;
+                if successes >= probe.success_threshold.max(1) {
+                    let changed = {
+                        let mut st = sb.state();
+                        let c = &mut st.containers[i];
+                        let before = (c.started, c.ready);
+                        match kind {
+                            Kind::Startup => {
+                                c.started = true;
+                                if sb.spec.containers[i].readiness.is_none() {
+                                    c.ready = true;
+                                }
+                            }
+                            Kind::Readiness => c.ready = true,
+                            Kind::Liveness => {}
+                        }
+                        before != (c.started, c.ready)
+                    };
+                    if changed {
+                        sb.persist();
+                        rt.changed(&sb.id);
+                    }
+                    if kind == Kind::Startup {
+                        return;
+                    }
+                }
+            }
+            Err(output) => {
+                successes = 0;
+                failures += 1;
+                sb.event(
+                    true,
+                    "Unhealthy",
+                    format!("{} probe failed: {}", kind.name(), output.trim_end()),
+                    Some(&name),
+                );
+                if kind == Kind::Readiness {
+                    let was_ready = {
+                        let mut st = sb.state();
+                        std::mem::replace(&mut st.containers[i].ready, false)
+                    };
+                    if was_ready {
+                        rt.changed(&sb.id);
+                    }
+                } else {
+                    rt.changed(&sb.id);
+                }
+                if failures >= probe.failure_threshold.max(1) && kind != Kind::Readiness {
+                    let what = if kind == Kind::Liveness {
+                        "liveness"
+                    } else {
+                        "startup"
+                    };
+                    sb.event(
+                        false,
+                        "Killing",
+                        format!("Container {name} failed {what} probe, will be restarted"),
+                        Some(&name),
+                    );
+                    let grace = probe.termination_grace.unwrap_or(sb.spec.termination_grace);
+                    rt.kill_run(&run, grace).await;
+                    sb.wake.notify_one();
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(probe.period).await;
+    }
+}
+
+/// A `kubectl exec` session: `runc exec` with the request's streams, a terminal when asked
+/// (our pty is runc's controlling terminal, so a resize reaches the container's).
+pub(super) async fn exec_session(
+    rt: &ProcessRuntime,
+    run: &Run,
+    request: ExecRequest,
+) -> Result<ExitStatus, RuntimeError> {
+    let ExecRequest {
+        command,
+        tty,
+        stdin,
+        stdout,
+        stderr,
+        resize,
+    } = request;
+    if command.is_empty() {
+        return Err(RuntimeError::InvalidSpec {
+            pod: run.id.clone(),
+            message: "exec needs a command".into(),
+        });
+    }
+    let mut cmd = rt.runc();
+    cmd.arg("exec");
+    if tty {
+        cmd.arg("--tty");
+    }
+    cmd.arg(&run.id).args(&command);
+    if tty {
+        return exec_tty(cmd, stdin, stdout, resize).await;
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| RuntimeError::Io {
+        context: "running runc exec".into(),
+        source,
+    })?;
+    let feed = match (stdin, child.stdin.take()) {
+        (Some(mut rx), Some(mut w)) => Some(tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                if w.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            // Dropping `w` closes the process's stdin.
+        })),
+        _ => None,
+    };
+    let copy = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                tx: tokio::sync::mpsc::Sender<Vec<u8>>| async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let out = child
+        .stdout
+        .take()
+        .map(|o| tokio::spawn(copy(Box::new(o), stdout)));
+    let err = child
+        .stderr
+        .take()
+        .map(|e| tokio::spawn(copy(Box::new(e), stderr)));
+    let status = child.wait().await.map_err(|source| RuntimeError::Io {
+        context: "waiting for runc exec".into(),
+        source,
+    })?;
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.await;
+    }
+    if let Some(f) = feed {
+        f.abort();
+    }
+    Ok(ExitStatus {
+        code: status.code().unwrap_or(128 + status_signal(&status)),
+    })
+}
+
+fn status_signal(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal().unwrap_or(0)
+}
+
+async fn exec_tty(
+    mut cmd: tokio::process::Command,
+    stdin: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+    stdout: tokio::sync::mpsc::Sender<Vec<u8>>,
+    resize: Option<tokio::sync::mpsc::Receiver<crate::TerminalSize>>,
+) -> Result<ExitStatus, RuntimeError> {
+    let io = |context: &str| {
+        let context = context.to_string();
+        move |e: nix::Error| RuntimeError::Io {
+            context,
+            source: std::io::Error::from(e),
+        }
+    };
+    let pty = nix::pty::openpty(None, None).map_err(io("opening a terminal"))?;
+    let (master, slave): (OwnedFd, OwnedFd) = (pty.master, pty.slave);
+    cmd.stdin(Stdio::from(slave.try_clone().map_err(|source| {
+        RuntimeError::Io {
+            context: "terminal".into(),
+            source,
+        }
+    })?))
+    .stdout(Stdio::from(slave.try_clone().map_err(|source| {
+        RuntimeError::Io {
+            context: "terminal".into(),
+            source,
+        }
+    })?))
+    .stderr(Stdio::from(slave));
+    // Safety: only async-signal-safe calls (setsid, ioctl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|source| RuntimeError::Io {
+        context: "running runc exec".into(),
+        source,
+    })?;
+    // Our copies of the slave are closed now (moved into the command and dropped with it).
+    drop(cmd);
+    let resize_fd = master.try_clone().map_err(|source| RuntimeError::Io {
+        context: "terminal".into(),
+        source,
+    })?;
+    let reader = std::fs::File::from(master.try_clone().map_err(|source| RuntimeError::Io {
+        context: "terminal".into(),
+        source,
+    })?);
+    let writer = std::fs::File::from(master);
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut r = reader;
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if stdout.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let input = stdin.map(|mut rx| {
+        tokio::spawn(async move {
+            let mut w = writer;
+            while let Some(chunk) = rx.recv().await {
+                use std::io::Write;
+                if w.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let resizer = resize.map(|mut rx| {
+        tokio::spawn(async move {
+            let fd = resize_fd;
+            while let Some(size) = rx.recv().await {
+                let ws = libc::winsize {
+                    ws_row: size.height,
+                    ws_col: size.width,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                // Safety: TIOCSWINSZ on our own pty master with a valid winsize.
+                unsafe {
+                    libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+                }
+            }
+        })
+    });
+    let status = child.wait().await.map_err(|source| RuntimeError::Io {
+        context: "waiting for runc exec".into(),
+        source,
+    })?;
+    for t in [input, resizer].into_iter().flatten() {
+        t.abort();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), out).await;
+    Ok(ExitStatus {
+        code: status.code().unwrap_or(128 + status_signal(&status)),
+    })
+}

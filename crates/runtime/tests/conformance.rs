@@ -1,0 +1,279 @@
+//! One contract, every backend: the same pods through `Arc<dyn SandboxRuntime>` on the simulated
+//! runtime and on the process runtime (the microVM backend will have to pass these too). Each
+//! pod says what to do twice: as `sim.localfargate.io/*` annotations for the simulated runtime
+//! and as a real command for runtimes that run processes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use localfargate_runtime::{
+    ContainerSpec, ContainerState, ExecRequest, LogOptions, PullPolicy, RestartPolicy,
+    RuntimeError, SandboxRuntime, SandboxSpec,
+};
+use support::*;
+use tokio::sync::mpsc;
+
+/// A pod for both kinds of backend.
+fn pod(
+    uid: &str,
+    policy: RestartPolicy,
+    containers: Vec<ContainerSpec>,
+    annotations: &[(&str, &str)],
+) -> SandboxSpec {
+    // Tests run at once, each process backend on its own bridge: each pod gets a subnet of its
+    // own (private, local to this machine).
+    let subnet = 200 + uid.bytes().map(u32::from).sum::<u32>() % 50;
+    let mut spec = SandboxSpec::new(
+        uid,
+        "default",
+        format!("pod-{uid}"),
+        format!("10.250.{subnet}.10").parse().unwrap(),
+        containers,
+    );
+    spec.gateway = format!("10.250.{subnet}.1").parse().unwrap();
+    spec.prefix_len = 24;
+    spec.restart_policy = policy;
+    spec.annotations = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<BTreeMap<_, _>>();
+    spec
+}
+
+fn sh(name: &str, script: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        image: BUSYBOX_IMAGE.into(),
+        pull_policy: PullPolicy::Never,
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    }
+}
+
+async fn start_all(rt: &dyn SandboxRuntime, spec: SandboxSpec) -> localfargate_runtime::SandboxId {
+    let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
+    let id = rt.create_sandbox(spec).await.expect("create");
+    for n in names {
+        rt.start_container(&id, &n).await.expect("start");
+    }
+    id
+}
+
+async fn a_job_container_exits_with_its_code(rt: Arc<dyn SandboxRuntime>) {
+    let spec = pod(
+        "job1",
+        RestartPolicy::Never,
+        vec![sh("main", "echo hello from the job; sleep 0.2; exit 3")],
+        &[
+            ("sim.localfargate.io/run-duration", "200ms"),
+            ("sim.localfargate.io/exit-code", "3"),
+            ("sim.localfargate.io/log", "hello from the job"),
+        ],
+    );
+    let id = start_all(&*rt, spec).await;
+    let s = wait_for(&*rt, &id, Duration::from_secs(30), |s| {
+        is_terminated(container(s, "main"))
+    })
+    .await;
+    let c = container(&s, "main");
+    assert_eq!(c.state.exit_code(), Some(3), "{c:?}");
+    assert_eq!(c.state.reason(), Some("Error"));
+    assert_eq!(c.restart_count, 0);
+    assert!(!c.ready);
+    assert!(
+        c.container_id.as_deref().is_some_and(|i| i.contains("://")),
+        "{c:?}"
+    );
+    assert!(
+        c.image_id
+            .as_deref()
+            .is_some_and(|i| i.contains("@sha256:")),
+        "{c:?}"
+    );
+    assert!(s.ready_at.is_some());
+    let logs = read_all(rt.logs(&id, "main", LogOptions::default()).await.unwrap()).await;
+    assert!(logs.contains("hello from the job"), "{logs:?}");
+    rt.remove(&id).await.unwrap();
+    assert!(matches!(
+        rt.status(&id).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+    rt.remove(&id).await.expect("a second remove succeeds");
+}
+
+async fn a_long_running_container_runs_until_stopped(rt: Arc<dyn SandboxRuntime>) {
+    let spec = pod(
+        "svc1",
+        RestartPolicy::Always,
+        vec![sh("web", "echo up; exec sleep 3600")],
+        &[("sim.localfargate.io/log", "up")],
+    );
+    let id = start_all(&*rt, spec.clone()).await;
+    let s = wait_for(&*rt, &id, Duration::from_secs(30), |s| {
+        container(s, "web").ready
+    })
+    .await;
+    let c = container(&s, "web");
+    assert!(c.state.is_running(), "{c:?}");
+    assert!(c.started);
+    assert!(matches!(
+        rt.create_sandbox(spec).await,
+        Err(RuntimeError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        rt.start_container(&id, "nope").await,
+        Err(RuntimeError::NotFound(_))
+    ));
+    let summaries = rt.list().await.unwrap();
+    assert!(summaries.iter().any(|x| x.id == id && x.pod_uid == "svc1"));
+    rt.stop(&id, Duration::from_secs(5)).await.unwrap();
+    let s = rt.status(&id).await.unwrap();
+    let c = container(&s, "web");
+    assert!(is_terminated(c), "{c:?}");
+    assert_eq!(c.restart_count, 0);
+    assert!(s.stopped_at.is_some());
+    assert!(matches!(
+        rt.start_container(&id, "web").await,
+        Err(RuntimeError::Stopped { .. })
+    ));
+    rt.remove(&id).await.unwrap();
+}
+
+async fn init_containers_run_first(rt: Arc<dyn SandboxRuntime>) {
+    let mut init = sh("setup", "echo init done; sleep 0.3");
+    init.init = true;
+    let spec = pod(
+        "init1",
+        RestartPolicy::Always,
+        vec![init, sh("app", "exec sleep 3600")],
+        &[("sim.localfargate.io/run-duration.setup", "300ms")],
+    );
+    let id = start_all(&*rt, spec).await;
+    let s = wait_for(&*rt, &id, Duration::from_secs(30), |s| {
+        container(s, "app").state.is_running()
+    })
+    .await;
+    let (setup, app) = (container(&s, "setup"), container(&s, "app"));
+    assert_eq!(setup.state.exit_code(), Some(0), "{setup:?}");
+    assert_eq!(setup.state.reason(), Some("Completed"));
+    let (ContainerState::Terminated { finished_at, .. }, ContainerState::Running { started_at }) =
+        (&setup.state, &app.state)
+    else {
+        panic!("unexpected states {setup:?} {app:?}");
+    };
+    assert!(started_at >= finished_at);
+    rt.remove(&id).await.unwrap();
+}
+
+async fn failed_containers_restart_with_back_off(rt: Arc<dyn SandboxRuntime>) {
+    let spec = pod(
+        "crash1",
+        RestartPolicy::OnFailure,
+        vec![sh("worker", "echo crashing; exit 1")],
+        &[
+            ("sim.localfargate.io/run-duration", "50ms"),
+            ("sim.localfargate.io/exit-code", "1"),
+            ("sim.localfargate.io/restart-backoff", "300ms"),
+        ],
+    );
+    let id = start_all(&*rt, spec).await;
+    let s = wait_for(&*rt, &id, Duration::from_secs(30), |s| {
+        container(s, "worker").restart_count >= 2
+    })
+    .await;
+    let c = container(&s, "worker");
+    assert!(c.restart_count >= 2, "{c:?}");
+    let last = c.last_state.as_ref().expect("last state");
+    assert_eq!(last.exit_code(), Some(1), "{last:?}");
+    let s = wait_for(&*rt, &id, Duration::from_secs(30), |s| {
+        container(s, "worker").state.reason() == Some("CrashLoopBackOff")
+    })
+    .await;
+    let c = container(&s, "worker");
+    let ContainerState::Waiting { reason, message } = &c.state else {
+        panic!("{c:?}");
+    };
+    assert_eq!(reason, "CrashLoopBackOff");
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("restarting failed container=worker")),
+        "{message:?}"
+    );
+    let previous = rt
+        .logs(
+            &id,
+            "worker",
+            LogOptions {
+                previous: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(previous.is_ok(), "{previous:?}");
+    rt.remove(&id).await.unwrap();
+}
+
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod simulated_backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::simulated()).await;
+                }
+            )*
+        }
+        mod process_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(why) = super::process_skip_reason() {
+                        eprintln!("skipped: the process runtime cannot run here: {why}");
+                        return;
+                    }
+                    let backend = super::ProcessBackend::new().await;
+                    super::$name(std::sync::Arc::new(backend.rt.clone())).await;
+                }
+            )*
+        }
+    };
+}
+
+for_each_backend!(
+    a_job_container_exits_with_its_code,
+    a_long_running_container_runs_until_stopped,
+    init_containers_run_first,
+    failed_containers_restart_with_back_off,
+);
+
+/// Exec is the one call the simulated runtime refuses (nothing runs there).
+#[tokio::test]
+async fn the_simulated_runtime_refuses_exec_with_advice() {
+    let rt = simulated();
+    let id = start_all(
+        &*rt,
+        pod("ex0", RestartPolicy::Always, vec![sh("c", "sleep 1")], &[]),
+    )
+    .await;
+    let (out, _o) = mpsc::channel(1);
+    let (err, _e) = mpsc::channel(1);
+    let r = rt
+        .exec(
+            &id,
+            "c",
+            ExecRequest {
+                command: vec!["true".into()],
+                tty: false,
+                stdin: None,
+                stdout: out,
+                stderr: err,
+                resize: None,
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(RuntimeError::ExecUnsupported { .. })));
+}

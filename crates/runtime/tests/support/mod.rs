@@ -1,0 +1,136 @@
+//! Backends for the runtime's tests: the simulated runtime, and a process runtime on its own
+//! bridge, network-namespace prefix, cgroup parent and directories, torn down on drop.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use localfargate_runtime::restart::Backoff;
+use localfargate_runtime::{
+    ContainerState, ContainerStatus, ProcessRuntime, RuntimeConfig, SandboxId, SandboxRuntime,
+    SandboxStatus, SimulatedRuntime,
+};
+
+/// The image the process tests run.
+pub const BUSYBOX_IMAGE: &str = "localfargate.test/busybox:1";
+
+/// Why the process runtime cannot be tested here, if it cannot.
+pub fn process_skip_reason() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("not root".into());
+    }
+    if !localfargate_runtime::test_images::busybox_available() {
+        return Some("no /bin/busybox (apt-get install busybox-static)".into());
+    }
+    let dir = std::env::temp_dir();
+    let config = RuntimeConfig::under(&dir);
+    localfargate_runtime::process::unavailable_reason(&config)
+}
+
+pub struct ProcessBackend {
+    pub rt: ProcessRuntime,
+    pub config: RuntimeConfig,
+    pub dir: tempfile::TempDir,
+}
+
+impl ProcessBackend {
+    /// A process runtime with a fresh state, the busybox test image loaded, and a short crash
+    /// back-off.
+    pub async fn new() -> ProcessBackend {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tag = &uuid_like()[..6];
+        let mut config = RuntimeConfig::under(dir.path());
+        config.bridge = format!("lft{tag}");
+        config.netns_prefix = format!("lft{tag}-");
+        config.cgroup_parent = format!("lftest-{tag}");
+        config.shim_command = vec![env!("CARGO_BIN_EXE_localfargate-shim").to_string()];
+        config.restart_backoff = Backoff::starting_at(Duration::from_millis(300));
+        let rt = ProcessRuntime::new(config.clone())
+            .await
+            .expect("process runtime");
+        let layout = dir.path().join("busybox-layout");
+        localfargate_runtime::test_images::busybox_layout(&layout, BUSYBOX_IMAGE, &["sh"])
+            .expect("busybox image");
+        rt.images().load(&layout).await.expect("loading busybox");
+        ProcessBackend { rt, config, dir }
+    }
+
+    /// Another runtime over the same state, as a restarted localfargate builds it.
+    pub async fn restarted(&self) -> ProcessRuntime {
+        ProcessRuntime::new(self.config.clone())
+            .await
+            .expect("process runtime")
+    }
+}
+
+impl Drop for ProcessBackend {
+    fn drop(&mut self) {
+        let bridge = self.config.bridge.clone();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &bridge])
+            .output();
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &format!("localfargate-{bridge}")])
+            .output();
+        for root in ["cpu", "cpuacct", "memory", "pids", "cpuset", "unified", ""] {
+            let p = std::path::Path::new("/sys/fs/cgroup")
+                .join(root)
+                .join(&self.config.cgroup_parent);
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    format!("{:016x}", h.finish())
+}
+
+pub fn simulated() -> Arc<dyn SandboxRuntime> {
+    Arc::new(SimulatedRuntime::new())
+}
+
+/// Reads the sandbox's status until `done` holds (at most `limit`), returning the last one.
+pub async fn wait_for(
+    rt: &dyn SandboxRuntime,
+    id: &SandboxId,
+    limit: Duration,
+    done: impl Fn(&SandboxStatus) -> bool,
+) -> SandboxStatus {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let s = rt.status(id).await.expect("status");
+        if done(&s) || tokio::time::Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn container<'a>(s: &'a SandboxStatus, name: &str) -> &'a ContainerStatus {
+    s.container(name).expect("container in status")
+}
+
+pub fn is_terminated(c: &ContainerStatus) -> bool {
+    matches!(c.state, ContainerState::Terminated { .. })
+}
+
+pub async fn read_all(mut rx: localfargate_runtime::LogStream) -> String {
+    let mut out = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .ok()
+        .flatten()
+    {
+        out.extend_from_slice(&chunk);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
