@@ -262,6 +262,7 @@ async fn serve(
         config,
     });
     let lifecycle = tokio::spawn(localfargate_controllers::eks_lifecycle::run(store.clone()));
+    let runtime = sandboxes.clone();
     let clusters = tokio::spawn(localfargate_controllers::cluster::run(
         store.clone(),
         settings.clone(),
@@ -306,5 +307,18 @@ async fn serve(
     lifecycle.abort();
     clusters.abort();
     kube_apis.abort();
+    if args.ephemeral {
+        // Nothing of an --ephemeral run outlives it: its pods neither.
+        if let Ok(sandboxes) = runtime.list().await {
+            for s in sandboxes {
+                let _ = runtime.remove(&s.id).await;
+            }
+        }
+        if runtime.kind() == localfargate_runtime::RuntimeKind::Process {
+            let _ = std::fs::remove_dir_all(
+                std::env::temp_dir().join(format!("localfargate-{}", std::process::id())),
+            );
+        }
+    }
     Ok(0)
 }

@@ -134,15 +134,7 @@ struct Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // Deleting the cluster removes every sandbox; then the server stops.
-        if let Some(server) = &self.server {
-            let _ = localfargate(server, &["cluster", "delete", "--name", "run"]);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline && sandboxes_left(self.data.path()) > 0 {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        self.server.take();
+        self.delete();
     }
 }
 
@@ -303,6 +295,33 @@ impl Cluster {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Deletes the profiles, then the cluster (which removes every sandbox), then stops the
+    /// server.
+    fn delete(&mut self) {
+        if let Some(server) = &self.server {
+            for p in ["fp-default", "fp-jobs"] {
+                let _ = localfargate(
+                    server,
+                    &[
+                        "profile",
+                        "delete",
+                        "--cluster",
+                        "run",
+                        "--name",
+                        p,
+                        "--wait",
+                    ],
+                );
+            }
+            let _ = localfargate(server, &["cluster", "delete", "--name", "run", "--wait"]);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline && sandboxes_left(self.data.path()) > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        self.server.take();
     }
 
     /// Kills the server as `kill -9` would and starts another on the same data directory.
@@ -514,15 +533,42 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
         "the log goes on"
     );
 
-    // Deletion: SIGTERM, the grace period, then everything is gone.
+    // Deletion: SIGTERM, the grace period, then the pod's sandbox is gone.
+    let before = sandboxes_left(c.data.path());
     c.ok(&["delete", "pod", "web", "--grace-period", "1"]);
-    let run = c.data.path().join("runtime/sandboxes");
     c.eventually(
         "web's sandbox to be removed",
         Duration::from_secs(30),
-        || {
-            sandboxes_left(c.data.path())
-                < std::fs::read_dir(&run).map(|d| d.count() + 1).unwrap_or(1)
-        },
+        || sandboxes_left(c.data.path()) < before,
     );
+
+    // Deleting the cluster leaves no process, mount, network namespace or cgroup behind.
+    let data = c.data.path().to_path_buf();
+    c.delete();
+    assert_eq!(sandboxes_left(&data), 0);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(data.to_str().unwrap()),
+        "mounts left under {}",
+        data.display()
+    );
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&netns.stdout).contains("lf-p"),
+        "{}",
+        text(&netns)
+    );
+    let shims = Command::new("pgrep")
+        .args(["-f", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(shims.stdout.is_empty(), "processes left: {}", text(&shims));
+    let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/localfargate")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(cgroups, 0, "pod cgroups left");
 }

@@ -26,6 +26,8 @@ pub struct ClusterContext {
     pub ipam: Arc<Mutex<Ipam>>,
     /// `1.31`: the kubelet version nodes report.
     pub version: String,
+    /// The cluster DNS address pods' resolv.conf names (`kube-dns`: the service CIDR's `.10`).
+    pub cluster_dns: Option<Ipv4Addr>,
 }
 
 impl ClusterContext {
@@ -47,6 +49,13 @@ impl ClusterContext {
 
     pub fn release_ip(&self, ip: Ipv4Addr) {
         self.ipam().release(ip);
+    }
+
+    /// The prefix length and router of the subnet holding `ip`.
+    pub fn subnet_of(&self, ip: Ipv4Addr) -> Option<(u8, Ipv4Addr)> {
+        self.ipam()
+            .subnet_of(ip)
+            .map(|s| (s.prefix_len(), s.gateway()))
     }
 
     /// Every pod of the cluster, handed to `f` one at a time (a cluster's pods are never all
@@ -321,10 +330,22 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set
 }
 
+/// `kube-dns`'s address: the `.10` of the cluster's service CIDR, as EKS gives it.
+fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
+    let cidr = cluster["kubernetesNetworkConfig"]["serviceIpv4Cidr"]
+        .as_str()
+        .unwrap_or("10.100.0.0/16");
+    let (base, _) = localfargate_runtime::ipam::parse_subnet_cidr(cidr).ok()?;
+    Some(Ipv4Addr::from(u32::from(base) + 10))
+}
+
 /// Keep every ACTIVE cluster's controllers running until the task is dropped.
 pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dyn SandboxRuntime>) {
     let ipam = Arc::new(Mutex::new(rebuild_ipam(&*store, &settings)));
     let mut running: HashMap<String, JoinSet<()>> = HashMap::new();
+    // Clusters whose controllers stopped (not ACTIVE) and whose pods wait for the record to go.
+    let mut deleting: std::collections::HashSet<String> = Default::default();
+    remove_orphan_sandboxes(&*store, &*runtime).await;
     loop {
         let clusters = store
             .list(CLUSTER_KIND, "")
@@ -348,11 +369,13 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
                 .as_str()
                 .unwrap_or("1.31")
                 .to_string();
+            let cluster_dns = cluster_dns(&c.value["resource"]);
             let ctx = Arc::new(ClusterContext {
                 objects,
                 runtime: runtime.clone(),
                 ipam: ipam.clone(),
                 version,
+                cluster_dns,
             });
             tracing::info!(cluster = %c.key, "Kubernetes controllers started");
             running.insert(c.key.clone(), start(ctx));
@@ -366,14 +389,54 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
             if let Some(mut set) = running.remove(&name) {
                 set.abort_all();
             }
-            let exists = clusters.iter().any(|c| c.key == name);
-            if !exists {
-                stop_sandboxes(&*store, &*runtime, &name, &ipam).await;
-                purge_cluster(&*store, &name);
-                tracing::info!(cluster = %name, "cluster deleted: its Kubernetes objects are gone");
-            }
+            // A DELETING cluster's controllers stop at once; its pods go once it is gone.
+            deleting.insert(name);
+        }
+        let gone: Vec<String> = deleting
+            .iter()
+            .filter(|name| !clusters.iter().any(|c| &c.key == *name))
+            .cloned()
+            .collect();
+        for name in gone {
+            deleting.remove(&name);
+            stop_sandboxes(&*store, &*runtime, &name, &ipam).await;
+            purge_cluster(&*store, &name);
+            tracing::info!(cluster = %name, "cluster deleted: its Kubernetes objects are gone");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sandboxes an earlier run left (the process runtime keeps them across restarts) whose pod is
+/// no longer stored in any cluster: a pod or cluster deleted while localfargate was down.
+async fn remove_orphan_sandboxes(store: &dyn Store, runtime: &dyn SandboxRuntime) {
+    let Ok(sandboxes) = runtime.list().await else {
+        return;
+    };
+    if sandboxes.is_empty() {
+        return;
+    }
+    let mut uids = std::collections::HashSet::new();
+    let clusters = store
+        .list(CLUSTER_KIND, "")
+        .map(|(c, _)| c)
+        .unwrap_or_default();
+    let pods = resource("", "pods");
+    for c in clusters.iter() {
+        let kind = kube::store_kind(&c.key);
+        let _ = store.scan(&kind, &pods.key_prefix(None), &mut |o: Object| {
+            if let Some(uid) = o.value["metadata"]["uid"].as_str() {
+                uids.insert(uid.to_string());
+            }
+        });
+    }
+    for s in sandboxes {
+        if !uids.contains(&s.pod_uid) {
+            tracing::info!(sandbox = %s.id, pod = %format!("{}/{}", s.namespace, s.name), "removing the sandbox of a pod that is gone");
+            if let Err(e) = runtime.remove(&s.id).await {
+                tracing::warn!(sandbox = %s.id, error = %e, "removing an orphaned sandbox");
+            }
+        }
     }
 }
 

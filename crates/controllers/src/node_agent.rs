@@ -4,15 +4,14 @@
 //! is gone. Status writes are batched into one store transaction per round.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use localfargate_core::CAPACITY_ANNOTATION;
 use localfargate_runtime::{
-    ContainerSpec, ContainerState, RestartPolicy, RuntimeError, RuntimeKind, SandboxId,
-    SandboxRuntime, SandboxSpec, SandboxStatus,
+    ContainerState, RuntimeError, RuntimeKind, SandboxId, SandboxRuntime, SandboxStatus,
 };
 use localfargate_store::{Event, EventType, Object, Revision, StoreError, transaction};
 use serde_json::{Value, json};
@@ -20,7 +19,8 @@ use serde_json::{Value, json};
 use crate::cluster::ClusterContext;
 use crate::events::{self, EventType as Kind};
 use crate::fargate_scheduler::node_ip;
-use crate::objects::{finalizers, is_deleting, name_of, namespace_of, resource, uid_of};
+use crate::objects::{finalizers, is_deleting, resource, uid_of};
+use crate::pod_spec;
 use crate::scheduling::set_condition;
 
 /// Per-pod state the agent keeps: the sandbox and when to look again.
@@ -370,19 +370,27 @@ async fn round(
                 continue;
             }
             match start(ctx, v, node).await {
-                Ok(t) => {
+                Ok((t, warnings)) => {
                     retry_at.remove(&key);
                     tracked.insert(key.clone(), t);
+                    for w in warnings {
+                        new_events.push((pod.clone(), Kind::Warning, w.reason, w.message, None));
+                    }
                 }
                 Err(e) => {
-                    new_events.push((
-                        pod.clone(),
-                        Kind::Warning,
-                        "FailedCreatePodSandBox".into(),
-                        e,
-                        None,
-                    ));
-                    // The kubelet retries sandbox creation; so does the agent, every 10 s.
+                    let (reason, message, about) = match e {
+                        StartError::Sandbox(m) => ("FailedCreatePodSandBox", m, None),
+                        StartError::Mount(m) => ("FailedMount", m, None),
+                        StartError::Config { container, message } => {
+                            let new = config_error_status(v, &container, &message);
+                            if new != *v {
+                                writes.push((pod.clone(), new));
+                            }
+                            ("Failed", format!("Error: {message}"), Some(container))
+                        }
+                    };
+                    new_events.push((pod.clone(), Kind::Warning, reason.into(), message, about));
+                    // The kubelet retries; so does the agent, every 10 s.
                     retry_at.insert(key.clone(), Instant::now() + Duration::from_secs(10));
                     continue;
                 }
@@ -603,7 +611,49 @@ fn provisioned(pod: &Value) -> Option<(f64, u64)> {
     Some((vcpu, (gb * 1024.0) as u64))
 }
 
-async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked, String> {
+/// Why a pod's sandbox was not made, as the kubelet reports it.
+enum StartError {
+    /// `FailedCreatePodSandBox`.
+    Sandbox(String),
+    /// A container's configuration cannot be resolved (`CreateContainerConfigError`).
+    Config { container: String, message: String },
+    /// A volume cannot be set up (`FailedMount`).
+    Mount(String),
+}
+
+/// Reads what a pod refers to from the cluster's store.
+struct StoreRefs<'a>(&'a ClusterContext);
+
+impl pod_spec::PodRefs for StoreRefs<'_> {
+    fn config_map(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.0
+            .objects
+            .get_object(resource("", "configmaps"), namespace, name)
+            .ok()
+            .flatten()
+            .map(|o| o.value.clone())
+    }
+
+    fn secret(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.0
+            .objects
+            .get_object(resource("", "secrets"), namespace, name)
+            .ok()
+            .flatten()
+            .map(|o| o.value.clone())
+    }
+
+    fn service_account_token(&self, _: &str, _: &str, _: &str, _: u64) -> Option<String> {
+        // No token signer yet (the identity issue brings one).
+        None
+    }
+}
+
+async fn start(
+    ctx: &ClusterContext,
+    pod: &Value,
+    node: &str,
+) -> Result<(Tracked, Vec<pod_spec::PodWarning>), StartError> {
     let stored_ip = pod["status"]["podIP"]
         .as_str()
         .and_then(|s| s.parse::<Ipv4Addr>().ok());
@@ -622,105 +672,121 @@ async fn start(ctx: &ClusterContext, pod: &Value, node: &str) -> Result<Tracked,
                         .as_str()
                         .map(str::to_string)
                 })
-                .ok_or_else(|| format!("node {node} has no subnet to take a pod IP from"))?;
-            let (_, ip) = ctx.allocate_ip(&[subnet], 0)?;
+                .ok_or_else(|| {
+                    StartError::Sandbox(format!("node {node} has no subnet to take a pod IP from"))
+                })?;
+            let (_, ip) = ctx.allocate_ip(&[subnet], 0).map_err(StartError::Sandbox)?;
             (ip, Some(ip))
         }
     };
-    let (vcpu, memory_mib) = provisioned(pod).unwrap_or((0.25, 512));
-    let containers = ["initContainers", "containers"]
-        .iter()
-        .flat_map(|k| {
-            pod["spec"][*k]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |c| (k == &"initContainers", c))
-        })
-        .map(|(init, c)| ContainerSpec {
-            name: c["name"].as_str().unwrap_or("").to_string(),
-            image: c["image"].as_str().unwrap_or("").to_string(),
-            command: strings(&c["command"]),
-            args: strings(&c["args"]),
-            env: c["env"]
-                .as_array()
-                .map(|e| {
-                    e.iter()
-                        .filter_map(|x| {
-                            Some((
-                                x["name"].as_str()?.to_string(),
-                                x["value"].as_str().unwrap_or("").to_string(),
-                            ))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            init,
-            ..Default::default()
-        })
-        .collect::<Vec<_>>();
-    let annotations: BTreeMap<String, String> = pod["metadata"]["annotations"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let spec = SandboxSpec {
-        vcpu,
-        memory_mib,
-        restart_policy: pod["spec"]["restartPolicy"]
-            .as_str()
-            .unwrap_or("Always")
-            .parse()
-            .unwrap_or(RestartPolicy::Always),
-        annotations,
-        ..SandboxSpec::new(
-            uid_of(pod),
-            namespace_of(pod),
-            name_of(pod),
-            ip,
-            containers.clone(),
-        )
-    };
-    let release = |e: RuntimeError| {
+    let release = || {
         if let Some(ip) = own_ip {
             ctx.release_ip(ip);
         }
-        e.to_string()
     };
+    let (vcpu, memory_mib) = provisioned(pod).unwrap_or((0.25, 512));
+    let (prefix_len, gateway) = ctx.subnet_of(ip).unwrap_or((24, Ipv4Addr::UNSPECIFIED));
+    let placement = pod_spec::PodPlacement {
+        ip,
+        prefix_len,
+        gateway,
+        vcpu,
+        memory_mib,
+        node_name: node.to_string(),
+        host_ip: host_ip(ctx, node, Some(&ip.to_string())),
+        cluster_dns: ctx.cluster_dns,
+        cluster_domain: "cluster.local".to_string(),
+        region: ctx.objects.settings.region.clone(),
+    };
+    let resolved = pod_spec::resolve(
+        pod,
+        &placement,
+        &StoreRefs(ctx),
+        &pod_spec::host_resolv_conf,
+    )
+    .map_err(|e| {
+        release();
+        match e {
+            pod_spec::ResolveError::ContainerConfig { container, message } => {
+                StartError::Config { container, message }
+            }
+            pod_spec::ResolveError::Volume { message, .. } => StartError::Mount(message),
+            pod_spec::ResolveError::Invalid { message } => StartError::Sandbox(message),
+        }
+    })?;
+    let spec = resolved.spec;
+    let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
     let sandbox = match ctx.runtime.create_sandbox(spec).await {
         Ok(id) => id,
         Err(RuntimeError::AlreadyExists { sandbox, .. }) => sandbox,
-        Err(e) => return Err(release(e)),
+        Err(e) => {
+            release();
+            return Err(StartError::Sandbox(e.to_string()));
+        }
     };
-    for c in &containers {
-        ctx.runtime
-            .start_container(&sandbox, &c.name)
-            .await
-            .map_err(release)?;
+    for name in &names {
+        if let Err(e) = ctx.runtime.start_container(&sandbox, name).await {
+            release();
+            return Err(StartError::Sandbox(e.to_string()));
+        }
     }
-    Ok(Tracked {
-        sandbox,
-        uid: uid_of(pod).to_string(),
-        own_ip,
-        next: None,
-        started: HashSet::new(),
-        events_seen: 0,
-        written: 0,
-    })
+    Ok((
+        Tracked {
+            sandbox,
+            uid: uid_of(pod).to_string(),
+            own_ip,
+            next: None,
+            started: HashSet::new(),
+            events_seen: 0,
+            written: 0,
+        },
+        resolved.warnings,
+    ))
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The status of a pod whose container `failed` cannot be configured: that container waits
+/// with `CreateContainerConfigError`, the others with `ContainerCreating`.
+fn config_error_status(pod: &Value, failed: &str, message: &str) -> Value {
+    let mut p = pod.clone();
+    let waiting = |name: &str| {
+        if name == failed {
+            json!({"reason": "CreateContainerConfigError", "message": message})
+        } else {
+            json!({"reason": "ContainerCreating"})
+        }
+    };
+    let statuses = |key: &str| -> Vec<Value> {
+        pod["spec"][key]
+            .as_array()
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c["name"].as_str())
+                    .map(|name| {
+                        json!({
+                            "name": name,
+                            "image": container_image(pod, name),
+                            "imageID": "",
+                            "ready": false,
+                            "started": false,
+                            "restartCount": 0,
+                            "state": {"waiting": waiting(name)},
+                            "lastState": {},
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !p["status"].is_object() {
+        p["status"] = json!({});
+    }
+    let init = statuses("initContainers");
+    if !init.is_empty() {
+        p["status"]["initContainerStatuses"] = json!(init);
+    }
+    p["status"]["containerStatuses"] = json!(statuses("containers"));
+    p["status"]["phase"] = json!("Pending");
+    p
 }
 
 fn rfc3339(t: SystemTime) -> String {

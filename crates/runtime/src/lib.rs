@@ -8,11 +8,17 @@
 //!
 //! # Backends
 //!
-//! * [`SimulatedRuntime`] (`--runtime simulated`, built): no processes, no privileges; container
+//! * [`SimulatedRuntime`] (`--runtime simulated`): no processes, no privileges; container
 //!   states follow from elapsed time and `sim.localfargate.io/*` annotations. It backs API,
 //!   controller and scheduler tests and scales to tens of thousands of pods.
-//! * `process` (namespaces + cgroups, real processes; not built yet).
+//! * [`ProcessRuntime`] (`--runtime process`, and `auto` where the host allows it): each pod
+//!   in its own network namespace and cgroups, its containers real processes run by runc from
+//!   real images, through a shim per container that outlives localfargate (see [`process`]).
 //! * `microvm` (a QEMU `microvm` or Firecracker VM per pod with an agent inside; not built yet).
+//!
+//! What backends share: [`image`] (pulls, loads, the layer store), [`net`] (pod network
+//! namespaces and the host bridge), [`cgroups`] (v1 and v2), [`crilog`] (CRI log files),
+//! [`restart`] (the kubelet's restart rules and back-off), [`ipam`].
 //!
 //! # How the later backends fit this trait unchanged
 //!
@@ -24,18 +30,17 @@
 //! * [`create_sandbox`](SandboxRuntime::create_sandbox) builds the isolation boundary and may
 //!   return before it is ready ([`SandboxStatus::ready_at`] says when it is).
 //!   - process: a network namespace with a veth pair on the host bridge, `eth0` set to
-//!     [`SandboxSpec::ip`] with the prefix length and gateway of
-//!     [`ipam::Ipam::subnet_of`]`(ip)` (given to the backend when it is built); a pod cgroup with
-//!     a CPU quota of [`SandboxSpec::vcpu`] and a memory limit of [`SandboxSpec::memory_mib`];
-//!     images unpacked to root filesystems. Its spawned supervisor task per sandbox owns the
-//!     processes.
+//!     [`SandboxSpec::ip`] with [`SandboxSpec::prefix_len`] and [`SandboxSpec::gateway`]; a pod
+//!     cgroup with a CPU quota of [`SandboxSpec::vcpu`] and a memory limit of
+//!     [`SandboxSpec::memory_mib`]; images unpacked to shared layers under overlay root
+//!     filesystems. A supervisor task per sandbox starts, watches and restarts containers.
 //!   - microvm: the same netns plus a tap device, then a VMM process in the pod cgroup with
 //!     `vcpu`/`memory_mib` as the guest size; the guest agent's `CreateSandbox` over
 //!     virtio-serial or vsock.
 //! * [`start_container`](SandboxRuntime::start_container) is a request, not a synchronous run: the
 //!   container starts once the sandbox is ready and, for a regular container, once every init
 //!   container has exited 0. The agent calls it for every container right after creating the
-//!   sandbox. Process: an OCI bundle run by libcontainer/runc in the pod netns and cgroup.
+//!   sandbox. Process: an OCI bundle run by runc (through the shim) in the pod netns and cgroup.
 //!   MicroVM: the guest agent's `CreateContainer` + `StartContainer`.
 //! * [`status`](SandboxRuntime::status) returns Kubernetes-shaped container states with restart
 //!   counts. The simulated runtime knows when its status changes next
@@ -47,9 +52,9 @@
 //!   the HTTP layer streams as a chunked body. Real backends read per-container log files (CRI
 //!   format: timestamp, stream, text) written by the supervisor or the guest agent.
 //! * [`exec`](SandboxRuntime::exec) takes channels for stdin, stdout, stderr and terminal
-//!   resizes ([`ExecRequest`]): process enters the container's namespaces (libcontainer
-//!   `tenant`, or `nsenter`); microvm uses the agent's `ExecProcess` and its stdio streams. The
-//!   simulated runtime refuses with [`RuntimeError::ExecUnsupported`].
+//!   resizes ([`ExecRequest`]): process runs `runc exec` (with a pty for a terminal); microvm
+//!   uses the agent's `ExecProcess` and its stdio streams. The simulated runtime refuses with
+//!   [`RuntimeError::ExecUnsupported`].
 //! * [`stop`](SandboxRuntime::stop) sends SIGTERM, waits up to the grace period, then SIGKILL; it
 //!   returns when every container has exited. [`remove`](SandboxRuntime::remove) tears
 //!   everything down (netns, cgroups, VM, files) and is idempotent.
