@@ -439,7 +439,7 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
     let mut lines = limits.lines();
     assert_eq!(lines.next(), Some("1024"), "{limits}");
     let hard: u64 = lines.next().unwrap().parse().unwrap();
-    assert!(hard <= 65535 && hard >= 1024, "{limits}");
+    assert!((1024..=65535).contains(&hard), "{limits}");
     let failed = c.kubectl(&["exec", "web", "--", "sh", "-c", "exit 7"]);
     assert_eq!(failed.status.code(), Some(7), "{}", text(&failed));
     let piped = {
@@ -514,6 +514,44 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
         "{t:#}"
     );
     assert!(c.wait_ready("default", "web")["status"]["podIP"] == ip.as_str());
+
+    // Over its memory limit a container is OOM-killed; a readiness probe gates Ready; a Job
+    // with ttlSecondsAfterFinished really runs, succeeds and goes.
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hog}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n\
+         \x20   command: [sh, -c, 'exec tail /dev/zero']\n    resources: {limits: {memory: 32Mi}, requests: {memory: 32Mi}}\n\
+         ---\napiVersion: v1\nkind: Pod\nmetadata: {name: gated}\nspec:\n  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n\
+         \x20   command: [sh, -c, 'exec sleep 3600']\n    readinessProbe: {exec: {command: [test, -f, /tmp/ready]}, periodSeconds: 1}\n\
+         ---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: compute}\nspec:\n  ttlSecondsAfterFinished: 3\n  template:\n    spec:\n      restartPolicy: Never\n\
+         \x20     containers:\n      - name: c\n        image: localfargate.test/busybox:1\n        imagePullPolicy: Never\n        command: [sh, -c, 'echo computed 42']\n",
+    );
+    let p = c.wait_phase("default", "hog", &["Failed", "Succeeded"]);
+    let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["reason"], "OOMKilled", "{t:#}");
+    assert_eq!(t["exitCode"], 137, "{t:#}");
+    c.eventually("gated to run, not ready", Duration::from_secs(60), || {
+        let p = c.pod("default", "gated");
+        let cs = &p["status"]["containerStatuses"][0];
+        cs["state"]["running"].is_object() && cs["ready"] == false
+    });
+    c.eventually(
+        "a readiness probe failure event",
+        Duration::from_secs(30),
+        || {
+            c.events("default", "gated")
+                .iter()
+                .any(|(r, m)| r == "Unhealthy" && m.starts_with("Readiness probe failed"))
+        },
+    );
+    c.ok(&["exec", "gated", "--", "touch", "/tmp/ready"]);
+    c.wait_ready("default", "gated");
+    c.eventually("the Job to succeed", Duration::from_secs(60), || {
+        let out = c.kubectl(&["get", "job", "compute", "-o", "json"]);
+        serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|j| j["status"]["succeeded"] == 1)
+    });
+    c.eventually("the finished Job to go", Duration::from_secs(60), || {
+        !c.kubectl(&["get", "job", "compute"]).status.success()
+    });
 
     // `kill -9` of localfargate: the pod keeps running and is adopted, not duplicated.
     let before = c.pod("default", "web")["status"]["containerStatuses"][0]["containerID"].clone();

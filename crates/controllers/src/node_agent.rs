@@ -288,6 +288,10 @@ pub async fn run(ctx: Arc<ClusterContext>) {
 
 type Stopping = Arc<std::sync::Mutex<HashSet<String>>>;
 
+/// An Event a round writes: about which pod, its type, reason and message, and the container
+/// it is about (`involvedObject.fieldPath`).
+type NewEvent = (Arc<Object>, Kind, String, String, Option<String>);
+
 fn locked(s: &Stopping) -> std::sync::MutexGuard<'_, HashSet<String>> {
     s.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -317,7 +321,7 @@ async fn round(
     }
     let kind = ctx.objects.store_kind().to_string();
     let mut writes: Vec<(Arc<Object>, Value)> = Vec::new();
-    let mut new_events: Vec<(Arc<Object>, Kind, String, String, Option<String>)> = Vec::new();
+    let mut new_events: Vec<NewEvent> = Vec::new();
     let mut finished: Vec<Arc<Object>> = Vec::new();
     for (key, seen) in pods {
         let pod = match seen {

@@ -94,6 +94,8 @@ struct Sandbox {
     log_done: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Running probe tasks per container, aborted when the run ends.
     probes: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
+    /// Let go by [`ProcessRuntime::abandon`]: its supervisor stops, its state is left alone.
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 /// What a sandbox knows, persisted as `state.json` so a restarted localfargate adopts it.
@@ -317,6 +319,7 @@ impl ProcessRuntime {
             wake: Notify::new(),
             log_done: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
+            abandoned: Default::default(),
         });
         self.map().insert(id, sb.clone());
         let rt = self.clone();
@@ -368,10 +371,25 @@ impl ProcessRuntime {
         });
     }
 
+    /// Lets go of every sandbox without touching them, as a `kill -9` of localfargate would:
+    /// supervisors and probes stop, containers go on. For tests of adoption.
+    #[doc(hidden)]
+    pub fn abandon(&self) {
+        let all: Vec<Arc<Sandbox>> = self.map().drain().map(|(_, sb)| sb).collect();
+        for sb in all {
+            sb.abandoned
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            for c in &sb.spec.containers {
+                self.stop_probes(&sb, &c.name);
+            }
+            sb.wake.notify_one();
+        }
+    }
+
     /// The supervisor loop of one sandbox.
     async fn supervise(&self, sb: Arc<Sandbox>) {
         loop {
-            if sb.state().removed {
+            if sb.state().removed || sb.abandoned.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
             let next = self.step(&sb).await;
@@ -717,29 +735,28 @@ impl ProcessRuntime {
 
     /// The postStart hook and the probes of a run that has just started.
     async fn after_start(&self, sb: &Arc<Sandbox>, i: usize, c: &ContainerSpec, run: &Run) {
-        if let Some(hook) = &c.post_start {
-            if let Err(msg) = self
+        if let Some(hook) = &c.post_start
+            && let Err(msg) = self
                 .run_action(sb, run, hook, sb.spec.termination_grace)
                 .await
-            {
-                sb.event(
-                    true,
-                    "FailedPostStartHook",
-                    format!("PostStartHook failed: {msg}"),
-                    Some(&c.name),
-                );
-                sb.event(
-                    false,
-                    "Killing",
-                    format!(
-                        "FailedPostStartHook: container {} will be restarted",
-                        c.name
-                    ),
-                    Some(&c.name),
-                );
-                self.kill_run(run, sb.spec.termination_grace).await;
-                return;
-            }
+        {
+            sb.event(
+                true,
+                "FailedPostStartHook",
+                format!("PostStartHook failed: {msg}"),
+                Some(&c.name),
+            );
+            sb.event(
+                false,
+                "Killing",
+                format!(
+                    "FailedPostStartHook: container {} will be restarted",
+                    c.name
+                ),
+                Some(&c.name),
+            );
+            self.kill_run(run, sb.spec.termination_grace).await;
+            return;
         }
         probe::start(self, sb, i, c, run);
     }
@@ -1015,7 +1032,9 @@ impl ProcessRuntime {
             .args(["delete", "--force", &run.id])
             .output()
             .await;
-        let oom = oom_after > run.oom_before && exit.signal == Some(libc::SIGKILL);
+        // As containerd reports it: the run failed and the OOM killer killed one of its
+        // processes (its init, or a child whose death failed the init).
+        let oom = oom_after > run.oom_before && exit.exit_code != 0;
         let reason = if oom {
             "OOMKilled"
         } else if exit.exit_code == 0 {
@@ -1107,6 +1126,38 @@ impl ProcessRuntime {
         c
     }
 
+    /// `runc exec --process FILE ID`: the process is the container's own (environment, user,
+    /// capabilities, Fargate's rlimits), written with `command` and `tty` to a file in the
+    /// run's directory, as containerd does. Without `--process`, runc 1.1 gives the exec'd
+    /// process runc's own open-files limit instead of the container's.
+    fn runc_exec(
+        &self,
+        run: &Run,
+        command: &[String],
+        tty: bool,
+    ) -> Result<(tokio::process::Command, PathBuf), RuntimeError> {
+        let config = oci_spec::runtime::Spec::load(run.dir.join("config.json")).map_err(|e| {
+            RuntimeError::Io {
+                context: format!(
+                    "reading the container's config.json in {}",
+                    run.dir.display()
+                ),
+                source: io::Error::other(e),
+            }
+        })?;
+        let mut process = config.process().clone().unwrap_or_default();
+        process.set_args(Some(command.to_vec()));
+        process.set_terminal(Some(tty));
+        let file = run.dir.join(format!(
+            "exec-{}.json",
+            hex_id(&[&format!("{:?}", Instant::now()), &run.id])[..16].to_string()
+        ));
+        shim::write_json(&file, &process).map_err(io_err("writing the exec process"))?;
+        let mut c = self.runc();
+        c.arg("exec").arg("--process").arg(&file).arg(&run.id);
+        Ok((c, file))
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; returns once the run's shim has written its exit.
     async fn kill_run(&self, run: &Run, grace: Duration) {
         let _ = self.runc().args(["kill", &run.id, "TERM"]).output().await;
@@ -1161,10 +1212,10 @@ impl ProcessRuntime {
                 serde_json::from_slice(&out.stdout).unwrap_or_default();
             for c in list {
                 let bundle = c["bundle"].as_str().unwrap_or("");
-                if Path::new(bundle).starts_with(dir) {
-                    if let Some(cid) = c["id"].as_str() {
-                        let _ = self.runc().args(["delete", "--force", cid]).output().await;
-                    }
+                if Path::new(bundle).starts_with(dir)
+                    && let Some(cid) = c["id"].as_str()
+                {
+                    let _ = self.runc().args(["delete", "--force", cid]).output().await;
                 }
             }
         }
@@ -1245,7 +1296,7 @@ impl Sandbox {
     /// Writes `state.json` (atomically), so a restart finds the sandbox as it is.
     fn persist(&self) {
         let st = self.state().clone();
-        if st.removed {
+        if st.removed || self.abandoned.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
         if let Err(e) = shim::write_json(&self.dir.join("state.json"), &st) {

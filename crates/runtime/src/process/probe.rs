@@ -25,13 +25,15 @@ async fn exec_command(
     command: &[String],
     timeout: Duration,
 ) -> Result<String, String> {
-    let mut cmd = rt.runc();
-    cmd.args(["exec", &run.id])
-        .args(command)
-        .stdin(Stdio::null())
+    let (mut cmd, file) = rt
+        .runc_exec(run, command, false)
+        .map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    match tokio::time::timeout(timeout, cmd.output()).await {
+    let result = tokio::time::timeout(timeout, cmd.output()).await;
+    let _ = std::fs::remove_file(file);
+    match result {
         Err(_) => Err(format!("command {command:?} timed out")),
         Ok(Err(e)) => Err(format!("running runc exec: {e}")),
         Ok(Ok(out)) => {
@@ -317,12 +319,8 @@ pub(super) async fn exec_session(
             message: "exec needs a command".into(),
         });
     }
-    let mut cmd = rt.runc();
-    cmd.arg("exec");
-    if tty {
-        cmd.arg("--tty");
-    }
-    cmd.arg(&run.id).args(&command);
+    let (mut cmd, file) = rt.runc_exec(run, &command, tty)?;
+    let _remove = RemoveOnDrop(file);
     if tty {
         return exec_tty(cmd, stdin, stdout, resize).await;
     }
@@ -383,6 +381,15 @@ pub(super) async fn exec_session(
     Ok(ExitStatus {
         code: status.code().unwrap_or(128 + status_signal(&status)),
     })
+}
+
+/// Removes the exec's process file when the session ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn status_signal(status: &std::process::ExitStatus) -> i32 {

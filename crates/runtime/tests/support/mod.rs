@@ -65,15 +65,39 @@ impl ProcessBackend {
 }
 
 impl Drop for ProcessBackend {
+    /// Whatever a test left (it failed half-way): a runtime on the same state adopts and
+    /// removes every sandbox, then the bridge, its nftables table and the cgroup parent go.
     fn drop(&mut self) {
-        let bridge = self.config.bridge.clone();
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &bridge])
-            .output();
-        let _ = std::process::Command::new("nft")
-            .args(["delete", "table", "inet", &format!("localfargate-{bridge}")])
-            .output();
-        for root in ["cpu", "cpuacct", "memory", "pids", "cpuset", "unified", ""] {
+        self.rt.abandon();
+        let config = self.config.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(tokio) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            tokio.block_on(async {
+                if let Ok(rt) = ProcessRuntime::new(config.clone()).await {
+                    for s in rt.list().await.unwrap_or_default() {
+                        let _ = rt.remove(&s.id).await;
+                    }
+                }
+                let net = localfargate_runtime::net::PodNetwork::new(
+                    localfargate_runtime::net::NetworkConfig {
+                        bridge: config.bridge.clone(),
+                        netns_prefix: config.netns_prefix.clone(),
+                        egress: false,
+                    },
+                );
+                let _ = net.teardown().await;
+            });
+        })
+        .join();
+        for root in [
+            "cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "devices", "freezer", "systemd",
+            "unified", "",
+        ] {
             let p = std::path::Path::new("/sys/fs/cgroup")
                 .join(root)
                 .join(&self.config.cgroup_parent);

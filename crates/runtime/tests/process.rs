@@ -1,0 +1,296 @@
+//! The process runtime's own behaviour beyond the shared contract: Fargate sizing in cgroups,
+//! the pod's files and volumes, exec with a terminal, termination messages, and adoption by a
+//! restarted runtime. Root only (skipped with the reason otherwise).
+
+mod support;
+
+use std::time::Duration;
+
+use localfargate_runtime::{
+    ContainerSpec, ContainerState, ExecRequest, PullPolicy, RestartPolicy, SandboxRuntime,
+    SandboxSpec, TerminalSize, TerminationMessagePolicy, Volume, VolumeFile, VolumeMount,
+    VolumeSource,
+};
+use support::*;
+use tokio::sync::mpsc;
+
+macro_rules! skip_unless_able {
+    () => {
+        if let Some(why) = process_skip_reason() {
+            eprintln!("skipped: the process runtime cannot run here: {why}");
+            return;
+        }
+    };
+}
+
+fn spec(uid: &str, subnet: u8, containers: Vec<ContainerSpec>) -> SandboxSpec {
+    let mut s = SandboxSpec::new(
+        uid,
+        "default",
+        format!("pod-{uid}"),
+        format!("10.250.{subnet}.20").parse().unwrap(),
+        containers,
+    );
+    s.gateway = format!("10.250.{subnet}.1").parse().unwrap();
+    s
+}
+
+fn sh(name: &str, script: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        image: BUSYBOX_IMAGE.into(),
+        pull_policy: PullPolicy::Never,
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    }
+}
+
+async fn run_exec(
+    rt: &dyn SandboxRuntime,
+    id: &localfargate_runtime::SandboxId,
+    command: &[&str],
+) -> (i32, String) {
+    let (out, mut out_rx) = mpsc::channel(64);
+    let (err, mut err_rx) = mpsc::channel(64);
+    let collect = tokio::spawn(async move {
+        let mut text = Vec::new();
+        while let Some(c) = out_rx.recv().await {
+            text.extend(c);
+        }
+        while let Some(c) = err_rx.recv().await {
+            text.extend(c);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let status = rt
+        .exec(
+            id,
+            "c",
+            ExecRequest {
+                command: command.iter().map(|s| s.to_string()).collect(),
+                tty: false,
+                stdin: None,
+                stdout: out,
+                stderr: err,
+                resize: None,
+            },
+        )
+        .await
+        .expect("exec");
+    (status.code, collect.await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_gets_its_size_network_files_and_volumes() {
+    skip_unless_able!();
+    let b = ProcessBackend::new().await;
+    let rt: &dyn SandboxRuntime = &b.rt;
+    let mut c = sh("c", "exec sleep 3600");
+    c.env = vec![("FROM_SECRET".into(), "s3cr3t".into())];
+    c.mounts = vec![
+        VolumeMount {
+            name: "cfg".into(),
+            mount_path: "/etc/app".into(),
+            read_only: true,
+            sub_path: None,
+        },
+        VolumeMount {
+            name: "scratch".into(),
+            mount_path: "/scratch".into(),
+            read_only: false,
+            sub_path: None,
+        },
+    ];
+    let mut s = spec("size1", 240, vec![c]);
+    s.vcpu = 0.5;
+    s.memory_mib = 1024;
+    s.host_aliases = vec![("10.9.9.9".into(), vec!["db.local".into()])];
+    s.dns.nameservers = vec!["10.100.0.10".into()];
+    s.dns.searches = vec!["default.svc.cluster.local".into()];
+    s.volumes = vec![
+        Volume {
+            name: "cfg".into(),
+            source: VolumeSource::Files {
+                files: vec![VolumeFile {
+                    path: "app.conf".into(),
+                    mode: None,
+                    content: b"level=debug\n".to_vec(),
+                }],
+                default_mode: 0o644,
+            },
+        },
+        Volume {
+            name: "scratch".into(),
+            source: VolumeSource::EmptyDir {
+                memory: true,
+                size_limit: Some(8 * 1024 * 1024),
+            },
+        },
+    ];
+    let id = rt.create_sandbox(s).await.unwrap();
+    rt.start_container(&id, "c").await.unwrap();
+    let st = wait_for(rt, &id, Duration::from_secs(30), |s| {
+        container(s, "c").ready
+    })
+    .await;
+    assert!(container(&st, "c").state.is_running(), "{st:?}");
+
+    // Fargate's size in the pod cgroup (cgroup v1 here; v2 hosts have cpu.max/memory.max).
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpu").join(&b.config.cgroup_parent);
+    if v1.exists() {
+        let read = |ctl: &str, file: &str| {
+            std::fs::read_to_string(
+                std::path::Path::new("/sys/fs/cgroup")
+                    .join(ctl)
+                    .join(&b.config.cgroup_parent)
+                    .join(id.as_str())
+                    .join(file),
+            )
+            .unwrap()
+            .trim()
+            .to_string()
+        };
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes"),
+            (1024u64 << 20).to_string()
+        );
+        assert_eq!(read("pids", "pids.max"), "65535");
+    }
+    let (code, out) = run_exec(rt, &id, &["hostname"]).await;
+    assert_eq!((code, out.trim()), (0, "pod-size1"));
+    let (_, out) = run_exec(rt, &id, &["ip", "-4", "-o", "addr", "show", "eth0"]).await;
+    assert!(out.contains("10.250.240.20/24"), "{out}");
+    let (_, out) = run_exec(rt, &id, &["ip", "route"]).await;
+    assert!(out.contains("default via 10.250.240.1"), "{out}");
+    let (code, _) = run_exec(rt, &id, &["ping", "-c1", "-W1", "169.254.169.254"]).await;
+    assert_ne!(code, 0, "the instance metadata address must be unreachable");
+    let (code, _) = run_exec(rt, &id, &["ping", "-c1", "-W2", "10.250.240.1"]).await;
+    assert_eq!(code, 0, "the gateway answers");
+    let (_, out) = run_exec(
+        rt,
+        &id,
+        &["cat", "/etc/app/app.conf", "/etc/hosts", "/etc/resolv.conf"],
+    )
+    .await;
+    assert!(out.contains("level=debug"), "{out}");
+    assert!(out.contains("10.250.240.20\tpod-size1"), "{out}");
+    assert!(out.contains("10.9.9.9\tdb.local"), "{out}");
+    assert!(out.contains("nameserver 10.100.0.10"), "{out}");
+    let (code, _) = run_exec(rt, &id, &["touch", "/etc/app/x"]).await;
+    assert_ne!(code, 0, "read-only volume");
+    let (_, out) = run_exec(
+        rt,
+        &id,
+        &["sh", "-c", "echo $FROM_SECRET; df -k /scratch | tail -1"],
+    )
+    .await;
+    assert!(out.starts_with("s3cr3t\n"), "{out}");
+    assert!(out.contains("tmpfs"), "{out}");
+    let (_, out) = run_exec(rt, &id, &["sh", "-c", "ulimit -Sn; ulimit -Su; id -u"]).await;
+    assert!(out.starts_with("1024\n1024\n0\n"), "{out}");
+
+    // A terminal: the process sees a tty, and a resize reaches it.
+    let (out, mut out_rx) = mpsc::channel(64);
+    let (err, _err_rx) = mpsc::channel(64);
+    let (in_tx, in_rx) = mpsc::channel(8);
+    let (resize_tx, resize_rx) = mpsc::channel(8);
+    resize_tx
+        .send(TerminalSize {
+            width: 91,
+            height: 33,
+        })
+        .await
+        .unwrap();
+    let session = rt.exec(
+        &id,
+        "c",
+        ExecRequest {
+            command: vec!["sh".into()],
+            tty: true,
+            stdin: Some(in_rx),
+            stdout: out,
+            stderr: err,
+            resize: Some(resize_rx),
+        },
+    );
+    let driver = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        in_tx
+            .send(b"tty; stty size; exit 5\n".to_vec())
+            .await
+            .unwrap();
+        let mut text = Vec::new();
+        while let Ok(Some(c)) = tokio::time::timeout(Duration::from_secs(10), out_rx.recv()).await {
+            text.extend(c);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    let (status, text) = tokio::join!(session, driver);
+    assert_eq!(status.unwrap().code, 5);
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+    assert!(text.contains("33 91"), "{text:?}");
+    rt.remove(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_messages_and_adoption_after_a_restart() {
+    skip_unless_able!();
+    let b = ProcessBackend::new().await;
+    let mut failing = sh(
+        "c",
+        "echo line one; sleep 0.2; echo the last words >&2; exit 2",
+    );
+    failing.termination_message_policy = TerminationMessagePolicy::FallbackToLogsOnError;
+    let mut s = spec("term1", 241, vec![failing]);
+    s.restart_policy = RestartPolicy::Never;
+    let id = b.rt.create_sandbox(s).await.unwrap();
+    b.rt.start_container(&id, "c").await.unwrap();
+    let st = wait_for(&b.rt, &id, Duration::from_secs(30), |s| {
+        is_terminated(container(s, "c"))
+    })
+    .await;
+    let ContainerState::Terminated {
+        exit_code, message, ..
+    } = &container(&st, "c").state
+    else {
+        panic!("{st:?}");
+    };
+    assert_eq!(*exit_code, 2);
+    assert_eq!(message.as_deref(), Some("line one\nthe last words\n"));
+    b.rt.remove(&id).await.unwrap();
+
+    // A running pod survives its runtime: a new runtime on the same state adopts it.
+    let id =
+        b.rt.create_sandbox(spec(
+            "adopt1",
+            242,
+            vec![sh(
+                "c",
+                "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done",
+            )],
+        ))
+        .await
+        .unwrap();
+    b.rt.start_container(&id, "c").await.unwrap();
+    let st = wait_for(&b.rt, &id, Duration::from_secs(30), |s| {
+        container(s, "c").ready
+    })
+    .await;
+    let before = container(&st, "c").container_id.clone();
+    b.rt.abandon();
+    let again = b.restarted().await;
+    let st = wait_for(&again, &id, Duration::from_secs(10), |s| {
+        container(s, "c").ready
+    })
+    .await;
+    let c = container(&st, "c");
+    assert!(c.state.is_running(), "{c:?}");
+    assert_eq!(c.container_id, before);
+    assert_eq!(c.restart_count, 0);
+    let (code, out) = run_exec(&again, &id, &["echo", "adopted"]).await;
+    assert_eq!((code, out.as_str()), (0, "adopted\n"));
+    again.remove(&id).await.unwrap();
+    assert!(again.list().await.unwrap().is_empty());
+}
