@@ -1150,7 +1150,7 @@ impl ProcessRuntime {
         process.set_terminal(Some(tty));
         let file = run.dir.join(format!(
             "exec-{}.json",
-            hex_id(&[&format!("{:?}", Instant::now()), &run.id])[..16].to_string()
+            &hex_id(&[&format!("{:?}", Instant::now()), &run.id])[..16]
         ));
         shim::write_json(&file, &process).map_err(io_err("writing the exec process"))?;
         let mut c = self.runc();
