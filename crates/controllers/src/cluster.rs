@@ -346,7 +346,16 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
     // Clusters whose controllers stopped (not ACTIVE) and whose pods wait for the record to go.
     let mut deleting: std::collections::HashSet<String> = Default::default();
     remove_orphan_sandboxes(&*store, &*runtime).await;
+    let mut last_reap = tokio::time::Instant::now();
     loop {
+        // Sandboxes that outlive their pods (a pod deleted while its agent was not watching)
+        // are looked for once a minute; the simulated runtime's end with the process.
+        if runtime.kind() != localfargate_runtime::RuntimeKind::Simulated
+            && last_reap.elapsed() > Duration::from_secs(60)
+        {
+            remove_orphan_sandboxes(&*store, &*runtime).await;
+            last_reap = tokio::time::Instant::now();
+        }
         let clusters = store
             .list(CLUSTER_KIND, "")
             .map(|(c, _)| c)

@@ -371,6 +371,24 @@ async fn round(
         let terminal = crate::objects::is_finished(v);
         if !tracked.contains_key(&key) {
             if terminal {
+                // A finished pod whose sandbox outlived a restart (the process runtime keeps
+                // them): tracked again, so it goes when the pod does.
+                if ctx.runtime.kind() != RuntimeKind::Simulated
+                    && let Some(sandbox) = sandbox_of(&*ctx.runtime, uid_of(v)).await
+                {
+                    tracked.insert(
+                        key.clone(),
+                        Tracked {
+                            sandbox,
+                            uid: uid_of(v).to_string(),
+                            own_ip: None,
+                            next: None,
+                            started: HashSet::new(),
+                            events_seen: u64::MAX,
+                            written: 0,
+                        },
+                    );
+                }
                 continue;
             }
             match start(ctx, v, node).await {

@@ -294,3 +294,55 @@ async fn termination_messages_and_adoption_after_a_restart() {
     again.remove(&id).await.unwrap();
     assert!(again.list().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_gate_readiness_and_restart_on_liveness_failure() {
+    skip_unless_able!();
+    let b = ProcessBackend::new().await;
+    let rt: &dyn SandboxRuntime = &b.rt;
+    let probe = |command: &[&str]| {
+        let mut p = localfargate_runtime::Probe::new(localfargate_runtime::Action::Exec {
+            command: command.iter().map(|s| s.to_string()).collect(),
+        });
+        p.period = Duration::from_millis(300);
+        p.failure_threshold = 2;
+        p
+    };
+    let mut c = sh("c", "exec sleep 3600");
+    c.readiness = Some(probe(&["test", "-f", "/tmp/ready"]));
+    c.liveness = Some(probe(&["test", "!", "-f", "/tmp/dead"]));
+    let mut s = spec("probe1", 243, vec![c]);
+    s.termination_grace = Duration::from_secs(1);
+    let id = rt.create_sandbox(s).await.unwrap();
+    rt.start_container(&id, "c").await.unwrap();
+    let st = wait_for(rt, &id, Duration::from_secs(30), |s| {
+        s.events.iter().any(|e| e.reason == "Unhealthy")
+    })
+    .await;
+    let c = container(&st, "c");
+    assert!(c.state.is_running() && !c.ready, "{c:?}");
+    let unhealthy = st.events.iter().find(|e| e.reason == "Unhealthy").unwrap();
+    assert!(
+        unhealthy.message.starts_with("Readiness probe failed: "),
+        "{unhealthy:?}"
+    );
+    assert_eq!(unhealthy.container.as_deref(), Some("c"));
+    run_exec(rt, &id, &["touch", "/tmp/ready"]).await;
+    wait_for(rt, &id, Duration::from_secs(30), |s| {
+        container(s, "c").ready
+    })
+    .await;
+    run_exec(rt, &id, &["touch", "/tmp/dead"]).await;
+    let st = wait_for(rt, &id, Duration::from_secs(60), |s| {
+        container(s, "c").restart_count >= 1
+    })
+    .await;
+    assert!(container(&st, "c").restart_count >= 1, "{st:?}");
+    assert!(
+        st.events.iter().any(|e| e.reason == "Killing"
+            && e.message == "Container c failed liveness probe, will be restarted"),
+        "{:?}",
+        st.events
+    );
+    rt.remove(&id).await.unwrap();
+}

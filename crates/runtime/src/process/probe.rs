@@ -265,16 +265,10 @@ async fn probe_loop(
                     Some(&name),
                 );
                 if kind == Kind::Readiness {
-                    let was_ready = {
-                        let mut st = sb.state();
-                        std::mem::replace(&mut st.containers[i].ready, false)
-                    };
-                    if was_ready {
-                        rt.changed(&sb.id);
-                    }
-                } else {
-                    rt.changed(&sb.id);
+                    sb.state().containers[i].ready = false;
                 }
+                // The event (and any readiness change) is news for the agent.
+                rt.changed(&sb.id);
                 if failures >= probe.failure_threshold.max(1) && kind != Kind::Readiness {
                     let what = if kind == Kind::Liveness {
                         "liveness"
