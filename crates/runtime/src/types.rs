@@ -334,8 +334,9 @@ impl std::str::FromStr for PullPolicy {
             "Always" => Ok(PullPolicy::Always),
             "IfNotPresent" => Ok(PullPolicy::IfNotPresent),
             "Never" => Ok(PullPolicy::Never),
+            // The API server's wording for an enum field.
             other => Err(format!(
-                "unknown image pull policy {other:?}: expected Always, IfNotPresent or Never"
+                "Unsupported value: {other:?}: supported values: \"Always\", \"IfNotPresent\", \"Never\""
             )),
         }
     }
