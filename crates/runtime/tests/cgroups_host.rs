@@ -247,7 +247,8 @@ fn pod_cgroups_limit_count_oom_kills_and_clean_up() {
 
     // The shell keeps `x` while its child sleeps (an `exec` would free it).
     let mut holder = gated_shell(
-        "x=$(busybox head -c 8000000 /dev/zero | busybox tr '\\0' a); busybox sleep 600",
+        // `; :` after the sleep: busybox sh may exec its last command, which would free `x`.
+        "x=$(busybox head -c 8000000 /dev/zero | busybox tr '\\0' a); busybox sleep 600; :",
     );
     let holder_pid = holder.id();
     cg.enter(&cg.run_path("p1", "idle", 1), holder_pid).unwrap();

@@ -363,3 +363,54 @@ async fn probes_gate_readiness_and_restart_on_liveness_failure() {
     );
     rt.remove(&id).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_the_log_of_a_fast_writer_ends_with_the_container() {
+    skip_unless_able!();
+    let b = ProcessBackend::new().await;
+    let rt: &dyn SandboxRuntime = &b.rt;
+    let mut s = spec(
+        "flood1",
+        244,
+        vec![sh(
+            "c",
+            "yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -n 100000; echo the end",
+        )],
+    );
+    s.restart_policy = RestartPolicy::Never;
+    let id = rt.create_sandbox(s).await.unwrap();
+    rt.start_container(&id, "c").await.unwrap();
+    let stream = loop {
+        match rt
+            .logs(
+                &id,
+                "c",
+                localfargate_runtime::LogOptions {
+                    follow: true,
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    };
+    let mut stream = stream;
+    let text = tokio::time::timeout(Duration::from_secs(120), async move {
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.recv().await {
+            out.extend(chunk);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .expect("the follow ends once the container has exited");
+    assert!(
+        text.ends_with("the end\n"),
+        "{}",
+        &text[text.len().saturating_sub(200)..]
+    );
+    assert_eq!(text.lines().count(), 100_001);
+    rt.remove(&id).await.unwrap();
+}
