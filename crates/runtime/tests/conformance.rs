@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use localfargate_runtime::{
-    ContainerSpec, ContainerState, ExecRequest, LogOptions, PullPolicy, RestartPolicy,
-    RuntimeError, SandboxRuntime, SandboxSpec,
+    ContainerSpec, ContainerState, ExecRequest, LogOptions, RestartPolicy, RuntimeError,
+    SandboxRuntime, SandboxSpec,
 };
 use support::*;
 use tokio::sync::mpsc;
@@ -23,34 +23,14 @@ fn pod(
     containers: Vec<ContainerSpec>,
     annotations: &[(&str, &str)],
 ) -> SandboxSpec {
-    // Tests run at once, each process backend on its own bridge: each pod gets a subnet of its
-    // own (private, local to this machine).
     let subnet = 200 + uid.bytes().map(u32::from).sum::<u32>() % 50;
-    let mut spec = SandboxSpec::new(
-        uid,
-        "default",
-        format!("pod-{uid}"),
-        format!("10.250.{subnet}.10").parse().unwrap(),
-        containers,
-    );
-    spec.gateway = format!("10.250.{subnet}.1").parse().unwrap();
-    spec.prefix_len = 24;
+    let mut spec = pod_in_subnet(uid, subnet, containers);
     spec.restart_policy = policy;
     spec.annotations = annotations
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect::<BTreeMap<_, _>>();
     spec
-}
-
-fn sh(name: &str, script: &str) -> ContainerSpec {
-    ContainerSpec {
-        name: name.into(),
-        image: BUSYBOX_IMAGE.into(),
-        pull_policy: PullPolicy::Never,
-        command: vec!["sh".into(), "-c".into(), script.into()],
-        ..Default::default()
-    }
 }
 
 async fn start_all(rt: &dyn SandboxRuntime, spec: SandboxSpec) -> localfargate_runtime::SandboxId {

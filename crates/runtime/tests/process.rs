@@ -7,9 +7,8 @@ mod support;
 use std::time::Duration;
 
 use localfargate_runtime::{
-    ContainerSpec, ContainerState, ExecRequest, PullPolicy, RestartPolicy, SandboxRuntime,
-    SandboxSpec, TerminalSize, TerminationMessagePolicy, Volume, VolumeFile, VolumeMount,
-    VolumeSource,
+    ContainerSpec, ContainerState, ExecRequest, RestartPolicy, SandboxRuntime, SandboxSpec,
+    TerminalSize, TerminationMessagePolicy, Volume, VolumeFile, VolumeMount, VolumeSource,
 };
 use support::*;
 use tokio::sync::mpsc;
@@ -23,26 +22,8 @@ macro_rules! skip_unless_able {
     };
 }
 
-fn spec(uid: &str, subnet: u8, containers: Vec<ContainerSpec>) -> SandboxSpec {
-    let mut s = SandboxSpec::new(
-        uid,
-        "default",
-        format!("pod-{uid}"),
-        format!("10.250.{subnet}.20").parse().unwrap(),
-        containers,
-    );
-    s.gateway = format!("10.250.{subnet}.1").parse().unwrap();
-    s
-}
-
-fn sh(name: &str, script: &str) -> ContainerSpec {
-    ContainerSpec {
-        name: name.into(),
-        image: BUSYBOX_IMAGE.into(),
-        pull_policy: PullPolicy::Never,
-        command: vec!["sh".into(), "-c".into(), script.into()],
-        ..Default::default()
-    }
+fn spec(uid: &str, subnet: u32, containers: Vec<ContainerSpec>) -> SandboxSpec {
+    pod_in_subnet(uid, subnet, containers)
 }
 
 async fn run_exec(

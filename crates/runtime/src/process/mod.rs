@@ -1239,16 +1239,7 @@ impl ProcessRuntime {
 
     fn running_run(&self, sb: &Sandbox, container: &str) -> Result<Run, RuntimeError> {
         let st = sb.state();
-        let c = st
-            .containers
-            .iter()
-            .find(|c| c.name == container)
-            .ok_or_else(|| {
-                RuntimeError::NotFound(format!(
-                    "container \"{container}\" in pod {}",
-                    sb.spec.pod_ref()
-                ))
-            })?;
+        let c = st.container(container, &sb.spec)?;
         match (&c.state, &c.run) {
             (ContainerState::Running { .. }, Some(run)) if !run.finished => Ok(run.clone()),
             _ => Err(RuntimeError::NotRunning {
@@ -1268,6 +1259,22 @@ impl Ctr {
                 || self.restart_at.is_some()
                 || self.image_retry_at.is_some()
                 || matches!(&self.state, ContainerState::Waiting { reason, .. } if reason == "CreateContainerConfigError"))
+    }
+}
+
+impl State {
+    /// The container named `name`, or the error that names it and its pod.
+    fn container(&self, name: &str, spec: &SandboxSpec) -> Result<&Ctr, RuntimeError> {
+        Ok(&self.containers[self.index_of(name, spec)?])
+    }
+
+    fn index_of(&self, name: &str, spec: &SandboxSpec) -> Result<usize, RuntimeError> {
+        self.containers
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| {
+                RuntimeError::NotFound(format!("container \"{name}\" in pod {}", spec.pod_ref()))
+            })
     }
 }
 
@@ -1443,16 +1450,8 @@ impl SandboxRuntime for ProcessRuntime {
                     pod: sb.spec.pod_ref(),
                 });
             }
-            let c = st
-                .containers
-                .iter_mut()
-                .find(|c| c.name == container)
-                .ok_or_else(|| {
-                    RuntimeError::NotFound(format!(
-                        "container \"{container}\" in pod {}",
-                        sb.spec.pod_ref()
-                    ))
-                })?;
+            let i = st.index_of(container, &sb.spec)?;
+            let c = &mut st.containers[i];
             if c.requested {
                 return Ok(());
             }
@@ -1524,16 +1523,7 @@ impl SandboxRuntime for ProcessRuntime {
         let sb = self.get(sandbox)?;
         let (number, finished, waiting) = {
             let st = sb.state();
-            let c = st
-                .containers
-                .iter()
-                .find(|c| c.name == container)
-                .ok_or_else(|| {
-                    RuntimeError::NotFound(format!(
-                        "container \"{container}\" in pod {}",
-                        sb.spec.pod_ref()
-                    ))
-                })?;
+            let c = st.container(container, &sb.spec)?;
             match &c.run {
                 None => (None, true, c.state.reason().map(str::to_string)),
                 Some(r) => (Some(r.number), r.finished, None),

@@ -118,6 +118,36 @@ fn uuid_like() -> String {
     format!("{:016x}", h.finish())
 }
 
+/// A busybox container running `script` with `sh -c`.
+pub fn sh(name: &str, script: &str) -> localfargate_runtime::ContainerSpec {
+    localfargate_runtime::ContainerSpec {
+        name: name.into(),
+        image: BUSYBOX_IMAGE.into(),
+        pull_policy: localfargate_runtime::PullPolicy::Never,
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    }
+}
+
+/// A pod in `default` with its own subnet `10.250.<subnet>.0/24` (tests run at once, each
+/// process backend on its own bridge; private addresses, local to this machine).
+pub fn pod_in_subnet(
+    uid: &str,
+    subnet: u32,
+    containers: Vec<localfargate_runtime::ContainerSpec>,
+) -> localfargate_runtime::SandboxSpec {
+    let mut s = localfargate_runtime::SandboxSpec::new(
+        uid,
+        "default",
+        format!("pod-{uid}"),
+        format!("10.250.{subnet}.20").parse().expect("address"),
+        containers,
+    );
+    s.gateway = format!("10.250.{subnet}.1").parse().expect("address");
+    s.prefix_len = 24;
+    s
+}
+
 pub fn simulated() -> Arc<dyn SandboxRuntime> {
     Arc::new(SimulatedRuntime::new())
 }
