@@ -463,6 +463,32 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
         child.wait_with_output().unwrap()
     };
     assert_eq!(String::from_utf8_lossy(&piped.stdout), "through stdin\n");
+    // `kubectl cp` both ways (tar through exec), and `kubectl exec -it` from a terminal.
+    let local = c.data.path().join("to-pod.txt");
+    std::fs::write(&local, "copied in\n").unwrap();
+    c.ok(&["cp", local.to_str().unwrap(), "web:/tmp/in.txt"]);
+    assert_eq!(
+        c.ok(&["exec", "web", "--", "cat", "/tmp/in.txt"]),
+        "copied in\n"
+    );
+    let back = c.data.path().join("from-pod.txt");
+    c.ok(&["cp", "web:/tmp/in.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in\n");
+    let tty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{KUBECTL} --kubeconfig {} exec -it web -- sh -c 'tty; stty size; exit 3'",
+            c.kubeconfig.display()
+        ))
+        .arg("/dev/null")
+        .env("COLUMNS", "101")
+        .env("LINES", "31")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(shown.contains("/dev/pts/"), "{shown}");
+    assert_eq!(tty.status.code(), Some(3), "{}", text(&tty));
     let tail = c.ok(&["logs", "web", "--tail", "1"]);
     assert!(tail.starts_with("tick "), "{tail}");
     let stamped = c.ok(&["logs", "web", "--timestamps", "--tail", "1"]);

@@ -12,6 +12,9 @@ pub const BUSYBOX: &str = "/bin/busybox";
 pub const APPLETS: &[&str] = &[
     "sh",
     "ash",
+    "tar",
+    "stty",
+    "tty",
     "echo",
     "cat",
     "sleep",
