@@ -426,18 +426,21 @@ async fn remove_orphan_sandboxes(store: &dyn Store, runtime: &dyn SandboxRuntime
         return;
     }
     let mut uids = std::collections::HashSet::new();
-    let clusters = store
-        .list(CLUSTER_KIND, "")
-        .map(|(c, _)| c)
-        .unwrap_or_default();
+    // A store that cannot be read says nothing about which pods exist: remove nothing then.
+    let Ok((clusters, _)) = store.list(CLUSTER_KIND, "") else {
+        return;
+    };
     let pods = resource("", "pods");
     for c in clusters.iter() {
         let kind = kube::store_kind(&c.key);
-        let _ = store.scan(&kind, &pods.key_prefix(None), &mut |o: Object| {
+        let scanned = store.scan(&kind, &pods.key_prefix(None), &mut |o: Object| {
             if let Some(uid) = o.value["metadata"]["uid"].as_str() {
                 uids.insert(uid.to_string());
             }
         });
+        if scanned.is_err() {
+            return;
+        }
     }
     for s in sandboxes {
         if !uids.contains(&s.pod_uid) {

@@ -381,7 +381,10 @@ async fn round(
                         Tracked {
                             sandbox,
                             uid: uid_of(v).to_string(),
-                            own_ip: None,
+                            own_ip: node_ip(node)
+                                .is_none()
+                                .then(|| v["status"]["podIP"].as_str()?.parse().ok())
+                                .flatten(),
                             next: None,
                             started: HashSet::new(),
                             events_seen: u64::MAX,
@@ -679,6 +682,24 @@ async fn start(
     let stored_ip = pod["status"]["podIP"]
         .as_str()
         .and_then(|s| s.parse::<Ipv4Addr>().ok());
+    // A sandbox that outlived a restart (the process runtime keeps them) runs as it is: the
+    // pod is not resolved again, and its address stays taken.
+    if ctx.runtime.kind() != RuntimeKind::Simulated
+        && let Some(sandbox) = sandbox_of(&*ctx.runtime, uid_of(pod)).await
+    {
+        return Ok((
+            Tracked {
+                sandbox,
+                uid: uid_of(pod).to_string(),
+                own_ip: node_ip(node).is_none().then_some(stored_ip).flatten(),
+                next: None,
+                started: HashSet::new(),
+                events_seen: 0,
+                written: 0,
+            },
+            Vec::new(),
+        ));
+    }
     let (ip, own_ip) = match (node_ip(node), stored_ip) {
         (Some(ip), _) => (ip, None),
         // Restarted: the pod keeps the address it had (the IPAM reserved it at start-up).

@@ -307,7 +307,8 @@ pub(crate) fn spec(
         )
         .capabilities(capabilities)
         .rlimits(rlimits)
-        .no_new_privileges(!c.security.allow_privilege_escalation.unwrap_or(true) || uid != 0)
+        // As containerd: only `allowPrivilegeEscalation: false` sets no_new_privs.
+        .no_new_privileges(c.security.allow_privilege_escalation == Some(false))
         .build()?;
 
     let mut mounts = vec![
@@ -387,11 +388,32 @@ pub(crate) fn spec(
                         "subPath {sub:?} must be a relative path without \"..\""
                     )));
                 }
-                let p = dir.join(sub);
-                if !p.exists() {
-                    std::fs::create_dir_all(&p).map_err(|e| {
-                        BundleError::Invalid(format!("creating subPath {sub:?}: {e}"))
-                    })?;
+                // Resolved on the host, so a symlink the container made in the volume must
+                // not lead out of it (the kubelet's subPath rule).
+                let root = dir
+                    .canonicalize()
+                    .map_err(|e| BundleError::Invalid(format!("volume {:?}: {e}", m.name)))?;
+                let mut p = root.clone();
+                for part in Path::new(sub).components() {
+                    p.push(part);
+                    match std::fs::symlink_metadata(&p) {
+                        Ok(md) if md.file_type().is_symlink() => {
+                            return Err(BundleError::Invalid(format!(
+                                "subPath {sub:?} of volume {:?} goes through a symbolic link",
+                                m.name
+                            )));
+                        }
+                        Ok(_) => {}
+                        Err(_) => std::fs::create_dir(&p).map_err(|e| {
+                            BundleError::Invalid(format!("creating subPath {sub:?}: {e}"))
+                        })?,
+                    }
+                }
+                if !p.starts_with(&root) {
+                    return Err(BundleError::Invalid(format!(
+                        "subPath {sub:?} leaves volume {:?}",
+                        m.name
+                    )));
                 }
                 p
             }

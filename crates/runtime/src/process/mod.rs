@@ -96,6 +96,8 @@ struct Sandbox {
     probes: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// Let go by [`ProcessRuntime::abandon`]: its supervisor stops, its state is left alone.
     abandoned: std::sync::atomic::AtomicBool,
+    /// One writer of `state.json` at a time (the supervisor, calls, probe tasks).
+    persist_lock: Mutex<()>,
 }
 
 /// What a sandbox knows, persisted as `state.json` so a restarted localfargate adopts it.
@@ -290,9 +292,15 @@ impl ProcessRuntime {
                     }
                     tracing::info!(sandbox = %id, pod = %spec.pod_ref(), "adopting sandbox");
                     let sb = self.insert(id, spec, dir, state);
-                    for c in sb.state().containers.clone() {
+                    let containers = sb.state().containers.clone();
+                    for (i, c) in containers.iter().enumerate() {
                         if let Some(run) = c.run.as_ref().filter(|r| !r.finished) {
                             self.watch_shim(&sb, run);
+                            if run.started_at.is_some()
+                                && let Some(spec) = sb.spec.containers.get(i)
+                            {
+                                probe::start(self, &sb, i, spec, run);
+                            }
                             let (tx, _) = watch::channel(false);
                             sb.log_done
                                 .lock()
@@ -320,6 +328,7 @@ impl ProcessRuntime {
             log_done: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
             abandoned: Default::default(),
+            persist_lock: Mutex::new(()),
         });
         self.map().insert(id, sb.clone());
         let rt = self.clone();
@@ -618,6 +627,9 @@ impl ProcessRuntime {
             }
             Err(e) => return Some(self.image_failed(sb, i, &c, e)),
         };
+        if sb.stopping() {
+            return None;
+        }
         // A bad volume or a config error ends here, before any process.
         if let Some(msg) = unsupported_mount(&sb.spec, &c) {
             let mut st = sb.state();
@@ -660,6 +672,12 @@ impl ProcessRuntime {
         if let Err(msg) = prepared {
             return self.start_failed(sb, i, &run, msg);
         }
+        if sb.stopping() {
+            // Deleted while the run was being prepared: nothing starts.
+            sandbox_setup::unmount_rootfs(&run.rootfs());
+            return None;
+        }
+        self.prune_runs(sb, &c.name, number);
         sb.event(
             false,
             "Created",
@@ -832,6 +850,30 @@ impl ProcessRuntime {
         .map_err(|e| e.to_string())?
     }
 
+    /// Keeps the current and the previous run of a container (what `--previous` reads), as
+    /// the kubelet does: older runs' directories and logs go.
+    fn prune_runs(&self, sb: &Sandbox, container: &str, number: u32) {
+        if let Some(old) = number.checked_sub(2) {
+            let dir = sb.dir.join("containers").join(container);
+            let log_dir = self.log_dir(sb).join(container);
+            for n in 0..=old {
+                let run_dir = dir.join(n.to_string());
+                if run_dir.exists() {
+                    sandbox_setup::unmount_rootfs(&run_dir.join("rootfs"));
+                    let _ = std::fs::remove_dir_all(&run_dir);
+                }
+                if let Ok(entries) = std::fs::read_dir(&log_dir) {
+                    let prefix = format!("{n}.log");
+                    for e in entries.flatten() {
+                        if e.file_name().to_string_lossy().starts_with(&prefix) {
+                            let _ = std::fs::remove_file(e.path());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn runc_root(&self) -> PathBuf {
         self.inner.config.state_dir.join("runc")
     }
@@ -977,7 +1019,27 @@ impl ProcessRuntime {
             .enumerate()
             .filter_map(|(i, c)| c.run.clone().filter(|r| !r.finished).map(|r| (i, r)))
             .collect();
-        for (i, run) in runs {
+        for (i, mut run) in runs {
+            // Started while nobody looked (a restart of localfargate, a slow start).
+            if run.started_at.is_none()
+                && let Some(started) = read_json::<ShimStarted>(&run.started_file())
+            {
+                let mut st = sb.state();
+                let ctr = &mut st.containers[i];
+                if let Some(r) = ctr.run.as_mut() {
+                    r.started_at = Some(started.started_at);
+                    r.pid = Some(started.pid);
+                    run = r.clone();
+                }
+                if !ctr.state.is_running() {
+                    ctr.state = ContainerState::Running {
+                        started_at: started.started_at,
+                    };
+                    let spec = &sb.spec.containers[i];
+                    ctr.started = spec.startup.is_none();
+                    ctr.ready = spec.startup.is_none() && spec.readiness.is_none();
+                }
+            }
             let exit = read_json::<ShimExit>(&run.exit_file());
             let alive = run.shim_pid.is_some_and(pid_alive);
             let exit = match exit {
@@ -986,11 +1048,11 @@ impl ProcessRuntime {
                 // The shim died without writing its exit (killed): the container is gone too
                 // (its init was the shim's child) or orphaned; say so.
                 None => {
-                    let _ = std::process::Command::new(&self.inner.config.oci_runtime)
-                        .arg("--root")
-                        .arg(self.runc_root())
+                    let _ = self
+                        .runc()
                         .args(["delete", "--force", &run.id])
-                        .output();
+                        .output()
+                        .await;
                     ShimExit {
                         exit_code: 137,
                         signal: None,
@@ -1006,6 +1068,14 @@ impl ProcessRuntime {
     /// Records a run's end: `OOMKilled`, `Completed`, `Error` or a start error, its
     /// termination message, and whether (and when) it restarts.
     async fn finish_run(&self, sb: &Arc<Sandbox>, i: usize, run: &Run, exit: ShimExit) {
+        // The supervisor and `stop` may both read an exit: it is recorded once.
+        {
+            let mut st = sb.state();
+            match st.containers[i].run.as_mut() {
+                Some(r) if r.id == run.id && !r.finished => r.finished = true,
+                _ => return,
+            }
+        }
         let c = sb.spec.containers[i].clone();
         self.stop_probes(sb, &c.name);
         if let Some(tx) = sb
@@ -1279,6 +1349,12 @@ impl State {
 }
 
 impl Sandbox {
+    /// Being stopped or removed: nothing more starts.
+    fn stopping(&self) -> bool {
+        let st = self.state();
+        st.stopped_at.is_some() || st.removed
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -1302,6 +1378,7 @@ impl Sandbox {
 
     /// Writes `state.json` (atomically), so a restart finds the sandbox as it is.
     fn persist(&self) {
+        let _one = self.persist_lock.lock().unwrap_or_else(|p| p.into_inner());
         let st = self.state().clone();
         if st.removed || self.abandoned.load(std::sync::atomic::Ordering::SeqCst) {
             return;

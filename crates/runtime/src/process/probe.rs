@@ -406,6 +406,15 @@ async fn exec_tty(
     };
     let pty = nix::pty::openpty(None, None).map_err(io("opening a terminal"))?;
     let (master, slave): (OwnedFd, OwnedFd) = (pty.master, pty.slave);
+    // Not inherited by anything else started meanwhile (a shim lives as long as its container,
+    // and a slave held open elsewhere would keep the reader below from ever seeing the end).
+    for fd in [&master, &slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(io("setting close-on-exec on the terminal"))?;
+    }
     cmd.stdin(Stdio::from(slave.try_clone().map_err(|source| {
         RuntimeError::Io {
             context: "terminal".into(),
@@ -461,10 +470,12 @@ async fn exec_tty(
             }
         }
     });
+    // Blocking writes on a thread of their own: a process that does not read its terminal
+    // must not hold up a runtime worker.
     let input = stdin.map(|mut rx| {
-        tokio::spawn(async move {
+        tokio::task::spawn_blocking(move || {
             let mut w = writer;
-            while let Some(chunk) = rx.recv().await {
+            while let Some(chunk) = rx.blocking_recv() {
                 use std::io::Write;
                 if w.write_all(&chunk).is_err() {
                     break;
