@@ -395,3 +395,36 @@ async fn following_the_log_of_a_fast_writer_ends_with_the_container() {
     assert_eq!(text.lines().count(), 100_001);
     rt.remove(&id).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_command_that_times_out_is_killed() {
+    skip_unless_able!();
+    let b = ProcessBackend::new().await;
+    let rt: &dyn SandboxRuntime = &b.rt;
+    let mut c = sh("c", "exec sleep 3600");
+    let mut p = localfargate_runtime::Probe::new(localfargate_runtime::Action::Exec {
+        command: vec!["sleep".into(), "777".into()],
+    });
+    p.timeout = Duration::from_millis(300);
+    p.period = Duration::from_secs(30);
+    c.readiness = Some(p);
+    let id = rt
+        .create_sandbox(spec("probe2", 245, vec![c]))
+        .await
+        .unwrap();
+    rt.start_container(&id, "c").await.unwrap();
+    let st = wait_for(rt, &id, Duration::from_secs(30), |s| {
+        s.events.iter().any(|e| e.reason == "Unhealthy")
+    })
+    .await;
+    let e = st
+        .events
+        .iter()
+        .find(|e| e.reason == "Unhealthy")
+        .expect("event");
+    assert!(e.message.contains("timed out"), "{e:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, ps) = run_exec(rt, &id, &["ps"]).await;
+    assert!(!ps.contains("sleep 777"), "{ps}");
+    rt.remove(&id).await.unwrap();
+}

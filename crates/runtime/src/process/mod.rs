@@ -1205,6 +1205,7 @@ impl ProcessRuntime {
         run: &Run,
         command: &[String],
         tty: bool,
+        pid_file: Option<&Path>,
     ) -> Result<(tokio::process::Command, PathBuf), RuntimeError> {
         let config = oci_spec::runtime::Spec::load(run.dir.join("config.json")).map_err(|e| {
             RuntimeError::Io {
@@ -1224,7 +1225,11 @@ impl ProcessRuntime {
         ));
         shim::write_json(&file, &process).map_err(io_err("writing the exec process"))?;
         let mut c = self.runc();
-        c.arg("exec").arg("--process").arg(&file).arg(&run.id);
+        c.arg("exec");
+        if let Some(p) = pid_file {
+            c.arg("--pid-file").arg(p);
+        }
+        c.arg("--process").arg(&file).arg(&run.id);
         Ok((c, file))
     }
 

@@ -25,14 +25,34 @@ async fn exec_command(
     command: &[String],
     timeout: Duration,
 ) -> Result<String, String> {
+    // runc writes the process's pid, so a command that outlives its timeout is killed (ending
+    // `runc exec` alone would leave it running in the container).
+    let pid_file = run.dir.join(format!(
+        "exec-{}.pid",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    ));
     let (mut cmd, file) = rt
-        .runc_exec(run, command, false)
+        .runc_exec(run, command, false, Some(&pid_file))
         .map_err(|e| e.to_string())?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let result = tokio::time::timeout(timeout, cmd.output()).await;
+    if result.is_err()
+        && let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     let _ = std::fs::remove_file(file);
+    let _ = std::fs::remove_file(pid_file);
     match result {
         Err(_) => Err(format!("command {command:?} timed out")),
         Ok(Err(e)) => Err(format!("running runc exec: {e}")),
@@ -313,7 +333,7 @@ pub(super) async fn exec_session(
             message: "exec needs a command".into(),
         });
     }
-    let (mut cmd, file) = rt.runc_exec(run, &command, tty)?;
+    let (mut cmd, file) = rt.runc_exec(run, &command, tty, None)?;
     let _remove = RemoveOnDrop(file);
     if tty {
         return exec_tty(cmd, stdin, stdout, resize).await;
