@@ -1603,12 +1603,15 @@ impl SandboxRuntime for ProcessRuntime {
         options: LogOptions,
     ) -> Result<LogStream, RuntimeError> {
         let sb = self.get(sandbox)?;
-        let (number, finished, waiting) = {
+        // `again`: the last run has ended and another will follow (waiting in back-off, or
+        // being started), so that last run is what `--previous` shows.
+        let (number, finished, again, waiting) = {
             let st = sb.state();
             let c = st.container(container, &sb.spec)?;
+            let again = !matches!(c.state, ContainerState::Terminated { .. });
             match &c.run {
-                None => (None, true, c.state.reason().map(str::to_string)),
-                Some(r) => (Some(r.number), r.finished, None),
+                None => (None, true, false, c.state.reason().map(str::to_string)),
+                Some(r) => (Some(r.number), r.finished, again, None),
             }
         };
         let Some(number) = number else {
@@ -1620,13 +1623,7 @@ impl SandboxRuntime for ProcessRuntime {
         };
         // The current run is `number` unless it is the one waiting to restart.
         let number = if options.previous {
-            let restarted = {
-                let st = sb.state();
-                st.containers
-                    .iter()
-                    .any(|c| c.name == container && c.restart_at.is_some())
-            };
-            let prev = if restarted && finished {
+            let prev = if again && finished {
                 Some(number)
             } else {
                 number.checked_sub(1)
