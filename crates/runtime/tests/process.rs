@@ -428,3 +428,32 @@ async fn a_probe_command_that_times_out_is_killed() {
     assert!(!ps.contains("sleep 777"), "{ps}");
     rt.remove(&id).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_as_non_root_with_a_root_image_is_a_config_error() {
+    skip_unless_able!();
+    let b = ProcessBackend::new().await;
+    let rt: &dyn SandboxRuntime = &b.rt;
+    let mut c = sh("c", "exec sleep 3600");
+    c.security.run_as_non_root = Some(true);
+    let id = rt
+        .create_sandbox(spec("nonroot1", 246, vec![c]))
+        .await
+        .unwrap();
+    rt.start_container(&id, "c").await.unwrap();
+    let st = wait_for(rt, &id, Duration::from_secs(30), |s| {
+        container(s, "c").state.reason() == Some("CreateContainerConfigError")
+    })
+    .await;
+    let ContainerState::Waiting { reason, message } = &container(&st, "c").state else {
+        panic!("{st:?}");
+    };
+    assert_eq!(reason, "CreateContainerConfigError");
+    assert_eq!(
+        message.as_deref(),
+        Some(
+            "container has runAsNonRoot and image will run as root (pod: \"pod-nonroot1_default(nonroot1)\", container: c)"
+        )
+    );
+    rt.remove(&id).await.unwrap();
+}

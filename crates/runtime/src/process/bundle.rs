@@ -82,6 +82,10 @@ pub(crate) struct RunPaths<'a> {
 pub enum BundleError {
     #[error("{0}")]
     Invalid(String),
+    /// What the kubelet reports as `CreateContainerConfigError` (the container is not
+    /// created, and is tried again).
+    #[error("{0}")]
+    Config(String),
     #[error("building the OCI runtime spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
 }
@@ -227,9 +231,10 @@ pub(crate) fn spec(
         .unwrap_or(false)
         && uid == 0
     {
-        return Err(BundleError::Invalid(
-            "container has runAsNonRoot and image will run as root".into(),
-        ));
+        return Err(BundleError::Config(format!(
+            "container has runAsNonRoot and image will run as root (pod: \"{}_{}({})\", container: {})",
+            pod.name, pod.namespace, pod.pod_uid, c.name
+        )));
     }
     let mut groups: Vec<u32> = pod
         .security

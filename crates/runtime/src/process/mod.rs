@@ -668,9 +668,18 @@ impl ProcessRuntime {
             oom_before,
             finished: false,
         };
-        let prepared = self.prepare_run(sb, &c, &image, &run).await;
-        if let Err(msg) = prepared {
-            return self.start_failed(sb, i, &run, msg);
+        match self.prepare_run(sb, &c, &image, &run).await {
+            Ok(()) => {}
+            Err(bundle::BundleError::Config(msg)) => {
+                sandbox_setup::unmount_rootfs(&run.rootfs());
+                sb.state().containers[i].state = ContainerState::Waiting {
+                    reason: "CreateContainerConfigError".into(),
+                    message: Some(msg.clone()),
+                };
+                sb.event(true, "Failed", format!("Error: {msg}"), Some(&c.name));
+                return Some(SystemTime::now() + SETUP_RETRY);
+            }
+            Err(e) => return self.start_failed(sb, i, &run, e.to_string()),
         }
         if sb.stopping() {
             // Deleted while the run was being prepared: nothing starts.
@@ -786,7 +795,7 @@ impl ProcessRuntime {
         c: &ContainerSpec,
         image: &crate::image::Image,
         run: &Run,
-    ) -> Result<(), String> {
+    ) -> Result<(), bundle::BundleError> {
         let layers = image.layers.clone();
         let run_dir = run.dir.clone();
         let rootfs = run.rootfs();
@@ -811,19 +820,23 @@ impl ProcessRuntime {
         } else {
             None
         };
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
+        tokio::task::spawn_blocking(move || -> Result<(), bundle::BundleError> {
             let _ = std::fs::remove_dir_all(&run_dir);
-            std::fs::create_dir_all(&run_dir)
-                .map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
+            std::fs::create_dir_all(&run_dir).map_err(|e| {
+                bundle::BundleError::Invalid(format!("creating {}: {e}", run_dir.display()))
+            })?;
             sandbox_setup::mount_rootfs(
                 &layers,
                 &run_dir.join("upper"),
                 &run_dir.join("work"),
                 &rootfs,
             )
-            .map_err(|e| format!("mounting the root filesystem: {e}"))?;
+            .map_err(|e| {
+                bundle::BundleError::Invalid(format!("mounting the root filesystem: {e}"))
+            })?;
             let termination_log = run_dir.join("termination-log");
-            std::fs::write(&termination_log, b"").map_err(|e| e.to_string())?;
+            std::fs::write(&termination_log, b"")
+                .map_err(|e| bundle::BundleError::Invalid(e.to_string()))?;
             let volumes = pod
                 .volumes
                 .iter()
@@ -841,13 +854,13 @@ impl ProcessRuntime {
                 cgroups_path: &cgroups_path,
                 nofile_hard,
             };
-            let spec = bundle::spec(&pod, &c2, &image_config, &paths).map_err(|e| e.to_string())?;
+            let spec = bundle::spec(&pod, &c2, &image_config, &paths)?;
             spec.save(run_dir.join("config.json"))
-                .map_err(|e| format!("writing config.json: {e}"))?;
+                .map_err(|e| bundle::BundleError::Invalid(format!("writing config.json: {e}")))?;
             Ok(())
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| bundle::BundleError::Invalid(e.to_string()))?
     }
 
     /// Keeps the current and the previous run of a container (what `--previous` reads), as
