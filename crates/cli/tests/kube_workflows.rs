@@ -111,23 +111,13 @@ impl Cluster {
     }
 
     fn apply(&self, yaml: &str) -> String {
-        let mut child = Command::new(format!("{KUBECTL_DIR}/kubectl.1.31"))
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::output_with_stdin(
+            Command::new(format!("{KUBECTL_DIR}/kubectl.1.31"))
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["apply", "-f", "-"]),
+            yaml.as_bytes(),
+        );
         assert!(out.status.success(), "apply: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -5,7 +5,6 @@
 //! Needs root, runc, busybox-static, docker-registry and skopeo (`scripts/test` installs them
 //! when it runs as root); skipped with the reason otherwise.
 
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -96,11 +95,7 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_listening(port, "docker-registry");
         Registry {
             child,
             port,
@@ -208,23 +203,13 @@ impl Cluster {
     }
 
     fn apply(&self, yaml: &str) {
-        let mut child = Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::output_with_stdin(
+            Command::new(KUBECTL)
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["apply", "-f", "-"]),
+            yaml.as_bytes(),
+        );
         assert!(out.status.success(), "apply: {}", text(&out));
     }
 
@@ -445,22 +430,13 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
     let failed = c.kubectl(&["exec", "web", "--", "sh", "-c", "exit 7"]);
     assert_eq!(failed.status.code(), Some(7), "{}", text(&failed));
     let piped = {
-        let mut child = Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(&c.kubeconfig)
-            .args(["exec", "-i", "web", "--", "cat"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"through stdin\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(
+            Command::new(KUBECTL)
+                .arg("--kubeconfig")
+                .arg(&c.kubeconfig)
+                .args(["exec", "-i", "web", "--", "cat"]),
+            b"through stdin\n",
+        )
     };
     assert_eq!(String::from_utf8_lossy(&piped.stdout), "through stdin\n");
     // `kubectl cp` both ways (tar through exec), and `kubectl exec -it` from a terminal.

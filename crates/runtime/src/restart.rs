@@ -75,11 +75,12 @@ pub enum AfterExit {
 
 /// One container's restart history: how many times it restarted and which back-off step it is
 /// on. Real backends keep one per container and feed it every exit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RestartState {
     /// Kubernetes' `restartCount`: runs started after the first.
     pub restart_count: u32,
     /// Back-off steps taken since the last reset.
+    #[serde(default)]
     steps: u64,
 }
 
@@ -110,14 +111,6 @@ impl RestartState {
     /// The restart was carried out: the next run has started.
     pub fn restarted(&mut self) {
         self.restart_count = self.restart_count.saturating_add(1);
-    }
-
-    /// Restores the count of an adopted container (read back from disk).
-    pub fn with_count(restart_count: u32) -> RestartState {
-        RestartState {
-            restart_count,
-            steps: u64::from(restart_count.min(64)),
-        }
     }
 }
 

@@ -1,4 +1,6 @@
 //! The harness the end-to-end tests share: a `localfargate up` process on free ports.
+// Each test binary uses some of these helpers.
+#![allow(dead_code)]
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -70,11 +72,7 @@ pub fn up_with_store(lifecycle_seconds: &str, extra: &[&str]) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "localfargate up did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port, "localfargate up");
     Server {
         child,
         url: format!("http://127.0.0.1:{port}"),
@@ -89,4 +87,26 @@ pub fn localfargate(server: &Server, args: &[&str]) -> Output {
         .env_remove("AWS_ENDPOINT_URL_EKS")
         .output()
         .unwrap()
+}
+
+/// Waits (at most 20 s) until something listens on 127.0.0.1:`port`.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `command` with `input` on its stdin, collecting its output.
+pub fn output_with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }

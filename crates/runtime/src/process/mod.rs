@@ -121,9 +121,7 @@ struct Ctr {
     requested: bool,
     state: ContainerState,
     last_state: Option<ContainerState>,
-    restart_count: u32,
-    /// Back-off steps of restarts (see [`RestartState`]).
-    #[serde(skip)]
+    /// Kubernetes' `restartCount` and the back-off step (see [`RestartState`]).
     restart: RestartState,
     /// When a pending restart is due.
     restart_at: Option<SystemTime>,
@@ -286,10 +284,7 @@ impl ProcessRuntime {
                 .and_then(|b| serde_json::from_slice(&b).ok());
             let id = SandboxId(e.file_name().to_string_lossy().into_owned());
             match (spec, state) {
-                (Some(spec), Some(mut state)) if !state.removed => {
-                    for c in &mut state.containers {
-                        c.restart = RestartState::with_count(c.restart_count);
-                    }
+                (Some(spec), Some(state)) if !state.removed => {
                     tracing::info!(sandbox = %id, pod = %spec.pod_ref(), "adopting sandbox");
                     let sb = self.insert(id, spec, dir, state);
                     let containers = sb.state().containers.clone();
@@ -570,7 +565,6 @@ impl ProcessRuntime {
             let ctr = &mut st.containers[i];
             if ctr.restart_at.take().is_some() {
                 ctr.restart.restarted();
-                ctr.restart_count = ctr.restart.restart_count;
             }
         }
         // The image, as the kubelet's pull policy says.
@@ -641,7 +635,7 @@ impl ProcessRuntime {
             sb.event(true, "Failed", format!("Error: {msg}"), Some(&c.name));
             return Some(SystemTime::now() + SETUP_RETRY);
         }
-        let number = sb.state().containers[i].restart_count;
+        let number = sb.state().containers[i].restart.restart_count;
         let run_id = hex_id(&[
             sb.id.as_str(),
             &c.name,
@@ -992,20 +986,14 @@ impl ProcessRuntime {
             finished_at: now,
         };
         let mut st = sb.state();
-        let policy = sb.spec.restart_policy;
         let ctr = &mut st.containers[i];
-        let mut finished = run.clone();
-        finished.finished = true;
-        ctr.run = Some(finished);
-        ctr.ready = false;
-        ctr.started = false;
-        match ctr.restart.on_exit(
+        match ctr.run_ended(
+            run,
             &self.inner.config.restart_backoff,
-            policy,
-            ctr.init,
+            sb.spec.restart_policy,
             128,
             Duration::ZERO,
-            ctr.stopped,
+            false,
         ) {
             AfterExit::Restart { delay } => {
                 ctr.last_state = Some(terminated);
@@ -1148,18 +1136,13 @@ impl ProcessRuntime {
         let mut st = sb.state();
         let stopping = st.stopped_at.is_some();
         let ctr = &mut st.containers[i];
-        let mut finished = run.clone();
-        finished.finished = true;
-        ctr.run = Some(finished);
-        ctr.ready = false;
-        ctr.started = false;
-        match ctr.restart.on_exit(
+        match ctr.run_ended(
+            run,
             &self.inner.config.restart_backoff,
             policy,
-            ctr.init,
             exit.exit_code,
             ran,
-            ctr.stopped || stopping,
+            stopping,
         ) {
             AfterExit::Restart { delay } => {
                 ctr.last_state = Some(terminated);
@@ -1339,6 +1322,32 @@ impl ProcessRuntime {
 }
 
 impl Ctr {
+    /// Records the end of `run` (not ready, not started) and what the restart policy says
+    /// follows; a container of a stopping sandbox never restarts.
+    fn run_ended(
+        &mut self,
+        run: &Run,
+        backoff: &Backoff,
+        policy: crate::RestartPolicy,
+        exit_code: i32,
+        ran: Duration,
+        stopping: bool,
+    ) -> AfterExit {
+        let mut finished = run.clone();
+        finished.finished = true;
+        self.run = Some(finished);
+        self.ready = false;
+        self.started = false;
+        self.restart.on_exit(
+            backoff,
+            policy,
+            self.init,
+            exit_code,
+            ran,
+            self.stopped || stopping,
+        )
+    }
+
     /// Whether the container should (eventually) run again: never ran, or a restart is pending,
     /// or its image is being retried.
     fn run_pending(&self) -> bool {
@@ -1509,7 +1518,6 @@ impl SandboxRuntime for ProcessRuntime {
                         message: None,
                     },
                     last_state: None,
-                    restart_count: 0,
                     restart: RestartState::default(),
                     restart_at: None,
                     run: None,
@@ -1594,7 +1602,7 @@ impl SandboxRuntime for ProcessRuntime {
                     image_id: c.image_id.clone(),
                     state,
                     last_state: c.last_state.clone(),
-                    restart_count: c.restart_count,
+                    restart_count: c.restart.restart_count,
                 }
             })
             .collect();
