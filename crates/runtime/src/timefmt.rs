@@ -51,13 +51,12 @@ pub(crate) fn format_duration(d: Duration) -> String {
     }
 }
 
-/// `2026-11-23T21:00:00.000000000Z`: UTC, always nine fractional digits (the kubelet's log
-/// timestamp shape). Times jiff cannot represent print as the epoch.
+/// `2026-11-23T21:00:00.000000000Z`: the kubelet's log timestamp (the CRI log format's own
+/// printer). Times jiff cannot represent print as the epoch.
 pub(crate) fn rfc3339_nanos(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .strftime("%Y-%m-%dT%H:%M:%S.%9fZ")
-        .to_string()
+    crate::crilog::format_timestamp(
+        jiff::Timestamp::try_from(t).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    )
 }
 
 #[cfg(test)]

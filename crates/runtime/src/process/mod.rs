@@ -47,9 +47,9 @@ use crate::net::{NetworkConfig, PodAttachment, PodNetwork};
 use crate::restart::{AfterExit, Backoff, RestartState};
 use crate::timefmt::format_duration;
 use crate::{
-    Action, ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions,
-    LogStream, PullPolicy, RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeKind, SandboxId,
-    SandboxRuntime, SandboxSpec, SandboxStatus, SandboxSummary, TerminationMessagePolicy,
+    ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions, LogStream,
+    PullPolicy, RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeKind, SandboxId, SandboxRuntime,
+    SandboxSpec, SandboxStatus, SandboxSummary, TerminationMessagePolicy,
 };
 
 use shim::{ShimArgs, ShimExit, ShimStarted};
@@ -757,9 +757,7 @@ impl ProcessRuntime {
     /// The postStart hook and the probes of a run that has just started.
     async fn after_start(&self, sb: &Arc<Sandbox>, i: usize, c: &ContainerSpec, run: &Run) {
         if let Some(hook) = &c.post_start
-            && let Err(msg) = self
-                .run_action(sb, run, hook, sb.spec.termination_grace)
-                .await
+            && let Err(msg) = probe::perform(self, sb, run, hook, sb.spec.termination_grace).await
         {
             sb.event(
                 true,
@@ -1249,17 +1247,6 @@ impl ProcessRuntime {
         }
     }
 
-    /// Runs a hook or probe action in (or against) a run. `Err` carries the failure's text.
-    async fn run_action(
-        &self,
-        sb: &Sandbox,
-        run: &Run,
-        action: &Action,
-        timeout: Duration,
-    ) -> Result<String, String> {
-        probe::perform(self, sb, run, action, timeout).await
-    }
-
     /// Removes everything of a sandbox: containers, mounts, network, cgroups, files, logs.
     async fn teardown(&self, id: &SandboxId, dir: &Path, log_dir: Option<PathBuf>) {
         // Every run's runc container and root filesystem.
@@ -1722,7 +1709,7 @@ impl SandboxRuntime for ProcessRuntime {
                 if let Some(hook) = &c.pre_stop {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if let Err(msg) =
-                        tokio::time::timeout(left, self.run_action(&sb, &run, hook, left))
+                        tokio::time::timeout(left, probe::perform(self, &sb, &run, hook, left))
                             .await
                             .unwrap_or_else(|_| Err("timed out".into()))
                     {
