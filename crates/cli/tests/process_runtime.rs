@@ -329,15 +329,22 @@ fn busybox_layout(dir: &Path, tag: &str, cmd: &[&str]) -> PathBuf {
     layout
 }
 
-fn load(data: &Path, layout: &Path) {
+/// `localfargate image ARGS --data-dir DATA`, which must succeed; its output.
+fn image(data: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args(["image", "load", "--data-dir"])
+        .arg("image")
+        .args(args)
+        .arg("--data-dir")
         .arg(data)
-        .arg(layout)
         .output()
         .unwrap();
-    assert!(out.status.success(), "image load: {}", text(&out));
-    assert!(text(&out).contains("Loaded image"), "{}", text(&out));
+    assert!(out.status.success(), "image {args:?}: {}", text(&out));
+    text(&out)
+}
+
+fn load(data: &Path, layout: &Path) {
+    let loaded = image(data, &["load", layout.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image"), "{loaded}");
 }
 
 #[test]
@@ -359,7 +366,19 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
         format!("docker.io=http://127.0.0.1:{}", registry.port),
     ];
     let busybox = busybox_layout(work.path(), "localfargate.test/busybox:1", &["sh"]);
-    let mut c = Cluster::new(&flags, |data| load(data, &busybox));
+    let extra = busybox_layout(work.path(), "localfargate.test/extra:1", &["sh"]);
+    let mut c = Cluster::new(&flags, |data| {
+        load(data, &busybox);
+        // `image ls` and `image rm`, on an image no pod uses.
+        load(data, &extra);
+        let listed = image(data, &["ls"]);
+        assert!(listed.contains("localfargate.test/busybox:1"), "{listed}");
+        assert!(listed.contains("localfargate.test/extra:1"), "{listed}");
+        image(data, &["rm", "localfargate.test/extra:1"]);
+        let listed = image(data, &["ls"]);
+        assert!(!listed.contains("localfargate.test/extra:1"), "{listed}");
+        assert!(listed.contains("localfargate.test/busybox:1"), "{listed}");
+    });
 
     // The seed's pod, pulled (policy Always for :latest) through the mirror.
     c.apply(
@@ -471,6 +490,34 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
     assert!(
         stamped.split(' ').next().unwrap().ends_with('Z'),
         "{stamped}"
+    );
+
+    // Environment from a ConfigMap that does not exist yet: the kubelet's
+    // CreateContainerConfigError, until it does.
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: configured}\nspec:\n  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n\
+         \x20   command: [sh, -c, 'exec sleep 3600']\n    env: [{name: LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: level}}}]\n",
+    );
+    c.eventually(
+        "CreateContainerConfigError",
+        Duration::from_secs(60),
+        || {
+            let p = c.pod("default", "configured");
+            let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+            w["reason"] == "CreateContainerConfigError"
+                && w["message"] == "configmap \"settings\" not found"
+        },
+    );
+    c.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=level=debug",
+    ]);
+    c.wait_ready("default", "configured");
+    assert_eq!(
+        c.ok(&["exec", "configured", "--", "sh", "-c", "echo $LEVEL"]),
+        "debug\n"
     );
 
     // A pod that fails by its exit code, and one that crash-loops.
