@@ -1735,10 +1735,13 @@ impl SandboxRuntime for ProcessRuntime {
         sb.wake.notify_one();
         // Let the supervisor read the exits before returning.
         for _ in 0..200 {
+            // Until each exit is read and recorded (a run is marked finished when its exit is
+            // taken, and shows Terminated once recorded).
             let pending = sb.state().containers.iter().any(|c| {
-                c.run
-                    .as_ref()
-                    .is_some_and(|r| !r.finished && r.started_at.is_some())
+                c.state.is_running()
+                    || c.run
+                        .as_ref()
+                        .is_some_and(|r| !r.finished && r.started_at.is_some())
             });
             if !pending {
                 break;
