@@ -7,345 +7,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{Server, localfargate};
+use common::process_cluster::{
+    Cluster, KUBECTL, Registry, busybox_layout, image, load, sandboxes_left, text,
+};
 use serde_json::Value;
-
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.31";
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("not root".into());
-    }
-    for tool in ["runc", "skopeo", "docker-registry"] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
-        if !found {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    if !localfargate_runtime::test_images::busybox_available() {
-        return Some("/bin/busybox is not installed (busybox-static)".into());
-    }
-    if !Path::new(KUBECTL).exists() {
-        return Some(format!("{KUBECTL} is not installed"));
-    }
-    None
-}
-
-macro_rules! skip_unless_able {
-    () => {
-        if let Some(why) = skip_reason() {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Debian's registry on a free loopback port, with an optional htpasswd file; killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start(auth: Option<(&str, &str)>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::free_port();
-        let mut config = format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
-            dir.path().join("data").display()
-        );
-        if let Some((user, pass)) = auth {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, pass])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", text(&out));
-            std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
-                dir.path().join("htpasswd").display()
-            ));
-        }
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        common::wait_listening(port, "docker-registry");
-        Registry {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    /// Pushes an OCI layout into the registry as `repo:tag`.
-    fn push(&self, layout: &Path, tag_in_layout: &str, target: &str, creds: Option<&str>) {
-        let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "--dest-tls-verify=false"]);
-        if let Some(c) = creds {
-            cmd.args(["--dest-creds", c]);
-        }
-        let out = cmd
-            .arg(format!("oci:{}:{tag_in_layout}", layout.display()))
-            .arg(format!("docker://127.0.0.1:{}/{target}", self.port))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "skopeo: {}", text(&out));
-    }
-}
-
-/// A cluster on a `--runtime process` server with a Fargate profile for `default` and `jobs`.
-struct Cluster {
-    server: Option<Server>,
-    kubeconfig: PathBuf,
-    data: tempfile::TempDir,
-    flags: Vec<String>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.delete();
-    }
-}
-
-fn sandboxes_left(data: &Path) -> usize {
-    std::fs::read_dir(data.join("runtime/sandboxes"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn server(data: &Path, flags: &[String]) -> Server {
-    let mut args: Vec<&str> = vec!["--runtime", "process", "--data-dir", data.to_str().unwrap()];
-    args.extend(flags.iter().map(String::as_str));
-    // `up_with` passes --ephemeral; the data directory wins for the process runtime's state.
-    common::up_with_store("0.1", &args)
-}
-
-impl Cluster {
-    fn new(flags: &[String], prepare: impl FnOnce(&Path)) -> Cluster {
-        let data = tempfile::tempdir().unwrap();
-        prepare(data.path());
-        let server = server(data.path(), flags);
-        let ok = |out: Output| assert!(out.status.success(), "{}", text(&out));
-        ok(localfargate(
-            &server,
-            &["cluster", "create", "--name", "run"],
-        ));
-        for (name, ns) in [("fp-default", "default"), ("fp-jobs", "jobs")] {
-            ok(localfargate(
-                &server,
-                &[
-                    "profile",
-                    "create",
-                    "--cluster",
-                    "run",
-                    "--name",
-                    name,
-                    "--namespace",
-                    ns,
-                ],
-            ));
-        }
-        let config = localfargate(&server, &["kubeconfig", "--cluster", "run"]);
-        ok(config.clone());
-        let kubeconfig = data.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, &config.stdout).unwrap();
-        let c = Cluster {
-            server: Some(server),
-            kubeconfig,
-            data,
-            flags: flags.to_vec(),
-        };
-        c.eventually("the default namespace", Duration::from_secs(30), || {
-            c.kubectl(&["get", "namespace", "default"]).status.success()
-        });
-        c
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn apply(&self, yaml: &str) {
-        let out = common::output_with_stdin(
-            Command::new(KUBECTL)
-                .arg("--kubeconfig")
-                .arg(&self.kubeconfig)
-                .args(["apply", "-f", "-"]),
-            yaml.as_bytes(),
-        );
-        assert!(out.status.success(), "apply: {}", text(&out));
-    }
-
-    fn pod(&self, ns: &str, name: &str) -> Value {
-        serde_json::from_str(&self.ok(&["get", "pod", "-n", ns, name, "-o", "json"])).unwrap()
-    }
-
-    fn eventually(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn wait_phase(&self, ns: &str, name: &str, phases: &[&str]) -> Value {
-        let mut last = Value::Null;
-        self.eventually(
-            &format!("pod {ns}/{name} in {phases:?}"),
-            Duration::from_secs(90),
-            || {
-                last = self.pod(ns, name);
-                phases.contains(&last["status"]["phase"].as_str().unwrap_or(""))
-            },
-        );
-        last
-    }
-
-    fn wait_ready(&self, ns: &str, name: &str) -> Value {
-        let mut last = Value::Null;
-        self.eventually(
-            &format!("pod {ns}/{name} Ready"),
-            Duration::from_secs(90),
-            || {
-                last = self.pod(ns, name);
-                last["status"]["conditions"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                })
-            },
-        );
-        last
-    }
-
-    fn events(&self, ns: &str, pod: &str) -> Vec<(String, String)> {
-        let selector = format!("involvedObject.name={pod}");
-        let list: Value = serde_json::from_str(&self.ok(&[
-            "get",
-            "events",
-            "-n",
-            ns,
-            "--field-selector",
-            &selector,
-            "-o",
-            "json",
-        ]))
-        .unwrap();
-        list["items"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        (
-                            e["reason"].as_str().unwrap_or("").to_string(),
-                            e["message"].as_str().unwrap_or("").to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Deletes the profiles, then the cluster (which removes every sandbox), then stops the
-    /// server.
-    fn delete(&mut self) {
-        if let Some(server) = &self.server {
-            for p in ["fp-default", "fp-jobs"] {
-                let _ = localfargate(
-                    server,
-                    &[
-                        "profile",
-                        "delete",
-                        "--cluster",
-                        "run",
-                        "--name",
-                        p,
-                        "--wait",
-                    ],
-                );
-            }
-            let _ = localfargate(server, &["cluster", "delete", "--name", "run", "--wait"]);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline && sandboxes_left(self.data.path()) > 0 {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        self.server.take();
-    }
-
-    /// Kills the server as `kill -9` would and starts another on the same data directory.
-    fn crash_and_restart(&mut self) {
-        self.server.take();
-        let server = server(self.data.path(), &self.flags);
-        self.server = Some(server);
-        self.eventually("the API after a restart", Duration::from_secs(30), || {
-            self.kubectl(&["get", "namespace", "default"])
-                .status
-                .success()
-        });
-    }
-}
-
-/// The busybox image as an OCI layout, tagged `tag`.
-fn busybox_layout(dir: &Path, tag: &str, cmd: &[&str]) -> PathBuf {
-    let layout = dir.join(format!("layout-{}", tag.replace([':', '/'], "-")));
-    localfargate_runtime::test_images::busybox_layout(&layout, tag, cmd).unwrap();
-    layout
-}
-
-/// `localfargate image ARGS --data-dir DATA`, which must succeed; its output.
-fn image(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .arg("image")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "image {args:?}: {}", text(&out));
-    text(&out)
-}
-
-fn load(data: &Path, layout: &Path) {
-    let loaded = image(data, &["load", layout.to_str().unwrap()]);
-    assert!(loaded.contains("Loaded image"), "{loaded}");
-}
 
 #[test]
 fn pods_really_run_logs_exec_exit_codes_and_restarts() {
@@ -631,8 +300,15 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
         || sandboxes_left(c.data.path()) < before,
     );
 
-    // Deleting the cluster leaves no process, mount, network namespace or cgroup behind.
+    // Deleting the cluster leaves no process, mount, network namespace or cgroup of its
+    // sandboxes behind (other tests may have sandboxes of their own on this machine).
     let data = c.data.path().to_path_buf();
+    let ids: Vec<String> = std::fs::read_dir(data.join("runtime/sandboxes"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!ids.is_empty());
     c.delete();
     assert_eq!(sandboxes_left(&data), 0);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -642,22 +318,25 @@ fn pods_really_run_logs_exec_exit_codes_and_restarts() {
         data.display()
     );
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(
-        !String::from_utf8_lossy(&netns.stdout).contains("lf-p"),
-        "{}",
-        text(&netns)
-    );
+    let netns = String::from_utf8_lossy(&netns.stdout);
     let shims = Command::new("pgrep")
         .args(["-f", data.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(shims.stdout.is_empty(), "processes left: {}", text(&shims));
-    let cgroups = std::fs::read_dir("/sys/fs/cgroup/memory/localfargate")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().is_dir())
-                .count()
-        })
-        .unwrap_or(0);
-    assert_eq!(cgroups, 0, "pod cgroups left");
+    for id in &ids {
+        let short = localfargate_runtime::net::short_id(id);
+        assert!(
+            !netns.split_whitespace().any(|n| n == format!("lf-{short}")),
+            "network namespace of {id} left: {netns}"
+        );
+        // v1 controllers, and v2's unified tree.
+        for controller in ["memory", "cpu", "pids", ""] {
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join("localfargate")
+                .join(id);
+            assert!(!dir.exists(), "{} left", dir.display());
+        }
+    }
 }

@@ -79,3 +79,16 @@ pub enum RuntimeError {
     #[error("{0}")]
     Backend(String),
 }
+
+/// An I/O error as Go's standard library words it (`no space left on device`,
+/// `connection refused`), which is what the kubelet's messages carry; Rust's own text adds
+/// ` (os error N)` and a capital letter.
+pub(crate) fn go_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

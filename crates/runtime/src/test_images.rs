@@ -85,6 +85,17 @@ pub fn busybox_layout(
     reference_name: &str,
     cmd: &[&str],
 ) -> Result<String, ImageError> {
+    busybox_layout_with(dir, reference_name, cmd, Vec::new())
+}
+
+/// `busybox_layout` with `extra` files in the same layer (a script, a large file, a binary of
+/// another format).
+pub fn busybox_layout_with(
+    dir: &Path,
+    reference_name: &str,
+    cmd: &[&str],
+    extra: Vec<LayoutFile>,
+) -> Result<String, ImageError> {
     let binary = std::fs::read(BUSYBOX).map_err(|source| ImageError::Io {
         context: format!("reading {BUSYBOX} (apt-get install busybox-static)"),
         source,
@@ -122,6 +133,7 @@ pub fn busybox_layout(
             data: b"root:x:0:\nnogroup:x:65534:\napp:x:1000:\n".to_vec(),
         },
     ];
+    files.extend(extra);
     for a in APPLETS {
         files.push(LayoutFile::Symlink {
             path: format!("bin/{a}"),

@@ -2,6 +2,8 @@
 // Each test binary uses some of these helpers.
 #![allow(dead_code)]
 
+pub mod process_cluster;
+
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

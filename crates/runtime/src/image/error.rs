@@ -90,7 +90,7 @@ pub enum ImageError {
     InvalidImage { what: String, reason: String },
 
     /// Unpacking a layer failed (bad tar, a path escaping the layer, a full disk).
-    #[error("failed to unpack layer {layer}: {source}")]
+    #[error("failed to unpack layer {layer}: {}", crate::error::go_text(.source))]
     Unpack {
         layer: String,
         #[source]
@@ -98,7 +98,7 @@ pub enum ImageError {
     },
 
     /// Any other file-system failure; `context` says what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", crate::error::go_text(.source))]
     Io {
         context: String,
         #[source]
@@ -118,6 +118,16 @@ impl ImageError {
             ImageError::InvalidName { .. } => "InvalidImageName",
             ImageError::NeverPull { .. } => "ErrImageNeverPull",
             _ => "ErrImagePull",
+        }
+    }
+
+    /// The message the kubelet gives a failed pull: `Failed to pull image "IMAGE": …`, once.
+    pub fn pull_message(&self, image: &str) -> String {
+        let text = self.to_string();
+        if text.starts_with("Failed to pull image") {
+            text
+        } else {
+            format!("Failed to pull image \"{image}\": {text}")
         }
     }
 

@@ -439,7 +439,7 @@ async fn fetch_blob(
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(ImageError::io(
-                format!("Failed to pull image \"{written}\": downloading blob {digest}"),
+                format!("failed to copy: downloading blob {digest}"),
                 e,
             ));
         }

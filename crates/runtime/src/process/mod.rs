@@ -759,22 +759,17 @@ impl ProcessRuntime {
         if let Some(hook) = &c.post_start
             && let Err(msg) = probe::perform(self, sb, run, hook, sb.spec.termination_grace).await
         {
+            // As the kubelet: the handler's output stays out of the event (it may hold secrets).
+            tracing::info!(sandbox = %sb.id, container = %c.name, "postStart hook failed: {msg}");
             sb.event(
                 true,
                 "FailedPostStartHook",
-                format!("PostStartHook failed: {msg}"),
+                "PostStartHook failed".into(),
                 Some(&c.name),
             );
-            sb.event(
-                false,
-                "Killing",
-                format!(
-                    "FailedPostStartHook: container {} will be restarted",
-                    c.name
-                ),
-                Some(&c.name),
-            );
-            self.kill_run(run, sb.spec.termination_grace).await;
+            let deadline = Instant::now() + sb.spec.termination_grace;
+            self.kill_container(sb, c, run, "FailedPostStartHook".into(), deadline)
+                .await;
             return;
         }
         probe::start(self, sb, i, c, run);
@@ -929,7 +924,7 @@ impl ProcessRuntime {
             }
             _ => {
                 let failures = sb.state().containers[i].image_failures;
-                let msg = format!("Failed to pull image \"{}\": {e}", c.image);
+                let msg = e.pull_message(&c.image);
                 if failures == 0 {
                     sb.event(true, "Failed", msg.clone(), Some(&c.name));
                     sb.event(true, "Failed", "Error: ErrImagePull".into(), Some(&c.name));
@@ -1225,6 +1220,37 @@ impl ProcessRuntime {
         }
         c.arg("--process").arg(&file).arg(&run.id);
         Ok((c, file))
+    }
+
+    /// The kubelet's way to kill a container (deletion, a failed liveness or startup probe): the
+    /// `Killing` event with `message`, the preStop hook within the grace period, then SIGTERM and
+    /// SIGKILL at `deadline`.
+    async fn kill_container(
+        &self,
+        sb: &Arc<Sandbox>,
+        c: &ContainerSpec,
+        run: &Run,
+        message: String,
+        deadline: Instant,
+    ) {
+        sb.event(false, "Killing", message, Some(&c.name));
+        if let Some(hook) = &c.pre_stop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(msg) = tokio::time::timeout(left, probe::perform(self, sb, run, hook, left))
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()))
+            {
+                tracing::info!(sandbox = %sb.id, container = %c.name, "preStop hook failed: {msg}");
+                sb.event(
+                    true,
+                    "FailedPreStopHook",
+                    "PreStopHook failed".into(),
+                    Some(&c.name),
+                );
+            }
+        }
+        self.kill_run(run, deadline.saturating_duration_since(Instant::now()))
+            .await;
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns once the run's shim has written its exit.
@@ -1706,29 +1732,8 @@ impl SandboxRuntime for ProcessRuntime {
         let stops = runs.into_iter().map(|(c, run)| {
             let sb = sb.clone();
             async move {
-                if let Some(hook) = &c.pre_stop {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if let Err(msg) =
-                        tokio::time::timeout(left, probe::perform(self, &sb, &run, hook, left))
-                            .await
-                            .unwrap_or_else(|_| Err("timed out".into()))
-                    {
-                        sb.event(
-                            true,
-                            "FailedPreStopHook",
-                            format!("PreStopHook failed: {msg}"),
-                            Some(&c.name),
-                        );
-                    }
-                }
-                sb.event(
-                    false,
-                    "Killing",
-                    format!("Stopping container {}", c.name),
-                    Some(&c.name),
-                );
-                self.kill_run(&run, deadline.saturating_duration_since(Instant::now()))
-                    .await;
+                let message = format!("Stopping container {}", c.name);
+                self.kill_container(&sb, &c, &run, message, deadline).await;
             }
         });
         futures_util::future::join_all(stops).await;

@@ -6,7 +6,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -97,7 +97,7 @@ pub(super) async fn perform(
             let addr = format!("{}:{port}", host(h));
             match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
                 Ok(Ok(_)) => Ok(String::new()),
-                Ok(Err(e)) => Err(format!("dial tcp {addr}: {e}")),
+                Ok(Err(e)) => Err(dial_error(&addr, &e)),
                 Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
             }
         }
@@ -147,6 +147,12 @@ pub(super) async fn perform(
     }
 }
 
+/// A failed connect as Go's net package words it, which the kubelet's probe messages carry:
+/// `dial tcp 10.0.1.5:8080: connect: connection refused`.
+fn dial_error(addr: &str, e: &std::io::Error) -> String {
+    format!("dial tcp {addr}: connect: {}", crate::error::go_text(e))
+}
+
 /// A minimal HTTP/1.1 GET: the status code of the response.
 async fn http_get(
     host: &str,
@@ -154,7 +160,10 @@ async fn http_get(
     path: &str,
     headers: &[(String, String)],
 ) -> std::io::Result<u16> {
-    let mut s = TcpStream::connect((host, port)).await?;
+    let addr = format!("{host}:{port}");
+    let mut s = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| std::io::Error::other(dial_error(&addr, &e)))?;
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n",
         if path.is_empty() { "/" } else { path }
@@ -295,14 +304,15 @@ async fn probe_loop(
                     } else {
                         "startup"
                     };
-                    sb.event(
-                        false,
-                        "Killing",
-                        format!("Container {name} failed {what} probe, will be restarted"),
-                        Some(&name),
-                    );
                     let grace = probe.termination_grace.unwrap_or(sb.spec.termination_grace);
-                    rt.kill_run(&run, grace).await;
+                    rt.kill_container(
+                        &sb,
+                        &sb.spec.containers[i],
+                        &run,
+                        format!("Container {name} failed {what} probe, will be restarted"),
+                        Instant::now() + grace,
+                    )
+                    .await;
                     sb.wake.notify_one();
                     return;
                 }
@@ -531,4 +541,23 @@ async fn exec_tty(
     Ok(ExitStatus {
         code: status.code().unwrap_or(128 + status_signal(&status)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dial_error;
+
+    #[test]
+    fn connect_errors_read_as_the_kubelets() {
+        let refused = std::io::Error::from_raw_os_error(111);
+        assert_eq!(
+            dial_error("10.0.1.5:8080", &refused),
+            "dial tcp 10.0.1.5:8080: connect: connection refused"
+        );
+        let unreachable = std::io::Error::from_raw_os_error(113);
+        assert_eq!(
+            dial_error("10.0.1.5:81", &unreachable),
+            "dial tcp 10.0.1.5:81: connect: no route to host"
+        );
+    }
 }

@@ -1,0 +1,387 @@
+//! End-to-end, with real kubectl on `localfargate up --runtime process`: what the kubelet does
+//! around a container's run. securityContext applied for real, postStart and preStop hooks,
+//! httpGet and tcpSocket probes with the kubelet's messages, `logs --since-time`, pull
+//! secrets against an htpasswd-protected registry, and each way a container can fail to start
+//! (an image that is not there, a name that is not one, an entrypoint of another format, a disk
+//! that fills during a pull) failing that pod alone.
+//!
+//! Needs root, runc, busybox-static, docker-registry, skopeo and apache2-utils (`scripts/test`
+//! installs them when it runs as root); skipped with the reason otherwise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::process_cluster::{Cluster, Registry, busybox_layout, load, text};
+use localfargate_runtime::image::LayoutFile;
+use localfargate_runtime::test_images::busybox_layout_with;
+use serde_json::Value;
+
+/// A tmpfs mounted at a path, unmounted on drop (after the cluster that uses it is gone).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount: {}", text(&out));
+        SmallDisk(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+    }
+}
+
+/// Bytes that do not compress: a layer this big stays this big on the wire and on disk.
+fn incompressible(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn waiting_reason(c: &Cluster, pod: &str) -> String {
+    c.pod("default", pod)["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn has_event(c: &Cluster, pod: &str, reason: &str, message: impl Fn(&str) -> bool) -> bool {
+    c.events("default", pod)
+        .iter()
+        .any(|(r, m)| r == reason && message(m))
+}
+
+fn restarts(c: &Cluster, pod: &str) -> u64 {
+    c.pod("default", pod)["status"]["containerStatuses"][0]["restartCount"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
+    skip_unless_able!();
+    let work = tempfile::tempdir().unwrap();
+    let open = Registry::start(None);
+    let private = Registry::start(Some(("puller", "s3cret")));
+    let busybox = busybox_layout(work.path(), "localfargate.test/busybox:1", &["sh"]);
+    private.push(
+        &busybox,
+        "localfargate.test/busybox:1",
+        "team/app:1",
+        Some("puller:s3cret"),
+    );
+    // 40 MB that will not fit on the image store's 24 MB disk.
+    let big = work.path().join("layout-big");
+    busybox_layout_with(
+        &big,
+        "big:1",
+        &["sh"],
+        vec![LayoutFile::file(
+            "data.bin",
+            0o644,
+            incompressible(40 << 20),
+        )],
+    )
+    .unwrap();
+    open.push(&big, "big:1", "team/big:1", None);
+    // An entrypoint that is executable but of no format the kernel runs.
+    let noformat = work.path().join("layout-noformat");
+    busybox_layout_with(
+        &noformat,
+        "localfargate.test/noformat:1",
+        &["/bin/app"],
+        vec![LayoutFile::file("bin/app", 0o755, "echo not a binary\n")],
+    )
+    .unwrap();
+
+    let flags: Vec<String> = [&open, &private]
+        .iter()
+        .flat_map(|r| {
+            [
+                "--insecure-registry".to_string(),
+                format!("127.0.0.1:{}", r.port),
+            ]
+        })
+        .collect();
+    // Declared before the cluster: dropped (unmounted) after it.
+    let mut disk: Option<SmallDisk> = None;
+    let c = Cluster::new(&flags, |data| {
+        disk = Some(SmallDisk::mount(&data.join("images"), "24m"));
+        load(data, &busybox);
+        load(data, &noformat);
+    });
+
+    c.apply(concat!(
+        // securityContext, for real: user and groups, fsGroup on a volume, a read-only root,
+        // no privilege escalation, a bounding set of exactly what was added.
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: secure}\nspec:\n",
+        "  securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000}\n",
+        "  volumes: [{name: data, emptyDir: {}}]\n",
+        "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
+        "    command: [sh, -c, 'exec sleep 3600']\n    volumeMounts: [{name: data, mountPath: /data}]\n",
+        "    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,",
+        " capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}\n",
+        // postStart runs beside the entrypoint; a failed liveness probe runs preStop first.
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: hooked}\nspec:\n",
+        "  terminationGracePeriodSeconds: 5\n",
+        "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
+        "    command: [sh, -c, 'while [ ! -f /tmp/started ]; do sleep 0.1; done; echo saw poststart; exec sleep 3600']\n",
+        "    lifecycle:\n      postStart: {exec: {command: [touch, /tmp/started]}}\n",
+        "      preStop: {exec: {command: [sh, -c, 'echo prestop ran > /dev/termination-log']}}\n",
+        "    livenessProbe: {exec: {command: [sh, -c, 'test ! -f /tmp/dead']}, periodSeconds: 1, failureThreshold: 1}\n",
+        // A postStart hook that fails kills its container.
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: badhook}\nspec:\n",
+        "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
+        "    command: [sh, -c, 'exec sleep 3600']\n",
+        "    lifecycle: {postStart: {exec: {command: [sh, -c, 'exit 3']}}}\n",
+        // httpGet readiness and tcpSocket liveness on busybox's httpd.
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n",
+        "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
+        "    command: [sh, -c, 'mkdir -p /www && echo ok > /www/ready && exec httpd -f -p 8080 -h /www']\n",
+        "    readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}\n",
+        "    livenessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}\n",
+        // A tcpSocket liveness probe on a port nothing listens on.
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: refused}\nspec:\n",
+        "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
+        "    command: [sh, -c, 'exec sleep 3600']\n",
+        "    livenessProbe: {tcpSocket: {port: 8081}, periodSeconds: 1, failureThreshold: 1}\n",
+        // Two lines two seconds apart, for `logs --since-time`.
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: stamped}\nspec:\n",
+        "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
+        "    command: [sh, -c, 'echo first; sleep 2; echo second; exec sleep 3600']\n",
+    ));
+    c.apply(&format!(
+        concat!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: neverpull}}\nspec:\n",
+            "  containers: [{{name: c, image: 'localfargate.test/absent:1', imagePullPolicy: Never}}]\n",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: badname}}\nspec:\n",
+            "  containers: [{{name: c, image: 'Not/A/Valid:Name:1'}}]\n",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: unreachable}}\nspec:\n",
+            "  containers: [{{name: c, image: '127.0.0.1:1/team/app:1'}}]\n",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: noformat}}\nspec:\n  restartPolicy: Never\n",
+            "  containers: [{{name: c, image: 'localfargate.test/noformat:1', imagePullPolicy: Never}}]\n",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: nocreds}}\nspec:\n",
+            "  containers: [{{name: c, image: '127.0.0.1:{private}/team/app:1', command: [sleep, '3600']}}]\n",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: toobig}}\nspec:\n",
+            "  containers: [{{name: c, image: '127.0.0.1:{open}/team/big:1', command: [sleep, '3600']}}]\n",
+        ),
+        private = private.port,
+        open = open.port,
+    ));
+
+    // securityContext.
+    c.wait_ready("default", "secure");
+    let id = c.ok(&["exec", "secure", "--", "id"]);
+    assert!(id.contains("uid=1000") && id.contains("gid=3000"), "{id}");
+    assert!(
+        id.contains("2000"),
+        "fsGroup is a supplementary group: {id}"
+    );
+    let readonly = c.kubectl(&["exec", "secure", "--", "touch", "/rootfile"]);
+    assert!(!readonly.status.success());
+    assert!(
+        text(&readonly).contains("Read-only file system"),
+        "{}",
+        text(&readonly)
+    );
+    c.ok(&["exec", "secure", "--", "touch", "/data/f"]);
+    assert_eq!(
+        c.ok(&["exec", "secure", "--", "stat", "-c", "%g", "/data"])
+            .trim(),
+        "2000",
+        "the emptyDir belongs to the fsGroup"
+    );
+    let status = c.ok(&["exec", "secure", "--", "cat", "/proc/self/status"]);
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("NoNewPrivs"), "1", "{status}");
+    // CAP_NET_BIND_SERVICE is bit 10.
+    assert_eq!(field("CapBnd"), "0000000000000400", "{status}");
+
+    // postStart, and preStop before a liveness kill (its termination message survives).
+    c.wait_ready("default", "hooked");
+    c.eventually(
+        "the entrypoint to see postStart's file",
+        Duration::from_secs(30),
+        || c.ok(&["logs", "hooked"]).contains("saw poststart"),
+    );
+    c.ok(&["exec", "hooked", "--", "touch", "/tmp/dead"]);
+    c.eventually("hooked to restart", Duration::from_secs(60), || {
+        restarts(&c, "hooked") >= 1
+    });
+    let p = c.pod("default", "hooked");
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["message"], "prestop ran\n", "{last:#}");
+    assert!(has_event(&c, "hooked", "Killing", |m| {
+        m == "Container c failed liveness probe, will be restarted"
+    }));
+    assert!(has_event(&c, "hooked", "Unhealthy", |m| {
+        m.starts_with("Liveness probe failed")
+    }));
+
+    // A failed postStart: the kubelet's events, and a restart.
+    c.eventually("badhook to restart", Duration::from_secs(60), || {
+        restarts(&c, "badhook") >= 1
+    });
+    assert!(has_event(&c, "badhook", "FailedPostStartHook", |m| m
+        == "PostStartHook failed"));
+    assert!(has_event(&c, "badhook", "Killing", |m| m == "FailedPostStartHook"));
+
+    // httpGet readiness follows the page; tcpSocket liveness holds while httpd listens.
+    let p = c.wait_ready("default", "web");
+    let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+    c.ok(&["exec", "web", "--", "rm", "/www/ready"]);
+    c.eventually("web to turn unready", Duration::from_secs(30), || {
+        c.pod("default", "web")["status"]["containerStatuses"][0]["ready"] == false
+    });
+    assert!(has_event(&c, "web", "Unhealthy", |m| {
+        m == "Readiness probe failed: HTTP probe failed with statuscode: 404"
+    }));
+    assert_eq!(
+        restarts(&c, "web"),
+        0,
+        "liveness passes while httpd listens"
+    );
+    c.ok(&["exec", "web", "--", "sh", "-c", "echo ok > /www/ready"]);
+    c.wait_ready("default", "web");
+
+    // tcpSocket liveness on a closed port: Go's dial error, and restarts.
+    let refused_ip = c.wait_phase("default", "refused", &["Running"])["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.eventually("refused to restart", Duration::from_secs(60), || {
+        restarts(&c, "refused") >= 1
+    });
+    let expected =
+        format!("Liveness probe failed: dial tcp {refused_ip}:8081: connect: connection refused");
+    assert!(
+        has_event(&c, "refused", "Unhealthy", |m| m == expected),
+        "{:?}",
+        c.events("default", "refused")
+    );
+    assert_ne!(ip, refused_ip);
+
+    // `logs --since-time` from the second line's own timestamp; `--since` a moment later.
+    c.eventually("both lines", Duration::from_secs(30), || {
+        c.ok(&["logs", "stamped"]) == "first\nsecond\n"
+    });
+    let stamped = c.ok(&["logs", "stamped", "--timestamps"]);
+    let second = stamped
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        c.ok(&["logs", "stamped", &format!("--since-time={second}")]),
+        "second\n"
+    );
+    assert_eq!(c.ok(&["logs", "stamped", "--since=1h"]), "first\nsecond\n");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(c.ok(&["logs", "stamped", "--since=2s"]), "");
+
+    // Images that cannot be had: each its own reason and events.
+    c.eventually("ErrImageNeverPull", Duration::from_secs(30), || {
+        waiting_reason(&c, "neverpull") == "ErrImageNeverPull"
+    });
+    let p = c.pod("default", "neverpull");
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
+        "Container image \"localfargate.test/absent:1\" is not present with pull policy of Never"
+    );
+    c.eventually("InvalidImageName", Duration::from_secs(30), || {
+        waiting_reason(&c, "badname") == "InvalidImageName"
+    });
+    assert!(has_event(&c, "badname", "Failed", |m| m == "Error: InvalidImageName"));
+    c.eventually("ImagePullBackOff", Duration::from_secs(60), || {
+        waiting_reason(&c, "unreachable") == "ImagePullBackOff"
+    });
+    assert!(has_event(&c, "unreachable", "BackOff", |m| {
+        m == "Back-off pulling image \"127.0.0.1:1/team/app:1\""
+    }));
+    assert!(has_event(&c, "unreachable", "Failed", |m| m == "Error: ErrImagePull"));
+
+    // An entrypoint of no executable format: runc's init fails its execve after the start, as
+    // with an arm64 image on an amd64 node on EKS: exit 1 and the error in the container's log.
+    let p = c.wait_phase("default", "noformat", &["Failed"]);
+    let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["exitCode"], 1, "{t:#}");
+    let logged = c.ok(&["logs", "noformat"]);
+    assert!(
+        logged.contains("exec /bin/app: exec format error"),
+        "{logged}"
+    );
+
+    // A private registry: refused without credentials; a pull secret made by kubectl works.
+    c.eventually("nocreds to fail its pull", Duration::from_secs(60), || {
+        let r = waiting_reason(&c, "nocreds");
+        r == "ErrImagePull" || r == "ImagePullBackOff"
+    });
+    assert!(
+        has_event(&c, "nocreds", "Failed", |m| {
+            m.starts_with(&format!(
+                "Failed to pull image \"127.0.0.1:{}/team/app:1\"",
+                private.port
+            ))
+        }),
+        "{:?}",
+        c.events("default", "nocreds")
+    );
+    c.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server=127.0.0.1:{}", private.port),
+        "--docker-username=puller",
+        "--docker-password=s3cret",
+    ]);
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: withcreds}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers: [{{name: c, image: '127.0.0.1:{}/team/app:1', command: [sh, -c, 'echo pulled with a secret; exec sleep 3600']}}]\n",
+        private.port
+    ));
+    c.wait_ready("default", "withcreds");
+    assert_eq!(c.ok(&["logs", "withcreds"]), "pulled with a secret\n");
+
+    // A disk that fills during a pull: that pod fails with the cause; the others run on.
+    c.eventually("toobig to fail its pull", Duration::from_secs(90), || {
+        let r = waiting_reason(&c, "toobig");
+        r == "ErrImagePull" || r == "ImagePullBackOff"
+    });
+    let events = c.events("default", "toobig");
+    assert!(
+        events.iter().any(|(r, m)| r == "Failed"
+            && m.contains(": no space left on device")
+            && m.matches("Failed to pull image").count() == 1),
+        "{events:?}"
+    );
+    for pod in ["secure", "web", "withcreds"] {
+        let p: Value = c.wait_ready("default", pod);
+        assert_eq!(p["status"]["phase"], "Running");
+    }
+    assert!(disk.is_some());
+}
