@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use base64::Engine;
 use common::process_cluster::{Cluster, Registry, busybox_layout, load, text};
 use localfargate_runtime::image::LayoutFile;
 use localfargate_runtime::test_images::busybox_layout_with;
@@ -161,6 +162,14 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
         "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
         "    command: [sh, -c, 'exec sleep 3600']\n",
         "    livenessProbe: {tcpSocket: {port: 8081}, periodSeconds: 1, failureThreshold: 1}\n",
+        // Projected service-account tokens: one for the cluster's API, one for STS (as IRSA's).
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: tokened}\nspec:\n",
+        "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
+        "    command: [sh, -c, 'exec sleep 3600']\n",
+        "    volumeMounts: [{name: tokens, mountPath: /var/run/secrets/tokens}]\n",
+        "  volumes:\n  - name: tokens\n    projected:\n      sources:\n",
+        "      - serviceAccountToken: {path: api}\n",
+        "      - serviceAccountToken: {path: sts, audience: sts.amazonaws.com, expirationSeconds: 86400}\n",
         // Two lines two seconds apart, for `logs --since-time`.
         "---\napiVersion: v1\nkind: Pod\nmetadata: {name: stamped}\nspec:\n",
         "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
@@ -282,6 +291,67 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
         c.events("default", "refused")
     );
     assert_ne!(ip, refused_ip);
+
+    // The tokens: kube-apiserver's claims, bound to the pod; the API accepts its own audience.
+    let p = c.wait_ready("default", "tokened");
+    let claims = |token: &str| -> Value {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let api_token = c.ok(&[
+        "exec",
+        "tokened",
+        "--",
+        "cat",
+        "/var/run/secrets/tokens/api",
+    ]);
+    let sts_token = c.ok(&[
+        "exec",
+        "tokened",
+        "--",
+        "cat",
+        "/var/run/secrets/tokens/sts",
+    ]);
+    let (api, sts) = (claims(&api_token), claims(&sts_token));
+    assert_eq!(
+        api["aud"],
+        serde_json::json!(["https://kubernetes.default.svc"]),
+        "{api:#}"
+    );
+    assert_eq!(
+        sts["aud"],
+        serde_json::json!(["sts.amazonaws.com"]),
+        "{sts:#}"
+    );
+    assert_eq!(api["sub"], "system:serviceaccount:default:default");
+    assert_eq!(api["kubernetes.io"]["pod"]["name"], "tokened");
+    assert_eq!(api["kubernetes.io"]["pod"]["uid"], p["metadata"]["uid"]);
+    assert_eq!(api["kubernetes.io"]["node"]["name"], p["spec"]["nodeName"]);
+    assert_eq!(
+        sts["exp"].as_u64().unwrap() - sts["iat"].as_u64().unwrap(),
+        86400
+    );
+    let issuer = api["iss"].as_str().unwrap();
+    assert!(
+        issuer.starts_with("https://oidc.eks.") && issuer.contains("/id/"),
+        "{issuer}"
+    );
+    let with_token = |token: &str| c.kubectl(&["--token", token, "get", "pods", "-o", "name"]);
+    let allowed = with_token(&api_token);
+    assert!(allowed.status.success(), "{}", text(&allowed));
+    assert!(text(&allowed).contains("pod/tokened"));
+    let refused = with_token(&sts_token);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("Unauthorized"),
+        "{}",
+        text(&refused)
+    );
 
     // `logs --since-time` from the second line's own timestamp; `--since` a moment later.
     c.eventually("both lines", Duration::from_secs(30), || {

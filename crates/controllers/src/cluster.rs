@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use localfargate_core::eks::CLUSTER_KIND;
 use localfargate_core::kube;
+use localfargate_core::service_account_token::TokenSigner;
 use localfargate_runtime::SandboxRuntime;
 use localfargate_runtime::ipam::Ipam;
 use localfargate_store::{Object, Store, Watcher, transaction};
@@ -28,6 +29,8 @@ pub struct ClusterContext {
     pub version: String,
     /// The cluster DNS address pods' resolv.conf names (`kube-dns`: the service CIDR's `.10`).
     pub cluster_dns: Option<Ipv4Addr>,
+    /// Signs the pods' projected service-account tokens; `None` for a record without a key.
+    pub tokens: Option<Arc<TokenSigner>>,
 }
 
 impl ClusterContext {
@@ -331,6 +334,22 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
 }
 
 /// `kube-dns`'s address: the `.10` of the cluster's service CIDR, as EKS gives it.
+/// The cluster's service-account token signer: its own key, or (a cluster recorded before
+/// clusters had one) its CA's; the issuer is the cluster's OIDC issuer URL.
+pub fn token_signer(cluster: &str, record: &Value) -> Option<Arc<TokenSigner>> {
+    let key = record["private"]["serviceAccountKeyPem"]
+        .as_str()
+        .or_else(|| record["private"]["caKeyPem"].as_str())?;
+    let issuer = record["resource"]["identity"]["oidc"]["issuer"].as_str()?;
+    match TokenSigner::new(key, issuer) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::error!(cluster, error = %e, "no service-account tokens for this cluster");
+            None
+        }
+    }
+}
+
 fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
     let cidr = cluster["kubernetesNetworkConfig"]["serviceIpv4Cidr"]
         .as_str()
@@ -385,6 +404,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
                 ipam: ipam.clone(),
                 version,
                 cluster_dns,
+                tokens: token_signer(&c.key, &c.value),
             });
             tracing::info!(cluster = %c.key, "Kubernetes controllers started");
             running.insert(c.key.clone(), start(ctx));

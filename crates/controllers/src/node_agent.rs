@@ -668,9 +668,15 @@ impl pod_spec::PodRefs for StoreRefs<'_> {
             .map(|o| o.value.clone())
     }
 
-    fn service_account_token(&self, _: &str, _: &str, _: &str, _: u64) -> Option<String> {
-        // No token signer yet (the identity issue brings one).
-        None
+    fn service_account_token(&self, request: &pod_spec::TokenRequest<'_>) -> Option<String> {
+        let signer = self.0.tokens.as_ref()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        signer
+            .issue(request, now)
+            .inspect_err(|e| tracing::error!(error = %e, "service-account token"))
+            .ok()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod pricing;
 pub mod profile;
 pub mod quantity;
 pub mod selectors;
+pub mod service_account_token;
 pub mod sigv4;
 pub mod sizing;
 

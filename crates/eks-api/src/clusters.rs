@@ -196,6 +196,11 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
     let now = wire::now();
     let ca = ClusterCa::generate(name)
         .map_err(|e| ApiError::server(format!("making the cluster CA: {e}")))?;
+    // The key the cluster signs service-account tokens with (kube-apiserver's
+    // --service-account-key-file), apart from its CA's.
+    let service_account_key = rcgen::KeyPair::generate()
+        .map_err(|e| ApiError::server(format!("making the service-account key: {e}")))?
+        .serialize_pem();
     let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
     let cluster = Cluster {
         name: name.to_string(),
@@ -242,6 +247,7 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
     record.private = json!({
         "caCertPem": ca.cert_pem,
         "caKeyPem": ca.key_pem,
+        "serviceAccountKeyPem": service_account_key,
         // The static bearer token of the cluster's Kubernetes API (`localfargate kubeconfig`).
         "kubeToken": uuid::Uuid::new_v4().simple().to_string(),
     });

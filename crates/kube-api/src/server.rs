@@ -1,6 +1,7 @@
 //! The HTTP surface of one cluster's API: authentication, version, health, discovery and OpenAPI
 //! here; resources in `rest`, watches in `watch`, logs and exec in `pods`.
 
+use localfargate_core::service_account_token::TokenSigner;
 use std::sync::Arc;
 
 use axum::Router;
@@ -29,7 +30,12 @@ pub struct ClusterInfo {
     /// With `--auth strict`, the access keys `aws eks get-token` tokens must be signed with;
     /// otherwise any well-formed token is accepted, as the EKS API accepts any keys.
     pub strict: Option<Arc<Vec<Credentials>>>,
+    /// Verifies service-account tokens (those the cluster's pods get, for in-cluster clients).
+    pub service_accounts: Option<Arc<TokenSigner>>,
 }
+
+/// The audience kube-apiserver's own service-account tokens are for (`--api-audiences`).
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc";
 
 /// A `metav1.Status` failure, as the API server sends it.
 pub fn status(code: StatusCode, reason: &str, message: &str) -> Response {
@@ -58,7 +64,7 @@ fn authenticated(info: &ClusterInfo, header: Option<&str>) -> bool {
         return true;
     }
     let Some(encoded) = token.strip_prefix("k8s-aws-v1.") else {
-        return false;
+        return service_account(info, token);
     };
     let Ok(url) =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('='))
@@ -81,6 +87,23 @@ fn authenticated(info: &ClusterInfo, header: Option<&str>) -> bool {
         }
         // Any well-formed presigned GetCallerIdentity request, as `--auth any` accepts any keys.
         None => url.contains("Action=GetCallerIdentity") && url.contains("X-Amz-Signature="),
+    }
+}
+
+/// A service-account token of this cluster's, for its API.
+fn service_account(info: &ClusterInfo, token: &str) -> bool {
+    let Some(signer) = &info.service_accounts else {
+        return false;
+    };
+    match signer.verify(token, API_AUDIENCE) {
+        Ok(user) => {
+            tracing::debug!(cluster = %info.name, user = %user.username, "service-account token");
+            true
+        }
+        Err(e) => {
+            tracing::info!(cluster = %info.name, reason = %e, "token refused");
+            false
+        }
     }
 }
 
@@ -227,7 +250,40 @@ mod tests {
             version: "1.31".into(),
             token: "secret".into(),
             strict: None,
+            service_accounts: Some(signer()),
         }
+    }
+
+    fn signer() -> Arc<TokenSigner> {
+        // One key per test process, so tokens of `info()` verify against another `info()`.
+        static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let key = KEY.get_or_init(|| rcgen::KeyPair::generate().unwrap().serialize_pem());
+        Arc::new(TokenSigner::new(key, "https://oidc.eks.us-east-1.amazonaws.com/id/X").unwrap())
+    }
+
+    #[test]
+    fn service_account_tokens_for_the_api_are_accepted() {
+        let request = |audience| localfargate_core::service_account_token::TokenRequest {
+            namespace: "default",
+            service_account: "default",
+            service_account_uid: None,
+            audience,
+            expiration_seconds: 3600,
+            pod_name: "p",
+            pod_uid: "u",
+            node_name: "n",
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let for_api = signer().issue(&request(API_AUDIENCE), now).unwrap();
+        assert!(authenticated(&info(), Some(&format!("Bearer {for_api}"))));
+        let for_sts = signer().issue(&request("sts.amazonaws.com"), now).unwrap();
+        assert!(!authenticated(&info(), Some(&format!("Bearer {for_sts}"))));
+        let mut without = info();
+        without.service_accounts = None;
+        assert!(!authenticated(&without, Some(&format!("Bearer {for_api}"))));
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub async fn run(
                     .to_string(),
                 token: token.to_string(),
                 strict: strict.clone(),
+                service_accounts: localfargate_controllers::cluster::token_signer(&c.key, v),
             };
             let api = Api {
                 info,

@@ -27,6 +27,8 @@ use localfargate_runtime::{
 };
 use serde_json::Value;
 
+pub use localfargate_core::service_account_token::TokenRequest;
+
 #[cfg(test)]
 mod tests;
 
@@ -34,15 +36,9 @@ mod tests;
 pub trait PodRefs {
     fn config_map(&self, namespace: &str, name: &str) -> Option<Value>;
     fn secret(&self, namespace: &str, name: &str) -> Option<Value>;
-    /// A token for a projected serviceAccountToken source, if the cluster can issue one (None
-    /// today: no signer yet; then the file is left out and a warning is logged).
-    fn service_account_token(
-        &self,
-        namespace: &str,
-        service_account: &str,
-        audience: &str,
-        expiration_seconds: u64,
-    ) -> Option<String>;
+    /// A token for a projected serviceAccountToken source, if the cluster can issue one (when
+    /// not, the file is left out and a warning is logged).
+    fn service_account_token(&self, request: &TokenRequest<'_>) -> Option<String>;
 }
 
 /// Where and how big the pod runs: what the agent decided before resolving it.
@@ -609,12 +605,17 @@ impl<'a> Ctx<'a> {
                     .as_str()
                     .filter(|s| !s.is_empty())
                     .unwrap_or("default");
-                match self.refs.service_account_token(
-                    self.namespace,
-                    account,
+                let request = TokenRequest {
+                    namespace: self.namespace,
+                    service_account: account,
+                    service_account_uid: None,
                     audience,
-                    expiration,
-                ) {
+                    expiration_seconds: expiration,
+                    pod_name: self.pod_name(),
+                    pod_uid: self.pod["metadata"]["uid"].as_str().unwrap_or(""),
+                    node_name: &self.placement.node_name,
+                };
+                match self.refs.service_account_token(&request) {
                     Some(token) => {
                         // When the files get an owner (fsGroup, or one runAsUser for every
                         // container) the token is 0600, made 0640 by the ownership change.

@@ -61,15 +61,13 @@ impl PodRefs for Refs {
             .cloned()
     }
 
-    fn service_account_token(
-        &self,
-        namespace: &str,
-        service_account: &str,
-        audience: &str,
-        expiration_seconds: u64,
-    ) -> Option<String> {
-        self.tokens
-            .then(|| format!("token:{namespace}:{service_account}:{audience}:{expiration_seconds}"))
+    fn service_account_token(&self, r: &TokenRequest<'_>) -> Option<String> {
+        self.tokens.then(|| {
+            format!(
+                "token:{}:{}:{}:{}",
+                r.namespace, r.service_account, r.audience, r.expiration_seconds
+            )
+        })
     }
 }
 
