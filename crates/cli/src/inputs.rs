@@ -274,12 +274,27 @@ pub fn load(config: Option<&PathBuf>, profile_files: &[PathBuf]) -> Result<Clust
 mod tests {
     use super::*;
 
-    fn write(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("lf-inputs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    /// A file of the test's in a directory of its own, removed when the file is dropped.
+    struct Written {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    }
+
+    impl std::ops::Deref for Written {
+        type Target = PathBuf;
+        fn deref(&self) -> &PathBuf {
+            &self.path
+        }
+    }
+
+    fn write(name: &str, text: &str) -> Written {
+        let dir = tempfile::Builder::new()
+            .prefix("lf-inputs-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        path
+        Written { _dir: dir, path }
     }
 
     #[test]
@@ -315,10 +330,10 @@ mod tests {
             r#"{"fargateProfileName": "fp-b", "clusterName": "c", "selectors": [{"namespace": "b", "labels": {"x": "y"}}],
                 "clientRequestToken": "t"}"#,
         );
-        let c = load(None, &[describe.clone(), request]).unwrap();
+        let c = load(None, &[describe.to_path_buf(), request.to_path_buf()]).unwrap();
         assert_eq!(c.profiles[0].status, ProfileStatus::Creating);
         assert_eq!(c.profiles[1].status, ProfileStatus::Active);
-        let err = load(None, &[describe.clone(), describe])
+        let err = load(None, &[describe.to_path_buf(), describe.to_path_buf()])
             .unwrap_err()
             .to_string();
         assert!(err.contains("profile fp-a is already defined in"), "{err}");
@@ -330,11 +345,11 @@ mod tests {
             "bad.json",
             r#"{"fargateProfileName": "eks-x", "selectors": [{"namespace": "a"}]}"#,
         );
-        let err = load(None, &[bad]).unwrap_err().to_string();
+        let err = load(None, &[bad.to_path_buf()]).unwrap_err().to_string();
         assert!(err.ends_with("profile eks-x: EKS rejects it with InvalidParameterException: The fargate profile name starts with the reserved prefix: 'eks-'."), "{err}");
         let other = write("other.json", r#"{"cluster": {}}"#);
         assert!(
-            load(None, &[other])
+            load(None, &[other.to_path_buf()])
                 .unwrap_err()
                 .to_string()
                 .contains("expected describe-fargate-profile output")
@@ -350,7 +365,7 @@ mod tests {
             "t.json",
             r#"{"fargateProfileName": "x", "selectors": "default"}"#,
         );
-        let err = load(None, &[typed]).unwrap_err().to_string();
+        let err = load(None, &[typed.to_path_buf()]).unwrap_err().to_string();
         assert!(
             err.contains("Fargate profile: selectors: invalid type"),
             "{err}"

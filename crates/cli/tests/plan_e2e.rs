@@ -223,7 +223,8 @@ fn node_groups_take_what_fargate_does_not() {
 #[test]
 fn selection_rule_changes_the_winner() {
     // fp-applications (compute=fargate selector, 1 label) and fp-all (namespace only) both match.
-    let dir = scratch("rule");
+    let scratch_dir = scratch("rule");
+    let dir = scratch_dir.path();
     let profiles = dir.join("profiles.json");
     std::fs::write(
         &profiles,
@@ -345,7 +346,8 @@ fn fail_on_gates_exit_status() {
 
 #[test]
 fn bad_input_is_a_clear_error_not_a_panic() {
-    let dir = scratch("bad");
+    let scratch_dir = scratch("bad");
+    let dir = scratch_dir.path();
     let broken = dir.join("broken.yaml");
     std::fs::write(
         &broken,
@@ -390,7 +392,8 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 
 #[test]
 fn namespace_defaults_and_prices_override() {
-    let dir = scratch("ns");
+    let scratch_dir = scratch("ns");
+    let dir = scratch_dir.path();
     let pod = dir.join("pod.yaml");
     std::fs::write(&pod, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x, resources: {requests: {cpu: 2, memory: 4Gi}}}]\n").unwrap();
     let prices = dir.join("prices.yaml");
@@ -444,16 +447,18 @@ fn reads_manifests_from_stdin() {
     assert_eq!(plan["workloads"][0]["profile"], "fp-batch");
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lf-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of its own for one test, removed when the test ends.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("lf-e2e-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
 fn efs_claims_bind_like_kubernetes() {
-    let dir = scratch("efs");
+    let scratch_dir = scratch("efs");
+    let dir = scratch_dir.path();
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: default}\nspec:\n  containers: [{name: c, image: x}]\n  volumes: [{name: data, persistentVolumeClaim: {claimName: efs-claim}}]\n";
     // The aws-efs-csi-driver static example: the claim binds through its storage class.
     let static_pv = "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: efs-pv}\nspec:\n  capacity: {storage: 5Gi}\n  accessModes: [ReadWriteMany]\n  storageClassName: efs-sc\n  csi: {driver: efs.csi.aws.com, volumeHandle: fs-123}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: efs-claim}\nspec:\n  accessModes: [ReadWriteMany]\n  storageClassName: efs-sc\n  resources: {requests: {storage: 5Gi}}\n---\n";
@@ -496,7 +501,8 @@ fn efs_claims_bind_like_kubernetes() {
 
 #[test]
 fn hostile_inputs_do_not_crash() {
-    let dir = scratch("hostile");
+    let scratch_dir = scratch("hostile");
+    let dir = scratch_dir.path();
     // Node-group sizes that overflow 32 bits when added.
     std::fs::write(
         dir.join("cc.yaml"),
