@@ -49,8 +49,9 @@ fn process_skip_reason() -> Option<String> {
     kubectl_missing()
 }
 
-/// A cluster with a kubeconfig on its own server; with the process runtime, the server's
-/// sandboxes are removed before it stops.
+/// A cluster with a kubeconfig on its own server. With the process runtime its profile
+/// `fp-default`, then the cluster, are deleted before the server stops, which removes its
+/// sandboxes.
 struct Cluster {
     server: Option<Server>,
     name: String,
@@ -62,6 +63,19 @@ struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let (Some(server), Some(data)) = (&self.server, &self.data) {
+            // A cluster with a profile cannot be deleted (ResourceInUseException), as on AWS.
+            let _ = localfargate(
+                server,
+                &[
+                    "profile",
+                    "delete",
+                    "--cluster",
+                    &self.name,
+                    "--name",
+                    "fp-default",
+                    "--wait",
+                ],
+            );
             let _ = localfargate(
                 server,
                 &["cluster", "delete", "--name", &self.name, "--wait"],
