@@ -87,6 +87,15 @@ pub struct UpArgs {
     /// Beyond AWS: Pending pods are re-placed on Fargate when a matching profile appears.
     #[arg(long)]
     pub replace_pending_pods: bool,
+    /// How often every running container's CPU and memory are sampled for `kubectl top`
+    /// (metrics-server's resolution; it defaults to 15 s). Usage shows after two samples.
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        env = "LOCALFARGATE_METRICS_INTERVAL"
+    )]
+    pub metrics_interval: f64,
 }
 
 pub fn load_network(path: Option<&PathBuf>, region: &str) -> Result<Network> {
@@ -113,6 +122,7 @@ fn config(args: &UpArgs) -> Result<Config> {
     if !(args.lifecycle_seconds.is_finite() && args.lifecycle_seconds >= 0.0) {
         bail!("--lifecycle-seconds must be a non-negative number");
     }
+    metrics_interval(args)?;
     config.timing = if args.aws_timing {
         Timing::aws()
     } else {
@@ -150,6 +160,15 @@ fn config(args: &UpArgs) -> Result<Config> {
         }
     };
     Ok(config)
+}
+
+/// `--metrics-interval` as a duration: at least a millisecond, at most a day.
+fn metrics_interval(args: &UpArgs) -> Result<std::time::Duration> {
+    let seconds = args.metrics_interval;
+    if !(seconds.is_finite() && (0.001..=86_400.0).contains(&seconds)) {
+        bail!("--metrics-interval must be a number of seconds from 0.001 to 86400, got {seconds}");
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// `--data-dir`, or the user's data directory.
@@ -257,6 +276,13 @@ async fn serve(
         AuthMode::Any => None,
     };
     let kube_host = config.kube_host.clone();
+    let metrics = Arc::new(localfargate_controllers::metrics::MetricsStore::new(
+        metrics_interval(args)?,
+    ));
+    let collector = tokio::spawn(localfargate_controllers::metrics::collector::run(
+        sandboxes.clone(),
+        metrics.clone(),
+    ));
     let state = Arc::new(AppState {
         store: store.clone(),
         config,
@@ -273,6 +299,7 @@ async fn serve(
         kube_host,
         settings,
         sandboxes,
+        metrics,
         strict_keys,
     ));
     let url = format!("http://{addr}");
@@ -307,6 +334,7 @@ async fn serve(
     lifecycle.abort();
     clusters.abort();
     kube_apis.abort();
+    collector.abort();
     if args.ephemeral {
         // Nothing of an --ephemeral run outlives it: its pods neither.
         if let Ok(sandboxes) = runtime.list().await {

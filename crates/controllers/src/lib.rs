@@ -10,6 +10,7 @@ pub mod eks_lifecycle;
 pub mod events;
 pub mod fargate_scheduler;
 pub mod lifecycle;
+pub mod metrics;
 pub mod node_agent;
 pub mod objects;
 pub mod pod_spec;

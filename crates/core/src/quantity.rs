@@ -150,9 +150,110 @@ pub fn base_units(text: &str) -> Result<u64, QuantityError> {
     parse(text).map(|p| to_unit(p, 0))
 }
 
+/// `value × 10^scale` printed as Kubernetes prints a `DecimalSI` quantity built from those two
+/// numbers (`resource.NewScaledQuantity`, as metrics-server builds CPU usage in nanocores at scale
+/// −9): trailing zeros go into the exponent, which is then lowered to a multiple of three and
+/// shown as its SI suffix. `329087452n`, `250000000n` → `250m`, `2000000000n` → `2`, `0`.
+pub fn format_decimal_si(value: u64, scale: i32) -> String {
+    if value == 0 {
+        return "0".to_string();
+    }
+    // Upstream keeps the value in an int64: a larger one loses its last digit.
+    let (mut amount, mut exponent) = if value > i64::MAX as u64 {
+        (u128::from(value / 10), scale + 1)
+    } else {
+        (u128::from(value), scale)
+    };
+    while amount.is_multiple_of(10) {
+        amount /= 10;
+        exponent += 1;
+    }
+    match exponent.rem_euclid(3) {
+        1 => {
+            amount *= 10;
+            exponent -= 1;
+        }
+        2 => {
+            amount *= 100;
+            exponent -= 2;
+        }
+        _ => {}
+    }
+    let suffix = match exponent {
+        -9 => "n".to_string(),
+        -6 => "u".to_string(),
+        -3 => "m".to_string(),
+        0 => String::new(),
+        3 => "k".to_string(),
+        6 => "M".to_string(),
+        9 => "G".to_string(),
+        12 => "T".to_string(),
+        15 => "P".to_string(),
+        18 => "E".to_string(),
+        e => format!("e{e}"),
+    };
+    format!("{amount}{suffix}")
+}
+
+/// A byte count printed as Kubernetes prints a `BinarySI` quantity (metrics-server's memory):
+/// the largest power of 1024 that divides it as its suffix (`2814136320` → `2748180Ki`,
+/// `1048576` → `1Mi`), and under 1024 the plain number, which upstream prints as `DecimalSI`
+/// (`1000` → `1k`).
+pub fn format_binary_si(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format_decimal_si(bytes, 0);
+    }
+    let mut amount = bytes;
+    let mut power = 0;
+    while amount.is_multiple_of(1024) && power < 6 {
+        amount /= 1024;
+        power += 1;
+    }
+    let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][power];
+    format!("{amount}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_si_as_metrics_server_prints_cpu() {
+        assert_eq!(format_decimal_si(0, -9), "0");
+        assert_eq!(format_decimal_si(329_087_452, -9), "329087452n");
+        assert_eq!(format_decimal_si(250_000_000, -9), "250m");
+        assert_eq!(format_decimal_si(1_500_000_000, -9), "1500m");
+        assert_eq!(format_decimal_si(2_000_000_000, -9), "2");
+        assert_eq!(format_decimal_si(1_000, -9), "1u");
+        assert_eq!(format_decimal_si(10, -9), "10n");
+        assert_eq!(format_decimal_si(120_000, -9), "120u");
+        assert_eq!(format_decimal_si(1_200_000, -9), "1200u");
+        assert_eq!(format_decimal_si(30_000_000_000, -9), "30");
+        assert_eq!(format_decimal_si(1_000, 0), "1k");
+        // Whatever it prints parses back to the same value.
+        for v in [1u64, 7, 999, 1_000_001, 123_456_789_000, 4_000_000_000_000] {
+            assert_eq!(
+                cpu_millis(&format_decimal_si(v * 1_000_000, -9)).unwrap(),
+                v
+            );
+        }
+    }
+
+    #[test]
+    fn binary_si_as_metrics_server_prints_memory() {
+        assert_eq!(format_binary_si(0), "0");
+        assert_eq!(format_binary_si(512), "512");
+        assert_eq!(format_binary_si(1000), "1k");
+        assert_eq!(format_binary_si(1024), "1Ki");
+        assert_eq!(format_binary_si(1536), "1536");
+        assert_eq!(format_binary_si(2_814_136_320), "2748180Ki");
+        assert_eq!(format_binary_si(64 << 20), "64Mi");
+        assert_eq!(format_binary_si(3 << 30), "3Gi");
+        assert_eq!(format_binary_si(12_345 * 4096), "49380Ki");
+        for v in [1024u64, 4096 * 3, 1 << 40, (1 << 20) + 4096] {
+            assert_eq!(base_units(&format_binary_si(v)).unwrap(), v);
+        }
+    }
 
     #[test]
     fn cpu_forms() {

@@ -1,8 +1,83 @@
 //! Discovery, legacy and aggregated, and the minimal OpenAPI v3 kubectl needs, all generated from
 //! the one resource registry in `localfargate_core::kube`.
 
+use localfargate_controllers::metrics::{GROUP as METRICS_GROUP, VERSION as METRICS_VERSION};
 use localfargate_core::kube::{self, ResourceType};
 use serde_json::{Value, json};
+
+/// A resource of the resource metrics API, which is served (not stored) beside the stored
+/// resources, as kube-apiserver serves metrics-server's aggregated API: read-only, no watch.
+struct MetricsResource {
+    resource: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+}
+
+const METRICS_RESOURCES: [MetricsResource; 2] = [
+    MetricsResource {
+        resource: "nodes",
+        kind: "NodeMetrics",
+        namespaced: false,
+    },
+    MetricsResource {
+        resource: "pods",
+        kind: "PodMetrics",
+        namespaced: true,
+    },
+];
+const METRICS_VERBS: &[&str] = &["get", "list"];
+
+fn metrics_group_version() -> String {
+    format!("{METRICS_GROUP}/{METRICS_VERSION}")
+}
+
+/// Whether `/apis/<group>` is a group this API serves.
+pub fn serves_group(group: &str) -> bool {
+    group == METRICS_GROUP || (!group.is_empty() && kube::groups().contains(&group))
+}
+
+/// `metrics.k8s.io` as an `APIGroupDiscovery` (one item of the aggregated `/apis`).
+fn metrics_aggregated() -> Value {
+    let resources: Vec<Value> = METRICS_RESOURCES
+        .iter()
+        .map(|r| {
+            json!({
+                "resource": r.resource,
+                "responseKind": {"group": METRICS_GROUP, "version": METRICS_VERSION, "kind": r.kind},
+                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                // metrics-server names no singular.
+                "singularResource": "",
+                "verbs": METRICS_VERBS,
+            })
+        })
+        .collect();
+    json!({
+        "metadata": {"name": METRICS_GROUP, "creationTimestamp": null},
+        "versions": [{"version": METRICS_VERSION, "resources": resources, "freshness": "Current"}],
+    })
+}
+
+/// `/apis/metrics.k8s.io/v1beta1` as `APIResourceList`.
+fn metrics_resource_list() -> Value {
+    let resources: Vec<Value> = METRICS_RESOURCES
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.resource,
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": METRICS_VERBS,
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": metrics_group_version(),
+        "resources": resources,
+    })
+}
 
 /// Which aggregated-discovery version a request's `Accept` asks for, if any. kubectl 1.27–1.29
 /// ask only for v2beta1, and answering those with v2 breaks them, so the version asked for is
@@ -79,7 +154,7 @@ fn aggregated_resource(r: &ResourceType) -> Value {
 
 /// `/api` (core only) or `/apis` (every other group) as an `APIGroupDiscoveryList`.
 pub fn aggregated(core: bool, version: &str) -> Value {
-    let items: Vec<Value> = kube::groups()
+    let mut items: Vec<Value> = kube::groups()
         .into_iter()
         .filter(|g| g.is_empty() == core)
         .map(|group| {
@@ -98,6 +173,9 @@ pub fn aggregated(core: bool, version: &str) -> Value {
             })
         })
         .collect();
+    if !core {
+        items.push(metrics_aggregated());
+    }
     json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": format!("apidiscovery.k8s.io/{version}"),
@@ -120,6 +198,7 @@ pub fn api_group_list() -> Value {
     let groups: Vec<Value> = kube::groups()
         .into_iter()
         .filter(|g| !g.is_empty())
+        .chain([METRICS_GROUP])
         .map(api_group)
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
@@ -127,12 +206,21 @@ pub fn api_group_list() -> Value {
 
 /// `/apis/<group>` as `APIGroup`.
 pub fn api_group(group: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
+    let version = if group == METRICS_GROUP {
+        METRICS_VERSION
+    } else {
+        "v1"
+    };
+    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv})
 }
 
-/// `/api/v1` or `/apis/<group>/v1` as `APIResourceList`, or None for a group not served.
+/// `/api/v1`, `/apis/<group>/v1` or `/apis/metrics.k8s.io/v1beta1` as `APIResourceList`, or
+/// None for a group or version not served.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if group == METRICS_GROUP {
+        return (version == METRICS_VERSION).then(metrics_resource_list);
+    }
     if version != "v1" || !kube::groups().contains(&group) {
         return None;
     }
@@ -298,7 +386,64 @@ mod tests {
             .iter()
             .map(|i| i["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(groups, vec!["apps", "batch", "eks.localfargate.io"]);
+        assert_eq!(
+            groups,
+            vec!["apps", "batch", "eks.localfargate.io", "metrics.k8s.io"]
+        );
+    }
+
+    #[test]
+    fn the_metrics_api_is_discovered_in_every_form() {
+        for version in ["v2", "v2beta1"] {
+            let apis = aggregated(false, version);
+            let metrics = apis["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["metadata"]["name"] == "metrics.k8s.io")
+                .unwrap();
+            let v = &metrics["versions"][0];
+            assert_eq!(v["version"], "v1beta1");
+            let pods = v["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["resource"] == "pods")
+                .unwrap();
+            assert_eq!(pods["scope"], "Namespaced");
+            assert_eq!(pods["responseKind"]["kind"], "PodMetrics");
+            assert_eq!(pods["verbs"], json!(["get", "list"]));
+        }
+        assert!(
+            aggregated(true, "v2")["items"][0]["versions"][0]["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| !r["responseKind"]["kind"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("Metrics"))
+        );
+        let legacy = api_group_list();
+        let group = legacy["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "metrics.k8s.io")
+            .unwrap();
+        assert_eq!(
+            group["preferredVersion"],
+            json!({"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"})
+        );
+        assert!(serves_group("metrics.k8s.io") && serves_group("apps"));
+        assert!(!serves_group("") && !serves_group("example.com"));
+        let list = resource_list("metrics.k8s.io", "v1beta1").unwrap();
+        assert_eq!(list["groupVersion"], "metrics.k8s.io/v1beta1");
+        let nodes = &list["resources"][0];
+        assert_eq!(nodes["name"], "nodes");
+        assert_eq!(nodes["kind"], "NodeMetrics");
+        assert_eq!(nodes["namespaced"], false);
+        assert!(resource_list("metrics.k8s.io", "v1").is_none());
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! One generic handler serves every resource in `localfargate_core::kube::RESOURCES`: discovery
 //! (legacy and aggregated), a minimal OpenAPI v3, CRUD with the patch types kubectl sends,
 //! server-side Tables, watches, selectors and pagination; `pods/log` and `pods/exec` reach the
-//! sandbox runtime. Object semantics (defaulting, admission, deletion) live in
+//! sandbox runtime; `metrics.k8s.io/v1beta1` (what `kubectl top` reads) serves the usage the
+//! metrics collector sampled. Object semantics (defaulting, admission, deletion) live in
 //! `localfargate_controllers::objects`, shared with the reconcilers.
 
 mod discovery;
+mod metrics;
 pub mod patch;
 pub mod pki;
 mod pods;

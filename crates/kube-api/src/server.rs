@@ -17,7 +17,7 @@ use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
 
 use crate::rest::{self, json_response, json_typed};
-use crate::{discovery, pods};
+use crate::{discovery, metrics, pods};
 
 /// What one cluster's API knows about itself.
 #[derive(Debug, Clone)]
@@ -142,6 +142,8 @@ pub struct Api {
     pub info: ClusterInfo,
     pub objects: Objects,
     pub runtime: Arc<dyn SandboxRuntime>,
+    /// The usage samples `metrics.k8s.io` serves (shared by every cluster's API).
+    pub metrics: Arc<localfargate_controllers::metrics::MetricsStore>,
     /// `host:port`, for `/api`'s serverAddressByClientCIDRs.
     pub server_address: String,
 }
@@ -181,7 +183,7 @@ fn discovery(api: &Api, path: &str, headers: &HeaderMap) -> Option<Response> {
         }
         ["api", version] => discovery::resource_list("", version).map_or_else(not_found, ok),
         ["apis", group] => {
-            if localfargate_core::kube::groups().contains(group) && !group.is_empty() {
+            if discovery::serves_group(group) {
                 ok(discovery::api_group(group))
             } else {
                 not_found()
@@ -202,6 +204,10 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     if let Some(r) = discovery(&api, &path, request.headers()) {
         return r;
+    }
+    if let Some(rest) = metrics::resource_path(&path) {
+        let query = rest::Query::parse(request.uri().query());
+        return metrics::serve(&api, request.method(), rest, &query, request.headers());
     }
     let target = match rest::parse_target(&path) {
         Ok(t) => t,

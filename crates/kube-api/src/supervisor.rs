@@ -11,6 +11,7 @@ use localfargate_core::eks::CLUSTER_KIND;
 use localfargate_store::Store;
 
 use crate::pki::ClusterCa;
+use localfargate_controllers::metrics::MetricsStore;
 use localfargate_controllers::{Objects, Settings};
 use localfargate_core::sigv4::Credentials;
 use localfargate_runtime::SandboxRuntime;
@@ -31,6 +32,7 @@ pub async fn run(
     host: String,
     settings: Arc<Settings>,
     runtime: Arc<dyn SandboxRuntime>,
+    metrics: Arc<MetricsStore>,
     strict: Option<Arc<Vec<Credentials>>>,
 ) {
     // ring is the one crypto provider linked in; installing it twice is harmless.
@@ -80,6 +82,7 @@ pub async fn run(
                 info,
                 objects: Objects::new(store.clone(), &c.key, settings.clone()),
                 runtime: runtime.clone(),
+                metrics: metrics.clone(),
                 server_address: format!("{host}:{port}"),
             };
             match start(&host, port, &c.key, key, api).await {

@@ -60,6 +60,11 @@
 //!   everything down (netns, cgroups, VM, files) and is idempotent.
 //! * [`list`](SandboxRuntime::list) lets the agent find sandboxes left from an earlier run (real
 //!   backends keep state on disk) and remove the ones with no pod.
+//! * [`usage`](SandboxRuntime::usage) samples each running container's cumulative CPU time and
+//!   memory working set, for `kubectl top` (the metrics collector turns two samples into a rate).
+//!   Process: the container's cgroup (which outlives restarts, so its counter never goes back);
+//!   simulated: a fixed rate and working set per container (see [`simulated`]); microvm: the
+//!   guest agent's cgroup statistics.
 //!
 //! Timestamps are [`SystemTime`](std::time::SystemTime); the caller renders RFC3339.
 
@@ -89,8 +94,8 @@ pub use process::ProcessRuntime;
 pub use simulated::SimulatedRuntime;
 pub use types::{
     Action, ContainerResources, ContainerSecurity, ContainerSpec, ContainerState, ContainerStatus,
-    DnsConfig, ExecRequest, ExitStatus, LogOptions, LogStream, PodSecurity, Probe, PullPolicy,
-    RestartPolicy, RuntimeEvent, SandboxId, SandboxSpec, SandboxStatus, SandboxSummary,
+    ContainerUsage, DnsConfig, ExecRequest, ExitStatus, LogOptions, LogStream, PodSecurity, Probe,
+    PullPolicy, RestartPolicy, RuntimeEvent, SandboxId, SandboxSpec, SandboxStatus, SandboxSummary,
     TerminalSize, TerminationMessagePolicy, Volume, VolumeFile, VolumeMount, VolumeSource,
 };
 
@@ -141,6 +146,11 @@ pub trait SandboxRuntime: Send + Sync {
 
     /// Every sandbox this runtime holds.
     async fn list(&self) -> Result<Vec<SandboxSummary>, RuntimeError>;
+
+    /// The resource usage of the sandbox's running containers now, in spec order (none while
+    /// nothing runs): cumulative CPU time and memory working set, what a kubelet reports to
+    /// metrics-server.
+    async fn usage(&self, sandbox: &SandboxId) -> Result<Vec<ContainerUsage>, RuntimeError>;
 
     /// Ids of sandboxes whose status changed in a way the last status's
     /// [`next_transition`](SandboxStatus::next_transition) did not announce (a process exited, a

@@ -12,6 +12,8 @@
 //! | `sim.localfargate.io/log` | none | text the container writes (after the "started" line) |
 //! | `sim.localfargate.io/stop-duration` | `0` | how long the container takes to exit after SIGTERM; when longer than the grace period it is killed (exit code 137) |
 //! | `sim.localfargate.io/restart-backoff` | `10s` | first restart back-off, doubled per restart up to 5m (`CrashLoopBackOff`), as the kubelet does; `0` restarts at once |
+//! | `sim.localfargate.io/cpu-usage` | 1–10m, per container | CPU the container uses while it runs (`kubectl top`), a CPU quantity |
+//! | `sim.localfargate.io/memory-usage` | 8–40Mi, per container | its memory working set while it runs, a memory quantity |
 //!
 //! All but `start-delay` may be set for one container by appending `.<container-name>`, e.g.
 //! `sim.localfargate.io/exit-code.worker: "3"`; that beats the pod-wide value. Durations are Go
@@ -28,6 +30,10 @@
 //! Time is tokio's clock, so tests with a paused clock (`start_paused`) are exact. Timestamps are
 //! `epoch + elapsed`, where the epoch is the wall-clock time the runtime was created (or the one
 //! given to [`SimulatedRuntime::with_epoch`]).
+//!
+//! Resource usage ([`SandboxRuntime::usage`]) is simulated too: a fixed CPU rate and working set
+//! per running container, its CPU time the rate times how long its runs have lasted (see
+//! [`usage`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,12 +43,14 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
+mod usage;
+
 use crate::restart::{self, Backoff};
 use crate::timefmt::{format_duration, parse_duration, rfc3339_nanos};
 use crate::{
-    ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions, LogStream,
-    RestartPolicy, RuntimeError, RuntimeKind, SandboxId, SandboxRuntime, SandboxSpec,
-    SandboxStatus, SandboxSummary,
+    ContainerSpec, ContainerState, ContainerStatus, ContainerUsage, ExecRequest, ExitStatus,
+    LogOptions, LogStream, RestartPolicy, RuntimeError, RuntimeKind, SandboxId, SandboxRuntime,
+    SandboxSpec, SandboxStatus, SandboxSummary,
 };
 
 /// The prefix of the annotations the simulated runtime reads.
@@ -118,6 +126,7 @@ struct SimContainer {
     requested: Tick,
     exit_code: i32,
     init: bool,
+    usage: usage::UsageModel,
 }
 
 /// One run of a container.
@@ -497,12 +506,14 @@ struct SimAnnotations<'a> {
     any: bool,
 }
 
-const PER_CONTAINER_KEYS: [&str; 5] = [
+const PER_CONTAINER_KEYS: [&str; 7] = [
     "run-duration",
     "exit-code",
     "log",
     "stop-duration",
     "restart-backoff",
+    "cpu-usage",
+    "memory-usage",
 ];
 
 impl<'a> SimAnnotations<'a> {
@@ -527,7 +538,8 @@ impl<'a> SimAnnotations<'a> {
             } else if !PER_CONTAINER_KEYS.contains(&name) {
                 return Err(format!(
                     "unknown annotation {key}: the simulated runtime reads {ANNOTATION_PREFIX}\
-                     start-delay, run-duration, exit-code, log, stop-duration and restart-backoff"
+                     start-delay, run-duration, exit-code, log, stop-duration, restart-backoff, \
+                     cpu-usage and memory-usage"
                 ));
             }
             if let Some(container) = container
@@ -631,6 +643,7 @@ fn build_sandbox(spec: &SandboxSpec, now: Tick) -> Result<SimSandbox, String> {
                 requested: NEVER,
                 exit_code: ann.exit_code(&c.name)?.unwrap_or(0),
                 init: c.init,
+                usage: usage::UsageModel::for_container(&ann, &spec.pod_uid, &c.name)?,
             })
         })
         .collect::<Result<Box<[_]>, String>>()?;
@@ -916,6 +929,36 @@ impl SandboxRuntime for SimulatedRuntime {
         Ok(list)
     }
 
+    async fn usage(&self, sandbox: &SandboxId) -> Result<Vec<ContainerUsage>, RuntimeError> {
+        let inner = &self.inner;
+        // On whole microseconds: the CPU time between two samples is then exactly the rate
+        // times their distance (whole millicores times whole microseconds are whole
+        // nanoseconds), so a container set to `250m` shows `250m`, not `249999999n`.
+        let now = inner.now() / 1_000 * 1_000;
+        let map = inner.lock();
+        let sb = map
+            .get(sandbox)
+            .ok_or_else(|| RuntimeError::NotFound(format!("sandbox {sandbox}")))?;
+        let gates = sb.gates();
+        Ok(sb
+            .containers
+            .iter()
+            .zip(gates)
+            .filter_map(|(c, gate)| {
+                let ev = c.eval(gate, sb.restart, sb.stop, now);
+                let run = ev.current.filter(|r| r.end > now)?;
+                Some(ContainerUsage {
+                    name: c.name.to_string(),
+                    // The first run starts at the gate; the counter covers every run since.
+                    since: inner.system(gate),
+                    timestamp: inner.system(now),
+                    cpu_ns: c.usage.cpu_ns(ev.restart_count, c.run, now - run.start),
+                    memory_working_set_bytes: c.usage.memory_bytes,
+                })
+            })
+            .collect())
+    }
+
     fn changes(&self) -> broadcast::Receiver<SandboxId> {
         self.inner.changes.subscribe()
     }
@@ -1028,6 +1071,10 @@ mod tests {
             requested: 0,
             exit_code,
             init,
+            usage: usage::UsageModel {
+                cpu_millis: 100,
+                memory_bytes: 1 << 20,
+            },
         }
     }
 

@@ -197,6 +197,76 @@ async fn failed_containers_restart_with_back_off(rt: Arc<dyn SandboxRuntime>) {
     rt.remove(&id).await.unwrap();
 }
 
+/// Usage samples of running containers: CPU time that grows while a container burns CPU, a
+/// working set that holds what it wrote to memory, nothing for a sandbox that has stopped.
+async fn running_containers_report_their_usage(rt: Arc<dyn SandboxRuntime>) {
+    const MIB: u64 = 1 << 20;
+    let spec = pod(
+        "top1",
+        RestartPolicy::Always,
+        vec![
+            sh("burn", "while :; do :; done"),
+            // 16 MiB in the container's /dev/shm (a tmpfs): memory charged to its cgroup.
+            sh(
+                "fill",
+                "busybox dd if=/dev/zero of=/dev/shm/fill bs=1M count=16 2>/dev/null; \
+                 exec sleep 3600",
+            ),
+        ],
+        &[
+            ("sim.localfargate.io/cpu-usage.burn", "250m"),
+            ("sim.localfargate.io/memory-usage.fill", "17Mi"),
+        ],
+    );
+    let id = start_all(&*rt, spec).await;
+    wait_for(&*rt, &id, Duration::from_secs(30), |s| {
+        container(s, "burn").state.is_running() && container(s, "fill").state.is_running()
+    })
+    .await;
+    // Until dd has written its 16 MiB (at once in the simulated runtime).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let sample = rt.usage(&id).await.expect("usage");
+        let names: Vec<&str> = sample.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["burn", "fill"], "{sample:?}");
+        if sample[1].memory_working_set_bytes >= 16 * MIB || tokio::time::Instant::now() > deadline
+        {
+            break sample;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        first[1].memory_working_set_bytes >= 16 * MIB,
+        "the 16 MiB written to /dev/shm count: {first:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = rt.usage(&id).await.expect("usage");
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(
+            a.since, b.since,
+            "the counter did not start again: {a:?} {b:?}"
+        );
+        assert!(
+            a.since <= a.timestamp && a.timestamp < b.timestamp,
+            "{a:?} {b:?}"
+        );
+        assert!(b.cpu_ns >= a.cpu_ns, "{a:?} {b:?}");
+    }
+    let burned = second[0].cpu_ns - first[0].cpu_ns;
+    let idled = second[1].cpu_ns - first[1].cpu_ns;
+    assert!(
+        burned > idled,
+        "the busy loop used more CPU ({burned} ns) than sleep ({idled} ns)"
+    );
+    rt.stop(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rt.usage(&id).await.expect("usage"), []);
+    rt.remove(&id).await.unwrap();
+    assert!(matches!(
+        rt.usage(&id).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+}
+
 macro_rules! for_each_backend {
     ($($name:ident),* $(,)?) => {
         mod simulated_backend {
@@ -228,6 +298,7 @@ for_each_backend!(
     a_long_running_container_runs_until_stopped,
     init_containers_run_first,
     failed_containers_restart_with_back_off,
+    running_containers_report_their_usage,
 );
 
 /// Exec is the one call the simulated runtime refuses (nothing runs there).

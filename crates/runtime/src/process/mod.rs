@@ -25,6 +25,7 @@ mod bundle;
 mod probe;
 mod sandbox_setup;
 pub mod shim;
+mod usage;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -1791,6 +1792,10 @@ impl SandboxRuntime for ProcessRuntime {
                 name: s.spec.name.clone(),
             })
             .collect())
+    }
+
+    async fn usage(&self, sandbox: &SandboxId) -> Result<Vec<crate::ContainerUsage>, RuntimeError> {
+        self.container_usage(sandbox).await
     }
 
     fn changes(&self) -> broadcast::Receiver<SandboxId> {
