@@ -576,11 +576,10 @@ pub async fn remove_sandbox(runtime: &dyn SandboxRuntime, pod: &Value) {
 /// The sandbox running a pod, by the pod's uid.
 pub async fn sandbox_of(runtime: &dyn SandboxRuntime, pod_uid: &str) -> Option<SandboxId> {
     runtime
-        .list()
+        .sandbox_of_pod(pod_uid)
         .await
-        .ok()?
-        .into_iter()
-        .find(|s| s.pod_uid == pod_uid)
+        .ok()
+        .flatten()
         .map(|s| s.id)
 }
 

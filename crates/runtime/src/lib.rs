@@ -147,6 +147,16 @@ pub trait SandboxRuntime: Send + Sync {
     /// Every sandbox this runtime holds.
     async fn list(&self) -> Result<Vec<SandboxSummary>, RuntimeError>;
 
+    /// The sandbox of the pod with this uid, if the runtime holds one. Backends whose ids
+    /// follow from the uid answer without listing.
+    async fn sandbox_of_pod(&self, pod_uid: &str) -> Result<Option<SandboxSummary>, RuntimeError> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .find(|s| s.pod_uid == pod_uid))
+    }
+
     /// The resource usage of the sandbox's running containers now, in spec order (none while
     /// nothing runs): cumulative CPU time and memory working set, what a kubelet reports to
     /// metrics-server.

@@ -109,6 +109,9 @@ async fn a_long_running_container_runs_until_stopped(rt: Arc<dyn SandboxRuntime>
     ));
     let summaries = rt.list().await.unwrap();
     assert!(summaries.iter().any(|x| x.id == id && x.pod_uid == "svc1"));
+    let found = rt.sandbox_of_pod("svc1").await.unwrap().unwrap();
+    assert_eq!((found.id, found.pod_uid.as_str()), (id.clone(), "svc1"));
+    assert!(rt.sandbox_of_pod("no-such-pod").await.unwrap().is_none());
     rt.stop(&id, Duration::from_secs(5)).await.unwrap();
     let s = rt.status(&id).await.unwrap();
     let c = container(&s, "web");

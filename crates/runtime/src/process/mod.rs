@@ -199,6 +199,12 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> RuntimeError 
     move |source| RuntimeError::Io { context, source }
 }
 
+/// A pod's sandbox id: `p` and 11 hex digits of a hash of its uid (short enough for interface,
+/// netns and cgroup names).
+fn sandbox_id_of(pod_uid: &str) -> SandboxId {
+    SandboxId(format!("p{}", &hex_id(&[pod_uid])[..11]))
+}
+
 fn hex_id(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -1390,6 +1396,15 @@ impl State {
 }
 
 impl Sandbox {
+    fn summary(&self) -> SandboxSummary {
+        SandboxSummary {
+            id: self.id.clone(),
+            pod_uid: self.spec.pod_uid.clone(),
+            namespace: self.spec.namespace.clone(),
+            name: self.spec.name.clone(),
+        }
+    }
+
     /// Being stopped or removed: nothing more starts.
     fn stopping(&self) -> bool {
         let st = self.state();
@@ -1510,7 +1525,7 @@ impl SandboxRuntime for ProcessRuntime {
             }
         }
         // Short and stable: network interface and namespace names derive from it.
-        let id = SandboxId(format!("p{}", &hex_id(&[&spec.pod_uid])[..11]));
+        let id = sandbox_id_of(&spec.pod_uid);
         let dir = self.sandboxes_dir().join(id.as_str());
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         shim::write_json(&dir.join("spec.json"), &spec)
@@ -1782,16 +1797,15 @@ impl SandboxRuntime for ProcessRuntime {
     }
 
     async fn list(&self) -> Result<Vec<SandboxSummary>, RuntimeError> {
+        Ok(self.map().values().map(|s| s.summary()).collect())
+    }
+
+    async fn sandbox_of_pod(&self, pod_uid: &str) -> Result<Option<SandboxSummary>, RuntimeError> {
         Ok(self
             .map()
-            .values()
-            .map(|s| SandboxSummary {
-                id: s.id.clone(),
-                pod_uid: s.spec.pod_uid.clone(),
-                namespace: s.spec.namespace.clone(),
-                name: s.spec.name.clone(),
-            })
-            .collect())
+            .get(&sandbox_id_of(pod_uid))
+            .filter(|s| s.spec.pod_uid == pod_uid)
+            .map(|s| s.summary()))
     }
 
     async fn usage(&self, sandbox: &SandboxId) -> Result<Vec<crate::ContainerUsage>, RuntimeError> {
