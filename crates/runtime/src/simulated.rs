@@ -929,6 +929,20 @@ impl SandboxRuntime for SimulatedRuntime {
         Ok(list)
     }
 
+    async fn sandbox_of_pod(&self, pod_uid: &str) -> Result<Option<SandboxSummary>, RuntimeError> {
+        let id = SandboxId(format!("{ID_PREFIX}{pod_uid}"));
+        let map = self.inner.lock();
+        Ok(map.get(&id).map(|sb| {
+            let (namespace, name) = sb.pod.split_once('/').unwrap_or(("", &sb.pod));
+            SandboxSummary {
+                id: id.clone(),
+                pod_uid: pod_uid.to_string(),
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            }
+        }))
+    }
+
     async fn usage(&self, sandbox: &SandboxId) -> Result<Vec<ContainerUsage>, RuntimeError> {
         let inner = &self.inner;
         // On whole microseconds: the CPU time between two samples is then exactly the rate
