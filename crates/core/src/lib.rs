@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod eks;
 pub mod glob;
+pub mod go_duration;
 pub mod kube;
 pub mod logging;
 pub mod matching;

@@ -19,36 +19,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from(d).map_err(|_| bad())
 }
 
-/// Formats like Go's `time.Duration.String()`: `500ms`, `10s`, `1m20s`, `5m0s`, `1h0m0s`.
+/// Formats like Go's `time.Duration.String()`: `500ms`, `1.5s`, `1m20s`, `5m0s`, `1h0m0s`.
 pub(crate) fn format_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".to_string();
-    }
-    if nanos < 1_000_000_000 {
-        return if nanos.is_multiple_of(1_000_000) {
-            format!("{}ms", nanos / 1_000_000)
-        } else if nanos.is_multiple_of(1_000) {
-            format!("{}µs", nanos / 1_000)
-        } else {
-            format!("{nanos}ns")
-        };
-    }
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    let mut sec = s.to_string();
-    if d.subsec_nanos() != 0 {
-        let frac = format!("{:09}", d.subsec_nanos());
-        sec.push('.');
-        sec.push_str(frac.trim_end_matches('0'));
-    }
-    if h > 0 {
-        format!("{h}h{m}m{sec}s")
-    } else if m > 0 {
-        format!("{m}m{sec}s")
-    } else {
-        format!("{sec}s")
-    }
+    localfargate_core::go_duration::format(d)
 }
 
 /// `2026-11-23T21:00:00.000000000Z`: the kubelet's log timestamp (the CRI log format's own

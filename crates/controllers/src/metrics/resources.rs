@@ -9,7 +9,7 @@
 //! node itself runs (a kubelet, the OS) is not modelled.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use localfargate_core::quantity::{format_binary_si, format_decimal_si};
 use localfargate_core::selectors::{FieldSelector, LabelSelector};
@@ -50,43 +50,6 @@ fn usage_json(u: Usage) -> Value {
         "cpu": format_decimal_si(u.cpu_nanocores, -9),
         "memory": format_binary_si(u.memory_bytes),
     })
-}
-
-/// A `metav1.Duration` as Go prints it (`time.Duration.String()`): `10.003241s`, `1m0.5s`,
-/// `1.5ms`.
-pub fn go_duration(d: Duration) -> String {
-    fn decimal(value: u128, unit: u128, digits: usize) -> String {
-        let (whole, rest) = (value / unit, value % unit);
-        if rest == 0 {
-            whole.to_string()
-        } else {
-            let fraction = format!("{rest:0digits$}");
-            format!("{whole}.{}", fraction.trim_end_matches('0'))
-        }
-    }
-    let ns = d.as_nanos();
-    match ns {
-        0 => "0s".to_string(),
-        1..1_000 => format!("{ns}ns"),
-        1_000..1_000_000 => format!("{}µs", decimal(ns, 1_000, 3)),
-        1_000_000..1_000_000_000 => format!("{}ms", decimal(ns, 1_000_000, 6)),
-        _ => {
-            let secs = d.as_secs();
-            let (h, m) = (secs / 3600, (secs / 60) % 60);
-            let s = decimal(
-                u128::from(secs % 60) * 1_000_000_000 + u128::from(d.subsec_nanos()),
-                1_000_000_000,
-                9,
-            );
-            if h > 0 {
-                format!("{h}h{m}m{s}s")
-            } else if m > 0 {
-                format!("{m}m{s}s")
-            } else {
-                format!("{s}s")
-            }
-        }
-    }
 }
 
 /// One `PodMetrics` or `NodeMetrics`, before it is serialized as an object or a table row.
@@ -144,7 +107,7 @@ impl MetricsItem {
             "apiVersion": api_version(),
             "metadata": self.metadata,
             "timestamp": rfc3339(self.window.timestamp),
-            "window": go_duration(self.window.length),
+            "window": localfargate_core::go_duration::format(self.window.length),
         });
         match &self.usage {
             ItemUsage::Pod(containers) => {
@@ -327,7 +290,7 @@ pub fn table(items: &[MetricsItem]) -> Value {
                     item.name(),
                     format_decimal_si(usage.cpu_nanocores, -9),
                     format_binary_si(usage.memory_bytes),
-                    go_duration(item.window.length),
+                    localfargate_core::go_duration::format(item.window.length),
                 ],
                 "object": {
                     "kind": "PartialObjectMetadata",
@@ -354,23 +317,7 @@ pub fn table(items: &[MetricsItem]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn windows_print_as_go_durations() {
-        let ms = Duration::from_millis;
-        assert_eq!(go_duration(Duration::ZERO), "0s");
-        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
-        assert_eq!(go_duration(ms(20_064)), "20.064s");
-        assert_eq!(
-            go_duration(Duration::from_nanos(10_003_241_000)),
-            "10.003241s"
-        );
-        assert_eq!(go_duration(ms(60_500)), "1m0.5s");
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(go_duration(ms(1) + Duration::from_micros(500)), "1.5ms");
-        assert_eq!(go_duration(Duration::from_micros(999)), "999µs");
-        assert_eq!(go_duration(Duration::from_nanos(42)), "42ns");
-    }
+    use std::time::Duration;
 
     #[test]
     fn items_serialize_as_metrics_server_and_tables_sum_containers() {
