@@ -181,12 +181,16 @@ pub fn data_dir(given: Option<&PathBuf>) -> Result<PathBuf> {
     }
 }
 
+/// `--ephemeral` runs keep their sandboxes' state in `$TMPDIR/localfargate-<pid>`.
+const EPHEMERAL_DIR_PREFIX: &str = "localfargate-";
+
 /// Where the sandbox runtime keeps state, logs and images: the data directory, or for
 /// `--ephemeral` a directory of this process's (images still go to the data directory, a cache
 /// every run shares).
 fn runtime_config(args: &UpArgs) -> Result<localfargate_runtime::RuntimeConfig> {
     let mut config = if args.ephemeral {
-        let dir = std::env::temp_dir().join(format!("localfargate-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("{EPHEMERAL_DIR_PREFIX}{}", std::process::id()));
         let mut c = localfargate_runtime::RuntimeConfig::under(&dir);
         if let Ok(d) = data_dir(None) {
             c.image_dir = localfargate_runtime::RuntimeConfig::under(&d).image_dir;
@@ -244,6 +248,25 @@ pub fn run(args: &UpArgs) -> Result<i32> {
     runtime.block_on(async {
         let sandboxes = localfargate_runtime::by_name(&args.runtime, &runtime_config).await?;
         println!("pods run in the {} runtime", sandboxes.kind());
+        if sandboxes.kind() == localfargate_runtime::RuntimeKind::Process {
+            // Pods of `--ephemeral` runs that were killed (their directory is this kind's, named
+            // after a pid that is gone) would otherwise run on forever.
+            let template = runtime_config.clone();
+            tokio::spawn(async move {
+                let removed = localfargate_runtime::process::remove_crashed_runs(
+                    &std::env::temp_dir(),
+                    EPHEMERAL_DIR_PREFIX,
+                    &template,
+                )
+                .await;
+                if removed > 0 {
+                    tracing::info!(
+                        removed,
+                        "removed the sandboxes of ephemeral runs that crashed"
+                    );
+                }
+            });
+        }
         serve(args, config, store, where_, settings, sandboxes).await
     })
 }
@@ -344,7 +367,7 @@ async fn serve(
         }
         if runtime.kind() == localfargate_runtime::RuntimeKind::Process {
             let _ = std::fs::remove_dir_all(
-                std::env::temp_dir().join(format!("localfargate-{}", std::process::id())),
+                std::env::temp_dir().join(format!("{EPHEMERAL_DIR_PREFIX}{}", std::process::id())),
             );
         }
     }

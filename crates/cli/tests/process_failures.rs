@@ -455,3 +455,134 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
     }
     assert!(disk.is_some());
 }
+
+/// Whether any process's command line mentions `path`.
+fn processes_under(path: &Path) -> bool {
+    let out = Command::new("pgrep")
+        .args(["-f", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    !out.stdout.is_empty()
+}
+
+#[test]
+fn a_crashed_ephemeral_runs_pods_are_removed_by_the_next_run() {
+    skip_unless_able!();
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start(None);
+    let busybox = busybox_layout(work.path(), "localfargate.test/busybox:1", &["sh"]);
+    registry.push(
+        &busybox,
+        "localfargate.test/busybox:1",
+        "team/sleeper:1",
+        None,
+    );
+    let insecure = format!("127.0.0.1:{}", registry.port);
+    let flags = [
+        "--runtime",
+        "process",
+        "--insecure-registry",
+        insecure.as_str(),
+    ];
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    };
+
+    // An --ephemeral run with a pod, killed as `kill -9` would.
+    let first = common::up_with("0.1", &flags);
+    ok(common::localfargate(
+        &first,
+        &["cluster", "create", "--name", "gone"],
+    ));
+    ok(common::localfargate(
+        &first,
+        &[
+            "profile",
+            "create",
+            "--cluster",
+            "gone",
+            "--name",
+            "fp",
+            "--namespace",
+            "default",
+        ],
+    ));
+    let kubeconfig = work.path().join("kubeconfig");
+    let config = ok(common::localfargate(
+        &first,
+        &["kubeconfig", "--cluster", "gone"],
+    ));
+    std::fs::write(&kubeconfig, &config.stdout).unwrap();
+    let kubectl = |args: &[&str]| {
+        Command::new(common::process_cluster::KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !kubectl(&["get", "namespace", "default"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the API of the first run"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(kubectl(&[
+        "run",
+        "sleeper",
+        &format!("--image={insecure}/team/sleeper:1"),
+        "--",
+        "sleep",
+        "3600",
+    ]));
+    ok(kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/sleeper",
+        "--timeout=90s",
+    ]));
+    let run_dir = std::env::temp_dir().join(format!("localfargate-{}", first.pid()));
+    let ids: Vec<String> = std::fs::read_dir(run_dir.join("runtime/sandboxes"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    drop(first);
+    assert!(processes_under(&run_dir), "the pod outlives its run");
+
+    // The next run removes it: processes, network namespace, cgroups, files.
+    let second = common::up_with("0.1", &flags);
+    let short = localfargate_runtime::net::short_id(&ids[0]);
+    let netns_left = || {
+        let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|n| n == format!("lf-{short}"))
+    };
+    let cgroup_left = || {
+        ["memory", "cpu", "pids", ""].iter().any(|c| {
+            Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join("localfargate")
+                .join(&ids[0])
+                .exists()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while run_dir.exists() || processes_under(&run_dir) || netns_left() || cgroup_left() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the crashed run's sandbox is still there: dir {}, processes {}, netns {}, cgroup {}",
+            run_dir.exists(),
+            processes_under(&run_dir),
+            netns_left(),
+            cgroup_left()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(second);
+}

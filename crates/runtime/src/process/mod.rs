@@ -23,9 +23,12 @@
 
 mod bundle;
 mod probe;
+mod reap;
 mod sandbox_setup;
 pub mod shim;
 mod usage;
+
+pub use reap::{crashed_runs, remove_crashed_runs};
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
