@@ -96,6 +96,15 @@ pub struct UpArgs {
         env = "LOCALFARGATE_METRICS_INTERVAL"
     )]
     pub metrics_interval: f64,
+    /// How often running pods' ConfigMap, Secret, downward API and projected volumes are
+    /// updated from their objects (the kubelet's sync period).
+    #[arg(
+        long,
+        default_value_t = 60.0,
+        value_name = "SECONDS",
+        env = "LOCALFARGATE_VOLUME_SYNC_INTERVAL"
+    )]
+    pub volume_sync_interval: f64,
 }
 
 pub fn load_network(path: Option<&PathBuf>, region: &str) -> Result<Network> {
@@ -164,9 +173,13 @@ fn config(args: &UpArgs) -> Result<Config> {
 
 /// `--metrics-interval` as a duration: at least a millisecond, at most a day.
 fn metrics_interval(args: &UpArgs) -> Result<std::time::Duration> {
-    let seconds = args.metrics_interval;
+    interval("--metrics-interval", args.metrics_interval)
+}
+
+/// A flag's seconds as a duration: at least a millisecond, at most a day.
+fn interval(flag: &str, seconds: f64) -> Result<std::time::Duration> {
     if !(seconds.is_finite() && (0.001..=86_400.0).contains(&seconds)) {
-        bail!("--metrics-interval must be a number of seconds from 0.001 to 86400, got {seconds}");
+        bail!("{flag} must be a number of seconds from 0.001 to 86400, got {seconds}");
     }
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
@@ -222,6 +235,7 @@ pub fn run(args: &UpArgs) -> Result<i32> {
         network: config.network.clone(),
         explain_misses: args.explain_fargate_misses,
         replace_pending: args.replace_pending_pods,
+        volume_sync_interval: interval("--volume-sync-interval", args.volume_sync_interval)?,
         ..localfargate_controllers::Settings::new(&args.region)
     });
     let (store, where_) = if args.ephemeral {

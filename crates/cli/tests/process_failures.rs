@@ -111,7 +111,7 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
     )
     .unwrap();
 
-    let flags: Vec<String> = [&open, &private]
+    let mut flags: Vec<String> = [&open, &private]
         .iter()
         .flat_map(|r| {
             [
@@ -120,6 +120,8 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
             ]
         })
         .collect();
+    // Volume updates within a second, not the kubelet's minute.
+    flags.extend(["--volume-sync-interval".to_string(), "1".to_string()]);
     // Declared before the cluster: dropped (unmounted) after it.
     let mut disk: Option<SmallDisk> = None;
     let c = Cluster::new(&flags, |data| {
@@ -170,6 +172,16 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
         "  volumes:\n  - name: tokens\n    projected:\n      sources:\n",
         "      - serviceAccountToken: {path: api}\n",
         "      - serviceAccountToken: {path: sts, audience: sts.amazonaws.com, expirationSeconds: 86400}\n",
+        // A ConfigMap volume, one of its keys through subPath, and the pod's labels.
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}\ndata: {level: debug}\n",
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: watcher, labels: {tier: silver}}\nspec:\n",
+        "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
+        "    command: [sh, -c, 'exec sleep 3600']\n",
+        "    volumeMounts:\n    - {name: config, mountPath: /etc/app}\n",
+        "    - {name: config, mountPath: /etc/fixed/level, subPath: level}\n",
+        "    - {name: podinfo, mountPath: /etc/podinfo}\n",
+        "  volumes:\n  - {name: config, configMap: {name: app-config}}\n",
+        "  - name: podinfo\n    downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}\n",
         // Two lines two seconds apart, for `logs --since-time`.
         "---\napiVersion: v1\nkind: Pod\nmetadata: {name: stamped}\nspec:\n",
         "  containers:\n  - name: c\n    image: localfargate.test/busybox:1\n    imagePullPolicy: Never\n",
@@ -352,6 +364,38 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
         "{}",
         text(&refused)
     );
+
+    // Volumes follow their objects (all at once, through `..data`); a subPath mount does not.
+    c.wait_ready("default", "watcher");
+    let cat = |path: &str| c.ok(&["exec", "watcher", "--", "cat", path]);
+    assert_eq!(cat("/etc/app/level"), "debug");
+    assert_eq!(cat("/etc/podinfo/labels"), "tier=\"silver\"");
+    c.ok(&[
+        "patch",
+        "configmap",
+        "app-config",
+        "-p",
+        r#"{"data":{"level":"info","extra":"1"}}"#,
+    ]);
+    c.ok(&["label", "pod", "watcher", "tier=gold", "--overwrite"]);
+    c.eventually(
+        "the ConfigMap's update in the volume",
+        Duration::from_secs(30),
+        || cat("/etc/app/level") == "info",
+    );
+    assert_eq!(cat("/etc/app/extra"), "1");
+    assert_eq!(
+        cat("/etc/fixed/level"),
+        "debug",
+        "a subPath mount keeps its file"
+    );
+    c.eventually(
+        "the label in the downward API volume",
+        Duration::from_secs(30),
+        || cat("/etc/podinfo/labels") == "tier=\"gold\"",
+    );
+    let listing = c.ok(&["exec", "watcher", "--", "ls", "-a", "/etc/app"]);
+    assert!(listing.lines().any(|l| l == "..data"), "{listing}");
 
     // `logs --since-time` from the second line's own timestamp; `--since` a moment later.
     c.eventually("both lines", Duration::from_secs(30), || {

@@ -31,6 +31,8 @@ pub struct ClusterContext {
     pub cluster_dns: Option<Ipv4Addr>,
     /// Signs the pods' projected service-account tokens; `None` for a record without a key.
     pub tokens: Option<Arc<TokenSigner>>,
+    /// The tokens pods were given, reused until the kubelet would renew them.
+    pub issued_tokens: Mutex<crate::volume_sync::IssuedTokens>,
 }
 
 impl ClusterContext {
@@ -330,10 +332,10 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::node_agent::run(ctx.clone()));
     set.spawn(crate::workloads::run(ctx.clone()));
     set.spawn(crate::lifecycle::run(ctx.clone()));
+    set.spawn(crate::volume_sync::run(ctx.clone()));
     set
 }
 
-/// `kube-dns`'s address: the `.10` of the cluster's service CIDR, as EKS gives it.
 /// The cluster's service-account token signer: its own key, or (a cluster recorded before
 /// clusters had one) its CA's; the issuer is the cluster's OIDC issuer URL.
 pub fn token_signer(cluster: &str, record: &Value) -> Option<Arc<TokenSigner>> {
@@ -350,6 +352,7 @@ pub fn token_signer(cluster: &str, record: &Value) -> Option<Arc<TokenSigner>> {
     }
 }
 
+/// `kube-dns`'s address: the `.10` of the cluster's service CIDR, as EKS gives it.
 fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
     let cidr = cluster["kubernetesNetworkConfig"]["serviceIpv4Cidr"]
         .as_str()
@@ -405,6 +408,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
                 version,
                 cluster_dns,
                 tokens: token_signer(&c.key, &c.value),
+                issued_tokens: Mutex::default(),
             });
             tracing::info!(cluster = %c.key, "Kubernetes controllers started");
             running.insert(c.key.clone(), start(ctx));

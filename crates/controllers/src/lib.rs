@@ -16,6 +16,7 @@ pub mod objects;
 pub mod pod_spec;
 pub mod scheduling;
 pub mod settings;
+pub mod volume_sync;
 pub mod wake;
 pub mod workloads;
 

@@ -646,7 +646,7 @@ enum StartError {
 }
 
 /// Reads what a pod refers to from the cluster's store.
-struct StoreRefs<'a>(&'a ClusterContext);
+pub(crate) struct StoreRefs<'a>(pub(crate) &'a ClusterContext);
 
 impl pod_spec::PodRefs for StoreRefs<'_> {
     fn config_map(&self, namespace: &str, name: &str) -> Option<Value> {
@@ -672,10 +672,40 @@ impl pod_spec::PodRefs for StoreRefs<'_> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        signer
-            .issue(request, now)
-            .inspect_err(|e| tracing::error!(error = %e, "service-account token"))
-            .ok()
+        let mut issued = self
+            .0
+            .issued_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        issued.get_or_issue(request, now, |r| {
+            signer
+                .issue(r, now)
+                .inspect_err(|e| tracing::error!(error = %e, "service-account token"))
+                .ok()
+        })
+    }
+}
+
+/// Where and how big a pod with address `ip` runs on `node`: what its spec is resolved with.
+pub(crate) fn placement(
+    ctx: &ClusterContext,
+    pod: &Value,
+    node: &str,
+    ip: Ipv4Addr,
+) -> pod_spec::PodPlacement {
+    let (vcpu, memory_mib) = provisioned(pod).unwrap_or((0.25, 512));
+    let (prefix_len, gateway) = ctx.subnet_of(ip).unwrap_or((24, Ipv4Addr::UNSPECIFIED));
+    pod_spec::PodPlacement {
+        ip,
+        prefix_len,
+        gateway,
+        vcpu,
+        memory_mib,
+        node_name: node.to_string(),
+        host_ip: host_ip(ctx, node, Some(&ip.to_string())),
+        cluster_dns: ctx.cluster_dns,
+        cluster_domain: "cluster.local".to_string(),
+        region: ctx.objects.settings.region.clone(),
     }
 }
 
@@ -732,20 +762,7 @@ async fn start(
             ctx.release_ip(ip);
         }
     };
-    let (vcpu, memory_mib) = provisioned(pod).unwrap_or((0.25, 512));
-    let (prefix_len, gateway) = ctx.subnet_of(ip).unwrap_or((24, Ipv4Addr::UNSPECIFIED));
-    let placement = pod_spec::PodPlacement {
-        ip,
-        prefix_len,
-        gateway,
-        vcpu,
-        memory_mib,
-        node_name: node.to_string(),
-        host_ip: host_ip(ctx, node, Some(&ip.to_string())),
-        cluster_dns: ctx.cluster_dns,
-        cluster_domain: "cluster.local".to_string(),
-        region: ctx.objects.settings.region.clone(),
-    };
+    let placement = placement(ctx, pod, node, ip);
     let resolved = pod_spec::resolve(
         pod,
         &placement,

@@ -17,6 +17,9 @@ pub struct Settings {
     /// How many times the fargate-scheduler tries a pod before leaving it Pending, as AWS's
     /// bounded retries do.
     pub max_schedule_attempts: u32,
+    /// How often running pods' ConfigMap, Secret, downward API and projected volumes are
+    /// brought up to date (the kubelet's sync period, a minute by default).
+    pub volume_sync_interval: std::time::Duration,
 }
 
 impl Settings {
@@ -28,6 +31,7 @@ impl Settings {
             explain_misses: false,
             replace_pending: false,
             max_schedule_attempts: 5,
+            volume_sync_interval: std::time::Duration::from_secs(60),
         }
     }
 

@@ -157,6 +157,19 @@ pub trait SandboxRuntime: Send + Sync {
             .find(|s| s.pod_uid == pod_uid))
     }
 
+    /// Replaces the files of one of the sandbox's file volumes (ConfigMap, Secret, downward
+    /// API, projected) as the kubelet's volume sync does: all at once, and nothing when they are
+    /// the same. A backend whose pods have no files (the simulated one) has nothing to update.
+    async fn update_volume(
+        &self,
+        sandbox: &SandboxId,
+        volume: &str,
+        files: Vec<VolumeFile>,
+    ) -> Result<(), RuntimeError> {
+        let _ = (sandbox, volume, files);
+        Ok(())
+    }
+
     /// The resource usage of the sandbox's running containers now, in spec order (none while
     /// nothing runs): cumulative CPU time and memory working set, what a kubelet reports to
     /// metrics-server.

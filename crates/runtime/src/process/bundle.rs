@@ -394,7 +394,8 @@ pub(crate) fn spec(
                     )));
                 }
                 // Resolved on the host, so a symlink the container made in the volume must
-                // not lead out of it (the kubelet's subPath rule).
+                // not lead out of it (the kubelet's subPath rule); links that stay inside, as
+                // a ConfigMap volume's `key -> ..data/key`, are followed.
                 let root = dir
                     .canonicalize()
                     .map_err(|e| BundleError::Invalid(format!("volume {:?}: {e}", m.name)))?;
@@ -403,10 +404,16 @@ pub(crate) fn spec(
                     p.push(part);
                     match std::fs::symlink_metadata(&p) {
                         Ok(md) if md.file_type().is_symlink() => {
-                            return Err(BundleError::Invalid(format!(
-                                "subPath {sub:?} of volume {:?} goes through a symbolic link",
-                                m.name
-                            )));
+                            p = p
+                                .canonicalize()
+                                .ok()
+                                .filter(|resolved| resolved.starts_with(&root))
+                                .ok_or_else(|| {
+                                    BundleError::Invalid(format!(
+                                        "subPath {sub:?} of volume {:?} leads out of it through a symbolic link",
+                                        m.name
+                                    ))
+                                })?;
                         }
                         Ok(_) => {}
                         Err(_) => std::fs::create_dir(&p).map_err(|e| {

@@ -21,6 +21,7 @@
 //! shared [`crate::restart`] state machine, runs probes and hooks, and announces every change on
 //! [`SandboxRuntime::changes`].
 
+mod atomic_writer;
 mod bundle;
 mod probe;
 mod reap;
@@ -1809,6 +1810,40 @@ impl SandboxRuntime for ProcessRuntime {
             .get(&sandbox_id_of(pod_uid))
             .filter(|s| s.spec.pod_uid == pod_uid)
             .map(|s| s.summary()))
+    }
+
+    async fn update_volume(
+        &self,
+        sandbox: &SandboxId,
+        volume: &str,
+        files: Vec<crate::VolumeFile>,
+    ) -> Result<(), RuntimeError> {
+        let sb = self.get(sandbox)?;
+        let Some(default_mode) = sb.spec.volumes.iter().find_map(|v| match &v.source {
+            crate::VolumeSource::Files { default_mode, .. } if v.name == volume => {
+                Some(*default_mode)
+            }
+            _ => None,
+        }) else {
+            return Err(RuntimeError::NotFound(format!(
+                "file volume {volume:?} of sandbox {sandbox}"
+            )));
+        };
+        let gid = sb
+            .spec
+            .security
+            .fs_group
+            .and_then(|g| u32::try_from(g).ok());
+        let dir = sb
+            .dir
+            .join("volumes")
+            .join(sandbox_setup::safe_name(volume));
+        let changed = atomic_writer::write(volume, &dir, &files, default_mode, gid)
+            .map_err(io_err(format!("updating volume {volume:?}")))?;
+        if changed {
+            tracing::debug!(sandbox = %sandbox, volume, "volume updated");
+        }
+        Ok(())
     }
 
     async fn usage(&self, sandbox: &SandboxId) -> Result<Vec<crate::ContainerUsage>, RuntimeError> {

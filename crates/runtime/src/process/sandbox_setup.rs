@@ -164,31 +164,7 @@ pub(crate) fn make_volumes(dir: &Path, spec: &SandboxSpec) -> io::Result<Vec<(St
                 files,
                 default_mode,
             } => {
-                for f in files {
-                    let rel = Path::new(&f.path);
-                    if rel.is_absolute() || f.path.split('/').any(|p| p == "..") {
-                        return Err(io::Error::other(format!(
-                            "volume {:?}: file path {:?} must be relative without \"..\"",
-                            v.name, f.path
-                        )));
-                    }
-                    let target = path.join(rel);
-                    if let Some(parent) = target.parent() {
-                        fs::create_dir_all(parent)?;
-                    }
-                    let tmp = target.with_extension("lf-tmp");
-                    fs::write(&tmp, &f.content)?;
-                    let mut mode = f.mode.unwrap_or(*default_mode) & 0o7777;
-                    if gid.is_some() {
-                        // The kubelet adds group read for fsGroup.
-                        mode |= 0o040;
-                    }
-                    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
-                    if let Some(g) = gid {
-                        chown(&tmp, None, Some(g))?;
-                    }
-                    fs::rename(&tmp, &target)?;
-                }
+                super::atomic_writer::write(&v.name, &path, files, *default_mode, gid)?;
             }
             VolumeSource::Unsupported { .. } => {}
         }
@@ -211,7 +187,7 @@ pub(crate) fn unmount_volumes(dir: &Path) {
 
 /// A volume name as a directory name (Kubernetes names are DNS labels already; this only
 /// guards against anything else).
-fn safe_name(name: &str) -> String {
+pub(crate) fn safe_name(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
