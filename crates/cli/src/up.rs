@@ -87,6 +87,17 @@ pub struct UpArgs {
     /// Beyond AWS: Pending pods are re-placed on Fargate when a matching profile appears.
     #[arg(long)]
     pub replace_pending_pods: bool,
+    /// How often each pod's ephemeral storage is measured against its limits (the kubelet's
+    /// eviction manager looks every 10 s).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = positive_seconds)]
+    pub eviction_interval: f64,
+}
+
+fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
 }
 
 pub fn load_network(path: Option<&PathBuf>, region: &str) -> Result<Network> {
@@ -199,6 +210,7 @@ pub fn run(args: &UpArgs) -> Result<i32> {
         network: config.network.clone(),
         explain_misses: args.explain_fargate_misses,
         replace_pending: args.replace_pending_pods,
+        eviction_interval: std::time::Duration::from_secs_f64(args.eviction_interval),
         ..localfargate_controllers::Settings::new(&args.region)
     });
     let (store, where_) = if args.ephemeral {

@@ -1,5 +1,7 @@
 //! What every cluster's controllers are configured with, from `localfargate up`'s flags.
 
+use std::time::Duration;
+
 use localfargate_core::SelectionRule;
 use localfargate_core::eks::Network;
 
@@ -17,6 +19,9 @@ pub struct Settings {
     /// How many times the fargate-scheduler tries a pod before leaving it Pending, as AWS's
     /// bounded retries do.
     pub max_schedule_attempts: u32,
+    /// How often the node agent's eviction manager measures pods' ephemeral storage (the
+    /// kubelet's housekeeping interval: 10 s).
+    pub eviction_interval: Duration,
 }
 
 impl Settings {
@@ -28,6 +33,7 @@ impl Settings {
             explain_misses: false,
             replace_pending: false,
             max_schedule_attempts: 5,
+            eviction_interval: Duration::from_secs(10),
         }
     }
 
