@@ -7,13 +7,15 @@
 //!   ([`crate::cgroups`]);
 //! * its own network namespace with a veth on the host bridge and the pod IP on `eth0`
 //!   ([`crate::net`]); shared IPC and UTS namespaces (hostname = pod name), kept by bind mounts;
+//!   with `shareProcessNamespace`, a PID namespace whose init is the pod's pause process
+//!   ([`pause`]);
 //! * `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, and its volumes (`emptyDir`, tmpfs for
 //!   `medium: Memory`, and the files of ConfigMap, Secret, downward API and projected volumes).
 //!
 //! Per container run: an overlay root filesystem over the image's shared unpacked layers
-//! ([`crate::image`]) with a fresh upper directory, an OCI bundle ([`bundle`]), and a shim
-//! ([`shim`]) that runs `runc create` + `runc start`, writes the CRI log
-//! ([`crate::crilog`]) and records the exit. The shim outlives localfargate, so a restarted
+//! ([`crate::image`]) with a fresh upper directory, an OCI bundle ([`bundle`]) with the
+//! container's seccomp profile ([`seccomp`]), and a shim ([`shim`]) that runs `runc create` +
+//! `runc start`, writes the CRI log ([`crate::crilog`]) and records the exit. The shim outlives localfargate, so a restarted
 //! localfargate adopts running containers from the state directory.
 //!
 //! A supervisor task per sandbox starts init containers in order, then the regular ones,
