@@ -43,6 +43,21 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// `localfargate up` with the process runtime on `data`, measuring storage every half second.
+fn server(data: &Path) -> Server {
+    common::up_with_store(
+        "0.1",
+        &[
+            "--runtime",
+            "process",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--eviction-interval",
+            "0.5",
+        ],
+    )
+}
+
 /// A cluster `iso` with a Fargate profile for `default`, on a process-runtime server that
 /// measures ephemeral storage every half second; deleted (with every sandbox) on drop.
 struct Cluster {
@@ -64,17 +79,7 @@ impl Cluster {
             .output()
             .unwrap();
         assert!(out.status.success(), "image load: {}", text(&out));
-        let server = common::up_with_store(
-            "0.1",
-            &[
-                "--runtime",
-                "process",
-                "--data-dir",
-                data.path().to_str().unwrap(),
-                "--eviction-interval",
-                "0.5",
-            ],
-        );
+        let server = server(data.path());
         let ok = |out: Output| assert!(out.status.success(), "{}", text(&out));
         ok(localfargate(
             &server,
@@ -106,6 +111,17 @@ impl Cluster {
             c.kubectl(&["get", "namespace", "default"]).status.success()
         });
         c
+    }
+
+    /// Kills the server as `kill -9` would and starts another on the same data directory.
+    fn crash_and_restart(&mut self) {
+        self.server.take();
+        self.server = Some(server(self.data.path()));
+        self.eventually("the API after a restart", Duration::from_secs(30), || {
+            self.kubectl(&["get", "namespace", "default"])
+                .status
+                .success()
+        });
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
@@ -221,7 +237,7 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
         eprintln!("skipped: {why}");
         return;
     }
-    let c = Cluster::new();
+    let mut c = Cluster::new();
     c.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: shared}}\n\
          spec:\n  terminationGracePeriodSeconds: 1\n  shareProcessNamespace: true\n  containers:\n\
@@ -350,4 +366,26 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
     // The pods that stayed within their storage run on.
     assert_eq!(c.pod("shared")["status"]["phase"], "Running");
     assert_eq!(c.pod("confined")["status"]["phase"], "Running");
+
+    // `kill -9` of localfargate: the shared pod, its pause process and its namespace stay.
+    let ids = |c: &Cluster| c.pod("shared")["status"]["containerStatuses"].clone();
+    let before = ids(&c);
+    c.crash_and_restart();
+    c.wait_ready("shared");
+    let after = ids(&c);
+    for i in 0..2 {
+        assert_eq!(
+            after[i]["containerID"], before[i]["containerID"],
+            "{after:#}"
+        );
+        assert_eq!(after[i]["restartCount"], 0, "{after:#}");
+    }
+    assert_eq!(
+        c.ok(&["exec", "shared", "-c", "app", "--", "cat", "/proc/1/comm"]),
+        "pause\n"
+    );
+    let ps = c.ok(&["exec", "shared", "-c", "app", "--", "ps", "-o", "pid,args"]);
+    assert!(ps.contains("sleep 42222"), "{ps}");
+    // The evicted pods stay evicted.
+    assert_eq!(c.pod("filler")["status"]["reason"], "Evicted");
 }
