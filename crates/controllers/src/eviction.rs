@@ -10,7 +10,8 @@
 //!    `Container x exceeded its local ephemeral storage limit "1Mi". `
 //! 4. the Fargate VM's disk, which is the pod's provisioned ephemeral storage (20 GiB unless the
 //!    pod asks for more), with less free than the kubelet's hard threshold `nodefs.available<10%`:
-//!    the node-pressure eviction, `The node was low on resource: ephemeral-storage. …`.
+//!    the node-pressure eviction, `The node was low on resource: ephemeral-storage. …`. (Pods on
+//!    a node group's nodes share the node's disk, which is not modelled: rules 1–3 only.)
 //!
 //! An evicted pod is `Failed` with reason `Evicted` and that message (plus the
 //! `DisruptionTarget` condition for node pressure, as the kubelet adds it), gets a Warning
@@ -27,6 +28,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::ClusterContext;
 use crate::events::{self, EventType};
+use crate::fargate_scheduler::node_ip;
 use crate::objects::{is_deleting, is_finished, resource, uid_of};
 use crate::pod_spec;
 use crate::scheduling::set_condition;
@@ -224,7 +226,14 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                     continue;
                 }
             };
-            let disk = pod_spec::ephemeral_storage(&pod.value["spec"]).unwrap_or(0);
+            // A Fargate pod has its VM's disk to itself; a node group's node shares its disk
+            // among its pods, which is not modelled (0: no node-pressure check).
+            let fargate = node_ip(pod.value["spec"]["nodeName"].as_str().unwrap_or("")).is_some();
+            let disk = if fargate {
+                pod_spec::ephemeral_storage(&pod.value["spec"]).unwrap_or(0)
+            } else {
+                0
+            };
             if let Some(eviction) = decide(&pod.value, &usage, disk) {
                 evict(&ctx, &pod.key, &s.id, &eviction).await;
             }
