@@ -281,6 +281,27 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
     assert!(ps.contains("sleep 41111"), "the app's process: {ps}");
     assert!(ps.contains("sleep 42222"), "{ps}");
 
+    // A `kubectl exec` whose client goes away has its command killed, not left running.
+    let ps = |c: &Cluster| c.ok(&["exec", "shared", "-c", "app", "--", "ps", "-o", "args"]);
+    let mut client = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["exec", "shared", "-c", "app", "--", "sleep", "43333"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.eventually("the exec'd command", Duration::from_secs(30), || {
+        ps(&c).lines().any(|l| l.trim() == "sleep 43333")
+    });
+    client.kill().unwrap();
+    client.wait().unwrap();
+    c.eventually(
+        "the exec'd command to end with its client",
+        Duration::from_secs(30),
+        || !ps(&c).lines().any(|l| l.trim() == "sleep 43333"),
+    );
+
     // RuntimeDefault: the filter is on, and a syscall containerd's profile refuses fails.
     c.wait_ready("confined");
     if std::fs::read_to_string("/proc/self/status").is_ok_and(|s| s.contains("\nSeccomp:")) {
