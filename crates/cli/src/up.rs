@@ -105,6 +105,10 @@ pub struct UpArgs {
         env = "LOCALFARGATE_VOLUME_SYNC_INTERVAL"
     )]
     pub volume_sync_interval: f64,
+    /// How often each pod's ephemeral storage is measured against its limits (the kubelet's
+    /// eviction manager looks every 10 s).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub eviction_interval: f64,
 }
 
 pub fn load_network(path: Option<&PathBuf>, region: &str) -> Result<Network> {
@@ -236,6 +240,7 @@ pub fn run(args: &UpArgs) -> Result<i32> {
         explain_misses: args.explain_fargate_misses,
         replace_pending: args.replace_pending_pods,
         volume_sync_interval: interval("--volume-sync-interval", args.volume_sync_interval)?,
+        eviction_interval: interval("--eviction-interval", args.eviction_interval)?,
         ..localfargate_controllers::Settings::new(&args.region)
     });
     let (store, where_) = if args.ephemeral {

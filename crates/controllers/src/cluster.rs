@@ -330,6 +330,7 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::fargate_scheduler::run(ctx.clone()));
     set.spawn(crate::default_scheduler::run(ctx.clone()));
     set.spawn(crate::node_agent::run(ctx.clone()));
+    set.spawn(crate::eviction::run(ctx.clone()));
     set.spawn(crate::workloads::run(ctx.clone()));
     set.spawn(crate::lifecycle::run(ctx.clone()));
     set.spawn(crate::volume_sync::run(ctx.clone()));

@@ -8,6 +8,7 @@ pub mod default_scheduler;
 pub mod defaults;
 pub mod eks_lifecycle;
 pub mod events;
+pub mod eviction;
 pub mod fargate_scheduler;
 pub mod lifecycle;
 pub mod metrics;

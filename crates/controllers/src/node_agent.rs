@@ -959,6 +959,12 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
     } else {
         "Pending"
     };
+    // A terminal phase stays (the API server keeps pods from leaving it): a pod the eviction
+    // manager failed keeps `Failed` while its containers are killed and restart no more.
+    let phase = match pod["status"]["phase"].as_str() {
+        Some(done @ ("Succeeded" | "Failed")) => done,
+        _ => phase,
+    };
     let status = &mut p["status"];
     if !status.is_object() {
         *status = json!({});
@@ -998,10 +1004,10 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
     );
     let not_ready = reason(
         ready,
-        if terminal {
-            "PodCompleted"
-        } else {
-            "ContainersNotReady"
+        match phase {
+            "Succeeded" => "PodCompleted",
+            "Failed" => "PodFailed",
+            _ => "ContainersNotReady",
         },
     );
     set_condition(&mut p, "ContainersReady", ready, not_ready, None);

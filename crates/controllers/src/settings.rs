@@ -1,5 +1,7 @@
 //! What every cluster's controllers are configured with, from `localfargate up`'s flags.
 
+use std::time::Duration;
+
 use localfargate_core::SelectionRule;
 use localfargate_core::eks::Network;
 
@@ -20,6 +22,9 @@ pub struct Settings {
     /// How often running pods' ConfigMap, Secret, downward API and projected volumes are
     /// brought up to date (the kubelet's sync period, a minute by default).
     pub volume_sync_interval: std::time::Duration,
+    /// How often the node agent's eviction manager measures pods' ephemeral storage (the
+    /// kubelet's housekeeping interval: 10 s).
+    pub eviction_interval: Duration,
 }
 
 impl Settings {
@@ -32,6 +37,7 @@ impl Settings {
             replace_pending: false,
             max_schedule_attempts: 5,
             volume_sync_interval: std::time::Duration::from_secs(60),
+            eviction_interval: Duration::from_secs(10),
         }
     }
 

@@ -200,17 +200,68 @@ pub fn format_decimal_si(value: u64, scale: i32) -> String {
 /// `1048576` → `1Mi`), and under 1024 the plain number, which upstream prints as `DecimalSI`
 /// (`1000` → `1k`).
 pub fn format_binary_si(bytes: u64) -> String {
-    if bytes < 1024 {
-        return format_decimal_si(bytes, 0);
+    canonical(bytes, Format::BinarySI)
+}
+
+/// How a quantity was written, which decides how Kubernetes prints it (`resource.Format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `Ki`, `Mi`, … suffixes.
+    BinarySI,
+    /// No suffix, or `k`, `M`, `m`, ….
+    DecimalSI,
+    /// `e3`, `E6`, ….
+    DecimalExponent,
+}
+
+/// The format of a quantity as written (`1Mi`: binary; `1M`, `1000`: decimal; `1e6`: exponent).
+pub fn format_of(text: &str) -> Result<Format, QuantityError> {
+    parse(text)?;
+    let suffix = text
+        .trim()
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '+' || c == '-');
+    Ok(if suffix.ends_with('i') {
+        Format::BinarySI
+    } else if suffix.starts_with(['e', 'E']) {
+        Format::DecimalExponent
+    } else {
+        Format::DecimalSI
+    })
+}
+
+/// A whole number of base units as Kubernetes' `Quantity.String()` prints it in `format`: the
+/// largest suffix that keeps it a whole number (`1Mi`, `1536Ki`, `1500k`, `20Gi`). A binary
+/// quantity below 1024 is printed as a decimal one, as upstream does.
+pub fn canonical(value: u64, format: Format) -> String {
+    match format {
+        Format::BinarySI if value >= 1024 => {
+            let (mut mantissa, mut step) = (value, 0usize);
+            while mantissa.is_multiple_of(1024) && step < 6 {
+                mantissa /= 1024;
+                step += 1;
+            }
+            let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][step];
+            format!("{mantissa}{suffix}")
+        }
+        Format::DecimalExponent if value != 0 => {
+            let (mut mantissa, mut exponent) = (value, 0u32);
+            while mantissa.is_multiple_of(10) {
+                mantissa /= 10;
+                exponent += 1;
+            }
+            // Exponents in steps of three (`1500e3`, not `15e5`).
+            while exponent % 3 != 0 {
+                mantissa *= 10;
+                exponent -= 1;
+            }
+            if exponent == 0 {
+                mantissa.to_string()
+            } else {
+                format!("{mantissa}e{exponent}")
+            }
+        }
+        _ => format_decimal_si(value, 0),
     }
-    let mut amount = bytes;
-    let mut power = 0;
-    while amount.is_multiple_of(1024) && power < 6 {
-        amount /= 1024;
-        power += 1;
-    }
-    let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][power];
-    format!("{amount}{suffix}")
 }
 
 #[cfg(test)]
@@ -253,6 +304,28 @@ mod tests {
         for v in [1024u64, 4096 * 3, 1 << 40, (1 << 20) + 4096] {
             assert_eq!(base_units(&format_binary_si(v)).unwrap(), v);
         }
+    }
+
+    #[test]
+    fn quantities_print_as_kubernetes_prints_them() {
+        let mi = 1u64 << 20;
+        assert_eq!(canonical(mi, Format::BinarySI), "1Mi");
+        assert_eq!(canonical(1536 * 1024, Format::BinarySI), "1536Ki");
+        assert_eq!(canonical(mi + 500_000, Format::BinarySI), "1548576");
+        assert_eq!(canonical(20 << 30, Format::BinarySI), "20Gi");
+        assert_eq!(canonical(512, Format::BinarySI), "512");
+        assert_eq!(canonical(1_500_000, Format::DecimalSI), "1500k");
+        assert_eq!(canonical(1_000_000, Format::DecimalSI), "1M");
+        assert_eq!(canonical(20_000, Format::DecimalSI), "20k");
+        assert_eq!(canonical(1536, Format::DecimalSI), "1536");
+        assert_eq!(canonical(1_000, Format::DecimalExponent), "1e3");
+        assert_eq!(canonical(0, Format::BinarySI), "0");
+        assert_eq!(format_of("1Mi").unwrap(), Format::BinarySI);
+        assert_eq!(format_of("1.5Gi").unwrap(), Format::BinarySI);
+        assert_eq!(format_of("100M").unwrap(), Format::DecimalSI);
+        assert_eq!(format_of("4096").unwrap(), Format::DecimalSI);
+        assert_eq!(format_of("1e6").unwrap(), Format::DecimalExponent);
+        assert!(format_of("1Xi").is_err());
     }
 
     #[test]

@@ -292,6 +292,12 @@ impl Cgroups {
         format!("/{}", self.rel(&[pod, container, &format!("run-{run}")]))
     }
 
+    /// The `cgroupsPath` of a pod's process that belongs to no container (its pause process):
+    /// `/<parent>/<pod>/<leaf>`. `leaf` must not be a container's name.
+    pub fn sandbox_path(&self, pod: &str, leaf: &str) -> String {
+        format!("/{}", self.rel(&[pod, leaf]))
+    }
+
     /// Puts process `pid` in the cgroup `cgroup_path` (e.g. a [`run_path`](Self::run_path)) of
     /// the hierarchies this module manages (v1: cpu, cpuacct, memory, pids), creating it as
     /// needed. For processes not started by runc (a microVM's VMM) and for tests.

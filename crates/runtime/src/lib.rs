@@ -84,6 +84,7 @@ pub mod net;
 pub mod process;
 pub mod restart;
 pub mod simulated;
+pub mod storage;
 pub mod test_images;
 mod timefmt;
 mod types;
@@ -92,11 +93,13 @@ pub use config::RuntimeConfig;
 pub use error::RuntimeError;
 pub use process::ProcessRuntime;
 pub use simulated::SimulatedRuntime;
+pub use storage::StorageUsage;
 pub use types::{
     Action, ContainerResources, ContainerSecurity, ContainerSpec, ContainerState, ContainerStatus,
     ContainerUsage, DnsConfig, ExecRequest, ExitStatus, LogOptions, LogStream, PodSecurity, Probe,
     PullPolicy, RestartPolicy, RuntimeEvent, SandboxId, SandboxSpec, SandboxStatus, SandboxSummary,
-    TerminalSize, TerminationMessagePolicy, Volume, VolumeFile, VolumeMount, VolumeSource,
+    SeccompProfile, TerminalSize, TerminationMessagePolicy, Volume, VolumeFile, VolumeMount,
+    VolumeSource,
 };
 
 /// Runs pods, one sandbox each. Object-safe: hold it as `Arc<dyn SandboxRuntime>`.
@@ -119,6 +122,14 @@ pub trait SandboxRuntime: Send + Sync {
 
     /// The sandbox's containers now, one [`ContainerStatus`] per container in spec order.
     async fn status(&self, sandbox: &SandboxId) -> Result<SandboxStatus, RuntimeError>;
+
+    /// The local ephemeral storage the sandbox's containers and `emptyDir` volumes use now
+    /// ([`storage`]), for the agent's eviction manager. Backends that keep nothing on disk (the
+    /// simulated one) report none.
+    async fn storage_usage(&self, sandbox: &SandboxId) -> Result<StorageUsage, RuntimeError> {
+        let _ = sandbox;
+        Ok(StorageUsage::default())
+    }
 
     /// A container's log. Without `follow` the stream closes after the text written so far.
     async fn logs(

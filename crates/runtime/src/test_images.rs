@@ -70,6 +70,7 @@ pub const APPLETS: &[&str] = &[
     "base64",
     "md5sum",
     "sha256sum",
+    "unshare",
 ];
 
 /// Whether this machine has the static busybox the test images are made of.

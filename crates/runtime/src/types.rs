@@ -224,8 +224,8 @@ pub struct PodSecurity {
     /// Volumes are made group-owned by this GID, and it joins every container's groups.
     pub fs_group: Option<i64>,
     pub supplemental_groups: Vec<i64>,
-    /// `seccompProfile.type`: `RuntimeDefault`, `Unconfined`, `Localhost`.
-    pub seccomp: Option<String>,
+    /// `seccompProfile`; `None` is the kubelet's default, unconfined.
+    pub seccomp: Option<SeccompProfile>,
     /// `(name, value)`.
     pub sysctls: Vec<(String, String)>,
 }
@@ -242,7 +242,20 @@ pub struct ContainerSecurity {
     /// Capability names as Kubernetes spells them (`NET_ADMIN`, without `CAP_`).
     pub capabilities_add: Vec<String>,
     pub capabilities_drop: Vec<String>,
-    pub seccomp: Option<String>,
+    /// `seccompProfile`, overriding the pod's.
+    pub seccomp: Option<SeccompProfile>,
+}
+
+/// A `seccompProfile`, as the kubelet hands it to the container runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeccompProfile {
+    /// The runtime's default profile (containerd's, on EKS).
+    RuntimeDefault,
+    /// No filter.
+    Unconfined,
+    /// A profile file on the node, relative to the kubelet's seccomp directory
+    /// (`localhostProfile`).
+    Localhost(String),
 }
 
 /// One of the pod's volumes.

@@ -22,8 +22,8 @@ use localfargate_core::quantity;
 use localfargate_core::sizing::{self, ContainerDemand, ContainerRole, PodRequests};
 use localfargate_runtime::{
     Action, ContainerResources, ContainerSecurity, ContainerSpec, DnsConfig, PodSecurity, Probe,
-    PullPolicy, RestartPolicy, SandboxSpec, TerminationMessagePolicy, Volume, VolumeFile,
-    VolumeMount, VolumeSource,
+    PullPolicy, RestartPolicy, SandboxSpec, SeccompProfile, TerminationMessagePolicy, Volume,
+    VolumeFile, VolumeMount, VolumeSource,
 };
 use serde_json::Value;
 
@@ -250,7 +250,7 @@ impl<'a> Ctx<'a> {
             dns,
             host_aliases,
             share_process_namespace: spec["shareProcessNamespace"].as_bool() == Some(true),
-            security: pod_security(&spec["securityContext"]),
+            security: pod_security(&spec["securityContext"], "spec.securityContext")?,
             termination_grace,
             volumes,
             pull_secrets,
@@ -795,7 +795,10 @@ impl<'a> Ctx<'a> {
                 .map(str::to_string),
             env,
             mounts,
-            security: container_security(&c["securityContext"]),
+            security: container_security(
+                &c["securityContext"],
+                &format!("{}.securityContext", container_field(init, &name)),
+            )?,
             resources,
             liveness: probe("livenessProbe")?,
             readiness: probe("readinessProbe")?,
@@ -1313,7 +1316,7 @@ fn container_resources(c: &Value, cname: &str) -> Result<ContainerResources, Res
 
 /// Ephemeral storage Fargate provisions for the pod (fargate-behavior.md §2.4): 20 GiB, or the
 /// pod's effective `ephemeral-storage` request plus 10% and 5 GiB, at most 175 GiB.
-fn ephemeral_storage(spec: &Value) -> Result<u64, ResolveError> {
+pub(crate) fn ephemeral_storage(spec: &Value) -> Result<u64, ResolveError> {
     let mut demands = Vec::new();
     for (key, init) in [("initContainers", true), ("containers", false)] {
         for c in array(&spec[key]) {
@@ -1347,8 +1350,8 @@ fn ephemeral_storage(spec: &Value) -> Result<u64, ResolveError> {
 
 // ---- security -----------------------------------------------------------------------------
 
-fn pod_security(sc: &Value) -> PodSecurity {
-    PodSecurity {
+fn pod_security(sc: &Value, field: &str) -> Result<PodSecurity, ResolveError> {
+    Ok(PodSecurity {
         run_as_user: sc["runAsUser"].as_i64(),
         run_as_group: sc["runAsGroup"].as_i64(),
         run_as_non_root: sc["runAsNonRoot"].as_bool(),
@@ -1357,7 +1360,7 @@ fn pod_security(sc: &Value) -> PodSecurity {
             .iter()
             .filter_map(Value::as_i64)
             .collect(),
-        seccomp: sc["seccompProfile"]["type"].as_str().map(str::to_string),
+        seccomp: seccomp_profile(&sc["seccompProfile"], field)?,
         sysctls: array(&sc["sysctls"])
             .iter()
             .filter_map(|s| {
@@ -1367,11 +1370,11 @@ fn pod_security(sc: &Value) -> PodSecurity {
                 ))
             })
             .collect(),
-    }
+    })
 }
 
-fn container_security(sc: &Value) -> ContainerSecurity {
-    ContainerSecurity {
+fn container_security(sc: &Value, field: &str) -> Result<ContainerSecurity, ResolveError> {
+    Ok(ContainerSecurity {
         run_as_user: sc["runAsUser"].as_i64(),
         run_as_group: sc["runAsGroup"].as_i64(),
         run_as_non_root: sc["runAsNonRoot"].as_bool(),
@@ -1380,7 +1383,35 @@ fn container_security(sc: &Value) -> ContainerSecurity {
         privileged: sc["privileged"].as_bool() == Some(true),
         capabilities_add: strings(&sc["capabilities"]["add"]),
         capabilities_drop: strings(&sc["capabilities"]["drop"]),
-        seccomp: sc["seccompProfile"]["type"].as_str().map(str::to_string),
+        seccomp: seccomp_profile(&sc["seccompProfile"], field)?,
+    })
+}
+
+/// `spec.containers[2]` or `spec.initContainers[0]`, as the API server names a container's
+/// fields in its messages; by name here, which the resolver knows.
+fn container_field(init: bool, name: &str) -> String {
+    let list = if init { "initContainers" } else { "containers" };
+    format!("spec.{list}{{{name}}}")
+}
+
+/// A `seccompProfile` (`field` is where it sits, for messages). The API server validates it;
+/// a pod that got past without that is refused with its wording.
+fn seccomp_profile(sp: &Value, field: &str) -> Result<Option<SeccompProfile>, ResolveError> {
+    let invalid = |message: String| Err(ResolveError::Invalid { message });
+    match sp["type"].as_str() {
+        None if sp.is_null() => Ok(None),
+        Some("RuntimeDefault") => Ok(Some(SeccompProfile::RuntimeDefault)),
+        Some("Unconfined") => Ok(Some(SeccompProfile::Unconfined)),
+        Some("Localhost") => match sp["localhostProfile"].as_str().filter(|p| !p.is_empty()) {
+            Some(p) => Ok(Some(SeccompProfile::Localhost(p.to_string()))),
+            None => invalid(format!(
+                "{field}.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost"
+            )),
+        },
+        other => invalid(format!(
+            "{field}.seccompProfile.type: Unsupported value: {}: supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\"",
+            go_quote(other.unwrap_or(""))
+        )),
     }
 }
 
@@ -1856,7 +1887,7 @@ fn string_map(v: &Value) -> BTreeMap<String, String> {
 }
 
 /// A quantity as text (quantities may be written as JSON numbers).
-fn quantity_text(v: &Value) -> Option<String> {
+pub(crate) fn quantity_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

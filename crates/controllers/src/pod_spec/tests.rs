@@ -292,7 +292,7 @@ fn pod_security_context() {
             run_as_non_root: Some(true),
             fs_group: Some(3000),
             supplemental_groups: vec![4000, 4001],
-            seccomp: Some("RuntimeDefault".into()),
+            seccomp: Some(SeccompProfile::RuntimeDefault),
             sysctls: vec![("net.ipv4.ip_local_port_range".into(), "1024 65000".into())],
         }
     );
@@ -318,9 +318,47 @@ fn container_security_context() {
             privileged: false,
             capabilities_add: vec!["NET_BIND_SERVICE".into()],
             capabilities_drop: vec!["ALL".into()],
-            seccomp: Some("Unconfined".into()),
+            seccomp: Some(SeccompProfile::Unconfined),
         }
     );
+}
+
+#[test]
+fn seccomp_profiles_are_carried_and_bad_ones_refused_with_the_api_servers_wording() {
+    let p = pod(json!({
+        "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}},
+        "containers": [{"name": "c", "image": "x:1"}]
+    }));
+    let s = run(&p, &Refs::default()).spec;
+    assert_eq!(
+        s.security.seccomp,
+        Some(SeccompProfile::Localhost("profiles/audit.json".into()))
+    );
+    assert_eq!(
+        s.containers[0].security.seccomp, None,
+        "unset: the pod's applies"
+    );
+    let p = one(json!({"name": "c", "image": "x:1", "securityContext": {
+        "seccompProfile": {"type": "Localhost"}
+    }}));
+    match run_with(&p, &Refs::default(), &placement()) {
+        Err(ResolveError::Invalid { message }) => assert_eq!(
+            message,
+            "spec.containers{c}.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let p = pod(json!({
+        "securityContext": {"seccompProfile": {"type": "Strict"}},
+        "containers": [{"name": "c", "image": "x:1"}]
+    }));
+    match run_with(&p, &Refs::default(), &placement()) {
+        Err(ResolveError::Invalid { message }) => assert_eq!(
+            message,
+            "spec.securityContext.seccompProfile.type: Unsupported value: \"Strict\": supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -10,8 +10,9 @@ use oci_spec::runtime::{
     UserBuilder,
 };
 
+use super::seccomp;
 use crate::image::ImageConfig;
-use crate::{ContainerSpec, SandboxSpec};
+use crate::{ContainerSpec, SandboxSpec, SeccompProfile};
 
 /// containerd's default capability set for CRI containers (`oci.WithDefaultCapabilities`
 /// plus `NET_RAW`, as the CRI plugin keeps it).
@@ -75,6 +76,8 @@ pub(crate) struct RunPaths<'a> {
     pub cgroups_path: &'a str,
     /// The hard open-files limit this host allows (≤ 65535).
     pub nofile_hard: u64,
+    /// Whether this host filters syscalls: without it `RuntimeDefault` applies no filter.
+    pub seccomp_available: bool,
 }
 
 /// A bundle could not be built: the message is for the pod's status.
@@ -86,6 +89,10 @@ pub enum BundleError {
     /// created, and is tried again).
     #[error("{0}")]
     Config(String),
+    /// What the kubelet reports as `CreateContainerError`: the runtime refused to create the
+    /// container (a `Localhost` seccomp profile it cannot load); tried again.
+    #[error("{0}")]
+    Create(String),
     #[error("building the OCI runtime spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
 }
@@ -191,6 +198,21 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
         .build()?)
 }
 
+/// The seccomp profile a container runs under: its own, else the pod's; none when privileged
+/// (as containerd) or when neither sets one (the kubelet's default is `Unconfined`).
+pub(crate) fn seccomp_profile<'a>(
+    pod: &'a SandboxSpec,
+    c: &'a ContainerSpec,
+) -> Option<&'a SeccompProfile> {
+    if c.security.privileged {
+        return None;
+    }
+    c.security
+        .seccomp
+        .as_ref()
+        .or(pod.security.seccomp.as_ref())
+}
+
 /// The `config.json` of one run of container `c` of `pod`.
 pub(crate) fn spec(
     pod: &SandboxSpec,
@@ -260,6 +282,21 @@ pub(crate) fn spec(
             caps.push(a.clone());
         }
     }
+    let seccomp = match seccomp_profile(pod, c) {
+        Some(SeccompProfile::RuntimeDefault) if paths.seccomp_available => {
+            let bounding = caps
+                .iter()
+                .map(|c| c.trim_start_matches("CAP_").to_ascii_uppercase())
+                .collect();
+            Some(seccomp::runtime_default(&bounding)?)
+        }
+        Some(SeccompProfile::Localhost(profile)) => {
+            return Err(BundleError::Create(seccomp::missing_localhost_profile(
+                profile,
+            )));
+        }
+        _ => None,
+    };
     let caps = caps
         .iter()
         .map(|c| capability(c))
@@ -471,6 +508,9 @@ pub(crate) fn spec(
                 .cloned()
                 .collect::<std::collections::HashMap<_, _>>(),
         );
+    }
+    if let Some(seccomp) = seccomp {
+        linux = linux.seccomp(seccomp);
     }
     let linux = linux.build()?;
 

@@ -7,13 +7,15 @@
 //!   ([`crate::cgroups`]);
 //! * its own network namespace with a veth on the host bridge and the pod IP on `eth0`
 //!   ([`crate::net`]); shared IPC and UTS namespaces (hostname = pod name), kept by bind mounts;
+//!   with `shareProcessNamespace`, a PID namespace whose init is the pod's pause process
+//!   ([`pause`]);
 //! * `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, and its volumes (`emptyDir`, tmpfs for
 //!   `medium: Memory`, and the files of ConfigMap, Secret, downward API and projected volumes).
 //!
 //! Per container run: an overlay root filesystem over the image's shared unpacked layers
-//! ([`crate::image`]) with a fresh upper directory, an OCI bundle ([`bundle`]), and a shim
-//! ([`shim`]) that runs `runc create` + `runc start`, writes the CRI log
-//! ([`crate::crilog`]) and records the exit. The shim outlives localfargate, so a restarted
+//! ([`crate::image`]) with a fresh upper directory, an OCI bundle ([`bundle`]) with the
+//! container's seccomp profile ([`seccomp`]), and a shim ([`shim`]) that runs `runc create` +
+//! `runc start`, writes the CRI log ([`crate::crilog`]) and records the exit. The shim outlives localfargate, so a restarted
 //! localfargate adopts running containers from the state directory.
 //!
 //! A supervisor task per sandbox starts init containers in order, then the regular ones,
@@ -23,9 +25,11 @@
 
 mod atomic_writer;
 mod bundle;
+mod pause;
 mod probe;
 mod reap;
 mod sandbox_setup;
+mod seccomp;
 pub mod shim;
 mod usage;
 
@@ -50,6 +54,7 @@ use crate::crilog;
 use crate::image::{ImageError, ImageStore, RegistryConfig};
 use crate::net::{NetworkConfig, PodAttachment, PodNetwork};
 use crate::restart::{AfterExit, Backoff, RestartState};
+use crate::storage::{self, ContainerStorage, StorageUsage, VolumeStorage};
 use crate::timefmt::format_duration;
 use crate::{
     ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions, LogStream,
@@ -69,6 +74,8 @@ const IMAGE_BACKOFF: Backoff = Backoff::KUBELET;
 const CONTAINER_ID_SCHEME: &str = "containerd://";
 /// The most of a termination message kept (the kubelet's limit).
 const TERMINATION_MESSAGE_MAX: usize = 4096;
+/// The pause process's cgroup below the pod's (not a DNS label, so no container's name).
+const PAUSE_CGROUP: &str = "_pause";
 
 /// The runtime with real processes. Cheap to clone.
 #[derive(Clone)]
@@ -85,6 +92,8 @@ struct Inner {
     changes: broadcast::Sender<SandboxId>,
     /// The open-files hard limit containers get: Fargate's 65535, or the host's when lower.
     nofile_hard: u64,
+    /// Whether the kernel filters syscalls (`RuntimeDefault` needs it).
+    seccomp_available: bool,
     /// Gateways already put on the bridge.
     gateways: Mutex<std::collections::HashSet<(Ipv4Addr, u8)>>,
 }
@@ -253,6 +262,12 @@ impl ProcessRuntime {
                 "containers get an open-files hard limit of {nofile_hard}, this host's, instead of Fargate's 65535"
             );
         }
+        let seccomp_available = seccomp::host_supports_seccomp();
+        if !seccomp_available {
+            tracing::warn!(
+                "this kernel has no seccomp: containers asking for the RuntimeDefault seccomp profile run without one"
+            );
+        }
         let (changes, _) = broadcast::channel(4096);
         let rt = ProcessRuntime {
             inner: Arc::new(Inner {
@@ -263,6 +278,7 @@ impl ProcessRuntime {
                 sandboxes: Mutex::new(HashMap::new()),
                 changes,
                 nofile_hard,
+                seccomp_available,
                 gateways: Mutex::new(Default::default()),
             }),
         };
@@ -507,6 +523,13 @@ impl ProcessRuntime {
     async fn setup(&self, sb: &Arc<Sandbox>) -> Result<PathBuf, RuntimeError> {
         let spec = &sb.spec;
         let inner = &self.inner;
+        // The pod-level profile is the sandbox's own too: containerd cannot create it.
+        if let Some(crate::SeccompProfile::Localhost(profile)) = &spec.security.seccomp {
+            return Err(RuntimeError::Backend(format!(
+                "rpc error: code = Unknown desc = {}",
+                seccomp::missing_localhost_profile(profile)
+            )));
+        }
         inner.cgroups.create_pod(
             sb.id.as_str(),
             &PodLimits {
@@ -552,8 +575,12 @@ impl ProcessRuntime {
             .await?;
         let dir = sb.dir.clone();
         let spec = spec.clone();
+        let (rt, id) = (self.clone(), sb.id.clone());
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             sandbox_setup::create_namespaces(&dir.join("ns"), &spec.hostname)?;
+            if spec.share_process_namespace {
+                rt.ensure_pause(&id, &dir)?;
+            }
             sandbox_setup::write_etc(&dir.join("etc"), &spec)?;
             sandbox_setup::make_volumes(&dir.join("volumes"), &spec)?;
             Ok(())
@@ -675,10 +702,15 @@ impl ProcessRuntime {
         };
         match self.prepare_run(sb, &c, &image, &run).await {
             Ok(()) => {}
-            Err(bundle::BundleError::Config(msg)) => {
+            Err(e @ (bundle::BundleError::Config(_) | bundle::BundleError::Create(_))) => {
                 sandbox_setup::unmount_rootfs(&run.rootfs());
+                let reason = match e {
+                    bundle::BundleError::Config(_) => "CreateContainerConfigError",
+                    _ => "CreateContainerError",
+                };
+                let msg = e.to_string();
                 sb.state().containers[i].state = ContainerState::Waiting {
-                    reason: "CreateContainerConfigError".into(),
+                    reason: reason.into(),
                     message: Some(msg.clone()),
                 };
                 sb.event(true, "Failed", format!("Error: {msg}"), Some(&c.name));
@@ -807,18 +839,17 @@ impl ProcessRuntime {
             .run_path(sb.id.as_str(), &c.name, run.number);
         let netns = sb.state().netns.clone().unwrap_or_default();
         let nofile_hard = self.inner.nofile_hard;
-        let pid_ns = if pod.share_process_namespace {
-            // The first running container's PID namespace is the pod's.
-            sb.state()
-                .containers
-                .iter()
-                .filter_map(|c| c.run.as_ref().filter(|r| !r.finished).and_then(|r| r.pid))
-                .next()
-                .map(|pid| PathBuf::from(format!("/proc/{pid}/ns/pid")))
-        } else {
-            None
-        };
+        let seccomp_available = self.inner.seccomp_available;
+        let (rt, id) = (self.clone(), sb.id.clone());
         tokio::task::spawn_blocking(move || -> Result<(), bundle::BundleError> {
+            // The pod's PID namespace, held by its pause process (started again if it died).
+            let pid_ns = if pod.share_process_namespace {
+                Some(rt.ensure_pause(&id, &sandbox_dir).map_err(|e| {
+                    bundle::BundleError::Invalid(format!("starting the pause process: {e}"))
+                })?)
+            } else {
+                None
+            };
             let _ = std::fs::remove_dir_all(&run_dir);
             std::fs::create_dir_all(&run_dir).map_err(|e| {
                 bundle::BundleError::Invalid(format!("creating {}: {e}", run_dir.display()))
@@ -851,6 +882,7 @@ impl ProcessRuntime {
                 volumes: &volumes,
                 cgroups_path: &cgroups_path,
                 nofile_hard,
+                seccomp_available,
             };
             let spec = bundle::spec(&pod, &c2, &image_config, &paths)?;
             spec.save(run_dir.join("config.json"))
@@ -1315,6 +1347,9 @@ impl ProcessRuntime {
             }
         }
         sandbox_setup::unmount_volumes(&dir.join("volumes"));
+        // Every container is gone: the pause process ends, and its PID namespace with it.
+        let ns_dir = dir.join("ns");
+        let _ = tokio::task::spawn_blocking(move || pause::stop(&ns_dir)).await;
         sandbox_setup::remove_namespaces(&dir.join("ns"));
         if let Err(e) = self.inner.net.detach(id.as_str()).await {
             tracing::warn!(sandbox = %id, error = %e, "removing the pod network");
@@ -1330,6 +1365,18 @@ impl ProcessRuntime {
         if let Some(l) = log_dir {
             let _ = std::fs::remove_dir_all(l);
         }
+    }
+
+    /// The pod's pause process (`shareProcessNamespace`), started unless it runs; its PID
+    /// namespace's path. Blocking.
+    fn ensure_pause(&self, id: &SandboxId, dir: &Path) -> io::Result<PathBuf> {
+        let cgroup = self.inner.cgroups.sandbox_path(id.as_str(), PAUSE_CGROUP);
+        pause::ensure(&dir.join("ns"), &self.inner.config.shim_command, |pid| {
+            self.inner
+                .cgroups
+                .enter(&cgroup, pid)
+                .map_err(io::Error::other)
+        })
     }
 
     fn running_run(&self, sb: &Sandbox, container: &str) -> Result<Run, RuntimeError> {
@@ -1379,7 +1426,8 @@ impl Ctr {
             && (self.run.is_none()
                 || self.restart_at.is_some()
                 || self.image_retry_at.is_some()
-                || matches!(&self.state, ContainerState::Waiting { reason, .. } if reason == "CreateContainerConfigError"))
+                || matches!(&self.state, ContainerState::Waiting { reason, .. }
+                    if reason == "CreateContainerConfigError" || reason == "CreateContainerError"))
     }
 }
 
@@ -1648,6 +1696,52 @@ impl SandboxRuntime for ProcessRuntime {
             next_transition: None,
             events: st.events.iter().cloned().collect(),
         })
+    }
+
+    async fn storage_usage(&self, sandbox: &SandboxId) -> Result<StorageUsage, RuntimeError> {
+        let sb = self.get(sandbox)?;
+        // What to measure, read under the lock; measured on a blocking thread.
+        let containers: Vec<(String, Option<PathBuf>, PathBuf)> = sb
+            .state()
+            .containers
+            .iter()
+            .filter(|c| c.run.is_some())
+            .map(|c| {
+                let upper = c.run.as_ref().map(|r| r.dir.join("upper"));
+                (c.name.clone(), upper, self.log_dir(&sb).join(&c.name))
+            })
+            .collect();
+        let volumes: Vec<(String, PathBuf)> = sb
+            .spec
+            .volumes
+            .iter()
+            .filter(|v| {
+                matches!(
+                    v.source,
+                    crate::VolumeSource::EmptyDir { memory: false, .. }
+                )
+            })
+            .map(|v| (v.name.clone(), sb.dir.join("volumes").join(&v.name)))
+            .collect();
+        tokio::task::spawn_blocking(move || StorageUsage {
+            containers: containers
+                .into_iter()
+                .map(|(name, upper, logs)| ContainerStorage {
+                    name,
+                    rootfs_bytes: upper.as_deref().map_or(0, storage::disk_usage),
+                    logs_bytes: storage::disk_usage(&logs),
+                })
+                .collect(),
+            volumes: volumes
+                .into_iter()
+                .map(|(name, dir)| VolumeStorage {
+                    name,
+                    used_bytes: storage::disk_usage(&dir),
+                })
+                .collect(),
+        })
+        .await
+        .map_err(|e| RuntimeError::Backend(format!("measuring local storage: {e}")))
     }
 
     async fn logs(

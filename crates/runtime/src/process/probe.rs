@@ -343,10 +343,22 @@ pub(super) async fn exec_session(
             message: "exec needs a command".into(),
         });
     }
-    let (mut cmd, file) = rt.runc_exec(run, &command, tty, None)?;
+    let mut guard = ExecGuard::new(run);
+    let (mut cmd, file) = rt.runc_exec(run, &command, tty, Some(&guard.pid_file))?;
     let _remove = RemoveOnDrop(file);
+    // The client has left when nothing reads the output any more (a terminal has only stdout).
+    let client_gone = {
+        let (out, err) = (stdout.clone(), (!tty).then(|| stderr.clone()));
+        async move {
+            out.closed().await;
+            if let Some(err) = err {
+                err.closed().await;
+            }
+        }
+    };
     if tty {
-        return exec_tty(cmd, stdin, stdout, resize).await;
+        drop(stderr);
+        return exec_tty(cmd, stdin, stdout, resize, guard, client_gone).await;
     }
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -392,10 +404,13 @@ pub(super) async fn exec_session(
         .stderr
         .take()
         .map(|e| tokio::spawn(copy(Box::new(e), stderr)));
-    let status = child.wait().await.map_err(|source| RuntimeError::Io {
-        context: "waiting for runc exec".into(),
-        source,
-    })?;
+    let status = guard
+        .wait(&mut child, client_gone)
+        .await
+        .map_err(|source| RuntimeError::Io {
+            context: "waiting for runc exec".into(),
+            source,
+        })?;
     for t in [out, err].into_iter().flatten() {
         let _ = t.await;
     }
@@ -409,6 +424,67 @@ pub(super) async fn exec_session(
 
 /// Removes the exec's process file when the session ends.
 struct RemoveOnDrop(std::path::PathBuf);
+
+/// The process a `kubectl exec` started, killed if the session ends before it does: its client
+/// left (the kubelet's streaming server then cancels the exec, and containerd kills the
+/// process), or the session was dropped. Ending `runc exec` alone would leave it running in the
+/// container. runc writes its pid (in this PID namespace) to `pid_file`.
+struct ExecGuard {
+    pid_file: std::path::PathBuf,
+    ended: bool,
+}
+
+impl ExecGuard {
+    fn new(run: &Run) -> ExecGuard {
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        ExecGuard {
+            pid_file: run.dir.join(format!("exec-{unique}.pid")),
+            ended: false,
+        }
+    }
+
+    fn kill(&self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// Waits for `runc exec` (it ends with the process), killing the process first if the client
+    /// goes away.
+    async fn wait(
+        &mut self,
+        child: &mut tokio::process::Child,
+        client_gone: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = client_gone => {
+                self.kill();
+                child.wait().await
+            }
+        };
+        self.ended = true;
+        status
+    }
+}
+
+impl Drop for ExecGuard {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.kill();
+        }
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -426,6 +502,8 @@ async fn exec_tty(
     stdin: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
     stdout: tokio::sync::mpsc::Sender<Vec<u8>>,
     resize: Option<tokio::sync::mpsc::Receiver<crate::TerminalSize>>,
+    mut guard: ExecGuard,
+    client_gone: impl std::future::Future<Output = ()>,
 ) -> Result<ExitStatus, RuntimeError> {
     let io = |context: &str| {
         let context = context.to_string();
@@ -530,10 +608,13 @@ async fn exec_tty(
             }
         })
     });
-    let status = child.wait().await.map_err(|source| RuntimeError::Io {
-        context: "waiting for runc exec".into(),
-        source,
-    })?;
+    let status = guard
+        .wait(&mut child, client_gone)
+        .await
+        .map_err(|source| RuntimeError::Io {
+            context: "waiting for runc exec".into(),
+            source,
+        })?;
     for t in [input, resizer].into_iter().flatten() {
         t.abort();
     }

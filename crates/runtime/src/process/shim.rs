@@ -129,6 +129,10 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Resul
 
 /// The shim's entry point (`localfargate shim …`). Returns the process exit status.
 pub fn main(args: &[String]) -> i32 {
+    // `shim pause`: a pod's pause process instead (see `pause`).
+    if args.first().map(String::as_str) == Some(super::pause::MODE) {
+        return super::pause::main(&args[1..]);
+    }
     let args = match ShimArgs::parse(args) {
         Ok(a) => a,
         Err(e) => {
