@@ -21,10 +21,12 @@
 //! shared [`crate::restart`] state machine, runs probes and hooks, and announces every change on
 //! [`SandboxRuntime::changes`].
 
+mod attach;
 mod bundle;
 mod probe;
 mod sandbox_setup;
 pub mod shim;
+mod shim_attach;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -47,9 +49,10 @@ use crate::net::{NetworkConfig, PodAttachment, PodNetwork};
 use crate::restart::{AfterExit, Backoff, RestartState};
 use crate::timefmt::format_duration;
 use crate::{
-    ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions, LogStream,
-    PullPolicy, RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeKind, SandboxId, SandboxRuntime,
-    SandboxSpec, SandboxStatus, SandboxSummary, TerminationMessagePolicy,
+    AttachRequest, ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus,
+    LogOptions, LogStream, PullPolicy, RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeKind,
+    SandboxId, SandboxRuntime, SandboxSpec, SandboxStatus, SandboxSummary,
+    TerminationMessagePolicy,
 };
 
 use shim::{ShimArgs, ShimExit, ShimStarted};
@@ -698,6 +701,8 @@ impl ProcessRuntime {
             log_max_files: self.inner.config.log_max_files,
             exit: run.exit_file(),
             started: run.started_file(),
+            stdin: c.stdin,
+            tty: c.tty,
         };
         let command = self.inner.config.shim_command.clone();
         let spawned = tokio::task::spawn_blocking(move || shim::spawn(&command, &args)).await;
@@ -1671,6 +1676,19 @@ impl SandboxRuntime for ProcessRuntime {
         let sb = self.get(sandbox)?;
         let run = self.running_run(&sb, container)?;
         probe::exec_session(self, &run, request).await
+    }
+
+    async fn attach(
+        &self,
+        sandbox: &SandboxId,
+        container: &str,
+        request: AttachRequest,
+    ) -> Result<(), RuntimeError> {
+        let sb = self.get(sandbox)?;
+        let run = self.running_run(&sb, container)?;
+        let index = sb.state().index_of(container, &sb.spec)?;
+        let spec = &sb.spec.containers[index];
+        attach::session(&run.dir, &sb.spec.name, spec, request).await
     }
 
     async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
