@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use super::websocket::terminal_size;
 use super::{Input, Outcome, Output, Session, Transport, drive};
-use crate::rest::{Query, error_response, json_response};
+use crate::rest::{Query, error_response};
 use crate::spdy::{self, Connection, StreamReader, StreamWriter};
 
 const PROTOCOL_HEADER: &str = "x-stream-protocol-version";
@@ -57,7 +57,7 @@ fn version(protocol: &str) -> u8 {
 
 /// The first protocol of the client's (comma-separated, over any number of headers) that this
 /// server speaks, or the kubelet's error.
-fn negotiate(headers: &HeaderMap) -> Result<&'static str, Response> {
+fn negotiate(headers: &HeaderMap) -> Result<&'static str, KubeError> {
     let offered: Vec<String> = headers
         .get_all(PROTOCOL_HEADER)
         .iter()
@@ -67,34 +67,40 @@ fn negotiate(headers: &HeaderMap) -> Result<&'static str, Response> {
         .filter(|p| !p.is_empty())
         .collect();
     if offered.is_empty() {
-        return Err(error_response(&KubeError::BadRequest(
+        return Err(KubeError::BadRequest(
             "unable to upgrade: X-Stream-Protocol-Version is required".into(),
-        )));
+        ));
     }
-    if let Some(p) = offered
+    offered
         .iter()
-        .find_map(|o| PROTOCOLS.iter().find(|p| **p == o))
-    {
-        return Ok(p);
+        .find_map(|o| PROTOCOLS.iter().find(|p| **p == o).copied())
+        .ok_or_else(|| {
+            KubeError::Forbidden(format!(
+                "unable to upgrade: unable to negotiate protocol: client supports [{}], server \
+                 accepts [{}]",
+                offered.join(" "),
+                PROTOCOLS.join(" ")
+            ))
+        })
+}
+
+/// The refusal of a negotiation, naming what this server accepts.
+fn refusal(e: &KubeError) -> Response {
+    let mut response = error_response(e);
+    if matches!(e, KubeError::Forbidden(_)) {
+        for p in PROTOCOLS {
+            response
+                .headers_mut()
+                .append(ACCEPTED_HEADER, HeaderValue::from_static(p));
+        }
     }
-    let refused = KubeError::Forbidden(format!(
-        "unable to upgrade: unable to negotiate protocol: client supports [{}], server accepts [{}]",
-        offered.join(" "),
-        PROTOCOLS.join(" ")
-    ));
-    let mut response = json_response(axum::http::StatusCode::FORBIDDEN, &refused.status());
-    for p in PROTOCOLS {
-        response
-            .headers_mut()
-            .append(ACCEPTED_HEADER, HeaderValue::from_static(p));
-    }
-    Err(response)
+    response
 }
 
 pub fn serve(session: Session, query: &Query, request: Request) -> Response {
     let protocol = match negotiate(request.headers()) {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(e) => return refusal(&e),
     };
     // The streams the client opens follow its own flags.
     let tty = query.flag("tty");
@@ -246,5 +252,158 @@ impl Transport for SpdyTransport {
             let _ = w.finish().await;
         }
         self.conn.close(LINGER).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spdy::Frame;
+
+    fn offer(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(PROTOCOL_HEADER, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn negotiation_takes_the_clients_first_known_protocol() {
+        // kubectl 1.27–1.29, one header per version.
+        let old = offer(&[
+            "v4.channel.k8s.io",
+            "v3.channel.k8s.io",
+            "v2.channel.k8s.io",
+            "channel.k8s.io",
+        ]);
+        assert_eq!(negotiate(&old).unwrap(), "v4.channel.k8s.io");
+        assert_eq!(version("v4.channel.k8s.io"), 4);
+        assert_eq!(
+            negotiate(&offer(&["v9.channel.k8s.io, v2.channel.k8s.io"])).unwrap(),
+            "v2.channel.k8s.io"
+        );
+        assert_eq!(negotiate(&offer(&["channel.k8s.io"])).map(version), Ok(1));
+        let none = negotiate(&HeaderMap::new()).unwrap_err();
+        assert_eq!(none.code(), 400);
+        assert_eq!(
+            none.to_string(),
+            "unable to upgrade: X-Stream-Protocol-Version is required"
+        );
+        let unknown = negotiate(&offer(&["v9.channel.k8s.io"])).unwrap_err();
+        assert_eq!(unknown.code(), 403);
+        assert!(
+            unknown
+                .to_string()
+                .starts_with("unable to upgrade: unable to negotiate protocol: client supports [v9.channel.k8s.io], server accepts [v5.channel.k8s.io v4.channel.k8s.io"),
+            "{unknown}"
+        );
+        let response = refusal(&unknown);
+        assert_eq!(response.status(), 403);
+        assert_eq!(
+            response.headers().get_all(ACCEPTED_HEADER).iter().count(),
+            5
+        );
+    }
+
+    /// The client opens its streams, gets output, and at the end the outcome on the error
+    /// stream in the version's form, every stream half-closed, and the session's end.
+    async fn session_frames(version: u8, outcome: Outcome) -> (Vec<Frame>, Option<Input>) {
+        use crate::spdy::testing::pair;
+        let (conn, mut peer) = pair();
+        let kinds = ["error", "stdin", "stdout", "stderr"];
+        for (i, kind) in kinds.iter().enumerate() {
+            peer.open(1 + 2 * i as u32, kind).await;
+        }
+        let mut t = SpdyTransport::accept(conn, version, &kinds).await.unwrap();
+        peer.send(Frame::Data {
+            stream_id: 3,
+            fin: true,
+            data: b"in".to_vec(),
+        })
+        .await;
+        assert_eq!(t.next().await, Some(Input::Stdin(b"in".to_vec())));
+        let end = t.next().await;
+        assert!(t.output(Output::Stderr, b"oops".to_vec()).await);
+        let finishing = tokio::spawn(t.finish(outcome));
+        let frames = peer.recv_all().await;
+        drop(peer);
+        finishing.await.unwrap();
+        let frames = frames
+            .into_iter()
+            .filter(|f| !matches!(f, Frame::SynReply { .. } | Frame::GoAway { .. }))
+            .collect();
+        (frames, end)
+    }
+
+    fn data(stream_id: u32, fin: bool, data: &[u8]) -> Frame {
+        Frame::Data {
+            stream_id,
+            fin,
+            data: data.to_vec(),
+        }
+    }
+
+    fn fins() -> Vec<Frame> {
+        [1, 3, 5, 7].iter().map(|&id| data(id, true, b"")).collect()
+    }
+
+    #[tokio::test]
+    async fn the_error_stream_speaks_each_versions_form() {
+        let failed = Outcome::ExitCode(2, "false".into());
+        let (v4, end) = session_frames(4, failed.clone()).await;
+        assert_eq!(end, Some(Input::StdinEnd));
+        let mut want = vec![
+            data(7, false, b"oops"),
+            data(1, false, failed.status().to_string().as_bytes()),
+        ];
+        want.extend(fins());
+        assert_eq!(v4, want);
+        // v4 writes success too; v1–v3 write nothing for it, and the message for a failure.
+        let (v4_ok, _) = session_frames(4, Outcome::Success).await;
+        assert_eq!(
+            v4_ok[1],
+            data(1, false, br#"{"metadata":{},"status":"Success"}"#)
+        );
+        let (v3_ok, _) = session_frames(3, Outcome::Success).await;
+        let mut want = vec![data(7, false, b"oops")];
+        want.extend(fins());
+        assert_eq!(v3_ok, want);
+        let (v2, _) = session_frames(2, failed.clone()).await;
+        assert_eq!(
+            v2[1],
+            data(
+                1,
+                false,
+                b"command terminated with non-zero exit code: error executing command [false], exit code 2"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn resizes_are_read_as_a_json_stream() {
+        use crate::spdy::testing::pair;
+        let (conn, mut peer) = pair();
+        let kinds = ["error", "stdout", "resize"];
+        for (i, kind) in kinds.iter().enumerate() {
+            peer.open(1 + 2 * i as u32, kind).await;
+        }
+        let mut t = SpdyTransport::accept(conn, 4, &kinds).await.unwrap();
+        // Two sizes in one frame, the third split across two.
+        for chunk in [
+            &br#"{"Width":80,"Height":24}{"Width":81,"#[..],
+            br#""Height":25}{"Width":100"#,
+            br#","Height":30}"#,
+        ] {
+            peer.send(data(5, false, chunk)).await;
+        }
+        let size =
+            |width, height| Input::Resize(localfargate_runtime::TerminalSize { width, height });
+        assert_eq!(t.next().await, Some(size(80, 24)));
+        assert_eq!(t.next().await, Some(size(81, 25)));
+        assert_eq!(t.next().await, Some(size(100, 30)));
+        // The client going away ends the input.
+        drop(peer);
+        assert_eq!(t.next().await, None);
     }
 }

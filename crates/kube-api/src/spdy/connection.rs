@@ -316,50 +316,8 @@ async fn read_frames<R: AsyncRead>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::DuplexStream;
 
-    /// The client's side of a session, for driving the server in tests.
-    struct Peer {
-        io: DuplexStream,
-        encoder: HeaderEncoder,
-        decoder: HeaderDecoder,
-        buf: Vec<u8>,
-    }
-
-    impl Peer {
-        async fn send(&mut self, frame: Frame) {
-            let mut wire = Vec::new();
-            frame.encode(&mut self.encoder, &mut wire).unwrap();
-            self.io.write_all(&wire).await.unwrap();
-        }
-
-        async fn recv(&mut self) -> Option<Frame> {
-            loop {
-                if let Some(f) = Frame::decode(&mut self.buf, &mut self.decoder).unwrap() {
-                    return Some(f);
-                }
-                let mut chunk = [0u8; 4096];
-                let n = self.io.read(&mut chunk).await.unwrap();
-                if n == 0 {
-                    return None;
-                }
-                self.buf.extend_from_slice(&chunk[..n]);
-            }
-        }
-    }
-
-    fn pair() -> (Connection, Peer) {
-        let (a, b) = tokio::io::duplex(1 << 16);
-        (
-            Connection::serve(a),
-            Peer {
-                io: b,
-                encoder: HeaderEncoder::new(),
-                decoder: HeaderDecoder::new(),
-                buf: Vec::new(),
-            },
-        )
-    }
+    use crate::spdy::testing::{Peer, pair};
 
     fn open(id: u32, kind: &str, fin: bool) -> Frame {
         Frame::SynStream {

@@ -11,9 +11,11 @@ mod connection;
 mod dictionary;
 mod frame;
 mod headers;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use connection::{Connection, Stream, StreamReader, StreamWriter};
-pub use frame::RstStatus;
+pub use frame::{Frame, RstStatus};
 pub use headers::Headers;
 
 use axum::extract::Request;
