@@ -317,7 +317,7 @@ async fn read_frames<R: AsyncRead>(
 mod tests {
     use super::*;
 
-    use crate::spdy::testing::{Peer, pair};
+    use crate::spdy::testing::pair;
 
     fn open(id: u32, kind: &str, fin: bool) -> Frame {
         Frame::SynStream {
