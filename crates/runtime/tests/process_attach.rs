@@ -95,24 +95,25 @@ fn with_stdin(mut c: ContainerSpec, once: bool, tty: bool) -> ContainerSpec {
     c
 }
 
-async fn running(rt: &ProcessBackend, spec: localfargate_runtime::SandboxSpec) -> SandboxId {
-    let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
+/// Creates the pod, starts its containers and waits for `names` to run.
+async fn running(
+    rt: &ProcessBackend,
+    spec: localfargate_runtime::SandboxSpec,
+    names: &[&str],
+) -> SandboxId {
+    let all: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
     let id = rt.rt.create_sandbox(spec).await.expect("create");
-    for n in &names {
+    for n in &all {
         rt.rt.start_container(&id, n).await.expect("start");
     }
+    let runs = |s: &localfargate_runtime::SandboxStatus, n: &str| {
+        matches!(container(s, n).state, ContainerState::Running { .. })
+    };
     let s = wait_for(&rt.rt, &id, Duration::from_secs(60), |s| {
-        names
-            .iter()
-            .all(|n| matches!(container(s, n).state, ContainerState::Running { .. }))
+        names.iter().all(|n| runs(s, n))
     })
     .await;
-    for n in &names {
-        assert!(
-            matches!(container(&s, n).state, ContainerState::Running { .. }),
-            "{s:#?}"
-        );
-    }
+    assert!(names.iter().all(|n| runs(&s, n)), "{s:#?}");
     id
 }
 
@@ -131,7 +132,7 @@ async fn stdin_reaches_the_process_detach_and_stdin_once() {
         ],
     );
     spec.restart_policy = RestartPolicy::Never;
-    let id = running(&rt, spec).await;
+    let id = running(&rt, spec, &["kept", "once"]).await;
 
     // The end of the client's stdin detaches; the container's stdin stays open for the next.
     let mut first = Client::attach(&rt, &id, "kept");
@@ -161,7 +162,7 @@ async fn stdin_reaches_the_process_detach_and_stdin_once() {
         other => panic!("{other:?}"),
     }
 
-    // A container without stdin had /dev/null: it finished at once, and attach says so.
+    // A container without stdin has /dev/null there: it finished at once.
     let s = wait_for(&rt.rt, &id, Duration::from_secs(30), |s| {
         is_terminated(container(s, "none"))
     })
@@ -187,7 +188,7 @@ async fn a_terminal_container_is_attached_with_resizes() {
     c.command = vec!["sh".into()];
     let mut spec = pod_in_subnet("attach2", 32, vec![c]);
     spec.restart_policy = RestartPolicy::Never;
-    let id = running(&rt, spec).await;
+    let id = running(&rt, spec, &["shell"]).await;
     let mut client = Client::attach(&rt, &id, "shell");
     client
         .resize
