@@ -332,8 +332,8 @@ fn exec_over_spdy_and_attach_over_both_transports() {
              \x20   command: [sh, -c, 'echo started; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']\n\
              ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: echo}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: echo\n    {busybox}\n    stdin: true\n\
              \x20   command: [sh, -c, 'while read l; do echo \"echo: $l\"; done']\n\
-             ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: shell-1.29}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: shell\n    {busybox}\n    stdin: true\n    tty: true\n    command: [sh]\n\
-             ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: shell-1.31}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: shell\n    {busybox}\n    stdin: true\n    tty: true\n    command: [sh]\n"
+             ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: shell-1.29}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: shell\n    {busybox}\n    stdin: true\n    tty: true\n    command: [sh]\n\
+             ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: shell-1.31}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: shell\n    {busybox}\n    stdin: true\n    tty: true\n    command: [sh]\n"
         )
         .as_bytes(),
     );
@@ -419,7 +419,7 @@ fn exec_over_spdy_and_attach_over_both_transports() {
         assert_eq!(code, 0, "{v}: {out}");
 
         // `-it` to a container with a terminal: a shell, until it exits (these kubectl
-        // versions have no detach keys).
+        // versions have no detach keys); then it restarts, as its policy says.
         let pod = format!("shell-{v}");
         let (shown, code) = c.in_terminal(
             v,
@@ -430,6 +430,12 @@ fn exec_over_spdy_and_attach_over_both_transports() {
             ],
         );
         assert_eq!(code, 0, "{v}: {shown}");
+        assert!(
+            shown.contains(&format!(
+                "Session ended, resume using 'kubectl attach {pod} -c shell -i -t' command"
+            )),
+            "{v}: {shown}"
+        );
         // The attach ended with the shell; its pod records how, soon after.
         let exit_code = || {
             c.ok(
@@ -439,7 +445,7 @@ fn exec_over_spdy_and_attach_over_both_transports() {
                     "pod",
                     &pod,
                     "-o",
-                    "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}",
+                    "jsonpath={.status.containerStatuses[0].lastState.terminated.exitCode}",
                 ],
             )
         };

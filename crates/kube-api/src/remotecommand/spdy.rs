@@ -220,7 +220,14 @@ impl Transport for SpdyTransport {
                         None => self.resize = None,
                     }
                 }
-                _ = self.conn.peer_closed() => return None,
+                // Streams past the ones the session uses are dropped, so that data the client
+                // sends on them is discarded instead of holding the connection up. The end of
+                // the streams is the end of the connection: the client has gone.
+                extra = self.conn.accept() => {
+                    if extra.is_none() {
+                        return None;
+                    }
+                }
             }
         }
     }
