@@ -223,11 +223,7 @@ impl Transport for SpdyTransport {
                 // Streams past the ones the session uses are dropped, so that data the client
                 // sends on them is discarded instead of holding the connection up. The end of
                 // the streams is the end of the connection: the client has gone.
-                extra = self.conn.accept() => {
-                    if extra.is_none() {
-                        return None;
-                    }
-                }
+                extra = self.conn.accept() => drop(extra?),
             }
         }
     }
