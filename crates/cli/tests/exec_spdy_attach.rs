@@ -457,6 +457,29 @@ fn exec_over_spdy_and_attach_over_both_transports() {
         }
         assert_eq!(exit, "5", "{v}");
     }
+    // `kubectl run -i --rm`: a pod with stdin and stdinOnce, attached to as soon as it runs;
+    // the end of stdin closes the container's, so it finishes, and kubectl deletes it.
+    let run = c.with_stdin(
+        "1.29",
+        &[
+            "run",
+            "once",
+            "--image=localfargate.test/busybox:1",
+            "--image-pull-policy=Never",
+            "--restart=Never",
+            "-i",
+            "--rm",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got $x; cat; echo stdin closed",
+        ],
+        b"hi\nmore\n",
+    );
+    let shown = text(&run);
+    assert!(run.status.success(), "{shown}");
+    assert!(shown.contains("got hi\nmore\nstdin closed\n"), "{shown}");
+    assert!(shown.contains("pod \"once\" deleted"), "{shown}");
     // Everything typed went to the same process: it kept running across attaches.
     let log = c.ok("1.29", &["logs", "echo"]);
     assert_eq!(log, "echo: hello from 1.29\necho: hello from 1.31\n");
