@@ -114,6 +114,13 @@ pub const RESOURCES: &[ResourceType] = &[
                 verbs: &["get"],
             },
             Subresource {
+                name: "attach",
+                kind: "PodAttachOptions",
+                group: "",
+                version: "",
+                verbs: &["create", "get"],
+            },
+            Subresource {
                 name: "exec",
                 kind: "PodExecOptions",
                 group: "",

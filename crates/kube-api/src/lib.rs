@@ -4,9 +4,10 @@
 //!
 //! One generic handler serves every resource in `localfargate_core::kube::RESOURCES`: discovery
 //! (legacy and aggregated), a minimal OpenAPI v3, CRUD with the patch types kubectl sends,
-//! server-side Tables, watches, selectors and pagination; `pods/log` and `pods/exec` reach the
-//! sandbox runtime; `metrics.k8s.io/v1beta1` (what `kubectl top` reads) serves the usage the
-//! metrics collector sampled. Object semantics (defaulting, admission, deletion) live in
+//! server-side Tables, watches, selectors and pagination; `pods/log`, `pods/exec` and
+//! `pods/attach` reach the sandbox runtime (exec and attach over WebSocket and SPDY/3.1);
+//! `metrics.k8s.io/v1beta1` (what `kubectl top` reads) serves the usage the metrics collector
+//! sampled. Object semantics (defaulting, admission, deletion) live in
 //! `localfargate_controllers::objects`, shared with the reconcilers.
 
 mod discovery;
@@ -15,8 +16,10 @@ pub mod patch;
 pub mod pki;
 mod pods;
 mod protobuf;
+mod remotecommand;
 mod rest;
 mod server;
+pub mod spdy;
 pub mod supervisor;
 pub mod table;
 mod watch;

@@ -262,8 +262,10 @@ async fn dispatch(
         (Method::GET, Some(name), Some("log")) => {
             crate::pods::logs(api, namespace(target), name, query).await
         }
-        // A WebSocket upgrade is routed to `pods::exec`; anything else is refused.
-        (_, Some(_), Some("exec")) => Err(KubeError::BadRequest("Upgrade request required".into())),
+        // Upgrades are routed to `remotecommand`; anything else is refused.
+        (_, Some(_), Some("exec" | "attach")) => {
+            Err(KubeError::BadRequest("Upgrade request required".into()))
+        }
         (Method::POST, None, None) => {
             let value = body_value(headers, body)?;
             if dry_run(query) {

@@ -1,5 +1,6 @@
 //! The HTTP surface of one cluster's API: authentication, version, health, discovery and OpenAPI
-//! here; resources in `rest`, watches in `watch`, logs and exec in `pods`.
+//! here; resources in `rest`, watches in `watch`, logs in `pods`, exec and attach in
+//! `remotecommand`.
 
 use localfargate_core::service_account_token::TokenSigner;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
 
 use crate::rest::{self, json_response, json_typed};
-use crate::{discovery, metrics, pods};
+use crate::{discovery, metrics, remotecommand};
 
 /// What one cluster's API knows about itself.
 #[derive(Debug, Clone)]
@@ -214,10 +215,12 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         Err(e) => return rest::error_response(&e),
     };
     let query = rest::Query::parse(request.uri().query());
-    if target.subresource.as_deref() == Some("exec")
+    let streaming = target.subresource.as_deref();
+    if matches!(streaming, Some("exec" | "attach"))
         && request.headers().contains_key(header::UPGRADE)
     {
-        return pods::exec(api, target, query, request).await;
+        let attach = streaming == Some("attach");
+        return remotecommand::serve(api, target, query, request, attach).await;
     }
     let method = request.method().clone();
     let headers = request.headers().clone();

@@ -55,6 +55,11 @@
 //!   resizes ([`ExecRequest`]): process runs `runc exec` (with a pty for a terminal); microvm
 //!   uses the agent's `ExecProcess` and its stdio streams. The simulated runtime refuses with
 //!   [`RuntimeError::ExecUnsupported`].
+//! * [`attach`](SandboxRuntime::attach) joins a container's main process ([`AttachRequest`]):
+//!   process connects to the container's shim, which holds the process's stdin (a pipe, or
+//!   the terminal for `tty: true`) and hands its output to every attached client; microvm
+//!   would use the agent's console streams. The simulated runtime streams the synthesized
+//!   output that follows (the exit line) and has no stdin.
 //! * [`stop`](SandboxRuntime::stop) sends SIGTERM, waits up to the grace period, then SIGKILL; it
 //!   returns when every container has exited. [`remove`](SandboxRuntime::remove) tears
 //!   everything down (netns, cgroups, VM, files) and is idempotent.
@@ -95,11 +100,11 @@ pub use process::ProcessRuntime;
 pub use simulated::SimulatedRuntime;
 pub use storage::StorageUsage;
 pub use types::{
-    Action, ContainerResources, ContainerSecurity, ContainerSpec, ContainerState, ContainerStatus,
-    ContainerUsage, DnsConfig, ExecRequest, ExitStatus, LogOptions, LogStream, PodSecurity, Probe,
-    PullPolicy, RestartPolicy, RuntimeEvent, SandboxId, SandboxSpec, SandboxStatus, SandboxSummary,
-    SeccompProfile, TerminalSize, TerminationMessagePolicy, Volume, VolumeFile, VolumeMount,
-    VolumeSource,
+    Action, AttachRequest, ContainerResources, ContainerSecurity, ContainerSpec, ContainerState,
+    ContainerStatus, ContainerUsage, DnsConfig, ExecRequest, ExitStatus, LogOptions, LogStream,
+    PodSecurity, Probe, PullPolicy, RestartPolicy, RuntimeEvent, SandboxId, SandboxSpec,
+    SandboxStatus, SandboxSummary, SeccompProfile, TerminalSize, TerminationMessagePolicy, Volume,
+    VolumeFile, VolumeMount, VolumeSource,
 };
 
 /// Runs pods, one sandbox each. Object-safe: hold it as `Arc<dyn SandboxRuntime>`.
@@ -146,6 +151,18 @@ pub trait SandboxRuntime: Send + Sync {
         container: &str,
         request: ExecRequest,
     ) -> Result<ExitStatus, RuntimeError>;
+
+    /// Attaches to a running container's main process (`kubectl attach`): its output from now
+    /// on, its stdin when the container has `stdin: true`, terminal resizes when it has
+    /// `tty: true`. Returns when the process exits or the session detaches (the client's stdin
+    /// ended, see [`AttachRequest::stdin`]). Fails with [`RuntimeError::NotRunning`] when the
+    /// container does not run.
+    async fn attach(
+        &self,
+        sandbox: &SandboxId,
+        container: &str,
+        request: AttachRequest,
+    ) -> Result<(), RuntimeError>;
 
     /// Stops every container (SIGTERM, then SIGKILL after `grace`) and starts nothing more.
     /// Returns once all containers have exited. A second call may shorten the grace period.

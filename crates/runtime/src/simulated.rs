@@ -48,9 +48,9 @@ mod usage;
 use crate::restart::{self, Backoff};
 use crate::timefmt::{format_duration, parse_duration, rfc3339_nanos};
 use crate::{
-    ContainerSpec, ContainerState, ContainerStatus, ContainerUsage, ExecRequest, ExitStatus,
-    LogOptions, LogStream, RestartPolicy, RuntimeError, RuntimeKind, SandboxId, SandboxRuntime,
-    SandboxSpec, SandboxStatus, SandboxSummary,
+    AttachRequest, ContainerSpec, ContainerState, ContainerStatus, ContainerUsage, ExecRequest,
+    ExitStatus, LogOptions, LogStream, RestartPolicy, RuntimeError, RuntimeKind, SandboxId,
+    SandboxRuntime, SandboxSpec, SandboxStatus, SandboxSummary,
 };
 
 /// The prefix of the annotations the simulated runtime reads.
@@ -865,6 +865,47 @@ impl SandboxRuntime for SimulatedRuntime {
         Err(RuntimeError::ExecUnsupported {
             pod: sb.pod.to_string(),
         })
+    }
+
+    /// No process runs, so there is no stdin: attach streams the synthesized output that follows
+    /// (the exit line once the run ends) and returns when the run does.
+    async fn attach(
+        &self,
+        sandbox: &SandboxId,
+        container: &str,
+        request: AttachRequest,
+    ) -> Result<(), RuntimeError> {
+        let (pod, index) = {
+            let map = self.inner.lock();
+            let sb = map
+                .get(sandbox)
+                .ok_or_else(|| RuntimeError::NotFound(format!("sandbox {sandbox}")))?;
+            (sb.pod_name().to_string(), sb.container(container)?)
+        };
+        let status = self.status(sandbox).await?;
+        let running = status
+            .containers
+            .get(index)
+            .is_some_and(|c| matches!(c.state, ContainerState::Running { .. }));
+        if !running {
+            return Err(RuntimeError::NotRunning {
+                pod,
+                container: container.to_string(),
+            });
+        }
+        let now = self.inner.system(self.inner.now());
+        let options = LogOptions {
+            follow: true,
+            since: Some(now),
+            ..Default::default()
+        };
+        let mut output = self.logs(sandbox, container, options).await?;
+        while let Some(chunk) = output.recv().await {
+            if request.stdout.send(chunk).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {

@@ -642,6 +642,20 @@ pub struct ExecRequest {
     pub resize: Option<mpsc::Receiver<TerminalSize>>,
 }
 
+/// One `kubectl attach` session to a container's main process.
+#[derive(Debug)]
+pub struct AttachRequest {
+    /// Bytes for the process's stdin; ignored unless the container has `stdin: true` (as
+    /// containerd does). Its end detaches, or, with `stdinOnce` and no terminal, closes the
+    /// process's stdin.
+    pub stdin: Option<mpsc::Receiver<Vec<u8>>>,
+    /// The process's output from now on; with a terminal everything comes on stdout.
+    pub stdout: mpsc::Sender<Vec<u8>>,
+    pub stderr: mpsc::Sender<Vec<u8>>,
+    /// Terminal resizes; used when the container has `tty: true`.
+    pub resize: Option<mpsc::Receiver<TerminalSize>>,
+}
+
 /// How an exec'd process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitStatus {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use localfargate_runtime::{
-    ContainerSpec, ContainerState, ExecRequest, LogOptions, RestartPolicy, RuntimeError,
-    SandboxRuntime, SandboxSpec,
+    AttachRequest, ContainerSpec, ContainerState, ExecRequest, LogOptions, RestartPolicy,
+    RuntimeError, RuntimeKind, SandboxRuntime, SandboxSpec,
 };
 use support::*;
 use tokio::sync::mpsc;
@@ -270,6 +270,70 @@ async fn running_containers_report_their_usage(rt: Arc<dyn SandboxRuntime>) {
     ));
 }
 
+fn attach_request() -> (AttachRequest, mpsc::Receiver<Vec<u8>>) {
+    let (stdout, out_rx) = mpsc::channel(256);
+    let (stderr, _) = mpsc::channel(1);
+    let request = AttachRequest {
+        stdin: None,
+        stdout,
+        stderr,
+        resize: None,
+    };
+    (request, out_rx)
+}
+
+/// Attach gets the output that follows and returns once the container's process has exited;
+/// a container that has exited, or is not in the pod, cannot be attached to.
+async fn attach_follows_the_process_until_it_exits(rt: Arc<dyn SandboxRuntime>) {
+    let spec = pod(
+        "att1",
+        RestartPolicy::Never,
+        vec![sh(
+            "main",
+            "i=0; while [ $i -lt 15 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+        )],
+        &[("sim.localfargate.io/run-duration", "1500ms")],
+    );
+    let id = start_all(&*rt, spec).await;
+    wait_for(&*rt, &id, Duration::from_secs(30), |s| {
+        matches!(container(s, "main").state, ContainerState::Running { .. })
+    })
+    .await;
+    let (request, mut out_rx) = attach_request();
+    rt.attach(&id, "main", request).await.expect("attach");
+    let mut out = Vec::new();
+    while let Ok(chunk) = out_rx.try_recv() {
+        out.extend(chunk);
+    }
+    let out = String::from_utf8_lossy(&out);
+    match rt.kind() {
+        // Whatever part of the run it saw, the run's last line ends it.
+        RuntimeKind::Process => {
+            assert!(out.ends_with("tick 14\n"), "{out:?}");
+            assert!(out.lines().all(|l| l.starts_with("tick ")), "{out:?}");
+        }
+        _ => assert!(out.ends_with("exited with code 0\n"), "{out:?}"),
+    }
+    let s = wait_for(&*rt, &id, Duration::from_secs(30), |s| {
+        is_terminated(container(s, "main"))
+    })
+    .await;
+    assert!(is_terminated(container(&s, "main")));
+    let (request, _) = attach_request();
+    let after = rt.attach(&id, "main", request).await;
+    assert!(
+        matches!(after, Err(RuntimeError::NotRunning { .. })),
+        "{after:?}"
+    );
+    let (request, _) = attach_request();
+    let missing = rt.attach(&id, "nope", request).await;
+    assert!(
+        matches!(missing, Err(RuntimeError::NotFound(_))),
+        "{missing:?}"
+    );
+    rt.remove(&id).await.unwrap();
+}
+
 macro_rules! for_each_backend {
     ($($name:ident),* $(,)?) => {
         mod simulated_backend {
@@ -302,6 +366,7 @@ for_each_backend!(
     init_containers_run_first,
     failed_containers_restart_with_back_off,
     running_containers_report_their_usage,
+    attach_follows_the_process_until_it_exits,
 );
 
 /// Exec is the one call the simulated runtime refuses (nothing runs there).

@@ -336,7 +336,7 @@ pub(crate) fn spec(
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".to_string());
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(c.tty)
         .args(args)
         .env(environment(pod, c, image))
         .cwd(cwd)

@@ -24,6 +24,7 @@
 //! [`SandboxRuntime::changes`].
 
 mod atomic_writer;
+mod attach;
 mod bundle;
 mod pause;
 mod probe;
@@ -31,6 +32,7 @@ mod reap;
 mod sandbox_setup;
 mod seccomp;
 pub mod shim;
+mod shim_attach;
 mod usage;
 
 pub use reap::{crashed_runs, remove_crashed_runs};
@@ -57,9 +59,10 @@ use crate::restart::{AfterExit, Backoff, RestartState};
 use crate::storage::{self, ContainerStorage, StorageUsage, VolumeStorage};
 use crate::timefmt::format_duration;
 use crate::{
-    ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus, LogOptions, LogStream,
-    PullPolicy, RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeKind, SandboxId, SandboxRuntime,
-    SandboxSpec, SandboxStatus, SandboxSummary, TerminationMessagePolicy,
+    AttachRequest, ContainerSpec, ContainerState, ContainerStatus, ExecRequest, ExitStatus,
+    LogOptions, LogStream, PullPolicy, RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeKind,
+    SandboxId, SandboxRuntime, SandboxSpec, SandboxStatus, SandboxSummary,
+    TerminationMessagePolicy,
 };
 
 use shim::{ShimArgs, ShimExit, ShimStarted};
@@ -741,6 +744,8 @@ impl ProcessRuntime {
             log_max_files: self.inner.config.log_max_files,
             exit: run.exit_file(),
             started: run.started_file(),
+            stdin: c.stdin,
+            tty: c.tty,
         };
         let command = self.inner.config.shim_command.clone();
         let spawned = tokio::task::spawn_blocking(move || shim::spawn(&command, &args)).await;
@@ -1811,6 +1816,19 @@ impl SandboxRuntime for ProcessRuntime {
         let sb = self.get(sandbox)?;
         let run = self.running_run(&sb, container)?;
         probe::exec_session(self, &run, request).await
+    }
+
+    async fn attach(
+        &self,
+        sandbox: &SandboxId,
+        container: &str,
+        request: AttachRequest,
+    ) -> Result<(), RuntimeError> {
+        let sb = self.get(sandbox)?;
+        let run = self.running_run(&sb, container)?;
+        let index = sb.state().index_of(container, &sb.spec)?;
+        let spec = &sb.spec.containers[index];
+        attach::session(&run.dir, &sb.spec.name, spec, request).await
     }
 
     async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {

@@ -11,6 +11,10 @@
 //!    exits and writes `E` (`ShimExit`); the runtime deletes the runc container once it has
 //!    read the exit (and the cgroup's OOM count).
 //!
+//! With `--stdin true` the container's stdin is a pipe the shim keeps open, with `--tty true`
+//! a terminal (runc's console socket); either way clients attach on `attach.sock` in the
+//! bundle and get the output too ([`shim_attach`](super::shim_attach)).
+//!
 //! It is synchronous std code: it runs alone in its own process.
 
 use std::io::Read;
@@ -24,6 +28,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, setsid};
 use serde::{Deserialize, Serialize};
 
+use super::shim_attach::{self, Created, Hub};
 use crate::crilog::{LogWriter, Stream};
 
 /// What the shim writes once the container's process runs.
@@ -56,6 +61,10 @@ pub struct ShimArgs {
     pub log_max_files: usize,
     pub exit: PathBuf,
     pub started: PathBuf,
+    /// The container's `stdin`: its stdin is a pipe kept open for attach.
+    pub stdin: bool,
+    /// The container's `tty`: its stdio is a terminal.
+    pub tty: bool,
 }
 
 impl ShimArgs {
@@ -81,6 +90,10 @@ impl ShimArgs {
             p(&self.exit),
             "--started".into(),
             p(&self.started),
+            "--stdin".into(),
+            self.stdin.to_string(),
+            "--tty".into(),
+            self.tty.to_string(),
         ]
     }
 
@@ -109,6 +122,8 @@ impl ShimArgs {
                 }
                 "--exit" => a.exit = value.into(),
                 "--started" => a.started = value.into(),
+                "--stdin" => a.stdin = value == "true",
+                "--tty" => a.tty = value == "true",
                 other => return Err(format!("shim: unknown flag {other}")),
             }
         }
@@ -243,33 +258,31 @@ fn run(args: &ShimArgs) -> i32 {
         Ok(w) => Arc::new(Mutex::new(w)),
         Err(e) => return fail(args, format!("opening log {}: {e}", args.log.display())),
     };
-    let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (nix::unistd::pipe(), nix::unistd::pipe())
-    else {
-        return fail(args, "creating the container's stdio pipes".into());
-    };
     let runc_log = args.bundle.join("runc.log");
     let pid_file = args.bundle.join("init.pid");
-    let (Ok(out_w2), Ok(err_w2)) = (out_w.try_clone(), err_w.try_clone()) else {
-        return fail(args, "duplicating the container's stdio pipes".into());
-    };
-    let create = runc(args)
+    let mut create = runc(args);
+    create
         .arg("--log")
         .arg(&runc_log)
         .args(["--log-format", "json", "create", "--bundle"])
         .arg(&args.bundle)
         .arg("--pid-file")
-        .arg(&pid_file)
-        .arg(&args.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out_w2))
-        .stderr(Stdio::from(err_w2))
-        .status();
-    // Only the container keeps the write ends now: the pipes end when it does.
-    drop((out_w, err_w));
-    let pumps = [(out_r, Stream::Stdout), (err_r, Stream::Stderr)].map(|(fd, stream)| {
-        let writer = writer.clone();
-        std::thread::spawn(move || pump(fd, stream, &writer))
-    });
+        .arg(&pid_file);
+    let Created {
+        status: create,
+        outputs,
+        hub,
+    } = match shim_attach::create(args, create) {
+        Ok(c) => c,
+        Err(msg) => return fail(args, msg),
+    };
+    let pumps: Vec<_> = outputs
+        .into_iter()
+        .map(|(fd, stream)| {
+            let (writer, hub) = (writer.clone(), hub.clone());
+            std::thread::spawn(move || pump(fd, stream, &writer, &hub))
+        })
+        .collect();
     match create {
         Ok(s) if s.success() => {}
         Ok(s) => {
@@ -301,6 +314,9 @@ fn run(args: &ShimArgs) -> i32 {
         }
         Err(e) => return fail(args, format!("running {}: {e}", args.runc.display())),
     }
+    if let Err(e) = hub.listen(&args.bundle) {
+        eprintln!("shim: attach socket: {e}");
+    }
     let _ = write_json(
         &args.started,
         &ShimStarted {
@@ -313,6 +329,7 @@ fn run(args: &ShimArgs) -> i32 {
     for p in pumps {
         let _ = p.join();
     }
+    hub.close();
     if let Ok(mut w) = writer.lock() {
         let _ = w.flush();
     }
@@ -346,7 +363,7 @@ fn wait_for(init: Pid) -> (i32, Option<i32>) {
     }
 }
 
-fn pump(fd: OwnedFd, stream: Stream, writer: &Mutex<LogWriter>) {
+fn pump(fd: OwnedFd, stream: Stream, writer: &Mutex<LogWriter>, hub: &Hub) {
     let mut file = std::fs::File::from(fd);
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -356,6 +373,7 @@ fn pump(fd: OwnedFd, stream: Stream, writer: &Mutex<LogWriter>) {
                 if let Ok(mut w) = writer.lock() {
                     let _ = w.write(stream, &buf[..n], SystemTime::now());
                 }
+                hub.broadcast(stream, &buf[..n]);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return,
@@ -402,6 +420,8 @@ mod tests {
             log_max_files: 3,
             exit: "/s/b/exit.json".into(),
             started: "/s/b/started.json".into(),
+            stdin: true,
+            tty: false,
         };
         assert_eq!(ShimArgs::parse(&a.to_args()).unwrap(), a);
         assert!(ShimArgs::parse(&["--id".into()]).is_err());
