@@ -369,7 +369,11 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
     c.wait_ready("default", "watcher");
     let cat = |path: &str| c.ok(&["exec", "watcher", "--", "cat", path]);
     assert_eq!(cat("/etc/app/level"), "debug");
-    assert_eq!(cat("/etc/podinfo/labels"), "tier=\"silver\"");
+    // Fargate's admission labels the pod with its profile; the downward API shows both.
+    assert_eq!(
+        cat("/etc/podinfo/labels"),
+        "eks.amazonaws.com/fargate-profile=\"fp-default\"\ntier=\"silver\""
+    );
     c.ok(&[
         "patch",
         "configmap",
@@ -392,7 +396,7 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
     c.eventually(
         "the label in the downward API volume",
         Duration::from_secs(30),
-        || cat("/etc/podinfo/labels") == "tier=\"gold\"",
+        || cat("/etc/podinfo/labels").ends_with("\ntier=\"gold\""),
     );
     let listing = c.ok(&["exec", "watcher", "--", "ls", "-a", "/etc/app"]);
     assert!(listing.lines().any(|l| l == "..data"), "{listing}");
