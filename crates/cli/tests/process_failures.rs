@@ -286,6 +286,31 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
     );
     c.ok(&["exec", "web", "--", "sh", "-c", "echo ok > /www/ready"]);
     c.wait_ready("default", "web");
+    // Pods reach each other by IP; the instance metadata service is out of reach, as on Fargate.
+    // (nc, not wget: Debian's static busybox wget needs NSS libraries the image does not have.)
+    let http_get = |host: &str, port: u16, path: &str| {
+        c.kubectl(&[
+            "exec",
+            "secure",
+            "--",
+            "sh",
+            "-c",
+            &format!("printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}"),
+        ])
+    };
+    let fetched = http_get(&ip, 8080, "/ready");
+    assert!(fetched.status.success(), "{}", text(&fetched));
+    let fetched = String::from_utf8_lossy(&fetched.stdout).into_owned();
+    assert!(
+        fetched.starts_with("HTTP/1.") && fetched.ends_with("\r\n\r\nok\n"),
+        "{fetched:?}"
+    );
+    let imds = http_get("169.254.169.254", 80, "/latest/meta-data/");
+    assert!(
+        !imds.status.success() && imds.stdout.is_empty(),
+        "IMDS answered: {}",
+        text(&imds)
+    );
 
     // tcpSocket liveness on a closed port: Go's dial error, and restarts.
     let refused_ip = c.wait_phase("default", "refused", &["Running"])["status"]["podIP"]
@@ -352,6 +377,14 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
     assert!(
         issuer.starts_with("https://oidc.eks.") && issuer.contains("/id/"),
         "{issuer}"
+    );
+    // Tokens, like secrets, live on a tmpfs, never on the disk.
+    let mounts = c.ok(&["exec", "tokened", "--", "cat", "/proc/mounts"]);
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.starts_with("tmpfs /var/run/secrets/tokens ")),
+        "{mounts}"
     );
     let with_token = |token: &str| c.kubectl(&["--token", token, "get", "pods", "-o", "name"]);
     let allowed = with_token(&api_token);

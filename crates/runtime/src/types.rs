@@ -279,6 +279,10 @@ pub enum VolumeSource {
         files: Vec<VolumeFile>,
         /// `defaultMode`, applied to files without a mode of their own.
         default_mode: u32,
+        /// Kept in memory (a tmpfs), never on disk: the kubelet does so for Secret, downward
+        /// API and projected volumes, not for ConfigMap ones.
+        #[serde(default)]
+        memory: bool,
     },
     /// A kind the runtime cannot provide (e.g. a PersistentVolumeClaim with no storage on this
     /// machine): the container that mounts it does not start, with this message.

@@ -110,6 +110,7 @@ async fn a_pod_gets_its_size_network_files_and_volumes() {
                     content: b"level=debug\n".to_vec(),
                 }],
                 default_mode: 0o644,
+                memory: false,
             },
         },
         Volume {

@@ -504,7 +504,7 @@ impl<'a> Ctx<'a> {
                 None => return Err(not_found("configmap", cm_name)),
             };
             let files = config_map_payload(&src["items"], cm.as_ref(), optional)?;
-            return Ok(files_volume(files, mode_of(&src["defaultMode"])));
+            return Ok(files_volume(files, mode_of(&src["defaultMode"]), false));
         }
         if let Some(src) = v.get("secret").filter(|s| s.is_object()) {
             let optional = src["optional"].as_bool() == Some(true);
@@ -515,13 +515,13 @@ impl<'a> Ctx<'a> {
                 None => return Err(not_found("secret", secret_name)),
             };
             let files = secret_payload(&src["items"], secret.as_ref(), optional)?;
-            return Ok(files_volume(files, mode_of(&src["defaultMode"])));
+            return Ok(files_volume(files, mode_of(&src["defaultMode"]), true));
         }
         if let Some(src) = v.get("downwardAPI").filter(|s| s.is_object()) {
             let files = self
                 .downward_api_payload(&src["items"])
                 .map_err(|errs| aggregate(&errs))?;
-            return Ok(files_volume(files, mode_of(&src["defaultMode"])));
+            return Ok(files_volume(files, mode_of(&src["defaultMode"]), true));
         }
         if let Some(src) = v.get("projected").filter(|s| s.is_object()) {
             return self.projected(name, src);
@@ -652,7 +652,7 @@ impl<'a> Ctx<'a> {
         if !errors.is_empty() {
             return Err(aggregate(&errors));
         }
-        Ok(files_volume(files, default_mode))
+        Ok(files_volume(files, default_mode, true))
     }
 
     /// `downwardapi.CollectData`: every item is tried, errors are gathered.
@@ -1546,8 +1546,15 @@ struct FileData {
     mode: Option<u32>,
 }
 
-fn files_volume(files: BTreeMap<String, FileData>, default_mode: u32) -> VolumeSource {
+/// A file volume; `memory` for the kinds the kubelet keeps on a tmpfs (Secret, downward API,
+/// projected).
+fn files_volume(
+    files: BTreeMap<String, FileData>,
+    default_mode: u32,
+    memory: bool,
+) -> VolumeSource {
     VolumeSource::Files {
+        memory,
         files: files
             .into_iter()
             .map(|(path, f)| VolumeFile {

@@ -165,6 +165,7 @@ fn files(spec: &SandboxSpec, volume: &str) -> (Vec<(String, Option<u32>, String)
         Some(VolumeSource::Files {
             files,
             default_mode,
+            ..
         }) => (
             files
                 .iter()
@@ -1602,4 +1603,26 @@ fn resolv_conf_parsing() {
     assert_eq!(servers, vec!["10.0.0.2", "10.0.0.3"]);
     assert_eq!(searches, vec!["ec2.internal", "example.com"]);
     assert_eq!(options, vec!["timeout:2", "attempts:3"]);
+}
+
+#[test]
+fn secret_downward_and_projected_volumes_are_kept_in_memory_config_maps_on_disk() {
+    let refs = Refs::default()
+        .cm("cfg", json!({"a": "1"}))
+        .secret("creds", &[("password", b"p")]);
+    let p = pod(json!({"volumes": [
+        {"name": "cfg", "configMap": {"name": "cfg"}},
+        {"name": "creds", "secret": {"secretName": "creds"}},
+        {"name": "info", "downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+        {"name": "all", "projected": {"sources": [{"configMap": {"name": "cfg"}}]}}
+    ], "containers": [{"name": "c", "image": "x:1"}]}));
+    let s = run(&p, &refs).spec;
+    let in_memory = |name: &str| match &s.volumes.iter().find(|v| v.name == name).unwrap().source {
+        VolumeSource::Files { memory, .. } => *memory,
+        other => panic!("{other:?}"),
+    };
+    assert!(!in_memory("cfg"));
+    assert!(in_memory("creds"));
+    assert!(in_memory("info"));
+    assert!(in_memory("all"));
 }

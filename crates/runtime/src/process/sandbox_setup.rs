@@ -163,7 +163,18 @@ pub(crate) fn make_volumes(dir: &Path, spec: &SandboxSpec) -> io::Result<Vec<(St
             VolumeSource::Files {
                 files,
                 default_mode,
+                memory,
             } => {
+                if *memory && !is_mountpoint(&path) {
+                    mount(
+                        Some("tmpfs"),
+                        &path,
+                        Some("tmpfs"),
+                        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                        Some("mode=0755"),
+                    )
+                    .map_err(io::Error::from)?;
+                }
                 super::atomic_writer::write(&v.name, &path, files, *default_mode, gid)?;
             }
             VolumeSource::Unsupported { .. } => {}
@@ -295,6 +306,19 @@ mod tests {
                         },
                     ],
                     default_mode: 0o644,
+                    memory: false,
+                },
+            },
+            Volume {
+                name: "token".into(),
+                source: VolumeSource::Files {
+                    files: vec![VolumeFile {
+                        path: "token".into(),
+                        mode: None,
+                        content: b"secret".to_vec(),
+                    }],
+                    default_mode: 0o644,
+                    memory: true,
                 },
             },
             Volume {
@@ -306,7 +330,7 @@ mod tests {
             },
         ];
         let vols = make_volumes(dir.path(), &spec).unwrap();
-        assert_eq!(vols.len(), 2);
+        assert_eq!(vols.len(), 3);
         let conf = dir.path().join("cfg/app.conf");
         assert_eq!(fs::read(&conf).unwrap(), b"a=1");
         assert_eq!(
@@ -319,6 +343,13 @@ mod tests {
             0o400
         );
         assert!(dir.path().join("scratch").is_dir());
+        // A secret's files live on a tmpfs (where mounting is allowed), a ConfigMap's on disk.
+        if nix::unistd::Uid::effective().is_root() {
+            assert!(is_mountpoint(&dir.path().join("token")));
+            assert_eq!(fs::read(dir.path().join("token/token")).unwrap(), b"secret");
+        }
+        assert!(!is_mountpoint(&dir.path().join("cfg")));
+        unmount_volumes(dir.path());
         spec.volumes[0].source = VolumeSource::Files {
             files: vec![VolumeFile {
                 path: "../x".into(),
@@ -326,6 +357,7 @@ mod tests {
                 content: vec![],
             }],
             default_mode: 0o644,
+            memory: false,
         };
         assert!(make_volumes(dir.path(), &spec).is_err());
     }
