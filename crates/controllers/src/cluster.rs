@@ -488,8 +488,13 @@ async fn stop_sandboxes(
     let Ok((all, _)) = store.list(&kind, &pods.key_prefix(None)) else {
         return;
     };
+    // All at once, as a node's pods stop together: each removal may wait out a grace period.
+    futures_util::future::join_all(
+        all.iter()
+            .map(|p| crate::node_agent::remove_sandbox(runtime, &p.value)),
+    )
+    .await;
     for p in all.iter() {
-        crate::node_agent::remove_sandbox(runtime, &p.value).await;
         if let Some(ip) = p.value["status"]["podIP"]
             .as_str()
             .and_then(|s| s.parse().ok())
