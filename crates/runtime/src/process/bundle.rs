@@ -108,13 +108,17 @@ pub(crate) fn argv(c: &ContainerSpec, image: &ImageConfig) -> Vec<String> {
 }
 
 /// The environment: the image's, then the container's (later names win), `HOSTNAME` first as
-/// the kubelet sets it.
+/// the kubelet sets it, and `TERM=xterm` for a `tty` container as containerd sets it.
 pub(crate) fn environment(
     pod: &SandboxSpec,
     c: &ContainerSpec,
     image: &ImageConfig,
 ) -> Vec<String> {
     let mut env: Vec<(String, String)> = vec![("HOSTNAME".into(), pod.hostname.clone())];
+    if c.tty {
+        // containerd's CRI sets it for a terminal; the image or the container may override it.
+        env.push(("TERM".into(), "xterm".into()));
+    }
     let mut set = |k: &str, v: &str| match env.iter_mut().find(|(n, _)| n == k) {
         Some(e) => e.1 = v.to_string(),
         None => env.push((k.to_string(), v.to_string())),
@@ -575,6 +579,28 @@ mod tests {
                 "NGINX_VERSION=2",
                 "A=b"
             ]
+        );
+    }
+
+    #[test]
+    fn a_terminal_gets_term_unless_the_container_sets_it() {
+        let pod = SandboxSpec::new("u", "ns", "web", "10.0.0.5".parse().unwrap(), vec![]);
+        let mut c = ContainerSpec {
+            tty: true,
+            ..Default::default()
+        };
+        assert!(environment(&pod, &c, &image()).contains(&"TERM=xterm".to_string()));
+        c.env = vec![("TERM".into(), "vt100".into())];
+        let env = environment(&pod, &c, &image());
+        assert!(
+            env.contains(&"TERM=vt100".to_string()) && !env.contains(&"TERM=xterm".to_string())
+        );
+        c.tty = false;
+        c.env.clear();
+        assert!(
+            !environment(&pod, &c, &image())
+                .iter()
+                .any(|e| e.starts_with("TERM="))
         );
     }
 
