@@ -26,6 +26,8 @@
 mod atomic_writer;
 mod attach;
 mod bundle;
+mod grpc_health;
+mod insecure_tls;
 mod pause;
 mod probe;
 mod reap;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{ProcessRuntime, Run, Sandbox};
+use super::{ProcessRuntime, Run, Sandbox, grpc_health, insecure_tls};
 use crate::{Action, ContainerSpec, ExecRequest, ExitStatus, Probe, RuntimeError};
 
 /// Output kept from an exec probe or hook for its event (the kubelet keeps 10 KiB).
@@ -108,14 +108,21 @@ pub(super) async fn perform(
             path,
             headers,
         } => {
-            if !scheme.eq_ignore_ascii_case("http") {
+            let https = if scheme.eq_ignore_ascii_case("https") {
+                true
+            } else if scheme.eq_ignore_ascii_case("http") {
+                false
+            } else {
                 return Err(format!(
                     "scheme {scheme} is not supported by this runtime's probes"
                 ));
-            }
+            };
             let h = host(h);
-            let url = format!("http://{h}:{port}{path}");
-            match tokio::time::timeout(timeout, http_get(&h, *port, path, headers)).await {
+            let url = format!(
+                "{}://{h}:{port}{path}",
+                if https { "https" } else { "http" }
+            );
+            match tokio::time::timeout(timeout, http_get(https, &h, *port, path, headers)).await {
                 Err(_) => Err(format!(
                     "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
                 )),
@@ -125,20 +132,9 @@ pub(super) async fn perform(
             }
         }
         Action::Grpc { port, service } => {
-            // A gRPC health check needs HTTP/2; it is tried as a TCP connection here.
-            let addr = format!("{}:{port}", sb.spec.ip);
-            let _ = service;
-            match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-                Ok(Ok(_)) => Ok(String::new()),
-                Ok(Err(e)) => Err(format!(
-                    "failed to connect service {addr:?} within {}s: {e}",
-                    timeout.as_secs()
-                )),
-                Err(_) => Err(format!(
-                    "failed to connect service {addr:?} within {}s",
-                    timeout.as_secs()
-                )),
-            }
+            grpc_health::check(&format!("{}:{port}", sb.spec.ip), service, timeout)
+                .await
+                .map(|()| String::new())
         }
         Action::Sleep { seconds } => {
             tokio::time::sleep(Duration::from_secs(*seconds).min(timeout)).await;
@@ -153,17 +149,34 @@ fn dial_error(addr: &str, e: &std::io::Error) -> String {
     format!("dial tcp {addr}: connect: {}", crate::error::go_text(e))
 }
 
-/// A minimal HTTP/1.1 GET: the status code of the response.
+/// A minimal HTTP/1.1 GET, over TLS when `https` (the certificate unverified, as the kubelet's
+/// prober does): the status code of the response.
 async fn http_get(
+    https: bool,
     host: &str,
     port: u16,
     path: &str,
     headers: &[(String, String)],
 ) -> std::io::Result<u16> {
     let addr = format!("{host}:{port}");
-    let mut s = TcpStream::connect(&addr)
+    let tcp = TcpStream::connect(&addr)
         .await
         .map_err(|e| std::io::Error::other(dial_error(&addr, &e)))?;
+    if https {
+        let tls = insecure_tls::connect(host, tcp).await?;
+        http_get_over(tls, host, port, path, headers).await
+    } else {
+        http_get_over(tcp, host, port, path, headers).await
+    }
+}
+
+async fn http_get_over(
+    mut s: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> std::io::Result<u16> {
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n",
         if path.is_empty() { "/" } else { path }
