@@ -399,7 +399,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
             }
             let version = c.value["resource"]["version"]
                 .as_str()
-                .unwrap_or("1.31")
+                .unwrap_or(localfargate_core::eks::DEFAULT_KUBERNETES_VERSION)
                 .to_string();
             let cluster_dns = cluster_dns(&c.value["resource"]);
             let ctx = Arc::new(ClusterContext {

@@ -72,7 +72,7 @@ pub async fn run(
                 name: c.key.clone(),
                 version: v["resource"]["version"]
                     .as_str()
-                    .unwrap_or("1.31")
+                    .unwrap_or(localfargate_core::eks::DEFAULT_KUBERNETES_VERSION)
                     .to_string(),
                 token: token.to_string(),
                 strict: strict.clone(),

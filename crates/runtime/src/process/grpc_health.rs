@@ -11,8 +11,6 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
-/// The kubelet's probe client names itself so (with grpc-go's own suffix).
-const USER_AGENT: &str = "kube-probe/1.33";
 /// A health response is a few bytes; more than this is not a health service.
 const MAX_RESPONSE: usize = 64 * 1024;
 
@@ -100,7 +98,7 @@ async fn call(
         .uri(format!("http://{addr}{CHECK_PATH}"))
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers")
-        .header(http::header::USER_AGENT, USER_AGENT)
+        .header(http::header::USER_AGENT, super::probe::USER_AGENT)
         .header("grpc-timeout", format!("{millis}m"))
         .body(())
         .map_err(|e| RpcStatus::new(Code::INTERNAL, e.to_string()))?;

@@ -149,6 +149,10 @@ fn dial_error(addr: &str, e: &std::io::Error) -> String {
     format!("dial tcp {addr}: connect: {}", crate::error::go_text(e))
 }
 
+/// How the kubelet's probes name themselves (`kube-probe/<kubelet minor version>`), for HTTP and
+/// gRPC alike.
+pub(super) const USER_AGENT: &str = "kube-probe/1.33";
+
 /// A minimal HTTP/1.1 GET, over TLS when `https` (the certificate unverified, as the kubelet's
 /// prober does): the status code of the response.
 async fn http_get(
@@ -178,7 +182,7 @@ async fn http_get_over(
     headers: &[(String, String)],
 ) -> std::io::Result<u16> {
     let mut req = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n",
+        "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\n",
         if path.is_empty() { "/" } else { path }
     );
     for (k, v) in headers {
