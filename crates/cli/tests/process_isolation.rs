@@ -3,241 +3,27 @@
 //! `shareProcessNamespace` (a pause process is PID 1), seccomp `RuntimeDefault`, and the
 //! eviction of pods that write beyond their ephemeral storage.
 //!
-//! Needs root, runc and busybox-static; skipped with the reason otherwise.
+//! Needs what `common::process_cluster` needs (root, runc, busybox-static, docker-registry,
+//! skopeo); skipped with the reason otherwise.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{Server, localfargate};
+use common::process_cluster::{Cluster, KUBECTL, busybox_layout, load, text};
 use serde_json::Value;
 
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.31";
 const IMAGE: &str = "localfargate.test/busybox:1";
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("not root".into());
-    }
-    let runc = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("runc").is_file()));
-    if !runc {
-        return Some("runc is not installed".into());
-    }
-    if !localfargate_runtime::test_images::busybox_available() {
-        return Some("/bin/busybox is not installed (busybox-static)".into());
-    }
-    if !Path::new(KUBECTL).exists() {
-        return Some(format!("{KUBECTL} is not installed"));
-    }
-    None
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `localfargate up` with the process runtime on `data`, measuring storage every half second.
-fn server(data: &Path) -> Server {
-    common::up_with_store(
-        "0.1",
-        &[
-            "--runtime",
-            "process",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--eviction-interval",
-            "0.5",
-        ],
-    )
-}
-
-/// A cluster `iso` with a Fargate profile for `default`, on a process-runtime server that
-/// measures ephemeral storage every half second; deleted (with every sandbox) on drop.
-struct Cluster {
-    server: Option<Server>,
-    kubeconfig: PathBuf,
-    data: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn new() -> Cluster {
-        let data = tempfile::tempdir().unwrap();
-        let layout = data.path().join("busybox-layout");
-        localfargate_runtime::test_images::busybox_layout(&layout, IMAGE, &["sh"]).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_localfargate"))
-            .args(["image", "load"])
-            .arg(&layout)
-            .arg("--data-dir")
-            .arg(data.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "image load: {}", text(&out));
-        let server = server(data.path());
-        let ok = |out: Output| assert!(out.status.success(), "{}", text(&out));
-        ok(localfargate(
-            &server,
-            &["cluster", "create", "--name", "iso"],
-        ));
-        ok(localfargate(
-            &server,
-            &[
-                "profile",
-                "create",
-                "--cluster",
-                "iso",
-                "--name",
-                "fp-default",
-                "--namespace",
-                "default",
-            ],
-        ));
-        let config = localfargate(&server, &["kubeconfig", "--cluster", "iso"]);
-        assert!(config.status.success(), "{}", text(&config));
-        let kubeconfig = data.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, &config.stdout).unwrap();
-        let c = Cluster {
-            server: Some(server),
-            kubeconfig,
-            data,
-        };
-        c.eventually("the default namespace", Duration::from_secs(30), || {
-            c.kubectl(&["get", "namespace", "default"]).status.success()
-        });
-        c
-    }
-
-    /// Kills the server as `kill -9` would and starts another on the same data directory.
-    fn crash_and_restart(&mut self) {
-        self.server.take();
-        self.server = Some(server(self.data.path()));
-        self.eventually("the API after a restart", Duration::from_secs(30), || {
-            self.kubectl(&["get", "namespace", "default"])
-                .status
-                .success()
-        });
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn apply(&self, yaml: &str) {
-        let out = common::output_with_stdin(
-            Command::new(KUBECTL)
-                .arg("--kubeconfig")
-                .arg(&self.kubeconfig)
-                .args(["apply", "-f", "-"]),
-            yaml.as_bytes(),
-        );
-        assert!(out.status.success(), "apply: {}", text(&out));
-    }
-
-    fn pod(&self, name: &str) -> Value {
-        serde_json::from_str(&self.ok(&["get", "pod", name, "-o", "json"])).unwrap()
-    }
-
-    fn eventually(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn wait_ready(&self, name: &str) {
-        self.eventually(
-            &format!("pod {name} Ready"),
-            Duration::from_secs(90),
-            || {
-                self.pod(name)["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|c| {
-                        c.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
-            },
-        );
-    }
-
-    /// `(reason, message)` of the pod's events.
-    fn events(&self, pod: &str) -> Vec<(String, String)> {
-        let selector = format!("involvedObject.name={pod}");
-        let list: Value = serde_json::from_str(&self.ok(&[
-            "get",
-            "events",
-            "--field-selector",
-            &selector,
-            "-o",
-            "json",
-        ]))
-        .unwrap();
-        list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| {
-                (
-                    e["reason"].as_str().unwrap_or("").to_string(),
-                    e["message"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(server) = &self.server {
-            let _ = localfargate(
-                server,
-                &[
-                    "profile",
-                    "delete",
-                    "--cluster",
-                    "iso",
-                    "--name",
-                    "fp-default",
-                    "--wait",
-                ],
-            );
-            let _ = localfargate(server, &["cluster", "delete", "--name", "iso", "--wait"]);
-            let sandboxes = self.data.path().join("runtime/sandboxes");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline
-                && std::fs::read_dir(&sandboxes).is_ok_and(|d| d.count() > 0)
-            {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        self.server.take();
-    }
-}
 
 #[test]
 fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
-    let mut c = Cluster::new();
+    skip_unless_able!();
+    let work = tempfile::tempdir().unwrap();
+    let busybox = busybox_layout(work.path(), IMAGE, &["sh"]);
+    // Storage measured every half second, not the kubelet's ten.
+    let flags = ["--eviction-interval".to_string(), "0.5".to_string()];
+    let mut c = Cluster::new(&flags, |data| load(data, &busybox));
     c.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: shared}}\n\
          spec:\n  terminationGracePeriodSeconds: 1\n  shareProcessNamespace: true\n  containers:\n\
@@ -262,7 +48,7 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
     ));
 
     // shareProcessNamespace: one PID namespace, whose PID 1 is the pod's pause process.
-    c.wait_ready("shared");
+    c.wait_ready("default", "shared");
     assert_eq!(
         c.ok(&[
             "exec",
@@ -303,7 +89,7 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
     );
 
     // RuntimeDefault: the filter is on, and a syscall containerd's profile refuses fails.
-    c.wait_ready("confined");
+    c.wait_ready("default", "confined");
     if std::fs::read_to_string("/proc/self/status").is_ok_and(|s| s.contains("\nSeccomp:")) {
         assert_eq!(
             c.ok(&[
@@ -357,7 +143,7 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
             &format!("pod {pod} evicted"),
             Duration::from_secs(60),
             || {
-                p = c.pod(pod);
+                p = c.pod("default", pod);
                 p["status"]["phase"] == "Failed"
                     && p["status"]["containerStatuses"][0]["state"]["terminated"].is_object()
             },
@@ -367,7 +153,7 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
         let cs = &p["status"]["containerStatuses"][0];
         assert_eq!(cs["restartCount"], 0, "{cs:#}");
         assert_eq!(cs["ready"], false, "{cs:#}");
-        let events = c.events(pod);
+        let events = c.events("default", pod);
         assert!(
             events.iter().any(|(r, m)| r == "Evicted" && m == message),
             "{events:?}"
@@ -385,14 +171,14 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
         );
     }
     // The pods that stayed within their storage run on.
-    assert_eq!(c.pod("shared")["status"]["phase"], "Running");
-    assert_eq!(c.pod("confined")["status"]["phase"], "Running");
+    assert_eq!(c.pod("default", "shared")["status"]["phase"], "Running");
+    assert_eq!(c.pod("default", "confined")["status"]["phase"], "Running");
 
     // `kill -9` of localfargate: the shared pod, its pause process and its namespace stay.
-    let ids = |c: &Cluster| c.pod("shared")["status"]["containerStatuses"].clone();
+    let ids = |c: &Cluster| c.pod("default", "shared")["status"]["containerStatuses"].clone();
     let before = ids(&c);
     c.crash_and_restart();
-    c.wait_ready("shared");
+    c.wait_ready("default", "shared");
     let after = ids(&c);
     for i in 0..2 {
         assert_eq!(
@@ -408,5 +194,5 @@ fn shared_pid_namespaces_seccomp_and_ephemeral_storage_evictions() {
     let ps = c.ok(&["exec", "shared", "-c", "app", "--", "ps", "-o", "pid,args"]);
     assert!(ps.contains("sleep 42222"), "{ps}");
     // The evicted pods stay evicted.
-    assert_eq!(c.pod("filler")["status"]["reason"], "Evicted");
+    assert_eq!(c.pod("default", "filler")["status"]["reason"], "Evicted");
 }
