@@ -15,7 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Server, localfargate};
+use common::process_cluster::{busybox_layout, load, text};
 
 const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
 /// The SPDY versions, and a WebSocket one for attach.
@@ -26,146 +26,40 @@ fn kubectl_path(version: &str) -> PathBuf {
     Path::new(KUBECTL_DIR).join(format!("kubectl.{version}"))
 }
 
+/// What the shared process cluster needs, and `script` and every kubectl version used here.
 fn skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("not root".into());
+    if let Some(why) = common::process_cluster::skip_reason() {
+        return Some(why);
     }
-    let found = |tool: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-    };
-    for tool in ["runc", "script"] {
-        if !found(tool) {
-            return Some(format!("{tool} is not installed"));
-        }
+    let script = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("script").is_file()));
+    if !script {
+        return Some("script is not installed".into());
     }
-    if !localfargate_runtime::test_images::busybox_available() {
-        return Some("/bin/busybox is not installed (busybox-static)".into());
-    }
-    for v in SPDY_VERSIONS.iter().chain([&WEBSOCKET_VERSION]) {
-        if !kubectl_path(v).exists() {
-            return Some(format!("{} is not installed", kubectl_path(v).display()));
-        }
-    }
-    None
+    SPDY_VERSIONS
+        .iter()
+        .chain([&WEBSOCKET_VERSION])
+        .map(|v| kubectl_path(v))
+        .find(|k| !k.exists())
+        .map(|k| format!("{} is not installed", k.display()))
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// One cluster with a Fargate profile for `default` on a `--runtime process` server.
+/// The shared process cluster, driven with a chosen kubectl version.
 struct Cluster {
-    server: Option<Server>,
-    kubeconfig: PathBuf,
-    data: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    /// Deleting the cluster removes every sandbox; then the server stops.
-    fn drop(&mut self) {
-        if let Some(server) = &self.server {
-            let _ = localfargate(
-                server,
-                &[
-                    "profile",
-                    "delete",
-                    "--cluster",
-                    "io",
-                    "--name",
-                    "fp",
-                    "--wait",
-                ],
-            );
-            let _ = localfargate(server, &["cluster", "delete", "--name", "io", "--wait"]);
-            let sandboxes = self.data.path().join("runtime/sandboxes");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline
-                && std::fs::read_dir(&sandboxes).is_ok_and(|mut d| d.next().is_some())
-            {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        self.server.take();
-    }
+    inner: common::process_cluster::Cluster,
 }
 
 impl Cluster {
     fn new() -> Cluster {
-        let data = tempfile::tempdir().unwrap();
-        let layout = data.path().join("busybox-layout");
-        localfargate_runtime::test_images::busybox_layout(
-            &layout,
-            "localfargate.test/busybox:1",
-            &["sh"],
-        )
-        .unwrap();
-        let loaded = Command::new(env!("CARGO_BIN_EXE_localfargate"))
-            .args(["image", "load"])
-            .arg(&layout)
-            .arg("--data-dir")
-            .arg(data.path())
-            .output()
-            .unwrap();
-        assert!(loaded.status.success(), "{}", text(&loaded));
-        let server = common::up_with_store(
-            "0.1",
-            &[
-                "--runtime",
-                "process",
-                "--data-dir",
-                data.path().to_str().unwrap(),
-            ],
-        );
-        let ok = |out: Output| assert!(out.status.success(), "{}", text(&out));
-        ok(localfargate(
-            &server,
-            &["cluster", "create", "--name", "io"],
-        ));
-        ok(localfargate(
-            &server,
-            &[
-                "profile",
-                "create",
-                "--cluster",
-                "io",
-                "--name",
-                "fp",
-                "--namespace",
-                "default",
-            ],
-        ));
-        let config = localfargate(&server, &["kubeconfig", "--cluster", "io"]);
-        ok(config.clone());
-        let kubeconfig = data.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, &config.stdout).unwrap();
-        let c = Cluster {
-            server: Some(server),
-            kubeconfig,
-            data,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !c
-            .kubectl("1.29", &["get", "namespace", "default"])
-            .status
-            .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the cluster's API did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        c
+        let work = tempfile::tempdir().unwrap();
+        let busybox = busybox_layout(work.path(), "localfargate.test/busybox:1", &["sh"]);
+        let inner = common::process_cluster::Cluster::new(&[], |data| load(data, &busybox));
+        Cluster { inner }
     }
 
     fn command(&self, version: &str) -> Command {
         let mut cmd = Command::new(kubectl_path(version));
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd.arg("--kubeconfig").arg(&self.inner.kubeconfig);
         cmd
     }
 
@@ -193,7 +87,7 @@ impl Cluster {
         let line = format!(
             "{} --kubeconfig {} {args}",
             kubectl_path(version).display(),
-            self.kubeconfig.display()
+            self.inner.kubeconfig.display()
         );
         let mut session = Interactive::spawn(
             Command::new("script")
@@ -379,14 +273,14 @@ fn exec_over_spdy_and_attach_over_both_transports() {
         assert!(shown.contains("got yes"), "{v}: {shown}");
     }
     // `kubectl cp` is tar through exec, both ways.
-    let local = c.data.path().join("to-pod.txt");
+    let local = c.inner.data.path().join("to-pod.txt");
     std::fs::write(&local, "copied in\n").unwrap();
     c.ok("1.28", &["cp", local.to_str().unwrap(), "web:/tmp/in.txt"]);
     assert_eq!(
         c.ok("1.28", &["exec", "web", "--", "cat", "/tmp/in.txt"]),
         "copied in\n"
     );
-    let back = c.data.path().join("from-pod.txt");
+    let back = c.inner.data.path().join("from-pod.txt");
     c.ok("1.28", &["cp", "web:/tmp/in.txt", back.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in\n");
 
