@@ -217,6 +217,20 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> RuntimeError 
     move |source| RuntimeError::Io { context, source }
 }
 
+/// Sets a terminal's window size through its master (a `kubectl exec -it` or `attach` resize).
+fn set_window_size(master: &impl std::os::fd::AsRawFd, size: crate::TerminalSize) {
+    let ws = libc::winsize {
+        ws_row: size.height,
+        ws_col: size.width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // Safety: TIOCSWINSZ on an open terminal master with a valid winsize.
+    unsafe {
+        libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+    }
+}
+
 /// A pod's sandbox id: `p` and 11 hex digits of a hash of its uid (short enough for interface,
 /// netns and cgroup names).
 fn sandbox_id_of(pod_uid: &str) -> SandboxId {

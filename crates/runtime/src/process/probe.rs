@@ -3,7 +3,7 @@
 //! the kubelet's semantics: thresholds, periods, `Unhealthy` events, restarts on liveness
 //! failure.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -612,16 +612,7 @@ async fn exec_tty(
         tokio::spawn(async move {
             let fd = resize_fd;
             while let Some(size) = rx.recv().await {
-                let ws = libc::winsize {
-                    ws_row: size.height,
-                    ws_col: size.width,
-                    ws_xpixel: 0,
-                    ws_ypixel: 0,
-                };
-                // Safety: TIOCSWINSZ on our own pty master with a valid winsize.
-                unsafe {
-                    libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-                }
+                super::set_window_size(&fd, size);
             }
         })
     });

@@ -150,16 +150,7 @@ impl Hub {
                 }
                 RESIZE => {
                     if let (Some(master), Some(size)) = (&self.terminal, parse_resize(&payload)) {
-                        let ws = libc::winsize {
-                            ws_row: size.height,
-                            ws_col: size.width,
-                            ws_xpixel: 0,
-                            ws_ypixel: 0,
-                        };
-                        // Safety: TIOCSWINSZ on the terminal's master with a valid winsize.
-                        unsafe {
-                            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-                        }
+                        super::set_window_size(master, size);
                     }
                 }
                 _ => {}
