@@ -534,7 +534,8 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
         let p: Value = c.wait_ready("default", pod);
         assert_eq!(p["status"]["phase"], "Running");
     }
-    assert!(disk.is_some());
+    drop(c);
+    drop(disk);
 }
 
 /// Whether any process's command line mentions `path`.

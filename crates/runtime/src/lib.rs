@@ -319,7 +319,18 @@ mod tests {
         for k in RuntimeKind::ALL {
             assert_eq!(k.as_str().parse::<RuntimeKind>().unwrap(), k);
         }
-        let (kind, why) = auto_kind(&config);
-        assert_eq!(why.is_none(), kind == RuntimeKind::Process);
+        // Without an OCI runtime, auto falls back to simulated and says why (on a host that
+        // lacks something checked earlier, that is the reason given).
+        let missing = RuntimeConfig {
+            oci_runtime: dir.path().join("no-runc"),
+            ..config.clone()
+        };
+        let (kind, why) = auto_kind(&missing);
+        assert_eq!(kind, RuntimeKind::Simulated);
+        let why = why.unwrap();
+        match process::unavailable_reason(&config) {
+            None => assert!(why.contains("no-runc"), "{why}"),
+            Some(earlier) => assert_eq!(why, earlier),
+        }
     }
 }
