@@ -201,19 +201,34 @@ impl Cluster {
 
     /// `kubectl top ARGS` once it succeeds (the pods have been sampled twice), parsed.
     fn top(&self, version: &str, args: &[&str]) -> Table {
+        self.top_showing(version, args, &[])
+    }
+
+    /// `kubectl top ARGS` once it succeeds and shows a row for each of `rows`: pods that became
+    /// Ready at different times are sampled in different collector rounds, so a listing can
+    /// succeed before every pod has its two samples.
+    fn top_showing(&self, version: &str, args: &[&str], rows: &[&[&str]]) -> Table {
         let mut full = vec!["top"];
         full.extend(args);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = self.kubectl_with(version, &full);
             if out.status.success() {
-                return Table::parse(&String::from_utf8_lossy(&out.stdout));
+                let table = Table::parse(&String::from_utf8_lossy(&out.stdout));
+                if rows.iter().all(|key| table.row(key).is_some()) {
+                    return table;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "kubectl {version} top {args:?} never showed {rows:?}: {table:?}"
+                );
+            } else {
+                assert!(
+                    Instant::now() < deadline,
+                    "kubectl {version} top {args:?}: {}",
+                    text(&out)
+                );
             }
-            assert!(
-                Instant::now() < deadline,
-                "kubectl {version} top {args:?}: {}",
-                text(&out)
-            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -251,11 +266,16 @@ impl Table {
             .position(|h| h == column)
             .unwrap_or_else(|| panic!("no column {column}: {self:?}"));
         let row = self
-            .rows
-            .iter()
-            .find(|r| key.iter().all(|k| r.iter().any(|c| c == k)))
+            .row(key)
             .unwrap_or_else(|| panic!("no row {key:?}: {self:?}"));
         &row[i]
+    }
+
+    /// The row whose cells include every one of `key`.
+    fn row(&self, key: &[&str]) -> Option<&Vec<String>> {
+        self.rows
+            .iter()
+            .find(|r| key.iter().all(|k| r.iter().any(|c| c == k)))
     }
 
     fn names(&self) -> Vec<&str> {
@@ -536,7 +556,11 @@ spec:
         assert_eq!(containers.cell(&["web", "proxy"], "CPU(cores)"), "50m");
         assert_eq!(containers.cell(&["web", "proxy"], "MEMORY(bytes)"), "16Mi");
     }
-    let all = c.top("1.31", &["pod", "-A"]);
+    let all = c.top_showing(
+        "1.31",
+        &["pod", "-A"],
+        &[&["default", "web"], &["batch", "a"], &["batch", "b"]],
+    );
     assert_eq!(all.cell(&["batch", "b"], "CPU(cores)"), "300m", "{all:?}");
     assert_eq!(
         all.cell(&["batch", "a"], "MEMORY(bytes)"),
@@ -557,10 +581,6 @@ spec:
     let ec2 = c.node_of("batch", "a");
     assert_eq!(ec2, c.node_of("batch", "b"));
     assert!(!ec2.starts_with("fargate-"), "{ec2}");
-    let node = c.raw(&format!("/apis/metrics.k8s.io/v1beta1/nodes/{ec2}"));
-    assert_eq!(node["kind"], "NodeMetrics", "{node:#}");
-    let pods = c.raw("/apis/metrics.k8s.io/v1beta1/pods");
-    assert_eq!(pods["kind"], "PodMetricsList", "{pods:#}");
     let on_node: Vec<(String, String)> = c.json(&[
         "get",
         "pods",
@@ -581,23 +601,39 @@ spec:
         })
         .collect();
     assert!(on_node.len() >= 2, "{on_node:?}");
-    let sum: u64 = pods["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| {
-            on_node.contains(&(
-                m["metadata"]["namespace"].as_str().unwrap().to_string(),
-                m["metadata"]["name"].as_str().unwrap().to_string(),
-            ))
-        })
-        .flat_map(|m| m["containers"].as_array().unwrap().iter())
-        .map(|c| nanocores(c["usage"]["cpu"].as_str().unwrap()))
-        .sum();
-    assert!(sum >= 400_000_000, "{pods:#}");
-    assert_eq!(
-        nanocores(node["usage"]["cpu"].as_str().unwrap()),
-        sum,
+    // The node's usage is the sum of its pods' once every pod on it has been sampled (CoreDNS
+    // may become Ready a collector round after the test's pods).
+    let (mut node, mut pods) = (Value::Null, Value::Null);
+    c.eventually(
+        "the node's usage to be its pods' sum",
+        Duration::from_secs(60),
+        || {
+            node = c.raw(&format!("/apis/metrics.k8s.io/v1beta1/nodes/{ec2}"));
+            pods = c.raw("/apis/metrics.k8s.io/v1beta1/pods");
+            let sampled: Vec<&Value> = pods["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| {
+                    on_node.contains(&(
+                        m["metadata"]["namespace"].as_str().unwrap().to_string(),
+                        m["metadata"]["name"].as_str().unwrap().to_string(),
+                    ))
+                })
+                .collect();
+            let sum: u64 = sampled
+                .iter()
+                .flat_map(|m| m["containers"].as_array().unwrap().iter())
+                .map(|c| nanocores(c["usage"]["cpu"].as_str().unwrap()))
+                .sum();
+            sampled.len() == on_node.len()
+                && node["usage"]["cpu"].as_str().map(nanocores) == Some(sum)
+        },
+    );
+    assert_eq!(node["kind"], "NodeMetrics", "{node:#}");
+    assert_eq!(pods["kind"], "PodMetricsList", "{pods:#}");
+    assert!(
+        nanocores(node["usage"]["cpu"].as_str().unwrap()) >= 400_000_000,
         "{node:#}"
     );
 
