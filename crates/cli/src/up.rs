@@ -256,7 +256,7 @@ pub fn run(args: &UpArgs) -> Result<i32> {
     // The EKS API's records are few and read on every request: kept decoded. Kubernetes Events
     // are most of a cluster's objects and seldom read: kept in SQLite only (kube-apiserver keeps
     // them out of its watch cache too).
-    use localfargate_core::kube::{EVENTS_KEY_PREFIX, KUBE_KIND_PREFIX};
+    use localfargate_registry::resources::{EVENTS_KEY_PREFIX, KUBE_KIND_PREFIX};
     let store = store
         .with_decoded_kinds(&[localfargate_core::eks::EKS_KIND_PREFIX])?
         .with_uncached_types(KUBE_KIND_PREFIX, &[EVENTS_KEY_PREFIX]);
@@ -318,7 +318,7 @@ async fn serve(
         AuthMode::Any => None,
     };
     let kube_host = config.kube_host.clone();
-    let metrics = Arc::new(localfargate_controllers::metrics::MetricsStore::new(
+    let metrics = Arc::new(localfargate_registry::metrics::MetricsStore::new(
         metrics_interval(args)?,
     ));
     let collector = tokio::spawn(localfargate_controllers::metrics::collector::run(

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use localfargate_core::eks::CLUSTER_KIND;
-use localfargate_core::kube;
 use localfargate_core::service_account_token::TokenSigner;
+use localfargate_registry::resources as kube;
 use localfargate_runtime::SandboxRuntime;
 use localfargate_runtime::ipam::Ipam;
 use localfargate_store::{Object, Store, Watcher, transaction};
@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::fargate_scheduler::FARGATE_NODE_PREFIX;
-use crate::objects::{KubeError, Objects, new_uid, now_rfc3339, resource};
-use crate::settings::Settings;
+use localfargate_registry::objects::{KubeError, Objects, new_uid, now_rfc3339, resource};
+use localfargate_registry::settings::Settings;
 
 /// What one cluster's controllers share.
 pub struct ClusterContext {
@@ -337,22 +337,6 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set
 }
 
-/// The cluster's service-account token signer: its own key, or (a cluster recorded before
-/// clusters had one) its CA's; the issuer is the cluster's OIDC issuer URL.
-pub fn token_signer(cluster: &str, record: &Value) -> Option<Arc<TokenSigner>> {
-    let key = record["private"]["serviceAccountKeyPem"]
-        .as_str()
-        .or_else(|| record["private"]["caKeyPem"].as_str())?;
-    let issuer = record["resource"]["identity"]["oidc"]["issuer"].as_str()?;
-    match TokenSigner::new(key, issuer) {
-        Ok(s) => Some(Arc::new(s)),
-        Err(e) => {
-            tracing::error!(cluster, error = %e, "no service-account tokens for this cluster");
-            None
-        }
-    }
-}
-
 /// `kube-dns`'s address: the `.10` of the cluster's service CIDR, as EKS gives it.
 fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
     let cidr = cluster["kubernetesNetworkConfig"]["serviceIpv4Cidr"]
@@ -408,7 +392,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
                 ipam: ipam.clone(),
                 version,
                 cluster_dns,
-                tokens: token_signer(&c.key, &c.value),
+                tokens: localfargate_registry::service_accounts::token_signer(&c.key, &c.value),
                 issued_tokens: Mutex::default(),
             });
             tracing::info!(cluster = %c.key, "Kubernetes controllers started");

@@ -18,11 +18,11 @@ use serde_json::{Value, json};
 
 use crate::cluster::{ClusterContext, node_status};
 use crate::events::{self, EventType as Kind};
-use crate::objects::{
+use crate::wake::{Wake, Woken};
+use localfargate_registry::binding::{self, condition_is, set_condition};
+use localfargate_registry::objects::{
     DeleteOptions, KubeError, is_deleting, name_of, namespace_of, new_uid, resource, uid_of,
 };
-use crate::scheduling::{self, condition_is, set_condition};
-use crate::wake::{Wake, Woken};
 
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 /// Which node group made a node, and the subnet its pods take IPs from.
@@ -97,7 +97,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                             pending.insert(key.clone());
                         } else {
                             pending.remove(key);
-                            failed.remove(crate::objects::uid_of(&e.object.value));
+                            failed.remove(localfargate_registry::objects::uid_of(&e.object.value));
                         }
                     } else if key.starts_with(&nodes_prefix)
                         && e.object.value["metadata"]["labels"]["eks.amazonaws.com/compute-type"]
@@ -290,7 +290,7 @@ fn quantity_of(v: &Value, millis: bool) -> u64 {
 }
 
 fn requests_of(pod: &Value) -> PodRequests {
-    crate::admission::decode_pod(pod)
+    localfargate_registry::admission::decode_pod(pod)
         .ok()
         .and_then(|p| PodFacts::of(&p).ok())
         .map(|f| f.requests())
@@ -327,7 +327,7 @@ fn schedule(
         let Some(node) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
             return;
         };
-        if crate::objects::is_finished(p) {
+        if localfargate_registry::objects::is_finished(p) {
             return;
         }
         let r = if p["spec"]["schedulerName"] == FARGATE_SCHEDULER {
@@ -373,7 +373,7 @@ fn schedule(
     }
     for pod in pending {
         let uid = uid_of(pod).to_string();
-        let Ok(typed) = crate::admission::decode_pod(pod) else {
+        let Ok(typed) = localfargate_registry::admission::decode_pod(pod) else {
             continue;
         };
         let requests = PodFacts::of(&typed)
@@ -399,7 +399,7 @@ fn schedule(
         match best {
             Some((i, _)) => {
                 let node = views[i].0.clone();
-                match scheduling::bind(&ctx.objects, &ns, &name, &node) {
+                match binding::bind(&ctx.objects, &ns, &name, &node) {
                     Ok(()) => {
                         let v = &mut views[i].1;
                         v.free_cpu_millis = v.free_cpu_millis.saturating_sub(requests.cpu_millis);

@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::objects::{KubeError, Objects, Result, name_of, namespace_of, now_rfc3339, resource};
+use localfargate_registry::objects::{
+    KubeError, Objects, Result, name_of, namespace_of, now_rfc3339, resource,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -42,7 +44,7 @@ pub fn build(
 ) -> (String, Value) {
     let (namespace, name, body) = body(object, event_type, reason, message, component);
     let mut body = body;
-    body["metadata"]["uid"] = json!(crate::objects::new_uid());
+    body["metadata"]["uid"] = json!(localfargate_registry::objects::new_uid());
     body["metadata"]["creationTimestamp"] = body["firstTimestamp"].clone();
     (resource("", "events").key(&namespace, &name), body)
 }

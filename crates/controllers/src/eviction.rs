@@ -29,9 +29,9 @@ use serde_json::{Value, json};
 use crate::cluster::ClusterContext;
 use crate::events::{self, EventType};
 use crate::fargate_scheduler::node_ip;
-use crate::objects::{is_deleting, is_finished, resource, uid_of};
 use crate::pod_spec;
-use crate::scheduling::set_condition;
+use localfargate_registry::binding::set_condition;
+use localfargate_registry::objects::{is_deleting, is_finished, resource, uid_of};
 
 /// The kubelet's reason for every eviction.
 pub const REASON: &str = "Evicted";

@@ -21,8 +21,10 @@ use serde_json::{Value, json};
 
 use crate::cluster::ClusterContext;
 use crate::events::{self, EventType as Kind};
-use crate::objects::{DeleteOptions, is_deleting, name_of, namespace_of, resource, uid_of};
-use crate::scheduling::set_condition;
+use localfargate_registry::binding::set_condition;
+use localfargate_registry::objects::{
+    DeleteOptions, is_deleting, name_of, namespace_of, resource, uid_of,
+};
 
 /// Bind at most this many pods per store transaction.
 const BATCH: usize = 512;
@@ -260,7 +262,7 @@ impl Scheduler {
 
     fn decide(&mut self, o: &Object, logging: &LoggingDecision) -> Outcome {
         let pod = &o.value;
-        let typed = match crate::admission::decode_pod(pod) {
+        let typed = match localfargate_registry::admission::decode_pod(pod) {
             Ok(p) => p,
             Err(e) => {
                 return Outcome::Refuse {
@@ -411,7 +413,10 @@ impl Scheduler {
                         tx.create(&kind, &nodes.key("", name_of(node)), node)?;
                         let written = tx.update(&kind, &o.key, pod, Some(o.revision))?;
                         let mut shown = written.value.clone();
-                        crate::objects::set_resource_version(&mut shown, written.revision);
+                        localfargate_registry::objects::set_resource_version(
+                            &mut shown,
+                            written.revision,
+                        );
                         for e in events {
                             events_out.push((shown.clone(), e.clone()));
                         }
@@ -547,7 +552,7 @@ impl Scheduler {
             if !waiting {
                 continue;
             }
-            let Ok(typed) = crate::admission::decode_pod(pod) else {
+            let Ok(typed) = localfargate_registry::admission::decode_pod(pod) else {
                 continue;
             };
             let index = self.ctx.objects.profile_index();
@@ -568,7 +573,7 @@ impl Scheduler {
             }
             let kind = self.ctx.objects.store_kind().to_string();
             let mut replaced = pod.clone();
-            crate::admission::mutate(&mut replaced, &profile);
+            localfargate_registry::admission::mutate(&mut replaced, &profile);
             let _ = transaction(&*self.ctx.objects.store, |tx| {
                 tx.update(&kind, &o.key, &replaced, Some(o.revision))
             });

@@ -12,14 +12,14 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
-use localfargate_core::kube::{FARGATE_GROUP, RESOURCES, ResourceType};
 use localfargate_core::{FARGATE_SCHEDULER, PROFILE_LABEL};
+use localfargate_registry::resources::{FARGATE_GROUP, RESOURCES, ResourceType};
 use localfargate_store::{Event, EventType, Object, Watcher};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::cluster::ClusterContext;
-use crate::objects::{
+use localfargate_registry::objects::{
     DeleteOptions, FOREGROUND_FINALIZER, KubeError, ORPHAN_FINALIZER, Objects, finalizers,
     is_deleting, name_of, namespace_of, now_rfc3339, resource, uid_of,
 };
@@ -92,7 +92,7 @@ fn counted_profile(v: &Value) -> Option<&str> {
         && v["spec"]["nodeName"]
             .as_str()
             .is_some_and(|n| !n.is_empty())
-        && !crate::objects::is_finished(v))
+        && !localfargate_registry::objects::is_finished(v))
     .then(|| v["metadata"]["labels"][PROFILE_LABEL].as_str())
     .flatten()
 }
@@ -425,7 +425,8 @@ fn collect_dependent(objects: &Objects, key: &str, seen: &mut HashMap<Box<str>, 
     let all_gone = states.iter().all(|(_, s)| *s == OwnerState::Gone);
     let in_foreground = states.iter().any(|(_, s)| *s == OwnerState::Foreground);
     if all_gone || in_foreground {
-        let propagation = in_foreground.then_some(crate::objects::Propagation::Foreground);
+        let propagation =
+            in_foreground.then_some(localfargate_registry::objects::Propagation::Foreground);
         match objects.delete(
             rt,
             ns,
@@ -487,7 +488,7 @@ fn empty_namespace(objects: &Objects, ns: &str) {
 /// Keep one `fargateprofiles.eks.localfargate.io` object per EKS profile, with its pod count.
 fn mirror_profiles(objects: &Objects, pods_of: &dyn Fn(&str) -> u64) {
     let rt = resource(FARGATE_GROUP, "fargateprofiles");
-    let profiles = crate::admission::profiles(&*objects.store, &objects.cluster);
+    let profiles = localfargate_registry::admission::profiles(&*objects.store, &objects.cluster);
     let kind = objects.store_kind().to_string();
     let Ok((mirrored, _)) = objects.list(rt, None) else {
         return;
@@ -525,12 +526,12 @@ fn mirror_profiles(objects: &Objects, pods_of: &dyn Fn(&str) -> u64) {
                 let created_at = p
                     .created_at
                     .and_then(|s| jiff::Timestamp::from_second(s as i64).ok())
-                    .map(crate::objects::rfc3339)
+                    .map(localfargate_registry::objects::rfc3339)
                     .unwrap_or_else(now_rfc3339);
                 let v = json!({
                     "apiVersion": format!("{FARGATE_GROUP}/v1"),
                     "kind": "FargateProfile",
-                    "metadata": {"name": p.name, "uid": crate::objects::new_uid(), "creationTimestamp": created_at},
+                    "metadata": {"name": p.name, "uid": localfargate_registry::objects::new_uid(), "creationTimestamp": created_at},
                     "spec": spec,
                     "status": status,
                 });
@@ -556,12 +557,16 @@ fn mirror_profiles(objects: &Objects, pods_of: &dyn Fn(&str) -> u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::{Propagation, namespaces};
+    use localfargate_registry::objects::{Propagation, namespaces};
 
     fn objects() -> Objects {
         let store: Arc<dyn localfargate_store::Store> =
             Arc::new(localfargate_store::SqliteStore::in_memory().unwrap());
-        let o = Objects::new(store, "c", Arc::new(crate::Settings::new("us-east-1")));
+        let o = Objects::new(
+            store,
+            "c",
+            Arc::new(localfargate_registry::Settings::new("us-east-1")),
+        );
         o.create(namespaces(), "", json!({"metadata": {"name": "default"}}))
             .unwrap();
         o

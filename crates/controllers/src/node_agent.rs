@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use crate::cluster::ClusterContext;
 use crate::events::{self, EventType as Kind};
 use crate::fargate_scheduler::node_ip;
-use crate::objects::{finalizers, is_deleting, resource, uid_of};
 use crate::pod_spec;
-use crate::scheduling::set_condition;
+use localfargate_registry::binding::set_condition;
+use localfargate_registry::objects::{finalizers, is_deleting, resource, uid_of};
 
 /// Per-pod state the agent keeps: the sandbox and when to look again.
 struct Tracked {
@@ -368,7 +368,7 @@ async fn round(
             }
             continue;
         }
-        let terminal = crate::objects::is_finished(v);
+        let terminal = localfargate_registry::objects::is_finished(v);
         if !tracked.contains_key(&key) {
             if terminal {
                 // A finished pod whose sandbox outlived a restart (the process runtime keeps
@@ -856,7 +856,7 @@ fn config_error_status(pod: &Value, failed: &str, message: &str) -> Value {
 
 fn rfc3339(t: SystemTime) -> String {
     jiff::Timestamp::try_from(t)
-        .map(crate::objects::rfc3339)
+        .map(localfargate_registry::objects::rfc3339)
         .unwrap_or_default()
 }
 

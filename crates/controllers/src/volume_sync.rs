@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::cluster::ClusterContext;
 use crate::node_agent::{StoreRefs, placement};
-use crate::objects::resource;
 use crate::pod_spec;
+use localfargate_registry::objects::resource;
 
 /// The kubelet renews a projected token once 80 % of its life has passed, or after 24 hours.
 const RENEW_AT_PERCENT: u64 = 80;

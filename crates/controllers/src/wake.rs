@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 /// A cluster's objects as the controllers watch them: all but Events.
 pub fn controlled(store_kind: &str) -> Selection {
-    Selection::new(store_kind, "").except(localfargate_core::kube::EVENTS_KEY_PREFIX)
+    Selection::new(store_kind, "").except(localfargate_registry::resources::EVENTS_KEY_PREFIX)
 }
 
 pub struct Wake {

@@ -7,20 +7,20 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use localfargate_core::kube::ResourceType;
 use localfargate_core::selectors::LabelSelector;
+use localfargate_registry::resources::ResourceType;
 use localfargate_store::Object;
 use serde_json::{Value, json};
 
 use crate::cluster::ClusterContext;
 use crate::cron;
 use crate::events::{self, EventType as Kind};
-use crate::objects::{
+use crate::wake::{Wake, Woken};
+use localfargate_registry::binding::condition_is;
+use localfargate_registry::objects::{
     DeleteOptions, KubeError, Objects, Propagation, is_deleting, name_of, namespace_of,
     now_rfc3339, resource, uid_of,
 };
-use crate::scheduling::condition_is;
-use crate::wake::{Wake, Woken};
 
 pub async fn run(ctx: Arc<ClusterContext>) {
     let kind = ctx.objects.store_kind().to_string();
@@ -180,7 +180,7 @@ fn owner_ref(owner: &Value) -> Value {
 }
 
 fn is_active(p: &Value) -> bool {
-    !is_deleting(p) && !crate::objects::is_finished(p)
+    !is_deleting(p) && !localfargate_registry::objects::is_finished(p)
 }
 
 fn is_ready(p: &Value) -> bool {
@@ -940,7 +940,7 @@ fn cronjob(objects: &Objects, cj: &Value, jobs: &[&Value]) -> Result<(), KubeErr
                 meta["annotations"] = json!({});
             }
             let due_text = jiff::Timestamp::from_second(due)
-                .map(crate::objects::rfc3339)
+                .map(localfargate_registry::objects::rfc3339)
                 .unwrap_or_default();
             meta["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] =
                 json!(due_text);
@@ -960,7 +960,7 @@ fn cronjob(objects: &Objects, cj: &Value, jobs: &[&Value]) -> Result<(), KubeErr
         }
         status["lastScheduleTime"] = json!(
             jiff::Timestamp::from_second(due)
-                .map(crate::objects::rfc3339)
+                .map(localfargate_registry::objects::rfc3339)
                 .unwrap_or_default()
         );
     }
@@ -1011,7 +1011,7 @@ fn daemon_fits(template_pod: &Value, node: &Value) -> bool {
     if node["metadata"]["labels"]["eks.amazonaws.com/compute-type"] == "fargate" {
         return false;
     }
-    let Ok(typed) = crate::admission::decode_pod(template_pod) else {
+    let Ok(typed) = localfargate_registry::admission::decode_pod(template_pod) else {
         return false;
     };
     let view = localfargate_core::nodegroup::NodeView {
@@ -1244,9 +1244,13 @@ mod tests {
     fn objects() -> Objects {
         let store: Arc<dyn localfargate_store::Store> =
             Arc::new(localfargate_store::SqliteStore::in_memory().unwrap());
-        let o = Objects::new(store, "c", Arc::new(crate::Settings::new("us-east-1")));
+        let o = Objects::new(
+            store,
+            "c",
+            Arc::new(localfargate_registry::Settings::new("us-east-1")),
+        );
         o.create(
-            crate::objects::namespaces(),
+            localfargate_registry::objects::namespaces(),
             "",
             json!({"metadata": {"name": "default"}}),
         )

@@ -5,10 +5,10 @@ pub mod admission;
 pub mod eks;
 pub mod glob;
 pub mod go_duration;
-pub mod kube;
 pub mod logging;
 pub mod matching;
 pub mod nodegroup;
+pub mod pki;
 pub mod plan;
 pub mod pod;
 pub mod pricing;
@@ -18,6 +18,7 @@ pub mod selectors;
 pub mod service_account_token;
 pub mod sigv4;
 pub mod sizing;
+pub mod usage;
 
 #[cfg(test)]
 mod test_pods;

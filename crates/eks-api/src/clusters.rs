@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::wire::{self, Idempotency, to_value};
-use localfargate_kube_api::pki::ClusterCa;
+use localfargate_core::pki::ClusterCa;
 
 /// Members CreateCluster accepts and echoes without interpreting them.
 const ECHOED: [&str; 11] = [

@@ -253,23 +253,9 @@ impl Idempotency {
 /// a store error becomes a server error.
 pub fn in_tx(
     store: &dyn localfargate_store::Store,
-    mut f: impl FnMut(&mut dyn Tx) -> Result<Value, ApiError>,
+    f: impl FnMut(&mut dyn Tx) -> Result<Value, ApiError>,
 ) -> Result<Value, ApiError> {
-    let mut refused = None;
-    let result = localfargate_store::transaction(store, |tx| match f(tx) {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            refused = Some(e);
-            Err(localfargate_store::StoreError::Backend(
-                "rolled back".to_string(),
-            ))
-        }
-    });
-    match (result, refused) {
-        (_, Some(e)) => Err(e),
-        (Ok(v), None) => Ok(v),
-        (Err(e), None) => Err(e.into()),
-    }
+    localfargate_store::transaction(store, f)
 }
 
 /// A stored record of type `T`, and its revision.

@@ -1,8 +1,8 @@
 //! Discovery, legacy and aggregated, and the minimal OpenAPI v3 kubectl needs, all generated from
-//! the one resource registry in `localfargate_core::kube`.
+//! the one resource registry in `localfargate_registry::resources`.
 
-use localfargate_controllers::metrics::{GROUP as METRICS_GROUP, VERSION as METRICS_VERSION};
-use localfargate_core::kube::{self, ResourceType};
+use localfargate_registry::metrics::{GROUP as METRICS_GROUP, VERSION as METRICS_VERSION};
+use localfargate_registry::resources::{self, ResourceType};
 use serde_json::{Value, json};
 
 /// A resource of the resource metrics API, which is served (not stored) beside the stored
@@ -33,7 +33,7 @@ fn metrics_group_version() -> String {
 
 /// Whether `/apis/<group>` is a group this API serves.
 pub fn serves_group(group: &str) -> bool {
-    group == METRICS_GROUP || (!group.is_empty() && kube::groups().contains(&group))
+    group == METRICS_GROUP || (!group.is_empty() && resources::groups().contains(&group))
 }
 
 /// `metrics.k8s.io` as an `APIGroupDiscovery` (one item of the aggregated `/apis`).
@@ -154,11 +154,11 @@ fn aggregated_resource(r: &ResourceType) -> Value {
 
 /// `/api` (core only) or `/apis` (every other group) as an `APIGroupDiscoveryList`.
 pub fn aggregated(core: bool, version: &str) -> Value {
-    let mut items: Vec<Value> = kube::groups()
+    let mut items: Vec<Value> = resources::groups()
         .into_iter()
         .filter(|g| g.is_empty() == core)
         .map(|group| {
-            let resources: Vec<Value> = kube::RESOURCES
+            let resources: Vec<Value> = resources::RESOURCES
                 .iter()
                 .filter(|r| r.group == group)
                 .map(aggregated_resource)
@@ -195,7 +195,7 @@ pub fn api_versions(server_address: &str) -> Value {
 
 /// `/apis` as `APIGroupList`.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = kube::groups()
+    let groups: Vec<Value> = resources::groups()
         .into_iter()
         .filter(|g| !g.is_empty())
         .chain([METRICS_GROUP])
@@ -221,11 +221,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if group == METRICS_GROUP {
         return (version == METRICS_VERSION).then(metrics_resource_list);
     }
-    if version != "v1" || !kube::groups().contains(&group) {
+    if version != "v1" || !resources::groups().contains(&group) {
         return None;
     }
     let mut resources = Vec::new();
-    for r in kube::RESOURCES.iter().filter(|r| r.group == group) {
+    for r in resources::RESOURCES.iter().filter(|r| r.group == group) {
         let mut v = json!({
             "name": r.resource,
             "singularName": r.singular,
@@ -282,7 +282,7 @@ fn openapi_path(group: &str) -> String {
 /// `/openapi/v3`: where each GroupVersion's document is.
 pub fn openapi_root() -> Value {
     let mut paths = serde_json::Map::new();
-    for group in kube::groups() {
+    for group in resources::groups() {
         let p = openapi_path(group);
         paths.insert(
             p.clone(),
@@ -297,11 +297,11 @@ pub fn openapi_root() -> Value {
 /// server validates fields itself. Schemas are left out on purpose: without them kubectl computes
 /// strategic merge patches from its compiled-in types, which know every merge key.
 pub fn openapi_document(path: &str) -> Option<Value> {
-    let group = kube::groups()
+    let group = resources::groups()
         .into_iter()
         .find(|g| openapi_path(g) == path)?;
     let mut paths = serde_json::Map::new();
-    for r in kube::RESOURCES.iter().filter(|r| r.group == group) {
+    for r in resources::RESOURCES.iter().filter(|r| r.group == group) {
         let prefix = if group.is_empty() {
             "/api/v1".to_string()
         } else {

@@ -5,9 +5,9 @@
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use localfargate_controllers::KubeError;
-use localfargate_controllers::metrics::{GROUP, MetricsItem, Selection, VERSION, resources};
 use localfargate_core::selectors::{FieldSelector, LabelSelector};
+use localfargate_registry::KubeError;
+use localfargate_registry::metrics::{GROUP, MetricsItem, Selection, VERSION, resources};
 
 use crate::rest::{
     Query, TABLE_CONTENT_TYPE, error_response, json_response, json_typed, wants_table,

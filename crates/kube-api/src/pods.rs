@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime};
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use localfargate_controllers::node_agent::sandbox_of;
-use localfargate_controllers::objects::{KubeError, resource};
+use localfargate_registry::objects::{KubeError, resource};
 use localfargate_runtime::{LogOptions, RuntimeError, SandboxId};
 use serde_json::Value;
 
@@ -78,8 +77,8 @@ pub(crate) async fn sandbox(
     container: &str,
 ) -> Result<SandboxId, KubeError> {
     let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
-    match sandbox_of(&*api.runtime, uid).await {
-        Some(id) => Ok(id),
+    match api.runtime.sandbox_of_pod(uid).await.ok().flatten() {
+        Some(summary) => Ok(summary.id),
         None => Err(bad(format!(
             "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
         ))),

@@ -10,7 +10,7 @@ use base64::Engine;
 use k8s_pb::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_pb::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
-use localfargate_controllers::KubeError;
+use localfargate_registry::KubeError;
 use prost::Message;
 use serde_json::{Map, Value, json};
 

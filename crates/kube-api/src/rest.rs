@@ -7,10 +7,10 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use localfargate_controllers::objects::{
+use localfargate_registry::objects::{
     self, DeleteOptions, Deleted, KubeError, Propagation, into_resource_version, name_of,
 };
-use localfargate_core::kube::{self, ResourceType};
+use localfargate_registry::resources::{self, ResourceType};
 use serde_json::{Value, json};
 
 use crate::patch::{self, PatchError};
@@ -44,7 +44,8 @@ pub fn parse_target(path: &str) -> Result<Target, KubeError> {
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Err(not_found()),
     };
-    let lookup = |resource: &str| kube::resource(group, version, resource).ok_or_else(not_found);
+    let lookup =
+        |resource: &str| resources::resource(group, version, resource).ok_or_else(not_found);
     let t = |rt, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
         rt,
         namespace: namespace.map(str::to_string),
@@ -53,7 +54,7 @@ pub fn parse_target(path: &str) -> Result<Target, KubeError> {
     };
     let target = match rest {
         ["namespaces", ns, resource, more @ ..]
-            if kube::resource(group, version, resource).is_some_and(|r| r.namespaced) =>
+            if resources::resource(group, version, resource).is_some_and(|r| r.namespaced) =>
         {
             let rt = lookup(resource)?;
             match more {
@@ -706,7 +707,7 @@ fn bind(api: &Arc<Api>, ns: &str, name: &str, binding: &Value) -> Result<Respons
         .filter(|n| !n.is_empty())
         .ok_or_else(|| KubeError::BadRequest("binding target name is required".into()))?
         .to_string();
-    localfargate_controllers::scheduling::bind(&api.objects, ns, name, &node)?;
+    localfargate_registry::binding::bind(&api.objects, ns, name, &node)?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

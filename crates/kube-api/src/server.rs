@@ -12,8 +12,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use localfargate_controllers::{KubeError, Objects};
 use localfargate_core::sigv4::{Credentials, verify_presigned_sts};
+use localfargate_registry::{KubeError, Objects};
 use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
 
@@ -144,7 +144,7 @@ pub struct Api {
     pub objects: Objects,
     pub runtime: Arc<dyn SandboxRuntime>,
     /// The usage samples `metrics.k8s.io` serves (shared by every cluster's API).
-    pub metrics: Arc<localfargate_controllers::metrics::MetricsStore>,
+    pub metrics: Arc<localfargate_registry::metrics::MetricsStore>,
     /// `host:port`, for `/api`'s serverAddressByClientCIDRs.
     pub server_address: String,
 }

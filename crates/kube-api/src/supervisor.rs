@@ -10,10 +10,10 @@ use axum_server::tls_rustls::RustlsConfig;
 use localfargate_core::eks::CLUSTER_KIND;
 use localfargate_store::Store;
 
-use crate::pki::ClusterCa;
-use localfargate_controllers::metrics::MetricsStore;
-use localfargate_controllers::{Objects, Settings};
+use localfargate_core::pki::ClusterCa;
 use localfargate_core::sigv4::Credentials;
+use localfargate_registry::metrics::MetricsStore;
+use localfargate_registry::{Objects, Settings};
 use localfargate_runtime::SandboxRuntime;
 
 use crate::server::{Api, ClusterInfo, router};
@@ -76,7 +76,7 @@ pub async fn run(
                     .to_string(),
                 token: token.to_string(),
                 strict: strict.clone(),
-                service_accounts: localfargate_controllers::cluster::token_signer(&c.key, v),
+                service_accounts: localfargate_registry::service_accounts::token_signer(&c.key, v),
             };
             let api = Api {
                 info,

@@ -34,8 +34,8 @@ const MAX_SAMPLE: usize = 16 * 1024;
 /// objects (a cluster's first pods) need not look like the ones that follow.
 const REBUILD_CAP: u64 = 16_384;
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::backend(e)
 }
 
 /// A raw-content dictionary, prepared for decompression. Entries packed with it share it; the

@@ -54,7 +54,7 @@ impl Event {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     #[error("{kind} {key:?} already exists")]
     AlreadyExists { kind: String, key: String },
@@ -73,9 +73,61 @@ pub enum StoreError {
         requested: Revision,
         oldest: Revision,
     },
+    /// The storage engine failed (SQLite, decoding a stored object, …); the cause is kept.
     #[error("store backend: {0}")]
-    Backend(String),
+    Backend(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The caller's transaction function refused to go on; everything it wrote is rolled back.
+    /// [`transaction`] turns this back into the caller's own error.
+    #[error("transaction aborted by its caller")]
+    Aborted,
 }
+
+impl StoreError {
+    /// A backend failure with its cause.
+    pub fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Backend(Arc::from(e.into()))
+    }
+}
+
+/// Backend errors compare by what they say: their causes need not be comparable.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        use StoreError::*;
+        match (self, other) {
+            (AlreadyExists { kind: a, key: b }, AlreadyExists { kind: c, key: d })
+            | (NotFound { kind: a, key: b }, NotFound { kind: c, key: d }) => a == c && b == d,
+            (
+                Conflict {
+                    kind: a,
+                    key: b,
+                    expected: e1,
+                    actual: a1,
+                },
+                Conflict {
+                    kind: c,
+                    key: d,
+                    expected: e2,
+                    actual: a2,
+                },
+            ) => a == c && b == d && e1 == e2 && a1 == a2,
+            (
+                Expired {
+                    requested: r1,
+                    oldest: o1,
+                },
+                Expired {
+                    requested: r2,
+                    oldest: o2,
+                },
+            ) => r1 == r2 && o1 == o2,
+            (Backend(a), Backend(b)) => a.to_string() == b.to_string(),
+            (Aborted, Aborted) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreError {}
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -128,17 +180,31 @@ pub trait Store: Send + Sync {
     fn reset(&self) -> Result<()>;
 }
 
-/// Convenience over [`Store::transact`]: a transaction that returns a value.
-pub fn transaction<R, S: Store + ?Sized>(
+/// Convenience over [`Store::transact`]: a transaction that returns a value, or the caller's own
+/// error. An `Err` from `f` rolls the transaction back and comes out unchanged, typed: a
+/// Kubernetes `Invalid` or an EKS `ResourceInUseException` raised halfway through is not
+/// flattened into a store error. Store errors become `E` through `From`.
+pub fn transaction<R, E: From<StoreError>, S: Store + ?Sized>(
     store: &S,
-    mut f: impl FnMut(&mut dyn Tx) -> Result<R>,
-) -> Result<R> {
+    mut f: impl FnMut(&mut dyn Tx) -> std::result::Result<R, E>,
+) -> std::result::Result<R, E> {
     let mut out = None;
-    store.transact(&mut |tx| {
-        out = Some(f(tx)?);
-        Ok(())
-    })?;
-    out.ok_or_else(|| StoreError::Backend("transaction returned nothing".to_string()))
+    let mut refused = None;
+    let result = store.transact(&mut |tx| match f(tx) {
+        Ok(v) => {
+            out = Some(v);
+            Ok(())
+        }
+        Err(e) => {
+            refused = Some(e);
+            Err(StoreError::Aborted)
+        }
+    });
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    result?;
+    out.ok_or_else(|| StoreError::backend("transaction returned nothing").into())
 }
 
 /// Single-write helpers, each its own transaction.
@@ -339,7 +405,7 @@ impl Watcher {
                 self.live = None;
                 None
             }
-            Live::Closed => Some(Err(StoreError::Backend("store closed".to_string()))),
+            Live::Closed => Some(Err(StoreError::backend("store closed"))),
         }
     }
 

@@ -102,8 +102,8 @@ impl Uncached {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::backend(e)
 }
 
 /// How often the WAL is checkpointed.

@@ -524,7 +524,7 @@ fn uncached_types_live_in_sqlite_only_and_read_the_same() {
     assert_eq!(e1b.created, e1.revision);
     let seen = transaction(&s, |tx| {
         tx.update("k", "core/events/ns/e2", &json!({"e": 20}), None)?;
-        Ok(tx.get("k", "core/events/ns/e2")?.unwrap().value.clone())
+        Ok::<_, StoreError>(tx.get("k", "core/events/ns/e2")?.unwrap().value.clone())
     })
     .unwrap();
     assert_eq!(seen, json!({"e": 20}));

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use localfargate_runtime::{ContainerUsage, RuntimeError, SandboxRuntime};
 use tokio::time::MissedTickBehavior;
 
-use super::store::MetricsStore;
+use localfargate_registry::metrics::MetricsStore;
 
 /// Samples every resolution until the task is dropped.
 pub async fn run(runtime: Arc<dyn SandboxRuntime>, store: Arc<MetricsStore>) {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::header;
 use axum::response::Response;
-use localfargate_controllers::objects::{KubeError, resource};
+use localfargate_registry::objects::{KubeError, resource};
 use localfargate_runtime::{AttachRequest, ExecRequest, RuntimeError, SandboxId, TerminalSize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;

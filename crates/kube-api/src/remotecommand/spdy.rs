@@ -19,7 +19,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use localfargate_controllers::objects::KubeError;
+use localfargate_registry::objects::KubeError;
 use serde_json::Value;
 
 use super::websocket::terminal_size;

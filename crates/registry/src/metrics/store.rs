@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
-use localfargate_runtime::ContainerUsage;
+use localfargate_core::usage::ContainerUsage;
 
 /// metrics-server's `freshContainerMinMetricsResolution`: a container measured from its start
 /// must have run at least this long, or the rate is too coarse.

@@ -1,4 +1,5 @@
-//! What both schedulers share: binding a pod to a node and the pod conditions that say so.
+//! `pods/binding`: binding a pod to a node, as both schedulers and the API do, and the pod
+//! conditions that say so.
 
 use localfargate_store::{StoreError, transaction};
 use serde_json::{Value, json};
@@ -61,36 +62,29 @@ pub fn bind(objects: &Objects, namespace: &str, name: &str, node: &str) -> Resul
     let pods = resource("", "pods");
     let key = pods.key(namespace, name);
     let kind = objects.store_kind().to_string();
-    let result = transaction(&*objects.store, |tx| {
+    transaction(&*objects.store, |tx| {
         let Some(current) = tx.get(&kind, &key)? else {
-            return Err(StoreError::NotFound {
-                kind: kind.clone(),
-                key: key.clone(),
-            });
+            return Err(KubeError::not_found(pods, name));
         };
         if let Some(existing) = current.value["spec"]["nodeName"]
             .as_str()
             .filter(|n| !n.is_empty())
         {
-            return Err(StoreError::Backend(format!(
-                "pod {name} is already assigned to node \"{existing}\""
-            )));
+            return Err(KubeError::Conflict {
+                message: format!("pod {name} is already assigned to node \"{existing}\""),
+                kind: "pods".into(),
+                name: name.to_string(),
+            });
         }
         let mut pod = current.value.clone();
         pod["spec"]["nodeName"] = json!(node);
         set_condition(&mut pod, "PodScheduled", true, None, None);
         tx.update(&kind, &key, &pod, Some(current.revision))
-    });
-    match result {
-        Ok(_) => Ok(()),
-        Err(StoreError::NotFound { .. }) => Err(KubeError::not_found(pods, name)),
-        Err(StoreError::Backend(message)) if message.contains("already assigned") => {
-            Err(KubeError::Conflict {
-                message,
-                kind: "pods".into(),
-                name: name.to_string(),
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => KubeError::not_found(pods, name),
+                StoreError::Conflict { .. } => KubeError::conflict(pods, name),
+                other => other.into(),
             })
-        }
-        Err(e) => Err(KubeError::Internal(e.to_string())),
-    }
+    })?;
+    Ok(())
 }

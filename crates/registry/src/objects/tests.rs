@@ -260,7 +260,7 @@ fn bound_pods_delete_gracefully_and_terminating_namespaces_refuse_content() {
 #[test]
 fn read_only_profiles_refuse_writes() {
     let o = objects();
-    let fp = resource(localfargate_core::kube::FARGATE_GROUP, "fargateprofiles");
+    let fp = resource(crate::resources::FARGATE_GROUP, "fargateprofiles");
     let e = o
         .create(fp, "", json!({"metadata": {"name": "x"}}))
         .unwrap_err();

@@ -2,7 +2,7 @@
 //! create (restart policy, replicas, strategies, Job selectors, a pod's initial status) and the
 //! rules that keep a running pod's spec fixed.
 
-use localfargate_core::kube::ResourceType;
+use crate::resources::ResourceType;
 use serde_json::{Map, Value, json};
 
 use crate::objects::{KubeError, Result, name_of, uid_of};

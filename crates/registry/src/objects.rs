@@ -6,166 +6,14 @@
 
 use std::sync::Arc;
 
-use localfargate_core::kube::{self, ResourceType};
+use crate::resources::{self, ResourceType};
 use localfargate_store::{Object, Revision, Store, StoreError, Tx, transaction};
 use serde_json::{Map, Value, json};
-use thiserror::Error;
 
 use crate::admission;
 use crate::defaults;
+pub use crate::error::{KubeError, Result};
 use crate::settings::Settings;
-
-/// A request the API refuses, with what `metav1.Status` needs to say why.
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum KubeError {
-    #[error("{message}")]
-    NotFound {
-        message: String,
-        kind: String,
-        name: String,
-    },
-    #[error("{message}")]
-    AlreadyExists {
-        message: String,
-        kind: String,
-        name: String,
-    },
-    #[error("{message}")]
-    Conflict {
-        message: String,
-        kind: String,
-        name: String,
-    },
-    /// 422, with the field causes.
-    #[error("{message}")]
-    Invalid {
-        message: String,
-        kind: String,
-        name: String,
-        causes: Vec<Value>,
-    },
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
-    /// 410: a watch or continue token older than the retained history.
-    #[error("{0}")]
-    Expired(String),
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl KubeError {
-    pub fn code(&self) -> u16 {
-        match self {
-            KubeError::NotFound { .. } => 404,
-            KubeError::AlreadyExists { .. } | KubeError::Conflict { .. } => 409,
-            KubeError::Invalid { .. } => 422,
-            KubeError::BadRequest(_) => 400,
-            KubeError::Forbidden(_) => 403,
-            KubeError::MethodNotAllowed(_) => 405,
-            KubeError::Expired(_) => 410,
-            KubeError::UnsupportedMediaType(_) => 415,
-            KubeError::Internal(_) => 500,
-        }
-    }
-
-    pub fn reason(&self) -> &'static str {
-        match self {
-            KubeError::NotFound { .. } => "NotFound",
-            KubeError::AlreadyExists { .. } => "AlreadyExists",
-            KubeError::Conflict { .. } => "Conflict",
-            KubeError::Invalid { .. } => "Invalid",
-            KubeError::BadRequest(_) => "BadRequest",
-            KubeError::Forbidden(_) => "Forbidden",
-            KubeError::MethodNotAllowed(_) => "MethodNotAllowed",
-            KubeError::Expired(_) => "Expired",
-            KubeError::UnsupportedMediaType(_) => "UnsupportedMediaType",
-            KubeError::Internal(_) => "InternalError",
-        }
-    }
-
-    /// The `metav1.Status` body.
-    pub fn status(&self) -> Value {
-        let mut s = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.to_string(),
-            "reason": self.reason(),
-            "code": self.code(),
-        });
-        match self {
-            KubeError::NotFound { kind, name, .. }
-            | KubeError::AlreadyExists { kind, name, .. }
-            | KubeError::Conflict { kind, name, .. } => {
-                s["details"] = details(kind, name);
-            }
-            KubeError::Invalid {
-                kind, name, causes, ..
-            } => {
-                s["details"] = details(kind, name);
-                s["details"]["causes"] = json!(causes);
-            }
-            _ => {}
-        }
-        s
-    }
-
-    /// The resource, group-qualified (`deployments.apps`), an error names.
-    pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        KubeError::NotFound {
-            message: format!("{} \"{name}\" not found", rt.qualified()),
-            kind: rt.qualified(),
-            name: name.to_string(),
-        }
-    }
-
-    pub fn conflict(rt: &ResourceType, name: &str) -> Self {
-        KubeError::Conflict {
-            message: format!(
-                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                rt.qualified()
-            ),
-            kind: rt.qualified(),
-            name: name.to_string(),
-        }
-    }
-
-    /// 422 with one cause: `Pod "p" is invalid: spec.containers: Required value`.
-    pub fn invalid(rt: &ResourceType, name: &str, field: &str, detail: &str) -> Self {
-        let kind = if rt.group.is_empty() {
-            rt.kind.to_string()
-        } else {
-            format!("{}.{}", rt.kind, rt.group)
-        };
-        KubeError::Invalid {
-            message: format!("{kind} \"{name}\" is invalid: {field}: {detail}"),
-            kind: rt.qualified(),
-            name: name.to_string(),
-            causes: vec![json!({"reason": "FieldValueInvalid", "message": detail, "field": field})],
-        }
-    }
-
-    fn from_store(e: StoreError) -> Self {
-        KubeError::Internal(e.to_string())
-    }
-}
-
-/// `details` of a Status: `kind` is the resource, with its group apart (`deployments` + `apps`).
-fn details(qualified: &str, name: &str) -> Value {
-    match qualified.split_once('.') {
-        Some((resource, group)) => json!({"name": name, "group": group, "kind": resource}),
-        None => json!({"name": name, "kind": qualified}),
-    }
-}
-
-pub type Result<T> = std::result::Result<T, KubeError>;
 
 /// How dependents go when their owner is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -313,7 +161,7 @@ impl Objects {
             store,
             cluster: cluster.to_string(),
             settings,
-            kind: kube::store_kind(cluster).into(),
+            kind: resources::store_kind(cluster).into(),
             profiles: Arc::default(),
         }
     }
@@ -481,11 +329,10 @@ impl Objects {
         let name = name_of(obj).to_string();
         let key = rt.key(namespace, &name);
         let stored = transaction(&*self.store, |tx| {
-            self.check_namespace(tx, rt, namespace)
-                .map_err(|e| StoreError::Backend(encode(e)))?;
+            self.check_namespace(tx, rt, namespace)?;
             tx.create(&self.kind, &key, obj)
-        })
-        .map_err(|e| self.map_store(rt, &name, e))?;
+                .map_err(|e| self.map_store(rt, &name, e))
+        })?;
         Ok(with_resource_version(&stored))
     }
 
@@ -758,46 +605,11 @@ impl Objects {
             },
             StoreError::NotFound { .. } => KubeError::not_found(rt, name),
             StoreError::Conflict { .. } => KubeError::conflict(rt, name),
-            StoreError::Backend(text) => decode(&text).unwrap_or(KubeError::Internal(text)),
-            StoreError::Expired { .. } => KubeError::Internal(e.to_string()),
+            StoreError::Expired { .. } | StoreError::Backend(_) | StoreError::Aborted => {
+                KubeError::from_store(e)
+            }
         }
     }
-}
-
-// A KubeError raised inside a store transaction travels as a Backend error; these carry it
-// through unchanged.
-const CARRIED: &str = "\u{0}kube:";
-
-fn encode(e: KubeError) -> String {
-    format!("{CARRIED}{}", e.status())
-}
-
-fn decode(text: &str) -> Option<KubeError> {
-    let status: Value = serde_json::from_str(text.strip_prefix(CARRIED)?).ok()?;
-    let message = status["message"].as_str().unwrap_or_default().to_string();
-    let kind = status["details"]["kind"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let name = status["details"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    Some(match status["code"].as_u64() {
-        Some(404) => KubeError::NotFound {
-            message,
-            kind,
-            name,
-        },
-        Some(403) => KubeError::Forbidden(message),
-        Some(409) => KubeError::Conflict {
-            message,
-            kind,
-            name,
-        },
-        Some(400) => KubeError::BadRequest(message),
-        _ => KubeError::Internal(message),
-    })
 }
 
 /// Read-only resources (the mirrored Fargate profiles) refuse writes, saying what to do instead.
@@ -818,10 +630,10 @@ pub fn namespaces() -> &'static ResourceType {
 /// A served resource by group and plural; the registry is static, so a miss is a programming error
 /// caught by the tests, and falls back to namespaces rather than panicking.
 pub fn resource(group: &str, plural: &str) -> &'static ResourceType {
-    kube::RESOURCES
+    resources::RESOURCES
         .iter()
         .find(|r| r.group == group && r.resource == plural)
-        .unwrap_or(&kube::RESOURCES[0])
+        .unwrap_or(&resources::RESOURCES[0])
 }
 
 fn tracks_generation(rt: &ResourceType) -> bool {

@@ -1,0 +1,168 @@
+//! The errors the API answers with, and the `metav1.Status` each becomes.
+
+use localfargate_store::StoreError;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::resources::ResourceType;
+
+/// A request the API refuses, with what `metav1.Status` needs to say why.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum KubeError {
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        kind: String,
+        name: String,
+    },
+    #[error("{message}")]
+    AlreadyExists {
+        message: String,
+        kind: String,
+        name: String,
+    },
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        kind: String,
+        name: String,
+    },
+    /// 422, with the field causes.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        kind: String,
+        name: String,
+        causes: Vec<Value>,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 410: a watch or continue token older than the retained history.
+    #[error("{0}")]
+    Expired(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl KubeError {
+    pub fn code(&self) -> u16 {
+        match self {
+            KubeError::NotFound { .. } => 404,
+            KubeError::AlreadyExists { .. } | KubeError::Conflict { .. } => 409,
+            KubeError::Invalid { .. } => 422,
+            KubeError::BadRequest(_) => 400,
+            KubeError::Forbidden(_) => 403,
+            KubeError::MethodNotAllowed(_) => 405,
+            KubeError::Expired(_) => 410,
+            KubeError::UnsupportedMediaType(_) => 415,
+            KubeError::Internal(_) => 500,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            KubeError::NotFound { .. } => "NotFound",
+            KubeError::AlreadyExists { .. } => "AlreadyExists",
+            KubeError::Conflict { .. } => "Conflict",
+            KubeError::Invalid { .. } => "Invalid",
+            KubeError::BadRequest(_) => "BadRequest",
+            KubeError::Forbidden(_) => "Forbidden",
+            KubeError::MethodNotAllowed(_) => "MethodNotAllowed",
+            KubeError::Expired(_) => "Expired",
+            KubeError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            KubeError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The `metav1.Status` body.
+    pub fn status(&self) -> Value {
+        let mut s = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": self.reason(),
+            "code": self.code(),
+        });
+        match self {
+            KubeError::NotFound { kind, name, .. }
+            | KubeError::AlreadyExists { kind, name, .. }
+            | KubeError::Conflict { kind, name, .. } => {
+                s["details"] = details(kind, name);
+            }
+            KubeError::Invalid {
+                kind, name, causes, ..
+            } => {
+                s["details"] = details(kind, name);
+                s["details"]["causes"] = json!(causes);
+            }
+            _ => {}
+        }
+        s
+    }
+
+    /// The resource, group-qualified (`deployments.apps`), an error names.
+    pub fn not_found(rt: &ResourceType, name: &str) -> Self {
+        KubeError::NotFound {
+            message: format!("{} \"{name}\" not found", rt.qualified()),
+            kind: rt.qualified(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn conflict(rt: &ResourceType, name: &str) -> Self {
+        KubeError::Conflict {
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                rt.qualified()
+            ),
+            kind: rt.qualified(),
+            name: name.to_string(),
+        }
+    }
+
+    /// 422 with one cause: `Pod "p" is invalid: spec.containers: Required value`.
+    pub fn invalid(rt: &ResourceType, name: &str, field: &str, detail: &str) -> Self {
+        let kind = if rt.group.is_empty() {
+            rt.kind.to_string()
+        } else {
+            format!("{}.{}", rt.kind, rt.group)
+        };
+        KubeError::Invalid {
+            message: format!("{kind} \"{name}\" is invalid: {field}: {detail}"),
+            kind: rt.qualified(),
+            name: name.to_string(),
+            causes: vec![json!({"reason": "FieldValueInvalid", "message": detail, "field": field})],
+        }
+    }
+
+    pub(crate) fn from_store(e: StoreError) -> Self {
+        KubeError::Internal(e.to_string())
+    }
+}
+
+/// `details` of a Status: `kind` is the resource, with its group apart (`deployments` + `apps`).
+fn details(qualified: &str, name: &str) -> Value {
+    match qualified.split_once('.') {
+        Some((resource, group)) => json!({"name": name, "group": group, "kind": resource}),
+        None => json!({"name": name, "kind": qualified}),
+    }
+}
+
+pub type Result<T> = std::result::Result<T, KubeError>;
+
+/// A store failure inside a registry operation is the server's fault: a 500 saying what failed.
+/// (Conflicts and missing objects are mapped to their Kubernetes errors where the resource and
+/// name are known, before this applies.)
+impl From<StoreError> for KubeError {
+    fn from(e: StoreError) -> Self {
+        KubeError::from_store(e)
+    }
+}
