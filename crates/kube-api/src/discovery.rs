@@ -167,9 +167,10 @@ pub fn aggregated(core: bool, version: &str) -> Value {
             if !group.is_empty() {
                 meta["name"] = json!(group);
             }
+            let version = resources::group_version(group).unwrap_or("v1");
             json!({
                 "metadata": meta,
-                "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+                "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
             })
         })
         .collect();
@@ -209,7 +210,7 @@ pub fn api_group(group: &str) -> Value {
     let version = if group == METRICS_GROUP {
         METRICS_VERSION
     } else {
-        "v1"
+        resources::group_version(group).unwrap_or("v1")
     };
     let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv})
@@ -221,7 +222,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if group == METRICS_GROUP {
         return (version == METRICS_VERSION).then(metrics_resource_list);
     }
-    if version != "v1" || !resources::groups().contains(&group) {
+    if resources::group_version(group) != Some(version) {
         return None;
     }
     let mut resources = Vec::new();
@@ -275,7 +276,8 @@ fn openapi_path(group: &str) -> String {
     if group.is_empty() {
         "api/v1".to_string()
     } else {
-        format!("apis/{group}/v1")
+        let version = resources::group_version(group).unwrap_or("v1");
+        format!("apis/{group}/{version}")
     }
 }
 

@@ -1,5 +1,5 @@
-//! Defaulting and the validation controllers rely on: the fields the API server fills in on
-//! create (restart policy, replicas, strategies, Job selectors, a pod's initial status) and the
+//! Defaulting and the validation controllers rely on, used by the strategies: the fields the
+//! API server fills in (restart policy, replicas, strategies, Job selectors and labels) and the
 //! rules that keep a running pod's spec fixed.
 
 use crate::resources::ResourceType;
@@ -16,78 +16,80 @@ fn obj<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
     entry.as_object_mut()
 }
 
+/// The object at `key` of a map, made an empty one when missing or null.
+fn obj_in<'a>(m: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+    let entry = m.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if entry.is_null() {
+        *entry = Value::Object(Map::new());
+    }
+    entry.as_object_mut()
+}
+
 fn default(m: &mut Map<String, Value>, key: &str, value: Value) {
     if m.get(key).is_none_or(Value::is_null) {
         m.insert(key.to_string(), value);
     }
 }
 
-/// Fill in what upstream defaults, and check what controllers cannot do without.
-pub fn on_create(rt: &ResourceType, v: &mut Value) -> Result<()> {
+/// A pod's defaults: its spec's, and nothing else (its status is set on create only).
+pub(crate) fn pod(rt: &ResourceType, v: &mut Value) -> Result<()> {
     let name = name_of(v).to_string();
-    match rt.kind {
-        "Pod" => {
-            pod_spec(rt, &name, v, "spec")?;
-            let qos = qos_class(&v["spec"]);
-            v["status"] = json!({"phase": "Pending", "qosClass": qos});
-        }
-        "Namespace" => {
-            let ns = name.clone();
-            if let Some(labels) = obj(&mut v["metadata"], "labels") {
-                labels.insert("kubernetes.io/metadata.name".into(), json!(ns));
-            }
-            v["spec"] = json!({"finalizers": ["kubernetes"]});
-            v["status"] = json!({"phase": "Active"});
-        }
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
-            workload(rt, &name, v)?;
-        }
-        "Job" => {
-            job(rt, &name, v, "spec")?;
-            v["status"] = json!({});
-        }
-        "CronJob" => {
-            let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
-            if spec
-                .get("schedule")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                return Err(KubeError::invalid(
-                    rt,
-                    &name,
-                    "spec.schedule",
-                    "Required value",
-                ));
-            }
-            default(spec, "concurrencyPolicy", json!("Allow"));
-            default(spec, "suspend", json!(false));
-            default(spec, "successfulJobsHistoryLimit", json!(3));
-            default(spec, "failedJobsHistoryLimit", json!(1));
-            let jt = &mut v["spec"]["jobTemplate"];
-            if !jt.is_object() {
-                return Err(KubeError::invalid(
-                    rt,
-                    &name,
-                    "spec.jobTemplate",
-                    "Required value",
-                ));
-            }
-            pod_template(rt, &name, &mut jt["spec"], "spec.jobTemplate.spec.template")?;
-            v["status"] = json!({});
-        }
-        "Node" => {
-            default_status_map(v);
-        }
-        _ => {}
-    }
-    Ok(())
+    pod_spec(rt, &name, v, "spec")
 }
 
-fn default_status_map(v: &mut Value) {
-    if !v["status"].is_object() {
-        v["status"] = json!({});
+/// A namespace's defaults: the label naming it and the `kubernetes` finalizer.
+pub(crate) fn namespace(v: &mut Value) {
+    let ns = name_of(v).to_string();
+    if let Some(labels) = obj(&mut v["metadata"], "labels") {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(ns));
     }
+    v["spec"] = json!({"finalizers": ["kubernetes"]});
+}
+
+/// A CronJob's defaults and the checks its controller relies on.
+pub(crate) fn cronjob(rt: &ResourceType, v: &mut Value) -> Result<()> {
+    let name = name_of(v).to_string();
+    let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+    if spec
+        .get("schedule")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(KubeError::invalid(
+            rt,
+            &name,
+            "spec.schedule",
+            "Required value",
+        ));
+    }
+    default(spec, "concurrencyPolicy", json!("Allow"));
+    default(spec, "suspend", json!(false));
+    default(spec, "successfulJobsHistoryLimit", json!(3));
+    default(spec, "failedJobsHistoryLimit", json!(1));
+    let jt = &mut v["spec"]["jobTemplate"];
+    if !jt.is_object() {
+        return Err(KubeError::invalid(
+            rt,
+            &name,
+            "spec.jobTemplate",
+            "Required value",
+        ));
+    }
+    pod_template(rt, &name, &mut jt["spec"], "spec.jobTemplate.spec.template")
+}
+
+/// A Job's defaults: its selector and its pods' labels (unless `manualSelector`), and its
+/// template's.
+pub(crate) fn job_defaults(rt: &ResourceType, v: &mut Value) -> Result<()> {
+    let name = name_of(v).to_string();
+    job(rt, &name, v, "spec")
+}
+
+/// The defaults of a Deployment, ReplicaSet, StatefulSet or DaemonSet, and the checks their
+/// controllers rely on.
+pub(crate) fn workload_defaults(rt: &ResourceType, v: &mut Value) -> Result<()> {
+    let name = name_of(v).to_string();
+    workload(rt, &name, v)
 }
 
 fn bad(field: &str) -> KubeError {
@@ -169,9 +171,7 @@ fn workload(rt: &ResourceType, name: &str, v: &mut Value) -> Result<()> {
             ));
         }
     }
-    pod_template(rt, name, &mut v["spec"], "spec.template")?;
-    v["status"] = json!({});
-    Ok(())
+    pod_template(rt, name, &mut v["spec"], "spec.template")
 }
 
 fn pod_template(rt: &ResourceType, name: &str, spec: &mut Value, path: &str) -> Result<()> {
@@ -217,8 +217,11 @@ fn job(rt: &ResourceType, name: &str, v: &mut Value, path: &str) -> Result<()> {
     if !v["spec"]["manualSelector"].as_bool().unwrap_or(false) {
         let name_label = name_of(v).to_string();
         let template = &mut v["spec"]["template"];
+        // A template applied without metadata gets it: its pods must carry the labels the
+        // Job's own selector matches.
         if template.is_object()
-            && let Some(labels) = obj(&mut template["metadata"], "labels")
+            && let Some(metadata) = obj(template, "metadata")
+            && let Some(labels) = obj_in(metadata, "labels")
         {
             labels.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
             labels.insert("controller-uid".into(), json!(uid));

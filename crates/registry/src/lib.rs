@@ -1,7 +1,8 @@
 //! The Kubernetes API server's registry, shared by the HTTP front end and every reconciler: which
 //! resources exist ([`resources`]), what storing one means ([`objects`]: names, uids,
-//! generations, optimistic concurrency, graceful and finalizer-held deletion), the defaults and
-//! checks each kind gets ([`defaults`]), Fargate's mutating webhook on pod creation
+//! generations, optimistic concurrency, graceful and finalizer-held deletion), one strategy per
+//! kind ([`strategy`]: defaults, initial status, update rules, deletion; [`defaults`] holds the
+//! defaulting they share), Fargate's mutating webhook on pod creation
 //! ([`admission`]), `pods/binding` ([`binding`]), service-account token signing
 //! ([`service_accounts`]) and the resource metrics API's data ([`metrics`]). Everything writes
 //! through here, so a pod a ReplicaSet controller makes is admitted exactly like one
@@ -16,6 +17,7 @@ pub mod objects;
 pub mod resources;
 pub mod service_accounts;
 pub mod settings;
+pub mod strategy;
 
 pub use error::KubeError;
 pub use objects::Objects;

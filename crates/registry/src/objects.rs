@@ -10,10 +10,9 @@ use crate::resources::{self, ResourceType};
 use localfargate_store::{Object, Revision, Store, StoreError, Tx, transaction};
 use serde_json::{Map, Value, json};
 
-use crate::admission;
-use crate::defaults;
 pub use crate::error::{KubeError, Result};
 use crate::settings::Settings;
+use crate::strategy::{Deletion, strategy_for};
 
 /// How dependents go when their owner is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,7 +50,7 @@ pub struct Objects {
     pub cluster: String,
     pub settings: Arc<Settings>,
     kind: Arc<str>,
-    profiles: Arc<admission::IndexCache>,
+    profiles: Arc<crate::admission::IndexCache>,
 }
 
 /// A time as the API writes timestamps: RFC 3339, seconds, UTC.
@@ -313,15 +312,17 @@ impl Objects {
         }
         meta.insert("uid".into(), Value::String(new_uid()));
         meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
-        if tracks_generation(rt) {
+        let strategy = strategy_for(rt);
+        if strategy.tracks_generation() {
             meta.insert("generation".into(), json!(1));
         } else {
             meta.remove("generation");
         }
-        defaults::on_create(rt, &mut body)?;
-        if rt.kind == "Pod" {
-            admission::admit_pod(self, &mut body)?;
+        strategy.default(rt, &mut body)?;
+        if let Some(status) = strategy.initial_status(&body) {
+            body["status"] = status;
         }
+        strategy.admit_create(self, &mut body)?;
         Ok(body)
     }
 
@@ -417,20 +418,9 @@ impl Objects {
             if !status {
                 // Updates are defaulted and validated as creates are, so a patch cannot remove
                 // a pod's containers, and an unchanged manifest compares equal to what is stored.
-                let kept = new.get("status").cloned();
-                defaults::on_create(rt, &mut new)?;
-                match kept {
-                    Some(st) => new["status"] = st,
-                    None => {
-                        if let Some(o) = new.as_object_mut() {
-                            o.remove("status");
-                        }
-                    }
-                }
+                strategy_for(rt).default(rt, &mut new)?;
                 bump_generation(rt, &current.value, &mut new);
-            }
-            if rt.kind == "Pod" && !status {
-                defaults::check_pod_update(rt, &current.value, &new)?;
+                strategy_for(rt).validate_update(rt, &current.value, &new)?;
             }
             if new == current.value {
                 return Ok(old);
@@ -445,12 +435,7 @@ impl Objects {
             let finished = is_deleting(&new)
                 && finalizers(&new).is_empty()
                 && !finalizers(&current.value).is_empty()
-                && rt.kind != "Namespace"
-                && !(rt.kind == "Pod"
-                    && current.value["spec"]["nodeName"]
-                        .as_str()
-                        .is_some_and(|n| !n.is_empty())
-                    && !is_finished(&current.value));
+                && strategy_for(rt).last_finalizer_deletes(&current.value);
             let result = transaction(&*self.store, |tx| {
                 if finished {
                     tx.delete(&self.kind, &key, Some(current.revision))
@@ -519,18 +504,10 @@ impl Objects {
                 }
                 _ => {}
             }
-            // A pod on a node stops first: its node agent finishes the deletion.
-            let graceful = rt.kind == "Pod"
-                && new["spec"]["nodeName"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty())
-                && !matches!(
-                    new["status"]["phase"].as_str(),
-                    Some("Succeeded") | Some("Failed")
-                )
-                && opts.grace_period_seconds != Some(0);
-            let namespace_held = rt.kind == "Namespace";
-            if fins.is_empty() && !graceful && !namespace_held {
+            // A pod on a node stops first: its node agent finishes the deletion. A namespace
+            // waits for its controller to empty it.
+            let deletion = strategy_for(rt).deletion(&new, opts.grace_period_seconds);
+            if fins.is_empty() && deletion == Deletion::Immediate {
                 match transaction(&*self.store, |tx| {
                     tx.delete(&self.kind, &key, Some(current.revision))
                 }) {
@@ -548,14 +525,9 @@ impl Objects {
             let meta = metadata_mut(&mut new)?;
             if !already {
                 meta.insert("deletionTimestamp".into(), Value::String(now_rfc3339()));
-                let grace = if graceful {
-                    opts.grace_period_seconds.unwrap_or_else(|| {
-                        current.value["spec"]["terminationGracePeriodSeconds"]
-                            .as_i64()
-                            .unwrap_or(30)
-                    })
-                } else {
-                    0
+                let grace = match deletion {
+                    Deletion::Graceful { seconds } => seconds,
+                    _ => 0,
                 };
                 meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
             }
@@ -564,7 +536,7 @@ impl Objects {
             } else {
                 meta.insert("finalizers".into(), json!(fins));
             }
-            if namespace_held {
+            if deletion == Deletion::HeldUntilFinalized {
                 new["status"]["phase"] = json!("Terminating");
             }
             match transaction(&*self.store, |tx| {
@@ -634,10 +606,6 @@ pub fn resource(group: &str, plural: &str) -> &'static ResourceType {
         .iter()
         .find(|r| r.group == group && r.resource == plural)
         .unwrap_or(&resources::RESOURCES[0])
-}
-
-fn tracks_generation(rt: &ResourceType) -> bool {
-    !rt.group.is_empty() || rt.kind == "Namespace"
 }
 
 pub fn is_deleting(v: &Value) -> bool {
@@ -740,7 +708,7 @@ fn merge_update(rt: &ResourceType, old: &Value, new: &mut Value, status: bool) -
 
 /// `generation` counts changes to everything but metadata and status.
 fn bump_generation(rt: &ResourceType, old: &Value, new: &mut Value) {
-    if tracks_generation(rt) && spec_of(old) != spec_of(new) {
+    if strategy_for(rt).tracks_generation() && spec_of(old) != spec_of(new) {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(g + 1);
     }

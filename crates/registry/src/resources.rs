@@ -70,6 +70,47 @@ const fn scale() -> Subresource {
 /// The API group of the mirrored Fargate profiles.
 pub const FARGATE_GROUP: &str = "eks.localfargate.io";
 
+/// Whether a k8s-openapi scope is namespaced, as a constant the table can use.
+pub trait Scope {
+    const NAMESPACED: bool;
+}
+impl Scope for k8s_openapi::NamespaceResourceScope {
+    const NAMESPACED: bool = true;
+}
+impl Scope for k8s_openapi::ClusterResourceScope {
+    const NAMESPACED: bool = false;
+}
+
+/// A built-in resource from k8s-openapi's metadata (group, version, kind, plural, scope): the
+/// table below adds only what that metadata lacks (short names, categories, subresources).
+/// `singular` is the lowercased kind, as upstream's for every built-in (a test checks it).
+const fn of<T>(singular: &'static str) -> ResourceType
+where
+    T: k8s_openapi::Resource,
+    T::Scope: Scope,
+{
+    ResourceType {
+        group: T::GROUP,
+        version: T::VERSION,
+        resource: T::URL_PATH_SEGMENT,
+        singular,
+        kind: T::KIND,
+        namespaced: <T::Scope as Scope>::NAMESPACED,
+        short_names: &[],
+        categories: &[],
+        read_only: false,
+        has_status: false,
+        subresources: &[],
+    }
+}
+
+/// A resource with a status subresource: writes to the object leave `.status` alone.
+const fn with_status(mut rt: ResourceType, subresources: &'static [Subresource]) -> ResourceType {
+    rt.has_status = true;
+    rt.subresources = subresources;
+    rt
+}
+
 const fn rt(
     group: &'static str,
     resource: &'static str,
@@ -92,124 +133,279 @@ const fn rt(
     }
 }
 
-/// Every served resource, in discovery order.
+use k8s_openapi::api::{
+    admissionregistration::v1 as admissionregistration, apps::v1 as apps,
+    autoscaling::v2 as autoscaling, batch::v1 as batch, certificates::v1 as certificates,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    flowcontrol::v1 as flowcontrol, networking::v1 as networking, node::v1 as node,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
+
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
+
+/// Every served resource, in discovery order: the kinds `kubectl api-resources` lists on an EKS
+/// cluster that are stored objects (the review kinds, which are answered and never stored, and
+/// `componentstatuses` are not here; nor is `events.k8s.io`, which upstream stores as the core
+/// Events it converts), and the mirrored Fargate profiles.
 pub const RESOURCES: &[ResourceType] = &[
     ResourceType {
         short_names: &["ns"],
-        has_status: true,
-        subresources: &[status("Namespace")],
-        ..rt("", "namespaces", "namespace", "Namespace", false)
+        ..with_status(of::<core::Namespace>("namespace"), &[status("Namespace")])
     },
     ResourceType {
         short_names: &["po"],
         categories: ALL,
-        has_status: true,
-        subresources: &[
-            status("Pod"),
-            Subresource {
-                name: "log",
-                kind: "Pod",
-                group: "",
-                version: "",
-                verbs: &["get"],
-            },
-            Subresource {
-                name: "attach",
-                kind: "PodAttachOptions",
-                group: "",
-                version: "",
-                verbs: &["create", "get"],
-            },
-            Subresource {
-                name: "exec",
-                kind: "PodExecOptions",
-                group: "",
-                version: "",
-                verbs: &["create", "get"],
-            },
-            Subresource {
-                name: "binding",
-                kind: "Binding",
-                group: "",
-                version: "",
-                verbs: &["create"],
-            },
-            Subresource {
-                name: "eviction",
-                kind: "Eviction",
-                group: "policy",
-                version: "v1",
-                verbs: &["create"],
-            },
-        ],
-        ..rt("", "pods", "pod", "Pod", true)
+        ..with_status(
+            of::<core::Pod>("pod"),
+            &[
+                status("Pod"),
+                Subresource {
+                    name: "log",
+                    kind: "Pod",
+                    group: "",
+                    version: "",
+                    verbs: &["get"],
+                },
+                Subresource {
+                    name: "attach",
+                    kind: "PodAttachOptions",
+                    group: "",
+                    version: "",
+                    verbs: &["create", "get"],
+                },
+                Subresource {
+                    name: "exec",
+                    kind: "PodExecOptions",
+                    group: "",
+                    version: "",
+                    verbs: &["create", "get"],
+                },
+                Subresource {
+                    name: "binding",
+                    kind: "Binding",
+                    group: "",
+                    version: "",
+                    verbs: &["create"],
+                },
+                Subresource {
+                    name: "eviction",
+                    kind: "Eviction",
+                    group: "policy",
+                    version: "v1",
+                    verbs: &["create"],
+                },
+            ],
+        )
     },
     ResourceType {
         short_names: &["no"],
-        has_status: true,
-        subresources: &[status("Node")],
-        ..rt("", "nodes", "node", "Node", false)
+        ..with_status(of::<core::Node>("node"), &[status("Node")])
     },
     ResourceType {
         short_names: &["ev"],
-        ..rt("", "events", "event", "Event", true)
+        ..of::<core::Event>("event")
     },
     ResourceType {
         short_names: &["cm"],
-        ..rt("", "configmaps", "configmap", "ConfigMap", true)
+        ..of::<core::ConfigMap>("configmap")
     },
-    rt("", "secrets", "secret", "Secret", true),
+    of::<core::Secret>("secret"),
     ResourceType {
         short_names: &["sa"],
-        ..rt(
-            "",
-            "serviceaccounts",
-            "serviceaccount",
-            "ServiceAccount",
-            true,
+        ..of::<core::ServiceAccount>("serviceaccount")
+    },
+    ResourceType {
+        short_names: &["svc"],
+        categories: ALL,
+        ..with_status(of::<core::Service>("service"), &[status("Service")])
+    },
+    ResourceType {
+        short_names: &["ep"],
+        ..of::<core::Endpoints>("endpoints")
+    },
+    ResourceType {
+        short_names: &["pvc"],
+        ..with_status(
+            of::<core::PersistentVolumeClaim>("persistentvolumeclaim"),
+            &[status("PersistentVolumeClaim")],
         )
+    },
+    ResourceType {
+        short_names: &["pv"],
+        ..with_status(
+            of::<core::PersistentVolume>("persistentvolume"),
+            &[status("PersistentVolume")],
+        )
+    },
+    of::<core::PodTemplate>("podtemplate"),
+    ResourceType {
+        short_names: &["rc"],
+        categories: ALL,
+        ..with_status(
+            of::<core::ReplicationController>("replicationcontroller"),
+            &[status("ReplicationController"), scale()],
+        )
+    },
+    ResourceType {
+        short_names: &["quota"],
+        ..with_status(
+            of::<core::ResourceQuota>("resourcequota"),
+            &[status("ResourceQuota")],
+        )
+    },
+    ResourceType {
+        short_names: &["limits"],
+        ..of::<core::LimitRange>("limitrange")
     },
     ResourceType {
         short_names: &["deploy"],
         categories: ALL,
-        has_status: true,
-        subresources: &[status("Deployment"), scale()],
-        ..rt("apps", "deployments", "deployment", "Deployment", true)
+        ..with_status(
+            of::<apps::Deployment>("deployment"),
+            &[status("Deployment"), scale()],
+        )
     },
     ResourceType {
         short_names: &["rs"],
         categories: ALL,
-        has_status: true,
-        subresources: &[status("ReplicaSet"), scale()],
-        ..rt("apps", "replicasets", "replicaset", "ReplicaSet", true)
+        ..with_status(
+            of::<apps::ReplicaSet>("replicaset"),
+            &[status("ReplicaSet"), scale()],
+        )
     },
     ResourceType {
         short_names: &["ds"],
         categories: ALL,
-        has_status: true,
-        subresources: &[status("DaemonSet")],
-        ..rt("apps", "daemonsets", "daemonset", "DaemonSet", true)
+        ..with_status(of::<apps::DaemonSet>("daemonset"), &[status("DaemonSet")])
     },
     ResourceType {
         short_names: &["sts"],
         categories: ALL,
-        has_status: true,
-        subresources: &[status("StatefulSet"), scale()],
-        ..rt("apps", "statefulsets", "statefulset", "StatefulSet", true)
+        ..with_status(
+            of::<apps::StatefulSet>("statefulset"),
+            &[status("StatefulSet"), scale()],
+        )
     },
+    of::<apps::ControllerRevision>("controllerrevision"),
     ResourceType {
         categories: ALL,
-        has_status: true,
-        subresources: &[status("Job")],
-        ..rt("batch", "jobs", "job", "Job", true)
+        ..with_status(of::<batch::Job>("job"), &[status("Job")])
     },
     ResourceType {
         short_names: &["cj"],
         categories: ALL,
-        has_status: true,
-        subresources: &[status("CronJob")],
-        ..rt("batch", "cronjobs", "cronjob", "CronJob", true)
+        ..with_status(of::<batch::CronJob>("cronjob"), &[status("CronJob")])
     },
+    ResourceType {
+        short_names: &["hpa"],
+        categories: ALL,
+        ..with_status(
+            of::<autoscaling::HorizontalPodAutoscaler>("horizontalpodautoscaler"),
+            &[status("HorizontalPodAutoscaler")],
+        )
+    },
+    ResourceType {
+        short_names: &["pdb"],
+        ..with_status(
+            of::<policy::PodDisruptionBudget>("poddisruptionbudget"),
+            &[status("PodDisruptionBudget")],
+        )
+    },
+    of::<rbac::ClusterRole>("clusterrole"),
+    of::<rbac::ClusterRoleBinding>("clusterrolebinding"),
+    of::<rbac::Role>("role"),
+    of::<rbac::RoleBinding>("rolebinding"),
+    ResourceType {
+        short_names: &["ing"],
+        ..with_status(of::<networking::Ingress>("ingress"), &[status("Ingress")])
+    },
+    of::<networking::IngressClass>("ingressclass"),
+    ResourceType {
+        short_names: &["netpol"],
+        ..of::<networking::NetworkPolicy>("networkpolicy")
+    },
+    of::<discovery::EndpointSlice>("endpointslice"),
+    ResourceType {
+        short_names: &["sc"],
+        ..of::<storage::StorageClass>("storageclass")
+    },
+    of::<storage::CSIDriver>("csidriver"),
+    of::<storage::CSINode>("csinode"),
+    of::<storage::CSIStorageCapacity>("csistoragecapacity"),
+    with_status(
+        of::<storage::VolumeAttachment>("volumeattachment"),
+        &[status("VolumeAttachment")],
+    ),
+    ResourceType {
+        short_names: &["pc"],
+        ..of::<scheduling::PriorityClass>("priorityclass")
+    },
+    of::<coordination::Lease>("lease"),
+    of::<node::RuntimeClass>("runtimeclass"),
+    ResourceType {
+        short_names: &["csr"],
+        ..with_status(
+            of::<certificates::CertificateSigningRequest>("certificatesigningrequest"),
+            &[
+                status("CertificateSigningRequest"),
+                Subresource {
+                    name: "approval",
+                    kind: "CertificateSigningRequest",
+                    group: "",
+                    version: "",
+                    verbs: STATUS_VERBS,
+                },
+            ],
+        )
+    },
+    ResourceType {
+        categories: API_EXTENSIONS,
+        ..of::<admissionregistration::MutatingWebhookConfiguration>("mutatingwebhookconfiguration")
+    },
+    ResourceType {
+        categories: API_EXTENSIONS,
+        ..of::<admissionregistration::ValidatingWebhookConfiguration>(
+            "validatingwebhookconfiguration",
+        )
+    },
+    ResourceType {
+        categories: API_EXTENSIONS,
+        ..with_status(
+            of::<admissionregistration::ValidatingAdmissionPolicy>("validatingadmissionpolicy"),
+            &[status("ValidatingAdmissionPolicy")],
+        )
+    },
+    ResourceType {
+        categories: API_EXTENSIONS,
+        ..of::<admissionregistration::ValidatingAdmissionPolicyBinding>(
+            "validatingadmissionpolicybinding",
+        )
+    },
+    ResourceType {
+        short_names: &["crd", "crds"],
+        categories: API_EXTENSIONS,
+        ..with_status(
+            of::<apiextensions::CustomResourceDefinition>("customresourcedefinition"),
+            &[status("CustomResourceDefinition")],
+        )
+    },
+    ResourceType {
+        categories: API_EXTENSIONS,
+        ..with_status(
+            of::<apiregistration::APIService>("apiservice"),
+            &[status("APIService")],
+        )
+    },
+    with_status(
+        of::<flowcontrol::FlowSchema>("flowschema"),
+        &[status("FlowSchema")],
+    ),
+    with_status(
+        of::<flowcontrol::PriorityLevelConfiguration>("prioritylevelconfiguration"),
+        &[status("PriorityLevelConfiguration")],
+    ),
     ResourceType {
         short_names: &["fp"],
         read_only: true,
@@ -297,6 +493,14 @@ pub const KUBE_KIND_PREFIX: &str = "k8s/";
 /// The store keys of Events (`core/events/<namespace>/<name>`) start with this.
 pub const EVENTS_KEY_PREFIX: &str = "core/events/";
 
+/// The one version a served group has (`v1`; `v2` for autoscaling).
+pub fn group_version(group: &str) -> Option<&'static str> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group)
+        .map(|r| r.version)
+}
+
 /// The API groups served, in discovery order, with their one version.
 pub fn groups() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
@@ -336,7 +540,41 @@ mod tests {
 
     #[test]
     fn registry_is_consistent() {
-        assert_eq!(groups(), vec!["", "apps", "batch", FARGATE_GROUP]);
+        assert_eq!(
+            groups(),
+            vec![
+                "",
+                "apps",
+                "batch",
+                "autoscaling",
+                "policy",
+                "rbac.authorization.k8s.io",
+                "networking.k8s.io",
+                "discovery.k8s.io",
+                "storage.k8s.io",
+                "scheduling.k8s.io",
+                "coordination.k8s.io",
+                "node.k8s.io",
+                "certificates.k8s.io",
+                "admissionregistration.k8s.io",
+                "apiextensions.k8s.io",
+                "apiregistration.k8s.io",
+                "flowcontrol.apiserver.k8s.io",
+                FARGATE_GROUP
+            ]
+        );
+        assert_eq!(group_version("autoscaling"), Some("v2"));
+        for r in RESOURCES {
+            // Upstream's singular name of every built-in is its lowercased kind.
+            assert_eq!(r.singular, r.kind.to_lowercase(), "{}", r.resource);
+            // One version per group: discovery and the store keys assume it.
+            assert_eq!(group_version(r.group), Some(r.version), "{}", r.resource);
+            let same = RESOURCES
+                .iter()
+                .filter(|o| o.group == r.group && o.resource == r.resource)
+                .count();
+            assert_eq!(same, 1, "{} served twice", r.qualified());
+        }
         let pods = resource("", "v1", "pods").unwrap();
         let eviction = pods.subresource("eviction").unwrap();
         assert_eq!((eviction.group, eviction.version), ("policy", "v1"));
