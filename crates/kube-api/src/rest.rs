@@ -122,8 +122,17 @@ impl Query {
             .collect()
     }
 
+    /// A boolean parameter as kube-apiserver decodes it (`Convert_Slice_string_To_bool`):
+    /// absent, `0` or `false` in any case is false; anything else, `True` and empty included,
+    /// is true. (The official Python client sends `watch=True`.)
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true") | Some("1") | Some(""))
+        self.get(key)
+            .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
+    }
+
+    /// A boolean parameter that may be absent: `Some` when the request set it.
+    pub fn optional_flag(&self, key: &str) -> Option<bool> {
+        self.get(key).map(|_| self.flag(key))
     }
 }
 
@@ -245,8 +254,14 @@ async fn dispatch(
         )));
     }
     match (method.clone(), target.name.as_deref(), sub) {
-        (Method::GET, None, _) if query.flag("watch") => watch::serve(api, target, query, headers),
-        (Method::GET, None, _) => list(api, target, query, headers),
+        (Method::GET, None, _) if query.flag("watch") => {
+            check_list_options(query, true)?;
+            watch::serve(api, target, query, headers)
+        }
+        (Method::GET, None, _) => {
+            check_list_options(query, false)?;
+            list(api, target, query, headers)
+        }
         (Method::GET, Some(name), None | Some("status")) => {
             let obj = api.objects.get(rt, namespace(target), name)?;
             Ok(if wants_table(headers) {
@@ -367,6 +382,103 @@ pub fn selected(labels: &LabelSelector, fields: &FieldSelector, v: &Value) -> bo
     labels.matches(v["metadata"]["labels"].as_object()) && fields.matches(v)
 }
 
+/// `ListOptions` checked as kube-apiserver's `ValidateListOptions` does, with its messages: the
+/// WatchList parameters (`sendInitialEvents` needs `resourceVersionMatch=NotOlderThan` and
+/// bookmarks) and `resourceVersionMatch`'s combinations.
+fn check_list_options(query: &Query, watch: bool) -> Result<(), KubeError> {
+    let mut errors: Vec<(&str, String)> = Vec::new();
+    let matching = query.get("resourceVersionMatch").unwrap_or("");
+    let version = query.get("resourceVersion").unwrap_or("");
+    let send_initial = query.optional_flag("sendInitialEvents");
+    if !matches!(matching, "" | "Exact" | "NotOlderThan") {
+        errors.push((
+            "resourceVersionMatch",
+            format!(
+                "Unsupported value: \"{matching}\": supported values: \"Exact\", \"NotOlderThan\", \"\""
+            ),
+        ));
+    }
+    if watch {
+        if let Some(send) = send_initial {
+            if matching != "NotOlderThan" {
+                errors.push((
+                    "resourceVersionMatch",
+                    "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+                ));
+            }
+            if send && !query.flag("allowWatchBookmarks") {
+                errors.push((
+                    "allowWatchBookmarks",
+                    "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true"
+                        .into(),
+                ));
+            }
+        } else if !matching.is_empty() {
+            errors.push((
+                "resourceVersionMatch",
+                "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".into(),
+            ));
+        }
+    } else {
+        if send_initial.is_some() {
+            errors.push((
+                "sendInitialEvents",
+                "Forbidden: sendInitialEvents is forbidden for list".into(),
+            ));
+        }
+        if !matching.is_empty() {
+            if version.is_empty() {
+                errors.push((
+                    "resourceVersionMatch",
+                    "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+                        .into(),
+                ));
+            }
+            if query.get("continue").is_some_and(|c| !c.is_empty()) {
+                errors.push((
+                    "resourceVersionMatch",
+                    "Forbidden: resourceVersionMatch is forbidden when continue is provided".into(),
+                ));
+            }
+            if matching == "Exact" && version == "0" {
+                errors.push((
+                    "resourceVersionMatch",
+                    "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
+                        .into(),
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let text: Vec<String> = errors.iter().map(|(f, d)| format!("{f}: {d}")).collect();
+    let message = if text.len() == 1 {
+        format!("ListOptions.meta.k8s.io \"\" is invalid: {}", text[0])
+    } else {
+        format!(
+            "ListOptions.meta.k8s.io \"\" is invalid: [{}]",
+            text.join(", ")
+        )
+    };
+    Err(KubeError::Invalid {
+        message,
+        kind: "ListOptions.meta.k8s.io".into(),
+        name: String::new(),
+        causes: errors
+            .iter()
+            .map(|(f, d)| {
+                let reason = if d.starts_with("Unsupported") {
+                    "FieldValueNotSupported"
+                } else {
+                    "FieldValueForbidden"
+                };
+                json!({"reason": reason, "message": d, "field": f})
+            })
+            .collect(),
+    })
+}
+
 /// A `continue` token: the list's revision and the last key returned.
 fn encode_continue(revision: u64, key: &str) -> String {
     use base64::Engine;
@@ -402,6 +514,25 @@ fn list(
             .map_err(|_| KubeError::BadRequest(format!("invalid limit {l:?}")))?,
     };
     let (stored, revision) = api.objects.list(rt, target.namespace.as_deref())?;
+    // The store lists its current state: `NotOlderThan` any revision up to it is served by it,
+    // and so is `Exact` at it; an exact list of an earlier state is history this store does not
+    // keep for lists, which upstream answers as a compacted revision.
+    if query.get("resourceVersionMatch") == Some("Exact")
+        && let Some(requested) = query
+            .get("resourceVersion")
+            .and_then(|v| v.parse::<u64>().ok())
+        && requested != revision
+    {
+        return Err(if requested < revision {
+            KubeError::Expired(format!(
+                "too old resource version: {requested} ({revision})"
+            ))
+        } else {
+            KubeError::Timeout(format!(
+                "Too large resource version: {requested}, current: {revision}"
+            ))
+        });
+    }
     let (list_revision, start) = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let (rv, key) = decode_continue(token)?;

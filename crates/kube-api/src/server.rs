@@ -224,9 +224,27 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     }
     let method = request.method().clone();
     let headers = request.headers().clone();
-    let body = match axum::body::to_bytes(request.into_body(), 16 << 20).await {
+    let too_large = || {
+        rest::error_response(&KubeError::RequestEntityTooLarge(format!(
+            "limit is {MAX_REQUEST_BODY_BYTES}"
+        )))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES) {
+        return too_large();
+    }
+    let body = match axum::body::to_bytes(request.into_body(), MAX_REQUEST_BODY_BYTES).await {
         Ok(b) => b,
         Err(e) => {
+            // The limit reached by a body without (or with a false) Content-Length.
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                return too_large();
+            }
             return rest::error_response(&KubeError::BadRequest(format!(
                 "reading the request body: {e}"
             )));
@@ -234,6 +252,10 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     };
     rest::handle(api, method, target, query, headers, body).await
 }
+
+/// kube-apiserver's `--max-request-body-bytes` default (3 MiB): a larger write is refused with
+/// 413 before it is decoded.
+pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// One cluster's API.
 pub fn router(api: Api) -> Router {

@@ -21,6 +21,8 @@ use crate::server::Api;
 /// How long a watch stays open without `timeoutSeconds`: upstream's 30 minutes. kubectl
 /// `get -w` exits when the stream closes, so it must not be short.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// The annotation of the bookmark that ends a WatchList's initial events.
+const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 /// How often a watch that allows bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
@@ -57,6 +59,18 @@ impl Encoder {
                    "metadata": {"resourceVersion": revision.to_string()}}),
         )
     }
+
+    /// The bookmark that ends a WatchList's initial events: client-go's reflector treats what
+    /// came before it as the list, and waits for it before an informer is synced.
+    fn initial_events_end(&self, revision: u64) -> Bytes {
+        line(
+            "BOOKMARK",
+            json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(),
+                   "metadata": {"resourceVersion": revision.to_string(),
+                                "creationTimestamp": null,
+                                "annotations": {INITIAL_EVENTS_END: "true"}}}),
+        )
+    }
 }
 
 pub fn serve(
@@ -76,20 +90,28 @@ pub fn serve(
         .filter(|o| selected(&labels, &fields, &o.value))
         .map(|o| o.key.clone())
         .collect();
-    // Unset or "0": the current state as ADDED events first, then changes after it.
-    let (initial, after) = if requested.is_empty() || requested == "0" {
-        let initial: Vec<Value> = current
-            .iter()
-            .filter(|o| visible.contains(&o.key))
-            .map(|o| with_resource_version(o))
-            .collect();
-        (initial, revision)
-    } else {
-        let rv = requested
-            .parse::<u64>()
-            .map_err(|_| KubeError::BadRequest(format!("invalid resourceVersion {requested:?}")))?;
-        (Vec::new(), rv)
-    };
+    // Unset or "0": the current state as ADDED events first, then changes after it. A
+    // WatchList (`sendInitialEvents=true`, client-go's informers) asks for that whatever the
+    // resourceVersion (NotOlderThan it: the store's current state is), and is told where the
+    // initial events end by a bookmark; `sendInitialEvents=false` asks for changes only.
+    let send_initial = query.optional_flag("sendInitialEvents");
+    let watch_list = send_initial == Some(true);
+    let (initial, after) =
+        if watch_list || (send_initial.is_none() && (requested.is_empty() || requested == "0")) {
+            let initial: Vec<Value> = current
+                .iter()
+                .filter(|o| visible.contains(&o.key))
+                .map(|o| with_resource_version(o))
+                .collect();
+            (initial, revision)
+        } else if requested.is_empty() || requested == "0" {
+            (Vec::new(), revision)
+        } else {
+            let rv = requested.parse::<u64>().map_err(|_| {
+                KubeError::BadRequest(format!("invalid resourceVersion {requested:?}"))
+            })?;
+            (Vec::new(), rv)
+        };
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -109,6 +131,9 @@ pub fn serve(
             if tx.send(encoder.event("ADDED", object)).await.is_err() {
                 return;
             }
+        }
+        if watch_list && tx.send(encoder.initial_events_end(after)).await.is_err() {
+            return;
         }
         let mut watcher = match watcher {
             Ok(w) => w,

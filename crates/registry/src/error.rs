@@ -46,6 +46,12 @@ pub enum KubeError {
     Expired(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 413: a request body over the limit.
+    #[error("Request entity too large: {0}")]
+    RequestEntityTooLarge(String),
+    /// 504: the request cannot be answered yet (a resourceVersion from the future).
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -61,6 +67,8 @@ impl KubeError {
             KubeError::MethodNotAllowed(_) => 405,
             KubeError::Expired(_) => 410,
             KubeError::UnsupportedMediaType(_) => 415,
+            KubeError::RequestEntityTooLarge(_) => 413,
+            KubeError::Timeout(_) => 504,
             KubeError::Internal(_) => 500,
         }
     }
@@ -76,6 +84,8 @@ impl KubeError {
             KubeError::MethodNotAllowed(_) => "MethodNotAllowed",
             KubeError::Expired(_) => "Expired",
             KubeError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            KubeError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
+            KubeError::Timeout(_) => "Timeout",
             KubeError::Internal(_) => "InternalError",
         }
     }
