@@ -3,7 +3,7 @@
 
 pub mod admission;
 pub mod cluster;
-pub mod cron;
+pub use localfargate_core::cron;
 pub mod default_scheduler;
 pub mod defaults;
 pub mod eks_lifecycle;
