@@ -159,7 +159,14 @@ use NameRule::{Dns1035Label, Dns1123Label, Dns1123Subdomain, PathSegment};
 /// Every kind validated here. `update` holds the checks an update adds to the create rules
 /// (immutable fields); metadata rules apply to all.
 const KINDS: &[KindRules] = &[
-    rules("", "Pod", true, Dns1123Subdomain, pod, no_update),
+    rules(
+        "",
+        "Pod",
+        true,
+        Dns1123Subdomain,
+        pod,
+        pod::validate_pod_update,
+    ),
     rules(
         "",
         "ConfigMap",

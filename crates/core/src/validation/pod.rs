@@ -857,3 +857,37 @@ pub(crate) fn port_num_or_name(port: Option<&Value>, path: &str) -> Vec<FieldErr
             .collect(),
     }
 }
+
+/// What an update may change in a pod's spec: container and init container images,
+/// `activeDeadlineSeconds`, tolerations (upstream only allows additions) and
+/// `terminationGracePeriodSeconds`.
+pub(crate) fn validate_pod_update(old: &Value, new: &Value) -> Vec<FieldError> {
+    let strip = |v: &Value| {
+        let mut spec = v["spec"].clone();
+        for list in ["containers", "initContainers"] {
+            if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
+                for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+                    c.remove("image");
+                }
+            }
+        }
+        if let Some(o) = spec.as_object_mut() {
+            for key in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+                "ephemeralContainers",
+            ] {
+                o.remove(key);
+            }
+        }
+        spec
+    };
+    if strip(old) == strip(new) {
+        return Vec::new();
+    }
+    vec![forbidden(
+        "spec",
+        "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+    )]
+}

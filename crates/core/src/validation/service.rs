@@ -134,19 +134,13 @@ fn fully_qualified_domain_name(name: &str, path: &str) -> Vec<FieldError> {
     Vec::new()
 }
 
+/// A Service's cluster IP may not change once allocated, unless it is or becomes ExternalName.
 pub(crate) fn validate_service_update(old: &Value, new: &Value) -> Vec<FieldError> {
-    // A Service's cluster IP is allocated once; only a change to ExternalName may drop it.
-    let (old_ip, new_ip) = (
-        text(&old["spec"], "clusterIP"),
-        text(&new["spec"], "clusterIP"),
-    );
-    let to_external = text(&new["spec"], "type") == "ExternalName";
-    if !old_ip.is_empty() && !new_ip.is_empty() && old_ip != new_ip && !to_external {
-        vec![invalid(
-            "spec.clusterIPs[0]",
-            new_ip,
-            "may not change once set",
-        )]
+    let (o, n) = (&old["spec"], &new["spec"]);
+    let external = |spec: &Value| text(spec, "type") == "ExternalName";
+    let (old_ip, new_ip) = (text(o, "clusterIP"), text(n, "clusterIP"));
+    if !external(n) && !external(o) && !old_ip.is_empty() && old_ip != new_ip {
+        vec![invalid("spec.clusterIP", new_ip, "field is immutable")]
     } else {
         Vec::new()
     }

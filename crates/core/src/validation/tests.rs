@@ -640,6 +640,36 @@ fn other_workloads() {
 }
 
 #[test]
+fn updates_keep_identity_and_immutable_fields() {
+    let cm =
+        |name: &str, ns: &str| json!({"metadata": {"name": name, "namespace": ns, "uid": "u1"}});
+    assert_eq!(
+        update("", "ConfigMap", cm("a", "default"), cm("b", "other")),
+        vec![
+            "metadata.name: Invalid value: \"b\": field is immutable",
+            "metadata.namespace: Invalid value: \"other\": field is immutable",
+        ]
+    );
+    let old = pod_with(pod_spec());
+    let mut image = old.clone();
+    image["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    assert!(update("", "Pod", old.clone(), image).is_empty());
+    let mut policy = old.clone();
+    policy["spec"]["dnsPolicy"] = json!("Default");
+    assert_eq!(
+        update("", "Pod", old, policy),
+        vec![
+            "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+        ]
+    );
+    let svc = |ip: &str| json!({"metadata": meta("web"), "spec": {"clusterIP": ip, "ports": [{"port": 80}]}});
+    assert_eq!(
+        update("", "Service", svc("10.96.0.10"), svc("10.96.0.11")),
+        vec!["spec.clusterIP: Invalid value: \"10.96.0.11\": field is immutable"]
+    );
+}
+
+#[test]
 fn services() {
     let svc = |spec: Value| json!({"metadata": meta("web"), "spec": spec});
     assert_eq!(
