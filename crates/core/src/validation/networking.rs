@@ -55,38 +55,57 @@ pub(crate) fn validate_ingress(obj: &Value) -> Vec<FieldError> {
         }
         for (j, path) in paths.iter().enumerate() {
             let path_item = format!("{item}.http.paths[{j}]");
+            let p = text(path, "path");
+            let path_path = format!("{path_item}.path");
             match path.get("pathType").and_then(Value::as_str) {
-                None => errors.push(required(
-                    &format!("{path_item}.pathType"),
-                    "pathType must be specified",
-                )),
+                None => {
+                    // Upstream stops at the missing pathType, backend unchecked.
+                    errors.push(required(
+                        &format!("{path_item}.pathType"),
+                        "pathType must be specified",
+                    ));
+                    continue;
+                }
                 Some("Exact" | "Prefix") => {
-                    let p = text(path, "path");
                     if !p.starts_with('/') {
-                        errors.push(invalid(
-                            &format!("{path_item}.path"),
-                            p,
-                            "must be an absolute path",
-                        ));
+                        errors.push(invalid(&path_path, p, "must be an absolute path"));
+                    }
+                    for sequence in ["//", "/./", "/../", "%2f", "%2F"] {
+                        if p.contains(sequence) {
+                            errors.push(invalid(
+                                &path_path,
+                                p,
+                                &format!("must not contain '{sequence}'"),
+                            ));
+                        }
+                    }
+                    for suffix in ["/..", "/."] {
+                        if p.ends_with(suffix) {
+                            errors.push(invalid(
+                                &path_path,
+                                p,
+                                &format!("cannot end with '{suffix}'"),
+                            ));
+                        }
                     }
                 }
-                Some("ImplementationSpecific") => {}
+                Some("ImplementationSpecific") => {
+                    if !p.is_empty() && !p.starts_with('/') {
+                        errors.push(invalid(&path_path, p, "must be an absolute path"));
+                    }
+                }
                 Some(other) => errors.push(not_supported(
                     &format!("{path_item}.pathType"),
                     other,
                     &["Exact", "ImplementationSpecific", "Prefix"],
                 )),
             }
-            match path.get("backend").filter(|b| b.is_object()) {
-                Some(backend) => {
-                    errors.extend(validate_backend(backend, &format!("{path_item}.backend")))
-                }
-                None => errors.push(invalid(
-                    &format!("{path_item}.backend"),
-                    "",
-                    "resource or service backend is required",
-                )),
-            }
+            let empty = serde_json::json!({});
+            let backend = path
+                .get("backend")
+                .filter(|b| b.is_object())
+                .unwrap_or(&empty);
+            errors.extend(validate_backend(backend, &format!("{path_item}.backend")));
         }
     }
     for (i, tls) in arr(spec, "tls").iter().enumerate() {
@@ -99,6 +118,12 @@ pub(crate) fn validate_ingress(obj: &Value) -> Vec<FieldError> {
             };
             for msg in problems {
                 errors.push(invalid(&format!("spec.tls[{i}].hosts[{j}]"), host, &msg));
+            }
+        }
+        let secret = text(tls, "secretName");
+        if !secret.is_empty() {
+            for msg in NameRule::Dns1123Subdomain.errors(secret, false) {
+                errors.push(invalid(&format!("spec.tls[{i}].secretName"), secret, &msg));
             }
         }
     }
@@ -136,9 +161,20 @@ fn validate_backend(backend: &Value, path: &str) -> Vec<FieldError> {
         )],
         (Some(resource), None) => {
             let mut errors = Vec::new();
+            if let Some(group) = resource.get("apiGroup").and_then(Value::as_str) {
+                for msg in dns1123_subdomain_errors(group) {
+                    errors.push(invalid(&format!("{path}.resource.apiGroup"), group, &msg));
+                }
+            }
             for key in ["kind", "name"] {
-                if text(resource, key).is_empty() {
-                    errors.push(required(&format!("{path}.resource.{key}"), ""));
+                let value = text(resource, key);
+                let item = format!("{path}.resource.{key}");
+                if value.is_empty() {
+                    errors.push(required(&item, ""));
+                } else {
+                    for msg in NameRule::PathSegment.errors(value, false) {
+                        errors.push(invalid(&item, value, &msg));
+                    }
                 }
             }
             errors
@@ -247,7 +283,7 @@ fn validate_policy_port(port: &Value, path: &str) -> Vec<FieldError> {
                 if end < number {
                     errors.push(invalid(
                         &format!("{path}.endPort"),
-                        number,
+                        end,
                         "must be greater than or equal to `port`",
                     ));
                 }
@@ -268,7 +304,15 @@ fn validate_policy_port(port: &Value, path: &str) -> Vec<FieldError> {
                 errors.push(invalid(&format!("{path}.port"), name.as_str(), &msg));
             }
         }
-        _ => {}
+        _ => {
+            if let Some(end) = end {
+                errors.push(invalid(
+                    &format!("{path}.endPort"),
+                    end,
+                    "may not be specified when `port` is not specified",
+                ));
+            }
+        }
     }
     errors
 }

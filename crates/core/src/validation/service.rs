@@ -149,15 +149,16 @@ pub(crate) fn validate_service_update(old: &Value, new: &Value) -> Vec<FieldErro
 /// Namespace finalizers in `spec.finalizers` (`validateFinalizerName`).
 pub(crate) fn validate_namespace(obj: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    for (i, finalizer) in arr(&obj["spec"], "finalizers").iter().enumerate() {
+    // Upstream reports these against the list, without the index.
+    let path = "spec.finalizers";
+    for finalizer in arr(&obj["spec"], "finalizers") {
         let name = finalizer.as_str().unwrap_or("");
-        let path = format!("spec.finalizers[{i}]");
         for msg in qualified_name_errors(name) {
-            errors.push(invalid(&path, name, &msg));
+            errors.push(invalid(path, name, &msg));
         }
         if !name.contains('/') && name != "kubernetes" {
             errors.push(invalid(
-                &path,
+                path,
                 name,
                 "name is neither a standard finalizer name nor is it fully qualified",
             ));

@@ -824,6 +824,7 @@ fn networking() {
     let ingress = json!({"metadata": meta("i"), "spec": {"rules": [{"host": "1.2.3.4", "http": {"paths": [
         {"path": "api", "pathType": "Prefix", "backend": {"service": {"name": "svc"}}},
         {"path": "/", "backend": {"service": {"name": "svc", "port": {"number": 80}}}},
+        {"path": "/a//b", "pathType": "Exact", "backend": {"service": {"name": "Svc", "port": {"name": "http"}}}},
     ]}}]}});
     assert_eq!(
         create("networking.k8s.io", "Ingress", ingress),
@@ -832,6 +833,8 @@ fn networking() {
             "spec.rules[0].http.paths[0].path: Invalid value: \"api\": must be an absolute path",
             "spec.rules[0].http.paths[0].backend: Required value: port name or number is required",
             "spec.rules[0].http.paths[1].pathType: Required value: pathType must be specified",
+            "spec.rules[0].http.paths[2].path: Invalid value: \"/a//b\": must not contain '//'",
+            "spec.rules[0].http.paths[2].backend.service.name: Invalid value: \"Svc\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
         ]
     );
     assert_eq!(
@@ -850,7 +853,7 @@ fn networking() {
         create("networking.k8s.io", "NetworkPolicy", policy),
         vec![
             "spec.ingress[0].ports[0].protocol: Unsupported value: \"ICMP\": supported values: \"TCP\", \"UDP\", \"SCTP\"",
-            "spec.ingress[0].ports[0].endPort: Invalid value: 80: must be greater than or equal to `port`",
+            "spec.ingress[0].ports[0].endPort: Invalid value: 70: must be greater than or equal to `port`",
             "spec.ingress[0].from[0]: Required value: must specify a peer",
             "spec.policyTypes[1]: Unsupported value: \"Sideways\": supported values: \"Ingress\", \"Egress\"",
         ]
