@@ -1107,3 +1107,17 @@ fn valid_objects_of_every_kind_pass() {
     // Kinds not covered validate to nothing.
     assert!(validate_create("example.com", "Widget", &json!({})).is_empty());
 }
+
+#[test]
+fn namespace_spec_finalizers() {
+    assert_eq!(
+        create(
+            "",
+            "Namespace",
+            json!({"metadata": {"name": "team"}, "spec": {"finalizers": ["cleanup", "kubernetes"]}})
+        ),
+        vec![
+            "spec.finalizers: Invalid value: \"cleanup\": name is neither a standard finalizer name nor is it fully qualified"
+        ]
+    );
+}
