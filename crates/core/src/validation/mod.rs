@@ -408,7 +408,15 @@ pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec
     let Some(rules) = kind_rules(group, kind) else {
         return Vec::new();
     };
-    let mut errors = meta::validate_object_meta_update(new, old, "metadata");
+    let meta_errors = meta::validate_object_meta_update(new, old, "metadata");
+    if rules.group == "rbac.authorization.k8s.io" {
+        // RBAC checks the object first, then its metadata and roleRef.
+        let mut errors = (rules.create)(new);
+        errors.extend(meta_errors);
+        errors.extend((rules.update)(old, new));
+        return errors;
+    }
+    let mut errors = meta_errors;
     errors.extend((rules.update)(old, new));
     errors.extend((rules.create)(new));
     errors

@@ -71,6 +71,12 @@ fn validate_policy_rule(rule: &Value, namespaced: bool, path: &str) -> Vec<Field
             "resource rules must supply at least one resource",
         ));
     }
+    if !arr(rule, "resourceNames").is_empty() && arr(rule, "resources").len() > 1 {
+        errors.push(required(
+            &format!("{path}.resourceNames"),
+            "resource names cannot apply to multiple resources",
+        ));
+    }
     errors
 }
 
@@ -130,7 +136,14 @@ fn validate_subject(subject: &Value, namespaced: bool, path: &str) -> Vec<FieldE
             }
         }
         // An empty apiGroup is defaulted to the RBAC group for users and groups.
-        "User" | "Group" => {
+        kind @ ("User" | "Group") => {
+            if name.is_empty() {
+                errors.push(invalid(
+                    &format!("{path}.name"),
+                    name,
+                    &format!("{} name cannot be empty", kind.to_lowercase()),
+                ));
+            }
             if !group.is_empty() && group != RBAC_GROUP {
                 errors.push(not_supported(
                     &format!("{path}.apiGroup"),

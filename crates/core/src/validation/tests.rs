@@ -716,13 +716,15 @@ fn rbac_rules_bindings_and_role_ref() {
     );
     let binding = |kind: &str| {
         json!({"metadata": meta("b"), "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": "r"},
-        "subjects": [{"kind": "ServiceAccount", "name": "default"}, {"kind": "Robot", "name": "x"}]})
+        "subjects": [{"kind": "ServiceAccount", "name": "default"}, {"kind": "Robot", "name": "x"}, {"kind": "User", "name": ""}]})
     };
     assert_eq!(
         create("rbac.authorization.k8s.io", "RoleBinding", binding("Pod")),
         vec![
             "roleRef.kind: Unsupported value: \"Pod\": supported values: \"Role\", \"ClusterRole\"",
             "subjects[1].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"",
+            "subjects[2].name: Required value",
+            "subjects[2].name: Invalid value: \"\": user name cannot be empty",
         ]
     );
     let valid = |kind: &str| {
