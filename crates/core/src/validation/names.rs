@@ -147,7 +147,7 @@ pub(crate) fn port_num_errors(port: i64) -> Vec<String> {
     }
 }
 
-/// How a kind's names are checked (`ValidateNameFunc`). `prefix`: the value is a `generateName`.
+/// How a kind's names are checked (`ValidateNameFunc`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NameRule {
     Dns1123Subdomain,
@@ -171,6 +171,7 @@ fn mask_trailing_dash(name: &str) -> String {
 }
 
 impl NameRule {
+    /// The messages for `name`; `prefix`: it is a `generateName`, whose trailing dash is allowed.
     pub(crate) fn errors(self, name: &str, prefix: bool) -> Vec<String> {
         let masked;
         let name = if prefix && self != NameRule::PathSegment {
@@ -183,19 +184,18 @@ impl NameRule {
             NameRule::Dns1123Subdomain => dns1123_subdomain_errors(name),
             NameRule::Dns1123Label => dns1123_label_errors(name),
             NameRule::Dns1035Label => dns1035_label_errors(name),
-            NameRule::PathSegment => path_segment_errors(name, prefix),
+            // RBAC's `minimalNameRequirements` ignores `prefix`.
+            NameRule::PathSegment => path_segment_errors(name),
         }
     }
 }
 
-/// `path.ValidatePathSegmentName`: RBAC names may hold anything but `/` and `%`, and may not be
+/// `path.IsValidPathSegmentName`: RBAC names may hold anything but `/` and `%`, and may not be
 /// `.` or `..`.
-fn path_segment_errors(name: &str, prefix: bool) -> Vec<String> {
-    if !prefix {
-        for bad in [".", ".."] {
-            if name == bad {
-                return vec![format!("may not be '{bad}'")];
-            }
+fn path_segment_errors(name: &str) -> Vec<String> {
+    for bad in [".", ".."] {
+        if name == bad {
+            return vec![format!("may not be '{bad}'")];
         }
     }
     ["/", "%"]
