@@ -2,7 +2,7 @@
 //! Kubernetes objects through the registry (`localfargate_registry`), as the API front end does.
 
 pub mod cluster;
-pub mod cron;
+pub use localfargate_core::cron;
 pub mod default_scheduler;
 pub mod eks_lifecycle;
 pub mod events;

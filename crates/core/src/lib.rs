@@ -2,6 +2,7 @@
 //! size it gets and what that costs. Pure functions over data; no I/O, no clocks, no randomness.
 
 pub mod admission;
+pub mod cron;
 pub mod eks;
 pub mod glob;
 pub mod go_duration;
@@ -19,6 +20,7 @@ pub mod service_account_token;
 pub mod sigv4;
 pub mod sizing;
 pub mod usage;
+pub mod validation;
 
 #[cfg(test)]
 mod test_pods;

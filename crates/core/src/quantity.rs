@@ -139,6 +139,41 @@ fn to_unit(p: Parsed, extra10: i32) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }
 
+/// A signed quantity in nano-units (`10^-9`), magnitude rounded up and saturating at
+/// `u128::MAX`: fine enough to compare two quantities as upstream's `Quantity.Cmp` does, since
+/// `n` is the finest suffix. Unlike the other conversions it accepts a leading `-`, so that
+/// validation can say a negative quantity is negative rather than unparseable.
+pub fn signed_nanos(text: &str) -> Result<(bool, u128), QuantityError> {
+    let trimmed = text.trim();
+    let (negative, magnitude) = match trimmed.strip_prefix('-') {
+        Some(rest) if !rest.starts_with(['-', '+']) => (true, rest),
+        _ => (false, trimmed),
+    };
+    let p = parse(magnitude).map_err(|_| QuantityError(text.to_string()))?;
+    let mut value = p.mantissa;
+    if value == 0 {
+        return Ok((false, 0));
+    }
+    if p.exp2 > 0 {
+        if value.leading_zeros() <= p.exp2 {
+            return Ok((negative, u128::MAX));
+        }
+        value <<= p.exp2;
+    }
+    let exp10 = p.exp10 + 9;
+    if exp10 > 0 {
+        value = POW10
+            .get(exp10 as usize)
+            .and_then(|f| value.checked_mul(*f))
+            .unwrap_or(u128::MAX);
+    } else if exp10 < 0 {
+        value = POW10
+            .get(exp10.unsigned_abs() as usize)
+            .map_or(1, |d| value.div_ceil(*d));
+    }
+    Ok((negative, value))
+}
+
 /// CPU in millicores, rounded up (`100m` → 100, `0.1` → 100, `1` → 1000, `1n` → 1).
 pub fn cpu_millis(text: &str) -> Result<u64, QuantityError> {
     parse(text).map(|p| to_unit(p, 3))

@@ -598,7 +598,7 @@ fn is_name_part(s: &str) -> bool {
 
 /// A lowercase RFC 1123 subdomain: dot-separated labels of `[a-z0-9-]`, each starting and
 /// ending with `[a-z0-9]`.
-fn is_dns_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     s.split('.').all(|label| {
         let b = label.as_bytes();
         let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
@@ -610,7 +610,7 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 /// Upstream's `IsQualifiedName`: `[prefix/]name`, the prefix a DNS subdomain of at most 253
 /// characters, the name at most 63.
-fn qualified_name_errors(key: &str) -> Vec<String> {
+pub(crate) fn qualified_name_errors(key: &str) -> Vec<String> {
     let mut errors = Vec::new();
     let name = match key.split('/').collect::<Vec<_>>()[..] {
         [name] => name,
@@ -645,7 +645,7 @@ fn qualified_name_errors(key: &str) -> Vec<String> {
 }
 
 /// Upstream's `IsValidLabelValue`: empty, or at most 63 name characters.
-fn label_value_errors(value: &str) -> Vec<String> {
+pub(crate) fn label_value_errors(value: &str) -> Vec<String> {
     let mut errors = Vec::new();
     if value.len() > 63 {
         errors.push("must be no more than 63 characters".to_string());
