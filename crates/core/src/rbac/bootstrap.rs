@@ -2,7 +2,10 @@
 //! `rbac.authorization.kubernetes.io/autoupdate: "true"`) at start. The objects are upstream's
 //! own test data, vendored in `bootstrap/` (see `bootstrap/PROVENANCE.md`).
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 
 use super::{Policy, aggregate};
@@ -30,6 +33,8 @@ impl BootstrapPolicy {
     }
 }
 
+const CONTROLLER_ROLE_PREFIX: &str = "system:controller:";
+
 #[derive(serde::Deserialize)]
 struct List<T> {
     items: Vec<T>,
@@ -44,6 +49,33 @@ fn vendored<T: DeserializeOwned>(file: &str, yaml: &str) -> Vec<T> {
     }
 }
 
+/// The binding upstream gives each `system:controller:NAME` role: to the service account
+/// `kube-system/NAME` the controller-manager runs that controller as, with the role's labels and
+/// annotations.
+fn controller_binding(role: &ClusterRole) -> Option<ClusterRoleBinding> {
+    let name = role.metadata.name.as_deref()?;
+    let service_account = name.strip_prefix(CONTROLLER_ROLE_PREFIX)?;
+    Some(ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: role.metadata.labels.clone(),
+            annotations: role.metadata.annotations.clone(),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: name.to_string(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: None,
+            kind: "ServiceAccount".into(),
+            name: service_account.to_string(),
+            namespace: Some("kube-system".into()),
+        }]),
+    })
+}
+
 /// kube-apiserver's bootstrap policy: cluster-admin, admin, edit, view, the
 /// `system:aggregate-to-*` roles, system:discovery, system:basic-user,
 /// system:public-info-viewer, system:node*, system:kube-*, system:controller:* and the rest,
@@ -53,18 +85,20 @@ pub fn bootstrap_policy() -> BootstrapPolicy {
         "cluster-roles.yaml",
         include_str!("bootstrap/cluster-roles.yaml"),
     );
-    cluster_roles.extend(vendored::<ClusterRole>(
+    let controller_roles: Vec<ClusterRole> = vendored(
         "controller-roles.yaml",
         include_str!("bootstrap/controller-roles.yaml"),
-    ));
+    );
     let mut cluster_role_bindings: Vec<ClusterRoleBinding> = vendored(
         "cluster-role-bindings.yaml",
         include_str!("bootstrap/cluster-role-bindings.yaml"),
     );
-    cluster_role_bindings.extend(vendored::<ClusterRoleBinding>(
-        "controller-role-bindings.yaml",
-        include_str!("bootstrap/controller-role-bindings.yaml"),
-    ));
+    let controller_bindings: Vec<ClusterRoleBinding> = controller_roles
+        .iter()
+        .filter_map(controller_binding)
+        .collect();
+    cluster_roles.extend(controller_roles);
+    cluster_role_bindings.extend(controller_bindings);
     BootstrapPolicy {
         cluster_roles,
         cluster_role_bindings,

@@ -1150,3 +1150,52 @@ fn unknown_access_policy_is_an_error() {
         Err(AccessPolicyError::UnknownPolicy(arn.into()))
     );
 }
+
+#[test]
+fn controller_roles_are_bound_to_their_service_accounts() {
+    let b = bootstrap_policy();
+    let controllers = b
+        .cluster_roles
+        .iter()
+        .filter(|r| {
+            r.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("system:controller:"))
+        })
+        .count();
+    assert!(controllers >= 30, "{controllers} controller roles");
+    let policy = b.into_policy();
+    let gc = UserInfo::service_account("kube-system", "generic-garbage-collector");
+    assert_eq!(
+        policy
+            .authorize(&Attributes::resource(
+                gc.clone(),
+                "delete",
+                "dev",
+                "apps",
+                "replicasets"
+            ))
+            .reason(),
+        r#"RBAC: allowed by ClusterRoleBinding "system:controller:generic-garbage-collector" of ClusterRole "system:controller:generic-garbage-collector" to ServiceAccount "generic-garbage-collector/kube-system""#
+    );
+    assert!(!allowed(
+        &policy,
+        &Attributes::resource(gc, "create", "dev", "", "pods")
+    ));
+    let hpa = UserInfo::service_account("kube-system", "horizontal-pod-autoscaler");
+    let scale =
+        Attributes::resource(hpa, "update", "dev", "apps", "deployments").with_subresource("scale");
+    assert!(allowed(&policy, &scale), "*/scale covers deployments/scale");
+    let aggregator = UserInfo::service_account("kube-system", "clusterrole-aggregation-controller");
+    assert!(allowed(
+        &policy,
+        &Attributes::resource(
+            aggregator,
+            "escalate",
+            "",
+            "rbac.authorization.k8s.io",
+            "clusterroles"
+        )
+    ));
+}
