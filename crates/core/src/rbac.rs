@@ -13,7 +13,8 @@
 //!   authorizer in front of RBAC does.
 //! * [`Policy::rules_for`]`(&UserInfo, namespace) -> RulesReview`: the status of a
 //!   `SelfSubjectRulesReview`.
-//! * [`forbidden_message`]`(&Attributes)`: the message of the 403 `Status` kube-apiserver writes.
+//! * [`forbidden_message`]`(&Attributes)`: the message of the 403 `Status` kube-apiserver writes;
+//!   [`forbidden_status`] the whole `Status`.
 //! * [`aggregate`]`(&[ClusterRole])`: the clusterrole-aggregation controller.
 //! * [`bootstrap_policy`]`()`: the default ClusterRoles, ClusterRoleBindings, Roles and
 //!   RoleBindings kube-apiserver creates at start (vendored upstream data, see
@@ -45,7 +46,7 @@ mod tests;
 pub use aggregation::aggregate;
 pub use bootstrap::{BootstrapPolicy, bootstrap_policy};
 pub use escalation::{EscalationError, EscalationRequest, check_escalation};
-pub use forbidden::{forbidden_message, forbidden_message_with_reason};
+pub use forbidden::{forbidden_message, forbidden_message_with_reason, forbidden_status};
 pub use policy::{Policy, RulesReview};
 pub use rules::rule_allows;
 

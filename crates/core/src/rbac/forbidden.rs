@@ -1,6 +1,8 @@
 //! The 403 message kube-apiserver writes when no authorizer allows a request
 //! (`responsewriters.Forbidden` wrapped in `errors.NewForbidden`).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status, StatusDetails};
+
 use super::Attributes;
 use super::go_format::{forbidden_status_message, group_resource, quote};
 
@@ -44,4 +46,27 @@ pub fn forbidden_message_with_reason(a: &Attributes, reason: &str) -> String {
     // request leaves empty: then it reads `forbidden: …`.
     let qualified = group_resource(&a.api_group, &a.resource);
     forbidden_status_message(&qualified, &a.name, &detail)
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// The whole 403 `Status` kube-apiserver answers: `reason: Forbidden`, `code: 403`, the message of
+/// [`forbidden_message_with_reason`], and `details` naming the group, the resource (as `kind`) and
+/// the object (`{}` for a non-resource request).
+pub fn forbidden_status(a: &Attributes, reason: &str) -> Status {
+    Status {
+        code: Some(403),
+        details: Some(StatusDetails {
+            group: non_empty(&a.api_group),
+            kind: non_empty(&a.resource),
+            name: non_empty(&a.name),
+            ..StatusDetails::default()
+        }),
+        message: Some(forbidden_message_with_reason(a, reason)),
+        metadata: ListMeta::default(),
+        reason: Some("Forbidden".into()),
+        status: Some("Failure".into()),
+    }
 }

@@ -170,6 +170,33 @@ fn forbidden_message_service_account_and_reason() {
 }
 
 #[test]
+fn forbidden_status_as_served() {
+    let a = Attributes::resource(bob(), "get", "default", "", "pods").with_name("web");
+    assert_eq!(
+        serde_json::to_value(forbidden_status(&a, "")).expect("serializes"),
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Status",
+            "metadata": {},
+            "status": "Failure",
+            "message": "pods \"web\" is forbidden: User \"bob\" cannot get resource \"pods\" in API group \"\" in the namespace \"default\"",
+            "reason": "Forbidden",
+            "details": {"name": "web", "kind": "pods"},
+            "code": 403
+        })
+    );
+    let path = Attributes::non_resource(
+        UserInfo::new("system:anonymous", &["system:unauthenticated"]),
+        "get",
+        "/metrics",
+    );
+    assert_eq!(
+        serde_json::to_value(forbidden_status(&path, "")).expect("serializes")["details"],
+        serde_json::json!({})
+    );
+}
+
+#[test]
 fn go_quote_escapes_like_strconv_quote() {
     assert_eq!(
         go_format::quote("a\"b\\c\n\t\u{1}é"),
@@ -1198,4 +1225,107 @@ fn controller_roles_are_bound_to_their_service_accounts() {
             "clusterroles"
         )
     ));
+}
+
+// ------------------------------------------------------------------------------------------
+// Property: what escalation prevention calls covered is never more than the owner may do
+// ------------------------------------------------------------------------------------------
+
+mod coverage_property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const GROUPS: &[&str] = &["", "apps", "*"];
+    const RESOURCES: &[&str] = &[
+        "pods",
+        "pods/log",
+        "*/log",
+        "*",
+        "deployments",
+        "deployments/scale",
+    ];
+    const VERBS: &[&str] = &["get", "list", "delete", "*"];
+    const NAMES: &[&str] = &["a", "b"];
+    const URLS: &[&str] = &["/healthz", "/api/*", "/api/v1", "*"];
+
+    fn pick(options: &'static [&'static str]) -> impl Strategy<Value = Vec<String>> {
+        proptest::sample::subsequence(options, 1..=options.len().min(3))
+            .prop_map(|v| v.into_iter().map(String::from).collect())
+    }
+
+    fn policy_rule() -> impl Strategy<Value = PolicyRule> {
+        prop_oneof![
+            (
+                pick(GROUPS),
+                pick(RESOURCES),
+                pick(VERBS),
+                proptest::option::of(pick(NAMES))
+            )
+                .prop_map(|(groups, resources, verbs, names)| PolicyRule {
+                    api_groups: Some(groups),
+                    resources: Some(resources),
+                    verbs,
+                    resource_names: names,
+                    ..PolicyRule::default()
+                }),
+            (pick(URLS), pick(VERBS)).prop_map(|(urls, verbs)| PolicyRule {
+                non_resource_urls: Some(urls),
+                verbs,
+                ..PolicyRule::default()
+            }),
+        ]
+    }
+
+    /// Every request the alphabets can express.
+    fn requests() -> Vec<Attributes> {
+        let mut all = Vec::new();
+        for verb in ["get", "list", "delete", "watch"] {
+            for group in ["", "apps", "batch"] {
+                for (resource, sub) in [
+                    ("pods", ""),
+                    ("pods", "log"),
+                    ("deployments", "scale"),
+                    ("deployments", ""),
+                    ("nodes", "log"),
+                ] {
+                    for name in ["", "a", "c"] {
+                        all.push(
+                            Attributes::resource(UserInfo::default(), verb, "ns", group, resource)
+                                .with_subresource(sub)
+                                .with_name(name),
+                        );
+                    }
+                }
+            }
+            for path in ["/healthz", "/api/v1", "/api/v2", "/apis", "/api"] {
+                all.push(Attributes::non_resource(UserInfo::default(), verb, path));
+            }
+        }
+        all
+    }
+
+    proptest! {
+        #[test]
+        fn covered_rules_allow_nothing_the_owner_does_not(
+            owner in proptest::collection::vec(policy_rule(), 0..4),
+            wanted in proptest::collection::vec(policy_rule(), 1..3),
+        ) {
+            if rules::uncovered(&owner, &wanted).is_empty() {
+                for request in requests() {
+                    if wanted.iter().any(|r| rule_allows(&request, r)) {
+                        prop_assert!(
+                            owner.iter().any(|r| rule_allows(&request, r)),
+                            "covered, yet {request:?} is allowed by {wanted:?} and not by {owner:?}"
+                        );
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_rule_set_covers_itself(rules in proptest::collection::vec(policy_rule(), 1..4)) {
+            prop_assert!(rules::uncovered(&rules, &rules).is_empty());
+        }
+    }
 }
