@@ -15,6 +15,7 @@ pub mod pod;
 pub mod pricing;
 pub mod profile;
 pub mod quantity;
+pub mod rbac;
 pub mod selectors;
 pub mod service_account_token;
 pub mod sigv4;
