@@ -153,6 +153,28 @@ impl KubeError {
         }
     }
 
+    /// 422 from kube-apiserver's validation of an object of this resource, with every field
+    /// error as a cause; `details.kind` and `details.group` are the kind and its group, as
+    /// upstream's `NewInvalid` writes them.
+    pub fn invalid_fields(
+        rt: &ResourceType,
+        name: &str,
+        errors: &[localfargate_core::validation::FieldError],
+    ) -> Self {
+        use localfargate_core::validation;
+        let kind = if rt.group.is_empty() {
+            rt.kind.to_string()
+        } else {
+            format!("{}.{}", rt.kind, rt.group)
+        };
+        KubeError::Invalid {
+            message: validation::invalid_message(rt.group, rt.kind, name, errors),
+            kind,
+            name: name.to_string(),
+            causes: validation::causes(errors),
+        }
+    }
+
     pub(crate) fn from_store(e: StoreError) -> Self {
         KubeError::Internal(e.to_string())
     }

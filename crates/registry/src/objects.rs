@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::resources::{self, ResourceType};
+use localfargate_core::validation;
 use localfargate_store::{Object, Revision, Store, StoreError, Tx, transaction};
 use serde_json::{Map, Value, json};
 
@@ -144,6 +145,17 @@ pub fn valid_name(name: &str) -> bool {
         })
 }
 
+/// Why a name cannot be a path segment (`ValidatePathSegmentName`), if it cannot.
+fn unsafe_path_segment(name: &str) -> Option<String> {
+    if name == "." || name == ".." {
+        return Some(format!("may not be '{name}'"));
+    }
+    ["/", "%"]
+        .iter()
+        .find(|bad| name.contains(*bad))
+        .map(|bad| format!("may not contain '{bad}'"))
+}
+
 /// Five characters the way upstream's `generateName` picks them (no vowels, no look-alikes).
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -237,11 +249,13 @@ impl Objects {
 
     /// Create an object as POST does. Returns it as stored.
     pub fn create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
+        let generated = body["metadata"]["name"]
+            .as_str()
+            .is_none_or(str::is_empty);
         let mut obj = self.prepare_create(rt, namespace, body)?;
-        let generated = obj["metadata"]["name"].is_null();
-        // A generated name that collides is retried, as upstream does.
-        for _ in 0..5 {
-            if generated {
+        // A generated name that collides is retried with another suffix, as upstream does.
+        for attempt in 0..5 {
+            if generated && attempt > 0 {
                 let base = obj["metadata"]["generateName"]
                     .as_str()
                     .unwrap_or_default()
@@ -284,11 +298,11 @@ impl Objects {
         }
         let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
         if name.is_empty() {
-            meta.remove("name");
             let generate = meta
                 .get("generateName")
                 .and_then(Value::as_str)
-                .unwrap_or("");
+                .unwrap_or("")
+                .to_string();
             if generate.is_empty() {
                 return Err(KubeError::invalid(
                     rt,
@@ -297,7 +311,17 @@ impl Objects {
                     "Required value: name or generateName is required",
                 ));
             }
-        } else if !valid_name(name) {
+            // Named now, as upstream's BeforeCreate does, so validation sees the name.
+            meta.insert(
+                "name".into(),
+                Value::String(format!("{generate}{}", random_suffix())),
+            );
+        } else if let Some(detail) = unsafe_path_segment(name) {
+            // Every name becomes a path segment (and a store key): checked for every kind.
+            let detail = format!("Invalid value: \"{name}\": {detail}");
+            return Err(KubeError::invalid(rt, name, "metadata.name", &detail));
+        } else if !validation::knows(rt.group, rt.kind) && !valid_name(name) {
+            // Kinds with their own rules (RBAC names may hold ':') are validated below.
             let detail = format!("Invalid value: \"{name}\": {NAME_CHARS}");
             return Err(KubeError::invalid(rt, name, "metadata.name", &detail));
         }
@@ -323,6 +347,12 @@ impl Objects {
             body["status"] = status;
         }
         strategy.admit_create(self, &mut body)?;
+        // Validation after defaulting and mutating admission, as kube-apiserver orders them.
+        let errors = validation::validate_create(rt.group, rt.kind, &body);
+        if !errors.is_empty() {
+            let name = name_of(&body).to_string();
+            return Err(KubeError::invalid_fields(rt, &name, &errors));
+        }
         Ok(body)
     }
 
@@ -421,6 +451,10 @@ impl Objects {
                 strategy_for(rt).default(rt, &mut new)?;
                 bump_generation(rt, &current.value, &mut new);
                 strategy_for(rt).validate_update(rt, &current.value, &new)?;
+                let errors = validation::validate_update(rt.group, rt.kind, &current.value, &new);
+                if !errors.is_empty() {
+                    return Err(KubeError::invalid_fields(rt, name, &errors));
+                }
             }
             if new == current.value {
                 return Ok(old);

@@ -393,6 +393,11 @@ fn kind_rules(group: &str, kind: &str) -> Option<&'static KindRules> {
 
 /// Errors of a new object of this group/kind, metadata included. Empty: valid, or a kind not
 /// validated here.
+/// Whether this module has kube-apiserver's rules for the kind (others are not validated).
+pub fn knows(group: &str, kind: &str) -> bool {
+    kind_rules(group, kind).is_some()
+}
+
 pub fn validate_create(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
     let Some(rules) = kind_rules(group, kind) else {
         return Vec::new();
