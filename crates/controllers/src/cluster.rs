@@ -181,13 +181,7 @@ pub fn node_status(
 /// The objects a new EKS cluster has: the four namespaces, and CoreDNS annotated to stay off
 /// Fargate (which is why the guides patch it).
 pub fn seed(objects: &Objects) -> Result<(), KubeError> {
-    let namespaces = resource("", "namespaces");
-    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        match objects.create(namespaces, "", json!({"metadata": {"name": ns}})) {
-            Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
+    localfargate_registry::bootstrap::bootstrap(objects)?;
     let sa = resource("", "serviceaccounts");
     match objects.create(sa, "kube-system", json!({"metadata": {"name": "coredns"}})) {
         Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}

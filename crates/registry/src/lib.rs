@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod binding;
+pub mod bootstrap;
 pub mod defaults;
 pub mod error;
 pub mod metrics;

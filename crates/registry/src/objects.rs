@@ -249,9 +249,7 @@ impl Objects {
 
     /// Create an object as POST does. Returns it as stored.
     pub fn create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
-        let generated = body["metadata"]["name"]
-            .as_str()
-            .is_none_or(str::is_empty);
+        let generated = body["metadata"]["name"].as_str().is_none_or(str::is_empty);
         let mut obj = self.prepare_create(rt, namespace, body)?;
         // A generated name that collides is retried with another suffix, as upstream does.
         for attempt in 0..5 {

@@ -1,0 +1,142 @@
+//! What kube-apiserver creates in a new cluster before anyone asks (its post-start hooks), and
+//! what EKS adds: the system namespaces, the default PriorityClasses, the bootstrap RBAC policy
+//! (aggregated, as the clusterrole-aggregation controller leaves it) and EKS's `gp2`
+//! StorageClass. Creating them again is harmless: an object that exists is left as it is.
+
+use localfargate_core::rbac;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::objects::{KubeError, Objects, Result, resource};
+use crate::resources::ResourceType;
+
+/// The namespaces every cluster starts with.
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn ensure(objects: &Objects, rt: &ResourceType, namespace: &str, body: Value) -> Result<()> {
+    match objects.create(rt, namespace, body) {
+        Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn ensure_all<T: Serialize>(
+    objects: &Objects,
+    group: &str,
+    plural: &str,
+    items: &[T],
+) -> Result<()> {
+    let rt = resource(group, plural);
+    for item in items {
+        let body = serde_json::to_value(item)
+            .map_err(|e| KubeError::Internal(format!("bootstrap {plural}: {e}")))?;
+        let namespace = body["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        ensure(objects, rt, &namespace, body)?;
+    }
+    Ok(())
+}
+
+/// Create what a new cluster has.
+pub fn bootstrap(objects: &Objects) -> Result<()> {
+    let namespaces = resource("", "namespaces");
+    for ns in SYSTEM_NAMESPACES {
+        ensure(objects, namespaces, "", json!({"metadata": {"name": ns}}))?;
+    }
+    let priority_classes = resource("scheduling.k8s.io", "priorityclasses");
+    for (name, value, description) in [
+        (
+            "system-node-critical",
+            2_000_001_000,
+            "Used for system critical pods that must not be moved from their current node.",
+        ),
+        (
+            "system-cluster-critical",
+            2_000_000_000,
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+        ),
+    ] {
+        ensure(
+            objects,
+            priority_classes,
+            "",
+            json!({"metadata": {"name": name}, "value": value, "globalDefault": false,
+                   "description": description, "preemptionPolicy": "PreemptLowerPriority"}),
+        )?;
+    }
+    // EKS creates `gp2` (in-tree EBS); since 1.30 it is no longer marked the default class.
+    ensure(
+        objects,
+        resource("storage.k8s.io", "storageclasses"),
+        "",
+        json!({"metadata": {"name": "gp2"}, "provisioner": "kubernetes.io/aws-ebs",
+               "parameters": {"fsType": "ext4", "type": "gp2"},
+               "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"}),
+    )?;
+    let policy = rbac::bootstrap_policy();
+    let cluster_roles = rbac::aggregate(&policy.cluster_roles);
+    const RBAC: &str = "rbac.authorization.k8s.io";
+    ensure_all(objects, RBAC, "clusterroles", &cluster_roles)?;
+    ensure_all(
+        objects,
+        RBAC,
+        "clusterrolebindings",
+        &policy.cluster_role_bindings,
+    )?;
+    ensure_all(objects, RBAC, "roles", &policy.roles)?;
+    ensure_all(objects, RBAC, "rolebindings", &policy.role_bindings)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use localfargate_store::{SqliteStore, Store};
+
+    use super::*;
+    use crate::Settings;
+
+    #[test]
+    fn a_new_cluster_has_what_kube_apiserver_and_eks_create_and_again_changes_nothing() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let o = Objects::new(store, "c", Arc::new(Settings::new("us-west-2")));
+        bootstrap(&o).unwrap();
+        let (_, first) = o.list(resource("", "namespaces"), None).unwrap();
+        bootstrap(&o).unwrap();
+        let (_, second) = o.list(resource("", "namespaces"), None).unwrap();
+        assert_eq!(first, second, "a second bootstrap wrote nothing");
+
+        let pc = o
+            .get(
+                resource("scheduling.k8s.io", "priorityclasses"),
+                "",
+                "system-node-critical",
+            )
+            .unwrap();
+        assert_eq!(pc["value"], 2_000_001_000);
+        let rbac = |plural| resource("rbac.authorization.k8s.io", plural);
+        // The aggregated roles carry the rules of the roles they aggregate.
+        let admin = o.get(rbac("clusterroles"), "", "admin").unwrap();
+        let rules = admin["rules"].as_array().unwrap();
+        assert!(
+            rules.iter().any(|r| r["resources"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|x| x == "rolebindings"))),
+            "{admin:#}"
+        );
+        // Names with ':' are valid RBAC names.
+        o.get(rbac("clusterroles"), "", "system:discovery").unwrap();
+        let binding = o
+            .get(rbac("clusterrolebindings"), "", "cluster-admin")
+            .unwrap();
+        assert_eq!(binding["subjects"][0]["name"], "system:masters");
+        assert!(
+            o.get(resource("storage.k8s.io", "storageclasses"), "", "gp2")
+                .is_ok()
+        );
+    }
+}
