@@ -357,11 +357,16 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
             remove_orphan_sandboxes(&*store, &*runtime).await;
             last_reap = tokio::time::Instant::now();
         }
-        let clusters = store
-            .list(CLUSTER_KIND, "")
-            .map(|(c, _)| c)
-            .unwrap_or_default();
+        let (clusters, revision) = match store.list(CLUSTER_KIND, "") {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::error!(error = %e, "listing clusters");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         let mut active = Vec::new();
+        let mut retry_soon = false;
         for c in clusters.iter() {
             if c.value["resource"]["status"] != "ACTIVE" {
                 continue;
@@ -373,6 +378,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
             let objects = Objects::new(store.clone(), &c.key, settings.clone());
             if let Err(e) = seed(&objects) {
                 tracing::error!(cluster = %c.key, error = %e, "seeding the cluster's objects");
+                retry_soon = true;
                 continue;
             }
             let version = c.value["resource"]["version"]
@@ -415,7 +421,20 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
             purge_cluster(&*store, &name);
             tracing::info!(cluster = %name, "cluster deleted: its Kubernetes objects are gone");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Until a cluster record changes (created, ACTIVE, DELETING, gone), or the orphan
+        // sandbox check is due.
+        localfargate_store::changed_since(
+            &*store,
+            CLUSTER_KIND,
+            "",
+            revision,
+            if retry_soon {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(60)
+            },
+        )
+        .await;
     }
 }
 

@@ -388,10 +388,13 @@ mod tests {
             .iter()
             .map(|i| i["metadata"]["name"].as_str().unwrap())
             .collect();
+        assert_eq!(&groups[..3], ["apps", "batch", "autoscaling"]);
         assert_eq!(
-            groups,
-            vec!["apps", "batch", "eks.localfargate.io", "metrics.k8s.io"]
+            &groups[groups.len() - 2..],
+            ["eks.localfargate.io", "metrics.k8s.io"]
         );
+        let autoscaling = &apis["items"][2]["versions"][0];
+        assert_eq!(autoscaling["version"], "v2");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! sampled. Object semantics (defaulting, admission, deletion) live in
 //! the registry (`localfargate_registry`), shared with the reconcilers.
 
+pub mod authz;
 mod discovery;
 mod metrics;
 pub mod patch;

@@ -13,9 +13,11 @@ use localfargate_registry::objects::{
 use localfargate_registry::resources::{self, ResourceType};
 use serde_json::{Value, json};
 
+use crate::authz::{self, Authorizer};
 use crate::patch::{self, PatchError};
 use crate::server::Api;
 use crate::{table, watch};
+use localfargate_core::rbac::UserInfo;
 use localfargate_core::selectors::{FieldSelector, LabelSelector};
 
 /// What a request path names.
@@ -220,13 +222,32 @@ fn namespace(target: &Target) -> &str {
 /// Entry point for every resource request.
 pub async fn handle(
     api: Arc<Api>,
+    user: UserInfo,
     method: Method,
     target: Target,
     query: Query,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if target.rt.create_only {
+        return match (method == Method::POST, target.name.is_none()) {
+            (true, true) => body_value(&headers, &body)
+                .and_then(|v| authz::review(&api.authorizer, &user, &target, v))
+                .map_or_else(
+                    |e| error_response(&e),
+                    |v| json_response(StatusCode::CREATED, &v),
+                ),
+            _ => error_response(&KubeError::MethodNotAllowed(format!(
+                "{} can only be created",
+                target.rt.qualified()
+            ))),
+        };
+    }
     let result = dispatch(&api, &method, &target, &query, &headers, &body).await;
+    // An RBAC write is in force for the next request, before the watch says so.
+    if result.is_ok() && method != Method::GET && Authorizer::is_rbac(&target) {
+        api.authorizer.invalidate();
+    }
     match result {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -291,6 +312,18 @@ async fn dispatch(
             }
             let created = api.objects.create(rt, namespace(target), value)?;
             Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (Method::POST, Some(name), Some("token")) if rt.resource == "serviceaccounts" => {
+            let value = body_value(headers, body)?;
+            let answered = localfargate_registry::service_accounts::token_request(
+                &api.objects,
+                api.info.service_accounts.as_deref(),
+                namespace(target),
+                name,
+                value,
+                crate::server::API_AUDIENCE,
+            )?;
+            Ok(json_response(StatusCode::CREATED, &answered))
         }
         (Method::POST, Some(name), Some("binding")) => {
             let value = body_value(headers, body)?;

@@ -12,11 +12,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
+use localfargate_core::rbac::{self, UserInfo};
 use localfargate_core::sigv4::{Credentials, verify_presigned_sts};
 use localfargate_registry::{KubeError, Objects};
 use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
 
+use crate::authz::{self, Authorizer};
 use crate::rest::{self, json_response, json_typed};
 use crate::{discovery, metrics, remotecommand};
 
@@ -52,21 +54,33 @@ pub fn status(code: StatusCode, reason: &str, message: &str) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-/// Whether a bearer token is one this cluster accepts: its static token, or the presigned STS
-/// GetCallerIdentity URL that `aws eks get-token` wraps as `k8s-aws-v1.<base64url>`.
-fn authenticated(info: &ClusterInfo, header: Option<&str>) -> bool {
-    let Some(token) = header
+/// The cluster's administrator: the static token of `localfargate kubeconfig`, and (until EKS
+/// access entries map IAM principals) whoever `aws eks get-token` signs for, like the creator's
+/// admin entry EKS makes.
+fn cluster_admin() -> UserInfo {
+    UserInfo::new(
+        "kubernetes-admin",
+        &[rbac::SYSTEM_MASTERS, rbac::SYSTEM_AUTHENTICATED],
+    )
+}
+
+/// Who a bearer token is, when it is one this cluster accepts: its static token, a
+/// service-account token of its own, or the presigned STS GetCallerIdentity URL that
+/// `aws eks get-token` wraps as `k8s-aws-v1.<base64url>`.
+fn authenticated(info: &ClusterInfo, header: Option<&str>) -> Option<UserInfo> {
+    let token = header
         .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
-        return false;
-    };
+        .map(str::trim)?;
     if localfargate_core::sigv4::constant_time_eq(token.as_bytes(), info.token.as_bytes()) {
-        return true;
+        return Some(cluster_admin());
     }
     let Some(encoded) = token.strip_prefix("k8s-aws-v1.") else {
         return service_account(info, token);
     };
+    aws_token(info, encoded).then(cluster_admin)
+}
+
+fn aws_token(info: &ClusterInfo, encoded: &str) -> bool {
     let Ok(url) =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('='))
     else {
@@ -92,18 +106,18 @@ fn authenticated(info: &ClusterInfo, header: Option<&str>) -> bool {
 }
 
 /// A service-account token of this cluster's, for its API.
-fn service_account(info: &ClusterInfo, token: &str) -> bool {
-    let Some(signer) = &info.service_accounts else {
-        return false;
-    };
+fn service_account(info: &ClusterInfo, token: &str) -> Option<UserInfo> {
+    let signer = info.service_accounts.as_ref()?;
     match signer.verify(token, API_AUDIENCE) {
         Ok(user) => {
             tracing::debug!(cluster = %info.name, user = %user.username, "service-account token");
-            true
+            let mut info = UserInfo::service_account(&user.namespace, &user.name);
+            info.uid = user.claims.kubernetes.serviceaccount.uid.clone();
+            Some(info)
         }
         Err(e) => {
             tracing::info!(cluster = %info.name, reason = %e, "token refused");
-            false
+            None
         }
     }
 }
@@ -117,9 +131,11 @@ async fn authenticate(
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    if !authenticated(&info, header) {
+    let Some(user) = authenticated(&info, header) else {
         return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
-    }
+    };
+    let mut request = request;
+    request.extensions_mut().insert(user);
     next.run(request).await
 }
 
@@ -147,6 +163,8 @@ pub struct Api {
     pub metrics: Arc<localfargate_registry::metrics::MetricsStore>,
     /// `host:port`, for `/api`'s serverAddressByClientCIDRs.
     pub server_address: String,
+    /// Who may do what (RBAC), and impersonation.
+    pub authorizer: Arc<Authorizer>,
 }
 
 fn not_found() -> Response {
@@ -203,6 +221,20 @@ fn discovery(api: &Api, path: &str, headers: &HeaderMap) -> Option<Response> {
 
 async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
+    let Some(authenticated) = request.extensions().get::<UserInfo>().cloned() else {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    };
+    let user = match authz::impersonate(&api.authorizer, &authenticated, request.headers()) {
+        Ok(u) => u,
+        Err(e) => return rest::error_response(&e),
+    };
+    let is_resource = rest::parse_target(&path).is_ok();
+    if !is_resource && metrics::resource_path(&path).is_none() {
+        let a = authz::path_attributes(&user, request.method(), &path);
+        if let Err(e) = api.authorizer.check(&a) {
+            return rest::error_response(&e);
+        }
+    }
     if let Some(r) = discovery(&api, &path, request.headers()) {
         return r;
     }
@@ -215,6 +247,10 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         Err(e) => return rest::error_response(&e),
     };
     let query = rest::Query::parse(request.uri().query());
+    let attributes = authz::resource_attributes(&user, request.method(), &target, &query);
+    if let Err(e) = api.authorizer.check(&attributes) {
+        return rest::error_response(&e);
+    }
     let streaming = target.subresource.as_deref();
     if matches!(streaming, Some("exec" | "attach"))
         && request.headers().contains_key(header::UPGRADE)
@@ -250,7 +286,7 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
             )));
         }
     };
-    rest::handle(api, method, target, query, headers, body).await
+    rest::handle(api, user, method, target, query, headers, body).await
 }
 
 /// kube-apiserver's `--max-request-body-bytes` default (3 MiB): a larger write is refused with
@@ -309,28 +345,32 @@ mod tests {
             .unwrap()
             .as_secs();
         let for_api = signer().issue(&request(API_AUDIENCE), now).unwrap();
-        assert!(authenticated(&info(), Some(&format!("Bearer {for_api}"))));
+        let user = authenticated(&info(), Some(&format!("Bearer {for_api}"))).unwrap();
+        assert_eq!(user.name, "system:serviceaccount:default:default");
+        assert!(
+            user.groups
+                .iter()
+                .any(|g| g == "system:serviceaccounts:default")
+        );
         let for_sts = signer().issue(&request("sts.amazonaws.com"), now).unwrap();
-        assert!(!authenticated(&info(), Some(&format!("Bearer {for_sts}"))));
+        assert!(authenticated(&info(), Some(&format!("Bearer {for_sts}"))).is_none());
         let mut without = info();
         without.service_accounts = None;
-        assert!(!authenticated(&without, Some(&format!("Bearer {for_api}"))));
+        assert!(authenticated(&without, Some(&format!("Bearer {for_api}"))).is_none());
     }
 
     #[test]
     fn tokens() {
-        assert!(authenticated(&info(), Some("Bearer secret")));
-        assert!(!authenticated(&info(), Some("Bearer wrong")));
-        assert!(!authenticated(&info(), None));
+        let admin = authenticated(&info(), Some("Bearer secret")).unwrap();
+        assert!(admin.groups.iter().any(|g| g == rbac::SYSTEM_MASTERS));
+        assert!(authenticated(&info(), Some("Bearer wrong")).is_none());
+        assert!(authenticated(&info(), None).is_none());
         let url = "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Signature=abc";
         let token = format!(
             "k8s-aws-v1.{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
         );
-        assert!(authenticated(&info(), Some(&format!("Bearer {token}"))));
-        assert!(!authenticated(
-            &info(),
-            Some("Bearer k8s-aws-v1.bm90LWEtdXJs")
-        ));
+        assert!(authenticated(&info(), Some(&format!("Bearer {token}"))).is_some());
+        assert!(authenticated(&info(), Some("Bearer k8s-aws-v1.bm90LWEtdXJs")).is_none());
     }
 }

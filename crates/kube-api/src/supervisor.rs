@@ -1,4 +1,5 @@
-//! Starts a Kubernetes API listener for each ACTIVE cluster and stops it when the cluster goes.
+//! Starts a Kubernetes API listener for each ACTIVE cluster and stops it when the cluster goes,
+//! woken by changes to the cluster records (a store watch), not by polling.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,13 +17,18 @@ use localfargate_registry::metrics::MetricsStore;
 use localfargate_registry::{Objects, Settings};
 use localfargate_runtime::SandboxRuntime;
 
+use crate::authz::Authorizer;
 use crate::server::{Api, ClusterInfo, router};
 
 struct Running {
     port: u64,
     handle: Handle<SocketAddr>,
+    /// Keeps the cluster's authorizer in step with its RBAC objects.
+    rbac: tokio::task::JoinHandle<()>,
 }
 
+/// With nothing to retry, how long to wait for a cluster change before looking again anyway.
+const IDLE_RECHECK: Duration = Duration::from_secs(60);
 /// How long to wait before trying again a listener that failed to start (a busy port, say).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -40,11 +46,12 @@ pub async fn run(
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut failed: HashMap<String, Instant> = HashMap::new();
     loop {
-        let wanted = match store.list(CLUSTER_KIND, "") {
-            Ok((clusters, _)) => clusters,
+        let (wanted, revision) = match store.list(CLUSTER_KIND, "") {
+            Ok(listed) => listed,
             Err(e) => {
                 tracing::error!(error = %e, "listing clusters");
-                Vec::new()
+                tokio::time::sleep(RETRY_AFTER).await;
+                continue;
             }
         };
         let mut active = HashMap::new();
@@ -78,9 +85,12 @@ pub async fn run(
                 strict: strict.clone(),
                 service_accounts: localfargate_registry::service_accounts::token_signer(&c.key, v),
             };
+            let objects = Objects::new(store.clone(), &c.key, settings.clone());
+            let authorizer = Arc::new(Authorizer::new(objects.clone()));
             let api = Api {
                 info,
-                objects: Objects::new(store.clone(), &c.key, settings.clone()),
+                authorizer: authorizer.clone(),
+                objects,
                 runtime: runtime.clone(),
                 metrics: metrics.clone(),
                 server_address: format!("{host}:{port}"),
@@ -89,7 +99,8 @@ pub async fn run(
                 Ok(handle) => {
                     tracing::info!(cluster = %c.key, port, "Kubernetes API listening");
                     failed.remove(&c.key);
-                    running.insert(c.key.clone(), Running { port, handle });
+                    let rbac = tokio::spawn(authorizer.follow());
+                    running.insert(c.key.clone(), Running { port, handle, rbac });
                 }
                 Err(e) => {
                     tracing::error!(cluster = %c.key, port, error = %e, "cannot start the Kubernetes API; retrying in 5s");
@@ -101,11 +112,18 @@ pub async fn run(
             let keep = active.get(name) == Some(&r.port);
             if !keep {
                 r.handle.shutdown();
+                r.rbac.abort();
                 tracing::info!(cluster = %name, "Kubernetes API stopped");
             }
             keep
         });
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Until a cluster record changes; a listener that failed is retried after a while.
+        let limit = if failed.is_empty() {
+            IDLE_RECHECK
+        } else {
+            RETRY_AFTER
+        };
+        localfargate_store::changed_since(&*store, CLUSTER_KIND, "", revision, limit).await;
     }
 }
 

@@ -103,7 +103,10 @@ fn workload(rt: &ResourceType, name: &str, v: &mut Value) -> Result<()> {
         if kind != "DaemonSet" {
             default(spec, "replicas", json!(1));
         }
-        default(spec, "revisionHistoryLimit", json!(10));
+        // ReplicaSets have no revision history (upstream's type has no such field).
+        if kind != "ReplicaSet" {
+            default(spec, "revisionHistoryLimit", json!(10));
+        }
         match kind {
             "Deployment" => {
                 default(

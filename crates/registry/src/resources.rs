@@ -30,6 +30,8 @@ pub struct ResourceType {
     pub read_only: bool,
     /// Writes to the main resource leave `.status` alone; `/status` writes only change it.
     pub has_status: bool,
+    /// A review: created and answered, never stored (SelfSubjectAccessReview, …).
+    pub create_only: bool,
     pub subresources: &'static [Subresource],
 }
 
@@ -100,6 +102,7 @@ where
         categories: &[],
         read_only: false,
         has_status: false,
+        create_only: false,
         subresources: &[],
     }
 }
@@ -129,6 +132,7 @@ const fn rt(
         categories: &[],
         read_only: false,
         has_status: false,
+        create_only: false,
         subresources: &[],
     }
 }
@@ -144,11 +148,23 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
 
 const API_EXTENSIONS: &[&str] = &["api-extensions"];
+const CREATE_VERBS: &[&str] = &["create"];
+
+/// A review kind: answered on create, never stored.
+const fn review(rt: ResourceType) -> ResourceType {
+    ResourceType {
+        create_only: true,
+        ..rt
+    }
+}
+
+use k8s_openapi::api::authentication::v1 as authentication;
+use k8s_openapi::api::authorization::v1 as authorization;
 
 /// Every served resource, in discovery order: the kinds `kubectl api-resources` lists on an EKS
-/// cluster that are stored objects (the review kinds, which are answered and never stored, and
-/// `componentstatuses` are not here; nor is `events.k8s.io`, which upstream stores as the core
-/// Events it converts), and the mirrored Fargate profiles.
+/// cluster, from k8s-openapi's metadata. Stored objects, then the access reviews (answered on
+/// create, never stored), then the mirrored Fargate profiles. Not here yet: `componentstatuses`,
+/// `tokenreviews`, and `events.k8s.io` (upstream stores it as the core Events it converts).
 pub const RESOURCES: &[ResourceType] = &[
     ResourceType {
         short_names: &["ns"],
@@ -214,6 +230,13 @@ pub const RESOURCES: &[ResourceType] = &[
     of::<core::Secret>("secret"),
     ResourceType {
         short_names: &["sa"],
+        subresources: &[Subresource {
+            name: "token",
+            kind: "TokenRequest",
+            group: "authentication.k8s.io",
+            version: "v1",
+            verbs: &["create"],
+        }],
         ..of::<core::ServiceAccount>("serviceaccount")
     },
     ResourceType {
@@ -406,6 +429,19 @@ pub const RESOURCES: &[ResourceType] = &[
         of::<flowcontrol::PriorityLevelConfiguration>("prioritylevelconfiguration"),
         &[status("PriorityLevelConfiguration")],
     ),
+    review(of::<authentication::SelfSubjectReview>("selfsubjectreview")),
+    review(of::<authorization::LocalSubjectAccessReview>(
+        "localsubjectaccessreview",
+    )),
+    review(of::<authorization::SelfSubjectAccessReview>(
+        "selfsubjectaccessreview",
+    )),
+    review(of::<authorization::SelfSubjectRulesReview>(
+        "selfsubjectrulesreview",
+    )),
+    review(of::<authorization::SubjectAccessReview>(
+        "subjectaccessreview",
+    )),
     ResourceType {
         short_names: &["fp"],
         read_only: true,
@@ -430,7 +466,13 @@ impl ResourceType {
     }
 
     pub fn verbs(&self) -> &'static [&'static str] {
-        if self.read_only { RO_VERBS } else { RW_VERBS }
+        if self.create_only {
+            CREATE_VERBS
+        } else if self.read_only {
+            RO_VERBS
+        } else {
+            RW_VERBS
+        }
     }
 
     pub fn subresource(&self, name: &str) -> Option<&'static Subresource> {
@@ -560,6 +602,8 @@ mod tests {
                 "apiextensions.k8s.io",
                 "apiregistration.k8s.io",
                 "flowcontrol.apiserver.k8s.io",
+                "authentication.k8s.io",
+                "authorization.k8s.io",
                 FARGATE_GROUP
             ]
         );

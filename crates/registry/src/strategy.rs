@@ -92,7 +92,9 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
             generation: false,
             status: Some(|| json!({"phase": "Pending"})),
         },
-        ("", "Node") | ("", "ResourceQuota") => &Generic {
+        // A node is registered with its status (capacity, addresses), as a kubelet does.
+        ("", "Node") => &NodeStrategy,
+        ("", "ResourceQuota") => &Generic {
             generation: false,
             status: Some(|| json!({})),
         },
@@ -160,6 +162,17 @@ impl Strategy for Generic {
     }
     fn initial_status(&self, _obj: &Value) -> Option<Value> {
         self.status.map(|f| f())
+    }
+}
+
+struct NodeStrategy;
+
+impl Strategy for NodeStrategy {
+    fn initial_status(&self, obj: &Value) -> Option<Value> {
+        Some(match &obj["status"] {
+            Value::Object(status) => Value::Object(status.clone()),
+            _ => json!({}),
+        })
     }
 }
 

@@ -207,6 +207,23 @@ pub fn transaction<R, E: From<StoreError>, S: Store + ?Sized>(
     out.ok_or_else(|| StoreError::backend("transaction returned nothing").into())
 }
 
+/// Wait until a record of `kind` under `prefix` changes after `revision` (the revision of the
+/// list the caller acted on), or `limit` passes: what a supervisor that keeps something per
+/// record (a listener, a set of controllers) does between passes, instead of polling.
+pub async fn changed_since(
+    store: &dyn Store,
+    kind: &str,
+    prefix: &str,
+    revision: Revision,
+    limit: std::time::Duration,
+) {
+    let Ok(mut watcher) = store.watch(kind, prefix, revision) else {
+        // History compacted past the list: the caller's next list is newer anyway.
+        return;
+    };
+    let _ = tokio::time::timeout(limit, watcher.next()).await;
+}
+
 /// Single-write helpers, each its own transaction.
 pub trait StoreExt {
     fn create(&self, kind: &str, key: &str, value: &Value) -> Result<Arc<Object>>;

@@ -1,0 +1,417 @@
+//! End-to-end: who may do what on a cluster's API, with real kubectl. RBAC over the bootstrap
+//! roles, impersonation (`--as`), `kubectl auth can-i` and `whoami`, `kubectl create token` and
+//! a service account's own token; and the breadth of kinds the API now stores, validated as
+//! kube-apiserver validates them.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{Server, localfargate};
+use serde_json::Value;
+
+const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
+
+struct Cluster {
+    _server: Server,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn kubectl_missing() -> Option<String> {
+    let path = format!("{KUBECTL_DIR}/kubectl.1.33");
+    (!std::path::Path::new(&path).exists()).then(|| format!("{path} is not installed"))
+}
+
+fn cluster(name: &str) -> Cluster {
+    let server = common::up("0.1");
+    let created = localfargate(&server, &["cluster", "create", "--name", name]);
+    assert!(created.status.success(), "{}", text(&created));
+    let config = localfargate(&server, &["kubeconfig", "--cluster", name]);
+    assert!(config.status.success(), "{}", text(&config));
+    let kubeconfig = std::env::temp_dir().join(format!(
+        "lf-access-{name}-{}-{}",
+        std::process::id(),
+        common::free_port()
+    ));
+    std::fs::write(&kubeconfig, &config.stdout).unwrap();
+    let c = Cluster {
+        _server: server,
+        kubeconfig,
+    };
+    // The API starts within a moment of ACTIVE; the bootstrap roles with the controllers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c.kubectl(&["get", "clusterrole", "view"]).status.success() {
+        assert!(Instant::now() < deadline, "the bootstrap roles never came");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    c
+}
+
+impl Cluster {
+    fn kubectl_with(&self, version: &str, args: &[&str]) -> Output {
+        Command::new(format!("{KUBECTL_DIR}/kubectl.{version}"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with("1.31", args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} succeeded: {}",
+            text(&out)
+        );
+        text(&out)
+    }
+
+    fn apply(&self, yaml: &str) -> Output {
+        common::output_with_stdin(
+            Command::new(format!("{KUBECTL_DIR}/kubectl.1.33"))
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["apply", "-f", "-"]),
+            yaml.as_bytes(),
+        )
+    }
+}
+
+#[test]
+fn rbac_impersonation_can_i_whoami_and_service_account_tokens() {
+    if let Some(why) = kubectl_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let c = cluster("access");
+
+    // The kubeconfig's user is the cluster's administrator.
+    let me = c.ok(&["auth", "whoami", "-o", "json"]);
+    let me: Value = serde_json::from_str(&me).unwrap();
+    assert_eq!(me["kind"], "SelfSubjectReview");
+    assert_eq!(me["status"]["userInfo"]["username"], "kubernetes-admin");
+    assert!(
+        me["status"]["userInfo"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == "system:masters"),
+        "{me:#}"
+    );
+    assert_eq!(c.ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
+
+    // Someone with no binding may do nothing but discovery; kube-apiserver's message.
+    assert_eq!(
+        c.fails(&["auth", "can-i", "list", "pods", "--as", "alice"])
+            .trim(),
+        "no"
+    );
+    let denied = c.fails(&["get", "pods", "-n", "kube-system", "--as", "alice"]);
+    assert!(
+        denied.contains(
+            "Error from server (Forbidden): pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"kube-system\""
+        ),
+        "{denied}"
+    );
+    // The bootstrap `edit` role, bound in one namespace, is in force at once there only.
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "alice-edit",
+        "--clusterrole=edit",
+        "--user=alice",
+        "-n",
+        "default",
+    ]);
+    assert_eq!(
+        c.ok(&[
+            "auth",
+            "can-i",
+            "create",
+            "deployments.apps",
+            "--as",
+            "alice",
+            "-n",
+            "default"
+        ])
+        .trim(),
+        "yes"
+    );
+    // `edit` reads secrets but may not grant roles (aggregated from the bootstrap roles).
+    assert_eq!(
+        c.ok(&[
+            "auth", "can-i", "get", "secrets", "--as", "alice", "-n", "default"
+        ])
+        .trim(),
+        "yes"
+    );
+    assert_eq!(
+        c.fails(&[
+            "auth",
+            "can-i",
+            "create",
+            "rolebindings",
+            "--as",
+            "alice",
+            "-n",
+            "default"
+        ])
+        .trim(),
+        "no"
+    );
+    c.ok(&["get", "pods", "-n", "default", "--as", "alice"]);
+    c.fails(&["get", "pods", "-n", "kube-system", "--as", "alice"]);
+    let rules = c.ok(&["auth", "can-i", "--list", "--as", "alice", "-n", "default"]);
+    assert!(rules.contains("deployments.apps"), "{rules}");
+    // A service account's token from `kubectl create token` (TokenRequest), used as is.
+    c.ok(&["create", "serviceaccount", "robot", "-n", "default"]);
+    let token = c.ok(&[
+        "create",
+        "token",
+        "robot",
+        "-n",
+        "default",
+        "--duration",
+        "15m",
+    ]);
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let as_robot = |args: &[&str]| {
+        let mut full = vec!["--token", token];
+        full.extend(args);
+        c.kubectl(&full)
+    };
+    let who = as_robot(&["auth", "whoami"]);
+    assert!(
+        text(&who).contains("system:serviceaccount:default:robot"),
+        "{}",
+        text(&who)
+    );
+    let denied = as_robot(&["get", "configmaps", "-n", "default"]);
+    assert!(
+        text(&denied).contains(
+            "configmaps is forbidden: User \"system:serviceaccount:default:robot\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\""
+        ),
+        "{}",
+        text(&denied)
+    );
+    // Impersonating needs the `impersonate` verb, which the robot has not.
+    let cannot = as_robot(&["get", "pods", "--as", "alice"]);
+    assert!(
+        text(&cannot).contains(
+            "users \"alice\" is forbidden: User \"system:serviceaccount:default:robot\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        ),
+        "{}",
+        text(&cannot)
+    );
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "robot-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:robot",
+        "-n",
+        "default",
+    ]);
+    assert!(
+        as_robot(&["get", "configmaps", "-n", "default"])
+            .status
+            .success()
+    );
+    // Too short a token is refused with upstream's message.
+    let short = c.fails(&[
+        "create",
+        "token",
+        "robot",
+        "-n",
+        "default",
+        "--duration",
+        "1m",
+    ]);
+    assert!(
+        short.contains("may not specify a duration less than 10 minutes"),
+        "{short}"
+    );
+    let missing = c.fails(&["create", "token", "nobody", "-n", "default"]);
+    assert!(
+        missing.contains("serviceaccounts \"nobody\" not found"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn every_kind_charts_carry_is_stored_and_bad_input_gets_upstreams_422() {
+    if let Some(why) = kubectl_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let c = cluster("kinds");
+    let out = c.apply(
+        r#"
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec: {minAvailable: 1, selector: {matchLabels: {app: web}}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 3
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: leader}
+spec: {holderIdentity: me}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: q}
+spec: {hard: {pods: "10"}}
+---
+apiVersion: v1
+kind: LimitRange
+metadata: {name: lr}
+spec:
+  limits:
+  - {type: Container, default: {cpu: 500m}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: c, image: busybox}]}
+"#,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for (kind, name) in [
+        ("pdb", "web"),
+        ("hpa", "web"),
+        ("ingress", "web"),
+        ("netpol", "deny"),
+        ("pvc", "data"),
+        ("lease", "leader"),
+        ("quota", "q"),
+        ("limits", "lr"),
+        ("priorityclass", "system-node-critical"),
+        ("storageclass", "gp2"),
+    ] {
+        c.ok(&["get", kind, name]);
+    }
+    // A DaemonSet's status has the counters typed clients need from the start.
+    let ds: Value = serde_json::from_str(&c.ok(&["get", "ds", "agent", "-o", "json"])).unwrap();
+    assert!(ds["status"]["numberReady"].is_number(), "{ds:#}");
+    let resources = c.ok(&["api-resources", "-o", "name"]);
+    for r in [
+        "poddisruptionbudgets.policy",
+        "horizontalpodautoscalers.autoscaling",
+        "clusterroles.rbac.authorization.k8s.io",
+        "customresourcedefinitions.apiextensions.k8s.io",
+        "selfsubjectaccessreviews.authorization.k8s.io",
+    ] {
+        assert!(
+            resources.lines().any(|l| l == r),
+            "{r} missing: {resources}"
+        );
+    }
+
+    // Bad input: upstream's 422 messages.
+    let negative = c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: neg}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources: {requests: {cpu: \"-1\"}}\n",
+    );
+    assert!(
+        text(&negative).contains(
+            "spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
+        ),
+        "{}",
+        text(&negative)
+    );
+    let mismatch = c.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: busybox}]}\n",
+    );
+    assert!(
+        text(&mismatch).contains("`selector` does not match template `labels`"),
+        "{}",
+        text(&mismatch)
+    );
+    let big = "x".repeat(1024 * 1024 + 1);
+    let file = std::env::temp_dir().join(format!("lf-big-{}", std::process::id()));
+    std::fs::write(&file, &big).unwrap();
+    let from_file = format!("--from-file=big={}", file.display());
+    let too_big = c.fails(&["create", "configmap", "big", &from_file]);
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        too_big.contains("Too long: must have at most 1048576 bytes"),
+        "{too_big}"
+    );
+    // A Job applied without template metadata: its pods carry the labels its selector matches.
+    let job = c.apply(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n",
+    );
+    assert!(job.status.success(), "{}", text(&job));
+    let job: Value = serde_json::from_str(&c.ok(&["get", "job", "once", "-o", "json"])).unwrap();
+    let labels = &job["spec"]["template"]["metadata"]["labels"];
+    for key in [
+        "job-name",
+        "batch.kubernetes.io/job-name",
+        "controller-uid",
+        "batch.kubernetes.io/controller-uid",
+    ] {
+        assert!(labels[key].is_string(), "{key}: {job:#}");
+    }
+    let selector = &job["spec"]["selector"]["matchLabels"];
+    for (k, v) in selector.as_object().unwrap() {
+        assert_eq!(&labels[k], v, "{job:#}");
+    }
+}
