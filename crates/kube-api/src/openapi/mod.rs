@@ -375,3 +375,60 @@ pub fn served() -> Result<&'static Catalog, &'static OpenApiError> {
         })
         .as_ref()
 }
+
+/// A write's `fieldValidation` directive applied to the unknown fields of its object (by the
+/// served catalog). Unknown fields are removed from `obj`, as kube-apiserver's decoding drops
+/// them; the result is `Ok` with the warnings to send (`Warn`, upstream's default, or nothing
+/// for `Ignore`), or `Err` with upstream's `BadRequest` message (`Strict`). A created or
+/// replaced object (`before` None) is refused as a decoding failure of its kind; a patched one
+/// with the bare strict-decoding error. `before`, for a patch, is the object patched: unknown
+/// fields it had already are not the request's doing and stay (kube-apiserver never stores
+/// any, so there this changes nothing; here it keeps a field the object machinery stored from
+/// failing every later patch).
+pub fn check_fields(
+    group: &str,
+    version: &str,
+    kind: &str,
+    directive: Option<&str>,
+    obj: &mut Value,
+    before: Option<&Value>,
+) -> Result<Vec<String>, String> {
+    let Ok(catalog) = served() else {
+        return Ok(Vec::new());
+    };
+    let Some(name) = catalog.definition_of(group, version, kind) else {
+        return Ok(Vec::new());
+    };
+    let had = before
+        .map(|b| validate::unknown_fields(&catalog.definitions, name, b))
+        .unwrap_or_default();
+    let removed = validate::prune(&catalog.definitions, name, obj, &had);
+    if removed.is_empty() {
+        return Ok(Vec::new());
+    }
+    match directive.unwrap_or("") {
+        "Ignore" => Ok(Vec::new()),
+        "Strict" => {
+            let message = strict_decoding_message(&removed);
+            Err(match before {
+                None => format!(
+                    "{kind} in version {version:?} cannot be handled as a {kind}: {message}"
+                ),
+                Some(_) => message,
+            })
+        }
+        _ => Ok(removed
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect()),
+    }
+}
+
+/// A `Warning` response header's value for one warning (`299 - "text"`), as kube-apiserver
+/// sends them.
+pub fn warning_header(text: &str) -> String {
+    format!(
+        "299 - \"{}\"",
+        text.replace('\\', "\\\\").replace('"', "\\\"")
+    )
+}

@@ -102,6 +102,16 @@ fn v2_converts_to_v3_as_kube_openapi_does() {
             .starts_with("Compute Resources")
     );
     assert!(resources.get("$ref").is_none());
+    // What v2 could only call strings.
+    assert_eq!(
+        schemas["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["oneOf"],
+        json!([{"type": "integer"}, {"type": "string"}])
+    );
+    assert!(
+        schemas["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]
+            .get("type")
+            .is_none()
+    );
     // Paths of this group-version only, operations with their kind and fieldValidation.
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.keys().all(|p| p.starts_with("/apis/apps/v1/")));
@@ -555,4 +565,46 @@ async fn documents_are_negotiated_and_cached_as_upstream_serves_them() {
         http::serve_catalog(c, "/openapi/v3/apis/nope/v1", None, &HeaderMap::new()).unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert!(http::serve_catalog(c, "/api/v1", None, &HeaderMap::new()).is_none());
+}
+
+#[test]
+fn field_validation_directives_answer_as_upstream() {
+    let with = pod(json!({"containers": [{"name": "c", "image": "i", "colour": "blue"}]}));
+    let without = pod(json!({"containers": [{"name": "c", "image": "i"}]}));
+    let field = "spec.containers[0].colour";
+    let check = |directive, before: Option<&Value>| {
+        let mut obj = with.clone();
+        let verdict = check_fields("", "v1", "Pod", directive, &mut obj, before);
+        (verdict, obj)
+    };
+    assert_eq!(
+        check(Some("Strict"), None).0,
+        Err(format!(
+            "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"{field}\""
+        ))
+    );
+    // Upstream's default is Warn; Warn and Ignore drop the field.
+    for directive in [Some("Warn"), None] {
+        assert_eq!(
+            check(directive, None),
+            (
+                Ok(vec![format!("unknown field \"{field}\"")]),
+                without.clone()
+            )
+        );
+    }
+    assert_eq!(check(Some("Ignore"), None), (Ok(vec![]), without.clone()));
+    // A patched object: the bare strict-decoding error, for fields the patch brought only.
+    assert_eq!(
+        check(Some("Strict"), Some(&without)).0,
+        Err(format!("strict decoding error: unknown field \"{field}\""))
+    );
+    assert_eq!(
+        check(Some("Strict"), Some(&with)),
+        (Ok(vec![]), with.clone())
+    );
+    assert_eq!(
+        warning_header(r#"unknown field "a.b""#),
+        r#"299 - "unknown field \"a.b\"""#
+    );
 }

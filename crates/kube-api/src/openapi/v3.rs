@@ -47,6 +47,25 @@ pub fn schema(v: &Value) -> Value {
     Value::Object(out)
 }
 
+/// The types v2 can only call strings, which kube-apiserver's v3 documents state as what they
+/// are (kube-openapi's `OpenAPIV3OneOfTypes`): a quantity is a string or a number, an
+/// int-or-string an integer or a string. `kubectl explain` then names them (`Quantity`).
+fn one_of_types(name: &str, mut converted: Value) -> Value {
+    let types = match name {
+        "io.k8s.apimachinery.pkg.api.resource.Quantity" => ["string", "number"],
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString" => ["integer", "string"],
+        _ => return converted,
+    };
+    if let Some(map) = converted.as_object_mut() {
+        map.remove("type");
+        map.insert(
+            "oneOf".into(),
+            Value::Array(types.iter().map(|t| json!({"type": t})).collect()),
+        );
+    }
+    converted
+}
+
 /// A v2 parameter (after resolving a shared one) as a v3 parameter.
 fn parameter(p: &Value) -> Value {
     let mut out = Map::new();
@@ -185,7 +204,7 @@ pub fn document(v2: &Value, gv: &GroupVersion) -> Value {
         .filter_map(|name| {
             v2["definitions"]
                 .get(name)
-                .map(|d| (name.clone(), schema(d)))
+                .map(|d| (name.clone(), one_of_types(name, schema(d))))
         })
         .collect();
     let security_schemes: Map<String, Value> = v2["securityDefinitions"]

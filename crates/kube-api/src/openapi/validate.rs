@@ -30,12 +30,15 @@ fn child(path: &str, field: &str) -> String {
     }
 }
 
+/// Walks `value` against `schema`, recording the paths of unknown fields; with `prune`, removes
+/// those `prune` accepts.
 fn walk(
     definitions: &Map<String, Value>,
     schema: &Value,
-    value: &Value,
+    value: &mut Value,
     path: &str,
     out: &mut Vec<String>,
+    prune: Option<&dyn Fn(&str) -> bool>,
 ) {
     let schema = resolve(definitions, schema);
     match value {
@@ -49,30 +52,39 @@ fn walk(
             }
             let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
             let embedded = schema["x-kubernetes-embedded-resource"] == true;
-            for (name, v) in fields {
+            let object_meta = serde_json::json!({"$ref": OBJECT_META});
+            let mut removed = Vec::new();
+            for (name, v) in fields.iter_mut() {
                 let at = child(path, name);
-                if let Some(s) = properties.and_then(|p| p.get(name)) {
-                    walk(definitions, s, v, &at, out);
-                } else if embedded && matches!(name.as_str(), "apiVersion" | "kind") {
-                } else if embedded && name == "metadata" {
-                    walk(
-                        definitions,
-                        &serde_json::json!({"$ref": OBJECT_META}),
-                        v,
-                        &at,
-                        out,
-                    );
-                } else if let Some(s) = additional.filter(|a| a.is_object()) {
-                    walk(definitions, s, v, &at, out);
-                } else if !(preserve || additional == Some(&Value::Bool(true))) {
-                    out.push(at);
+                let field_schema = match properties.and_then(|p| p.get(name)) {
+                    Some(s) => Some(s),
+                    None if embedded && name == "metadata" => Some(&object_meta),
+                    None if embedded && matches!(name.as_str(), "apiVersion" | "kind") => None,
+                    None => match additional {
+                        Some(s) if s.is_object() => Some(s),
+                        Some(Value::Bool(true)) => None,
+                        _ if preserve => None,
+                        _ => {
+                            if prune.is_some_and(|p| p(&at)) {
+                                removed.push(name.clone());
+                            }
+                            out.push(at);
+                            continue;
+                        }
+                    },
+                };
+                if let Some(s) = field_schema {
+                    walk(definitions, s, v, &at, out, prune);
                 }
+            }
+            for name in removed {
+                fields.remove(&name);
             }
         }
         Value::Array(items) => {
             if let Some(item) = schema.get("items").filter(|i| i.is_object()) {
-                for (i, v) in items.iter().enumerate() {
-                    walk(definitions, item, v, &format!("{path}[{i}]"), out);
+                for (i, v) in items.iter_mut().enumerate() {
+                    walk(definitions, item, v, &format!("{path}[{i}]"), out, prune);
                 }
             }
         }
@@ -84,9 +96,28 @@ fn walk(
 pub fn unknown_fields(definitions: &Map<String, Value>, name: &str, obj: &Value) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(schema) = definitions.get(name) {
-        walk(definitions, schema, obj, "", &mut out);
+        // The walk only removes with a pruner; a copy keeps `obj` borrowed immutably.
+        let mut copy = obj.clone();
+        walk(definitions, schema, &mut copy, "", &mut out, None);
     }
     out
+}
+
+/// Removes the fields of `obj` that definition `name` does not know, except those at a path in
+/// `keep`, as kube-apiserver's decoding drops them; the paths removed.
+pub fn prune(
+    definitions: &Map<String, Value>,
+    name: &str,
+    obj: &mut Value,
+    keep: &[String],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(schema) = definitions.get(name) {
+        let pruner = |path: &str| !keep.iter().any(|k| k == path);
+        walk(definitions, schema, obj, "", &mut found, Some(&pruner));
+    }
+    found.retain(|path| !keep.contains(path));
+    found
 }
 
 /// kube-apiserver's message for unknown fields under `fieldValidation=Strict`:
