@@ -253,16 +253,15 @@ fn body_field_validation(
     if obj["apiVersion"] != rt.api_version().as_str() || obj["kind"] != rt.kind {
         return Ok(Vec::new());
     }
-    let before = obj.clone();
-    let warnings = field_validation(rt, query, &mut obj, None)?;
-    if obj != before {
+    let checked = field_validation(rt, query, &mut obj, None)?;
+    if !checked.dropped.is_empty() {
         *body = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
         headers.insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
     }
-    Ok(warnings)
+    Ok(checked.warnings)
 }
 
 /// The request's `fieldValidation` applied to `obj`, patched from `before` or written whole
@@ -272,7 +271,7 @@ fn field_validation(
     query: &Query,
     obj: &mut Value,
     before: Option<&Value>,
-) -> Result<Vec<String>, KubeError> {
+) -> Result<crate::openapi::FieldCheck, KubeError> {
     crate::openapi::check_fields(
         rt.group,
         rt.version,
@@ -704,7 +703,7 @@ fn patch(
             let mut new = apply_patch_body(rt, &content_type, current, body, &manager)?;
             // Server-side apply reports unknown fields its own way, which is not done here.
             if !server_side {
-                warnings = field_validation(rt, query, &mut new, Some(current))?;
+                warnings = field_validation(rt, query, &mut new, Some(current))?.warnings;
             }
             // A resourceVersion in the patch is a precondition.
             if let Some(rv) = new["metadata"]["resourceVersion"].as_str()

@@ -378,8 +378,8 @@ pub fn served() -> Result<&'static Catalog, &'static OpenApiError> {
 
 /// A write's `fieldValidation` directive applied to the unknown fields of its object (by the
 /// served catalog). Unknown fields are removed from `obj`, as kube-apiserver's decoding drops
-/// them; the result is `Ok` with the warnings to send (`Warn`, upstream's default, or nothing
-/// for `Ignore`), or `Err` with upstream's `BadRequest` message (`Strict`). A created or
+/// them; the result is `Ok` with the warnings to send (`Warn`, upstream's default, or none for
+/// `Ignore`) and the fields dropped, or `Err` with upstream's `BadRequest` message (`Strict`). A created or
 /// replaced object (`before` None) is refused as a decoding failure of its kind; a patched one
 /// with the bare strict-decoding error. `before`, for a patch, is the object patched: unknown
 /// fields it had already are not the request's doing and stay (kube-apiserver never stores
@@ -392,36 +392,46 @@ pub fn check_fields(
     directive: Option<&str>,
     obj: &mut Value,
     before: Option<&Value>,
-) -> Result<Vec<String>, String> {
+) -> Result<FieldCheck, String> {
     let Ok(catalog) = served() else {
-        return Ok(Vec::new());
+        return Ok(FieldCheck::default());
     };
     let Some(name) = catalog.definition_of(group, version, kind) else {
-        return Ok(Vec::new());
+        return Ok(FieldCheck::default());
     };
     let had = before
         .map(|b| validate::unknown_fields(&catalog.definitions, name, b))
         .unwrap_or_default();
-    let removed = validate::prune(&catalog.definitions, name, obj, &had);
-    if removed.is_empty() {
-        return Ok(Vec::new());
+    let dropped = validate::prune(&catalog.definitions, name, obj, &had);
+    if dropped.is_empty() {
+        return Ok(FieldCheck::default());
     }
-    match directive.unwrap_or("") {
-        "Ignore" => Ok(Vec::new()),
+    let warnings = match directive.unwrap_or("") {
+        "Ignore" => Vec::new(),
         "Strict" => {
-            let message = strict_decoding_message(&removed);
-            Err(match before {
+            let message = strict_decoding_message(&dropped);
+            return Err(match before {
                 None => format!(
                     "{kind} in version {version:?} cannot be handled as a {kind}: {message}"
                 ),
                 Some(_) => message,
-            })
+            });
         }
-        _ => Ok(removed
+        _ => dropped
             .iter()
             .map(|f| format!("unknown field {f:?}"))
-            .collect()),
-    }
+            .collect(),
+    };
+    Ok(FieldCheck { warnings, dropped })
+}
+
+/// What [`check_fields`] let through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldCheck {
+    /// The `Warning`s to send.
+    pub warnings: Vec<String>,
+    /// The paths of the fields removed from the object.
+    pub dropped: Vec<String>,
 }
 
 /// A `Warning` response header's value for one warning (`299 - "text"`), as kube-apiserver

@@ -584,16 +584,20 @@ fn field_validation_directives_answer_as_upstream() {
         ))
     );
     // Upstream's default is Warn; Warn and Ignore drop the field.
+    let dropped = vec![field.to_string()];
     for directive in [Some("Warn"), None] {
-        assert_eq!(
-            check(directive, None),
-            (
-                Ok(vec![format!("unknown field \"{field}\"")]),
-                without.clone()
-            )
-        );
+        let warnings = vec![format!("unknown field \"{field}\"")];
+        let expected = FieldCheck {
+            warnings,
+            dropped: dropped.clone(),
+        };
+        assert_eq!(check(directive, None), (Ok(expected), without.clone()));
     }
-    assert_eq!(check(Some("Ignore"), None), (Ok(vec![]), without.clone()));
+    let ignored = FieldCheck {
+        warnings: vec![],
+        dropped,
+    };
+    assert_eq!(check(Some("Ignore"), None), (Ok(ignored), without.clone()));
     // A patched object: the bare strict-decoding error, for fields the patch brought only.
     assert_eq!(
         check(Some("Strict"), Some(&without)).0,
@@ -601,7 +605,7 @@ fn field_validation_directives_answer_as_upstream() {
     );
     assert_eq!(
         check(Some("Strict"), Some(&with)),
-        (Ok(vec![]), with.clone())
+        (Ok(FieldCheck::default()), with.clone())
     );
     assert_eq!(
         warning_header(r#"unknown field "a.b""#),

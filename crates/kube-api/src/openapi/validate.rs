@@ -1,5 +1,6 @@
 //! Strict field validation: the fields of an object its schema does not know, as
-//! kube-apiserver's strict decoding reports them (`spec.containers[0].foo`).
+//! kube-apiserver's strict decoding reports them (`spec.containers[0].foo`), and their removal,
+//! as its decoding drops them.
 
 use serde_json::{Map, Value};
 
@@ -22,23 +23,56 @@ fn resolve<'a>(definitions: &'a Map<String, Value>, mut schema: &'a Value) -> &'
     schema
 }
 
-fn child(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
+/// Where an unknown field is: its path as upstream prints it, and the steps to its parent object.
+struct Unknown {
+    path: String,
+    parent: Vec<Step>,
+    name: String,
+}
+
+#[derive(Clone)]
+enum Step {
+    Field(String),
+    Index(usize),
+}
+
+/// The position of the walk in the object.
+struct At {
+    path: String,
+    steps: Vec<Step>,
+}
+
+impl At {
+    fn field(&self, name: &str) -> At {
+        let mut steps = self.steps.clone();
+        steps.push(Step::Field(name.to_string()));
+        At {
+            path: if self.path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{}.{name}", self.path)
+            },
+            steps,
+        }
+    }
+
+    fn index(&self, i: usize) -> At {
+        let mut steps = self.steps.clone();
+        steps.push(Step::Index(i));
+        At {
+            path: format!("{}[{i}]", self.path),
+            steps,
+        }
     }
 }
 
-/// Walks `value` against `schema`, recording the paths of unknown fields; with `prune`, removes
-/// those `prune` accepts.
+/// Walks `value` against `schema`, collecting the fields it does not know.
 fn walk(
     definitions: &Map<String, Value>,
     schema: &Value,
-    value: &mut Value,
-    path: &str,
-    out: &mut Vec<String>,
-    prune: Option<&dyn Fn(&str) -> bool>,
+    value: &Value,
+    at: &At,
+    out: &mut Vec<Unknown>,
 ) {
     let schema = resolve(definitions, schema);
     match value {
@@ -53,9 +87,7 @@ fn walk(
             let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
             let embedded = schema["x-kubernetes-embedded-resource"] == true;
             let object_meta = serde_json::json!({"$ref": OBJECT_META});
-            let mut removed = Vec::new();
-            for (name, v) in fields.iter_mut() {
-                let at = child(path, name);
+            for (name, v) in fields {
                 let field_schema = match properties.and_then(|p| p.get(name)) {
                     Some(s) => Some(s),
                     None if embedded && name == "metadata" => Some(&object_meta),
@@ -65,26 +97,24 @@ fn walk(
                         Some(Value::Bool(true)) => None,
                         _ if preserve => None,
                         _ => {
-                            if prune.is_some_and(|p| p(&at)) {
-                                removed.push(name.clone());
-                            }
-                            out.push(at);
+                            out.push(Unknown {
+                                path: at.field(name).path,
+                                parent: at.steps.clone(),
+                                name: name.clone(),
+                            });
                             continue;
                         }
                     },
                 };
                 if let Some(s) = field_schema {
-                    walk(definitions, s, v, &at, out, prune);
+                    walk(definitions, s, v, &at.field(name), out);
                 }
-            }
-            for name in removed {
-                fields.remove(&name);
             }
         }
         Value::Array(items) => {
             if let Some(item) = schema.get("items").filter(|i| i.is_object()) {
-                for (i, v) in items.iter_mut().enumerate() {
-                    walk(definitions, item, v, &format!("{path}[{i}]"), out, prune);
+                for (i, v) in items.iter().enumerate() {
+                    walk(definitions, item, v, &at.index(i), out);
                 }
             }
         }
@@ -92,15 +122,24 @@ fn walk(
     }
 }
 
-/// The paths of the fields of `obj` that definition `name` does not know.
-pub fn unknown_fields(definitions: &Map<String, Value>, name: &str, obj: &Value) -> Vec<String> {
+fn unknown(definitions: &Map<String, Value>, name: &str, obj: &Value) -> Vec<Unknown> {
     let mut out = Vec::new();
     if let Some(schema) = definitions.get(name) {
-        // The walk only removes with a pruner; a copy keeps `obj` borrowed immutably.
-        let mut copy = obj.clone();
-        walk(definitions, schema, &mut copy, "", &mut out, None);
+        let root = At {
+            path: String::new(),
+            steps: Vec::new(),
+        };
+        walk(definitions, schema, obj, &root, &mut out);
     }
     out
+}
+
+/// The paths of the fields of `obj` that definition `name` does not know.
+pub fn unknown_fields(definitions: &Map<String, Value>, name: &str, obj: &Value) -> Vec<String> {
+    unknown(definitions, name, obj)
+        .into_iter()
+        .map(|u| u.path)
+        .collect()
 }
 
 /// Removes the fields of `obj` that definition `name` does not know, except those at a path in
@@ -111,13 +150,24 @@ pub fn prune(
     obj: &mut Value,
     keep: &[String],
 ) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some(schema) = definitions.get(name) {
-        let pruner = |path: &str| !keep.iter().any(|k| k == path);
-        walk(definitions, schema, obj, "", &mut found, Some(&pruner));
+    let mut removed = Vec::new();
+    for u in unknown(definitions, name, obj) {
+        if keep.contains(&u.path) {
+            continue;
+        }
+        let mut parent = Some(&mut *obj);
+        for step in &u.parent {
+            parent = parent.and_then(|p| match step {
+                Step::Field(f) => p.get_mut(f.as_str()),
+                Step::Index(i) => p.get_mut(*i),
+            });
+        }
+        if let Some(Value::Object(fields)) = parent {
+            fields.remove(&u.name);
+        }
+        removed.push(u.path);
     }
-    found.retain(|path| !keep.contains(path));
-    found
+    removed
 }
 
 /// kube-apiserver's message for unknown fields under `fieldValidation=Strict`:
