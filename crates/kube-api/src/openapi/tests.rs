@@ -19,40 +19,85 @@ fn dangling(doc: &Value, prefix: &str, section: &Value) -> Vec<String> {
         .collect()
 }
 
+fn resource(
+    group: &str,
+    kind: &str,
+    plural: &str,
+    namespaced: bool,
+    subs: &[&str],
+) -> ServedResource {
+    ServedResource {
+        group: group.into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        namespaced,
+        subresources: subs.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
 #[test]
 fn v2_is_restricted_to_the_served_resources() {
-    let v2 = catalog().v2();
+    let catalog = CatalogBuilder::new()
+        .serve([
+            resource("", "Pod", "pods", true, &["status", "eviction"]),
+            resource("", "Node", "nodes", false, &["status"]),
+            resource("apps", "Deployment", "deployments", true, &["scale"]),
+            // Not upstream's: served with a schema that keeps every field.
+            resource("example.com", "Widget", "widgets", false, &[]),
+        ])
+        .build()
+        .unwrap();
+    let v2 = catalog.v2();
     let definitions = &v2["definitions"];
     for present in [
         "io.k8s.api.core.v1.Pod",
         "io.k8s.api.core.v1.PodList",
+        "io.k8s.api.core.v1.Node",
         "io.k8s.api.apps.v1.Deployment",
-        "io.k8s.api.batch.v1.CronJob",
+        "io.k8s.api.apps.v1.DeploymentList",
         "io.k8s.api.autoscaling.v1.Scale",
         "io.k8s.api.policy.v1.Eviction",
         "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "io.localfargate.eks.v1.FargateProfile",
+        "com.example.v1.Widget",
     ] {
         assert!(definitions.get(present).is_some(), "{present} missing");
     }
     for absent in [
         "io.k8s.api.core.v1.Service",
-        "io.k8s.api.networking.v1.Ingress",
+        "io.k8s.api.apps.v1.ReplicaSet",
+        "io.k8s.api.batch.v1.Job",
         "io.k8s.api.rbac.v1.Role",
     ] {
         assert!(definitions.get(absent).is_none(), "{absent} is not served");
     }
-    let paths = v2["paths"].as_object().unwrap();
-    assert!(paths.contains_key("/api/v1/namespaces/{namespace}/pods/{name}/eviction"));
-    assert!(paths.contains_key("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"));
-    assert!(paths.contains_key("/api/v1/pods"));
-    assert!(paths.contains_key("/api/v1/nodes/{name}/status"));
-    assert!(paths.contains_key("/apis/eks.localfargate.io/v1/fargateprofiles/{name}"));
-    assert!(!paths.keys().any(|p| p.contains("/watch/")
-        || p.contains("services")
-        || p.contains("proxy")
-        || p.contains("portforward")
-        || p.starts_with("/apis/rbac")));
+    let paths: Vec<&String> = v2["paths"].as_object().unwrap().keys().collect();
+    for present in [
+        "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+        "/api/v1/namespaces/{namespace}/pods/{name}/status",
+        "/api/v1/pods",
+        "/api/v1/nodes/{name}/status",
+        "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale",
+        "/apis/apps/v1/",
+        "/apis/example.com/v1/widgets/{name}",
+    ] {
+        assert!(paths.iter().any(|p| *p == present), "{present} missing");
+    }
+    let unserved = [
+        "/watch/",
+        "/log",
+        "/exec",
+        "/binding",
+        "proxy",
+        "portforward",
+        "configmaps",
+        "replicasets",
+        "/apis/batch",
+        "/deployments/{name}/status",
+    ];
+    for p in &paths {
+        assert!(!unserved.iter().any(|u| p.contains(u)), "{p} is not served");
+    }
     // Closed under references: every definition and shared parameter referred to is there.
     assert_eq!(
         dangling(v2, "#/definitions/", definitions),
@@ -69,6 +114,42 @@ fn v2_is_restricted_to_the_served_resources() {
     assert_eq!(
         definitions["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"],
         json!([{"group": "apps", "kind": "Deployment", "version": "v1"}])
+    );
+    assert!(
+        catalog
+            .unknown_fields(
+                "example.com",
+                "v1",
+                "Widget",
+                &json!({"anything": {"goes": 1}})
+            )
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_served_catalog_describes_every_served_resource() {
+    let c = catalog();
+    for r in localfargate_core::kube::RESOURCES {
+        let name = c.definition_of(r.group, r.version, r.kind);
+        assert!(name.is_some(), "{}", r.kind);
+        let gv = GroupVersion::new(r.group, r.version);
+        let doc = c.v3_document(&gv);
+        assert!(
+            doc["components"]["schemas"].get(name.unwrap()).is_some(),
+            "{} in {}",
+            r.kind,
+            gv.openapi_path()
+        );
+    }
+    assert_eq!(
+        c.definition_of("eks.localfargate.io", "v1", "FargateProfile"),
+        Some("io.localfargate.eks.v1.FargateProfile")
+    );
+    let v2 = c.v2();
+    assert_eq!(
+        dangling(v2, "#/definitions/", &v2["definitions"]),
+        Vec::<String>::new()
     );
 }
 
@@ -184,20 +265,23 @@ fn v3_schema_conversion_rewrites_and_wraps_references() {
 fn the_v3_root_points_at_each_document_by_hash() {
     let root = catalog().v3_root();
     let paths = root["paths"].as_object().unwrap();
-    let keys: Vec<&String> = paths.keys().collect();
-    assert_eq!(
-        keys,
-        vec![
-            "api/v1",
-            "apis/apps/v1",
-            "apis/batch/v1",
-            "apis/eks.localfargate.io/v1"
-        ]
-    );
-    let url = paths["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap();
-    let hash = url.strip_prefix("/openapi/v3/apis/apps/v1?hash=").unwrap();
-    assert_eq!(hash.len(), 128);
-    assert_eq!(hash, hash.to_uppercase());
+    for gv in [
+        "api/v1",
+        "apis/apps/v1",
+        "apis/batch/v1",
+        "apis/eks.localfargate.io/v1",
+    ] {
+        let url = paths[gv]["serverRelativeURL"].as_str().unwrap();
+        let hash = url
+            .strip_prefix(&format!("/openapi/v3/{gv}?hash="))
+            .unwrap();
+        assert_eq!(hash.len(), 128);
+        assert!(
+            hash.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        );
+    }
+    assert_eq!(paths.len(), catalog().group_versions().len());
 }
 
 #[test]
