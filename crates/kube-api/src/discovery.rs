@@ -1,5 +1,5 @@
-//! Discovery, legacy and aggregated, and the minimal OpenAPI v3 kubectl needs, all generated from
-//! the one resource registry in `localfargate_registry::resources`.
+//! Discovery, legacy and aggregated, generated from the one resource registry in
+//! `localfargate_registry::resources` (OpenAPI is in `openapi`).
 
 use localfargate_registry::metrics::{GROUP as METRICS_GROUP, VERSION as METRICS_VERSION};
 use localfargate_registry::resources::{self, ResourceType};
@@ -269,83 +269,6 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-/// A cache key for the OpenAPI documents: they change only with the binary.
-const OPENAPI_HASH: &str = concat!("localfargate-", env!("CARGO_PKG_VERSION"));
-
-fn openapi_path(group: &str) -> String {
-    if group.is_empty() {
-        "api/v1".to_string()
-    } else {
-        let version = resources::group_version(group).unwrap_or("v1");
-        format!("apis/{group}/{version}")
-    }
-}
-
-/// `/openapi/v3`: where each GroupVersion's document is.
-pub fn openapi_root() -> Value {
-    let mut paths = serde_json::Map::new();
-    for group in resources::groups() {
-        let p = openapi_path(group);
-        paths.insert(
-            p.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={OPENAPI_HASH}")}),
-        );
-    }
-    json!({"paths": paths})
-}
-
-/// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/v1`: the operations, with their
-/// group-version-kind and the `fieldValidation` parameter, which is what tells kubectl the
-/// server validates fields itself. Schemas are left out on purpose: without them kubectl computes
-/// strategic merge patches from its compiled-in types, which know every merge key.
-pub fn openapi_document(path: &str) -> Option<Value> {
-    let group = resources::groups()
-        .into_iter()
-        .find(|g| openapi_path(g) == path)?;
-    let mut paths = serde_json::Map::new();
-    for r in resources::RESOURCES.iter().filter(|r| r.group == group) {
-        let prefix = if group.is_empty() {
-            "/api/v1".to_string()
-        } else {
-            format!("/apis/{group}/v1")
-        };
-        let collection = if r.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}", r.resource)
-        } else {
-            format!("{prefix}/{}", r.resource)
-        };
-        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-        let params = json!([
-            {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-            {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-            {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-        ]);
-        let op = |verb: &str| {
-            json!({
-                "operationId": format!("{verb}{}", r.kind),
-                "parameters": params,
-                "responses": {"200": {"description": "OK"}},
-                "x-kubernetes-action": verb,
-                "x-kubernetes-group-version-kind": gvk,
-            })
-        };
-        paths.insert(
-            collection.clone(),
-            json!({"post": op("post"), "get": op("list")}),
-        );
-        paths.insert(
-            format!("{collection}/{{name}}"),
-            json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
-        );
-    }
-    Some(json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.31.0"},
-        "paths": paths,
-        "components": {"schemas": {}},
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,29 +389,5 @@ mod tests {
         assert!(resource_list("apps", "v2").is_none());
         assert!(resource_list("example.com", "v1").is_none());
         assert_eq!(api_group_list()["groups"][0]["name"], "apps");
-    }
-
-    #[test]
-    fn openapi_declares_field_validation() {
-        let root = openapi_root();
-        let url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
-            .as_str()
-            .unwrap();
-        assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="));
-        let doc = openapi_document("apis/apps/v1").unwrap();
-        let patch =
-            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        assert_eq!(
-            patch["x-kubernetes-group-version-kind"]["kind"],
-            "Deployment"
-        );
-        assert!(
-            patch["parameters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|p| p["name"] == "fieldValidation")
-        );
-        assert!(openapi_document("apis/nope/v1").is_none());
     }
 }

@@ -2,8 +2,9 @@
 //! keeps and serves a certificate from the cluster's own CA, so real kubectl verifies it with the
 //! `certificateAuthority.data` DescribeCluster returns.
 //!
-//! One generic handler serves every resource in `localfargate_registry::resources::RESOURCES`: discovery
-//! (legacy and aggregated), a minimal OpenAPI v3, CRUD with the patch types kubectl sends,
+//! One generic handler serves every resource in `localfargate_registry::resources::RESOURCES`:
+//! discovery (legacy and aggregated), OpenAPI v2 and v3 from upstream's schemas (with strict field
+//! validation against them), CRUD with the patch types kubectl sends,
 //! server-side Tables, watches, selectors and pagination; `pods/log`, `pods/exec` and
 //! `pods/attach` reach the sandbox runtime (exec and attach over WebSocket and SPDY/3.1);
 //! `metrics.k8s.io/v1beta1` (what `kubectl top` reads) serves the usage the metrics collector
@@ -13,6 +14,7 @@
 pub mod authz;
 mod discovery;
 mod metrics;
+pub mod openapi;
 pub mod patch;
 mod pods;
 mod protobuf;

@@ -226,8 +226,8 @@ pub async fn handle(
     method: Method,
     target: Target,
     query: Query,
-    headers: HeaderMap,
-    body: Bytes,
+    mut headers: HeaderMap,
+    mut body: Bytes,
 ) -> Response {
     if target.rt.create_only {
         return match (method == Method::POST, target.name.is_none()) {
@@ -243,15 +243,85 @@ pub async fn handle(
             ))),
         };
     }
+    let warnings = match body_field_validation(&method, &target, &query, &mut headers, &mut body) {
+        Ok(w) => w,
+        Err(e) => return error_response(&e),
+    };
     let result = dispatch(&api, &method, &target, &query, &headers, &body).await;
     // An RBAC write is in force for the next request, before the watch says so.
     if result.is_ok() && method != Method::GET && Authorizer::is_rbac(&target) {
         api.authorizer.invalidate();
     }
     match result {
-        Ok(r) => r,
+        Ok(r) => with_warnings(r, &warnings),
         Err(e) => error_response(&e),
     }
+}
+
+/// `fieldValidation` on a created or replaced object (the body of a POST or PUT to a resource or
+/// its status): refused with upstream's message under Strict, else the warnings to send, the
+/// unknown fields dropped from the body (which becomes JSON then). Bodies of another kind are
+/// left to the object machinery's own errors.
+fn body_field_validation(
+    method: &Method,
+    target: &Target,
+    query: &Query,
+    headers: &mut HeaderMap,
+    body: &mut Bytes,
+) -> Result<Vec<String>, KubeError> {
+    let writes_object = match (method, target.subresource.as_deref()) {
+        (&Method::POST, None) => target.name.is_none(),
+        (&Method::PUT, None | Some("status")) => target.name.is_some(),
+        _ => false,
+    };
+    if !writes_object {
+        return Ok(Vec::new());
+    }
+    let Ok(mut obj) = body_value(headers, body) else {
+        return Ok(Vec::new());
+    };
+    let rt = target.rt;
+    if obj["apiVersion"] != rt.api_version().as_str() || obj["kind"] != rt.kind {
+        return Ok(Vec::new());
+    }
+    let checked = field_validation(rt, query, &mut obj, None)?;
+    if !checked.dropped.is_empty() {
+        *body = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+    }
+    Ok(checked.warnings)
+}
+
+/// The request's `fieldValidation` applied to `obj`, patched from `before` or written whole
+/// (see `openapi::check_fields`).
+fn field_validation(
+    rt: &ResourceType,
+    query: &Query,
+    obj: &mut Value,
+    before: Option<&Value>,
+) -> Result<crate::openapi::FieldCheck, KubeError> {
+    crate::openapi::check_fields(
+        rt.group,
+        rt.version,
+        rt.kind,
+        query.get("fieldValidation"),
+        obj,
+        before,
+    )
+    .map_err(KubeError::BadRequest)
+}
+
+/// A response with a `Warning` header per warning.
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(v) = header::HeaderValue::from_str(&crate::openapi::warning_header(w)) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
 }
 
 async fn dispatch(
@@ -786,6 +856,7 @@ fn patch(
         let created = api.objects.create(rt, ns, obj)?;
         return Ok(json_response(StatusCode::CREATED, &created));
     }
+    let mut warnings = Vec::new();
     let updated = api.objects.update_or_preview(
         rt,
         ns,
@@ -794,7 +865,11 @@ fn patch(
         None,
         dry_run(query),
         &mut |current| {
-            let new = apply_patch_body(rt, &content_type, current, body, &manager)?;
+            let mut new = apply_patch_body(rt, &content_type, current, body, &manager)?;
+            // Server-side apply reports unknown fields its own way, which is not done here.
+            if !server_side {
+                warnings = field_validation(rt, query, &mut new, Some(current))?.warnings;
+            }
             // A resourceVersion in the patch is a precondition.
             if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
                 && Some(rv) != current["metadata"]["resourceVersion"].as_str()
@@ -804,7 +879,10 @@ fn patch(
             Ok(new)
         },
     )?;
-    Ok(json_response(StatusCode::OK, &updated))
+    Ok(with_warnings(
+        json_response(StatusCode::OK, &updated),
+        &warnings,
+    ))
 }
 
 /// The `autoscaling/v1 Scale` view of a workload.

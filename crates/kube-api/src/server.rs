@@ -211,10 +211,6 @@ fn discovery(api: &Api, path: &str, headers: &HeaderMap) -> Option<Response> {
         ["apis", group, version] => {
             discovery::resource_list(group, version).map_or_else(not_found, ok)
         }
-        ["openapi", "v3"] => ok(discovery::openapi_root()),
-        ["openapi", "v3", rest @ ..] => {
-            discovery::openapi_document(&rest.join("/")).map_or_else(not_found, ok)
-        }
         _ => return None,
     })
 }
@@ -234,6 +230,9 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         if let Err(e) = api.authorizer.check(&a) {
             return rest::error_response(&e);
         }
+    }
+    if let Some(r) = crate::openapi::http::serve(&path, request.uri().query(), request.headers()) {
+        return r;
     }
     if let Some(r) = discovery(&api, &path, request.headers()) {
         return r;

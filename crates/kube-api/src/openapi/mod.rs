@@ -1,0 +1,444 @@
+//! OpenAPI for the Kubernetes API: `/openapi/v2` (JSON and gnostic protobuf) and `/openapi/v3`
+//! (a root and one document per group-version), built from upstream's own v1.33 swagger
+//! (vendored under `crates/kube-api/openapi/`, with every `x-kubernetes-*` extension) and
+//! restricted to the resources this server serves, plus the schemas of custom resources; and
+//! strict field validation (`fieldValidation=Strict|Warn`) against the same schemas.
+//!
+//! The interface is narrow on purpose, so it can be fed from whatever registry lists the served
+//! resources: build a [`Catalog`] with [`CatalogBuilder`] from [`ServedResource`]s (and custom
+//! resources' OpenAPI v3 schemas), then serve it with [`http::serve`] and validate writes with
+//! [`Catalog::unknown_fields`]. [`served`] is the catalog of `localfargate_registry::resources::RESOURCES`.
+
+mod custom;
+pub mod gnostic;
+pub mod http;
+mod restrict;
+mod upstream;
+mod v3;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use localfargate_registry::resources::{self as kube, ResourceType};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+
+pub use validate::strict_decoding_message;
+
+/// What could go wrong building the catalog: only a damaged vendored spec, or a custom schema
+/// that is not a JSON object.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenApiError {
+    #[error("decompressing the vendored OpenAPI spec: {0}")]
+    Decompress(#[source] std::io::Error),
+    #[error("parsing the vendored OpenAPI spec: {0}")]
+    Parse(#[source] serde_json::Error),
+    #[error("the OpenAPI schema of {kind}.{group} is not an object")]
+    CustomSchema { group: String, kind: String },
+}
+
+/// A resource the server serves, as OpenAPI needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedResource {
+    /// `""` for the core group.
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// The plural name in URLs.
+    pub plural: String,
+    pub namespaced: bool,
+    /// The served subresources (`status`, `scale`, `log`, …).
+    pub subresources: Vec<String>,
+}
+
+impl From<&ResourceType> for ServedResource {
+    fn from(r: &ResourceType) -> Self {
+        ServedResource {
+            group: r.group.to_string(),
+            version: r.version.to_string(),
+            kind: r.kind.to_string(),
+            plural: r.resource.to_string(),
+            namespaced: r.namespaced,
+            subresources: r.subresources.iter().map(|s| s.name.to_string()).collect(),
+        }
+    }
+}
+
+impl ServedResource {
+    fn group_version(&self) -> GroupVersion {
+        GroupVersion::new(&self.group, &self.version)
+    }
+}
+
+/// A custom resource and its structural OpenAPI v3 schema (a CRD version's
+/// `schema.openAPIV3Schema`).
+#[derive(Debug, Clone)]
+struct CustomResource {
+    resource: ServedResource,
+    schema: Value,
+}
+
+/// A group-version, and where its documents are.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupVersion {
+    pub group: String,
+    pub version: String,
+}
+
+impl GroupVersion {
+    pub fn new(group: &str, version: &str) -> Self {
+        GroupVersion {
+            group: group.to_string(),
+            version: version.to_string(),
+        }
+    }
+
+    /// `api/v1` or `apis/apps/v1`: the path below `/openapi/v3/`.
+    pub fn openapi_path(&self) -> String {
+        if self.group.is_empty() {
+            format!("api/{}", self.version)
+        } else {
+            format!("apis/{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `/api/v1` or `/apis/apps/v1`: the resource paths' prefix.
+    fn url_prefix(&self) -> String {
+        format!("/{}", self.openapi_path())
+    }
+}
+
+/// Collects the served resources and custom resources a [`Catalog`] is built from.
+#[derive(Debug, Default, Clone)]
+pub struct CatalogBuilder {
+    resources: Vec<ServedResource>,
+    custom: Vec<CustomResource>,
+}
+
+impl CatalogBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resources upstream's spec describes; one it does not describe is served with a schema
+    /// that keeps every field (as a CRD without a schema would be).
+    pub fn serve(mut self, resources: impl IntoIterator<Item = ServedResource>) -> Self {
+        self.resources.extend(resources);
+        self
+    }
+
+    /// A custom resource (a CRD's version) with its OpenAPI v3 schema; it replaces a served
+    /// resource of the same group, version and kind.
+    pub fn with_custom_resource(
+        mut self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        plural: &str,
+        namespaced: bool,
+        openapi_v3_schema: &Value,
+    ) -> Self {
+        self.custom.push(CustomResource {
+            resource: ServedResource {
+                group: group.to_string(),
+                version: version.to_string(),
+                kind: kind.to_string(),
+                plural: plural.to_string(),
+                namespaced,
+                subresources: Vec::new(),
+            },
+            schema: openapi_v3_schema.clone(),
+        });
+        self
+    }
+
+    pub fn build(self) -> Result<Catalog, OpenApiError> {
+        let spec = upstream::spec()?;
+        let upstream_kinds = restrict::kinds(spec);
+        let mut custom = self.custom;
+        let mut resources = Vec::new();
+        for r in self.resources {
+            let replaced = custom.iter().any(|c| {
+                (&c.resource.group, &c.resource.version, &c.resource.kind)
+                    == (&r.group, &r.version, &r.kind)
+            });
+            if replaced {
+                continue;
+            }
+            if upstream_kinds.contains_key(&(r.group.clone(), r.version.clone(), r.kind.clone())) {
+                resources.push(r);
+            } else {
+                // Not in upstream's spec: every field is kept, as for a CRD without a schema.
+                custom.push(CustomResource {
+                    schema: json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+                    resource: r,
+                });
+            }
+        }
+        let mut v2 = restrict::restrict(spec, &resources);
+        for c in &custom {
+            custom::add(&mut v2, c)?;
+        }
+        let mut kinds = HashMap::new();
+        let definitions = v2["definitions"].as_object().cloned().unwrap_or_default();
+        for (name, def) in &definitions {
+            for gvk in def["x-kubernetes-group-version-kind"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let key = (
+                    gvk["group"].as_str().unwrap_or("").to_string(),
+                    gvk["version"].as_str().unwrap_or("").to_string(),
+                    gvk["kind"].as_str().unwrap_or("").to_string(),
+                );
+                kinds.entry(key).or_insert_with(|| name.clone());
+            }
+        }
+        let mut group_versions: Vec<GroupVersion> = resources
+            .iter()
+            .chain(custom.iter().map(|c| &c.resource))
+            .map(ServedResource::group_version)
+            .collect();
+        group_versions.sort();
+        group_versions.dedup();
+        Ok(Catalog {
+            v2,
+            definitions,
+            kinds,
+            group_versions,
+            documents: OnceLock::new(),
+        })
+    }
+}
+
+/// One rendered document, with the entity tag kube-apiserver gives it (the SHA-512 of its JSON,
+/// upper-case hex).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub body: Bytes,
+    pub etag: String,
+}
+
+impl Rendered {
+    fn json(value: &Value) -> Self {
+        let body = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        let etag = etag(&body);
+        Rendered { body, etag }
+    }
+}
+
+fn etag(data: &[u8]) -> String {
+    hex::encode_upper(Sha512::digest(data))
+}
+
+/// The documents, rendered once on first use.
+#[derive(Debug)]
+struct Documents {
+    v2_json: Rendered,
+    /// The protobuf carries the JSON's entity tag, as upstream's does.
+    v2_protobuf: Bytes,
+    v3_root: Rendered,
+    v3: BTreeMap<String, Rendered>,
+}
+
+/// The OpenAPI of one set of served resources: documents to serve and schemas to validate
+/// against. Immutable: a change of the served resources (a CRD) builds a new one.
+#[derive(Debug)]
+pub struct Catalog {
+    /// The swagger 2.0 document, restricted to the served resources.
+    v2: Value,
+    /// `v2.definitions`, by name.
+    definitions: serde_json::Map<String, Value>,
+    /// The definition of each group-version-kind.
+    kinds: HashMap<(String, String, String), String>,
+    group_versions: Vec<GroupVersion>,
+    documents: OnceLock<Documents>,
+}
+
+impl Catalog {
+    /// The swagger 2.0 document (`/openapi/v2`).
+    pub fn v2(&self) -> &Value {
+        &self.v2
+    }
+
+    /// The name of the definition of a group-version-kind (`io.k8s.api.core.v1.Pod`).
+    pub fn definition_of(&self, group: &str, version: &str, kind: &str) -> Option<&str> {
+        self.kinds
+            .get(&(group.to_string(), version.to_string(), kind.to_string()))
+            .map(String::as_str)
+    }
+
+    /// The group-versions with a v3 document.
+    pub fn group_versions(&self) -> &[GroupVersion] {
+        &self.group_versions
+    }
+
+    /// The OpenAPI 3.0 document of one group-version (`api/v1`, `apis/apps/v1`).
+    pub fn v3_document(&self, gv: &GroupVersion) -> Value {
+        v3::document(&self.v2, gv)
+    }
+
+    /// The `/openapi/v3` root: each group-version's document URL with its hash.
+    pub fn v3_root(&self) -> Value {
+        let docs = self.documents();
+        root_of(&docs.v3)
+    }
+
+    /// The JSON paths (`spec.containers[0].foo`) of the fields of `obj` that the schema of its
+    /// group-version-kind does not know, in the order a decoder meets them; empty for a kind
+    /// without a schema.
+    pub fn unknown_fields(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        obj: &Value,
+    ) -> Vec<String> {
+        match self.definition_of(group, version, kind) {
+            Some(name) => validate::unknown_fields(&self.definitions, name, obj),
+            None => Vec::new(),
+        }
+    }
+
+    fn documents(&self) -> &Documents {
+        self.documents.get_or_init(|| {
+            let v2_json = Rendered::json(&self.v2);
+            let v2_protobuf =
+                Bytes::from(prost::Message::encode_to_vec(&gnostic::document(&self.v2)));
+            let v3: BTreeMap<String, Rendered> = self
+                .group_versions
+                .iter()
+                .map(|gv| (gv.openapi_path(), Rendered::json(&self.v3_document(gv))))
+                .collect();
+            let v3_root = Rendered::json(&root_of(&v3));
+            Documents {
+                v2_json,
+                v2_protobuf,
+                v3_root,
+                v3,
+            }
+        })
+    }
+}
+
+fn root_of(v3: &BTreeMap<String, Rendered>) -> Value {
+    let paths: serde_json::Map<String, Value> = v3
+        .iter()
+        .map(|(path, doc)| {
+            (
+                path.clone(),
+                json!({"serverRelativeURL": server_relative_url(path, &doc.etag)}),
+            )
+        })
+        .collect();
+    json!({"paths": paths})
+}
+
+fn server_relative_url(path: &str, etag: &str) -> String {
+    format!("/openapi/v3/{path}?hash={etag}")
+}
+
+/// The schema of the mirrored Fargate profiles, which upstream's spec does not have.
+const FARGATE_PROFILE_SCHEMA: &str = include_str!("../../openapi/fargateprofile.json");
+
+/// The catalog of the resources this server serves (`localfargate_registry::resources::RESOURCES`),
+/// built once on first use.
+pub fn served() -> Result<&'static Catalog, &'static OpenApiError> {
+    static SERVED: OnceLock<Result<Catalog, OpenApiError>> = OnceLock::new();
+    SERVED
+        .get_or_init(|| {
+            let mut builder =
+                CatalogBuilder::new().serve(kube::RESOURCES.iter().map(ServedResource::from));
+            if let Ok(schema) = serde_json::from_str::<Value>(FARGATE_PROFILE_SCHEMA)
+                && let Some(fp) = kube::resource(kube::FARGATE_GROUP, "v1", "fargateprofiles")
+            {
+                builder = builder.with_custom_resource(
+                    fp.group,
+                    fp.version,
+                    fp.kind,
+                    fp.resource,
+                    fp.namespaced,
+                    &schema,
+                );
+            }
+            let catalog = builder.build();
+            if let Err(e) = &catalog {
+                tracing::error!(error = %e, "building the OpenAPI catalog");
+            }
+            catalog
+        })
+        .as_ref()
+}
+
+/// A write's `fieldValidation` directive applied to the unknown fields of its object (by the
+/// served catalog). Unknown fields are removed from `obj`, as kube-apiserver's decoding drops
+/// them; the result is `Ok` with the warnings to send (`Warn`, upstream's default, or none for
+/// `Ignore`) and the fields dropped, or `Err` with upstream's `BadRequest` message (`Strict`). A created or
+/// replaced object (`before` None) is refused as a decoding failure of its kind; a patched one
+/// with the bare strict-decoding error. `before`, for a patch, is the object patched: unknown
+/// fields it had already are not the request's doing and stay (kube-apiserver never stores
+/// any, so there this changes nothing; here it keeps a field the object machinery stored from
+/// failing every later patch).
+pub fn check_fields(
+    group: &str,
+    version: &str,
+    kind: &str,
+    directive: Option<&str>,
+    obj: &mut Value,
+    before: Option<&Value>,
+) -> Result<FieldCheck, String> {
+    let Ok(catalog) = served() else {
+        return Ok(FieldCheck::default());
+    };
+    let Some(name) = catalog.definition_of(group, version, kind) else {
+        return Ok(FieldCheck::default());
+    };
+    let had = before
+        .map(|b| validate::unknown_fields(&catalog.definitions, name, b))
+        .unwrap_or_default();
+    let dropped = validate::prune(&catalog.definitions, name, obj, &had);
+    if dropped.is_empty() {
+        return Ok(FieldCheck::default());
+    }
+    let warnings = match directive.unwrap_or("") {
+        "Ignore" => Vec::new(),
+        "Strict" => {
+            let message = strict_decoding_message(&dropped);
+            return Err(match before {
+                None => format!(
+                    "{kind} in version {version:?} cannot be handled as a {kind}: {message}"
+                ),
+                Some(_) => message,
+            });
+        }
+        _ => dropped
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect(),
+    };
+    Ok(FieldCheck { warnings, dropped })
+}
+
+/// What [`check_fields`] let through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldCheck {
+    /// The `Warning`s to send.
+    pub warnings: Vec<String>,
+    /// The paths of the fields removed from the object.
+    pub dropped: Vec<String>,
+}
+
+/// A `Warning` response header's value for one warning (`299 - "text"`), as kube-apiserver
+/// sends them.
+pub fn warning_header(text: &str) -> String {
+    format!(
+        "299 - \"{}\"",
+        text.replace('\\', "\\\\").replace('"', "\\\"")
+    )
+}

@@ -1,0 +1,698 @@
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use prost::Message;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn catalog() -> &'static Catalog {
+    served().unwrap()
+}
+
+/// Every `$ref` of a document, each with the section it points into.
+fn dangling(doc: &Value, prefix: &str, section: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    restrict::refs(doc, &mut all);
+    all.into_iter()
+        .filter_map(|r| r.strip_prefix(prefix))
+        .filter(|name| section.get(*name).is_none())
+        .map(String::from)
+        .collect()
+}
+
+fn resource(
+    group: &str,
+    kind: &str,
+    plural: &str,
+    namespaced: bool,
+    subs: &[&str],
+) -> ServedResource {
+    ServedResource {
+        group: group.into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        namespaced,
+        subresources: subs.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[test]
+fn v2_is_restricted_to_the_served_resources() {
+    let catalog = CatalogBuilder::new()
+        .serve([
+            resource("", "Pod", "pods", true, &["status", "eviction"]),
+            resource("", "Node", "nodes", false, &["status"]),
+            resource("apps", "Deployment", "deployments", true, &["scale"]),
+            // Not upstream's: served with a schema that keeps every field.
+            resource("example.com", "Widget", "widgets", false, &[]),
+        ])
+        .build()
+        .unwrap();
+    let v2 = catalog.v2();
+    let definitions = &v2["definitions"];
+    for present in [
+        "io.k8s.api.core.v1.Pod",
+        "io.k8s.api.core.v1.PodList",
+        "io.k8s.api.core.v1.Node",
+        "io.k8s.api.apps.v1.Deployment",
+        "io.k8s.api.apps.v1.DeploymentList",
+        "io.k8s.api.autoscaling.v1.Scale",
+        "io.k8s.api.policy.v1.Eviction",
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "com.example.v1.Widget",
+    ] {
+        assert!(definitions.get(present).is_some(), "{present} missing");
+    }
+    for absent in [
+        "io.k8s.api.core.v1.Service",
+        "io.k8s.api.apps.v1.ReplicaSet",
+        "io.k8s.api.batch.v1.Job",
+        "io.k8s.api.rbac.v1.Role",
+    ] {
+        assert!(definitions.get(absent).is_none(), "{absent} is not served");
+    }
+    let paths: Vec<&String> = v2["paths"].as_object().unwrap().keys().collect();
+    for present in [
+        "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+        "/api/v1/namespaces/{namespace}/pods/{name}/status",
+        "/api/v1/pods",
+        "/api/v1/nodes/{name}/status",
+        "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale",
+        "/apis/apps/v1/",
+        "/apis/example.com/v1/widgets/{name}",
+    ] {
+        assert!(paths.iter().any(|p| *p == present), "{present} missing");
+    }
+    let unserved = [
+        "/watch/",
+        "/log",
+        "/exec",
+        "/binding",
+        "proxy",
+        "portforward",
+        "configmaps",
+        "replicasets",
+        "/apis/batch",
+        "/deployments/{name}/status",
+    ];
+    for p in &paths {
+        assert!(!unserved.iter().any(|u| p.contains(u)), "{p} is not served");
+    }
+    // Closed under references: every definition and shared parameter referred to is there.
+    assert_eq!(
+        dangling(v2, "#/definitions/", definitions),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        dangling(v2, "#/parameters/", &v2["parameters"]),
+        Vec::<String>::new()
+    );
+    // Upstream's extensions are kept.
+    let containers = &definitions["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(containers["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        definitions["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"],
+        json!([{"group": "apps", "kind": "Deployment", "version": "v1"}])
+    );
+    assert!(
+        catalog
+            .unknown_fields(
+                "example.com",
+                "v1",
+                "Widget",
+                &json!({"anything": {"goes": 1}})
+            )
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_served_catalog_describes_every_served_resource() {
+    let c = catalog();
+    for r in localfargate_registry::resources::RESOURCES {
+        let name = c.definition_of(r.group, r.version, r.kind);
+        assert!(name.is_some(), "{}", r.kind);
+        let gv = GroupVersion::new(r.group, r.version);
+        let doc = c.v3_document(&gv);
+        assert!(
+            doc["components"]["schemas"].get(name.unwrap()).is_some(),
+            "{} in {}",
+            r.kind,
+            gv.openapi_path()
+        );
+    }
+    assert_eq!(
+        c.definition_of("eks.localfargate.io", "v1", "FargateProfile"),
+        Some("io.localfargate.eks.v1.FargateProfile")
+    );
+    let v2 = c.v2();
+    assert_eq!(
+        dangling(v2, "#/definitions/", &v2["definitions"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn v2_converts_to_v3_as_kube_openapi_does() {
+    let apps = GroupVersion::new("apps", "v1");
+    let doc = catalog().v3_document(&apps);
+    assert_eq!(doc["openapi"], "3.0.0");
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"][0]["kind"],
+        "Deployment"
+    );
+    let text = doc.to_string();
+    assert!(!text.contains("#/definitions/"));
+    assert!(!text.contains("#/parameters/"));
+    assert_eq!(
+        dangling(&doc, "#/components/schemas/", schemas),
+        Vec::<String>::new()
+    );
+    // A reference with a description beside it is wrapped in allOf.
+    let resources = &schemas["io.k8s.api.core.v1.Container"]["properties"]["resources"];
+    assert_eq!(
+        resources["allOf"],
+        json!([{"$ref": "#/components/schemas/io.k8s.api.core.v1.ResourceRequirements"}])
+    );
+    assert!(
+        resources["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Compute Resources")
+    );
+    assert!(resources.get("$ref").is_none());
+    // What v2 could only call strings.
+    assert_eq!(
+        schemas["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["oneOf"],
+        json!([{"type": "integer"}, {"type": "string"}])
+    );
+    assert!(
+        schemas["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]
+            .get("type")
+            .is_none()
+    );
+    // Paths of this group-version only, operations with their kind and fieldValidation.
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.keys().all(|p| p.starts_with("/apis/apps/v1/")));
+    let item = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"];
+    let patch = &item["patch"];
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"]["kind"],
+        "Deployment"
+    );
+    let names: Vec<&str> = patch["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"fieldValidation") && names.contains(&"fieldManager"));
+    assert!(
+        patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["schema"].is_object())
+    );
+    assert!(
+        patch["requestBody"]["content"]["application/strategic-merge-patch+json"]["schema"]
+            .is_object()
+    );
+    assert_eq!(
+        item["put"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/io.k8s.api.apps.v1.Deployment"
+    );
+    // A shared path parameter, resolved and inlined.
+    assert!(
+        item["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "namespace" && p["in"] == "path")
+    );
+}
+
+#[test]
+fn v3_schema_conversion_rewrites_and_wraps_references() {
+    let v2 = json!({
+        "type": "object",
+        "properties": {
+            "plain": {"$ref": "#/definitions/a.B"},
+            "described": {"$ref": "#/definitions/a.C", "description": "d"},
+            "list": {"type": "array", "items": {"$ref": "#/definitions/a.D"}},
+            "map": {"type": "object", "additionalProperties": {"$ref": "#/definitions/a.E", "default": {}}},
+        },
+        "x-kubernetes-group-version-kind": [{"group": "", "kind": "K", "version": "v1"}],
+    });
+    assert_eq!(
+        v3::schema(&v2),
+        json!({
+            "type": "object",
+            "properties": {
+                "plain": {"$ref": "#/components/schemas/a.B"},
+                "described": {"allOf": [{"$ref": "#/components/schemas/a.C"}], "description": "d"},
+                "list": {"type": "array", "items": {"$ref": "#/components/schemas/a.D"}},
+                "map": {"type": "object", "additionalProperties": {"allOf": [{"$ref": "#/components/schemas/a.E"}], "default": {}}},
+            },
+            "x-kubernetes-group-version-kind": [{"group": "", "kind": "K", "version": "v1"}],
+        })
+    );
+}
+
+#[test]
+fn the_v3_root_points_at_each_document_by_hash() {
+    let root = catalog().v3_root();
+    let paths = root["paths"].as_object().unwrap();
+    for gv in [
+        "api/v1",
+        "apis/apps/v1",
+        "apis/batch/v1",
+        "apis/eks.localfargate.io/v1",
+    ] {
+        let url = paths[gv]["serverRelativeURL"].as_str().unwrap();
+        let hash = url
+            .strip_prefix(&format!("/openapi/v3/{gv}?hash="))
+            .unwrap();
+        assert_eq!(hash.len(), 128);
+        assert!(
+            hash.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        );
+    }
+    assert_eq!(paths.len(), catalog().group_versions().len());
+}
+
+#[test]
+fn the_protobuf_decodes_to_the_same_document() {
+    let v2 = catalog().v2();
+    let doc = gnostic::document(v2);
+    let bytes = doc.encode_to_vec();
+    let decoded = gnostic::Document::decode(bytes.as_slice()).unwrap();
+    assert_eq!(decoded, doc);
+    assert_eq!(decoded.swagger, "2.0");
+    let definitions = &decoded.definitions.as_ref().unwrap().additional_properties;
+    assert_eq!(
+        definitions.len(),
+        v2["definitions"].as_object().unwrap().len()
+    );
+    let pod_spec = definitions
+        .iter()
+        .find(|d| d.name == "io.k8s.api.core.v1.PodSpec")
+        .and_then(|d| d.value.as_ref())
+        .unwrap();
+    let containers = pod_spec
+        .properties
+        .as_ref()
+        .unwrap()
+        .additional_properties
+        .iter()
+        .find(|p| p.name == "containers")
+        .and_then(|p| p.value.as_ref())
+        .unwrap();
+    assert_eq!(containers.r#type.as_ref().unwrap().value, vec!["array"]);
+    assert_eq!(
+        containers.items.as_ref().unwrap().schema[0].reference,
+        "#/definitions/io.k8s.api.core.v1.Container"
+    );
+    // Extensions travel as YAML (here JSON) text that parses back to the original value.
+    let extensions: Vec<(&str, Value)> = containers
+        .vendor_extension
+        .iter()
+        .map(|e| {
+            let yaml = &e.value.as_ref().unwrap().yaml;
+            (
+                e.name.as_str(),
+                serde_yaml::from_str::<Value>(yaml).unwrap(),
+            )
+        })
+        .collect();
+    assert!(extensions.contains(&("x-kubernetes-patch-merge-key", json!("name"))));
+    assert!(extensions.contains(&("x-kubernetes-list-map-keys", json!(["name"]))));
+    // The patch operation's fieldValidation query parameter, which kubectl's v2 verifier reads.
+    let paths = &decoded.paths.as_ref().unwrap().path;
+    let item = paths
+        .iter()
+        .find(|p| p.name == "/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        .and_then(|p| p.value.as_ref())
+        .unwrap();
+    let has_field_validation = item.patch.as_ref().unwrap().parameters.iter().any(|p| {
+        matches!(
+            &p.oneof,
+            Some(gnostic::ParametersItemOneof::Parameter(gnostic::Parameter {
+                oneof: Some(gnostic::ParameterOneof::NonBodyParameter(gnostic::NonBodyParameter {
+                    oneof: Some(gnostic::NonBodyParameterOneof::Query(q)),
+                })),
+            })) if q.name == "fieldValidation"
+        )
+    });
+    assert!(has_field_validation);
+}
+
+fn pod(spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}}, "spec": spec})
+}
+
+#[test]
+fn unknown_fields_are_found_where_the_schema_has_none() {
+    let c = catalog();
+    let valid = pod(json!({
+        "containers": [{"name": "c", "image": "i", "resources": {"limits": {"cpu": "1"}},
+                        "ports": [{"containerPort": 80}], "env": [{"name": "X", "value": "1"}]}],
+        "nodeSelector": {"k": "v"},
+    }));
+    assert_eq!(
+        c.unknown_fields("", "v1", "Pod", &valid),
+        Vec::<String>::new()
+    );
+    let invalid = pod(json!({
+        "foo": 1,
+        "containers": [{"name": "c", "image": "i"}, {"name": "d", "image": "i", "bar": {"x": 1}}],
+    }));
+    assert_eq!(
+        c.unknown_fields("", "v1", "Pod", &invalid),
+        vec!["spec.containers[1].bar", "spec.foo"]
+    );
+    let mut with_meta = valid.clone();
+    with_meta["metadata"]["colour"] = json!("red");
+    with_meta["status"] = json!({"phase": "Running", "mood": "good"});
+    assert_eq!(
+        c.unknown_fields("", "v1", "Pod", &with_meta),
+        vec!["metadata.colour", "status.mood"]
+    );
+    // Free-form objects (managedFields' fieldsV1) and int-or-string values.
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i", "unknown": true}]}},
+        },
+    });
+    assert_eq!(
+        c.unknown_fields("apps", "v1", "Deployment", &deployment),
+        vec!["spec.template.spec.containers[0].unknown"]
+    );
+    // A kind without a schema has no unknown fields.
+    assert!(
+        c.unknown_fields("example.com", "v1", "Widget", &json!({"x": 1}))
+            .is_empty()
+    );
+    assert_eq!(
+        strict_decoding_message(&["spec.foo".into(), "spec.bar".into()]),
+        r#"strict decoding error: unknown field "spec.foo", unknown field "spec.bar""#
+    );
+}
+
+fn crontab_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "description": "The CronTab's schedule.",
+                "properties": {
+                    "cronSpec": {"type": "string", "nullable": true},
+                    "replicas": {"type": "integer"},
+                    "port": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+                    "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "template": {"type": "object", "x-kubernetes-embedded-resource": true,
+                                 "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}}}},
+                    "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+        },
+    })
+}
+
+#[test]
+fn custom_resources_are_published_and_validated() {
+    let schema = crontab_schema();
+    let catalog = CatalogBuilder::new()
+        .serve(
+            localfargate_registry::resources::RESOURCES
+                .iter()
+                .map(ServedResource::from),
+        )
+        .with_custom_resource(
+            "stable.example.com",
+            "v1",
+            "CronTab",
+            "crontabs",
+            true,
+            &schema,
+        )
+        .build()
+        .unwrap();
+    let v2 = catalog.v2();
+    let def = &v2["definitions"]["com.example.stable.v1.CronTab"];
+    assert_eq!(
+        def["x-kubernetes-group-version-kind"],
+        json!([{"group": "stable.example.com", "kind": "CronTab", "version": "v1"}])
+    );
+    assert_eq!(
+        def["properties"]["metadata"]["$ref"],
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    );
+    assert!(
+        def["properties"]["spec"]["properties"]["cronSpec"]
+            .get("nullable")
+            .is_none()
+    );
+    assert!(v2["definitions"]["com.example.stable.v1.CronTabList"].is_object());
+    let item = &v2["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"];
+    assert_eq!(
+        item["patch"]["x-kubernetes-group-version-kind"]["kind"],
+        "CronTab"
+    );
+    assert!(
+        item["patch"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation")
+    );
+    assert_eq!(
+        dangling(v2, "#/definitions/", &v2["definitions"]),
+        Vec::<String>::new()
+    );
+
+    let gv = GroupVersion::new("stable.example.com", "v1");
+    assert!(catalog.group_versions().contains(&gv));
+    let doc = catalog.v3_document(&gv);
+    assert_eq!(
+        doc["components"]["schemas"]["com.example.stable.v1.CronTab"]["properties"]["spec"]["description"],
+        "The CronTab's schedule."
+    );
+    assert!(catalog.v3_root()["paths"]["apis/stable.example.com/v1"].is_object());
+    let decoded =
+        gnostic::Document::decode(gnostic::document(v2).encode_to_vec().as_slice()).unwrap();
+    assert!(
+        decoded
+            .definitions
+            .unwrap()
+            .additional_properties
+            .iter()
+            .any(|d| d.name == "com.example.stable.v1.CronTab")
+    );
+
+    let obj = json!({
+        "apiVersion": "stable.example.com/v1", "kind": "CronTab",
+        "metadata": {"name": "c", "nope": 1},
+        "spec": {
+            "cronSpec": "* * * * */5", "replicas": 1, "port": "http", "image": "x",
+            "extra": {"anything": {"goes": true}},
+            "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t", "bad": 1}, "spec": {"a": "b", "c": "d"}},
+            "tags": {"any": "thing"},
+        },
+    });
+    assert_eq!(
+        catalog.unknown_fields("stable.example.com", "v1", "CronTab", &obj),
+        vec![
+            "metadata.nope",
+            "spec.image",
+            "spec.template.metadata.bad",
+            "spec.template.spec.c"
+        ]
+    );
+
+    // A changed schema changes the group-version's hash, and leaves the others alone.
+    let mut changed = schema.clone();
+    changed["properties"]["spec"]["properties"]["image"] = json!({"type": "string"});
+    let other = CatalogBuilder::new()
+        .serve(
+            localfargate_registry::resources::RESOURCES
+                .iter()
+                .map(ServedResource::from),
+        )
+        .with_custom_resource(
+            "stable.example.com",
+            "v1",
+            "CronTab",
+            "crontabs",
+            true,
+            &changed,
+        )
+        .build()
+        .unwrap();
+    let (a, b) = (catalog.v3_root(), other.v3_root());
+    assert_ne!(
+        a["paths"]["apis/stable.example.com/v1"],
+        b["paths"]["apis/stable.example.com/v1"]
+    );
+    assert_eq!(a["paths"]["apis/apps/v1"], b["paths"]["apis/apps/v1"]);
+    assert!(
+        other
+            .unknown_fields("stable.example.com", "v1", "CronTab", &obj)
+            .len()
+            == 3
+    );
+
+    let bad = CatalogBuilder::new()
+        .with_custom_resource("x.io", "v1", "X", "xs", false, &json!("not a schema"))
+        .build();
+    assert!(matches!(bad, Err(OpenApiError::CustomSchema { .. })));
+}
+
+fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+    }
+    h
+}
+
+async fn body(r: axum::response::Response) -> Vec<u8> {
+    axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn documents_are_negotiated_and_cached_as_upstream_serves_them() {
+    let c = catalog();
+    let json_reply = http::serve_catalog(
+        c,
+        "/openapi/v2",
+        None,
+        &headers(&[(header::ACCEPT, "application/json")]),
+    )
+    .unwrap();
+    assert_eq!(json_reply.status(), StatusCode::OK);
+    assert_eq!(
+        json_reply.headers()[header::CONTENT_TYPE],
+        "application/json"
+    );
+    let etag = json_reply.headers()[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let v: Value = serde_json::from_slice(&body(json_reply).await).unwrap();
+    assert!(v["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
+
+    let client_go = format!("{},application/json", http::V2_PROTOBUF_DEPRECATED);
+    let pb = http::serve_catalog(
+        c,
+        "/openapi/v2",
+        None,
+        &headers(&[(header::ACCEPT, &client_go)]),
+    )
+    .unwrap();
+    assert_eq!(pb.headers()[header::CONTENT_TYPE], http::V2_PROTOBUF);
+    let decoded = gnostic::Document::decode(body(pb).await.as_slice()).unwrap();
+    assert_eq!(decoded.info.unwrap().version, "v1.33.1");
+
+    let unchanged = http::serve_catalog(
+        c,
+        "/openapi/v2",
+        None,
+        &headers(&[(header::IF_NONE_MATCH, &etag)]),
+    )
+    .unwrap();
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    let html = http::serve_catalog(
+        c,
+        "/openapi/v2",
+        None,
+        &headers(&[(header::ACCEPT, "text/html")]),
+    )
+    .unwrap();
+    assert_eq!(html.status(), StatusCode::NOT_ACCEPTABLE);
+
+    let root: Value = serde_json::from_slice(
+        &body(http::serve_catalog(c, "/openapi/v3", None, &HeaderMap::new()).unwrap()).await,
+    )
+    .unwrap();
+    let url = root["paths"]["api/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap();
+    let (path, query) = url.split_once('?').unwrap();
+    let current = http::serve_catalog(
+        c,
+        path,
+        Some(query),
+        &headers(&[(header::ACCEPT, "application/json")]),
+    )
+    .unwrap();
+    assert_eq!(current.status(), StatusCode::OK);
+    assert_eq!(
+        current.headers()[header::CACHE_CONTROL],
+        "public, immutable"
+    );
+    let stale = http::serve_catalog(c, path, Some("hash=0123"), &HeaderMap::new()).unwrap();
+    assert_eq!(stale.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(stale.headers()[header::LOCATION], url);
+    let missing =
+        http::serve_catalog(c, "/openapi/v3/apis/nope/v1", None, &HeaderMap::new()).unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(http::serve_catalog(c, "/api/v1", None, &HeaderMap::new()).is_none());
+}
+
+#[test]
+fn field_validation_directives_answer_as_upstream() {
+    let with = pod(json!({"containers": [{"name": "c", "image": "i", "colour": "blue"}]}));
+    let without = pod(json!({"containers": [{"name": "c", "image": "i"}]}));
+    let field = "spec.containers[0].colour";
+    let check = |directive, before: Option<&Value>| {
+        let mut obj = with.clone();
+        let verdict = check_fields("", "v1", "Pod", directive, &mut obj, before);
+        (verdict, obj)
+    };
+    assert_eq!(
+        check(Some("Strict"), None).0,
+        Err(format!(
+            "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"{field}\""
+        ))
+    );
+    // Upstream's default is Warn; Warn and Ignore drop the field.
+    let dropped = vec![field.to_string()];
+    for directive in [Some("Warn"), None] {
+        let warnings = vec![format!("unknown field \"{field}\"")];
+        let expected = FieldCheck {
+            warnings,
+            dropped: dropped.clone(),
+        };
+        assert_eq!(check(directive, None), (Ok(expected), without.clone()));
+    }
+    let ignored = FieldCheck {
+        warnings: vec![],
+        dropped,
+    };
+    assert_eq!(check(Some("Ignore"), None), (Ok(ignored), without.clone()));
+    // A patched object: the bare strict-decoding error, for fields the patch brought only.
+    assert_eq!(
+        check(Some("Strict"), Some(&without)).0,
+        Err(format!("strict decoding error: unknown field \"{field}\""))
+    );
+    assert_eq!(
+        check(Some("Strict"), Some(&with)),
+        (Ok(FieldCheck::default()), with.clone())
+    );
+    assert_eq!(
+        warning_header(r#"unknown field "a.b""#),
+        r#"299 - "unknown field \"a.b\"""#
+    );
+}
