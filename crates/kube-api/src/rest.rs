@@ -217,10 +217,12 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let result = dispatch(&api, &method, &target, &query, &headers, &body).await;
-    match result {
+    let response = match result {
         Ok(r) => r,
         Err(e) => error_response(&e),
-    }
+    };
+    // Objects, lists and errors in protobuf for clients that ask for it first.
+    crate::protobuf::respond(&headers, response).await
 }
 
 async fn dispatch(
