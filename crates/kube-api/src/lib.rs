@@ -15,7 +15,7 @@ mod metrics;
 pub mod patch;
 pub mod pki;
 mod pods;
-mod protobuf;
+pub mod protobuf;
 mod remotecommand;
 mod rest;
 mod server;
