@@ -653,3 +653,61 @@ fn a_protobuf_client_lists_and_watches_pods() {
         }
     });
 }
+
+#[test]
+fn kubectl_133_drain_lists_in_protobuf_and_deletes_with_protobuf_options() {
+    let c = cluster("pbdrain");
+    c.profile("demo");
+    let applied = common::output_with_stdin(
+        Command::new(format!("{KUBECTL_DIR}/kubectl.1.31"))
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["apply", "-f", "-"]),
+        PODS.as_bytes(),
+    );
+    assert!(applied.status.success(), "{}", text(&applied));
+    c.ok(
+        "1.31",
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/web",
+            "-n",
+            "demo",
+            "--timeout=30s",
+        ],
+    );
+    let node = c.json(&["get", "pod", "web", "-n", "demo"])["spec"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // An unmanaged pod without eviction: a DELETE whose DeleteOptions body is protobuf.
+    let out = c.kubectl(
+        "1.33",
+        &[
+            "drain",
+            &node,
+            "--force",
+            "--disable-eviction",
+            "--grace-period=0",
+            "--timeout=30s",
+            "-v=8",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&format!("Content-Type: {PROTOBUF}")),
+        "drain sent no protobuf: {log}"
+    );
+    assert!(
+        response_content_types(&log).iter().any(|t| t == PROTOBUF),
+        "drain got no protobuf answer"
+    );
+    c.eventually("the drained pod gone", || {
+        !c.kubectl("1.31", &["get", "pod", "web", "-n", "demo"])
+            .status
+            .success()
+    });
+    // A Fargate node goes with its pod, as on EKS.
+}
