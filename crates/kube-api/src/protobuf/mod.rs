@@ -161,7 +161,9 @@ fn encode_message(value: &Value) -> Result<Vec<u8>, ProtobufError> {
             api_version: api_version.to_string(),
             kind: kind.to_string(),
         })?;
-    Ok(transcode::to_message(&desc, value)?.encode_to_vec())
+    let mut out = Vec::new();
+    transcode::encode_message(&desc, value, &mut out)?;
+    Ok(out)
 }
 
 /// A JSON object (an object, an `XxxList`, a `Status`) as a protobuf body, envelope included.

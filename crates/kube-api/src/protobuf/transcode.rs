@@ -2,8 +2,6 @@
 //! the message descriptors: proto field names are the JSON names, so one walk serves every
 //! kind, and the types whose JSON form is not their message shape are special-cased here.
 
-use std::collections::HashMap;
-
 use base64::Engine;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage,
@@ -162,8 +160,13 @@ pub(super) fn json_key(desc: &MessageDescriptor, field: &FieldDescriptor) -> Str
 /// The field a JSON key names, if the message has one.
 fn field_for_key(desc: &MessageDescriptor, key: &str) -> Option<FieldDescriptor> {
     if let Some(field) = desc.get_field_by_name(key) {
-        // `Port` of a DaemonEndpoint, and every ordinary field.
-        if json_key(desc, &field) == key {
+        // Every ordinary field (lower-case, not renamed): no need to build its key.
+        let name = field.name();
+        let ordinary = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !matches!(name, "aPIGroup" | "uID")
+            && !is_schema_props(desc);
+        // `Port` of a DaemonEndpoint too.
+        if ordinary || json_key(desc, &field) == key {
             return Some(field);
         }
     }
@@ -226,26 +229,19 @@ fn invalid(message: impl Into<String>) -> ProtobufError {
     }
 }
 
-fn set(msg: &mut DynamicMessage, name: &str, value: Proto) -> Result<(), ProtobufError> {
-    let field = msg.descriptor().get_field_by_name(name).ok_or_else(|| {
-        ProtobufError::Schema(format!(
-            "{} has no field {name}",
-            msg.descriptor().full_name()
-        ))
-    })?;
-    msg.set_field(&field, value);
-    Ok(())
-}
-
-fn raw_json(value: &Value) -> Result<Proto, ProtobufError> {
-    serde_json::to_vec(value)
-        .map(|b| Proto::Bytes(b.into()))
-        .map_err(|e| invalid(e.to_string()))
-}
-
-/// A JSON value as the message `desc`.
-pub fn to_message(desc: &MessageDescriptor, json: &Value) -> Result<DynamicMessage, ProtobufError> {
-    let mut msg = DynamicMessage::new(desc.clone());
+/// The protobuf wire bytes of a JSON value as the message `desc`, appended to `out`. Written
+/// directly (not through a `DynamicMessage`): nested messages are encoded once, into a scratch
+/// buffer, and copied after their length.
+pub fn encode_message(
+    desc: &MessageDescriptor,
+    json: &Value,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtobufError> {
+    let field = |name: &str| {
+        desc.get_field_by_name(name).ok_or_else(|| {
+            ProtobufError::Schema(format!("{} has no field {name}", desc.full_name()))
+        })
+    };
     match shape(desc) {
         Shape::Object => {
             let object = json
@@ -257,8 +253,7 @@ pub fn to_message(desc: &MessageDescriptor, json: &Value) -> Result<DynamicMessa
                     continue;
                 }
                 if let Some(field) = field_for_key(desc, key).filter(|f| !is_inline(desc, f)) {
-                    let proto = field_value(&field, value).map_err(|e| e.at(key))?;
-                    msg.set_field(&field, proto);
+                    encode_field(&field, value, out).map_err(|e| e.at(key))?;
                 } else if let Some(field) = inline_field_for_key(desc, key) {
                     match inline.iter_mut().find(|(f, _)| *f == field) {
                         Some((_, fields)) => {
@@ -273,8 +268,7 @@ pub fn to_message(desc: &MessageDescriptor, json: &Value) -> Result<DynamicMessa
                 // left out, as a Go client of that version would drop them.
             }
             for (field, fields) in inline {
-                let proto = field_value(&field, &Value::Object(fields))?;
-                msg.set_field(&field, proto);
+                encode_field(&field, &Value::Object(fields), out)?;
             }
         }
         Shape::Time | Shape::MicroTime => {
@@ -282,15 +276,15 @@ pub fn to_message(desc: &MessageDescriptor, json: &Value) -> Result<DynamicMessa
                 .as_str()
                 .ok_or_else(|| mismatch("a timestamp string", json))?;
             let (seconds, nanos) = time::parse_rfc3339(text).map_err(invalid)?;
-            set(&mut msg, "seconds", Proto::I64(seconds))?;
-            set(&mut msg, "nanos", Proto::I32(nanos))?;
+            wire::varint_field(1, seconds as u64, out);
+            wire::varint_field(2, i64::from(nanos) as u64, out);
         }
         Shape::Duration => {
             let text = json
                 .as_str()
                 .ok_or_else(|| mismatch("a duration string", json))?;
             let nanos = time::parse_go_duration(text).map_err(invalid)?;
-            set(&mut msg, "duration", Proto::I64(nanos))?;
+            wire::varint_field(field("duration")?.number(), nanos as u64, out);
         }
         Shape::Quantity => {
             let text = match json {
@@ -298,39 +292,30 @@ pub fn to_message(desc: &MessageDescriptor, json: &Value) -> Result<DynamicMessa
                 Value::Number(n) => n.to_string(),
                 other => return Err(mismatch("a quantity", other)),
             };
-            set(&mut msg, "string", Proto::String(text))?;
+            wire::bytes_field(1, text.as_bytes(), out);
         }
         Shape::IntOrString => {
             // Go writes all three fields.
             let (kind, int, text) = match json {
-                Value::String(s) => (1, 0, s.clone()),
+                Value::String(s) => (1, 0, s.as_str()),
                 Value::Number(n) => {
                     let int = n
                         .as_i64()
                         .and_then(|i| i32::try_from(i).ok())
                         .ok_or_else(|| invalid(format!("{n} is not a 32-bit integer")))?;
-                    (0, int, String::new())
+                    (0, int, "")
                 }
                 other => return Err(mismatch("an integer or a string", other)),
             };
-            set(&mut msg, "type", Proto::I64(kind))?;
-            set(&mut msg, "intVal", Proto::I32(int))?;
-            set(&mut msg, "strVal", Proto::String(text))?;
+            wire::varint_field(1, kind, out);
+            wire::varint_field(2, i64::from(int) as u64, out);
+            wire::bytes_field(3, text.as_bytes(), out);
         }
-        Shape::RawExtension => set(&mut msg, "raw", raw_json(json)?)?,
-        Shape::RawJson => {
-            let field = desc.fields().next().ok_or_else(|| {
-                ProtobufError::Schema(format!("{} has no field", desc.full_name()))
-            })?;
-            msg.set_field(&field, raw_json(json)?);
+        Shape::RawExtension | Shape::RawJson => {
+            let raw = serde_json::to_vec(json).map_err(|e| invalid(e.to_string()))?;
+            wire::bytes_field(1, &raw, out);
         }
-        Shape::Items => {
-            let field = desc.get_field_by_name("items").ok_or_else(|| {
-                ProtobufError::Schema(format!("{} has no items", desc.full_name()))
-            })?;
-            let proto = field_value(&field, json)?;
-            msg.set_field(&field, proto);
-        }
+        Shape::Items => encode_field(&field("items")?, json, out)?,
         Shape::SchemaOrArray | Shape::SchemaOrStrings => {
             let list = if shape(desc) == Shape::SchemaOrArray {
                 "jSONSchemas"
@@ -338,28 +323,28 @@ pub fn to_message(desc: &MessageDescriptor, json: &Value) -> Result<DynamicMessa
                 "property"
             };
             let name = if json.is_array() { list } else { "schema" };
-            let field = desc.get_field_by_name(name).ok_or_else(|| {
-                ProtobufError::Schema(format!("{} has no {name}", desc.full_name()))
-            })?;
-            let proto = field_value(&field, json)?;
-            msg.set_field(&field, proto);
+            encode_field(&field(name)?, json, out)?;
         }
-        Shape::SchemaOrBool => match json {
-            Value::Bool(b) => set(&mut msg, "allows", Proto::Bool(*b))?,
-            _ => {
-                set(&mut msg, "allows", Proto::Bool(true))?;
-                let field = desc.get_field_by_name("schema").ok_or_else(|| {
-                    ProtobufError::Schema(format!("{} has no schema", desc.full_name()))
-                })?;
-                let proto = field_value(&field, json)?;
-                msg.set_field(&field, proto);
+        Shape::SchemaOrBool => {
+            let allows = field("allows")?.number();
+            match json {
+                Value::Bool(b) => wire::varint_field(allows, u64::from(*b), out),
+                _ => {
+                    wire::varint_field(allows, 1, out);
+                    encode_field(&field("schema")?, json, out)?;
+                }
             }
-        },
+        }
     }
-    Ok(msg)
+    Ok(())
 }
 
-fn field_value(field: &FieldDescriptor, json: &Value) -> Result<Proto, ProtobufError> {
+fn encode_field(
+    field: &FieldDescriptor,
+    json: &Value,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtobufError> {
+    let number = field.number();
     if field.is_map() {
         let Kind::Message(entry) = field.kind() else {
             return Err(ProtobufError::Schema(format!(
@@ -371,28 +356,26 @@ fn field_value(field: &FieldDescriptor, json: &Value) -> Result<Proto, ProtobufE
         let object = json
             .as_object()
             .ok_or_else(|| mismatch("an object", json))?;
-        let mut map = HashMap::with_capacity(object.len());
+        let mut scratch = Vec::new();
         for (key, item) in object {
-            let value = if item.is_null() {
-                Proto::default_value(&value_kind)
-            } else {
-                single_value(&value_kind, item).map_err(|e| e.at(key))?
-            };
-            map.insert(MapKey::String(key.clone()), value);
+            scratch.clear();
+            wire::bytes_field(1, key.as_bytes(), &mut scratch);
+            if !item.is_null() {
+                encode_single(2, &value_kind, item, &mut scratch).map_err(|e| e.at(key))?;
+            }
+            wire::bytes_field(number, &scratch, out);
         }
-        return Ok(Proto::Map(map));
+        return Ok(());
     }
     let kind = field.kind();
     if field.is_list() {
         let items = json.as_array().ok_or_else(|| mismatch("an array", json))?;
-        return items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| single_value(&kind, item).map_err(|e| e.at(&i.to_string())))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Proto::List);
+        for (i, item) in items.iter().enumerate() {
+            encode_single(number, &kind, item, out).map_err(|e| e.at(&i.to_string()))?;
+        }
+        return Ok(());
     }
-    single_value(&kind, json)
+    encode_single(number, &kind, json, out)
 }
 
 fn integer(json: &Value) -> Result<i64, ProtobufError> {
@@ -405,34 +388,59 @@ fn integer(json: &Value) -> Result<i64, ProtobufError> {
     }
 }
 
-fn single_value(kind: &Kind, json: &Value) -> Result<Proto, ProtobufError> {
+fn encode_single(
+    number: u32,
+    kind: &Kind,
+    json: &Value,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtobufError> {
     let narrow =
         |i: i64| i32::try_from(i).map_err(|_| invalid(format!("{i} does not fit in 32 bits")));
-    Ok(match kind {
-        Kind::Message(desc) => Proto::Message(to_message(desc, json)?),
-        Kind::String => Proto::String(
-            json.as_str()
-                .ok_or_else(|| mismatch("a string", json))?
-                .to_string(),
-        ),
+    match kind {
+        Kind::Message(desc) => {
+            let mut nested = Vec::new();
+            encode_message(desc, json, &mut nested)?;
+            wire::bytes_field(number, &nested, out);
+        }
+        Kind::String => {
+            let text = json.as_str().ok_or_else(|| mismatch("a string", json))?;
+            wire::bytes_field(number, text.as_bytes(), out);
+        }
         Kind::Bytes => {
             let text = json.as_str().ok_or_else(|| mismatch("base64 data", json))?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(|e| invalid(format!("illegal base64 data: {e}")))?;
-            Proto::Bytes(bytes.into())
+            wire::bytes_field(number, &bytes, out);
         }
-        Kind::Bool => Proto::Bool(json.as_bool().ok_or_else(|| mismatch("a boolean", json))?),
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Proto::I32(narrow(integer(json)?)?),
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Proto::I64(integer(json)?),
-        Kind::Uint32 | Kind::Fixed32 => Proto::U32(
-            u32::try_from(integer(json)?).map_err(|_| invalid("not an unsigned 32-bit integer"))?,
-        ),
-        Kind::Uint64 | Kind::Fixed64 => Proto::U64(
-            u64::try_from(integer(json)?).map_err(|_| invalid("not an unsigned integer"))?,
-        ),
-        Kind::Double => Proto::F64(json.as_f64().ok_or_else(|| mismatch("a number", json))?),
-        Kind::Float => Proto::F32(json.as_f64().ok_or_else(|| mismatch("a number", json))? as f32),
+        Kind::Bool => {
+            let b = json.as_bool().ok_or_else(|| mismatch("a boolean", json))?;
+            wire::varint_field(number, u64::from(b), out);
+        }
+        // Negative int32s are sign-extended to ten bytes, as protobuf specifies.
+        Kind::Int32 => wire::varint_field(number, i64::from(narrow(integer(json)?)?) as u64, out),
+        Kind::Int64 => wire::varint_field(number, integer(json)? as u64, out),
+        Kind::Sint32 | Kind::Sint64 => {
+            let i = integer(json)?;
+            wire::varint_field(number, ((i << 1) ^ (i >> 63)) as u64, out);
+        }
+        Kind::Uint32 | Kind::Uint64 => {
+            let u =
+                u64::try_from(integer(json)?).map_err(|_| invalid("not an unsigned integer"))?;
+            wire::varint_field(number, u, out);
+        }
+        Kind::Fixed32 | Kind::Sfixed32 => {
+            wire::fixed32_field(number, narrow(integer(json)?)? as u32, out)
+        }
+        Kind::Fixed64 | Kind::Sfixed64 => wire::fixed64_field(number, integer(json)? as u64, out),
+        Kind::Double => {
+            let f = json.as_f64().ok_or_else(|| mismatch("a number", json))?;
+            wire::fixed64_field(number, f.to_bits(), out);
+        }
+        Kind::Float => {
+            let f = json.as_f64().ok_or_else(|| mismatch("a number", json))? as f32;
+            wire::fixed32_field(number, f.to_bits(), out);
+        }
         Kind::Enum(e) => {
             // No Kubernetes message uses enums (they are strings); kept for completeness.
             let name = json
@@ -441,9 +449,46 @@ fn single_value(kind: &Kind, json: &Value) -> Result<Proto, ProtobufError> {
             let value = e
                 .get_value_by_name(name)
                 .ok_or_else(|| invalid(format!("unknown value {name:?}")))?;
-            Proto::EnumNumber(value.number())
+            wire::varint_field(number, i64::from(value.number()) as u64, out);
         }
-    })
+    }
+    Ok(())
+}
+
+/// Protobuf's wire format: tags, varints, fixed-width numbers, length-delimited bytes.
+mod wire {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn tag(number: u32, wire_type: u8, out: &mut Vec<u8>) {
+        varint((u64::from(number) << 3) | u64::from(wire_type), out);
+    }
+
+    pub fn varint_field(number: u32, v: u64, out: &mut Vec<u8>) {
+        tag(number, 0, out);
+        varint(v, out);
+    }
+
+    pub fn fixed64_field(number: u32, v: u64, out: &mut Vec<u8>) {
+        tag(number, 1, out);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    pub fn fixed32_field(number: u32, v: u32, out: &mut Vec<u8>) {
+        tag(number, 5, out);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    pub fn bytes_field(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
+        tag(number, 2, out);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
 }
 
 /// A message as the JSON Kubernetes writes for it.
