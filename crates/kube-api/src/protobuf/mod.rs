@@ -141,10 +141,12 @@ fn embedded(raw: &[u8]) -> Result<Value, ProtobufError> {
 /// the client's: 415 for a kind without a protobuf form, 400 for bytes that do not decode.
 pub fn decode(body: &[u8]) -> Result<Value, KubeError> {
     decode_object(body).map_err(|e| match e {
+        // kube-apiserver's 415 for a protobuf body of a custom resource.
         ProtobufError::NoProtobufForm { api_version, kind } => {
-            KubeError::UnsupportedMediaType(format!(
-                "the body of the request was in an unknown format - {api_version} {kind} has no protobuf form; send it as application/json"
-            ))
+            tracing::debug!(%api_version, %kind, "protobuf body of a kind without a protobuf form");
+            KubeError::UnsupportedMediaType(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".into(),
+            )
         }
         ProtobufError::Schema(message) => KubeError::Internal(message),
         other => KubeError::BadRequest(format!(
