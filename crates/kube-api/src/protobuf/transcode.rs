@@ -398,9 +398,11 @@ fn encode_single(
         |i: i64| i32::try_from(i).map_err(|_| invalid(format!("{i} does not fit in 32 bits")));
     match kind {
         Kind::Message(desc) => {
-            let mut nested = Vec::new();
-            encode_message(desc, json, &mut nested)?;
-            wire::bytes_field(number, &nested, out);
+            // In place: a one-byte length first, widened once the message's length is known
+            // (a shift of its bytes, no buffer of its own).
+            let at = wire::start_nested(number, out);
+            encode_message(desc, json, out)?;
+            wire::finish_nested(at, out);
         }
         Kind::String => {
             let text = json.as_str().ok_or_else(|| mismatch("a string", json))?;
@@ -482,6 +484,30 @@ mod wire {
     pub fn fixed32_field(number: u32, v: u32, out: &mut Vec<u8>) {
         tag(number, 5, out);
         out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// Writes the tag of a nested message and a placeholder length; returns where it is.
+    pub fn start_nested(number: u32, out: &mut Vec<u8>) -> usize {
+        tag(number, 2, out);
+        out.push(0);
+        out.len() - 1
+    }
+
+    /// Sets the length of the nested message written since `start_nested` returned `at`.
+    pub fn finish_nested(at: usize, out: &mut Vec<u8>) {
+        let len = out.len() - at - 1;
+        if len < 0x80 {
+            out[at] = len as u8;
+        } else {
+            let (mut prefix, mut n, mut v) = ([0u8; 10], 0, len as u64);
+            while v >= 0x80 {
+                prefix[n] = (v as u8) | 0x80;
+                v >>= 7;
+                n += 1;
+            }
+            prefix[n] = v as u8;
+            out.splice(at..at + 1, prefix[..=n].iter().copied());
+        }
     }
 
     pub fn bytes_field(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
