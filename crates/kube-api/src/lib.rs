@@ -17,7 +17,7 @@ mod metrics;
 pub mod openapi;
 pub mod patch;
 mod pods;
-mod protobuf;
+pub mod protobuf;
 mod remotecommand;
 mod rest;
 mod server;

@@ -230,7 +230,7 @@ pub async fn handle(
     mut body: Bytes,
 ) -> Response {
     if target.rt.create_only {
-        return match (method == Method::POST, target.name.is_none()) {
+        let answered = match (method == Method::POST, target.name.is_none()) {
             (true, true) => body_value(&headers, &body)
                 .and_then(|v| authz::review(&api.authorizer, &user, &target, v))
                 .map_or_else(
@@ -242,6 +242,7 @@ pub async fn handle(
                 target.rt.qualified()
             ))),
         };
+        return crate::protobuf::respond(&headers, answered).await;
     }
     let warnings = match body_field_validation(&method, &target, &query, &mut headers, &mut body) {
         Ok(w) => w,
@@ -252,10 +253,12 @@ pub async fn handle(
     if result.is_ok() && method != Method::GET && Authorizer::is_rbac(&target) {
         api.authorizer.invalidate();
     }
-    match result {
+    let response = match result {
         Ok(r) => with_warnings(r, &warnings),
         Err(e) => error_response(&e),
-    }
+    };
+    // Objects, lists and errors in protobuf for clients that ask for it first.
+    crate::protobuf::respond(&headers, response).await
 }
 
 /// `fieldValidation` on a created or replaced object (the body of a POST or PUT to a resource or

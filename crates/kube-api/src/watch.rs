@@ -40,20 +40,37 @@ fn expired(requested: u64, oldest: u64) -> Value {
 struct Encoder {
     rt: &'static ResourceType,
     table: bool,
+    /// Length-framed protobuf `WatchEvent`s instead of JSON lines.
+    protobuf: bool,
 }
 
 impl Encoder {
+    /// One event in the stream's format. The objects carry their own type (`with_resource_version`
+    /// keeps apiVersion and kind), which protobuf needs.
+    fn frame(&self, event_type: &str, object: Value) -> Bytes {
+        if !self.protobuf {
+            return line(event_type, object);
+        }
+        match crate::protobuf::watch_frame(event_type, &object) {
+            Ok(frame) => Bytes::from(frame),
+            Err(e) => {
+                let status = KubeError::Internal(format!("encoding a watch event: {e}")).status();
+                Bytes::from(crate::protobuf::watch_frame("ERROR", &status).unwrap_or_default())
+            }
+        }
+    }
+
     fn event(&self, event_type: &str, object: Value) -> Bytes {
         if self.table {
             let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
             line(event_type, table(self.rt, &[object], meta))
         } else {
-            line(event_type, object)
+            self.frame(event_type, object)
         }
     }
 
     fn bookmark(&self, revision: u64) -> Bytes {
-        line(
+        self.frame(
             "BOOKMARK",
             json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(),
                    "metadata": {"resourceVersion": revision.to_string()}}),
@@ -63,13 +80,23 @@ impl Encoder {
     /// The bookmark that ends a WatchList's initial events: client-go's reflector treats what
     /// came before it as the list, and waits for it before an informer is synced.
     fn initial_events_end(&self, revision: u64) -> Bytes {
-        line(
+        self.frame(
             "BOOKMARK",
             json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(),
                    "metadata": {"resourceVersion": revision.to_string(),
                                 "creationTimestamp": null,
                                 "annotations": {INITIAL_EVENTS_END: "true"}}}),
         )
+    }
+
+    fn content_type(&self) -> &'static str {
+        if self.table {
+            TABLE_CONTENT_TYPE
+        } else if self.protobuf {
+            crate::protobuf::WATCH_CONTENT_TYPE
+        } else {
+            "application/json"
+        }
     }
 }
 
@@ -82,7 +109,17 @@ pub fn serve(
     let rt = target.rt;
     let (labels, fields) = selectors(rt, query)?;
     let table = wants_table(headers);
-    let encoder = Encoder { rt, table };
+    let negotiated = crate::protobuf::negotiate(headers);
+    let has_protobuf = crate::protobuf::has_protobuf_form(&rt.api_version(), rt.kind);
+    if !table && negotiated.prefers_protobuf && !has_protobuf && !negotiated.accepts_json {
+        return Ok(crate::protobuf::not_acceptable());
+    }
+    let encoder = Encoder {
+        rt,
+        table,
+        protobuf: !table && negotiated.prefers_protobuf && has_protobuf,
+    };
+    let content_type = encoder.content_type();
     let requested = query.get("resourceVersion").unwrap_or("");
     let (current, revision) = api.objects.list(rt, target.namespace.as_deref())?;
     let mut visible: HashSet<String> = current
@@ -138,12 +175,14 @@ pub fn serve(
         let mut watcher = match watcher {
             Ok(w) => w,
             Err(StoreError::Expired { requested, oldest }) => {
-                let _ = tx.send(line("ERROR", expired(requested, oldest))).await;
+                let _ = tx
+                    .send(encoder.frame("ERROR", expired(requested, oldest)))
+                    .await;
                 return;
             }
             Err(e) => {
                 let status = KubeError::Internal(e.to_string()).status();
-                let _ = tx.send(line("ERROR", status)).await;
+                let _ = tx.send(encoder.frame("ERROR", status)).await;
                 return;
             }
         };
@@ -165,7 +204,9 @@ pub fn serve(
             let event = match event {
                 Ok(e) => e,
                 Err(StoreError::Expired { requested, oldest }) => {
-                    let _ = tx.send(line("ERROR", expired(requested, oldest))).await;
+                    let _ = tx
+                        .send(encoder.frame("ERROR", expired(requested, oldest)))
+                        .await;
                     return;
                 }
                 Err(_) => return,
@@ -205,11 +246,6 @@ pub fn serve(
     let stream = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, Infallible>))
     });
-    let content_type = if table {
-        TABLE_CONTENT_TYPE
-    } else {
-        "application/json"
-    };
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type)],

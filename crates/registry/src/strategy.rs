@@ -84,6 +84,7 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
             generation: true,
             status: Some(status_of::<core::v1::ReplicationControllerStatus>),
         },
+        ("", "Secret") => &SecretStrategy,
         ("", "Service") => &Generic {
             generation: false,
             status: Some(|| json!({"loadBalancer": {}})),
@@ -162,6 +163,20 @@ impl Strategy for Generic {
     }
     fn initial_status(&self, _obj: &Value) -> Option<Value> {
         self.status.map(|f| f())
+    }
+}
+
+/// A Secret without a type is `Opaque` (kubectl 1.32+'s protobuf `create secret` sends "").
+struct SecretStrategy;
+
+impl Strategy for SecretStrategy {
+    fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
+        if obj["type"].as_str().is_none_or(str::is_empty)
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.insert("type".into(), json!("Opaque"));
+        }
+        Ok(())
     }
 }
 
