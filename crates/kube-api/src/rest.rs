@@ -40,6 +40,9 @@ fn not_found() -> KubeError {
 
 /// `/api/v1/namespaces/demo/pods/p1/log` → pods, demo, p1, log.
 pub fn parse_target(path: &str) -> Result<Target, KubeError> {
+    // Go serves the decoded path (`URL.Path`): clients that percent-encode a name's `:` (the
+    // Python client sends `system%3Aview`) reach the same object as those that do not.
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] => ("", *version, rest),
@@ -1002,6 +1005,9 @@ mod tests {
         assert!(parse_target("/api/v1/namespaces/d/pods/p/nope").is_err());
         assert!(parse_target("/apis/example.com/v1/widgets").is_err());
         assert!(parse_target("/api/v1/pods/p1").is_err());
+        let t =
+            parse_target("/apis/rbac.authorization.k8s.io/v1/clusterroles/system%3Aview").unwrap();
+        assert_eq!(t.name.as_deref(), Some("system:view"));
     }
 
     #[test]
