@@ -387,6 +387,22 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
         "{mounts}"
     );
     let with_token = |token: &str| c.kubectl(&["--token", token, "get", "pods", "-o", "name"]);
+    // The token is the pod's service account, which RBAC allows nothing until it is bound.
+    let forbidden = with_token(&api_token);
+    assert!(
+        text(&forbidden).contains(
+            "pods is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"pods\""
+        ),
+        "{}",
+        text(&forbidden)
+    );
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "default-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+    ]);
     let allowed = with_token(&api_token);
     assert!(allowed.status.success(), "{}", text(&allowed));
     assert!(text(&allowed).contains("pod/tokened"));

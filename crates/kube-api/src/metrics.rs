@@ -1,7 +1,7 @@
 //! `metrics.k8s.io/v1beta1`, as metrics-server serves it behind kube-apiserver: `GET` of
 //! `nodes[/NAME]`, `namespaces/NS/pods[/NAME]` and `pods` (every namespace), with label and
 //! field selectors, as objects, lists or Tables. Routing and serializing only: which pods and
-//! nodes have what usage is `localfargate_controllers::metrics`'s.
+//! nodes have what usage is `localfargate_registry::metrics`'s.
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;

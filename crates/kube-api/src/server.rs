@@ -259,31 +259,9 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     }
     let method = request.method().clone();
     let headers = request.headers().clone();
-    let too_large = || {
-        rest::error_response(&KubeError::RequestEntityTooLarge(format!(
-            "limit is {MAX_REQUEST_BODY_BYTES}"
-        )))
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES) {
-        return too_large();
-    }
-    let body = match axum::body::to_bytes(request.into_body(), MAX_REQUEST_BODY_BYTES).await {
+    let body = match read_body(request.into_body()).await {
         Ok(b) => b,
-        Err(e) => {
-            // The limit reached by a body without (or with a false) Content-Length.
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            {
-                return too_large();
-            }
-            return rest::error_response(&KubeError::BadRequest(format!(
-                "reading the request body: {e}"
-            )));
-        }
+        Err(e) => return rest::error_response(&e),
     };
     rest::handle(api, user, method, target, query, headers, body).await
 }
@@ -291,6 +269,37 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
 /// kube-apiserver's `--max-request-body-bytes` default (3 MiB): a larger write is refused with
 /// 413 before it is decoded.
 pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// How much of a refused body is read (and dropped) before the 413: a client still sending
+/// would otherwise see its connection reset instead of the answer. Past this, it is closed.
+const DRAINED_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The request body, or 413 once it passes the limit (read on to `DRAINED_BODY_BYTES`, so the
+/// client gets the answer).
+async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, KubeError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| KubeError::BadRequest(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen <= MAX_REQUEST_BODY_BYTES {
+            kept.extend_from_slice(&data);
+        } else if seen > DRAINED_BODY_BYTES {
+            break;
+        }
+    }
+    if seen > MAX_REQUEST_BODY_BYTES {
+        return Err(KubeError::RequestEntityTooLarge(format!(
+            "limit is {MAX_REQUEST_BODY_BYTES}"
+        )));
+    }
+    Ok(axum::body::Bytes::from(kept))
+}
 
 /// One cluster's API.
 pub fn router(api: Api) -> Router {

@@ -395,3 +395,120 @@ pub fn check_pod_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<(
     }
     Ok(())
 }
+
+/// `stringData` written into `data` (base64), as the API server merges it, and `type` `Opaque`
+/// when unset.
+pub(crate) fn secret(v: &mut Value) {
+    use base64::Engine;
+    let Some(o) = v.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(strings)) = o.remove("stringData") {
+        let data = o.entry("data").or_insert_with(|| Value::Object(Map::new()));
+        if data.is_null() {
+            *data = Value::Object(Map::new());
+        }
+        if let Some(data) = data.as_object_mut() {
+            for (k, s) in strings {
+                let text = s.as_str().unwrap_or_default();
+                data.insert(
+                    k,
+                    json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
+            }
+        }
+    }
+    if o.get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        o.insert("type".into(), json!("Opaque"));
+    }
+}
+
+/// A Service's defaults (`SetDefaults_Service`): type ClusterIP, session affinity None, each
+/// port TCP with its targetPort its port, and the traffic policies its type has.
+pub(crate) fn service(v: &mut Value) {
+    let Some(spec) = obj(v, "spec") else {
+        return;
+    };
+    default(spec, "type", json!("ClusterIP"));
+    default(spec, "sessionAffinity", json!("None"));
+    let kind = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if kind != "ExternalName" {
+        default(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if kind == "NodePort" || kind == "LoadBalancer" {
+        default(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            default(port, "protocol", json!("TCP"));
+            if let Some(number) = port.get("port").cloned() {
+                default(port, "targetPort", number);
+            }
+        }
+    }
+}
+
+/// An HPA's defaults: at least one replica, and the 80% average CPU utilization target when it
+/// names no metric.
+pub(crate) fn horizontal_pod_autoscaler(v: &mut Value) {
+    let Some(spec) = obj(v, "spec") else {
+        return;
+    };
+    default(spec, "minReplicas", json!(1));
+    if spec
+        .get("metrics")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        spec.insert(
+            "metrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+        );
+    }
+}
+
+/// A PriorityClass preempts lower priorities unless it says otherwise.
+pub(crate) fn priority_class(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        default(o, "preemptionPolicy", json!("PreemptLowerPriority"));
+    }
+}
+
+/// A StorageClass deletes its volumes and binds them at once unless it says otherwise.
+pub(crate) fn storage_class(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        default(o, "reclaimPolicy", json!("Delete"));
+        default(o, "volumeBindingMode", json!("Immediate"));
+    }
+}
+
+/// A NetworkPolicy's `policyTypes`: Ingress, and Egress when it has egress rules.
+pub(crate) fn network_policy(v: &mut Value) {
+    let Some(spec) = obj(v, "spec") else {
+        return;
+    };
+    if spec
+        .get("policyTypes")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        let egress = spec
+            .get("egress")
+            .and_then(Value::as_array)
+            .is_some_and(|e| !e.is_empty());
+        let types = if egress {
+            json!(["Ingress", "Egress"])
+        } else {
+            json!(["Ingress"])
+        };
+        spec.insert("policyTypes".into(), types);
+    }
+}

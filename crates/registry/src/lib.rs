@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod objects;
 pub mod resources;
 pub mod service_accounts;
+pub mod service_ips;
 pub mod settings;
 pub mod strategy;
 

@@ -85,10 +85,7 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
             status: Some(status_of::<core::v1::ReplicationControllerStatus>),
         },
         ("", "Secret") => &SecretStrategy,
-        ("", "Service") => &Generic {
-            generation: false,
-            status: Some(|| json!({"loadBalancer": {}})),
-        },
+        ("", "Service") => &ServiceStrategy,
         ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => &Generic {
             generation: false,
             status: Some(|| json!({"phase": "Pending"})),
@@ -99,9 +96,25 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
             generation: false,
             status: Some(|| json!({})),
         },
-        ("autoscaling", "HorizontalPodAutoscaler") => &Generic {
+        ("autoscaling", "HorizontalPodAutoscaler") => &Defaulted {
+            defaults: defaults::horizontal_pod_autoscaler,
             generation: false,
             status: Some(status_of::<autoscaling::v2::HorizontalPodAutoscalerStatus>),
+        },
+        ("scheduling.k8s.io", "PriorityClass") => &Defaulted {
+            defaults: defaults::priority_class,
+            generation: false,
+            status: None,
+        },
+        ("storage.k8s.io", "StorageClass") => &Defaulted {
+            defaults: defaults::storage_class,
+            generation: false,
+            status: None,
+        },
+        ("networking.k8s.io", "NetworkPolicy") => &Defaulted {
+            defaults: defaults::network_policy,
+            generation: true,
+            status: None,
         },
         ("policy", "PodDisruptionBudget") => &Generic {
             generation: true,
@@ -119,7 +132,7 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
             generation: false,
             status: Some(status_of::<apiregistration::v1::APIServiceStatus>),
         },
-        ("networking.k8s.io", "NetworkPolicy" | "IngressClass")
+        ("networking.k8s.io", "IngressClass")
         | ("discovery.k8s.io", "EndpointSlice")
         | (
             "admissionregistration.k8s.io",
@@ -166,17 +179,51 @@ impl Strategy for Generic {
     }
 }
 
-/// A Secret without a type is `Opaque` (kubectl 1.32+'s protobuf `create secret` sends "").
+/// A Secret's `stringData` folded into `data`, and a Secret without a type `Opaque`
+/// (kubectl 1.32+'s protobuf `create secret` sends "").
 struct SecretStrategy;
 
 impl Strategy for SecretStrategy {
     fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
-        if obj["type"].as_str().is_none_or(str::is_empty)
-            && let Some(o) = obj.as_object_mut()
-        {
-            o.insert("type".into(), json!("Opaque"));
-        }
+        defaults::secret(obj);
         Ok(())
+    }
+}
+
+/// A kind with upstream defaults and nothing else of its own.
+struct Defaulted {
+    defaults: fn(&mut Value),
+    generation: bool,
+    status: Option<fn() -> Value>,
+}
+
+impl Strategy for Defaulted {
+    fn tracks_generation(&self) -> bool {
+        self.generation
+    }
+    fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
+        (self.defaults)(obj);
+        Ok(())
+    }
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        self.status.map(|f| f())
+    }
+}
+
+/// A Service: upstream's defaults, a ClusterIP from the cluster's service range, and an empty
+/// load-balancer status.
+struct ServiceStrategy;
+
+impl Strategy for ServiceStrategy {
+    fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
+        defaults::service(obj);
+        Ok(())
+    }
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"loadBalancer": {}}))
+    }
+    fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
+        crate::service_ips::allocate(objects, obj)
     }
 }
 

@@ -28,7 +28,7 @@ mod tests;
 
 use k8s_pb::apimachinery::pkg::apis::meta::v1::WatchEvent;
 use k8s_pb::apimachinery::pkg::runtime::{RawExtension, TypeMeta, Unknown};
-use localfargate_controllers::KubeError;
+use localfargate_registry::KubeError;
 use prost::Message;
 use prost_reflect::DynamicMessage;
 use serde_json::Value;

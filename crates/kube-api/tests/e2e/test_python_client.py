@@ -5,7 +5,6 @@ Job pod labels, bad input answered with kube-apiserver's Status, and the bootstr
 import json
 
 import pytest
-import urllib3
 from kubernetes import client, watch
 from kubernetes.client import ApiException
 
@@ -221,10 +220,6 @@ def test_policy_rbac_networking_storage_kinds_create_and_read(api_client, namesp
     rbac.delete_cluster_role_binding(f"{suffix}:reader")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server gap: a Service is stored as sent: no defaults (type ClusterIP, ports[].protocol TCP, "
-    "sessionAffinity None) and no clusterIP/clusterIPs allocated; read back: type None, cluster_ip None, "
-    "protocol None"))
 def test_service_is_defaulted_and_gets_a_cluster_ip(api_client, namespace):
     core = client.CoreV1Api(api_client)
     core.create_namespaced_service(namespace, client.V1Service(metadata=meta("svc"), spec=client.V1ServiceSpec(
@@ -236,9 +231,6 @@ def test_service_is_defaulted_and_gets_a_cluster_ip(api_client, namespace):
         f"expected a clusterIP allocated and mirrored in clusterIPs, got {svc.spec}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server gap: a Secret is stored as sent; kube-apiserver merges stringData into data (base64) "
-    "and drops stringData, and defaults type to Opaque. Read back: data None, stringData {'k': 'v'}, type None"))
 def test_secret_string_data_is_merged_and_type_defaulted(api_client, namespace):
     core = client.CoreV1Api(api_client)
     core.create_namespaced_secret(namespace, client.V1Secret(metadata=meta("s"), string_data={"k": "v"}))
@@ -247,19 +239,7 @@ def test_secret_string_data_is_merged_and_type_defaulted(api_client, namespace):
         f"expected stringData folded into base64 data, stringData dropped, type Opaque; got {secret}"
 
 
-DEFAULTS_GAP = "server gap: stored as sent, without kube-apiserver's defaults: "
-
-
-@pytest.mark.parametrize("kind", [
-    pytest.param("HorizontalPodAutoscaler", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=DEFAULTS_GAP + (
-        "autoscaling/v2 HPA spec.minReplicas 1 and spec.metrics [cpu Utilization 80] are not set"))),
-    pytest.param("NetworkPolicy", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=DEFAULTS_GAP + (
-        "NetworkPolicy spec.policyTypes [Ingress] is not set"))),
-    pytest.param("PriorityClass", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=DEFAULTS_GAP + (
-        "PriorityClass preemptionPolicy PreemptLowerPriority is not set"))),
-    pytest.param("StorageClass", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=DEFAULTS_GAP + (
-        "StorageClass reclaimPolicy Delete and volumeBindingMode Immediate are not set"))),
-])
+@pytest.mark.parametrize("kind", ["HorizontalPodAutoscaler", "NetworkPolicy", "PriorityClass", "StorageClass"])
 def test_upstream_defaults_are_applied(api_client, namespace, kind):
     if kind == "HorizontalPodAutoscaler":
         api = client.AutoscalingV2Api(api_client)
@@ -330,13 +310,6 @@ def test_bad_input_gets_422_with_upstream_message(api_client, namespace):
     assert status == 404, f"expected the refused Deployment not to be stored (404), got {status}"
 
 
-# Not strict: whether the client finishes sending before the server closes is a race (it got the
-# 413 in about one run of five here), and a strict xfail would make CI flaky.
-@pytest.mark.xfail(strict=False, raises=urllib3.exceptions.MaxRetryError, reason=(
-    "server gap: for a Content-Length over 3 MiB the server answers 413 without reading the body and "
-    "closes the TLS connection; the Python client, usually still sending, gets urllib3 MaxRetryError "
-    "(SSLEOFError 'EOF occurred in violation of protocol') instead of the 413 response. "
-    "kube-apiserver reads the body up to its limit before answering."))
 def test_four_mib_body_gets_413(api_client, namespace):
     core = client.CoreV1Api(api_client)
     huge = client.V1ConfigMap(metadata=meta("huge"), data={"a": "x" * (4 * 1024 * 1024)})

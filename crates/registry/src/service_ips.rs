@@ -1,0 +1,225 @@
+//! ClusterIPs for Services, from the cluster's service range as EKS sets it
+//! (`kubernetesNetworkConfig.serviceIpv4Cidr`, 10.100.0.0/16 by default): a Service asking for
+//! none gets a free one from the range's dynamic band, as kube-apiserver's allocator does
+//! (addresses below it are left for Services that name their own, like `kube-dns`'s `.10`); one
+//! naming its own gets it if it is in the range and free; a headless one (`None`) and an
+//! ExternalName one get none. The address is recorded in `clusterIP` and `clusterIPs` with the
+//! single-stack IPv4 family fields.
+//!
+//! Free means no stored Service holds it; two Services created at the same instant could pick
+//! the same address (kube-apiserver keeps an allocation bitmap in one transaction instead).
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use localfargate_core::eks::CLUSTER_KIND;
+use serde_json::{Value, json};
+
+use crate::objects::{KubeError, Objects, Result, name_of, resource};
+
+/// EKS's default service range.
+pub const DEFAULT_SERVICE_CIDR: &str = "10.100.0.0/16";
+
+/// The cluster's service range: its base address and prefix length.
+fn service_range(objects: &Objects) -> (u32, u8) {
+    let cidr = objects
+        .store
+        .get(CLUSTER_KIND, &objects.cluster)
+        .ok()
+        .flatten()
+        .and_then(|c| {
+            c.value["resource"]["kubernetesNetworkConfig"]["serviceIpv4Cidr"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| DEFAULT_SERVICE_CIDR.to_string());
+    parse_cidr(&cidr).unwrap_or((u32::from(Ipv4Addr::new(10, 100, 0, 0)), 16))
+}
+
+fn parse_cidr(cidr: &str) -> Option<(u32, u8)> {
+    let (addr, len) = cidr.split_once('/')?;
+    let len: u8 = len.parse().ok().filter(|l| (8..=30).contains(l))?;
+    let base = u32::from(addr.parse::<Ipv4Addr>().ok()?) & (u32::MAX << (32 - len));
+    Some((base, len))
+}
+
+/// The first offset of the dynamic band: upstream keeps the lower 1/16 of the range (at least
+/// 16 and at most 256 addresses) for Services that choose their address.
+fn dynamic_start(size: u32) -> u32 {
+    (size / 16).clamp(16, 256)
+}
+
+/// Give a new Service its ClusterIP (or check the one it names).
+pub fn allocate(objects: &Objects, service: &mut Value) -> Result<()> {
+    let rt = resource("", "services");
+    let name = name_of(service).to_string();
+    let kind = service["spec"]["type"]
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_string();
+    let spec = &mut service["spec"];
+    if kind == "ExternalName" {
+        return Ok(());
+    }
+    let asked = spec["clusterIP"]
+        .as_str()
+        .or_else(|| spec["clusterIPs"][0].as_str())
+        .unwrap_or("")
+        .to_string();
+    if asked == "None" {
+        spec["clusterIP"] = json!("None");
+        spec["clusterIPs"] = json!(["None"]);
+        spec["ipFamilies"] = json!(["IPv4"]);
+        spec["ipFamilyPolicy"] = json!("SingleStack");
+        return Ok(());
+    }
+    let (base, len) = service_range(objects);
+    let size = 1u32 << (32 - len);
+    let (services, _) = objects.list(rt, None)?;
+    let taken: HashSet<String> = services
+        .iter()
+        .filter_map(|s| s.value["spec"]["clusterIP"].as_str().map(str::to_string))
+        .collect();
+    let chosen = if asked.is_empty() {
+        let start = dynamic_start(size);
+        let span = size - 1 - start;
+        let seed = uuid::Uuid::new_v4().as_u128() as u32 % span.max(1);
+        (0..span)
+            .map(|i| Ipv4Addr::from(base + start + (seed + i) % span).to_string())
+            .find(|ip| !taken.contains(ip))
+            .ok_or_else(|| {
+                KubeError::invalid(
+                    rt,
+                    &name,
+                    "spec.clusterIPs",
+                    "Internal error: failed to allocate a serviceIP: range is full",
+                )
+            })?
+    } else {
+        let shown = format!("Invalid value: []string{{\"{asked}\"}}");
+        let ip: Ipv4Addr = asked.parse().map_err(|_| {
+            KubeError::invalid(
+                rt,
+                &name,
+                "spec.clusterIPs[0]",
+                &format!("Invalid value: \"{asked}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"),
+            )
+        })?;
+        let offset = u32::from(ip).wrapping_sub(base);
+        if offset == 0 || offset >= size - 1 {
+            let cidr = format!("{}/{len}", Ipv4Addr::from(base));
+            return Err(KubeError::invalid(
+                rt,
+                &name,
+                "spec.clusterIPs",
+                &format!(
+                    "{shown}: failed to allocate IP {asked}: the provided IP ({asked}) is not in the valid range. The range of valid IPs is {cidr}"
+                ),
+            ));
+        }
+        if taken.contains(&asked) {
+            return Err(KubeError::invalid(
+                rt,
+                &name,
+                "spec.clusterIPs",
+                &format!(
+                    "{shown}: failed to allocate IP {asked}: provided IP is already allocated"
+                ),
+            ));
+        }
+        asked
+    };
+    spec["clusterIP"] = json!(chosen);
+    spec["clusterIPs"] = json!([chosen]);
+    spec["ipFamilies"] = json!(["IPv4"]);
+    spec["ipFamilyPolicy"] = json!("SingleStack");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use localfargate_store::{SqliteStore, Store};
+
+    use super::*;
+    use crate::Settings;
+
+    fn objects() -> Objects {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
+        o.create(
+            resource("", "namespaces"),
+            "",
+            json!({"metadata": {"name": "default"}}),
+        )
+        .unwrap();
+        o
+    }
+
+    fn service(name: &str, cluster_ip: Option<&str>) -> Value {
+        let mut s = json!({"metadata": {"name": name},
+                           "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]}});
+        if let Some(ip) = cluster_ip {
+            s["spec"]["clusterIP"] = json!(ip);
+        }
+        s
+    }
+
+    #[test]
+    fn services_get_distinct_addresses_from_the_dynamic_band() {
+        let o = objects();
+        let svc = resource("", "services");
+        let a = o.create(svc, "default", service("a", None)).unwrap();
+        let b = o.create(svc, "default", service("b", None)).unwrap();
+        let ip = |s: &Value| {
+            s["spec"]["clusterIP"]
+                .as_str()
+                .unwrap()
+                .parse::<Ipv4Addr>()
+                .unwrap()
+        };
+        assert_ne!(ip(&a), ip(&b));
+        for s in [&a, &b] {
+            let octets = ip(s).octets();
+            assert_eq!(&octets[..2], &[10, 100]);
+            assert!(u32::from(ip(s)) - u32::from(Ipv4Addr::new(10, 100, 0, 0)) >= 256);
+            assert_eq!(s["spec"]["clusterIPs"], json!([s["spec"]["clusterIP"]]));
+            assert_eq!(s["spec"]["type"], "ClusterIP");
+            assert_eq!(s["spec"]["ports"][0]["protocol"], "TCP");
+            assert_eq!(s["spec"]["ports"][0]["targetPort"], 80);
+        }
+    }
+
+    #[test]
+    fn a_chosen_address_must_be_free_and_in_range() {
+        let o = objects();
+        let svc = resource("", "services");
+        let dns = o
+            .create(svc, "default", service("dns", Some("10.100.0.10")))
+            .unwrap();
+        assert_eq!(dns["spec"]["clusterIP"], "10.100.0.10");
+        let taken = o
+            .create(svc, "default", service("again", Some("10.100.0.10")))
+            .unwrap_err();
+        assert!(
+            taken
+                .to_string()
+                .ends_with("failed to allocate IP 10.100.0.10: provided IP is already allocated"),
+            "{taken}"
+        );
+        let outside = o
+            .create(svc, "default", service("out", Some("10.200.0.10")))
+            .unwrap_err();
+        assert!(
+            outside
+                .to_string()
+                .contains("The range of valid IPs is 10.100.0.0/16"),
+            "{outside}"
+        );
+        let headless = o
+            .create(svc, "default", service("headless", Some("None")))
+            .unwrap();
+        assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
+    }
+}
