@@ -349,6 +349,34 @@ spec:
     ] {
         c.ok(&["get", kind, name]);
     }
+    // Printed with upstream's columns.
+    let hpa = c.ok(&["get", "hpa", "web"]);
+    assert!(
+        hpa.starts_with(
+            "NAME   REFERENCE        TARGETS              MINPODS   MAXPODS   REPLICAS   AGE"
+        ),
+        "{hpa}"
+    );
+    assert!(
+        hpa.contains("Deployment/web   cpu: <unknown>/80%   1         3         0"),
+        "{hpa}"
+    );
+    let pdb = c.ok(&["get", "pdb", "web"]);
+    assert!(
+        pdb.contains("MIN AVAILABLE   MAX UNAVAILABLE   ALLOWED DISRUPTIONS"),
+        "{pdb}"
+    );
+    let sc = c.ok(&["get", "storageclass", "gp2"]);
+    assert!(
+        sc.contains("kubernetes.io/aws-ebs   Delete          WaitForFirstConsumer   false"),
+        "{sc}"
+    );
+    c.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    let svc = c.ok(&["get", "service", "web", "-o", "wide"]);
+    assert!(
+        svc.contains("ClusterIP   10.100.") && svc.contains("<none>        80/TCP"),
+        "{svc}"
+    );
     // A DaemonSet's status has the counters typed clients need from the start.
     let ds: Value = serde_json::from_str(&c.ok(&["get", "ds", "agent", "-o", "json"])).unwrap();
     assert!(ds["status"]["numberReady"].is_number(), "{ds:#}");

@@ -480,7 +480,7 @@ fn printer(group: &str, resource: &str) -> Printer {
         ("eks.localfargate.io", "fargateprofiles") => {
             (FARGATE_PROFILE_COLUMNS, fargate_profile_cells)
         }
-        _ => (DEFAULT_COLUMNS, default_cells),
+        _ => cluster_kinds::printer(group, resource).unwrap_or((DEFAULT_COLUMNS, default_cells)),
     };
     Printer { columns, cells }
 }
@@ -1103,6 +1103,8 @@ fn fargate_profile_cells(fp: &Value, now: Timestamp) -> Vec<Value> {
 fn default_cells(object: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(object), age(object, now)]
 }
+
+mod cluster_kinds;
 
 #[cfg(test)]
 mod tests;
