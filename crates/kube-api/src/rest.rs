@@ -645,6 +645,15 @@ fn list(
     let (list_revision, start) = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let (rv, key) = decode_continue(token)?;
+            // The changes since the first page are compacted away: as upstream, 410 with a
+            // token that continues (inconsistently) from now.
+            let oldest = api.objects.store.oldest_watchable()?;
+            if rv.saturating_add(1) < oldest {
+                return Err(KubeError::ExpiredContinue {
+                    message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".into(),
+                    continue_token: encode_continue(revision, &key),
+                });
+            }
             (rv, Some(key))
         }
         None => (revision, None),
@@ -1029,5 +1038,20 @@ mod tests {
             (42, "core/pods/default/p2".into())
         );
         assert_eq!(decode_continue("!!").unwrap_err().code(), 400);
+    }
+
+    #[test]
+    fn a_continue_past_compaction_is_410_with_a_fresh_token() {
+        let e = KubeError::ExpiredContinue {
+            message: "The provided continue parameter is too old".into(),
+            continue_token: encode_continue(7, "core/pods/default/p"),
+        };
+        let status = e.status();
+        assert_eq!(status["code"], 410);
+        assert_eq!(status["reason"], "Expired");
+        assert_eq!(
+            decode_continue(status["metadata"]["continue"].as_str().unwrap()).unwrap(),
+            (7, "core/pods/default/p".into())
+        );
     }
 }

@@ -44,6 +44,12 @@ pub enum KubeError {
     /// 410: a watch or continue token older than the retained history.
     #[error("{0}")]
     Expired(String),
+    /// 410 for a list continued past compaction, with the token that continues from now.
+    #[error("{message}")]
+    ExpiredContinue {
+        message: String,
+        continue_token: String,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// 413: a request body over the limit.
@@ -65,7 +71,7 @@ impl KubeError {
             KubeError::BadRequest(_) => 400,
             KubeError::Forbidden(_) => 403,
             KubeError::MethodNotAllowed(_) => 405,
-            KubeError::Expired(_) => 410,
+            KubeError::Expired(_) | KubeError::ExpiredContinue { .. } => 410,
             KubeError::UnsupportedMediaType(_) => 415,
             KubeError::RequestEntityTooLarge(_) => 413,
             KubeError::Timeout(_) => 504,
@@ -82,7 +88,7 @@ impl KubeError {
             KubeError::BadRequest(_) => "BadRequest",
             KubeError::Forbidden(_) => "Forbidden",
             KubeError::MethodNotAllowed(_) => "MethodNotAllowed",
-            KubeError::Expired(_) => "Expired",
+            KubeError::Expired(_) | KubeError::ExpiredContinue { .. } => "Expired",
             KubeError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             KubeError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
             KubeError::Timeout(_) => "Timeout",
@@ -112,6 +118,9 @@ impl KubeError {
             } => {
                 s["details"] = details(kind, name);
                 s["details"]["causes"] = json!(causes);
+            }
+            KubeError::ExpiredContinue { continue_token, .. } => {
+                s["metadata"] = json!({"continue": continue_token});
             }
             _ => {}
         }

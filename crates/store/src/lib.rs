@@ -178,6 +178,12 @@ pub trait Store: Send + Sync {
     fn revision(&self) -> Result<Revision>;
     /// Delete every object (as events, so watchers see it).
     fn reset(&self) -> Result<()>;
+
+    /// The oldest revision a watch can still start after (history before it is compacted).
+    /// A list continued from an older revision cannot be consistent.
+    fn oldest_watchable(&self) -> Result<Revision> {
+        Ok(0)
+    }
 }
 
 /// Convenience over [`Store::transact`]: a transaction that returns a value, or the caller's own

@@ -932,6 +932,11 @@ impl Store for SqliteStore {
         Ok(self.lock()?.revision)
     }
 
+    fn oldest_watchable(&self) -> Result<Revision> {
+        let inner = self.lock()?;
+        SqliteStore::oldest_watchable(&inner)
+    }
+
     fn reset(&self) -> Result<()> {
         self.run(|tx| {
             let keys: Vec<(String, String)> = {
