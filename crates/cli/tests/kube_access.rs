@@ -245,6 +245,31 @@ fn rbac_impersonation_can_i_whoami_and_service_account_tokens() {
             .status
             .success()
     );
+    // `view` includes metrics-server's aggregated reader; other namespaces stay closed.
+    assert_eq!(
+        c.ok(&[
+            "auth",
+            "can-i",
+            "list",
+            "pods.metrics.k8s.io",
+            "--as",
+            "system:serviceaccount:default:robot",
+            "-n",
+            "default"
+        ])
+        .trim(),
+        "yes"
+    );
+    let metrics = as_robot(&[
+        "get",
+        "--raw",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods",
+    ]);
+    assert!(
+        text(&metrics).contains("pods.metrics.k8s.io is forbidden"),
+        "{}",
+        text(&metrics)
+    );
     // Too short a token is refused with upstream's message.
     let short = c.fails(&[
         "create",

@@ -57,6 +57,39 @@ fn parse(rest: &str) -> Option<Request<'_>> {
     })
 }
 
+/// The authorization attributes of a request below `/apis/metrics.k8s.io/v1beta1/`, as the
+/// aggregated metrics-server's requests are authorized (`get`/`list`/`watch` on
+/// `pods.metrics.k8s.io` or `nodes.metrics.k8s.io`), or None for a path it does not serve.
+pub fn attributes(
+    user: &localfargate_core::rbac::UserInfo,
+    method: &Method,
+    rest: &str,
+    query: &Query,
+) -> Option<localfargate_core::rbac::Attributes> {
+    use localfargate_core::rbac::Attributes;
+    let request = parse(rest)?;
+    let verb = match (method, &request) {
+        (&Method::GET, Request::Node(_) | Request::Pod { .. }) => "get",
+        (&Method::GET, _) if query.flag("watch") => "watch",
+        (&Method::GET, _) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "",
+    };
+    let (namespace, name) = match request {
+        Request::Node(name) => ("", name),
+        Request::Nodes | Request::Pods(None) => ("", ""),
+        Request::Pods(Some(ns)) => (ns, ""),
+        Request::Pod { namespace, name } => (namespace, name),
+    };
+    Some(
+        Attributes::resource(user.clone(), verb, namespace, GROUP, request.resource())
+            .with_name(name),
+    )
+}
+
 /// Answers one request below `/apis/metrics.k8s.io/v1beta1/`.
 pub fn serve(
     api: &Api,
@@ -150,6 +183,26 @@ fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_authorized_as_metrics_resources() {
+        let user = localfargate_core::rbac::UserInfo::new("u", &[]);
+        let q = Query::parse(None);
+        let a = attributes(&user, &Method::GET, "namespaces/ns/pods/p", &q).unwrap();
+        assert_eq!(
+            (
+                a.verb.as_str(),
+                a.namespace.as_str(),
+                a.api_group.as_str(),
+                a.resource.as_str(),
+                a.name.as_str()
+            ),
+            ("get", "ns", GROUP, "pods", "p")
+        );
+        let a = attributes(&user, &Method::GET, "nodes", &q).unwrap();
+        assert_eq!((a.verb.as_str(), a.resource.as_str()), ("list", "nodes"));
+        assert!(attributes(&user, &Method::GET, "widgets", &q).is_none());
+    }
 
     #[test]
     fn paths_name_what_metrics_server_serves() {

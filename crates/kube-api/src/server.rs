@@ -239,6 +239,11 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     }
     if let Some(rest) = metrics::resource_path(&path) {
         let query = rest::Query::parse(request.uri().query());
+        if let Some(a) = metrics::attributes(&user, request.method(), rest, &query)
+            && let Err(e) = api.authorizer.check(&a)
+        {
+            return rest::error_response(&e);
+        }
         return metrics::serve(&api, request.method(), rest, &query, request.headers());
     }
     let target = match rest::parse_target(&path) {

@@ -1,7 +1,7 @@
 //! What kube-apiserver creates in a new cluster before anyone asks (its post-start hooks), and
 //! what EKS adds: the system namespaces, the default PriorityClasses, the bootstrap RBAC policy
-//! (aggregated, as the clusterrole-aggregation controller leaves it) and EKS's `gp2`
-//! StorageClass. Creating them again is harmless: an object that exists is left as it is.
+//! (aggregated, as the clusterrole-aggregation controller leaves it, with metrics-server's
+//! `system:aggregated-metrics-reader` since its API is built in) and EKS's `gp2` StorageClass. Creating them again is harmless: an object that exists is left as it is.
 
 use localfargate_core::rbac;
 use serde::Serialize;
@@ -40,6 +40,37 @@ fn ensure_all<T: Serialize>(
     Ok(())
 }
 
+/// metrics-server's `system:aggregated-metrics-reader`, which its manifest installs with the
+/// API it serves (here built in): reading `metrics.k8s.io` is part of view, edit and admin.
+fn metrics_reader() -> k8s_openapi::api::rbac::v1::ClusterRole {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some("system:aggregated-metrics-reader".into()),
+            labels: Some(
+                [
+                    ("k8s-app", "metrics-server"),
+                    ("rbac.authorization.k8s.io/aggregate-to-admin", "true"),
+                    ("rbac.authorization.k8s.io/aggregate-to-edit", "true"),
+                    ("rbac.authorization.k8s.io/aggregate-to-view", "true"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec!["metrics.k8s.io".into()]),
+            resources: Some(vec!["pods".into(), "nodes".into()]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..PolicyRule::default()
+        }]),
+        ..ClusterRole::default()
+    }
+}
+
 /// Create what a new cluster has.
 pub fn bootstrap(objects: &Objects) -> Result<()> {
     let namespaces = resource("", "namespaces");
@@ -76,7 +107,8 @@ pub fn bootstrap(objects: &Objects) -> Result<()> {
                "parameters": {"fsType": "ext4", "type": "gp2"},
                "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"}),
     )?;
-    let policy = rbac::bootstrap_policy();
+    let mut policy = rbac::bootstrap_policy();
+    policy.cluster_roles.push(metrics_reader());
     let cluster_roles = rbac::aggregate(&policy.cluster_roles);
     const RBAC: &str = "rbac.authorization.k8s.io";
     ensure_all(objects, RBAC, "clusterroles", &cluster_roles)?;
