@@ -234,6 +234,12 @@ pub async fn handle(
 ) -> Response {
     if target.rt.create_only {
         let answered = match (method == Method::POST, target.name.is_none()) {
+            (true, true) if target.rt.kind == "TokenReview" => body_value(&headers, &body)
+                .and_then(|v| crate::server::token_review(&api.info, v))
+                .map_or_else(
+                    |e| error_response(&e),
+                    |v| json_response(StatusCode::CREATED, &v),
+                ),
             (true, true) => body_value(&headers, &body)
                 .and_then(|v| authz::review(&api.authorizer, &user, &target, v))
                 .map_or_else(

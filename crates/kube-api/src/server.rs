@@ -80,6 +80,56 @@ fn authenticated(info: &ClusterInfo, header: Option<&str>) -> Option<UserInfo> {
     aws_token(info, encoded).then(cluster_admin)
 }
 
+/// `TokenReview` (`authentication.k8s.io/v1`): who a token is, as this cluster's API would
+/// authenticate it (webhook token authenticators and in-cluster components ask). The token's
+/// audiences are the API's; a review asking for others is not authenticated.
+pub fn token_review(info: &ClusterInfo, review: Value) -> Result<Value, KubeError> {
+    let mut out = review;
+    if !out.is_object() {
+        return Err(KubeError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    let token = out["spec"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let asked: Vec<String> = out["spec"]["audiences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out["apiVersion"] = json!("authentication.k8s.io/v1");
+    out["kind"] = json!("TokenReview");
+    if !out["metadata"].is_object() {
+        out["metadata"] = json!({});
+    }
+    out["metadata"]["creationTimestamp"] = Value::Null;
+    let audiences_ok = asked.is_empty() || asked.iter().any(|a| a == API_AUDIENCE);
+    let user = if token.is_empty() || !audiences_ok {
+        None
+    } else {
+        authenticated(info, Some(&format!("Bearer {token}")))
+    };
+    out["status"] = match user {
+        Some(u) => {
+            let mut user = json!({"username": u.name, "groups": u.groups});
+            if !u.uid.is_empty() {
+                user["uid"] = json!(u.uid);
+            }
+            json!({"authenticated": true, "user": user, "audiences": [API_AUDIENCE]})
+        }
+        None if !audiences_ok => {
+            json!({"user": {}, "error": "token audiences do not match the API's"})
+        }
+        None => json!({"user": {}, "error": "invalid bearer token"}),
+    };
+    Ok(out)
+}
+
 fn aws_token(info: &ClusterInfo, encoded: &str) -> bool {
     let Ok(url) =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('='))
@@ -339,6 +389,23 @@ mod tests {
         static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let key = KEY.get_or_init(|| rcgen::KeyPair::generate().unwrap().serialize_pem());
         Arc::new(TokenSigner::new(key, "https://oidc.eks.us-east-1.amazonaws.com/id/X").unwrap())
+    }
+
+    #[test]
+    fn token_reviews_say_who_a_token_is() {
+        let reviewed = token_review(&info(), json!({"spec": {"token": "secret"}})).unwrap();
+        assert_eq!(reviewed["kind"], "TokenReview");
+        assert_eq!(reviewed["status"]["authenticated"], true);
+        assert_eq!(reviewed["status"]["user"]["username"], "kubernetes-admin");
+        let bad = token_review(&info(), json!({"spec": {"token": "wrong"}})).unwrap();
+        assert_eq!(bad["status"]["authenticated"], Value::Null);
+        assert_eq!(bad["status"]["error"], "invalid bearer token");
+        let elsewhere = token_review(
+            &info(),
+            json!({"spec": {"token": "secret", "audiences": ["sts.amazonaws.com"]}}),
+        )
+        .unwrap();
+        assert!(elsewhere["status"]["error"].is_string());
     }
 
     #[test]

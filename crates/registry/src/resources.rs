@@ -163,8 +163,8 @@ use k8s_openapi::api::authorization::v1 as authorization;
 
 /// Every served resource, in discovery order: the kinds `kubectl api-resources` lists on an EKS
 /// cluster, from k8s-openapi's metadata. Stored objects, then the access reviews (answered on
-/// create, never stored), then the mirrored Fargate profiles. Not here yet: `componentstatuses`,
-/// `tokenreviews`, and `events.k8s.io` (upstream stores it as the core Events it converts).
+/// create, never stored), then the mirrored Fargate profiles. Not here yet: `componentstatuses`
+/// and `events.k8s.io` (upstream stores it as the core Events it converts).
 pub const RESOURCES: &[ResourceType] = &[
     ResourceType {
         short_names: &["ns"],
@@ -430,6 +430,7 @@ pub const RESOURCES: &[ResourceType] = &[
         &[status("PriorityLevelConfiguration")],
     ),
     review(of::<authentication::SelfSubjectReview>("selfsubjectreview")),
+    review(of::<authentication::TokenReview>("tokenreview")),
     review(of::<authorization::LocalSubjectAccessReview>(
         "localsubjectaccessreview",
     )),
