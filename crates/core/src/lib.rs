@@ -6,6 +6,7 @@ pub mod cron;
 pub mod eks;
 pub mod glob;
 pub mod go_duration;
+pub mod go_format;
 pub mod logging;
 pub mod matching;
 pub mod nodegroup;

@@ -1,8 +1,6 @@
 //! Field errors as apimachinery's `field.Error` words them, and the 422 `Status` pieces
 //! (`apierrors.NewInvalid`) built from them.
 
-use std::fmt::Write as _;
-
 use serde_json::{Value, json};
 
 /// `field.ErrorType`: why a field is wrong. Each maps to a `StatusCause` reason.
@@ -214,34 +212,8 @@ fn go_label_selector(map: &serde_json::Map<String, Value>) -> String {
     format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
 }
 
-/// Go's `strconv.Quote`: double quotes, backslash escapes for quotes, backslashes and control
-/// characters; printable Unicode kept as is.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `strconv.Quote` (`%q`).
+pub use crate::go_format::quote as go_quote;
 
 /// `schema.GroupKind.String()`: `Deployment.apps`, or `Pod` for the core group.
 fn qualified_kind(group: &str, kind: &str) -> String {
