@@ -5,76 +5,35 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::ops::Deref;
+use std::process::Output;
 
-use common::{Server, localfargate};
+use common::kube_cluster::{KubeCluster, kubectl_missing, text};
 use serde_json::Value;
 
-const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
+/// The shared cluster harness, driven with kubectl 1.31 and one discovery cache, as a user's
+/// kubectl keeps it (so a denied impersonation is seen on the request, not on discovery).
+struct Cluster(KubeCluster, tempfile::TempDir);
 
-struct Cluster {
-    _server: Server,
-    kubeconfig: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.kubeconfig);
+impl Deref for Cluster {
+    type Target = KubeCluster;
+    fn deref(&self) -> &KubeCluster {
+        &self.0
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn kubectl_missing() -> Option<String> {
-    let path = format!("{KUBECTL_DIR}/kubectl.1.33");
-    (!std::path::Path::new(&path).exists()).then(|| format!("{path} is not installed"))
 }
 
 fn cluster(name: &str) -> Cluster {
-    let server = common::up("0.1");
-    let created = localfargate(&server, &["cluster", "create", "--name", name]);
-    assert!(created.status.success(), "{}", text(&created));
-    let config = localfargate(&server, &["kubeconfig", "--cluster", name]);
-    assert!(config.status.success(), "{}", text(&config));
-    let kubeconfig = std::env::temp_dir().join(format!(
-        "lf-access-{name}-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
-    std::fs::write(&kubeconfig, &config.stdout).unwrap();
-    let c = Cluster {
-        _server: server,
-        kubeconfig,
-    };
-    // The API starts within a moment of ACTIVE; the bootstrap roles with the controllers.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !c.kubectl(&["get", "clusterrole", "view"]).status.success() {
-        assert!(Instant::now() < deadline, "the bootstrap roles never came");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let c = Cluster(KubeCluster::create(name), tempfile::tempdir().unwrap());
+    // The bootstrap roles come with the cluster's controllers.
+    c.0.eventually("the bootstrap roles", || {
+        c.kubectl(&["get", "clusterrole", "view"]).status.success()
+    });
     c
 }
 
 impl Cluster {
-    fn kubectl_with(&self, version: &str, args: &[&str]) -> Output {
-        Command::new(format!("{KUBECTL_DIR}/kubectl.{version}"))
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
     fn kubectl(&self, args: &[&str]) -> Output {
-        self.kubectl_with("1.31", args)
+        self.0.kubectl_cached(self.1.path(), "1.31", args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -94,13 +53,7 @@ impl Cluster {
     }
 
     fn apply(&self, yaml: &str) -> Output {
-        common::output_with_stdin(
-            Command::new(format!("{KUBECTL_DIR}/kubectl.1.33"))
-                .arg("--kubeconfig")
-                .arg(&self.kubeconfig)
-                .args(["apply", "-f", "-"]),
-            yaml.as_bytes(),
-        )
+        self.0.apply("1.31", yaml, &[])
     }
 }
 

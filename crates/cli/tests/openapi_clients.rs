@@ -5,105 +5,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{Server, localfargate};
+use common::kube_cluster::{KUBECTL_DIR, KubeCluster as Cluster, text};
+use common::localfargate;
 use serde_json::Value;
 
-const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
-
-struct Cluster {
-    /// Kept for its lifetime: dropping it stops `localfargate up`.
-    _server: Server,
-    kubeconfig: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.kubeconfig);
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn cluster(name: &str) -> Cluster {
-    let server = common::up("0.1");
-    let created = localfargate(&server, &["cluster", "create", "--name", name]);
-    assert!(created.status.success(), "{}", text(&created));
-    let config = localfargate(&server, &["kubeconfig", "--cluster", name]);
-    assert!(config.status.success(), "{}", text(&config));
-    let kubeconfig = std::env::temp_dir().join(format!(
-        "lf-openapi-{name}-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
-    std::fs::write(&kubeconfig, &config.stdout).unwrap();
-    let c = Cluster {
-        _server: server,
-        kubeconfig,
-    };
-    c.eventually("the API and its default namespace", || {
-        c.kubectl("1.31", &["get", "namespace", "default"])
-            .status
-            .success()
-    });
-    c
-}
-
-impl Cluster {
-    fn kubectl(&self, version: &str, args: &[&str]) -> Output {
-        // A fresh cache directory per call: kubectl caches OpenAPI documents on disk.
-        let cache = tempfile::tempdir().unwrap();
-        Command::new(format!("{KUBECTL_DIR}/kubectl.{version}"))
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(cache.path())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, version: &str, args: &[&str]) -> String {
-        let out = self.kubectl(version, args);
-        assert!(
-            out.status.success(),
-            "kubectl {version} {args:?}: {}",
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `kubectl apply -f -` of `yaml` with extra flags.
-    fn apply(&self, version: &str, yaml: &str, flags: &[&str]) -> Output {
-        let cache = tempfile::tempdir().unwrap();
-        common::output_with_stdin(
-            Command::new(format!("{KUBECTL_DIR}/kubectl.{version}"))
-                .arg("--kubeconfig")
-                .arg(&self.kubeconfig)
-                .arg("--cache-dir")
-                .arg(cache.path())
-                .args(["apply", "-f", "-"])
-                .args(flags),
-            yaml.as_bytes(),
-        )
-    }
-
-    fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    Cluster::create(name)
 }
 
 fn deployment(name: &str, replicas: u32, extra_container_field: &str) -> String {
@@ -261,7 +170,7 @@ fn kubectl_1_27_and_1_28_validate_with_the_v2_protobuf() {
 fn kubectl_1_31_and_1_33_field_validation_is_the_servers() {
     let c = cluster("strict");
     let fargate = localfargate(
-        &c._server,
+        &c.server,
         &[
             "profile",
             "create",

@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use common::{Server, localfargate};
+use common::kube_cluster::{KUBECTL_DIR, KubeCluster, text};
+use common::localfargate;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
@@ -25,94 +25,40 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
-const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 /// What client-go sends for built-in kinds.
 const CLIENT_GO_ACCEPT: &str = "application/vnd.kubernetes.protobuf, application/json";
 
+/// The shared cluster harness, with the kubeconfig as JSON for this test's own client.
 struct Cluster {
-    server: Server,
-    name: String,
-    kubeconfig: PathBuf,
-    /// The same kubeconfig in JSON, for this test's own client.
+    inner: KubeCluster,
     config: Value,
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.kubeconfig);
+impl std::ops::Deref for Cluster {
+    type Target = KubeCluster;
+    fn deref(&self) -> &KubeCluster {
+        &self.inner
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn cluster(name: &str) -> Cluster {
-    let server = common::up("0.1");
-    let created = localfargate(&server, &["cluster", "create", "--name", name]);
-    assert!(created.status.success(), "{}", text(&created));
-    let yaml = localfargate(&server, &["kubeconfig", "--cluster", name]);
-    assert!(yaml.status.success(), "{}", text(&yaml));
-    let json = localfargate(&server, &["kubeconfig", "--cluster", name, "-o", "json"]);
+    let inner = KubeCluster::create(name);
+    let json = localfargate(
+        &inner.server,
+        &["kubeconfig", "--cluster", name, "-o", "json"],
+    );
     assert!(json.status.success(), "{}", text(&json));
-    let kubeconfig = std::env::temp_dir().join(format!(
-        "lf-pb-{name}-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
-    std::fs::write(&kubeconfig, &yaml.stdout).unwrap();
-    let c = Cluster {
-        server,
-        name: name.to_string(),
-        kubeconfig,
+    Cluster {
+        inner,
         config: serde_json::from_slice(&json.stdout).unwrap(),
-    };
-    c.eventually("the API and its default namespace", || {
-        c.kubectl("1.31", &["get", "namespace", "default"])
-            .status
-            .success()
-    });
-    c
+    }
 }
 
 impl Cluster {
-    fn kubectl(&self, version: &str, args: &[&str]) -> Output {
-        Command::new(format!("{KUBECTL_DIR}/kubectl.{version}"))
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, version: &str, args: &[&str]) -> String {
-        let out = self.kubectl(version, args);
-        assert!(
-            out.status.success(),
-            "kubectl {version} {args:?}: {}",
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// An object as kubectl 1.31 reads it (JSON all the way).
     fn json(&self, args: &[&str]) -> Value {
-        let mut full = args.to_vec();
-        full.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok("1.31", &full)).unwrap()
-    }
-
-    fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.inner.json("1.31", args)
     }
 
     fn profile(&self, namespace: &str) {

@@ -2,6 +2,7 @@
 // Each test binary uses some of these helpers.
 #![allow(dead_code)]
 
+pub mod kube_cluster;
 pub mod process_cluster;
 
 use std::process::{Child, Command, Output, Stdio};
