@@ -13,6 +13,7 @@ pub mod binding;
 pub mod bootstrap;
 pub mod defaults;
 pub mod error;
+pub mod limit_ranger;
 pub mod metrics;
 pub mod objects;
 pub mod resources;

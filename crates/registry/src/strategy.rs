@@ -256,6 +256,9 @@ impl Strategy for PodStrategy {
         Some(json!({"phase": "Pending", "qosClass": defaults::qos_class(&obj["spec"])}))
     }
     fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
+        // The built-in LimitRanger first, then Fargate's mutating webhook, as on EKS.
+        crate::limit_ranger::admit(objects, obj)?;
+        obj["status"]["qosClass"] = json!(defaults::qos_class(&obj["spec"]));
         admission::admit_pod(objects, obj)
     }
     fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Result<()> {

@@ -1,0 +1,149 @@
+//! The LimitRanger admission plugin on pod CREATE: containers that do not say what they request
+//! or may use get their namespace's LimitRange defaults (`defaultRequest`, `default` of the
+//! `Container` limits), recorded in the `kubernetes.io/limit-ranger` annotation with upstream's
+//! words. On Fargate this decides a pod's size: the fargate-scheduler sizes from the requests
+//! the pod has after admission.
+
+use serde_json::{Map, Value, json};
+
+use crate::objects::{Objects, Result, namespace_of, resource};
+
+/// The annotation upstream records what the plugin set in.
+pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
+
+/// The `Container` defaults of a namespace's LimitRanges: (default limits, default requests).
+fn container_defaults(
+    objects: &Objects,
+    namespace: &str,
+) -> Result<(Map<String, Value>, Map<String, Value>)> {
+    let (ranges, _) = objects.list(resource("", "limitranges"), Some(namespace))?;
+    let (mut limits, mut requests) = (Map::new(), Map::new());
+    for range in &ranges {
+        for item in range.value["spec"]["limits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if item["type"] != "Container" {
+                continue;
+            }
+            for (into, key) in [(&mut limits, "default"), (&mut requests, "defaultRequest")] {
+                for (name, q) in item[key].as_object().into_iter().flatten() {
+                    into.entry(name.clone()).or_insert_with(|| q.clone());
+                }
+            }
+        }
+    }
+    Ok((limits, requests))
+}
+
+/// Apply the defaults to a new pod.
+pub fn admit(objects: &Objects, pod: &mut Value) -> Result<()> {
+    let namespace = namespace_of(pod).to_string();
+    let (limits, requests) = container_defaults(objects, &namespace)?;
+    if limits.is_empty() && requests.is_empty() {
+        return Ok(());
+    }
+    let mut said = Vec::new();
+    for (list, kind) in [
+        ("initContainers", "init container"),
+        ("containers", "container"),
+    ] {
+        let Some(containers) = pod["spec"][list].as_array_mut() else {
+            continue;
+        };
+        for c in containers.iter_mut() {
+            let name = c["name"].as_str().unwrap_or_default().to_string();
+            if !c["resources"].is_object() {
+                c["resources"] = json!({});
+            }
+            let mut set = |field: &str, defaults: &Map<String, Value>| -> Vec<String> {
+                let mut names = Vec::new();
+                if !c["resources"][field].is_object() {
+                    c["resources"][field] = json!({});
+                }
+                if let Some(have) = c["resources"][field].as_object_mut() {
+                    for (resource_name, q) in defaults {
+                        if !have.contains_key(resource_name) {
+                            have.insert(resource_name.clone(), q.clone());
+                            names.push(resource_name.clone());
+                        }
+                    }
+                }
+                if c["resources"][field].as_object().is_some_and(Map::is_empty)
+                    && let Some(r) = c["resources"].as_object_mut()
+                {
+                    r.remove(field);
+                }
+                names
+            };
+            let set_requests = set("requests", &requests);
+            let set_limits = set("limits", &limits);
+            if !set_requests.is_empty() {
+                said.push(format!(
+                    "{} request for {kind} {name}",
+                    set_requests.join(", ")
+                ));
+            }
+            if !set_limits.is_empty() {
+                said.push(format!("{} limit for {kind} {name}", set_limits.join(", ")));
+            }
+        }
+    }
+    if !said.is_empty() {
+        if !pod["metadata"]["annotations"].is_object() {
+            pod["metadata"]["annotations"] = json!({});
+        }
+        pod["metadata"]["annotations"][ANNOTATION] =
+            json!(format!("LimitRanger plugin set: {}", said.join("; ")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use localfargate_store::{SqliteStore, Store};
+
+    use super::*;
+    use crate::Settings;
+
+    #[test]
+    fn containers_get_their_namespaces_defaults_and_the_annotation_says_so() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
+        o.create(
+            resource("", "namespaces"),
+            "",
+            json!({"metadata": {"name": "ns"}}),
+        )
+        .unwrap();
+        o.create(
+            resource("", "limitranges"),
+            "ns",
+            json!({"metadata": {"name": "lr"}, "spec": {"limits": [{"type": "Container",
+                "default": {"cpu": "1", "memory": "1Gi"}, "defaultRequest": {"cpu": "500m", "memory": "512Mi"}}]}}),
+        )
+        .unwrap();
+        let pod = o
+            .create(
+                resource("", "pods"),
+                "ns",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [
+                    {"name": "a", "image": "busybox"},
+                    {"name": "b", "image": "busybox", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}}]}}),
+            )
+            .unwrap();
+        let a = &pod["spec"]["containers"][0]["resources"];
+        assert_eq!(a["requests"], json!({"cpu": "500m", "memory": "512Mi"}));
+        assert_eq!(a["limits"], json!({"cpu": "1", "memory": "1Gi"}));
+        let b = &pod["spec"]["containers"][1]["resources"];
+        assert_eq!(b["requests"], json!({"cpu": "2", "memory": "512Mi"}));
+        assert_eq!(
+            pod["metadata"]["annotations"][ANNOTATION],
+            "LimitRanger plugin set: cpu, memory request for container a; cpu, memory limit for container a; memory request for container b; memory limit for container b"
+        );
+        assert_eq!(pod["status"]["qosClass"], "Burstable");
+    }
+}
