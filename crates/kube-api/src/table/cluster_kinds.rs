@@ -36,6 +36,20 @@ pub(super) fn printer(group: &str, resource: &str) -> Option<(&'static [Column],
     })
 }
 
+/// The addresses in `status.loadBalancer.ingress` (a Service's or an Ingress's): each entry's
+/// IP, or its hostname.
+fn load_balancer_addresses(object: &Value) -> Vec<&str> {
+    items(object, "/status/loadBalancer/ingress")
+        .iter()
+        .filter_map(|i| {
+            i["ip"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .or(i["hostname"].as_str())
+        })
+        .collect()
+}
+
 const SERVICE_COLUMNS: &[Column] = &[
     NAME,
     col("Type", "string", "The type of service."),
@@ -53,15 +67,7 @@ fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let ingress: Vec<&str> = items(svc, "/status/loadBalancer/ingress")
-        .iter()
-        .filter_map(|i| {
-            i["ip"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .or(i["hostname"].as_str())
-        })
-        .collect();
+    let ingress = load_balancer_addresses(svc);
     let external_ip = match kind {
         "ExternalName" => text(svc, "/spec/externalName").to_string(),
         "LoadBalancer" if ingress.is_empty() && external.is_empty() => "<pending>".into(),
@@ -470,15 +476,7 @@ fn ingress_cells(ing: &Value, now: Timestamp) -> Vec<Value> {
     } else {
         hosts.join(",")
     };
-    let address: Vec<&str> = items(ing, "/status/loadBalancer/ingress")
-        .iter()
-        .filter_map(|i| {
-            i["ip"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .or(i["hostname"].as_str())
-        })
-        .collect();
+    let address = load_balancer_addresses(ing);
     let ports = if items(ing, "/spec/tls").is_empty() {
         "80"
     } else {
