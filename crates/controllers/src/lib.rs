@@ -4,6 +4,7 @@
 pub mod cluster;
 pub use localfargate_core::cron;
 pub mod default_scheduler;
+pub mod definitions;
 pub mod eks_lifecycle;
 pub mod events;
 pub mod eviction;

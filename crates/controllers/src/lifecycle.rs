@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use localfargate_core::{FARGATE_SCHEDULER, PROFILE_LABEL};
+use localfargate_registry::custom::catalog::CRD_KEY_PREFIX;
 use localfargate_registry::resources::{FARGATE_GROUP, RESOURCES, ResourceType};
 use localfargate_store::{Event, EventType, Object, Watcher};
 use serde_json::{Value, json};
@@ -50,8 +51,8 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     }
 }
 
-/// The resource type of a stored key (`apps/deployments/ns/name`).
-fn resource_of_key(key: &str) -> Option<&'static ResourceType> {
+/// The resource type of a stored key (`apps/deployments/ns/name`), built-in or custom.
+fn resource_of_key(objects: &Objects, key: &str) -> Option<&'static ResourceType> {
     let mut parts = key.splitn(3, '/');
     let group = parts.next()?;
     let plural = parts.next()?;
@@ -59,6 +60,10 @@ fn resource_of_key(key: &str) -> Option<&'static ResourceType> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.resource == plural)
+        .or_else(|| {
+            let catalog = objects.catalog().ok()?;
+            catalog.custom(group, plural)?.storage()
+        })
 }
 
 fn owners(v: &Value) -> Vec<&Value> {
@@ -118,6 +123,8 @@ struct Model {
     held: BTreeSet<Box<str>>,
     /// Namespaces by name: whether each is terminating.
     namespaces: HashMap<Box<str>, bool>,
+    /// CustomResourceDefinitions being deleted, by name: their objects go first.
+    definitions: BTreeSet<Box<str>>,
     /// Namespaces whose `default` ServiceAccount should be checked.
     check_default_sa: BTreeSet<Box<str>>,
     /// Pods counted against a profile: a hash of the pod's key, and the profile's index in
@@ -140,7 +147,11 @@ impl Model {
         // are applied again, which leaves the model where the latest one is (`apply` sets what
         // an object's change says, so applying one twice is applying it once).
         let mut revision = u64::MAX;
-        for rt in RESOURCES.iter() {
+        let catalog = objects
+            .catalog()
+            .map_err(|e| tracing::warn!(error = %e, "lifecycle: reading the definitions"))
+            .ok()?;
+        for rt in catalog.all_resources() {
             let prefix = rt.key_prefix(None);
             if !selection.wants(&selection.kind, &prefix) {
                 continue;
@@ -211,6 +222,14 @@ impl Model {
         }
         if gone {
             self.dirty.remove(key);
+        }
+        // Definitions being deleted.
+        if let Some(name) = key.strip_prefix(CRD_KEY_PREFIX) {
+            if !gone && is_deleting(v) {
+                self.definitions.insert(name.into());
+            } else {
+                self.definitions.remove(name);
+            }
         }
         // Namespaces and their default ServiceAccount.
         let ns_prefix = resource("", "namespaces").key_prefix(None);
@@ -293,6 +312,9 @@ impl Model {
         for ns in terminating {
             empty_namespace(objects, &ns);
         }
+        for name in self.definitions.clone() {
+            crate::definitions::clean_up(objects, &name);
+        }
         mirror_profiles(objects, &|p| self.pods_of_profile(p));
     }
 
@@ -300,7 +322,7 @@ impl Model {
     /// go (this pass's first step), the foreground one once no dependent is left.
     fn release_owners(&mut self, objects: &Objects) {
         for key in self.held.clone() {
-            let Some(rt) = resource_of_key(&key) else {
+            let Some(rt) = resource_of_key(objects, &key) else {
                 continue;
             };
             let Ok(Some(o)) = objects.store.get(objects.store_kind(), &key) else {
@@ -335,14 +357,25 @@ impl Model {
 }
 
 /// The stored key an ownerReference names, seen from a dependent in `namespace`.
-fn owner_key(reference: &Value, namespace: &str) -> Option<String> {
+fn owner_key(objects: &Objects, reference: &Value, namespace: &str) -> Option<String> {
     let api_version = reference["apiVersion"].as_str()?;
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     let kind = reference["kind"].as_str()?;
     let name = reference["name"].as_str()?;
-    let rt = RESOURCES
+    let rt = match RESOURCES
         .iter()
-        .find(|r| r.group == group && r.kind == kind)?;
+        .find(|r| r.group == group && r.kind == kind)
+    {
+        Some(rt) => rt,
+        None => {
+            let catalog = objects.catalog().ok()?;
+            catalog
+                .custom_resources()
+                .iter()
+                .find(|r| r.group == group && r.kind == kind)?
+                .storage()?
+        }
+    };
     Some(rt.key(if rt.namespaced { namespace } else { "" }, name))
 }
 
@@ -358,7 +391,7 @@ fn owner_state(
     if let Some(s) = seen.get(uid) {
         return *s;
     }
-    let found = owner_key(reference, namespace)
+    let found = owner_key(objects, reference, namespace)
         .and_then(|k| objects.store.get(objects.store_kind(), &k).ok().flatten());
     let state = match found {
         Some(o) if uid_of(&o.value) == uid => {
@@ -385,7 +418,7 @@ fn owner_state(
 /// One dependent: let go of orphaning owners, or deleted when all its owners are gone or one is
 /// being deleted in the foreground.
 fn collect_dependent(objects: &Objects, key: &str, seen: &mut HashMap<Box<str>, OwnerState>) {
-    let Some(rt) = resource_of_key(key) else {
+    let Some(rt) = resource_of_key(objects, key) else {
         return;
     };
     let Ok(Some(o)) = objects.store.get(objects.store_kind(), key) else {
@@ -463,7 +496,14 @@ fn empty_namespace(objects: &Objects, ns: &str) {
         }
     }
     let mut empty = true;
-    for rt in RESOURCES.iter().filter(|r| r.namespaced && !r.read_only) {
+    let Ok(catalog) = objects.catalog() else {
+        return;
+    };
+    for rt in catalog
+        .all_resources()
+        .into_iter()
+        .filter(|r| r.namespaced && !r.read_only)
+    {
         if std::ptr::eq(rt, events) {
             continue;
         }

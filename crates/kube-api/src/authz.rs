@@ -92,26 +92,15 @@ impl Authorizer {
 
     /// Drop the policy whenever an RBAC object changes, until the task is dropped.
     pub async fn follow(self: Arc<Self>) {
-        let prefix = format!("{RBAC_GROUP}/");
         let store = self.objects.store.clone();
         let kind = self.objects.store_kind().to_string();
-        loop {
-            let revision = match store.list(&kind, &prefix) {
-                Ok((_, revision)) => revision,
-                Err(e) => {
-                    tracing::error!(error = %e, "watching RBAC objects");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            self.invalidate();
-            let Ok(mut watcher) = store.watch(&kind, &prefix, revision) else {
-                continue;
-            };
-            while watcher.next().await.is_ok() {
-                self.invalidate();
-            }
-        }
+        localfargate_registry::custom::catalog::on_changes(
+            store,
+            kind,
+            format!("{RBAC_GROUP}/"),
+            move || self.invalidate(),
+        )
+        .await;
     }
 
     /// Whether a write to this resource changes the policy.

@@ -1,8 +1,10 @@
 //! Discovery, legacy and aggregated, generated from the one resource registry in
-//! `localfargate_registry::resources` (OpenAPI is in `openapi`).
+//! `localfargate_registry::resources` and the cluster's custom resources (a
+//! [`Catalog`]); OpenAPI is in `openapi`.
 
+use localfargate_registry::custom::Catalog;
 use localfargate_registry::metrics::{GROUP as METRICS_GROUP, VERSION as METRICS_VERSION};
-use localfargate_registry::resources::{self, ResourceType};
+use localfargate_registry::resources::ResourceType;
 use serde_json::{Value, json};
 
 /// A resource of the resource metrics API, which is served (not stored) beside the stored
@@ -32,8 +34,8 @@ fn metrics_group_version() -> String {
 }
 
 /// Whether `/apis/<group>` is a group this API serves.
-pub fn serves_group(group: &str) -> bool {
-    group == METRICS_GROUP || (!group.is_empty() && resources::groups().contains(&group))
+pub fn serves_group(catalog: &Catalog, group: &str) -> bool {
+    group == METRICS_GROUP || (!group.is_empty() && catalog.group(group).is_some())
 }
 
 /// `metrics.k8s.io` as an `APIGroupDiscovery` (one item of the aggregated `/apis`).
@@ -153,25 +155,29 @@ fn aggregated_resource(r: &ResourceType) -> Value {
 }
 
 /// `/api` (core only) or `/apis` (every other group) as an `APIGroupDiscoveryList`.
-pub fn aggregated(core: bool, version: &str) -> Value {
-    let mut items: Vec<Value> = resources::groups()
+pub fn aggregated(catalog: &Catalog, core: bool, version: &str) -> Value {
+    let mut items: Vec<Value> = catalog
+        .groups()
         .into_iter()
-        .filter(|g| g.is_empty() == core)
+        .filter(|g| g.name.is_empty() == core)
         .map(|group| {
-            let resources: Vec<Value> = resources::RESOURCES
+            let versions: Vec<Value> = group
+                .versions
                 .iter()
-                .filter(|r| r.group == group)
-                .map(aggregated_resource)
+                .map(|version| {
+                    let resources: Vec<Value> = catalog
+                        .in_group_version(group.name, version)
+                        .into_iter()
+                        .map(aggregated_resource)
+                        .collect();
+                    json!({"version": version, "resources": resources, "freshness": "Current"})
+                })
                 .collect();
             let mut meta = json!({"creationTimestamp": null});
-            if !group.is_empty() {
-                meta["name"] = json!(group);
+            if !group.name.is_empty() {
+                meta["name"] = json!(group.name);
             }
-            let version = resources::group_version(group).unwrap_or("v1");
-            json!({
-                "metadata": meta,
-                "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
-            })
+            json!({"metadata": meta, "versions": versions})
         })
         .collect();
     if !core {
@@ -195,38 +201,47 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 /// `/apis` as `APIGroupList`.
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = resources::groups()
+pub fn api_group_list(catalog: &Catalog) -> Value {
+    let groups: Vec<Value> = catalog
+        .groups()
         .into_iter()
+        .map(|g| g.name)
         .filter(|g| !g.is_empty())
         .chain([METRICS_GROUP])
-        .map(api_group)
+        .map(|g| api_group(catalog, g))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<group>` as `APIGroup`.
-pub fn api_group(group: &str) -> Value {
-    let version = if group == METRICS_GROUP {
-        METRICS_VERSION
+pub fn api_group(catalog: &Catalog, group: &str) -> Value {
+    let versions = if group == METRICS_GROUP {
+        vec![METRICS_VERSION]
     } else {
-        resources::group_version(group).unwrap_or("v1")
+        catalog
+            .group(group)
+            .map(|g| g.versions)
+            .unwrap_or_else(|| vec!["v1"])
     };
-    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
-    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv})
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|version| json!({"groupVersion": format!("{group}/{version}"), "version": version}))
+        .collect();
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs[0]})
 }
 
 /// `/api/v1`, `/apis/<group>/v1` or `/apis/metrics.k8s.io/v1beta1` as `APIResourceList`, or
 /// None for a group or version not served.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
     if group == METRICS_GROUP {
         return (version == METRICS_VERSION).then(metrics_resource_list);
     }
-    if resources::group_version(group) != Some(version) {
+    let served = catalog.in_group_version(group, version);
+    if served.is_empty() {
         return None;
     }
     let mut resources = Vec::new();
-    for r in resources::RESOURCES.iter().filter(|r| r.group == group) {
+    for r in served {
         let mut v = json!({
             "name": r.resource,
             "singularName": r.singular,
@@ -281,7 +296,7 @@ mod tests {
         assert_eq!(aggregated_version(KUBECTL_131), Some("v2"));
         assert_eq!(aggregated_version(KUBECTL_128), Some("v2beta1"));
         assert_eq!(aggregated_version("application/json, */*"), None);
-        let core = aggregated(true, "v2");
+        let core = aggregated(&Catalog::default(), true, "v2");
         assert_eq!(core["apiVersion"], "apidiscovery.k8s.io/v2");
         let items = core["items"].as_array().unwrap();
         assert_eq!(items.len(), 1);
@@ -304,7 +319,7 @@ mod tests {
             eviction["responseKind"],
             json!({"group": "policy", "version": "v1", "kind": "Eviction"})
         );
-        let apis = aggregated(false, "v2beta1");
+        let apis = aggregated(&Catalog::default(), false, "v2beta1");
         let groups: Vec<&str> = apis["items"]
             .as_array()
             .unwrap()
@@ -323,7 +338,7 @@ mod tests {
     #[test]
     fn the_metrics_api_is_discovered_in_every_form() {
         for version in ["v2", "v2beta1"] {
-            let apis = aggregated(false, version);
+            let apis = aggregated(&Catalog::default(), false, version);
             let metrics = apis["items"]
                 .as_array()
                 .unwrap()
@@ -343,7 +358,7 @@ mod tests {
             assert_eq!(pods["verbs"], json!(["get", "list"]));
         }
         assert!(
-            aggregated(true, "v2")["items"][0]["versions"][0]["resources"]
+            aggregated(&Catalog::default(), true, "v2")["items"][0]["versions"][0]["resources"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -352,7 +367,7 @@ mod tests {
                     .unwrap()
                     .ends_with("Metrics"))
         );
-        let legacy = api_group_list();
+        let legacy = api_group_list(&Catalog::default());
         let group = legacy["groups"]
             .as_array()
             .unwrap()
@@ -363,20 +378,26 @@ mod tests {
             group["preferredVersion"],
             json!({"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"})
         );
-        assert!(serves_group("metrics.k8s.io") && serves_group("apps"));
-        assert!(!serves_group("") && !serves_group("example.com"));
-        let list = resource_list("metrics.k8s.io", "v1beta1").unwrap();
+        assert!(
+            serves_group(&Catalog::default(), "metrics.k8s.io")
+                && serves_group(&Catalog::default(), "apps")
+        );
+        assert!(
+            !serves_group(&Catalog::default(), "")
+                && !serves_group(&Catalog::default(), "example.com")
+        );
+        let list = resource_list(&Catalog::default(), "metrics.k8s.io", "v1beta1").unwrap();
         assert_eq!(list["groupVersion"], "metrics.k8s.io/v1beta1");
         let nodes = &list["resources"][0];
         assert_eq!(nodes["name"], "nodes");
         assert_eq!(nodes["kind"], "NodeMetrics");
         assert_eq!(nodes["namespaced"], false);
-        assert!(resource_list("metrics.k8s.io", "v1").is_none());
+        assert!(resource_list(&Catalog::default(), "metrics.k8s.io", "v1").is_none());
     }
 
     #[test]
     fn legacy_discovery_lists_subresources_with_their_kinds() {
-        let list = resource_list("apps", "v1").unwrap();
+        let list = resource_list(&Catalog::default(), "apps", "v1").unwrap();
         assert_eq!(list["groupVersion"], "apps/v1");
         let scale = list["resources"]
             .as_array()
@@ -386,8 +407,11 @@ mod tests {
             .unwrap();
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["kind"], "Scale");
-        assert!(resource_list("apps", "v2").is_none());
-        assert!(resource_list("example.com", "v1").is_none());
-        assert_eq!(api_group_list()["groups"][0]["name"], "apps");
+        assert!(resource_list(&Catalog::default(), "apps", "v2").is_none());
+        assert!(resource_list(&Catalog::default(), "example.com", "v1").is_none());
+        assert_eq!(
+            api_group_list(&Catalog::default())["groups"][0]["name"],
+            "apps"
+        );
     }
 }

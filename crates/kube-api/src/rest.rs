@@ -7,10 +7,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use localfargate_registry::custom::{Catalog, CustomVersion};
 use localfargate_registry::objects::{
     self, DeleteOptions, Deleted, KubeError, Propagation, into_resource_version, name_of,
 };
-use localfargate_registry::resources::{self, ResourceType};
+use localfargate_registry::resources::ResourceType;
 use serde_json::{Value, json};
 
 use crate::authz::{self, Authorizer};
@@ -28,6 +29,8 @@ pub struct Target {
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub subresource: Option<String>,
+    /// For a custom resource: its definition's version (schema, columns, scale paths).
+    pub custom: Option<Arc<CustomVersion>>,
 }
 
 fn not_found() -> KubeError {
@@ -38,8 +41,9 @@ fn not_found() -> KubeError {
     }
 }
 
-/// `/api/v1/namespaces/demo/pods/p1/log` → pods, demo, p1, log.
-pub fn parse_target(path: &str) -> Result<Target, KubeError> {
+/// `/api/v1/namespaces/demo/pods/p1/log` → pods, demo, p1, log; the resources are the built-in
+/// ones and those of the cluster's custom resource definitions.
+pub fn parse_target(path: &str, catalog: &Catalog) -> Result<Target, KubeError> {
     // Go serves the decoded path (`URL.Path`): clients that percent-encode a name's `:` (the
     // Python client sends `system%3Aview`) reach the same object as those that do not.
     let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
@@ -49,17 +53,26 @@ pub fn parse_target(path: &str) -> Result<Target, KubeError> {
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Err(not_found()),
     };
-    let lookup =
-        |resource: &str| resources::resource(group, version, resource).ok_or_else(not_found);
-    let t = |rt, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
+    let lookup = |resource: &str| {
+        catalog
+            .resource(group, version, resource)
+            .ok_or_else(not_found)
+    };
+    let t = |rt: &'static ResourceType,
+             namespace: Option<&str>,
+             name: Option<&str>,
+             sub: Option<&str>| Target {
         rt,
         namespace: namespace.map(str::to_string),
         name: name.map(str::to_string),
         subresource: sub.map(str::to_string),
+        custom: catalog.version_of(rt).map(|(_, v)| v.clone()),
     };
     let target = match rest {
         ["namespaces", ns, resource, more @ ..]
-            if resources::resource(group, version, resource).is_some_and(|r| r.namespaced) =>
+            if catalog
+                .resource(group, version, resource)
+                .is_some_and(|r| r.namespaced) =>
         {
             let rt = lookup(resource)?;
             match more {
@@ -176,9 +189,14 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
 }
 
 /// One row of a Table, with the metadata kubectl decorates it from.
-pub fn table_row(rt: &ResourceType, object: &Value, now: jiff::Timestamp) -> Value {
+pub fn table_row(target: &Target, object: &Value, now: jiff::Timestamp) -> Value {
+    let rt = target.rt;
+    let cells = match &target.custom {
+        Some(custom) => table::custom::cells(&custom.columns, object, now),
+        None => table::cells(rt.group, rt.resource, object, now),
+    };
     json!({
-        "cells": table::cells(rt.group, rt.resource, object, now),
+        "cells": cells,
         "object": {
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
@@ -187,14 +205,19 @@ pub fn table_row(rt: &ResourceType, object: &Value, now: jiff::Timestamp) -> Val
     })
 }
 
-pub fn table(rt: &ResourceType, objects: &[Value], meta: Value) -> Value {
+pub fn table(target: &Target, objects: &[Value], meta: Value) -> Value {
     let now = jiff::Timestamp::now();
+    let rt = target.rt;
+    let columns = match &target.custom {
+        Some(custom) => table::custom::columns(&custom.columns),
+        None => table::columns(rt.group, rt.resource),
+    };
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": meta,
-        "columnDefinitions": table::columns(rt.group, rt.resource),
-        "rows": objects.iter().map(|o| table_row(rt, o, now)).collect::<Vec<_>>(),
+        "columnDefinitions": columns,
+        "rows": objects.iter().map(|o| table_row(target, o, now)).collect::<Vec<_>>(),
     })
 }
 
@@ -252,6 +275,10 @@ pub async fn handle(
             ))),
         };
         return crate::protobuf::respond(&headers, answered).await;
+    }
+    if let Some(message) = target.custom.as_ref().and_then(|c| c.unconvertible.clone()) {
+        return crate::protobuf::respond(&headers, error_response(&KubeError::Internal(message)))
+            .await;
     }
     let warnings = match body_field_validation(&method, &target, &query, &mut headers, &mut body) {
         Ok(w) => w,
@@ -369,14 +396,18 @@ async fn dispatch(
             let obj = api.objects.get(rt, namespace(target), name)?;
             Ok(if wants_table(headers) {
                 let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
-                json_typed(StatusCode::OK, &table(rt, &[obj], meta), TABLE_CONTENT_TYPE)
+                json_typed(
+                    StatusCode::OK,
+                    &table(target, &[obj], meta),
+                    TABLE_CONTENT_TYPE,
+                )
             } else {
                 json_response(StatusCode::OK, &obj)
             })
         }
         (Method::GET, Some(name), Some("scale")) => {
             let obj = api.objects.get(rt, namespace(target), name)?;
-            Ok(json_response(StatusCode::OK, &scale_of(&obj)))
+            Ok(json_response(StatusCode::OK, &scale_of(target, &obj)))
         }
         (Method::GET, Some(name), Some("log")) => {
             crate::pods::logs(api, namespace(target), name, query).await
@@ -678,7 +709,10 @@ fn list(
             next = items.last().map(|(k, _): &(String, Value)| k.clone());
             break;
         }
-        items.push((o.key.clone(), into_resource_version(o)));
+        items.push((
+            o.key.clone(),
+            objects::present(rt, into_resource_version(o)),
+        ));
     }
     let mut meta = json!({"resourceVersion": list_revision.to_string()});
     if let Some(key) = next {
@@ -688,7 +722,7 @@ fn list(
     if wants_table(headers) {
         return Ok(json_typed(
             StatusCode::OK,
-            &table(rt, &items, meta),
+            &table(target, &items, meta),
             TABLE_CONTENT_TYPE,
         ));
     }
@@ -907,11 +941,53 @@ fn patch(
 }
 
 /// The `autoscaling/v1 Scale` view of a workload.
-fn scale_of(obj: &Value) -> Value {
-    // The selector as upstream prints it, matchExpressions included (`app=web,tier in (a,b)`).
-    let selector = LabelSelector::from_json(&obj["spec"]["selector"])
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+/// What a simple JSONPath of a scale subresource (`.spec.replicas`) names in `obj`.
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .try_fold(obj, |v, field| v.get(field))
+}
+
+fn set_at_path(obj: &mut Value, path: &str, value: Value) {
+    let mut at = obj;
+    for field in path.trim_start_matches('.').split('.') {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        at = &mut at[field];
+    }
+    *at = value;
+}
+
+/// `autoscaling/v1 Scale` of an object: from `spec.replicas`, `status.replicas` and the
+/// selector for the built-in kinds, from its definition's paths for a custom resource.
+fn scale_of(target: &Target, obj: &Value) -> Value {
+    let (spec_replicas, status_replicas, selector) =
+        match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+            Some(paths) => (
+                at_path(obj, &paths.spec_replicas).and_then(Value::as_i64),
+                at_path(obj, &paths.status_replicas).and_then(Value::as_i64),
+                paths
+                    .label_selector
+                    .as_deref()
+                    .and_then(|p| at_path(obj, p))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            // The selector as upstream prints it, matchExpressions included (`app=web,tier in (a,b)`).
+            None => (
+                obj["spec"]["replicas"].as_i64(),
+                obj["status"]["replicas"].as_i64(),
+                LabelSelector::from_json(&obj["spec"]["selector"])
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+            ),
+        };
+    let mut status = json!({"replicas": status_replicas.unwrap_or(0)});
+    if !selector.is_empty() || target.custom.is_none() {
+        status["selector"] = json!(selector);
+    }
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -922,8 +998,8 @@ fn scale_of(obj: &Value) -> Value {
             "resourceVersion": obj["metadata"]["resourceVersion"],
             "creationTimestamp": obj["metadata"]["creationTimestamp"],
         },
-        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
-        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+        "spec": {"replicas": spec_replicas.unwrap_or(0)},
+        "status": status,
     })
 }
 
@@ -943,7 +1019,7 @@ fn set_scale(
         None,
         dry_run,
         &mut |current| {
-            let scale = f(&scale_of(current))?;
+            let scale = f(&scale_of(target, current))?;
             let replicas = scale["spec"]["replicas"]
                 .as_i64()
                 .ok_or_else(|| KubeError::invalid(rt, name, "spec.replicas", "Required value"))?;
@@ -956,11 +1032,14 @@ fn set_scale(
                 ));
             }
             let mut new = current.clone();
-            new["spec"]["replicas"] = json!(replicas);
+            match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+                Some(paths) => set_at_path(&mut new, &paths.spec_replicas, json!(replicas)),
+                None => new["spec"]["replicas"] = json!(replicas),
+            }
             Ok(new)
         },
     )?;
-    Ok(json_response(StatusCode::OK, &scale_of(&updated)))
+    Ok(json_response(StatusCode::OK, &scale_of(target, &updated)))
 }
 
 /// `pods/binding`: what a scheduler posts to put a pod on a node.
@@ -991,7 +1070,12 @@ mod tests {
             }},
             "status": {"replicas": 2},
         });
-        let scale = scale_of(&deployment);
+        let target = parse_target(
+            "/apis/apps/v1/namespaces/default/deployments/web/scale",
+            &Catalog::default(),
+        )
+        .unwrap();
+        let scale = scale_of(&target, &deployment);
         assert_eq!(scale["status"]["selector"], "app=web,tier in (a,b)");
         assert_eq!(scale["spec"]["replicas"], 3);
         assert_eq!(scale["status"]["replicas"], 2);
@@ -999,29 +1083,36 @@ mod tests {
 
     #[test]
     fn paths_name_resources() {
-        let t = parse_target("/api/v1/namespaces/demo/pods/p1/log").unwrap();
+        let t = parse_target("/api/v1/namespaces/demo/pods/p1/log", &Catalog::default()).unwrap();
         assert_eq!(t.rt.resource, "pods");
         assert_eq!(t.namespace.as_deref(), Some("demo"));
         assert_eq!(t.name.as_deref(), Some("p1"));
         assert_eq!(t.subresource.as_deref(), Some("log"));
-        let t = parse_target("/api/v1/namespaces/demo").unwrap();
+        let t = parse_target("/api/v1/namespaces/demo", &Catalog::default()).unwrap();
         assert_eq!(
             (t.rt.resource, t.name.as_deref()),
             ("namespaces", Some("demo"))
         );
-        let t = parse_target("/api/v1/namespaces").unwrap();
+        let t = parse_target("/api/v1/namespaces", &Catalog::default()).unwrap();
         assert_eq!((t.rt.resource, t.name), ("namespaces", None));
-        let t = parse_target("/api/v1/pods").unwrap();
+        let t = parse_target("/api/v1/pods", &Catalog::default()).unwrap();
         assert_eq!((t.rt.resource, t.namespace), ("pods", None));
-        let t = parse_target("/apis/apps/v1/namespaces/d/deployments/web/scale").unwrap();
+        let t = parse_target(
+            "/apis/apps/v1/namespaces/d/deployments/web/scale",
+            &Catalog::default(),
+        )
+        .unwrap();
         assert_eq!(t.subresource.as_deref(), Some("scale"));
-        let t = parse_target("/api/v1/nodes/n1/status").unwrap();
+        let t = parse_target("/api/v1/nodes/n1/status", &Catalog::default()).unwrap();
         assert_eq!((t.rt.resource, t.name.as_deref()), ("nodes", Some("n1")));
-        assert!(parse_target("/api/v1/namespaces/d/pods/p/nope").is_err());
-        assert!(parse_target("/apis/example.com/v1/widgets").is_err());
-        assert!(parse_target("/api/v1/pods/p1").is_err());
-        let t =
-            parse_target("/apis/rbac.authorization.k8s.io/v1/clusterroles/system%3Aview").unwrap();
+        assert!(parse_target("/api/v1/namespaces/d/pods/p/nope", &Catalog::default()).is_err());
+        assert!(parse_target("/apis/example.com/v1/widgets", &Catalog::default()).is_err());
+        assert!(parse_target("/api/v1/pods/p1", &Catalog::default()).is_err());
+        let t = parse_target(
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/system%3Aview",
+            &Catalog::default(),
+        )
+        .unwrap();
         assert_eq!(t.name.as_deref(), Some("system:view"));
     }
 

@@ -14,6 +14,7 @@ use axum::routing::get;
 use base64::Engine;
 use localfargate_core::rbac::{self, UserInfo};
 use localfargate_core::sigv4::{Credentials, verify_presigned_sts};
+use localfargate_registry::custom::Catalog;
 use localfargate_registry::{KubeError, Objects};
 use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
@@ -215,6 +216,8 @@ pub struct Api {
     pub server_address: String,
     /// Who may do what (RBAC), and impersonation.
     pub authorizer: Arc<Authorizer>,
+    /// The OpenAPI documents, with the cluster's custom resources.
+    pub openapi: crate::openapi::ClusterOpenApi,
 }
 
 fn not_found() -> Response {
@@ -233,7 +236,7 @@ fn accept(headers: &HeaderMap) -> &str {
 }
 
 /// Discovery and OpenAPI, or None when the path is a resource path.
-fn discovery(api: &Api, path: &str, headers: &HeaderMap) -> Option<Response> {
+fn discovery(api: &Api, catalog: &Catalog, path: &str, headers: &HeaderMap) -> Option<Response> {
     let aggregated = discovery::aggregated_version(accept(headers));
     let ok = |v: Value| json_response(StatusCode::OK, &v);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -243,23 +246,25 @@ fn discovery(api: &Api, path: &str, headers: &HeaderMap) -> Option<Response> {
             match aggregated {
                 Some(version) => json_typed(
                     StatusCode::OK,
-                    &discovery::aggregated(core, version),
+                    &discovery::aggregated(catalog, core, version),
                     &discovery::aggregated_content_type(version),
                 ),
                 None if core => ok(discovery::api_versions(&api.server_address)),
-                None => ok(discovery::api_group_list()),
+                None => ok(discovery::api_group_list(catalog)),
             }
         }
-        ["api", version] => discovery::resource_list("", version).map_or_else(not_found, ok),
+        ["api", version] => {
+            discovery::resource_list(catalog, "", version).map_or_else(not_found, ok)
+        }
         ["apis", group] => {
-            if discovery::serves_group(group) {
-                ok(discovery::api_group(group))
+            if discovery::serves_group(catalog, group) {
+                ok(discovery::api_group(catalog, group))
             } else {
                 not_found()
             }
         }
         ["apis", group, version] => {
-            discovery::resource_list(group, version).map_or_else(not_found, ok)
+            discovery::resource_list(catalog, group, version).map_or_else(not_found, ok)
         }
         _ => return None,
     })
@@ -274,17 +279,25 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         Ok(u) => u,
         Err(e) => return rest::error_response(&e),
     };
-    let is_resource = rest::parse_target(&path).is_ok();
+    let catalog = match api.objects.catalog() {
+        Ok(c) => c,
+        Err(e) => return rest::error_response(&e),
+    };
+    let is_resource = rest::parse_target(&path, &catalog).is_ok();
     if !is_resource && metrics::resource_path(&path).is_none() {
         let a = authz::path_attributes(&user, request.method(), &path);
         if let Err(e) = api.authorizer.check(&a) {
             return rest::error_response(&e);
         }
     }
-    if let Some(r) = crate::openapi::http::serve(&path, request.uri().query(), request.headers()) {
+    if let Some(r) =
+        crate::openapi::http::serve(&path, request.uri().query(), request.headers(), || {
+            api.openapi.catalog(&catalog)
+        })
+    {
         return r;
     }
-    if let Some(r) = discovery(&api, &path, request.headers()) {
+    if let Some(r) = discovery(&api, &catalog, &path, request.headers()) {
         return r;
     }
     if let Some(rest) = metrics::resource_path(&path) {
@@ -296,7 +309,7 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         }
         return metrics::serve(&api, request.method(), rest, &query, request.headers());
     }
-    let target = match rest::parse_target(&path) {
+    let target = match rest::parse_target(&path, &catalog) {
         Ok(t) => t,
         Err(e) => return rest::error_response(&e),
     };

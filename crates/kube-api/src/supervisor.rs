@@ -25,6 +25,7 @@ struct Running {
     handle: Handle<SocketAddr>,
     /// Keeps the cluster's authorizer in step with its RBAC objects.
     rbac: tokio::task::JoinHandle<()>,
+    definitions: tokio::task::JoinHandle<()>,
 }
 
 /// With nothing to retry, how long to wait for a cluster change before looking again anyway.
@@ -94,15 +95,26 @@ pub async fn run(
                 runtime: runtime.clone(),
                 metrics: metrics.clone(),
                 server_address: format!("{host}:{port}"),
+                openapi: Default::default(),
             };
+            let definitions = tokio::spawn(api.objects.clone().follow_definitions());
             match start(&host, port, &c.key, key, api).await {
                 Ok(handle) => {
                     tracing::info!(cluster = %c.key, port, "Kubernetes API listening");
                     failed.remove(&c.key);
                     let rbac = tokio::spawn(authorizer.follow());
-                    running.insert(c.key.clone(), Running { port, handle, rbac });
+                    running.insert(
+                        c.key.clone(),
+                        Running {
+                            port,
+                            handle,
+                            rbac,
+                            definitions,
+                        },
+                    );
                 }
                 Err(e) => {
+                    definitions.abort();
                     tracing::error!(cluster = %c.key, port, error = %e, "cannot start the Kubernetes API; retrying in 5s");
                     failed.insert(c.key.clone(), Instant::now());
                 }
@@ -113,6 +125,7 @@ pub async fn run(
             if !keep {
                 r.handle.shutdown();
                 r.rbac.abort();
+                r.definitions.abort();
                 tracing::info!(cluster = %name, "Kubernetes API stopped");
             }
             keep

@@ -1105,6 +1105,7 @@ fn default_cells(object: &Value, now: Timestamp) -> Vec<Value> {
 }
 
 mod cluster_kinds;
+pub mod custom;
 
 #[cfg(test)]
 mod tests;

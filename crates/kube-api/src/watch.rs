@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use localfargate_registry::objects::{KubeError, with_resource_version};
+use localfargate_registry::objects::{KubeError, present, with_resource_version};
 use localfargate_registry::resources::ResourceType;
 use localfargate_store::{EventType, StoreError};
 use serde_json::{Value, json};
@@ -38,6 +38,7 @@ fn expired(requested: u64, oldest: u64) -> Value {
 }
 
 struct Encoder {
+    target: Target,
     rt: &'static ResourceType,
     table: bool,
     /// Length-framed protobuf `WatchEvent`s instead of JSON lines.
@@ -63,7 +64,7 @@ impl Encoder {
     fn event(&self, event_type: &str, object: Value) -> Bytes {
         if self.table {
             let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
-            line(event_type, table(self.rt, &[object], meta))
+            line(event_type, table(&self.target, &[object], meta))
         } else {
             self.frame(event_type, object)
         }
@@ -115,6 +116,7 @@ pub fn serve(
         return Ok(crate::protobuf::not_acceptable());
     }
     let encoder = Encoder {
+        target: target.clone(),
         rt,
         table,
         protobuf: !table && negotiated.prefers_protobuf && has_protobuf,
@@ -138,7 +140,7 @@ pub fn serve(
             let initial: Vec<Value> = current
                 .iter()
                 .filter(|o| visible.contains(&o.key))
-                .map(|o| with_resource_version(o))
+                .map(|o| present(rt, with_resource_version(o)))
                 .collect();
             (initial, revision)
         } else if requested.is_empty() || requested == "0" {
@@ -212,7 +214,7 @@ pub fn serve(
                 Err(_) => return,
             };
             let key = event.object.key.clone();
-            let object = with_resource_version(&event.object);
+            let object = present(rt, with_resource_version(&event.object));
             let matches = selected(&labels, &fields, &event.object.value);
             // An object that starts or stops matching the selectors appears or disappears.
             let kind = match (event.event_type, matches, visible.contains(&key)) {

@@ -120,8 +120,38 @@ pub fn bootstrap(objects: &Objects) -> Result<()> {
     )?;
     ensure_all(objects, RBAC, "roles", &policy.roles)?;
     ensure_all(objects, RBAC, "rolebindings", &policy.role_bindings)?;
+    for (name, yaml) in EKS_DEFINITIONS {
+        let body: Value = serde_yaml::from_str(yaml)
+            .map_err(|e| KubeError::Internal(format!("the vendored definition {name}: {e}")))?;
+        ensure(
+            objects,
+            resource("apiextensions.k8s.io", "customresourcedefinitions"),
+            "",
+            body,
+        )?;
+    }
     Ok(())
 }
+
+/// The CustomResourceDefinitions a new EKS cluster has (see `crds/README.md`).
+const EKS_DEFINITIONS: [(&str, &str); 4] = [
+    (
+        "securitygrouppolicies.vpcresources.k8s.aws",
+        include_str!("../crds/securitygrouppolicies.vpcresources.k8s.aws.yaml"),
+    ),
+    (
+        "cninodes.vpcresources.k8s.aws",
+        include_str!("../crds/cninodes.vpcresources.k8s.aws.yaml"),
+    ),
+    (
+        "eniconfigs.crd.k8s.amazonaws.com",
+        include_str!("../crds/eniconfigs.crd.k8s.amazonaws.com.yaml"),
+    ),
+    (
+        "policyendpoints.networking.k8s.aws",
+        include_str!("../crds/policyendpoints.networking.k8s.aws.yaml"),
+    ),
+];
 
 #[cfg(test)]
 mod tests {
@@ -138,6 +168,20 @@ mod tests {
         let o = Objects::new(store, "c", Arc::new(Settings::new("us-west-2")));
         bootstrap(&o).unwrap();
         let (_, first) = o.list(resource("", "namespaces"), None).unwrap();
+        // EKS's definitions are established: their resources are served at once.
+        let catalog = o.catalog().unwrap();
+        for (group, plural) in [
+            ("vpcresources.k8s.aws", "securitygrouppolicies"),
+            ("vpcresources.k8s.aws", "cninodes"),
+            ("crd.k8s.amazonaws.com", "eniconfigs"),
+            ("networking.k8s.aws", "policyendpoints"),
+        ] {
+            assert!(catalog.custom(group, plural).is_some(), "{plural}.{group}");
+        }
+        let sgp = catalog
+            .resource("vpcresources.k8s.aws", "v1beta1", "securitygrouppolicies")
+            .unwrap();
+        assert_eq!(sgp.short_names, ["sgp"]);
         bootstrap(&o).unwrap();
         let (_, second) = o.list(resource("", "namespaces"), None).unwrap();
         assert_eq!(first, second, "a second bootstrap wrote nothing");

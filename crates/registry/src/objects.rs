@@ -11,6 +11,8 @@ use localfargate_core::validation;
 use localfargate_store::{Object, Revision, Store, StoreError, Tx, transaction};
 use serde_json::{Map, Value, json};
 
+use crate::custom::catalog::CRD_GROUP;
+use crate::custom::{Catalog, CustomResources};
 pub use crate::error::{KubeError, Result};
 use crate::settings::Settings;
 use crate::strategy::{Deletion, strategy_for};
@@ -52,6 +54,7 @@ pub struct Objects {
     pub settings: Arc<Settings>,
     kind: Arc<str>,
     profiles: Arc<crate::admission::IndexCache>,
+    custom: Arc<CustomResources>,
 }
 
 /// A time as the API writes timestamps: RFC 3339, seconds, UTC.
@@ -174,6 +177,40 @@ impl Objects {
             settings,
             kind: resources::store_kind(cluster).into(),
             profiles: Arc::default(),
+            custom: Arc::default(),
+        }
+    }
+
+    /// What this cluster serves beyond the built-ins: its established custom resources.
+    pub fn catalog(&self) -> Result<Arc<Catalog>> {
+        self.custom
+            .get(&*self.store, &self.kind)
+            .map_err(KubeError::from_store)
+    }
+
+    /// A CustomResourceDefinition changed (here or elsewhere): read them again when next asked.
+    pub fn definitions_changed(&self) {
+        self.custom.invalidate();
+    }
+
+    /// Follow the definitions written through other `Objects` of the cluster (the API's or the
+    /// controllers'), until the task is dropped.
+    pub async fn follow_definitions(self) {
+        let store = self.store.clone();
+        let kind = self.kind.to_string();
+        crate::custom::catalog::on_changes(
+            store,
+            kind,
+            crate::custom::catalog::CRD_KEY_PREFIX.to_string(),
+            move || self.definitions_changed(),
+        )
+        .await;
+    }
+
+    /// After a write to `rt`: a definition written changes what is served.
+    fn wrote(&self, rt: &ResourceType) {
+        if rt.group == CRD_GROUP && rt.resource == "customresourcedefinitions" {
+            self.custom.invalidate();
         }
     }
 
@@ -201,7 +238,7 @@ impl Objects {
     /// One object, as the API returns it.
     pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
         self.get_object(rt, namespace, name)?
-            .map(into_resource_version)
+            .map(|o| present(rt, into_resource_version(o)))
             .ok_or_else(|| KubeError::not_found(rt, name))
     }
 
@@ -345,6 +382,9 @@ impl Objects {
             body["status"] = status;
         }
         strategy.admit_create(self, &mut body)?;
+        if rt.custom {
+            self.admit_custom(rt, &mut body, None)?;
+        }
         // Validation after defaulting and mutating admission, as kube-apiserver orders them.
         let errors = validation::validate_create(rt.group, rt.kind, &body);
         if !errors.is_empty() {
@@ -362,7 +402,8 @@ impl Objects {
             tx.create(&self.kind, &key, obj)
                 .map_err(|e| self.map_store(rt, &name, e))
         })?;
-        Ok(with_resource_version(&stored))
+        self.wrote(rt);
+        Ok(present(rt, with_resource_version(&stored)))
     }
 
     /// Replace an object as PUT does; `status` writes the status subresource. With `dry_run`,
@@ -439,14 +480,18 @@ impl Objects {
             {
                 return Err(KubeError::conflict(rt, name));
             }
-            let old = with_resource_version(&current);
+            let old = present(rt, with_resource_version(&current));
             let mut new = f(&old)?;
             check_type(rt, &mut new)?;
             merge_update(rt, &current.value, &mut new, status)?;
+            if rt.custom {
+                self.admit_custom(rt, &mut new, Some(&current.value))?;
+            }
             if !status {
                 // Updates are defaulted and validated as creates are, so a patch cannot remove
                 // a pod's containers, and an unchanged manifest compares equal to what is stored.
                 strategy_for(rt).default(rt, &mut new)?;
+                strategy_for(rt).admit_update(self, &current.value, &mut new)?;
                 bump_generation(rt, &current.value, &mut new);
                 strategy_for(rt).validate_update(rt, &current.value, &new)?;
                 let errors = validation::validate_update(rt.group, rt.kind, &current.value, &new);
@@ -459,7 +504,7 @@ impl Objects {
             }
             if dry_run {
                 set_resource_version(&mut new, current.revision);
-                return Ok(new);
+                return Ok(present(rt, new));
             }
             // Removing the last finalizer finishes a deletion; other writes to an object being
             // deleted do not (a terminating namespace waits for its contents, a pod on a node for
@@ -476,7 +521,10 @@ impl Objects {
                 }
             });
             match result {
-                Ok(o) => return Ok(with_resource_version(&o)),
+                Ok(o) => {
+                    self.wrote(rt);
+                    return Ok(present(rt, with_resource_version(&o)));
+                }
                 Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
                 Err(e) => return Err(self.map_store(rt, name, e)),
             }
@@ -543,7 +591,10 @@ impl Objects {
                 match transaction(&*self.store, |tx| {
                     tx.delete(&self.kind, &key, Some(current.revision))
                 }) {
-                    Ok(o) => return Ok(Deleted::Gone(with_resource_version(&o))),
+                    Ok(o) => {
+                        self.wrote(rt);
+                        return Ok(Deleted::Gone(present(rt, with_resource_version(&o))));
+                    }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(StoreError::NotFound { .. }) => {
                         return Err(KubeError::not_found(rt, name));
@@ -552,7 +603,10 @@ impl Objects {
                 }
             }
             if already && fins == finalizers(&current.value) {
-                return Ok(Deleted::Pending(with_resource_version(&current)));
+                return Ok(Deleted::Pending(present(
+                    rt,
+                    with_resource_version(&current),
+                )));
             }
             let meta = metadata_mut(&mut new)?;
             if !already {
@@ -574,7 +628,10 @@ impl Objects {
             match transaction(&*self.store, |tx| {
                 tx.update(&self.kind, &key, &new, Some(current.revision))
             }) {
-                Ok(o) => return Ok(Deleted::Pending(with_resource_version(&o))),
+                Ok(o) => {
+                    self.wrote(rt);
+                    return Ok(Deleted::Pending(present(rt, with_resource_version(&o))));
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(self.map_store(rt, name, e)),
             }
@@ -595,7 +652,10 @@ impl Objects {
         match transaction(&*self.store, |tx| {
             tx.delete(&self.kind, &rt.key(namespace, name), None)
         }) {
-            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Ok(_) | Err(StoreError::NotFound { .. }) => {
+                self.wrote(rt);
+                Ok(())
+            }
             Err(e) => Err(KubeError::from_store(e)),
         }
     }
@@ -638,6 +698,17 @@ pub fn resource(group: &str, plural: &str) -> &'static ResourceType {
         .iter()
         .find(|r| r.group == group && r.resource == plural)
         .unwrap_or(&resources::RESOURCES[0])
+}
+
+/// An object as a request through `rt` sees it: a custom resource is stored in its storage
+/// version and read in the version asked for (`None` conversion: only `apiVersion` changes).
+pub fn present(rt: &ResourceType, mut v: Value) -> Value {
+    if rt.custom
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("apiVersion".into(), Value::String(rt.api_version()));
+    }
+    v
 }
 
 pub fn is_deleting(v: &Value) -> bool {
@@ -740,22 +811,29 @@ fn merge_update(rt: &ResourceType, old: &Value, new: &mut Value, status: bool) -
 
 /// `generation` counts changes to everything but metadata and status.
 fn bump_generation(rt: &ResourceType, old: &Value, new: &mut Value) {
-    if strategy_for(rt).tracks_generation() && spec_of(old) != spec_of(new) {
+    if strategy_for(rt).tracks_generation() && spec_of(rt, old) != spec_of(rt, new) {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(g + 1);
     }
 }
 
-/// Everything but metadata and status: what `generation` counts changes of.
-fn spec_of(v: &Value) -> Vec<(&String, &Value)> {
+/// Everything but metadata and (when it has its own subresource) status: what `generation`
+/// counts changes of. `apiVersion` is left out: a custom resource written through another
+/// version is the same object.
+fn spec_of<'a>(rt: &ResourceType, v: &'a Value) -> Vec<(&'a String, &'a Value)> {
     v.as_object()
         .map(|o| {
             o.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                .filter(|(k, _)| match k.as_str() {
+                    "metadata" | "apiVersion" => false,
+                    "status" => !rt.has_status,
+                    _ => true,
+                })
                 .collect()
         })
         .unwrap_or_default()
 }
 
+pub mod custom_resources;
 #[cfg(test)]
 mod tests;

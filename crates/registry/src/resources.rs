@@ -3,7 +3,7 @@
 //! is served everywhere at once.
 
 /// A subresource as discovery describes it: `pods/log`, `deployments/scale`, …
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Subresource {
     pub name: &'static str,
     /// The kind it accepts and returns, and that kind's group and version when they differ
@@ -14,7 +14,7 @@ pub struct Subresource {
     pub verbs: &'static [&'static str],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ResourceType {
     /// `""` for the core group.
     pub group: &'static str,
@@ -32,6 +32,8 @@ pub struct ResourceType {
     pub has_status: bool,
     /// A review: created and answered, never stored (SelfSubjectAccessReview, …).
     pub create_only: bool,
+    /// Defined at run time by a CustomResourceDefinition (see [`crate::custom`]).
+    pub custom: bool,
     pub subresources: &'static [Subresource],
 }
 
@@ -103,6 +105,7 @@ where
         read_only: false,
         has_status: false,
         create_only: false,
+        custom: false,
         subresources: &[],
     }
 }
@@ -133,6 +136,7 @@ const fn rt(
         read_only: false,
         has_status: false,
         create_only: false,
+        custom: false,
         subresources: &[],
     }
 }

@@ -5,7 +5,6 @@
 //! so a new kind is a table row here, not another branch there.
 
 use k8s_openapi::api::{apps, autoscaling, batch, core, policy};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -50,6 +49,12 @@ pub trait Strategy: Sync {
         Ok(())
     }
 
+    /// Admission on an update of the object (not its status): what the kind's controllers
+    /// would write at once (a definition's accepted names).
+    fn admit_update(&self, _objects: &Objects, _old: &Value, _new: &mut Value) -> Result<()> {
+        Ok(())
+    }
+
     /// What an update may not change, beyond what a create is checked for.
     fn validate_update(&self, _rt: &ResourceType, _old: &Value, _new: &Value) -> Result<()> {
         Ok(())
@@ -70,6 +75,14 @@ pub trait Strategy: Sync {
 /// The strategy of a resource: the kinds with their own rules, else a generic one that knows
 /// only whether the kind counts generations and the status it starts with.
 pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
+    if rt.custom {
+        // Custom resources all count generations; their schema is applied by `Objects`, which
+        // has the cluster's definitions.
+        return &Generic {
+            generation: true,
+            status: None,
+        };
+    }
     match (rt.group, rt.kind) {
         ("", "Pod") => &PodStrategy,
         ("", "Namespace") => &NamespaceStrategy,
@@ -124,10 +137,9 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
             generation: true,
             status: Some(|| json!({"loadBalancer": {}})),
         },
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => &Generic {
-            generation: true,
-            status: Some(status_of::<apiextensions::v1::CustomResourceDefinitionStatus>),
-        },
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            &crate::custom::definitions::DefinitionStrategy
+        }
         ("apiregistration.k8s.io", "APIService") => &Generic {
             generation: false,
             status: Some(status_of::<apiregistration::v1::APIServiceStatus>),

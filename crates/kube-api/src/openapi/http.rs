@@ -192,14 +192,20 @@ pub fn serve_catalog(
     )
 }
 
-/// The OpenAPI endpoints of the served catalog ([`super::served`]), or None when `path` is not
-/// one of them.
-pub fn serve(path: &str, query: Option<&str>, headers: &HeaderMap) -> Option<Response> {
+/// The OpenAPI endpoints of a cluster's catalog, or None when `path` is not one of them.
+/// `catalog` builds the catalog (the built-ins' [`super::served`], or one with the cluster's
+/// custom resources) only when the path is one.
+pub fn serve<C: std::ops::Deref<Target = super::Catalog>>(
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    catalog: impl FnOnce() -> Result<C, String>,
+) -> Option<Response> {
     if !path.starts_with("/openapi/") {
         return None;
     }
-    match super::served() {
-        Ok(catalog) => serve_catalog(catalog, path, query, headers),
+    match catalog() {
+        Ok(catalog) => serve_catalog(&catalog, path, query, headers),
         Err(e) => Some(crate::server::status(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",

@@ -21,7 +21,7 @@ mod validate;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use localfargate_registry::resources::{self as kube, ResourceType};
@@ -353,27 +353,101 @@ pub fn served() -> Result<&'static Catalog, &'static OpenApiError> {
     static SERVED: OnceLock<Result<Catalog, OpenApiError>> = OnceLock::new();
     SERVED
         .get_or_init(|| {
-            let mut builder =
-                CatalogBuilder::new().serve(kube::RESOURCES.iter().map(ServedResource::from));
-            if let Ok(schema) = serde_json::from_str::<Value>(FARGATE_PROFILE_SCHEMA)
-                && let Some(fp) = kube::resource(kube::FARGATE_GROUP, "v1", "fargateprofiles")
-            {
-                builder = builder.with_custom_resource(
-                    fp.group,
-                    fp.version,
-                    fp.kind,
-                    fp.resource,
-                    fp.namespaced,
-                    &schema,
-                );
-            }
-            let catalog = builder.build();
+            let catalog = built_in().build();
             if let Err(e) = &catalog {
                 tracing::error!(error = %e, "building the OpenAPI catalog");
             }
             catalog
         })
         .as_ref()
+}
+
+/// The built-in resources, and the mirrored Fargate profiles with their schema.
+fn built_in() -> CatalogBuilder {
+    let mut builder = CatalogBuilder::new().serve(kube::RESOURCES.iter().map(ServedResource::from));
+    if let Ok(schema) = serde_json::from_str::<Value>(FARGATE_PROFILE_SCHEMA)
+        && let Some(fp) = kube::resource(kube::FARGATE_GROUP, "v1", "fargateprofiles")
+    {
+        builder = builder.with_custom_resource(
+            fp.group,
+            fp.version,
+            fp.kind,
+            fp.resource,
+            fp.namespaced,
+            &schema,
+        );
+    }
+    builder
+}
+
+/// The catalog of a cluster that also serves custom resources: the built-ins and each served
+/// version of each custom resource, with its definition's schema (or one that keeps every
+/// field, for a version without one).
+pub fn with_custom_resources(
+    custom: &localfargate_registry::custom::Catalog,
+) -> Result<Catalog, OpenApiError> {
+    let mut builder = built_in();
+    for r in custom.custom_resources() {
+        for v in &r.versions {
+            let schema = if v.schema_json.is_object() {
+                v.schema_json.clone()
+            } else {
+                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+            };
+            builder = builder.with_custom_resource(
+                r.group,
+                v.rt.version,
+                r.kind,
+                r.plural,
+                r.namespaced,
+                &schema,
+            );
+        }
+    }
+    builder.build()
+}
+
+/// The OpenAPI catalog one cluster serves: the built-ins' when it has no custom resources,
+/// else one built for its current definitions and kept until they change.
+#[derive(Debug, Default)]
+pub struct ClusterOpenApi {
+    built: std::sync::Mutex<Option<(u64, Arc<Catalog>)>>,
+}
+
+/// A catalog: the shared built-in one, or a cluster's own.
+pub enum CatalogRef {
+    BuiltIn(&'static Catalog),
+    Cluster(Arc<Catalog>),
+}
+
+impl std::ops::Deref for CatalogRef {
+    type Target = Catalog;
+    fn deref(&self) -> &Catalog {
+        match self {
+            CatalogRef::BuiltIn(c) => c,
+            CatalogRef::Cluster(c) => c,
+        }
+    }
+}
+
+impl ClusterOpenApi {
+    pub fn catalog(
+        &self,
+        custom: &localfargate_registry::custom::Catalog,
+    ) -> Result<CatalogRef, String> {
+        if custom.is_empty() {
+            return served().map(CatalogRef::BuiltIn).map_err(|e| e.to_string());
+        }
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((generation, catalog)) = built.as_ref()
+            && *generation == custom.generation()
+        {
+            return Ok(CatalogRef::Cluster(catalog.clone()));
+        }
+        let catalog = Arc::new(with_custom_resources(custom).map_err(|e| e.to_string())?);
+        *built = Some((custom.generation(), catalog.clone()));
+        Ok(CatalogRef::Cluster(catalog))
+    }
 }
 
 /// A write's `fieldValidation` directive applied to the unknown fields of its object (by the
