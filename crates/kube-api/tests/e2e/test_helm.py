@@ -130,12 +130,6 @@ def test_helm_chart_with_crd_policy_rbac_network_storage_kinds(kubeconfig, api_c
             "expected the CRD to remain after uninstall (Helm keeps crds/ objects)"
 
 
-@pytest.mark.xfail(strict=True, raises=helm.HelmReleaseError, reason=(
-    "server gap: CRDs are stored but their group-version is not served (not in discovery, no REST "
-    "routes), so Helm cannot map the chart's custom resource; Helm printed: 'unable to build kubernetes "
-    "objects from release manifest: resource mapping not found for name: \"platform\" namespace: \"\" "
-    "from \"\": no matches for kind \"Widget\" in version \"e2e.localfargate.io/v1\" ensure CRDs are "
-    "installed first'"))
 def test_helm_chart_with_an_instance_of_its_own_crd(kubeconfig, api_client, namespace):
     release = "widgets"
     with helm_config(kubeconfig, namespace) as cfg:
@@ -143,4 +137,14 @@ def test_helm_chart_with_an_instance_of_its_own_crd(kubeconfig, api_client, name
         widget = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
             "e2e.localfargate.io", "v1", namespace, "widgets", release)
         assert widget["spec"] == {"size": 3}, f"expected the Widget's spec read back, got {widget}"
+        assert widget["metadata"]["generation"] == 1, f"expected a custom resource to count generations, got {widget}"
+        cfg.upgrade(str(CHARTS / "platform"), release, {"widget": {"enabled": False}}, timeout=WAIT_SECONDS)
+        objects = client.CustomObjectsApi(api_client)
+        assert not exists(objects.get_namespaced_custom_object, "e2e.localfargate.io", "v1", namespace,
+                          "widgets", release), "expected the upgrade without the widget to delete it"
+        cfg.rollback(release, version=1, timeout=WAIT_SECONDS)
+        widget = objects.get_namespaced_custom_object("e2e.localfargate.io", "v1", namespace, "widgets", release)
+        assert widget["spec"] == {"size": 3}, f"expected the rollback to bring the Widget back, got {widget}"
         cfg.uninstall(release, wait="watcher", timeout=WAIT_SECONDS)
+        wait_for(lambda: not exists(objects.get_namespaced_custom_object, "e2e.localfargate.io", "v1",
+                                    namespace, "widgets", release), "the Widget to be deleted on uninstall")
