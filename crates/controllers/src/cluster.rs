@@ -328,6 +328,7 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::workloads::run(ctx.clone()));
     set.spawn(crate::lifecycle::run(ctx.clone()));
     set.spawn(crate::volume_sync::run(ctx.clone()));
+    set.spawn(crate::disruption::run(ctx.clone()));
     set.spawn(ctx.objects.clone().follow_definitions());
     set
 }

@@ -5,6 +5,7 @@ pub mod cluster;
 pub use localfargate_core::cron;
 pub mod default_scheduler;
 pub mod definitions;
+pub mod disruption;
 pub mod eks_lifecycle;
 pub mod events;
 pub mod eviction;

@@ -227,6 +227,7 @@ fn reconcile_all(
         ("batch", "jobs"),
         ("apps", "daemonsets"),
         ("apps", "statefulsets"),
+        ("", "replicationcontrollers"),
     ] {
         let rt = resource(group, plural);
         let Ok((items, _)) = objects.list(rt, None) else {
@@ -249,6 +250,7 @@ fn reconcile_all(
                     deployment(objects, v, &Owned::new(&rs_list))
                 }
                 "replicasets" => replicaset(objects, v, &pods),
+                "replicationcontrollers" => replication_controller(objects, v, &pods),
                 "jobs" => job(objects, v, &pods),
                 "cronjobs" => {
                     let jobs_list = objects
@@ -378,6 +380,7 @@ fn delete_pod(objects: &Objects, owner: &Value, pod: &Value) {
 fn controller_name(owner: &Value) -> &'static str {
     match owner["kind"].as_str() {
         Some("ReplicaSet") => "replicaset-controller",
+        Some("ReplicationController") => "replication-controller",
         Some("Deployment") => "deployment-controller",
         Some("Job") => "job-controller",
         Some("CronJob") => "cronjob-controller",
@@ -393,6 +396,43 @@ fn selector_of(v: &Value) -> Result<LabelSelector, KubeError> {
 }
 
 fn replicaset(objects: &Objects, rs: &Value, pods: &[&Value]) -> Result<(), KubeError> {
+    let selector = selector_of(rs)?;
+    keep_replicas(
+        objects,
+        resource("apps", "replicasets"),
+        rs,
+        &selector,
+        pods,
+    )
+}
+
+/// A ReplicationController: a ReplicaSet with an equality-only selector (a label map, or the
+/// template's labels when it has none), as kube-controller-manager's replication manager runs it.
+fn replication_controller(objects: &Objects, rc: &Value, pods: &[&Value]) -> Result<(), KubeError> {
+    let labels = if rc["spec"]["selector"].is_object() {
+        &rc["spec"]["selector"]
+    } else {
+        &rc["spec"]["template"]["metadata"]["labels"]
+    };
+    let selector = LabelSelector::from_json(&json!({"matchLabels": labels}))
+        .map_err(|e| KubeError::BadRequest(e.to_string()))?;
+    keep_replicas(
+        objects,
+        resource("", "replicationcontrollers"),
+        rc,
+        &selector,
+        pods,
+    )
+}
+
+/// Keep `spec.replicas` pods of the template, and the status counters.
+fn keep_replicas(
+    objects: &Objects,
+    rt: &ResourceType,
+    rs: &Value,
+    selector: &LabelSelector,
+    pods: &[&Value],
+) -> Result<(), KubeError> {
     let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let mut active: Vec<&Value> = pods.iter().copied().filter(|p| is_active(p)).collect();
     if active.len() < want {
@@ -421,7 +461,6 @@ fn replicaset(objects: &Objects, rs: &Value, pods: &[&Value]) -> Result<(), Kube
             delete_pod(objects, rs, p);
         }
     }
-    let selector = selector_of(rs)?;
     let alive: Vec<&&Value> = pods
         .iter()
         .filter(|p| !is_deleting(p) && is_active(p))
@@ -433,7 +472,7 @@ fn replicaset(objects: &Objects, rs: &Value, pods: &[&Value]) -> Result<(), Kube
         .count();
     set_status(
         objects,
-        resource("apps", "replicasets"),
+        rt,
         rs,
         json!({
             "replicas": alive.len(),

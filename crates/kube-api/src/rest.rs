@@ -445,7 +445,17 @@ async fn dispatch(
         (Method::POST, Some(name), Some("eviction")) => {
             let value = body_value(headers, body)?;
             let opts = delete_options(&value["deleteOptions"], query)?;
-            api.objects.delete(rt, namespace(target), name, &opts)?;
+            let dry = dry_run(query)
+                || value["deleteOptions"]["dryRun"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            localfargate_registry::disruption::evict(
+                &api.objects,
+                namespace(target),
+                name,
+                &opts,
+                dry,
+            )?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),

@@ -473,6 +473,9 @@ fn printer(group: &str, resource: &str) -> Printer {
         ("", "serviceaccounts") => (SERVICEACCOUNT_COLUMNS, serviceaccount_cells),
         ("apps", "deployments") => (DEPLOYMENT_COLUMNS, deployment_cells),
         ("apps", "replicasets") => (REPLICASET_COLUMNS, replicaset_cells),
+        // Upstream prints ReplicationControllers with the ReplicaSet columns; the selector is
+        // a label map.
+        ("", "replicationcontrollers") => (REPLICASET_COLUMNS, replication_controller_cells),
         ("apps", "daemonsets") => (DAEMONSET_COLUMNS, daemonset_cells),
         ("apps", "statefulsets") => (STATEFULSET_COLUMNS, statefulset_cells),
         ("batch", "jobs") => (JOB_COLUMNS, job_cells),
@@ -937,6 +940,14 @@ fn replicaset_cells(rs: &Value, now: Timestamp) -> Vec<Value> {
         images,
         format_selector(&rs["spec"]["selector"]),
     ]
+}
+
+fn replication_controller_cells(rc: &Value, now: Timestamp) -> Vec<Value> {
+    let mut cells = replicaset_cells(rc, now);
+    if let Some(selector) = cells.last_mut() {
+        *selector = format_labels(&rc["spec"]["selector"]).into();
+    }
+    cells
 }
 
 fn daemonset_cells(ds: &Value, now: Timestamp) -> Vec<Value> {

@@ -92,6 +92,29 @@ pub(crate) fn workload_defaults(rt: &ResourceType, v: &mut Value) -> Result<()> 
     workload(rt, &name, v)
 }
 
+/// A ReplicationController's defaults (`SetDefaults_ReplicationController`): one replica, and
+/// the template's labels as its selector and its own labels when it has none.
+pub(crate) fn replication_controller(v: &mut Value) {
+    let labels = v["spec"]["template"]["metadata"]["labels"].clone();
+    let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    default(spec, "replicas", json!(1));
+    let has_selector = spec
+        .get("selector")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty());
+    if !has_selector && labels.is_object() {
+        spec.insert("selector".into(), labels.clone());
+    }
+    let has_labels = v["metadata"]["labels"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty());
+    if !has_labels && labels.is_object() {
+        v["metadata"]["labels"] = labels;
+    }
+}
+
 fn bad(field: &str) -> KubeError {
     KubeError::BadRequest(format!("{field} must be an object"))
 }

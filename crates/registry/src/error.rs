@@ -55,6 +55,13 @@ pub enum KubeError {
     /// 413: a request body over the limit.
     #[error("Request entity too large: {0}")]
     RequestEntityTooLarge(String),
+    /// 429, with why and when to try again (an eviction a disruption budget refuses).
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        causes: Vec<Value>,
+        retry_after_seconds: i64,
+    },
     /// 504: the request cannot be answered yet (a resourceVersion from the future).
     #[error("{0}")]
     Timeout(String),
@@ -74,6 +81,7 @@ impl KubeError {
             KubeError::Expired(_) | KubeError::ExpiredContinue { .. } => 410,
             KubeError::UnsupportedMediaType(_) => 415,
             KubeError::RequestEntityTooLarge(_) => 413,
+            KubeError::TooManyRequests { .. } => 429,
             KubeError::Timeout(_) => 504,
             KubeError::Internal(_) => 500,
         }
@@ -91,6 +99,7 @@ impl KubeError {
             KubeError::Expired(_) | KubeError::ExpiredContinue { .. } => "Expired",
             KubeError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             KubeError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
+            KubeError::TooManyRequests { .. } => "TooManyRequests",
             KubeError::Timeout(_) => "Timeout",
             KubeError::Internal(_) => "InternalError",
         }
@@ -118,6 +127,16 @@ impl KubeError {
             } => {
                 s["details"] = details(kind, name);
                 s["details"]["causes"] = json!(causes);
+            }
+            KubeError::TooManyRequests {
+                causes,
+                retry_after_seconds,
+                ..
+            } => {
+                s["details"] = json!({"causes": causes});
+                if *retry_after_seconds > 0 {
+                    s["details"]["retryAfterSeconds"] = json!(retry_after_seconds);
+                }
             }
             KubeError::ExpiredContinue { continue_token, .. } => {
                 s["metadata"] = json!({"continue": continue_token});

@@ -13,6 +13,7 @@ pub mod binding;
 pub mod bootstrap;
 pub mod custom;
 pub mod defaults;
+pub mod disruption;
 pub mod error;
 pub mod limit_ranger;
 pub mod metrics;

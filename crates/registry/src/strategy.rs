@@ -93,7 +93,8 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
         ("apps", "DaemonSet") => &Workload(status_of::<apps::v1::DaemonSetStatus>),
         ("batch", "Job") => &JobStrategy,
         ("batch", "CronJob") => &CronJobStrategy,
-        ("", "ReplicationController") => &Generic {
+        ("", "ReplicationController") => &Defaulted {
+            defaults: defaults::replication_controller,
             generation: true,
             status: Some(status_of::<core::v1::ReplicationControllerStatus>),
         },

@@ -129,6 +129,24 @@ impl KubeCluster {
         )
     }
 
+    /// A Fargate profile selecting `namespace`, made through the EKS API, once it is ACTIVE.
+    pub fn fargate_profile(&self, name: &str, namespace: &str) {
+        let out = localfargate(
+            &self.server,
+            &[
+                "profile",
+                "create",
+                "--cluster",
+                &self.name,
+                "--name",
+                name,
+                "--namespace",
+                namespace,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
     /// Wait up to a minute for `check`.
     pub fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
