@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod binding;
 pub mod bootstrap;
+pub mod custom;
 pub mod defaults;
 pub mod error;
 pub mod limit_ranger;
