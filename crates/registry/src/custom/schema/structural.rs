@@ -55,7 +55,7 @@ pub fn structural_errors(schema: &JSONSchemaProps, path: &str) -> Vec<FieldError
     structural.sort_by_key(FieldError::message);
     if structural.is_empty() {
         let compiled = Structural::new(schema.clone());
-        errors.extend(defaults(schema, path, &compiled.patterns, false));
+        errors.extend(defaults(schema, path, &compiled.patterns, false, true));
     } else {
         errors.extend(structural);
     }
@@ -481,6 +481,7 @@ fn defaults(
     path: &str,
     patterns: &Patterns,
     inside_meta: bool,
+    resource_root: bool,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if let Some(default) = s.default.as_ref().map(|d| &d.0).filter(|d| !d.is_null())
@@ -513,16 +514,25 @@ fn defaults(
         }
     }
     if let Some(item) = items(s) {
-        errs.extend(defaults(item, &format!("{path}.items"), patterns, false));
+        errs.extend(defaults(
+            item,
+            &format!("{path}.items"),
+            patterns,
+            false,
+            false,
+        ));
     }
     for (k, p) in s.properties.iter().flatten() {
-        let meta = is_true(s.x_kubernetes_embedded_resource)
+        // The resource root counts as an embedded resource: its type and object meta are
+        // checked in the context of the whole object upstream, not here.
+        let meta = (resource_root || is_true(s.x_kubernetes_embedded_resource))
             && matches!(k.as_str(), "metadata" | "apiVersion" | "kind");
         errs.extend(defaults(
             p,
             &key(path, "properties", k),
             patterns,
             inside_meta || meta,
+            false,
         ));
     }
     errs
