@@ -61,16 +61,16 @@ fn embedded_resource(map: &serde_json::Map<String, Value>, path: &str) -> Vec<Fi
     let api_version_path = child(path, "apiVersion");
     let kind_path = child(path, "kind");
     if !map.contains_key("apiVersion") {
-        errs.push(required(&api_version_path, "must not be empty"));
+        errs.push(required(&api_version_path, ""));
     }
     if !map.contains_key("kind") {
-        errs.push(required(&kind_path, "must not be empty"));
+        errs.push(required(&kind_path, ""));
     }
     for (k, v) in map {
         match k.as_str() {
             "apiVersion" => match v.as_str() {
                 None => errs.push(invalid(&api_version_path, v, "must be a string")),
-                Some("") => errs.push(invalid(&api_version_path, v, "must not be empty")),
+                Some("") => errs.push(required(&api_version_path, "")),
                 Some(av) if av.matches('/').count() > 1 => errs.push(invalid(
                     &api_version_path,
                     v,
@@ -80,7 +80,7 @@ fn embedded_resource(map: &serde_json::Map<String, Value>, path: &str) -> Vec<Fi
             },
             "kind" => match v.as_str() {
                 None => errs.push(invalid(&kind_path, v, "must be a string")),
-                Some("") => errs.push(invalid(&kind_path, v, "must not be empty")),
+                Some("") => errs.push(required(&kind_path, "")),
                 Some(kind) => {
                     let problems = dns1035_label_errors(&kind.to_lowercase());
                     if !problems.is_empty() {
@@ -97,11 +97,22 @@ fn embedded_resource(map: &serde_json::Map<String, Value>, path: &str) -> Vec<Fi
             },
             "metadata" => {
                 let meta_path = child(path, "metadata");
-                let Some(meta) = v.as_object() else {
-                    errs.push(invalid(&meta_path, v, "must be an object"));
-                    continue;
+                let mut meta = match v {
+                    Value::Object(meta) => meta.clone(),
+                    // JSON null decodes into an empty ObjectMeta.
+                    Value::Null => serde_json::Map::new(),
+                    other => {
+                        errs.push(invalid(
+                            &meta_path,
+                            other,
+                            format!(
+                                "json: cannot unmarshal {} into Go value of type v1.ObjectMeta",
+                                json_type(other)
+                            ),
+                        ));
+                        continue;
+                    }
                 };
-                let mut meta = meta.clone();
                 let name_missing = meta
                     .get("name")
                     .and_then(Value::as_str)
@@ -125,4 +136,16 @@ fn embedded_resource(map: &serde_json::Map<String, Value>, path: &str) -> Vec<Fi
         }
     }
     errs
+}
+
+/// The JSON type name Go's `encoding/json` uses in an unmarshal error.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }

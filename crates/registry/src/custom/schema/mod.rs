@@ -10,14 +10,14 @@
 //!
 //! - **Pruning** drops every field the schema does not specify, except under
 //!   `x-kubernetes-preserve-unknown-fields: true`; the resource root and embedded resources
-//!   (`x-kubernetes-embedded-resource: true`) keep `apiVersion`, `kind` (when strings) and
-//!   `metadata` (when an object). A `null` where the schema neither allows null (`nullable`) nor
+//!   (`x-kubernetes-embedded-resource: true`) keep `apiVersion`, `kind` and `metadata`
+//!   as they are. A `null` where the schema neither allows null (`nullable`) nor
 //!   has a default is dropped too, as the API server does when it decodes a custom resource.
 //! - **Defaulting** fills absent fields (and disallowed nulls) from `default`, in objects that
 //!   exist, in array items and in `additionalProperties` values; a default is pruned by its own
 //!   schema before it is applied.
 //! - **Validation** is kube-openapi's schema validator with its errors turned into field errors
-//!   as kube-apiserver returns them in the 422 `Status` (`spec.replicas: Invalid value:
+//!   as kube-apiserver (1.31) returns them in the 422 `Status` (`spec.replicas: Invalid value:
 //!   "string": spec.replicas in body must be of type integer: "string"`), followed by the
 //!   embedded-resource checks (`apiVersion`/`kind` required, `metadata` valid) and the
 //!   `x-kubernetes-list-type` `set`/`map` uniqueness checks (`Duplicate value`).
@@ -28,11 +28,13 @@
 //! `ValidateObjectMeta`) and the scale subresource's replica checks belong to the caller. Of
 //! the string formats, `isbn*`, `creditcard`, `ssn`, `hexcolor`, `rgbcolor` and
 //! `bsonobjectid` are accepted unchecked. Patterns use the `regex` crate, whose syntax is RE2's
-//! (Go's `regexp`); a pattern's compile error reads differently from Go's.
+//! (Go's `regexp`), with Go's ASCII-only `\d`, `\w`, `\s`, `\b`; a pattern's compile error
+//! reads differently from Go's.
 
 mod embedded;
 mod formats;
 mod lists;
+mod pattern;
 mod prune;
 mod report;
 mod structural;
@@ -45,7 +47,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 use localfargate_core::validation::FieldError;
-use regex::Regex;
 use serde_json::Value;
 
 pub use structural::structural_errors;
@@ -107,7 +108,7 @@ impl Structural {
 fn collect_patterns(s: &JSONSchemaProps, out: &mut Patterns) {
     if let Some(p) = s.pattern.as_deref().filter(|p| !p.is_empty()) {
         out.entry(p.to_string())
-            .or_insert_with(|| Regex::new(p).ok());
+            .or_insert_with(|| pattern::compile(p).ok());
     }
     let mut children: Vec<&JSONSchemaProps> = Vec::new();
     children.extend(s.properties.iter().flat_map(|p| p.values()));

@@ -44,8 +44,9 @@ fn embedded(s: &JSONSchemaProps) -> bool {
 }
 
 /// `pruning.Prune(obj, schema, isResourceRoot)`: drops the fields the schema does not specify.
-/// A resource root (the object itself, or an embedded resource) keeps `apiVersion` and `kind`
-/// when they are strings, and `metadata` when it is an object.
+/// A resource root (the object itself, or an embedded resource) keeps `apiVersion`, `kind` and
+/// `metadata` whatever their schema says (their own checks are the strategy's and
+/// [`super::embedded`]'s).
 pub(crate) fn prune_root(obj: &mut Value, s: &JSONSchemaProps) {
     if embedded(s) {
         prune(obj, Some(s));
@@ -70,12 +71,8 @@ pub(crate) fn prune(x: &mut Value, s: Option<&JSONSchemaProps>) {
                 return;
             };
             map.retain(|key, value| {
-                if embedded(s) {
-                    match key.as_str() {
-                        "apiVersion" | "kind" if value.is_string() => return true,
-                        "metadata" if value.is_object() => return true,
-                        _ => {}
-                    }
+                if embedded(s) && META_FIELDS.contains(&key.as_str()) {
+                    return true;
                 }
                 if let Some(prop) = properties(s).and_then(|p| p.get(key)) {
                     prune(value, Some(prop));

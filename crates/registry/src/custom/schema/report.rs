@@ -48,25 +48,24 @@ pub(crate) fn not_supported(field: &str, value: &Value, supported: &[String]) ->
     )
 }
 
-/// `field.TooMany(path, actual, max)`: `Too many: 5: must have at most 3 items`.
+/// `field.TooMany(path, actual, max)` (1.31): `Too many: 5: must have at most 3 items`.
 pub(crate) fn too_many(field: &str, actual: usize, max: i64) -> FieldError {
-    let noun = if max == 1 { "item" } else { "items" };
     error(
         ErrorType::TooMany,
         field,
         Some(Value::from(actual)),
-        format!("must have at most {max} {noun}"),
+        format!("must have at most {max} items"),
     )
 }
 
-/// `field.TooLong(path, value, max)`: `Too long: must have at most 5 bytes` (the value omitted).
+/// `field.TooLongMaxLength(path, value, max)` (1.31), which apiextensions uses for `maxLength`:
+/// `Too long: may not be longer than 5` (the value omitted).
 pub(crate) fn too_long(field: &str, max: i64) -> FieldError {
-    let noun = if max == 1 { "byte" } else { "bytes" };
     error(
         ErrorType::TooLong,
         field,
         None,
-        format!("must have at most {max} {noun}"),
+        format!("may not be longer than {max}"),
     )
 }
 

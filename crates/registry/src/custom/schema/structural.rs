@@ -256,7 +256,7 @@ fn value_validation(
         errs.extend(nested_value_validation(not, false, &format!("{path}.not")));
     }
     if let Some(pattern) = s.pattern.as_deref().filter(|p| !p.is_empty())
-        && let Err(e) = regex::Regex::new(pattern)
+        && let Err(e) = super::pattern::compile(pattern)
     {
         errs.push(invalid(
             &format!("{path}.pattern"),

@@ -180,7 +180,7 @@ fn enum_required_and_lengths_use_upstreams_error_types() {
     assert_eq!(errors[2].reason(), "FieldValueRequired");
     assert_eq!(
         messages(&s.validate(&json!({"spec": {"name": "toolong"}}))),
-        ["spec.name: Too long: must have at most 5 bytes"]
+        ["spec.name: Too long: may not be longer than 5"]
     );
     assert_eq!(
         messages(&s.validate(&json!({"spec": {"name": "a"}}))),
@@ -274,7 +274,7 @@ fn arrays_and_maps_count_items_and_properties() {
     assert_eq!(
         messages(&s.validate(&json!({"spec": {"labels": {"a": "x", "b": 5}}}))),
         [
-            "spec.labels: Too many: 2: must have at most 1 item",
+            "spec.labels: Too many: 2: must have at most 1 items",
             r#"spec.labels.b: Invalid value: "integer": spec.labels.b in body must be of type string: "integer""#,
         ]
     );
@@ -351,8 +351,8 @@ fn embedded_resources_need_api_version_kind_and_valid_metadata() {
     assert_eq!(
         messages(&s.validate(&json!({"spec": {"template": {"spec": {}}}}))),
         [
-            "spec.template.apiVersion: Required value: must not be empty",
-            "spec.template.kind: Required value: must not be empty",
+            "spec.template.apiVersion: Required value",
+            "spec.template.kind: Required value",
         ]
     );
     let errors = s.validate(&json!({"spec": {"template": {
@@ -375,6 +375,15 @@ fn embedded_resources_need_api_version_kind_and_valid_metadata() {
     assert!(s
         .validate(&json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}}}))
         .is_empty());
+    assert_eq!(
+        messages(&s.validate(
+            &json!({"spec": {"template": {"apiVersion": "", "kind": "Pod", "metadata": "p"}}})
+        )),
+        [
+            "spec.template.apiVersion: Required value",
+            r#"spec.template.metadata: Invalid value: "p": json: cannot unmarshal string into Go value of type v1.ObjectMeta"#,
+        ]
+    );
 }
 
 #[test]
