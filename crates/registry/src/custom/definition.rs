@@ -3,9 +3,13 @@
 //! with apiextensions-apiserver's messages and field paths.
 //!
 //! ```text
-//! default_crd(&mut crd)                        // names.singular, names.listKind, conversion, port
-//! validate_crd(&crd)            -> Vec<FieldError>
-//! validate_crd_update(&old, &new) -> Vec<FieldError>
+//! default_crd(&mut crd)                          // names.singular, names.listKind, conversion, port
+//! prepare_crd_for_create(&mut crd)                // status reset, storedVersions = [storage]
+//! prepare_crd_for_update(&old, &mut new)          // status kept, storage version recorded
+//! validate_crd(&crd)                -> Vec<FieldError>
+//! validate_crd_update(&old, &new)   -> Vec<FieldError>
+//! validate_crd_status_update(&old, &new) -> Vec<FieldError>
+//! is_established(&crd)              -> bool
 //! ```
 //!
 //! Upstream validates the internal form of the object, into which a v1 object converts by
@@ -18,8 +22,8 @@
 //! `spec.conversion.webhookClientConfig` and `spec.conversion.conversionReviewVersions`, and a
 //! printer column's path at `….JSONPath`, as upstream does.
 //!
-//! The validation runs **after** [`default_crd`]. `status.storedVersions` is checked only when
-//! present (the strategy sets it before validating, as upstream's does). CEL rules are checked
+//! The validation runs **after** [`default_crd`] and the `prepare_*` step, as upstream's
+//! strategy runs it; `status.storedVersions` is checked only when present. CEL rules are checked
 //! for their shape only (see [`super::schema`]); `selectableFields` are not checked.
 
 #[cfg(test)]
@@ -259,6 +263,70 @@ pub fn validate_crd_update(old: &Value, new: &Value) -> Vec<FieldError> {
     errs.extend(validate_api_approval(new, Some(old)));
     errs.extend(validate_preserve_unknown_fields(new, Some(old)));
     errs
+}
+
+/// `ValidateUpdateCustomResourceDefinitionStatus`, for writes to `/status`: metadata update
+/// rules and the accepted names.
+pub fn validate_crd_status_update(old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errs = validate_object_meta_update(new, old, "metadata");
+    errs.extend(validate_names(
+        &new["status"]["acceptedNames"],
+        "status.acceptedNames",
+    ));
+    errs
+}
+
+/// The storage version's name, if one version is marked `storage: true` (the first such).
+fn storage_version(crd: &Value) -> Option<String> {
+    list(&crd["spec"], "versions")
+        .iter()
+        .find(|v| flag(v, "storage"))
+        .map(|v| text(v, "name").to_string())
+}
+
+/// Adds the storage version to `status.storedVersions` if it is not there yet.
+fn record_storage_version(crd: &mut Value) {
+    let Some(storage) = storage_version(crd) else {
+        return;
+    };
+    let Some(obj) = crd.as_object_mut() else {
+        return;
+    };
+    let status = obj.entry("status").or_insert_with(|| json!({}));
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let stored = &mut status["storedVersions"];
+    if !stored.is_array() {
+        *stored = json!([]);
+    }
+    if let Some(list) = stored.as_array_mut()
+        && !list.iter().any(|v| v.as_str() == Some(storage.as_str()))
+    {
+        list.push(json!(storage));
+    }
+}
+
+/// The registry strategy's `PrepareForCreate`: the status a client sent is dropped, and
+/// `status.storedVersions` starts with the storage version. (Generation and the rest of the
+/// metadata are the object store's.)
+pub fn prepare_crd_for_create(crd: &mut Value) {
+    if let Some(obj) = crd.as_object_mut() {
+        obj.insert("status".to_string(), json!({}));
+    }
+    record_storage_version(crd);
+}
+
+/// The registry strategy's `PrepareForUpdate`: the status stays the stored one, and a new
+/// storage version is appended to `status.storedVersions`.
+pub fn prepare_crd_for_update(old: &Value, new: &mut Value) {
+    if let Some(obj) = new.as_object_mut() {
+        obj.insert(
+            "status".to_string(),
+            old.get("status").cloned().unwrap_or_else(|| json!({})),
+        );
+    }
+    record_storage_version(new);
 }
 
 /// Whether the CRD's `Established` condition is `True`.
@@ -537,17 +605,43 @@ fn validate_spec(spec: &Value, opts: &Options) -> Vec<FieldError> {
     errs
 }
 
+/// Whether a version's schema holds a `default` anywhere (`SchemaHas` over every sub-schema).
 fn schema_has_default(schema: &Value) -> bool {
-    match schema {
-        Value::Object(map) => {
-            map.get("default").is_some_and(|d| !d.is_null())
-                || map.iter().any(|(k, v)| {
-                    k != "default" && k != "enum" && k != "example" && schema_has_default(v)
-                })
-        }
-        Value::Array(items) => items.iter().any(schema_has_default),
-        _ => false,
+    serde_json::from_value::<JSONSchemaProps>(schema.clone())
+        .is_ok_and(|s| any_schema(&s, &|s: &JSONSchemaProps| s.default.is_some()))
+}
+
+fn any_schema(s: &JSONSchemaProps, pred: &dyn Fn(&JSONSchemaProps) -> bool) -> bool {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        JSONSchemaPropsOrArray, JSONSchemaPropsOrBool, JSONSchemaPropsOrStringArray,
+    };
+    if pred(s) {
+        return true;
     }
+    let mut children: Vec<&JSONSchemaProps> = Vec::new();
+    match &s.items {
+        Some(JSONSchemaPropsOrArray::Schema(item)) => children.push(item),
+        Some(JSONSchemaPropsOrArray::Schemas(list)) => children.extend(list),
+        None => {}
+    }
+    children.extend(s.all_of.iter().flatten());
+    children.extend(s.any_of.iter().flatten());
+    children.extend(s.one_of.iter().flatten());
+    children.extend(s.not.as_deref());
+    children.extend(s.properties.iter().flat_map(|p| p.values()));
+    children.extend(s.pattern_properties.iter().flat_map(|p| p.values()));
+    children.extend(s.definitions.iter().flat_map(|p| p.values()));
+    for extra in [&s.additional_properties, &s.additional_items] {
+        if let Some(JSONSchemaPropsOrBool::Schema(extra)) = extra {
+            children.push(extra);
+        }
+    }
+    for dependency in s.dependencies.iter().flat_map(|d| d.values()) {
+        if let JSONSchemaPropsOrStringArray::Schema(d) = dependency {
+            children.push(d);
+        }
+    }
+    children.into_iter().any(|c| any_schema(c, pred))
 }
 
 /// `validateDeprecationWarning`.
@@ -686,14 +780,18 @@ const ROOT_FIELDS: [(&str, bool); 44] = [
     ("x-kubernetes-validations", true),
 ];
 
-fn is_zero(v: &Value) -> bool {
+/// Whether a root schema field holds its Go zero value in the internal struct: numbers,
+/// `x-kubernetes-preserve-unknown-fields`, the list/map types and every list or map are
+/// pointers or slices there, so any value present counts; plain booleans count when true and
+/// strings when non-empty.
+fn is_zero(name: &str, v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
+        Value::Bool(b) => !b && name != "x-kubernetes-preserve-unknown-fields",
+        Value::String(s) => {
+            s.is_empty() && !matches!(name, "x-kubernetes-list-type" | "x-kubernetes-map-type")
+        }
+        Value::Number(_) | Value::Array(_) | Value::Object(_) => false,
     }
 }
 
@@ -707,7 +805,7 @@ fn validate_schema(schema: &Value, status_enabled: bool, path: &str) -> Vec<Fiel
     let mut errs = Vec::new();
     if status_enabled {
         for (name, allowed) in ROOT_FIELDS {
-            let Some(value) = raw.get(name).filter(|v| !is_zero(v)) else {
+            let Some(value) = raw.get(name).filter(|v| !is_zero(name, v)) else {
                 continue;
             };
             if name == "type" {

@@ -1,7 +1,10 @@
 use localfargate_core::validation::{FieldError, invalid_message};
 use serde_json::{Value, json};
 
-use super::{default_crd, is_established, validate_crd, validate_crd_update};
+use super::{
+    default_crd, is_established, prepare_crd_for_create, prepare_crd_for_update, validate_crd,
+    validate_crd_status_update, validate_crd_update,
+};
 
 fn messages(errors: &[FieldError]) -> Vec<String> {
     errors.iter().map(FieldError::message).collect()
@@ -323,5 +326,76 @@ fn updates_keep_group_and_plural_and_once_established_scope_and_kind() {
             r#"status.storedVersions: Invalid value: []string{"v1"}: must have the storage version v2"#,
             r#"status.storedVersions[0]: Invalid value: "v1": missing from spec.versions; v1 was previously a storage version, and must remain in spec.versions until a storage migration ensures no data remains persisted in v1 and removes v1 from status.storedVersions"#,
         ]
+    );
+}
+
+#[test]
+fn prepare_records_the_storage_version_and_keeps_the_stored_status() {
+    let mut crd = cron_tab();
+    crd["status"] = json!({"conditions": [{"type": "Established", "status": "True"}]});
+    prepare_crd_for_create(&mut crd);
+    assert_eq!(crd["status"], json!({"storedVersions": ["v1"]}));
+
+    let mut old = crd.clone();
+    old["status"]["conditions"] = json!([{"type": "Established", "status": "True"}]);
+    let mut new = crd.clone();
+    new["spec"]["versions"] = json!([
+        {"name": "v1", "served": true, "storage": false, "schema": {"openAPIV3Schema": cron_tab_schema()}},
+        {"name": "v2", "served": true, "storage": true, "schema": {"openAPIV3Schema": cron_tab_schema()}}
+    ]);
+    new["status"] = json!({"storedVersions": []});
+    prepare_crd_for_update(&old, &mut new);
+    assert_eq!(new["status"]["storedVersions"], json!(["v1", "v2"]));
+    assert_eq!(new["status"]["conditions"], old["status"]["conditions"]);
+    assert_eq!(
+        messages(&validate_crd_update(&old, &defaulted(new))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn status_updates_check_accepted_names_only() {
+    let old = defaulted(cron_tab());
+    let mut new = old.clone();
+    new["spec"]["group"] = json!("ignored on status writes");
+    new["status"] = json!({"acceptedNames": {"plural": "Crontabs", "kind": "CronTab"}});
+    assert_eq!(
+        messages(&validate_crd_status_update(&old, &new)),
+        [
+            r#"status.acceptedNames.plural: Invalid value: "Crontabs": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"#
+        ]
+    );
+}
+
+#[test]
+fn cel_rules_are_checked_for_shape_only() {
+    let mut crd = cron_tab();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] = json!([
+        {"rule": "self.replicas <= 10", "message": "at most ten"},
+        {"rule": " "},
+        {"rule": "self.a == 1", "reason": "FieldValueGone", "fieldPath": " "}
+    ]);
+    assert_eq!(
+        errors_of(crd),
+        [
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[1].rule: Required value: rule is not specified",
+            r#"spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[2].reason: Unsupported value: "FieldValueGone": supported values: "FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired""#,
+            r#"spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[2].fieldPath: Invalid value: " ": fieldPath must be non-empty if specified"#,
+        ]
+    );
+}
+
+#[test]
+fn a_status_subresource_limits_the_root_schema() {
+    let mut crd = cron_tab();
+    crd["spec"]["versions"][0]["subresources"] = json!({"status": {}});
+    // Allowed at the root: description, properties, required, preserve-unknown-fields.
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"] = json!("CronTab");
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["required"] = json!([]);
+    assert_eq!(errors_of(crd.clone()), Vec::<String>::new());
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["type"] = json!("array");
+    assert_eq!(
+        errors_of(crd)[0],
+        r#"spec.validation.openAPIV3Schema.type: Invalid value: "array": only "object" is allowed as the type at the root of the schema if the status subresource is enabled"#
     );
 }

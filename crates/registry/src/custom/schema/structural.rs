@@ -725,9 +725,49 @@ fn openapi(s: &JSONSchemaProps, path: &str, ssv: Ssv, is_root: bool) -> Vec<Fiel
                 "message must be specified if rule contains line breaks",
             ));
         }
+        let expression = rule.message_expression.as_deref().unwrap_or("");
+        if !expression.is_empty() && expression.trim().is_empty() {
+            errs.push(required(
+                &format!("{rpath}.messageExpression"),
+                "messageExpression must be non-empty if specified",
+            ));
+        }
+        if let Some(reason) = rule.reason.as_deref()
+            && !VALIDATION_REASONS.contains(&reason)
+        {
+            let supported: Vec<String> = VALIDATION_REASONS.iter().map(|r| r.to_string()).collect();
+            errs.push(not_supported(
+                &format!("{rpath}.reason"),
+                &Value::from(reason),
+                &supported,
+            ));
+        }
+        let field_path = rule.field_path.as_deref().unwrap_or("");
+        if !field_path.is_empty() && field_path.trim().is_empty() {
+            errs.push(invalid(
+                &format!("{rpath}.fieldPath"),
+                &Value::from(field_path),
+                "fieldPath must be non-empty if specified",
+            ));
+        }
+        if field_path.contains(['\n', '\r']) {
+            errs.push(invalid(
+                &format!("{rpath}.fieldPath"),
+                &Value::from(field_path),
+                "fieldPath must not contain line breaks",
+            ));
+        }
     }
     errs
 }
+
+/// The reasons a CEL rule may give (sorted, as upstream lists them).
+const VALIDATION_REASONS: [&str; 4] = [
+    "FieldValueDuplicate",
+    "FieldValueForbidden",
+    "FieldValueInvalid",
+    "FieldValueRequired",
+];
 
 /// The `x-kubernetes-map-type`, `x-kubernetes-list-type` and `x-kubernetes-list-map-keys`
 /// rules, and that set and map lists have non-nullable items and required (or defaulted),
