@@ -39,6 +39,44 @@ static UNIT_DURATION: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"^(\d+)\s*(ns|nanoseconds?|us|µs|microseconds?|ms|milliseconds?|s|sec|secs?|seconds?|m|min|mins?|minutes?|h|hr|hours?|d|days?|w|wk|weeks?)$").ok()
 });
 
+/// The formats apiextensions-apiserver (1.31) keeps when it builds a custom resource's
+/// validator (`StripUnsupportedFormatsPostProcess`), by their dash-less names. Any other format
+/// — `int32`, `int64`, `float`, `double` included — is dropped, so it checks nothing.
+const SUPPORTED: [&str; 24] = [
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+];
+
+/// The format a custom resource is validated with: the schema's, or `""` when upstream strips it.
+pub(crate) fn effective(format: Option<&str>) -> &str {
+    match format {
+        Some(f) if SUPPORTED.contains(&f.replace('-', "").as_str()) => f,
+        _ => "",
+    }
+}
+
 fn matches(re: &LazyLock<Option<Regex>>, text: &str) -> bool {
     re.as_ref().is_some_and(|r| r.is_match(text))
 }

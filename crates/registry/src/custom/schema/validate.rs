@@ -123,7 +123,7 @@ impl Validator<'_> {
     /// `typeValidator`.
     fn check_type(&self, s: &JSONSchemaProps, data: &Value, path: &str, out: &mut Vec<FieldError>) {
         let types = types(s);
-        let format = s.format.as_deref().unwrap_or("");
+        let format = formats::effective(s.format.as_deref());
         if types.is_empty() && format.is_empty() {
             return;
         }
@@ -436,41 +436,31 @@ fn check_enum(s: &JSONSchemaProps, data: &Value, path: &str, out: &mut Vec<Field
 
 /// `formatValidator`: a string against a known format (`date-time`, `uuid`, `ipv4`, ...).
 fn check_format(s: &JSONSchemaProps, text: &str, path: &str, out: &mut Vec<FieldError>) {
-    let Some(format) = s.format.as_deref().filter(|f| !f.is_empty()) else {
+    let format = formats::effective(s.format.as_deref());
+    if format.is_empty() {
         return;
-    };
+    }
     if formats::validates(format, text) == Some(false) {
         out.push(type_invalid(path, format, text));
     }
 }
 
-/// `numberValidator`: the value's and bounds' range for the format, then multipleOf, minimum,
-/// maximum.
+/// `numberValidator`: the value's and bounds' range for the type, then multipleOf, minimum,
+/// maximum. (Numeric formats such as `int32` are stripped from custom resource schemas
+/// upstream, so only the type's own range applies.)
 fn check_number(s: &JSONSchemaProps, val: Num, path: &str, out: &mut Vec<FieldError>) {
-    let (type_name, format) = match s.type_.as_deref() {
-        Some("integer") if s.x_kubernetes_int_or_string != Some(true) => (
-            "integer",
-            s.format
-                .as_deref()
-                .filter(|f| matches!(*f, "int32" | "int64"))
-                .unwrap_or(""),
-        ),
-        Some("number") if s.x_kubernetes_int_or_string != Some(true) => (
-            "number",
-            s.format
-                .as_deref()
-                .filter(|f| matches!(*f, "float" | "double"))
-                .unwrap_or(""),
-        ),
-        _ => ("", ""),
+    let type_name = match s.type_.as_deref() {
+        _ if s.x_kubernetes_int_or_string == Some(true) => "",
+        Some(t @ ("integer" | "number")) => t,
+        _ => "",
     };
     let field = field_of(path);
     let data = val.value();
-    if let Some(e) = range_error(val, type_name, format, "Checked", path) {
+    if let Some(e) = range_error(val, type_name, "Checked", path) {
         out.push(plain(e));
     }
     if let Some(factor) = s.multiple_of {
-        let bound = range_error(Num::Float(factor), type_name, format, "MultipleOf", path);
+        let bound = range_error(Num::Float(factor), type_name, "MultipleOf", path);
         let failure = match (&bound, val) {
             (None, Num::Int(i)) => {
                 let f = factor as i64;
@@ -499,7 +489,7 @@ fn check_number(s: &JSONSchemaProps, val: Num, path: &str, out: &mut Vec<FieldEr
     }
     if let Some(min) = s.minimum {
         let exclusive = s.exclusive_minimum == Some(true);
-        let bound = range_error(Num::Float(min), type_name, format, "Minimum boundary", path);
+        let bound = range_error(Num::Float(min), type_name, "Minimum boundary", path);
         let failure = match (&bound, val) {
             (None, Num::Int(i)) => {
                 let m = min as i64;
@@ -521,7 +511,7 @@ fn check_number(s: &JSONSchemaProps, val: Num, path: &str, out: &mut Vec<FieldEr
     }
     if let Some(max) = s.maximum {
         let exclusive = s.exclusive_maximum == Some(true);
-        let bound = range_error(Num::Float(max), type_name, format, "Maximum boundary", path);
+        let bound = range_error(Num::Float(max), type_name, "Maximum boundary", path);
         let failure = match (&bound, val) {
             (None, Num::Int(i)) => {
                 let m = max as i64;
@@ -580,39 +570,19 @@ fn float_multiple(data: f64, factor: f64, path: &str) -> Option<String> {
     })
 }
 
-/// `IsValueValidAgainstRange`: whether a value (or a bound) fits the type and format, by
-/// reparsing its decimal text as Go's `swag.Convert*` do.
-fn range_error(
-    val: Num,
-    type_name: &str,
-    format: &str,
-    prefix: &str,
-    path: &str,
-) -> Option<String> {
+/// `IsValueValidAgainstRange` with no format: whether a value (or a bound) fits an `integer`
+/// schema, by reparsing its decimal text as Go's `swag.ConvertInt64` does.
+fn range_error(val: Num, type_name: &str, prefix: &str, path: &str) -> Option<String> {
     let text = match val {
         Num::Int(i) => i.to_string(),
         Num::Float(f) => decimal_text(f),
     };
-    let fits = match type_name {
-        "integer" => match format {
-            "int32" => text.parse::<i32>().is_ok(),
-            _ => text.parse::<i64>().is_ok(),
-        },
-        _ => match format {
-            "float" => text
-                .parse::<f64>()
-                .is_ok_and(|f| f.is_finite() && f.abs() <= f64::from(f32::MAX)),
-            _ => true,
-        },
-    };
-    if fits {
+    if type_name != "integer" || text.parse::<i64>().is_ok() {
         return None;
     }
-    Some(if format.is_empty() {
-        format!("{prefix} value must be of type {type_name} (default format) in {path}")
-    } else {
-        format!("{prefix} value must be of type {type_name} with format {format} in {path}")
-    })
+    Some(format!(
+        "{prefix} value must be of type {type_name} (default format) in {path}"
+    ))
 }
 
 /// `strconv.FormatFloat(f, 'f', -1, 64)`.
