@@ -4,6 +4,7 @@
 //! ```text
 //! structural_errors(&schema, path)  -> Vec<FieldError>  // the CRD's schema checks, at `path`
 //! let s = Structural::new(schema);                      // patterns compiled once
+//! let s = Structural::from_value(&json)?;               // from the stored CRD JSON
 //! s.admit(&mut obj)                 -> Vec<FieldError>  // prune, default, validate, in that order
 //! s.prune(&mut obj) / s.default(&mut obj) / s.validate(&obj)
 //! ```
@@ -65,6 +66,11 @@ impl Structural {
         let mut patterns = Patterns::new();
         collect_patterns(&schema, &mut patterns);
         Structural { schema, patterns }
+    }
+
+    /// From a version's `schema.openAPIV3Schema` as JSON (as stored in the CRD object).
+    pub fn from_value(schema: &Value) -> Result<Structural, serde_json::Error> {
+        serde_json::from_value(schema.clone()).map(Structural::new)
     }
 
     /// The schema it was built from.

@@ -772,6 +772,21 @@ fn defaults_must_validate_and_be_pruned() {
 }
 
 #[test]
+fn built_from_the_stored_json_it_validates_the_same() {
+    let from_json = Structural::from_value(&json!({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"replicas": {"type": "integer", "maximum": 10}}}
+    }}))
+    .expect("a schema");
+    assert_eq!(
+        messages(&from_json.validate(&json!({"spec": {"replicas": 11}}))),
+        [
+            "spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10"
+        ]
+    );
+    assert!(Structural::from_value(&json!({"type": 5})).is_err());
+}
+
+#[test]
 fn the_certificate_and_cron_tab_schemas_are_structural() {
     assert!(structural_errors(certificate().schema(), ROOT).is_empty());
     assert!(structural_errors(cron_tab().schema(), ROOT).is_empty());
