@@ -183,10 +183,15 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     let names = &spec["names"];
     let required_name = format!("{}.{}", text(names, "plural"), text(spec, "group"));
     let name_errors = |name: &str, prefix: bool| {
-        let checked = if prefix && name.len() > 1 && name.ends_with('-') {
-            format!("{}a", &name[..name.len() - 2])
-        } else {
-            name.to_string()
+        // apimachinery's maskTrailingDash: a generateName's trailing dash (and the character
+        // before it) stand in as one letter.
+        let checked = match name.strip_suffix('-') {
+            Some(head) if prefix && !head.is_empty() => {
+                let mut chars = head.chars();
+                chars.next_back();
+                format!("{}a", chars.as_str())
+            }
+            _ => name.to_string(),
         };
         let mut out = dns1123_subdomain_errors(&checked);
         if name != required_name {

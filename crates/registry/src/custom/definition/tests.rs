@@ -399,3 +399,35 @@ fn a_status_subresource_limits_the_root_schema() {
         r#"spec.validation.openAPIV3Schema.type: Invalid value: "array": only "object" is allowed as the type at the root of the schema if the status subresource is enabled"#
     );
 }
+
+#[test]
+fn odd_names_and_missing_fields_are_errors_not_panics() {
+    let mut crd = cron_tab();
+    crd["metadata"] = json!({"generateName": "é-"});
+    crd["spec"]["versions"] = json!([{"name": "v1", "storage": true, "schema": "not an object"}]);
+    crd["spec"]["names"] = json!(null);
+    let errors = errors_of(crd);
+    assert!(
+        errors.contains(&"spec.names.plural: Required value".to_string()),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("metadata.generateName: Invalid value: \"é-\"")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors_of(json!({})),
+        [
+            "metadata.name: Required value: name or generateName is required",
+            "spec.group: Required value",
+            "spec.scope: Required value",
+            "spec.versions: Invalid value: []apiextensions.CustomResourceDefinitionVersion(nil): must have exactly one version marked as storage version",
+            "spec.names.plural: Required value",
+            "spec.names.singular: Required value",
+            "spec.names.kind: Required value",
+            "spec.names.listKind: Required value",
+        ]
+    );
+}
