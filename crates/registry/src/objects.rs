@@ -573,6 +573,13 @@ impl Objects {
             let mut new = current.value.clone();
             let already = is_deleting(&new);
             let mut fins = finalizers(&new);
+            if !already {
+                for f in strategy_for(rt).finalizers_on_delete() {
+                    if !fins.iter().any(|x| x == f) {
+                        fins.push(f.to_string());
+                    }
+                }
+            }
             match opts.propagation {
                 Some(Propagation::Foreground)
                     if !fins.iter().any(|f| f == FOREGROUND_FINALIZER) =>

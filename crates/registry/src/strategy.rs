@@ -60,6 +60,11 @@ pub trait Strategy: Sync {
         Ok(())
     }
 
+    /// Finalizers the server adds when a DELETE starts (a definition's cleanup).
+    fn finalizers_on_delete(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// How a DELETE proceeds, given the grace period the request asked for.
     fn deletion(&self, _obj: &Value, _requested_grace: Option<i64>) -> Deletion {
         Deletion::Immediate
@@ -139,7 +144,7 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
             status: Some(|| json!({"loadBalancer": {}})),
         },
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            &crate::custom::definitions::DefinitionStrategy
+            &crate::custom::strategy::DefinitionStrategy
         }
         ("apiregistration.k8s.io", "APIService") => &Generic {
             generation: false,

@@ -21,11 +21,27 @@ pub(crate) fn validate_object_meta(
     rule: NameRule,
     path: &str,
 ) -> Vec<FieldError> {
+    validate_object_meta_with(
+        obj,
+        namespaced,
+        &|name, prefix| rule.errors(name, prefix),
+        path,
+    )
+}
+
+/// [`validate_object_meta`] with a kind's own name check (`ValidateNameFunc`): `name_errors(name,
+/// prefix)` gives the messages for a name, or a generateName when `prefix`.
+pub(crate) fn validate_object_meta_with(
+    obj: &Value,
+    namespaced: bool,
+    name_errors: &dyn Fn(&str, bool) -> Vec<String>,
+    path: &str,
+) -> Vec<FieldError> {
     let meta = &obj["metadata"];
     let mut errors = Vec::new();
     let generate_name = text(meta, "generateName");
     if !generate_name.is_empty() {
-        for msg in rule.errors(generate_name, true) {
+        for msg in name_errors(generate_name, true) {
             errors.push(invalid(
                 &format!("{path}.generateName"),
                 generate_name,
@@ -40,7 +56,7 @@ pub(crate) fn validate_object_meta(
             "name or generateName is required",
         ));
     } else {
-        for msg in rule.errors(name, false) {
+        for msg in name_errors(name, false) {
             errors.push(invalid(&format!("{path}.name"), name, &msg));
         }
     }

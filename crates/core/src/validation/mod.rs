@@ -39,7 +39,25 @@ mod tests;
 
 use serde_json::Value;
 
-pub use field::{ErrorType, FieldError, causes, go_quote, invalid_message};
+pub use field::{ErrorType, FieldError, causes, go_quote, invalid_message, shown};
+pub use names::{dns1035_label_errors, dns1123_label_errors, dns1123_subdomain_errors};
+
+/// `ValidateObjectMeta` for a kind whose rules live outside this module (a
+/// CustomResourceDefinition, whose name must be `plural.group`): `name_errors(name, prefix)` is
+/// its `ValidateNameFunc`.
+pub fn validate_object_meta_named(
+    obj: &Value,
+    namespaced: bool,
+    name_errors: &dyn Fn(&str, bool) -> Vec<String>,
+    path: &str,
+) -> Vec<FieldError> {
+    meta::validate_object_meta_with(obj, namespaced, name_errors, path)
+}
+
+/// `ValidateObjectMetaUpdate` for a kind whose rules live outside this module.
+pub fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Vec<FieldError> {
+    meta::validate_object_meta_update(new, old, path)
+}
 use names::NameRule;
 
 /// One validated kind: its API group, whether it is namespaced, how its names are checked, and

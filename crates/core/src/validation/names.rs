@@ -31,7 +31,7 @@ fn is_subdomain(s: &str) -> bool {
     s.split('.').all(is_label)
 }
 
-pub(crate) fn dns1123_label_errors(value: &str) -> Vec<String> {
+pub fn dns1123_label_errors(value: &str) -> Vec<String> {
     let mut errors = Vec::new();
     if value.len() > 63 {
         errors.push(max_len_error(63));
@@ -46,7 +46,7 @@ pub(crate) fn dns1123_label_errors(value: &str) -> Vec<String> {
     errors
 }
 
-pub(crate) fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
+pub fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
     let mut errors = Vec::new();
     if value.len() > 253 {
         errors.push(max_len_error(253));
@@ -57,7 +57,7 @@ pub(crate) fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
     errors
 }
 
-pub(crate) fn dns1035_label_errors(value: &str) -> Vec<String> {
+pub fn dns1035_label_errors(value: &str) -> Vec<String> {
     let mut errors = Vec::new();
     if value.len() > 63 {
         errors.push(max_len_error(63));

@@ -10,11 +10,12 @@ use std::sync::{Arc, RwLock};
 
 use internment::Intern;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps,
+    CustomResourceDefinition, CustomResourceDefinitionVersion,
 };
 use localfargate_store::{Store, StoreError};
 use serde_json::Value;
 
+use super::schema::Structural;
 use crate::resources::{self, RESOURCES, ResourceType, Subresource};
 
 /// The group of CustomResourceDefinitions, whose store keys all start with it.
@@ -62,13 +63,31 @@ pub struct ScalePaths {
     pub label_selector: Option<String>,
 }
 
+/// A version's compiled schema, shared by every request through it. Two are equal when they
+/// are the same compilation (what a request's target compares).
+#[derive(Debug, Clone)]
+pub struct CompiledSchema(pub Arc<Structural>);
+
+impl PartialEq for CompiledSchema {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for CompiledSchema {
+    type Target = Structural;
+    fn deref(&self) -> &Structural {
+        &self.0
+    }
+}
+
 /// One served version of a custom resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomVersion {
     pub rt: &'static ResourceType,
     pub storage: bool,
-    /// `schema.openAPIV3Schema`, as the definition states it.
-    pub schema: Option<JSONSchemaProps>,
+    /// `schema.openAPIV3Schema`, compiled: what prunes, defaults and validates objects.
+    pub schema: Option<CompiledSchema>,
     /// The same, as JSON (for the OpenAPI documents).
     pub schema_json: Value,
     pub scale: Option<ScalePaths>,
@@ -305,7 +324,11 @@ fn version_of(
     CustomVersion {
         rt: Intern::new(rt).as_ref(),
         storage: v.storage,
-        schema: v.schema.as_ref().and_then(|s| s.open_api_v3_schema.clone()),
+        schema: v
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.clone())
+            .map(|s| CompiledSchema(Arc::new(Structural::new(s)))),
         schema_json,
         scale,
         columns,

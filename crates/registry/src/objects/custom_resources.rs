@@ -37,6 +37,13 @@ impl Objects {
                 o.remove("status");
             }
         }
+        if let Some(schema) = &version.schema {
+            let errors = schema.admit(obj);
+            if !errors.is_empty() {
+                let name = super::name_of(obj).to_string();
+                return Err(KubeError::invalid_fields(rt, &name, &errors));
+            }
+        }
         if let Some(o) = obj.as_object_mut() {
             o.insert(
                 "apiVersion".into(),

@@ -6,9 +6,21 @@
 use serde_json::{Value, json};
 
 use super::catalog::{CLEANUP_FINALIZER, CRD_KEY_PREFIX};
-use crate::objects::{Objects, Result, now_rfc3339};
+use super::definition;
+use crate::objects::{KubeError, Objects, Result, name_of, now_rfc3339};
 use crate::resources::ResourceType;
 use crate::strategy::Strategy;
+
+fn invalid(
+    rt: &ResourceType,
+    crd: &Value,
+    errors: &[localfargate_core::validation::FieldError],
+) -> Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(KubeError::invalid_fields(rt, name_of(crd), errors))
+}
 
 pub struct DefinitionStrategy;
 
@@ -18,7 +30,7 @@ impl Strategy for DefinitionStrategy {
     }
 
     fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
-        default_definition(obj);
+        definition::default_crd(obj);
         Ok(())
     }
 
@@ -28,43 +40,29 @@ impl Strategy for DefinitionStrategy {
     }
 
     fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
-        let mut finalizers: Vec<Value> = obj["metadata"]["finalizers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
-            finalizers.push(json!(CLEANUP_FINALIZER));
-        }
-        obj["metadata"]["finalizers"] = Value::Array(finalizers);
-        obj["status"] = json!({});
+        definition::prepare_crd_for_create(obj);
+        let rt = crate::objects::resource(super::catalog::CRD_GROUP, "customresourcedefinitions");
+        invalid(rt, obj, &definition::validate_crd(obj))?;
         let others = other_definitions(objects, obj)?;
         obj["status"] = status(obj, &others);
         Ok(())
     }
 
-    fn admit_update(&self, objects: &Objects, _old: &Value, new: &mut Value) -> Result<()> {
+    /// A definition's objects go before it does: its deletion holds it with the cleanup
+    /// finalizer (added by the server, as upstream's DELETE adds it).
+    fn finalizers_on_delete(&self) -> &'static [&'static str] {
+        &[CLEANUP_FINALIZER]
+    }
+
+    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Result<()> {
+        invalid(rt, new, &definition::validate_crd_update(old, new))
+    }
+
+    fn admit_update(&self, objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {
+        definition::prepare_crd_for_update(old, new);
         let others = other_definitions(objects, new)?;
         new["status"] = status(new, &others);
         Ok(())
-    }
-}
-
-/// Upstream's defaults for a definition (`SetDefaults_CustomResourceDefinition*`).
-pub fn default_definition(obj: &mut Value) {
-    let spec = &mut obj["spec"];
-    if !spec.is_object() {
-        return;
-    }
-    if let Some(kind) = spec["names"]["kind"].as_str().map(str::to_string) {
-        if spec["names"]["singular"].as_str().is_none_or(str::is_empty) {
-            spec["names"]["singular"] = json!(kind.to_lowercase());
-        }
-        if spec["names"]["listKind"].as_str().is_none_or(str::is_empty) {
-            spec["names"]["listKind"] = json!(format!("{kind}List"));
-        }
-    }
-    if !spec["conversion"].is_object() {
-        spec["conversion"] = json!({"strategy": "None"});
     }
 }
 
@@ -229,7 +227,7 @@ mod tests {
                      "versions": [{"name": "v1", "served": true, "storage": true}]}
         });
         v["metadata"]["name"] = json!(name);
-        default_definition(&mut v);
+        definition::default_crd(&mut v);
         v
     }
 
