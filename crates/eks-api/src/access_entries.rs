@@ -333,11 +333,12 @@ pub fn list_associated(
     })?;
     let stored: StoredAccessEntry = serde_json::from_value(stored)
         .map_err(|e| ApiError::server(format!("stored access entry: {e}")))?;
-    let names = stored
+    let mut names: Vec<String> = stored
         .associated_access_policies
         .iter()
         .map(|p| p.policy_arn.clone())
         .collect();
+    names.sort();
     let (page, token) = wire::page(names, q)?;
     let policies: Vec<&AssociatedPolicy> = page
         .iter()
