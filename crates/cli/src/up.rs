@@ -421,3 +421,34 @@ async fn serve(
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_keys_may_name_their_principal() {
+        let plain = access_key("AKID:secret").unwrap();
+        assert_eq!(
+            (
+                plain.access_key_id.as_str(),
+                plain.secret_access_key.as_str()
+            ),
+            ("AKID", "secret")
+        );
+        assert_eq!(plain.principal_arn, None);
+        let user = access_key("AKID:secret:arn:aws:iam::111122223333:user/alice").unwrap();
+        assert_eq!(
+            user.principal_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:user/alice")
+        );
+        // A role's key signs as a session named after the key.
+        let role = access_key("AKIDROLE:s:arn:aws:iam::111122223333:role/dev").unwrap();
+        assert_eq!(
+            role.principal_arn.as_deref(),
+            Some("arn:aws:sts::111122223333:assumed-role/dev/AKIDROLE")
+        );
+        assert!(access_key("AKID").is_err());
+        assert!(access_key("AKID:s:not-an-arn").is_err());
+    }
+}

@@ -186,14 +186,18 @@ def test_strict_principals_create_and_are_mapped(tmp_path):
             if not config.exists():
                 subprocess.run([str(AWS), "--endpoint-url", s.url, "eks", "update-kubeconfig", "--name", "kc",
                                 "--kubeconfig", str(config)], env=env, check=True, capture_output=True)
-            return subprocess.run(["/usr/lib/google-cloud-sdk/bin/kubectl.1.31", "--kubeconfig", str(config), *args],
+            # One discovery cache, as a user's kubectl keeps it: a refused request then reports
+            # the server's Status ("Unauthorized").
+            return subprocess.run(["/usr/lib/google-cloud-sdk/bin/kubectl.1.31", "--kubeconfig", str(config),
+                                   "--cache-dir", str(tmp_path / "cache"), *args],
                                   env=env, capture_output=True, text=True)
 
         wait_for(lambda: kubectl("AKIDADMIN", "secret-admin", "get", "namespace", "default").returncode == 0)
         who = kubectl("AKIDADMIN", "secret-admin", "auth", "whoami", "-o", "json")
         assert json.loads(who.stdout)["status"]["userInfo"]["username"] == admin, who.stderr
         denied = kubectl("AKIDALICE", "secret-alice", "get", "pods")
-        assert denied.returncode != 0 and "Unauthorized" in denied.stderr, denied.stderr
+        assert denied.returncode != 0
+        assert "error: You must be logged in to the server (Unauthorized)" in denied.stderr, denied.stderr
         eks.create_access_entry(clusterName="kc", principalArn=ALICE, username="alice")
         eks.associate_access_policy(clusterName="kc", principalArn=ALICE, policyArn=POLICY + "AmazonEKSViewPolicy",
                                     accessScope={"type": "namespace", "namespaces": ["default"]})
