@@ -17,7 +17,7 @@ use localfargate_core::access_entries::{
 };
 use localfargate_core::eks::CLUSTER_KIND;
 use localfargate_core::rbac::eks_access_policies::{
-    access_entry_bindings, access_policy_cluster_roles,
+    AccessScope, access_entry_bindings, access_policy_cluster_roles,
 };
 use localfargate_core::rbac::{self, Attributes, Decision, Policy, UserInfo};
 use localfargate_registry::objects::{Objects, resource};
@@ -179,6 +179,21 @@ impl IamIdentities {
             .associated_access_policies
             .iter()
             .filter_map(|p| p.association())
+            .map(|mut association| {
+                // A namespace ending in `*` is a prefix (EKS's wildcard): it stands for the
+                // request's namespace when that has the prefix.
+                if let AccessScope::Namespaces(namespaces) = &mut association.scope {
+                    for n in namespaces.iter_mut() {
+                        if let Some(prefix) = n.strip_suffix('*')
+                            && !a.namespace.is_empty()
+                            && a.namespace.starts_with(prefix)
+                        {
+                            *n = a.namespace.clone();
+                        }
+                    }
+                }
+                association
+            })
             .collect();
         if associations.is_empty() {
             return None;

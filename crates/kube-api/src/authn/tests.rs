@@ -101,6 +101,21 @@ fn access_entries_map_callers_and_grant_their_policies() {
     assert!(!can(&iam, &viewer, "create", "team", "pods"));
     assert!(!can(&iam, &viewer, "list", "default", "pods"));
     assert!(!can(&iam, &viewer, "get", "team", "secrets"));
+    // A namespace ending in `*` is a prefix.
+    add_entry(
+        &*iam.objects.store,
+        "arn:aws:iam::111122223333:user/dev",
+        &[],
+        Some((
+            "AmazonEKSEditPolicy",
+            json!({"type": "namespace", "namespaces": ["dev-*"]}),
+        )),
+    );
+    let dev = iam
+        .user(Some("arn:aws:iam::111122223333:user/dev"), "AKIDDEV")
+        .unwrap();
+    assert!(can(&iam, &dev, "create", "dev-a", "pods"));
+    assert!(!can(&iam, &dev, "create", "prod", "pods"));
     // Without the `arn` its authentication records (an impersonated user), no access policy.
     let mut impersonated = viewer.clone();
     impersonated.extra.clear();
