@@ -267,7 +267,8 @@ pub struct NewEntry<'a> {
 /// message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {
-    #[error("The specified principalArn is invalid: invalid ARN {0}")]
+    /// AWS's message for a principal IAM does not know (AWS checks IAM; here the ARN's shape).
+    #[error("The specified principalArn is invalid: invalid principal.")]
     InvalidPrincipal(String),
     #[error("The kubernetes group name {0} is invalid, it cannot start with {1}")]
     ReservedGroup(String, &'static str),

@@ -90,8 +90,9 @@ def test_access_entry_lifecycle_and_errors(eks):
                                   principalArn=f"arn:aws:iam::{ACCOUNT}:user/bob", kubernetesGroups=["system:masters"])
     assert (status, code, message) == (400, "InvalidParameterException",
                                        "The kubernetes group name system:masters is invalid, it cannot start with system:")
-    status, code, _ = error(eks.create_access_entry, clusterName="c1", principalArn="arn:aws:iam::1:nope/x")
-    assert (status, code) == (400, "InvalidParameterException")
+    status, code, message = error(eks.create_access_entry, clusterName="c1", principalArn="arn:aws:iam::1:nope/x")
+    assert (status, code, message) == (400, "InvalidParameterException",
+                                       "The specified principalArn is invalid: invalid principal.")
     status, code, message = error(eks.describe_access_entry, clusterName="c1",
                                   principalArn=f"arn:aws:iam::{ACCOUNT}:user/nobody")
     assert (status, code, message) == (404, "ResourceNotFoundException", "The specified principalArn could not be found.")
