@@ -148,27 +148,27 @@ fn entries(tx: &mut dyn Tx, cluster: &str) -> Result<Vec<StoredAccessEntry>, Api
 }
 
 pub fn list(state: &AppState, cluster: &str, q: &[(String, String)]) -> Result<Value, ApiError> {
-    let associated = wire::query_one(q, "associatedPolicyArn").map(str::to_string);
-    let names = wire::in_tx(state.store.as_ref(), |tx| {
+    let associated = wire::query_one(q, "associatedPolicyArn");
+    let mut names = localfargate_store::transaction(state.store.as_ref(), |tx| {
         cluster_with_entries(tx, cluster)?;
-        if let Some(arn) = &associated {
+        if let Some(arn) = associated {
             check_policy_arn(arn)
                 .map_err(|e| ApiError::invalid_parameter(e.to_string()).cluster(cluster))?;
         }
-        let names: Vec<String> = entries(tx, cluster)?
-            .into_iter()
-            .filter(|e| {
-                associated.as_ref().is_none_or(|arn| {
-                    e.associated_access_policies
-                        .iter()
-                        .any(|p| &p.policy_arn == arn)
+        Ok::<_, ApiError>(
+            entries(tx, cluster)?
+                .into_iter()
+                .filter(|e| {
+                    associated.is_none_or(|arn| {
+                        e.associated_access_policies
+                            .iter()
+                            .any(|p| p.policy_arn == arn)
+                    })
                 })
-            })
-            .map(|e| e.resource.principal_arn)
-            .collect();
-        Ok(json!(names))
+                .map(|e| e.resource.principal_arn)
+                .collect::<Vec<String>>(),
+        )
     })?;
-    let mut names: Vec<String> = serde_json::from_value(names).unwrap_or_default();
     names.sort();
     let (page, token) = wire::page(names, q)?;
     let mut out = json!({"accessEntries": page});
@@ -326,13 +326,10 @@ pub fn list_associated(
     principal: &str,
     q: &[(String, String)],
 ) -> Result<Value, ApiError> {
-    let stored = wire::in_tx(state.store.as_ref(), |tx| {
+    let stored = localfargate_store::transaction(state.store.as_ref(), |tx| {
         cluster_with_entries(tx, cluster)?;
-        let (stored, _) = load_entry(tx, cluster, principal)?;
-        Ok(to_value(&stored))
+        Ok::<_, ApiError>(load_entry(tx, cluster, principal)?.0)
     })?;
-    let stored: StoredAccessEntry = serde_json::from_value(stored)
-        .map_err(|e| ApiError::server(format!("stored access entry: {e}")))?;
     let mut names: Vec<String> = stored
         .associated_access_policies
         .iter()
