@@ -47,8 +47,10 @@ pub struct UpArgs {
     pub aws_timing: bool,
     #[arg(long, value_enum, default_value = "any")]
     pub auth: Auth,
-    /// An access key for --auth strict, as ACCESS_KEY_ID:SECRET_ACCESS_KEY. Repeatable.
-    #[arg(long = "access-key", value_name = "ID:SECRET")]
+    /// An access key for --auth strict, as ACCESS_KEY_ID:SECRET_ACCESS_KEY, optionally followed
+    /// by :PRINCIPAL_ARN, the IAM user or role (or assumed-role session) the key belongs to
+    /// (default: arn:aws:iam::ACCOUNT:user/localfargate). Repeatable.
+    #[arg(long = "access-key", value_name = "ID:SECRET[:ARN]")]
     pub access_keys: Vec<String>,
     /// Quota: clusters per account and region.
     #[arg(long, default_value_t = 100)]
@@ -156,15 +158,7 @@ fn config(args: &UpArgs) -> Result<Config> {
             let keys = args
                 .access_keys
                 .iter()
-                .map(|pair| {
-                    let (id, secret) = pair.split_once(':').with_context(|| {
-                        format!("--access-key {pair:?}: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY")
-                    })?;
-                    Ok(Credentials {
-                        access_key_id: id.to_string(),
-                        secret_access_key: secret.to_string(),
-                    })
-                })
+                .map(|value| access_key(value))
                 .collect::<Result<Vec<_>>>()?;
             if keys.is_empty() {
                 bail!("--auth strict needs at least one --access-key ID:SECRET");
@@ -173,6 +167,41 @@ fn config(args: &UpArgs) -> Result<Config> {
         }
     };
     Ok(config)
+}
+
+/// One `--access-key ID:SECRET[:ARN]`. The ARN is an IAM user or role ARN or an STS
+/// assumed-role ARN, of any account (a role's key signs as the session named after the key).
+fn access_key(value: &str) -> Result<Credentials> {
+    let mut parts = value.splitn(3, ':');
+    let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
+        bail!("--access-key {value:?}: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY[:PRINCIPAL_ARN]");
+    };
+    if id.is_empty() || secret.is_empty() {
+        bail!("--access-key {value:?}: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY[:PRINCIPAL_ARN]");
+    }
+    let principal_arn = match parts.next() {
+        None => None,
+        Some(arn) => {
+            let Some(principal) = localfargate_core::access_entries::Principal::parse(arn) else {
+                bail!(
+                    "--access-key {id}: {arn:?} is not an IAM user or role ARN (arn:aws:iam::123456789012:user/NAME, \
+                     arn:aws:iam::123456789012:role/NAME or arn:aws:sts::123456789012:assumed-role/ROLE/SESSION)"
+                );
+            };
+            let mut principal = principal;
+            if principal.kind == localfargate_core::access_entries::PrincipalKind::Role
+                && principal.session.is_none()
+            {
+                principal.session = Some(id.to_string());
+            }
+            Some(principal.caller_arn())
+        }
+    };
+    Ok(Credentials {
+        access_key_id: id.to_string(),
+        secret_access_key: secret.to_string(),
+        principal_arn,
+    })
 }
 
 /// `--metrics-interval` as a duration: at least a millisecond, at most a day.
@@ -391,4 +420,35 @@ async fn serve(
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_keys_may_name_their_principal() {
+        let plain = access_key("AKID:secret").unwrap();
+        assert_eq!(
+            (
+                plain.access_key_id.as_str(),
+                plain.secret_access_key.as_str()
+            ),
+            ("AKID", "secret")
+        );
+        assert_eq!(plain.principal_arn, None);
+        let user = access_key("AKID:secret:arn:aws:iam::111122223333:user/alice").unwrap();
+        assert_eq!(
+            user.principal_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:user/alice")
+        );
+        // A role's key signs as a session named after the key.
+        let role = access_key("AKIDROLE:s:arn:aws:iam::111122223333:role/dev").unwrap();
+        assert_eq!(
+            role.principal_arn.as_deref(),
+            Some("arn:aws:sts::111122223333:assumed-role/dev/AKIDROLE")
+        );
+        assert!(access_key("AKID").is_err());
+        assert!(access_key("AKID:s:not-an-arn").is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! The Fargate policy of localfargate: which profile takes a pod, whether Fargate admits it, what
 //! size it gets and what that costs. Pure functions over data; no I/O, no clocks, no randomness.
 
+pub mod access_entries;
 pub mod admission;
 pub mod cron;
 pub mod eks;

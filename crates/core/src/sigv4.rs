@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 pub struct Credentials {
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// The IAM principal the key belongs to (`arn:aws:iam::ACCOUNT:user/NAME`, a role, or an
+    /// assumed-role session): who its caller is to EKS. None: the account's default identity.
+    pub principal_arn: Option<String>,
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -152,13 +155,13 @@ pub const MAX_FUTURE_SKEW_SECONDS: i64 = 5 * 60;
 
 /// Check a presigned STS `GetCallerIdentity` URL, as `aws eks get-token` makes one, for
 /// `cluster` (the `x-k8s-aws-id` header it must have signed) against `credentials`, at `now`
-/// (epoch seconds). The error says why it is refused, for the server's log.
-pub fn verify_presigned_sts(
+/// (epoch seconds): the credentials that signed it, or why it is refused, for the server's log.
+pub fn verify_presigned_sts<'a>(
     url: &str,
-    credentials: &[Credentials],
+    credentials: &'a [Credentials],
     cluster: &str,
     now: i64,
-) -> Result<(), String> {
+) -> Result<&'a Credentials, String> {
     let rest = url.strip_prefix("https://").ok_or("the URL is not https")?;
     let (host, path_query) = rest.split_once('/').unwrap_or((rest, ""));
     let (path, raw_query) = path_query.split_once('?').unwrap_or((path_query, ""));
@@ -258,7 +261,7 @@ pub fn verify_presigned_sts(
                 })
         });
     if genuine {
-        Ok(())
+        Ok(creds)
     } else {
         Err(
             "the signature does not match (wrong secret key, or a token for another cluster)"
@@ -331,26 +334,18 @@ mod tests {
         vec![Credentials {
             access_key_id: "AKIDLOCALFARGATE".into(),
             secret_access_key: secret.into(),
+            principal_arn: None,
         }]
     }
 
     #[test]
     fn presigned_sts_tokens_from_the_aws_cli_verify() {
         let signed_at = parse_amz_date("20261123T214141Z").unwrap();
-        let ok = verify_presigned_sts(
-            AWS_CLI_TOKEN_URL,
-            &keys("secretlocalfargate"),
-            "demo",
-            signed_at + 60,
-        );
-        assert_eq!(ok, Ok(()));
+        let local = keys("secretlocalfargate");
+        let ok = verify_presigned_sts(AWS_CLI_TOKEN_URL, &local, "demo", signed_at + 60);
+        assert_eq!(ok.map(|c| c.access_key_id.as_str()), Ok("AKIDLOCALFARGATE"));
         // Another cluster's name, another secret, an unknown key, a stale or tampered token.
-        let other = verify_presigned_sts(
-            AWS_CLI_TOKEN_URL,
-            &keys("secretlocalfargate"),
-            "prod",
-            signed_at,
-        );
+        let other = verify_presigned_sts(AWS_CLI_TOKEN_URL, &local, "prod", signed_at);
         assert!(other.unwrap_err().contains("signature does not match"));
         assert!(
             verify_presigned_sts(AWS_CLI_TOKEN_URL, &keys("wrong"), "demo", signed_at).is_err()
@@ -358,35 +353,23 @@ mod tests {
         let unknown = vec![Credentials {
             access_key_id: "AKIDOTHER".into(),
             secret_access_key: "x".into(),
+            principal_arn: None,
         }];
         assert!(
             verify_presigned_sts(AWS_CLI_TOKEN_URL, &unknown, "demo", signed_at)
                 .unwrap_err()
                 .contains("unknown access key")
         );
-        let late = verify_presigned_sts(
-            AWS_CLI_TOKEN_URL,
-            &keys("secretlocalfargate"),
-            "demo",
-            signed_at + 16 * 60,
-        );
+        let late = verify_presigned_sts(AWS_CLI_TOKEN_URL, &local, "demo", signed_at + 16 * 60);
         assert!(late.unwrap_err().contains("15 minutes"));
-        let early = verify_presigned_sts(
-            AWS_CLI_TOKEN_URL,
-            &keys("secretlocalfargate"),
-            "demo",
-            signed_at - 10 * 60,
-        );
+        let early = verify_presigned_sts(AWS_CLI_TOKEN_URL, &local, "demo", signed_at - 10 * 60);
         assert!(early.unwrap_err().contains("15 minutes"));
         let tampered = AWS_CLI_TOKEN_URL.replace("Version=2011-06-15", "Version=2011-06-16");
-        assert!(
-            verify_presigned_sts(&tampered, &keys("secretlocalfargate"), "demo", signed_at)
-                .is_err()
-        );
+        assert!(verify_presigned_sts(&tampered, &local, "demo", signed_at).is_err());
         let elsewhere =
             AWS_CLI_TOKEN_URL.replace("sts.us-east-1.amazonaws.com", "evil.example.com");
         assert!(
-            verify_presigned_sts(&elsewhere, &keys("secretlocalfargate"), "demo", signed_at)
+            verify_presigned_sts(&elsewhere, &local, "demo", signed_at)
                 .unwrap_err()
                 .contains("not an STS endpoint")
         );

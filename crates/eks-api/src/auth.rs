@@ -60,15 +60,18 @@ fn parse_authorization(value: &str) -> Option<Authorization<'_>> {
     })
 }
 
+/// Check a request's signature; the principal of the access key that signed it, when one was
+/// configured for it (None: the account's default identity, which every caller is with
+/// `AuthMode::Any`).
 pub fn check(
     mode: &AuthMode,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), ApiError> {
+) -> Result<Option<String>, ApiError> {
     let AuthMode::Strict(credentials) = mode else {
-        return Ok(());
+        return Ok(None);
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(value) = header("authorization") else {
@@ -158,7 +161,7 @@ pub fn check(
              Access Key and signing method. Consult the service documentation for details.",
         ));
     }
-    Ok(())
+    Ok(creds.principal_arn.clone())
 }
 
 #[cfg(test)]

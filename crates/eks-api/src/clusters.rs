@@ -10,9 +10,10 @@ use localfargate_core::eks::{
 use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::wire::{self, Idempotency, to_value};
+use crate::{AppState, access_entries};
+use localfargate_core::access_entries::{ACCESS_ENTRY_KIND, AuthenticationMode, entry_key};
 use localfargate_core::pki::ClusterCa;
 
 /// Members CreateCluster accepts and echoes without interpreting them.
@@ -167,7 +168,45 @@ fn check_member_types(body: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiError> {
+/// `accessConfig` as EKS stores it: the authentication mode (CONFIG_MAP when omitted, as the
+/// EKS API reference says for API-created clusters) and whether the creator gets an admin entry
+/// (true when omitted), which CONFIG_MAP requires.
+fn access_config(body: &Map<String, Value>) -> Result<(AuthenticationMode, bool), ApiError> {
+    let config = match body.get("accessConfig") {
+        Some(Value::Object(c)) => c.clone(),
+        _ => Map::new(),
+    };
+    let mode = match wire::optional_str(&config, "authenticationMode")? {
+        None => AuthenticationMode::DEFAULT,
+        Some(m) => AuthenticationMode::parse(m).ok_or_else(|| {
+            ApiError::invalid_parameter(format!(
+                "Unsupported authentication mode {m}. Valid values are API, API_AND_CONFIG_MAP and CONFIG_MAP"
+            ))
+        })?,
+    };
+    let bootstrap = match config.get("bootstrapClusterCreatorAdminPermissions") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::serialization(
+                "accessConfig.bootstrapClusterCreatorAdminPermissions must be a boolean",
+            ));
+        }
+    };
+    if mode == AuthenticationMode::ConfigMap && !bootstrap {
+        return Err(ApiError::invalid_parameter(
+            "bootstrapClusterCreatorAdminPermissions must be true if cluster authentication mode is set to CONFIG_MAP",
+        ));
+    }
+    Ok((mode, bootstrap))
+}
+
+/// CreateCluster, by `creator` (the caller's principal ARN).
+pub fn create(
+    state: &AppState,
+    body: &Map<String, Value>,
+    creator: &str,
+) -> Result<Value, ApiError> {
     check_member_types(body)?;
     let name = wire::required_str(body, "name")?;
     if !valid_cluster_name(name) {
@@ -190,6 +229,7 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
         )));
     }
     let vpc = vpc_config(state, body)?;
+    let (mode, bootstrap) = access_config(body)?;
     let tags = wire::tags(body.get("tags"), false)?;
     let idempotency = Idempotency::new("CreateCluster", CLUSTER_KIND, name, body)?;
     let config = &state.config;
@@ -226,11 +266,10 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
         platform_version: "eks.1".to_string(),
         tags,
         encryption_config: body.get("encryptionConfig").cloned().filter(|v| !v.is_null()),
-        access_config: body
-            .get("accessConfig")
-            .cloned()
-            .filter(|v| !v.is_null())
-            .unwrap_or_else(|| json!({"authenticationMode": "API_AND_CONFIG_MAP"})),
+        access_config: json!({
+            "bootstrapClusterCreatorAdminPermissions": bootstrap,
+            "authenticationMode": mode.as_str(),
+        }),
         upgrade_policy: body
             .get("upgradePolicy")
             .cloned()
@@ -250,7 +289,12 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
         "serviceAccountKeyPem": service_account_key,
         // The static bearer token of the cluster's Kubernetes API (`localfargate kubeconfig`).
         "kubeToken": uuid::Uuid::new_v4().simple().to_string(),
+        // Who created it: the admin a CONFIG_MAP cluster maps without showing it.
+        "creatorArn": creator,
     });
+    let creator_entry = (bootstrap && mode.uses_access_entries())
+        .then(|| access_entries::creator_entry(state, name, creator, now))
+        .flatten();
     wire::in_tx(state.store.as_ref(), |tx| {
         if let Some(replayed) = idempotency.replay(tx)? {
             return Ok(replayed);
@@ -283,6 +327,15 @@ pub fn create(state: &AppState, body: &Map<String, Value>) -> Result<Value, ApiE
         record.resource.endpoint = Some(format!("https://{}:{port}", config.kube_host));
         record.private["kubePort"] = json!(port);
         tx.create(CLUSTER_KIND, name, &to_value(&record))?;
+        // Entries left by an earlier cluster of this name are not this one's.
+        access_entries::delete_all(tx, name)?;
+        if let Some(entry) = &creator_entry {
+            tx.create(
+                ACCESS_ENTRY_KIND,
+                &entry_key(name, &entry.resource.principal_arn),
+                &to_value(entry),
+            )?;
+        }
         let response = json!({"cluster": wire(&record.resource)});
         idempotency.remember(tx, &response)?;
         Ok(response)
@@ -329,6 +382,7 @@ pub fn delete(state: &AppState, name: &str) -> Result<Value, ApiError> {
                 .nodegroup(&names.join(",")));
         }
         if record.resource.status != "DELETING" {
+            access_entries::delete_all(tx, name)?;
             record.resource.status = "DELETING".to_string();
             record.transition_at = Some(wire::now() + config.timing.cluster_delete);
             tx.update(CLUSTER_KIND, name, &to_value(&record), Some(rev))?;

@@ -1,7 +1,8 @@
 //! The Amazon EKS API on the AWS wire protocol (rest-json): clusters, Fargate profiles, managed
-//! node groups and tags, over the localfargate store. The aws CLI, boto3 and the Go SDK (eksctl,
+//! node groups, access entries and tags, over the localfargate store. The aws CLI, boto3 and the Go SDK (eksctl,
 //! Terraform) talk to it with nothing but an endpoint override.
 
+mod access_entries;
 pub mod auth;
 mod clusters;
 pub mod error;
@@ -17,6 +18,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
+use localfargate_core::access_entries::default_principal_arn;
 use localfargate_core::eks::Network;
 use localfargate_core::profile::ProfileQuotas;
 use localfargate_store::Store;
@@ -183,7 +185,9 @@ fn handle(
     if let (&Method::GET, ["_localfargate", "health"]) = (method, seg.as_slice()) {
         return Ok(json(json!({"status": "ok"})));
     }
-    auth::check(&state.config.auth, method, uri, headers, body)?;
+    // Who the caller is: its access key's principal, or the account's default identity.
+    let caller = auth::check(&state.config.auth, method, uri, headers, body)?
+        .unwrap_or_else(|| default_principal_arn(&state.config.account_id));
     if let (&Method::POST, ["_localfargate", "reset"] | ["moto-api", "reset"]) =
         (method, seg.as_slice())
     {
@@ -201,7 +205,7 @@ fn handle(
     }
     let s = state;
     match (method, seg.as_slice()) {
-        (&Method::POST, ["clusters"]) => clusters::create(s, &wire::body(body)?).map(json),
+        (&Method::POST, ["clusters"]) => clusters::create(s, &wire::body(body)?, &caller).map(json),
         (&Method::GET, ["clusters"]) => clusters::list(s, &q).map(json),
         (&Method::GET, ["clusters", name]) => clusters::describe(s, name).map(json),
         (&Method::DELETE, ["clusters", name]) => clusters::delete(s, name).map(json),
@@ -221,6 +225,39 @@ fn handle(
         (&Method::DELETE, ["clusters", c, "node-groups", n]) => {
             nodegroups::delete(s, c, n).map(json)
         }
+        (&Method::POST, ["clusters", c, "access-entries"]) => {
+            access_entries::create(s, c, &wire::body(body)?).map(json)
+        }
+        (&Method::GET, ["clusters", c, "access-entries"]) => {
+            access_entries::list(s, c, &q).map(json)
+        }
+        (&Method::GET, ["clusters", c, "access-entries", p]) => {
+            access_entries::describe(s, c, p).map(json)
+        }
+        (&Method::POST, ["clusters", c, "access-entries", p]) => {
+            access_entries::update(s, c, p, &wire::body(body)?).map(json)
+        }
+        (&Method::DELETE, ["clusters", c, "access-entries", p]) => {
+            access_entries::delete(s, c, p).map(json)
+        }
+        (&Method::POST, ["clusters", c, "access-entries", p, "access-policies"]) => {
+            access_entries::associate(s, c, p, &wire::body(body)?).map(json)
+        }
+        (&Method::GET, ["clusters", c, "access-entries", p, "access-policies"]) => {
+            access_entries::list_associated(s, c, p, &q).map(json)
+        }
+        (
+            &Method::DELETE,
+            [
+                "clusters",
+                c,
+                "access-entries",
+                p,
+                "access-policies",
+                policy,
+            ],
+        ) => access_entries::disassociate(s, c, p, policy).map(json),
+        (&Method::GET, ["access-policies"]) => access_entries::list_policies(&q).map(json),
         (&Method::POST, ["tags", arn]) => tags::tag(s, arn, &wire::body(body)?).map(json),
         (&Method::DELETE, ["tags", arn]) => tags::untag(s, arn, &q).map(json),
         (&Method::GET, ["tags", arn]) => tags::list(s, arn).map(json),

@@ -1,7 +1,9 @@
-//! TagResource, UntagResource, ListTagsForResource on cluster, Fargate profile and node group ARNs.
+//! TagResource, UntagResource, ListTagsForResource on cluster, Fargate profile, node group and
+//! access entry ARNs.
 
 use std::collections::BTreeMap;
 
+use localfargate_core::access_entries::{ACCESS_ENTRY_KIND, entry_key};
 use localfargate_core::eks::{CLUSTER_KIND, FARGATE_PROFILE_KIND, NODEGROUP_KIND};
 use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
@@ -14,7 +16,7 @@ use crate::wire;
 fn target(state: &AppState, arn: &str) -> Result<(&'static str, String), ApiError> {
     let bad = || ApiError::bad_request(format!("{arn} is not a valid resource ARN"));
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let [prefix, _partition, service, region, account, resource] = parts[..] else {
+    let [prefix, partition, service, region, account, resource] = parts[..] else {
         return Err(bad());
     };
     if prefix != "arn" || service != "eks" {
@@ -31,6 +33,22 @@ fn target(state: &AppState, arn: &str) -> Result<(&'static str, String), ApiErro
             Ok((FARGATE_PROFILE_KIND, format!("{cluster}/{name}")))
         }
         ["nodegroup", cluster, name, _id] => Ok((NODEGROUP_KIND, format!("{cluster}/{name}"))),
+        // The principal's path is not in the entry's ARN: entries of principals with a path
+        // are not found here.
+        [
+            "access-entry",
+            cluster,
+            kind @ ("user" | "role"),
+            principal_account,
+            name,
+            _id,
+        ] => Ok((
+            ACCESS_ENTRY_KIND,
+            entry_key(
+                cluster,
+                &format!("arn:{partition}:iam::{principal_account}:{kind}/{name}"),
+            ),
+        )),
         _ => Err(bad()),
     }
 }
@@ -53,6 +71,7 @@ fn with_resource(
             .get("arn")
             .or_else(|| resource.get("fargateProfileArn"))
             .or_else(|| resource.get("nodegroupArn"))
+            .or_else(|| resource.get("accessEntryArn"))
             .and_then(Value::as_str)
             .unwrap_or("");
         if stored_arn != arn {

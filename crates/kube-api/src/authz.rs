@@ -19,6 +19,7 @@ use localfargate_registry::objects::{KubeError, Objects, resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::authn::IamIdentities;
 use crate::rest::{Query, Target};
 
 /// The API group of the RBAC objects, whose store keys all start with it.
@@ -28,6 +29,8 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 pub struct Authorizer {
     objects: Objects,
     policy: RwLock<Option<Arc<Policy>>>,
+    /// EKS's access-policy authorizer, asked before RBAC as on EKS.
+    access_policies: IamIdentities,
 }
 
 fn stored<T: DeserializeOwned>(objects: &Objects, plural: &str) -> Result<Vec<T>, KubeError> {
@@ -45,6 +48,7 @@ fn stored<T: DeserializeOwned>(objects: &Objects, plural: &str) -> Result<Vec<T>
 impl Authorizer {
     pub fn new(objects: Objects) -> Self {
         Authorizer {
+            access_policies: IamIdentities::new(objects.clone()),
             objects,
             policy: RwLock::new(None),
         }
@@ -77,8 +81,12 @@ impl Authorizer {
         Ok(policy)
     }
 
-    /// Decide a request.
+    /// Decide a request: the user's EKS access policies, then RBAC (EKS's authorizer chain;
+    /// neither denies, so the order changes only the reason).
     pub fn decide(&self, a: &Attributes) -> Result<Decision, KubeError> {
+        if let Some(allowed) = self.access_policies.access_policy_decision(a) {
+            return Ok(allowed);
+        }
         Ok(self.policy()?.authorize(a))
     }
 

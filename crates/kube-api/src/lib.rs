@@ -11,6 +11,7 @@
 //! sampled. Object semantics (defaulting, admission, deletion) live in
 //! the registry (`localfargate_registry`), shared with the reconcilers.
 
+pub mod authn;
 pub mod authz;
 mod discovery;
 mod metrics;

@@ -19,6 +19,7 @@ use localfargate_registry::{KubeError, Objects};
 use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
 
+use crate::authn::IamIdentities;
 use crate::authz::{self, Authorizer};
 use crate::rest::{self, json_response, json_typed};
 use crate::{discovery, metrics, remotecommand};
@@ -36,6 +37,8 @@ pub struct ClusterInfo {
     pub strict: Option<Arc<Vec<Credentials>>>,
     /// Verifies service-account tokens (those the cluster's pods get, for in-cluster clients).
     pub service_accounts: Option<Arc<TokenSigner>>,
+    /// Who `aws eks get-token` callers are here (access entries, `aws-auth`).
+    pub iam: Arc<IamIdentities>,
 }
 
 /// The audience kube-apiserver's own service-account tokens are for (`--api-audiences`).
@@ -55,9 +58,7 @@ pub fn status(code: StatusCode, reason: &str, message: &str) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-/// The cluster's administrator: the static token of `localfargate kubeconfig`, and (until EKS
-/// access entries map IAM principals) whoever `aws eks get-token` signs for, like the creator's
-/// admin entry EKS makes.
+/// The cluster's administrator: the static token of `localfargate kubeconfig`.
 fn cluster_admin() -> UserInfo {
     UserInfo::new(
         "kubernetes-admin",
@@ -78,7 +79,8 @@ fn authenticated(info: &ClusterInfo, header: Option<&str>) -> Option<UserInfo> {
     let Some(encoded) = token.strip_prefix("k8s-aws-v1.") else {
         return service_account(info, token);
     };
-    aws_token(info, encoded).then(cluster_admin)
+    let (principal, access_key_id) = aws_token(info, encoded)?;
+    info.iam.user(principal.as_deref(), &access_key_id)
 }
 
 /// `TokenReview` (`authentication.k8s.io/v1`): who a token is, as this cluster's API would
@@ -131,12 +133,11 @@ pub fn token_review(info: &ClusterInfo, review: Value) -> Result<Value, KubeErro
     Ok(out)
 }
 
-fn aws_token(info: &ClusterInfo, encoded: &str) -> bool {
-    let Ok(url) =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('='))
-    else {
-        return false;
-    };
+/// The principal (None: the account's default identity) and access key that signed a token.
+fn aws_token(info: &ClusterInfo, encoded: &str) -> Option<(Option<String>, String)> {
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .ok()?;
     let url = String::from_utf8_lossy(&url);
     match &info.strict {
         Some(credentials) => {
@@ -144,16 +145,33 @@ fn aws_token(info: &ClusterInfo, encoded: &str) -> bool {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
             match verify_presigned_sts(&url, credentials, &info.name, now) {
-                Ok(()) => true,
+                Ok(creds) => Some((creds.principal_arn.clone(), creds.access_key_id.clone())),
                 Err(why) => {
                     tracing::info!(cluster = %info.name, reason = %why, "token refused");
-                    false
+                    None
                 }
             }
         }
-        // Any well-formed presigned GetCallerIdentity request, as `--auth any` accepts any keys.
-        None => url.contains("Action=GetCallerIdentity") && url.contains("X-Amz-Signature="),
+        // Any well-formed presigned GetCallerIdentity request, as `--auth any` accepts any keys:
+        // its caller is the account's default identity.
+        None => (url.contains("Action=GetCallerIdentity") && url.contains("X-Amz-Signature="))
+            .then(|| (None, presigned_access_key(&url))),
     }
+}
+
+/// The access key ID in a presigned URL's `X-Amz-Credential` (empty when there is none).
+fn presigned_access_key(url: &str) -> String {
+    url.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("X-Amz-Credential="))
+        .map(|c| {
+            percent_encoding::percent_decode_str(c)
+                .decode_utf8_lossy()
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// A service-account token of this cluster's, for its API.
@@ -388,12 +406,30 @@ mod tests {
     use super::*;
 
     fn info() -> ClusterInfo {
+        // Cluster "c" in CONFIG_MAP mode, created by the account's default identity: the one
+        // every `--auth any` caller is.
+        use localfargate_store::StoreExt;
+        let store: Arc<dyn localfargate_store::Store> =
+            Arc::new(localfargate_store::SqliteStore::in_memory().unwrap());
+        store
+            .create(
+                localfargate_core::eks::CLUSTER_KIND,
+                "c",
+                &json!({
+                    "resource": {"arn": "arn:aws:eks:us-east-1:000000000000:cluster/c",
+                                 "accessConfig": {"authenticationMode": "CONFIG_MAP"}},
+                    "private": {"creatorArn": "arn:aws:iam::000000000000:user/localfargate"},
+                }),
+            )
+            .unwrap();
+        let settings = Arc::new(localfargate_registry::Settings::new("us-east-1"));
         ClusterInfo {
             name: "c".into(),
             version: "1.31".into(),
             token: "secret".into(),
             strict: None,
             service_accounts: Some(signer()),
+            iam: Arc::new(IamIdentities::new(Objects::new(store, "c", settings))),
         }
     }
 
@@ -463,7 +499,9 @@ mod tests {
             "k8s-aws-v1.{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
         );
-        assert!(authenticated(&info(), Some(&format!("Bearer {token}"))).is_some());
+        let creator = authenticated(&info(), Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(creator.name, "kubernetes-admin");
+        assert!(creator.groups.iter().any(|g| g == rbac::SYSTEM_MASTERS));
         assert!(authenticated(&info(), Some("Bearer k8s-aws-v1.bm90LWEtdXJs")).is_none());
     }
 }

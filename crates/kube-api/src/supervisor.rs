@@ -17,6 +17,7 @@ use localfargate_registry::metrics::MetricsStore;
 use localfargate_registry::{Objects, Settings};
 use localfargate_runtime::SandboxRuntime;
 
+use crate::authn::IamIdentities;
 use crate::authz::Authorizer;
 use crate::server::{Api, ClusterInfo, router};
 
@@ -76,6 +77,7 @@ pub async fn run(
             {
                 continue;
             }
+            let objects = Objects::new(store.clone(), &c.key, settings.clone());
             let info = ClusterInfo {
                 name: c.key.clone(),
                 version: v["resource"]["version"]
@@ -85,8 +87,8 @@ pub async fn run(
                 token: token.to_string(),
                 strict: strict.clone(),
                 service_accounts: localfargate_registry::service_accounts::token_signer(&c.key, v),
+                iam: Arc::new(IamIdentities::new(objects.clone())),
             };
-            let objects = Objects::new(store.clone(), &c.key, settings.clone());
             let authorizer = Arc::new(Authorizer::new(objects.clone()));
             let api = Api {
                 info,
