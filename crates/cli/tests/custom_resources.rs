@@ -337,3 +337,119 @@ spec:
     let old = c.apply("1.27", &policy.replace("my-app-sgp", "other-sgp"), &[]);
     assert!(old.status.success(), "{}", text(&old));
 }
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.shop.example.com
+spec:
+  group: shop.example.com
+  scope: Namespaced
+  names: {plural: widgets, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [name]
+            properties:
+              name: {type: string}
+              replicas: {type: integer, minimum: 1, maximum: 10}
+              color: {type: string, enum: [red, blue]}
+              size: {type: integer, default: 3}
+              port: {x-kubernetes-int-or-string: true}
+              extra:
+                type: object
+                x-kubernetes-preserve-unknown-fields: true
+"#;
+
+fn widget(spec: &str) -> String {
+    format!(
+        "apiVersion: shop.example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: default\nspec:\n{spec}"
+    )
+}
+
+#[test]
+fn custom_resources_are_validated_defaulted_and_pruned_by_their_schema() {
+    if kubectl_skip() {
+        return;
+    }
+    let c = KubeCluster::create("crd-schema");
+    let applied = c.apply("1.33", WIDGET_CRD, &[]);
+    assert!(applied.status.success(), "{}", text(&applied));
+
+    // Each rule with kube-apiserver's message (kubectl prints the 422 as it gets it).
+    for (spec, message) in [
+        (
+            "  name: a\n  replicas: three\n",
+            r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#,
+        ),
+        (
+            "  name: a\n  replicas: 11\n",
+            "spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10",
+        ),
+        (
+            "  name: a\n  color: pink\n",
+            r#"spec.color: Unsupported value: "pink": supported values: "red", "blue""#,
+        ),
+        ("  replicas: 2\n", "spec.name: Required value"),
+    ] {
+        let out = c.apply("1.33", &widget(spec), &[]);
+        assert!(!out.status.success(), "{spec} was accepted");
+        let said = text(&out);
+        assert!(said.contains("The Widget \"w\" is invalid"), "{said}");
+        assert!(
+            said.contains(message),
+            "{spec}: expected {message:?} in {said}"
+        );
+    }
+
+    // kubectl validates strictly by default: an unknown field is refused as upstream refuses
+    // it; with validation off it is pruned, and what the schema keeps stays.
+    let unknown = widget("  name: a\n  bogus: 1\n  port: http\n  extra: {anything: [1, 2]}\n");
+    let refused = c.apply("1.33", &unknown, &[]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains(r#"strict decoding error: unknown field "spec.bogus""#),
+        "{}",
+        text(&refused)
+    );
+    let pruned = c.apply("1.33", &unknown, &["--validate=false"]);
+    assert!(pruned.status.success(), "{}", text(&pruned));
+    let w = c.json("1.33", &["get", "widget", "w"]);
+    assert!(w["spec"].get("bogus").is_none(), "{w:#}");
+    assert_eq!(w["spec"]["size"], 3, "defaulted: {w:#}");
+    assert_eq!(w["spec"]["port"], "http");
+    assert_eq!(w["spec"]["extra"]["anything"], serde_json::json!([1, 2]));
+    // Warn: accepted, with the warning kubectl prints.
+    let warned = c.apply(
+        "1.33",
+        &widget("  name: b\n  bogus: 2\n"),
+        &["--validate=warn"],
+    );
+    assert!(warned.status.success(), "{}", text(&warned));
+    assert!(
+        text(&warned).contains(r#"unknown field "spec.bogus""#),
+        "{}",
+        text(&warned)
+    );
+
+    // A definition itself is validated with upstream's messages.
+    let bad = WIDGET_CRD.replace(
+        "name: widgets.shop.example.com",
+        "name: gadgets.shop.example.com",
+    );
+    let out = c.apply("1.33", &bad, &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(r#"metadata.name: Invalid value: "gadgets.shop.example.com": must be spec.names.plural+"."+spec.group"#),
+        "{}",
+        text(&out)
+    );
+}

@@ -323,7 +323,7 @@ fn body_field_validation(
     if obj["apiVersion"] != rt.api_version().as_str() || obj["kind"] != rt.kind {
         return Ok(Vec::new());
     }
-    let checked = field_validation(rt, query, &mut obj, None)?;
+    let checked = field_validation(target, query, &mut obj, None)?;
     if !checked.dropped.is_empty() {
         *body = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
         headers.insert(
@@ -335,13 +335,43 @@ fn body_field_validation(
 }
 
 /// The request's `fieldValidation` applied to `obj`, patched from `before` or written whole
-/// (see `openapi::check_fields`).
+/// (see `openapi::check_fields`). A custom resource's unknown fields are those its version's
+/// schema prunes.
 fn field_validation(
-    rt: &ResourceType,
+    target: &Target,
     query: &Query,
     obj: &mut Value,
     before: Option<&Value>,
 ) -> Result<crate::openapi::FieldCheck, KubeError> {
+    let rt = target.rt;
+    if let Some(schema) = target.custom.as_ref().and_then(|c| c.schema.as_ref()) {
+        let mut pruned = obj.clone();
+        schema.prune(&mut pruned);
+        let had = before
+            .map(|b| {
+                let mut p = b.clone();
+                schema.prune(&mut p);
+                dropped_paths(b, &p, "")
+            })
+            .unwrap_or_default();
+        let dropped: Vec<String> = dropped_paths(obj, &pruned, "")
+            .into_iter()
+            .filter(|p| !had.contains(p))
+            .collect();
+        if dropped.is_empty() {
+            return Ok(crate::openapi::FieldCheck::default());
+        }
+        let checked = crate::openapi::apply_directive(
+            rt.kind,
+            rt.version,
+            query.get("fieldValidation"),
+            dropped,
+            before.is_some(),
+        )
+        .map_err(KubeError::BadRequest)?;
+        *obj = pruned;
+        return Ok(checked);
+    }
     crate::openapi::check_fields(
         rt.group,
         rt.version,
@@ -351,6 +381,35 @@ fn field_validation(
         before,
     )
     .map_err(KubeError::BadRequest)
+}
+
+/// The paths (`spec.foo`, `spec.items[0].x`) of what `before` has and `after` lost.
+fn dropped_paths(before: &Value, after: &Value, prefix: &str) -> Vec<String> {
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => b
+            .iter()
+            // A null the schema does not allow is dropped too, but it is no unknown field.
+            .filter(|(_, v)| !v.is_null())
+            .flat_map(|(k, v)| match a.get(k) {
+                None => vec![join(k)],
+                Some(kept) => dropped_paths(v, kept, &join(k)),
+            })
+            .collect(),
+        (Value::Array(b), Value::Array(a)) => b
+            .iter()
+            .zip(a)
+            .enumerate()
+            .flat_map(|(i, (v, kept))| dropped_paths(v, kept, &format!("{prefix}[{i}]")))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A response with a `Warning` header per warning.
@@ -933,7 +992,7 @@ fn patch(
             let mut new = apply_patch_body(rt, &content_type, current, body, &manager)?;
             // Server-side apply reports unknown fields its own way, which is not done here.
             if !server_side {
-                warnings = field_validation(rt, query, &mut new, Some(current))?.warnings;
+                warnings = field_validation(target, query, &mut new, Some(current))?.warnings;
             }
             // A resourceVersion in the patch is a precondition.
             if let Some(rv) = new["metadata"]["resourceVersion"].as_str()

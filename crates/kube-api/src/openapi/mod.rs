@@ -480,15 +480,29 @@ pub fn check_fields(
     if dropped.is_empty() {
         return Ok(FieldCheck::default());
     }
+    apply_directive(kind, version, directive, dropped, before.is_some())
+}
+
+/// A `fieldValidation` directive applied to the unknown fields `dropped` from a written object
+/// (`patched`: the object came from a patch): the warnings to send, or `Strict`'s refusal.
+pub fn apply_directive(
+    kind: &str,
+    version: &str,
+    directive: Option<&str>,
+    dropped: Vec<String>,
+    patched: bool,
+) -> Result<FieldCheck, String> {
+    if dropped.is_empty() {
+        return Ok(FieldCheck::default());
+    }
     let warnings = match directive.unwrap_or("") {
         "Ignore" => Vec::new(),
         "Strict" => {
             let message = strict_decoding_message(&dropped);
-            return Err(match before {
-                None => format!(
-                    "{kind} in version {version:?} cannot be handled as a {kind}: {message}"
-                ),
-                Some(_) => message,
+            return Err(if patched {
+                message
+            } else {
+                format!("{kind} in version {version:?} cannot be handled as a {kind}: {message}")
             });
         }
         _ => dropped
