@@ -111,6 +111,10 @@ pub struct UpArgs {
     /// eviction manager looks every 10 s).
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub eviction_interval: f64,
+    /// How often each HorizontalPodAutoscaler is evaluated against its metrics
+    /// (kube-controller-manager's --horizontal-pod-autoscaler-sync-period, 15 s).
+    #[arg(long, default_value_t = 15.0, value_name = "SECONDS")]
+    pub horizontal_pod_autoscaler_sync_period: f64,
 }
 
 pub fn load_network(path: Option<&PathBuf>, region: &str) -> Result<Network> {
@@ -270,6 +274,10 @@ pub fn run(args: &UpArgs) -> Result<i32> {
         replace_pending: args.replace_pending_pods,
         volume_sync_interval: interval("--volume-sync-interval", args.volume_sync_interval)?,
         eviction_interval: interval("--eviction-interval", args.eviction_interval)?,
+        hpa_sync_period: interval(
+            "--horizontal-pod-autoscaler-sync-period",
+            args.horizontal_pod_autoscaler_sync_period,
+        )?,
         ..localfargate_controllers::Settings::new(&args.region)
     });
     let (store, where_) = if args.ephemeral {
@@ -364,6 +372,7 @@ async fn serve(
         store.clone(),
         settings.clone(),
         sandboxes.clone(),
+        metrics.clone(),
     ));
     let kube_apis = tokio::spawn(localfargate_kube_api::supervisor::run(
         store,

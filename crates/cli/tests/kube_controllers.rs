@@ -216,3 +216,141 @@ spec:
         },
     );
 }
+
+#[test]
+fn a_horizontal_pod_autoscaler_scales_on_the_pods_cpu_usage() {
+    if skip() {
+        return;
+    }
+    // Evaluated every second on metrics sampled every second, so the test does not wait for
+    // kube-controller-manager's 15 s.
+    let c = KubeCluster::create_with(
+        "hpa",
+        &[
+            "--horizontal-pod-autoscaler-sync-period",
+            "1",
+            "--metrics-interval",
+            "1",
+        ],
+    );
+    c.fargate_profile("apps", "apps");
+    c.ok(V, &["create", "namespace", "apps"]);
+    // Each pod uses 200m of the 100m it requests (the simulated runtime's usage annotation).
+    let out = c.apply(
+        V,
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: busy, namespace: apps}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: busy}}
+  template:
+    metadata:
+      labels: {app: busy}
+      annotations: {sim.localfargate.io/cpu-usage: 200m}
+    spec:
+      containers:
+      - name: app
+        image: nginx
+        resources: {requests: {cpu: 100m}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: busy, namespace: apps}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: busy}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+"#,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // 200% against 50%: four times the pods, capped at 3.
+    c.eventually("the deployment scaled to the HPA's maximum", || {
+        c.json(V, &["get", "deployment", "busy", "-n", "apps"])["spec"]["replicas"] == 3
+    });
+    c.eventually("the HPA's status", || {
+        let hpa = c.json(V, &["get", "hpa", "busy", "-n", "apps"]);
+        hpa["status"]["desiredReplicas"] == 3
+            && hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"]
+                == 200
+    });
+    let hpa = c.json(V, &["get", "hpa", "busy", "-n", "apps"]);
+    let conditions = hpa["status"]["conditions"].as_array().unwrap();
+    let limited = conditions
+        .iter()
+        .find(|c| c["type"] == "ScalingLimited")
+        .unwrap();
+    assert_eq!(limited["status"], "True", "{hpa:#}");
+    assert_eq!(limited["reason"], "TooManyReplicas");
+    let active = conditions
+        .iter()
+        .find(|c| c["type"] == "ScalingActive")
+        .unwrap();
+    assert_eq!(active["reason"], "ValidMetricFound");
+    assert_eq!(
+        active["message"],
+        "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)"
+    );
+    let table = c.ok(V, &["get", "hpa", "busy", "-n", "apps"]);
+    assert!(table.contains("cpu: 200%/50%"), "{table}");
+    let events = c.ok(
+        V,
+        &[
+            "get",
+            "events",
+            "-n",
+            "apps",
+            "--field-selector",
+            "reason=SuccessfulRescale",
+        ],
+    );
+    assert!(
+        events.contains(
+            "New size: 3; reason: cpu resource utilization (percentage of request) above target"
+        ),
+        "{events}"
+    );
+
+    // A target whose pods request no CPU cannot be measured against a utilization.
+    let out = c.apply(
+        V,
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: norequest, namespace: apps}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: norequest}}
+  template:
+    metadata: {labels: {app: norequest}}
+    spec:
+      containers: [{name: app, image: nginx}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: norequest, namespace: apps}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: norequest}
+  maxReplicas: 3
+"#,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    c.eventually("the HPA to say why it cannot scale", || {
+        let hpa = c.json(V, &["get", "hpa", "norequest", "-n", "apps"]);
+        hpa["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["type"] == "ScalingActive"
+                    && c["reason"] == "FailedGetResourceMetric"
+                    && c["message"].as_str().is_some_and(|m| {
+                        m.contains("missing request for cpu in container app of Pod norequest-")
+                    })
+            })
+        })
+    });
+}

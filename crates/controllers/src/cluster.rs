@@ -33,6 +33,8 @@ pub struct ClusterContext {
     pub tokens: Option<Arc<TokenSigner>>,
     /// The tokens pods were given, reused until the kubelet would renew them.
     pub issued_tokens: Mutex<crate::volume_sync::IssuedTokens>,
+    /// Pods' usage, as metrics-server has it: what HorizontalPodAutoscalers scale on.
+    pub metrics: Arc<localfargate_registry::metrics::MetricsStore>,
 }
 
 impl ClusterContext {
@@ -329,6 +331,7 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::lifecycle::run(ctx.clone()));
     set.spawn(crate::volume_sync::run(ctx.clone()));
     set.spawn(crate::disruption::run(ctx.clone()));
+    set.spawn(crate::autoscaler::run(ctx.clone()));
     set.spawn(ctx.objects.clone().follow_definitions());
     set
 }
@@ -343,7 +346,12 @@ fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
 }
 
 /// Keep every ACTIVE cluster's controllers running until the task is dropped.
-pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dyn SandboxRuntime>) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    settings: Arc<Settings>,
+    runtime: Arc<dyn SandboxRuntime>,
+    metrics: Arc<localfargate_registry::metrics::MetricsStore>,
+) {
     let ipam = Arc::new(Mutex::new(rebuild_ipam(&*store, &settings)));
     let mut running: HashMap<String, JoinSet<()>> = HashMap::new();
     // Clusters whose controllers stopped (not ACTIVE) and whose pods wait for the record to go.
@@ -396,6 +404,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Arc<Settings>, runtime: Arc<dy
                 cluster_dns,
                 tokens: localfargate_registry::service_accounts::token_signer(&c.key, &c.value),
                 issued_tokens: Mutex::default(),
+                metrics: metrics.clone(),
             });
             tracing::info!(cluster = %c.key, "Kubernetes controllers started");
             running.insert(c.key.clone(), start(ctx));

@@ -1,6 +1,7 @@
 //! Reconcilers that move stored resources toward what their records say. They read and write
 //! Kubernetes objects through the registry (`localfargate_registry`), as the API front end does.
 
+pub mod autoscaler;
 pub mod cluster;
 pub use localfargate_core::cron;
 pub mod default_scheduler;

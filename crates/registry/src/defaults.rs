@@ -496,6 +496,30 @@ pub(crate) fn horizontal_pod_autoscaler(v: &mut Value) {
                     "target": {"type": "Utilization", "averageUtilization": 80}}}]),
         );
     }
+    // A behavior given is completed with the default rules (`GenerateHPAScale{Up,Down}Rules`);
+    // none given stays none (the controller applies the same defaults).
+    if let Some(behavior) = spec.get_mut("behavior").and_then(Value::as_object_mut) {
+        for (direction, window, policies) in [
+            (
+                "scaleUp",
+                0,
+                json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
+                       {"type": "Percent", "value": 100, "periodSeconds": 15}]),
+            ),
+            (
+                "scaleDown",
+                300,
+                json!([{"type": "Percent", "value": 100, "periodSeconds": 15}]),
+            ),
+        ] {
+            let rules = behavior.entry(direction).or_insert_with(|| json!({}));
+            if let Some(rules) = rules.as_object_mut() {
+                default(rules, "stabilizationWindowSeconds", json!(window));
+                default(rules, "selectPolicy", json!("Max"));
+                default(rules, "policies", policies);
+            }
+        }
+    }
 }
 
 /// A PriorityClass preempts lower priorities unless it says otherwise.

@@ -25,6 +25,9 @@ pub struct Settings {
     /// How often the node agent's eviction manager measures pods' ephemeral storage (the
     /// kubelet's housekeeping interval: 10 s).
     pub eviction_interval: Duration,
+    /// How often each HorizontalPodAutoscaler is evaluated
+    /// (`--horizontal-pod-autoscaler-sync-period`: 15 s).
+    pub hpa_sync_period: Duration,
 }
 
 impl Settings {
@@ -38,6 +41,7 @@ impl Settings {
             max_schedule_attempts: 5,
             volume_sync_interval: std::time::Duration::from_secs(60),
             eviction_interval: Duration::from_secs(10),
+            hpa_sync_period: Duration::from_secs(15),
         }
     }
 

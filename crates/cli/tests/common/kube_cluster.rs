@@ -42,7 +42,12 @@ impl Drop for KubeCluster {
 impl KubeCluster {
     /// A new cluster on its own server, once its API answers with the default namespace.
     pub fn create(name: &str) -> KubeCluster {
-        let server = super::up("0.1");
+        Self::create_with(name, &[])
+    }
+
+    /// [`KubeCluster::create`] on a server started with more `up` flags.
+    pub fn create_with(name: &str, up_flags: &[&str]) -> KubeCluster {
+        let server = super::up_with("0.1", up_flags);
         let created = localfargate(&server, &["cluster", "create", "--name", name]);
         assert!(created.status.success(), "{}", text(&created));
         let config = localfargate(&server, &["kubeconfig", "--cluster", name]);
