@@ -23,6 +23,7 @@ mod remotecommand;
 mod rest;
 mod server;
 pub mod spdy;
+mod status_body;
 pub mod supervisor;
 pub mod table;
 mod watch;

@@ -170,7 +170,17 @@ pub fn json_typed(code: StatusCode, body: &Value, content_type: &str) -> Respons
 
 pub fn error_response(e: &KubeError) -> Response {
     let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(code, &e.status())
+    status_response(code, &e.status())
+}
+
+/// A Status, written as kube-apiserver writes it (Go's field order, a trailing newline).
+pub fn status_response(code: StatusCode, status: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json".to_string())],
+        crate::status_body::encode(status),
+    )
+        .into_response()
 }
 
 pub const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";

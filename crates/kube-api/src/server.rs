@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use base64::Engine;
 use localfargate_core::rbac::{self, UserInfo};
@@ -55,7 +55,7 @@ pub fn status(code: StatusCode, reason: &str, message: &str) -> Response {
         "reason": reason,
         "code": code.as_u16(),
     });
-    (code, axum::Json(body)).into_response()
+    rest::status_response(code, &body)
 }
 
 /// The cluster's administrator: the static token of `localfargate kubeconfig`.

@@ -327,3 +327,17 @@ def test_bootstrap_priority_classes_and_cluster_roles_are_listed(api_client):
     roles = {r.metadata.name for r in client.RbacAuthorizationV1Api(api_client).list_cluster_role().items}
     missing = {"cluster-admin", "admin", "edit", "view"} - roles
     assert not missing, f"expected the bootstrap ClusterRoles, missing {missing}"
+
+
+def test_error_bodies_are_written_as_kube_apiserver_writes_them(api_client, namespace):
+    """Go's field order and the encoder's trailing newline, byte for byte."""
+    with pytest.raises(ApiException) as raised:
+        client.CoreV1Api(api_client).read_namespaced_pod("nope", namespace)
+    status, body = raised.value.status, raised.value.body
+    if isinstance(body, bytes):
+        body = body.decode()
+    assert status == 404, f"expected 404 for a missing pod, got {status}"
+    expected = ('{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                '"message":"pods \\"nope\\" not found","reason":"NotFound",'
+                '"details":{"name":"nope","kind":"pods"},"code":404}\n')
+    assert body == expected, f"expected kube-apiserver's exact body, got {body!r}"
