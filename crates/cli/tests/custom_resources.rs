@@ -311,6 +311,25 @@ fn a_new_cluster_has_eks_definitions_and_the_seed_security_group_policy_applies(
             "{crds}"
         );
     }
+    // metrics-server's API is listed as an available aggregated API, as on EKS with it, next to
+    // the API server's own group-versions.
+    let services = c.ok("1.33", &["get", "apiservices"]);
+    let metrics = services
+        .lines()
+        .find(|l| l.starts_with("v1beta1.metrics.k8s.io"))
+        .unwrap_or_else(|| panic!("{services}"));
+    let cells: Vec<&str> = metrics.split_whitespace().collect();
+    assert_eq!(
+        cells[1..3],
+        ["kube-system/metrics-server", "True"],
+        "{services}"
+    );
+    assert!(
+        services
+            .lines()
+            .any(|l| l.starts_with("v1.apps ") && l.contains("Local")),
+        "{services}"
+    );
     c.ok("1.33", &["create", "namespace", "production"]);
     let policy = r#"
 apiVersion: vpcresources.k8s.aws/v1beta1

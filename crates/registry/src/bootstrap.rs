@@ -120,6 +120,7 @@ pub fn bootstrap(objects: &Objects) -> Result<()> {
     )?;
     ensure_all(objects, RBAC, "roles", &policy.roles)?;
     ensure_all(objects, RBAC, "rolebindings", &policy.role_bindings)?;
+    api_services(objects)?;
     for (name, yaml) in EKS_DEFINITIONS {
         let body: Value = serde_yaml::from_str(yaml)
             .map_err(|e| KubeError::Internal(format!("the vendored definition {name}: {e}")))?;
@@ -129,6 +130,57 @@ pub fn bootstrap(objects: &Objects) -> Result<()> {
             "",
             body,
         )?;
+    }
+    Ok(())
+}
+
+/// The APIServices kube-apiserver's autoregister controller keeps for its own group-versions
+/// (`Local`), and metrics-server's `v1beta1.metrics.k8s.io`, which EKS lists as an available
+/// aggregated API (here the API itself serves it, from the runtime's samples).
+fn api_services(objects: &Objects) -> Result<()> {
+    let rt = resource("apiregistration.k8s.io", "apiservices");
+    let mut services: Vec<(Value, Value)> = crate::resources::groups()
+        .into_iter()
+        .filter_map(|group| {
+            let version = crate::resources::group_version(group)?;
+            let (group_priority, version_priority) = if group.is_empty() {
+                (18000, 1)
+            } else {
+                (1000, 15)
+            };
+            Some((
+                json!({"metadata": {"name": format!("{version}.{group}"),
+                                    "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+                       "spec": {"group": group, "version": version,
+                                "groupPriorityMinimum": group_priority,
+                                "versionPriority": version_priority}}),
+                json!({"conditions": [{"type": "Available", "status": "True", "reason": "Local",
+                                       "message": "Local APIServices are always available",
+                                       "lastTransitionTime": crate::objects::now_rfc3339()}]}),
+            ))
+        })
+        .collect();
+    services.push((
+        json!({"metadata": {"name": "v1beta1.metrics.k8s.io", "labels": {"k8s-app": "metrics-server"}},
+               "spec": {"group": "metrics.k8s.io", "version": "v1beta1",
+                        "service": {"namespace": "kube-system", "name": "metrics-server", "port": 443},
+                        "insecureSkipTLSVerify": true,
+                        "groupPriorityMinimum": 100, "versionPriority": 100}}),
+        json!({"conditions": [{"type": "Available", "status": "True", "reason": "Passed",
+                               "message": "all checks passed",
+                               "lastTransitionTime": crate::objects::now_rfc3339()}]}),
+    ));
+    for (body, status) in services {
+        let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();
+        if objects.get(rt, "", &name).is_ok() {
+            continue;
+        }
+        ensure(objects, rt, "", body)?;
+        objects.update_with(rt, "", &name, true, None, &mut |cur| {
+            let mut new = cur.clone();
+            new["status"] = status.clone();
+            Ok(new)
+        })?;
     }
     Ok(())
 }
@@ -182,6 +234,20 @@ mod tests {
             .resource("vpcresources.k8s.aws", "v1beta1", "securitygrouppolicies")
             .unwrap();
         assert_eq!(sgp.short_names, ["sgp"]);
+        let metrics = o
+            .get(
+                resource("apiregistration.k8s.io", "apiservices"),
+                "",
+                "v1beta1.metrics.k8s.io",
+            )
+            .unwrap();
+        assert_eq!(metrics["status"]["conditions"][0]["status"], "True");
+        o.get(
+            resource("apiregistration.k8s.io", "apiservices"),
+            "",
+            "v1.apps",
+        )
+        .unwrap();
         bootstrap(&o).unwrap();
         let (_, second) = o.list(resource("", "namespaces"), None).unwrap();
         assert_eq!(first, second, "a second bootstrap wrote nothing");

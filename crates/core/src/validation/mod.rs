@@ -75,6 +75,25 @@ fn none(_: &Value) -> Vec<FieldError> {
     Vec::new()
 }
 
+/// An APIService is named `VERSION.GROUP` (`v1.` for the core group), as the aggregator
+/// requires (`ValidateAPIService`).
+fn api_service(obj: &Value) -> Vec<FieldError> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let expected = format!(
+        "{}.{}",
+        obj["spec"]["version"].as_str().unwrap_or(""),
+        obj["spec"]["group"].as_str().unwrap_or("")
+    );
+    if name == expected {
+        return Vec::new();
+    }
+    vec![field::invalid(
+        "metadata.name",
+        name,
+        &format!("must be {expected}"),
+    )]
+}
+
 fn no_update(_: &Value, _: &Value) -> Vec<FieldError> {
     Vec::new()
 }
@@ -394,6 +413,14 @@ const KINDS: &[KindRules] = &[
         Dns1123Subdomain,
         policy::validate_priority_class,
         policy::validate_priority_class_update,
+    ),
+    rules(
+        "apiregistration.k8s.io",
+        "APIService",
+        false,
+        PathSegment,
+        api_service,
+        no_update,
     ),
     rules(
         "coordination.k8s.io",

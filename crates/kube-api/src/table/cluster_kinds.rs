@@ -32,8 +32,44 @@ pub(super) fn printer(group: &str, resource: &str) -> Option<(&'static [Column],
         ("storage.k8s.io", "storageclasses") => (STORAGE_CLASS_COLUMNS, storage_class_cells),
         ("scheduling.k8s.io", "priorityclasses") => (PRIORITY_CLASS_COLUMNS, priority_class_cells),
         ("coordination.k8s.io", "leases") => (LEASE_COLUMNS, lease_cells),
+        ("apiregistration.k8s.io", "apiservices") => (API_SERVICE_COLUMNS, api_service_cells),
         _ => return None,
     })
+}
+
+const API_SERVICE_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "Service",
+        "string",
+        "The reference to the service that hosts this API endpoint.",
+    ),
+    col("Available", "string", "Whether this service is available."),
+    AGE,
+];
+
+/// `Local` or the hosting Service, and the `Available` condition (`False (Reason)`).
+fn api_service_cells(a: &Value, now: Timestamp) -> Vec<Value> {
+    let service = match a["spec"]["service"].as_object() {
+        Some(s) => format!(
+            "{}/{}",
+            s.get("namespace").and_then(Value::as_str).unwrap_or(""),
+            s.get("name").and_then(Value::as_str).unwrap_or("")
+        ),
+        None => "Local".to_string(),
+    };
+    let available = items(a, "/status/conditions")
+        .iter()
+        .find(|c| c["type"] == "Available")
+        .map(|c| {
+            let status = c["status"].as_str().unwrap_or("Unknown");
+            match c["reason"].as_str().filter(|r| !r.is_empty()) {
+                Some(reason) if status != "True" => format!("{status} ({reason})"),
+                _ => status.to_string(),
+            }
+        })
+        .unwrap_or_else(|| "Unknown".to_string());
+    vec![name(a), service.into(), available.into(), age(a, now)]
 }
 
 /// The addresses in `status.loadBalancer.ingress` (a Service's or an Ingress's): each entry's
