@@ -251,6 +251,30 @@ fn every_kind_charts_carry_is_stored_and_bad_input_gets_upstreams_422() {
         return;
     }
     let c = cluster("kinds");
+    // componentstatuses: served from the components' health, with upstream's deprecation
+    // warning, get and list only.
+    let cs = c.kubectl(&["get", "componentstatuses"]);
+    assert!(cs.status.success(), "{}", text(&cs));
+    let shown = text(&cs);
+    assert!(
+        shown.contains("Warning: v1 ComponentStatus is deprecated in v1.19+"),
+        "{shown}"
+    );
+    let stdout = String::from_utf8_lossy(&cs.stdout).into_owned();
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "STATUS", "MESSAGE", "ERROR"], "{shown}");
+    assert!(
+        rows.iter().any(|r| r[..2] == ["etcd-0", "Healthy"]),
+        "{shown}"
+    );
+    let refused = c.fails(&["delete", "componentstatus", "scheduler"]);
+    assert!(
+        refused.contains("MethodNotAllowed") || refused.contains("not allow"),
+        "{refused}"
+    );
     let out = c.apply(
         r#"
 apiVersion: policy/v1

@@ -294,7 +294,16 @@ pub async fn handle(
         Ok(w) => w,
         Err(e) => return error_response(&e),
     };
-    let result = dispatch(&api, &method, &target, &query, &headers, &body).await;
+    let result = if target.rt.kind == "ComponentStatus" {
+        component_statuses(&method, &target, &headers).map(|r| {
+            with_warnings(
+                r,
+                &[localfargate_registry::component_status::DEPRECATION_WARNING.to_string()],
+            )
+        })
+    } else {
+        dispatch(&api, &method, &target, &query, &headers, &body).await
+    };
     // An RBAC write is in force for the next request, before the watch says so.
     if result.is_ok() && method != Method::GET && Authorizer::is_rbac(&target) {
         api.authorizer.invalidate();
@@ -581,6 +590,44 @@ async fn dispatch(
             rt.qualified()
         ))),
     }
+}
+
+/// `componentstatuses`: get and list, answered from the components' health.
+fn component_statuses(
+    method: &Method,
+    target: &Target,
+    headers: &HeaderMap,
+) -> Result<Response, KubeError> {
+    use localfargate_registry::component_status;
+    if *method != Method::GET {
+        return Err(KubeError::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource ({method} {})",
+            target.rt.qualified()
+        )));
+    }
+    let items = match &target.name {
+        Some(name) => {
+            vec![component_status::get(name).ok_or_else(|| KubeError::not_found(target.rt, name))?]
+        }
+        None => component_status::all(),
+    };
+    let meta = json!({});
+    if wants_table(headers) {
+        return Ok(json_typed(
+            StatusCode::OK,
+            &table(target, &items, meta),
+            TABLE_CONTENT_TYPE,
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &match &target.name {
+            Some(_) => items.into_iter().next().unwrap_or_default(),
+            None => {
+                json!({"kind": "ComponentStatusList", "apiVersion": "v1", "metadata": meta, "items": items})
+            }
+        },
+    ))
 }
 
 fn dry_run(query: &Query) -> bool {

@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod binding;
 pub mod bootstrap;
+pub mod component_status;
 pub mod custom;
 pub mod defaults;
 pub mod disruption;

@@ -167,8 +167,7 @@ use k8s_openapi::api::authorization::v1 as authorization;
 
 /// Every served resource, in discovery order: the kinds `kubectl api-resources` lists on an EKS
 /// cluster, from k8s-openapi's metadata. Stored objects, then the access reviews (answered on
-/// create, never stored), then the mirrored Fargate profiles. Not here yet: `componentstatuses`
-/// and `events.k8s.io` (upstream stores it as the core Events it converts).
+/// create, never stored), then the mirrored Fargate profiles. Not here yet: `events.k8s.io` (upstream stores it as the core Events it converts).
 pub const RESOURCES: &[ResourceType] = &[
     ResourceType {
         short_names: &["ns"],
@@ -251,6 +250,13 @@ pub const RESOURCES: &[ResourceType] = &[
     ResourceType {
         short_names: &["ep"],
         ..of::<core::Endpoints>("endpoints")
+    },
+    // Served, not stored: the health of the control plane's components (deprecated upstream,
+    // still listed on EKS). See `crate::component_status`.
+    ResourceType {
+        short_names: &["cs"],
+        read_only: true,
+        ..of::<core::ComponentStatus>("componentstatus")
     },
     ResourceType {
         short_names: &["pvc"],
@@ -471,6 +477,10 @@ impl ResourceType {
     }
 
     pub fn verbs(&self) -> &'static [&'static str] {
+        if self.kind == "ComponentStatus" {
+            // Answered from the components' health, never stored: no watch.
+            return &["get", "list"];
+        }
         if self.create_only {
             CREATE_VERBS
         } else if self.read_only {

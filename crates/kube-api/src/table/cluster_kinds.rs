@@ -33,8 +33,39 @@ pub(super) fn printer(group: &str, resource: &str) -> Option<(&'static [Column],
         ("scheduling.k8s.io", "priorityclasses") => (PRIORITY_CLASS_COLUMNS, priority_class_cells),
         ("coordination.k8s.io", "leases") => (LEASE_COLUMNS, lease_cells),
         ("apiregistration.k8s.io", "apiservices") => (API_SERVICE_COLUMNS, api_service_cells),
+        ("", "componentstatuses") => (COMPONENT_STATUS_COLUMNS, component_status_cells),
         _ => return None,
     })
+}
+
+const COMPONENT_STATUS_COLUMNS: &[Column] = &[
+    NAME,
+    col("Status", "string", "Status of the component conditions"),
+    col("Message", "string", "Message of the component conditions"),
+    col("Error", "string", "Error of the component conditions"),
+];
+
+/// `Healthy` when every Healthy condition is True, else `Unhealthy`, with the conditions'
+/// messages and errors joined as upstream joins them.
+fn component_status_cells(cs: &Value, _now: Timestamp) -> Vec<Value> {
+    let conditions = items(cs, "/conditions");
+    let healthy = conditions
+        .iter()
+        .filter(|c| c["type"] == "Healthy")
+        .all(|c| c["status"] == "True");
+    let joined = |field: &str| {
+        conditions
+            .iter()
+            .filter_map(|c| c[field].as_str().filter(|s| !s.is_empty()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        name(cs),
+        if healthy { "Healthy" } else { "Unhealthy" }.into(),
+        joined("message").into(),
+        joined("error").into(),
+    ]
 }
 
 const API_SERVICE_COLUMNS: &[Column] = &[
