@@ -275,6 +275,33 @@ fn every_kind_charts_carry_is_stored_and_bad_input_gets_upstreams_422() {
         refused.contains("MethodNotAllowed") || refused.contains("not allow"),
         "{refused}"
     );
+    // events.k8s.io/v1 Events are the core Events: written in one form, read in the other.
+    let event = c.apply(
+        r#"
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: hello, namespace: default}
+eventTime: "2026-01-01T00:00:00.000000Z"
+reportingController: example.com/controller
+reportingInstance: controller-1
+action: Greet
+reason: Hello
+type: Normal
+note: said hello
+regarding: {apiVersion: v1, kind: Namespace, name: default}
+"#,
+    );
+    assert!(event.status.success(), "{}", text(&event));
+    let core = c.json("1.31", &["get", "events.v1.", "hello", "-n", "default"]);
+    assert_eq!(core["message"], "said hello", "{core:#}");
+    assert_eq!(core["involvedObject"]["kind"], "Namespace");
+    assert_eq!(core["reportingComponent"], "example.com/controller");
+    let new = c.json(
+        "1.31",
+        &["get", "events.v1.events.k8s.io", "hello", "-n", "default"],
+    );
+    assert_eq!(new["note"], "said hello", "{new:#}");
+    assert_eq!(new["regarding"]["name"], "default");
     let out = c.apply(
         r#"
 apiVersion: policy/v1

@@ -468,6 +468,11 @@ fn printer(group: &str, resource: &str) -> Printer {
         ("", "nodes") => (NODE_COLUMNS, node_cells),
         ("", "namespaces") => (NAMESPACE_COLUMNS, namespace_cells),
         ("", "events") => (EVENT_COLUMNS, event_cells),
+        // The same Events in their events.k8s.io form: printed as upstream prints them (its
+        // printer works on the one internal type).
+        ("events.k8s.io", "events") => (EVENT_COLUMNS, |v, now| {
+            event_cells(&localfargate_registry::events_v1::to_core(v), now)
+        }),
         ("", "configmaps") => (CONFIGMAP_COLUMNS, configmap_cells),
         ("", "secrets") => (SECRET_COLUMNS, secret_cells),
         ("", "serviceaccounts") => (SERVICEACCOUNT_COLUMNS, serviceaccount_cells),

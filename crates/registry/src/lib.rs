@@ -16,6 +16,7 @@ pub mod custom;
 pub mod defaults;
 pub mod disruption;
 pub mod error;
+pub mod events_v1;
 pub mod limit_ranger;
 pub mod metrics;
 pub mod objects;

@@ -385,6 +385,9 @@ impl Objects {
         if rt.custom {
             self.admit_custom(rt, &mut body, None)?;
         }
+        if rt.group == crate::events_v1::GROUP {
+            body = crate::events_v1::to_core(&body);
+        }
         // Validation after defaulting and mutating admission, as kube-apiserver orders them.
         let errors = validation::validate_create(rt.group, rt.kind, &body);
         if !errors.is_empty() {
@@ -486,6 +489,9 @@ impl Objects {
             merge_update(rt, &current.value, &mut new, status)?;
             if rt.custom {
                 self.admit_custom(rt, &mut new, Some(&current.value))?;
+            }
+            if rt.group == crate::events_v1::GROUP {
+                new = crate::events_v1::to_core(&new);
             }
             if !status {
                 // Updates are defaulted and validated as creates are, so a patch cannot remove
@@ -710,6 +716,9 @@ pub fn resource(group: &str, plural: &str) -> &'static ResourceType {
 /// An object as a request through `rt` sees it: a custom resource is stored in its storage
 /// version and read in the version asked for (`None` conversion: only `apiVersion` changes).
 pub fn present(rt: &ResourceType, mut v: Value) -> Value {
+    if rt.group == crate::events_v1::GROUP {
+        return crate::events_v1::from_core(&v);
+    }
     if rt.custom
         && let Some(o) = v.as_object_mut()
     {

@@ -167,7 +167,7 @@ use k8s_openapi::api::authorization::v1 as authorization;
 
 /// Every served resource, in discovery order: the kinds `kubectl api-resources` lists on an EKS
 /// cluster, from k8s-openapi's metadata. Stored objects, then the access reviews (answered on
-/// create, never stored), then the mirrored Fargate profiles. Not here yet: `events.k8s.io` (upstream stores it as the core Events it converts).
+/// create, never stored), then the mirrored Fargate profiles.
 pub const RESOURCES: &[ResourceType] = &[
     ResourceType {
         short_names: &["ns"],
@@ -360,6 +360,11 @@ pub const RESOURCES: &[ResourceType] = &[
         ..of::<networking::NetworkPolicy>("networkpolicy")
     },
     of::<discovery::EndpointSlice>("endpointslice"),
+    // The core Events, in their events.k8s.io form (see `crate::events_v1`).
+    ResourceType {
+        short_names: &["ev"],
+        ..of::<k8s_openapi::api::events::v1::Event>("event")
+    },
     ResourceType {
         short_names: &["sc"],
         ..of::<storage::StorageClass>("storageclass")
@@ -505,7 +510,8 @@ impl ResourceType {
 
     /// The prefix of this resource's keys, in one namespace or (with `None`) in all.
     pub fn key_prefix(&self, namespace: Option<&str>) -> String {
-        let group = if self.group.is_empty() {
+        // events.k8s.io Events are the core Events, stored once.
+        let group = if self.group.is_empty() || self.group == crate::events_v1::GROUP {
             "core"
         } else {
             self.group
@@ -608,6 +614,7 @@ mod tests {
                 "rbac.authorization.k8s.io",
                 "networking.k8s.io",
                 "discovery.k8s.io",
+                "events.k8s.io",
                 "storage.k8s.io",
                 "scheduling.k8s.io",
                 "coordination.k8s.io",
