@@ -488,7 +488,9 @@ fn printer(group: &str, resource: &str) -> Printer {
         ("eks.localfargate.io", "fargateprofiles") => {
             (FARGATE_PROFILE_COLUMNS, fargate_profile_cells)
         }
-        _ => cluster_kinds::printer(group, resource).unwrap_or((DEFAULT_COLUMNS, default_cells)),
+        _ => cluster_kinds::printer(group, resource)
+            .or_else(|| platform_kinds::printer(group, resource))
+            .unwrap_or((DEFAULT_COLUMNS, default_cells)),
     };
     Printer { columns, cells }
 }
@@ -1122,6 +1124,7 @@ fn default_cells(object: &Value, now: Timestamp) -> Vec<Value> {
 
 mod cluster_kinds;
 pub mod custom;
+mod platform_kinds;
 
 #[cfg(test)]
 mod tests;

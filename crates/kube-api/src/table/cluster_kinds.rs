@@ -243,7 +243,7 @@ const PVC_COLUMNS: &[Column] = &[
 ];
 
 /// `ReadWriteOnce` as upstream abbreviates it (`RWO`).
-fn access_modes(modes: &[Value]) -> String {
+pub(super) fn access_modes(modes: &[Value]) -> String {
     modes
         .iter()
         .filter_map(Value::as_str)
