@@ -287,6 +287,9 @@ impl Objects {
     /// Create an object as POST does. Returns it as stored.
     pub fn create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
         let generated = body["metadata"]["name"].as_str().is_none_or(str::is_empty);
+        let chosen_ip = body["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty());
         let mut obj = self.prepare_create(rt, namespace, body)?;
         // A generated name that collides is retried with another suffix, as upstream does.
         for attempt in 0..5 {
@@ -298,8 +301,16 @@ impl Objects {
                 obj["metadata"]["name"] = Value::String(format!("{base}{}", random_suffix()));
             }
             match self.create_prepared(rt, namespace, &obj) {
-                Err(KubeError::AlreadyExists { .. }) if generated => continue,
-                other => return other,
+                Err(Refused::Kube(KubeError::AlreadyExists { .. })) if generated => continue,
+                // Another Service took the address this one was given: give it another.
+                Err(Refused::AddressTaken(_)) if !chosen_ip => {
+                    crate::service_ips::reallocate(self, &mut obj)?;
+                }
+                Err(Refused::AddressTaken(ip)) => {
+                    return Err(crate::service_ips::taken(rt, name_of(&obj), &ip));
+                }
+                Err(Refused::Kube(e)) => return Err(e),
+                Ok(v) => return Ok(v),
             }
         }
         Err(KubeError::Internal(
@@ -397,13 +408,26 @@ impl Objects {
         Ok(body)
     }
 
-    fn create_prepared(&self, rt: &ResourceType, namespace: &str, obj: &Value) -> Result<Value> {
+    fn create_prepared(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        obj: &Value,
+    ) -> std::result::Result<Value, Refused> {
         let name = name_of(obj).to_string();
         let key = rt.key(namespace, &name);
+        let cluster_ip = crate::service_ips::allocated(rt, obj);
         let stored = transaction(&*self.store, |tx| {
             self.check_namespace(tx, rt, namespace)?;
+            // The address was free when it was chosen; checked again where no other create
+            // can interleave, as kube-apiserver's allocator commits in one transaction.
+            if let Some(ip) = &cluster_ip
+                && crate::service_ips::held(tx, &self.kind, ip)?
+            {
+                return Err(Refused::AddressTaken(ip.clone()));
+            }
             tx.create(&self.kind, &key, obj)
-                .map_err(|e| self.map_store(rt, &name, e))
+                .map_err(|e| Refused::Kube(self.map_store(rt, &name, e)))
         })?;
         self.wrote(rt);
         Ok(present(rt, with_resource_version(&stored)))
@@ -686,6 +710,25 @@ impl Objects {
                 KubeError::from_store(e)
             }
         }
+    }
+}
+
+/// Why a prepared create was not stored.
+enum Refused {
+    Kube(KubeError),
+    /// The Service's ClusterIP was taken between its allocation and the write.
+    AddressTaken(String),
+}
+
+impl From<KubeError> for Refused {
+    fn from(e: KubeError) -> Self {
+        Refused::Kube(e)
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Refused::Kube(KubeError::from_store(e))
     }
 }
 

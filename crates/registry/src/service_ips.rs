@@ -6,8 +6,9 @@
 //! ExternalName one get none. The address is recorded in `clusterIP` and `clusterIPs` with the
 //! single-stack IPv4 family fields.
 //!
-//! Free means no stored Service holds it; two Services created at the same instant could pick
-//! the same address (kube-apiserver keeps an allocation bitmap in one transaction instead).
+//! Free means no stored Service holds it, checked when the address is chosen and again in the
+//! transaction that stores the Service ([`held`]); a Service that lost its address to another
+//! created at the same instant is given a new one ([`reallocate`]).
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -16,6 +17,51 @@ use localfargate_core::eks::CLUSTER_KIND;
 use serde_json::{Value, json};
 
 use crate::objects::{KubeError, Objects, Result, name_of, resource};
+
+/// The ClusterIP a Service being created holds, if it holds one.
+pub fn allocated(rt: &crate::resources::ResourceType, obj: &Value) -> Option<String> {
+    if !rt.group.is_empty() || rt.kind != "Service" {
+        return None;
+    }
+    obj["spec"]["clusterIP"]
+        .as_str()
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+        .map(str::to_string)
+}
+
+/// Whether a stored Service holds `ip`, read inside a store transaction.
+pub fn held(
+    tx: &mut dyn localfargate_store::Tx,
+    store_kind: &str,
+    ip: &str,
+) -> std::result::Result<bool, localfargate_store::StoreError> {
+    let prefix = resource("", "services").key_prefix(None);
+    Ok(tx
+        .list(store_kind, &prefix)?
+        .iter()
+        .any(|s| s.value["spec"]["clusterIP"] == ip))
+}
+
+/// Upstream's refusal of an address another Service holds.
+pub fn taken(rt: &crate::resources::ResourceType, name: &str, ip: &str) -> KubeError {
+    KubeError::invalid(
+        rt,
+        name,
+        "spec.clusterIPs",
+        &format!(
+            "Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: provided IP is already allocated"
+        ),
+    )
+}
+
+/// Forget the address a Service was given and give it another.
+pub fn reallocate(objects: &Objects, service: &mut Value) -> Result<()> {
+    if let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    allocate(objects, service)
+}
 
 /// EKS's default service range.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.100.0.0/16";
@@ -118,14 +164,7 @@ pub fn allocate(objects: &Objects, service: &mut Value) -> Result<()> {
             ));
         }
         if taken.contains(&asked) {
-            return Err(KubeError::invalid(
-                rt,
-                &name,
-                "spec.clusterIPs",
-                &format!(
-                    "{shown}: failed to allocate IP {asked}: provided IP is already allocated"
-                ),
-            ));
+            return Err(self::taken(rt, &name, &asked));
         }
         asked
     };
@@ -221,5 +260,29 @@ mod tests {
             .create(svc, "default", service("headless", Some("None")))
             .unwrap();
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
+    }
+
+    #[test]
+    fn an_address_taken_between_allocation_and_write_is_not_given_twice() {
+        let o = objects();
+        let svc = resource("", "services");
+        // `a` is given an address, then `b` takes that same address before `a` is stored.
+        let prepared = o
+            .prepare_create(svc, "default", service("a", None))
+            .unwrap();
+        let ip = prepared["spec"]["clusterIP"].as_str().unwrap().to_string();
+        o.create(svc, "default", service("b", Some(&ip))).unwrap();
+        let Err(e) = o.create(svc, "default", prepared) else {
+            panic!("the taken address was stored twice");
+        };
+        assert!(
+            e.to_string().contains("provided IP is already allocated"),
+            "{e}"
+        );
+        // Without an address of its own, a Service is given another one.
+        let mut fresh = service("c", None);
+        fresh["spec"]["clusterIP"] = json!("");
+        let c = o.create(svc, "default", fresh).unwrap();
+        assert_ne!(c["spec"]["clusterIP"], json!(ip));
     }
 }
