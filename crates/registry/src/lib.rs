@@ -18,6 +18,7 @@ pub mod error;
 pub mod limit_ranger;
 pub mod metrics;
 pub mod objects;
+pub mod quota;
 pub mod resources;
 pub mod service_accounts;
 pub mod service_ips;

@@ -399,6 +399,8 @@ impl Objects {
         let key = rt.key(namespace, &name);
         let stored = transaction(&*self.store, |tx| {
             self.check_namespace(tx, rt, namespace)?;
+            // In the transaction, so two quick creates cannot both slip under a quota.
+            crate::quota::admit_create(tx, &self.kind, rt, namespace, obj)?;
             tx.create(&self.kind, &key, obj)
                 .map_err(|e| self.map_store(rt, &name, e))
         })?;
