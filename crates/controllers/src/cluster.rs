@@ -329,6 +329,8 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::lifecycle::run(ctx.clone()));
     set.spawn(crate::volume_sync::run(ctx.clone()));
     set.spawn(crate::disruption::run(ctx.clone()));
+    set.spawn(crate::quota::run(ctx.clone()));
+    set.spawn(crate::service_account_tokens::run(ctx.clone()));
     set.spawn(ctx.objects.clone().follow_definitions());
     set
 }

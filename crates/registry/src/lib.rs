@@ -15,6 +15,7 @@ pub mod custom;
 pub mod defaults;
 pub mod disruption;
 pub mod error;
+pub mod legacy_tokens;
 pub mod limit_ranger;
 pub mod metrics;
 pub mod objects;
