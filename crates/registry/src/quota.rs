@@ -189,9 +189,7 @@ fn pod_in_scope(pod: &Value, scope: &str, operator: &str, values: &[&str]) -> bo
         "Terminating" => spec["activeDeadlineSeconds"]
             .as_i64()
             .is_some_and(|s| s >= 0),
-        "NotTerminating" => !spec["activeDeadlineSeconds"]
-            .as_i64()
-            .is_some_and(|s| s >= 0),
+        "NotTerminating" => spec["activeDeadlineSeconds"].as_i64().is_none_or(|s| s < 0),
         "BestEffort" => crate::defaults::qos_class(spec) == "BestEffort",
         "NotBestEffort" => crate::defaults::qos_class(spec) != "BestEffort",
         "PriorityClass" => {

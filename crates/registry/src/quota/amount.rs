@@ -44,10 +44,14 @@ impl Amount {
         let format = quantity::format_of(text).ok()?;
         Some(Amount { nanos, format })
     }
+}
 
-    /// `self + other`, in `self`'s format (or `other`'s when `self` is a zero).
-    pub fn add(self, other: Amount) -> Amount {
-        let format = if self.nanos == 0 && self == Amount::ZERO {
+/// `self + other`, in `self`'s format, or `other`'s when `self` is zero (`Quantity.Add`).
+impl std::ops::Add for Amount {
+    type Output = Amount;
+
+    fn add(self, other: Amount) -> Amount {
+        let format = if self.nanos == 0 {
             other.format
         } else {
             self.format
@@ -78,7 +82,7 @@ pub type Amounts = BTreeMap<String, Amount>;
 /// Add `other` into `into`, key by key (`quota.Add`).
 pub fn add_into(into: &mut Amounts, other: &Amounts) {
     for (k, v) in other {
-        let sum = into.get(k).copied().unwrap_or(Amount::ZERO).add(*v);
+        let sum = into.get(k).copied().unwrap_or(Amount::ZERO) + *v;
         into.insert(k.clone(), sum);
     }
 }
@@ -119,10 +123,10 @@ mod tests {
     #[test]
     fn sums_print_as_upstream_prints_them() {
         let a = |s| Amount::parse(s).unwrap();
-        assert_eq!(a("500m").add(a("250m")).to_string(), "750m");
-        assert_eq!(a("500m").add(a("500m")).to_string(), "1");
-        assert_eq!(a("128Mi").add(a("128Mi")).to_string(), "256Mi");
-        assert_eq!(Amount::ZERO.add(a("1Gi")).to_string(), "1Gi");
+        assert_eq!((a("500m") + a("250m")).to_string(), "750m");
+        assert_eq!((a("500m") + a("500m")).to_string(), "1");
+        assert_eq!((a("128Mi") + a("128Mi")).to_string(), "256Mi");
+        assert_eq!((Amount::ZERO + a("1Gi")).to_string(), "1Gi");
         assert_eq!(a("1000m").to_string(), "1");
         assert_eq!(Amount::count(3).to_string(), "3");
         assert_eq!(Amount::ZERO.to_string(), "0");
