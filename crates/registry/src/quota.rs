@@ -360,6 +360,51 @@ pub fn admit_create(
     if !rt.namespaced || rt.custom {
         return Ok(());
     }
+    charge(tx, store_kind, rt, namespace, obj, usage(rt, obj), true)
+}
+
+/// Refuse an update that would take a quota past its limit: a Service becoming a load balancer
+/// or gaining node ports, a claim asking for more storage (the kinds whose evaluators upstream
+/// charges updates for); only what grows is charged.
+pub fn admit_update(
+    tx: &mut dyn Tx,
+    store_kind: &str,
+    rt: &ResourceType,
+    namespace: &str,
+    old: &Value,
+    new: &Value,
+) -> Result<()> {
+    if !rt.group.is_empty() || !matches!(rt.resource, "services" | "persistentvolumeclaims") {
+        return Ok(());
+    }
+    let before = usage(rt, old);
+    let grown: Amounts = usage(rt, new)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let had = before.get(&k).map_or(0, |a| a.nanos);
+            (v.nanos > had).then(|| {
+                let nanos = v.nanos - had;
+                (k, Amount { nanos, ..v })
+            })
+        })
+        .collect();
+    if grown.is_empty() {
+        return Ok(());
+    }
+    charge(tx, store_kind, rt, namespace, new, grown, false)
+}
+
+/// Check `delta`, what `obj` adds to its namespace's usage, against each quota that takes it;
+/// `constraints`: also the pod evaluator's rule that containers say what a quota limits.
+fn charge(
+    tx: &mut dyn Tx,
+    store_kind: &str,
+    rt: &ResourceType,
+    namespace: &str,
+    obj: &Value,
+    delta: Amounts,
+    constraints: bool,
+) -> Result<()> {
     let quotas_rt = crate::objects::resource("", "resourcequotas");
     let quotas = tx
         .list(store_kind, &quotas_rt.key_prefix(Some(namespace)))
@@ -374,7 +419,6 @@ pub fn admit_create(
             name_of(obj)
         ))
     };
-    let delta = usage(rt, obj);
     for quota in quotas.iter().map(|o| &o.value) {
         let hard = hard(quota);
         let matched: Vec<&str> = hard
@@ -386,7 +430,7 @@ pub fn admit_create(
             continue;
         }
         let quota_name = name_of(quota);
-        if rt.group.is_empty() && rt.resource == "pods" {
+        if constraints && rt.group.is_empty() && rt.resource == "pods" {
             let required: Vec<&str> = MUST_SPECIFY
                 .iter()
                 .copied()

@@ -245,3 +245,43 @@ fn pod_resources_take_the_largest_init_container() {
     });
     assert_eq!(pod_resources(&spec, "requests")["cpu"].to_string(), "1050m");
 }
+
+#[test]
+fn a_service_becoming_a_load_balancer_is_charged() {
+    let o = objects();
+    o.create(
+        resource("", "resourcequotas"),
+        "ns",
+        json!({"metadata": {"name": "q"}, "spec": {"hard": {"services.loadbalancers": "0"}}}),
+    )
+    .unwrap();
+    let svcs = resource("", "services");
+    o.create(
+        svcs,
+        "ns",
+        json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}),
+    )
+    .unwrap();
+    let err = o
+        .update_with(svcs, "ns", "web", false, None, &mut |s| {
+            let mut s = s.clone();
+            s["spec"]["type"] = json!("LoadBalancer");
+            Ok(s)
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "services \"web\" is forbidden: exceeded quota: q, requested: services.loadbalancers=1, used: services.loadbalancers=0, limited: services.loadbalancers=0"
+    );
+    assert_eq!(
+        o.get(svcs, "ns", "web").unwrap()["spec"]["type"],
+        "ClusterIP"
+    );
+    // Other updates are not charged.
+    o.update_with(svcs, "ns", "web", false, None, &mut |s| {
+        let mut s = s.clone();
+        s["metadata"]["labels"] = json!({"a": "b"});
+        Ok(s)
+    })
+    .unwrap();
+}
