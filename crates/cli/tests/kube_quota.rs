@@ -190,6 +190,48 @@ spec:
         used(&c, "besteffort") == serde_json::json!({"pods": "1"})
     });
 
+    // An update is charged for what it adds: a Service becoming a load balancer.
+    let lb = r#"
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: no-lbs
+  namespace: apps
+spec:
+  hard:
+    services.loadbalancers: "0"
+"#;
+    let out = c.apply(V, lb, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    c.ok(
+        V,
+        &[
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "-n",
+            "apps",
+            "--tcp=80",
+        ],
+    );
+    let refused = c.fails(
+        V,
+        &[
+            "patch",
+            "service",
+            "web",
+            "-n",
+            "apps",
+            "-p",
+            r#"{"spec":{"type":"LoadBalancer"}}"#,
+        ],
+    );
+    assert!(
+        refused.contains("services \"web\" is forbidden: exceeded quota: no-lbs, requested: services.loadbalancers=1, used: services.loadbalancers=0, limited: services.loadbalancers=0"),
+        "{refused}"
+    );
+
     let ranges = r#"
 apiVersion: v1
 kind: LimitRange
