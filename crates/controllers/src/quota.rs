@@ -1,8 +1,8 @@
 //! The resource-quota controller: each ResourceQuota's `status.hard` (its spec's) and
 //! `status.used` (counted from the namespace's objects by `registry::quota`), as
 //! kube-controller-manager keeps them; recomputed when anything in a namespace with quotas
-//! changes, and every 30 seconds for anything missed. Admission counts from the store itself,
-//! so this status is what clients read (`kubectl describe quota`), not what enforcement trusts.
+//! changes, and every 30 seconds for anything missed. Admission charges `status.used` as it
+//! admits; this recount corrects it when objects go (deleted, or pods finished).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -48,36 +48,13 @@ fn sync(objects: &Objects, namespaces: Option<&BTreeSet<String>>) {
     let Ok((all, _)) = objects.list(quotas, None) else {
         return;
     };
-    for q in all.iter().map(|o| &o.value) {
-        let ns = namespace_of(q);
+    for stored in all.iter() {
+        let ns = namespace_of(&stored.value);
         if namespaces.is_some_and(|n| !n.contains(ns)) {
             continue;
         }
-        let used = quota::used(q, &mut |rt| {
-            Ok(objects
-                .list(rt, Some(ns))?
-                .0
-                .iter()
-                .map(|o| o.value.clone())
-                .collect())
-        });
-        let used = match used {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(quota = name_of(q), error = %e, "counting a quota's usage");
-                continue;
-            }
-        };
-        if quota::status(q, &used) == q["status"] {
-            continue;
-        }
-        let result = objects.update_with(quotas, ns, name_of(q), true, None, &mut |cur| {
-            let mut cur = cur.clone();
-            cur["status"] = quota::status(&cur, &used);
-            Ok(cur)
-        });
-        if let Err(e) = result {
-            tracing::debug!(quota = name_of(q), error = %e, "updating a quota's status");
+        if let Err(e) = quota::recount(objects, &stored.key, ns) {
+            tracing::debug!(quota = name_of(&stored.value), error = %e, "recounting a quota");
         }
     }
 }

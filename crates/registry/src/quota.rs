@@ -4,8 +4,11 @@
 //! falls under (`scopes_match`: Terminating, NotTerminating, BestEffort, NotBestEffort,
 //! PriorityClass), a namespace's usage counted from the store (`used`), the status the
 //! controller writes (`status`), and the refusal of a create that would exceed a quota
-//! (`admit_create`), run inside the create's transaction so that two quick creates cannot both
-//! slip under the limit.
+//! (`admit_create`, `admit_update`). Admission runs inside the write's transaction: it checks
+//! the usage the quota records (counted from the store when it has not recorded it yet) and
+//! charges the quota's `status.used` in that same transaction, as upstream's admission charges
+//! it before the object is stored, so two quick creates cannot both slip under the limit and a
+//! create costs the same however many objects the namespace has.
 
 pub mod amount;
 
@@ -268,6 +271,13 @@ pub fn scopes_match(quota: &Value, rt: &ResourceType, obj: &Value) -> bool {
         })
 }
 
+/// The same resources in the same amounts, however written.
+fn same_amounts(a: &Amounts, b: &Amounts) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| w.nanos == v.nanos))
+}
+
 /// A quota's `spec.hard`.
 pub fn hard(quota: &Value) -> Amounts {
     amounts_of(&quota["spec"]["hard"])
@@ -319,6 +329,33 @@ fn to_json(list: &Amounts) -> Value {
 /// The status the quota controller writes: `hard` as the spec says, `used` as counted.
 pub fn status(quota: &Value, used: &Amounts) -> Value {
     json!({"hard": to_json(&hard(quota)), "used": to_json(used)})
+}
+
+/// Count one quota's usage (the quota at store key `key`) and write its status, in one
+/// transaction, as the quota controller does: admission charges the quota in the transactions
+/// that write objects, so a count read outside one could overwrite a charge made after it.
+pub fn recount(objects: &crate::Objects, key: &str, namespace: &str) -> Result<()> {
+    let kind = objects.store_kind();
+    localfargate_store::transaction(&*objects.store, |tx| {
+        let Some(current) = tx.get(kind, key)? else {
+            return Ok(());
+        };
+        let used = used(&current.value, &mut |rt| {
+            Ok(tx
+                .list(kind, &rt.key_prefix(Some(namespace)))?
+                .iter()
+                .map(|o| o.value.clone())
+                .collect())
+        })?;
+        let status = status(&current.value, &used);
+        if status == current.value["status"] {
+            return Ok(());
+        }
+        let mut new = current.value.clone();
+        new["status"] = status;
+        tx.update(kind, key, &new, Some(current.revision))?;
+        Ok(())
+    })
 }
 
 /// The names of the containers (regular, then init) that do not say `required` resources,
@@ -419,7 +456,9 @@ fn charge(
             name_of(obj)
         ))
     };
-    for quota in quotas.iter().map(|o| &o.value) {
+    let mut charged: Vec<(&str, Value, localfargate_store::Revision)> = Vec::new();
+    for stored in &quotas {
+        let quota = &stored.value;
         let hard = hard(quota);
         let matched: Vec<&str> = hard
             .keys()
@@ -456,14 +495,24 @@ fn charge(
         if requested.is_empty() {
             continue;
         }
-        let used = used(quota, &mut |t| {
-            Ok(tx
-                .list(store_kind, &t.key_prefix(Some(namespace)))
-                .map_err(KubeError::from_store)?
-                .iter()
-                .map(|o| o.value.clone())
-                .collect())
-        })?;
+        // The usage the quota records (kept by this charging and the controller), as
+        // upstream's admission reads it; counted from the store when the quota has not
+        // recorded it yet (just created, or a resource just added to its hard).
+        let recorded = amounts_of(&quota["status"]["used"]);
+        let known = requested.keys().all(|k| recorded.contains_key(k))
+            && same_amounts(&amounts_of(&quota["status"]["hard"]), &hard);
+        let used = if known {
+            recorded
+        } else {
+            used(quota, &mut |t| {
+                Ok(tx
+                    .list(store_kind, &t.key_prefix(Some(namespace)))
+                    .map_err(KubeError::from_store)?
+                    .iter()
+                    .map(|o| o.value.clone())
+                    .collect())
+            })?
+        };
         let exceeded: Vec<&String> = requested
             .iter()
             .filter(|(k, v)| {
@@ -474,6 +523,19 @@ fn charge(
             .map(|(k, _)| k)
             .collect();
         if exceeded.is_empty() {
+            let mut after = used.clone();
+            add_into(&mut after, &requested);
+            let mut new = quota.clone();
+            new["status"] = if known {
+                let mut status = quota["status"].clone();
+                for (k, v) in &requested {
+                    status["used"][k] = json!(after.get(k).copied().unwrap_or(*v).to_string());
+                }
+                status
+            } else {
+                status(quota, &after)
+            };
+            charged.push((&stored.key, new, stored.revision));
             continue;
         }
         let mask = |list: &Amounts| -> Amounts {
@@ -488,6 +550,12 @@ fn charge(
             pretty(&mask(&used)),
             pretty(&mask(&hard))
         )));
+    }
+    // Every quota allowed it: charge them, in the transaction that writes the object, so the
+    // next admission sees this one.
+    for (key, new, revision) in charged {
+        tx.update(store_kind, key, &new, Some(revision))
+            .map_err(KubeError::from_store)?;
     }
     Ok(())
 }

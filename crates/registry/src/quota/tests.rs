@@ -123,6 +123,14 @@ fn finished_pods_free_their_share() {
         Ok(p)
     })
     .unwrap();
+    // Charged until the quota controller recounts.
+    let err = o
+        .create(resource("", "pods"), "ns", pod("b", None))
+        .unwrap_err();
+    assert!(err.to_string().contains("used: pods=1"), "{err}");
+    let quotas = resource("", "resourcequotas");
+    recount(&o, &quotas.key("ns", "q"), "ns").unwrap();
+    assert_eq!(used_now(&o, "q")["used"], json!({"pods": "0"}));
     o.create(resource("", "pods"), "ns", pod("b", None))
         .unwrap();
 }
@@ -284,4 +292,32 @@ fn a_service_becoming_a_load_balancer_is_charged() {
         Ok(s)
     })
     .unwrap();
+}
+
+#[test]
+fn admission_charges_the_quota_it_admits_against() {
+    let o = objects();
+    let quotas = resource("", "resourcequotas");
+    o.create(
+        quotas,
+        "ns",
+        json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "5", "requests.cpu": "1"}}}),
+    )
+    .unwrap();
+    o.create(resource("", "pods"), "ns", pod("a", Some("300m")))
+        .unwrap();
+    // Not yet counted by the controller: counted from the store, then charged.
+    let q = o.get(quotas, "ns", "q").unwrap();
+    assert_eq!(
+        q["status"],
+        json!({"hard": {"pods": "5", "requests.cpu": "1"}, "used": {"pods": "1", "requests.cpu": "300m"}})
+    );
+    o.create(resource("", "pods"), "ns", pod("b", Some("300m")))
+        .unwrap();
+    let q = o.get(quotas, "ns", "q").unwrap();
+    assert_eq!(
+        q["status"]["used"],
+        json!({"pods": "2", "requests.cpu": "600m"})
+    );
+    assert_eq!(used_now(&o, "q")["used"], q["status"]["used"]);
 }
