@@ -15,6 +15,8 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod node_agent;
 pub mod pod_spec;
+pub mod quota;
+pub mod service_account_tokens;
 pub mod volume_sync;
 pub mod wake;
 pub mod workloads;

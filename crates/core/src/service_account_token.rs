@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub mod legacy;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("service-account signing key: {0}")]

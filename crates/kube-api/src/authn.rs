@@ -48,6 +48,11 @@ impl IamIdentities {
         IamIdentities { objects }
     }
 
+    /// The cluster's objects (what legacy service-account tokens are checked against).
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
     /// The cluster's authentication mode, creator and account, from its EKS record.
     fn cluster(&self) -> Option<(AuthenticationMode, Option<String>, String)> {
         let record = self

@@ -184,6 +184,25 @@ fn service_account(info: &ClusterInfo, token: &str) -> Option<UserInfo> {
             info.uid = user.claims.kubernetes.serviceaccount.uid.clone();
             Some(info)
         }
+        // A legacy token of a `kubernetes.io/service-account-token` Secret.
+        Err(e) if localfargate_core::service_account_token::legacy::is_legacy(token) => {
+            match localfargate_registry::legacy_tokens::authenticate(
+                info.iam.objects(),
+                signer,
+                token,
+            ) {
+                Ok(claims) => {
+                    let mut user =
+                        UserInfo::service_account(&claims.namespace, &claims.service_account_name);
+                    user.uid = claims.service_account_uid;
+                    Some(user)
+                }
+                Err(why) => {
+                    tracing::info!(cluster = %info.name, reason = %why, bound = %e, "legacy token refused");
+                    None
+                }
+            }
+        }
         Err(e) => {
             tracing::info!(cluster = %info.name, reason = %e, "token refused");
             None

@@ -2,9 +2,13 @@
 //! or may use get their namespace's LimitRange defaults (`defaultRequest`, `default` of the
 //! `Container` limits), recorded in the `kubernetes.io/limit-ranger` annotation with upstream's
 //! words. On Fargate this decides a pod's size: the fargate-scheduler sizes from the requests
-//! the pod has after admission.
+//! the pod has after admission. Its validation (`min`, `max`, `maxLimitRequestRatio` of pods,
+//! containers and claims) is in [`bounds`].
 
 use serde_json::{Map, Value, json};
+
+mod bounds;
+pub use bounds::{validate_claim, validate_pod};
 
 use crate::objects::{Objects, Result, namespace_of, resource};
 
@@ -145,5 +149,111 @@ mod tests {
             "LimitRanger plugin set: cpu, memory request for container a; cpu, memory limit for container a; memory request for container b; memory limit for container b"
         );
         assert_eq!(pod["status"]["qosClass"], "Burstable");
+    }
+
+    fn cluster() -> Objects {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
+        o.create(
+            resource("", "namespaces"),
+            "",
+            json!({"metadata": {"name": "ns"}}),
+        )
+        .unwrap();
+        o
+    }
+
+    #[test]
+    fn pods_outside_min_and_max_are_refused_with_every_reason() {
+        let o = cluster();
+        o.create(
+            resource("", "limitranges"),
+            "ns",
+            json!({"metadata": {"name": "lr"}, "spec": {"limits": [
+                {"type": "Container", "min": {"cpu": "100m"}, "max": {"memory": "1Gi"},
+                 "maxLimitRequestRatio": {"cpu": "2"}},
+                {"type": "Pod", "max": {"cpu": "2"}}]}}),
+        )
+        .unwrap();
+        let pod = |name: &str, requests: Value, limits: Value| {
+            json!({"metadata": {"name": name}, "spec": {"containers": [
+                {"name": "a", "image": "busybox", "resources": {"requests": requests, "limits": limits}}]}})
+        };
+        let err = o
+            .create(
+                resource("", "pods"),
+                "ns",
+                pod(
+                    "x",
+                    json!({"cpu": "50m"}),
+                    json!({"cpu": "100m", "memory": "2Gi"}),
+                ),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), 403);
+        assert_eq!(
+            err.to_string(),
+            "pods \"x\" is forbidden: [minimum cpu usage per Container is 100m, but request is 50m, maximum memory usage per Container is 1Gi, but limit is 2Gi]"
+        );
+        let err = o
+            .create(
+                resource("", "pods"),
+                "ns",
+                pod(
+                    "y",
+                    json!({"cpu": "200m"}),
+                    json!({"cpu": "1", "memory": "1Gi"}),
+                ),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "pods \"y\" is forbidden: cpu max limit to request ratio per Container is 2, but provided ratio is 5.000000"
+        );
+        let err = o
+            .create(resource("", "pods"), "ns", pod("z", json!({}), json!({})))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "pods \"z\" is forbidden: [minimum cpu usage per Container is 100m.  No request is specified, maximum memory usage per Container is 1Gi.  No limit is specified, cpu max limit to request ratio per Container is 2, but no request is specified or request is 0, maximum cpu usage per Pod is 2.  No limit is specified]"
+        );
+        o.create(
+            resource("", "pods"),
+            "ns",
+            pod(
+                "ok",
+                json!({"cpu": "500m"}),
+                json!({"cpu": "1", "memory": "1Gi"}),
+            ),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn claims_outside_min_and_max_storage_are_refused() {
+        let o = cluster();
+        o.create(
+            resource("", "limitranges"),
+            "ns",
+            json!({"metadata": {"name": "lr"}, "spec": {"limits": [
+                {"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}, "max": {"storage": "10Gi"}}]}}),
+        )
+        .unwrap();
+        let claim = |name: &str, size: &str| {
+            json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}}}})
+        };
+        let pvcs = resource("", "persistentvolumeclaims");
+        let err = o.create(pvcs, "ns", claim("big", "20Gi")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "persistentvolumeclaims \"big\" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"
+        );
+        let err = o.create(pvcs, "ns", claim("small", "500Mi")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "persistentvolumeclaims \"small\" is forbidden: minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"
+        );
+        o.create(pvcs, "ns", claim("fits", "5Gi")).unwrap();
     }
 }

@@ -426,6 +426,8 @@ impl Objects {
             {
                 return Err(Refused::AddressTaken(ip.clone()));
             }
+            // In the transaction, so two quick creates cannot both slip under a quota.
+            crate::quota::admit_create(tx, &self.kind, rt, namespace, obj)?;
             tx.create(&self.kind, &key, obj)
                 .map_err(|e| Refused::Kube(self.map_store(rt, &name, e)))
         })?;
@@ -543,13 +545,30 @@ impl Objects {
                 && finalizers(&new).is_empty()
                 && !finalizers(&current.value).is_empty()
                 && strategy_for(rt).last_finalizer_deletes(&current.value);
+            // A quota refusal aborts the write; checked in its transaction, as creates are.
+            let mut refused: Option<KubeError> = None;
             let result = transaction(&*self.store, |tx| {
                 if finished {
-                    tx.delete(&self.kind, &key, Some(current.revision))
-                } else {
-                    tx.update(&self.kind, &key, &new, Some(current.revision))
+                    return tx.delete(&self.kind, &key, Some(current.revision));
                 }
+                if !status
+                    && let Err(e) = crate::quota::admit_update(
+                        tx,
+                        &self.kind,
+                        rt,
+                        namespace,
+                        &current.value,
+                        &new,
+                    )
+                {
+                    refused = Some(e);
+                    return Err(StoreError::Aborted);
+                }
+                tx.update(&self.kind, &key, &new, Some(current.revision))
             });
+            if let Some(e) = refused {
+                return Err(e);
+            }
             match result {
                 Ok(o) => {
                     self.wrote(rt);

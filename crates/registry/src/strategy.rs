@@ -105,7 +105,8 @@ pub fn strategy_for(rt: &ResourceType) -> &'static dyn Strategy {
         },
         ("", "Secret") => &SecretStrategy,
         ("", "Service") => &ServiceStrategy,
-        ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => &Generic {
+        ("", "PersistentVolumeClaim") => &ClaimStrategy,
+        ("", "PersistentVolume") => &Generic {
             generation: false,
             status: Some(|| json!({"phase": "Pending"})),
         },
@@ -245,6 +246,25 @@ impl Strategy for ServiceStrategy {
     }
 }
 
+/// A PersistentVolumeClaim: its storage request within the namespace's LimitRanges, on create
+/// and on a resize.
+struct ClaimStrategy;
+
+impl Strategy for ClaimStrategy {
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"phase": "Pending"}))
+    }
+    fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
+        crate::limit_ranger::validate_claim(objects, obj)
+    }
+    fn admit_update(&self, objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {
+        if old["spec"]["resources"] == new["spec"]["resources"] {
+            return Ok(());
+        }
+        crate::limit_ranger::validate_claim(objects, new)
+    }
+}
+
 struct NodeStrategy;
 
 impl Strategy for NodeStrategy {
@@ -276,6 +296,7 @@ impl Strategy for PodStrategy {
     fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
         // The built-in LimitRanger first, then Fargate's mutating webhook, as on EKS.
         crate::limit_ranger::admit(objects, obj)?;
+        crate::limit_ranger::validate_pod(objects, obj)?;
         obj["status"]["qosClass"] = json!(defaults::qos_class(&obj["spec"]));
         admission::admit_pod(objects, obj)
     }

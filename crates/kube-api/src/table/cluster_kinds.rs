@@ -315,10 +315,10 @@ fn quota_cells(quota: &Value, now: Timestamp) -> Vec<Value> {
     let mut keys: Vec<&String> = hard.map(|h| h.keys().collect()).unwrap_or_default();
     keys.sort();
     for key in keys {
-        let limit = hard
-            .and_then(|h| h.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        // Upstream's printer shows the status's hard (what the quota controller accepted).
+        let limit = quota["status"]["hard"][key.as_str()]
+            .as_str()
+            .unwrap_or("0");
         let used = quota["status"]["used"][key.as_str()]
             .as_str()
             .unwrap_or("0");
