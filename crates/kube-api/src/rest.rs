@@ -15,6 +15,7 @@ use localfargate_registry::resources::ResourceType;
 use serde_json::{Value, json};
 
 use crate::authz::{self, Authorizer};
+use crate::patch::field_manager::{self, ApplyError, Schema, Scope};
 use crate::patch::{self, PatchError};
 use crate::server::Api;
 use crate::{table, watch};
@@ -417,7 +418,15 @@ async fn dispatch(
             Err(KubeError::BadRequest("Upgrade request required".into()))
         }
         (Method::POST, None, None) => {
-            let value = body_value(headers, body)?;
+            let mut value = body_value(headers, body)?;
+            let manager = manager_of(query, headers);
+            field_manager::record_update(
+                None,
+                &mut value,
+                schema_of(target),
+                write_scope(target, None),
+                ownership(&rt.api_version(), &manager, None),
+            );
             if dry_run(query) {
                 // Validated, defaulted and admitted, but not written.
                 let preview = api.objects.prepare_create(rt, namespace(target), value)?;
@@ -462,7 +471,19 @@ async fn dispatch(
             ))
         }
         (Method::PUT, Some(name), None | Some("status")) => {
-            let value = body_value(headers, body)?;
+            let mut value = body_value(headers, body)?;
+            // The owners are taken from the object this replaces; a write racing this one
+            // is caught by the update's resourceVersion precondition, as kubectl sends it.
+            if let Ok(current) = api.objects.get(rt, namespace(target), name) {
+                let manager = manager_of(query, headers);
+                field_manager::record_update(
+                    Some(&current),
+                    &mut value,
+                    schema_of(target),
+                    write_scope(target, sub),
+                    ownership(&rt.api_version(), &manager, sub),
+                );
+            }
             let updated = api.objects.update(
                 rt,
                 namespace(target),
@@ -475,13 +496,10 @@ async fn dispatch(
         }
         (Method::PUT, Some(name), Some("scale")) => {
             let value = body_value(headers, body)?;
-            set_scale(
-                api,
-                target,
-                name,
-                dry_run(query),
-                &mut |_| Ok(value.clone()),
-            )
+            let manager = manager_of(query, headers);
+            set_scale(api, target, name, dry_run(query), &manager, &mut |_| {
+                Ok(value.clone())
+            })
         }
         (Method::PATCH, Some(name), sub) => patch(api, target, name, sub, query, headers, body),
         (Method::DELETE, Some(name), None) => {
@@ -828,37 +846,114 @@ fn patch_error(e: PatchError) -> KubeError {
     }
 }
 
-/// Apply a patch body of the request's content type to `current`.
+/// The field manager of a write: `?fieldManager=`, else the User-Agent up to its first `/`
+/// (`kubectl/v1.33.0 (linux/amd64) …` → `kubectl`), at most 128 characters, as upstream
+/// derives it.
+fn manager_of(query: &Query, headers: &HeaderMap) -> String {
+    if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    agent
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+/// The schema ownership follows: the built-in kind's, or the custom resource version's.
+fn schema_of(target: &Target) -> Schema<'_> {
+    let rt = target.rt;
+    Schema::of(
+        &rt.api_version(),
+        rt.kind,
+        target.custom.as_ref().map(|c| &c.schema_json),
+        rt.custom,
+    )
+}
+
+/// What a write to the object or one of its subresources may own.
+fn write_scope(target: &Target, sub: Option<&str>) -> Scope {
+    match sub {
+        Some("status") => Scope::StatusOnly,
+        _ if target.rt.has_status => Scope::ExceptStatus,
+        _ => Scope::Whole,
+    }
+}
+
+fn ownership<'a>(
+    api_version: &'a str,
+    manager: &'a str,
+    sub: Option<&'a str>,
+) -> field_manager::Request<'a> {
+    field_manager::Request {
+        manager,
+        api_version,
+        subresource: sub,
+        now: jiff::Timestamp::now(),
+    }
+}
+
+fn apply_error(e: ApplyError) -> KubeError {
+    match e {
+        ApplyError::Conflicts(c) => KubeError::ApplyConflict {
+            causes: c.causes(),
+            message: c.message,
+        },
+        ApplyError::Malformed(m) => KubeError::BadRequest(m),
+    }
+}
+
+/// The patch types a resource takes, as upstream lists them in its 415: custom resources have
+/// no Go types to read strategic-merge strategies from.
+fn accepted_patch_types(target: &Target) -> &'static str {
+    if target.rt.custom {
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    } else {
+        "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+    }
+}
+
+fn is_apply(content_type: &str) -> bool {
+    let base = content_type.split(';').next().unwrap_or("").trim();
+    base == "application/apply-patch+yaml" || base == "application/apply-patch+cbor"
+}
+
+fn apply_intent(body: &Bytes) -> Result<Value, KubeError> {
+    serde_yaml::from_slice(body)
+        .map_err(|e| KubeError::BadRequest(format!("error decoding YAML: {e}")))
+}
+
+/// Apply a non-apply patch body of the request's content type to `current` (and, for the
+/// `scale` subresource, an apply body too: a Scale has no owners of its own to keep).
 fn apply_patch_body(
-    rt: &ResourceType,
+    target: &Target,
     content_type: &str,
     current: &Value,
     body: &Bytes,
-    manager: &str,
 ) -> Result<Value, KubeError> {
+    let rt = target.rt;
     let base = content_type.split(';').next().unwrap_or("").trim();
     let api_version = rt.api_version();
     let out = match base {
         "application/json-patch+json" => patch::json_patch(current, body),
         "application/merge-patch+json" => patch::merge_patch(current, body),
-        "application/strategic-merge-patch+json" => {
+        "application/strategic-merge-patch+json" if !rt.custom => {
             patch::strategic_merge_patch(current, body, &api_version, rt.kind)
         }
-        "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-            let intent: Value = serde_yaml::from_slice(body)
-                .map_err(|e| KubeError::BadRequest(format!("error decoding YAML: {e}")))?;
-            patch::apply_patch(
-                Some(current),
-                &intent,
-                &api_version,
-                rt.kind,
-                manager,
-                jiff::Timestamp::now(),
-            )
+        _ if is_apply(base) => {
+            let intent = apply_intent(body)?;
+            patch::merge_patch(current, &serde_json::to_vec(&intent).unwrap_or_default())
         }
-        other => {
+        _ => {
             return Err(KubeError::UnsupportedMediaType(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})"
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted_patch_types(target)
             )));
         }
     };
@@ -881,10 +976,11 @@ fn patch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let manager = query.get("fieldManager").unwrap_or("unknown").to_string();
+    let manager = manager_of(query, headers);
+    let api_version = rt.api_version();
     if sub == Some("scale") {
-        return set_scale(api, target, name, dry_run(query), &mut |scale| {
-            apply_patch_body(rt, &content_type, scale, body, &manager)
+        return set_scale(api, target, name, dry_run(query), &manager, &mut |scale| {
+            apply_patch_body(target, &content_type, scale, body)
         });
     }
     if !matches!(sub, None | Some("status")) {
@@ -894,20 +990,22 @@ fn patch(
             sub.unwrap_or("")
         )));
     }
-    let server_side = content_type.starts_with("application/apply-patch");
+    let server_side = is_apply(&content_type);
+    let schema = schema_of(target);
+    let scope = write_scope(target, sub);
+    let force = query.flag("force");
     // Server-side apply creates what does not exist yet.
     if server_side && api.objects.get_object(rt, ns, name)?.is_none() {
-        let intent: Value = serde_yaml::from_slice(body)
-            .map_err(|e| KubeError::BadRequest(format!("error decoding YAML: {e}")))?;
-        let obj = patch::apply_patch(
+        let intent = apply_intent(body)?;
+        let obj = field_manager::apply(
             None,
             &intent,
-            &rt.api_version(),
-            rt.kind,
-            &manager,
-            jiff::Timestamp::now(),
+            schema,
+            scope,
+            force,
+            ownership(&api_version, &manager, sub),
         )
-        .map_err(patch_error)?;
+        .map_err(apply_error)?;
         if name_of(&obj) != name {
             return Err(KubeError::BadRequest(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -921,6 +1019,11 @@ fn patch(
         let created = api.objects.create(rt, ns, obj)?;
         return Ok(json_response(StatusCode::CREATED, &created));
     }
+    let intent = if server_side {
+        Some(apply_intent(body)?)
+    } else {
+        None
+    };
     let mut warnings = Vec::new();
     let updated = api.objects.update_or_preview(
         rt,
@@ -930,11 +1033,19 @@ fn patch(
         None,
         dry_run(query),
         &mut |current| {
-            let mut new = apply_patch_body(rt, &content_type, current, body, &manager)?;
-            // Server-side apply reports unknown fields its own way, which is not done here.
-            if !server_side {
-                warnings = field_validation(rt, query, &mut new, Some(current))?.warnings;
-            }
+            let req = ownership(&api_version, &manager, sub);
+            let new = match &intent {
+                Some(intent) => {
+                    field_manager::apply(Some(current), intent, schema, scope, force, req)
+                        .map_err(apply_error)?
+                }
+                None => {
+                    let mut new = apply_patch_body(target, &content_type, current, body)?;
+                    warnings = field_validation(rt, query, &mut new, Some(current))?.warnings;
+                    field_manager::record_update(Some(current), &mut new, schema, scope, req);
+                    new
+                }
+            };
             // A resourceVersion in the patch is a precondition.
             if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
                 && Some(rv) != current["metadata"]["resourceVersion"].as_str()
@@ -1018,9 +1129,11 @@ fn set_scale(
     target: &Target,
     name: &str,
     dry_run: bool,
+    manager: &str,
     f: &mut dyn FnMut(&Value) -> Result<Value, KubeError>,
 ) -> Result<Response, KubeError> {
     let rt = target.rt;
+    let api_version = rt.api_version();
     let updated = api.objects.update_or_preview(
         rt,
         namespace(target),
@@ -1046,6 +1159,15 @@ fn set_scale(
                 Some(paths) => set_at_path(&mut new, &paths.spec_replicas, json!(replicas)),
                 None => new["spec"]["replicas"] = json!(replicas),
             }
+            // The replicas belong to the scale writer, recorded on the object as upstream's
+            // scale handler does (an entry with `subresource: scale`).
+            field_manager::record_update(
+                Some(current),
+                &mut new,
+                schema_of(target),
+                write_scope(target, None),
+                ownership(&api_version, manager, Some("scale")),
+            );
             Ok(new)
         },
     )?;

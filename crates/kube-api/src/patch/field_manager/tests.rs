@@ -1,0 +1,250 @@
+use super::*;
+use serde_json::json;
+
+fn at(s: &str) -> jiff::Timestamp {
+    s.parse().expect("test timestamp")
+}
+
+fn req(manager: &str) -> Request<'_> {
+    Request {
+        manager,
+        api_version: "apps/v1",
+        subresource: None,
+        now: at("2025-06-01T12:00:00Z"),
+    }
+}
+
+fn deployments() -> Schema<'static> {
+    Schema::of("apps/v1", "Deployment", None, false)
+}
+
+fn manifest(replicas: i64, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "demo", "labels": {"app": "web"}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "nginx", "image": image}]}}}
+    })
+}
+
+fn apply_as(
+    live: Option<&Value>,
+    config: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, ApplyError> {
+    apply(
+        live,
+        config,
+        deployments(),
+        Scope::ExceptStatus,
+        force,
+        req(manager),
+    )
+}
+
+#[test]
+fn fields_v1_round_trips_and_prints_paths() {
+    let set = fields_of(&manifest(1, "nginx"), deployments()).unwrap();
+    let encoded = encode_fields(&set);
+    assert_eq!(
+        encoded["f:spec"]["f:template"]["f:spec"]["f:containers"],
+        json!({"k:{\"name\":\"nginx\"}": {".": {}, "f:image": {}, "f:name": {}}})
+    );
+    assert!(encoded["f:metadata"].get("f:name").is_none());
+    let mut back = FieldSet::new();
+    decode_fields(&encoded, &mut Vec::new(), &mut back);
+    assert_eq!(back, set);
+    let image: Vec<String> = [
+        "f:spec",
+        "f:template",
+        "f:spec",
+        "f:containers",
+        "k:{\"name\":\"nginx\"}",
+        "f:image",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        print_path(&image),
+        ".spec.template.spec.containers[name=\"nginx\"].image"
+    );
+    assert_eq!(
+        print_path(&["f:metadata".into(), "f:finalizers".into(), "v:\"a\"".into()]),
+        ".metadata.finalizers[=\"a\"]"
+    );
+}
+
+#[test]
+fn a_second_applier_changing_a_field_conflicts_and_force_takes_it() {
+    let first = apply_as(None, &manifest(1, "nginx"), "alice", false).unwrap();
+    assert_eq!(first["metadata"]["managedFields"][0]["manager"], "alice");
+    assert_eq!(first["metadata"]["managedFields"][0]["operation"], "Apply");
+    // The same values are shared, not conflicting.
+    let shared = apply_as(Some(&first), &manifest(1, "nginx"), "bob", false).unwrap();
+    assert_eq!(
+        shared["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let err = apply_as(Some(&first), &manifest(2, "nginx"), "bob", false).unwrap_err();
+    let ApplyError::Conflicts(c) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        c.message,
+        "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas"
+    );
+    assert_eq!(
+        c.causes(),
+        vec![
+            json!({"type": "FieldManagerConflict", "message": "conflict with \"alice\"", "field": ".spec.replicas"})
+        ]
+    );
+
+    let err = apply_as(Some(&first), &manifest(2, "nginx:2"), "bob", false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 2 conflicts: conflicts with \"alice\":\n- .spec.replicas\n- .spec.template.spec.containers[name=\"nginx\"].image"
+    );
+
+    let forced = apply_as(Some(&first), &manifest(2, "nginx"), "bob", true).unwrap();
+    assert_eq!(forced["spec"]["replicas"], 2);
+    let alice = &forced["metadata"]["managedFields"][0];
+    assert_eq!(alice["manager"], "alice");
+    assert!(alice["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+}
+
+#[test]
+fn an_update_owner_is_printed_with_its_version_and_loses_what_others_change() {
+    let mut created = manifest(1, "nginx");
+    record_update(
+        None,
+        &mut created,
+        deployments(),
+        Scope::ExceptStatus,
+        req("kubectl-client-side-apply"),
+    );
+    let entry = &created["metadata"]["managedFields"][0];
+    assert_eq!(entry["operation"], "Update");
+    assert_eq!(entry["time"], "2025-06-01T12:00:00Z");
+    assert_eq!(entry["fieldsV1"]["f:spec"]["f:replicas"], json!({}));
+
+    let err = apply_as(Some(&created), &manifest(3, "nginx"), "kubectl", false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
+    );
+
+    // A scale takes the replicas; the subresource is part of the owner's name.
+    let mut scaled = created.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    let scale = Request {
+        subresource: Some("scale"),
+        ..req("kubectl")
+    };
+    record_update(
+        Some(&created),
+        &mut scaled,
+        deployments(),
+        Scope::ExceptStatus,
+        scale,
+    );
+    let err = apply_as(Some(&scaled), &manifest(3, "nginx"), "ci", false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"
+    );
+    let csa = scaled["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "kubectl-client-side-apply")
+        .unwrap();
+    assert!(csa["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+}
+
+#[test]
+fn fields_an_applier_drops_are_removed_unless_someone_else_owns_them() {
+    let mut config = manifest(1, "nginx");
+    config["metadata"]["labels"]["tier"] = json!("fe");
+    config["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "sidecar", "image": "busybox"}));
+    let first = apply_as(None, &config, "alice", false).unwrap();
+    let mut labelled = first.clone();
+    labelled["metadata"]["labels"]["team"] = json!("x");
+    record_update(
+        Some(&first),
+        &mut labelled,
+        deployments(),
+        Scope::ExceptStatus,
+        req("kubectl-label"),
+    );
+
+    let again = apply_as(Some(&labelled), &manifest(1, "nginx"), "alice", false).unwrap();
+    assert_eq!(
+        again["metadata"]["labels"],
+        json!({"app": "web", "team": "x"})
+    );
+    let containers = &again["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers, &json!([{"name": "nginx", "image": "nginx"}]));
+}
+
+#[test]
+fn custom_resources_follow_their_schema() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                  "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}},
+        "args": {"type": "array", "items": {"type": "string"}}}}}});
+    let s = Schema::of("example.com/v1", "Widget", Some(&schema), true);
+    let cr = |ports: Value, args: Value| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"ports": ports, "args": args}})
+    };
+    let r = Request {
+        api_version: "example.com/v1",
+        ..req("a")
+    };
+    let first = apply(
+        None,
+        &cr(json!([{"name": "http", "port": 80}]), json!(["x"])),
+        s,
+        Scope::Whole,
+        false,
+        r,
+    )
+    .unwrap();
+    let r = Request { manager: "b", ..r };
+    let second = apply(
+        Some(&first),
+        &cr(json!([{"name": "https", "port": 443}]), json!(["x"])),
+        s,
+        Scope::Whole,
+        false,
+        r,
+    )
+    .unwrap();
+    assert_eq!(
+        second["spec"]["ports"],
+        json!([{"name": "http", "port": 80}, {"name": "https", "port": 443}])
+    );
+    let err = apply(
+        Some(&second),
+        &cr(json!([]), json!(["y"])),
+        s,
+        Scope::Whole,
+        false,
+        r,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"a\": .spec.args"
+    );
+}
