@@ -145,13 +145,33 @@ fn appliers_conflict_force_takes_over_and_dropped_fields_go() {
             v,
             &["scale", "deployment", "web", "-n", &ns, "--replicas=4"],
         );
+        // kubectl scale sends no fieldManager: its manager is its User-Agent's product, the
+        // binary's name (`kubectl.1.33/v1.33.… (linux/amd64) …`), as upstream derives it. The
+        // replicas were bob's alone, so his entry is gone.
+        let d = c.json(
+            v,
+            &[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                &ns,
+                "--show-managed-fields",
+            ],
+        );
+        let entries = d["metadata"]["managedFields"].as_array().unwrap();
+        assert!(entries.iter().all(|e| e["manager"] != "bob"), "{entries:?}");
+        let scaler = entries
+            .iter()
+            .find(|e| e["subresource"] == "scale")
+            .unwrap();
+        assert_eq!(scaler["manager"], format!("kubectl.{v}"));
+        assert_eq!(scaler["apiVersion"], "apps/v1");
         let err = refused(&c, v, &replicas_only(&ns, 5), &bob);
         assert!(
-            err.contains("Apply failed with 1 conflict: conflict with \"kubectl"),
-            "{err}"
-        );
-        assert!(
-            err.contains(r#"with subresource "scale" using apps/v1: .spec.replicas"#),
+            err.contains(&format!(
+                r#"Apply failed with 1 conflict: conflict with "kubectl.{v}" with subresource "scale" using apps/v1: .spec.replicas"#
+            )),
             "{err}"
         );
     }
