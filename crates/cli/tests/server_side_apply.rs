@@ -145,6 +145,17 @@ fn appliers_conflict_force_takes_over_and_dropped_fields_go() {
             v,
             &["scale", "deployment", "web", "-n", &ns, "--replicas=4"],
         );
+        // A field the kind does not have is refused, not dropped, with upstream's message.
+        let typo = deployment(&ns, 4, "app: web")
+            .replace("image: nginx", "image: nginx\n        imagePolicy: Always");
+        let err = refused(&c, v, &typo, &ssa);
+        assert!(
+            err.contains(&format!(
+                r#"failed to create typed patch object ({ns}/web; apps/v1, Kind=Deployment): .spec.template.spec.containers[name="nginx"].imagePolicy: field not declared in schema"#
+            )),
+            "{err}"
+        );
+
         // kubectl scale sends no fieldManager: its manager is its User-Agent's product, the
         // binary's name (`kubectl.1.33/v1.33.… (linux/amd64) …`), as upstream derives it. The
         // replicas were bob's alone, so his entry is gone.

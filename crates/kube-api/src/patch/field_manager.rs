@@ -441,6 +441,41 @@ fn walk_value(
     Ok(())
 }
 
+/// A field of `obj` (given as the steps to it: field names as JSON strings, list indices as
+/// numbers) printed as fieldpath prints it: items of keyed lists by their keys, set values by
+/// value, items of atomic lists by index (`.spec.template.spec.containers[name="c"].foo`).
+pub fn print_steps(obj: &Value, steps: &[Value], schema: Schema) -> String {
+    let mut out = String::new();
+    let mut at = Some(obj);
+    let mut schema = schema;
+    let mut list = ListKind::Atomic;
+    for (n, step) in steps.iter().enumerate() {
+        match step {
+            Value::Number(i) => {
+                let i = i.as_u64().unwrap_or_default() as usize;
+                let item = at.and_then(|a| a.get(i));
+                let printed = match (&list, item) {
+                    (ListKind::Map(keys), Some(item)) => item_key(item, keys)
+                        .map(|k| print_path(&[k]))
+                        .unwrap_or_else(|| format!("[{i}]")),
+                    (ListKind::Set, Some(item)) => format!("[={item}]"),
+                    _ => format!("[{i}]"),
+                };
+                out.push_str(&printed);
+                at = item;
+            }
+            Value::String(f) => {
+                out.push('.');
+                out.push_str(f);
+                (schema, list) = schema.field(f, n == 0);
+                at = at.and_then(|a| a.get(f));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The value at a path, if the object has it.
 fn value_at<'v>(obj: &'v Value, path: &[String]) -> Option<&'v Value> {
     let mut at = obj;
