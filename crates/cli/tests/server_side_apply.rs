@@ -231,6 +231,13 @@ fn client_side_apply_hands_over_to_server_side_apply() {
             .find(|e| e["manager"] == "kubectl")
             .unwrap();
         assert_eq!(kubectl["operation"], "Apply");
+        // The same configuration again writes nothing.
+        applied(&c, v, &cm("b"), &["--server-side"]);
+        let again = c.json(v, &["get", "configmap", &name]);
+        assert_eq!(
+            again["metadata"]["resourceVersion"],
+            d["metadata"]["resourceVersion"]
+        );
     }
 }
 

@@ -248,3 +248,89 @@ fn custom_resources_follow_their_schema() {
         "Apply failed with 1 conflict: conflict with \"a\": .spec.args"
     );
 }
+
+#[test]
+fn reapplying_the_same_configuration_changes_nothing() {
+    let first = apply_as(None, &manifest(1, "nginx"), "alice", false).unwrap();
+    let later = Request {
+        now: at("2025-06-02T00:00:00Z"),
+        ..req("alice")
+    };
+    let again = apply(
+        Some(&first),
+        &manifest(1, "nginx"),
+        deployments(),
+        Scope::ExceptStatus,
+        false,
+        later,
+    )
+    .unwrap();
+    assert_eq!(again, first);
+}
+
+#[test]
+fn status_writes_own_only_the_status_under_their_subresource() {
+    let mut created = manifest(1, "nginx");
+    record_update(
+        None,
+        &mut created,
+        deployments(),
+        Scope::ExceptStatus,
+        req("kubectl-create"),
+    );
+    let mut reported = created.clone();
+    reported["status"] = json!({"replicas": 1});
+    reported["spec"]["replicas"] = json!(9);
+    let status = Request {
+        subresource: Some("status"),
+        ..req("kube-controller-manager")
+    };
+    record_update(
+        Some(&created),
+        &mut reported,
+        deployments(),
+        Scope::StatusOnly,
+        status,
+    );
+    let entries = reported["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    // Same time: sorted by manager.
+    let controller = &entries[0];
+    assert_eq!(controller["manager"], "kube-controller-manager");
+    assert_eq!(controller["subresource"], "status");
+    assert_eq!(
+        controller["fieldsV1"],
+        json!({"f:status": {"f:replicas": {}}})
+    );
+    // The creator keeps the replicas: a status write does not own the spec.
+    assert_eq!(entries[1]["fieldsV1"]["f:spec"]["f:replicas"], json!({}));
+}
+
+#[test]
+fn a_request_can_reset_or_replace_the_record() {
+    let mut created = manifest(1, "nginx");
+    record_update(
+        None,
+        &mut created,
+        deployments(),
+        Scope::ExceptStatus,
+        req("a"),
+    );
+    let mut reset = created.clone();
+    reset["metadata"]["managedFields"] = json!([]);
+    reset["spec"]["replicas"] = json!(2);
+    record_update(
+        Some(&created),
+        &mut reset,
+        deployments(),
+        Scope::ExceptStatus,
+        req("b"),
+    );
+    let entries = reset["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["manager"], "b");
+    assert_eq!(
+        entries[0]["fieldsV1"],
+        json!({"f:spec": {"f:replicas": {}}})
+    );
+}
