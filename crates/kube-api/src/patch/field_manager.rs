@@ -774,13 +774,22 @@ pub fn apply(
         } else {
             None
         };
-        let all_allowed = allowed.is_some_and(|allowed| {
-            conflicts
-                .iter()
-                .all(|(_, paths)| paths.iter().all(|p| allowed.contains(p)))
-        });
-        if !all_allowed {
-            return Err(conflict_error(&entries, &conflicts).into());
+        // Only the conflicts the last client-side apply does not explain are reported
+        // (upstream's `conflictsDifference`).
+        let unexplained: Vec<(usize, Vec<FieldPath>)> = conflicts
+            .iter()
+            .map(|(i, paths)| {
+                let left = paths
+                    .iter()
+                    .filter(|p| !allowed.as_ref().is_some_and(|a| a.contains(*p)))
+                    .cloned()
+                    .collect::<Vec<_>>();
+                (*i, left)
+            })
+            .filter(|(_, paths)| !paths.is_empty())
+            .collect();
+        if !unexplained.is_empty() {
+            return Err(conflict_error(&entries, &unexplained).into());
         }
     }
     for e in &mut entries {

@@ -334,3 +334,39 @@ fn a_request_can_reset_or_replace_the_record() {
         json!({"f:spec": {"f:replicas": {}}})
     );
 }
+
+#[test]
+fn kubectl_takes_over_what_its_last_client_side_apply_set() {
+    let mut created = manifest(1, "nginx");
+    let last = serde_json::to_string(&manifest(1, "nginx")).unwrap();
+    created["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": last});
+    record_update(
+        None,
+        &mut created,
+        deployments(),
+        Scope::ExceptStatus,
+        req("kubectl-client-side-apply"),
+    );
+
+    let mut config = manifest(2, "nginx");
+    // Not in the last client-side apply: still a conflict, reported alone.
+    config["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": "x"});
+    let err = apply_as(Some(&created), &config, "kubectl", false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .metadata.annotations.kubectl.kubernetes.io/last-applied-configuration"
+    );
+
+    let taken = apply_as(Some(&created), &manifest(2, "nginx"), "kubectl", false).unwrap();
+    assert_eq!(taken["spec"]["replicas"], 2);
+    let recorded =
+        taken["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap();
+    let recorded: Value = serde_json::from_str(recorded).unwrap();
+    assert_eq!(recorded["spec"]["replicas"], 2);
+    // Another manager gets no such pass.
+    assert!(apply_as(Some(&created), &manifest(2, "nginx"), "ci", false).is_err());
+}
