@@ -899,6 +899,36 @@ fn ownership<'a>(
     }
 }
 
+/// `PatchOptions` checked as upstream's `ValidatePatchOptions` does: an apply names its
+/// manager, and only an apply may be forced.
+fn check_patch_options(query: &Query, apply: bool) -> Result<(), KubeError> {
+    let (field, detail, reason) = if apply {
+        if query.get("fieldManager").is_some_and(|m| !m.is_empty()) {
+            return Ok(());
+        }
+        (
+            "fieldManager",
+            "Required value: is required for apply patch",
+            "FieldValueRequired",
+        )
+    } else {
+        if query.get("force").is_none() {
+            return Ok(());
+        }
+        (
+            "force",
+            "Forbidden: may not be specified for non-apply patch",
+            "FieldValueForbidden",
+        )
+    };
+    Err(KubeError::Invalid {
+        message: format!("PatchOptions.meta.k8s.io \"\" is invalid: {field}: {detail}"),
+        kind: "PatchOptions.meta.k8s.io".into(),
+        name: String::new(),
+        causes: vec![json!({"reason": reason, "message": detail, "field": field})],
+    })
+}
+
 fn apply_error(e: ApplyError) -> KubeError {
     match e {
         ApplyError::Conflicts(c) => KubeError::ApplyConflict {
@@ -1027,6 +1057,7 @@ fn patch(
         )));
     }
     let server_side = is_apply(&content_type);
+    check_patch_options(query, server_side)?;
     let schema = schema_of(target);
     let scope = write_scope(target, sub);
     let force = query.flag("force");
@@ -1285,6 +1316,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.name.as_deref(), Some("system:view"));
+    }
+
+    #[test]
+    fn an_apply_names_its_manager_and_only_an_apply_is_forced() {
+        let apply = check_patch_options(&Query::parse(Some("force=true")), true).unwrap_err();
+        assert_eq!(apply.code(), 422);
+        assert_eq!(
+            apply.to_string(),
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+        );
+        assert!(
+            check_patch_options(&Query::parse(Some("fieldManager=kubectl&force=true")), true)
+                .is_ok()
+        );
+        let forced = check_patch_options(&Query::parse(Some("force=false")), false).unwrap_err();
+        assert_eq!(
+            forced.to_string(),
+            "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"
+        );
+        assert!(check_patch_options(&Query::parse(Some("fieldManager=x")), false).is_ok());
+    }
+
+    #[test]
+    fn managers_come_from_the_query_or_the_user_agent() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::USER_AGENT,
+            "kubectl.1.33/v1.33.1 (linux/amd64) kubernetes/8adc0f0"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(manager_of(&Query::default(), &headers), "kubectl.1.33");
+        assert_eq!(
+            manager_of(&Query::parse(Some("fieldManager=kubectl-edit")), &headers),
+            "kubectl-edit"
+        );
     }
 
     #[test]
