@@ -349,6 +349,22 @@ fn custom_resources_apply_by_their_schema_and_refuse_strategic_merge_patch() {
             .find(|e| e["operation"] == "Update")
             .unwrap();
         assert_eq!(patcher["manager"], "kubectl-patch");
+
+        // Client-side apply of a custom resource patches with a merge patch, as against EKS.
+        let csa = format!("{name}-csa");
+        let widget_csa = |size: u32| {
+            format!(
+                "apiVersion: ssa.example.com/v1\nkind: Widget\nmetadata:\n  name: {csa}\n  namespace: default\nspec:\n  size: {size}\n"
+            )
+        };
+        applied(&c, v, &widget_csa(1), &[]);
+        applied(&c, v, &widget_csa(2), &[]);
+        let w = c.json(v, &["get", "widget", &csa, "--show-managed-fields"]);
+        assert_eq!(w["spec"]["size"], 2);
+        assert_eq!(
+            w["metadata"]["managedFields"][0]["manager"],
+            "kubectl-client-side-apply"
+        );
         assert_eq!(
             patcher["fieldsV1"]["f:spec"]["f:size"],
             serde_json::json!({})
