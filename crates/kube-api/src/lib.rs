@@ -16,6 +16,7 @@ pub mod authz;
 mod discovery;
 mod metrics;
 pub mod openapi;
+mod ownership;
 pub mod patch;
 mod pods;
 pub mod protobuf;

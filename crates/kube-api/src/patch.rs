@@ -6,9 +6,11 @@
 //! `json_patch`. Strategic merge follows upstream apimachinery `strategicpatch` as the API server
 //! runs it (parallel lists merged, unmatched nulls ignored); where upstream reads Go struct tags,
 //! this module reads a small table of the in-scope kinds' list strategies (spec §3.3).
+//! Server-side apply and the ownership every write records are in `field_manager`.
 
 use serde_json::{Map, Value, json};
 
+pub mod field_manager;
 #[cfg(test)]
 mod tests;
 
@@ -68,144 +70,11 @@ pub fn strategic_merge_patch(
     Ok(Value::Object(merged.unwrap_or_default()))
 }
 
-/// "Good-enough" server-side apply: merges the applied intent into `live` (None = the object
-/// doesn't exist yet, and the result is the intent). Maps merge recursively, lists with a merge
-/// key merge per key, primitive sets union, other lists and scalars are replaced by the intent.
-/// Fields the intent omits are kept: ownership is recorded but never used to remove fields or
-/// detect conflicts. The `manager`'s Apply entry in metadata.managedFields is created or
-/// refreshed with an approximate FieldsV1 set of the intent's fields.
-pub fn apply_patch(
-    live: Option<&Value>,
-    intent: &Value,
-    api_version: &str,
-    kind: &str,
-    manager: &str,
-    now: jiff::Timestamp,
-) -> Result<Value, PatchError> {
-    let Value::Object(intent) = intent else {
-        return Err(malformed("apply configuration must be a JSON object"));
-    };
-    let mut intent = intent.clone();
-    // managedFields belong to the server; an intent carrying them must not overwrite the record.
-    if let Some(Value::Object(meta)) = intent.get_mut("metadata") {
-        meta.remove("managedFields");
-    }
-    let ty = Ty::root(api_version, kind);
-    let fields = owned_fields(&intent, ty);
-    let base = match live {
-        None => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err(unprocessable("the live object is not a JSON object")),
-    };
-    let mut merged = Merger { directives: false }
-        .merge_map(base, intent, ty)?
-        .unwrap_or_default();
-
-    let entry = json!({
-        "manager": manager,
-        "operation": "Apply",
-        "apiVersion": api_version,
-        // managedFields times are whole seconds, like every Kubernetes metav1.Time.
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields,
-    });
-    record_manager(&mut merged, manager, entry)?;
-    Ok(Value::Object(merged))
-}
-
 fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, PatchError> {
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(malformed(format!("{what} must be a JSON object"))),
         Err(e) => Err(malformed(format!("{what} is not valid JSON: {e}"))),
-    }
-}
-
-/// Replaces the manager's Apply entry in place (so other managers' entries keep their order),
-/// or appends one.
-fn record_manager(
-    obj: &mut Map<String, Value>,
-    manager: &str,
-    entry: Value,
-) -> Result<(), PatchError> {
-    let Value::Object(meta) = obj.entry("metadata").or_insert_with(|| json!({})) else {
-        return Err(unprocessable("metadata is not an object"));
-    };
-    let list = meta.entry("managedFields").or_insert_with(|| json!([]));
-    if !list.is_array() {
-        // Not something the server would have written; start the record afresh.
-        *list = json!([]);
-    }
-    if let Value::Array(list) = list {
-        let mine = |e: &Value| e["manager"] == manager && e["operation"] == "Apply";
-        match list.iter().position(mine) {
-            Some(i) => list[i] = entry,
-            None => list.push(entry),
-        }
-    }
-    Ok(())
-}
-
-/// The FieldsV1 set of an apply intent. Identity and server-set fields are left out, as upstream
-/// does: nobody "owns" the name.
-fn owned_fields(intent: &Map<String, Value>, ty: Ty) -> Map<String, Value> {
-    let mut shown = intent.clone();
-    shown.remove("apiVersion");
-    shown.remove("kind");
-    if let Some(Value::Object(meta)) = shown.get_mut("metadata") {
-        const SERVER_SET: [&str; 6] = [
-            "name",
-            "namespace",
-            "uid",
-            "resourceVersion",
-            "generation",
-            "creationTimestamp",
-        ];
-        for k in SERVER_SET {
-            meta.remove(k);
-        }
-        if meta.is_empty() {
-            shown.remove("metadata");
-        }
-    }
-    fields_v1(&shown, ty)
-}
-
-fn fields_v1(obj: &Map<String, Value>, ty: Ty) -> Map<String, Value> {
-    obj.iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| {
-            let (child, strategy) = ty.field(k);
-            (format!("f:{k}"), field_set(v, child, strategy))
-        })
-        .collect()
-}
-
-fn field_set(v: &Value, ty: Ty, strategy: ListStrategy) -> Value {
-    let leaf = || Value::Object(Map::new());
-    match (v, strategy) {
-        (Value::Object(m), _) if !m.is_empty() => Value::Object(fields_v1(m, ty)),
-        (Value::Array(items), ListStrategy::Set) => Value::Object(
-            items
-                .iter()
-                .map(|item| (format!("v:{item}"), leaf()))
-                .collect(),
-        ),
-        (Value::Array(items), ListStrategy::MergeKey(key)) => Value::Object(
-            items
-                .iter()
-                .filter_map(|item| {
-                    let m = item.as_object()?;
-                    let id = json!({ key: m.get(key)? });
-                    let mut f = fields_v1(m, ty);
-                    f.insert(".".to_owned(), leaf());
-                    Some((format!("k:{id}"), Value::Object(f)))
-                })
-                .collect(),
-        ),
-        // Scalars, atomic lists and empty maps are owned as a whole.
-        _ => leaf(),
     }
 }
 
@@ -235,7 +104,7 @@ pub fn list_strategy(api_version: &str, kind: &str, path: &[&str]) -> ListStrate
 /// Where a map sits in the schema, as far as its lists' strategies go (spec §3.3). Everything
 /// off the table is `Plain`: maps merge, lists replace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ty {
+pub enum Ty {
     Plain,
     Pod,
     /// Deployment, ReplicaSet, DaemonSet, StatefulSet: spec.template, status.conditions.

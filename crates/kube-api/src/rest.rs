@@ -15,6 +15,11 @@ use localfargate_registry::resources::ResourceType;
 use serde_json::{Value, json};
 
 use crate::authz::{self, Authorizer};
+use crate::ownership::{
+    accepted_patch_types, apply_error, apply_intent, check_apply_fields, check_patch_options,
+    is_apply, manager_of, ownership, schema_of, write_scope,
+};
+use crate::patch::field_manager;
 use crate::patch::{self, PatchError};
 use crate::server::Api;
 use crate::{table, watch};
@@ -495,7 +500,15 @@ async fn dispatch(
             Err(KubeError::BadRequest("Upgrade request required".into()))
         }
         (Method::POST, None, None) => {
-            let value = body_value(headers, body)?;
+            let mut value = body_value(headers, body)?;
+            let manager = manager_of(query, headers);
+            field_manager::record_update(
+                None,
+                &mut value,
+                schema_of(target),
+                write_scope(target, None),
+                ownership(&rt.api_version(), &manager, None),
+            );
             if dry_run(query) {
                 // Validated, defaulted and admitted, but not written.
                 let preview = api.objects.prepare_create(rt, namespace(target), value)?;
@@ -540,7 +553,19 @@ async fn dispatch(
             ))
         }
         (Method::PUT, Some(name), None | Some("status")) => {
-            let value = body_value(headers, body)?;
+            let mut value = body_value(headers, body)?;
+            // The owners are taken from the object this replaces; a write racing this one
+            // is caught by the update's resourceVersion precondition, as kubectl sends it.
+            if let Ok(current) = api.objects.get(rt, namespace(target), name) {
+                let manager = manager_of(query, headers);
+                field_manager::record_update(
+                    Some(&current),
+                    &mut value,
+                    schema_of(target),
+                    write_scope(target, sub),
+                    ownership(&rt.api_version(), &manager, sub),
+                );
+            }
             let updated = api.objects.update(
                 rt,
                 namespace(target),
@@ -553,13 +578,10 @@ async fn dispatch(
         }
         (Method::PUT, Some(name), Some("scale")) => {
             let value = body_value(headers, body)?;
-            set_scale(
-                api,
-                target,
-                name,
-                dry_run(query),
-                &mut |_| Ok(value.clone()),
-            )
+            let manager = manager_of(query, headers);
+            set_scale(api, target, name, dry_run(query), &manager, &mut |_| {
+                Ok(value.clone())
+            })
         }
         (Method::PATCH, Some(name), sub) => patch(api, target, name, sub, query, headers, body),
         (Method::DELETE, Some(name), None) => {
@@ -944,37 +966,31 @@ fn patch_error(e: PatchError) -> KubeError {
     }
 }
 
-/// Apply a patch body of the request's content type to `current`.
+/// Apply a non-apply patch body of the request's content type to `current` (and, for the
+/// `scale` subresource, an apply body too: a Scale has no owners of its own to keep).
 fn apply_patch_body(
-    rt: &ResourceType,
+    target: &Target,
     content_type: &str,
     current: &Value,
     body: &Bytes,
-    manager: &str,
 ) -> Result<Value, KubeError> {
+    let rt = target.rt;
     let base = content_type.split(';').next().unwrap_or("").trim();
     let api_version = rt.api_version();
     let out = match base {
         "application/json-patch+json" => patch::json_patch(current, body),
         "application/merge-patch+json" => patch::merge_patch(current, body),
-        "application/strategic-merge-patch+json" => {
+        "application/strategic-merge-patch+json" if !rt.custom => {
             patch::strategic_merge_patch(current, body, &api_version, rt.kind)
         }
-        "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-            let intent: Value = serde_yaml::from_slice(body)
-                .map_err(|e| KubeError::BadRequest(format!("error decoding YAML: {e}")))?;
-            patch::apply_patch(
-                Some(current),
-                &intent,
-                &api_version,
-                rt.kind,
-                manager,
-                jiff::Timestamp::now(),
-            )
+        _ if is_apply(base) => {
+            let intent = apply_intent(body)?;
+            patch::merge_patch(current, &serde_json::to_vec(&intent).unwrap_or_default())
         }
-        other => {
+        _ => {
             return Err(KubeError::UnsupportedMediaType(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})"
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted_patch_types(target)
             )));
         }
     };
@@ -997,10 +1013,11 @@ fn patch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let manager = query.get("fieldManager").unwrap_or("unknown").to_string();
+    let manager = manager_of(query, headers);
+    let api_version = rt.api_version();
     if sub == Some("scale") {
-        return set_scale(api, target, name, dry_run(query), &mut |scale| {
-            apply_patch_body(rt, &content_type, scale, body, &manager)
+        return set_scale(api, target, name, dry_run(query), &manager, &mut |scale| {
+            apply_patch_body(target, &content_type, scale, body)
         });
     }
     if !matches!(sub, None | Some("status")) {
@@ -1010,20 +1027,31 @@ fn patch(
             sub.unwrap_or("")
         )));
     }
-    let server_side = content_type.starts_with("application/apply-patch");
+    let server_side = is_apply(&content_type);
+    check_patch_options(query, server_side)?;
+    let schema = schema_of(target);
+    let scope = write_scope(target, sub);
+    let force = query.flag("force");
+    let intent = if server_side {
+        let intent = apply_intent(body)?;
+        check_apply_fields(target, &intent)?;
+        Some(intent)
+    } else {
+        None
+    };
     // Server-side apply creates what does not exist yet.
-    if server_side && api.objects.get_object(rt, ns, name)?.is_none() {
-        let intent: Value = serde_yaml::from_slice(body)
-            .map_err(|e| KubeError::BadRequest(format!("error decoding YAML: {e}")))?;
-        let obj = patch::apply_patch(
+    if let Some(intent) = &intent
+        && api.objects.get_object(rt, ns, name)?.is_none()
+    {
+        let obj = field_manager::apply(
             None,
-            &intent,
-            &rt.api_version(),
-            rt.kind,
-            &manager,
-            jiff::Timestamp::now(),
+            intent,
+            schema,
+            scope,
+            force,
+            ownership(&api_version, &manager, sub),
         )
-        .map_err(patch_error)?;
+        .map_err(apply_error)?;
         if name_of(&obj) != name {
             return Err(KubeError::BadRequest(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -1046,11 +1074,19 @@ fn patch(
         None,
         dry_run(query),
         &mut |current| {
-            let mut new = apply_patch_body(rt, &content_type, current, body, &manager)?;
-            // Server-side apply reports unknown fields its own way, which is not done here.
-            if !server_side {
-                warnings = field_validation(target, query, &mut new, Some(current))?.warnings;
-            }
+            let req = ownership(&api_version, &manager, sub);
+            let new = match &intent {
+                Some(intent) => {
+                    field_manager::apply(Some(current), intent, schema, scope, force, req)
+                        .map_err(apply_error)?
+                }
+                None => {
+                    let mut new = apply_patch_body(target, &content_type, current, body)?;
+                    warnings = field_validation(target, query, &mut new, Some(current))?.warnings;
+                    field_manager::record_update(Some(current), &mut new, schema, scope, req);
+                    new
+                }
+            };
             // A resourceVersion in the patch is a precondition.
             if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
                 && Some(rv) != current["metadata"]["resourceVersion"].as_str()
@@ -1134,9 +1170,11 @@ fn set_scale(
     target: &Target,
     name: &str,
     dry_run: bool,
+    manager: &str,
     f: &mut dyn FnMut(&Value) -> Result<Value, KubeError>,
 ) -> Result<Response, KubeError> {
     let rt = target.rt;
+    let api_version = rt.api_version();
     let updated = api.objects.update_or_preview(
         rt,
         namespace(target),
@@ -1162,6 +1200,15 @@ fn set_scale(
                 Some(paths) => set_at_path(&mut new, &paths.spec_replicas, json!(replicas)),
                 None => new["spec"]["replicas"] = json!(replicas),
             }
+            // The replicas belong to the scale writer, recorded on the object as upstream's
+            // scale handler does (an entry with `subresource: scale`).
+            field_manager::record_update(
+                Some(current),
+                &mut new,
+                schema_of(target),
+                write_scope(target, None),
+                ownership(&api_version, manager, Some("scale")),
+            );
             Ok(new)
         },
     )?;

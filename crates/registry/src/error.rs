@@ -27,6 +27,10 @@ pub enum KubeError {
         kind: String,
         name: String,
     },
+    /// 409 for a server-side apply that would change fields other managers own, with a
+    /// `FieldManagerConflict` cause per field (upstream's `NewApplyConflict`).
+    #[error("{message}")]
+    ApplyConflict { message: String, causes: Vec<Value> },
     /// 422, with the field causes.
     #[error("{message}")]
     Invalid {
@@ -73,7 +77,9 @@ impl KubeError {
     pub fn code(&self) -> u16 {
         match self {
             KubeError::NotFound { .. } => 404,
-            KubeError::AlreadyExists { .. } | KubeError::Conflict { .. } => 409,
+            KubeError::AlreadyExists { .. }
+            | KubeError::Conflict { .. }
+            | KubeError::ApplyConflict { .. } => 409,
             KubeError::Invalid { .. } => 422,
             KubeError::BadRequest(_) => 400,
             KubeError::Forbidden(_) => 403,
@@ -91,7 +97,7 @@ impl KubeError {
         match self {
             KubeError::NotFound { .. } => "NotFound",
             KubeError::AlreadyExists { .. } => "AlreadyExists",
-            KubeError::Conflict { .. } => "Conflict",
+            KubeError::Conflict { .. } | KubeError::ApplyConflict { .. } => "Conflict",
             KubeError::Invalid { .. } => "Invalid",
             KubeError::BadRequest(_) => "BadRequest",
             KubeError::Forbidden(_) => "Forbidden",
@@ -127,6 +133,9 @@ impl KubeError {
             } => {
                 s["details"] = details(kind, name);
                 s["details"]["causes"] = json!(causes);
+            }
+            KubeError::ApplyConflict { causes, .. } => {
+                s["details"] = json!({"causes": causes});
             }
             KubeError::TooManyRequests {
                 causes,

@@ -840,6 +840,10 @@ fn merge_update(rt: &ResourceType, old: &Value, new: &mut Value, status: bool) -
     if status {
         let status_value = new.get("status").cloned();
         let mut replaced = old.clone();
+        // A status write records its owner (the front end's field manager) with the object.
+        if let Some(owners) = new["metadata"].get("managedFields").cloned() {
+            replaced["metadata"]["managedFields"] = owners;
+        }
         match status_value {
             Some(s) => replaced["status"] = s,
             None => {

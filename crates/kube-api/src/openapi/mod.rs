@@ -450,6 +450,19 @@ impl ClusterOpenApi {
     }
 }
 
+/// The fields of `obj`, of a built-in kind, that its definition does not know, each as the
+/// steps to it (field names as JSON strings, list indices as numbers); empty for a kind without
+/// a definition here.
+pub fn unknown_field_steps(group: &str, version: &str, kind: &str, obj: &Value) -> Vec<Vec<Value>> {
+    let Ok(catalog) = served() else {
+        return Vec::new();
+    };
+    match catalog.definition_of(group, version, kind) {
+        Some(name) => validate::unknown_field_steps(&catalog.definitions, name, obj),
+        None => Vec::new(),
+    }
+}
+
 /// A write's `fieldValidation` directive applied to the unknown fields of its object (by the
 /// served catalog). Unknown fields are removed from `obj`, as kube-apiserver's decoding drops
 /// them; the result is `Ok` with the warnings to send (`Warn`, upstream's default, or none for

@@ -142,6 +142,30 @@ pub fn unknown_fields(definitions: &Map<String, Value>, name: &str, obj: &Value)
         .collect()
 }
 
+/// Where each field of `obj` that definition `name` does not know is: the steps to it from the
+/// root, each a field name (a JSON string) or a list index (a JSON number).
+pub fn unknown_field_steps(
+    definitions: &Map<String, Value>,
+    name: &str,
+    obj: &Value,
+) -> Vec<Vec<Value>> {
+    unknown(definitions, name, obj)
+        .into_iter()
+        .map(|u| {
+            let mut steps: Vec<Value> = u
+                .parent
+                .iter()
+                .map(|s| match s {
+                    Step::Field(f) => Value::String(f.clone()),
+                    Step::Index(i) => Value::from(*i),
+                })
+                .collect();
+            steps.push(Value::String(u.name));
+            steps
+        })
+        .collect()
+}
+
 /// Removes the fields of `obj` that definition `name` does not know, except those at a path in
 /// `keep`, as kube-apiserver's decoding drops them; the paths removed.
 pub fn prune(
