@@ -108,17 +108,20 @@ spec:
         ),
         "{refused}"
     );
+    // A server-side dry run that fits is admitted and charges nothing.
+    let out = c.apply(V, &pod("b", sized), &["--dry-run=server"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(used(&c, "compute")["pods"], "1");
     let out = c.apply(V, &pod("b", sized), &[]);
     assert!(out.status.success(), "{}", text(&out));
+    let exceeded = "pods \"c\" is forbidden: exceeded quota: compute, requested: limits.cpu=1,pods=1,requests.cpu=500m, used: limits.cpu=2,pods=2,requests.cpu=1, limited: limits.cpu=2,pods=2,requests.cpu=1";
+    // A dry run is refused as its write would be.
+    let out = c.apply(V, &pod("c", sized), &["--dry-run=server"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains(exceeded), "{}", text(&out));
     let out = c.apply(V, &pod("c", sized), &[]);
     assert!(!out.status.success());
-    assert!(
-        text(&out).contains(
-            "pods \"c\" is forbidden: exceeded quota: compute, requested: limits.cpu=1,pods=1,requests.cpu=500m, used: limits.cpu=2,pods=2,requests.cpu=1, limited: limits.cpu=2,pods=2,requests.cpu=1"
-        ),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains(exceeded), "{}", text(&out));
     // Object counts: whatever configmaps the namespace has (kube-root-ca.crt, where published)
     // count.
     let existing = c.json(V, &["get", "configmaps", "-n", "apps"])["items"]
@@ -151,6 +154,62 @@ spec:
         u["pods"] == "1" && u["requests.cpu"] == "500m"
     });
     let out = c.apply(V, &pod("c", sized), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_quota_counts_custom_resources() {
+    if skip() {
+        return;
+    }
+    let c = cluster("quota-crs");
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+    let out = c.apply(V, crd, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: crs\n  namespace: apps\nspec:\n  hard:\n    count/widgets.example.com: \"1\"\n";
+    let out = c.apply(V, quota, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let widget = |name: &str| {
+        format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: apps\n"
+        )
+    };
+    c.eventually("the widget type served", || {
+        c.apply(V, &widget("w1"), &[]).status.success()
+    });
+    c.eventually("the widget counted", || {
+        used(&c, "crs")["count/widgets.example.com"] == "1"
+    });
+    let out = c.apply(V, &widget("w2"), &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("widgets.example.com \"w2\" is forbidden: exceeded quota: crs, requested: count/widgets.example.com=1, used: count/widgets.example.com=1, limited: count/widgets.example.com=1"),
+        "{}",
+        text(&out)
+    );
+    // Deleting the first frees its place, once the controller has recounted.
+    c.ok(V, &["delete", "widget", "w1", "-n", "apps"]);
+    c.eventually("the deleted widget uncounted", || {
+        used(&c, "crs")["count/widgets.example.com"] == "0"
+    });
+    let out = c.apply(V, &widget("w2"), &[]);
     assert!(out.status.success(), "{}", text(&out));
 }
 

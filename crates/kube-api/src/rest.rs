@@ -511,7 +511,7 @@ async fn dispatch(
             );
             if dry_run(query) {
                 // Validated, defaulted and admitted, but not written.
-                let preview = api.objects.prepare_create(rt, namespace(target), value)?;
+                let preview = api.objects.preview_create(rt, namespace(target), value)?;
                 return Ok(json_response(StatusCode::CREATED, &preview));
             }
             let created = api.objects.create(rt, namespace(target), value)?;
@@ -1059,7 +1059,7 @@ fn patch(
             )));
         }
         if dry_run(query) {
-            let preview = api.objects.prepare_create(rt, ns, obj)?;
+            let preview = api.objects.preview_create(rt, ns, obj)?;
             return Ok(json_response(StatusCode::CREATED, &preview));
         }
         let created = api.objects.create(rt, ns, obj)?;

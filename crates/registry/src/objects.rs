@@ -318,6 +318,47 @@ impl Objects {
         ))
     }
 
+    /// A server-side dry run of a create: checked, defaulted and admitted as the create would
+    /// be, quota included (upstream's quota admission refuses a dry run it would refuse, and
+    /// charges nothing), and returned without writing it.
+    pub fn preview_create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
+        let obj = self.prepare_create(rt, namespace, body)?;
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or(namespace);
+        let catalog = self.catalog()?;
+        self.check_quota_uncharged(|tx| {
+            crate::quota::admit_create(tx, &self.kind, &catalog, rt, ns, &obj)
+        })?;
+        Ok(obj)
+    }
+
+    /// Run a quota check in a transaction that is always rolled back, so a dry run is refused
+    /// as its write would be without charging any quota.
+    fn check_quota_uncharged(
+        &self,
+        mut check: impl FnMut(&mut dyn localfargate_store::Tx) -> Result<()>,
+    ) -> Result<()> {
+        enum Verdict {
+            Allowed,
+            Refused(KubeError),
+        }
+        impl From<StoreError> for Verdict {
+            fn from(e: StoreError) -> Self {
+                Verdict::Refused(KubeError::from_store(e))
+            }
+        }
+        let outcome: std::result::Result<(), Verdict> = transaction(&*self.store, |tx| {
+            match check(tx) {
+                // Rolled back by returning an error: nothing the check charged is kept.
+                Ok(()) => Err(Verdict::Allowed),
+                Err(e) => Err(Verdict::Refused(e)),
+            }
+        });
+        match outcome {
+            Ok(()) | Err(Verdict::Allowed) => Ok(()),
+            Err(Verdict::Refused(e)) => Err(e),
+        }
+    }
+
     /// Validate, default and stamp a new object, and run admission; does not write.
     pub fn prepare_create(
         &self,
@@ -417,6 +458,7 @@ impl Objects {
         let name = name_of(obj).to_string();
         let key = rt.key(namespace, &name);
         let cluster_ip = crate::service_ips::allocated(rt, obj);
+        let catalog = self.catalog()?;
         let stored = transaction(&*self.store, |tx| {
             self.check_namespace(tx, rt, namespace)?;
             // The address was free when it was chosen; checked again where no other create
@@ -427,7 +469,7 @@ impl Objects {
                 return Err(Refused::AddressTaken(ip.clone()));
             }
             // In the transaction, so two quick creates cannot both slip under a quota.
-            crate::quota::admit_create(tx, &self.kind, rt, namespace, obj)?;
+            crate::quota::admit_create(tx, &self.kind, &catalog, rt, namespace, obj)?;
             tx.create(&self.kind, &key, obj)
                 .map_err(|e| Refused::Kube(self.map_store(rt, &name, e)))
         })?;
@@ -535,6 +577,20 @@ impl Objects {
                 return Ok(old);
             }
             if dry_run {
+                if !status {
+                    let catalog = self.catalog()?;
+                    self.check_quota_uncharged(|tx| {
+                        crate::quota::admit_update(
+                            tx,
+                            &self.kind,
+                            &catalog,
+                            rt,
+                            namespace,
+                            &current.value,
+                            &new,
+                        )
+                    })?;
+                }
                 set_resource_version(&mut new, current.revision);
                 return Ok(present(rt, new));
             }
@@ -546,6 +602,7 @@ impl Objects {
                 && !finalizers(&current.value).is_empty()
                 && strategy_for(rt).last_finalizer_deletes(&current.value);
             // A quota refusal aborts the write; checked in its transaction, as creates are.
+            let catalog = self.catalog()?;
             let mut refused: Option<KubeError> = None;
             let result = transaction(&*self.store, |tx| {
                 if finished {
@@ -555,6 +612,7 @@ impl Objects {
                     && let Err(e) = crate::quota::admit_update(
                         tx,
                         &self.kind,
+                        &catalog,
                         rt,
                         namespace,
                         &current.value,

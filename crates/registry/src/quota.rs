@@ -15,9 +15,10 @@ pub mod amount;
 use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
+use crate::custom::Catalog;
 use crate::error::{KubeError, Result};
 use crate::objects::{is_finished, name_of};
-use crate::resources::{RESOURCES, ResourceType};
+use crate::resources::ResourceType;
 use amount::{Amount, Amounts, add_into, amounts_of, max_into, pretty};
 
 /// The compute resources a quota on which makes every container say what it asks for (upstream's
@@ -65,10 +66,10 @@ pub fn tracks(rt: &ResourceType, name: &str) -> bool {
     }
 }
 
-/// The served resources whose objects a quota resource name counts.
-fn tracked_by(name: &str) -> Vec<&'static ResourceType> {
+/// The served resources (built-in and custom) whose objects a quota resource name counts.
+fn tracked_by(name: &str, served: &[&'static ResourceType]) -> Vec<&'static ResourceType> {
     let mut out: Vec<&'static ResourceType> = Vec::new();
-    for rt in RESOURCES.iter().filter(|r| r.namespaced && !r.custom) {
+    for rt in served.iter().copied().filter(|r| r.namespaced) {
         if tracks(rt, name)
             && !out
                 .iter()
@@ -288,13 +289,15 @@ pub fn hard(quota: &Value) -> Amounts {
 /// charges it.
 pub fn used(
     quota: &Value,
+    catalog: &Catalog,
     list: &mut dyn FnMut(&ResourceType) -> Result<Vec<Value>>,
 ) -> Result<Amounts> {
     let hard = hard(quota);
     let mut out: Amounts = hard.keys().map(|k| (k.clone(), Amount::ZERO)).collect();
+    let served = catalog.all_resources();
     let mut types: Vec<&'static ResourceType> = Vec::new();
     for name in hard.keys() {
-        for rt in tracked_by(name) {
+        for rt in tracked_by(name, &served) {
             if !types
                 .iter()
                 .any(|t| t.key_prefix(None) == rt.key_prefix(None))
@@ -336,11 +339,12 @@ pub fn status(quota: &Value, used: &Amounts) -> Value {
 /// that write objects, so a count read outside one could overwrite a charge made after it.
 pub fn recount(objects: &crate::Objects, key: &str, namespace: &str) -> Result<()> {
     let kind = objects.store_kind();
+    let catalog = objects.catalog()?;
     localfargate_store::transaction(&*objects.store, |tx| {
         let Some(current) = tx.get(kind, key)? else {
             return Ok(());
         };
-        let used = used(&current.value, &mut |rt| {
+        let used = used(&current.value, &catalog, &mut |rt| {
             Ok(tx
                 .list(kind, &rt.key_prefix(Some(namespace)))?
                 .iter()
@@ -390,14 +394,16 @@ fn missing_compute(pod: &Value, required: &[&str]) -> Vec<(String, Vec<String>)>
 pub fn admit_create(
     tx: &mut dyn Tx,
     store_kind: &str,
+    catalog: &Catalog,
     rt: &ResourceType,
     namespace: &str,
     obj: &Value,
 ) -> Result<()> {
-    if !rt.namespaced || rt.custom {
+    if !rt.namespaced {
         return Ok(());
     }
-    charge(tx, store_kind, rt, namespace, obj, usage(rt, obj), true)
+    let delta = usage(rt, obj);
+    charge(tx, store_kind, catalog, rt, namespace, obj, delta, true)
 }
 
 /// Refuse an update that would take a quota past its limit: a Service becoming a load balancer
@@ -406,6 +412,7 @@ pub fn admit_create(
 pub fn admit_update(
     tx: &mut dyn Tx,
     store_kind: &str,
+    catalog: &Catalog,
     rt: &ResourceType,
     namespace: &str,
     old: &Value,
@@ -428,14 +435,16 @@ pub fn admit_update(
     if grown.is_empty() {
         return Ok(());
     }
-    charge(tx, store_kind, rt, namespace, new, grown, false)
+    charge(tx, store_kind, catalog, rt, namespace, new, grown, false)
 }
 
 /// Check `delta`, what `obj` adds to its namespace's usage, against each quota that takes it;
 /// `constraints`: also the pod evaluator's rule that containers say what a quota limits.
+#[allow(clippy::too_many_arguments)]
 fn charge(
     tx: &mut dyn Tx,
     store_kind: &str,
+    catalog: &Catalog,
     rt: &ResourceType,
     namespace: &str,
     obj: &Value,
@@ -504,7 +513,7 @@ fn charge(
         let used = if known {
             recorded
         } else {
-            used(quota, &mut |t| {
+            used(quota, catalog, &mut |t| {
                 Ok(tx
                     .list(store_kind, &t.key_prefix(Some(namespace)))
                     .map_err(KubeError::from_store)?

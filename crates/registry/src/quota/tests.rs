@@ -32,7 +32,7 @@ fn pod(name: &str, cpu: Option<&str>) -> Value {
 
 fn used_now(o: &Objects, quota: &str) -> Value {
     let q = o.get(resource("", "resourcequotas"), "ns", quota).unwrap();
-    let used = used(&q, &mut |rt| {
+    let used = used(&q, &o.catalog().unwrap(), &mut |rt| {
         Ok(o.list(rt, Some("ns"))?
             .0
             .iter()
