@@ -16,7 +16,7 @@ use localfargate_core::sizing::{MIB, PodRequests};
 use localfargate_core::{FARGATE_SCHEDULER, PodFacts, quantity};
 use serde_json::{Value, json};
 
-use crate::cluster::{ClusterContext, node_status};
+use crate::context::{ClusterContext, node_status};
 use crate::events::{self, EventType as Kind};
 use crate::wake::{Wake, Woken};
 use localfargate_registry::binding::{self, condition_is, set_condition};

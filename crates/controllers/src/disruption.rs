@@ -11,7 +11,7 @@ use localfargate_registry::disruption::{covers, status};
 use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
 use serde_json::Value;
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::wake::{Wake, Woken};
 
 /// Group prefixes of the store keys whose changes can change a budget's status.

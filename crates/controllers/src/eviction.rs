@@ -26,7 +26,7 @@ use localfargate_runtime::{RuntimeKind, SandboxId, StorageUsage};
 use localfargate_store::{StoreError, transaction};
 use serde_json::{Value, json};
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::events::{self, EventType};
 use crate::fargate_scheduler::node_ip;
 use crate::pod_spec;

@@ -19,7 +19,7 @@ use localfargate_core::{
 use localfargate_store::{Event, EventType, Object, StoreError, Tx, transaction};
 use serde_json::{Value, json};
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::events::{self, EventType as Kind};
 use localfargate_registry::binding::set_condition;
 use localfargate_registry::objects::{

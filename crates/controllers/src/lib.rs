@@ -3,6 +3,7 @@
 
 pub mod autoscaler;
 pub mod cluster;
+pub mod context;
 pub use localfargate_core::cron;
 pub mod default_scheduler;
 pub mod definitions;

@@ -19,7 +19,7 @@ use localfargate_store::{Event, EventType, Object, Watcher};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use localfargate_registry::objects::{
     DeleteOptions, FOREGROUND_FINALIZER, KubeError, ORPHAN_FINALIZER, Objects, finalizers,
     is_deleting, name_of, namespace_of, now_rfc3339, resource, uid_of,

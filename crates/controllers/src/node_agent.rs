@@ -16,7 +16,7 @@ use localfargate_runtime::{
 use localfargate_store::{Event, EventType, Object, Revision, StoreError, transaction};
 use serde_json::{Value, json};
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::events::{self, EventType as Kind};
 use crate::fargate_scheduler::node_ip;
 use crate::pod_spec;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
 use localfargate_registry::quota;
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::wake::{Wake, Woken};
 
 pub async fn run(ctx: Arc<ClusterContext>) {

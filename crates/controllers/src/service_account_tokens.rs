@@ -16,7 +16,7 @@ use localfargate_registry::objects::{
     DeleteOptions, Objects, name_of, namespace_of, resource, uid_of,
 };
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::wake::{Wake, Woken};
 
 pub async fn run(ctx: Arc<ClusterContext>) {

@@ -13,7 +13,7 @@ use localfargate_core::service_account_token::TokenRequest;
 use localfargate_runtime::VolumeSource;
 use serde_json::Value;
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::node_agent::{StoreRefs, placement};
 use crate::pod_spec;
 use localfargate_registry::objects::resource;

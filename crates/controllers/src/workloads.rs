@@ -12,7 +12,7 @@ use localfargate_registry::resources::ResourceType;
 use localfargate_store::Object;
 use serde_json::{Value, json};
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::cron;
 use crate::events::{self, EventType as Kind};
 use crate::wake::{Wake, Woken};

@@ -22,7 +22,7 @@ use localfargate_registry::objects::{
 use localfargate_registry::resources::ResourceType;
 use serde_json::{Value, json};
 
-use crate::cluster::ClusterContext;
+use crate::context::ClusterContext;
 use crate::events::{self, EventType};
 use replicas::{History, MetricError, PodSample, Proposal, Rules, Target};
 
