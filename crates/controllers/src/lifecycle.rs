@@ -528,7 +528,8 @@ fn empty_namespace(objects: &Objects, ns: &str) {
 /// Keep one `fargateprofiles.eks.localfargate.io` object per EKS profile, with its pod count.
 fn mirror_profiles(objects: &Objects, pods_of: &dyn Fn(&str) -> u64) {
     let rt = resource(FARGATE_GROUP, "fargateprofiles");
-    let profiles = localfargate_registry::admission::profiles(&*objects.store, &objects.cluster);
+    let profiles =
+        localfargate_registry::profile_index::profiles(&*objects.store, &objects.cluster);
     let kind = objects.store_kind().to_string();
     let Ok((mirrored, _)) = objects.list(rt, None) else {
         return;

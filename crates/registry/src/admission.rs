@@ -3,64 +3,14 @@
 //! the default scheduler. Validation ("Pod not supported on Fargate: …") is the fargate-scheduler's,
 //! so a refused pod is still created and stays Pending with the event, as on AWS.
 
-use std::sync::Arc;
-
 use k8s_openapi::api::core::v1::Pod;
-use localfargate_core::eks::{FARGATE_PROFILE_KIND, Record};
 use localfargate_core::{
-    FARGATE_PRIORITY, FARGATE_PRIORITY_CLASS, FARGATE_SCHEDULER, FargateProfile, PROFILE_LABEL,
-    Placement, PodIdentity, ProfileIndex,
+    FARGATE_PRIORITY, FARGATE_PRIORITY_CLASS, FARGATE_SCHEDULER, PROFILE_LABEL, Placement,
+    PodIdentity,
 };
-use localfargate_store::Store;
 use serde_json::{Value, json};
 
 use crate::objects::{KubeError, Objects, Result};
-
-/// The cluster's Fargate profiles, every status, from the EKS records.
-pub fn profiles(store: &dyn Store, cluster: &str) -> Vec<FargateProfile> {
-    let Ok((records, _)) = store.list(FARGATE_PROFILE_KIND, &format!("{cluster}/")) else {
-        return Vec::new();
-    };
-    records
-        .iter()
-        .filter_map(|o| {
-            serde_json::from_value::<Record<FargateProfile>>(o.value.clone())
-                .map(|r| r.resource)
-                .map_err(|e| tracing::warn!(key = %o.key, error = %e, "unreadable profile record"))
-                .ok()
-        })
-        .collect()
-}
-
-/// Each profile record's key and revision: when these are unchanged, so is the index.
-type ProfileVersions = Vec<(String, u64)>;
-
-/// A profile index, rebuilt only when the profiles changed.
-#[derive(Default)]
-pub struct IndexCache {
-    cached: std::sync::Mutex<Option<(ProfileVersions, Arc<ProfileIndex>)>>,
-}
-
-impl IndexCache {
-    pub fn get(&self, store: &dyn Store, cluster: &str) -> Arc<ProfileIndex> {
-        let versions: ProfileVersions = store
-            .list(FARGATE_PROFILE_KIND, &format!("{cluster}/"))
-            .map(|(l, _)| l.iter().map(|o| (o.key.clone(), o.revision)).collect())
-            .unwrap_or_default();
-        let mut guard = self
-            .cached
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((seen, index)) = guard.as_ref()
-            && *seen == versions
-        {
-            return index.clone();
-        }
-        let index = Arc::new(ProfileIndex::new(profiles(store, cluster)));
-        *guard = Some((versions, index.clone()));
-        index
-    }
-}
 
 /// Decode a pod as the API server would, refusing one whose fields have the wrong types.
 pub fn decode_pod(pod: &Value) -> Result<Pod> {

@@ -5,7 +5,8 @@
 use crate::resources::ResourceType;
 use serde_json::{Map, Value, json};
 
-use crate::objects::{KubeError, Result, name_of, uid_of};
+use crate::error::{KubeError, Result};
+use crate::meta::{name_of, uid_of};
 
 fn obj<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
     let o = v.as_object_mut()?;

@@ -14,6 +14,10 @@ use serde_json::{Map, Value, json};
 use crate::custom::catalog::CRD_GROUP;
 use crate::custom::{Catalog, CustomResources};
 pub use crate::error::{KubeError, Result};
+pub use crate::meta::{
+    finalizers, into_resource_version, is_deleting, is_finished, name_of, namespace_of, new_uid,
+    now_rfc3339, rfc3339, set_resource_version, uid_of, with_resource_version,
+};
 use crate::settings::Settings;
 use crate::strategy::{Deletion, strategy_for};
 
@@ -53,69 +57,8 @@ pub struct Objects {
     pub cluster: String,
     pub settings: Arc<Settings>,
     kind: Arc<str>,
-    profiles: Arc<crate::admission::IndexCache>,
+    profiles: Arc<crate::profile_index::IndexCache>,
     custom: Arc<CustomResources>,
-}
-
-/// A time as the API writes timestamps: RFC 3339, seconds, UTC.
-pub fn rfc3339(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// The current time as the API writes timestamps.
-pub fn now_rfc3339() -> String {
-    rfc3339(jiff::Timestamp::now())
-}
-
-/// A pod whose containers are done for good: Succeeded or Failed.
-pub fn is_finished(pod: &Value) -> bool {
-    matches!(
-        pod["status"]["phase"].as_str(),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-/// A fresh object uid.
-pub fn new_uid() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// `metadata.name` of an object, or "".
-pub fn name_of(v: &Value) -> &str {
-    v["metadata"]["name"].as_str().unwrap_or("")
-}
-
-pub fn namespace_of(v: &Value) -> &str {
-    v["metadata"]["namespace"].as_str().unwrap_or("")
-}
-
-pub fn uid_of(v: &Value) -> &str {
-    v["metadata"]["uid"].as_str().unwrap_or("")
-}
-
-/// The object with its `resourceVersion` filled in from the store revision.
-pub fn with_resource_version(o: &Object) -> Value {
-    let mut v = o.value.clone();
-    set_resource_version(&mut v, o.revision);
-    v
-}
-
-/// Like `with_resource_version`, without a copy when nothing else holds the object (a read
-/// from the store decodes a fresh one).
-pub fn into_resource_version(o: Arc<Object>) -> Value {
-    let revision = o.revision;
-    let mut v = Arc::try_unwrap(o).map_or_else(|shared| shared.value.clone(), |own| own.value);
-    set_resource_version(&mut v, revision);
-    v
-}
-
-pub fn set_resource_version(v: &mut Value, revision: Revision) {
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert(
-            "resourceVersion".to_string(),
-            Value::String(revision.to_string()),
-        );
-    }
 }
 
 fn metadata_mut(v: &mut Value) -> Result<&mut Map<String, Value>> {
@@ -845,21 +788,6 @@ pub fn present(rt: &ResourceType, mut v: Value) -> Value {
         o.insert("apiVersion".into(), Value::String(rt.api_version()));
     }
     v
-}
-
-pub fn is_deleting(v: &Value) -> bool {
-    v["metadata"]["deletionTimestamp"].is_string()
-}
-
-pub fn finalizers(v: &Value) -> Vec<String> {
-    v["metadata"]["finalizers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// `apiVersion` and `kind` must be this resource's, or absent (then they are filled in).
