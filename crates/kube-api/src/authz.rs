@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::authn::IamIdentities;
-use crate::rest::{Query, Target};
+use crate::request::{Query, Target};
 
 /// The API group of the RBAC objects, whose store keys all start with it.
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";

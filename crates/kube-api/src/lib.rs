@@ -13,6 +13,7 @@
 
 pub mod authn;
 pub mod authz;
+mod context;
 mod discovery;
 mod metrics;
 pub mod openapi;
@@ -21,6 +22,8 @@ pub mod patch;
 mod pods;
 pub mod protobuf;
 mod remotecommand;
+mod request;
+mod response;
 mod rest;
 mod server;
 pub mod spdy;
@@ -29,4 +32,7 @@ pub mod supervisor;
 pub mod table;
 mod watch;
 
-pub use server::{Api, ClusterInfo, router, status};
+pub use authn::ClusterInfo;
+pub use context::Api;
+pub use response::status;
+pub use server::router;

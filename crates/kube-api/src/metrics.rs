@@ -9,10 +9,9 @@ use localfargate_core::selectors::{FieldSelector, LabelSelector};
 use localfargate_registry::KubeError;
 use localfargate_registry::metrics::{GROUP, MetricsItem, Selection, VERSION, resources};
 
-use crate::rest::{
-    Query, TABLE_CONTENT_TYPE, error_response, json_response, json_typed, wants_table,
-};
-use crate::server::Api;
+use crate::context::Api;
+use crate::request::Query;
+use crate::response::{TABLE_CONTENT_TYPE, error_response, json_response, json_typed, wants_table};
 
 /// The part of a path below `/apis/metrics.k8s.io/v1beta1/`, when it is there.
 pub fn resource_path(path: &str) -> Option<&str> {

@@ -9,7 +9,7 @@ use localfargate_registry::objects::KubeError;
 use serde_json::{Value, json};
 
 use crate::patch::field_manager::{self, ApplyError, Schema, Scope};
-use crate::rest::{Query, Target};
+use crate::request::{Query, Target};
 
 /// The field manager of a write: `?fieldManager=`, else the User-Agent up to its first `/`
 /// (`kubectl/v1.33.0 (linux/amd64) …` → `kubectl`), at most 128 characters, as upstream

@@ -13,8 +13,8 @@ use localfargate_registry::objects::{KubeError, resource};
 use localfargate_runtime::{LogOptions, RuntimeError, SandboxId};
 use serde_json::Value;
 
-use crate::rest::Query;
-use crate::server::Api;
+use crate::context::Api;
+use crate::request::Query;
 
 const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
 

@@ -6,235 +6,27 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use localfargate_registry::custom::{Catalog, CustomVersion};
+use axum::response::Response;
 use localfargate_registry::objects::{
     self, DeleteOptions, Deleted, KubeError, Propagation, into_resource_version, name_of,
 };
-use localfargate_registry::resources::ResourceType;
 use serde_json::{Value, json};
 
 use crate::authz::{self, Authorizer};
+use crate::context::Api;
 use crate::ownership::{
     accepted_patch_types, apply_error, apply_intent, check_apply_fields, check_patch_options,
     is_apply, manager_of, ownership, schema_of, write_scope,
 };
 use crate::patch::field_manager;
 use crate::patch::{self, PatchError};
-use crate::server::Api;
-use crate::{table, watch};
+use crate::request::{Query, Target, selected, selectors};
+use crate::response::{
+    TABLE_CONTENT_TYPE, error_response, json_response, json_typed, table, wants_table,
+};
+use crate::watch;
 use localfargate_core::rbac::UserInfo;
-use localfargate_core::selectors::{FieldSelector, LabelSelector};
-
-/// What a request path names.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub rt: &'static ResourceType,
-    /// For namespaced resources; `None` means every namespace (a list or watch).
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub subresource: Option<String>,
-    /// For a custom resource: its definition's version (schema, columns, scale paths).
-    pub custom: Option<Arc<CustomVersion>>,
-}
-
-fn not_found() -> KubeError {
-    KubeError::NotFound {
-        message: "the server could not find the requested resource".into(),
-        kind: String::new(),
-        name: String::new(),
-    }
-}
-
-/// `/api/v1/namespaces/demo/pods/p1/log` → pods, demo, p1, log; the resources are the built-in
-/// ones and those of the cluster's custom resource definitions.
-pub fn parse_target(path: &str, catalog: &Catalog) -> Result<Target, KubeError> {
-    // Go serves the decoded path (`URL.Path`): clients that percent-encode a name's `:` (the
-    // Python client sends `system%3Aview`) reach the same object as those that do not.
-    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, version, rest) = match segments.as_slice() {
-        ["api", version, rest @ ..] => ("", *version, rest),
-        ["apis", group, version, rest @ ..] => (*group, *version, rest),
-        _ => return Err(not_found()),
-    };
-    let lookup = |resource: &str| {
-        catalog
-            .resource(group, version, resource)
-            .ok_or_else(not_found)
-    };
-    let t = |rt: &'static ResourceType,
-             namespace: Option<&str>,
-             name: Option<&str>,
-             sub: Option<&str>| Target {
-        rt,
-        namespace: namespace.map(str::to_string),
-        name: name.map(str::to_string),
-        subresource: sub.map(str::to_string),
-        custom: catalog.version_of(rt).map(|(_, v)| v.clone()),
-    };
-    let target = match rest {
-        ["namespaces", ns, resource, more @ ..]
-            if catalog
-                .resource(group, version, resource)
-                .is_some_and(|r| r.namespaced) =>
-        {
-            let rt = lookup(resource)?;
-            match more {
-                [] => t(rt, Some(ns), None, None),
-                [name] => t(rt, Some(ns), Some(name), None),
-                [name, sub] => t(rt, Some(ns), Some(name), Some(sub)),
-                _ => return Err(not_found()),
-            }
-        }
-        [resource, more @ ..] => {
-            let rt = lookup(resource)?;
-            match more {
-                [] => t(rt, None, None, None),
-                [name] if !rt.namespaced => t(rt, None, Some(name), None),
-                [name, sub] if !rt.namespaced => t(rt, None, Some(name), Some(sub)),
-                _ => return Err(not_found()),
-            }
-        }
-        [] => return Err(not_found()),
-    };
-    if let Some(sub) = &target.subresource
-        && target.rt.subresource(sub).is_none()
-        && !(target.rt.kind == "Namespace" && sub == "finalize")
-    {
-        return Err(not_found());
-    }
-    Ok(target)
-}
-
-/// Query parameters, decoded; repeated keys (exec's `command`) keep every value.
-#[derive(Debug, Default, Clone)]
-pub struct Query(pub Vec<(String, String)>);
-
-impl Query {
-    pub fn parse(raw: Option<&str>) -> Self {
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        Query(
-            raw.unwrap_or("")
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (decode(k), decode(v)),
-                    None => (decode(p), String::new()),
-                })
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// A boolean parameter as kube-apiserver decodes it (`Convert_Slice_string_To_bool`):
-    /// absent, `0` or `false` in any case is false; anything else, `True` and empty included,
-    /// is true. (The official Python client sends `watch=True`.)
-    pub fn flag(&self, key: &str) -> bool {
-        self.get(key)
-            .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
-    }
-
-    /// A boolean parameter that may be absent: `Some` when the request set it.
-    pub fn optional_flag(&self, key: &str) -> Option<bool> {
-        self.get(key).map(|_| self.flag(key))
-    }
-}
-
-pub fn json_response(code: StatusCode, body: &Value) -> Response {
-    json_typed(code, body, "application/json")
-}
-
-pub fn json_typed(code: StatusCode, body: &Value, content_type: &str) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (
-        code,
-        [(header::CONTENT_TYPE, content_type.to_string())],
-        bytes,
-    )
-        .into_response()
-}
-
-pub fn error_response(e: &KubeError) -> Response {
-    let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    status_response(code, &e.status())
-}
-
-/// A Status, written as kube-apiserver writes it (Go's field order, a trailing newline).
-pub fn status_response(code: StatusCode, status: &Value) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json".to_string())],
-        crate::status_body::encode(status),
-    )
-        .into_response()
-}
-
-pub const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
-
-/// Whether the client asked for a server-side Table (`kubectl get`).
-pub fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',').any(|alt| {
-                let p: Vec<&str> = alt.split(';').map(str::trim).collect();
-                p.contains(&"as=Table") && p.contains(&"g=meta.k8s.io")
-            })
-        })
-}
-
-/// One row of a Table, with the metadata kubectl decorates it from.
-pub fn table_row(target: &Target, object: &Value, now: jiff::Timestamp) -> Value {
-    let rt = target.rt;
-    let cells = match &target.custom {
-        Some(custom) => table::custom::cells(&custom.columns, object, now),
-        None => table::cells(rt.group, rt.resource, object, now),
-    };
-    json!({
-        "cells": cells,
-        "object": {
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": object["metadata"],
-        },
-    })
-}
-
-pub fn table(target: &Target, objects: &[Value], meta: Value) -> Value {
-    let now = jiff::Timestamp::now();
-    let rt = target.rt;
-    let columns = match &target.custom {
-        Some(custom) => table::custom::columns(&custom.columns),
-        None => table::columns(rt.group, rt.resource),
-    };
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": meta,
-        "columnDefinitions": columns,
-        "rows": objects.iter().map(|o| table_row(target, o, now)).collect::<Vec<_>>(),
-    })
-}
+use localfargate_core::selectors::LabelSelector;
 
 fn body_value(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
     let content_type = headers
@@ -273,7 +65,7 @@ pub async fn handle(
     if target.rt.create_only {
         let answered = match (method == Method::POST, target.name.is_none()) {
             (true, true) if target.rt.kind == "TokenReview" => body_value(&headers, &body)
-                .and_then(|v| crate::server::token_review(&api.info, v))
+                .and_then(|v| crate::authn::token_review(&api.info, v))
                 .map_or_else(
                     |e| error_response(&e),
                     |v| json_response(StatusCode::CREATED, &v),
@@ -525,7 +317,7 @@ async fn dispatch(
                 namespace(target),
                 name,
                 value,
-                crate::server::API_AUDIENCE,
+                crate::authn::API_AUDIENCE,
             )?;
             Ok(json_response(StatusCode::CREATED, &answered))
         }
@@ -654,26 +446,6 @@ fn component_statuses(
 
 fn dry_run(query: &Query) -> bool {
     query.get("dryRun").is_some_and(|v| v == "All")
-}
-
-/// Selectors from the query, checked against the resource.
-pub fn selectors(
-    rt: &ResourceType,
-    query: &Query,
-) -> Result<(LabelSelector, FieldSelector), KubeError> {
-    let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
-        .map_err(|e| KubeError::BadRequest(e.to_string()))?;
-    let fields = FieldSelector::parse(
-        query.get("fieldSelector").unwrap_or(""),
-        rt.group,
-        rt.resource,
-    )
-    .map_err(|e| KubeError::BadRequest(e.to_string()))?;
-    Ok((labels, fields))
-}
-
-pub fn selected(labels: &LabelSelector, fields: &FieldSelector, v: &Value) -> bool {
-    labels.matches(v["metadata"]["labels"].as_object()) && fields.matches(v)
 }
 
 /// `ListOptions` checked as kube-apiserver's `ValidateListOptions` does, with its messages: the
@@ -1232,6 +1004,8 @@ fn bind(api: &Arc<Api>, ns: &str, name: &str, binding: &Value) -> Result<Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::parse_target;
+    use localfargate_registry::custom::Catalog;
 
     #[test]
     fn a_scale_shows_the_whole_selector() {
@@ -1252,52 +1026,6 @@ mod tests {
         assert_eq!(scale["status"]["selector"], "app=web,tier in (a,b)");
         assert_eq!(scale["spec"]["replicas"], 3);
         assert_eq!(scale["status"]["replicas"], 2);
-    }
-
-    #[test]
-    fn paths_name_resources() {
-        let t = parse_target("/api/v1/namespaces/demo/pods/p1/log", &Catalog::default()).unwrap();
-        assert_eq!(t.rt.resource, "pods");
-        assert_eq!(t.namespace.as_deref(), Some("demo"));
-        assert_eq!(t.name.as_deref(), Some("p1"));
-        assert_eq!(t.subresource.as_deref(), Some("log"));
-        let t = parse_target("/api/v1/namespaces/demo", &Catalog::default()).unwrap();
-        assert_eq!(
-            (t.rt.resource, t.name.as_deref()),
-            ("namespaces", Some("demo"))
-        );
-        let t = parse_target("/api/v1/namespaces", &Catalog::default()).unwrap();
-        assert_eq!((t.rt.resource, t.name), ("namespaces", None));
-        let t = parse_target("/api/v1/pods", &Catalog::default()).unwrap();
-        assert_eq!((t.rt.resource, t.namespace), ("pods", None));
-        let t = parse_target(
-            "/apis/apps/v1/namespaces/d/deployments/web/scale",
-            &Catalog::default(),
-        )
-        .unwrap();
-        assert_eq!(t.subresource.as_deref(), Some("scale"));
-        let t = parse_target("/api/v1/nodes/n1/status", &Catalog::default()).unwrap();
-        assert_eq!((t.rt.resource, t.name.as_deref()), ("nodes", Some("n1")));
-        assert!(parse_target("/api/v1/namespaces/d/pods/p/nope", &Catalog::default()).is_err());
-        assert!(parse_target("/apis/example.com/v1/widgets", &Catalog::default()).is_err());
-        assert!(parse_target("/api/v1/pods/p1", &Catalog::default()).is_err());
-        let t = parse_target(
-            "/apis/rbac.authorization.k8s.io/v1/clusterroles/system%3Aview",
-            &Catalog::default(),
-        )
-        .unwrap();
-        assert_eq!(t.name.as_deref(), Some("system:view"));
-    }
-
-    #[test]
-    fn queries_decode() {
-        let q = Query::parse(Some(
-            "fieldSelector=involvedObject.name%3Dp1%2Cx%3Dy&command=ls&command=%2F&watch=true",
-        ));
-        assert_eq!(q.get("fieldSelector"), Some("involvedObject.name=p1,x=y"));
-        assert_eq!(q.all("command"), vec!["ls", "/"]);
-        assert!(q.flag("watch"));
-        assert!(!q.flag("follow"));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! here; resources in `rest`, watches in `watch`, logs in `pods`, exec and attach in
 //! `remotecommand`.
 
-use localfargate_core::service_account_token::TokenSigner;
 use std::sync::Arc;
 
 use axum::Router;
@@ -11,204 +10,19 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use base64::Engine;
-use localfargate_core::rbac::{self, UserInfo};
-use localfargate_core::sigv4::{Credentials, verify_presigned_sts};
+use localfargate_core::rbac::UserInfo;
+use localfargate_registry::KubeError;
 use localfargate_registry::custom::Catalog;
-use localfargate_registry::{KubeError, Objects};
-use localfargate_runtime::SandboxRuntime;
 use serde_json::{Value, json};
 
-use crate::authn::IamIdentities;
-use crate::authz::{self, Authorizer};
-use crate::rest::{self, json_response, json_typed};
+use crate::authn::ClusterInfo;
+use crate::authn::authenticated;
+use crate::authz::{self};
+use crate::context::Api;
+use crate::request::{Query, parse_target};
+use crate::response::{error_response, json_response, json_typed, status};
+use crate::rest;
 use crate::{discovery, metrics, remotecommand};
-
-/// What one cluster's API knows about itself.
-#[derive(Debug, Clone)]
-pub struct ClusterInfo {
-    pub name: String,
-    /// `1.31`
-    pub version: String,
-    /// The static bearer token `localfargate kubeconfig` hands out.
-    pub token: String,
-    /// With `--auth strict`, the access keys `aws eks get-token` tokens must be signed with;
-    /// otherwise any well-formed token is accepted, as the EKS API accepts any keys.
-    pub strict: Option<Arc<Vec<Credentials>>>,
-    /// Verifies service-account tokens (those the cluster's pods get, for in-cluster clients).
-    pub service_accounts: Option<Arc<TokenSigner>>,
-    /// Who `aws eks get-token` callers are here (access entries, `aws-auth`).
-    pub iam: Arc<IamIdentities>,
-}
-
-/// The audience kube-apiserver's own service-account tokens are for (`--api-audiences`).
-pub const API_AUDIENCE: &str = "https://kubernetes.default.svc";
-
-/// A `metav1.Status` failure, as the API server sends it.
-pub fn status(code: StatusCode, reason: &str, message: &str) -> Response {
-    let body = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code.as_u16(),
-    });
-    rest::status_response(code, &body)
-}
-
-/// The cluster's administrator: the static token of `localfargate kubeconfig`.
-fn cluster_admin() -> UserInfo {
-    UserInfo::new(
-        "kubernetes-admin",
-        &[rbac::SYSTEM_MASTERS, rbac::SYSTEM_AUTHENTICATED],
-    )
-}
-
-/// Who a bearer token is, when it is one this cluster accepts: its static token, a
-/// service-account token of its own, or the presigned STS GetCallerIdentity URL that
-/// `aws eks get-token` wraps as `k8s-aws-v1.<base64url>`.
-fn authenticated(info: &ClusterInfo, header: Option<&str>) -> Option<UserInfo> {
-    let token = header
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)?;
-    if localfargate_core::sigv4::constant_time_eq(token.as_bytes(), info.token.as_bytes()) {
-        return Some(cluster_admin());
-    }
-    let Some(encoded) = token.strip_prefix("k8s-aws-v1.") else {
-        return service_account(info, token);
-    };
-    let (principal, access_key_id) = aws_token(info, encoded)?;
-    info.iam.user(principal.as_deref(), &access_key_id)
-}
-
-/// `TokenReview` (`authentication.k8s.io/v1`): who a token is, as this cluster's API would
-/// authenticate it (webhook token authenticators and in-cluster components ask). The token's
-/// audiences are the API's; a review asking for others is not authenticated.
-pub fn token_review(info: &ClusterInfo, review: Value) -> Result<Value, KubeError> {
-    let mut out = review;
-    if !out.is_object() {
-        return Err(KubeError::BadRequest(
-            "the request body must be a JSON object".into(),
-        ));
-    }
-    let token = out["spec"]["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let asked: Vec<String> = out["spec"]["audiences"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    out["apiVersion"] = json!("authentication.k8s.io/v1");
-    out["kind"] = json!("TokenReview");
-    if !out["metadata"].is_object() {
-        out["metadata"] = json!({});
-    }
-    out["metadata"]["creationTimestamp"] = Value::Null;
-    let audiences_ok = asked.is_empty() || asked.iter().any(|a| a == API_AUDIENCE);
-    let user = if token.is_empty() || !audiences_ok {
-        None
-    } else {
-        authenticated(info, Some(&format!("Bearer {token}")))
-    };
-    out["status"] = match user {
-        Some(u) => {
-            let mut user = json!({"username": u.name, "groups": u.groups});
-            if !u.uid.is_empty() {
-                user["uid"] = json!(u.uid);
-            }
-            json!({"authenticated": true, "user": user, "audiences": [API_AUDIENCE]})
-        }
-        None if !audiences_ok => {
-            json!({"user": {}, "error": "token audiences do not match the API's"})
-        }
-        None => json!({"user": {}, "error": "invalid bearer token"}),
-    };
-    Ok(out)
-}
-
-/// The principal (None: the account's default identity) and access key that signed a token.
-fn aws_token(info: &ClusterInfo, encoded: &str) -> Option<(Option<String>, String)> {
-    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(encoded.trim_end_matches('='))
-        .ok()?;
-    let url = String::from_utf8_lossy(&url);
-    match &info.strict {
-        Some(credentials) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            match verify_presigned_sts(&url, credentials, &info.name, now) {
-                Ok(creds) => Some((creds.principal_arn.clone(), creds.access_key_id.clone())),
-                Err(why) => {
-                    tracing::info!(cluster = %info.name, reason = %why, "token refused");
-                    None
-                }
-            }
-        }
-        // Any well-formed presigned GetCallerIdentity request, as `--auth any` accepts any keys:
-        // its caller is the account's default identity.
-        None => (url.contains("Action=GetCallerIdentity") && url.contains("X-Amz-Signature="))
-            .then(|| (None, presigned_access_key(&url))),
-    }
-}
-
-/// The access key ID in a presigned URL's `X-Amz-Credential` (empty when there is none).
-fn presigned_access_key(url: &str) -> String {
-    url.split(['?', '&'])
-        .find_map(|p| p.strip_prefix("X-Amz-Credential="))
-        .map(|c| {
-            percent_encoding::percent_decode_str(c)
-                .decode_utf8_lossy()
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-/// A service-account token of this cluster's, for its API.
-fn service_account(info: &ClusterInfo, token: &str) -> Option<UserInfo> {
-    let signer = info.service_accounts.as_ref()?;
-    match signer.verify(token, API_AUDIENCE) {
-        Ok(user) => {
-            tracing::debug!(cluster = %info.name, user = %user.username, "service-account token");
-            let mut info = UserInfo::service_account(&user.namespace, &user.name);
-            info.uid = user.claims.kubernetes.serviceaccount.uid.clone();
-            Some(info)
-        }
-        // A legacy token of a `kubernetes.io/service-account-token` Secret.
-        Err(e) if localfargate_core::service_account_token::legacy::is_legacy(token) => {
-            match localfargate_registry::legacy_tokens::authenticate(
-                info.iam.objects(),
-                signer,
-                token,
-            ) {
-                Ok(claims) => {
-                    let mut user =
-                        UserInfo::service_account(&claims.namespace, &claims.service_account_name);
-                    user.uid = claims.service_account_uid;
-                    Some(user)
-                }
-                Err(why) => {
-                    tracing::info!(cluster = %info.name, reason = %why, bound = %e, "legacy token refused");
-                    None
-                }
-            }
-        }
-        Err(e) => {
-            tracing::info!(cluster = %info.name, reason = %e, "token refused");
-            None
-        }
-    }
-}
 
 async fn authenticate(
     State(info): State<Arc<ClusterInfo>>,
@@ -240,21 +54,6 @@ async fn version(State(info): State<Arc<ClusterInfo>>) -> axum::Json<Value> {
         "compiler": "gc",
         "platform": "linux/amd64",
     }))
-}
-
-/// Everything one cluster's API serves from.
-pub struct Api {
-    pub info: ClusterInfo,
-    pub objects: Objects,
-    pub runtime: Arc<dyn SandboxRuntime>,
-    /// The usage samples `metrics.k8s.io` serves (shared by every cluster's API).
-    pub metrics: Arc<localfargate_registry::metrics::MetricsStore>,
-    /// `host:port`, for `/api`'s serverAddressByClientCIDRs.
-    pub server_address: String,
-    /// Who may do what (RBAC), and impersonation.
-    pub authorizer: Arc<Authorizer>,
-    /// The OpenAPI documents, with the cluster's custom resources.
-    pub openapi: crate::openapi::ClusterOpenApi,
 }
 
 fn not_found() -> Response {
@@ -314,17 +113,17 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     };
     let user = match authz::impersonate(&api.authorizer, &authenticated, request.headers()) {
         Ok(u) => u,
-        Err(e) => return rest::error_response(&e),
+        Err(e) => return error_response(&e),
     };
     let catalog = match api.objects.catalog() {
         Ok(c) => c,
-        Err(e) => return rest::error_response(&e),
+        Err(e) => return error_response(&e),
     };
-    let is_resource = rest::parse_target(&path, &catalog).is_ok();
+    let is_resource = parse_target(&path, &catalog).is_ok();
     if !is_resource && metrics::resource_path(&path).is_none() {
         let a = authz::path_attributes(&user, request.method(), &path);
         if let Err(e) = api.authorizer.check(&a) {
-            return rest::error_response(&e);
+            return error_response(&e);
         }
     }
     if let Some(r) =
@@ -338,22 +137,22 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         return r;
     }
     if let Some(rest) = metrics::resource_path(&path) {
-        let query = rest::Query::parse(request.uri().query());
+        let query = Query::parse(request.uri().query());
         if let Some(a) = metrics::attributes(&user, request.method(), rest, &query)
             && let Err(e) = api.authorizer.check(&a)
         {
-            return rest::error_response(&e);
+            return error_response(&e);
         }
         return metrics::serve(&api, request.method(), rest, &query, request.headers());
     }
-    let target = match rest::parse_target(&path, &catalog) {
+    let target = match parse_target(&path, &catalog) {
         Ok(t) => t,
-        Err(e) => return rest::error_response(&e),
+        Err(e) => return error_response(&e),
     };
-    let query = rest::Query::parse(request.uri().query());
+    let query = Query::parse(request.uri().query());
     let attributes = authz::resource_attributes(&user, request.method(), &target, &query);
     if let Err(e) = api.authorizer.check(&attributes) {
-        return rest::error_response(&e);
+        return error_response(&e);
     }
     let streaming = target.subresource.as_deref();
     if matches!(streaming, Some("exec" | "attach"))
@@ -366,7 +165,7 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
     let headers = request.headers().clone();
     let body = match read_body(request.into_body()).await {
         Ok(b) => b,
-        Err(e) => return rest::error_response(&e),
+        Err(e) => return error_response(&e),
     };
     rest::handle(api, user, method, target, query, headers, body).await
 }
@@ -418,109 +217,4 @@ pub fn router(api: Api) -> Router {
         .fallback(serve)
         .with_state(api)
         .layer(middleware::from_fn_with_state(info, authenticate))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info() -> ClusterInfo {
-        // Cluster "c" in CONFIG_MAP mode, created by the account's default identity: the one
-        // every `--auth any` caller is.
-        use localfargate_store::StoreExt;
-        let store: Arc<dyn localfargate_store::Store> =
-            Arc::new(localfargate_store::SqliteStore::in_memory().unwrap());
-        store
-            .create(
-                localfargate_core::eks::CLUSTER_KIND,
-                "c",
-                &json!({
-                    "resource": {"arn": "arn:aws:eks:us-east-1:000000000000:cluster/c",
-                                 "accessConfig": {"authenticationMode": "CONFIG_MAP"}},
-                    "private": {"creatorArn": "arn:aws:iam::000000000000:user/localfargate"},
-                }),
-            )
-            .unwrap();
-        let settings = Arc::new(localfargate_registry::Settings::new("us-east-1"));
-        ClusterInfo {
-            name: "c".into(),
-            version: "1.31".into(),
-            token: "secret".into(),
-            strict: None,
-            service_accounts: Some(signer()),
-            iam: Arc::new(IamIdentities::new(Objects::new(store, "c", settings))),
-        }
-    }
-
-    fn signer() -> Arc<TokenSigner> {
-        // One key per test process, so tokens of `info()` verify against another `info()`.
-        static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let key = KEY.get_or_init(|| rcgen::KeyPair::generate().unwrap().serialize_pem());
-        Arc::new(TokenSigner::new(key, "https://oidc.eks.us-east-1.amazonaws.com/id/X").unwrap())
-    }
-
-    #[test]
-    fn token_reviews_say_who_a_token_is() {
-        let reviewed = token_review(&info(), json!({"spec": {"token": "secret"}})).unwrap();
-        assert_eq!(reviewed["kind"], "TokenReview");
-        assert_eq!(reviewed["status"]["authenticated"], true);
-        assert_eq!(reviewed["status"]["user"]["username"], "kubernetes-admin");
-        let bad = token_review(&info(), json!({"spec": {"token": "wrong"}})).unwrap();
-        assert_eq!(bad["status"]["authenticated"], Value::Null);
-        assert_eq!(bad["status"]["error"], "invalid bearer token");
-        let elsewhere = token_review(
-            &info(),
-            json!({"spec": {"token": "secret", "audiences": ["sts.amazonaws.com"]}}),
-        )
-        .unwrap();
-        assert!(elsewhere["status"]["error"].is_string());
-    }
-
-    #[test]
-    fn service_account_tokens_for_the_api_are_accepted() {
-        let request = |audience| localfargate_core::service_account_token::TokenRequest {
-            namespace: "default",
-            service_account: "default",
-            service_account_uid: None,
-            audience,
-            expiration_seconds: 3600,
-            pod_name: "p",
-            pod_uid: "u",
-            node_name: "n",
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let for_api = signer().issue(&request(API_AUDIENCE), now).unwrap();
-        let user = authenticated(&info(), Some(&format!("Bearer {for_api}"))).unwrap();
-        assert_eq!(user.name, "system:serviceaccount:default:default");
-        assert!(
-            user.groups
-                .iter()
-                .any(|g| g == "system:serviceaccounts:default")
-        );
-        let for_sts = signer().issue(&request("sts.amazonaws.com"), now).unwrap();
-        assert!(authenticated(&info(), Some(&format!("Bearer {for_sts}"))).is_none());
-        let mut without = info();
-        without.service_accounts = None;
-        assert!(authenticated(&without, Some(&format!("Bearer {for_api}"))).is_none());
-    }
-
-    #[test]
-    fn tokens() {
-        let admin = authenticated(&info(), Some("Bearer secret")).unwrap();
-        assert!(admin.groups.iter().any(|g| g == rbac::SYSTEM_MASTERS));
-        assert!(authenticated(&info(), Some("Bearer wrong")).is_none());
-        assert!(authenticated(&info(), None).is_none());
-        let url = "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Signature=abc";
-        let token = format!(
-            "k8s-aws-v1.{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
-        );
-        let creator = authenticated(&info(), Some(&format!("Bearer {token}"))).unwrap();
-        assert_eq!(creator.name, "kubernetes-admin");
-        assert!(creator.groups.iter().any(|g| g == rbac::SYSTEM_MASTERS));
-        assert!(authenticated(&info(), Some("Bearer k8s-aws-v1.bm90LWEtdXJs")).is_none());
-    }
 }

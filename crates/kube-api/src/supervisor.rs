@@ -17,9 +17,11 @@ use localfargate_registry::metrics::MetricsStore;
 use localfargate_registry::{Objects, Settings};
 use localfargate_runtime::SandboxRuntime;
 
+use crate::authn::ClusterInfo;
 use crate::authn::IamIdentities;
 use crate::authz::Authorizer;
-use crate::server::{Api, ClusterInfo, router};
+use crate::context::Api;
+use crate::server::router;
 
 struct Running {
     port: u64,

@@ -15,8 +15,9 @@ use localfargate_store::{EventType, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::rest::{Query, TABLE_CONTENT_TYPE, Target, selected, selectors, table, wants_table};
-use crate::server::Api;
+use crate::context::Api;
+use crate::request::{Query, Target, selected, selectors};
+use crate::response::{TABLE_CONTENT_TYPE, table, wants_table};
 
 /// How long a watch stays open without `timeoutSeconds`: upstream's 30 minutes. kubectl
 /// `get -w` exits when the stream closes, so it must not be short.

@@ -183,7 +183,7 @@ pub fn serve_catalog(
     let gv = trimmed.strip_prefix("/openapi/v3/")?;
     Some(
         v3(catalog, gv, query_value(query, "hash"), headers).unwrap_or_else(|| {
-            crate::server::status(
+            crate::response::status(
                 StatusCode::NOT_FOUND,
                 "NotFound",
                 "the server could not find the requested resource",
@@ -206,7 +206,7 @@ pub fn serve<C: std::ops::Deref<Target = super::Catalog>>(
     }
     match catalog() {
         Ok(catalog) => serve_catalog(&catalog, path, query, headers),
-        Err(e) => Some(crate::server::status(
+        Err(e) => Some(crate::response::status(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             &e.to_string(),

@@ -25,9 +25,10 @@ use localfargate_runtime::{AttachRequest, ExecRequest, RuntimeError, SandboxId, 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::context::Api;
 use crate::pods::{bad, pick_container, sandbox};
-use crate::rest::{Query, Target, error_response};
-use crate::server::Api;
+use crate::request::{Query, Target};
+use crate::response::error_response;
 
 /// Chunks of output queued between the runtime and the transport.
 const OUTPUT_QUEUE: usize = 64;

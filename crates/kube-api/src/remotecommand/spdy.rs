@@ -24,7 +24,8 @@ use serde_json::Value;
 
 use super::websocket::terminal_size;
 use super::{Input, Outcome, Output, Session, Transport, drive};
-use crate::rest::{Query, error_response};
+use crate::request::Query;
+use crate::response::error_response;
 use crate::spdy::{self, Connection, StreamReader, StreamWriter};
 
 const PROTOCOL_HEADER: &str = "x-stream-protocol-version";
