@@ -270,6 +270,9 @@ pub fn run(args: &UpArgs) -> Result<i32> {
     let settings = Arc::new(localfargate_controllers::Settings {
         selection_rule: args.profile_selection,
         network: config.network.clone(),
+        ..localfargate_controllers::Settings::new(&args.region)
+    });
+    let controller_settings = Arc::new(localfargate_controllers::ControllerSettings {
         explain_misses: args.explain_fargate_misses,
         replace_pending: args.replace_pending_pods,
         volume_sync_interval: interval("--volume-sync-interval", args.volume_sync_interval)?,
@@ -278,7 +281,7 @@ pub fn run(args: &UpArgs) -> Result<i32> {
             "--horizontal-pod-autoscaler-sync-period",
             args.horizontal_pod_autoscaler_sync_period,
         )?,
-        ..localfargate_controllers::Settings::new(&args.region)
+        ..Default::default()
     });
     let (store, where_) = if args.ephemeral {
         (
@@ -323,7 +326,16 @@ pub fn run(args: &UpArgs) -> Result<i32> {
                 }
             });
         }
-        serve(args, config, store, where_, settings, sandboxes).await
+        serve(
+            args,
+            config,
+            store,
+            where_,
+            settings,
+            controller_settings,
+            sandboxes,
+        )
+        .await
     })
 }
 
@@ -333,6 +345,7 @@ async fn serve(
     store: Arc<dyn Store>,
     where_: String,
     settings: Arc<localfargate_controllers::Settings>,
+    controller_settings: Arc<localfargate_controllers::ControllerSettings>,
     sandboxes: Arc<dyn localfargate_runtime::SandboxRuntime>,
 ) -> Result<i32> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
@@ -371,6 +384,7 @@ async fn serve(
     let clusters = tokio::spawn(localfargate_controllers::cluster::run(
         store.clone(),
         settings.clone(),
+        controller_settings,
         sandboxes.clone(),
         metrics.clone(),
     ));

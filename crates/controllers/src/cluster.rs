@@ -190,6 +190,7 @@ fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
 pub async fn run(
     store: Arc<dyn Store>,
     settings: Arc<Settings>,
+    controller_settings: Arc<crate::settings::ControllerSettings>,
     runtime: Arc<dyn SandboxRuntime>,
     metrics: Arc<localfargate_registry::metrics::MetricsStore>,
 ) {
@@ -238,6 +239,7 @@ pub async fn run(
                 .to_string();
             let cluster_dns = cluster_dns(&c.value["resource"]);
             let ctx = Arc::new(ClusterContext {
+                settings: controller_settings.clone(),
                 objects,
                 runtime: runtime.clone(),
                 ipam: ipam.clone(),

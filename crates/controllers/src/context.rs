@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 /// What one cluster's controllers share.
 pub struct ClusterContext {
     pub objects: Objects,
+    /// The controllers' own knobs (periods, retries, beyond-AWS options).
+    pub settings: Arc<crate::settings::ControllerSettings>,
     pub runtime: Arc<dyn SandboxRuntime>,
     /// Addresses are VPC-wide, so every cluster shares one IPAM.
     pub ipam: Arc<Mutex<Ipam>>,

@@ -453,7 +453,7 @@ fn schedule(
                     &message,
                     DEFAULT_SCHEDULER,
                 );
-                if ctx.objects.settings.explain_misses {
+                if ctx.settings.explain_misses {
                     explain_miss(ctx, &typed, pod);
                 }
             }

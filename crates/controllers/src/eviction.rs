@@ -195,7 +195,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         // Nothing is written anywhere: nothing to measure.
         return;
     }
-    let interval = ctx.objects.settings.eviction_interval;
+    let interval = ctx.settings.eviction_interval;
     loop {
         tokio::time::sleep(interval).await;
         let Ok(sandboxes) = ctx.runtime.list().await else {

@@ -366,7 +366,7 @@ impl Scheduler {
     }
 
     fn retry_later(&mut self, key: &str) -> bool {
-        let max = self.ctx.objects.settings.max_schedule_attempts;
+        let max = self.ctx.settings.max_schedule_attempts;
         let entry = self
             .retries
             .entry(key.to_string())
@@ -527,7 +527,7 @@ impl Scheduler {
         let appeared = now
             .iter()
             .any(|(name, active)| *active && self.profiles_seen.get(name) != Some(&true));
-        if appeared && self.ctx.objects.settings.replace_pending {
+        if appeared && self.ctx.settings.replace_pending {
             self.replace_pending();
         }
         self.profiles_seen = now;

@@ -18,8 +18,10 @@ pub mod node_agent;
 pub mod pod_spec;
 pub mod quota;
 pub mod service_account_tokens;
+pub mod settings;
 pub mod volume_sync;
 pub mod wake;
 pub mod workloads;
 
 pub use localfargate_registry::{KubeError, Objects, Settings};
+pub use settings::ControllerSettings;

@@ -1,7 +1,7 @@
 //! Keeps running pods' file volumes current, as the kubelet's periodic pod sync does: a
 //! ConfigMap or Secret edited after the pod started, a label the downward API projects, and
 //! service-account tokens nearing their end reach the pod's volume within one interval
-//! (`Settings::volume_sync_interval`, a minute by default). A volume whose objects are gone or
+//! (`ControllerSettings::volume_sync_interval`, a minute by default). A volume whose objects are gone or
 //! unreadable keeps its last contents, as on Kubernetes. Also holds the tokens pods were given,
 //! so that a sync does not rewrite a token that is still good.
 
@@ -72,7 +72,7 @@ impl IssuedTokens {
 
 /// Every interval, brings each running pod's file volumes up to date.
 pub async fn run(ctx: Arc<ClusterContext>) {
-    let interval = ctx.objects.settings.volume_sync_interval;
+    let interval = ctx.settings.volume_sync_interval;
     loop {
         tokio::time::sleep(interval).await;
         sync_once(&ctx).await;

@@ -31,7 +31,7 @@ const CONTROLLER: &str = "horizontal-pod-autoscaler";
 pub async fn run(ctx: Arc<ClusterContext>) {
     let mut histories: HashMap<String, History> = HashMap::new();
     loop {
-        let period = ctx.objects.settings.hpa_sync_period;
+        let period = ctx.settings.hpa_sync_period;
         sync_all(&ctx, &mut histories);
         tokio::time::sleep(period).await;
     }
