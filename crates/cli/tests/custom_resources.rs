@@ -113,6 +113,20 @@ fn a_definition_is_served_at_once_with_its_columns_versions_and_subresources() {
     );
     let crd = c.json("1.33", &["get", "crd", "crontabs.stable.example.com"]);
     assert!(crd["metadata"]["finalizers"].is_null(), "{crd:#}");
+    // Its group-version gets its Local APIService, as kube-apiserver's CRD registration keeps.
+    c.eventually("the definition's APIService", || {
+        c.kubectl("1.33", &["get", "apiservice", "v1.stable.example.com"])
+            .status
+            .success()
+    });
+    let service = c.json("1.33", &["get", "apiservice", "v1.stable.example.com"]);
+    assert_eq!(
+        service["metadata"]["labels"]["kube-aggregator.kubernetes.io/automanaged"],
+        "true"
+    );
+    assert_eq!(service["spec"]["groupPriorityMinimum"], 1000);
+    assert_eq!(service["spec"]["versionPriority"], 100);
+    assert_eq!(service["status"]["conditions"][0]["reason"], "Local");
     assert_eq!(crd["status"]["acceptedNames"]["kind"], "CronTab");
     assert_eq!(crd["status"]["storedVersions"], serde_json::json!(["v1"]));
     assert_eq!(crd["spec"]["names"]["listKind"], "CronTabList");
@@ -233,6 +247,11 @@ fn a_definition_is_served_at_once_with_its_columns_versions_and_subresources() {
         gone.contains("the server doesn't have a resource type \"crontabs\""),
         "{gone}"
     );
+    c.eventually("the definition's APIService to go", || {
+        !c.kubectl("1.33", &["get", "apiservice", "v1.stable.example.com"])
+            .status
+            .success()
+    });
     // Made again, it starts empty: the old objects went with the old definition.
     let again = c.apply("1.33", CRONTAB_CRD, &[]);
     assert!(again.status.success(), "{}", text(&again));
@@ -330,6 +349,22 @@ fn a_new_cluster_has_eks_definitions_and_the_seed_security_group_policy_applies(
             .any(|l| l.starts_with("v1.apps ") && l.contains("Local")),
         "{services}"
     );
+    // EKS's definitions' group-versions, Local, as `kubectl get apiservices` lists them on EKS.
+    c.eventually("the EKS definitions' APIServices", || {
+        let services = c.ok("1.33", &["get", "apiservices"]);
+        [
+            "v1alpha1.crd.k8s.amazonaws.com",
+            "v1alpha1.networking.k8s.aws",
+            "v1alpha1.vpcresources.k8s.aws",
+            "v1beta1.vpcresources.k8s.aws",
+        ]
+        .iter()
+        .all(|n| {
+            services
+                .lines()
+                .any(|l| l.starts_with(&format!("{n} ")) && l.contains("Local"))
+        })
+    });
     c.ok("1.33", &["create", "namespace", "production"]);
     let policy = r#"
 apiVersion: vpcresources.k8s.aws/v1beta1

@@ -101,3 +101,74 @@ fn release(objects: &Objects, name: &str) {
         tracing::warn!(definition = name, error = %e, "releasing a definition");
     }
 }
+
+/// The label kube-aggregator's autoregister controller marks the APIServices it keeps with;
+/// `true` for those kept in sync with the definitions (its `AddAPIServiceToSync`).
+const AUTOMANAGED: &str = "kube-aggregator.kubernetes.io/automanaged";
+
+/// One APIService (`Local`) per group-version some CustomResourceDefinition serves, and none
+/// left for a group-version no definition serves any more, as kube-apiserver's CRD registration
+/// controller keeps them: `kubectl get apiservices` lists `v1beta1.vpcresources.k8s.aws` as on
+/// EKS.
+pub fn sync_api_services(objects: &Objects) -> Result<(), localfargate_registry::KubeError> {
+    let definitions = resource(CRD_GROUP, "customresourcedefinitions");
+    let api_services = resource("apiregistration.k8s.io", "apiservices");
+    let (crds, _) = objects.list(definitions, None)?;
+    let mut wanted: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for crd in crds.iter() {
+        let group = crd.value["spec"]["group"].as_str().unwrap_or_default();
+        for version in crd.value["spec"]["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let name = version["name"].as_str().unwrap_or_default();
+            if group.is_empty() || name.is_empty() || version["served"] != true {
+                continue;
+            }
+            wanted.insert(
+                format!("{name}.{group}"),
+                (group.to_string(), name.to_string()),
+            );
+        }
+    }
+    let (existing, _) = objects.list(api_services, None)?;
+    for o in existing.iter() {
+        let name = name_of(&o.value);
+        if o.value["metadata"]["labels"][AUTOMANAGED] == "true" && !wanted.contains_key(name) {
+            match objects.delete(api_services, "", name, &DeleteOptions::default()) {
+                Ok(_) | Err(localfargate_registry::KubeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for (name, (group, version)) in wanted {
+        // A group-version that already has an APIService (a built-in one, or kept) is left.
+        if existing.iter().any(|o| name_of(&o.value) == name) {
+            continue;
+        }
+        let body = json!({
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": name, "labels": {AUTOMANAGED: "true"}},
+            // CRDs sort after the built-in groups, and by kube-like version among themselves.
+            "spec": {"group": group, "version": version,
+                     "groupPriorityMinimum": 1000, "versionPriority": 100},
+        });
+        match objects.create(api_services, "", body) {
+            Ok(_) => {}
+            Err(localfargate_registry::KubeError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+        objects.update_with(api_services, "", &name, true, None, &mut |cur| {
+            let mut new = cur.clone();
+            new["status"] = json!({"conditions": [{
+                "type": "Available", "status": "True", "reason": "Local",
+                "message": "Local APIServices are always available",
+                "lastTransitionTime": now_rfc3339(),
+            }]});
+            Ok(new)
+        })?;
+    }
+    Ok(())
+}

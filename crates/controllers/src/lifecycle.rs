@@ -125,6 +125,8 @@ struct Model {
     namespaces: HashMap<Box<str>, bool>,
     /// CustomResourceDefinitions being deleted, by name: their objects go first.
     definitions: BTreeSet<Box<str>>,
+    /// A definition changed since the APIServices of their group-versions were last synced.
+    api_services_stale: bool,
     /// Namespaces whose `default` ServiceAccount should be checked.
     check_default_sa: BTreeSet<Box<str>>,
     /// Pods counted against a profile: a hash of the pod's key, and the profile's index in
@@ -141,7 +143,10 @@ impl Model {
     /// are most of a busy cluster's changes.
     fn list_and_watch(objects: &Objects) -> Option<(Model, Watcher)> {
         let selection = crate::wake::controlled(objects.store_kind());
-        let mut model = Model::default();
+        let mut model = Model {
+            api_services_stale: true,
+            ..Model::default()
+        };
         // Scanned type by type, so the whole cluster is never decoded at once, and Events are
         // not read at all. The watch starts from the earliest scan: changes between the scans
         // are applied again, which leaves the model where the latest one is (`apply` sets what
@@ -225,6 +230,7 @@ impl Model {
         }
         // Definitions being deleted.
         if let Some(name) = key.strip_prefix(CRD_KEY_PREFIX) {
+            self.api_services_stale = true;
             if !gone && is_deleting(v) {
                 self.definitions.insert(name.into());
             } else {
@@ -314,6 +320,12 @@ impl Model {
         }
         for name in self.definitions.clone() {
             crate::definitions::clean_up(objects, &name);
+        }
+        if self.api_services_stale {
+            match crate::definitions::sync_api_services(objects) {
+                Ok(()) => self.api_services_stale = false,
+                Err(e) => tracing::warn!(error = %e, "syncing the definitions' APIServices"),
+            }
         }
         mirror_profiles(objects, &|p| self.pods_of_profile(p));
     }
