@@ -11,6 +11,7 @@ const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
 const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
+const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
 /// The upstream definition whose `apiVersion`, `kind` and `metadata` descriptions a custom
 /// resource's definition reuses, as every upstream kind has the same ones.
 const TYPE_META_SOURCE: &str = "io.k8s.api.core.v1.ConfigMap";
@@ -212,6 +213,60 @@ fn paths(c: &CustomResource, name: &str, list_name: &str) -> Vec<(String, Value)
             }),
         ),
     ];
+    let item = format!("{collection}/{{name}}");
+    if r.subresources.iter().any(|s| s == "status") {
+        let mut get = op("get", "read status of the specified", name, None, &["*/*"]);
+        get["operationId"] = json!(format!("read{}Status", r.kind));
+        let mut put = op(
+            "put",
+            "replace status of the specified",
+            name,
+            Some(reference(name)),
+            &["*/*"],
+        );
+        put["operationId"] = json!(format!("replace{}Status", r.kind));
+        let mut patch = op(
+            "patch",
+            "partially update status of the specified",
+            name,
+            Some(json!({"type": "object"})),
+            &patch_types,
+        );
+        patch["operationId"] = json!(format!("patch{}Status", r.kind));
+        out.push((
+            format!("{item}/status"),
+            json!({"get": get, "put": put, "patch": patch, "parameters": scope_parameters(true)}),
+        ));
+    }
+    if r.subresources.iter().any(|s| s == "scale") {
+        // The scale subresource speaks autoscaling/v1's Scale, whatever the resource's group.
+        let scale_gvk = json!({"group": "autoscaling", "kind": "Scale", "version": "v1"});
+        let mut get = op("get", "read scale of the specified", SCALE, None, &["*/*"]);
+        get["operationId"] = json!(format!("read{}Scale", r.kind));
+        let mut put = op(
+            "put",
+            "replace scale of the specified",
+            SCALE,
+            Some(reference(SCALE)),
+            &["*/*"],
+        );
+        put["operationId"] = json!(format!("replace{}Scale", r.kind));
+        let mut patch = op(
+            "patch",
+            "partially update scale of the specified",
+            SCALE,
+            Some(json!({"type": "object"})),
+            &patch_types,
+        );
+        patch["operationId"] = json!(format!("patch{}Scale", r.kind));
+        for o in [&mut get, &mut put, &mut patch] {
+            o["x-kubernetes-group-version-kind"] = scale_gvk.clone();
+        }
+        out.push((
+            format!("{item}/scale"),
+            json!({"get": get, "put": put, "patch": patch, "parameters": scope_parameters(true)}),
+        ));
+    }
     if r.namespaced {
         let mut all = op(
             "list",

@@ -133,7 +133,9 @@ impl CatalogBuilder {
     }
 
     /// A custom resource (a CRD's version) with its OpenAPI v3 schema; it replaces a served
-    /// resource of the same group, version and kind.
+    /// resource of the same group, version and kind. Its `status` and `scale` subresources get
+    /// their paths as apiextensions-apiserver publishes them.
+    #[allow(clippy::too_many_arguments)]
     pub fn with_custom_resource(
         mut self,
         group: &str,
@@ -141,6 +143,7 @@ impl CatalogBuilder {
         kind: &str,
         plural: &str,
         namespaced: bool,
+        subresources: &[&str],
         openapi_v3_schema: &Value,
     ) -> Self {
         self.custom.push(CustomResource {
@@ -150,7 +153,7 @@ impl CatalogBuilder {
                 kind: kind.to_string(),
                 plural: plural.to_string(),
                 namespaced,
-                subresources: Vec::new(),
+                subresources: subresources.iter().map(|s| s.to_string()).collect(),
             },
             schema: openapi_v3_schema.clone(),
         });
@@ -374,6 +377,7 @@ fn built_in() -> CatalogBuilder {
             fp.kind,
             fp.resource,
             fp.namespaced,
+            &[],
             &schema,
         );
     }
@@ -400,6 +404,7 @@ pub fn with_custom_resources(
                 r.kind,
                 r.plural,
                 r.namespaced,
+                &v.rt.subresources.iter().map(|s| s.name).collect::<Vec<_>>(),
                 &schema,
             );
         }

@@ -442,11 +442,30 @@ fn custom_resources_are_published_and_validated() {
             "CronTab",
             "crontabs",
             true,
+            &["status", "scale"],
             &schema,
         )
         .build()
         .unwrap();
     let v2 = catalog.v2();
+    let status =
+        &v2["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}/status"];
+    assert_eq!(status["put"]["operationId"], "replaceCronTabStatus");
+    assert_eq!(
+        status["get"]["description"],
+        "read status of the specified CronTab"
+    );
+    let scale =
+        &v2["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}/scale"];
+    assert_eq!(scale["patch"]["operationId"], "patchCronTabScale");
+    assert_eq!(
+        scale["get"]["responses"]["200"]["schema"]["$ref"],
+        "#/definitions/io.k8s.api.autoscaling.v1.Scale"
+    );
+    assert_eq!(
+        scale["get"]["x-kubernetes-group-version-kind"]["kind"],
+        "Scale"
+    );
     let def = &v2["definitions"]["com.example.stable.v1.CronTab"];
     assert_eq!(
         def["x-kubernetes-group-version-kind"],
@@ -485,6 +504,13 @@ fn custom_resources_are_published_and_validated() {
     assert_eq!(
         doc["components"]["schemas"]["com.example.stable.v1.CronTab"]["properties"]["spec"]["description"],
         "The CronTab's schedule."
+    );
+    // The scale subresource's Scale comes with the group-version's document.
+    assert!(doc["components"]["schemas"]["io.k8s.api.autoscaling.v1.Scale"].is_object());
+    assert!(
+        doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}/status"]
+            ["patch"]
+            .is_object()
     );
     assert!(catalog.v3_root()["paths"]["apis/stable.example.com/v1"].is_object());
     let decoded =
@@ -533,6 +559,7 @@ fn custom_resources_are_published_and_validated() {
             "CronTab",
             "crontabs",
             true,
+            &[],
             &changed,
         )
         .build()
@@ -551,7 +578,7 @@ fn custom_resources_are_published_and_validated() {
     );
 
     let bad = CatalogBuilder::new()
-        .with_custom_resource("x.io", "v1", "X", "xs", false, &json!("not a schema"))
+        .with_custom_resource("x.io", "v1", "X", "xs", false, &[], &json!("not a schema"))
         .build();
     assert!(matches!(bad, Err(OpenApiError::CustomSchema { .. })));
 }
