@@ -171,6 +171,7 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::volume_sync::run(ctx.clone()));
     set.spawn(crate::disruption::run(ctx.clone()));
     set.spawn(crate::autoscaler::run(ctx.clone()));
+    set.spawn(crate::endpoints::run(ctx.clone()));
     set.spawn(crate::quota::run(ctx.clone()));
     set.spawn(crate::service_account_tokens::run(ctx.clone()));
     set.spawn(ctx.objects.clone().follow_definitions());

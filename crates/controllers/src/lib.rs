@@ -9,6 +9,7 @@ pub mod default_scheduler;
 pub mod definitions;
 pub mod disruption;
 pub mod eks_lifecycle;
+pub mod endpoints;
 pub mod events;
 pub mod eviction;
 pub mod fargate_scheduler;

@@ -1196,6 +1196,16 @@ fn statefulset(objects: &Objects, sts: &Value, pods: &[&Value]) -> Result<(), Ku
                         ("controller-revision-hash", revision.clone()),
                     ],
                 );
+                // Its stable network identity (upstream's `updateIdentity`): the pod's name as
+                // hostname in the governing Service's subdomain.
+                let mut pod = pod;
+                pod["spec"]["hostname"] = serde_json::json!(name);
+                if let Some(service) = sts["spec"]["serviceName"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                {
+                    pod["spec"]["subdomain"] = serde_json::json!(service);
+                }
                 create_pod(objects, sts, pod)?;
                 acted = true;
                 if !parallel {

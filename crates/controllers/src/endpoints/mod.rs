@@ -1,0 +1,248 @@
+//! The endpoints and endpointslice controllers: each Service that selects pods has an Endpoints
+//! object of its name and EndpointSlices labelled with it, kept from its pods as
+//! kube-controller-manager keeps them (the rules are in `rules`). Woken by changes to Services,
+//! pods and the objects themselves (one deleted by hand comes back), and every 30 seconds.
+
+pub mod rules;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use localfargate_registry::objects::{
+    DeleteOptions, KubeError, Objects, name_of, namespace_of, now_rfc3339, resource,
+};
+use localfargate_store::EventType;
+use serde_json::{Value, json};
+
+use crate::context::ClusterContext;
+use crate::wake::{Wake, Woken};
+
+/// The annotation upstream stamps on what it writes: when the change that caused it happened.
+const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+pub async fn run(ctx: Arc<ClusterContext>) {
+    let objects = &ctx.objects;
+    let kind = objects.store_kind().to_string();
+    let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(30));
+    let services = resource("", "services").key_prefix(None);
+    let pods = resource("", "pods").key_prefix(None);
+    let endpoints = resource("", "endpoints").key_prefix(None);
+    let slices = resource("discovery.k8s.io", "endpointslices").key_prefix(None);
+    let mut relist = true;
+    let mut dirty: Option<BTreeSet<String>> = None;
+    loop {
+        if relist {
+            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
+            dirty = None;
+        }
+        sync(objects, dirty.as_ref());
+        match wake.wait(&*objects.store).await {
+            Woken::Relist => relist = true,
+            Woken::Changes(changes) => {
+                relist = false;
+                let mut namespaces = BTreeSet::new();
+                for e in &changes {
+                    let key = e.object.key.as_str();
+                    let deleted = e.event_type == EventType::Deleted;
+                    // Its own writes do not wake it; a deletion of what it keeps does.
+                    let relevant = key.starts_with(services.as_str())
+                        || key.starts_with(pods.as_str())
+                        || (deleted
+                            && (key.starts_with(endpoints.as_str())
+                                || key.starts_with(slices.as_str())));
+                    if !relevant {
+                        continue;
+                    }
+                    let ns = namespace_of(&e.object.value);
+                    namespaces.insert(ns.to_string());
+                    if deleted && key.starts_with(services.as_str()) {
+                        remove_endpoints(objects, ns, name_of(&e.object.value));
+                    }
+                }
+                // Woken by time alone: every Service, for anything missed.
+                dirty = (!changes.is_empty()).then_some(namespaces);
+            }
+        }
+    }
+}
+
+/// A deleted Service's Endpoints go with it (its slices go by garbage collection).
+fn remove_endpoints(objects: &Objects, namespace: &str, name: &str) {
+    let rt = resource("", "endpoints");
+    match objects.delete(rt, namespace, name, &DeleteOptions::default()) {
+        Ok(_) | Err(KubeError::NotFound { .. }) => {}
+        Err(e) => tracing::debug!(service = name, error = %e, "deleting a Service's endpoints"),
+    }
+}
+
+/// Bring the endpoints of the Services of these namespaces (all with `None`) up to date.
+fn sync(objects: &Objects, namespaces: Option<&BTreeSet<String>>) {
+    let services_rt = resource("", "services");
+    let listed = match namespaces {
+        None => objects.list(services_rt, None).map(|(l, _)| l),
+        Some(set) => {
+            let mut all = Vec::new();
+            for ns in set {
+                match objects.list(services_rt, Some(ns)) {
+                    Ok((l, _)) => all.extend(l.iter().cloned()),
+                    Err(e) => tracing::debug!(namespace = %ns, error = %e, "listing services"),
+                }
+            }
+            Ok(all)
+        }
+    };
+    let Ok(listed) = listed else {
+        return;
+    };
+    let mut by_namespace: HashMap<String, Vec<&Value>> = HashMap::new();
+    for svc in listed.iter().map(|o| &o.value) {
+        if rules::is_managed(svc) && !svc["metadata"]["deletionTimestamp"].is_string() {
+            by_namespace
+                .entry(namespace_of(svc).to_string())
+                .or_default()
+                .push(svc);
+        }
+    }
+    if by_namespace.is_empty() {
+        return;
+    }
+    let zones = node_zones(objects);
+    for (ns, services) in by_namespace {
+        let Ok((pods, _)) = objects.list(resource("", "pods"), Some(&ns)) else {
+            continue;
+        };
+        for svc in services {
+            let selected: Vec<&Value> = pods
+                .iter()
+                .map(|o| &o.value)
+                .filter(|p| rules::selects(svc, p))
+                .collect();
+            if let Err(e) = sync_endpoints(objects, svc, &selected) {
+                tracing::debug!(service = name_of(svc), error = %e, "updating endpoints");
+            }
+            if let Err(e) = sync_slices(objects, svc, &selected, &zones) {
+                tracing::debug!(service = name_of(svc), error = %e, "updating endpoint slices");
+            }
+        }
+    }
+}
+
+/// Each node's zone (`topology.kubernetes.io/zone`), for the slices' endpoints.
+fn node_zones(objects: &Objects) -> HashMap<String, String> {
+    let Ok((nodes, _)) = objects.list(resource("", "nodes"), None) else {
+        return HashMap::new();
+    };
+    nodes
+        .iter()
+        .filter_map(|o| {
+            let zone = o.value["metadata"]["labels"]["topology.kubernetes.io/zone"].as_str()?;
+            Some((name_of(&o.value).to_string(), zone.to_string()))
+        })
+        .collect()
+}
+
+fn sync_endpoints(objects: &Objects, svc: &Value, pods: &[&Value]) -> Result<(), KubeError> {
+    let rt = resource("", "endpoints");
+    let ns = namespace_of(svc);
+    let name = name_of(svc);
+    let mut desired = rules::endpoints(svc, pods);
+    let current = match objects.get(rt, ns, name) {
+        Ok(c) => Some(c),
+        Err(KubeError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let Some(current) = current else {
+        desired["metadata"]["annotations"] = json!({TRIGGER_TIME: now_rfc3339()});
+        return match objects.create(rt, ns, desired) {
+            Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
+    };
+    let labels = &desired["metadata"]["labels"];
+    let subsets = desired.get("subsets").cloned().unwrap_or(Value::Null);
+    let current_labels = current["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    if current.get("subsets").cloned().unwrap_or(Value::Null) == subsets
+        && Value::Object(current_labels) == *labels
+    {
+        return Ok(());
+    }
+    objects.update_with(rt, ns, name, false, None, &mut |cur| {
+        let mut new = cur.clone();
+        new["metadata"]["labels"] = labels.clone();
+        new["metadata"]["annotations"][TRIGGER_TIME] = json!(now_rfc3339());
+        match new.as_object_mut() {
+            Some(o) if subsets.is_null() => {
+                o.remove("subsets");
+            }
+            Some(o) => {
+                o.insert("subsets".into(), subsets.clone());
+            }
+            None => {}
+        }
+        Ok(new)
+    })?;
+    Ok(())
+}
+
+/// The slices the controller keeps for the Service: created, updated in place or deleted so
+/// they hold what `rules::slice_contents` says.
+fn sync_slices(
+    objects: &Objects,
+    svc: &Value,
+    pods: &[&Value],
+    zones: &HashMap<String, String>,
+) -> Result<(), KubeError> {
+    let rt = resource("discovery.k8s.io", "endpointslices");
+    let ns = namespace_of(svc);
+    let name = name_of(svc);
+    let (all, _) = objects.list(rt, Some(ns))?;
+    let mut existing: Vec<&Value> = all
+        .iter()
+        .map(|o| &o.value)
+        .filter(|s| {
+            let labels = &s["metadata"]["labels"];
+            labels[rules::SERVICE_NAME_LABEL] == name
+                && labels[rules::MANAGED_BY_LABEL] == rules::SLICE_MANAGER
+        })
+        .collect();
+    existing.sort_by_key(|s| name_of(s).to_string());
+    let wanted = rules::slice_contents(svc, pods, zones);
+    for (i, (ports, endpoints)) in wanted.iter().enumerate() {
+        let desired = rules::slice(svc, ports, endpoints);
+        let Some(current) = existing.get(i) else {
+            let mut body = desired;
+            body["metadata"]["annotations"] = json!({TRIGGER_TIME: now_rfc3339()});
+            objects.create(rt, ns, body)?;
+            continue;
+        };
+        let same = ["endpoints", "ports", "addressType"]
+            .iter()
+            .all(|k| current.get(*k).unwrap_or(&Value::Null) == &desired[*k])
+            && current["metadata"]["labels"] == desired["metadata"]["labels"]
+            && current["metadata"]["ownerReferences"] == desired["metadata"]["ownerReferences"];
+        if same {
+            continue;
+        }
+        objects.update_with(rt, ns, name_of(current), false, None, &mut |cur| {
+            let mut new = cur.clone();
+            for k in ["endpoints", "ports"] {
+                new[k] = desired[k].clone();
+            }
+            new["metadata"]["labels"] = desired["metadata"]["labels"].clone();
+            new["metadata"]["ownerReferences"] = desired["metadata"]["ownerReferences"].clone();
+            new["metadata"]["annotations"][TRIGGER_TIME] = json!(now_rfc3339());
+            Ok(new)
+        })?;
+    }
+    for surplus in existing.iter().skip(wanted.len()) {
+        match objects.delete(rt, ns, name_of(surplus), &DeleteOptions::default()) {
+            Ok(_) | Err(KubeError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,452 @@
+//! What a Service's Endpoints and EndpointSlices say, from its pods, as kube-controller-manager's
+//! endpoints and endpointslice controllers compute them: which pods are in (an IP, not finished;
+//! terminating ones only where upstream keeps them), ready, serving and terminating, each
+//! service port's target resolved on the pod (a named `targetPort` through the container port of
+//! that name), hostnames for a headless Service's subdomain. Pure: the controller reads and writes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value, json};
+
+/// What manages the slices this controller writes (`endpointslice.kubernetes.io/managed-by`).
+pub const SLICE_MANAGER: &str = "endpointslice-controller.k8s.io";
+pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+/// Upstream's `--max-endpoints-per-slice` default.
+pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+
+/// Whether the controllers keep this Service's endpoints: it selects pods (a Service without a
+/// selector has endpoints its user writes) and is not an ExternalName.
+pub fn is_managed(service: &Value) -> bool {
+    service["spec"]["selector"]
+        .as_object()
+        .is_some_and(|s| !s.is_empty())
+        && service["spec"]["type"] != "ExternalName"
+}
+
+/// Whether a pod the Service's selector matches.
+pub fn selects(service: &Value, pod: &Value) -> bool {
+    let Some(selector) = service["spec"]["selector"].as_object() else {
+        return false;
+    };
+    let labels = pod["metadata"]["labels"].as_object();
+    !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn is_terminating(pod: &Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_string()
+}
+
+/// Upstream's `ShouldPodBeInEndpoints`: an address, not finished, and terminating only when
+/// `include_terminating`.
+fn in_endpoints(pod: &Value, include_terminating: bool) -> bool {
+    let finished = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    let ip = pod["status"]["podIP"]
+        .as_str()
+        .is_some_and(|i| !i.is_empty());
+    !finished && ip && (include_terminating || !is_terminating(pod))
+}
+
+/// The port a service port reaches on a pod (`FindPort`): a number as it is, a name through
+/// the pod's container port of that name and protocol; `None` when the pod has no such port.
+fn target_port(pod: &Value, service_port: &Value) -> Option<i64> {
+    let protocol = service_port["protocol"].as_str().unwrap_or("TCP");
+    match &service_port["targetPort"] {
+        Value::Number(n) => n.as_i64(),
+        Value::String(name) => {
+            if let Ok(n) = name.parse::<i64>() {
+                return Some(n);
+            }
+            pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+                .find(|p| {
+                    p["name"] == name.as_str()
+                        && p["protocol"].as_str().unwrap_or("TCP") == protocol
+                })
+                .and_then(|p| p["containerPort"].as_i64())
+        }
+        _ => service_port["port"].as_i64(),
+    }
+}
+
+/// The ports of the Service on this pod, as endpoint ports (name, port, protocol,
+/// appProtocol), in the Service's order; the service ports the pod lacks are left out.
+fn ports_on(service: &Value, pod: &Value) -> Vec<Value> {
+    service["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|sp| {
+            let port = target_port(pod, sp)?;
+            let mut p = Map::new();
+            if let Some(name) = sp["name"].as_str().filter(|n| !n.is_empty()) {
+                p.insert("name".into(), json!(name));
+            }
+            p.insert("port".into(), json!(port));
+            p.insert(
+                "protocol".into(),
+                json!(sp["protocol"].as_str().unwrap_or("TCP")),
+            );
+            if let Some(app) = sp["appProtocol"].as_str() {
+                p.insert("appProtocol".into(), json!(app));
+            }
+            Some(Value::Object(p))
+        })
+        .collect()
+}
+
+fn is_headless(service: &Value) -> bool {
+    service["spec"]["clusterIP"] == "None"
+}
+
+/// The pod's hostname when it is in the Service's subdomain (`ShouldSetHostname`).
+fn hostname(service: &Value, pod: &Value) -> Option<String> {
+    let host = pod["spec"]["hostname"].as_str().filter(|h| !h.is_empty())?;
+    (pod["spec"]["subdomain"] == service["metadata"]["name"]
+        && pod["metadata"]["namespace"] == service["metadata"]["namespace"])
+        .then(|| host.to_string())
+}
+
+fn target_ref(pod: &Value) -> Value {
+    json!({
+        "kind": "Pod",
+        "namespace": pod["metadata"]["namespace"],
+        "name": pod["metadata"]["name"],
+        "uid": pod["metadata"]["uid"],
+    })
+}
+
+/// The labels upstream gives a Service's Endpoints: the Service's, and the headless marker.
+fn endpoints_labels(service: &Value) -> Map<String, Value> {
+    let mut labels = service["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    if is_headless(service) {
+        labels.insert(HEADLESS_LABEL.into(), json!(""));
+    } else {
+        labels.remove(HEADLESS_LABEL);
+    }
+    labels
+}
+
+/// A subset being gathered: its ports, ready addresses and not-ready addresses.
+type Subset = (Vec<Value>, Vec<Value>, Vec<Value>);
+
+/// The `subsets` of the Service's Endpoints: addresses grouped by the ports they serve
+/// (`RepackSubsets`), ready ones in `addresses`, the others in `notReadyAddresses`, each sorted
+/// by IP. Empty when no pod is in.
+pub fn subsets(service: &Value, pods: &[&Value]) -> Vec<Value> {
+    let tolerate_unready = service["spec"]["publishNotReadyAddresses"] == true;
+    let no_ports = service["spec"]["ports"]
+        .as_array()
+        .is_none_or(|p| p.is_empty());
+    // Keyed by the ports' JSON, so pods serving the same ports share a subset.
+    let mut groups: BTreeMap<String, Subset> = BTreeMap::new();
+    for pod in pods.iter().filter(|p| in_endpoints(p, tolerate_unready)) {
+        let ports = ports_on(service, pod);
+        if ports.is_empty() && !(no_ports && is_headless(service)) {
+            continue;
+        }
+        let mut address = Map::new();
+        address.insert("ip".into(), pod["status"]["podIP"].clone());
+        if let Some(h) = hostname(service, pod) {
+            address.insert("hostname".into(), json!(h));
+        }
+        if let Some(node) = pod["spec"]["nodeName"].as_str() {
+            address.insert("nodeName".into(), json!(node));
+        }
+        address.insert("targetRef".into(), target_ref(pod));
+        let key = Value::Array(ports.clone()).to_string();
+        let entry = groups
+            .entry(key)
+            .or_insert_with(|| (ports, Vec::new(), Vec::new()));
+        if tolerate_unready || is_ready(pod) {
+            entry.1.push(Value::Object(address));
+        } else {
+            entry.2.push(Value::Object(address));
+        }
+    }
+    groups
+        .into_values()
+        .map(|(ports, mut ready, mut not_ready)| {
+            let by_ip = |a: &Value, b: &Value| {
+                let ip = |v: &Value| {
+                    v["ip"]
+                        .as_str()
+                        .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+                };
+                ip(a).cmp(&ip(b)).then_with(|| {
+                    a["targetRef"]["uid"]
+                        .as_str()
+                        .cmp(&b["targetRef"]["uid"].as_str())
+                })
+            };
+            ready.sort_by(by_ip);
+            not_ready.sort_by(by_ip);
+            let mut subset = Map::new();
+            if !ready.is_empty() {
+                subset.insert("addresses".into(), Value::Array(ready));
+            }
+            if !not_ready.is_empty() {
+                subset.insert("notReadyAddresses".into(), Value::Array(not_ready));
+            }
+            if !ports.is_empty() {
+                subset.insert("ports".into(), Value::Array(ports));
+            }
+            Value::Object(subset)
+        })
+        .collect()
+}
+
+/// The Endpoints object the Service should have (without resourceVersion or trigger time).
+pub fn endpoints(service: &Value, pods: &[&Value]) -> Value {
+    let mut out = json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {
+            "name": service["metadata"]["name"],
+            "namespace": service["metadata"]["namespace"],
+            "labels": endpoints_labels(service),
+        },
+    });
+    let subsets = subsets(service, pods);
+    if !subsets.is_empty() {
+        out["subsets"] = Value::Array(subsets);
+    }
+    out
+}
+
+/// One endpoint of a slice: the pod's address and conditions (`ready` never while terminating,
+/// unless the Service publishes unready addresses), node, zone and hostname.
+fn slice_endpoint(service: &Value, pod: &Value, zones: &HashMap<String, String>) -> Value {
+    let serving = is_ready(pod);
+    let terminating = is_terminating(pod);
+    let ready = service["spec"]["publishNotReadyAddresses"] == true || (serving && !terminating);
+    let mut e = Map::new();
+    e.insert("addresses".into(), json!([pod["status"]["podIP"]]));
+    e.insert(
+        "conditions".into(),
+        json!({"ready": ready, "serving": serving, "terminating": terminating}),
+    );
+    if let Some(h) = hostname(service, pod) {
+        e.insert("hostname".into(), json!(h));
+    }
+    e.insert("targetRef".into(), target_ref(pod));
+    if let Some(node) = pod["spec"]["nodeName"].as_str() {
+        e.insert("nodeName".into(), json!(node));
+        if let Some(zone) = zones.get(node) {
+            e.insert("zone".into(), json!(zone));
+        }
+    }
+    Value::Object(e)
+}
+
+/// What the Service's slices should hold: per set of ports, its endpoints (sorted by IP), in
+/// slices of at most [`MAX_ENDPOINTS_PER_SLICE`]; one empty slice when no pod is in, as
+/// upstream keeps a placeholder.
+pub fn slice_contents(
+    service: &Value,
+    pods: &[&Value],
+    zones: &HashMap<String, String>,
+) -> Vec<(Value, Vec<Value>)> {
+    let mut groups: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+    let no_ports = service["spec"]["ports"]
+        .as_array()
+        .is_none_or(|p| p.is_empty());
+    for pod in pods.iter().filter(|p| in_endpoints(p, true)) {
+        let ports = ports_on(service, pod);
+        if ports.is_empty() && !(no_ports && is_headless(service)) {
+            continue;
+        }
+        let key = Value::Array(ports.clone()).to_string();
+        groups
+            .entry(key)
+            .or_insert_with(|| (Value::Array(ports), Vec::new()))
+            .1
+            .push(slice_endpoint(service, pod, zones));
+    }
+    if groups.is_empty() {
+        return vec![(Value::Array(Vec::new()), Vec::new())];
+    }
+    let mut out = Vec::new();
+    for (_, (ports, mut endpoints)) in groups {
+        endpoints.sort_by_key(|e| {
+            e["addresses"][0]
+                .as_str()
+                .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+        });
+        for chunk in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE) {
+            out.push((ports.clone(), chunk.to_vec()));
+        }
+    }
+    out
+}
+
+/// A slice of the Service holding `ports` and `endpoints`: its labels (the Service's, its name,
+/// the manager, the headless marker) and the Service as its controlling owner.
+pub fn slice(service: &Value, ports: &Value, endpoints: &[Value]) -> Value {
+    let name = service["metadata"]["name"].as_str().unwrap_or("");
+    let mut labels = endpoints_labels(service);
+    labels.insert(SERVICE_NAME_LABEL.into(), json!(name));
+    labels.insert(MANAGED_BY_LABEL.into(), json!(SLICE_MANAGER));
+    // Upstream's prefix: the Service's name and a dash, cut to leave room for the suffix.
+    let prefix: String = format!("{name}-").chars().take(58).collect();
+    let ports = match ports.as_array() {
+        Some(p) if !p.is_empty() => ports.clone(),
+        _ => Value::Null,
+    };
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "generateName": prefix,
+            "namespace": service["metadata"]["namespace"],
+            "labels": labels,
+            "ownerReferences": [{
+                "apiVersion": "v1",
+                "kind": "Service",
+                "name": name,
+                "uid": service["metadata"]["uid"],
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "addressType": "IPv4",
+        "endpoints": if endpoints.is_empty() { Value::Null } else { Value::Array(endpoints.to_vec()) },
+        "ports": ports,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(extra: Value) -> Value {
+        let mut s = json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "svc-uid", "labels": {"app": "web"}},
+            "spec": {"selector": {"app": "web"}, "clusterIP": "10.100.0.20",
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]},
+        });
+        if let (Some(s), Some(e)) = (s["spec"].as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                s.insert(k.clone(), v.clone());
+            }
+        }
+        s
+    }
+
+    fn pod(name: &str, ip: &str, ready: bool) -> Value {
+        json!({
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "labels": {"app": "web"}},
+            "spec": {"nodeName": format!("fargate-{ip}"),
+                     "containers": [{"name": "app", "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
+            "status": {"phase": "Running", "podIP": ip,
+                       "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        })
+    }
+
+    #[test]
+    fn ready_and_unready_pods_by_ip_with_named_ports_resolved() {
+        let svc = service(json!({}));
+        let (a, b, c) = (
+            pod("a", "10.0.1.20", true),
+            pod("b", "10.0.1.3", true),
+            pod("c", "10.0.1.9", false),
+        );
+        let ep = endpoints(&svc, &[&a, &b, &c]);
+        let subset = &ep["subsets"][0];
+        assert_eq!(subset["addresses"][0]["ip"], "10.0.1.3");
+        assert_eq!(subset["addresses"][1]["ip"], "10.0.1.20");
+        assert_eq!(subset["notReadyAddresses"][0]["targetRef"]["name"], "c");
+        assert_eq!(
+            subset["ports"],
+            json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+        );
+        assert_eq!(ep["metadata"]["labels"], json!({"app": "web"}));
+    }
+
+    #[test]
+    fn finished_terminating_and_addressless_pods_are_left_out_of_endpoints() {
+        let svc = service(json!({}));
+        let mut done = pod("done", "10.0.1.4", false);
+        done["status"]["phase"] = json!("Succeeded");
+        let mut going = pod("going", "10.0.1.5", true);
+        going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let mut pending = pod("pending", "", false);
+        pending["status"]["podIP"] = Value::Null;
+        let ep = endpoints(&svc, &[&done, &going, &pending]);
+        assert!(ep.get("subsets").is_none(), "{ep:#}");
+        // The slice keeps the terminating pod, not ready but still serving.
+        let slices = slice_contents(&svc, &[&done, &going, &pending], &HashMap::new());
+        assert_eq!(slices.len(), 1);
+        assert_eq!(
+            slices[0].1[0]["conditions"],
+            json!({"ready": false, "serving": true, "terminating": true})
+        );
+    }
+
+    #[test]
+    fn a_pod_without_the_named_port_is_not_an_endpoint() {
+        let svc = service(json!({}));
+        let mut other = pod("other", "10.0.1.6", true);
+        other["spec"]["containers"][0]["ports"] = json!([]);
+        assert!(endpoints(&svc, &[&other]).get("subsets").is_none());
+        let slices = slice_contents(&svc, &[&other], &HashMap::new());
+        assert_eq!(slices, vec![(json!([]), vec![])]);
+        let placeholder = slice(&svc, &slices[0].0, &slices[0].1);
+        assert!(placeholder["endpoints"].is_null() && placeholder["ports"].is_null());
+        assert_eq!(placeholder["metadata"]["generateName"], "web-");
+        assert_eq!(placeholder["metadata"]["labels"][SERVICE_NAME_LABEL], "web");
+    }
+
+    #[test]
+    fn headless_services_mark_their_endpoints_and_name_subdomain_hosts() {
+        let svc = service(json!({"clusterIP": "None", "ports": []}));
+        let mut p = pod("db-0", "10.0.1.7", true);
+        p["spec"]["hostname"] = json!("db-0");
+        p["spec"]["subdomain"] = json!("web");
+        let ep = endpoints(&svc, &[&p]);
+        assert_eq!(ep["metadata"]["labels"][HEADLESS_LABEL], "");
+        assert_eq!(ep["subsets"][0]["addresses"][0]["hostname"], "db-0");
+        assert!(ep["subsets"][0].get("ports").is_none());
+    }
+
+    #[test]
+    fn publish_not_ready_addresses_makes_every_pod_ready() {
+        let svc = service(json!({"publishNotReadyAddresses": true}));
+        let p = pod("a", "10.0.1.8", false);
+        let ep = endpoints(&svc, &[&p]);
+        assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.0.1.8");
+        let zones = HashMap::from([("fargate-10.0.1.8".to_string(), "us-east-1a".to_string())]);
+        let slices = slice_contents(&svc, &[&p], &zones);
+        assert_eq!(slices[0].1[0]["conditions"]["ready"], true);
+        assert_eq!(slices[0].1[0]["zone"], "us-east-1a");
+    }
+
+    #[test]
+    fn selectorless_and_external_name_services_are_not_managed() {
+        assert!(is_managed(&service(json!({}))));
+        assert!(!is_managed(&service(json!({"selector": null}))));
+        assert!(!is_managed(&service(json!({"selector": {}}))));
+        assert!(!is_managed(&service(json!({"type": "ExternalName"}))));
+    }
+}
