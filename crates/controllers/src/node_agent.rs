@@ -354,11 +354,9 @@ async fn round(
                     .unwrap_or(30);
                 locked(stopping).insert(key.clone());
                 let (ctx, stopping, key) = (ctx.clone(), stopping.clone(), key.clone());
+                let pod = pod.clone();
                 tokio::spawn(async move {
-                    let _ = ctx
-                        .runtime
-                        .stop(&t.sandbox, Duration::from_secs(grace))
-                        .await;
+                    stop_reporting(&ctx, &pod, &t, Duration::from_secs(grace)).await;
                     forget(&ctx, t).await;
                     finish_deletion(&ctx, &key);
                     locked(&stopping).remove(&key);
@@ -554,6 +552,62 @@ async fn round(
                 .chain(finished.iter().map(|o| o.key.clone()))
                 .collect()
         }
+    }
+}
+
+/// Stops a deleted pod's sandbox within `grace`, turning what the runtime reports meanwhile
+/// (`Killing`, `FailedPreStopHook`, …) into the pod's Events as it happens: the pod has left
+/// the rounds that post them.
+async fn stop_reporting(
+    ctx: &Arc<ClusterContext>,
+    pod: &Arc<Object>,
+    t: &Tracked,
+    grace: Duration,
+) {
+    let (runtime, sandbox) = (ctx.runtime.clone(), t.sandbox.clone());
+    let stop = tokio::spawn(async move { runtime.stop(&sandbox, grace).await });
+    if ctx.runtime.kind() == RuntimeKind::Simulated {
+        let _ = stop.await;
+        return;
+    }
+    let mut seen = t.events_seen;
+    loop {
+        let done = stop.is_finished();
+        if let Ok(status) = ctx.runtime.status(&t.sandbox).await {
+            let new: Vec<_> = status.events.iter().filter(|e| e.seq > seen).collect();
+            if let Some(last) = new.last() {
+                seen = last.seq;
+            }
+            if !new.is_empty() {
+                let kind = ctx.objects.store_kind().to_string();
+                let written = transaction(&*ctx.objects.store, |tx| {
+                    for e in &new {
+                        let type_ = if e.warning {
+                            Kind::Warning
+                        } else {
+                            Kind::Normal
+                        };
+                        let (key, mut event) =
+                            events::build(&pod.value, type_, &e.reason, &e.message, "kubelet");
+                        if let Some(c) = &e.container {
+                            event["involvedObject"]["fieldPath"] = json!(field_path(&pod.value, c));
+                        }
+                        match tx.create(&kind, &key, &event) {
+                            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(())
+                });
+                if let Err(e) = written {
+                    tracing::warn!(pod = %pod.key, error = %e, "recording a stopping pod's events");
+                }
+            }
+        }
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
