@@ -528,10 +528,7 @@ async fn round(
             if let Some(c) = container {
                 event["involvedObject"]["fieldPath"] = json!(field_path(&involved.value, c));
             }
-            match tx.create(&kind, &key, &event) {
-                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            events::write_in(tx, &kind, &key, &event)?;
         }
         Ok(())
     });
@@ -592,12 +589,9 @@ async fn stop_reporting(
                         if let Some(c) = &e.container {
                             event["involvedObject"]["fieldPath"] = json!(field_path(&pod.value, c));
                         }
-                        match tx.create(&kind, &key, &event) {
-                            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-                            Err(e) => return Err(e),
-                        }
+                        events::write_in(tx, &kind, &key, &event)?;
                     }
-                    Ok(())
+                    Ok::<(), StoreError>(())
                 });
                 if let Err(e) = written {
                     tracing::warn!(pod = %pod.key, error = %e, "recording a stopping pod's events");
