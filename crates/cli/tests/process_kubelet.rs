@@ -138,9 +138,15 @@ fn what_the_kubelet_does_as_kubectl_users_see_it() {
     let work = tempfile::tempdir().unwrap();
     let busybox = busybox_layout(work.path(), IMAGE, &["sh"]);
     let c = Cluster::new(&[], |data| load(data, &busybox));
+    // Pods go within a second when the cluster does, unless they say otherwise.
     let pod = |name: &str, spec: &str| {
+        let grace = if spec.contains("terminationGracePeriodSeconds") {
+            ""
+        } else {
+            "  terminationGracePeriodSeconds: 1\n"
+        };
         format!(
-            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{}",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{grace}{}",
             spec.replace("IMAGE", IMAGE)
         )
     };
@@ -164,7 +170,7 @@ fn what_the_kubelet_does_as_kubectl_users_see_it() {
     all += &pod(
         "duo",
         concat!(
-            "  terminationGracePeriodSeconds: 1\n  containers:\n",
+            "  containers:\n",
             "  - name: a\n    image: IMAGE\n    imagePullPolicy: Never\n",
             "    command: [sh, -c, 'echo I am a; mkdir -p /www; echo hello from a > /www/index.html; exec httpd -f -p 8080 -h /www']\n",
             "  - name: b\n    image: IMAGE\n    imagePullPolicy: Never\n",
@@ -214,7 +220,7 @@ fn what_the_kubelet_does_as_kubectl_users_see_it() {
     all += &pod(
         "neverstarts",
         &format!(
-            "  terminationGracePeriodSeconds: 1\n  containers:\n{}{}",
+            "  containers:\n{}{}",
             run("exec sleep 3600"),
             "    startupProbe: {exec: {command: ['false']}, periodSeconds: 1, failureThreshold: 2}\n"
         ),
@@ -223,7 +229,7 @@ fn what_the_kubelet_does_as_kubectl_users_see_it() {
     all += &pod(
         "inited",
         &format!(
-            "  terminationGracePeriodSeconds: 1\n  initContainers:\n  - name: init\n    image: IMAGE\n    imagePullPolicy: Never\n    command: [sh, -c, 'until [ -f /tmp/go ]; do sleep 0.1; done']\n  containers:\n{}",
+            "  initContainers:\n  - name: init\n    image: IMAGE\n    imagePullPolicy: Never\n    command: [sh, -c, 'until [ -f /tmp/go ]; do sleep 0.1; done']\n  containers:\n{}",
             run("exec sleep 3600")
         ),
     );
@@ -244,7 +250,6 @@ fn what_the_kubelet_does_as_kubectl_users_see_it() {
     all += &pod(
         "envy",
         concat!(
-            "  terminationGracePeriodSeconds: 1\n",
             "  volumes: [{name: secret, secret: {secretName: creds, defaultMode: 0400}}]\n",
             "  containers:\n  - name: app\n    image: IMAGE\n    imagePullPolicy: Never\n",
             "    command: [sh, -c, 'exec sleep 3600']\n",
