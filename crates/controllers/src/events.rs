@@ -1,6 +1,7 @@
 //! core/v1 Events, as `kubectl describe` reads them: about one object (uid included, since
 //! describe filters on it), from one component, repeated ones counted rather than duplicated.
 
+use localfargate_store::{Result as StoreResult, StoreError, Tx};
 use serde_json::{Value, json};
 
 use localfargate_registry::objects::{
@@ -47,6 +48,26 @@ pub fn build(
     body["metadata"]["uid"] = json!(localfargate_registry::objects::new_uid());
     body["metadata"]["creationTimestamp"] = body["firstTimestamp"].clone();
     (resource("", "events").key(&namespace, &name), body)
+}
+
+/// Writes an Event made by [`build`] in `tx`, or, when that object already has one with this
+/// reason and message, counts it there (`count`, `lastTimestamp`), as the kubelet's event
+/// correlator does: `kubectl describe` shows `(x5 over 7s)`.
+pub fn write_in(tx: &mut dyn Tx, kind: &str, key: &str, event: &Value) -> StoreResult<()> {
+    match tx.create(kind, key, event) {
+        Ok(_) => Ok(()),
+        Err(StoreError::AlreadyExists { .. }) => {
+            let Some(old) = tx.get(kind, key)? else {
+                return Ok(());
+            };
+            let mut counted = old.value.clone();
+            counted["count"] = json!(counted["count"].as_i64().unwrap_or(1) + 1);
+            counted["lastTimestamp"] = event["lastTimestamp"].clone();
+            tx.update(kind, key, &counted, Some(old.revision))
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn event_name(object: &Value, reason: &str, message: &str, component: &str) -> String {

@@ -354,11 +354,9 @@ async fn round(
                     .unwrap_or(30);
                 locked(stopping).insert(key.clone());
                 let (ctx, stopping, key) = (ctx.clone(), stopping.clone(), key.clone());
+                let pod = pod.clone();
                 tokio::spawn(async move {
-                    let _ = ctx
-                        .runtime
-                        .stop(&t.sandbox, Duration::from_secs(grace))
-                        .await;
+                    stop_reporting(&ctx, &pod, &t, Duration::from_secs(grace)).await;
                     forget(&ctx, t).await;
                     finish_deletion(&ctx, &key);
                     locked(&stopping).remove(&key);
@@ -405,9 +403,15 @@ async fn round(
                 Err(e) => {
                     let (reason, message, about) = match e {
                         StartError::Sandbox(m) => ("FailedCreatePodSandBox", m, None),
-                        StartError::Mount(m) => ("FailedMount", m, None),
+                        StartError::Mount(m) => {
+                            let new = waiting_status(v, None);
+                            if new != *v {
+                                writes.push((pod.clone(), new));
+                            }
+                            ("FailedMount", m, None)
+                        }
                         StartError::Config { container, message } => {
-                            let new = config_error_status(v, &container, &message);
+                            let new = waiting_status(v, Some((&container, &message)));
                             if new != *v {
                                 writes.push((pod.clone(), new));
                             }
@@ -530,10 +534,7 @@ async fn round(
             if let Some(c) = container {
                 event["involvedObject"]["fieldPath"] = json!(field_path(&involved.value, c));
             }
-            match tx.create(&kind, &key, &event) {
-                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            events::write_in(tx, &kind, &key, &event)?;
         }
         Ok(())
     });
@@ -554,6 +555,59 @@ async fn round(
                 .chain(finished.iter().map(|o| o.key.clone()))
                 .collect()
         }
+    }
+}
+
+/// Stops a deleted pod's sandbox within `grace`, turning what the runtime reports meanwhile
+/// (`Killing`, `FailedPreStopHook`, …) into the pod's Events as it happens: the pod has left
+/// the rounds that post them.
+async fn stop_reporting(
+    ctx: &Arc<ClusterContext>,
+    pod: &Arc<Object>,
+    t: &Tracked,
+    grace: Duration,
+) {
+    let (runtime, sandbox) = (ctx.runtime.clone(), t.sandbox.clone());
+    let stop = tokio::spawn(async move { runtime.stop(&sandbox, grace).await });
+    if ctx.runtime.kind() == RuntimeKind::Simulated {
+        let _ = stop.await;
+        return;
+    }
+    let mut seen = t.events_seen;
+    loop {
+        let done = stop.is_finished();
+        if let Ok(status) = ctx.runtime.status(&t.sandbox).await {
+            let new: Vec<_> = status.events.iter().filter(|e| e.seq > seen).collect();
+            if let Some(last) = new.last() {
+                seen = last.seq;
+            }
+            if !new.is_empty() {
+                let kind = ctx.objects.store_kind().to_string();
+                let written = transaction(&*ctx.objects.store, |tx| {
+                    for e in &new {
+                        let type_ = if e.warning {
+                            Kind::Warning
+                        } else {
+                            Kind::Normal
+                        };
+                        let (key, mut event) =
+                            events::build(&pod.value, type_, &e.reason, &e.message, "kubelet");
+                        if let Some(c) = &e.container {
+                            event["involvedObject"]["fieldPath"] = json!(field_path(&pod.value, c));
+                        }
+                        events::write_in(tx, &kind, &key, &event)?;
+                    }
+                    Ok::<(), StoreError>(())
+                });
+                if let Err(e) = written {
+                    tracing::warn!(pod = %pod.key, error = %e, "recording a stopping pod's events");
+                }
+            }
+        }
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -809,12 +863,13 @@ async fn start(
     ))
 }
 
-/// The status of a pod whose container `failed` cannot be configured: that container waits
-/// with `CreateContainerConfigError`, the others with `ContainerCreating`.
-fn config_error_status(pod: &Value, failed: &str, message: &str) -> Value {
+/// The status of a pod whose sandbox could not be made: every container waits with
+/// `ContainerCreating` (a volume that cannot be set up), or one, `failed`, with
+/// `CreateContainerConfigError` and its message; conditions as the kubelet's for such a pod.
+fn waiting_status(pod: &Value, failed: Option<(&str, &str)>) -> Value {
     let mut p = pod.clone();
     let waiting = |name: &str| {
-        if name == failed {
+        if let Some((_, message)) = failed.filter(|(f, _)| *f == name) {
             json!({"reason": "CreateContainerConfigError", "message": message})
         } else {
             json!({"reason": "ContainerCreating"})
@@ -851,7 +906,78 @@ fn config_error_status(pod: &Value, failed: &str, message: &str) -> Value {
     }
     p["status"]["containerStatuses"] = json!(statuses("containers"));
     p["status"]["phase"] = json!("Pending");
+    if p["status"]["startTime"].is_null() {
+        p["status"]["startTime"] = json!(rfc3339(SystemTime::now()));
+    }
+    let names = |key: &str| -> Vec<String> {
+        pod["spec"][key]
+            .as_array()
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    set_pod_conditions(
+        &mut p,
+        false,
+        &names("initContainers"),
+        &names("containers"),
+        "Pending",
+    );
     p
+}
+
+/// The conditions the kubelet writes (its `status/generate.go`): the sandbox's
+/// `PodReadyToStartContainers`; `Initialized` unless init containers are `incomplete`;
+/// `ContainersReady` and `Ready` unless containers are `unready`, or the pod has finished.
+/// Messages list the containers as Go prints a `[]string`.
+fn set_pod_conditions(
+    p: &mut Value,
+    sandbox_ready: bool,
+    incomplete: &[String],
+    unready: &[String],
+    phase: &str,
+) {
+    set_condition(p, "PodReadyToStartContainers", sandbox_ready, None, None);
+    let initialized = if phase == "Succeeded" {
+        (true, Some("PodCompleted"), None)
+    } else if incomplete.is_empty() {
+        (true, None, None)
+    } else {
+        (
+            false,
+            Some("ContainersNotInitialized"),
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                incomplete.join(" ")
+            )),
+        )
+    };
+    set_condition(
+        p,
+        "Initialized",
+        initialized.0,
+        initialized.1,
+        initialized.2.as_deref(),
+    );
+    let ready = match phase {
+        "Succeeded" => (false, Some("PodCompleted"), None),
+        "Failed" => (false, Some("PodFailed"), None),
+        _ if unready.is_empty() => (true, None, None),
+        _ => (
+            false,
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
+        ),
+    };
+    for kind in ["ContainersReady", "Ready"] {
+        set_condition(p, kind, ready.0, ready.1, ready.2.as_deref());
+    }
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -902,8 +1028,9 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
     let restart = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
     let ready_sandbox = s.ready_at.is_some();
     let mut statuses = (Vec::new(), Vec::new());
-    let (mut all_ready, mut init_done, mut any_running) = (true, true, false);
+    let (mut init_done, mut any_running) = (true, false);
     let (mut all_terminated, mut all_succeeded) = (true, true);
+    let (mut incomplete, mut unready, mut any_started) = (Vec::new(), Vec::new(), false);
     for c in &s.containers {
         let id = c.container_id.clone().unwrap_or_default();
         let running = c.state.is_running();
@@ -923,11 +1050,15 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
         if c.init {
             if c.state.exit_code() != Some(0) {
                 init_done = false;
+                incomplete.push(c.name.clone());
             }
             st["ready"] = json!(c.state.exit_code() == Some(0));
             statuses.0.push(st);
         } else {
-            all_ready &= c.ready && running;
+            if !(c.ready && running) {
+                unready.push(c.name.clone());
+            }
+            any_started |= !c.state.is_waiting() || c.last_state.is_some();
             any_running |= running;
             match c.state.exit_code() {
                 Some(0) => {}
@@ -985,33 +1116,12 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
         status["initContainerStatuses"] = json!(statuses.0);
     }
     status["containerStatuses"] = json!(statuses.1);
-    let terminal = phase == "Succeeded" || phase == "Failed";
-    let ready = all_ready && !terminal;
-    let reason = |ok: bool, r: &'static str| if ok { None } else { Some(r) };
-    set_condition(
-        &mut p,
-        "PodReadyToStartContainers",
-        ready_sandbox,
-        None,
-        None,
-    );
-    set_condition(
-        &mut p,
-        "Initialized",
-        init_done,
-        reason(init_done, "ContainersNotInitialized"),
-        None,
-    );
-    let not_ready = reason(
-        ready,
-        match phase {
-            "Succeeded" => "PodCompleted",
-            "Failed" => "PodFailed",
-            _ => "ContainersNotReady",
-        },
-    );
-    set_condition(&mut p, "ContainersReady", ready, not_ready, None);
-    set_condition(&mut p, "Ready", ready, not_ready, None);
+    // A pod whose containers have started has been initialized (its init containers'
+    // statuses may be gone or restarting), as the kubelet says.
+    if any_started {
+        incomplete.clear();
+    }
+    set_pod_conditions(&mut p, ready_sandbox, &incomplete, &unready, phase);
     p
 }
 
