@@ -519,7 +519,10 @@ async fn client(
                     }
                 };
                 if tokio::time::timeout(limit, counted).await.is_err() {
-                    fail(&mut result, format!("{prefix}-{i} did not count within {limit:?}"));
+                    fail(
+                        &mut result,
+                        format!("{prefix}-{i} did not count within {limit:?}"),
+                    );
                     return result;
                 }
             }
