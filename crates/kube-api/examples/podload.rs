@@ -7,7 +7,14 @@
 //! create to the last Running), create latency, create-to-Running latency, errors. A human
 //! summary goes to stdout, then one JSON line starting `{"podload":`.
 //!
+//! With `--ready` a pod counts when its `Ready` condition is `True` instead (what a pod that
+//! really runs reaches once its container started and passed readiness: the process runtime's
+//! pods). `--sequential` creates one pod at a time, each once the one before counted: create →
+//! Running/Ready latency without queueing. `--image` and `--command` set the container.
+//!
 //! Usage: podload --kubeconfig FILE [--pods N] [--clients C] [--timeout SECONDS] [--probe]
+//!                [--ready] [--sequential] [--image IMAGE] [--image-pull-policy P]
+//!                [--command ARG]...
 //! (FILE is `localfargate kubeconfig --cluster NAME -o json`).
 
 use std::path::PathBuf;
@@ -54,6 +61,21 @@ struct Args {
     /// Only check that the API answers (list the namespace's pods) and exit.
     #[arg(long)]
     probe: bool,
+    /// Count a pod when its Ready condition is True, not when its phase is Running.
+    #[arg(long)]
+    ready: bool,
+    /// One pod at a time (one client): each create waits until the pod before counted.
+    #[arg(long)]
+    sequential: bool,
+    /// The container's image.
+    #[arg(long, default_value = "nginx")]
+    image: String,
+    /// The container's imagePullPolicy (default: the API server's).
+    #[arg(long)]
+    image_pull_policy: Option<String>,
+    /// The container's command, one argument per use (default: the image's).
+    #[arg(long = "command", value_name = "ARG", allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 /// Where to connect and how to authenticate.
@@ -165,6 +187,8 @@ struct Times {
     created: Vec<AtomicU64>,
     running: Vec<AtomicU64>,
     running_count: AtomicUsize,
+    /// Woken whenever a pod counts (`--sequential` waits on it).
+    counted: tokio::sync::Notify,
 }
 
 impl Times {
@@ -176,6 +200,7 @@ impl Times {
             created: v(),
             running: v(),
             running_count: AtomicUsize::new(0),
+            counted: tokio::sync::Notify::new(),
         }
     }
 
@@ -190,6 +215,7 @@ impl Times {
             .is_ok();
         if first {
             self.running_count.fetch_add(1, Ordering::Relaxed);
+            self.counted.notify_waiters();
         }
         first
     }
@@ -229,7 +255,11 @@ struct Meta {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum StatusField {
-    Pod { phase: Option<String> },
+    Pod {
+        phase: Option<String>,
+        #[serde(default)]
+        conditions: Vec<Condition>,
+    },
     Text(#[allow(dead_code)] String),
 }
 
@@ -240,8 +270,20 @@ struct PodList {
     items: Vec<EventObject>,
 }
 
+#[derive(Deserialize)]
+struct Condition {
+    #[serde(rename = "type")]
+    kind: String,
+    status: String,
+}
+
 fn running(o: &EventObject) -> bool {
-    matches!(&o.status, Some(StatusField::Pod { phase: Some(p) }) if p == "Running")
+    matches!(&o.status, Some(StatusField::Pod { phase: Some(p), .. }) if p == "Running")
+}
+
+fn ready(o: &EventObject) -> bool {
+    matches!(&o.status, Some(StatusField::Pod { conditions, .. })
+        if conditions.iter().any(|c| c.kind == "Ready" && c.status == "True"))
 }
 
 struct Watcher {
@@ -249,6 +291,8 @@ struct Watcher {
     times: Arc<Times>,
     namespace: String,
     prefix: String,
+    /// `--ready`: the Ready condition counts, not the Running phase.
+    ready: bool,
     /// Times the watch had to be re-established (stream ended, ERROR event, connection error).
     restarts: AtomicUsize,
     /// Pods first seen Running in a re-list rather than an event (their time is late).
@@ -267,7 +311,8 @@ impl Watcher {
     }
 
     fn see(&self, o: &EventObject) -> bool {
-        if !running(o) {
+        let counts = if self.ready { ready(o) } else { running(o) };
+        if !counts {
             return false;
         }
         match o.metadata.name.as_deref().and_then(|n| self.index(n)) {
@@ -389,13 +434,22 @@ fn fail(r: &mut ClientResult, e: String) {
     r.first_error.get_or_insert(e);
 }
 
+/// What each client creates, and how.
+struct Load {
+    path: String,
+    prefix: String,
+    container: Value,
+    /// Wait until each pod counts before the next create (`--sequential`).
+    wait_each: Option<Duration>,
+}
+
 async fn client(
     target: Arc<Target>,
     times: Arc<Times>,
     next: Arc<AtomicUsize>,
-    path: String,
-    prefix: String,
+    load: Arc<Load>,
 ) -> ClientResult {
+    let (path, prefix) = (&load.path, &load.prefix);
     let n = times.sent.len();
     let mut result = ClientResult::default();
     let mut sender: Option<Sender> = None;
@@ -407,7 +461,7 @@ async fn client(
         let body = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": format!("{prefix}-{i}"), "labels": {"app": prefix}},
-            "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            "spec": {"containers": [load.container.clone()]},
         });
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         // A connection is (re)opened when there is none or the last one failed.
@@ -426,7 +480,7 @@ async fn client(
                 }
             },
         };
-        let req = match request(&target, Method::POST, &path, body) {
+        let req = match request(&target, Method::POST, path, body) {
             Ok(r) => r,
             Err(e) => {
                 fail(&mut result, format!("request: {e:#}"));
@@ -454,6 +508,24 @@ async fn client(
         if status == StatusCode::CREATED {
             times.created[i].store(times.now(), Ordering::Relaxed);
             result.ok += 1;
+            if let Some(limit) = load.wait_each {
+                let counted = async {
+                    loop {
+                        let woken = times.counted.notified();
+                        if get(&times.running[i]).is_some() {
+                            return;
+                        }
+                        woken.await;
+                    }
+                };
+                if tokio::time::timeout(limit, counted).await.is_err() {
+                    fail(
+                        &mut result,
+                        format!("{prefix}-{i} did not count within {limit:?}"),
+                    );
+                    return result;
+                }
+            }
         } else {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
             fail(&mut result, format!("POST {prefix}-{i}: {status}: {text}"));
@@ -506,6 +578,7 @@ async fn main() -> Result<()> {
         times: times.clone(),
         namespace: args.namespace.clone(),
         prefix: args.prefix.clone(),
+        ready: args.ready,
         restarts: AtomicUsize::new(0),
         relisted: AtomicUsize::new(0),
         last_error: Mutex::new(None),
@@ -530,17 +603,31 @@ async fn main() -> Result<()> {
     // Let the watch request reach the server before the first create.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let path = format!("/api/v1/namespaces/{}/pods", args.namespace);
+    let mut container = json!({"name": "c", "image": args.image});
+    if let Some(p) = &args.image_pull_policy {
+        container["imagePullPolicy"] = json!(p);
+    }
+    if !args.command.is_empty() {
+        container["command"] = json!(args.command);
+    }
+    let load = Arc::new(Load {
+        path: format!("/api/v1/namespaces/{}/pods", args.namespace),
+        prefix: args.prefix.clone(),
+        container,
+        wait_each: args
+            .sequential
+            .then(|| Duration::from_secs_f64(args.timeout)),
+    });
+    let clients = if args.sequential { 1 } else { args.clients };
     let next = Arc::new(AtomicUsize::new(0));
     let load_start = times.now();
-    let clients: Vec<_> = (0..args.clients)
+    let clients: Vec<_> = (0..clients)
         .map(|_| {
             tokio::spawn(client(
                 target.clone(),
                 times.clone(),
                 next.clone(),
-                path.clone(),
-                args.prefix.clone(),
+                load.clone(),
             ))
         })
         .collect();
@@ -619,7 +706,9 @@ async fn main() -> Result<()> {
     let not_running = ok - run_lat.len();
     let report = json!({
         "pods": args.pods,
-        "clients": args.clients,
+        "clients": if args.sequential { 1 } else { args.clients },
+        "sequential": args.sequential,
+        "counted_when": if args.ready { "Ready" } else { "Running" },
         "created": ok,
         "create_errors": create_errors,
         "running": run_lat.len(),
@@ -653,13 +742,15 @@ async fn main() -> Result<()> {
         show(&report["create_max_ms"]),
     );
     println!(
-        "  running:   {} of {ok} in {e2e_span:.2}s from the first create = {} pods/s{}",
+        "  {}   {} of {ok} in {e2e_span:.2}s from the first create = {} pods/s{}",
+        if args.ready { "ready:  " } else { "running:" },
         run_lat.len(),
         show(&report["pods_per_s"]),
         if timed_out { " (TIMED OUT)" } else { "" },
     );
     println!(
-        "  create-to-Running: p50 {} ms, p99 {} ms, max {} ms",
+        "  create-to-{}: p50 {} ms, p99 {} ms, max {} ms",
+        if args.ready { "Ready" } else { "Running" },
         show(&report["running_p50_ms"]),
         show(&report["running_p99_ms"]),
         show(&report["running_max_ms"]),

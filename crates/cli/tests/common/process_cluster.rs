@@ -343,3 +343,23 @@ pub fn load(data: &Path, layout: &Path) {
     let loaded = image(data, &["load", layout.to_str().unwrap()]);
     assert!(loaded.contains("Loaded image"), "{loaded}");
 }
+
+impl Cluster {
+    /// Kills the server as `kill -9` would and leaves it down: what the data directory holds
+    /// can be changed before [`Cluster::start_again`].
+    pub fn crash(&mut self) {
+        self.server.take();
+    }
+
+    /// Starts a server on the same data directory after [`Cluster::crash`], once its API
+    /// answers.
+    pub fn start_again(&mut self) {
+        assert!(self.server.is_none(), "the server is still running");
+        self.server = Some(server(self.data.path(), &self.flags));
+        self.eventually("the API after a restart", Duration::from_secs(30), || {
+            self.kubectl(&["get", "namespace", "default"])
+                .status
+                .success()
+        });
+    }
+}

@@ -50,19 +50,24 @@ pub(super) fn terminal_size(value: &serde_json::Value) -> localfargate_runtime::
 impl Transport for WebSocketTransport {
     async fn next(&mut self) -> Option<Input> {
         loop {
-            match self.socket.recv().await {
-                Some(Ok(Message::Binary(data))) if !data.is_empty() => match data[0] {
-                    0 => return Some(Input::Stdin(data[1..].to_vec())),
-                    4 => {
-                        if let Ok(size) = serde_json::from_slice(&data[1..]) {
-                            return Some(Input::Resize(terminal_size(&size)));
-                        }
-                    }
-                    // v5: the client closed a stream; stdin is the only one it can close.
-                    255 if data.get(1) == Some(&0) => return Some(Input::StdinEnd),
-                    _ => {}
-                },
+            // Binary frames, as kubectl sends; text frames too, as kube-apiserver takes them
+            // (its golang.org/x/net/websocket codec reads either into bytes): the official
+            // Python client sends stdin given as a `str` in text frames.
+            let data: bytes::Bytes = match self.socket.recv().await {
+                Some(Ok(Message::Binary(data))) => data,
+                Some(Ok(Message::Text(text))) => bytes::Bytes::from(text.as_str().to_owned()),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                _ => continue,
+            };
+            match data.first() {
+                Some(0) => return Some(Input::Stdin(data[1..].to_vec())),
+                Some(4) => {
+                    if let Ok(size) = serde_json::from_slice(&data[1..]) {
+                        return Some(Input::Resize(terminal_size(&size)));
+                    }
+                }
+                // v5: the client closed a stream; stdin is the only one it can close.
+                Some(255) if data.get(1) == Some(&0) => return Some(Input::StdinEnd),
                 _ => {}
             }
         }

@@ -3,6 +3,7 @@
 Fargate profile through the EKS API (boto3), writes its kubeconfig with `localfargate kubeconfig`,
 and hands it to the official Python `kubernetes` client and to Helm 4 (helm-python-sdk)."""
 
+import contextlib
 import json
 import os
 import socket
@@ -45,16 +46,18 @@ def wait_for(predicate, what, timeout=30, interval=0.1):
 
 
 class Server:
-    """One `localfargate up --runtime simulated` process on free ports and its own data dir."""
+    """One `localfargate up --runtime RUNTIME` process (simulated unless told) on free ports and its
+    own data dir."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, runtime="simulated"):
         self.port = free_port()
         self.kube_port = free_port()
         self.data_dir = data_dir
+        self.state_dir = data_dir / "state"
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(data_dir / "localfargate.log", "w")
         args = [str(BINARY), "up", "--port", str(self.port), "--kube-port", str(self.kube_port),
-                "--runtime", "simulated", "--lifecycle-seconds", "0.2", "--data-dir", str(data_dir / "state")]
+                "--runtime", runtime, "--lifecycle-seconds", "0.2", "--data-dir", str(self.state_dir)]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_healthy(self):
@@ -83,11 +86,11 @@ class Server:
         self.log.close()
 
 
-@pytest.fixture(scope="session")
-def kubeconfig(tmp_path_factory):
-    """The path of a kubeconfig for an ACTIVE cluster whose `e2e-*` namespaces run on Fargate."""
-    data_dir = tmp_path_factory.mktemp("localfargate")
-    server = Server(data_dir)
+@contextlib.contextmanager
+def running_cluster(data_dir, runtime="simulated"):
+    """Starts a server, makes an ACTIVE cluster whose `e2e-*` namespaces run on Fargate, and
+    yields (server, kubeconfig path); stops the server after."""
+    server = Server(data_dir, runtime)
     try:
         server.wait_healthy()
         eks = server.eks()
@@ -105,9 +108,16 @@ def kubeconfig(tmp_path_factory):
         path.write_text(made.stdout)
         api = config.new_client_from_config(config_file=str(path))
         wait_for(lambda: _namespace_exists(api, "default"), "the cluster's Kubernetes API to serve namespace default")
-        yield path
+        yield server, path
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory):
+    """The path of a kubeconfig for an ACTIVE cluster whose `e2e-*` namespaces run on Fargate."""
+    with running_cluster(tmp_path_factory.mktemp("localfargate")) as (_, path):
+        yield path
 
 
 def _namespace_exists(api, name):

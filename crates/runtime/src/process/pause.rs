@@ -116,6 +116,7 @@ fn spawn(command: &[String]) -> io::Result<i32> {
     let out = Command::new(program)
         .args(leading)
         .arg(MODE)
+        .envs(super::shim::SHIM_ENV.iter().copied())
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()?;
