@@ -166,6 +166,7 @@ fn a_services_endpoints_and_slices_follow_its_ready_pods() {
     let table = c.ok(V, &["get", "endpointslices", "-n", "apps"]);
     assert!(table.contains("IPv4") && table.contains("8080"), "{table}");
 
+    let slice_name = slice["metadata"]["name"].as_str().unwrap().to_string();
     // Scaled to zero: no stale endpoint in either.
     c.ok(
         V,
@@ -188,7 +189,10 @@ fn a_services_endpoints_and_slices_follow_its_ready_pods() {
             ],
         );
         s["items"].as_array().is_some_and(|items| {
-            items.len() == 1 && items[0].get("endpoints").is_none_or(Value::is_null)
+            // The same slice, kept as the Service's placeholder.
+            items.len() == 1
+                && items[0].get("endpoints").is_none_or(Value::is_null)
+                && items[0]["metadata"]["name"] == slice_name.as_str()
         })
     });
     let table = c.ok(V, &["get", "endpoints", "web", "-n", "apps"]);

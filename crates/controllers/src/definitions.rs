@@ -143,8 +143,15 @@ pub fn sync_api_services(objects: &Objects) -> Result<(), localfargate_registry:
         }
     }
     for (name, (group, version)) in wanted {
-        // A group-version that already has an APIService (a built-in one, or kept) is left.
-        if existing.iter().any(|o| name_of(&o.value) == name) {
+        // A group-version that already has an APIService (a built-in one, or kept) is left,
+        // but one of these whose status was never written gets it now.
+        if let Some(kept) = existing.iter().find(|o| name_of(&o.value) == name) {
+            let available = kept.value["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Available"));
+            if kept.value["metadata"]["labels"][AUTOMANAGED] == "true" && !available {
+                set_local_status(objects, &name)?;
+            }
             continue;
         }
         let body = json!({
@@ -160,15 +167,22 @@ pub fn sync_api_services(objects: &Objects) -> Result<(), localfargate_registry:
             Err(localfargate_registry::KubeError::AlreadyExists { .. }) => continue,
             Err(e) => return Err(e),
         }
-        objects.update_with(api_services, "", &name, true, None, &mut |cur| {
-            let mut new = cur.clone();
-            new["status"] = json!({"conditions": [{
-                "type": "Available", "status": "True", "reason": "Local",
-                "message": "Local APIServices are always available",
-                "lastTransitionTime": now_rfc3339(),
-            }]});
-            Ok(new)
-        })?;
+        set_local_status(objects, &name)?;
     }
+    Ok(())
+}
+
+/// The status of an APIService the API server serves itself.
+fn set_local_status(objects: &Objects, name: &str) -> Result<(), localfargate_registry::KubeError> {
+    let api_services = resource("apiregistration.k8s.io", "apiservices");
+    objects.update_with(api_services, "", name, true, None, &mut |cur| {
+        let mut new = cur.clone();
+        new["status"] = json!({"conditions": [{
+            "type": "Available", "status": "True", "reason": "Local",
+            "message": "Local APIServices are always available",
+            "lastTransitionTime": now_rfc3339(),
+        }]});
+        Ok(new)
+    })?;
     Ok(())
 }

@@ -229,6 +229,13 @@ impl Model {
             self.dirty.remove(key);
         }
         // Definitions being deleted.
+        // An automanaged APIService deleted by hand comes back, as the autoregister
+        // controller brings it back.
+        if gone
+            && key.starts_with(&resource("apiregistration.k8s.io", "apiservices").key_prefix(None))
+        {
+            self.api_services_stale = true;
+        }
         if let Some(name) = key.strip_prefix(CRD_KEY_PREFIX) {
             self.api_services_stale = true;
             if !gone && is_deleting(v) {

@@ -1196,7 +1196,7 @@ fn statefulset(objects: &Objects, sts: &Value, pods: &[&Value]) -> Result<(), Ku
                         ("controller-revision-hash", revision.clone()),
                     ],
                 );
-                // Its stable network identity (upstream's `updateIdentity`): the pod's name as
+                // Its stable network identity (upstream's `initIdentity`): the pod's name as
                 // hostname in the governing Service's subdomain.
                 let mut pod = pod;
                 pod["spec"]["hostname"] = serde_json::json!(name);

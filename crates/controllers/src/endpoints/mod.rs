@@ -6,6 +6,7 @@
 pub mod rules;
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,10 +32,17 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let slices = resource("discovery.k8s.io", "endpointslices").key_prefix(None);
     let mut relist = true;
     let mut dirty: Option<BTreeSet<String>> = None;
+    // What each pod showed the Service controllers last (hashed by key): a pod change that
+    // changes none of it (most status writes) wakes nothing, as upstream's
+    // `podEndpointsChanged` filters them.
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let hasher = std::collections::hash_map::RandomState::new();
     loop {
         if relist {
             wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
             dirty = None;
+            seen.clear();
+            remove_leftover_endpoints(objects);
         }
         sync(objects, dirty.as_ref());
         match wake.wait(&*objects.store).await {
@@ -45,6 +53,17 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                 for e in &changes {
                     let key = e.object.key.as_str();
                     let deleted = e.event_type == EventType::Deleted;
+                    if key.starts_with(pods.as_str()) {
+                        let at = hasher.hash_one(key);
+                        if deleted {
+                            seen.remove(&at);
+                        } else {
+                            let shown = hasher.hash_one(endpoint_facts(&e.object.value));
+                            if seen.insert(at, shown) == Some(shown) {
+                                continue;
+                            }
+                        }
+                    }
                     // Its own writes do not wake it; a deletion of what it keeps does.
                     let relevant = key.starts_with(services.as_str())
                         || key.starts_with(pods.as_str())
@@ -63,6 +82,52 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                 // Woken by time alone: every Service, for anything missed.
                 dirty = (!changes.is_empty()).then_some(namespaces);
             }
+        }
+    }
+}
+
+/// What of a pod its Services' endpoints show: labels (which Services select it), address,
+/// readiness, deletion, phase, hostname, subdomain, node and container ports.
+fn endpoint_facts(pod: &Value) -> String {
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    let ports: Vec<&Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| &c["ports"])
+        .collect();
+    json!([
+        pod["metadata"]["labels"],
+        pod["status"]["podIP"],
+        ready,
+        pod["metadata"]["deletionTimestamp"],
+        pod["status"]["phase"],
+        pod["spec"]["hostname"],
+        pod["spec"]["subdomain"],
+        pod["spec"]["nodeName"],
+        ports,
+    ])
+    .to_string()
+}
+
+/// Endpoints whose Service is gone (deleted while nothing watched), removed when the controller
+/// starts, as upstream's `checkLeftoverEndpoints`; those holding a leader-election record stay.
+fn remove_leftover_endpoints(objects: &Objects) {
+    let Ok((endpoints, _)) = objects.list(resource("", "endpoints"), None) else {
+        return;
+    };
+    for e in endpoints.iter().map(|o| &o.value) {
+        if e["metadata"]["annotations"]["control-plane.alpha.kubernetes.io/leader"].is_string() {
+            continue;
+        }
+        let ns = namespace_of(e);
+        let name = name_of(e);
+        if let Err(KubeError::NotFound { .. }) = objects.get(resource("", "services"), ns, name) {
+            remove_endpoints(objects, ns, name);
         }
     }
 }
@@ -112,6 +177,14 @@ fn sync(objects: &Objects, namespaces: Option<&BTreeSet<String>>) {
         let Ok((pods, _)) = objects.list(resource("", "pods"), Some(&ns)) else {
             continue;
         };
+        let slices = match objects.list(resource("discovery.k8s.io", "endpointslices"), Some(&ns)) {
+            Ok((l, _)) => l,
+            Err(e) => {
+                tracing::debug!(namespace = %ns, error = %e, "listing endpoint slices");
+                continue;
+            }
+        };
+        let slices: Vec<&Value> = slices.iter().map(|o| &o.value).collect();
         for svc in services {
             let selected: Vec<&Value> = pods
                 .iter()
@@ -121,7 +194,7 @@ fn sync(objects: &Objects, namespaces: Option<&BTreeSet<String>>) {
             if let Err(e) = sync_endpoints(objects, svc, &selected) {
                 tracing::debug!(service = name_of(svc), error = %e, "updating endpoints");
             }
-            if let Err(e) = sync_slices(objects, svc, &selected, &zones) {
+            if let Err(e) = sync_slices(objects, svc, &selected, &zones, &slices) {
                 tracing::debug!(service = name_of(svc), error = %e, "updating endpoint slices");
             }
         }
@@ -188,61 +261,114 @@ fn sync_endpoints(objects: &Objects, svc: &Value, pods: &[&Value]) -> Result<(),
     Ok(())
 }
 
-/// The slices the controller keeps for the Service: created, updated in place or deleted so
-/// they hold what `rules::slice_contents` says.
+/// The slices the controller keeps for the Service (managed by it and owned by this Service,
+/// not being deleted), brought to what `rules::slice_contents` says as upstream's reconciler
+/// does it: an endpoint stays in the slice that holds it, new ones fill slices with room (at
+/// most [`rules::MAX_ENDPOINTS_PER_SLICE`]), then new slices; empty slices go, but one
+/// placeholder stays when the Service has no endpoint at all.
 fn sync_slices(
     objects: &Objects,
     svc: &Value,
     pods: &[&Value],
     zones: &HashMap<String, String>,
+    namespace_slices: &[&Value],
 ) -> Result<(), KubeError> {
     let rt = resource("discovery.k8s.io", "endpointslices");
     let ns = namespace_of(svc);
-    let name = name_of(svc);
-    let (all, _) = objects.list(rt, Some(ns))?;
-    let mut existing: Vec<&Value> = all
+    let uid = &svc["metadata"]["uid"];
+    let mut existing: Vec<&Value> = namespace_slices
         .iter()
-        .map(|o| &o.value)
+        .copied()
         .filter(|s| {
-            let labels = &s["metadata"]["labels"];
-            labels[rules::SERVICE_NAME_LABEL] == name
-                && labels[rules::MANAGED_BY_LABEL] == rules::SLICE_MANAGER
+            s["metadata"]["labels"][rules::MANAGED_BY_LABEL] == rules::SLICE_MANAGER
+                && s["metadata"]["labels"][rules::SERVICE_NAME_LABEL] == svc["metadata"]["name"]
+                && !s["metadata"]["deletionTimestamp"].is_string()
+                && s["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|r| &r["uid"] == uid))
         })
         .collect();
     existing.sort_by_key(|s| name_of(s).to_string());
     let wanted = rules::slice_contents(svc, pods, zones);
-    for (i, (ports, endpoints)) in wanted.iter().enumerate() {
-        let desired = rules::slice(svc, ports, endpoints);
-        let Some(current) = existing.get(i) else {
-            let mut body = desired;
-            body["metadata"]["annotations"] = json!({TRIGGER_TIME: now_rfc3339()});
-            objects.create(rt, ns, body)?;
+    let placeholder_only = wanted.len() == 1 && wanted[0].1.is_empty();
+    // What each existing slice will hold (by index into `existing`), and the slices to create.
+    let mut planned: Vec<Option<(Value, Vec<Value>)>> = vec![None; existing.len()];
+    let mut created: Vec<(Value, Vec<Value>)> = Vec::new();
+    if placeholder_only {
+        if existing.is_empty() {
+            created.push(wanted[0].clone());
+        } else {
+            planned[0] = Some(wanted[0].clone());
+        }
+    } else {
+        let identity = |e: &Value| format!("{}/{}", e["targetRef"]["uid"], e["addresses"][0]);
+        let same_ports = |a: &Value, b: &Value| {
+            let empty = |v: &Value| v.as_array().is_none_or(Vec::is_empty);
+            a == b || (empty(a) && empty(b))
+        };
+        for (ports, endpoints) in &wanted {
+            let mut remaining: Vec<&Value> = endpoints.iter().collect();
+            let mut holders: Vec<usize> = Vec::new();
+            for (i, slice) in existing.iter().enumerate() {
+                if planned[i].is_some() || !same_ports(&slice["ports"], ports) {
+                    continue;
+                }
+                // The endpoints it holds that are still wanted, updated in place.
+                let mut kept = Vec::new();
+                for held in slice["endpoints"].as_array().into_iter().flatten() {
+                    if let Some(at) = remaining.iter().position(|e| identity(e) == identity(held)) {
+                        kept.push(remaining.remove(at).clone());
+                    }
+                }
+                planned[i] = Some((ports.clone(), kept));
+                holders.push(i);
+            }
+            for i in holders {
+                if let Some((_, held)) = planned[i].as_mut() {
+                    while held.len() < rules::MAX_ENDPOINTS_PER_SLICE && !remaining.is_empty() {
+                        held.push(remaining.remove(0).clone());
+                    }
+                }
+            }
+            for chunk in remaining.chunks(rules::MAX_ENDPOINTS_PER_SLICE) {
+                created.push((ports.clone(), chunk.iter().map(|e| (*e).clone()).collect()));
+            }
+        }
+    }
+    for (i, current) in existing.iter().enumerate() {
+        let name = name_of(current);
+        let Some((ports, endpoints)) = planned[i]
+            .take()
+            .filter(|(_, e)| !e.is_empty() || placeholder_only)
+        else {
+            match objects.delete(rt, ns, name, &DeleteOptions::default()) {
+                Ok(_) | Err(KubeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
             continue;
         };
+        let desired = rules::slice(svc, &ports, &endpoints);
         let same = ["endpoints", "ports", "addressType"]
             .iter()
             .all(|k| current.get(*k).unwrap_or(&Value::Null) == &desired[*k])
-            && current["metadata"]["labels"] == desired["metadata"]["labels"]
-            && current["metadata"]["ownerReferences"] == desired["metadata"]["ownerReferences"];
+            && current["metadata"]["labels"] == desired["metadata"]["labels"];
         if same {
             continue;
         }
-        objects.update_with(rt, ns, name_of(current), false, None, &mut |cur| {
+        objects.update_with(rt, ns, name, false, None, &mut |cur| {
             let mut new = cur.clone();
             for k in ["endpoints", "ports"] {
                 new[k] = desired[k].clone();
             }
             new["metadata"]["labels"] = desired["metadata"]["labels"].clone();
-            new["metadata"]["ownerReferences"] = desired["metadata"]["ownerReferences"].clone();
             new["metadata"]["annotations"][TRIGGER_TIME] = json!(now_rfc3339());
             Ok(new)
         })?;
     }
-    for surplus in existing.iter().skip(wanted.len()) {
-        match objects.delete(rt, ns, name_of(surplus), &DeleteOptions::default()) {
-            Ok(_) | Err(KubeError::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
+    for (ports, endpoints) in created {
+        let mut body = rules::slice(svc, &ports, &endpoints);
+        body["metadata"]["annotations"] = json!({TRIGGER_TIME: now_rfc3339()});
+        objects.create(rt, ns, body)?;
     }
     Ok(())
 }

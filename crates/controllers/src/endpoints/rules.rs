@@ -88,8 +88,9 @@ fn target_port(pod: &Value, service_port: &Value) -> Option<i64> {
 }
 
 /// The ports of the Service on this pod, as endpoint ports (name, port, protocol,
-/// appProtocol), in the Service's order; the service ports the pod lacks are left out.
-fn ports_on(service: &Value, pod: &Value) -> Vec<Value> {
+/// appProtocol), in the Service's order; the service ports the pod lacks are left out. A
+/// slice's ports always carry a name (`""` for an unnamed one), the Endpoints' only a given one.
+fn ports_on(service: &Value, pod: &Value, for_slice: bool) -> Vec<Value> {
     service["spec"]["ports"]
         .as_array()
         .into_iter()
@@ -97,8 +98,14 @@ fn ports_on(service: &Value, pod: &Value) -> Vec<Value> {
         .filter_map(|sp| {
             let port = target_port(pod, sp)?;
             let mut p = Map::new();
-            if let Some(name) = sp["name"].as_str().filter(|n| !n.is_empty()) {
-                p.insert("name".into(), json!(name));
+            match sp["name"].as_str().filter(|n| !n.is_empty()) {
+                Some(name) => {
+                    p.insert("name".into(), json!(name));
+                }
+                None if for_slice => {
+                    p.insert("name".into(), json!(""));
+                }
+                None => {}
             }
             p.insert("port".into(), json!(port));
             p.insert(
@@ -113,8 +120,11 @@ fn ports_on(service: &Value, pod: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// Upstream's `!IsServiceIPSet`: no ClusterIP, or `None`.
 fn is_headless(service: &Value) -> bool {
-    service["spec"]["clusterIP"] == "None"
+    service["spec"]["clusterIP"]
+        .as_str()
+        .is_none_or(|ip| ip.is_empty() || ip == "None")
 }
 
 /// The pod's hostname when it is in the Service's subdomain (`ShouldSetHostname`).
@@ -162,7 +172,7 @@ pub fn subsets(service: &Value, pods: &[&Value]) -> Vec<Value> {
     // Keyed by the ports' JSON, so pods serving the same ports share a subset.
     let mut groups: BTreeMap<String, Subset> = BTreeMap::new();
     for pod in pods.iter().filter(|p| in_endpoints(p, tolerate_unready)) {
-        let ports = ports_on(service, pod);
+        let ports = ports_on(service, pod, false);
         if ports.is_empty() && !(no_ports && is_headless(service)) {
             continue;
         }
@@ -188,13 +198,9 @@ pub fn subsets(service: &Value, pods: &[&Value]) -> Vec<Value> {
     groups
         .into_values()
         .map(|(ports, mut ready, mut not_ready)| {
+            // Upstream's `LessEndpointAddress`: the IPs as strings, then the pods' uids.
             let by_ip = |a: &Value, b: &Value| {
-                let ip = |v: &Value| {
-                    v["ip"]
-                        .as_str()
-                        .and_then(|s| s.parse::<std::net::IpAddr>().ok())
-                };
-                ip(a).cmp(&ip(b)).then_with(|| {
+                a["ip"].as_str().cmp(&b["ip"].as_str()).then_with(|| {
                     a["targetRef"]["uid"]
                         .as_str()
                         .cmp(&b["targetRef"]["uid"].as_str())
@@ -225,9 +231,12 @@ pub fn endpoints(service: &Value, pods: &[&Value]) -> Value {
         "metadata": {
             "name": service["metadata"]["name"],
             "namespace": service["metadata"]["namespace"],
-            "labels": endpoints_labels(service),
         },
     });
+    let labels = endpoints_labels(service);
+    if !labels.is_empty() {
+        out["metadata"]["labels"] = Value::Object(labels);
+    }
     let subsets = subsets(service, pods);
     if !subsets.is_empty() {
         out["subsets"] = Value::Array(subsets);
@@ -260,23 +269,19 @@ fn slice_endpoint(service: &Value, pod: &Value, zones: &HashMap<String, String>)
     Value::Object(e)
 }
 
-/// What the Service's slices should hold: per set of ports, its endpoints (sorted by IP), in
-/// slices of at most [`MAX_ENDPOINTS_PER_SLICE`]; one empty slice when no pod is in, as
-/// upstream keeps a placeholder.
+/// What the Service's slices should hold: per set of ports, its endpoints (the controller packs
+/// them into slices of at most [`MAX_ENDPOINTS_PER_SLICE`]); one empty group when no pod is in,
+/// as upstream keeps a placeholder slice.
 pub fn slice_contents(
     service: &Value,
     pods: &[&Value],
     zones: &HashMap<String, String>,
 ) -> Vec<(Value, Vec<Value>)> {
     let mut groups: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
-    let no_ports = service["spec"]["ports"]
-        .as_array()
-        .is_none_or(|p| p.is_empty());
+    // Unlike the Endpoints, a pod that lacks the Service's ports is kept, in a slice of the
+    // ports it has (none at all, maybe), as upstream's `getEndpointPorts` keeps it.
     for pod in pods.iter().filter(|p| in_endpoints(p, true)) {
-        let ports = ports_on(service, pod);
-        if ports.is_empty() && !(no_ports && is_headless(service)) {
-            continue;
-        }
+        let ports = ports_on(service, pod, true);
         let key = Value::Array(ports.clone()).to_string();
         groups
             .entry(key)
@@ -287,18 +292,7 @@ pub fn slice_contents(
     if groups.is_empty() {
         return vec![(Value::Array(Vec::new()), Vec::new())];
     }
-    let mut out = Vec::new();
-    for (_, (ports, mut endpoints)) in groups {
-        endpoints.sort_by_key(|e| {
-            e["addresses"][0]
-                .as_str()
-                .and_then(|s| s.parse::<std::net::IpAddr>().ok())
-        });
-        for chunk in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE) {
-            out.push((ports.clone(), chunk.to_vec()));
-        }
-    }
-    out
+    groups.into_values().collect()
 }
 
 /// A slice of the Service holding `ports` and `endpoints`: its labels (the Service's, its name,
@@ -306,6 +300,8 @@ pub fn slice_contents(
 pub fn slice(service: &Value, ports: &Value, endpoints: &[Value]) -> Value {
     let name = service["metadata"]["name"].as_str().unwrap_or("");
     let mut labels = endpoints_labels(service);
+    labels.remove(SERVICE_NAME_LABEL);
+    labels.remove(MANAGED_BY_LABEL);
     labels.insert(SERVICE_NAME_LABEL.into(), json!(name));
     labels.insert(MANAGED_BY_LABEL.into(), json!(SLICE_MANAGER));
     // Upstream's prefix: the Service's name and a dash, cut to leave room for the suffix.
@@ -374,8 +370,9 @@ mod tests {
         );
         let ep = endpoints(&svc, &[&a, &b, &c]);
         let subset = &ep["subsets"][0];
-        assert_eq!(subset["addresses"][0]["ip"], "10.0.1.3");
-        assert_eq!(subset["addresses"][1]["ip"], "10.0.1.20");
+        // As strings, as upstream sorts them.
+        assert_eq!(subset["addresses"][0]["ip"], "10.0.1.20");
+        assert_eq!(subset["addresses"][1]["ip"], "10.0.1.3");
         assert_eq!(subset["notReadyAddresses"][0]["targetRef"]["name"], "c");
         assert_eq!(
             subset["ports"],
@@ -405,14 +402,18 @@ mod tests {
     }
 
     #[test]
-    fn a_pod_without_the_named_port_is_not_an_endpoint() {
+    fn a_pod_without_the_named_port_is_not_an_endpoint_but_is_in_a_slice() {
         let svc = service(json!({}));
         let mut other = pod("other", "10.0.1.6", true);
         other["spec"]["containers"][0]["ports"] = json!([]);
         assert!(endpoints(&svc, &[&other]).get("subsets").is_none());
         let slices = slice_contents(&svc, &[&other], &HashMap::new());
-        assert_eq!(slices, vec![(json!([]), vec![])]);
-        let placeholder = slice(&svc, &slices[0].0, &slices[0].1);
+        assert_eq!(slices.len(), 1);
+        assert_eq!(slices[0].0, json!([]));
+        assert_eq!(slices[0].1[0]["addresses"], json!(["10.0.1.6"]));
+        let none = slice_contents(&svc, &[], &HashMap::new());
+        assert_eq!(none, vec![(json!([]), vec![])]);
+        let placeholder = slice(&svc, &none[0].0, &none[0].1);
         assert!(placeholder["endpoints"].is_null() && placeholder["ports"].is_null());
         assert_eq!(placeholder["metadata"]["generateName"], "web-");
         assert_eq!(placeholder["metadata"]["labels"][SERVICE_NAME_LABEL], "web");
