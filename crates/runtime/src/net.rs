@@ -39,7 +39,8 @@
 //! forward chain also accepts packets from the bridge whose source is in `pod_nets`, a `nat`
 //! `postrouting` chain masquerades `ip saddr @pod_nets oifname != <bridge>`, and, because the
 //! replies arrive on a real interface, `net.ipv4.ip_forward` is set to 1 (after the table is in
-//! place). Its previous value is saved in `/run/localfargate/ip_forward.before` and restored by
+//! place). Its previous value is saved in `/run/localfargate/ip_forward.before` (suffixed with
+//! the network namespace's inode outside the host's namespace) and restored by
 //! [`PodNetwork::teardown`] when no `localfargate-*` table is left. Setting `ip_forward` also sets
 //! `accept_redirects` to 0 on all interfaces (kernel behaviour); restoring it sets them back.
 //!
@@ -79,6 +80,21 @@ const TABLE_PREFIX: &str = "localfargate-";
 /// Where the value of `net.ipv4.ip_forward` before egress turned it on is kept (tmpfs: a reboot
 /// resets both the sysctl and the file).
 const IP_FORWARD_SAVED: &str = "/run/localfargate/ip_forward.before";
+
+/// Where this network namespace's `ip_forward` before egress is kept: `ip_forward` is per
+/// network namespace, so a localfargate run in another one (a test's stand-in host) keeps its
+/// own value; the host's namespace keeps the plain name.
+fn ip_forward_saved() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).ok();
+    let host = std::fs::metadata("/proc/1/ns/net").map(|m| m.ino()).ok();
+    match (own, host) {
+        (Some(own), Some(host)) if own != host => {
+            PathBuf::from(format!("{IP_FORWARD_SAVED}.{own}"))
+        }
+        _ => PathBuf::from(IP_FORWARD_SAVED),
+    }
+}
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
@@ -626,7 +642,8 @@ async fn enable_ip_forward() -> Result<(), NetError> {
     if now == "1" {
         return Ok(());
     }
-    let saved = Path::new(IP_FORWARD_SAVED);
+    let saved = ip_forward_saved();
+    let saved = saved.as_path();
     if !saved.exists() {
         if let Some(dir) = saved.parent() {
             tokio::fs::create_dir_all(dir)
@@ -650,7 +667,8 @@ async fn enable_ip_forward() -> Result<(), NetError> {
 /// Puts back the `ip_forward` value saved by [`enable_ip_forward`] once no localfargate table
 /// (no pod network on any bridge) is left.
 async fn restore_ip_forward() -> Result<(), NetError> {
-    let saved = Path::new(IP_FORWARD_SAVED);
+    let saved = ip_forward_saved();
+    let saved = saved.as_path();
     let before = match tokio::fs::read_to_string(saved).await {
         Ok(s) => s.trim().to_string(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
