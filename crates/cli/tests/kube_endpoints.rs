@@ -88,6 +88,47 @@ fn a_services_endpoints_and_slices_follow_its_ready_pods() {
         return;
     }
     let c = KubeCluster::create("endpoints");
+    // The Services of a new EKS cluster, at the service range's .1 and .10.
+    let services = c.ok(V, &["get", "services", "-A"]);
+    let row = |name: &str| -> Vec<String> {
+        services
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("{services}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        row("kubernetes")[..6],
+        [
+            "default",
+            "kubernetes",
+            "ClusterIP",
+            "10.100.0.1",
+            "<none>",
+            "443/TCP"
+        ]
+    );
+    assert_eq!(
+        row("kube-dns")[..6],
+        [
+            "kube-system",
+            "kube-dns",
+            "ClusterIP",
+            "10.100.0.10",
+            "<none>",
+            "53/UDP,53/TCP,9153/TCP"
+        ]
+    );
+    // CoreDNS does not run before the guides' steps: kube-dns has no endpoints yet.
+    c.eventually("kube-dns's (empty) endpoints", || {
+        c.kubectl(V, &["get", "endpoints", "kube-dns", "-n", "kube-system"])
+            .status
+            .success()
+    });
+    let dns = c.json(V, &["get", "endpoints", "kube-dns", "-n", "kube-system"]);
+    assert!(dns.get("subsets").is_none_or(Value::is_null), "{dns:#}");
     c.fargate_profile("apps", "apps");
     c.ok(V, &["create", "namespace", "apps"]);
     let out = c.apply(V, WEB, &[]);

@@ -492,6 +492,25 @@ fn coredns_moves_to_fargate_with_the_guides_patch_and_restart() {
             "coredns"
         );
     }
+    // The kube-dns Service a new cluster has now has CoreDNS's addresses as its endpoints.
+    let mut ips: Vec<String> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap().to_string())
+        .collect();
+    ips.sort();
+    c.eventually("kube-dns's endpoints", || {
+        let e = c.json(&["get", "endpoints", "kube-dns", "-n", "kube-system"]);
+        let mut seen: Vec<String> = e["subsets"][0]["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["ip"].as_str().map(str::to_string))
+            .collect();
+        seen.sort();
+        seen == ips
+    });
 }
 
 #[test]

@@ -19,10 +19,14 @@ use crate::fargate_scheduler::FARGATE_NODE_PREFIX;
 use localfargate_registry::objects::{KubeError, Objects, resource};
 use localfargate_registry::settings::Settings;
 
-/// The objects a new EKS cluster has: the four namespaces, and CoreDNS annotated to stay off
-/// Fargate (which is why the guides patch it).
-pub fn seed(objects: &Objects) -> Result<(), KubeError> {
+/// The objects a new EKS cluster has: the four namespaces, the `kubernetes` and `kube-dns`
+/// Services at the service range's `.1` and `.10` (`service_range`: its first address), and
+/// CoreDNS annotated to stay off Fargate (which is why the guides patch it).
+pub fn seed(objects: &Objects, service_range: Option<Ipv4Addr>) -> Result<(), KubeError> {
     localfargate_registry::bootstrap::bootstrap(objects)?;
+    if let Some(base) = service_range {
+        seed_services(objects, base)?;
+    }
     let sa = resource("", "serviceaccounts");
     match objects.create(sa, "kube-system", json!({"metadata": {"name": "coredns"}})) {
         Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
@@ -74,6 +78,49 @@ pub fn seed(objects: &Objects) -> Result<(), KubeError> {
         Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// The Services every EKS cluster has, as `kubectl get svc -A` lists them on a new one: the
+/// API server's `kubernetes` (no selector: kube-apiserver keeps its endpoints) and CoreDNS's
+/// `kube-dns` (its endpoints follow the CoreDNS pods once they run).
+fn seed_services(objects: &Objects, base: Ipv4Addr) -> Result<(), KubeError> {
+    let at = |n: u32| Ipv4Addr::from(u32::from(base) + n).to_string();
+    let services = [
+        (
+            "default",
+            json!({
+                "metadata": {"name": "kubernetes",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"type": "ClusterIP", "clusterIP": at(1), "sessionAffinity": "None",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]},
+            }),
+        ),
+        (
+            "kube-system",
+            json!({
+                "metadata": {
+                    "name": "kube-dns",
+                    "labels": {"eks.amazonaws.com/component": "kube-dns", "k8s-app": "kube-dns",
+                               "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
+                    "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"},
+                },
+                "spec": {"type": "ClusterIP", "clusterIP": at(10), "sessionAffinity": "None",
+                         "selector": {"k8s-app": "kube-dns"},
+                         "ports": [
+                             {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                             {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+                         ]},
+            }),
+        ),
+    ];
+    for (namespace, service) in services {
+        match objects.create(resource("", "services"), namespace, service) {
+            Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Delete every Kubernetes object of a cluster that is gone.
@@ -178,13 +225,18 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set
 }
 
-/// `kube-dns`'s address: the `.10` of the cluster's service CIDR, as EKS gives it.
-fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
+/// The first address of the cluster's service CIDR (EKS's default 10.100.0.0/16).
+fn service_range(cluster: &Value) -> Option<Ipv4Addr> {
     let cidr = cluster["kubernetesNetworkConfig"]["serviceIpv4Cidr"]
         .as_str()
         .unwrap_or("10.100.0.0/16");
     let (base, _) = localfargate_runtime::ipam::parse_subnet_cidr(cidr).ok()?;
-    Some(Ipv4Addr::from(u32::from(base) + 10))
+    Some(base)
+}
+
+/// `kube-dns`'s address: the `.10` of the cluster's service CIDR, as EKS gives it.
+fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
+    service_range(cluster).map(|base| Ipv4Addr::from(u32::from(base) + 10))
 }
 
 /// Keep every ACTIVE cluster's controllers running until the task is dropped.
@@ -229,7 +281,7 @@ pub async fn run(
                 continue;
             }
             let objects = Objects::new(store.clone(), &c.key, settings.clone());
-            if let Err(e) = seed(&objects) {
+            if let Err(e) = seed(&objects, service_range(&c.value["resource"])) {
                 tracing::error!(cluster = %c.key, error = %e, "seeding the cluster's objects");
                 retry_soon = true;
                 continue;
