@@ -226,27 +226,41 @@ fn sync_endpoints(objects: &Objects, svc: &Value, pods: &[&Value]) -> Result<(),
         Err(e) => return Err(e),
     };
     let Some(current) = current else {
-        desired["metadata"]["annotations"] = json!({TRIGGER_TIME: now_rfc3339()});
+        desired["metadata"]["annotations"][TRIGGER_TIME] = json!(now_rfc3339());
         return match objects.create(rt, ns, desired) {
             Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e),
         };
     };
-    let labels = &desired["metadata"]["labels"];
+    let labels = desired["metadata"]["labels"].clone();
     let subsets = desired.get("subsets").cloned().unwrap_or(Value::Null);
+    let truncated = desired["metadata"]["annotations"][rules::OVER_CAPACITY].is_string();
     let current_labels = current["metadata"]["labels"]
         .as_object()
-        .cloned()
-        .unwrap_or_default();
+        .filter(|l| !l.is_empty());
     if current.get("subsets").cloned().unwrap_or(Value::Null) == subsets
-        && Value::Object(current_labels) == *labels
+        && current_labels == labels.as_object()
+        && current["metadata"]["annotations"][rules::OVER_CAPACITY].is_string() == truncated
     {
         return Ok(());
     }
     objects.update_with(rt, ns, name, false, None, &mut |cur| {
         let mut new = cur.clone();
-        new["metadata"]["labels"] = labels.clone();
+        match new["metadata"].as_object_mut() {
+            Some(m) if labels.is_null() => {
+                m.remove("labels");
+            }
+            Some(m) => {
+                m.insert("labels".into(), labels.clone());
+            }
+            None => {}
+        }
         new["metadata"]["annotations"][TRIGGER_TIME] = json!(now_rfc3339());
+        if truncated {
+            new["metadata"]["annotations"][rules::OVER_CAPACITY] = json!("truncated");
+        } else if let Some(a) = new["metadata"]["annotations"].as_object_mut() {
+            a.remove(rules::OVER_CAPACITY);
+        }
         match new.as_object_mut() {
             Some(o) if subsets.is_null() => {
                 o.remove("subsets");

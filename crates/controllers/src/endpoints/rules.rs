@@ -13,6 +13,10 @@ pub const SLICE_MANAGER: &str = "endpointslice-controller.k8s.io";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+/// How many addresses an Endpoints object holds at most (upstream's `maxCapacity`); beyond
+/// it the object is truncated and says so with [`OVER_CAPACITY`].
+pub const MAX_ENDPOINTS_ADDRESSES: usize = 1000;
+pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
 /// Upstream's `--max-endpoints-per-slice` default.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 
@@ -223,7 +227,43 @@ pub fn subsets(service: &Value, pods: &[&Value]) -> Vec<Value> {
         .collect()
 }
 
-/// The Endpoints object the Service should have (without resourceVersion or trigger time).
+/// Cut subsets holding more than [`MAX_ENDPOINTS_ADDRESSES`] addresses down to it, as
+/// upstream's `truncateEndpoints`: ready addresses first, each subset keeping its proportion
+/// (rounded up, the last taking what is left); returns whether anything was cut.
+pub fn truncate(subsets: &mut [Value]) -> bool {
+    let count = |s: &Value, k: &str| s[k].as_array().map_or(0, Vec::len);
+    let ready: usize = subsets.iter().map(|s| count(s, "addresses")).sum();
+    let not_ready: usize = subsets.iter().map(|s| count(s, "notReadyAddresses")).sum();
+    if ready + not_ready <= MAX_ENDPOINTS_ADDRESSES {
+        return false;
+    }
+    let cut_ready = ready > MAX_ENDPOINTS_ADDRESSES;
+    let (max, total, key) = if cut_ready {
+        (MAX_ENDPOINTS_ADDRESSES, ready, "addresses")
+    } else {
+        (
+            MAX_ENDPOINTS_ADDRESSES - ready,
+            not_ready,
+            "notReadyAddresses",
+        )
+    };
+    let mut room = max;
+    for subset in subsets.iter_mut() {
+        let here = count(subset, key);
+        let share = (here * max).div_ceil(total).min(room);
+        if let Some(list) = subset[key].as_array_mut() {
+            list.truncate(share);
+            room -= list.len();
+        }
+        if cut_ready && let Some(o) = subset.as_object_mut() {
+            o.remove("notReadyAddresses");
+        }
+    }
+    true
+}
+
+/// The Endpoints object the Service should have (without resourceVersion or trigger time),
+/// truncated and annotated when over capacity.
 pub fn endpoints(service: &Value, pods: &[&Value]) -> Value {
     let mut out = json!({
         "apiVersion": "v1",
@@ -237,7 +277,10 @@ pub fn endpoints(service: &Value, pods: &[&Value]) -> Value {
     if !labels.is_empty() {
         out["metadata"]["labels"] = Value::Object(labels);
     }
-    let subsets = subsets(service, pods);
+    let mut subsets = subsets(service, pods);
+    if truncate(&mut subsets) {
+        out["metadata"]["annotations"] = json!({OVER_CAPACITY: "truncated"});
+    }
     if !subsets.is_empty() {
         out["subsets"] = Value::Array(subsets);
     }
@@ -441,6 +484,32 @@ mod tests {
         let slices = slice_contents(&svc, &[&p], &zones);
         assert_eq!(slices[0].1[0]["conditions"]["ready"], true);
         assert_eq!(slices[0].1[0]["zone"], "us-east-1a");
+    }
+
+    #[test]
+    fn over_capacity_endpoints_are_truncated_ready_first_in_proportion() {
+        let address = |i: usize| json!({"ip": format!("10.0.{}.{}", i / 250, i % 250)});
+        let subset = |ready: usize, not_ready: usize, from: usize| {
+            json!({
+                "addresses": (from..from + ready).map(address).collect::<Vec<_>>(),
+                "notReadyAddresses": (from + ready..from + ready + not_ready).map(address).collect::<Vec<_>>(),
+            })
+        };
+        // 900 ready and 300 not ready: the ready stay, 100 not-ready ones in proportion.
+        let mut subsets = vec![subset(600, 200, 0), subset(300, 100, 1000)];
+        assert!(truncate(&mut subsets));
+        let len = |s: &Value, k: &str| s[k].as_array().map_or(0, Vec::len);
+        assert_eq!(len(&subsets[0], "addresses"), 600);
+        assert_eq!(len(&subsets[0], "notReadyAddresses"), 67);
+        assert_eq!(len(&subsets[1], "notReadyAddresses"), 33);
+        // 1,500 ready: 1,000 of them, in proportion, and no not-ready ones.
+        let mut subsets = vec![subset(1000, 10, 0), subset(500, 0, 2000)];
+        assert!(truncate(&mut subsets));
+        assert_eq!(len(&subsets[0], "addresses"), 667);
+        assert_eq!(len(&subsets[1], "addresses"), 333);
+        assert!(subsets[0].get("notReadyAddresses").is_none());
+        let mut small = vec![subset(10, 5, 0)];
+        assert!(!truncate(&mut small));
     }
 
     #[test]
