@@ -310,3 +310,67 @@ spec:
         gone && slices["items"].as_array().is_some_and(Vec::is_empty)
     });
 }
+
+#[test]
+fn node_ports_are_allocated_kept_and_checked() {
+    if skip() {
+        return;
+    }
+    let c = KubeCluster::create("nodeports");
+    c.ok(V, &["create", "service", "nodeport", "np", "--tcp=80:8080"]);
+    let svc = c.json(V, &["get", "service", "np"]);
+    let port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&port), "{svc:#}");
+    let table = c.ok(V, &["get", "service", "np"]);
+    assert!(table.contains(&format!("80:{port}/TCP")), "{table}");
+    // Re-applied without its node port, the Service keeps it.
+    let manifest = "apiVersion: v1\nkind: Service\nmetadata:\n  name: np\nspec:\n  type: NodePort\n  selector: {app: np}\n  ports:\n  - {name: 80-8080, port: 80, targetPort: 8080}\n";
+    let out = c.apply(V, manifest, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let again = c.json(V, &["get", "service", "np"]);
+    assert_eq!(again["spec"]["ports"][0]["nodePort"], port);
+    // Another Service asking for it, or for one outside the range, is refused as upstream.
+    let taken = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: other\nspec:\n  type: NodePort\n  ports:\n  - {{port: 81, nodePort: {port}}}\n"
+    );
+    let out = c.apply(V, &taken, &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&format!(
+            "The Service \"other\" is invalid: spec.ports[0].nodePort: Invalid value: {port}: provided port is already allocated"
+        )),
+        "{}",
+        text(&out)
+    );
+    let outside = "apiVersion: v1\nkind: Service\nmetadata:\n  name: other\nspec:\n  type: NodePort\n  ports:\n  - {port: 81, nodePort: 8080}\n";
+    let out = c.apply(V, outside, &[]);
+    assert!(
+        text(&out).contains("spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767"),
+        "{}",
+        text(&out)
+    );
+    // Back to ClusterIP: its node port goes.
+    c.ok(
+        V,
+        &[
+            "patch",
+            "service",
+            "np",
+            "-p",
+            r#"{"spec":{"type":"ClusterIP"}}"#,
+        ],
+    );
+    let plain = c.json(V, &["get", "service", "np"]);
+    assert!(
+        plain["spec"]["ports"][0].get("nodePort").is_none(),
+        "{plain:#}"
+    );
+    // A load balancer with a local traffic policy gets a health-check node port too.
+    let lb = "apiVersion: v1\nkind: Service\nmetadata:\n  name: lb\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports:\n  - {port: 443}\n";
+    let out = c.apply(V, lb, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lb = c.json(V, &["get", "service", "lb"]);
+    assert!(lb["spec"]["ports"][0]["nodePort"].is_u64(), "{lb:#}");
+    assert!(lb["spec"]["healthCheckNodePort"].is_u64(), "{lb:#}");
+    assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
+}

@@ -469,6 +469,9 @@ pub(crate) fn service(v: &mut Value) {
     if kind == "NodePort" || kind == "LoadBalancer" {
         default(spec, "externalTrafficPolicy", json!("Cluster"));
     }
+    if kind == "LoadBalancer" {
+        default(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {
             default(port, "protocol", json!("TCP"));

@@ -184,7 +184,9 @@ impl KubeError {
         };
         KubeError::Invalid {
             message: format!("{kind} \"{name}\" is invalid: {field}: {detail}"),
-            kind: rt.qualified(),
+            // `details.kind` is the kind, as upstream's `NewInvalid` writes it (kubectl prints
+            // `The Service "x" is invalid`).
+            kind: kind.clone(),
             name: name.to_string(),
             causes: vec![json!({"reason": "FieldValueInvalid", "message": detail, "field": field})],
         }

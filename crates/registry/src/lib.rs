@@ -21,6 +21,7 @@ pub mod legacy_tokens;
 pub mod limit_ranger;
 pub mod meta;
 pub mod metrics;
+pub mod node_ports;
 pub mod objects;
 pub mod profile_index;
 pub mod quota;

@@ -242,7 +242,11 @@ impl Strategy for ServiceStrategy {
         Some(json!({"loadBalancer": {}}))
     }
     fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
-        crate::service_ips::allocate(objects, obj)
+        crate::service_ips::allocate(objects, obj)?;
+        crate::node_ports::allocate(objects, obj, None)
+    }
+    fn admit_update(&self, objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {
+        crate::node_ports::allocate(objects, new, Some(old))
     }
 }
 
