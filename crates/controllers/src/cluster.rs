@@ -114,8 +114,17 @@ fn seed_services(objects: &Objects, base: Ipv4Addr) -> Result<(), KubeError> {
             }),
         ),
     ];
+    let rt = resource("", "services");
     for (namespace, service) in services {
-        match objects.create(resource("", "services"), namespace, service) {
+        // Seeded once: on a restart the Service is there, holding its address (creating it
+        // again would be refused for that address before its name is compared).
+        let name = service["metadata"]["name"].as_str().unwrap_or_default();
+        match objects.get(rt, namespace, name) {
+            Ok(_) => continue,
+            Err(KubeError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        match objects.create(rt, namespace, service) {
             Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
