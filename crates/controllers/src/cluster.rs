@@ -11,22 +11,21 @@ use localfargate_registry::resources as kube;
 use localfargate_runtime::SandboxRuntime;
 use localfargate_runtime::ipam::Ipam;
 use localfargate_store::{Object, Store, transaction};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::context::ClusterContext;
 use crate::fargate_scheduler::FARGATE_NODE_PREFIX;
 use localfargate_registry::objects::{KubeError, Objects, resource};
+use localfargate_registry::service_ips;
 use localfargate_registry::settings::Settings;
 
 /// The objects a new EKS cluster has: the four namespaces, the `kubernetes` and `kube-dns`
-/// Services at the service range's `.1` and `.10` (`service_range`: its first address), and
+/// Services at the service range's `.1` and `.10`, and
 /// CoreDNS annotated to stay off Fargate (which is why the guides patch it).
-pub fn seed(objects: &Objects, service_range: Option<Ipv4Addr>) -> Result<(), KubeError> {
+pub fn seed(objects: &Objects) -> Result<(), KubeError> {
     localfargate_registry::bootstrap::bootstrap(objects)?;
-    if let Some(base) = service_range {
-        seed_services(objects, base)?;
-    }
+    seed_services(objects, service_ips::range_base(objects))?;
     let sa = resource("", "serviceaccounts");
     match objects.create(sa, "kube-system", json!({"metadata": {"name": "coredns"}})) {
         Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
@@ -234,20 +233,6 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set
 }
 
-/// The first address of the cluster's service CIDR (EKS's default 10.100.0.0/16).
-fn service_range(cluster: &Value) -> Option<Ipv4Addr> {
-    let cidr = cluster["kubernetesNetworkConfig"]["serviceIpv4Cidr"]
-        .as_str()
-        .unwrap_or("10.100.0.0/16");
-    let (base, _) = localfargate_runtime::ipam::parse_subnet_cidr(cidr).ok()?;
-    Some(base)
-}
-
-/// `kube-dns`'s address: the `.10` of the cluster's service CIDR, as EKS gives it.
-fn cluster_dns(cluster: &Value) -> Option<Ipv4Addr> {
-    service_range(cluster).map(|base| Ipv4Addr::from(u32::from(base) + 10))
-}
-
 /// Keep every ACTIVE cluster's controllers running until the task is dropped.
 pub async fn run(
     store: Arc<dyn Store>,
@@ -290,7 +275,7 @@ pub async fn run(
                 continue;
             }
             let objects = Objects::new(store.clone(), &c.key, settings.clone());
-            if let Err(e) = seed(&objects, service_range(&c.value["resource"])) {
+            if let Err(e) = seed(&objects) {
                 tracing::error!(cluster = %c.key, error = %e, "seeding the cluster's objects");
                 retry_soon = true;
                 continue;
@@ -299,7 +284,9 @@ pub async fn run(
                 .as_str()
                 .unwrap_or(localfargate_core::eks::DEFAULT_KUBERNETES_VERSION)
                 .to_string();
-            let cluster_dns = cluster_dns(&c.value["resource"]);
+            // `kube-dns`'s address, as EKS gives it: the service range's `.10`.
+            let base = service_ips::range_base(&objects);
+            let cluster_dns = Some(Ipv4Addr::from(u32::from(base) + 10));
             let ctx = Arc::new(ClusterContext {
                 settings: controller_settings.clone(),
                 objects,

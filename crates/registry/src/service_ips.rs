@@ -66,6 +66,12 @@ pub fn reallocate(objects: &Objects, service: &mut Value) -> Result<()> {
 /// EKS's default service range.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.100.0.0/16";
 
+/// The first address of the cluster's service range (`kube-dns` is its `.10`, the
+/// `kubernetes` Service its `.1`).
+pub fn range_base(objects: &Objects) -> Ipv4Addr {
+    Ipv4Addr::from(service_range(objects).0)
+}
+
 /// The cluster's service range: its base address and prefix length.
 fn service_range(objects: &Objects) -> (u32, u8) {
     let cidr = objects
