@@ -4,18 +4,10 @@
 
 mod common;
 
-use common::kube_cluster::{KubeCluster, kubectl_missing, text};
+use common::kube_cluster::{KubeCluster, skip_without_kubectl, text};
 use serde_json::Value;
 
 const V: &str = "1.33";
-
-fn skip() -> bool {
-    if let Some(why) = kubectl_missing() {
-        eprintln!("skipped: {why}");
-        return true;
-    }
-    false
-}
 
 fn cluster(name: &str) -> KubeCluster {
     let c = KubeCluster::create(name);
@@ -43,7 +35,7 @@ fn ready_pods(c: &KubeCluster, selector: &str) -> Vec<Value> {
 
 #[test]
 fn a_replication_controller_keeps_its_pods_and_counts_them() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     let c = cluster("rc");
@@ -91,7 +83,7 @@ spec:
 
 #[test]
 fn disruption_budgets_get_their_status_and_evictions_honour_them() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     let c = cluster("pdb");
@@ -219,7 +211,7 @@ spec:
 
 #[test]
 fn a_horizontal_pod_autoscaler_scales_on_the_pods_cpu_usage() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     // Evaluated every second on metrics sampled every second, so the test does not wait for

@@ -6,18 +6,10 @@
 
 mod common;
 
-use common::kube_cluster::{KubeCluster, kubectl_missing, text};
+use common::kube_cluster::{KubeCluster, skip_without_kubectl, text};
 use serde_json::Value;
 
 const V: &str = "1.33";
-
-fn skip() -> bool {
-    if let Some(why) = kubectl_missing() {
-        eprintln!("skipped: {why}");
-        return true;
-    }
-    false
-}
 
 const WEB: &str = r#"
 apiVersion: apps/v1
@@ -84,7 +76,7 @@ fn addresses(endpoints: &Value) -> Vec<String> {
 
 #[test]
 fn a_services_endpoints_and_slices_follow_its_ready_pods() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     let c = KubeCluster::create("endpoints");
@@ -313,7 +305,7 @@ spec:
 
 #[test]
 fn node_ports_are_allocated_kept_and_checked() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     let c = KubeCluster::create("nodeports");

@@ -6,18 +6,10 @@
 
 mod common;
 
-use common::kube_cluster::{KubeCluster, kubectl_missing, text};
+use common::kube_cluster::{KubeCluster, skip_without_kubectl, text};
 use serde_json::Value;
 
 const V: &str = "1.33";
-
-fn skip() -> bool {
-    if let Some(why) = kubectl_missing() {
-        eprintln!("skipped: {why}");
-        return true;
-    }
-    false
-}
 
 fn cluster(name: &str) -> KubeCluster {
     let c = KubeCluster::create(name);
@@ -45,7 +37,7 @@ fn used(c: &KubeCluster, quota: &str) -> Value {
 
 #[test]
 fn a_quota_counts_its_namespace_and_refuses_what_does_not_fit() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     let c = cluster("quota");
@@ -159,7 +151,7 @@ spec:
 
 #[test]
 fn a_quota_counts_custom_resources() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     let c = cluster("quota-crs");
@@ -215,7 +207,7 @@ spec:
 
 #[test]
 fn scoped_quotas_and_limit_ranges() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     let c = cluster("scoped");
@@ -336,7 +328,7 @@ spec:
 
 #[test]
 fn a_legacy_token_secret_is_filled_and_authenticates_as_its_service_account() {
-    if skip() {
+    if skip_without_kubectl() {
         return;
     }
     let c = cluster("tokens");

@@ -26,6 +26,15 @@ pub fn kubectl_missing() -> Option<String> {
     (!std::path::Path::new(&path).exists()).then(|| format!("{path} is not installed"))
 }
 
+/// Whether a test needing kubectl cannot run here (and says why).
+pub fn skip_without_kubectl() -> bool {
+    if let Some(why) = kubectl_missing() {
+        eprintln!("skipped: {why}");
+        return true;
+    }
+    false
+}
+
 pub struct KubeCluster {
     /// Dropping it stops `localfargate up`.
     pub server: Server,
