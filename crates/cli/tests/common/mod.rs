@@ -79,13 +79,27 @@ pub fn up_with_store(lifecycle_seconds: &str, extra: &[&str]) -> Server {
         })
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(server_log(port))
         .spawn()
         .unwrap();
     wait_listening(port, "localfargate up");
     Server {
         child,
         url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Where a test server's log goes: nowhere, unless `LOCALFARGATE_TEST_LOG_DIR` names a directory;
+/// then `<dir>/server-<port>.log` (with `LOCALFARGATE_LOG` choosing what is logged). A test that
+/// hangs on a server's state is opaque without it.
+fn server_log(port: u16) -> Stdio {
+    let Some(dir) = std::env::var_os("LOCALFARGATE_TEST_LOG_DIR") else {
+        return Stdio::null();
+    };
+    let path = std::path::Path::new(&dir).join(format!("server-{port}.log"));
+    match std::fs::File::create(&path) {
+        Ok(file) => Stdio::from(file),
+        Err(e) => panic!("LOCALFARGATE_TEST_LOG_DIR: {}: {e}", path.display()),
     }
 }
 
