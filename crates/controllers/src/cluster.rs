@@ -265,7 +265,6 @@ pub async fn run(
             }
         };
         let mut active = Vec::new();
-        let mut retry_soon = false;
         for c in clusters.iter() {
             if c.value["resource"]["status"] != "ACTIVE" {
                 continue;
@@ -275,11 +274,6 @@ pub async fn run(
                 continue;
             }
             let objects = Objects::new(store.clone(), &c.key, settings.clone());
-            if let Err(e) = seed(&objects) {
-                tracing::error!(cluster = %c.key, error = %e, "seeding the cluster's objects");
-                retry_soon = true;
-                continue;
-            }
             let version = c.value["resource"]["version"]
                 .as_str()
                 .unwrap_or(localfargate_core::eks::DEFAULT_KUBERNETES_VERSION)
@@ -299,7 +293,11 @@ pub async fn run(
                 metrics: metrics.clone(),
             });
             tracing::info!(cluster = %c.key, "Kubernetes controllers started");
-            running.insert(c.key.clone(), start(ctx));
+            let mut tasks = start(ctx.clone());
+            // Seeding runs beside the controllers, not before them: one seeded object that
+            // cannot be written must not leave every pod of the cluster unmanaged.
+            tasks.spawn(seed_until_done(ctx.objects.clone(), c.key.clone()));
+            running.insert(c.key.clone(), tasks);
         }
         let stopped: Vec<String> = running
             .keys()
@@ -331,13 +329,25 @@ pub async fn run(
             CLUSTER_KIND,
             "",
             revision,
-            if retry_soon {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_secs(60)
-            },
+            Duration::from_secs(60),
         )
         .await;
+    }
+}
+
+/// Seeds the cluster (`seed`), trying again with a growing pause (1 s doubling to a minute)
+/// until it succeeds or the cluster's tasks stop.
+async fn seed_until_done(objects: Objects, cluster: String) {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match seed(&objects) {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(%cluster, error = %e, retry_in = ?pause, "seeding the cluster's objects");
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(60));
     }
 }
 
