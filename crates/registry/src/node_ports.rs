@@ -120,6 +120,99 @@ fn check_named(service: &Value, field: &str, port: u32, taken: &HashSet<u32>) ->
     Ok(())
 }
 
+/// The node ports a Service holds: its ports' and its health check's.
+fn held_by(service: &Value) -> impl Iterator<Item = u32> + '_ {
+    service["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| port_number(&p["nodePort"]))
+        .chain(port_number(&service["spec"]["healthCheckNodePort"]))
+}
+
+/// The node ports a request names itself (kept on a retry; refused when taken).
+pub fn named(body: &Value) -> HashSet<u32> {
+    held_by(body).collect()
+}
+
+/// A node port of `service` that another stored Service holds, read inside the create's
+/// transaction: the ports were free when they were chosen, but another create may have taken
+/// one since, as kube-apiserver's allocator would see in its own transaction.
+pub fn taken_in(
+    tx: &mut dyn localfargate_store::Tx,
+    store_kind: &str,
+    service: &Value,
+) -> std::result::Result<Option<u32>, localfargate_store::StoreError> {
+    let mine: HashSet<u32> = held_by(service).collect();
+    if mine.is_empty() {
+        return Ok(None);
+    }
+    let me = (
+        service["metadata"]["namespace"].as_str().unwrap_or(""),
+        name_of(service),
+    );
+    let prefix = resource("", "services").key_prefix(None);
+    for other in tx.list(store_kind, &prefix)? {
+        let s = &other.value;
+        if (
+            s["metadata"]["namespace"].as_str().unwrap_or(""),
+            name_of(s),
+        ) == me
+        {
+            continue;
+        }
+        if let Some(port) = held_by(s).find(|p| mine.contains(p)) {
+            return Ok(Some(port));
+        }
+    }
+    Ok(None)
+}
+
+/// After another Service took `port` between allocation and write: upstream's refusal when the
+/// request named that port itself, else the Service's chosen ports are dropped and allocated
+/// again.
+pub fn retry_taken(
+    objects: &Objects,
+    service: &mut Value,
+    port: u32,
+    named: &HashSet<u32>,
+) -> Result<()> {
+    if named.contains(&port) {
+        let field = service["spec"]["ports"]
+            .as_array()
+            .and_then(|ports| {
+                ports
+                    .iter()
+                    .position(|p| port_number(&p["nodePort"]) == Some(port))
+            })
+            .map_or_else(
+                || "spec.healthCheckNodePort".to_string(),
+                |i| format!("spec.ports[{i}].nodePort"),
+            );
+        return Err(invalid(
+            service,
+            &field,
+            port,
+            "provided port is already allocated",
+        ));
+    }
+    if let Some(ports) = service["spec"]["ports"].as_array_mut() {
+        for p in ports {
+            if port_number(&p["nodePort"]).is_some_and(|n| !named.contains(&n))
+                && let Some(p) = p.as_object_mut()
+            {
+                p.remove("nodePort");
+            }
+        }
+    }
+    if port_number(&service["spec"]["healthCheckNodePort"]).is_some_and(|n| !named.contains(&n))
+        && let Some(spec) = service["spec"].as_object_mut()
+    {
+        spec.remove("healthCheckNodePort");
+    }
+    allocate(objects, service, None)
+}
+
 /// Give a Service being created or updated its node ports (`old`: what it was).
 pub fn allocate(objects: &Objects, service: &mut Value, old: Option<&Value>) -> Result<()> {
     // Node ports it kept from before it stopped needing them go (`dropTypeDependentFields`).
@@ -295,6 +388,40 @@ mod tests {
         let e = allocate(&o, &mut out, None).unwrap_err();
         assert!(
             e.to_string().contains("spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_port_taken_between_allocation_and_write_is_found_in_the_transaction() {
+        let o = objects();
+        // `late` was given 30090 before `early` took it (two creates interleaving).
+        let mut late = service("late", "NodePort", json!([{"port": 80}]));
+        allocate(&o, &mut late, None).unwrap();
+        let port = late["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u32;
+        let early = service("early", "NodePort", json!([{"port": 80, "nodePort": port}]));
+        o.create(resource("", "services"), "default", early)
+            .unwrap();
+        let seen =
+            localfargate_store::transaction(&*o.store, |tx| taken_in(tx, o.store_kind(), &late))
+                .unwrap();
+        assert_eq!(seen, Some(port));
+        // A port the request did not name is allocated again …
+        let mut retried = late.clone();
+        retry_taken(&o, &mut retried, port, &HashSet::new()).unwrap();
+        let again = retried["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u32;
+        assert_ne!(again, port);
+        // … and the create then goes through with it.
+        o.create(resource("", "services"), "default", retried)
+            .unwrap();
+        // A port the request named is refused with upstream's message.
+        let mut named_late = service("named", "NodePort", json!([{"port": 80, "nodePort": port}]));
+        let asked = named(&named_late);
+        let e = retry_taken(&o, &mut named_late, port, &asked).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "spec.ports[0].nodePort: Invalid value: {port}: provided port is already allocated"
+            )),
             "{e}"
         );
     }

@@ -233,6 +233,11 @@ impl Objects {
         let chosen_ip = body["spec"]["clusterIP"]
             .as_str()
             .is_some_and(|ip| !ip.is_empty());
+        let named_node_ports = if crate::service_ips::is_service(rt) {
+            crate::node_ports::named(&body)
+        } else {
+            Default::default()
+        };
         let mut obj = self.prepare_create(rt, namespace, body)?;
         // A generated name that collides is retried with another suffix, as upstream does.
         for attempt in 0..5 {
@@ -251,6 +256,9 @@ impl Objects {
                 }
                 Err(Refused::AddressTaken(ip)) => {
                     return Err(crate::service_ips::taken(rt, name_of(&obj), &ip));
+                }
+                Err(Refused::NodePortTaken(port)) => {
+                    crate::node_ports::retry_taken(self, &mut obj, port, &named_node_ports)?;
                 }
                 Err(Refused::Kube(e)) => return Err(e),
                 Ok(v) => return Ok(v),
@@ -410,6 +418,11 @@ impl Objects {
                 && crate::service_ips::held(tx, &self.kind, ip)?
             {
                 return Err(Refused::AddressTaken(ip.clone()));
+            }
+            if crate::service_ips::is_service(rt)
+                && let Some(port) = crate::node_ports::taken_in(tx, &self.kind, obj)?
+            {
+                return Err(Refused::NodePortTaken(port));
             }
             // In the transaction, so two quick creates cannot both slip under a quota.
             crate::quota::admit_create(tx, &self.kind, &catalog, rt, namespace, obj)?;
@@ -738,6 +751,8 @@ enum Refused {
     Kube(KubeError),
     /// The Service's ClusterIP was taken between its allocation and the write.
     AddressTaken(String),
+    /// A node port of the Service was taken between its allocation and the write.
+    NodePortTaken(u32),
 }
 
 impl From<KubeError> for Refused {

@@ -20,13 +20,18 @@ use crate::objects::{KubeError, Objects, Result, name_of, resource};
 
 /// The ClusterIP a Service being created holds, if it holds one.
 pub fn allocated(rt: &crate::resources::ResourceType, obj: &Value) -> Option<String> {
-    if !rt.group.is_empty() || rt.kind != "Service" {
+    if !is_service(rt) {
         return None;
     }
     obj["spec"]["clusterIP"]
         .as_str()
         .filter(|ip| !ip.is_empty() && *ip != "None")
         .map(str::to_string)
+}
+
+/// Whether the resource is core/v1 Services.
+pub fn is_service(rt: &crate::resources::ResourceType) -> bool {
+    rt.group.is_empty() && rt.kind == "Service"
 }
 
 /// Whether a stored Service holds `ip`, read inside a store transaction.
