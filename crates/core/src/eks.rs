@@ -130,6 +130,10 @@ pub struct Vpc {
     pub vpc_id: String,
     pub cidr_block: String,
     pub subnets: Vec<Subnet>,
+    /// The VPC's security groups, for `SecurityGroupPolicy` (the cluster security group EKS
+    /// makes is not listed: it is each cluster's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<crate::security_groups::SecurityGroup>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,8 +167,14 @@ impl Network {
                     subnet(5, 'b', "10.0.160.0/19", true),
                     subnet(6, 'c', "10.0.192.0/19", true),
                 ],
+                security_groups: Vec::new(),
             }],
         }
+    }
+
+    /// Every security group of the model, with its VPC.
+    pub fn security_groups(&self) -> impl Iterator<Item = &crate::security_groups::SecurityGroup> {
+        self.vpcs.iter().flat_map(|v| v.security_groups.iter())
     }
 
     /// The subnet and the VPC it belongs to.
@@ -195,6 +205,12 @@ impl Network {
                     return Err(format!("subnet {} is listed twice", s.subnet_id));
                 }
             }
+            for g in &vpc.security_groups {
+                if !seen.insert(g.group_id.clone()) {
+                    return Err(format!("security group {} is listed twice", g.group_id));
+                }
+            }
+            crate::security_groups::check(&vpc.security_groups).map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod pricing;
 pub mod profile;
 pub mod quantity;
 pub mod rbac;
+pub mod security_groups;
 pub mod selectors;
 pub mod service_account_token;
 pub mod sigv4;
