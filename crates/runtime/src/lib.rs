@@ -83,6 +83,7 @@ pub mod cgroups;
 mod config;
 pub mod crilog;
 mod error;
+pub mod firewall;
 pub mod image;
 pub mod ipam;
 pub mod net;
@@ -195,6 +196,18 @@ pub trait SandboxRuntime: Send + Sync {
         files: Vec<VolumeFile>,
     ) -> Result<(), RuntimeError> {
         let _ = (sandbox, volume, files);
+        Ok(())
+    }
+
+    /// Enforces the pod's security groups on its interface (`None`: no filtering), replacing
+    /// what was enforced before. A backend without a real network (the simulated one) has
+    /// nothing to filter.
+    async fn set_firewall(
+        &self,
+        sandbox: &SandboxId,
+        firewall: Option<&localfargate_core::security_groups::PodFirewall>,
+    ) -> Result<(), RuntimeError> {
+        let _ = (sandbox, firewall);
         Ok(())
     }
 

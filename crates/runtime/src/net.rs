@@ -702,7 +702,11 @@ async fn restore_ip_forward() -> Result<(), NetError> {
 
 /// Runs `program args` (with `stdin` fed if given); returns stdout. A non-zero exit is
 /// [`NetError::Command`] with the command line (and its input) and stderr.
-async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, NetError> {
+pub(crate) async fn run(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, NetError> {
     let mut command = format!("{program} {}", args.join(" "));
     if let Some(input) = stdin {
         command.push_str(" <<< ");

@@ -117,6 +117,9 @@ struct Sandbox {
     abandoned: std::sync::atomic::AtomicBool,
     /// One writer of `state.json` at a time (the supervisor, calls, probe tasks).
     persist_lock: Mutex<()>,
+    /// The pod's security groups as last set, enforced once its network namespace exists; held
+    /// across the enforcing, so the latest set is the one left in place.
+    firewall: tokio::sync::Mutex<Option<localfargate_core::security_groups::PodFirewall>>,
 }
 
 /// What a sandbox knows, persisted as `state.json` so a restarted localfargate adopts it.
@@ -370,6 +373,7 @@ impl ProcessRuntime {
             probes: Mutex::new(HashMap::new()),
             abandoned: Default::default(),
             persist_lock: Mutex::new(()),
+            firewall: Default::default(),
         });
         self.map().insert(id, sb.clone());
         let rt = self.clone();
@@ -592,6 +596,14 @@ impl ProcessRuntime {
                 gateway: spec.gateway,
             })
             .await?;
+        // Before any container can run: the pod's security groups, when it has any.
+        {
+            let firewall = sb.firewall.lock().await;
+            if let Some(fw) = firewall.as_ref() {
+                crate::firewall::apply(&netns, &crate::firewall::script(Some(fw), spec.gateway))
+                    .await?;
+            }
+        }
         let dir = sb.dir.clone();
         let spec = spec.clone();
         let (rt, id) = (self.clone(), sb.id.clone());
@@ -1579,6 +1591,23 @@ fn termination_message(
 impl SandboxRuntime for ProcessRuntime {
     fn kind(&self) -> RuntimeKind {
         RuntimeKind::Process
+    }
+
+    async fn set_firewall(
+        &self,
+        sandbox: &SandboxId,
+        firewall: Option<&localfargate_core::security_groups::PodFirewall>,
+    ) -> Result<(), RuntimeError> {
+        let sb = self.get(sandbox)?;
+        let mut held = sb.firewall.lock().await;
+        *held = firewall.cloned();
+        // A sandbox still being set up gets it from `setup`, before its containers start.
+        let netns = self.inner.net.netns_path(sandbox.as_str());
+        if netns.exists() {
+            let script = crate::firewall::script(firewall, sb.spec.gateway);
+            crate::firewall::apply(&netns, &script).await?;
+        }
+        Ok(())
     }
 
     async fn create_sandbox(&self, spec: SandboxSpec) -> Result<SandboxId, RuntimeError> {
