@@ -229,6 +229,8 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::endpoints::run(ctx.clone()));
     set.spawn(crate::quota::run(ctx.clone()));
     set.spawn(crate::service_account_tokens::run(ctx.clone()));
+    set.spawn(crate::security_groups::run(ctx.clone()));
+    set.spawn(crate::network_policies::run(ctx.clone()));
     set.spawn(ctx.objects.clone().follow_definitions());
     set
 }

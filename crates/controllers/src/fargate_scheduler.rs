@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use localfargate_core::admission::{self, NoClaims};
 use localfargate_core::logging::{self, LoggingDecision};
+use localfargate_core::security_groups::POD_SG_ANNOTATION;
 use localfargate_core::sizing::{TOO_BIG_MESSAGE, TOO_BIG_REASON};
 use localfargate_core::{
     CAPACITY_ANNOTATION, FARGATE_SCHEDULER, LOGGING_ANNOTATION, PROFILE_LABEL, PodFacts,
@@ -339,6 +340,29 @@ impl Scheduler {
         }
         p["metadata"]["annotations"][CAPACITY_ANNOTATION] = json!(size.to_string());
         p["metadata"]["annotations"][LOGGING_ANNOTATION] = json!(logging.status.to_string());
+        let mut events = Vec::new();
+        let groups = crate::security_groups::policy_groups(&self.ctx.objects, pod);
+        if let Some(annotations) = p["metadata"]["annotations"].as_object_mut() {
+            // Fargate's, not the user's: set from the policies, or removed.
+            annotations.remove(POD_SG_ANNOTATION);
+        }
+        if !groups.is_empty() {
+            p["metadata"]["annotations"][POD_SG_ANNOTATION] = json!(groups.join(","));
+            let known = crate::security_groups::model(&self.ctx.objects).0;
+            for g in groups
+                .iter()
+                .filter(|g| !known.iter().any(|k| &k.group_id == *g))
+            {
+                events.push((
+                    Kind::Warning,
+                    "SecurityGroupNotFound",
+                    format!(
+                        "security group {g} is not in the VPC model (localfargate network): \
+                         it lets nothing in"
+                    ),
+                ));
+            }
+        }
         p["spec"]["nodeName"] = json!(node_name);
         set_condition(&mut p, "PodScheduled", true, None, None);
         let log_kind = if logging.warning {
@@ -350,9 +374,10 @@ impl Scheduler {
             pod: p,
             node,
             ip,
-            events: vec![
-                (log_kind, logging.reason, logging.message.clone()),
-                (
+            events: [
+                vec![(log_kind, logging.reason, logging.message.clone())],
+                events,
+                vec![(
                     Kind::Normal,
                     "Scheduled",
                     format!(
@@ -360,8 +385,9 @@ impl Scheduler {
                         namespace_of(pod),
                         name_of(pod)
                     ),
-                ),
-            ],
+                )],
+            ]
+            .concat(),
         }
     }
 

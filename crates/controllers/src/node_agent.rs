@@ -843,6 +843,23 @@ async fn start(
             return Err(StartError::Sandbox(e.to_string()));
         }
     };
+    // The pod's security groups hold before any of its containers runs.
+    let firewall = crate::security_groups::firewall_for(&ctx.objects, pod);
+    let enforced = match firewall {
+        Ok(Some(fw)) => ctx
+            .runtime
+            .set_firewall(&sandbox, Some(&fw))
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = enforced {
+        release();
+        return Err(StartError::Sandbox(format!(
+            "enforcing the pod's security groups: {e}"
+        )));
+    }
     for name in &names {
         if let Err(e) = ctx.runtime.start_container(&sandbox, name).await {
             release();
