@@ -67,7 +67,8 @@ fn in_endpoints(pod: &Value, include_terminating: bool) -> bool {
 }
 
 /// The port a service port reaches on a pod (`FindPort`): a number as it is, a name through
-/// the pod's container port of that name and protocol; `None` when the pod has no such port.
+/// the pod's container (or sidecar) port of that name and protocol; `None` when the pod has no
+/// such port.
 fn target_port(pod: &Value, service_port: &Value) -> Option<i64> {
     let protocol = service_port["protocol"].as_str().unwrap_or("TCP");
     match &service_port["targetPort"] {
@@ -76,10 +77,17 @@ fn target_port(pod: &Value, service_port: &Value) -> Option<i64> {
             if let Ok(n) = name.parse::<i64>() {
                 return Some(n);
             }
+            // Containers first, then sidecars (init containers that restart `Always`).
+            let sidecars = pod["spec"]["initContainers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["restartPolicy"] == "Always");
             pod["spec"]["containers"]
                 .as_array()
                 .into_iter()
                 .flatten()
+                .chain(sidecars)
                 .flat_map(|c| c["ports"].as_array().into_iter().flatten())
                 .find(|p| {
                     p["name"] == name.as_str()
@@ -422,6 +430,23 @@ mod tests {
             json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
         );
         assert_eq!(ep["metadata"]["labels"], json!({"app": "web"}));
+    }
+
+    #[test]
+    fn named_ports_of_sidecars_are_found_and_plain_init_containers_are_not() {
+        let svc = service(json!({}));
+        let mut p = pod("a", "10.0.1.20", true);
+        p["spec"]["containers"][0]["ports"] = json!([]);
+        p["spec"]["initContainers"] = json!([
+            {"name": "setup", "ports": [{"name": "http", "containerPort": 7000}]},
+            {"name": "proxy", "restartPolicy": "Always",
+             "ports": [{"name": "http", "containerPort": 15001}]}
+        ]);
+        let ep = endpoints(&svc, &[&p]);
+        assert_eq!(ep["subsets"][0]["ports"][0]["port"], 15001, "{ep}");
+        p["spec"]["initContainers"][1]["restartPolicy"] = json!(null);
+        // No port of that name: no subset at all.
+        assert!(endpoints(&svc, &[&p])["subsets"].is_null());
     }
 
     #[test]
