@@ -70,6 +70,18 @@ pub fn check(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Option<String>, ApiError> {
+    check_for("eks", mode, method, uri, headers, body)
+}
+
+/// [`check`], for a request to `service` (the signature's credential scope must name it).
+pub fn check_for(
+    service: &str,
+    mode: &AuthMode,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<String>, ApiError> {
     let AuthMode::Strict(credentials) = mode else {
         return Ok(None);
     };
@@ -129,7 +141,7 @@ pub fn check(
             "The provided x-amz-content-sha256 header does not match the request body.",
         ));
     }
-    if auth.service != "eks"
+    if auth.service != service
         || !amz_date.starts_with(auth.date)
         || !auth.signed_headers.split(';').any(|h| h == "host")
     {

@@ -1,5 +1,6 @@
 //! The Amazon EKS API on the AWS wire protocol (rest-json): clusters, Fargate profiles, managed
-//! node groups, access entries and tags, over the localfargate store. The aws CLI, boto3 and the Go SDK (eksctl,
+//! node groups, access entries and tags, over the localfargate store; and on the same endpoint,
+//! STS's `GetCallerIdentity` (Query protocol, `sts`). The aws CLI, boto3 and the Go SDK (eksctl,
 //! Terraform) talk to it with nothing but an endpoint override.
 
 mod access_entries;
@@ -8,6 +9,7 @@ mod clusters;
 pub mod error;
 mod nodegroups;
 mod profiles;
+mod sts;
 mod tags;
 mod wire;
 
@@ -152,6 +154,21 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
+    if let Some(params) = sts::parameters(&method, &uri, &headers, &body) {
+        let checked = auth::check_for("sts", &state.config.auth, &method, &uri, &headers, &body);
+        let mut response = match checked {
+            Ok(caller) => {
+                let caller =
+                    caller.unwrap_or_else(|| default_principal_arn(&state.config.account_id));
+                sts::handle(&params, &caller, &request_id)
+            }
+            Err(e) => sts::from_api_error(&e, &request_id),
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-amzn-requestid", v);
+        }
+        return response;
+    }
     let result = handle(&state, &method, &uri, &headers, &body);
     let mut response = match result {
         Ok(response) => response,

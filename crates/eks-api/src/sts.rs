@@ -1,0 +1,216 @@
+//! AWS STS on its wire protocol (the Query protocol: a form of `Action`, `Version` and
+//! parameters, answered in XML), on the same endpoint as the EKS API: `aws sts
+//! get-caller-identity`, boto3 and Terraform's `aws_caller_identity` with nothing but an endpoint
+//! override. Only `GetCallerIdentity` so far; every other action gets STS's `InvalidAction`.
+//!
+//! A request is STS's when it is a Query request (`POST /` with a form body, or `GET /?Action=`)
+//! whose `Version` is STS's, or whose signature's credential scope names `sts`.
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
+
+use crate::error::ApiError;
+
+const VERSION: &str = "2011-06-15";
+const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+/// The parameters of a Query request to STS, or `None` when the request is not one.
+pub fn parameters(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Vec<(String, String)>> {
+    if uri.path() != "/" {
+        return None;
+    }
+    let params = match *method {
+        Method::POST => {
+            let form = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+            if !form {
+                return None;
+            }
+            form_pairs(std::str::from_utf8(body).ok()?)
+        }
+        Method::GET => form_pairs(uri.query().unwrap_or("")),
+        _ => return None,
+    };
+    let value = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    value("Action")?;
+    let signed_for_sts = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("/sts/aws4_request"))
+        || value("X-Amz-Credential").is_some_and(|c| c.contains("/sts/aws4_request"));
+    (value("Version") == Some(VERSION) || signed_for_sts).then_some(params)
+}
+
+/// `a=1&b=x+y` as `application/x-www-form-urlencoded` decodes it (`+` is a space).
+fn form_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Answers one STS action for `caller` (an IAM principal's ARN).
+pub fn handle(params: &[(String, String)], caller: &str, request_id: &str) -> Response {
+    let action = params
+        .iter()
+        .find(|(k, _)| k == "Action")
+        .map_or("", |(_, v)| v.as_str());
+    match action {
+        "GetCallerIdentity" => {
+            let account = caller.split(':').nth(4).unwrap_or_default();
+            let result = format!(
+                "<Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account>",
+                escape(caller),
+                escape(&user_id(caller)),
+                escape(account)
+            );
+            ok(action, &result, request_id)
+        }
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            &format!("Could not find operation {action} for version {VERSION}"),
+            request_id,
+        ),
+    }
+}
+
+/// An error of the EKS front end (authentication, say) in STS's XML.
+pub fn from_api_error(e: &ApiError, request_id: &str) -> Response {
+    error(e.status, e.error_type, &e.message, request_id)
+}
+
+/// The unique id STS reports: an IAM user's id (`AIDA…`), or for an assumed role the role's id
+/// (`AROA…`) and the session name. Stable for an ARN: derived from it.
+fn user_id(arn: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or_default();
+    let id = |prefix: &str, of: &str| {
+        let digest = Sha256::digest(of.as_bytes());
+        let tail: String = digest
+            .iter()
+            .take(17)
+            .map(|b| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[usize::from(b % 32)]))
+            .collect();
+        format!("{prefix}{tail}")
+    };
+    match resource.strip_prefix("assumed-role/") {
+        Some(rest) => {
+            let (role, session) = rest.split_once('/').unwrap_or((rest, ""));
+            format!("{}:{session}", id("AROA", role))
+        }
+        None if resource == "root" => arn.split(':').nth(4).unwrap_or_default().to_string(),
+        None => id("AIDA", resource),
+    }
+}
+
+fn ok(action: &str, result: &str, request_id: &str) -> Response {
+    xml(
+        StatusCode::OK,
+        format!(
+            "<{action}Response xmlns=\"{NAMESPACE}\">\n  <{action}Result>{result}</{action}Result>\n  \
+             <ResponseMetadata>\n    <RequestId>{request_id}</RequestId>\n  </ResponseMetadata>\n\
+             </{action}Response>\n"
+        ),
+    )
+}
+
+fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+    let kind = if status.is_server_error() {
+        "Receiver"
+    } else {
+        "Sender"
+    };
+    xml(
+        status,
+        format!(
+            "<ErrorResponse xmlns=\"{NAMESPACE}\">\n  <Error>\n    <Type>{kind}</Type>\n    \
+             <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  \
+             <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n",
+            escape(code),
+            escape(message)
+        ),
+    )
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("text/xml"));
+    response
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        h
+    }
+
+    #[test]
+    fn query_requests_are_told_apart_from_eks_calls() {
+        let root: Uri = "/".parse().unwrap();
+        let body = b"Action=GetCallerIdentity&Version=2011-06-15";
+        assert!(parameters(&Method::POST, &root, &form(), body).is_some());
+        // IAM's version is not STS's.
+        let iam = b"Action=ListRoles&Version=2010-05-08";
+        assert!(parameters(&Method::POST, &root, &form(), iam).is_none());
+        // A JSON body to / is not a Query request.
+        assert!(parameters(&Method::POST, &root, &HeaderMap::new(), body).is_none());
+        let clusters: Uri = "/clusters".parse().unwrap();
+        assert!(parameters(&Method::POST, &clusters, &form(), body).is_none());
+        let presigned: Uri = "/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Credential=AK%2F20261205%2Fus-east-1%2Fsts%2Faws4_request"
+            .parse()
+            .unwrap();
+        assert!(parameters(&Method::GET, &presigned, &HeaderMap::new(), b"").is_some());
+    }
+
+    #[test]
+    fn user_ids_are_stable_and_shaped_as_sts_gives_them() {
+        let user = user_id("arn:aws:iam::123456789012:user/alice");
+        assert!(user.starts_with("AIDA") && user.len() == 21, "{user}");
+        assert_eq!(user, user_id("arn:aws:iam::123456789012:user/alice"));
+        let role = user_id("arn:aws:sts::123456789012:assumed-role/dev/bob");
+        assert!(role.starts_with("AROA") && role.ends_with(":bob"), "{role}");
+        assert_eq!(user_id("arn:aws:iam::123456789012:root"), "123456789012");
+    }
+
+    #[test]
+    fn form_values_decode_plus_as_space() {
+        assert_eq!(
+            form_pairs("a=x+y%2Bz&b"),
+            vec![("a".into(), "x y+z".into()), ("b".into(), String::new())]
+        );
+    }
+}
