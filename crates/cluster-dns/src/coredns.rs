@@ -176,9 +176,9 @@ pub async fn serve(config: Corefile) -> Result<(), DnsError> {
     Ok(())
 }
 
-/// The process entry for `coredns ARGS` (argv\[0\] `coredns`): logs to stderr, exit status 1
-/// on failure with CoreDNS's `plugin/…` style message.
-pub fn main(args: &[String]) -> std::process::ExitCode {
+/// The process entry for `coredns ARGS` (argv\[0\] `coredns`): logs to stderr; `false` (exit
+/// status 1) on failure, with the reason on stderr.
+pub fn main(args: &[String]) -> bool {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -194,14 +194,14 @@ pub fn main(args: &[String]) -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("coredns: {e}");
-            return std::process::ExitCode::FAILURE;
+            return false;
         }
     };
     match rt.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => true,
         Err(e) => {
             eprintln!("{e}");
-            std::process::ExitCode::FAILURE
+            false
         }
     }
 }
