@@ -236,3 +236,108 @@ async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, handler: Arc<Dn
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Kind;
+    use hickory_proto::op::{MessageType, Query};
+    use hickory_proto::rr::Name;
+    use serde_json::json;
+
+    fn handler(endpoints: usize) -> DnsHandler {
+        let mut s = ClusterState::new();
+        s.upsert(Kind::Namespace, &json!({"metadata": {"name": "default"}}));
+        s.upsert(
+            Kind::Service,
+            &json!({"metadata": {"name": "many", "namespace": "default"}, "spec": {"clusterIP": "None"}}),
+        );
+        let eps: Vec<_> = (0..endpoints)
+            .map(|i| json!({"addresses": [format!("10.0.{}.{}", i / 200, i % 200 + 1)]}))
+            .collect();
+        s.upsert(
+            Kind::EndpointSlice,
+            &json!({"metadata": {"name": "many-x", "namespace": "default",
+                                 "labels": {"kubernetes.io/service-name": "many"}},
+                    "addressType": "IPv4", "endpoints": eps}),
+        );
+        DnsHandler {
+            authority: Authority::new("cluster.local", &["in-addr.arpa"]).unwrap(),
+            state: Arc::new(RwLock::new(s)),
+            forwarder: None,
+        }
+    }
+
+    fn query(name: &str, t: RecordType, edns: Option<u16>) -> Vec<u8> {
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        if let Some(size) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            m.set_edns(e);
+        }
+        m.to_vec().unwrap()
+    }
+
+    #[tokio::test]
+    async fn udp_answers_are_cut_to_size_with_tc_and_tcp_ones_are_whole() {
+        let h = handler(100);
+        let q = query("many.default.svc.cluster.local.", RecordType::A, None);
+        let udp = h.handle(&q, true).await.unwrap();
+        assert!(udp.len() <= 512, "{}", udp.len());
+        let m = Message::from_vec(&udp).unwrap();
+        assert!(m.metadata.truncation);
+        assert_eq!(m.metadata.id, 7);
+        assert!(m.answers.len() < 100);
+        // EDNS raises the limit to the client's size.
+        let q4k = query("many.default.svc.cluster.local.", RecordType::A, Some(4096));
+        let m = Message::from_vec(&h.handle(&q4k, true).await.unwrap()).unwrap();
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 100);
+        assert!(m.edns.is_some());
+        let m = Message::from_vec(&h.handle(&q, false).await.unwrap()).unwrap();
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 100);
+        assert!(m.metadata.authoritative);
+    }
+
+    #[tokio::test]
+    async fn nxdomain_and_nodata_carry_the_soa_and_garbage_gets_formerr() {
+        let h = handler(1);
+        let m = Message::from_vec(
+            &h.handle(
+                &query("nope.default.svc.cluster.local.", RecordType::A, None),
+                true,
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+        let m = Message::from_vec(
+            &h.handle(
+                &query("many.default.svc.cluster.local.", RecordType::AAAA, None),
+                true,
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(m.answers.is_empty());
+        assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+        // No forwarder: names elsewhere are refused.
+        let m = Message::from_vec(
+            &h.handle(&query("example.com.", RecordType::A, None), true)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+        let garbage = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
+        let m = Message::from_vec(&h.handle(&garbage, true).await.unwrap()).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(m.metadata.id, 0x1234);
+    }
+}
