@@ -81,6 +81,7 @@ pub fn upstreams(targets: &[String], own_port: u16) -> Vec<SocketAddr> {
 /// Run the built-in CoreDNS until it fails.
 pub async fn run(args: &[String]) -> Result<(), DnsError> {
     let path = conf_path(args)?;
+    tracing::info!(conf = %path, "CoreDNS (localfargate built-in) starting");
     let text = std::fs::read_to_string(&path).map_err(|source| DnsError::Io {
         context: format!("reading {path}"),
         source,
@@ -181,6 +182,7 @@ pub async fn serve(config: Corefile) -> Result<(), DnsError> {
 pub fn main(args: &[String]) -> bool {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -346,3 +346,20 @@ fn reverse_names() {
     let v6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
     assert_eq!(reverse_ip(&n(v6)), Some("fd00::1".parse().unwrap()));
 }
+
+proptest::proptest! {
+    #[test]
+    fn dashed_and_reverse_names_round_trip(a: u8, b: u8, c: u8, d: u8, v6: u128) {
+        use super::{reverse_ip, undashed};
+        use crate::state::dashed;
+        let ip = IpAddr::from([a, b, c, d]);
+        proptest::prop_assert_eq!(undashed(&dashed(ip)), Some(ip));
+        let rev = Name::from_ascii(format!("{d}.{c}.{b}.{a}.in-addr.arpa.")).unwrap();
+        proptest::prop_assert_eq!(reverse_ip(&rev), Some(ip));
+        let ip6 = IpAddr::V6(std::net::Ipv6Addr::from(v6));
+        proptest::prop_assert_eq!(undashed(&dashed(ip6)), Some(ip6));
+        let nibbles: Vec<String> = (0..32).map(|i| format!("{:x}", (v6 >> (i * 4)) & 0xf)).collect();
+        let rev6 = Name::from_ascii(format!("{}.ip6.arpa.", nibbles.join("."))).unwrap();
+        proptest::prop_assert_eq!(reverse_ip(&rev6), Some(ip6));
+    }
+}
