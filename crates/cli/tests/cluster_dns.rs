@@ -248,7 +248,7 @@ fn the_builtin_coredns_answers_from_the_clusters_api() {
         .to_string();
     assert_eq!(
         short(dns, "web.default.svc.cluster.local", "A"),
-        [web_ip.clone()]
+        [web_ip.as_str()]
     );
     assert_eq!(
         status(dns, "web.default.svc.cluster.local", "AAAA"),
@@ -289,7 +289,7 @@ fn the_builtin_coredns_answers_from_the_clusters_api() {
     });
     assert_eq!(
         short(dns, "db-0.db.default.svc.cluster.local", "A"),
-        [db_ip.clone()]
+        [db_ip.as_str()]
     );
     assert_eq!(
         short(dns, "_pg._tcp.db.default.svc.cluster.local", "SRV"),
@@ -303,7 +303,7 @@ fn the_builtin_coredns_answers_from_the_clusters_api() {
     let dashed = db_ip.replace('.', "-");
     assert_eq!(
         short(dns, &format!("{dashed}.default.pod.cluster.local"), "A"),
-        [db_ip.clone()]
+        [db_ip.as_str()]
     );
 
     // ExternalName: a CNAME, its target resolved upstream.

@@ -8,7 +8,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::localfargate;
 use common::process_cluster::{Cluster, text};
 
 #[test]
@@ -28,22 +27,18 @@ fn coredns_pods_run_the_builtin_coredns_after_the_guides_patch() {
         ]))
         .unwrap()
     };
-    let server = c.server.as_ref().unwrap();
-    let out = localfargate(
-        server,
-        &[
-            "profile",
-            "create",
-            "--cluster",
-            "run",
-            "--name",
-            "fp-coredns",
-            "--namespace",
-            "kube-system",
-            "--labels",
-            "k8s-app=kube-dns",
-        ],
-    );
+    let out = c.localfargate(&[
+        "profile",
+        "create",
+        "--cluster",
+        "run",
+        "--name",
+        "fp-coredns",
+        "--namespace",
+        "kube-system",
+        "--labels",
+        "k8s-app=kube-dns",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     // Before the patch: Pending, on no node.
     c.eventually("the CoreDNS pods", Duration::from_secs(30), || {
