@@ -60,9 +60,12 @@ pub async fn ensure(images: &ImageStore) -> Result<PullOutcome, ImageError> {
             took: start.elapsed(),
         });
     }
+    // A directory per call: two CoreDNS pods may start at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = images
         .root()
-        .join(format!("builtin-coredns-{}", std::process::id()));
+        .join(format!("builtin-coredns-{}-{call}", std::process::id()));
     let config = ImageConfig {
         entrypoint: vec!["/coredns".into()],
         cmd: Vec::new(),
