@@ -73,12 +73,29 @@ enum Command {
     },
 }
 
+fn exit_code(ok: bool) -> i32 {
+    if ok { 0 } else { 1 }
+}
+
 fn main() {
     // The container shim (hidden): forked by the process runtime, it must start before
     // anything else (no threads, no logging setup).
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("shim") {
         std::process::exit(localfargate_runtime::process::shim::main(&argv[2..]));
+    }
+    // The built-in CoreDNS: `/coredns -conf /etc/coredns/Corefile` in the CoreDNS pods (the
+    // binary as argv[0] `coredns`), or `localfargate coredns -conf FILE`; CoreDNS's flags.
+    let invoked_as = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a));
+    if invoked_as == Some("coredns") {
+        std::process::exit(exit_code(localfargate_cluster_dns::coredns::main(
+            &argv[1..],
+        )));
+    }
+    if argv.get(1).map(String::as_str) == Some("coredns") {
+        std::process::exit(exit_code(localfargate_cluster_dns::coredns::main(
+            &argv[2..],
+        )));
     }
     memory::return_freed_memory_promptly();
     let cli = Cli::parse();

@@ -31,6 +31,7 @@ pub fn seed(objects: &Objects) -> Result<(), KubeError> {
         Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
         Err(e) => return Err(e),
     }
+    crate::coredns_seed::seed(objects)?;
     let region = &objects.settings.region;
     let labels = json!({"k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"});
     let coredns = json!({
@@ -59,7 +60,17 @@ pub fn seed(objects: &Objects) -> Result<(), KubeError> {
                             {"name": "metrics", "containerPort": 9153, "protocol": "TCP"},
                         ],
                         "resources": {"limits": {"memory": "170Mi"}, "requests": {"cpu": "100m", "memory": "70Mi"}},
+                        "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": true}],
+                        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
+                                          "initialDelaySeconds": 60, "timeoutSeconds": 5,
+                                          "successThreshold": 1, "failureThreshold": 5},
+                        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"}},
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                            "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}},
                     }],
+                    "dnsPolicy": "Default",
+                    "volumes": [{"name": "config-volume", "configMap": {"name": "coredns",
+                                 "items": [{"key": "Corefile", "path": "Corefile"}]}}],
                     "tolerations": [
                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
                         {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},

@@ -4,6 +4,7 @@
 pub mod autoscaler;
 pub mod cluster;
 pub mod context;
+pub mod coredns_seed;
 pub use localfargate_core::cron;
 pub mod default_scheduler;
 pub mod definitions;

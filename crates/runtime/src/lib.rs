@@ -79,6 +79,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub mod builtin_coredns;
 pub mod cgroups;
 mod config;
 pub mod crilog;

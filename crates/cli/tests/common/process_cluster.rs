@@ -184,6 +184,11 @@ impl Cluster {
         c
     }
 
+    /// The `localfargate` CLI against this cluster's server.
+    pub fn localfargate(&self, args: &[&str]) -> Output {
+        localfargate(self.server.as_ref().expect("the server runs"), args)
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> Output {
         Command::new(KUBECTL)
             .arg("--kubeconfig")

@@ -182,7 +182,7 @@ fn capability(name: &str) -> Result<Capability, BundleError> {
         .map_err(|_| BundleError::Invalid(format!("unknown capability {name:?}")))
 }
 
-fn bind(dest: &str, source: &Path, read_only: bool) -> Result<Mount, BundleError> {
+pub(crate) fn bind(dest: &str, source: &Path, read_only: bool) -> Result<Mount, BundleError> {
     let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
     options.push(if read_only { "ro" } else { "rw" }.to_string());
     Ok(MountBuilder::default()

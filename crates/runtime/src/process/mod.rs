@@ -657,9 +657,34 @@ impl ProcessRuntime {
             .images
             .ensure(&c.image, c.pull_policy, &sb.spec.pull_secrets)
             .await;
+        // EKS's CoreDNS image out of reach (offline): the built-in CoreDNS runs instead.
+        let mut builtin = false;
+        let outcome = match outcome {
+            Err(e) if crate::builtin_coredns::replaces(&c.image) => {
+                match crate::builtin_coredns::ensure(&self.inner.images).await {
+                    Ok(o) => {
+                        builtin = true;
+                        sb.event(
+                            false,
+                            "BuiltinImage",
+                            format!("Image \"{}\" cannot be pulled ({e}): running localfargate's built-in CoreDNS instead", c.image),
+                            Some(&c.name),
+                        );
+                        Ok(o)
+                    }
+                    Err(b) => {
+                        tracing::warn!(error = %b, "preparing the built-in CoreDNS image");
+                        Err(e)
+                    }
+                }
+            }
+            other => other,
+        };
         let image = match outcome {
             Ok(o) => {
-                if o.pulled || will_pull {
+                if builtin {
+                    // The BuiltinImage event said where the image came from.
+                } else if o.pulled || will_pull {
                     sb.event(
                         false,
                         "Pulled",
@@ -866,6 +891,7 @@ impl ProcessRuntime {
         let pod = sb.spec.clone();
         let c2 = c.clone();
         let image_config = image.config.clone();
+        let builtin_coredns = crate::builtin_coredns::is_builtin(&image.reference);
         let cgroups_path = self
             .inner
             .cgroups
@@ -917,7 +943,17 @@ impl ProcessRuntime {
                 nofile_hard,
                 seccomp_available,
             };
-            let spec = bundle::spec(&pod, &c2, &image_config, &paths)?;
+            let mut spec = bundle::spec(&pod, &c2, &image_config, &paths)?;
+            if builtin_coredns {
+                // The built-in CoreDNS: localfargate's binary and its libraries, read-only.
+                let mut mounts = spec.mounts().clone().unwrap_or_default();
+                for (dest, source) in
+                    crate::builtin_coredns::mounts().map_err(bundle::BundleError::Invalid)?
+                {
+                    mounts.push(bundle::bind(&dest, &source, true)?);
+                }
+                spec.set_mounts(Some(mounts));
+            }
             spec.save(run_dir.join("config.json"))
                 .map_err(|e| bundle::BundleError::Invalid(format!("writing config.json: {e}")))?;
             Ok(())

@@ -1,0 +1,275 @@
+//! DNS queries per second and latency (p50, p99) of the cluster DNS beside dnsmasq answering
+//! the same names, in one run: N ClusterIP Services (`svc-I.bench.svc.cluster.local`), served by
+//! this crate's server in a process of its own and by `dnsmasq` (`--host-record` per name),
+//! both on loopback, each driven by the same closed-loop load (C clients, each one query in
+//! flight, random names) for D seconds.
+//!
+//! `cargo run --release -p localfargate-cluster-dns --example dns_bench -- [--services N]
+//! [--clients C] [--seconds D]` (needs `dnsmasq`: apt-get install dnsmasq-base).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use localfargate_cluster_dns::records::Authority;
+use localfargate_cluster_dns::server::{DnsHandler, serve_udp};
+use localfargate_cluster_dns::state::{ClusterState, Kind};
+use serde_json::json;
+use tokio::net::UdpSocket;
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn ip(i: u64) -> Ipv4Addr {
+    Ipv4Addr::new(10, 100, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
+}
+
+fn name(i: u64) -> String {
+    format!("svc-{i}.bench.svc.cluster.local.")
+}
+
+/// `serve PORT N`: the cluster DNS with N Services, until killed.
+fn serve(port: u16, n: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async move {
+        let mut s = ClusterState::new();
+        s.upsert(Kind::Namespace, &json!({"metadata": {"name": "bench"}}));
+        for i in 0..n {
+            s.upsert(
+                Kind::Service,
+                &json!({"metadata": {"name": format!("svc-{i}"), "namespace": "bench"},
+                        "spec": {"clusterIP": ip(i).to_string(),
+                                 "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}),
+            );
+        }
+        let handler = Arc::new(DnsHandler {
+            authority: Authority::new("cluster.local", &["in-addr.arpa", "ip6.arpa"])
+                .expect("the zone"),
+            state: Arc::new(RwLock::new(s)),
+            forwarder: None,
+        });
+        let sock = UdpSocket::bind(("127.0.0.1", port)).await.expect("bind");
+        serve_udp(sock, handler).await;
+    });
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Result {
+    queries: u64,
+    lost: u64,
+    wrong: u64,
+    qps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn one(sock: &UdpSocket, id: u16, i: u64) -> Option<bool> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(
+        Name::from_ascii(name(i)).expect("a name"),
+        RecordType::A,
+    ));
+    sock.send(&m.to_vec().ok()?).await.ok()?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        let r = Message::from_vec(&buf[..n]).ok()?;
+        if r.metadata.id != id {
+            continue;
+        }
+        let ok = r
+            .answers
+            .first()
+            .is_some_and(|a| matches!(&a.data, hickory_proto::rr::RData::A(x) if x.0 == ip(i)));
+        return Some(ok);
+    }
+}
+
+async fn load(server: SocketAddr, n: u64, clients: u64, seconds: u64) -> Result {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    for c in 0..clients {
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            sock.connect(server).await.expect("connect");
+            let mut lat = Vec::new();
+            let (mut lost, mut wrong) = (0u64, 0u64);
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ (c + 1);
+            let mut id: u16 = (c as u16).wrapping_mul(7919);
+            while !stop.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                id = id.wrapping_add(1);
+                let t = Instant::now();
+                match one(&sock, id, x % n).await {
+                    Some(true) => lat.push(t.elapsed()),
+                    Some(false) => wrong += 1,
+                    None => lost += 1,
+                }
+            }
+            (lat, lost, wrong)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let (mut lost, mut wrong) = (0, 0);
+    for t in tasks {
+        let (l, lo, w) = t.await.expect("a client");
+        all.extend(l);
+        lost += lo;
+        wrong += w;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Result {
+        queries: all.len() as u64,
+        lost,
+        wrong,
+        qps: all.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+fn wait_answering(addr: SocketAddr) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        sock.connect(addr).await.expect("connect");
+        for _ in 0..100 {
+            if one(&sock, 1, 0).await == Some(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{addr} does not answer svc-0");
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        let port = args[2].parse().expect("a port");
+        let n = args[3].parse().expect("a count");
+        serve(port, n);
+        return;
+    }
+    let n = arg(&args, "--services", 1000);
+    let clients = arg(&args, "--clients", 16);
+    let seconds = arg(&args, "--seconds", 10);
+
+    let ours = free_udp_port();
+    let _ours = Killed(
+        Command::new(std::env::current_exe().expect("this program"))
+            .args(["serve", &ours.to_string(), &n.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the cluster DNS"),
+    );
+    let dir = std::env::temp_dir().join(format!("dns-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let conf = dir.join("dnsmasq.conf");
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "host-record={},{}\n",
+            name(i).trim_end_matches('.'),
+            ip(i)
+        ));
+    }
+    std::fs::write(&conf, text).expect("dnsmasq's configuration");
+    let theirs = free_udp_port();
+    let _dnsmasq = Killed(
+        Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                &format!("--port={theirs}"),
+                &format!("--conf-file={}", conf.display()),
+                "--pid-file=",
+                "--user=root",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (apt-get install dnsmasq-base)"),
+    );
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let ours = SocketAddr::new(local, ours);
+    let theirs = SocketAddr::new(local, theirs);
+    wait_answering(ours);
+    wait_answering(theirs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    println!(
+        "{n} Services, {clients} clients (one query in flight each), {seconds} s per server, A queries for random names over UDP on loopback"
+    );
+    println!(
+        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>6} {:>6}",
+        "server", "queries", "q/s", "p50 µs", "p99 µs", "lost", "wrong"
+    );
+    for (label, addr) in [("localfargate cluster DNS", ours), ("dnsmasq", theirs)] {
+        let r = rt.block_on(load(addr, n, clients, seconds));
+        println!(
+            "{:<26} {:>10} {:>10.0} {:>10} {:>10} {:>6} {:>6}",
+            label,
+            r.queries,
+            r.qps,
+            r.p50.as_micros(),
+            r.p99.as_micros(),
+            r.lost,
+            r.wrong
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

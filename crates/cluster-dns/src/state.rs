@@ -1,0 +1,319 @@
+//! What the cluster DNS knows of a cluster: its namespaces, Services and EndpointSlices, kept
+//! from the Kubernetes API's objects (as JSON) as the CoreDNS kubernetes plugin keeps its
+//! informers' caches.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+/// A Service port, as SRV records name it (`_name._proto`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    pub name: String,
+    /// Lowercase: `tcp`, `udp`, `sctp`.
+    pub protocol: String,
+    pub port: u16,
+}
+
+/// What a Service contributes to DNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// `spec.clusterIPs` (empty or `None` for a headless Service).
+    pub cluster_ips: Vec<IpAddr>,
+    pub headless: bool,
+    /// `spec.externalName` of an `ExternalName` Service.
+    pub external_name: Option<String>,
+    pub ports: Vec<Port>,
+}
+
+/// One endpoint of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub hostname: Option<String>,
+    pub ready: bool,
+}
+
+impl Endpoint {
+    /// The label naming this endpoint under its Service: its hostname, or its address with
+    /// dashes (`10-0-1-5`), as CoreDNS names endpoints without one.
+    pub fn label(&self) -> String {
+        match &self.hostname {
+            Some(h) => h.to_ascii_lowercase(),
+            None => dashed(self.ip),
+        }
+    }
+}
+
+/// `10.0.1.5` → `10-0-1-5`, `fd00::1` → `fd00--1`.
+pub fn dashed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string().replace('.', "-"),
+        IpAddr::V6(v6) => v6.to_string().replace(':', "-"),
+    }
+}
+
+/// An EndpointSlice: the Service it belongs to, its endpoints and ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub service: String,
+    pub endpoints: Vec<Endpoint>,
+    pub ports: Vec<Port>,
+}
+
+/// The namespaces, Services and EndpointSlices of one cluster.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    namespaces: BTreeSet<String>,
+    services: HashMap<(String, String), Service>,
+    /// (namespace, slice name) → slice.
+    slices: HashMap<(String, String), Slice>,
+    /// (namespace, service) → its slices' names.
+    slices_of: HashMap<(String, String), BTreeSet<String>>,
+    /// The SOA serial: seconds since the epoch of the last change, as CoreDNS's.
+    pub serial: u32,
+}
+
+/// Which objects a [`ClusterState`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Namespace,
+    Service,
+    EndpointSlice,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Namespace, Kind::Service, Kind::EndpointSlice];
+
+    /// The collection's path in the Kubernetes API.
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::Namespace => "/api/v1/namespaces",
+            Kind::Service => "/api/v1/services",
+            Kind::EndpointSlice => "/apis/discovery.k8s.io/v1/endpointslices",
+        }
+    }
+}
+
+fn meta(object: &Value) -> Option<(String, String)> {
+    let m = &object["metadata"];
+    Some((
+        m["namespace"].as_str().unwrap_or_default().to_string(),
+        m["name"].as_str()?.to_string(),
+    ))
+}
+
+fn ports(list: &Value) -> Vec<Port> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(Port {
+                name: p["name"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                protocol: p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase(),
+                port: u16::try_from(p["port"].as_u64()?).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// A Service object's DNS view.
+pub fn service_from(object: &Value) -> Service {
+    let spec = &object["spec"];
+    let mut cluster_ips: Vec<IpAddr> = spec["clusterIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.as_str()?.parse().ok())
+        .collect();
+    if cluster_ips.is_empty()
+        && let Some(ip) = spec["clusterIP"].as_str().and_then(|s| s.parse().ok())
+    {
+        cluster_ips.push(ip);
+    }
+    let external_name = (spec["type"] == "ExternalName")
+        .then(|| spec["externalName"].as_str().map(str::to_string))
+        .flatten();
+    Service {
+        headless: external_name.is_none() && spec["clusterIP"] == "None",
+        cluster_ips,
+        external_name,
+        ports: ports(&spec["ports"]),
+    }
+}
+
+/// An EndpointSlice object's DNS view; `None` for one of no Service or of FQDN addresses.
+pub fn slice_from(object: &Value) -> Option<Slice> {
+    let service = object["metadata"]["labels"]["kubernetes.io/service-name"]
+        .as_str()?
+        .to_string();
+    if object["addressType"] == "FQDN" {
+        return None;
+    }
+    let endpoints = object["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| {
+            // An unset condition means ready (the API's documented meaning).
+            let ready = e["conditions"]["ready"].as_bool().unwrap_or(true);
+            let hostname = e["hostname"].as_str().map(str::to_string);
+            e["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str()?.parse().ok())
+                .map(move |ip| Endpoint {
+                    ip,
+                    hostname: hostname.clone(),
+                    ready,
+                })
+        })
+        .collect();
+    Some(Slice {
+        service,
+        endpoints,
+        ports: ports(&object["ports"]),
+    })
+}
+
+impl ClusterState {
+    pub fn new() -> ClusterState {
+        ClusterState::default()
+    }
+
+    /// Apply an added or modified object.
+    pub fn upsert(&mut self, kind: Kind, object: &Value) {
+        let Some((ns, name)) = meta(object) else {
+            return;
+        };
+        match kind {
+            Kind::Namespace => {
+                self.namespaces.insert(name);
+            }
+            Kind::Service => {
+                self.services.insert((ns, name), service_from(object));
+            }
+            Kind::EndpointSlice => {
+                self.remove_slice(&ns, &name);
+                if let Some(slice) = slice_from(object) {
+                    self.slices_of
+                        .entry((ns.clone(), slice.service.clone()))
+                        .or_default()
+                        .insert(name.clone());
+                    self.slices.insert((ns, name), slice);
+                }
+            }
+        }
+    }
+
+    /// Apply a deleted object.
+    pub fn delete(&mut self, kind: Kind, object: &Value) {
+        let Some((ns, name)) = meta(object) else {
+            return;
+        };
+        match kind {
+            Kind::Namespace => {
+                self.namespaces.remove(&name);
+            }
+            Kind::Service => {
+                self.services.remove(&(ns, name));
+            }
+            Kind::EndpointSlice => self.remove_slice(&ns, &name),
+        }
+    }
+
+    /// Replace every object of `kind` (a relist).
+    pub fn replace(&mut self, kind: Kind, objects: &[Value]) {
+        match kind {
+            Kind::Namespace => self.namespaces.clear(),
+            Kind::Service => self.services.clear(),
+            Kind::EndpointSlice => {
+                self.slices.clear();
+                self.slices_of.clear();
+            }
+        }
+        for o in objects {
+            self.upsert(kind, o);
+        }
+    }
+
+    fn remove_slice(&mut self, ns: &str, name: &str) {
+        let key = (ns.to_string(), name.to_string());
+        if let Some(old) = self.slices.remove(&key) {
+            let of = (ns.to_string(), old.service);
+            if let Some(set) = self.slices_of.get_mut(&of) {
+                set.remove(name);
+                if set.is_empty() {
+                    self.slices_of.remove(&of);
+                }
+            }
+        }
+    }
+
+    pub fn namespace_exists(&self, ns: &str) -> bool {
+        self.namespaces.contains(ns)
+    }
+
+    pub fn service(&self, ns: &str, name: &str) -> Option<&Service> {
+        self.services.get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// The Service's endpoints over all its slices, each address once (ready wins), in
+    /// address order; with the ports the slices carry.
+    pub fn endpoints(&self, ns: &str, service: &str) -> (Vec<Endpoint>, Vec<Port>) {
+        let mut by_ip: BTreeMap<IpAddr, Endpoint> = BTreeMap::new();
+        let mut ports: Vec<Port> = Vec::new();
+        let Some(names) = self.slices_of.get(&(ns.to_string(), service.to_string())) else {
+            return (Vec::new(), ports);
+        };
+        for name in names {
+            let Some(slice) = self.slices.get(&(ns.to_string(), name.clone())) else {
+                continue;
+            };
+            for p in &slice.ports {
+                if !ports.contains(p) {
+                    ports.push(p.clone());
+                }
+            }
+            for e in &slice.endpoints {
+                match by_ip.get_mut(&e.ip) {
+                    Some(have) => {
+                        have.ready |= e.ready;
+                        if have.hostname.is_none() {
+                            have.hostname = e.hostname.clone();
+                        }
+                    }
+                    None => {
+                        by_ip.insert(e.ip, e.clone());
+                    }
+                }
+            }
+        }
+        (by_ip.into_values().collect(), ports)
+    }
+
+    /// The names a reverse lookup of `ip` finds: Services by cluster IP, then endpoints by
+    /// address (`label.service.ns`), as (namespace, service, endpoint label) triples.
+    pub fn reverse(&self, ip: IpAddr) -> Vec<(String, String, Option<String>)> {
+        let mut found: Vec<(String, String, Option<String>)> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.cluster_ips.contains(&ip))
+            .map(|((ns, name), _)| (ns.clone(), name.clone(), None))
+            .collect();
+        if found.is_empty() {
+            for ((ns, _), slice) in &self.slices {
+                for e in slice.endpoints.iter().filter(|e| e.ip == ip) {
+                    let entry = (ns.clone(), slice.service.clone(), Some(e.label()));
+                    if !found.contains(&entry) {
+                        found.push(entry);
+                    }
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+}
