@@ -27,6 +27,7 @@ use crate::response::{
 use crate::watch;
 use localfargate_core::rbac::UserInfo;
 use localfargate_core::selectors::LabelSelector;
+use localfargate_registry::webhooks::{Requester, with_requester};
 
 fn body_value(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
     let content_type = headers
@@ -83,14 +84,11 @@ pub async fn handle(
         };
         return crate::protobuf::respond(&headers, answered).await;
     }
-    if let Some(message) = target.custom.as_ref().and_then(|c| c.unconvertible.clone()) {
-        return crate::protobuf::respond(&headers, error_response(&KubeError::Internal(message)))
-            .await;
-    }
-    let warnings = match body_field_validation(&method, &target, &query, &mut headers, &mut body) {
-        Ok(w) => w,
-        Err(e) => return error_response(&e),
-    };
+    let mut warnings =
+        match body_field_validation(&method, &target, &query, &mut headers, &mut body) {
+            Ok(w) => w,
+            Err(e) => return error_response(&e),
+        };
     let result = if target.rt.kind == "ComponentStatus" {
         component_statuses(&method, &target, &headers).map(|r| {
             with_warnings(
@@ -99,7 +97,20 @@ pub async fn handle(
             )
         })
     } else {
-        dispatch(&api, &method, &target, &query, &headers, &body).await
+        // The writes are admitted as this user's (admission webhooks are told who asks), and
+        // the webhooks' warnings come back as `Warning` headers.
+        let requester = Arc::new(Requester {
+            user: user.clone(),
+            field_manager: query.get("fieldManager").map(str::to_string),
+            ..Default::default()
+        });
+        let result = with_requester(
+            requester.clone(),
+            dispatch(&api, &method, &target, &query, &headers, &body),
+        )
+        .await;
+        warnings.extend(requester.take_warnings());
+        result
     };
     // An RBAC write is in force for the next request, before the watch says so.
     if result.is_ok() && method != Method::GET && Authorizer::is_rbac(&target) {
@@ -390,7 +401,7 @@ async fn dispatch(
             if dry {
                 return Ok(json_response(
                     StatusCode::OK,
-                    &api.objects.get(rt, namespace(target), name)?,
+                    &api.objects.preview_delete(rt, namespace(target), name)?,
                 ));
             }
             match api.objects.delete(rt, namespace(target), name, &opts)? {
@@ -629,16 +640,16 @@ fn list(
             next = items.last().map(|(k, _): &(String, Value)| k.clone());
             break;
         }
-        items.push((
-            o.key.clone(),
-            objects::present(rt, into_resource_version(o)),
-        ));
+        items.push((o.key.clone(), into_resource_version(o)));
     }
     let mut meta = json!({"resourceVersion": list_revision.to_string()});
     if let Some(key) = next {
         meta["continue"] = json!(encode_continue(list_revision, &key));
     }
-    let items: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
+    // As the request's version shows them (a conversion webhook converts them in one review).
+    let items = api
+        .objects
+        .present_all(rt, items.into_iter().map(|(_, v)| v).collect())?;
     if wants_table(headers) {
         return Ok(json_typed(
             StatusCode::OK,

@@ -1,0 +1,490 @@
+//! End-to-end: admission and conversion webhooks called as kube-apiserver calls them, with real
+//! kubectl and a real webhook server (Python's `http.server` over TLS with a certificate this
+//! test makes, `fixtures/webhook_server.py`). Reached by `clientConfig.url` and by
+//! `clientConfig.service`: a selector-less Service whose EndpointSlice points at an address of
+//! this host the server listens on, the way a webhook pod's address is reached from the host
+//! (the API server resolves the Service to its ready endpoints itself).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine;
+use common::kube_cluster::{KubeCluster, skip_without_kubectl, text};
+use serde_json::Value;
+
+const V: &str = "1.33";
+
+/// The webhook server, stopped when dropped.
+struct Hooks {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    ca_bundle: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Hooks {
+    /// The reviews the server received on `path`, in order.
+    fn reviews(&self, path: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["path"] == path)
+            .collect()
+    }
+}
+
+/// A non-loopback IPv4 address of this host (what a pod address is to the API server: reached
+/// directly, not through a ClusterIP).
+fn host_address() -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|cidr| cidr.split('/').next())
+        .map(str::to_string)
+        .next()
+}
+
+fn start_hooks(address: &str) -> Hooks {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "webhook test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let mut params = CertificateParams::new(vec!["webhook.hooks.svc".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(address.parse().unwrap()));
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let cert_path = dir.path().join("tls.crt");
+    let key_path = dir.path().join("tls.key");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhook_server.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(&cert_path)
+        .arg(&key_path)
+        .arg(&log)
+        .arg("0.0.0.0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the webhook server's port");
+    Hooks {
+        child,
+        port,
+        log,
+        ca_bundle: base64::engine::general_purpose::STANDARD.encode(ca.pem()),
+        _dir: dir,
+    }
+}
+
+fn applied(c: &KubeCluster, yaml: &str) {
+    let out = c.apply(V, yaml, &[]);
+    assert!(out.status.success(), "{}\n{yaml}", text(&out));
+}
+
+/// `kubectl apply` that must fail; what kubectl printed.
+fn refused(c: &KubeCluster, yaml: &str, flags: &[&str]) -> String {
+    let out = c.apply(V, yaml, flags);
+    assert!(!out.status.success(), "applied: {}", text(&out));
+    text(&out)
+}
+
+fn config_map(ns: &str, name: &str, labels: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {labels}\ndata: {{a: b}}\n"
+    )
+}
+
+#[test]
+fn admission_webhooks_are_called_for_the_requests_they_match() {
+    if skip_without_kubectl() {
+        return;
+    }
+    let address = host_address().unwrap_or_else(|| "127.0.0.1".to_string());
+    let hooks = start_hooks(&address);
+    let c = KubeCluster::create("hooks");
+    let port = hooks.port;
+    let ca = &hooks.ca_bundle;
+    applied(
+        &c,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: hooked, labels: {webhooks: \"on\"}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: hooks}\n",
+    );
+    // Validating, by URL, for config maps in namespaces labelled webhooks=on.
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: deny}}
+webhooks:
+- name: deny.example.com
+  clientConfig:
+    url: https://127.0.0.1:{port}/validate
+    caBundle: {ca}
+  rules:
+  - {{operations: [CREATE, UPDATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}}
+  namespaceSelector: {{matchLabels: {{webhooks: "on"}}}}
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#
+        ),
+    );
+    let said = refused(&c, &config_map("hooked", "bad", "{forbidden: x}"), &[]);
+    assert!(
+        said.contains(
+            r#"admission webhook "deny.example.com" denied the request: the label forbidden is not allowed here"#
+        ),
+        "{said}"
+    );
+    // Nothing was written.
+    let missing = c.fails(V, &["get", "configmap", "bad", "-n", "hooked"]);
+    assert!(missing.contains("NotFound"), "{missing}");
+    // Another namespace is not selected.
+    applied(&c, &config_map("plain", "bad", "{forbidden: x}"));
+    // An allowed request carries the webhook's warning.
+    let out = c.apply(V, &config_map("hooked", "good", "{ok: x}"), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Warning: checked by the test webhook"),
+        "{}",
+        text(&out)
+    );
+    let reviews = hooks.reviews("/validate");
+    let review = &reviews.last().unwrap()["review"];
+    assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+    let request = &review["request"];
+    assert_eq!(request["operation"], "CREATE");
+    assert_eq!(request["kind"]["kind"], "ConfigMap");
+    assert_eq!(request["resource"]["resource"], "configmaps");
+    assert_eq!(request["namespace"], "hooked");
+    assert_eq!(request["name"], "good");
+    assert_eq!(request["dryRun"], false);
+    assert_eq!(request["options"]["kind"], "CreateOptions");
+    assert!(request["uid"].as_str().is_some_and(|u| !u.is_empty()));
+    assert!(
+        request["userInfo"]["username"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "{request}"
+    );
+    assert_eq!(request["object"]["metadata"]["labels"]["ok"], "x");
+
+    // Mutating, through a Service: a selector-less one whose EndpointSlice names this host.
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: webhook, namespace: hooks}}
+spec:
+  ports: [{{name: https, port: 443, targetPort: {port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: webhook-1
+  namespace: hooks
+  labels: {{kubernetes.io/service-name: webhook}}
+addressType: IPv4
+endpoints:
+- addresses: ["{address}"]
+  conditions: {{ready: true}}
+ports: [{{name: https, port: {port}, protocol: TCP}}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {{name: label}}
+webhooks:
+- name: label.example.com
+  clientConfig:
+    service: {{namespace: hooks, name: webhook, path: /mutate, port: 443}}
+    caBundle: {ca}
+  rules:
+  - {{operations: [CREATE], apiGroups: ["*"], apiVersions: ["*"], resources: [configmaps], scope: Namespaced}}
+  objectSelector: {{matchLabels: {{mutate: me}}}}
+  sideEffects: NoneOnDryRun
+  admissionReviewVersions: [v1beta1, v1]
+"#
+        ),
+    );
+    applied(&c, &config_map("plain", "patched", "{mutate: me}"));
+    let got = c.json(V, &["get", "configmap", "patched", "-n", "plain"]);
+    assert_eq!(got["metadata"]["labels"]["mutated"], "yes", "{got}");
+    // Not selected by the object selector: left alone.
+    applied(&c, &config_map("plain", "unpatched", "{other: x}"));
+    let got = c.json(V, &["get", "configmap", "unpatched", "-n", "plain"]);
+    assert!(got["metadata"]["labels"].get("mutated").is_none(), "{got}");
+    let mutations = hooks.reviews("/mutate");
+    assert_eq!(mutations.len(), 1, "{mutations:?}");
+    assert_eq!(mutations[0]["host"], "webhook.hooks.svc:443");
+    assert_eq!(mutations[0]["query"], "timeout=10s");
+    assert_eq!(
+        mutations[0]["review"]["apiVersion"],
+        "admission.k8s.io/v1beta1"
+    );
+    // A dry run is sent with dryRun set (NoneOnDryRun), and nothing is kept.
+    applied_dry_run(&c, &config_map("plain", "dry", "{mutate: me}"));
+    let mutations = hooks.reviews("/mutate");
+    assert_eq!(
+        mutations.last().unwrap()["review"]["request"]["dryRun"],
+        true
+    );
+    c.fails(V, &["get", "configmap", "dry", "-n", "plain"]);
+
+    // Webhooks with side effects refuse dry runs.
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: effects}}
+webhooks:
+- name: effects.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/validate", caBundle: {ca}}}
+  rules:
+  - {{operations: ["*"], apiGroups: [""], apiVersions: [v1], resources: [secrets]}}
+  sideEffects: Unknown
+  admissionReviewVersions: [v1]
+"#
+        ),
+    );
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: plain}\nstringData: {a: b}\n";
+    let said = refused(&c, secret, &["--dry-run=server"]);
+    assert!(
+        said.contains(r#"admission webhook "effects.example.com" does not support dry run"#),
+        "{said}"
+    );
+    applied(&c, secret);
+}
+
+fn applied_dry_run(c: &KubeCluster, yaml: &str) {
+    let out = c.apply(V, yaml, &["--dry-run=server"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn failure_policies_and_timeouts() {
+    if skip_without_kubectl() {
+        return;
+    }
+    let hooks = start_hooks("127.0.0.1");
+    let c = KubeCluster::create("hookfail");
+    // Nothing listens there.
+    let down = common::free_port();
+    let (port, ca) = (hooks.port, &hooks.ca_bundle);
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: down}}
+webhooks:
+- name: down-ignore.example.com
+  clientConfig: {{url: "https://127.0.0.1:{down}/validate", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}}]
+  failurePolicy: Ignore
+  sideEffects: None
+  admissionReviewVersions: [v1]
+- name: down-fail.example.com
+  clientConfig: {{url: "https://127.0.0.1:{down}/validate", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [serviceaccounts]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+- name: slow.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/slow", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [limitranges]}}]
+  timeoutSeconds: 1
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#
+        ),
+    );
+    // Ignore: the request goes through without the webhook.
+    applied(&c, &config_map("default", "through", "{a: b}"));
+    // Fail (the default): refused with the call's error.
+    let said = refused(
+        &c,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, namespace: default}\n",
+        &[],
+    );
+    assert!(
+        said.contains(&format!(
+            r#"Internal error occurred: failed calling webhook "down-fail.example.com": failed to call webhook: Post "https://127.0.0.1:{down}/validate?timeout=10s": dial tcp 127.0.0.1:{down}: connect: "#
+        )),
+        "{said}"
+    );
+    c.fails(V, &["get", "serviceaccount", "sa"]);
+    // A webhook slower than its timeout.
+    let said = refused(
+        &c,
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: lr, namespace: default}\nspec: {limits: [{type: Container, max: {cpu: '1'}}]}\n",
+        &[],
+    );
+    assert!(
+        said.contains(&format!(
+            r#"failed calling webhook "slow.example.com": failed to call webhook: Post "https://127.0.0.1:{port}/slow?timeout=1s": context deadline exceeded"#
+        )),
+        "{said}"
+    );
+    // A CA that did not sign the server's certificate.
+    let other = start_hooks("127.0.0.1");
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: wrong-ca}}
+webhooks:
+- name: wrong-ca.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/validate", caBundle: {}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [resourcequotas]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#,
+            other.ca_bundle
+        ),
+    );
+    let said = refused(
+        &c,
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q, namespace: default}\nspec: {hard: {pods: '5'}}\n",
+        &[],
+    );
+    assert!(
+        said.contains(
+            r#"failed calling webhook "wrong-ca.example.com": failed to call webhook: Post "#
+        ) && said.contains("certificate"),
+        "{said}"
+    );
+    // Webhook configurations themselves are never sent to webhooks: deleting them works.
+    c.ok(
+        V,
+        &[
+            "delete",
+            "validatingwebhookconfiguration",
+            "down",
+            "wrong-ca",
+        ],
+    );
+    applied(
+        &c,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa, namespace: default}\n",
+    );
+}
+
+const CRONTAB_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: crontabs.stable.example.com}
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: crontabs, singular: crontab, kind: CronTab}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {cronSpec: {type: string}}}
+  - name: v2
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {schedule: {type: string}}}
+  conversion:
+    strategy: Webhook
+    webhook:
+      conversionReviewVersions: [v1]
+      clientConfig: {url: "https://127.0.0.1:PORT/convert", caBundle: CA}
+"#;
+
+#[test]
+fn conversion_webhooks_convert_between_versions() {
+    if skip_without_kubectl() {
+        return;
+    }
+    let hooks = start_hooks("127.0.0.1");
+    let c = KubeCluster::create("convert");
+    let crd = CRONTAB_CRD
+        .replace("PORT", &hooks.port.to_string())
+        .replace("CA", &hooks.ca_bundle);
+    applied(&c, &crd);
+    c.eventually("the CronTab versions served", || {
+        c.kubectl(V, &["get", "crontabs.v2.stable.example.com"])
+            .status
+            .success()
+    });
+    // Written through v2, stored in v1 by the webhook, read back through either version.
+    applied(
+        &c,
+        "apiVersion: stable.example.com/v2\nkind: CronTab\nmetadata: {name: nightly, namespace: default, labels: {a: b}}\nspec: {schedule: '0 3 * * *'}\n",
+    );
+    let v1 = c.json(V, &["get", "crontabs.v1.stable.example.com", "nightly"]);
+    assert_eq!(v1["apiVersion"], "stable.example.com/v1");
+    assert_eq!(v1["spec"]["cronSpec"], "0 3 * * *", "{v1}");
+    let v2 = c.json(V, &["get", "crontabs.v2.stable.example.com", "nightly"]);
+    assert_eq!(v2["apiVersion"], "stable.example.com/v2");
+    assert_eq!(v2["spec"]["schedule"], "0 3 * * *", "{v2}");
+    assert_eq!(v2["metadata"]["uid"], v1["metadata"]["uid"]);
+    let list = c.json(V, &["get", "crontabs.v2.stable.example.com"]);
+    assert_eq!(list["items"][0]["spec"]["schedule"], "0 3 * * *", "{list}");
+    let reviews = hooks.reviews("/convert");
+    let review = &reviews.first().unwrap()["review"];
+    assert_eq!(review["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(
+        review["request"]["desiredAPIVersion"],
+        "stable.example.com/v1"
+    );
+    // The webhook gone: reads through the other version fail with upstream's message, the
+    // storage version still reads.
+    drop(hooks);
+    let said = c.fails(V, &["get", "crontabs.v2.stable.example.com", "nightly"]);
+    assert!(
+        said.contains("conversion webhook for stable.example.com/v1, Kind=CronTab failed: Post \"https://127.0.0.1:"),
+        "{said}"
+    );
+    c.ok(V, &["get", "crontabs.v1.stable.example.com", "nightly"]);
+}
