@@ -265,6 +265,47 @@ webhooks:
     );
     c.fails(V, &["get", "configmap", "dry", "-n", "plain"]);
 
+    // Reinvocation: a webhook with `reinvocationPolicy: IfNeeded` is called again once a later
+    // webhook changed the object.
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {{name: reinvoke}}
+webhooks:
+- name: again.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/mutate", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}}]
+  objectSelector: {{matchLabels: {{again: me}}}}
+  reinvocationPolicy: IfNeeded
+  sideEffects: None
+  admissionReviewVersions: [v1]
+- name: annotate.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/annotate", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}}]
+  objectSelector: {{matchLabels: {{again: me}}}}
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#
+        ),
+    );
+    applied(&c, &config_map("plain", "twice", "{again: me}"));
+    let calls: Vec<Value> = hooks
+        .reviews("/mutate")
+        .into_iter()
+        .filter(|r| r["review"]["request"]["name"] == "twice")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[1]["review"]["request"]["object"]["metadata"]["annotations"]["annotated"],
+        "yes"
+    );
+    let got = c.json(V, &["get", "configmap", "twice", "-n", "plain"]);
+    assert_eq!(got["metadata"]["labels"]["mutated"], "yes", "{got}");
+    assert_eq!(got["metadata"]["annotations"]["annotated"], "yes", "{got}");
+
     // Webhooks with side effects refuse dry runs.
     applied(
         &c,
