@@ -434,6 +434,40 @@ webhooks:
         ) && said.contains("certificate"),
         "{said}"
     );
+    // CONNECT: an exec is sent as PodExecOptions before the connection is upgraded.
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: shell, namespace: default}}
+spec:
+  containers: [{{name: app, image: busybox}}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: no-exec}}
+webhooks:
+- name: no-exec.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/deny", caBundle: {ca}}}
+  rules: [{{operations: [CONNECT], apiGroups: [""], apiVersions: [v1], resources: [pods/exec]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#
+        ),
+    );
+    let said = c.fails(V, &["exec", "shell", "--", "ls", "/"]);
+    assert!(
+        said.contains(r#"admission webhook "no-exec.example.com" denied the request: not here"#),
+        "{said}"
+    );
+    let connects = hooks.reviews("/deny");
+    let request = &connects.last().unwrap()["review"]["request"];
+    assert_eq!(request["operation"], "CONNECT");
+    assert_eq!(request["kind"]["kind"], "PodExecOptions");
+    assert_eq!(request["subResource"], "exec");
+    assert_eq!(request["object"]["command"], serde_json::json!(["ls", "/"]));
     // Webhook configurations themselves are never sent to webhooks: deleting them works.
     c.ok(
         V,

@@ -405,6 +405,7 @@ impl Objects {
         let hooked = crate::webhooks::Attributes {
             operation: crate::webhooks::Operation::Create,
             rt,
+            kind: "",
             subresource: "",
             namespace,
             name: &name,
@@ -541,6 +542,7 @@ impl Objects {
             let hooked = crate::webhooks::Attributes {
                 operation: crate::webhooks::Operation::Update,
                 rt,
+                kind: "",
                 subresource: if status { "status" } else { "" },
                 namespace,
                 name,
@@ -776,6 +778,7 @@ impl Objects {
         self.webhooks_delete(&crate::webhooks::Attributes {
             operation: crate::webhooks::Operation::Delete,
             rt,
+            kind: "",
             subresource: "",
             namespace,
             name,

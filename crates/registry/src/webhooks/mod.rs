@@ -88,6 +88,9 @@ impl Requester {
 pub struct Attributes<'a> {
     pub operation: Operation,
     pub rt: &'a ResourceType,
+    /// The kind of the object sent when it is not the resource's (`PodExecOptions` of a
+    /// CONNECT to `pods/exec`); empty otherwise.
+    pub kind: &'a str,
     pub subresource: &'a str,
     pub namespace: &'a str,
     pub name: &'a str,
@@ -351,8 +354,9 @@ struct Answer {
     warnings: Vec<String>,
 }
 
-fn gvk(rt: &ResourceType) -> Value {
-    json!({"group": rt.group, "version": rt.version, "kind": rt.kind})
+fn gvk(a: &Attributes) -> Value {
+    let kind = if a.kind.is_empty() { a.rt.kind } else { a.kind };
+    json!({"group": a.rt.group, "version": a.rt.version, "kind": kind})
 }
 
 fn gvr(rt: &ResourceType) -> Value {
@@ -393,9 +397,9 @@ fn review(
         })?;
     let mut request = json!({
         "uid": uid,
-        "kind": gvk(a.rt),
+        "kind": gvk(a),
         "resource": gvr(a.rt),
-        "requestKind": gvk(a.rt),
+        "requestKind": gvk(a),
         "requestResource": gvr(a.rt),
         "name": a.name,
         "operation": a.operation.as_str(),
@@ -710,14 +714,29 @@ impl Objects {
         if index.validating.is_empty() {
             return Ok(());
         }
-        let hooks = self.matching(&index.validating, a, obj)?;
-        if hooks.is_empty() {
+        if index
+            .validating
+            .iter()
+            .all(|h| !h.applies(self, a, obj).unwrap_or(true))
+        {
             return Ok(());
         }
         // The object as the request's version shows it (a custom resource is stored in its
         // storage version by now).
         let shown = obj.map(|o| self.present_one(a.rt, o.clone())).transpose()?;
-        let obj = shown.as_ref();
+        self.webhooks_validate_shown(a, shown.as_ref())
+    }
+
+    /// `webhooks_validate` of an object as the request shows it.
+    fn webhooks_validate_shown(&self, a: &Attributes, obj: Option<&Value>) -> Result<()> {
+        if exempt(a.rt) {
+            return Ok(());
+        }
+        let index = self.webhooks.index(self)?;
+        let hooks = self.matching(&index.validating, a, obj)?;
+        if hooks.is_empty() {
+            return Ok(());
+        }
         let requester = self.requester();
         let mut calls = Vec::new();
         let mut errors: Vec<KubeError> = Vec::new();
@@ -764,6 +783,37 @@ impl Objects {
     /// A configuration was written: the index is read again when next needed.
     pub fn webhooks_changed(&self) {
         self.webhooks.invalidate();
+    }
+
+    /// A CONNECT (`pods/exec`, `pods/attach`) by `user`: the webhooks that take it are called
+    /// with the connect options (`kind`: `PodExecOptions`, …) as the object, before the
+    /// connection is upgraded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit_connect(
+        &self,
+        user: UserInfo,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        kind: &str,
+        options: &Value,
+    ) -> Result<()> {
+        let a = Attributes {
+            operation: Operation::Connect,
+            rt,
+            kind,
+            subresource,
+            namespace,
+            name,
+            old: None,
+            dry_run: false,
+        };
+        REQUESTER.sync_scope(Arc::new(Requester::new(user)), || {
+            let mut shown = options.clone();
+            self.webhooks_mutate(&a, &mut shown)?;
+            self.webhooks_validate_shown(&a, Some(options))
+        })
     }
 
     /// The webhooks of a DELETE: the mutating ones are called (with no object to change), then
