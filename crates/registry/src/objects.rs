@@ -774,6 +774,9 @@ impl Objects {
         current: &Object,
         dry_run: bool,
     ) -> Result<()> {
+        if !self.webhooks_configured()? {
+            return Ok(());
+        }
         let old = self.present_one(rt, with_resource_version(current))?;
         self.webhooks_delete(&crate::webhooks::Attributes {
             operation: crate::webhooks::Operation::Delete,

@@ -780,6 +780,12 @@ impl Objects {
         }
     }
 
+    /// Whether the cluster has any admission webhook.
+    pub(crate) fn webhooks_configured(&self) -> Result<bool> {
+        let index = self.webhooks.index(self)?;
+        Ok(!index.mutating.is_empty() || !index.validating.is_empty())
+    }
+
     /// A configuration was written: the index is read again when next needed.
     pub fn webhooks_changed(&self) {
         self.webhooks.invalidate();
