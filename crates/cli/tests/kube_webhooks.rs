@@ -454,6 +454,11 @@ webhooks:
   rules: [{{operations: [CONNECT], apiGroups: [""], apiVersions: [v1], resources: [pods/exec]}}]
   sideEffects: None
   admissionReviewVersions: [v1]
+- name: no-eviction.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/deny", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods/eviction]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
 "#
         ),
     );
@@ -468,6 +473,40 @@ webhooks:
     assert_eq!(request["kind"]["kind"], "PodExecOptions");
     assert_eq!(request["subResource"], "exec");
     assert_eq!(request["object"]["command"], serde_json::json!(["ls", "/"]));
+    // A subresource create that is not stored: an eviction.
+    let dir = tempfile::tempdir().unwrap();
+    let eviction = dir.path().join("eviction.json");
+    std::fs::write(
+        &eviction,
+        r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "shell", "namespace": "default"}}"#,
+    )
+    .unwrap();
+    let said = c.fails(
+        V,
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/pods/shell/eviction",
+            "-f",
+            eviction.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        said.contains(
+            r#"admission webhook \"no-eviction.example.com\" denied the request: not here"#
+        ) || said.contains(
+            r#"admission webhook "no-eviction.example.com" denied the request: not here"#
+        ),
+        "{said}"
+    );
+    let evictions = hooks.reviews("/deny");
+    let request = &evictions.last().unwrap()["review"]["request"];
+    assert_eq!(
+        request["kind"],
+        serde_json::json!({"group": "policy", "version": "v1", "kind": "Eviction"})
+    );
+    assert_eq!(request["subResource"], "eviction");
+    c.ok(V, &["get", "pod", "shell"]);
     // Webhook configurations themselves are never sent to webhooks: deleting them works.
     c.ok(
         V,

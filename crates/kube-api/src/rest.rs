@@ -321,7 +321,16 @@ async fn dispatch(
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::POST, Some(name), Some("token")) if rt.resource == "serviceaccounts" => {
-            let value = body_value(headers, body)?;
+            let mut value = body_value(headers, body)?;
+            api.objects.admit_subresource_create(
+                rt,
+                namespace(target),
+                name,
+                "token",
+                "authentication.k8s.io/v1/TokenRequest",
+                &mut value,
+                dry_run(query),
+            )?;
             let answered = localfargate_registry::service_accounts::token_request(
                 &api.objects,
                 api.info.service_accounts.as_deref(),
@@ -337,12 +346,21 @@ async fn dispatch(
             bind(api, namespace(target), name, &value)
         }
         (Method::POST, Some(name), Some("eviction")) => {
-            let value = body_value(headers, body)?;
-            let opts = delete_options(&value["deleteOptions"], query)?;
+            let mut value = body_value(headers, body)?;
             let dry = dry_run(query)
                 || value["deleteOptions"]["dryRun"]
                     .as_array()
                     .is_some_and(|a| a.iter().any(|v| v == "All"));
+            api.objects.admit_subresource_create(
+                rt,
+                namespace(target),
+                name,
+                "eviction",
+                "policy/v1/Eviction",
+                &mut value,
+                dry,
+            )?;
+            let opts = delete_options(&value["deleteOptions"], query)?;
             localfargate_registry::disruption::evict(
                 &api.objects,
                 namespace(target),

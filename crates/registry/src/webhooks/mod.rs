@@ -88,8 +88,9 @@ impl Requester {
 pub struct Attributes<'a> {
     pub operation: Operation,
     pub rt: &'a ResourceType,
-    /// The kind of the object sent when it is not the resource's (`PodExecOptions` of a
-    /// CONNECT to `pods/exec`); empty otherwise.
+    /// The kind of the object sent when it is not the resource's: `PodExecOptions` (in the
+    /// resource's group and version) of a CONNECT to `pods/exec`, or `policy/v1/Eviction` with
+    /// its own; empty otherwise.
     pub kind: &'a str,
     pub subresource: &'a str,
     pub namespace: &'a str,
@@ -355,8 +356,17 @@ struct Answer {
 }
 
 fn gvk(a: &Attributes) -> Value {
-    let kind = if a.kind.is_empty() { a.rt.kind } else { a.kind };
-    json!({"group": a.rt.group, "version": a.rt.version, "kind": kind})
+    if a.kind.is_empty() {
+        return json!({"group": a.rt.group, "version": a.rt.version, "kind": a.rt.kind});
+    }
+    let (group, version, kind) = match a.kind.rsplit_once('/') {
+        Some((api_version, kind)) => match api_version.split_once('/') {
+            Some((g, v)) => (g, v, kind),
+            None => ("", api_version, kind),
+        },
+        None => (a.rt.group, a.rt.version, a.kind),
+    };
+    json!({"group": group, "version": version, "kind": kind})
 }
 
 fn gvr(rt: &ResourceType) -> Value {
@@ -820,6 +830,34 @@ impl Objects {
             self.webhooks_mutate(&a, &mut shown)?;
             self.webhooks_validate_shown(&a, Some(options))
         })
+    }
+
+    /// A CREATE of a subresource that is not stored (`pods/eviction`, `serviceaccounts/token`)
+    /// in the current request: the mutating webhooks that take it may change `obj`, then the
+    /// validating ones see it. `kind`: the object's `group/version/Kind`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit_subresource_create(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        kind: &str,
+        obj: &mut Value,
+        dry_run: bool,
+    ) -> Result<()> {
+        let a = Attributes {
+            operation: Operation::Create,
+            rt,
+            kind,
+            subresource,
+            namespace,
+            name,
+            old: None,
+            dry_run,
+        };
+        self.webhooks_mutate(&a, obj)?;
+        self.webhooks_validate_shown(&a, Some(obj))
     }
 
     /// The webhooks of a DELETE: the mutating ones are called (with no object to change), then
