@@ -315,11 +315,17 @@ async fn post_inner(target: Target, body: Vec<u8>) -> Result<Value, String> {
         Address::Socket(a) => tokio::net::TcpStream::connect(a).await,
         Address::Host(h, p) => tokio::net::TcpStream::connect((h.as_str(), *p)).await,
     }
-    .map_err(|e| format!("dial tcp {}: connect: {e}", shown_address(&target.address)))?;
+    .map_err(|e| {
+        format!(
+            "dial tcp {}: connect: {}",
+            shown_address(&target.address),
+            go_io(&e)
+        )
+    })?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(server_name, tcp)
         .await
-        .map_err(|e| format!("tls: failed to verify certificate: {e}"))?;
+        .map_err(|e| tls_error(&e, &target.server_name))?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await
@@ -352,6 +358,51 @@ async fn post_inner(target: Target, body: Vec<u8>) -> Result<Value, String> {
         ));
     }
     serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON in the response: {e}"))
+}
+
+/// An I/O error as Go's net package words it (what upstream's messages carry).
+fn go_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".into(),
+        ErrorKind::ConnectionReset => "connection reset by peer".into(),
+        ErrorKind::HostUnreachable => "no route to host".into(),
+        ErrorKind::NetworkUnreachable => "network is unreachable".into(),
+        ErrorKind::TimedOut => "i/o timeout".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// A failed handshake as Go's crypto/tls and x509 word it, where they have a word for it.
+fn tls_error(e: &std::io::Error, server_name: &str) -> String {
+    use rustls::CertificateError;
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        Some(rustls::Error::InvalidCertificate(c)) => {
+            let why = match c {
+                // A CA of the same name that did not sign it too, as Go's x509 says.
+                CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                    "x509: certificate signed by unknown authority".to_string()
+                }
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => {
+                    format!("x509: certificate is not valid for {server_name}")
+                }
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. } => {
+                    "x509: certificate has expired or is not yet valid".to_string()
+                }
+                other => format!("{other:?}"),
+            };
+            format!("tls: failed to verify certificate: {why}")
+        }
+        Some(other) => format!("remote error: tls: {other}"),
+        None => go_io(e),
+    }
 }
 
 fn shown_address(a: &Address) -> String {
