@@ -250,8 +250,10 @@ fn runtime() -> &'static tokio::runtime::Handle {
 pub type Call<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Run the calls concurrently and wait for all of them, from synchronous code on any thread
-/// (a worker of a multi-threaded runtime hands its other tasks on while it waits).
-pub fn wait_all<T: Send + 'static>(calls: Vec<Call<T>>) -> Vec<T> {
+/// (a worker of a multi-threaded runtime hands its other tasks on while it waits). One answer
+/// per call, in order; `None` for a call that never finished (its task panicked).
+pub fn wait_all<T: Send + 'static>(calls: Vec<Call<T>>) -> Vec<Option<T>> {
+    let count = calls.len();
     let handles: Vec<_> = calls.into_iter().map(|c| runtime().spawn(c)).collect();
     let (tx, rx) = std::sync::mpsc::channel();
     runtime().spawn(async move {
@@ -268,7 +270,9 @@ pub fn wait_all<T: Send + 'static>(calls: Vec<Call<T>>) -> Vec<T> {
         }
         _ => wait(),
     };
-    results.into_iter().filter_map(Result::ok).collect()
+    let mut answers: Vec<Option<T>> = results.into_iter().map(Result::ok).collect();
+    answers.resize_with(count, || None);
+    answers
 }
 
 /// POST `body` to the target and read its JSON answer, within `timeout`.

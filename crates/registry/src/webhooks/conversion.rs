@@ -45,6 +45,7 @@ pub fn convert(
     let got = super::client::wait_all(vec![Box::pin(super::client::post(target, body, TIMEOUT))])
         .into_iter()
         .next()
+        .flatten()
         .ok_or_else(|| failed("the call was lost".into()))?
         .map_err(|e| failed(e.to_string()))?;
     let converted = answer(version, &uid, &got).map_err(failed)?;

@@ -558,7 +558,8 @@ fn call_all(
     calls
         .into_iter()
         .zip(results)
-        .map(|((h, b), r)| (h, b, r))
+        // A call that never finished failed: it is not skipped.
+        .map(|((h, b), r)| (h, b, r.unwrap_or_else(|| Err("the call was lost".into()))))
         .collect()
 }
 
