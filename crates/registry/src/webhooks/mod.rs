@@ -749,43 +749,46 @@ impl Objects {
             return Ok(());
         }
         let requester = self.requester();
+        // One outcome per webhook, in the webhooks' order: the first refusal is the answer.
+        let mut outcomes: Vec<Option<KubeError>> = Vec::with_capacity(hooks.len());
         let mut calls = Vec::new();
-        let mut errors: Vec<KubeError> = Vec::new();
+        let mut called_at = Vec::new();
         for hook in hooks {
-            if let Some(reason) = &hook.broken {
-                errors.extend(failed(&hook, reason));
-                continue;
-            }
-            if hook.match_conditions {
-                errors.extend(failed(&hook, NO_CEL));
-                continue;
-            }
-            let uid = crate::meta::new_uid();
-            match review(&hook, &uid, a, obj, &requester) {
-                Ok(body) => calls.push((hook, body)),
-                Err(reason) => errors.extend(failed(&hook, &reason)),
-            }
+            let refused = if let Some(reason) = &hook.broken {
+                failed(&hook, reason)
+            } else if hook.match_conditions {
+                failed(&hook, NO_CEL)
+            } else {
+                let uid = crate::meta::new_uid();
+                match review(&hook, &uid, a, obj, &requester) {
+                    Ok(body) => {
+                        called_at.push(outcomes.len());
+                        calls.push((hook, body));
+                        None
+                    }
+                    Err(reason) => failed(&hook, &reason),
+                }
+            };
+            outcomes.push(refused);
         }
-        for (hook, sent, result) in call_all(self, calls) {
+        for (at, (hook, sent, result)) in called_at.into_iter().zip(call_all(self, calls)) {
             let uid = sent["request"]["uid"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            match result.and_then(|got| answer(&sent, got, &uid)) {
+            outcomes[at] = match result.and_then(|got| answer(&sent, got, &uid)) {
                 Ok(got) => {
                     requester
                         .warnings
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .extend(got.warnings);
-                    if !got.allowed {
-                        errors.push(denial(&hook.name, &got.status));
-                    }
+                    (!got.allowed).then(|| denial(&hook.name, &got.status))
                 }
-                Err(reason) => errors.extend(failed(&hook, &reason)),
-            }
+                Err(reason) => failed(&hook, &reason),
+            };
         }
-        match errors.into_iter().next() {
+        match outcomes.into_iter().flatten().next() {
             Some(e) => Err(e),
             None => Ok(()),
         }
