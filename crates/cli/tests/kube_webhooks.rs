@@ -507,6 +507,65 @@ webhooks:
     );
     assert_eq!(request["subResource"], "eviction");
     c.ok(V, &["get", "pod", "shell"]);
+    // A scale is admitted as `deployments/scale` with Scale objects, not as the Deployment.
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: default}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: app, image: nginx}}]}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: no-scale}}
+webhooks:
+- name: no-scale.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/deny", caBundle: {ca}}}
+  rules: [{{operations: [UPDATE], apiGroups: [apps], apiVersions: [v1], resources: [deployments/scale]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+- name: deployments.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/validate", caBundle: {ca}}}
+  rules: [{{operations: [UPDATE], apiGroups: [apps], apiVersions: [v1], resources: [deployments]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#
+        ),
+    );
+    let said = c.fails(V, &["scale", "deployment", "web", "--replicas=3"]);
+    assert!(
+        said.contains(r#"admission webhook "no-scale.example.com" denied the request: not here"#),
+        "{said}"
+    );
+    let request = &hooks.reviews("/deny").last().unwrap()["review"]["request"].clone();
+    assert_eq!(
+        request["kind"],
+        serde_json::json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    );
+    assert_eq!(request["resource"]["resource"], "deployments");
+    assert_eq!(request["subResource"], "scale");
+    assert_eq!(request["object"]["spec"]["replicas"], 3);
+    assert_eq!(request["oldObject"]["spec"]["replicas"], 1);
+    // The Deployment's own webhook never saw the scaled Deployment (the controllers' own
+    // updates of it may reach it meanwhile).
+    let scaled = hooks
+        .reviews("/validate")
+        .iter()
+        .filter(|r| r["review"]["request"]["object"]["spec"]["replicas"] == 3)
+        .count();
+    assert_eq!(
+        scaled, 0,
+        "the Deployment's own webhook is not called for a scale"
+    );
+    let web = c.json(V, &["get", "deployment", "web"]);
+    assert_eq!(web["spec"]["replicas"], 1);
     // Webhook configurations themselves are never sent to webhooks: deleting them works.
     c.ok(
         V,

@@ -976,43 +976,49 @@ fn set_scale(
 ) -> Result<Response, KubeError> {
     let rt = target.rt;
     let api_version = rt.api_version();
-    let updated = api.objects.update_or_preview(
-        rt,
-        namespace(target),
-        name,
-        false,
-        None,
-        dry_run,
-        &mut |current| {
-            let scale = f(&scale_of(target, current))?;
-            let replicas = scale["spec"]["replicas"]
-                .as_i64()
-                .ok_or_else(|| KubeError::invalid(rt, name, "spec.replicas", "Required value"))?;
-            if replicas < 0 {
-                return Err(KubeError::invalid(
+    let updated =
+        api.objects
+            .update_through_scale(rt, namespace(target), name, dry_run, &mut |current| {
+                let old_scale = scale_of(target, current);
+                let mut scale = f(&old_scale)?;
+                // Admitted as upstream admits it: `<resource>/scale` with the Scale objects.
+                api.objects.admit_subresource_update(
                     rt,
+                    namespace(target),
                     name,
-                    "spec.replicas",
-                    &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
-                ));
-            }
-            let mut new = current.clone();
-            match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
-                Some(paths) => set_at_path(&mut new, &paths.spec_replicas, json!(replicas)),
-                None => new["spec"]["replicas"] = json!(replicas),
-            }
-            // The replicas belong to the scale writer, recorded on the object as upstream's
-            // scale handler does (an entry with `subresource: scale`).
-            field_manager::record_update(
-                Some(current),
-                &mut new,
-                schema_of(target),
-                write_scope(target, None),
-                ownership(&api_version, manager, Some("scale")),
-            );
-            Ok(new)
-        },
-    )?;
+                    "scale",
+                    "autoscaling/v1/Scale",
+                    &mut scale,
+                    &old_scale,
+                    dry_run,
+                )?;
+                let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
+                    KubeError::invalid(rt, name, "spec.replicas", "Required value")
+                })?;
+                if replicas < 0 {
+                    return Err(KubeError::invalid(
+                        rt,
+                        name,
+                        "spec.replicas",
+                        &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                    ));
+                }
+                let mut new = current.clone();
+                match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+                    Some(paths) => set_at_path(&mut new, &paths.spec_replicas, json!(replicas)),
+                    None => new["spec"]["replicas"] = json!(replicas),
+                }
+                // The replicas belong to the scale writer, recorded on the object as upstream's
+                // scale handler does (an entry with `subresource: scale`).
+                field_manager::record_update(
+                    Some(current),
+                    &mut new,
+                    schema_of(target),
+                    write_scope(target, None),
+                    ownership(&api_version, manager, Some("scale")),
+                );
+                Ok(new)
+            })?;
     Ok(json_response(StatusCode::OK, &scale_of(target, &updated)))
 }
 

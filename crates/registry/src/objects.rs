@@ -526,6 +526,35 @@ impl Objects {
         dry_run: bool,
         f: &mut dyn FnMut(&Value) -> Result<Value>,
     ) -> Result<Value> {
+        self.update_admitted(rt, namespace, name, status, precondition, dry_run, true, f)
+    }
+
+    /// `update_or_preview` through the `scale` subresource: `f` admits the `Scale` itself
+    /// (`admit_subresource_update`), so the object's own webhooks are not called, as upstream
+    /// admits a scale as `deployments/scale`.
+    pub fn update_through_scale(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        dry_run: bool,
+        f: &mut dyn FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        self.update_admitted(rt, namespace, name, false, None, dry_run, false, f)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update_admitted(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        status: bool,
+        precondition: Option<Revision>,
+        dry_run: bool,
+        webhooks: bool,
+        f: &mut dyn FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
         writable(rt, "change them through the EKS API")?;
         let key = rt.key(namespace, name);
         for _ in 0..16 {
@@ -549,7 +578,7 @@ impl Objects {
                 old: Some(&old),
                 dry_run,
             };
-            if self.webhooks_mutate(&hooked, &mut new)? {
+            if webhooks && self.webhooks_mutate(&hooked, &mut new)? {
                 check_type(rt, &mut new)?;
                 merge_update(rt, &current.value, &mut new, status)?;
             }
@@ -571,7 +600,9 @@ impl Objects {
                     return Err(KubeError::invalid_fields(rt, name, &errors));
                 }
             }
-            self.webhooks_validate(&hooked, Some(&new))?;
+            if webhooks {
+                self.webhooks_validate(&hooked, Some(&new))?;
+            }
             if new == current.value {
                 return Ok(old);
             }

@@ -864,6 +864,35 @@ impl Objects {
         self.webhooks_validate_shown(&a, Some(obj))
     }
 
+    /// An UPDATE of a subresource with an object of its own (`deployments/scale`, an
+    /// `autoscaling/v1 Scale`): the mutating webhooks that take it may change `obj`, then the
+    /// validating ones see it beside `old`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit_subresource_update(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        kind: &str,
+        obj: &mut Value,
+        old: &Value,
+        dry_run: bool,
+    ) -> Result<()> {
+        let a = Attributes {
+            operation: Operation::Update,
+            rt,
+            kind,
+            subresource,
+            namespace,
+            name,
+            old: Some(old),
+            dry_run,
+        };
+        self.webhooks_mutate(&a, obj)?;
+        self.webhooks_validate_shown(&a, Some(obj))
+    }
+
     /// The webhooks of a DELETE: the mutating ones are called (with no object to change), then
     /// the validating ones, with the object as it is.
     pub(crate) fn webhooks_delete(&self, a: &Attributes) -> Result<()> {
