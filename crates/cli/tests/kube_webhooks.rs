@@ -651,6 +651,37 @@ fn conversion_webhooks_convert_between_versions() {
         review["request"]["desiredAPIVersion"],
         "stable.example.com/v1"
     );
+    // Under `matchPolicy: Equivalent` (the default) a rule naming v1 takes a write through v2,
+    // and the webhook is sent the object converted to v1.
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: crontabs}}
+webhooks:
+- name: crontabs.example.com
+  clientConfig: {{url: "https://127.0.0.1:{}/validate", caBundle: {}}}
+  rules: [{{operations: [CREATE], apiGroups: [stable.example.com], apiVersions: [v1], resources: [crontabs]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#,
+            hooks.port, hooks.ca_bundle
+        ),
+    );
+    applied(
+        &c,
+        "apiVersion: stable.example.com/v2\nkind: CronTab\nmetadata: {name: weekly, namespace: default}\nspec: {schedule: '0 4 * * 0'}\n",
+    );
+    let validated = hooks.reviews("/validate");
+    let request = &validated.last().unwrap()["review"]["request"];
+    assert_eq!(request["kind"]["version"], "v1", "{request}");
+    assert_eq!(request["resource"]["version"], "v1");
+    assert_eq!(request["requestKind"]["version"], "v2");
+    assert_eq!(request["requestResource"]["version"], "v2");
+    assert_eq!(request["object"]["apiVersion"], "stable.example.com/v1");
+    assert_eq!(request["object"]["spec"]["cronSpec"], "0 4 * * 0");
     // The webhook gone: reads through the other version fail with upstream's message, the
     // storage version still reads.
     drop(hooks);

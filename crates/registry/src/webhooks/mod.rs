@@ -347,6 +347,21 @@ impl Hook {
     }
 }
 
+impl Hook {
+    /// Under `Equivalent`, the version a matching rule names when none names the request's
+    /// own (`None`: the request is sent as it is).
+    fn equivalent_version(&self, a: &Attributes) -> Option<&str> {
+        if self.exact {
+            return None;
+        }
+        let matching: Vec<&Rule> = self.rules.iter().filter(|r| r.matches(a, false)).collect();
+        if matching.iter().any(|r| any_is(&r.versions, a.rt.version)) {
+            return None;
+        }
+        matching.first()?.versions.first().map(String::as_str)
+    }
+}
+
 /// A webhook's answer, read.
 struct Answer {
     allowed: bool,
@@ -388,13 +403,28 @@ fn user_info(user: &UserInfo) -> Value {
 }
 
 /// The `AdmissionReview` of a request, in the first version the webhook accepts.
+/// The request as one webhook is sent it: the resource (another version of it under
+/// `Equivalent`) and the objects in that version.
+struct Seen<'a> {
+    rt: Option<&'a ResourceType>,
+    new: Option<&'a Value>,
+    old: Option<&'a Value>,
+}
+
 fn review(
     hook: &Hook,
     uid: &str,
     a: &Attributes,
-    new: Option<&Value>,
+    seen: &Seen,
     requester: &Requester,
 ) -> std::result::Result<Value, String> {
+    let (kind, resource) = match seen.rt {
+        Some(rt) => (
+            json!({"group": rt.group, "version": rt.version, "kind": rt.kind}),
+            gvr(rt),
+        ),
+        None => (gvk(a), gvr(a.rt)),
+    };
     let version = hook
         .review_versions
         .iter()
@@ -407,15 +437,15 @@ fn review(
         })?;
     let mut request = json!({
         "uid": uid,
-        "kind": gvk(a),
-        "resource": gvr(a.rt),
+        "kind": kind,
+        "resource": resource,
         "requestKind": gvk(a),
         "requestResource": gvr(a.rt),
         "name": a.name,
         "operation": a.operation.as_str(),
         "userInfo": user_info(&requester.user),
-        "object": new.cloned().unwrap_or(Value::Null),
-        "oldObject": a.old.cloned().unwrap_or(Value::Null),
+        "object": seen.new.cloned().unwrap_or(Value::Null),
+        "oldObject": seen.old.cloned().unwrap_or(Value::Null),
         "dryRun": a.dry_run,
     });
     if !a.subresource.is_empty() {
@@ -660,7 +690,15 @@ impl Objects {
         }
         let uid = crate::meta::new_uid();
         let new = (!obj.is_null()).then_some(&*obj);
-        let body = match review(hook, &uid, a, new, &requester) {
+        let sent_as = self.sent_as(hook, a)?;
+        let converted = self.converted(sent_as, new, a.old)?;
+        let seen = Seen {
+            rt: sent_as,
+            new: converted.0.as_ref().or(new),
+            old: converted.1.as_ref().or(a.old),
+        };
+        let base = seen.new.cloned().unwrap_or(Value::Null);
+        let body = match review(hook, &uid, a, &seen, &requester) {
             Ok(b) => b,
             Err(reason) => return failed(hook, &reason).map_or(Ok(false), Err),
         };
@@ -689,11 +727,16 @@ impl Objects {
         let applied = serde_json::from_slice::<json_patch::Patch>(&patch)
             .map_err(|e| e.to_string())
             .and_then(|p| {
-                let mut patched = obj.clone();
+                let mut patched = base;
                 json_patch::patch(&mut patched, &p)
                     .map(|_| patched)
                     .map_err(|e| e.to_string())
             });
+        // Back to the request's version when it was sent in another.
+        let applied = match (applied, sent_as) {
+            (Ok(patched), Some(_)) if patched.is_object() => Ok(self.present_one(a.rt, patched)?),
+            (other, _) => other,
+        };
         match applied {
             Ok(patched) if patched.is_object() => {
                 let changed = patched != *obj;
@@ -760,7 +803,14 @@ impl Objects {
                 failed(&hook, NO_CEL)
             } else {
                 let uid = crate::meta::new_uid();
-                match review(&hook, &uid, a, obj, &requester) {
+                let sent_as = self.sent_as(&hook, a)?;
+                let converted = self.converted(sent_as, obj, a.old)?;
+                let seen = Seen {
+                    rt: sent_as,
+                    new: converted.0.as_ref().or(obj),
+                    old: converted.1.as_ref().or(a.old),
+                };
+                match review(&hook, &uid, a, &seen, &requester) {
                     Ok(body) => {
                         called_at.push(outcomes.len());
                         calls.push((hook, body));
@@ -792,6 +842,36 @@ impl Objects {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// The resource a webhook is sent the request as when it is not the request's own: under
+    /// `Equivalent`, the served version of a custom resource its rule names (each built-in is
+    /// served in one version here).
+    fn sent_as(&self, hook: &Hook, a: &Attributes) -> Result<Option<&'static ResourceType>> {
+        let Some(version) = hook.equivalent_version(a) else {
+            return Ok(None);
+        };
+        if !a.rt.custom || !a.kind.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .catalog()?
+            .resource(a.rt.group, version, a.rt.resource)
+            .filter(|r| r.custom))
+    }
+
+    /// The objects in the version `sent_as` (by the definition's conversion), when there is one.
+    fn converted(
+        &self,
+        sent_as: Option<&ResourceType>,
+        new: Option<&Value>,
+        old: Option<&Value>,
+    ) -> Result<(Option<Value>, Option<Value>)> {
+        let Some(rt) = sent_as else {
+            return Ok((None, None));
+        };
+        let convert = |v: Option<&Value>| v.map(|o| self.present_one(rt, o.clone())).transpose();
+        Ok((convert(new)?, convert(old)?))
     }
 
     /// Whether the cluster has any admission webhook.

@@ -131,3 +131,23 @@ fn denials_and_reviews_read_as_upstream_reads_them() {
             .contains("response.patch but not response.patchType")
     );
 }
+
+#[test]
+fn an_equivalent_match_names_the_version_to_send() {
+    let deployments = resource("apps", "deployments");
+    let create = attrs(deployments, Operation::Create, "");
+    let hook = read_hook(
+        &json!({"name": "h", "rules": [{"operations": ["CREATE"], "apiGroups": ["apps"],
+            "apiVersions": ["v1beta1"], "resources": ["deployments"]}]}),
+        false,
+        false,
+    );
+    assert_eq!(hook.equivalent_version(&create), Some("v1beta1"));
+    let own = read_hook(
+        &json!({"name": "h", "rules": [{"operations": ["CREATE"], "apiGroups": ["apps"],
+            "apiVersions": ["v1beta1", "v1"], "resources": ["deployments"]}]}),
+        false,
+        false,
+    );
+    assert_eq!(own.equivalent_version(&create), None);
+}
