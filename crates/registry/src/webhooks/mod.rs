@@ -561,7 +561,8 @@ fn failed(hook: &Hook, reason: &str) -> Option<KubeError> {
     )))
 }
 
-/// Call one webhook; `Err` carries why the call failed (not a denial).
+/// Call the webhooks with their reviews, concurrently; each answer's `Err` carries why its call
+/// failed (a denial is an answer).
 fn call_all(
     objects: &Objects,
     calls: Vec<(Arc<Hook>, Value)>,
@@ -646,8 +647,9 @@ impl Objects {
         Ok(out)
     }
 
-    /// Run the mutating webhooks that take the request on `obj` (none for a delete or a
-    /// connect: there is no object to change). Returns whether they changed it.
+    /// Run the mutating webhooks that take the request on `obj` and apply their patches (a
+    /// delete's or a connect's webhooks are called, their patches dropped: there is no stored
+    /// object to change). Returns whether they changed it.
     pub(crate) fn webhooks_mutate(&self, a: &Attributes, obj: &mut Value) -> Result<bool> {
         if exempt(a.rt) {
             return Ok(false);
