@@ -265,11 +265,11 @@ fn definitions_refuse_what_cannot_be_served() {
         return;
     }
     let c = KubeCluster::create("crd-refuse");
-    // Conversion webhooks cannot be called here: the stored version works, the other is refused
-    // with a clear error.
+    // A conversion webhook that cannot be reached: the stored version works, the other is
+    // refused with upstream's error (kube_webhooks.rs calls a real one).
     let webhook = CRONTAB_CRD.replace(
         "  versions:\n",
-        "  conversion:\n    strategy: Webhook\n    webhook:\n      conversionReviewVersions: [v1]\n      clientConfig:\n        url: https://converter.example.com/convert\n  versions:\n",
+        "  conversion:\n    strategy: Webhook\n    webhook:\n      conversionReviewVersions: [v1]\n      clientConfig:\n        url: https://127.0.0.1:1/convert\n  versions:\n",
     );
     let applied = c.apply("1.33", &webhook, &[]);
     assert!(applied.status.success(), "{}", text(&applied));
@@ -280,7 +280,7 @@ fn definitions_refuse_what_cannot_be_served() {
         &["get", "crontabs.v1beta1.stable.example.com", "backup"],
     );
     assert!(
-        refused.contains("conversion webhook for stable.example.com/v1beta1, Kind=CronTab failed"),
+        refused.contains("conversion webhook for stable.example.com/v1, Kind=CronTab failed: Post \"https://127.0.0.1:1/convert?timeout=30s\""),
         "{refused}"
     );
     // A second definition of the same kind in the group is not accepted, and not served.

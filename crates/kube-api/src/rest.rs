@@ -27,6 +27,7 @@ use crate::response::{
 use crate::watch;
 use localfargate_core::rbac::UserInfo;
 use localfargate_core::selectors::LabelSelector;
+use localfargate_registry::webhooks::{Requester, with_requester};
 
 fn body_value(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
     let content_type = headers
@@ -83,14 +84,11 @@ pub async fn handle(
         };
         return crate::protobuf::respond(&headers, answered).await;
     }
-    if let Some(message) = target.custom.as_ref().and_then(|c| c.unconvertible.clone()) {
-        return crate::protobuf::respond(&headers, error_response(&KubeError::Internal(message)))
-            .await;
-    }
-    let warnings = match body_field_validation(&method, &target, &query, &mut headers, &mut body) {
-        Ok(w) => w,
-        Err(e) => return error_response(&e),
-    };
+    let mut warnings =
+        match body_field_validation(&method, &target, &query, &mut headers, &mut body) {
+            Ok(w) => w,
+            Err(e) => return error_response(&e),
+        };
     let result = if target.rt.kind == "ComponentStatus" {
         component_statuses(&method, &target, &headers).map(|r| {
             with_warnings(
@@ -99,7 +97,20 @@ pub async fn handle(
             )
         })
     } else {
-        dispatch(&api, &method, &target, &query, &headers, &body).await
+        // The writes are admitted as this user's (admission webhooks are told who asks), and
+        // the webhooks' warnings come back as `Warning` headers.
+        let requester = Arc::new(Requester {
+            user: user.clone(),
+            field_manager: query.get("fieldManager").map(str::to_string),
+            ..Default::default()
+        });
+        let result = with_requester(
+            requester.clone(),
+            dispatch(&api, &method, &target, &query, &headers, &body),
+        )
+        .await;
+        warnings.extend(requester.take_warnings());
+        result
     };
     // An RBAC write is in force for the next request, before the watch says so.
     if result.is_ok() && method != Method::GET && Authorizer::is_rbac(&target) {
@@ -310,7 +321,16 @@ async fn dispatch(
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::POST, Some(name), Some("token")) if rt.resource == "serviceaccounts" => {
-            let value = body_value(headers, body)?;
+            let mut value = body_value(headers, body)?;
+            api.objects.admit_subresource_create(
+                rt,
+                namespace(target),
+                name,
+                "token",
+                "authentication.k8s.io/v1/TokenRequest",
+                &mut value,
+                dry_run(query),
+            )?;
             let answered = localfargate_registry::service_accounts::token_request(
                 &api.objects,
                 api.info.service_accounts.as_deref(),
@@ -326,12 +346,21 @@ async fn dispatch(
             bind(api, namespace(target), name, &value)
         }
         (Method::POST, Some(name), Some("eviction")) => {
-            let value = body_value(headers, body)?;
-            let opts = delete_options(&value["deleteOptions"], query)?;
+            let mut value = body_value(headers, body)?;
             let dry = dry_run(query)
                 || value["deleteOptions"]["dryRun"]
                     .as_array()
                     .is_some_and(|a| a.iter().any(|v| v == "All"));
+            api.objects.admit_subresource_create(
+                rt,
+                namespace(target),
+                name,
+                "eviction",
+                "policy/v1/Eviction",
+                &mut value,
+                dry,
+            )?;
+            let opts = delete_options(&value["deleteOptions"], query)?;
             localfargate_registry::disruption::evict(
                 &api.objects,
                 namespace(target),
@@ -390,7 +419,7 @@ async fn dispatch(
             if dry {
                 return Ok(json_response(
                     StatusCode::OK,
-                    &api.objects.get(rt, namespace(target), name)?,
+                    &api.objects.preview_delete(rt, namespace(target), name)?,
                 ));
             }
             match api.objects.delete(rt, namespace(target), name, &opts)? {
@@ -629,16 +658,16 @@ fn list(
             next = items.last().map(|(k, _): &(String, Value)| k.clone());
             break;
         }
-        items.push((
-            o.key.clone(),
-            objects::present(rt, into_resource_version(o)),
-        ));
+        items.push((o.key.clone(), into_resource_version(o)));
     }
     let mut meta = json!({"resourceVersion": list_revision.to_string()});
     if let Some(key) = next {
         meta["continue"] = json!(encode_continue(list_revision, &key));
     }
-    let items: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
+    // As the request's version shows them (a conversion webhook converts them in one review).
+    let items = api
+        .objects
+        .present_all(rt, items.into_iter().map(|(_, v)| v).collect())?;
     if wants_table(headers) {
         return Ok(json_typed(
             StatusCode::OK,
@@ -947,43 +976,49 @@ fn set_scale(
 ) -> Result<Response, KubeError> {
     let rt = target.rt;
     let api_version = rt.api_version();
-    let updated = api.objects.update_or_preview(
-        rt,
-        namespace(target),
-        name,
-        false,
-        None,
-        dry_run,
-        &mut |current| {
-            let scale = f(&scale_of(target, current))?;
-            let replicas = scale["spec"]["replicas"]
-                .as_i64()
-                .ok_or_else(|| KubeError::invalid(rt, name, "spec.replicas", "Required value"))?;
-            if replicas < 0 {
-                return Err(KubeError::invalid(
+    let updated =
+        api.objects
+            .update_through_scale(rt, namespace(target), name, dry_run, &mut |current| {
+                let old_scale = scale_of(target, current);
+                let mut scale = f(&old_scale)?;
+                // Admitted as upstream admits it: `<resource>/scale` with the Scale objects.
+                api.objects.admit_subresource_update(
                     rt,
+                    namespace(target),
                     name,
-                    "spec.replicas",
-                    &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
-                ));
-            }
-            let mut new = current.clone();
-            match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
-                Some(paths) => set_at_path(&mut new, &paths.spec_replicas, json!(replicas)),
-                None => new["spec"]["replicas"] = json!(replicas),
-            }
-            // The replicas belong to the scale writer, recorded on the object as upstream's
-            // scale handler does (an entry with `subresource: scale`).
-            field_manager::record_update(
-                Some(current),
-                &mut new,
-                schema_of(target),
-                write_scope(target, None),
-                ownership(&api_version, manager, Some("scale")),
-            );
-            Ok(new)
-        },
-    )?;
+                    "scale",
+                    "autoscaling/v1/Scale",
+                    &mut scale,
+                    &old_scale,
+                    dry_run,
+                )?;
+                let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
+                    KubeError::invalid(rt, name, "spec.replicas", "Required value")
+                })?;
+                if replicas < 0 {
+                    return Err(KubeError::invalid(
+                        rt,
+                        name,
+                        "spec.replicas",
+                        &format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                    ));
+                }
+                let mut new = current.clone();
+                match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+                    Some(paths) => set_at_path(&mut new, &paths.spec_replicas, json!(replicas)),
+                    None => new["spec"]["replicas"] = json!(replicas),
+                }
+                // The replicas belong to the scale writer, recorded on the object as upstream's
+                // scale handler does (an entry with `subresource: scale`).
+                field_manager::record_update(
+                    Some(current),
+                    &mut new,
+                    schema_of(target),
+                    write_scope(target, None),
+                    ownership(&api_version, manager, Some("scale")),
+                );
+                Ok(new)
+            })?;
     Ok(json_response(StatusCode::OK, &scale_of(target, &updated)))
 }
 

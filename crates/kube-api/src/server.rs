@@ -159,6 +159,10 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         && request.headers().contains_key(header::UPGRADE)
     {
         let attach = streaming == Some("attach");
+        // CONNECT admission: webhooks that take `pods/exec` or `pods/attach` first.
+        if let Err(e) = connect_admission(&api, user, &target, &query, attach) {
+            return error_response(&e);
+        }
         return remotecommand::serve(api, target, query, request, attach).await;
     }
     let method = request.method().clone();
@@ -168,6 +172,43 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         Err(e) => return error_response(&e),
     };
     rest::handle(api, user, method, target, query, headers, body).await
+}
+
+/// The admission webhooks of an exec or attach, with the options as upstream decodes them
+/// (`PodExecOptions`, `PodAttachOptions`).
+fn connect_admission(
+    api: &Api,
+    user: localfargate_core::rbac::UserInfo,
+    target: &crate::request::Target,
+    query: &crate::request::Query,
+    attach: bool,
+) -> Result<(), localfargate_registry::objects::KubeError> {
+    let kind = if attach {
+        "PodAttachOptions"
+    } else {
+        "PodExecOptions"
+    };
+    let mut options = serde_json::json!({"kind": kind, "apiVersion": "v1"});
+    for flag in ["stdin", "stdout", "stderr", "tty"] {
+        if query.flag(flag) {
+            options[flag] = serde_json::json!(true);
+        }
+    }
+    if let Some(c) = query.get("container") {
+        options["container"] = serde_json::json!(c);
+    }
+    if !attach {
+        options["command"] = serde_json::json!(query.all("command"));
+    }
+    api.objects.admit_connect(
+        user,
+        target.rt,
+        target.namespace.as_deref().unwrap_or(""),
+        target.name.as_deref().unwrap_or(""),
+        target.subresource.as_deref().unwrap_or(""),
+        kind,
+        &options,
+    )
 }
 
 /// kube-apiserver's `--max-request-body-bytes` default (3 MiB): a larger write is refused with

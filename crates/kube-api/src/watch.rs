@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use localfargate_registry::objects::{KubeError, present, with_resource_version};
+use localfargate_registry::objects::{KubeError, with_resource_version};
 use localfargate_registry::resources::ResourceType;
 use localfargate_store::{EventType, StoreError};
 use serde_json::{Value, json};
@@ -138,11 +138,14 @@ pub fn serve(
     let watch_list = send_initial == Some(true);
     let (initial, after) =
         if watch_list || (send_initial.is_none() && (requested.is_empty() || requested == "0")) {
-            let initial: Vec<Value> = current
-                .iter()
-                .filter(|o| visible.contains(&o.key))
-                .map(|o| present(rt, with_resource_version(o)))
-                .collect();
+            let initial: Vec<Value> = api.objects.present_all(
+                rt,
+                current
+                    .iter()
+                    .filter(|o| visible.contains(&o.key))
+                    .map(|o| with_resource_version(o))
+                    .collect(),
+            )?;
             (initial, revision)
         } else if requested.is_empty() || requested == "0" {
             (Vec::new(), revision)
@@ -166,6 +169,7 @@ pub fn serve(
         .store
         .watch(api.objects.store_kind(), &prefix, after);
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    let objects = api.objects.clone();
     tokio::spawn(async move {
         for object in initial {
             if tx.send(encoder.event("ADDED", object)).await.is_err() {
@@ -215,7 +219,13 @@ pub fn serve(
                 Err(_) => return,
             };
             let key = event.object.key.clone();
-            let object = present(rt, with_resource_version(&event.object));
+            let object = match objects.present_one(rt, with_resource_version(&event.object)) {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = tx.send(encoder.frame("ERROR", e.status())).await;
+                    return;
+                }
+            };
             let matches = selected(&labels, &fields, &event.object.value);
             // An object that starts or stops matching the selectors appears or disappears.
             let kind = match (event.event_type, matches, visible.contains(&key)) {

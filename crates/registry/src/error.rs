@@ -71,6 +71,14 @@ pub enum KubeError {
     Timeout(String),
     #[error("{0}")]
     Internal(String),
+    /// An admission webhook's refusal: its code, reason and details, with upstream's message.
+    #[error("{message}")]
+    Webhook {
+        message: String,
+        code: u16,
+        reason: String,
+        details: Value,
+    },
 }
 
 impl KubeError {
@@ -90,6 +98,7 @@ impl KubeError {
             KubeError::TooManyRequests { .. } => 429,
             KubeError::Timeout(_) => 504,
             KubeError::Internal(_) => 500,
+            KubeError::Webhook { code, .. } => *code,
         }
     }
 
@@ -108,6 +117,7 @@ impl KubeError {
             KubeError::TooManyRequests { .. } => "TooManyRequests",
             KubeError::Timeout(_) => "Timeout",
             KubeError::Internal(_) => "InternalError",
+            KubeError::Webhook { reason, .. } => known_reason(reason),
         }
     }
 
@@ -149,6 +159,20 @@ impl KubeError {
             }
             KubeError::ExpiredContinue { continue_token, .. } => {
                 s["metadata"] = json!({"continue": continue_token});
+            }
+            KubeError::Webhook {
+                reason, details, ..
+            } => {
+                // The webhook's own reason, whatever it is; none when it gave none.
+                match reason.as_str() {
+                    "" => s.as_object_mut().map(|o| o.remove("reason")),
+                    r => s
+                        .as_object_mut()
+                        .map(|o| o.insert("reason".into(), json!(r))),
+                };
+                if !details.is_null() {
+                    s["details"] = details.clone();
+                }
             }
             _ => {}
         }
@@ -236,4 +260,30 @@ impl From<StoreError> for KubeError {
     fn from(e: StoreError) -> Self {
         KubeError::from_store(e)
     }
+}
+
+/// A `metav1.StatusReason` a webhook gave, when it is one of upstream's (else none).
+fn known_reason(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "Unauthorized",
+        "Forbidden",
+        "NotFound",
+        "AlreadyExists",
+        "Conflict",
+        "Gone",
+        "Invalid",
+        "ServerTimeout",
+        "StoreReadError",
+        "Timeout",
+        "TooManyRequests",
+        "BadRequest",
+        "MethodNotAllowed",
+        "NotAcceptable",
+        "RequestEntityTooLarge",
+        "UnsupportedMediaType",
+        "InternalError",
+        "Expired",
+        "ServiceUnavailable",
+    ];
+    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("")
 }

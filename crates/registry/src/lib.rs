@@ -30,6 +30,7 @@ pub mod service_accounts;
 pub mod service_ips;
 pub mod settings;
 pub mod strategy;
+pub mod webhooks;
 
 pub use error::KubeError;
 pub use objects::Objects;

@@ -59,6 +59,7 @@ pub struct Objects {
     kind: Arc<str>,
     profiles: Arc<crate::profile_index::IndexCache>,
     custom: Arc<CustomResources>,
+    pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 fn metadata_mut(v: &mut Value) -> Result<&mut Map<String, Value>> {
@@ -121,6 +122,7 @@ impl Objects {
             kind: resources::store_kind(cluster).into(),
             profiles: Arc::default(),
             custom: Arc::default(),
+            webhooks: Arc::default(),
         }
     }
 
@@ -141,19 +143,34 @@ impl Objects {
     pub async fn follow_definitions(self) {
         let store = self.store.clone();
         let kind = self.kind.to_string();
-        crate::custom::catalog::on_changes(
-            store,
-            kind,
+        // The webhook configurations too: a chart's webhook is called once it is registered.
+        let hooks = |prefix: &str| {
+            let objects = self.clone();
+            crate::custom::catalog::on_changes(
+                store.clone(),
+                kind.clone(),
+                prefix.to_string(),
+                move || objects.webhooks_changed(),
+            )
+        };
+        let mutating = hooks(crate::webhooks::MUTATING_PREFIX);
+        let validating = hooks(crate::webhooks::VALIDATING_PREFIX);
+        let definitions = crate::custom::catalog::on_changes(
+            store.clone(),
+            kind.clone(),
             crate::custom::catalog::CRD_KEY_PREFIX.to_string(),
-            move || self.definitions_changed(),
-        )
-        .await;
+            || self.definitions_changed(),
+        );
+        tokio::join!(definitions, mutating, validating);
     }
 
     /// After a write to `rt`: a definition written changes what is served.
     fn wrote(&self, rt: &ResourceType) {
         if rt.group == CRD_GROUP && rt.resource == "customresourcedefinitions" {
             self.custom.invalidate();
+        }
+        if crate::webhooks::is_configuration(rt) {
+            self.webhooks.invalidate();
         }
     }
 
@@ -181,8 +198,8 @@ impl Objects {
     /// One object, as the API returns it.
     pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
         self.get_object(rt, namespace, name)?
-            .map(|o| present(rt, into_resource_version(o)))
-            .ok_or_else(|| KubeError::not_found(rt, name))
+            .map(|o| self.present_one(rt, into_resource_version(o)))
+            .ok_or_else(|| KubeError::not_found(rt, name))?
     }
 
     /// Objects in one namespace (or all), in key order, and the revision of the list.
@@ -273,7 +290,7 @@ impl Objects {
     /// be, quota included (upstream's quota admission refuses a dry run it would refuse, and
     /// charges nothing), and returned without writing it.
     pub fn preview_create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
-        let obj = self.prepare_create(rt, namespace, body)?;
+        let obj = self.prepare_create_as(rt, namespace, body, true)?;
         let ns = obj["metadata"]["namespace"].as_str().unwrap_or(namespace);
         let catalog = self.catalog()?;
         self.check_quota_uncharged(|tx| {
@@ -311,11 +328,17 @@ impl Objects {
     }
 
     /// Validate, default and stamp a new object, and run admission; does not write.
-    pub fn prepare_create(
+    pub fn prepare_create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
+        self.prepare_create_as(rt, namespace, body, false)
+    }
+
+    /// `prepare_create`, for a dry run (webhooks are told, and those with side effects refuse).
+    fn prepare_create_as(
         &self,
         rt: &ResourceType,
         namespace: &str,
         mut body: Value,
+        dry_run: bool,
     ) -> Result<Value> {
         writable(rt, "use aws eks create-fargate-profile")?;
         check_type(rt, &mut body)?;
@@ -385,6 +408,22 @@ impl Objects {
             body["status"] = status;
         }
         strategy.admit_create(self, &mut body)?;
+        // Mutating webhooks after the built-in mutating admission, before validation.
+        let name = name_of(&body).to_string();
+        let hooked = crate::webhooks::Attributes {
+            operation: crate::webhooks::Operation::Create,
+            rt,
+            kind: "",
+            subresource: "",
+            namespace,
+            name: &name,
+            old: None,
+            dry_run,
+        };
+        if self.webhooks_mutate(&hooked, &mut body)? {
+            check_type(rt, &mut body)?;
+            strategy.default(rt, &mut body)?;
+        }
         if rt.custom {
             self.admit_custom(rt, &mut body, None)?;
         }
@@ -397,6 +436,8 @@ impl Objects {
             let name = name_of(&body).to_string();
             return Err(KubeError::invalid_fields(rt, &name, &errors));
         }
+        // Validating webhooks after validation, with the object as the request sees it.
+        self.webhooks_validate(&hooked, Some(&body))?;
         Ok(body)
     }
 
@@ -430,7 +471,7 @@ impl Objects {
                 .map_err(|e| Refused::Kube(self.map_store(rt, &name, e)))
         })?;
         self.wrote(rt);
-        Ok(present(rt, with_resource_version(&stored)))
+        Ok(self.present_done(rt, with_resource_version(&stored)))
     }
 
     /// Replace an object as PUT does; `status` writes the status subresource. With `dry_run`,
@@ -498,6 +539,35 @@ impl Objects {
         dry_run: bool,
         f: &mut dyn FnMut(&Value) -> Result<Value>,
     ) -> Result<Value> {
+        self.update_admitted(rt, namespace, name, status, precondition, dry_run, true, f)
+    }
+
+    /// `update_or_preview` through the `scale` subresource: `f` admits the `Scale` itself
+    /// (`admit_subresource_update`), so the object's own webhooks are not called, as upstream
+    /// admits a scale as `deployments/scale`.
+    pub fn update_through_scale(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        dry_run: bool,
+        f: &mut dyn FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        self.update_admitted(rt, namespace, name, false, None, dry_run, false, f)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update_admitted(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        status: bool,
+        precondition: Option<Revision>,
+        dry_run: bool,
+        webhooks: bool,
+        f: &mut dyn FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
         writable(rt, "change them through the EKS API")?;
         let key = rt.key(namespace, name);
         for _ in 0..16 {
@@ -507,10 +577,24 @@ impl Objects {
             {
                 return Err(KubeError::conflict(rt, name));
             }
-            let old = present(rt, with_resource_version(&current));
+            let old = self.present_one(rt, with_resource_version(&current))?;
             let mut new = f(&old)?;
             check_type(rt, &mut new)?;
             merge_update(rt, &current.value, &mut new, status)?;
+            let hooked = crate::webhooks::Attributes {
+                operation: crate::webhooks::Operation::Update,
+                rt,
+                kind: "",
+                subresource: if status { "status" } else { "" },
+                namespace,
+                name,
+                old: Some(&old),
+                dry_run,
+            };
+            if webhooks && self.webhooks_mutate(&hooked, &mut new)? {
+                check_type(rt, &mut new)?;
+                merge_update(rt, &current.value, &mut new, status)?;
+            }
             if rt.custom {
                 self.admit_custom(rt, &mut new, Some(&current.value))?;
             }
@@ -528,6 +612,9 @@ impl Objects {
                 if !errors.is_empty() {
                     return Err(KubeError::invalid_fields(rt, name, &errors));
                 }
+            }
+            if webhooks {
+                self.webhooks_validate(&hooked, Some(&new))?;
             }
             if new == current.value {
                 return Ok(old);
@@ -548,7 +635,7 @@ impl Objects {
                     })?;
                 }
                 set_resource_version(&mut new, current.revision);
-                return Ok(present(rt, new));
+                return self.present_one(rt, new);
             }
             // Removing the last finalizer finishes a deletion; other writes to an object being
             // deleted do not (a terminating namespace waits for its contents, a pod on a node for
@@ -586,7 +673,7 @@ impl Objects {
             match result {
                 Ok(o) => {
                     self.wrote(rt);
-                    return Ok(present(rt, with_resource_version(&o)));
+                    return Ok(self.present_done(rt, with_resource_version(&o)));
                 }
                 Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
                 Err(e) => return Err(self.map_store(rt, name, e)),
@@ -605,8 +692,11 @@ impl Objects {
     ) -> Result<Deleted> {
         writable(rt, "delete the profile with aws eks delete-fargate-profile")?;
         let key = rt.key(namespace, name);
-        for _ in 0..16 {
+        for attempt in 0..16 {
             let current = self.current(rt, &key, name)?;
+            if attempt == 0 {
+                self.delete_webhooks(rt, namespace, name, &current, false)?;
+            }
             if let Some(uid) = &opts.precondition_uid
                 && uid != uid_of(&current.value)
             {
@@ -663,7 +753,9 @@ impl Objects {
                 }) {
                     Ok(o) => {
                         self.wrote(rt);
-                        return Ok(Deleted::Gone(present(rt, with_resource_version(&o))));
+                        return Ok(Deleted::Gone(
+                            self.present_done(rt, with_resource_version(&o)),
+                        ));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(StoreError::NotFound { .. }) => {
@@ -673,10 +765,9 @@ impl Objects {
                 }
             }
             if already && fins == finalizers(&current.value) {
-                return Ok(Deleted::Pending(present(
-                    rt,
-                    with_resource_version(&current),
-                )));
+                return Ok(Deleted::Pending(
+                    self.present_done(rt, with_resource_version(&current)),
+                ));
             }
             let meta = metadata_mut(&mut new)?;
             if !already {
@@ -700,13 +791,47 @@ impl Objects {
             }) {
                 Ok(o) => {
                     self.wrote(rt);
-                    return Ok(Deleted::Pending(present(rt, with_resource_version(&o))));
+                    return Ok(Deleted::Pending(
+                        self.present_done(rt, with_resource_version(&o)),
+                    ));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(self.map_store(rt, name, e)),
             }
         }
         Err(KubeError::conflict(rt, name))
+    }
+
+    /// A server-side dry run of a delete: the object as it is, once the webhooks (told it is a
+    /// dry run) let it go.
+    pub fn preview_delete(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
+        let current = self.current(rt, &rt.key(namespace, name), name)?;
+        self.delete_webhooks(rt, namespace, name, &current, true)?;
+        self.present_one(rt, with_resource_version(&current))
+    }
+
+    fn delete_webhooks(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        current: &Object,
+        dry_run: bool,
+    ) -> Result<()> {
+        if !self.webhooks_configured()? {
+            return Ok(());
+        }
+        let old = self.present_one(rt, with_resource_version(current))?;
+        self.webhooks_delete(&crate::webhooks::Attributes {
+            operation: crate::webhooks::Operation::Delete,
+            rt,
+            kind: "",
+            subresource: "",
+            namespace,
+            name,
+            old: Some(&old),
+            dry_run,
+        })
     }
 
     fn current(&self, rt: &ResourceType, key: &str, name: &str) -> Result<Arc<Object>> {

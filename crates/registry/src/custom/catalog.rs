@@ -94,9 +94,6 @@ pub struct CustomVersion {
     pub columns: Vec<PrinterColumn>,
     /// The warning a request to a deprecated version gets.
     pub deprecation_warning: Option<String>,
-    /// Why objects cannot be read or written through this version, when that is so: it is not
-    /// the storage version and conversion needs a webhook, which cannot be called here yet.
-    pub unconvertible: Option<String>,
 }
 
 /// A custom resource: its definition, read.
@@ -113,10 +110,11 @@ pub struct CustomResource {
     pub storage_version: &'static str,
     /// The served versions, highest priority first (the preferred version leads).
     pub versions: Vec<Arc<CustomVersion>>,
-    /// `spec.conversion.strategy: Webhook`: versions other than the stored one cannot be
-    /// converted here (webhooks cannot be called yet); reads and writes through them are
-    /// refused with a clear error.
+    /// `spec.conversion.strategy: Webhook`: objects are converted between versions by the
+    /// webhook (see `webhooks::conversion`).
     pub conversion_webhook: bool,
+    /// `spec.conversion.webhook` (`clientConfig`, `conversionReviewVersions`) then.
+    pub conversion: Option<Arc<Value>>,
     /// Being deleted: its objects are being removed, and no new ones may be created.
     pub terminating: bool,
 }
@@ -215,14 +213,8 @@ impl CustomResource {
             .conversion
             .as_ref()
             .is_some_and(|c| c.strategy == "Webhook");
-        if conversion_webhook {
-            for v in versions.iter_mut().filter(|v| !v.storage) {
-                Arc::make_mut(v).unconvertible = Some(format!(
-                    "conversion webhook for {group}/{}, Kind={kind} failed: localfargate does not call conversion webhooks yet; use the storage version {group}/{storage_version}",
-                    v.rt.version
-                ));
-            }
-        }
+        let conversion =
+            conversion_webhook.then(|| Arc::new(value["spec"]["conversion"]["webhook"].clone()));
         Ok(CustomResource {
             crd_name: name,
             group,
@@ -237,6 +229,7 @@ impl CustomResource {
             storage_version,
             versions,
             conversion_webhook,
+            conversion,
             terminating: crd.metadata.deletion_timestamp.is_some(),
         })
     }
@@ -333,7 +326,6 @@ fn version_of(
         scale,
         columns,
         deprecation_warning,
-        unconvertible: None,
     }
 }
 
