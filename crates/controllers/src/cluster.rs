@@ -229,6 +229,7 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::endpoints::run(ctx.clone()));
     set.spawn(crate::quota::run(ctx.clone()));
     set.spawn(crate::service_account_tokens::run(ctx.clone()));
+    set.spawn(crate::root_ca::run(ctx.clone()));
     set.spawn(ctx.objects.clone().follow_definitions());
     set
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod node_agent;
 pub mod pod_spec;
 pub mod quota;
+pub mod root_ca;
 pub mod service_account_tokens;
 pub mod settings;
 pub mod volume_sync;

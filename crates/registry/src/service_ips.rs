@@ -73,6 +73,12 @@ pub fn range_base(objects: &Objects) -> Ipv4Addr {
 }
 
 /// The cluster's service range: its base address and prefix length.
+pub fn range(objects: &Objects) -> (Ipv4Addr, u8) {
+    let (base, len) = service_range(objects);
+    (Ipv4Addr::from(base), len)
+}
+
+/// [`range`] as numbers.
 fn service_range(objects: &Objects) -> (u32, u8) {
     let cidr = objects
         .store
