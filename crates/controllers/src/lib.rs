@@ -20,6 +20,7 @@ pub mod pod_spec;
 pub mod quota;
 pub mod root_ca;
 pub mod service_account_tokens;
+pub mod service_proxy;
 pub mod settings;
 pub mod volume_sync;
 pub mod wake;
