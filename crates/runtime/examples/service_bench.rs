@@ -5,7 +5,7 @@
 //!   ADDR; prints connections per second and the p50/p99 latency of connect + request +
 //!   response. scripts/bench-services runs it against a ClusterIP and against the pod IP behind
 //!   it.
-//! * `service_bench rules [SERVICES] [ENDPOINTS] [N]`: on a dummy interface of its own
+//! * `service_bench rules [SERVICES] [ENDPOINTS] [N]`: on a bridge of its own with no ports
 //!   (`lfsvcbench0`, 10.252.0.1, the range 10.251.0.0/16 routed to it) and a table of its own,
 //!   the latency of N connections to one Service whose endpoint is a local listener, with that
 //!   Service alone and then with SERVICES-1 more Services of ENDPOINTS endpoints each installed
@@ -150,7 +150,7 @@ fn rules(services: usize, endpoints: usize, n: usize) -> Result<(), String> {
     let dev = "lfsvcbench0";
     let local = Ipv4Addr::new(10, 252, 0, 1);
     let _ = sh(&["ip", "link", "del", dev]);
-    sh(&["ip", "link", "add", dev, "type", "dummy"])?;
+    sh(&["ip", "link", "add", dev, "type", "bridge"])?;
     let result = (|| {
         sh(&["ip", "addr", "add", "10.252.0.1/32", "dev", dev])?;
         sh(&["ip", "link", "set", dev, "up"])?;
