@@ -32,7 +32,6 @@
 //! the host's interface.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
@@ -510,11 +509,9 @@ pub fn incremental_commands(t: &TableId, old: Option<&Ruleset>, new: &Ruleset) -
     let table = t.name.as_str();
     let mut c = Vec::new();
     for (set, timeout) in &new.affinity_sets {
-        if old.affinity_sets.get(set) != Some(timeout) {
-            if old.affinity_sets.contains_key(set) {
-                // A changed timeout: the set is made again (its chains are rewritten below).
-                continue;
-            }
+        // A set whose timeout changed cannot be altered: the caller replaces the whole table
+        // then ([`needs_full`]).
+        if !old.affinity_sets.contains_key(set) {
             c.push(cmd(
                 "add",
                 obj(
@@ -629,9 +626,6 @@ pub fn incremental_commands(t: &TableId, old: Option<&Ruleset>, new: &Ruleset) -
             c.push(cmd("delete", obj("set", table, json!({"name": set}))));
         }
     }
-    // A changed affinity timeout: delete and re-add the set after its chains were flushed
-    // and rewritten; simplest done by a full replacement, which the caller does when
-    // `needs_full` says so.
     c
 }
 
@@ -906,19 +900,6 @@ pub async fn reap_dead_tables() -> Result<usize, NetError> {
         let _ = release_route(&crate::net::NetworkConfig::default().bridge, cidr).await;
     }
     Ok(n)
-}
-
-/// A human-readable summary of a ruleset (for logs and benchmarks).
-pub fn summary(r: &Ruleset) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "{} service ports, {} chains, {} no-endpoint ports",
-        r.services(),
-        r.chains.len(),
-        r.no_endpoint_ips.len()
-    );
-    s
 }
 
 #[cfg(test)]
