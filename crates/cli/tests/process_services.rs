@@ -5,7 +5,7 @@
 //! Service (hairpin), with `sessionAffinity: ClientIP`; the kubelet's Service variables; an
 //! unmodified kubectl in a pod listing pods through the `kubernetes` Service with its
 //! ServiceAccount token; scaling to zero refuses connections and leaves no endpoint in the
-//! rules; deleting the cluster leaves no table.
+//! rules; a killed server's table is reaped by the next; deleting the cluster leaves no table.
 //!
 //! Needs root, runc, busybox-static, docker-registry, skopeo and nft; skipped otherwise.
 
@@ -319,7 +319,25 @@ fn services_route_balance_hairpin_stick_and_reject_and_pods_reach_the_api() {
         "{rules}"
     );
 
+    // A killed server's table is reaped by the next one, which serves the pods again.
+    c.crash_and_restart();
+    let restarted = c.server_pid();
+    c.eventually(
+        "the restarted server's table",
+        Duration::from_secs(60),
+        || table_of(restarted).is_some() && table_of(pid).is_none(),
+    );
+    c.eventually(
+        "a refused connection again",
+        Duration::from_secs(60),
+        || {
+            pod_get(&c, "client", &url)
+                .err()
+                .is_some_and(|e| e.contains("Connection refused"))
+        },
+    );
+
     // Deleting the cluster removes its table.
     c.delete();
-    assert_eq!(table_of(pid), None);
+    assert_eq!(table_of(restarted), None);
 }
