@@ -429,6 +429,13 @@ async fn serve(
     clusters.abort();
     kube_apis.abort();
     collector.abort();
+    // The Service data path is this process's: its tables go with it (pods that outlive it
+    // get them back from the next run's controllers).
+    if let Some(path) = runtime.service_data_path()
+        && let Err(e) = path.remove_all().await
+    {
+        tracing::warn!(error = %e, "removing the Service rules");
+    }
     if args.ephemeral {
         // Nothing of an --ephemeral run outlives it: its pods neither.
         if let Ok(sandboxes) = runtime.list().await {

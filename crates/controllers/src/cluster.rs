@@ -242,6 +242,8 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::service_account_tokens::run(ctx.clone()));
     set.spawn(crate::security_groups::run(ctx.clone()));
     set.spawn(crate::network_policies::run(ctx.clone()));
+    set.spawn(crate::root_ca::run(ctx.clone()));
+    set.spawn(crate::service_proxy::run(ctx.clone()));
     set.spawn(ctx.objects.clone().follow_definitions());
     set
 }
@@ -332,6 +334,7 @@ pub async fn run(
         for name in gone {
             deleting.remove(&name);
             stop_sandboxes(&*store, &*runtime, &name, &ipam).await;
+            crate::service_proxy::remove_cluster(&*runtime, &name).await;
             purge_cluster(&*store, &name);
             tracing::info!(cluster = %name, "cluster deleted: its Kubernetes objects are gone");
         }

@@ -703,6 +703,14 @@ enum StartError {
 pub(crate) struct StoreRefs<'a>(pub(crate) &'a ClusterContext);
 
 impl pod_spec::PodRefs for StoreRefs<'_> {
+    fn services(&self, namespace: &str) -> Vec<Value> {
+        self.0
+            .objects
+            .list(resource("", "services"), Some(namespace))
+            .map(|(l, _)| l.iter().map(|o| o.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
     fn config_map(&self, namespace: &str, name: &str) -> Option<Value> {
         self.0
             .objects

@@ -55,6 +55,17 @@ impl ClusterCa {
         ca_key_pem: &str,
         host: &str,
     ) -> Result<(String, String), rcgen::Error> {
+        Self::serving_cert_for(cluster, ca_key_pem, host, &[])
+    }
+
+    /// [`serving_cert`](Self::serving_cert) also valid for `extra_ips` (the `kubernetes`
+    /// Service's ClusterIP, which in-cluster clients connect to).
+    pub fn serving_cert_for(
+        cluster: &str,
+        ca_key_pem: &str,
+        host: &str,
+        extra_ips: &[IpAddr],
+    ) -> Result<(String, String), rcgen::Error> {
         let issuer = Issuer::new(ca_params(cluster), KeyPair::from_pem(ca_key_pem)?);
         let mut names = vec![
             "localhost".to_string(),
@@ -76,6 +87,11 @@ impl ClusterCa {
             .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         if let Some(ip) = host_ip {
             params.subject_alt_names.push(SanType::IpAddress(ip));
+        }
+        for ip in extra_ips {
+            if Some(*ip) != host_ip {
+                params.subject_alt_names.push(SanType::IpAddress(*ip));
+            }
         }
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;

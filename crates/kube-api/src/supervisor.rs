@@ -151,7 +151,11 @@ async fn start(
     ca_key: &str,
     api: Api,
 ) -> Result<Handle<SocketAddr>, String> {
-    let (cert, key) = ClusterCa::serving_cert(cluster, ca_key, host).map_err(|e| e.to_string())?;
+    // In-cluster clients connect to the `kubernetes` Service's ClusterIP (the range's `.1`).
+    let base = localfargate_registry::service_ips::range_base(&api.objects);
+    let service_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from(base) + 1));
+    let (cert, key) = ClusterCa::serving_cert_for(cluster, ca_key, host, &[service_ip])
+        .map_err(|e| e.to_string())?;
     let tls = RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())
         .await
         .map_err(|e| e.to_string())?;

@@ -26,6 +26,7 @@ pub mod objects;
 pub mod profile_index;
 pub mod quota;
 pub mod resources;
+pub mod service_account_admission;
 pub mod service_accounts;
 pub mod service_ips;
 pub mod settings;

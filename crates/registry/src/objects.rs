@@ -113,6 +113,11 @@ fn random_suffix() -> String {
         .collect()
 }
 
+/// [`random_suffix`] for other modules (the token volume's name).
+pub fn random_name_suffix() -> String {
+    random_suffix()
+}
+
 impl Objects {
     pub fn new(store: Arc<dyn Store>, cluster: &str, settings: Arc<Settings>) -> Self {
         Objects {

@@ -77,13 +77,13 @@ pub fn range_base(objects: &Objects) -> Ipv4Addr {
     Ipv4Addr::from(service_range(objects).0)
 }
 
-/// The cluster's service range: its first address and prefix length.
+/// The cluster's service range: its base address and prefix length.
 pub fn range(objects: &Objects) -> (Ipv4Addr, u8) {
     let (base, len) = service_range(objects);
     (Ipv4Addr::from(base), len)
 }
 
-/// The cluster's service range: its base address and prefix length.
+/// [`range`] as numbers.
 fn service_range(objects: &Objects) -> (u32, u8) {
     let cidr = objects
         .store

@@ -302,7 +302,16 @@ impl Strategy for PodStrategy {
         crate::limit_ranger::admit(objects, obj)?;
         crate::limit_ranger::validate_pod(objects, obj)?;
         obj["status"]["qosClass"] = json!(defaults::qos_class(&obj["spec"]));
+        let namespace = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        crate::service_account_admission::admit(objects, &namespace, obj);
         admission::admit_pod(objects, obj)
+    }
+    fn admit_update(&self, _objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {
+        crate::service_account_admission::keep_on_update(old, new);
+        Ok(())
     }
     fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Result<()> {
         defaults::check_pod_update(rt, old, new)

@@ -90,6 +90,7 @@ pub mod ipam;
 pub mod net;
 pub mod process;
 pub mod restart;
+pub mod service_proxy;
 pub mod simulated;
 pub mod storage;
 pub mod test_images;
@@ -221,6 +222,13 @@ pub trait SandboxRuntime: Send + Sync {
     /// [`next_transition`](SandboxStatus::next_transition) did not announce (a process exited, a
     /// VM died, a call changed it). A receiver that lags should re-read every sandbox.
     fn changes(&self) -> broadcast::Receiver<SandboxId>;
+
+    /// The host's Service data path (ClusterIPs, NodePorts) for this runtime's pods, if it has
+    /// one: the process runtime's nftables tables ([`service_proxy`]); the simulated runtime
+    /// has none.
+    fn service_data_path(&self) -> Option<Arc<dyn service_proxy::ServiceDataPath>> {
+        None
+    }
 }
 
 /// The backends the `--runtime` flag names.

@@ -306,9 +306,13 @@ impl PodNetwork {
     async fn wire(&self, ns: &str, veth: &str, pod: &PodAttachment) -> Result<(), NetError> {
         let bridge = &self.config.bridge;
         // The peer is created inside the netns under its final name: no rename step.
+        // Hairpin on the port: with `br_netfilter` loaded, a packet a pod sends to a Service
+        // that DNATs it back to the same pod is bridged straight back out of its own port
+        // (the Service data path's hairpin), which a bridge refuses without it.
         let host = format!(
             "link add {veth} type veth peer name {POD_IFACE} netns {ns}\n\
-             link set {veth} master {bridge} up\n"
+             link set {veth} master {bridge} up\n\
+             link set {veth} type bridge_slave hairpin on\n"
         );
         run("ip", &["-batch", "-"], Some(&host)).await?;
         let inside = format!(
@@ -788,6 +792,22 @@ fn addrs_of(link: &Value) -> Vec<(Ipv4Addr, u8)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// [`run`] for the other modules of this crate (the Service data path).
+pub(crate) async fn run_cmd(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, NetError> {
+    run(program, args, stdin).await
+}
+
+impl NetError {
+    /// Whether a failed command's stderr says `text`.
+    pub(crate) fn says_pub(&self, text: &str) -> bool {
+        self.says(text)
+    }
 }
 
 #[cfg(test)]

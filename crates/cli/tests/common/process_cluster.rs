@@ -189,6 +189,11 @@ impl Cluster {
         localfargate(self.server.as_ref().expect("the server runs"), args)
     }
 
+    /// The server's process id.
+    pub fn server_pid(&self) -> u32 {
+        self.server.as_ref().map_or(0, Server::pid)
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> Output {
         Command::new(KUBECTL)
             .arg("--kubeconfig")

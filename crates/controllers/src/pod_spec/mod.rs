@@ -30,6 +30,7 @@ use serde_json::Value;
 
 pub use localfargate_core::service_account_token::TokenRequest;
 
+pub mod service_env;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,12 @@ pub trait PodRefs {
     /// A token for a projected serviceAccountToken source, if the cluster can issue one (when
     /// not, the file is left out and a warning is logged).
     fn service_account_token(&self, request: &TokenRequest<'_>) -> Option<String>;
+    /// The Services of a namespace, for the containers' Service environment variables
+    /// ([`service_env`]); none by default.
+    fn services(&self, namespace: &str) -> Vec<Value> {
+        let _ = namespace;
+        Vec::new()
+    }
 }
 
 /// Where and how big the pod runs: what the agent decided before resolving it.
@@ -830,6 +837,28 @@ impl<'a> Ctx<'a> {
             message,
         };
         let mut env = EnvMap::default();
+        // The Service variables: usable in `$(VAR)`, added where the container has none.
+        let links = self.spec["enableServiceLinks"].as_bool() != Some(false);
+        let in_namespace = if links {
+            self.refs.services(self.namespace)
+        } else {
+            Vec::new()
+        };
+        let in_default = if self.namespace == "default" && links {
+            in_namespace.clone()
+        } else {
+            self.refs.services("default")
+        };
+        let service_vars = service_env::variables(&service_env::selected(
+            self.namespace,
+            links,
+            &in_namespace,
+            &in_default,
+        ));
+        let service_map: HashMap<&str, &str> = service_vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let mut config_maps: HashMap<String, Value> = HashMap::new();
         let mut secrets: HashMap<String, Value> = HashMap::new();
         for from in array(&c["envFrom"]) {
@@ -901,7 +930,11 @@ impl<'a> Ctx<'a> {
             let literal = e["value"].as_str().unwrap_or("");
             let from = &e["valueFrom"];
             let value = if !literal.is_empty() {
-                expand(literal, |k| env.get(k).map(str::to_string))
+                expand(literal, |k| {
+                    env.get(k)
+                        .or_else(|| service_map.get(k).copied())
+                        .map(str::to_string)
+                })
             } else if from.is_object() {
                 if from["fieldRef"].is_object() {
                     self.env_field(&from["fieldRef"]).map_err(&err)?
@@ -957,6 +990,11 @@ impl<'a> Ctx<'a> {
                 String::new()
             };
             env.set(var.to_string(), value);
+        }
+        for (k, v) in &service_vars {
+            if env.get(k).is_none() {
+                env.set(k.clone(), v.clone());
+            }
         }
         Ok(env.vars)
     }

@@ -101,6 +101,8 @@ struct Inner {
     seccomp_available: bool,
     /// Gateways already put on the bridge.
     gateways: Mutex<std::collections::HashSet<(Ipv4Addr, u8)>>,
+    /// The Service data path on the same bridge.
+    service_path: Arc<crate::service_proxy::NftDataPath>,
 }
 
 struct Sandbox {
@@ -273,6 +275,7 @@ impl ProcessRuntime {
             netns_prefix: config.netns_prefix.clone(),
             egress: config.egress,
         });
+        let service_net = net.config().clone();
         let cgroups = Cgroups::detect(&config.cgroup_parent)?;
         let host_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .map(|(_, hard)| hard)
@@ -302,6 +305,7 @@ impl ProcessRuntime {
                 nofile_hard,
                 seccomp_available,
                 gateways: Mutex::new(Default::default()),
+                service_path: Arc::new(crate::service_proxy::NftDataPath::new(service_net)),
             }),
         };
         rt.adopt().await;
@@ -2045,5 +2049,9 @@ impl SandboxRuntime for ProcessRuntime {
 
     fn changes(&self) -> broadcast::Receiver<SandboxId> {
         self.inner.changes.subscribe()
+    }
+
+    fn service_data_path(&self) -> Option<Arc<dyn crate::service_proxy::ServiceDataPath>> {
+        Some(self.inner.service_path.clone())
     }
 }

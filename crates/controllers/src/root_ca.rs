@@ -1,0 +1,109 @@
+//! kube-controller-manager's root-ca-cert-publisher: every namespace has the ConfigMap
+//! `kube-root-ca.crt` holding the cluster CA (`ca.crt`), which the projected service-account
+//! volume of every pod mounts; one changed or deleted by hand is put back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use localfargate_core::eks::CLUSTER_KIND;
+use localfargate_registry::objects::{KubeError, Objects, name_of, resource};
+use serde_json::{Value, json};
+
+use crate::context::ClusterContext;
+use crate::wake::{Wake, Woken};
+
+pub const NAME: &str = "kube-root-ca.crt";
+
+/// The description upstream's publisher annotates the ConfigMap with.
+const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver \
+    when using internal endpoints such as the internal service IP or kubernetes.default.svc. No \
+    other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// The ConfigMap for `ca_pem`.
+pub fn config_map(ca_pem: &str) -> Value {
+    json!({
+        "metadata": {"name": NAME, "annotations": {"kubernetes.io/description": DESCRIPTION}},
+        "data": {"ca.crt": ca_pem},
+    })
+}
+
+fn ca_pem(objects: &Objects) -> Option<String> {
+    let record = objects.store.get(CLUSTER_KIND, &objects.cluster).ok()??;
+    record.value["private"]["caCertPem"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn sync(objects: &Objects) {
+    let Some(ca) = ca_pem(objects) else {
+        return;
+    };
+    let Ok((namespaces, _)) = objects.list(resource("", "namespaces"), None) else {
+        return;
+    };
+    let rt = resource("", "configmaps");
+    for ns in namespaces.iter() {
+        if ns.value["status"]["phase"] == "Terminating"
+            || ns.value["metadata"]["deletionTimestamp"].is_string()
+        {
+            continue;
+        }
+        let ns = name_of(&ns.value);
+        let result = match objects.get(rt, ns, NAME) {
+            Ok(cm) if cm["data"]["ca.crt"] == ca.as_str() => Ok(()),
+            Ok(_) => objects
+                .update_with(rt, ns, NAME, false, None, &mut |cur| {
+                    let mut new = cur.clone();
+                    new["data"] = json!({"ca.crt": ca});
+                    Ok(new)
+                })
+                .map(|_| ()),
+            Err(KubeError::NotFound { .. }) => match objects.create(rt, ns, config_map(&ca)) {
+                Ok(_) | Err(KubeError::AlreadyExists { .. }) | Err(KubeError::Forbidden(_)) => {
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(namespace = ns, error = %e, "publishing {NAME}");
+        }
+    }
+}
+
+pub async fn run(ctx: Arc<ClusterContext>) {
+    let objects = &ctx.objects;
+    let kind = objects.store_kind().to_string();
+    let mut wake = Wake::new(&kind, Duration::from_millis(50), Duration::from_secs(60));
+    let namespaces = resource("", "namespaces").key_prefix(None);
+    let configmaps = resource("", "configmaps").key_prefix(None);
+    let mut relist = true;
+    loop {
+        if relist {
+            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
+        }
+        sync(objects);
+        loop {
+            match wake.wait(&*objects.store).await {
+                Woken::Relist => {
+                    relist = true;
+                    break;
+                }
+                Woken::Changes(changes) => {
+                    relist = false;
+                    let relevant = changes.is_empty()
+                        || changes.iter().any(|e| {
+                            let k = e.object.key.as_str();
+                            k.starts_with(namespaces.as_str())
+                                || (k.starts_with(configmaps.as_str())
+                                    && name_of(&e.object.value) == NAME)
+                        });
+                    if relevant {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

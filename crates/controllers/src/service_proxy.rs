@@ -1,0 +1,441 @@
+//! The cluster's Service data path (what kube-proxy does on each node) and the API's own
+//! endpoint (what kube-apiserver's endpoint reconciler keeps).
+//!
+//! * The `kubernetes` Service in `default` has an Endpoints object and an EndpointSlice of its
+//!   name pointing at an address pods reach: the gateway of the cluster's first subnet on the pod
+//!   bridge, at the cluster's API port. A relay listens there and passes each connection to the
+//!   API's own listener (TLS goes through untouched; the API's certificate names the Service's
+//!   ClusterIP). So a pod reaches the API at `https://$KUBERNETES_SERVICE_HOST`, through the
+//!   data path.
+//! * With a runtime that has a data path ([`SandboxRuntime::service_data_path`], the process
+//!   runtime), the Services and their EndpointSlices' ready endpoints are turned into
+//!   [`ClusterServices`] ([`desired`], pure) and applied to the host (see
+//!   `localfargate_runtime::service_proxy`), again after every change to Services,
+//!   EndpointSlices, pods or nodes, and every 30 seconds.
+//!
+//! [`SandboxRuntime::service_data_path`]: localfargate_runtime::SandboxRuntime::service_data_path
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use localfargate_core::eks::CLUSTER_KIND;
+use localfargate_registry::objects::{KubeError, Objects, name_of, namespace_of, resource};
+use localfargate_registry::service_ips;
+use localfargate_runtime::service_proxy::{ClusterServices, Protocol, ServicePort};
+use serde_json::{Value, json};
+
+use crate::context::ClusterContext;
+use crate::wake::{Wake, Woken};
+
+/// `sessionAffinityConfig.clientIP.timeoutSeconds`'s default (3 hours).
+const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
+
+/// What the data path serves for these objects. Pure.
+///
+/// * Service ports of every Service with a ClusterIP (not headless, not ExternalName).
+/// * Their endpoints: the EndpointSlices labelled `kubernetes.io/service-name`, IPv4, whose
+///   port has the Service port's name and protocol; an endpoint counts when `ready` is not
+///   false (kube-proxy's rule), its first address is used.
+/// * `pod_ips`: the addresses of pods that are not finished; `node_ips`: the nodes'
+///   InternalIPs.
+pub fn desired(
+    services: &[&Value],
+    slices: &[&Value],
+    pods: &[&Value],
+    nodes: &[&Value],
+    subnets: Vec<(Ipv4Addr, u8)>,
+) -> ClusterServices {
+    let mut by_service: BTreeMap<(&str, &str), Vec<&Value>> = BTreeMap::new();
+    for s in slices {
+        if s["addressType"] != "IPv4" {
+            continue;
+        }
+        if let Some(svc) = s["metadata"]["labels"]["kubernetes.io/service-name"].as_str() {
+            by_service
+                .entry((namespace_of(s), svc))
+                .or_default()
+                .push(s);
+        }
+    }
+    let mut ports = Vec::new();
+    for svc in services {
+        let spec = &svc["spec"];
+        if spec["type"] == "ExternalName" {
+            continue;
+        }
+        let Some(cluster_ip) = spec["clusterIP"]
+            .as_str()
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        let (ns, name) = (namespace_of(svc), name_of(svc));
+        let affinity_timeout = (spec["sessionAffinity"] == "ClientIP").then(|| {
+            spec["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"]
+                .as_u64()
+                .and_then(|t| u32::try_from(t).ok())
+                .unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
+        });
+        let slices = by_service
+            .get(&(ns, name))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for p in spec["ports"].as_array().into_iter().flatten() {
+            let protocol = Protocol::parse(p["protocol"].as_str().unwrap_or("TCP"));
+            let (Some(protocol), Some(port)) = (
+                protocol,
+                p["port"].as_u64().and_then(|x| u16::try_from(x).ok()),
+            ) else {
+                continue;
+            };
+            let port_name = p["name"].as_str().unwrap_or("");
+            let mut endpoints = BTreeSet::new();
+            for slice in slices {
+                let Some(target) = slice["ports"].as_array().into_iter().flatten().find(|sp| {
+                    sp["name"].as_str().unwrap_or("") == port_name
+                        && Protocol::parse(sp["protocol"].as_str().unwrap_or("TCP"))
+                            == Some(protocol)
+                }) else {
+                    continue;
+                };
+                let Some(target) = target["port"].as_u64().and_then(|x| u16::try_from(x).ok())
+                else {
+                    continue;
+                };
+                for ep in slice["endpoints"].as_array().into_iter().flatten() {
+                    if ep["conditions"]["ready"] == json!(false) {
+                        continue;
+                    }
+                    if let Some(ip) = ep["addresses"][0]
+                        .as_str()
+                        .and_then(|a| a.parse::<Ipv4Addr>().ok())
+                    {
+                        endpoints.insert((ip, target));
+                    }
+                }
+            }
+            let node_port = matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"))
+                .then(|| p["nodePort"].as_u64().and_then(|x| u16::try_from(x).ok()))
+                .flatten();
+            ports.push(ServicePort {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                port_name: port_name.to_string(),
+                protocol,
+                cluster_ip,
+                port,
+                node_port,
+                affinity_timeout,
+                endpoints,
+            });
+        }
+    }
+    let pod_ips = pods
+        .iter()
+        .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+        .filter_map(|p| p["status"]["podIP"].as_str()?.parse().ok())
+        .collect();
+    let node_ips = nodes
+        .iter()
+        .filter_map(|n| {
+            n["status"]["addresses"]
+                .as_array()?
+                .iter()
+                .find(|a| a["type"] == "InternalIP")?["address"]
+                .as_str()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ClusterServices {
+        pod_ips,
+        node_ips,
+        subnets,
+        ports,
+    }
+}
+
+/// Where pods reach the cluster's API: the gateway of the cluster's first subnet (with its
+/// prefix length) and the API's port; and the API's own address, which the relay connects to.
+struct ApiAddress {
+    gateway: Ipv4Addr,
+    prefix_len: u8,
+    port: u16,
+    upstream: SocketAddr,
+}
+
+fn api_address(ctx: &ClusterContext) -> Option<ApiAddress> {
+    let objects = &ctx.objects;
+    let record = objects.store.get(CLUSTER_KIND, &objects.cluster).ok()??;
+    let port = u16::try_from(record.value["private"]["kubePort"].as_u64()?).ok()?;
+    let host = record.value["resource"]["endpoint"]
+        .as_str()?
+        .strip_prefix("https://")?
+        .rsplit_once(':')?
+        .0
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+        .ok()?;
+    let host = if host.is_unspecified() {
+        std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        host
+    };
+    let subnet_ids: Vec<String> = record.value["resource"]["resourcesVpcConfig"]["subnetIds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
+    let ipam = ctx.ipam.lock().unwrap_or_else(|p| p.into_inner());
+    let pool = subnet_ids
+        .iter()
+        .find_map(|id| ipam.pool(id))
+        .or_else(|| ipam.pools().next())?;
+    Some(ApiAddress {
+        gateway: pool.gateway(),
+        prefix_len: pool.prefix_len(),
+        port,
+        upstream: SocketAddr::new(host, port),
+    })
+}
+
+/// The `kubernetes` Service's Endpoints and EndpointSlice, as kube-apiserver's reconciler
+/// writes them.
+pub fn api_endpoints(address: Ipv4Addr, port: u16) -> (Value, Value) {
+    let endpoints = json!({
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{
+            "addresses": [{"ip": address.to_string()}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }],
+    });
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [address.to_string()], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    (endpoints, slice)
+}
+
+fn write_api_endpoints(objects: &Objects, address: Ipv4Addr, port: u16) {
+    let (endpoints, slice) = api_endpoints(address, port);
+    for (rt, desired, fields) in [
+        (resource("", "endpoints"), endpoints, &["subsets"][..]),
+        (
+            resource("discovery.k8s.io", "endpointslices"),
+            slice,
+            &["addressType", "endpoints", "ports"][..],
+        ),
+    ] {
+        let result = match objects.get(rt, "default", "kubernetes") {
+            Ok(current) if fields.iter().all(|f| current[*f] == desired[*f]) => Ok(()),
+            Ok(_) => objects
+                .update_with(rt, "default", "kubernetes", false, None, &mut |cur| {
+                    let mut new = cur.clone();
+                    for f in fields {
+                        new[*f] = desired[*f].clone();
+                    }
+                    Ok(new)
+                })
+                .map(|_| ()),
+            Err(KubeError::NotFound { .. }) => match objects.create(rt, "default", desired) {
+                Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "the kubernetes Service's endpoints");
+        }
+    }
+}
+
+/// Passes every connection to `listen` on to `upstream`, byte for byte.
+async fn relay(listen: SocketAddr, upstream: SocketAddr) {
+    let listener = loop {
+        match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => break l,
+            Err(e) => {
+                tracing::warn!(%listen, error = %e, "the API relay for pods cannot listen; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    tracing::info!(%listen, %upstream, "the API is reachable from pods");
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let _ = inbound.set_nodelay(true);
+            if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
+                let _ = out.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+            }
+        });
+    }
+}
+
+fn refs(v: &[Value]) -> Vec<&Value> {
+    v.iter().collect()
+}
+
+fn subnets(ctx: &ClusterContext) -> Vec<(Ipv4Addr, u8)> {
+    let ipam = ctx.ipam.lock().unwrap_or_else(|p| p.into_inner());
+    ipam.pools()
+        .map(|p| (p.network(), p.prefix_len()))
+        .collect()
+}
+
+fn listed(
+    objects: &Objects,
+    group: &str,
+    plural: &str,
+) -> Option<Vec<Arc<localfargate_store::Object>>> {
+    objects
+        .list(resource(group, plural), None)
+        .map(|(l, _)| l)
+        .ok()
+}
+
+pub async fn run(ctx: Arc<ClusterContext>) {
+    let objects = &ctx.objects;
+    let path = ctx.runtime.service_data_path();
+    // The API's endpoint for pods, and the relay behind it.
+    let mut _relay: Option<AbortOnDrop> = None;
+    let mut api: Option<(Ipv4Addr, u16)> = None;
+    let kind = objects.store_kind().to_string();
+    let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(30));
+    let watched = [
+        resource("", "services").key_prefix(None),
+        resource("discovery.k8s.io", "endpointslices").key_prefix(None),
+        resource("", "pods").key_prefix(None),
+        resource("", "nodes").key_prefix(None),
+    ];
+    let mut relist = true;
+    let mut last_applied: Option<ClusterServices> = None;
+    loop {
+        if relist {
+            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
+        }
+        if let Some(a) = api_address(&ctx) {
+            let mut ready = true;
+            if let Some(path) = &path
+                && api != Some((a.gateway, a.port))
+            {
+                ready = match path.ensure_host_address(a.gateway, a.prefix_len).await {
+                    Ok(()) => {
+                        _relay = Some(AbortOnDrop(tokio::spawn(relay(
+                            SocketAddr::new(a.gateway.into(), a.port),
+                            a.upstream,
+                        ))));
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "putting the API's address on the pod bridge");
+                        false
+                    }
+                };
+            }
+            if ready {
+                api = Some((a.gateway, a.port));
+                write_api_endpoints(objects, a.gateway, a.port);
+            }
+        }
+        if let Some(path) = &path {
+            let lists = (
+                listed(objects, "", "services"),
+                listed(objects, "discovery.k8s.io", "endpointslices"),
+                listed(objects, "", "pods"),
+                listed(objects, "", "nodes"),
+            );
+            if let (Some(svcs), Some(slices), Some(pods), Some(nodes)) = lists {
+                let values = |l: &[Arc<localfargate_store::Object>]| -> Vec<Value> {
+                    l.iter().map(|o| o.value.clone()).collect()
+                };
+                let (svcs, slices, pods, nodes) = (
+                    values(&svcs),
+                    values(&slices),
+                    values(&pods),
+                    values(&nodes),
+                );
+                let want = desired(
+                    &refs(&svcs),
+                    &refs(&slices),
+                    &refs(&pods),
+                    &refs(&nodes),
+                    subnets(&ctx),
+                );
+                if last_applied.as_ref() != Some(&want) {
+                    let range = service_ips::range(objects);
+                    let started = std::time::Instant::now();
+                    match path.apply(&objects.cluster, range, &want).await {
+                        Ok(stats) => {
+                            tracing::debug!(
+                                cluster = %objects.cluster,
+                                full = stats.full,
+                                commands = stats.commands,
+                                took = ?started.elapsed(),
+                                "Service rules applied"
+                            );
+                            last_applied = Some(want);
+                        }
+                        Err(e) => {
+                            tracing::warn!(cluster = %objects.cluster, error = %e, "applying Service rules");
+                            last_applied = None;
+                        }
+                    }
+                }
+            }
+        }
+        // Until something this controller reads changes; a timeout (no changes) resyncs.
+        loop {
+            match wake.wait(&*objects.store).await {
+                Woken::Relist => {
+                    relist = true;
+                    break;
+                }
+                Woken::Changes(changes) => {
+                    relist = false;
+                    if changes.is_empty()
+                        || changes
+                            .iter()
+                            .any(|e| watched.iter().any(|p| e.object.key.starts_with(p.as_str())))
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A task aborted when its handle goes (the relay stops with the controller).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Removes a deleted cluster's Service rules from the host.
+pub async fn remove_cluster(runtime: &dyn localfargate_runtime::SandboxRuntime, cluster: &str) {
+    if let Some(path) = runtime.service_data_path()
+        && let Err(e) = path.remove(cluster).await
+    {
+        tracing::warn!(cluster, error = %e, "removing the cluster's Service rules");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+use super::*;
+
+fn svc(name: &str, spec: Value) -> Value {
+    json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec})
+}
+
+fn slice(svc: &str, ports: Value, endpoints: Value) -> Value {
+    json!({"metadata": {"name": format!("{svc}-abc"), "namespace": "default",
+                        "labels": {"kubernetes.io/service-name": svc}},
+           "addressType": "IPv4", "ports": ports, "endpoints": endpoints})
+}
+
+#[test]
+fn ready_endpoints_of_each_port_by_name_and_protocol() {
+    let web = svc(
+        "web",
+        json!({"type": "NodePort", "clusterIP": "10.100.0.20", "sessionAffinity": "ClientIP",
+               "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}},
+               "ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080},
+                         {"name": "metrics", "port": 9000, "protocol": "TCP", "nodePort": 30090}]}),
+    );
+    let s = slice(
+        "web",
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"},
+               {"name": "metrics", "port": 9100, "protocol": "TCP"}]),
+        json!([
+            {"addresses": ["10.0.1.5"], "conditions": {"ready": true}},
+            {"addresses": ["10.0.1.6"], "conditions": {"ready": false, "serving": true}},
+            {"addresses": ["10.0.1.7"], "conditions": {}},
+        ]),
+    );
+    let headless = svc("h", json!({"clusterIP": "None", "ports": [{"port": 80}]}));
+    let ext = svc(
+        "e",
+        json!({"type": "ExternalName", "externalName": "example.com"}),
+    );
+    let pod = json!({"status": {"podIP": "10.0.1.5", "phase": "Running"}});
+    let done = json!({"status": {"podIP": "10.0.1.9", "phase": "Succeeded"}});
+    let node = json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.1.5"}]}});
+    let d = desired(
+        &[&web, &headless, &ext],
+        &[&s],
+        &[&pod, &done],
+        &[&node],
+        vec![(Ipv4Addr::new(10, 0, 1, 0), 24)],
+    );
+    assert_eq!(d.ports.len(), 2);
+    let http = &d.ports[0];
+    assert_eq!(http.port, 80);
+    assert_eq!(http.node_port, Some(30080));
+    assert_eq!(http.affinity_timeout, Some(60));
+    // Not-ready 10.0.1.6 is left out; ready unset counts as ready.
+    assert_eq!(
+        http.endpoints.iter().copied().collect::<Vec<_>>(),
+        vec![
+            (Ipv4Addr::new(10, 0, 1, 5), 8080),
+            (Ipv4Addr::new(10, 0, 1, 7), 8080)
+        ]
+    );
+    assert!(d.ports[1].endpoints.iter().all(|(_, p)| *p == 9100));
+    assert_eq!(d.pod_ips.len(), 1);
+    assert_eq!(d.node_ips.len(), 1);
+}
+
+#[test]
+fn a_cluster_ip_service_has_no_node_port_and_no_affinity_by_default() {
+    let web = svc(
+        "web",
+        json!({"type": "ClusterIP", "clusterIP": "10.100.0.20", "sessionAffinity": "None",
+               "ports": [{"port": 53, "protocol": "UDP", "nodePort": 31000}]}),
+    );
+    let d = desired(&[&web], &[], &[], &[], vec![]);
+    assert_eq!(d.ports[0].node_port, None);
+    assert_eq!(d.ports[0].affinity_timeout, None);
+    assert_eq!(d.ports[0].protocol, Protocol::Udp);
+    assert!(d.ports[0].endpoints.is_empty());
+}
+
+#[test]
+fn the_api_endpoints_name_the_address_and_port() {
+    let (ep, slice) = api_endpoints(Ipv4Addr::new(10, 0, 1, 1), 6443);
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.0.1.1");
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], 6443);
+    assert_eq!(
+        slice["metadata"]["labels"]["kubernetes.io/service-name"],
+        "kubernetes"
+    );
+    assert_eq!(slice["endpoints"][0]["addresses"][0], "10.0.1.1");
+}
