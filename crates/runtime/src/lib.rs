@@ -86,6 +86,7 @@ mod error;
 pub mod image;
 pub mod ipam;
 pub mod net;
+pub mod port_forward;
 pub mod process;
 pub mod restart;
 pub mod simulated;
@@ -163,6 +164,16 @@ pub trait SandboxRuntime: Send + Sync {
         container: &str,
         request: AttachRequest,
     ) -> Result<(), RuntimeError>;
+
+    /// Opens a TCP connection to `localhost:<port>` inside the sandbox's network namespace
+    /// (the CRI's `PortForward`, what `kubectl port-forward` reaches), so a server bound to
+    /// 127.0.0.1 in the pod is reachable. Process: see [`port_forward`]; the simulated runtime
+    /// refuses with [`RuntimeError::PortForwardUnsupported`].
+    async fn port_forward(
+        &self,
+        sandbox: &SandboxId,
+        port: u16,
+    ) -> Result<port_forward::PortStream, RuntimeError>;
 
     /// Stops every container (SIGTERM, then SIGKILL after `grace`) and starts nothing more.
     /// Returns once all containers have exited. A second call may shorten the grace period.
