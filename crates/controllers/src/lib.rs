@@ -14,6 +14,7 @@ pub mod events;
 pub mod eviction;
 pub mod fargate_scheduler;
 pub mod lifecycle;
+pub mod load_balancers;
 pub mod metrics;
 pub mod node_agent;
 pub mod pod_spec;

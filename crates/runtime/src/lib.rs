@@ -82,6 +82,7 @@ use tokio::sync::broadcast;
 pub mod cgroups;
 mod config;
 pub mod crilog;
+pub mod host_proxy;
 mod error;
 pub mod image;
 pub mod ipam;
