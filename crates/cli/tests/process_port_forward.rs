@@ -310,6 +310,65 @@ fn port_forward_and_load_balancers_reach_pods_from_the_host() {
     assert!(names.contains(&body.trim().to_string()), "{body}");
     drop(held);
 
+    // An Ingress of class alb, target type ip: host and path rules on a host port.
+    let alb_port = free_port();
+    c.apply(&format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n  annotations:\n    \
+         alb.ingress.kubernetes.io/target-type: ip\n    \
+         alb.ingress.kubernetes.io/listen-ports: '[{{\"HTTP\": {alb_port}}}]'\nspec:\n  \
+         ingressClassName: alb\n  rules:\n  - host: web.example.com\n    http:\n      paths:\n      \
+         - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: {lb_port}}}}}}}}}\n  \
+         - http:\n      paths:\n      \
+         - {{path: /index.html, pathType: Exact, backend: {{service: {{name: web, port: {{name: http}}}}}}}}\n\
+         ---\napiVersion: v1\nkind: Service\nmetadata: {{name: plain}}\nspec:\n  selector: {{app: web}}\n  \
+         ports: [{{port: 80, targetPort: 8080}}]\n\
+         ---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: instance}}\nspec:\n  \
+         ingressClassName: alb\n  defaultBackend: {{service: {{name: plain, port: {{number: 80}}}}}}\n"
+    ));
+    c.eventually("the Ingress's address", Duration::from_secs(30), || {
+        c.ok(&[
+            "get",
+            "ingress",
+            "web",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].hostname}",
+        ]) == "localhost"
+    });
+    let status_of = |host: &str, path: &str| -> (String, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-H", &format!("Host: {host}")])
+            .args(["-w", "\n%{http_code}"])
+            .arg(format!("http://127.0.0.1:{alb_port}{path}"))
+            .output()
+            .unwrap();
+        let all = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = all.rsplit_once('\n').unwrap_or(("", &all));
+        (code.to_string(), body.trim().to_string())
+    };
+    let mut answer = (String::new(), String::new());
+    c.eventually("the ALB's answer", Duration::from_secs(30), || {
+        answer = status_of("web.example.com", "/");
+        answer.0 == "200"
+    });
+    assert!(names.contains(&answer.1), "{answer:?}");
+    let (code, body) = status_of("other.example.com", "/index.html");
+    assert_eq!(code, "200");
+    assert!(names.contains(&body), "{body}");
+    assert_eq!(status_of("other.example.com", "/").0, "404");
+    // Target type instance (the default) with a ClusterIP Service: the controller's event.
+    c.eventually(
+        "the instance Ingress's event",
+        Duration::from_secs(30),
+        || {
+            events(&c, "instance").iter().any(|(r, m)| {
+                r == "FailedBuildModel"
+                    && m == "Failed build model due to TargetGroup port is empty. When using \
+                         Instance targets, your service be must of type 'NodePort' or \
+                         'LoadBalancer'"
+            })
+        },
+    );
+
     // No pods, no endpoints: refused, the port still held.
     c.ok(&["scale", "deploy/web", "--replicas=0"]);
     c.eventually("connections refused", Duration::from_secs(60), || {
@@ -317,7 +376,15 @@ fn port_forward_and_load_balancers_reach_pods_from_the_host() {
         curl(&format!("http://127.0.0.1:{lb_port}/")).0 == 7
     });
     // The Service gone, its ports are free again.
-    c.ok(&["delete", "svc", "web", "taken"]);
+    // The ALB's answer for a target group with no target.
+    c.eventually("the ALB's 503", Duration::from_secs(30), || {
+        status_of("web.example.com", "/").0 == "503"
+    });
+    c.ok(&["delete", "ingress", "web", "instance"]);
+    c.ok(&["delete", "svc", "web", "taken", "plain"]);
+    c.eventually("the ALB's port closed", Duration::from_secs(30), || {
+        std::net::TcpListener::bind(("127.0.0.1", alb_port)).is_ok()
+    });
     c.eventually("the ports closed", Duration::from_secs(30), || {
         std::net::TcpListener::bind(("127.0.0.1", lb_port)).is_ok()
     });

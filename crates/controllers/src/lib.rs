@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod events;
 pub mod eviction;
 pub mod fargate_scheduler;
+pub mod ingresses;
 pub mod lifecycle;
 pub mod load_balancers;
 pub mod metrics;

@@ -327,7 +327,7 @@ fn fronts(svc: &Value) -> Vec<(Front, Value)> {
 /// The ready endpoints of a Service port: each ready address of its EndpointSlices with the
 /// slice port of the same name and protocol (an unset `ready` counts as ready, as kube-proxy
 /// reads it).
-fn backends(slices: &[&Value], port: &Value) -> Vec<SocketAddr> {
+pub(crate) fn backends(slices: &[&Value], port: &Value) -> Vec<SocketAddr> {
     let name = port["name"].as_str().unwrap_or("");
     let protocol = port["protocol"].as_str().unwrap_or("TCP");
     let mut out = Vec::new();

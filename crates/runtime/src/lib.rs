@@ -84,6 +84,7 @@ mod config;
 pub mod crilog;
 mod error;
 pub mod host_proxy;
+pub mod http_proxy;
 pub mod image;
 pub mod ipam;
 pub mod net;
