@@ -238,6 +238,8 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::disruption::run(ctx.clone()));
     set.spawn(crate::autoscaler::run(ctx.clone()));
     set.spawn(crate::endpoints::run(ctx.clone()));
+    set.spawn(crate::load_balancers::run(ctx.clone()));
+    set.spawn(crate::ingresses::run(ctx.clone()));
     set.spawn(crate::quota::run(ctx.clone()));
     set.spawn(crate::service_account_tokens::run(ctx.clone()));
     set.spawn(crate::security_groups::run(ctx.clone()));

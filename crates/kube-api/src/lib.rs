@@ -20,6 +20,7 @@ pub mod openapi;
 mod ownership;
 pub mod patch;
 mod pods;
+mod portforward;
 pub mod protobuf;
 mod remotecommand;
 mod request;

@@ -299,7 +299,7 @@ async fn dispatch(
             crate::pods::logs(api, namespace(target), name, query).await
         }
         // Upgrades are routed to `remotecommand`; anything else is refused.
-        (_, Some(_), Some("exec" | "attach")) => {
+        (_, Some(_), Some("exec" | "attach" | "portforward")) => {
             Err(KubeError::BadRequest("Upgrade request required".into()))
         }
         (Method::POST, None, None) => {

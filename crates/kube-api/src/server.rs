@@ -165,6 +165,9 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         }
         return remotecommand::serve(api, target, query, request, attach).await;
     }
+    if streaming == Some("portforward") && request.headers().contains_key(header::UPGRADE) {
+        return crate::portforward::serve(api, &user, target, query, request).await;
+    }
     let method = request.method().clone();
     let headers = request.headers().clone();
     let body = match read_body(request.into_body()).await {

@@ -202,6 +202,13 @@ pub const RESOURCES: &[ResourceType] = &[
                     verbs: &["create", "get"],
                 },
                 Subresource {
+                    name: "portforward",
+                    kind: "PodPortForwardOptions",
+                    group: "",
+                    version: "",
+                    verbs: &["create", "get"],
+                },
+                Subresource {
                     name: "binding",
                     kind: "Binding",
                     group: "",

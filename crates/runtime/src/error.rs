@@ -78,6 +78,18 @@ pub enum RuntimeError {
     /// A backend failure (VMM, agent) with its own message.
     #[error("{0}")]
     Backend(String),
+
+    /// A port-forward connection that could not be made, in containerd's words (the API
+    /// layer adds the kubelet's `error forwarding port …` around it).
+    #[error("{0}")]
+    PortForward(String),
+
+    /// `pod` is `namespace/name`.
+    #[error(
+        "port-forward is not available in the simulated runtime: pod {pod} is simulated, nothing \
+         listens in it; start localfargate with --runtime process to forward ports to pods"
+    )]
+    PortForwardUnsupported { pod: String },
 }
 
 /// An I/O error as Go's standard library words it (`no space left on device`,

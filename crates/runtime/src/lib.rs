@@ -85,9 +85,12 @@ mod config;
 pub mod crilog;
 mod error;
 pub mod firewall;
+pub mod host_proxy;
+pub mod http_proxy;
 pub mod image;
 pub mod ipam;
 pub mod net;
+pub mod port_forward;
 pub mod process;
 pub mod restart;
 pub mod service_proxy;
@@ -166,6 +169,16 @@ pub trait SandboxRuntime: Send + Sync {
         container: &str,
         request: AttachRequest,
     ) -> Result<(), RuntimeError>;
+
+    /// Opens a TCP connection to `localhost:<port>` inside the sandbox's network namespace
+    /// (the CRI's `PortForward`, what `kubectl port-forward` reaches), so a server bound to
+    /// 127.0.0.1 in the pod is reachable. Process: see [`port_forward`]; the simulated runtime
+    /// refuses with [`RuntimeError::PortForwardUnsupported`].
+    async fn port_forward(
+        &self,
+        sandbox: &SandboxId,
+        port: u16,
+    ) -> Result<port_forward::PortStream, RuntimeError>;
 
     /// Stops every container (SIGTERM, then SIGKILL after `grace`) and starts nothing more.
     /// Returns once all containers have exited. A second call may shorten the grace period.

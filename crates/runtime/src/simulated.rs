@@ -867,6 +867,20 @@ impl SandboxRuntime for SimulatedRuntime {
         })
     }
 
+    async fn port_forward(
+        &self,
+        sandbox: &SandboxId,
+        _port: u16,
+    ) -> Result<crate::port_forward::PortStream, RuntimeError> {
+        let map = self.inner.lock();
+        let sb = map
+            .get(sandbox)
+            .ok_or_else(|| RuntimeError::NotFound(format!("sandbox {sandbox}")))?;
+        Err(RuntimeError::PortForwardUnsupported {
+            pod: sb.pod.to_string(),
+        })
+    }
+
     /// No process runs, so there is no stdin: attach streams the synthesized output that follows
     /// (the exit line once the run ends) and returns when the run does.
     async fn attach(

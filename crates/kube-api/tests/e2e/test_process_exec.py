@@ -18,7 +18,7 @@ import time
 
 import pytest
 from kubernetes import client, config
-from kubernetes.stream import stream
+from kubernetes.stream import portforward, stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from conftest import BINARY, CLUSTER, running_cluster, wait_for
@@ -67,7 +67,7 @@ def busybox_layout(layout, reference):
         info = tarfile.TarInfo("etc/passwd")
         info.size, info.mode = len(passwd), 0o644
         tar.addfile(info, io.BytesIO(passwd))
-        for applet in ("sh", "echo", "cat", "head", "sleep", "true", "false", "printf"):
+        for applet in ("sh", "echo", "cat", "head", "sleep", "true", "false", "printf", "mkdir", "httpd"):
             info = tarfile.TarInfo(f"bin/{applet}")
             info.type, info.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(info)
@@ -189,3 +189,40 @@ def test_default_negotiation_picks_v5_and_reports_a_missing_binary(process_pod):
     protocol, out, err, status = run(core, pod, ["no-such-binary"], V4, status=True)
     assert status["status"] == "Failure", f"expected a Failure Status, got {status!r}"
     assert "no-such-binary" in status["message"], f"expected the message to name the binary: {status!r}"
+
+
+def test_portforward_reaches_a_server_on_the_pods_loopback(process_pod):
+    """`kubernetes.stream.portforward` (v4.channel.k8s.io: a data and an error channel per port,
+    each opened with the port number): a server bound to 127.0.0.1 in the pod answers through
+    it, and a port nothing listens on gets the kubelet's error on its error channel."""
+    core, _ = process_pod
+    core.create_namespaced_pod(NAMESPACE, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="web"),
+        spec=client.V1PodSpec(termination_grace_period_seconds=1, containers=[client.V1Container(
+            name="web", image=IMAGE, image_pull_policy="Never",
+            command=["sh", "-c", "mkdir -p /www && echo hello from the loopback > /www/index.html && "
+                     "exec httpd -f -p 127.0.0.1:8080 -h /www"])])))
+    wait_for(lambda: core.read_namespaced_pod("web", NAMESPACE).status.phase == "Running",
+             "pod web to run", timeout=90, interval=0.2)
+    # httpd has started once its port answers through the forward.
+    def fetch():
+        pf = portforward(core.connect_get_namespaced_pod_portforward, "web", NAMESPACE, ports="8080,7070")
+        web = pf.socket(8080)
+        web.setblocking(True)
+        web.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        answer = b""
+        while True:
+            chunk = web.recv(1024)
+            if not chunk:
+                break
+            answer += chunk
+        web.close()
+        return pf, answer
+    pf, answer = wait_for(lambda: (lambda r: r if b"hello from the loopback" in r[1] else None)(fetch()),
+                          "httpd to answer through the forward", timeout=30, interval=0.5)
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer
+    refused = wait_for(lambda: pf.error(7070), "the error of port 7070", timeout=30)
+    assert refused.startswith("error forwarding port 7070 to pod "), refused
+    assert "failed to connect to localhost:7070 inside namespace" in refused, refused
+    assert "IPv4: dial tcp4 127.0.0.1:7070: connect: connection refused" in refused, refused
+    assert pf.error(8080) is None

@@ -1903,6 +1903,23 @@ impl SandboxRuntime for ProcessRuntime {
         probe::exec_session(self, &run, request).await
     }
 
+    async fn port_forward(
+        &self,
+        sandbox: &SandboxId,
+        port: u16,
+    ) -> Result<crate::port_forward::PortStream, RuntimeError> {
+        let sb = self.get(sandbox)?;
+        let netns = sb.state().netns.clone();
+        match netns.filter(|p| p.exists()) {
+            Some(netns) => crate::port_forward::connect(&netns, sandbox.as_str(), port).await,
+            // containerd's words for a sandbox whose namespace is gone.
+            None => Err(RuntimeError::PortForward(format!(
+                "network namespace for sandbox {:?} is closed",
+                sandbox.as_str()
+            ))),
+        }
+    }
+
     async fn attach(
         &self,
         sandbox: &SandboxId,
