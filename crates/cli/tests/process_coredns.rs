@@ -87,3 +87,156 @@ fn coredns_pods_run_the_builtin_coredns_after_the_guides_patch() {
             .contains("CoreDNS (localfargate built-in) starting conf=/etc/coredns/Corefile")
     });
 }
+
+/// What a pod's resolver gets for `name`: busybox's `nslookup` through the pod's
+/// `/etc/resolv.conf` (kube-dns's address), its output and whether it succeeded.
+fn lookup(c: &Cluster, ns: &str, pod: &str, name: &str) -> (bool, String) {
+    let out = c.kubectl(&["exec", "-n", ns, pod, "--", "busybox", "nslookup", name]);
+    (out.status.success(), text(&out))
+}
+
+#[test]
+fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
+    skip_unless_able!();
+    let work = tempfile::tempdir().unwrap();
+    let image = "localfargate.test/busybox:dns";
+    let busybox = common::process_cluster::busybox_layout(work.path(), image, &["sh"]);
+    // A VPC model of its own (10.62.0.0/16): the other test of this file runs beside it, and
+    // two localfargates on one host must not hand out the same pod addresses.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_localfargate"))
+        .args(["network", "-o", "json"])
+        .output()
+        .unwrap();
+    let network = work.path().join("network.json");
+    std::fs::write(
+        &network,
+        String::from_utf8_lossy(&out.stdout).replace("\"10.0.", "\"10.62."),
+    )
+    .unwrap();
+    let flags = ["--network".to_string(), network.display().to_string()];
+    let c = Cluster::new(&flags, |data| common::process_cluster::load(data, &busybox));
+    let out = c.localfargate(&[
+        "profile",
+        "create",
+        "--cluster",
+        "run",
+        "--name",
+        "fp-coredns",
+        "--namespace",
+        "kube-system",
+        "--labels",
+        "k8s-app=kube-dns",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    c.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: default}}\n\
+         spec:\n  replicas: 1\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    \
+         metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - name: web\n        \
+         image: {image}\n        command: [sh, -c, 'mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 8080 -h /www']\n        \
+         ports: [{{name: http, containerPort: 8080}}]\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\n\
+         spec:\n  selector: {{app: web}}\n  ports: [{{port: 80, targetPort: http}}]\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {{name: here, namespace: default}}\n\
+         spec:\n  containers: [{{name: c, image: {image}, command: [sleep, '3600']}}]\n---\n\
+         apiVersion: v1\nkind: Namespace\nmetadata: {{name: jobs}}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {{name: there, namespace: jobs}}\n\
+         spec:\n  containers: [{{name: c, image: {image}, command: [sleep, '3600']}}]\n"
+    ));
+    c.wait_ready("default", "here");
+    c.wait_ready("jobs", "there");
+    // Before the guides' patch CoreDNS is Pending: nothing answers at kube-dns's address.
+    let (resolved, said) = lookup(&c, "default", "here", "web.default.svc.cluster.local");
+    assert!(!resolved, "resolved before CoreDNS runs: {said}");
+
+    c.ok(&[
+        "patch", "deployment", "coredns", "-n", "kube-system", "--type", "json", "-p",
+        r#"[{"op": "remove", "path": "/spec/template/metadata/annotations/eks.amazonaws.com~1compute-type"}]"#,
+    ]);
+    c.ok(&[
+        "rollout",
+        "status",
+        "deployment/coredns",
+        "-n",
+        "kube-system",
+        "--timeout=180s",
+    ]);
+    let service: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "service", "web", "-o", "json"])).unwrap();
+    let cluster_ip = service["spec"]["clusterIP"].as_str().unwrap().to_string();
+    // Once kube-dns's endpoints are the CoreDNS pods and the data path has them.
+    let mut said = String::new();
+    c.eventually(
+        "web.default.svc.cluster.local to resolve",
+        Duration::from_secs(60),
+        || {
+            let (resolved, out) = lookup(&c, "default", "here", "web.default.svc.cluster.local");
+            said = out;
+            resolved && said.contains(&cluster_ip)
+        },
+    );
+    // `web` from its own namespace and `web.default` from another, as a C library's resolver
+    // looks them up: the pod's resolv.conf search path tried in order (ndots:5). Debian's
+    // static busybox has no resolver of its own that walks the search path (its wget's
+    // getaddrinfo crashes without the NSS modules a static glibc needs), so the walk is done
+    // here with nslookup, name by name, and each answer checked.
+    for (ns, pod) in [("default", "here"), ("jobs", "there")] {
+        let conf = c.ok(&["exec", "-n", ns, pod, "--", "cat", "/etc/resolv.conf"]);
+        assert!(
+            conf.contains(&format!(
+                "search {ns}.svc.cluster.local svc.cluster.local cluster.local"
+            )) && conf.contains("options ndots:5")
+                && conf.contains("nameserver 10.100.0.10"),
+            "{conf}"
+        );
+    }
+    for (ns, pod, short, tried) in [
+        (
+            "default",
+            "here",
+            "web",
+            vec!["web.default.svc.cluster.local"],
+        ),
+        (
+            "jobs",
+            "there",
+            "web.default",
+            vec![
+                "web.default.jobs.svc.cluster.local",
+                "web.default.svc.cluster.local",
+            ],
+        ),
+    ] {
+        let (last, misses) = tried.split_last().unwrap();
+        for miss in misses {
+            let (resolved, said) = lookup(&c, ns, pod, miss);
+            assert!(
+                !resolved && said.contains("NXDOMAIN"),
+                "{short}: {miss}: {said}"
+            );
+        }
+        let (resolved, said) = lookup(&c, ns, pod, last);
+        assert!(
+            resolved && said.contains(&cluster_ip),
+            "{short}: {last}: {said}"
+        );
+    }
+    // A name that is not there is NXDOMAIN, not a time-out.
+    let (resolved, said) = lookup(&c, "default", "here", "nothere.default.svc.cluster.local");
+    assert!(!resolved && said.contains("NXDOMAIN"), "{said}");
+    // And the address it gives leads to the web pod through the Service.
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let mut page = String::new();
+    c.eventually("web through its ClusterIP", Duration::from_secs(30), || {
+        page = text(&c.kubectl(&[
+            "exec",
+            "-n",
+            "jobs",
+            "there",
+            "--",
+            "sh",
+            "-c",
+            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {cluster_ip} 80"),
+        ]));
+        page.contains("hello from web")
+    });
+}
