@@ -166,7 +166,11 @@ fn purge_cluster(store: &dyn Store, cluster: &str) {
 }
 
 /// The IPAM over the network model, with every address stored pods and nodes hold.
-fn rebuild_ipam(store: &dyn Store, settings: &Settings) -> Ipam {
+fn rebuild_ipam(
+    store: &dyn Store,
+    settings: &Settings,
+    claims: Option<&localfargate_runtime::address_claims::AddressClaims>,
+) -> Ipam {
     let subnets: Vec<(String, String)> = settings
         .network
         .vpcs
@@ -219,6 +223,11 @@ fn rebuild_ipam(store: &dyn Store, settings: &Settings) -> Ipam {
             let subnet = ipam.subnet_of(ip).map(|p| p.subnet_id().to_string());
             if let Some(subnet) = subnet {
                 let _ = ipam.reserve(&subnet, ip);
+                // The pods adopted keep their addresses host-wide too (taking over the claims
+                // of this process's earlier run).
+                if let Some(claims) = claims {
+                    claims.claim(ip);
+                }
             }
         }
     }
@@ -258,7 +267,11 @@ pub async fn run(
     runtime: Arc<dyn SandboxRuntime>,
     metrics: Arc<localfargate_registry::metrics::MetricsStore>,
 ) {
-    let ipam = Arc::new(Mutex::new(rebuild_ipam(&*store, &settings)));
+    let ipam = Arc::new(Mutex::new(rebuild_ipam(
+        &*store,
+        &settings,
+        runtime.address_claims(),
+    )));
     let mut running: HashMap<String, JoinSet<()>> = HashMap::new();
     // Clusters whose controllers stopped (not ACTIVE) and whose pods wait for the record to go.
     let mut deleting: std::collections::HashSet<String> = Default::default();
@@ -428,6 +441,9 @@ async fn stop_sandboxes(
             .and_then(|s| s.parse().ok())
         {
             ipam.lock().unwrap_or_else(|x| x.into_inner()).release(ip);
+            if let Some(claims) = runtime.address_claims() {
+                claims.release(ip);
+            }
         }
     }
 }

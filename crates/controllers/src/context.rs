@@ -40,18 +40,32 @@ impl ClusterContext {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A free pod address in one of `subnets`. With a runtime whose pods share the host's
+    /// network with other localfargates, an address another live one holds is skipped (and
+    /// kept out of this cluster's pool).
     pub fn allocate_ip(
         &self,
         subnets: &[String],
         spread: u64,
     ) -> Result<(String, Ipv4Addr), String> {
-        self.ipam()
-            .allocate_in(subnets, spread)
-            .map_err(|e| e.to_string())
+        let claims = self.runtime.address_claims();
+        let mut ipam = self.ipam();
+        loop {
+            let (subnet, ip) = ipam
+                .allocate_in(subnets, spread)
+                .map_err(|e| e.to_string())?;
+            if claims.is_none_or(|c| c.claim(ip)) {
+                return Ok((subnet, ip));
+            }
+            tracing::debug!(%ip, "pod address held by another localfargate on this host");
+        }
     }
 
     pub fn release_ip(&self, ip: Ipv4Addr) {
         self.ipam().release(ip);
+        if let Some(claims) = self.runtime.address_claims() {
+            claims.release(ip);
+        }
     }
 
     /// The prefix length and router of the subnet holding `ip`.

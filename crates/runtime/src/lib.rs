@@ -79,6 +79,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub mod address_claims;
 pub mod builtin_coredns;
 pub mod cgroups;
 mod config;
@@ -240,6 +241,13 @@ pub trait SandboxRuntime: Send + Sync {
     /// one: the process runtime's nftables tables ([`service_proxy`]); the simulated runtime
     /// has none.
     fn service_data_path(&self) -> Option<Arc<dyn service_proxy::ServiceDataPath>> {
+        None
+    }
+
+    /// The host-wide claims on pod addresses, for a runtime whose pods share the host's network
+    /// with other localfargates ([`address_claims`]); none for the simulated runtime, whose
+    /// addresses carry no packets.
+    fn address_claims(&self) -> Option<&address_claims::AddressClaims> {
         None
     }
 }

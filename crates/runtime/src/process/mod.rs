@@ -103,6 +103,8 @@ struct Inner {
     gateways: Mutex<std::collections::HashSet<(Ipv4Addr, u8)>>,
     /// The Service data path on the same bridge.
     service_path: Arc<crate::service_proxy::NftDataPath>,
+    /// This process's claims on pod addresses, host-wide.
+    address_claims: crate::address_claims::AddressClaims,
 }
 
 struct Sandbox {
@@ -306,6 +308,9 @@ impl ProcessRuntime {
                 seccomp_available,
                 gateways: Mutex::new(Default::default()),
                 service_path: Arc::new(crate::service_proxy::NftDataPath::new(service_net)),
+                address_claims: crate::address_claims::AddressClaims::new(
+                    crate::address_claims::CLAIMS_DIR,
+                ),
             }),
         };
         rt.adopt().await;
@@ -2070,5 +2075,9 @@ impl SandboxRuntime for ProcessRuntime {
 
     fn service_data_path(&self) -> Option<Arc<dyn crate::service_proxy::ServiceDataPath>> {
         Some(self.inner.service_path.clone())
+    }
+
+    fn address_claims(&self) -> Option<&crate::address_claims::AddressClaims> {
+        Some(&self.inner.address_claims)
     }
 }
