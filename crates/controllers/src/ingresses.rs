@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
 use crate::load_balancers::{INGRESS_HOSTNAME, backends};
-use crate::wake::{Wake, Woken};
+use crate::wake::{Wake, under};
 
 /// The component the AWS Load Balancer Controller's Ingress events name.
 const COMPONENT: &str = "ingress";
@@ -47,32 +47,10 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         resource("discovery.k8s.io", "endpointslices").key_prefix(None),
     ];
     let mut served: HashMap<(String, String), Served> = HashMap::new();
-    let mut relist = true;
+    wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
-        if relist {
-            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
-        }
         sync(objects, listen, &mut served);
-        loop {
-            match wake.wait(&*objects.store).await {
-                Woken::Relist => {
-                    relist = true;
-                    break;
-                }
-                Woken::Changes(changes) => {
-                    relist = false;
-                    if changes.is_empty()
-                        || changes.iter().any(|e| {
-                            prefixes
-                                .iter()
-                                .any(|p| e.object.key.starts_with(p.as_str()))
-                        })
-                    {
-                        break;
-                    }
-                }
-            }
-        }
+        wake.until(&*objects.store, under(&prefixes)).await;
     }
 }
 

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
-use crate::wake::{Wake, Woken};
+use crate::wake::{Wake, under};
 
 /// The component named in the events, as upstream's.
 const COMPONENT: &str = "service-controller";
@@ -44,34 +44,15 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let kind = objects.store_kind().to_string();
     let listen = ctx.runtime.kind() == RuntimeKind::Process;
     let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(30));
-    let services = resource("", "services").key_prefix(None);
-    let slices = resource("discovery.k8s.io", "endpointslices").key_prefix(None);
+    let watched = [
+        resource("", "services").key_prefix(None),
+        resource("discovery.k8s.io", "endpointslices").key_prefix(None),
+    ];
     let mut state = Listeners::default();
-    let mut relist = true;
+    wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
-        if relist {
-            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
-        }
         state.sync(objects, listen).await;
-        loop {
-            match wake.wait(&*objects.store).await {
-                Woken::Relist => {
-                    relist = true;
-                    break;
-                }
-                Woken::Changes(changes) => {
-                    relist = false;
-                    let relevant = changes.is_empty()
-                        || changes.iter().any(|e| {
-                            let key = e.object.key.as_str();
-                            key.starts_with(services.as_str()) || key.starts_with(slices.as_str())
-                        });
-                    if relevant {
-                        break;
-                    }
-                }
-            }
-        }
+        wake.until(&*objects.store, under(&watched)).await;
     }
 }
 

@@ -12,7 +12,7 @@ use localfargate_registry::objects::{resource, uid_of};
 
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
-use crate::wake::{Wake, Woken};
+use crate::wake::{Wake, under};
 
 pub const REASON: &str = "NetworkPolicyNotEnforced";
 pub const MESSAGE: &str = "Network policies are not applied to pods on Fargate (Amazon EKS \
@@ -30,11 +30,8 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     );
     // Policies (uid, generation) already told about in this run.
     let mut told: HashSet<(String, i64)> = HashSet::new();
-    let mut relist = true;
+    wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
-        if relist {
-            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
-        }
         if let Ok((all, _)) = objects.list(policies, None) {
             let present: HashSet<&str> = all.iter().map(|p| uid_of(&p.value)).collect();
             told.retain(|(uid, _)| present.contains(uid.as_str()));
@@ -53,19 +50,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                 }
             }
         }
-        loop {
-            match wake.wait(&*objects.store).await {
-                Woken::Relist => {
-                    relist = true;
-                    break;
-                }
-                Woken::Changes(changes) => {
-                    relist = false;
-                    if changes.iter().any(|e| e.object.key.starts_with(&prefix)) {
-                        break;
-                    }
-                }
-            }
-        }
+        wake.until(&*objects.store, under(std::slice::from_ref(&prefix)))
+            .await;
     }
 }

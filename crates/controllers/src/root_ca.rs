@@ -10,7 +10,7 @@ use localfargate_registry::objects::{KubeError, Objects, name_of, resource};
 use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
-use crate::wake::{Wake, Woken};
+use crate::wake::Wake;
 
 pub const NAME: &str = "kube-root-ca.crt";
 
@@ -78,32 +78,14 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let mut wake = Wake::new(&kind, Duration::from_millis(50), Duration::from_secs(60));
     let namespaces = resource("", "namespaces").key_prefix(None);
     let configmaps = resource("", "configmaps").key_prefix(None);
-    let mut relist = true;
+    wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
-        if relist {
-            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
-        }
         sync(objects);
-        loop {
-            match wake.wait(&*objects.store).await {
-                Woken::Relist => {
-                    relist = true;
-                    break;
-                }
-                Woken::Changes(changes) => {
-                    relist = false;
-                    let relevant = changes.is_empty()
-                        || changes.iter().any(|e| {
-                            let k = e.object.key.as_str();
-                            k.starts_with(namespaces.as_str())
-                                || (k.starts_with(configmaps.as_str())
-                                    && name_of(&e.object.value) == NAME)
-                        });
-                    if relevant {
-                        break;
-                    }
-                }
-            }
-        }
+        wake.until(&*objects.store, |e: &localfargate_store::Event| {
+            let k = e.object.key.as_str();
+            k.starts_with(namespaces.as_str())
+                || (k.starts_with(configmaps.as_str()) && name_of(&e.object.value) == NAME)
+        })
+        .await;
     }
 }

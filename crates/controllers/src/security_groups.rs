@@ -21,7 +21,7 @@ use localfargate_registry::service_ips;
 use serde_json::Value;
 
 use crate::context::ClusterContext;
-use crate::wake::{Wake, Woken};
+use crate::wake::{Wake, under};
 
 const POLICY_GROUP: &str = "vpcresources.k8s.aws";
 const POLICY_PLURAL: &str = "securitygrouppolicies";
@@ -170,31 +170,11 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let mut wake = Wake::new(&kind, Duration::from_millis(200), Duration::from_secs(30));
     // What each pod (by uid) was last given, so unchanged rules are not rewritten.
     let mut applied: HashMap<String, PodFirewall> = HashMap::new();
-    let mut relist = true;
+    wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
-        if relist {
-            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
-        }
         sync(&ctx, &mut applied).await;
-        loop {
-            match wake.wait(&*objects.store).await {
-                Woken::Relist => {
-                    relist = true;
-                    break;
-                }
-                Woken::Changes(changes) => {
-                    relist = false;
-                    // Only pods change who holds a group (and time, for anything missed).
-                    if changes.is_empty()
-                        || changes
-                            .iter()
-                            .any(|e| e.object.key.starts_with(&pods_prefix))
-                    {
-                        break;
-                    }
-                }
-            }
-        }
+        wake.until(&*objects.store, under(std::slice::from_ref(&pods_prefix)))
+            .await;
     }
 }
 

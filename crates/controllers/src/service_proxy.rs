@@ -27,7 +27,7 @@ use localfargate_runtime::service_proxy::{ClusterServices, Protocol, ServicePort
 use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
-use crate::wake::{Wake, Woken};
+use crate::wake::{Wake, under};
 
 /// `sessionAffinityConfig.clientIP.timeoutSeconds`'s default (3 hours).
 const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
@@ -321,12 +321,9 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         resource("", "pods").key_prefix(None),
         resource("", "nodes").key_prefix(None),
     ];
-    let mut relist = true;
     let mut last_applied: Option<ClusterServices> = None;
+    wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
-        if relist {
-            wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
-        }
         if let Some(a) = api_address(&ctx) {
             let mut ready = true;
             if let Some(path) = &path
@@ -398,24 +395,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             }
         }
         // Until something this controller reads changes; a timeout (no changes) resyncs.
-        loop {
-            match wake.wait(&*objects.store).await {
-                Woken::Relist => {
-                    relist = true;
-                    break;
-                }
-                Woken::Changes(changes) => {
-                    relist = false;
-                    if changes.is_empty()
-                        || changes
-                            .iter()
-                            .any(|e| watched.iter().any(|p| e.object.key.starts_with(p.as_str())))
-                    {
-                        break;
-                    }
-                }
-            }
-        }
+        wake.until(&*objects.store, under(&watched)).await;
     }
 }
 

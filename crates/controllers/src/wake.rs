@@ -85,3 +85,29 @@ impl Wake {
         Woken::Changes(changes)
     }
 }
+
+impl Wake {
+    /// Waits until a change `matters` to the caller, the watch fell behind (it is restarted;
+    /// the caller's next read is a fresh one anyway), or `max_wait` passed without changes: for
+    /// controllers that reconcile from a fresh read each time and care about a few kinds.
+    pub async fn until(&mut self, store: &dyn Store, matters: impl Fn(&Event) -> bool) {
+        loop {
+            match self.wait(store).await {
+                Woken::Relist => return,
+                Woken::Changes(changes) if changes.is_empty() || changes.iter().any(&matters) => {
+                    return;
+                }
+                Woken::Changes(_) => {}
+            }
+        }
+    }
+}
+
+/// A change to an object whose key starts with one of `prefixes`, for [`Wake::until`].
+pub fn under(prefixes: &[String]) -> impl Fn(&Event) -> bool + '_ {
+    move |e| {
+        prefixes
+            .iter()
+            .any(|p| e.object.key.starts_with(p.as_str()))
+    }
+}
