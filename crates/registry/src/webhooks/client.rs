@@ -209,41 +209,22 @@ fn endpoint(objects: &Objects, ns: &str, name: &str, port: u16) -> Result<Socket
     Err(format!("no endpoints available for service \"{name}\""))
 }
 
-/// The runtime the calls run on: one thread, shared by every cluster of the process.
-fn runtime() -> &'static tokio::runtime::Handle {
-    static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("webhook-calls".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => {
-                        let _ = tx.send(Some(rt.handle().clone()));
-                        rt.block_on(std::future::pending::<()>());
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start the webhook runtime");
-                        let _ = tx.send(None);
-                    }
-                }
-            })
-            .ok()
-            .and_then(|_| rx.recv().ok().flatten())
-            // Without a thread of its own (never seen): a runtime on the caller's thread.
-            .unwrap_or_else(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap_or_else(|e| panic!("no tokio runtime for webhook calls: {e}"));
-                let handle = rt.handle().clone();
-                std::mem::forget(rt);
-                handle
-            })
-    })
+/// The runtime the calls run on: one worker thread of its own, shared by every cluster of the
+/// process (it drives itself, so synchronous callers on any thread can wait on it); `None` if
+/// it cannot be built, and then every call counts as one that never finished.
+fn runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("webhook-calls")
+                .enable_all()
+                .build()
+                .inspect_err(|e| tracing::error!(error = %e, "cannot start the webhook runtime"))
+                .ok()
+        })
+        .as_ref()
 }
 
 /// A call in flight.
@@ -254,9 +235,12 @@ pub type Call<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>
 /// per call, in order; `None` for a call that never finished (its task panicked).
 pub fn wait_all<T: Send + 'static>(calls: Vec<Call<T>>) -> Vec<Option<T>> {
     let count = calls.len();
-    let handles: Vec<_> = calls.into_iter().map(|c| runtime().spawn(c)).collect();
+    let Some(runtime) = runtime() else {
+        return (0..count).map(|_| None).collect();
+    };
+    let handles: Vec<_> = calls.into_iter().map(|c| runtime.spawn(c)).collect();
     let (tx, rx) = std::sync::mpsc::channel();
-    runtime().spawn(async move {
+    runtime.spawn(async move {
         let mut out = Vec::with_capacity(handles.len());
         for h in handles {
             out.push(h.await);
