@@ -137,6 +137,8 @@ struct Index {
 #[derive(Debug, Default)]
 pub struct Webhooks {
     current: RwLock<Option<Arc<Index>>>,
+    /// Bumped by every invalidation, so an index read before one is not kept after it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -239,14 +241,22 @@ impl Webhooks {
         {
             return Ok(i.clone());
         }
+        let read_at = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let index = Arc::new(Index::load(objects)?);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(index.clone());
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        // A configuration written while this one was read: use it for this call, cache nothing.
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) == read_at {
+            *current = Some(index.clone());
+        }
         Ok(index)
     }
 
     /// A configuration changed: read them again when next needed.
     pub fn invalidate(&self) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        *current = None;
     }
 }
 
