@@ -61,10 +61,6 @@ impl Forwarder {
         }
     }
 
-    pub fn upstreams(&self) -> &[SocketAddr] {
-        &self.upstreams
-    }
-
     fn key(query: &Query, dnssec_ok: bool) -> Key {
         Key {
             name: query.name().to_lowercase(),

@@ -104,18 +104,13 @@ fn unsafe_path_segment(name: &str) -> Option<String> {
 }
 
 /// Five characters the way upstream's `generateName` picks them (no vowels, no look-alikes).
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
     bytes[..5]
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
         .collect()
-}
-
-/// [`random_suffix`] for other modules (the token volume's name).
-pub fn random_name_suffix() -> String {
-    random_suffix()
 }
 
 impl Objects {

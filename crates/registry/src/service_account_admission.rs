@@ -35,7 +35,7 @@ pub fn admit(objects: &Objects, namespace: &str, pod: &mut Value) {
         }
     };
     if automount {
-        mount_token(pod, &crate::objects::random_name_suffix());
+        mount_token(pod, &crate::objects::random_suffix());
     }
 }
 
