@@ -862,16 +862,25 @@ async fn start(
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
+    // A sandbox that cannot get going is removed before its address is given back: a retry
+    // would otherwise adopt it as running (and never start its containers), with its address
+    // free to be handed out again.
+    let give_up = |message: String| {
+        let sandbox = &sandbox;
+        async move {
+            if let Err(e) = ctx.runtime.remove(sandbox).await {
+                tracing::warn!(%sandbox, error = %e, "removing a sandbox that could not start");
+            }
+            release();
+            StartError::Sandbox(message)
+        }
+    };
     if let Err(e) = enforced {
-        release();
-        return Err(StartError::Sandbox(format!(
-            "enforcing the pod's security groups: {e}"
-        )));
+        return Err(give_up(format!("enforcing the pod's security groups: {e}")).await);
     }
     for name in &names {
         if let Err(e) = ctx.runtime.start_container(&sandbox, name).await {
-            release();
-            return Err(StartError::Sandbox(e.to_string()));
+            return Err(give_up(e.to_string()).await);
         }
     }
     Ok((
