@@ -166,7 +166,7 @@ pub enum NetError {
 impl NetError {
     /// Whether a failed command's stderr says `text` (iproute2 and nft messages are stable
     /// strings such as "File exists" or "Cannot find device").
-    fn says(&self, text: &str) -> bool {
+    pub(crate) fn says(&self, text: &str) -> bool {
         matches!(self, NetError::Command { stderr, .. } if stderr.contains(text))
     }
 }
@@ -792,22 +792,6 @@ fn addrs_of(link: &Value) -> Vec<(Ipv4Addr, u8)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// [`run`] for the other modules of this crate (the Service data path).
-pub(crate) async fn run_cmd(
-    program: &str,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Result<String, NetError> {
-    run(program, args, stdin).await
-}
-
-impl NetError {
-    /// Whether a failed command's stderr says `text`.
-    pub(crate) fn says_pub(&self, text: &str) -> bool {
-        self.says(text)
-    }
 }
 
 #[cfg(test)]

@@ -802,15 +802,15 @@ pub async fn remove_own_tables(bridge: &str) -> Result<(), NetError> {
 }
 
 async fn nft_json(doc: &Value) -> Result<(), NetError> {
-    crate::net::run_cmd("nft", &["-j", "-f", "-"], Some(&doc.to_string()))
+    crate::net::run("nft", &["-j", "-f", "-"], Some(&doc.to_string()))
         .await
         .map(|_| ())
 }
 
 async fn delete_table(name: &str) -> Result<(), NetError> {
-    match crate::net::run_cmd("nft", &["delete", "table", "ip", name], None).await {
+    match crate::net::run("nft", &["delete", "table", "ip", name], None).await {
         Ok(_) => Ok(()),
-        Err(e) if e.says_pub("No such file") => Ok(()),
+        Err(e) if e.says("No such file") => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -821,7 +821,7 @@ fn cidr_string((addr, len): (Ipv4Addr, u8)) -> String {
 
 async fn ensure_route(id: &TableId) -> Result<(), NetError> {
     let cidr = cidr_string(id.service_cidr);
-    crate::net::run_cmd(
+    crate::net::run(
         "ip",
         &[
             "route", "replace", &cidr, "dev", &id.bridge, "proto", "static",
@@ -834,7 +834,7 @@ async fn ensure_route(id: &TableId) -> Result<(), NetError> {
 
 /// Our tables: name, owner pid, service range.
 async fn our_tables() -> Result<Vec<(String, u32, (Ipv4Addr, u8))>, NetError> {
-    let out = crate::net::run_cmd("nft", &["-j", "list", "tables", "ip"], None).await?;
+    let out = crate::net::run("nft", &["-j", "list", "tables", "ip"], None).await?;
     let v: Value = serde_json::from_str(&out).map_err(|e| NetError::Output {
         command: "nft -j list tables ip".into(),
         message: e.to_string(),
@@ -868,9 +868,9 @@ async fn release_route_except(
         return Ok(());
     }
     let cidr = cidr_string(cidr);
-    match crate::net::run_cmd("ip", &["route", "del", &cidr, "dev", bridge], None).await {
+    match crate::net::run("ip", &["route", "del", &cidr, "dev", bridge], None).await {
         Ok(_) => Ok(()),
-        Err(e) if e.says_pub("No such process") || e.says_pub("Cannot find device") => Ok(()),
+        Err(e) if e.says("No such process") || e.says("Cannot find device") => Ok(()),
         Err(e) => Err(e),
     }
 }

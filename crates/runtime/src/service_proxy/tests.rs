@@ -225,7 +225,7 @@ fn the_transaction_replaces_the_table_atomically() {
 #[tokio::test]
 async fn nft_takes_the_rules_and_their_updates() {
     if !nix::unistd::Uid::effective().is_root()
-        || crate::net::run_cmd("nft", &["-v"], None).await.is_err()
+        || crate::net::run("nft", &["-v"], None).await.is_err()
     {
         eprintln!("skipped: needs root and nft");
         return;
@@ -253,7 +253,7 @@ async fn nft_takes_the_rules_and_their_updates() {
     let mut cmds = base_commands(&id);
     cmds.extend(incremental_commands(&id, None, &first));
     let applied = nft_json(&transaction(cmds)).await;
-    let listed = crate::net::run_cmd("nft", &["list", "table", "ip", &id.name], None).await;
+    let listed = crate::net::run("nft", &["list", "table", "ip", &id.name], None).await;
     // Scale a to one endpoint, drop the rest.
     a.endpoints = [(Ipv4Addr::new(10, 0, 1, 5), 8080)].into();
     let second = Ruleset::compute(&services(vec![a]));
@@ -263,7 +263,7 @@ async fn nft_takes_the_rules_and_their_updates() {
         &second,
     )))
     .await;
-    let listed2 = crate::net::run_cmd("nft", &["list", "table", "ip", &id.name], None).await;
+    let listed2 = crate::net::run("nft", &["list", "table", "ip", &id.name], None).await;
     delete_table(&id.name).await.unwrap();
     applied.unwrap();
     let listed = listed.unwrap();
