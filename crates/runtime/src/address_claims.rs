@@ -53,7 +53,7 @@ impl AddressClaims {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     match holder(&path) {
                         Some(pid) if pid == self.pid => return true,
-                        Some(pid) if alive(pid) => return false,
+                        Some(pid) if localfargate_runs(pid) => return false,
                         // Its process is gone (or the file is half written): take it over.
                         _ => {
                             let _ = std::fs::remove_file(&path);
@@ -79,8 +79,15 @@ fn holder(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+/// Whether a localfargate process with this pid runs (this one, or one whose command name is
+/// this one's: a pid reused by another program does not count).
+pub(crate) fn localfargate_runs(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let ours = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    !comm.is_empty() && comm == ours
 }
 
 #[cfg(test)]
@@ -94,9 +101,20 @@ mod tests {
         let ip = Ipv4Addr::new(10, 0, 128, 4);
         assert!(mine.claim(ip));
         assert!(mine.claim(ip), "claiming again what it holds");
-        // Another live process (pid 1 is always there) holds the next one.
+        // Another live localfargate (a child of this test binary, with its command name) holds
+        // the next one.
+        let mut other = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--list")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let next = Ipv4Addr::new(10, 0, 128, 5);
-        std::fs::write(dir.path().join(next.to_string()), "1").unwrap();
+        std::fs::write(dir.path().join(next.to_string()), other.id().to_string()).unwrap();
+        // Until it has exec'd (before that it carries this thread's name).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !localfargate_runs(other.id()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(!mine.claim(next));
         mine.release(next);
         assert!(
@@ -109,5 +127,7 @@ mod tests {
         assert!(mine.claim(stale));
         mine.release(ip);
         assert!(!dir.path().join(ip.to_string()).exists());
+        let _ = other.kill();
+        let _ = other.wait();
     }
 }

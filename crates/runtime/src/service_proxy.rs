@@ -39,7 +39,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::net::{NetError, NetworkConfig, PodNetwork};
+use std::sync::Arc;
+
+use crate::net::{NetError, PodNetwork};
 
 /// Prefix of the tables this module owns.
 pub const TABLE_PREFIX: &str = "lfsvc-";
@@ -681,7 +683,8 @@ pub trait ServiceDataPath: Send + Sync {
 
 /// [`ServiceDataPath`] with nftables, for the process runtime.
 pub struct NftDataPath {
-    net: PodNetwork,
+    /// The runtime's own pod network: one host lock for every change to the bridge and its guard.
+    net: Arc<PodNetwork>,
     /// Distinguishes this runtime's tables from another's in the same process (tests).
     instance: String,
     /// Per cluster: its table and what was last applied (`None`: replace it next time).
@@ -690,10 +693,11 @@ pub struct NftDataPath {
 }
 
 impl NftDataPath {
-    pub fn new(config: NetworkConfig) -> NftDataPath {
+    pub fn new(net: Arc<PodNetwork>) -> NftDataPath {
+        let config = net.config();
         NftDataPath {
             instance: format!("{}/{}", config.bridge, config.netns_prefix),
-            net: PodNetwork::new(config),
+            net,
             applied: Mutex::new(BTreeMap::new()),
             reaped: Default::default(),
         }
@@ -721,7 +725,7 @@ impl ServiceDataPath for NftDataPath {
         services: &ClusterServices,
     ) -> Result<ApplyStats, ProxyError> {
         if !self.reaped.swap(true, std::sync::atomic::Ordering::SeqCst)
-            && let Err(e) = reap_dead_tables().await
+            && let Err(e) = reap_dead_tables(&self.net.config().bridge).await
         {
             tracing::warn!(error = %e, "removing the Service tables of stopped localfargate runs");
         }
@@ -860,10 +864,11 @@ async fn release_route_except(
     cidr: (Ipv4Addr, u8),
     except: u32,
 ) -> Result<(), NetError> {
-    let still = our_tables()
-        .await?
-        .iter()
-        .any(|(_, pid, c)| cidr_string(*c) == cidr_string(cidr) && *pid != except && alive(*pid));
+    let still = our_tables().await?.iter().any(|(_, pid, c)| {
+        cidr_string(*c) == cidr_string(cidr)
+            && *pid != except
+            && crate::address_claims::localfargate_runs(*pid)
+    });
     if still {
         return Ok(());
     }
@@ -875,29 +880,17 @@ async fn release_route_except(
     }
 }
 
-/// Whether a localfargate process with this pid runs.
-fn alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
-    }
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let ours = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
-    !comm.is_empty() && comm == ours
-}
-
-/// Deletes the tables (and routes) of localfargate processes that are gone.
-pub async fn reap_dead_tables() -> Result<usize, NetError> {
+/// Deletes the tables (and their routes to `bridge`) of localfargate processes that are gone.
+pub async fn reap_dead_tables(bridge: &str) -> Result<usize, NetError> {
     let mut n = 0;
     for (name, pid, cidr) in our_tables().await? {
-        if alive(pid) {
+        if crate::address_claims::localfargate_runs(pid) {
             continue;
         }
         tracing::info!(table = %name, "removing the Service table of a stopped localfargate run");
         delete_table(&name).await?;
         n += 1;
-        // The bridge's name is not in the table's; the route of the default bridge is the one
-        // this module makes.
-        let _ = release_route(&crate::net::NetworkConfig::default().bridge, cidr).await;
+        let _ = release_route(bridge, cidr).await;
     }
     Ok(n)
 }

@@ -91,7 +91,7 @@ pub struct ProcessRuntime {
 struct Inner {
     config: RuntimeConfig,
     images: ImageStore,
-    net: PodNetwork,
+    net: Arc<PodNetwork>,
     cgroups: Cgroups,
     sandboxes: Mutex<HashMap<SandboxId, Arc<Sandbox>>>,
     changes: broadcast::Sender<SandboxId>,
@@ -272,12 +272,11 @@ impl ProcessRuntime {
                 mirrors: config.registry_mirrors.clone(),
             },
         )?;
-        let net = PodNetwork::new(NetworkConfig {
+        let net = Arc::new(PodNetwork::new(NetworkConfig {
             bridge: config.bridge.clone(),
             netns_prefix: config.netns_prefix.clone(),
             egress: config.egress,
-        });
-        let service_net = net.config().clone();
+        }));
         let cgroups = Cgroups::detect(&config.cgroup_parent)?;
         let host_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .map(|(_, hard)| hard)
@@ -300,14 +299,14 @@ impl ProcessRuntime {
             inner: Arc::new(Inner {
                 config,
                 images,
-                net,
+                net: net.clone(),
                 cgroups,
                 sandboxes: Mutex::new(HashMap::new()),
                 changes,
                 nofile_hard,
                 seccomp_available,
                 gateways: Mutex::new(Default::default()),
-                service_path: Arc::new(crate::service_proxy::NftDataPath::new(service_net)),
+                service_path: Arc::new(crate::service_proxy::NftDataPath::new(net.clone())),
                 address_claims: crate::address_claims::AddressClaims::new(
                     crate::address_claims::CLAIMS_DIR,
                 ),
