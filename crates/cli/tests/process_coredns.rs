@@ -11,9 +11,7 @@ use std::time::Duration;
 use common::process_cluster::{Cluster, text};
 
 /// `up` flags for a VPC model of its own (the default one with `10.0.` replaced by `prefix`):
-/// pod addresses apart from the other test of this file and from later test binaries.
-/// (CoreDNS pods running the built-in have been seen to outlive their cluster's deletion; on
-/// the default model their addresses would collide with later tests' pods.)
+/// pod addresses apart from the other test of this file, which runs beside it.
 fn own_network(dir: &std::path::Path, prefix: &str) -> Vec<String> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_localfargate"))
         .args(["network", "-o", "json"])

@@ -293,7 +293,26 @@ impl Cluster {
     /// server.
     pub fn delete(&mut self) {
         if let Some(server) = &self.server {
-            for p in ["fp-default", "fp-jobs"] {
+            // Every profile (tests add their own, such as CoreDNS's): EKS refuses to delete a
+            // cluster that still has one, and the server's end would then leave its pods running.
+            let listed = localfargate(
+                server,
+                &["profile", "get", "--cluster", "run", "-o", "json"],
+            );
+            let mut names: Vec<String> = serde_json::from_slice::<Value>(&listed.stdout)
+                .ok()
+                .and_then(|v| {
+                    v.as_array().map(|a| {
+                        a.iter()
+                            .filter_map(|p| p["fargateProfileName"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            if names.is_empty() {
+                names = vec!["fp-default".into(), "fp-jobs".into()];
+            }
+            for p in names.iter().map(String::as_str) {
                 let _ = localfargate(
                     server,
                     &[
