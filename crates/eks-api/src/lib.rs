@@ -154,27 +154,23 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    if let Some(params) = sts::parameters(&method, &uri, &headers, &body) {
+    let mut response = if let Some(params) = sts::parameters(&method, &uri, &headers, &body) {
         let checked = auth::check_for("sts", &state.config.auth, &method, &uri, &headers, &body);
-        let mut response = match checked {
+        match checked {
             Ok(caller) => {
                 let caller =
                     caller.unwrap_or_else(|| default_principal_arn(&state.config.account_id));
                 sts::handle(&params, &caller, &request_id)
             }
             Err(e) => sts::from_api_error(&e, &request_id),
-        };
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert("x-amzn-requestid", v);
         }
-        return response;
-    }
-    let result = handle(&state, &method, &uri, &headers, &body);
-    let mut response = match result {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::debug!(%method, path = uri.path(), error_type = e.error_type, message = %e.message, "client error");
-            e.into_response()
+    } else {
+        match handle(&state, &method, &uri, &headers, &body) {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::debug!(%method, path = uri.path(), error_type = e.error_type, message = %e.message, "client error");
+                e.into_response()
+            }
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {

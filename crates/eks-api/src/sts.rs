@@ -8,9 +8,9 @@
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use percent_encoding::percent_decode_str;
 
 use crate::error::ApiError;
+use crate::wire::query_one;
 
 const VERSION: &str = "2011-06-15";
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -34,12 +34,12 @@ pub fn parameters(
             if !form {
                 return None;
             }
-            form_pairs(std::str::from_utf8(body).ok()?)
+            crate::wire::form(std::str::from_utf8(body).ok()?)
         }
-        Method::GET => form_pairs(uri.query().unwrap_or("")),
+        Method::GET => crate::wire::form(uri.query().unwrap_or("")),
         _ => return None,
     };
-    let value = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let value = |k: &str| query_one(&params, k);
     value("Action")?;
     let signed_for_sts = headers
         .get("authorization")
@@ -49,28 +49,9 @@ pub fn parameters(
     (value("Version") == Some(VERSION) || signed_for_sts).then_some(params)
 }
 
-/// `a=1&b=x+y` as `application/x-www-form-urlencoded` decodes it (`+` is a space).
-fn form_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 /// Answers one STS action for `caller` (an IAM principal's ARN).
 pub fn handle(params: &[(String, String)], caller: &str, request_id: &str) -> Response {
-    let action = params
-        .iter()
-        .find(|(k, _)| k == "Action")
-        .map_or("", |(_, v)| v.as_str());
+    let action = query_one(params, "Action").unwrap_or_default();
     match action {
         "GetCallerIdentity" => {
             let account = caller.split(':').nth(4).unwrap_or_default();
@@ -209,7 +190,7 @@ mod tests {
     #[test]
     fn form_values_decode_plus_as_space() {
         assert_eq!(
-            form_pairs("a=x+y%2Bz&b"),
+            crate::wire::form("a=x+y%2Bz&b"),
             vec![("a".into(), "x y+z".into()), ("b".into(), String::new())]
         );
     }

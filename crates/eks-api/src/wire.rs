@@ -25,12 +25,28 @@ pub fn segments(raw_path: &str) -> Vec<String> {
 
 /// Query parameters, repeated keys kept in order.
 pub fn query(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.unwrap_or("")
-        .split('&')
+    pairs(raw.unwrap_or(""), false)
+}
+
+/// An `application/x-www-form-urlencoded` body (the Query protocol's): as [`query`], with `+`
+/// a space.
+pub fn form(raw: &str) -> Vec<(String, String)> {
+    pairs(raw, true)
+}
+
+fn pairs(raw: &str, plus_is_space: bool) -> Vec<(String, String)> {
+    raw.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let decode = |s: &str| {
+                let s = if plus_is_space {
+                    std::borrow::Cow::Owned(s.replace('+', " "))
+                } else {
+                    std::borrow::Cow::Borrowed(s)
+                };
+                percent_decode_str(&s).decode_utf8_lossy().into_owned()
+            };
             (decode(k), decode(v))
         })
         .collect()
