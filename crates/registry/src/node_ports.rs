@@ -45,28 +45,34 @@ fn port_number(v: &Value) -> Option<u32> {
         .filter(|n| *n != 0)
 }
 
-/// Every node port other Services hold.
-fn held_by_others(objects: &Objects, service: &Value) -> Result<HashSet<u32>> {
-    let (services, _) = objects.list(resource("", "services"), None)?;
+/// The node ports of the Services among `services` other than `service` itself.
+fn held_by_others_of<'a>(
+    services: impl IntoIterator<Item = &'a Value>,
+    service: &Value,
+) -> HashSet<u32> {
     let me = (
         service["metadata"]["namespace"].as_str().unwrap_or(""),
         name_of(service),
     );
-    let mut held = HashSet::new();
-    for s in services.iter().map(|o| &o.value) {
-        if (
-            s["metadata"]["namespace"].as_str().unwrap_or(""),
-            name_of(s),
-        ) == me
-        {
-            continue;
-        }
-        for p in s["spec"]["ports"].as_array().into_iter().flatten() {
-            held.extend(port_number(&p["nodePort"]));
-        }
-        held.extend(port_number(&s["spec"]["healthCheckNodePort"]));
-    }
-    Ok(held)
+    services
+        .into_iter()
+        .filter(|s| {
+            (
+                s["metadata"]["namespace"].as_str().unwrap_or(""),
+                name_of(s),
+            ) != me
+        })
+        .flat_map(held_by)
+        .collect()
+}
+
+/// Every node port other Services hold.
+fn held_by_others(objects: &Objects, service: &Value) -> Result<HashSet<u32>> {
+    let (services, _) = objects.list(resource("", "services"), None)?;
+    Ok(held_by_others_of(
+        services.iter().map(|o| &o.value),
+        service,
+    ))
 }
 
 fn invalid(service: &Value, field: &str, port: u32, why: &str) -> KubeError {
@@ -147,25 +153,10 @@ pub fn taken_in(
     if mine.is_empty() {
         return Ok(None);
     }
-    let me = (
-        service["metadata"]["namespace"].as_str().unwrap_or(""),
-        name_of(service),
-    );
     let prefix = resource("", "services").key_prefix(None);
-    for other in tx.list(store_kind, &prefix)? {
-        let s = &other.value;
-        if (
-            s["metadata"]["namespace"].as_str().unwrap_or(""),
-            name_of(s),
-        ) == me
-        {
-            continue;
-        }
-        if let Some(port) = held_by(s).find(|p| mine.contains(p)) {
-            return Ok(Some(port));
-        }
-    }
-    Ok(None)
+    let stored = tx.list(store_kind, &prefix)?;
+    let others = held_by_others_of(stored.iter().map(|o| &o.value), service);
+    Ok(mine.intersection(&others).min().copied())
 }
 
 /// After another Service took `port` between allocation and write: upstream's refusal when the
