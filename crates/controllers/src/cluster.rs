@@ -25,7 +25,7 @@ use localfargate_registry::settings::Settings;
 /// CoreDNS annotated to stay off Fargate (which is why the guides patch it).
 pub fn seed(objects: &Objects) -> Result<(), KubeError> {
     localfargate_registry::bootstrap::bootstrap(objects)?;
-    seed_services(objects, service_ips::range_base(objects))?;
+    seed_services(objects)?;
     let sa = resource("", "serviceaccounts");
     match objects.create(sa, "kube-system", json!({"metadata": {"name": "coredns"}})) {
         Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
@@ -93,15 +93,15 @@ pub fn seed(objects: &Objects) -> Result<(), KubeError> {
 /// The Services every EKS cluster has, as `kubectl get svc -A` lists them on a new one: the
 /// API server's `kubernetes` (no selector: kube-apiserver keeps its endpoints) and CoreDNS's
 /// `kube-dns` (its endpoints follow the CoreDNS pods once they run).
-fn seed_services(objects: &Objects, base: Ipv4Addr) -> Result<(), KubeError> {
-    let at = |n: u32| Ipv4Addr::from(u32::from(base) + n).to_string();
+fn seed_services(objects: &Objects) -> Result<(), KubeError> {
+    let at = |n: u32| service_ips::range_address(objects, n).to_string();
     let services = [
         (
             "default",
             json!({
                 "metadata": {"name": "kubernetes",
                              "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"type": "ClusterIP", "clusterIP": at(1), "sessionAffinity": "None",
+                "spec": {"type": "ClusterIP", "clusterIP": at(service_ips::KUBERNETES_OFFSET), "sessionAffinity": "None",
                          "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]},
             }),
         ),
@@ -114,7 +114,7 @@ fn seed_services(objects: &Objects, base: Ipv4Addr) -> Result<(), KubeError> {
                                "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
                     "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"},
                 },
-                "spec": {"type": "ClusterIP", "clusterIP": at(10), "sessionAffinity": "None",
+                "spec": {"type": "ClusterIP", "clusterIP": at(service_ips::KUBE_DNS_OFFSET), "sessionAffinity": "None",
                          "selector": {"k8s-app": "kube-dns"},
                          "ports": [
                              {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
@@ -309,8 +309,10 @@ pub async fn run(
                 .unwrap_or(localfargate_core::eks::DEFAULT_KUBERNETES_VERSION)
                 .to_string();
             // `kube-dns`'s address, as EKS gives it: the service range's `.10`.
-            let base = service_ips::range_base(&objects);
-            let cluster_dns = Some(Ipv4Addr::from(u32::from(base) + 10));
+            let cluster_dns = Some(service_ips::range_address(
+                &objects,
+                service_ips::KUBE_DNS_OFFSET,
+            ));
             let ctx = Arc::new(ClusterContext {
                 settings: controller_settings.clone(),
                 objects,

@@ -152,8 +152,11 @@ async fn start(
     api: Api,
 ) -> Result<Handle<SocketAddr>, String> {
     // In-cluster clients connect to the `kubernetes` Service's ClusterIP (the range's `.1`).
-    let base = localfargate_registry::service_ips::range_base(&api.objects);
-    let service_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from(base) + 1));
+    use localfargate_registry::service_ips;
+    let service_ip = std::net::IpAddr::V4(service_ips::range_address(
+        &api.objects,
+        service_ips::KUBERNETES_OFFSET,
+    ));
     let (cert, key) = ClusterCa::serving_cert_for(cluster, ca_key, host, &[service_ip])
         .map_err(|e| e.to_string())?;
     let tls = RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())

@@ -71,10 +71,14 @@ pub fn reallocate(objects: &Objects, service: &mut Value) -> Result<()> {
 /// EKS's default service range.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.100.0.0/16";
 
-/// The first address of the cluster's service range (`kube-dns` is its `.10`, the
-/// `kubernetes` Service its `.1`).
-pub fn range_base(objects: &Objects) -> Ipv4Addr {
-    Ipv4Addr::from(service_range(objects).0)
+/// Offset of the `kubernetes` Service's address in the service range, as EKS gives it.
+pub const KUBERNETES_OFFSET: u32 = 1;
+/// Offset of `kube-dns`'s address in the service range, as EKS gives it.
+pub const KUBE_DNS_OFFSET: u32 = 10;
+
+/// The address `offset` into the cluster's service range.
+pub fn range_address(objects: &Objects, offset: u32) -> Ipv4Addr {
+    Ipv4Addr::from(service_range(objects).0 + offset)
 }
 
 /// The cluster's service range: its base address and prefix length.
