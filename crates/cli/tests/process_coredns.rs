@@ -8,29 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::process_cluster::{Cluster, text};
-
-/// `up` flags for a VPC model of its own (the default one with `10.0.` replaced by `prefix`):
-/// pod addresses apart from the other test of this file, which runs beside it.
-fn own_network(dir: &std::path::Path, prefix: &str) -> Vec<String> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args(["network", "-o", "json"])
-        .output()
-        .unwrap();
-    let network = dir.join("network.json");
-    std::fs::write(
-        &network,
-        String::from_utf8_lossy(&out.stdout).replace("\"10.0.", &format!("\"{prefix}")),
-    )
-    .unwrap();
-    vec!["--network".to_string(), network.display().to_string()]
-}
+use common::process_cluster::{Cluster, network_flags, text};
 
 #[test]
 fn coredns_pods_run_the_builtin_coredns_after_the_guides_patch() {
     skip_unless_able!();
     let work = tempfile::tempdir().unwrap();
-    let c = Cluster::new(&own_network(work.path(), "10.63."), |_| {});
+    let c = Cluster::new(&network_flags(work.path(), "10.63.", |_| {}), |_| {});
     let pods = |c: &Cluster| -> serde_json::Value {
         serde_json::from_str(&c.ok(&[
             "get",
@@ -118,7 +102,7 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
     let work = tempfile::tempdir().unwrap();
     let image = "localfargate.test/busybox:dns";
     let busybox = common::process_cluster::busybox_layout(work.path(), image, &["sh"]);
-    let c = Cluster::new(&own_network(work.path(), "10.62."), |data| {
+    let c = Cluster::new(&network_flags(work.path(), "10.62.", |_| {}), |data| {
         common::process_cluster::load(data, &busybox)
     });
     let out = c.localfargate(&[
@@ -233,16 +217,7 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
     c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     let mut page = String::new();
     c.eventually("web through its ClusterIP", Duration::from_secs(30), || {
-        page = text(&c.kubectl(&[
-            "exec",
-            "-n",
-            "jobs",
-            "there",
-            "--",
-            "sh",
-            "-c",
-            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {cluster_ip} 80"),
-        ]));
+        page = text(&c.http_from("jobs", "there", &cluster_ip, 80, "/", 3));
         page.contains("hello from web")
     });
 }

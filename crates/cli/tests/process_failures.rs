@@ -290,16 +290,8 @@ fn the_kubelets_lifecycle_around_a_container_and_its_failures() {
     c.wait_ready("default", "web");
     // Pods reach each other by IP; the instance metadata service is out of reach, as on Fargate.
     // (nc, not wget: Debian's static busybox wget needs NSS libraries the image does not have.)
-    let http_get = |host: &str, port: u16, path: &str| {
-        c.kubectl(&[
-            "exec",
-            "secure",
-            "--",
-            "sh",
-            "-c",
-            &format!("printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}"),
-        ])
-    };
+    let http_get =
+        |host: &str, port: u16, path: &str| c.http_from("default", "secure", host, port, path, 3);
     let fetched = http_get(&ip, 8080, "/ready");
     assert!(fetched.status.success(), "{}", text(&fetched));
     let fetched = String::from_utf8_lossy(&fetched.stdout).into_owned();

@@ -13,30 +13,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::process_cluster::{Cluster, busybox_layout, load, text};
-use serde_json::{Value, json};
+use common::process_cluster::{Cluster, busybox_layout, load, network_flags, text};
+use serde_json::json;
 
 const IMAGE: &str = "localfargate.test/busybox:sg";
-
-/// The default VPC model with two security groups: `sg-web` admits TCP 80 from `sg-client`;
-/// `sg-client` admits nothing (both keep EC2's default egress).
-fn network_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args(["network", "-o", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let mut network: Value = serde_json::from_slice(&out.stdout).unwrap();
-    network["vpcs"][0]["securityGroups"] = json!([
-        {"groupId": "sg-0web0000000000001", "groupName": "web",
-         "ipPermissions": [{"ipProtocol": "tcp", "fromPort": 80, "toPort": 80,
-                            "userIdGroupPairs": [{"groupId": "sg-0client00000000001"}]}]},
-        {"groupId": "sg-0client00000000001", "groupName": "client"}
-    ]);
-    let path = dir.join("network.json");
-    std::fs::write(&path, network.to_string()).unwrap();
-    path
-}
 
 fn pod(name: &str, app: Option<&str>, command: &str) -> String {
     let labels = app.map_or(String::new(), |a| format!("  labels: {{app: {a}}}\n"));
@@ -49,14 +29,7 @@ fn pod(name: &str, app: Option<&str>, command: &str) -> String {
 
 /// Whether `from` gets the page `to` serves on `port`, within 3 s.
 fn reaches(c: &Cluster, from: &str, to_ip: &str, port: u16) -> bool {
-    let out = c.kubectl(&[
-        "exec",
-        from,
-        "--",
-        "sh",
-        "-c",
-        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {to_ip} {port}"),
-    ]);
+    let out = c.http_from("default", from, to_ip, port, "/", 3);
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains("hello")
 }
 
@@ -87,8 +60,16 @@ fn security_group_policies_filter_fargate_pods_traffic() {
     skip_unless_able!();
     let work = tempfile::tempdir().unwrap();
     let busybox = busybox_layout(work.path(), IMAGE, &["sh"]);
-    let network = network_file(work.path());
-    let flags = vec!["--network".to_string(), network.display().to_string()];
+    // The default VPC model with two security groups: `sg-web` admits TCP 80 from
+    // `sg-client`; `sg-client` admits nothing (both keep EC2's default egress).
+    let flags = network_flags(work.path(), "10.0.", |network| {
+        network["vpcs"][0]["securityGroups"] = json!([
+            {"groupId": "sg-0web0000000000001", "groupName": "web",
+             "ipPermissions": [{"ipProtocol": "tcp", "fromPort": 80, "toPort": 80,
+                                "userIdGroupPairs": [{"groupId": "sg-0client00000000001"}]}]},
+            {"groupId": "sg-0client00000000001", "groupName": "client"}
+        ]);
+    });
     let c = Cluster::new(&flags, |data| load(data, &busybox));
 
     c.apply(

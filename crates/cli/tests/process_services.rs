@@ -17,7 +17,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use common::process_cluster::{Cluster, KUBECTL, load, text};
+use common::process_cluster::{Cluster, KUBECTL, load, network_flags, text};
 use localfargate_runtime::image::LayoutFile;
 use localfargate_runtime::test_images::busybox_layout_with;
 use serde_json::Value;
@@ -96,26 +96,12 @@ fn host_get(addr: SocketAddr) -> Result<String, String> {
 /// libraries the image does not have): the body, or nc's error.
 fn pod_get(c: &Cluster, pod: &str, addr: &str) -> Result<String, String> {
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} {port}");
-    let out = c.kubectl(&["exec", pod, "--", "sh", "-c", &script]);
+    let out = c.http_from("default", pod, host, port.parse().unwrap(), "/", 5);
     let all = String::from_utf8_lossy(&out.stdout).to_string();
     match all.split("\r\n\r\n").nth(1) {
         Some(body) if out.status.success() => Ok(body.trim().to_string()),
         _ => Err(text(&out)),
     }
-}
-
-/// A VPC model of its own (10.61.0.0/16): pod addresses another localfargate on this host
-/// (with the default 10.0.0.0/16) cannot also hand out.
-fn network_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = Command::new(env!("CARGO_BIN_EXE_localfargate"))
-        .args(["network", "-o", "json"])
-        .output()
-        .unwrap();
-    let model = String::from_utf8_lossy(&out.stdout).replace("\"10.0.", "\"10.61.");
-    let path = dir.join("network.json");
-    std::fs::write(&path, model).unwrap();
-    path
 }
 
 #[test]
@@ -139,8 +125,8 @@ fn services_route_balance_hairpin_stick_and_reject_and_pods_reach_the_api() {
         }],
     )
     .unwrap();
-    let network = network_file(dir.path());
-    let flags = ["--network".to_string(), network.display().to_string()];
+    // A VPC model of its own (10.61.0.0/16): addresses no other test's pods have.
+    let flags = network_flags(dir.path(), "10.61.", |_| {});
     let mut c = Cluster::new(&flags, |data| load(data, &layout));
     let pid = c.server_pid();
 

@@ -209,6 +209,23 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `GET path` from inside pod `ns/pod` to `host:port`, as busybox's `nc` sends it (Debian's
+    /// static busybox wget cannot resolve names without NSS modules), waiting at most `wait`
+    /// seconds: kubectl's output, the HTTP response on stdout.
+    pub fn http_from(
+        &self,
+        ns: &str,
+        pod: &str,
+        host: &str,
+        port: u16,
+        path: &str,
+        wait: u32,
+    ) -> Output {
+        let script =
+            format!("printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -w {wait} {host} {port}");
+        self.kubectl(&["exec", "-n", ns, pod, "--", "sh", "-c", &script])
+    }
+
     pub fn apply(&self, yaml: &str) {
         let out = super::output_with_stdin(
             Command::new(KUBECTL)
@@ -346,6 +363,23 @@ impl Cluster {
                 .success()
         });
     }
+}
+
+/// `up` flags for a VPC model of a test's own: the default model with its `10.0.` addresses
+/// moved to `prefix` (so pods of clusters running side by side never share addresses), then
+/// changed by `edit` (security groups, say), written under `dir`.
+pub fn network_flags(dir: &Path, prefix: &str, edit: impl FnOnce(&mut Value)) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_localfargate"))
+        .args(["network", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let moved = String::from_utf8_lossy(&out.stdout).replace("\"10.0.", &format!("\"{prefix}"));
+    let mut model: Value = serde_json::from_str(&moved).unwrap();
+    edit(&mut model);
+    let path = dir.join("network.json");
+    std::fs::write(&path, model.to_string()).unwrap();
+    vec!["--network".to_string(), path.display().to_string()]
 }
 
 /// The busybox image as an OCI layout, tagged `tag`.
