@@ -124,10 +124,6 @@ struct Sandbox {
     /// The pod's security groups as last set, enforced once its network namespace exists; held
     /// across the enforcing, so the latest set is the one left in place.
     firewall: tokio::sync::Mutex<Option<localfargate_core::security_groups::PodFirewall>>,
-    /// Held by the supervisor through each step (set-up, starts, exits): removal waits for the
-    /// step in flight, so a container whose start began before the sandbox was stopped is
-    /// stopped too rather than left running in a torn-down sandbox.
-    step_lock: tokio::sync::Mutex<()>,
 }
 
 /// What a sandbox knows, persisted as `state.json` so a restarted localfargate adopts it.
@@ -386,7 +382,6 @@ impl ProcessRuntime {
             abandoned: Default::default(),
             persist_lock: Mutex::new(()),
             firewall: Default::default(),
-            step_lock: Default::default(),
         });
         self.map().insert(id, sb.clone());
         let rt = self.clone();
@@ -459,13 +454,7 @@ impl ProcessRuntime {
             if sb.state().removed || sb.abandoned.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
-            let next = {
-                let _step = sb.step_lock.lock().await;
-                if sb.state().removed {
-                    return;
-                }
-                self.step(&sb).await
-            };
+            let next = self.step(&sb).await;
             sb.persist();
             self.changed(&sb.id);
             let sleep = next
@@ -2017,18 +2006,13 @@ impl SandboxRuntime for ProcessRuntime {
             return Ok(());
         };
         self.stop(sandbox, Duration::from_secs(2)).await?;
-        sb.state().removed = true;
-        sb.wake.notify_one();
-        // A start in flight when the sandbox was stopped finishes first; what it started is
-        // stopped with the rest.
-        let step = sb.step_lock.lock().await;
-        self.stop(sandbox, Duration::from_secs(2)).await?;
         for c in &sb.spec.containers {
             self.stop_probes(&sb, &c.name);
         }
+        sb.state().removed = true;
+        sb.wake.notify_one();
         let log_dir = self.log_dir(&sb);
         self.teardown(sandbox, &sb.dir, Some(log_dir)).await;
-        drop(step);
         self.map().remove(sandbox);
         self.changed(sandbox);
         Ok(())
