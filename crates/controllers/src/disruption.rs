@@ -27,11 +27,16 @@ const WATCHED: [(&str, &str); 6] = [
 pub async fn run(ctx: Arc<ClusterContext>) {
     let objects = &ctx.objects;
     let kind = objects.store_kind().to_string();
-    let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(30));
     let prefixes: Vec<String> = WATCHED
         .iter()
         .map(|(g, p)| resource(g, p).key_prefix(None))
         .collect();
+    let mut wake = Wake::watching(
+        &kind,
+        &prefixes,
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+    );
     let mut relist = true;
     let mut dirty: Option<BTreeSet<String>> = None;
     loop {

@@ -40,12 +40,17 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let objects = &ctx.objects;
     let kind = objects.store_kind().to_string();
     let listen = ctx.runtime.kind() == RuntimeKind::Process;
-    let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(30));
     let prefixes = [
         resource("networking.k8s.io", "ingresses").key_prefix(None),
         resource("", "services").key_prefix(None),
         resource("discovery.k8s.io", "endpointslices").key_prefix(None),
     ];
+    let mut wake = Wake::watching(
+        &kind,
+        &prefixes,
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+    );
     let mut served: HashMap<(String, String), Served> = HashMap::new();
     wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {

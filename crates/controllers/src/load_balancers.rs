@@ -43,11 +43,16 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let objects = &ctx.objects;
     let kind = objects.store_kind().to_string();
     let listen = ctx.runtime.kind() == RuntimeKind::Process;
-    let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(30));
     let watched = [
         resource("", "services").key_prefix(None),
         resource("discovery.k8s.io", "endpointslices").key_prefix(None),
     ];
+    let mut wake = Wake::watching(
+        &kind,
+        &watched,
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+    );
     let mut state = Listeners::default();
     wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {

@@ -23,8 +23,9 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let objects = &ctx.objects;
     let policies = resource("networking.k8s.io", "networkpolicies");
     let prefix = policies.key_prefix(None);
-    let mut wake = Wake::new(
+    let mut wake = Wake::watching(
         objects.store_kind(),
+        std::slice::from_ref(&prefix),
         Duration::from_millis(200),
         Duration::from_secs(60),
     );

@@ -729,6 +729,10 @@ impl pod_spec::PodRefs for StoreRefs<'_> {
             .map(|o| o.value.clone())
     }
 
+    fn files_are_read(&self) -> bool {
+        self.0.runtime.kind() != RuntimeKind::Simulated
+    }
+
     fn service_account_token(&self, request: &pod_spec::TokenRequest<'_>) -> Option<String> {
         let signer = self.0.tokens.as_ref()?;
         let now = std::time::SystemTime::now()

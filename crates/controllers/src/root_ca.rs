@@ -75,9 +75,14 @@ fn sync(objects: &Objects) {
 pub async fn run(ctx: Arc<ClusterContext>) {
     let objects = &ctx.objects;
     let kind = objects.store_kind().to_string();
-    let mut wake = Wake::new(&kind, Duration::from_millis(50), Duration::from_secs(60));
     let namespaces = resource("", "namespaces").key_prefix(None);
     let configmaps = resource("", "configmaps").key_prefix(None);
+    let mut wake = Wake::watching(
+        &kind,
+        &[namespaces.clone(), configmaps.clone()],
+        Duration::from_millis(50),
+        Duration::from_secs(60),
+    );
     wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
         sync(objects);

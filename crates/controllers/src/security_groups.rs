@@ -167,7 +167,12 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let objects = &ctx.objects;
     let kind = objects.store_kind().to_string();
     let pods_prefix = resource("", "pods").key_prefix(None);
-    let mut wake = Wake::new(&kind, Duration::from_millis(200), Duration::from_secs(30));
+    let mut wake = Wake::watching(
+        &kind,
+        std::slice::from_ref(&pods_prefix),
+        Duration::from_millis(200),
+        Duration::from_secs(30),
+    );
     // What each pod (by uid) was last given, so unchanged rules are not rewritten.
     let mut applied: HashMap<String, PodFirewall> = HashMap::new();
     wake.start(&*objects.store, objects.store.revision().unwrap_or(0));

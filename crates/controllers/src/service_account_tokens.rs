@@ -22,11 +22,16 @@ use crate::wake::{Wake, Woken};
 pub async fn run(ctx: Arc<ClusterContext>) {
     let objects = &ctx.objects;
     let kind = objects.store_kind().to_string();
-    let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(60));
     let watched = [
         resource("", "secrets").key_prefix(None),
         resource("", "serviceaccounts").key_prefix(None),
     ];
+    let mut wake = Wake::watching(
+        &kind,
+        &watched,
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+    );
     let mut relist = true;
     let mut dirty: Option<BTreeSet<String>> = None;
     loop {

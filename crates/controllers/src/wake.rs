@@ -28,9 +28,26 @@ pub enum Woken {
 }
 
 impl Wake {
+    /// Woken by changes to any of the cluster's objects but Events.
     pub fn new(kind: &str, min_interval: Duration, max_wait: Duration) -> Self {
+        Self::on(controlled(kind), min_interval, max_wait)
+    }
+
+    /// Woken only by changes to objects under `prefixes`: a controller that cares about a few
+    /// kinds is not handed every pod write (which, while it reconciles, would fill its queue and
+    /// make it re-read the change log).
+    pub fn watching(
+        kind: &str,
+        prefixes: &[String],
+        min_interval: Duration,
+        max_wait: Duration,
+    ) -> Self {
+        Self::on(Selection::any_of(kind, prefixes), min_interval, max_wait)
+    }
+
+    fn on(selection: Selection, min_interval: Duration, max_wait: Duration) -> Self {
         Wake {
-            selection: controlled(kind),
+            selection,
             watcher: None,
             min_interval,
             max_wait,

@@ -261,13 +261,16 @@ impl<S: Store + ?Sized> StoreExt for S {
     }
 }
 
-/// What a watch takes in: objects of one kind whose keys start with `prefix`, except those under
-/// any of the `except` prefixes. Filtered where changes are published, so a watcher that has no
-/// use for a busy type of object (a controller, for Events) is not kept busy taking them.
+/// What a watch takes in: objects of one kind whose keys start with `prefix` (and, when `any_of`
+/// is not empty, with one of its prefixes), except those under any of the `except` prefixes.
+/// Filtered where changes are published, so a watcher that has no use for a busy type of object
+/// (a controller, for Events; one that cares about Services, for pods) is not kept busy taking
+/// them, and does not fall behind and re-read the log because of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub kind: String,
     pub prefix: String,
+    pub any_of: Vec<String>,
     pub except: Vec<String>,
 }
 
@@ -276,6 +279,22 @@ impl Selection {
         Selection {
             kind: kind.to_string(),
             prefix: prefix.to_string(),
+            any_of: Vec::new(),
+            except: Vec::new(),
+        }
+    }
+
+    /// Objects of `kind` whose keys start with one of `prefixes` (none: nothing at all).
+    pub fn any_of(kind: &str, prefixes: &[String]) -> Self {
+        Selection {
+            kind: kind.to_string(),
+            prefix: String::new(),
+            // An empty list would take in everything; a key never starts with U+10FFFF.
+            any_of: if prefixes.is_empty() {
+                vec!["\u{10FFFF}".to_string()]
+            } else {
+                prefixes.to_vec()
+            },
             except: Vec::new(),
         }
     }
@@ -290,6 +309,7 @@ impl Selection {
     pub fn wants(&self, kind: &str, key: &str) -> bool {
         kind == self.kind
             && key.starts_with(&self.prefix)
+            && (self.any_of.is_empty() || self.any_of.iter().any(|p| key.starts_with(p.as_str())))
             && !self.except.iter().any(|e| key.starts_with(e.as_str()))
     }
 }

@@ -18,7 +18,7 @@ use crate::{
 const DEFAULT_RETAINED_EVENTS: u64 = 100_000;
 /// Live events queued for a watcher before it counts as lagging (and catches up from the log).
 /// Queued events hold their objects, so this bounds what one slow watcher keeps alive.
-const LIVE_BUFFER: usize = 256;
+const LIVE_BUFFER: usize = 1024;
 /// Logged events read at a time by a watcher starting in the past or catching up.
 const LOG_PAGE: usize = 256;
 /// Revisions of the log one read looks through at most.
@@ -500,6 +500,19 @@ fn open_watch(
         selection.prefix.clone().into(),
         format!("{}\u{10FFFF}", selection.prefix).into(),
     ];
+    if !selection.any_of.is_empty() {
+        let mut ranges = Vec::new();
+        for prefix in &selection.any_of {
+            ranges.push(format!(
+                "(key >= ?{} AND key < ?{})",
+                args.len() + 1,
+                args.len() + 2
+            ));
+            args.push(prefix.clone().into());
+            args.push(format!("{prefix}\u{10FFFF}").into());
+        }
+        sql.push_str(&format!(" AND ({})", ranges.join(" OR ")));
+    }
     for except in &selection.except {
         sql.push_str(&format!(
             " AND NOT (key >= ?{} AND key < ?{})",

@@ -25,11 +25,21 @@ const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 pub async fn run(ctx: Arc<ClusterContext>) {
     let objects = &ctx.objects;
     let kind = objects.store_kind().to_string();
-    let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(30));
     let services = resource("", "services").key_prefix(None);
     let pods = resource("", "pods").key_prefix(None);
     let endpoints = resource("", "endpoints").key_prefix(None);
     let slices = resource("discovery.k8s.io", "endpointslices").key_prefix(None);
+    let mut wake = Wake::watching(
+        &kind,
+        &[
+            services.clone(),
+            pods.clone(),
+            endpoints.clone(),
+            slices.clone(),
+        ],
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+    );
     let mut relist = true;
     let mut dirty: Option<BTreeSet<String>> = None;
     // What each pod showed the Service controllers last (hashed by key): a pod change that

@@ -41,6 +41,12 @@ pub trait PodRefs {
     /// A token for a projected serviceAccountToken source, if the cluster can issue one (when
     /// not, the file is left out and a warning is logged).
     fn service_account_token(&self, request: &TokenRequest<'_>) -> Option<String>;
+    /// Whether the sandbox's files are ever read. The simulated runtime has no filesystem: its
+    /// pods get no signed tokens (nothing could read them, and signing one per pod is a cost
+    /// thousands of simulated pods would pay for nothing).
+    fn files_are_read(&self) -> bool {
+        true
+    }
     /// The Services of a namespace, for the containers' Service environment variables
     /// ([`service_env`]); none by default.
     fn services(&self, namespace: &str) -> Vec<Value> {
@@ -600,6 +606,9 @@ impl<'a> Ctx<'a> {
                     Err(e) => errors.push(aggregate(&e)),
                 }
             } else if let Some(s) = source.get("serviceAccountToken").filter(|s| s.is_object()) {
+                if !self.refs.files_are_read() {
+                    continue;
+                }
                 let path = s["path"].as_str().unwrap_or("token").to_string();
                 let audience = s["audience"]
                     .as_str()

@@ -13,6 +13,8 @@ struct Refs {
     secrets: HashMap<(String, String), Value>,
     /// Issue tokens (`token:<ns>:<sa>:<audience>:<seconds>`).
     tokens: bool,
+    /// A runtime without files (the simulated one).
+    no_files: bool,
 }
 
 impl Refs {
@@ -61,7 +63,15 @@ impl PodRefs for Refs {
             .cloned()
     }
 
+    fn files_are_read(&self) -> bool {
+        !self.no_files
+    }
+
     fn service_account_token(&self, r: &TokenRequest<'_>) -> Option<String> {
+        assert!(
+            !self.no_files,
+            "no token is signed for a runtime without files"
+        );
         self.tokens.then(|| {
             format!(
                 "token:{}:{}:{}:{}",
@@ -1320,6 +1330,28 @@ fn projected_tokens_without_a_signer_are_left_out_with_a_warning() {
         "{}",
         r.warnings[0].message
     );
+}
+
+#[test]
+fn a_runtime_without_files_gets_no_signed_tokens_and_no_warning() {
+    let refs = Refs {
+        tokens: true,
+        no_files: true,
+        ..Refs::default()
+    }
+    .cm("kube-root-ca.crt", json!({"ca.crt": "CA"}));
+    let p = pod(
+        json!({"volumes": [{"name": "kube-api-access", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt"}}
+    ]}}], "containers": [{"name": "c", "image": "x:1"}]}),
+    );
+    let r = run(&p, &refs);
+    assert_eq!(
+        files(&r.spec, "kube-api-access").0,
+        vec![("ca.crt".to_string(), None, "CA".to_string())]
+    );
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }
 
 #[test]
