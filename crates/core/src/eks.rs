@@ -17,11 +17,17 @@ pub const CLUSTER_KIND: &str = "eks.amazonaws.com/Cluster";
 pub const FARGATE_PROFILE_KIND: &str = "eks.amazonaws.com/FargateProfile";
 pub const NODEGROUP_KIND: &str = "eks.amazonaws.com/Nodegroup";
 pub const IDEMPOTENCY_KIND: &str = "eks.amazonaws.com/ClientRequestToken";
+/// Add-ons, keyed `<cluster>/<addon>`.
+pub const ADDON_KIND: &str = "eks.amazonaws.com/Addon";
+/// Cluster, node group and add-on updates, keyed `<cluster>/<update id>`.
+pub const UPDATE_KIND: &str = "eks.amazonaws.com/Update";
+/// Identity provider configs, keyed `<cluster>/<type>/<name>`.
+pub const IDENTITY_PROVIDER_CONFIG_KIND: &str = "eks.amazonaws.com/IdentityProviderConfig";
+/// EKS Pod Identity associations, keyed `<cluster>/<association id>`.
+pub const POD_IDENTITY_ASSOCIATION_KIND: &str = "eks.amazonaws.com/PodIdentityAssociation";
 
-/// The Kubernetes version new clusters get, and the one their API reports.
-pub const DEFAULT_KUBERNETES_VERSION: &str = "1.31";
-pub const SUPPORTED_KUBERNETES_VERSIONS: [&str; 7] =
-    ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
+/// The Kubernetes version new clusters get (the versions are in [`crate::eks_catalog`]).
+pub use crate::eks_catalog::DEFAULT_KUBERNETES_VERSION;
 
 /// A stored resource and when its current status is due to change (epoch seconds): the
 /// lifecycle controller moves CREATING to ACTIVE and DELETING to gone at that time, and finds the
@@ -108,12 +114,18 @@ pub struct Nodegroup {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,
-    pub disk_size: u32,
+    /// Absent with a launch template (the template sets the disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_size: Option<u32>,
     pub health: Value,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Value>,
+    /// Members kept as sent and returned: `remoteAccess`, `launchTemplate`, `updateConfig`,
+    /// `nodeRepairConfig`.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
 /// The VPCs clusters are created in: `localfargate network -o json` prints this shape, and
@@ -294,5 +306,41 @@ mod tests {
         ));
         assert!(!valid_role_arn("arn:invalid:format", true));
         assert!(!valid_role_arn("arn:aws:iam::12345:role/x", true));
+    }
+}
+
+/// The loopback address of a cluster's portless OIDC issuer (`https://127.1.H.L/id/ID`, served on
+/// port 443): derived from the cluster's Kubernetes API port, which no other cluster of the
+/// machine's servers holds, so neither is the address. Every 127/8 address is the loopback
+/// interface's on Linux: nothing is added to bind it.
+pub fn issuer_address(kube_port: u16) -> std::net::Ipv4Addr {
+    let [high, low] = kube_port.to_be_bytes();
+    std::net::Ipv4Addr::new(127, 1, high, low)
+}
+
+/// The host (an IPv4 address, without a port) of a portless issuer URL, as
+/// [`issuer_address`] makes them; `None` for an issuer with a port or a name.
+pub fn portless_issuer_ip(issuer: &str) -> Option<std::net::Ipv4Addr> {
+    let host = issuer.strip_prefix("https://")?.split('/').next()?;
+    host.parse().ok()
+}
+
+#[cfg(test)]
+mod issuer_tests {
+    use super::*;
+
+    #[test]
+    fn issuer_addresses_follow_the_port() {
+        assert_eq!(issuer_address(6443).to_string(), "127.1.25.43");
+        assert_eq!(issuer_address(443).to_string(), "127.1.1.187");
+        assert_eq!(
+            portless_issuer_ip("https://127.1.25.43/id/ABC"),
+            Some(std::net::Ipv4Addr::new(127, 1, 25, 43))
+        );
+        assert_eq!(portless_issuer_ip("https://127.0.0.1:6443/id/ABC"), None);
+        assert_eq!(
+            portless_issuer_ip("https://oidc.eks.us-east-1.amazonaws.com/id/A"),
+            None
+        );
     }
 }

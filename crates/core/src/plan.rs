@@ -296,6 +296,11 @@ impl PlanContext<'_> {
         requests: &PodRequests,
         size: FargateSize,
     ) {
+        if let Some(annotations) = pod.metadata.annotations.as_ref()
+            && let Some(w) = crate::fargate_spot::annotation_warning(annotations)
+        {
+            plan.warnings.push(w);
+        }
         let id = PodIdentity::of(pod);
         let all = self.profiles.matching_profiles(&id);
         if all.len() > 1 && !id.labels.contains_key(crate::PROFILE_LABEL) {

@@ -1,6 +1,7 @@
 //! Service-account tokens as kube-apiserver issues them for projected `serviceAccountToken`
 //! volumes: JWTs bound to a pod, signed with the cluster's service-account key and carrying the
-//! cluster's OIDC issuer (`https://oidc.eks.REGION.amazonaws.com/id/…` on EKS), so that whoever
+//! cluster's OIDC issuer (`https://oidc.eks.REGION.amazonaws.com/id/…` on EKS, a local
+//! `https://HOST:PORT/id/…` here, docs/irsa.md), so that whoever
 //! verifies them (the cluster's own API, an app, STS for IRSA) sees what EKS's tokens say.
 //!
 //! The key is ECDSA P-256 (ES256), which kube-apiserver accepts as a service-account key and
@@ -106,6 +107,10 @@ impl std::fmt::Debug for TokenSigner {
 }
 
 impl TokenSigner {
+    /// The JWS algorithm its tokens are signed with (the discovery document's
+    /// `id_token_signing_alg_values_supported`).
+    pub const ALGORITHM: &'static str = "ES256";
+
     /// A signer from the cluster's PKCS#8 PEM private key, issuing as `issuer`.
     pub fn new(private_key_pem: &str, issuer: &str) -> Result<TokenSigner, TokenError> {
         let pair = rcgen::KeyPair::from_pem(private_key_pem).map_err(TokenError::Key)?;

@@ -153,6 +153,23 @@ pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
 /// How far in the future a token's signing time may be: clock skew, not a token made to last.
 pub const MAX_FUTURE_SKEW_SECONDS: i64 = 5 * 60;
 
+/// Whether a URL's `host[:port]` is this machine: a loopback address, `localhost` or a
+/// `*.localhost` name.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Check a presigned STS `GetCallerIdentity` URL, as `aws eks get-token` makes one, for
 /// `cluster` (the `x-k8s-aws-id` header it must have signed) against `credentials`, at `now`
 /// (epoch seconds): the credentials that signed it, or why it is refused, for the server's log.
@@ -162,7 +179,17 @@ pub fn verify_presigned_sts<'a>(
     cluster: &str,
     now: i64,
 ) -> Result<&'a Credentials, String> {
-    let rest = url.strip_prefix("https://").ok_or("the URL is not https")?;
+    // `aws eks get-token` presigns for STS's public endpoint, or, with `AWS_ENDPOINT_URL`
+    // exported (as `localfargate up` advises), for localfargate's own endpoint on this machine,
+    // over plain http: the signature covers the host either way.
+    let (https, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (
+            false,
+            url.strip_prefix("http://")
+                .ok_or("the URL is neither https nor http")?,
+        ),
+    };
     let (host, path_query) = rest.split_once('/').unwrap_or((rest, ""));
     let (path, raw_query) = path_query.split_once('?').unwrap_or((path_query, ""));
     let regional = host
@@ -174,7 +201,8 @@ pub fn verify_presigned_sts<'a>(
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    if !(host == "sts.amazonaws.com" || regional) {
+    let aws = https && (host == "sts.amazonaws.com" || regional);
+    if !(aws || is_loopback_host(host)) {
         return Err(format!("{host} is not an STS endpoint"));
     }
     let decode = |v: &str| {
@@ -320,6 +348,28 @@ mod tests {
     }
 
     #[test]
+    fn loopback_hosts() {
+        for h in [
+            "127.0.0.1:4566",
+            "localhost:4566",
+            "LOCALHOST",
+            "lf.localhost:1",
+            "[::1]:4566",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "10.0.0.1:4566",
+            "example.com",
+            "localhost.example.com",
+            "[::2]:1",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+
+    #[test]
     fn dates() {
         assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
         assert_eq!(parse_amz_date("20150830T123600Z"), Some(1_440_938_160));
@@ -366,6 +416,12 @@ mod tests {
         assert!(early.unwrap_err().contains("15 minutes"));
         let tampered = AWS_CLI_TOKEN_URL.replace("Version=2011-06-15", "Version=2011-06-16");
         assert!(verify_presigned_sts(&tampered, &local, "demo", signed_at).is_err());
+        let plain_http = AWS_CLI_TOKEN_URL.replace("https://", "http://");
+        assert!(
+            verify_presigned_sts(&plain_http, &local, "demo", signed_at)
+                .unwrap_err()
+                .contains("not an STS endpoint")
+        );
         let elsewhere =
             AWS_CLI_TOKEN_URL.replace("sts.us-east-1.amazonaws.com", "evil.example.com");
         assert!(
