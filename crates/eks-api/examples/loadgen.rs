@@ -2,18 +2,25 @@
 //! N connections each send GET requests back to back for a fixed time, then it prints requests
 //! per second and latency percentiles. Only loopback addresses are accepted.
 //!
-//! Usage: loadgen HOST:PORT PATH CONNECTIONS SECONDS
+//! Usage: loadgen HOST:PORT PATH CONNECTIONS SECONDS [SERVICE]
+//! (SERVICE: the credential scope's service, `eks` by default; `iam` or `sts` for Query
+//! requests, which moto_server routes by it.)
 
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn connection(addr: String, path: String, until: Instant) -> std::io::Result<Vec<u32>> {
+async fn connection(
+    addr: String,
+    path: String,
+    service: String,
+    until: Instant,
+) -> std::io::Result<Vec<u32>> {
     let mut stream = TcpStream::connect(&addr).await?;
     stream.set_nodelay(true)?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/eks/aws4_request, SignedHeaders=host, Signature=0\r\nX-Amz-Date: 20260101T000000Z\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nX-Amz-Date: 20260101T000000Z\r\n\r\n"
     );
     let mut latencies_us = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -75,9 +82,15 @@ async fn connection(addr: String, path: String, until: Instant) -> std::io::Resu
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, addr, path, connections, seconds] = &args[..] else {
-        eprintln!("usage: loadgen HOST:PORT PATH CONNECTIONS SECONDS");
-        std::process::exit(2);
+    let (addr, path, connections, seconds, service) = match &args[..] {
+        [_, addr, path, connections, seconds] => (addr, path, connections, seconds, "eks"),
+        [_, addr, path, connections, seconds, service] => {
+            (addr, path, connections, seconds, service.as_str())
+        }
+        _ => {
+            eprintln!("usage: loadgen HOST:PORT PATH CONNECTIONS SECONDS [SERVICE]");
+            std::process::exit(2);
+        }
     };
     let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
     if !(host.starts_with("127.") || host == "localhost" || host == "[::1]") {
@@ -89,7 +102,14 @@ async fn main() {
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(connection(addr.clone(), path.clone(), until)))
+        .map(|_| {
+            tokio::spawn(connection(
+                addr.clone(),
+                path.clone(),
+                service.to_string(),
+                until,
+            ))
+        })
         .collect();
     let mut all = Vec::new();
     let mut errors = 0;

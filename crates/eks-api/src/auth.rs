@@ -18,6 +18,12 @@ pub enum AuthMode {
     Strict(Vec<Credentials>),
 }
 
+pub use localfargate_core::stored_credentials::StoredKey;
+use localfargate_core::stored_credentials::StoredKeyRefusal;
+
+/// Finds stored credentials by access key id.
+pub type KeyLookup<'a> = &'a dyn Fn(&str) -> Option<StoredKey>;
+
 /// How far a request's `X-Amz-Date` may be from the server's clock, as AWS allows.
 const MAX_SKEW_SECONDS: i64 = 15 * 60;
 
@@ -65,18 +71,20 @@ fn parse_authorization(value: &str) -> Option<Authorization<'_>> {
 /// `AuthMode::Any`).
 pub fn check(
     mode: &AuthMode,
+    stored: KeyLookup<'_>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Option<String>, ApiError> {
-    check_for("eks", mode, method, uri, headers, body)
+    check_for("eks", mode, stored, method, uri, headers, body)
 }
 
 /// [`check`], for a request to `service` (the signature's credential scope must name it).
 pub fn check_for(
     service: &str,
     mode: &AuthMode,
+    stored: KeyLookup<'_>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -101,14 +109,35 @@ pub fn check_for(
         )
     };
     let auth = parse_authorization(value).ok_or_else(incomplete)?;
-    let Some(creds) = credentials
-        .iter()
-        .find(|c| c.access_key_id == auth.access_key)
-    else {
-        return Err(ApiError::access_denied(
+    let unrecognized = || {
+        ApiError::access_denied(
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
-        ));
+        )
+    };
+    let creds = match credentials
+        .iter()
+        .find(|c| c.access_key_id == auth.access_key)
+    {
+        Some(c) => c.clone(),
+        None => {
+            // Keys IAM and STS issued: a session's token must come with it, unexpired.
+            let found = stored(auth.access_key).ok_or_else(unrecognized)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            match found.refusal(header("x-amz-security-token"), now) {
+                Some(StoredKeyRefusal::WrongToken) => return Err(unrecognized()),
+                Some(StoredKeyRefusal::Expired) => {
+                    return Err(ApiError::access_denied(
+                        "ExpiredTokenException",
+                        "The security token included in the request is expired",
+                    ));
+                }
+                None => {}
+            }
+            found.credentials
+        }
     };
     let amz_date = header("x-amz-date").ok_or_else(incomplete)?;
     let signed_at = parse_amz_date(amz_date).ok_or_else(incomplete)?;

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use axum::response::IntoResponse;
 use localfargate_core::eks::{
     CLUSTER_KIND, Cluster, DEFAULT_KUBERNETES_VERSION, FARGATE_PROFILE_KIND, NODEGROUP_KIND,
-    Record, SUPPORTED_KUBERNETES_VERSIONS, valid_cluster_name, valid_role_arn,
+    Record, valid_cluster_name, valid_role_arn,
 };
+use localfargate_core::eks_catalog;
 use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
@@ -40,10 +41,12 @@ pub(crate) fn existing(tx: &mut dyn Tx, name: &str) -> Result<(Record<Cluster>, 
     wire::load(tx, CLUSTER_KIND, name)?.ok_or_else(|| not_found(name))
 }
 
-/// The cluster a profile or node group is being created in, which must exist and be ACTIVE.
+/// The cluster a profile or node group is being created in, which must exist and be ACTIVE (or
+/// UPDATING: a cluster update, such as associating an identity provider, does not hold up its
+/// profiles, node groups and add-ons).
 pub(crate) fn active(tx: &mut dyn Tx, name: &str) -> Result<Cluster, ApiError> {
     let (record, _) = existing(tx, name)?;
-    if record.resource.status != "ACTIVE" {
+    if !matches!(record.resource.status.as_str(), "ACTIVE" | "UPDATING") {
         return Err(
             ApiError::invalid_request(format!("Cluster '{name}' is not in ACTIVE status"))
                 .cluster(name),
@@ -52,10 +55,11 @@ pub(crate) fn active(tx: &mut dyn Tx, name: &str) -> Result<Cluster, ApiError> {
     Ok(record.resource)
 }
 
-/// What the wire shows: endpoint and CA only once the cluster is ACTIVE, as EKS does.
+/// What the wire shows: endpoint and CA only once the cluster is ACTIVE (and while it is
+/// UPDATING), as EKS does.
 pub(crate) fn wire(cluster: &Cluster) -> Value {
     let mut c = cluster.clone();
-    if c.status != "ACTIVE" {
+    if !matches!(c.status.as_str(), "ACTIVE" | "UPDATING") {
         c.endpoint = None;
         c.certificate_authority = None;
     }
@@ -221,11 +225,14 @@ pub fn create(
             "Invalid Role Arn: '{role_arn}'"
         )));
     }
+    crate::iam_checks::cluster_role(state, role_arn)?;
     let version = wire::optional_str(body, "version")?.unwrap_or(DEFAULT_KUBERNETES_VERSION);
-    if !SUPPORTED_KUBERNETES_VERSIONS.contains(&version) {
+    if eks_catalog::kubernetes_version(version).is_none() {
         return Err(ApiError::invalid_parameter(format!(
             "unsupported Kubernetes version {version}; supported: {}",
-            SUPPORTED_KUBERNETES_VERSIONS.join(", ")
+            eks_catalog::supported_versions()
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let vpc = vpc_config(state, body)?;
@@ -259,7 +266,8 @@ pub fn create(
         logging: body.get("logging").cloned().filter(|v| !v.is_null()).unwrap_or_else(|| {
             json!({"clusterLogging": [{"types": ["api", "audit", "authenticator", "controllerManager", "scheduler"], "enabled": false}]})
         }),
-        identity: json!({"oidc": {"issuer": format!("https://oidc.eks.{}.amazonaws.com/id/{}", config.region, &id[..32])}}),
+        // The OIDC issuer is set with the port below: it answers on the Kubernetes API's listener.
+        identity: json!({}),
         status: "CREATING".to_string(),
         certificate_authority: Some(json!({"data": ca.data()})),
         client_request_token: wire::optional_str(body, "clientRequestToken")?.map(str::to_string),
@@ -326,6 +334,16 @@ pub fn create(
         let mut record = record.clone();
         record.resource.endpoint = Some(format!("https://{}:{port}", config.kube_host));
         record.private["kubePort"] = json!(port);
+        // EKS's path shape on this machine's listener (docs/irsa.md): without a port, as EKS's,
+        // where the server may listen on 443.
+        let issuer_host = match u16::try_from(port) {
+            Ok(p) if config.portless_issuer => {
+                localfargate_core::eks::issuer_address(p).to_string()
+            }
+            _ => format!("{}:{port}", config.kube_host),
+        };
+        record.resource.identity =
+            json!({"oidc": {"issuer": format!("https://{issuer_host}/id/{}", &id[..32])}});
         tx.create(CLUSTER_KIND, name, &to_value(&record))?;
         // Entries left by an earlier cluster of this name are not this one's.
         access_entries::delete_all(tx, name)?;
@@ -381,8 +399,32 @@ pub fn delete(state: &AppState, name: &str) -> Result<Value, ApiError> {
                 .cluster(name)
                 .nodegroup(&names.join(",")));
         }
+        if record.resource.other.get("deletionProtection") == Some(&Value::Bool(true)) {
+            return Err(ApiError::invalid_request(format!(
+                "Cluster {name} has deletion protection enabled: disable it with UpdateClusterConfig before deleting the cluster"
+            ))
+            .cluster(name));
+        }
+        if crate::updates::in_progress(tx, name, &crate::updates::Target::Cluster)?.is_some() {
+            return Err(ApiError::in_use(format!(
+                "Cannot delete because cluster {name} currently has an update in progress"
+            ))
+            .cluster(name));
+        }
         if record.resource.status != "DELETING" {
             access_entries::delete_all(tx, name)?;
+            // What EKS removes with the cluster: its add-ons, identity provider configs, Pod
+            // Identity associations and update history.
+            for kind in [
+                localfargate_core::eks::ADDON_KIND,
+                localfargate_core::eks::IDENTITY_PROVIDER_CONFIG_KIND,
+                localfargate_core::eks::POD_IDENTITY_ASSOCIATION_KIND,
+                localfargate_core::eks::UPDATE_KIND,
+            ] {
+                for o in tx.list(kind, &prefix)? {
+                    tx.delete(kind, &o.key, None)?;
+                }
+            }
             record.resource.status = "DELETING".to_string();
             record.transition_at = Some(wire::now() + config.timing.cluster_delete);
             tx.update(CLUSTER_KIND, name, &to_value(&record), Some(rev))?;

@@ -10,17 +10,17 @@ use crate::clusters;
 use crate::error::ApiError;
 use crate::wire::{self, Idempotency, to_value};
 
-fn key(cluster: &str, name: &str) -> String {
+pub(crate) fn key(cluster: &str, name: &str) -> String {
     format!("{cluster}/{name}")
 }
 
-fn not_found(cluster: &str, name: &str) -> ApiError {
+pub(crate) fn not_found(cluster: &str, name: &str) -> ApiError {
     ApiError::not_found(format!("No node group found for name: {name}."))
         .cluster(cluster)
         .nodegroup(name)
 }
 
-fn scaling(body: &Map<String, Value>) -> Result<ScalingConfig, ApiError> {
+pub(crate) fn scaling(body: &Map<String, Value>) -> Result<ScalingConfig, ApiError> {
     let config = match body.get("scalingConfig") {
         None | Some(Value::Null) => {
             return Ok(ScalingConfig {
@@ -70,7 +70,7 @@ fn scaling(body: &Map<String, Value>) -> Result<ScalingConfig, ApiError> {
     })
 }
 
-fn taints(body: &Map<String, Value>) -> Result<Vec<Taint>, ApiError> {
+pub(crate) fn taints(body: &Map<String, Value>) -> Result<Vec<Taint>, ApiError> {
     let taints: Vec<Taint> = match body.get("taints") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(v) => serde_json::from_value(v.clone())
@@ -91,6 +91,76 @@ fn taints(body: &Map<String, Value>) -> Result<Vec<Taint>, ApiError> {
         }
     }
     Ok(taints)
+}
+
+/// `remoteAccess`, `launchTemplate`, `updateConfig` and `nodeRepairConfig`: objects kept as
+/// sent (with `updateConfig`'s default `maxUnavailable: 1`), checked for their modelled shape.
+fn kept_members(body: &Map<String, Value>, name: &str) -> Result<Map<String, Value>, ApiError> {
+    let mut kept = Map::new();
+    for member in [
+        "remoteAccess",
+        "launchTemplate",
+        "updateConfig",
+        "nodeRepairConfig",
+    ] {
+        match body.get(member) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(o)) => {
+                kept.insert(member.to_string(), Value::Object(o.clone()));
+            }
+            Some(_) => {
+                return Err(ApiError::serialization(format!(
+                    "{member} must be an object"
+                )));
+            }
+        }
+    }
+    if let Some(lt) = kept.get("launchTemplate") {
+        if lt.get("id").is_none() && lt.get("name").is_none() {
+            return Err(ApiError::invalid_parameter(
+                "Either launch template ID or launch template name must be specified.",
+            )
+            .nodegroup(name));
+        }
+        if lt.get("id").is_some() && lt.get("name").is_some() {
+            return Err(ApiError::invalid_parameter(
+                "Only one of launch template ID or launch template name may be specified.",
+            )
+            .nodegroup(name));
+        }
+    }
+    if let Some(update) = kept.get("updateConfig") {
+        check_update_config(update)?;
+    } else {
+        kept.insert("updateConfig".to_string(), json!({"maxUnavailable": 1}));
+    }
+    Ok(kept)
+}
+
+/// `updateConfig`: `maxUnavailable` (1–100) or `maxUnavailablePercentage` (1–100), not both.
+pub(crate) fn check_update_config(update: &Value) -> Result<(), ApiError> {
+    let count = update.get("maxUnavailable").filter(|v| !v.is_null());
+    let percent = update
+        .get("maxUnavailablePercentage")
+        .filter(|v| !v.is_null());
+    if count.is_some() && percent.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "Only one of maxUnavailable or maxUnavailablePercentage may be specified",
+        ));
+    }
+    for (member, v) in [
+        ("maxUnavailable", count),
+        ("maxUnavailablePercentage", percent),
+    ] {
+        if let Some(v) = v
+            && !v.as_u64().is_some_and(|n| (1..=100).contains(&n))
+        {
+            return Err(ApiError::invalid_parameter(format!(
+                "{member} must be between 1 and 100"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn create(
@@ -127,6 +197,30 @@ pub fn create(
         instance_types.push(DEFAULT_INSTANCE_TYPE.to_string());
     }
     let tags = wire::tags(body.get("tags"), false)?;
+    let other = kept_members(body, name)?;
+    let launch_template = other.contains_key("launchTemplate");
+    let disk_size = match body.get("diskSize") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| ApiError::serialization("diskSize must be an integer"))?,
+        ),
+    };
+    if launch_template && disk_size.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "Disk size must be specified within the launch template.",
+        )
+        .cluster(cluster_name)
+        .nodegroup(name));
+    }
+    if launch_template && other.contains_key("remoteAccess") {
+        return Err(ApiError::invalid_parameter(
+            "Remote access configuration cannot be specified with a launch template.",
+        )
+        .cluster(cluster_name)
+        .nodegroup(name));
+    }
     let idempotency = Idempotency::new(
         "CreateNodegroup",
         NODEGROUP_KIND,
@@ -171,12 +265,23 @@ pub fn create(
             .cluster(cluster_name));
         }
         let now = wire::now();
+        let id = uuid::Uuid::new_v4();
+        // What EKS makes for the group: its Auto Scaling group, and with remote access and no
+        // source security groups, a security group open to SSH.
+        let mut resources = json!({"autoScalingGroups": [{"name": format!("eks-{name}-{id}")}]});
+        if let Some(remote) = other.get("remoteAccess")
+            && remote["sourceSecurityGroups"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+        {
+            resources["remoteAccessSecurityGroup"] = json!(format!(
+                "sg-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..17]
+            ));
+        }
         let nodegroup = Nodegroup {
             nodegroup_name: name.to_string(),
-            nodegroup_arn: config.arn(&format!(
-                "nodegroup/{cluster_name}/{name}/{}",
-                uuid::Uuid::new_v4()
-            )),
+            nodegroup_arn: config.arn(&format!("nodegroup/{cluster_name}/{name}/{id}")),
             cluster_name: cluster_name.to_string(),
             version: cluster.version.clone(),
             release_version: format!("{}.0-20260101", cluster.version),
@@ -195,10 +300,15 @@ pub fn create(
             node_role: node_role.to_string(),
             labels: labels.clone(),
             taints: taints.clone(),
-            disk_size: body.get("diskSize").and_then(Value::as_u64).unwrap_or(20) as u32,
+            disk_size: if launch_template {
+                None
+            } else {
+                Some(disk_size.unwrap_or(20))
+            },
             health: json!({"issues": []}),
             tags: tags.clone(),
-            resources: None,
+            resources: Some(resources),
+            other: other.clone().into_iter().collect(),
         };
         let record = Record::new(
             nodegroup.clone(),

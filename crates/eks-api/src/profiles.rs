@@ -136,6 +136,10 @@ pub fn create(
         )));
     }
     let role = wire::required_str(body, "podExecutionRoleArn")?;
+    if valid_role_arn(role, false) {
+        crate::iam_checks::pod_execution_role(state, role)
+            .map_err(|e| e.cluster(cluster_name).profile(name))?;
+    }
     let config = &state.config;
     let profile_error = |e: ApiError| e.cluster(cluster_name).profile(name);
     let selectors = selectors(body)?;

@@ -1,10 +1,13 @@
-//! TagResource, UntagResource, ListTagsForResource on cluster, Fargate profile, node group and
-//! access entry ARNs.
+//! TagResource, UntagResource, ListTagsForResource on cluster, Fargate profile, node group,
+//! access entry, add-on, identity provider config and Pod Identity association ARNs.
 
 use std::collections::BTreeMap;
 
 use localfargate_core::access_entries::{ACCESS_ENTRY_KIND, entry_key};
-use localfargate_core::eks::{CLUSTER_KIND, FARGATE_PROFILE_KIND, NODEGROUP_KIND};
+use localfargate_core::eks::{
+    ADDON_KIND, CLUSTER_KIND, FARGATE_PROFILE_KIND, IDENTITY_PROVIDER_CONFIG_KIND, NODEGROUP_KIND,
+    POD_IDENTITY_ASSOCIATION_KIND,
+};
 use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
@@ -33,6 +36,14 @@ fn target(state: &AppState, arn: &str) -> Result<(&'static str, String), ApiErro
             Ok((FARGATE_PROFILE_KIND, format!("{cluster}/{name}")))
         }
         ["nodegroup", cluster, name, _id] => Ok((NODEGROUP_KIND, format!("{cluster}/{name}"))),
+        ["addon", cluster, name, _id] => Ok((ADDON_KIND, format!("{cluster}/{name}"))),
+        ["identityproviderconfig", cluster, kind, name, _id] => Ok((
+            IDENTITY_PROVIDER_CONFIG_KIND,
+            format!("{cluster}/{kind}/{name}"),
+        )),
+        ["podidentityassociation", cluster, id] => {
+            Ok((POD_IDENTITY_ASSOCIATION_KIND, format!("{cluster}/{id}")))
+        }
         // The principal's path is not in the entry's ARN: entries of principals with a path
         // are not found here.
         [
@@ -72,6 +83,9 @@ fn with_resource(
             .or_else(|| resource.get("fargateProfileArn"))
             .or_else(|| resource.get("nodegroupArn"))
             .or_else(|| resource.get("accessEntryArn"))
+            .or_else(|| resource.get("addonArn"))
+            .or_else(|| resource.get("identityProviderConfigArn"))
+            .or_else(|| resource.get("associationArn"))
             .and_then(Value::as_str)
             .unwrap_or("");
         if stored_arn != arn {

@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,3 +130,34 @@ def active_profile(eks, cluster, name, selectors=None, **kw):
                                selectors=selectors or [{"namespace": name}], **kw)
     wait_for(lambda: eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=name)
              ["fargateProfile"]["status"] == "ACTIVE")
+
+
+TF_MIRROR = Path("/opt/tf-plugins")
+
+
+def terraform_missing():
+    """Why the Terraform tests cannot run here (None: they can)."""
+    if not shutil.which("terraform"):
+        return "terraform is not installed"
+    if not (TF_MIRROR / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+        return f"the AWS provider is not in the filesystem mirror {TF_MIRROR}"
+    return None
+
+
+def terraform(workdir, timeout=900):
+    """Terraform in `workdir` with providers from the filesystem mirror only (no network):
+    `tf(*args, ok=(0,))` runs `terraform ARGS -no-color` (and `-input=false` for the commands
+    that take it), asserts its exit code is one of `ok`, and returns the completed process."""
+    (workdir / "tf.rc").write_text(
+        'provider_installation {\n  filesystem_mirror { path = "%s" }\n'
+        '  direct { exclude = ["registry.terraform.io/*/*"] }\n}\n' % TF_MIRROR)
+    env = dict(os.environ, TF_CLI_CONFIG_FILE=str(workdir / "tf.rc"), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+
+    def tf(*args, ok=(0,)):
+        flags = ["-no-color"] + (["-input=false"] if args[0] in ("init", "plan", "apply", "destroy") else [])
+        done = subprocess.run(["terraform", *args, *flags], cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        assert done.returncode in ok, f"terraform {args[0]}: {done.stdout}\n{done.stderr}"
+        return done
+
+    return tf

@@ -77,7 +77,7 @@ def test_cluster_lifecycle_and_shape(server, eks):
     import base64
     assert base64.b64decode(c["certificateAuthority"]["data"]).startswith(b"-----BEGIN CERTIFICATE-----")
     assert c["resourcesVpcConfig"]["vpcId"] == "vpc-0a1b2c3d4e5f60000"
-    assert c["version"] == "1.31"
+    assert c["version"] == "1.34"
     assert eks.list_clusters()["clusters"] == ["c1", "c2"]
 
 
@@ -385,7 +385,7 @@ def test_aws_eks_update_kubeconfig_then_kubectl(server, eks, tmp_path):
     kubectl = ["/usr/lib/google-cloud-sdk/bin/kubectl.1.31", "--kubeconfig", str(config)]
     wait_for(lambda: subprocess.run(kubectl + ["get", "--raw", "/healthz"], env=env, capture_output=True).returncode == 0)
     out = subprocess.run(kubectl + ["version", "-o", "json"], env=env, capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout)["serverVersion"]["minor"] == "31"
+    assert json.loads(out.stdout)["serverVersion"]["minor"] == "34"
 
 
 def test_strict_auth_verifies_get_token_signatures(tmp_path):
