@@ -16,6 +16,7 @@ pub mod authz;
 mod context;
 mod discovery;
 mod metrics;
+pub mod oidc;
 pub mod openapi;
 mod ownership;
 pub mod patch;

@@ -260,5 +260,7 @@ pub fn router(api: Api) -> Router {
         .route("/readyz", get(|| async { "ok" }))
         .fallback(serve)
         .with_state(api)
-        .layer(middleware::from_fn_with_state(info, authenticate))
+        .layer(middleware::from_fn_with_state(info.clone(), authenticate))
+        // The OIDC issuer's documents are public: merged after the authentication layer.
+        .merge(crate::oidc::router(info))
 }

@@ -25,6 +25,8 @@ use crate::server::router;
 
 struct Running {
     port: u64,
+    /// The Kubernetes version `/version` reports: an UpdateClusterVersion restarts the listener.
+    version: String,
     handle: Handle<SocketAddr>,
     /// Keeps the cluster's authorizer in step with its RBAC objects.
     rbac: tokio::task::JoinHandle<()>,
@@ -61,7 +63,11 @@ pub async fn run(
         let mut active = HashMap::new();
         for c in &wanted {
             let v = &c.value;
-            if v["resource"]["status"] != "ACTIVE" {
+            // An UPDATING cluster's API stays up, as on EKS.
+            if !matches!(
+                v["resource"]["status"].as_str(),
+                Some("ACTIVE" | "UPDATING")
+            ) {
                 continue;
             }
             let (Some(port), Some(key), Some(token)) = (
@@ -71,8 +77,11 @@ pub async fn run(
             ) else {
                 continue;
             };
-            active.insert(c.key.clone(), port);
-            if running.get(&c.key).is_some_and(|r| r.port == port)
+            let version = v["resource"]["version"].as_str().unwrap_or_default();
+            active.insert(c.key.clone(), (port, version.to_string()));
+            if running
+                .get(&c.key)
+                .is_some_and(|r| r.port == port && r.version == version)
                 || failed
                     .get(&c.key)
                     .is_some_and(|at| at.elapsed() < RETRY_AFTER)
@@ -101,8 +110,18 @@ pub async fn run(
                 server_address: format!("{host}:{port}"),
                 openapi: Default::default(),
             };
+            // A listener of the cluster's earlier version goes first: it holds the port.
+            if let Some(old) = running.remove(&c.key) {
+                old.handle.shutdown();
+                old.rbac.abort();
+                old.definitions.abort();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let definitions = tokio::spawn(api.objects.clone().follow_definitions());
-            match start(&host, port, &c.key, key, api).await {
+            let issuer = v["resource"]["identity"]["oidc"]["issuer"]
+                .as_str()
+                .and_then(localfargate_core::eks::portless_issuer_ip);
+            match start(&host, port, &c.key, key, issuer, api).await {
                 Ok(handle) => {
                     tracing::info!(cluster = %c.key, port, "Kubernetes API listening");
                     failed.remove(&c.key);
@@ -111,6 +130,7 @@ pub async fn run(
                         c.key.clone(),
                         Running {
                             port,
+                            version: version.to_string(),
                             handle,
                             rbac,
                             definitions,
@@ -125,7 +145,9 @@ pub async fn run(
             }
         }
         running.retain(|name, r| {
-            let keep = active.get(name) == Some(&r.port);
+            let keep = active
+                .get(name)
+                .is_some_and(|(port, version)| *port == r.port && *version == r.version);
             if !keep {
                 r.handle.shutdown();
                 r.rbac.abort();
@@ -144,11 +166,15 @@ pub async fn run(
     }
 }
 
+/// The port a portless OIDC issuer answers on.
+const ISSUER_PORT: u16 = 443;
+
 async fn start(
     host: &str,
     port: u64,
     cluster: &str,
     ca_key: &str,
+    issuer: Option<std::net::Ipv4Addr>,
     api: Api,
 ) -> Result<Handle<SocketAddr>, String> {
     // In-cluster clients connect to the `kubernetes` Service's ClusterIP (the range's `.1`).
@@ -157,8 +183,10 @@ async fn start(
         &api.objects,
         service_ips::KUBERNETES_OFFSET,
     ));
-    let (cert, key) = ClusterCa::serving_cert_for(cluster, ca_key, host, &[service_ip])
-        .map_err(|e| e.to_string())?;
+    let mut names = vec![service_ip];
+    names.extend(issuer.map(std::net::IpAddr::V4));
+    let (cert, key) =
+        ClusterCa::serving_cert_for(cluster, ca_key, host, &names).map_err(|e| e.to_string())?;
     let tls = RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes())
         .await
         .map_err(|e| e.to_string())?;
@@ -168,10 +196,43 @@ async fn start(
     // Bind now, so a busy port is reported here rather than lost in the task.
     let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    // A portless issuer (docs/irsa.md): its discovery and keys on 443 of the cluster's own
+    // loopback address, with the same certificate (which names it). A busy address fails the
+    // start like a busy API port, so the supervisor retries both (an updated cluster's old
+    // listener may still hold it for a moment). Without the privilege (a cluster made by a
+    // root run, served by an unprivileged one) the API still starts, and the issuer is said to
+    // be unreachable.
+    let issuer_listener = match issuer {
+        Some(ip) => {
+            let at = SocketAddr::from((ip, ISSUER_PORT));
+            match std::net::TcpListener::bind(at).and_then(|l| l.set_nonblocking(true).map(|()| l))
+            {
+                Ok(l) => Some(l),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    tracing::error!(cluster, issuer = %at, error = %e, "the cluster's OIDC issuer cannot listen without the privilege to bind port 443: its discovery and keys do not answer");
+                    None
+                }
+                Err(e) => return Err(format!("the OIDC issuer at {at}: {e}")),
+            }
+        }
+        None => None,
+    };
     let handle = Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls)
+    let server = axum_server::from_tcp_rustls(listener, tls.clone())
         .map_err(|e| e.to_string())?
         .handle(handle.clone());
+    // Only the issuer's documents there, not the whole API; stopped by the same handle.
+    if let Some(l) = issuer_listener {
+        let issuer_server = axum_server::from_tcp_rustls(l, tls.clone())
+            .map_err(|e| e.to_string())?
+            .handle(handle.clone());
+        let issuer_app = crate::oidc::router(Arc::new(api.info.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = issuer_server.serve(issuer_app.into_make_service()).await {
+                tracing::error!(error = %e, "OIDC issuer");
+            }
+        });
+    }
     let app = router(api);
     tokio::spawn(async move {
         if let Err(e) = server.serve(app.into_make_service()).await {

@@ -25,6 +25,14 @@ pub fn decode_pod(pod: &Value) -> Result<Pod> {
 /// Run the webhook on a new pod.
 pub fn admit_pod(objects: &Objects, pod: &mut Value) -> Result<()> {
     let typed = decode_pod(pod)?;
+    if let Some(w) = typed
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(localfargate_core::fargate_spot::annotation_warning)
+    {
+        crate::webhooks::warn(w);
+    }
     let index = objects.profile_index();
     let identity = PodIdentity::of(&typed);
     let placement = index.place(&identity, objects.settings.selection_rule);

@@ -23,6 +23,7 @@ pub mod meta;
 pub mod metrics;
 pub mod node_ports;
 pub mod objects;
+pub mod pod_identity_webhook;
 pub mod profile_index;
 pub mod quota;
 pub mod resources;

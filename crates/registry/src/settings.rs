@@ -12,6 +12,9 @@ pub struct Settings {
     pub selection_rule: SelectionRule,
     /// The VPC model whose subnets Fargate pods get their IPs from.
     pub network: Network,
+    /// `up --pod-aws-endpoint`: the EKS API's own address, which the pod identity webhook's
+    /// mutation points pods' `AWS_ENDPOINT_URL` at (through the pod bridge; docs/irsa.md).
+    pub pod_aws_endpoint: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -20,6 +23,7 @@ impl Settings {
             region: region.to_string(),
             selection_rule: SelectionRule::Name,
             network: Network::default_for(region),
+            pod_aws_endpoint: None,
         }
     }
 

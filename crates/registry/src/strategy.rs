@@ -307,6 +307,8 @@ impl Strategy for PodStrategy {
             .unwrap_or("")
             .to_string();
         crate::service_account_admission::admit(objects, &namespace, obj);
+        // EKS's pod identity webhook (IRSA), which runs for every pod on EKS.
+        crate::pod_identity_webhook::admit(objects, &namespace, obj);
         admission::admit_pod(objects, obj)
     }
     fn admit_update(&self, _objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {

@@ -123,7 +123,24 @@ fn aws_token(info: &ClusterInfo, encoded: &str) -> Option<(Option<String>, Strin
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            match verify_presigned_sts(&url, credentials, &info.name, now) {
+            // The `--access-key` pairs, else the keys IAM and STS issued (a user's access key,
+            // a session, whose token the URL must carry), as the AWS endpoint verifies them.
+            let access_key = presigned_access_key(&url);
+            let stored = if credentials.iter().any(|c| c.access_key_id == access_key) {
+                None
+            } else {
+                stored_key(info, &access_key, &url, now)
+            };
+            let checked = match &stored {
+                Some(key) => verify_presigned_sts(
+                    &url,
+                    std::slice::from_ref(&key.credentials),
+                    &info.name,
+                    now,
+                ),
+                None => verify_presigned_sts(&url, credentials, &info.name, now),
+            };
+            match checked {
                 Ok(creds) => Some((creds.principal_arn.clone(), creds.access_key_id.clone())),
                 Err(why) => {
                     tracing::info!(cluster = %info.name, reason = %why, "token refused");
@@ -136,6 +153,41 @@ fn aws_token(info: &ClusterInfo, encoded: &str) -> Option<(Option<String>, Strin
         None => (url.contains("Action=GetCallerIdentity") && url.contains("X-Amz-Signature="))
             .then(|| (None, presigned_access_key(&url))),
     }
+}
+
+/// The stored credentials (an IAM user's key, an STS session) that presigned `url`, when usable:
+/// a session's must come with its `X-Amz-Security-Token` and be unexpired.
+fn stored_key(
+    info: &ClusterInfo,
+    access_key: &str,
+    url: &str,
+    now: i64,
+) -> Option<localfargate_core::stored_credentials::StoredKey> {
+    let store = &info.iam.objects().store;
+    let get = |kind: &str, key: &str| store.get(kind, key).ok().flatten().map(|o| o.value.clone());
+    let key = localfargate_core::stored_credentials::lookup(&get, access_key)?;
+    let token = presigned_param(url, "X-Amz-Security-Token");
+    match key.refusal(token.as_deref(), now) {
+        None => Some(key),
+        Some(why) => {
+            tracing::info!(cluster = %info.name, ?why, "token refused: its session key");
+            None
+        }
+    }
+}
+
+/// A query parameter of a presigned URL, percent-decoded.
+fn presigned_param(url: &str, name: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    query.split('&').find_map(|p| {
+        p.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+            .map(|v| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+    })
 }
 
 /// The access key ID in a presigned URL's `X-Amz-Credential` (empty when there is none).

@@ -614,6 +614,16 @@ pub async fn with_requester<F: std::future::Future>(requester: Arc<Requester>, f
     REQUESTER.scope(requester, f).await
 }
 
+/// A warning for the request being served (a `Warning` header); nothing outside a request.
+pub fn warn(text: String) {
+    let _ = REQUESTER.try_with(|r| {
+        r.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(text)
+    });
+}
+
 /// Writes made outside a request (the controllers'), as kube-controller-manager's.
 fn internal_requester() -> Arc<Requester> {
     static INTERNAL: std::sync::OnceLock<Arc<Requester>> = std::sync::OnceLock::new();
