@@ -255,6 +255,7 @@ fn start(ctx: Arc<ClusterContext>) -> JoinSet<()> {
     set.spawn(crate::network_policies::run(ctx.clone()));
     set.spawn(crate::root_ca::run(ctx.clone()));
     set.spawn(crate::service_proxy::run(ctx.clone()));
+    set.spawn(crate::eks_addons::run(ctx.clone()));
     set.spawn(ctx.objects.clone().follow_definitions());
     set
 }
@@ -273,6 +274,9 @@ pub async fn run(
         runtime.address_claims(),
     )));
     let mut running: HashMap<String, JoinSet<()>> = HashMap::new();
+    // The Kubernetes version each cluster's controllers run with (the kubelet version nodes
+    // report): an UpdateClusterVersion restarts them on the new one.
+    let mut versions: HashMap<String, String> = HashMap::new();
     // Clusters whose controllers stopped (not ACTIVE) and whose pods wait for the record to go.
     let mut deleting: std::collections::HashSet<String> = Default::default();
     remove_orphan_sandboxes(&*store, &*runtime).await;
@@ -296,10 +300,22 @@ pub async fn run(
         };
         let mut active = Vec::new();
         for c in clusters.iter() {
-            if c.value["resource"]["status"] != "ACTIVE" {
+            // An UPDATING cluster keeps running, as on EKS.
+            if !matches!(
+                c.value["resource"]["status"].as_str(),
+                Some("ACTIVE" | "UPDATING")
+            ) {
                 continue;
             }
             active.push(c.key.clone());
+            let wanted = c.value["resource"]["version"].as_str().unwrap_or_default();
+            if versions.get(&c.key).is_some_and(|v| v != wanted)
+                && let Some(mut set) = running.remove(&c.key)
+            {
+                // Stopped and waited for, so the old set and the new never run together.
+                set.shutdown().await;
+            }
+            versions.insert(c.key.clone(), wanted.to_string());
             if running.contains_key(&c.key) {
                 continue;
             }

@@ -1,15 +1,27 @@
-//! The EKS lifecycle: clusters, Fargate profiles and node groups go CREATING → ACTIVE, and
-//! DELETING → gone, when their record's `transitionAt` comes. Everything it needs is in the store,
-//! so after a restart it picks up where it was.
+//! The EKS lifecycle: clusters, Fargate profiles, node groups, add-ons and identity provider
+//! configs go CREATING → ACTIVE, UPDATING → ACTIVE (with the record's `pending` values merged
+//! into the resource), and DELETING → gone; updates go InProgress → Successful; each when its
+//! record's `transitionAt` comes. Everything it needs is in the store, so after a restart it
+//! picks up where it was.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use localfargate_core::eks::{CLUSTER_KIND, FARGATE_PROFILE_KIND, NODEGROUP_KIND};
+use localfargate_core::eks::{
+    ADDON_KIND, CLUSTER_KIND, FARGATE_PROFILE_KIND, IDENTITY_PROVIDER_CONFIG_KIND, NODEGROUP_KIND,
+    UPDATE_KIND,
+};
 use localfargate_store::{Store, StoreError, StoreExt};
 use serde_json::Value;
 
-const KINDS: [&str; 3] = [CLUSTER_KIND, FARGATE_PROFILE_KIND, NODEGROUP_KIND];
+const KINDS: [&str; 6] = [
+    CLUSTER_KIND,
+    FARGATE_PROFILE_KIND,
+    NODEGROUP_KIND,
+    ADDON_KIND,
+    IDENTITY_PROVIDER_CONFIG_KIND,
+    UPDATE_KIND,
+];
 /// The longest the loop sleeps, so new resources are seen promptly.
 const MAX_SLEEP: Duration = Duration::from_millis(200);
 
@@ -31,14 +43,31 @@ pub fn reconcile_once(store: &dyn Store, now: f64) -> Result<Option<f64>, StoreE
                 .unwrap_or("")
                 .to_string();
             let outcome = match status.as_str() {
-                "CREATING" => {
+                "CREATING" | "UPDATING" | "InProgress" => {
                     let mut record = object.value.clone();
-                    record["resource"]["status"] = Value::from("ACTIVE");
+                    // An update decided at its start to fail (a node group drain a disruption
+                    // budget blocks) ends Failed with its errors.
+                    let failure = record.get("failure").filter(|f| f.is_array()).cloned();
+                    let done = match (status.as_str(), &failure) {
+                        ("InProgress", Some(_)) => "Failed",
+                        ("InProgress", None) => "Successful",
+                        _ => "ACTIVE",
+                    };
+                    record["resource"]["status"] = Value::from(done);
+                    if let Some(errors) = failure {
+                        record["resource"]["errors"] = errors;
+                    }
                     if record["resource"].get("modifiedAt").is_some() {
                         record["resource"]["modifiedAt"] = Value::from(now);
                     }
                     if let Some(map) = record.as_object_mut() {
                         map.remove("transitionAt");
+                        if let Some(Value::Object(pending)) = map.remove("pending")
+                            && let Some(resource) =
+                                map.get_mut("resource").and_then(Value::as_object_mut)
+                        {
+                            resource.extend(pending);
+                        }
                     }
                     store
                         .update(kind, &object.key, &record, Some(object.revision))

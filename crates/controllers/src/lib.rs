@@ -2,6 +2,7 @@
 //! Kubernetes objects through the registry (`localfargate_registry`), as the API front end does.
 
 pub mod autoscaler;
+pub mod aws_endpoint_relay;
 pub mod cluster;
 pub mod context;
 pub mod coredns_seed;
@@ -9,6 +10,7 @@ pub use localfargate_core::cron;
 pub mod default_scheduler;
 pub mod definitions;
 pub mod disruption;
+pub mod eks_addons;
 pub mod eks_lifecycle;
 pub mod endpoints;
 pub mod events;

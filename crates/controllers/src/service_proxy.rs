@@ -258,18 +258,19 @@ fn write_api_endpoints(objects: &Objects, address: Ipv4Addr, port: u16) {
     }
 }
 
-/// Passes every connection to `listen` on to `upstream`, byte for byte.
-async fn relay(listen: SocketAddr, upstream: SocketAddr) {
+/// Passes every connection to `listen` on to `upstream`, byte for byte, until the task is
+/// aborted; `what` names it in the log (waiting for the address is retried every 2 s).
+pub(crate) async fn relay(listen: SocketAddr, upstream: SocketAddr, what: &'static str) {
     let listener = loop {
         match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => break l,
             Err(e) => {
-                tracing::warn!(%listen, error = %e, "the API relay for pods cannot listen; retrying");
+                tracing::debug!(%listen, error = %e, "the {what} relay for pods waits for its address");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
     };
-    tracing::info!(%listen, %upstream, "the API is reachable from pods");
+    tracing::info!(%listen, %upstream, "the {what} is reachable from pods");
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -312,15 +313,27 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     let path = ctx.runtime.service_data_path();
     // The API's endpoint for pods, and the relay behind it.
     let mut _relay: Option<AbortOnDrop> = None;
+    // `up --pod-aws-endpoint`: the EKS API at the same gateway (crate::aws_endpoint_relay).
+    let mut _aws_relay: Option<AbortOnDrop> = None;
     let mut api: Option<(Ipv4Addr, u16)> = None;
     let kind = objects.store_kind().to_string();
-    let mut wake = Wake::new(&kind, Duration::from_millis(100), Duration::from_secs(30));
-    let watched = [
+    // Without a data path (the simulated runtime) only the `kubernetes` Service's endpoints are
+    // kept: pod and node writes are nothing to this controller then.
+    let mut watched = vec![
         resource("", "services").key_prefix(None),
         resource("discovery.k8s.io", "endpointslices").key_prefix(None),
-        resource("", "pods").key_prefix(None),
-        resource("", "nodes").key_prefix(None),
+        resource("", "endpoints").key_prefix(None),
     ];
+    if path.is_some() {
+        watched.push(resource("", "pods").key_prefix(None));
+        watched.push(resource("", "nodes").key_prefix(None));
+    }
+    let mut wake = Wake::watching(
+        &kind,
+        &watched,
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+    );
     let mut last_applied: Option<ClusterServices> = None;
     wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
@@ -334,7 +347,16 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                         _relay = Some(AbortOnDrop(tokio::spawn(relay(
                             SocketAddr::new(a.gateway.into(), a.port),
                             a.upstream,
+                            "API",
                         ))));
+                        _aws_relay = objects
+                            .settings
+                            .pod_aws_endpoint
+                            .and_then(crate::aws_endpoint_relay::upstream)
+                            .map(|eks| {
+                                let listen = SocketAddr::new(a.gateway.into(), eks.port());
+                                AbortOnDrop(tokio::spawn(relay(listen, eks, "AWS endpoint")))
+                            });
                         true
                     }
                     Err(e) => {
