@@ -208,6 +208,72 @@ impl EksClient {
         Ok(value)
     }
 
+    /// One Query-protocol call (IAM, STS) at the same endpoint, signed for `service` in
+    /// `region`: the XML answer, or the `AwsError` its `<Code>` and `<Message>` name.
+    pub fn query(&self, service: &str, region: &str, params: &[(&str, &str)]) -> Result<String> {
+        let payload: String = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let url = format!("{}/", self.endpoint);
+        let parsed =
+            reqwest::Url::parse(&url).with_context(|| format!("invalid endpoint URL {url}"))?;
+        let host = match parsed.port() {
+            Some(p) => format!("{}:{p}", parsed.host_str().unwrap_or("")),
+            None => parsed.host_str().unwrap_or("").to_string(),
+        };
+        let date = amz_date(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        );
+        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+        let headers = vec![
+            ("content-type".to_string(), content_type.to_string()),
+            ("host".to_string(), host),
+            ("x-amz-date".to_string(), date.clone()),
+        ];
+        let payload_hash = hex::encode(Sha256::digest(payload.as_bytes()));
+        let sig = signature(
+            &self.secret_key,
+            &SignedRequest {
+                method: "POST",
+                raw_path: parsed.path(),
+                raw_query: "",
+                headers: &headers,
+                payload_hash: &payload_hash,
+                amz_date: &date,
+                scope: (&date[..8], region, service),
+            },
+        );
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential={}/{}/{region}/{service}/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature={sig}",
+            self.access_key,
+            &date[..8],
+        );
+        let response = self
+            .http
+            .post(parsed)
+            .header("content-type", content_type)
+            .header("x-amz-date", &date)
+            .header("authorization", authorization)
+            .body(payload)
+            .send()
+            .with_context(|| format!("cannot reach {service} at {}", self.endpoint))?;
+        let status = response.status().as_u16();
+        let text = response.text()?;
+        if status >= 400 {
+            return Err(AwsError {
+                status,
+                code: xml_text(&text, "Code").unwrap_or_else(|| status.to_string()),
+                message: xml_text(&text, "Message").unwrap_or_default(),
+            }
+            .into());
+        }
+        Ok(text)
+    }
+
     /// Follow `nextToken` through every page of a list call.
     pub fn list_all(&self, segments: &[&str], member: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
@@ -261,6 +327,22 @@ impl EksClient {
     }
 }
 
+/// The text of the first `<tag>` element of a Query-protocol answer, entities decoded (the
+/// answers are flat enough that this is all the CLI reads from them).
+pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +353,15 @@ mod tests {
         assert_eq!(amz_date(1_440_938_160), "20150830T123600Z");
         // The HTTP Date header the server sent with createdAt 1795462785: Mon, 23 Nov 2026 19:39:45 GMT.
         assert_eq!(amz_date(1_795_462_785), "20261123T193945Z");
+    }
+
+    #[test]
+    fn xml_text_reads_the_first_element_and_decodes_entities() {
+        let xml =
+            "<E><Error><Code>NoSuchEntity</Code><Message>a &amp; &lt;b&gt;</Message></Error></E>";
+        assert_eq!(xml_text(xml, "Code").as_deref(), Some("NoSuchEntity"));
+        assert_eq!(xml_text(xml, "Message").as_deref(), Some("a & <b>"));
+        assert_eq!(xml_text(xml, "Arn"), None);
     }
 
     #[test]

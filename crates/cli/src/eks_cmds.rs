@@ -68,7 +68,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn client(&self) -> Result<EksClient> {
+    pub(crate) fn client(&self) -> Result<EksClient> {
         EksClient::new(
             resolve_endpoint(self.endpoint_url.as_deref()),
             self.region.clone(),
@@ -213,6 +213,33 @@ fn cluster_table(clusters: &[Value]) -> String {
         rows.push(vec![s("name"), s("version"), s("status"), s("endpoint")]);
     }
     columns(&rows)
+}
+
+/// A Fargate profile as `eksctl get fargateprofile -o yaml|json` prints it.
+fn eksctl_profile(p: &Value) -> Value {
+    let selectors: Vec<Value> = p["selectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let mut out = json!({"namespace": s["namespace"]});
+            if s["labels"].as_object().is_some_and(|l| !l.is_empty()) {
+                out["labels"] = s["labels"].clone();
+            }
+            out
+        })
+        .collect();
+    let mut out = json!({
+        "name": p["fargateProfileName"],
+        "podExecutionRoleARN": p["podExecutionRoleArn"],
+        "selectors": selectors,
+        "status": p["status"],
+        "subnets": p["subnets"].as_array().cloned().unwrap_or_default(),
+    });
+    if p["tags"].as_object().is_some_and(|t| !t.is_empty()) {
+        out["tags"] = p["tags"].clone();
+    }
+    out
 }
 
 fn profile_table(profiles: &[Value]) -> String {
@@ -447,11 +474,9 @@ pub fn profile(cmd: &ProfileCmd, t: &Target) -> Result<i32> {
                         .map(|v| v["fargateProfile"].clone())
                 })
                 .collect::<Result<_>>()?;
-            let value = if name.is_some() {
-                profiles[0].clone()
-            } else {
-                json!(profiles)
-            };
+            // eksctl's shape: always a list, `name`, `podExecutionRoleARN`, `selectors`,
+            // `status`, `subnets` (and `tags` when there are any).
+            let value = json!(profiles.iter().map(eksctl_profile).collect::<Vec<_>>());
             print(t.output, &value, || profile_table(&profiles))?;
         }
         ProfileCmd::Delete {
@@ -485,6 +510,9 @@ fn uuid_hex() -> String {
 /// Create what the ClusterConfig describes and is not there yet, waiting for each to be ACTIVE.
 pub fn apply(args: &ApplyArgs, t: &Target) -> Result<i32> {
     let config = inputs::load(Some(&args.file), &[])?;
+    for w in &config.warnings {
+        eprintln!("Warning: {w}");
+    }
     let Some(name) = config.name.clone() else {
         bail!("{}: metadata.name is required", args.file.display());
     };

@@ -23,6 +23,8 @@ pub struct Cluster {
     pub node_groups: Vec<NodeGroup>,
     /// Where each profile came from, for messages.
     pub sources: BTreeMap<String, String>,
+    /// What the inputs ask for that EKS ignores (Fargate Spot), naming the field.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +60,9 @@ struct EksctlProfile {
     subnets: Vec<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// Seen in guides as `FARGATE_SPOT`; EKS has no Fargate Spot.
+    #[serde(default, rename = "capacityType")]
+    capacity_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,7 +179,14 @@ impl Cluster {
         self.name = self.name.take().or(config.metadata.name.clone());
         self.region = self.region.take().or(config.metadata.region);
         let cluster = config.metadata.name.unwrap_or_default();
-        for p in config.fargate_profiles {
+        for (index, p) in config.fargate_profiles.into_iter().enumerate() {
+            if let Some(capacity) = &p.capacity_type {
+                self.warnings.push(format!(
+                    "{}: {}",
+                    path.display(),
+                    localfargate_core::fargate_spot::profile_warning(index, &p.name, capacity)
+                ));
+            }
             let profile = FargateProfile {
                 name: p.name,
                 cluster: cluster.clone(),

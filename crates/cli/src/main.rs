@@ -2,6 +2,7 @@
 
 mod eks_client;
 mod eks_cmds;
+mod iam_cmds;
 mod image_cmd;
 mod inputs;
 mod manifests;
@@ -63,6 +64,21 @@ enum Command {
         #[command(flatten)]
         target: eks_cmds::Target,
     },
+    /// eksctl's IAM roles for service accounts: a role trusting the cluster's OIDC provider for a
+    /// ServiceAccount, its policies, and the annotated ServiceAccount.
+    Iamserviceaccount {
+        #[command(subcommand)]
+        cmd: iam_cmds::IamServiceAccountCmd,
+        #[command(flatten)]
+        target: eks_cmds::Target,
+    },
+    /// eksctl's utilities: `associate-iam-oidc-provider`.
+    Utils {
+        #[command(subcommand)]
+        cmd: iam_cmds::UtilsCmd,
+        #[command(flatten)]
+        target: eks_cmds::Target,
+    },
     /// Create what an eksctl ClusterConfig describes (cluster, Fargate profiles, managed node
     /// groups), waiting for each to be ACTIVE.
     Apply {
@@ -115,6 +131,8 @@ fn main() {
         Command::Profile { cmd, target } => eks_cmds::profile(cmd, target),
         Command::Apply { args, target } => eks_cmds::apply(args, target),
         Command::Kubeconfig { args, target } => eks_cmds::kubeconfig(args, target),
+        Command::Iamserviceaccount { cmd, target } => iam_cmds::iam_service_account(cmd, target),
+        Command::Utils { cmd, target } => iam_cmds::utils(cmd, target),
     };
     match status {
         Ok(code) => std::process::exit(code),

@@ -110,7 +110,7 @@ pub fn run(args: &PlanArgs) -> Result<i32> {
     }
     let rates = prices.fargate(&region)?;
 
-    let mut warnings = Vec::new();
+    let mut warnings = cluster.warnings.clone();
     if cluster.profiles.is_empty() {
         warnings.push(
             "no Fargate profiles given (--config or --profile): nothing can run on Fargate"

@@ -20,6 +20,16 @@ pub enum Auth {
     Strict,
 }
 
+/// How CreateCluster and CreateFargateProfile check the roles they are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Iam {
+    /// Any well-formed role ARN, whether or not IAM has the role.
+    Permissive,
+    /// As AWS: the role must exist in IAM and trust eks.amazonaws.com (clusters) or
+    /// eks-fargate-pods.amazonaws.com (Fargate profiles).
+    Strict,
+}
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     #[arg(long, default_value = "127.0.0.1")]
@@ -52,6 +62,9 @@ pub struct UpArgs {
     /// (default: arn:aws:iam::ACCOUNT:user/localfargate). Repeatable.
     #[arg(long = "access-key", value_name = "ID:SECRET[:ARN]")]
     pub access_keys: Vec<String>,
+    /// Whether cluster roles and pod execution roles must exist in IAM and trust EKS.
+    #[arg(long, value_enum, default_value = "permissive")]
+    pub iam: Iam,
     /// Quota: clusters per account and region.
     #[arg(long, default_value_t = 100)]
     pub max_clusters: usize,
@@ -79,6 +92,11 @@ pub struct UpArgs {
     /// pod traffic stays on the machine.
     #[arg(long)]
     pub pod_egress: bool,
+    /// Beyond EKS: pods whose ServiceAccount has `eks.amazonaws.com/role-arn` also get
+    /// `AWS_ENDPOINT_URL` pointing at this endpoint as pods reach it (the host's address on the
+    /// pod network, relayed here), so their SDKs call localfargate, not AWS (docs/irsa.md).
+    #[arg(long)]
+    pub pod_aws_endpoint: bool,
     /// Which Fargate profile wins when several match: `name` (AWS docs: alphabetical),
     /// `most-specific`, or `random`.
     #[arg(long, default_value = "name")]
@@ -156,6 +174,16 @@ fn config(args: &UpArgs) -> Result<Config> {
         host => host.to_string(),
     };
     config.kube_port_base = args.kube_port;
+    // OIDC issuers without a port, as EKS's (docs/irsa.md), where this process may listen on
+    // port 443; else on each cluster's API port.
+    // A loopback issuer only for an API on loopback: with `--host ADDRESS` the issuer must be
+    // reachable where the API is.
+    let loopback = config
+        .kube_host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    config.portless_issuer = loopback && may_listen_on(443);
+    config.iam_strict = args.iam == Iam::Strict;
     config.auth = match args.auth {
         Auth::Any => AuthMode::Any,
         Auth::Strict => {
@@ -270,6 +298,10 @@ pub fn run(args: &UpArgs) -> Result<i32> {
     let settings = Arc::new(localfargate_controllers::Settings {
         selection_rule: args.profile_selection,
         network: config.network.clone(),
+        pod_aws_endpoint: args
+            .pod_aws_endpoint
+            .then(|| format!("{}:{}", args.host, args.port).parse().ok())
+            .flatten(),
         ..localfargate_controllers::Settings::new(&args.region)
     });
     let controller_settings = Arc::new(localfargate_controllers::ControllerSettings {
@@ -298,7 +330,11 @@ pub fn run(args: &UpArgs) -> Result<i32> {
     // them out of its watch cache too).
     use localfargate_registry::resources::{EVENTS_KEY_PREFIX, KUBE_KIND_PREFIX};
     let store = store
-        .with_decoded_kinds(&[localfargate_core::eks::EKS_KIND_PREFIX])?
+        .with_decoded_kinds(&[
+            localfargate_core::eks::EKS_KIND_PREFIX,
+            localfargate_eks_api::iam::KIND_PREFIXES[0],
+            localfargate_eks_api::iam::KIND_PREFIXES[1],
+        ])?
         .with_uncached_types(KUBE_KIND_PREFIX, &[EVENTS_KEY_PREFIX]);
     let store: Arc<dyn Store> = Arc::new(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -450,6 +486,26 @@ async fn serve(
         }
     }
     Ok(0)
+}
+
+/// Whether this process may listen on `port`: it has CAP_NET_BIND_SERVICE (root has it), or the
+/// port is at or above the kernel's first unprivileged port. Read from /proc rather than tried
+/// with a bind, which servers starting side by side (tests) would race for.
+fn may_listen_on(port: u16) -> bool {
+    const CAP_NET_BIND_SERVICE: u32 = 10;
+    let capable = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_BIND_SERVICE) != 0);
+    let unprivileged = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .is_some_and(|first| u32::from(port) >= first);
+    capable || unprivileged
 }
 
 #[cfg(test)]
