@@ -108,6 +108,30 @@ fn apply_profile_and_cluster_commands() {
         &["profile", "get", "--cluster", "my-cluster", "-o", "json"],
     ));
     assert_eq!(listed.as_array().unwrap().len(), 2);
+    // eksctl's shape, as `eksctl get fargateprofile -o json|yaml` prints it.
+    let first = &listed[0];
+    let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "podExecutionRoleARN",
+            "selectors",
+            "status",
+            "subnets"
+        ],
+        "{first}"
+    );
+    assert_eq!(first["status"], "ACTIVE");
+    let yaml = run(
+        &server,
+        &["profile", "get", "--cluster", "my-cluster", "-o", "yaml"],
+    );
+    let yaml = String::from_utf8(yaml.stdout).unwrap();
+    assert!(
+        yaml.starts_with("- name: ") && yaml.contains("  podExecutionRoleARN: arn:aws:iam::"),
+        "{yaml}"
+    );
 
     let yaml = run(
         &server,

@@ -306,7 +306,14 @@ fn port_forward_and_load_balancers_reach_pods_from_the_host() {
     let other = moved
         .trim_start_matches(&prefix)
         .trim_end_matches(" instead");
-    let body = get_ok(&format!("http://127.0.0.1:{other}/"));
+    // The listener is held from the event on and serves once the Service's endpoints are
+    // known (the endpoints controller writes them beside it).
+    let mut body = String::new();
+    c.eventually("the moved port serving", Duration::from_secs(30), || {
+        let (code, out) = curl(&format!("http://127.0.0.1:{other}/"));
+        body = out;
+        code == 0
+    });
     assert!(names.contains(&body.trim().to_string()), "{body}");
     drop(held);
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod kube_cluster;
+pub mod oidc;
 pub mod process_cluster;
 
 use std::process::{Child, Command, Output, Stdio};
@@ -133,4 +134,34 @@ pub fn output_with_stdin(command: &mut Command, input: &[u8]) -> Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// A JSON request to a server's EKS API (plain HTTP, unsigned, as `--auth any` takes it), and
+/// its status and body (`Null` when it is not JSON).
+pub fn eks_request(
+    server_url: &str,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let addr = server_url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let body = body.to_string();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    // The server answers with a Content-Length body, not chunks.
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
 }

@@ -189,6 +189,11 @@ impl Cluster {
         localfargate(self.server.as_ref().expect("the server runs"), args)
     }
 
+    /// The server's EKS (and IAM, STS) endpoint.
+    pub fn url(&self) -> &str {
+        self.server.as_ref().map_or("", |s| s.url.as_str())
+    }
+
     /// The server's process id.
     pub fn server_pid(&self) -> u32 {
         self.server.as_ref().map_or(0, Server::pid)
