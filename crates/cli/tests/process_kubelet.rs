@@ -642,13 +642,13 @@ fn what_the_kubelet_does_as_kubectl_users_see_it() {
     let kubectl = format!("{KUBECTL} --kubeconfig {}", c.kubeconfig.display());
     let inner = concat!(
         "wait_for() { i=0; until [ \"$(stty size 2>/dev/null)\" = \"$1\" ]; do ",
-        "i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.1; done; }; ",
+        "i=$((i+1)); [ $i -lt 1200 ] || exit 1; sleep 0.1; done; }; ",
         "wait_for \"24 80\"; echo sized to 24 80; touch /tmp/tty-up; ",
         "wait_for \"40 120\"; echo resized to 40 120",
     );
     let outer = format!(
         "stty cols 80 rows 24; \
-         (until {kubectl} exec envy -- test -f /tmp/tty-up; do sleep 0.2; done; \
+         (until {kubectl} exec envy -- test -f /tmp/tty-up > /dev/null 2>&1; do sleep 0.2; done; \
          stty cols 120 rows 40 < /dev/tty) & \
          {kubectl} exec -it envy -- sh -c '{inner}'"
     );
