@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
-use crate::load_balancers::{INGRESS_HOSTNAME, backends};
+use crate::load_balancers::{INGRESS_HOSTNAME, ready_backends};
 use crate::wake::{Wake, under};
 
 /// The component the AWS Load Balancer Controller's Ingress events name.
@@ -275,7 +275,7 @@ fn build(
                             && s["metadata"]["labels"]["kubernetes.io/service-name"] == name
                     })
                     .collect();
-                Ok(backends(&own, port))
+                Ok(ready_backends(&own, port))
             }
             "instance" => {
                 let kind = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");

@@ -10,8 +10,17 @@
 //!   it is the load balancer's DNS name), and one that resolves here.
 //! * NodePort and LoadBalancer Services get a listener on `127.0.0.1:<nodePort>`; a taken
 //!   node port gets a `Warning` event and no listener.
-//! * Each listener proxies to the Service's ready endpoints (pod IP and target port, from its
-//!   EndpointSlices), in turn. Without one it refuses connections, as kube-proxy rejects them.
+//! * Each listener proxies to the Service's usable endpoints (pod IP and target port, from its
+//!   EndpointSlices: the ready ones, or the serving and terminating ones when none is ready),
+//!   in turn. Without one it refuses connections, as kube-proxy rejects them. With
+//!   `externalTrafficPolicy: Local`, only the endpoints local to the host, which runs every
+//!   pod: those on a node ([`crate::service_proxy::topology`]).
+//! * `loadBalancerSourceRanges` (or the `service.beta.kubernetes.io/load-balancer-source-ranges`
+//!   annotation, as the cloud providers read it) limits a load balancer's listeners to clients
+//!   in those ranges; others are reset. Node ports are not limited, as kube-proxy does not
+//!   limit them.
+//! * A LoadBalancer Service with `externalTrafficPolicy: Local` gets kube-proxy's health check
+//!   on `127.0.0.1:<healthCheckNodePort>`: its local ready endpoint count, 200 or 503.
 //! * Listeners close when the Service goes or stops being of that type (the load balancer's
 //!   status is cleared then, as the service controller clears it).
 //!
@@ -25,11 +34,12 @@ use std::time::Duration;
 
 use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
 use localfargate_runtime::RuntimeKind;
-use localfargate_runtime::host_proxy::HostListener;
+use localfargate_runtime::host_proxy::{HealthCheckListener, HostListener};
 use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
+use crate::service_proxy::topology;
 use crate::wake::{Wake, under};
 
 /// The component named in the events, as upstream's.
@@ -77,6 +87,23 @@ struct Served {
     failed: HashSet<Front>,
     /// The load balancer's creation events were written.
     announced: bool,
+    /// kube-proxy's health check, and its port.
+    health: Option<(u16, HealthCheckListener)>,
+    /// A health check port that could not be had, reported once.
+    health_failed: Option<u16>,
+}
+
+impl Served {
+    fn new(uid: String) -> Served {
+        Served {
+            uid,
+            listeners: HashMap::new(),
+            failed: HashSet::new(),
+            announced: false,
+            health: None,
+            health_failed: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -113,25 +140,19 @@ impl Listeners {
                 clear_status(objects, svc);
             }
             let fronts = fronts(svc);
-            if fronts.is_empty() {
+            let health_port = health_check_port(svc);
+            if fronts.is_empty() && health_port.is_none() {
                 continue;
             }
             seen.insert(key.clone());
             let uid = svc["metadata"]["uid"].as_str().unwrap_or("").to_string();
-            let served = self.services.entry(key.clone()).or_insert_with(|| Served {
-                uid: uid.clone(),
-                listeners: HashMap::new(),
-                failed: HashSet::new(),
-                announced: false,
-            });
+            let served = self
+                .services
+                .entry(key.clone())
+                .or_insert_with(|| Served::new(uid.clone()));
             if served.uid != uid {
                 // The same name, another Service.
-                *served = Served {
-                    uid,
-                    listeners: HashMap::new(),
-                    failed: HashSet::new(),
-                    announced: false,
-                };
+                *served = Served::new(uid);
             }
             if ours && !served.announced {
                 emit(
@@ -147,6 +168,7 @@ impl Listeners {
             let slices = by_service.get(&key).unwrap_or(&no_slices);
             if listen {
                 served.reconcile(objects, svc, &fronts, slices).await;
+                served.health_check(objects, svc, health_port, slices);
             }
             if ours {
                 set_status(objects, svc);
@@ -176,6 +198,8 @@ impl Served {
         fronts: &[(Front, Value)],
         slices: &[&Value],
     ) {
+        let local = svc["spec"]["externalTrafficPolicy"] == "Local";
+        let ranges = source_ranges(svc);
         let wanted: HashSet<&Front> = fronts.iter().map(|(f, _)| f).collect();
         self.listeners.retain(|f, _| wanted.contains(f));
         self.failed.retain(|f| wanted.contains(f));
@@ -191,7 +215,14 @@ impl Served {
                 }
             }
             if let Some(listener) = self.listeners.get_mut(front) {
-                let backends = backends(slices, port);
+                let wanted_ranges = match front {
+                    Front::LoadBalancer(_) => ranges.clone(),
+                    Front::NodePort(_) => Vec::new(),
+                };
+                if listener.source_ranges() != wanted_ranges {
+                    listener.set_source_ranges(wanted_ranges);
+                }
+                let backends = backends(slices, port, local);
                 if listener.backends() != backends
                     && let Err(e) = listener.set_backends(backends).await
                 {
@@ -200,6 +231,122 @@ impl Served {
             }
         }
     }
+}
+
+impl Served {
+    /// kube-proxy's health check for `externalTrafficPolicy: Local`: opened (or moved, or
+    /// closed) to follow `port`, answering with the Service's local ready endpoints.
+    fn health_check(
+        &mut self,
+        objects: &Objects,
+        svc: &Value,
+        port: Option<u16>,
+        slices: &[&Value],
+    ) {
+        if self.health.as_ref().map(|(p, _)| *p) != port {
+            self.health = None;
+        }
+        if self.health_failed != port {
+            self.health_failed = None;
+        }
+        let Some(port) = port else {
+            return;
+        };
+        if self.health.is_none() && self.health_failed.is_none() {
+            match HealthCheckListener::bind(port, namespace_of(svc), name_of(svc)) {
+                Ok(l) => self.health = Some((port, l)),
+                Err(e) => {
+                    // kube-proxy's event, with this host as the node.
+                    let message = format!(
+                        "node {} failed to start healthcheck \"{}/{}\" on port {port}: listen tcp \
+                         127.0.0.1:{port}: bind: {}",
+                        host_name(),
+                        namespace_of(svc),
+                        name_of(svc),
+                        go_text(&e)
+                    );
+                    emit(
+                        objects,
+                        svc,
+                        EventType::Warning,
+                        "FailedToStartServiceHealthcheck",
+                        &message,
+                        "kube-proxy",
+                    );
+                    self.health_failed = Some(port);
+                }
+            }
+        }
+        if let Some((_, l)) = &self.health {
+            let mut endpoints = Vec::new();
+            for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
+                endpoints.extend(topology::slice_endpoints(
+                    slices,
+                    p["name"].as_str().unwrap_or(""),
+                    p["protocol"].as_str().unwrap_or("TCP"),
+                ));
+            }
+            l.set_local_endpoints(topology::host_local_ready_addresses(endpoints.iter()));
+        }
+    }
+}
+
+/// This machine's name (the node kube-proxy's messages name).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+/// The health check port kube-proxy serves for a Service: a LoadBalancer Service with
+/// `externalTrafficPolicy: Local` and its `healthCheckNodePort`.
+fn health_check_port(svc: &Value) -> Option<u16> {
+    (svc["spec"]["type"] == "LoadBalancer" && svc["spec"]["externalTrafficPolicy"] == "Local")
+        .then(|| svc["spec"]["healthCheckNodePort"].as_u64())
+        .flatten()
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+}
+
+/// The client ranges a load balancer lets in: `spec.loadBalancerSourceRanges`, or else the
+/// `service.beta.kubernetes.io/load-balancer-source-ranges` annotation (comma-separated), as
+/// upstream's `GetLoadBalancerSourceRanges` reads them (blanks trimmed); IPv4 ranges only. A
+/// range of length 0 lets everyone in, as does no range at all (empty result).
+pub(crate) fn source_ranges(svc: &Value) -> Vec<(std::net::Ipv4Addr, u8)> {
+    let spec: Vec<String> = svc["spec"]["loadBalancerSourceRanges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str().map(str::to_string))
+        .collect();
+    let texts = if spec.is_empty() {
+        svc["metadata"]["annotations"]["service.beta.kubernetes.io/load-balancer-source-ranges"]
+            .as_str()
+            .unwrap_or("")
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    } else {
+        spec
+    };
+    let mut ranges = Vec::new();
+    for text in &texts {
+        let text = text.trim();
+        let Some((addr, len)) = text.split_once('/') else {
+            continue;
+        };
+        let (Ok(addr), Ok(len)) = (addr.parse::<std::net::Ipv4Addr>(), len.parse::<u8>()) else {
+            continue;
+        };
+        if len > 32 {
+            continue;
+        }
+        if len == 0 {
+            return Vec::new();
+        }
+        ranges.push((addr, len));
+    }
+    ranges
 }
 
 /// A listener for `front`, or the event saying why there is none (or why it is elsewhere).
@@ -310,41 +457,40 @@ fn fronts(svc: &Value) -> Vec<(Front, Value)> {
     out
 }
 
-/// The ready endpoints of a Service port: each ready address of its EndpointSlices with the
-/// slice port of the same name and protocol (an unset `ready` counts as ready, as kube-proxy
-/// reads it).
-pub(crate) fn backends(slices: &[&Value], port: &Value) -> Vec<SocketAddr> {
-    let name = port["name"].as_str().unwrap_or("");
-    let protocol = port["protocol"].as_str().unwrap_or("TCP");
-    let mut out = Vec::new();
-    for slice in slices {
-        let Some(number) = slice["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| {
-                p["name"].as_str().unwrap_or("") == name
-                    && p["protocol"].as_str().unwrap_or("TCP") == protocol
-            })
-            .and_then(|p| p["port"].as_u64())
-            .and_then(|p| u16::try_from(p).ok())
-        else {
-            continue;
-        };
-        for endpoint in slice["endpoints"].as_array().into_iter().flatten() {
-            if endpoint["conditions"]["ready"] == false {
-                continue;
-            }
-            for address in endpoint["addresses"].as_array().into_iter().flatten() {
-                if let Some(ip) = address.as_str().and_then(|a| a.parse::<IpAddr>().ok()) {
-                    out.push(SocketAddr::new(ip, number));
-                }
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
+/// The usable endpoints of a Service port (ready, or serving and terminating when none is
+/// ready), from its EndpointSlices' port of the same name and protocol; with `local`
+/// (`externalTrafficPolicy: Local`) only those local to the host.
+pub(crate) fn backends(slices: &[&Value], port: &Value, local: bool) -> Vec<SocketAddr> {
+    let eps = topology::slice_endpoints(
+        slices,
+        port["name"].as_str().unwrap_or(""),
+        port["protocol"].as_str().unwrap_or("TCP"),
+    );
+    let chosen = if local {
+        topology::host_local(&eps)
+    } else {
+        topology::usable(eps.iter())
+    };
+    chosen
+        .into_iter()
+        .map(|(ip, port)| SocketAddr::new(IpAddr::V4(ip), port))
+        .collect()
+}
+
+/// The ready endpoints of a Service port only: the targets the AWS Load Balancer Controller
+/// registers for an Ingress of target type `ip` (it deregisters terminating pods; no fallback).
+pub(crate) fn ready_backends(slices: &[&Value], port: &Value) -> Vec<SocketAddr> {
+    topology::slice_endpoints(
+        slices,
+        port["name"].as_str().unwrap_or(""),
+        port["protocol"].as_str().unwrap_or("TCP"),
+    )
+    .into_iter()
+    .filter(|e| e.ready)
+    .map(|e| SocketAddr::new(IpAddr::V4(e.ip), e.port))
+    .collect::<std::collections::BTreeSet<_>>()
+    .into_iter()
+    .collect()
 }
 
 fn ingress() -> Value {
@@ -411,20 +557,73 @@ mod tests {
     #[test]
     fn backends_are_ready_addresses_with_the_named_port() {
         let slice = json!({
+            "addressType": "IPv4",
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "metrics", "port": 9090, "protocol": "TCP"}],
             "endpoints": [
                 {"addresses": ["10.0.1.5"], "conditions": {"ready": true}},
                 {"addresses": ["10.0.1.6"], "conditions": {"ready": false}},
-                {"addresses": ["10.0.1.7"], "conditions": {}},
+                {"addresses": ["10.0.1.7"], "conditions": {}, "nodeName": "fargate-ip-10-0-1-7"},
             ],
         });
         let port = json!({"name": "http", "port": 80, "protocol": "TCP"});
-        let got = backends(&[&slice], &port);
+        let got = backends(&[&slice], &port, false);
         let want: Vec<SocketAddr> = vec![
             "10.0.1.5:8080".parse().unwrap(),
             "10.0.1.7:8080".parse().unwrap(),
         ];
         assert_eq!(got, want);
-        assert!(backends(&[&slice], &json!({"name": "other", "port": 1})).is_empty());
+        assert!(backends(&[&slice], &json!({"name": "other", "port": 1}), false).is_empty());
+        // Local to the host: only the endpoint on a node.
+        assert_eq!(
+            backends(&[&slice], &port, true),
+            vec!["10.0.1.7:8080".parse::<SocketAddr>().unwrap()]
+        );
+        // None ready: the serving and terminating ones.
+        let terminating = json!({
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": ["10.0.1.5"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+                {"addresses": ["10.0.1.6"], "conditions": {"ready": false, "serving": false, "terminating": true}},
+            ],
+        });
+        assert_eq!(
+            backends(&[&terminating], &port, false),
+            vec!["10.0.1.5:8080".parse::<SocketAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn source_ranges_from_the_spec_or_the_annotation() {
+        let svc = json!({"metadata": {"annotations": {
+            "service.beta.kubernetes.io/load-balancer-source-ranges": " 127.0.0.2/32 , 10.0.0.0/8"}},
+            "spec": {}});
+        assert_eq!(
+            source_ranges(&svc),
+            vec![
+                (std::net::Ipv4Addr::new(127, 0, 0, 2), 32),
+                (std::net::Ipv4Addr::new(10, 0, 0, 0), 8)
+            ]
+        );
+        // The spec wins over the annotation; a /0 lets everyone in.
+        let mut both = svc.clone();
+        both["spec"]["loadBalancerSourceRanges"] = json!(["192.0.2.0/24"]);
+        assert_eq!(
+            source_ranges(&both),
+            vec![(std::net::Ipv4Addr::new(192, 0, 2, 0), 24)]
+        );
+        both["spec"]["loadBalancerSourceRanges"] = json!(["192.0.2.0/24", "0.0.0.0/0"]);
+        assert!(source_ranges(&both).is_empty());
+        assert!(source_ranges(&json!({"spec": {}})).is_empty());
+    }
+
+    #[test]
+    fn the_health_check_port_is_for_local_load_balancers() {
+        let lb = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                                 "healthCheckNodePort": 32000}});
+        assert_eq!(health_check_port(&lb), Some(32000));
+        let cluster = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster",
+                                      "healthCheckNodePort": 32000}});
+        assert_eq!(health_check_port(&cluster), None);
     }
 }

@@ -36,8 +36,10 @@ const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
 ///
 /// * Service ports of every Service with a ClusterIP (not headless, not ExternalName).
 /// * Their endpoints: the EndpointSlices labelled `kubernetes.io/service-name`, IPv4, whose
-///   port has the Service port's name and protocol; an endpoint counts when `ready` is not
-///   false (kube-proxy's rule), its first address is used.
+///   port has the Service port's name and protocol, each endpoint's first address; the ready
+///   ones, or the serving and terminating ones when none is ready; with
+///   `internalTrafficPolicy: Local`, each client's local ones ([`topology`]).
+/// * `spec.externalIPs`.
 /// * `pod_ips`: the addresses of pods that are not finished; `node_ips`: the nodes'
 ///   InternalIPs.
 pub fn desired(
@@ -59,6 +61,18 @@ pub fn desired(
                 .push(s);
         }
     }
+    let live = |p: &&&Value| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    // Each pod's address and node: whose local endpoints a client pod gets.
+    let pod_nodes: BTreeMap<Ipv4Addr, String> = pods
+        .iter()
+        .filter(live)
+        .filter_map(|p| {
+            Some((
+                p["status"]["podIP"].as_str()?.parse().ok()?,
+                p["spec"]["nodeName"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
     let mut ports = Vec::new();
     for svc in services {
         let spec = &svc["spec"];
@@ -82,6 +96,12 @@ pub fn desired(
             .get(&(ns, name))
             .map(Vec::as_slice)
             .unwrap_or(&[]);
+        let external_ips: BTreeSet<Ipv4Addr> = spec["externalIPs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str()?.parse().ok())
+            .collect();
         for p in spec["ports"].as_array().into_iter().flatten() {
             let protocol = Protocol::parse(p["protocol"].as_str().unwrap_or("TCP"));
             let (Some(protocol), Some(port)) = (
@@ -91,31 +111,14 @@ pub fn desired(
                 continue;
             };
             let port_name = p["name"].as_str().unwrap_or("");
-            let mut endpoints = BTreeSet::new();
-            for slice in slices {
-                let Some(target) = slice["ports"].as_array().into_iter().flatten().find(|sp| {
-                    sp["name"].as_str().unwrap_or("") == port_name
-                        && Protocol::parse(sp["protocol"].as_str().unwrap_or("TCP"))
-                            == Some(protocol)
-                }) else {
-                    continue;
-                };
-                let Some(target) = target["port"].as_u64().and_then(|x| u16::try_from(x).ok())
-                else {
-                    continue;
-                };
-                for ep in slice["endpoints"].as_array().into_iter().flatten() {
-                    if ep["conditions"]["ready"] == json!(false) {
-                        continue;
-                    }
-                    if let Some(ip) = ep["addresses"][0]
-                        .as_str()
-                        .and_then(|a| a.parse::<Ipv4Addr>().ok())
-                    {
-                        endpoints.insert((ip, target));
-                    }
-                }
-            }
+            let eps = topology::slice_endpoints(
+                slices,
+                port_name,
+                p["protocol"].as_str().unwrap_or("TCP"),
+            );
+            let endpoints = topology::usable(eps.iter());
+            let internal_local = (spec["internalTrafficPolicy"] == "Local")
+                .then(|| topology::local_endpoints(&eps, &pod_nodes));
             let node_port = matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"))
                 .then(|| p["nodePort"].as_u64().and_then(|x| u16::try_from(x).ok()))
                 .flatten();
@@ -129,12 +132,14 @@ pub fn desired(
                 node_port,
                 affinity_timeout,
                 endpoints,
+                internal_local,
+                external_ips: external_ips.clone(),
             });
         }
     }
     let pod_ips = pods
         .iter()
-        .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+        .filter(live)
         .filter_map(|p| p["status"]["podIP"].as_str()?.parse().ok())
         .collect();
     let node_ips = nodes
@@ -438,6 +443,8 @@ pub async fn remove_cluster(runtime: &dyn localfargate_runtime::SandboxRuntime, 
         tracing::warn!(cluster, error = %e, "removing the cluster's Service rules");
     }
 }
+
+pub mod topology;
 
 #[cfg(test)]
 mod tests;

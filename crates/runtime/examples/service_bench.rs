@@ -143,6 +143,8 @@ fn port(i: usize, vip: Ipv4Addr, endpoints: Vec<(Ipv4Addr, u16)>) -> ServicePort
         node_port: None,
         affinity_timeout: None,
         endpoints: endpoints.into_iter().collect(),
+        internal_local: None,
+        external_ips: Default::default(),
     }
 }
 

@@ -8,16 +8,22 @@
 //! * the verdict maps `service_ips` (`ClusterIP . protocol . port` → `goto svc-…`) and
 //!   `service_nodeports` (`protocol . nodePort` → `goto svc-…`): a packet is looked up once,
 //!   whatever the number of Services (a hash lookup), and jumps to its Service's chain;
-//! * one chain per Service port, `svc-…`, choosing a ready endpoint with `numgen random mod N`
+//! * the verdict map `external_ips` (`externalIP . protocol . port` → `goto svc-…`), looked up
+//!   only for destinations local to the host (`fib daddr type local`, not loopback), so a
+//!   Service never captures traffic to someone else's address;
+//! * one chain per Service port, `svc-…`, choosing a usable endpoint with `numgen random mod N`
 //!   through an anonymous verdict map, after the `sessionAffinity: ClientIP` checks (one
 //!   dynamic set per endpoint, `aff-…`, whose elements time out after
 //!   `sessionAffinityConfig.clientIP.timeoutSeconds`);
 //! * one chain per endpoint, `ep-…`: it marks the packet for masquerade when the client is on
 //!   the endpoint's own subnet (hairpin, and pods of one subnet: the reply would otherwise go
 //!   straight back over the bridge, un-NATed), records the affinity, and DNATs;
-//! * the maps `no_endpoint_services` and `no_endpoint_nodeports`: a Service port without a
-//!   ready endpoint is rejected (ICMP port unreachable, so TCP clients get "connection
-//!   refused"), as kube-proxy rejects it, in the filter chains at forward, output and input;
+//! * with `internalTrafficPolicy: Local`, `lcl-…` in its place for the ClusterIP: client pods
+//!   by source address to their node's chain `nod-…`, the host to `hst-…` ([`LocalEndpoints`]);
+//! * the maps `no_endpoint_services`, `no_endpoint_nodeports` and `no_endpoint_external_ips`:
+//!   a Service port without a usable endpoint is rejected (ICMP port unreachable, so TCP clients
+//!   get "connection refused"), as kube-proxy rejects it, and a `Local` ClusterIP whose client
+//!   has no local endpoint is dropped, in the filter chains at forward, output and input;
 //! * the base chains: `nat_prerouting` applies the Services to packets from the cluster's own
 //!   pods (`iifname <bridge>` and source in the set `pods`), `nat_output` to packets the host
 //!   sends, `nat_postrouting` masquerades what an `ep-…` chain marked.
@@ -77,7 +83,7 @@ impl Protocol {
     }
 }
 
-/// One port of one Service with its ready endpoints: what the data path serves.
+/// One port of one Service with its endpoints: what the data path serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePort {
     pub namespace: String,
@@ -90,8 +96,39 @@ pub struct ServicePort {
     pub node_port: Option<u16>,
     /// `sessionAffinity: ClientIP`'s timeout in seconds, `None` without affinity.
     pub affinity_timeout: Option<u32>,
-    /// Ready endpoints, address and target port.
+    /// The endpoints `Cluster` traffic policy uses, address and target port: the ready ones,
+    /// or, when none is ready, the serving and terminating ones (kube-proxy's fallback). Empty:
+    /// the Service has no usable endpoint anywhere, and its addresses reject.
     pub endpoints: BTreeSet<(Ipv4Addr, u16)>,
+    /// `internalTrafficPolicy: Local`: the endpoints each client may use (`None`: `Cluster`).
+    pub internal_local: Option<LocalEndpoints>,
+    /// `spec.externalIPs`: served like the node port (external traffic), when the address is
+    /// local to the host.
+    pub external_ips: BTreeSet<Ipv4Addr>,
+}
+
+/// The endpoints `Local` traffic policy leaves to each client, as kube-proxy's topology rules
+/// give them on a node: the endpoints on the client's own node (the ready ones, or, when none
+/// is ready there, its serving and terminating ones).
+///
+/// On Fargate every pod is its own node, so a pod's local endpoints are at most itself. The
+/// host runs every pod of the cluster, so for the host every endpoint on a node is local.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocalEndpoints {
+    /// Per node, its usable local endpoints (only nodes that have some).
+    pub nodes: BTreeMap<String, BTreeSet<(Ipv4Addr, u16)>>,
+    /// Client pods' addresses and their nodes (only nodes in `nodes`).
+    pub clients: BTreeMap<Ipv4Addr, String>,
+    /// The host's local endpoints.
+    pub host: BTreeSet<(Ipv4Addr, u16)>,
+}
+
+/// What a no-endpoint map does with a packet: reject (no endpoint anywhere) or drop (endpoints
+/// exist, but none for this client: kube-proxy drops then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoEndpoint {
+    Reject,
+    Drop,
 }
 
 /// What one cluster's data path should be.
@@ -121,8 +158,11 @@ pub struct Ruleset {
     pub affinity_sets: BTreeMap<String, u32>,
     pub service_ips: BTreeMap<IpKey, String>,
     pub nodeports: BTreeMap<NodePortKey, String>,
-    pub no_endpoint_ips: BTreeSet<IpKey>,
-    pub no_endpoint_nodeports: BTreeSet<NodePortKey>,
+    /// External IPs (`fib daddr type local` guards their lookup).
+    pub external_ips: BTreeMap<IpKey, String>,
+    pub no_endpoint_ips: BTreeMap<IpKey, NoEndpoint>,
+    pub no_endpoint_nodeports: BTreeMap<NodePortKey, NoEndpoint>,
+    pub no_endpoint_external_ips: BTreeMap<IpKey, NoEndpoint>,
     pub pod_ips: BTreeSet<Ipv4Addr>,
     pub node_ips: BTreeSet<Ipv4Addr>,
 }
@@ -182,6 +222,14 @@ fn goto(chain: &str) -> Value {
 
 impl Ruleset {
     /// The chains, sets and map elements for `services`. Pure.
+    ///
+    /// Per Service port, as kube-proxy's nftables mode: the `Cluster` policy chain `svc-…`
+    /// over [`ServicePort::endpoints`]; with `internalTrafficPolicy: Local` the ClusterIP goes
+    /// to `lcl-…` instead, which sends each client pod to its node's chain `nod-…` and the
+    /// host to `hst-…` (or `svc-…` when the host's endpoints are the same), and anything else
+    /// falls through to a drop; node ports and external IPs take the `Cluster` chain: traffic
+    /// from the cluster's pods and from the host is exempt from `externalTrafficPolicy:
+    /// Local`, as kube-proxy short-circuits it, and nothing else reaches them.
     pub fn compute(services: &ClusterServices) -> Ruleset {
         let mut r = Ruleset {
             pod_ips: services.pod_ips.clone(),
@@ -198,60 +246,131 @@ impl Ruleset {
             );
             let ip_key = (sp.cluster_ip, sp.protocol, sp.port);
             let np_key = sp.node_port.map(|p| (sp.protocol, p));
+            let ext_keys: Vec<IpKey> = sp
+                .external_ips
+                .iter()
+                .map(|ip| (*ip, sp.protocol, sp.port))
+                .collect();
             if sp.endpoints.is_empty() {
-                r.no_endpoint_ips.insert(ip_key);
+                r.no_endpoint_ips.insert(ip_key, NoEndpoint::Reject);
                 if let Some(k) = np_key {
-                    r.no_endpoint_nodeports.insert(k);
+                    r.no_endpoint_nodeports.insert(k, NoEndpoint::Reject);
+                }
+                for k in ext_keys {
+                    r.no_endpoint_external_ips.insert(k, NoEndpoint::Reject);
                 }
                 continue;
             }
-            let svc_chain = format!("svc-{}-{}", hash8(&[&id]), id.replace('/', "-"));
-            let mut svc_rules = Vec::new();
-            let mut targets = Vec::new();
-            for (i, (ip, port)) in sp.endpoints.iter().enumerate() {
-                let ep_hash = hash8(&[&id, &ip.to_string(), &port.to_string()]);
-                let ep_chain = format!("ep-{ep_hash}-{ip}-{port}");
-                let mut ep_rules = Vec::new();
-                // Hairpin, and clients on the endpoint's subnet: masquerade.
-                let (net, len) = services
-                    .subnets
-                    .iter()
-                    .find(|(n, l)| network(*ip, *l) == network(*n, *l))
-                    .map(|&(n, l)| (network(n, l), l))
-                    .unwrap_or((*ip, 32));
-                ep_rules.push(vec![
-                    eq(ip_field("saddr"), prefix(net, len)),
-                    json!({"mangle": {"key": meta("mark"),
-                                      "value": {"|": [meta("mark"), MASQUERADE_MARK]}}}),
-                ]);
-                if let Some(timeout) = sp.affinity_timeout {
-                    let set = format!("aff-{ep_hash}");
-                    r.affinity_sets.insert(set.clone(), timeout);
-                    svc_rules.push(vec![
-                        eq(ip_field("saddr"), json!(format!("@{set}"))),
-                        goto(&ep_chain),
-                    ]);
-                    ep_rules.push(vec![json!({"set": {"op": "update",
-                        "elem": ip_field("saddr"), "set": format!("@{set}")}})]);
+            let suffix = id.replace('/', "-");
+            let svc_chain = format!("svc-{}-{suffix}", hash8(&[&id]));
+            let external = np_key.is_some() || !ext_keys.is_empty();
+            let mut cluster_used = external;
+            match &sp.internal_local {
+                None => {
+                    cluster_used = true;
+                    r.service_ips.insert(ip_key, svc_chain.clone());
                 }
-                ep_rules.push(vec![
-                    eq(meta("l4proto"), json!(sp.protocol.as_str())),
-                    json!({"dnat": {"addr": ip.to_string(), "port": port}}),
-                ]);
-                r.chains.insert(ep_chain.clone(), ep_rules);
-                targets.push(json!([i, goto(&ep_chain)]));
+                Some(local) => {
+                    let local_chain = format!("lcl-{}-{suffix}", hash8(&[&id, "local"]));
+                    let mut rules = Vec::new();
+                    let mut by_client = Vec::new();
+                    for (node, eps) in &local.nodes {
+                        let chain = format!("nod-{}-{suffix}", hash8(&[&id, node]));
+                        r.dispatch(services, sp, &id, &chain, eps);
+                        for (client, _) in local.clients.iter().filter(|(_, n)| *n == node) {
+                            by_client.push(json!([client.to_string(), goto(&chain)]));
+                        }
+                    }
+                    if !by_client.is_empty() {
+                        rules.push(vec![json!({"vmap": {
+                            "key": ip_field("saddr"), "data": {"set": by_client}}})]);
+                    }
+                    if !local.host.is_empty() {
+                        let host_chain = if local.host == sp.endpoints {
+                            cluster_used = true;
+                            svc_chain.clone()
+                        } else {
+                            let chain = format!("hst-{}-{suffix}", hash8(&[&id, "host"]));
+                            r.dispatch(services, sp, &id, &chain, &local.host);
+                            chain
+                        };
+                        rules.push(vec![
+                            eq(
+                                json!({"fib": {"result": "type", "flags": ["saddr"]}}),
+                                json!("local"),
+                            ),
+                            goto(&host_chain),
+                        ]);
+                    }
+                    r.chains.insert(local_chain.clone(), rules);
+                    r.service_ips.insert(ip_key, local_chain);
+                    // A client with no local endpoint falls through un-DNATed: dropped.
+                    r.no_endpoint_ips.insert(ip_key, NoEndpoint::Drop);
+                }
             }
-            svc_rules.push(vec![json!({"vmap": {
-                "key": {"numgen": {"mode": "random", "mod": sp.endpoints.len(), "offset": 0}},
-                "data": {"set": targets},
-            }})]);
-            r.chains.insert(svc_chain.clone(), svc_rules);
-            r.service_ips.insert(ip_key, svc_chain.clone());
+            if cluster_used {
+                r.dispatch(services, sp, &id, &svc_chain, &sp.endpoints);
+            }
             if let Some(k) = np_key {
-                r.nodeports.insert(k, svc_chain);
+                r.nodeports.insert(k, svc_chain.clone());
+            }
+            for k in ext_keys {
+                r.external_ips.insert(k, svc_chain.clone());
             }
         }
         r
+    }
+
+    /// A chain choosing among `endpoints` (with the affinity checks first), and the
+    /// endpoints' own chains and affinity sets.
+    fn dispatch(
+        &mut self,
+        services: &ClusterServices,
+        sp: &ServicePort,
+        id: &str,
+        chain: &str,
+        endpoints: &BTreeSet<(Ipv4Addr, u16)>,
+    ) {
+        let mut rules = Vec::new();
+        let mut targets = Vec::new();
+        for (i, (ip, port)) in endpoints.iter().enumerate() {
+            let ep_hash = hash8(&[id, &ip.to_string(), &port.to_string()]);
+            let ep_chain = format!("ep-{ep_hash}-{ip}-{port}");
+            let mut ep_rules = Vec::new();
+            // Hairpin, and clients on the endpoint's subnet: masquerade.
+            let (net, len) = services
+                .subnets
+                .iter()
+                .find(|(n, l)| network(*ip, *l) == network(*n, *l))
+                .map(|&(n, l)| (network(n, l), l))
+                .unwrap_or((*ip, 32));
+            ep_rules.push(vec![
+                eq(ip_field("saddr"), prefix(net, len)),
+                json!({"mangle": {"key": meta("mark"),
+                                  "value": {"|": [meta("mark"), MASQUERADE_MARK]}}}),
+            ]);
+            if let Some(timeout) = sp.affinity_timeout {
+                let set = format!("aff-{ep_hash}");
+                self.affinity_sets.insert(set.clone(), timeout);
+                rules.push(vec![
+                    eq(ip_field("saddr"), json!(format!("@{set}"))),
+                    goto(&ep_chain),
+                ]);
+                ep_rules.push(vec![json!({"set": {"op": "update",
+                    "elem": ip_field("saddr"), "set": format!("@{set}")}})]);
+            }
+            ep_rules.push(vec![
+                eq(meta("l4proto"), json!(sp.protocol.as_str())),
+                json!({"dnat": {"addr": ip.to_string(), "port": port}}),
+            ]);
+            self.chains.insert(ep_chain.clone(), ep_rules);
+            targets.push(json!([i, goto(&ep_chain)]));
+        }
+        rules.push(vec![json!({"vmap": {
+            "key": {"numgen": {"mode": "random", "mod": endpoints.len(), "offset": 0}},
+            "data": {"set": targets},
+        }})]);
+        self.chains.insert(chain.to_string(), rules);
     }
 
     /// How many Service ports have a chain.
@@ -360,8 +479,10 @@ pub fn base_commands(t: &TableId) -> Vec<Value> {
     for (name, key) in [
         ("service_ips", &ipk),
         ("service_nodeports", &npk),
+        ("external_ips", &ipk),
         ("no_endpoint_services", &ipk),
         ("no_endpoint_nodeports", &npk),
+        ("no_endpoint_external_ips", &ipk),
     ] {
         c.push(cmd(
             "add",
@@ -404,6 +525,17 @@ pub fn base_commands(t: &TableId) -> Vec<Value> {
         table,
         "services",
         vec![vmap(ip_proto_port(), "service_ips")],
+    ));
+    // External IPs only where the address is the host's own: a Service never captures
+    // traffic to an address elsewhere (the host's own connections to the internet included).
+    c.push(add_rule(
+        table,
+        "services",
+        vec![
+            local_daddr.clone(),
+            not_loopback.clone(),
+            vmap(ip_proto_port(), "external_ips"),
+        ],
     ));
     c.push(add_rule(
         table,
@@ -464,6 +596,15 @@ pub fn base_commands(t: &TableId) -> Vec<Value> {
     ));
     c.push(add_rule(
         table,
+        "endpoints_check",
+        vec![
+            local_daddr.clone(),
+            not_loopback.clone(),
+            vmap(ip_proto_port(), "no_endpoint_external_ips"),
+        ],
+    ));
+    c.push(add_rule(
+        table,
         "reject_chain",
         vec![json!({"reject": null})],
     ));
@@ -489,17 +630,53 @@ pub fn base_commands(t: &TableId) -> Vec<Value> {
         table,
         "filter_input",
         vec![
+            ct_new.clone(),
+            local_daddr.clone(),
+            not_loopback.clone(),
+            vmap(proto_port(), "no_endpoint_nodeports"),
+        ],
+    ));
+    c.push(add_rule(
+        table,
+        "filter_input",
+        vec![
             ct_new,
             local_daddr,
             not_loopback,
-            vmap(proto_port(), "no_endpoint_nodeports"),
+            vmap(ip_proto_port(), "no_endpoint_external_ips"),
         ],
     ));
     c
 }
 
-fn reject_verdict() -> Value {
-    goto("reject_chain")
+fn no_endpoint_verdict(v: &NoEndpoint) -> Value {
+    match v {
+        NoEndpoint::Reject => goto("reject_chain"),
+        NoEndpoint::Drop => json!({"drop": null}),
+    }
+}
+
+/// Deletes the elements of a verdict map that are gone or changed, adds the new and changed.
+fn diff_elements<K: Ord, V: PartialEq>(
+    c: &mut Vec<Value>,
+    table: &str,
+    map: &str,
+    (old, new): (&BTreeMap<K, V>, &BTreeMap<K, V>),
+    key: impl Fn(&K) -> Value,
+    verdict: impl Fn(&V) -> Value,
+) {
+    let del: Vec<Value> = old
+        .iter()
+        .filter(|(k, v)| new.get(k) != Some(v))
+        .map(|(k, _)| key(k))
+        .collect();
+    let add: Vec<Value> = new
+        .iter()
+        .filter(|(k, v)| old.get(k) != Some(v))
+        .map(|(k, v)| json!([key(k), verdict(v)]))
+        .collect();
+    c.extend(elements("delete", table, map, del));
+    c.extend(elements("add", table, map, add));
 }
 
 /// The commands that take the table from `old` to `new` (`old = None`: from nothing, after
@@ -541,60 +718,54 @@ pub fn incremental_commands(t: &TableId, old: Option<&Ruleset>, new: &Ruleset) -
         }
     }
     // Map and set elements.
-    let diff_map = |old: &BTreeMap<IpKey, String>, new: &BTreeMap<IpKey, String>| {
-        let del: Vec<Value> = old
-            .iter()
-            .filter(|(k, v)| new.get(k) != Some(v))
-            .map(|(k, _)| ip_key_value(k))
-            .collect();
-        let add: Vec<Value> = new
-            .iter()
-            .filter(|(k, v)| old.get(k) != Some(v))
-            .map(|(k, v)| json!([ip_key_value(k), goto(v)]))
-            .collect();
-        (del, add)
-    };
-    let (del, add) = diff_map(&old.service_ips, &new.service_ips);
-    c.extend(elements("delete", table, "service_ips", del));
-    c.extend(elements("add", table, "service_ips", add));
-    let del: Vec<Value> = old
-        .nodeports
-        .iter()
-        .filter(|(k, v)| new.nodeports.get(k) != Some(v))
-        .map(|(k, _)| np_key_value(k))
-        .collect();
-    let add: Vec<Value> = new
-        .nodeports
-        .iter()
-        .filter(|(k, v)| old.nodeports.get(k) != Some(v))
-        .map(|(k, v)| json!([np_key_value(k), goto(v)]))
-        .collect();
-    c.extend(elements("delete", table, "service_nodeports", del));
-    c.extend(elements("add", table, "service_nodeports", add));
-    let del = old
-        .no_endpoint_ips
-        .difference(&new.no_endpoint_ips)
-        .map(ip_key_value)
-        .collect();
-    let add = new
-        .no_endpoint_ips
-        .difference(&old.no_endpoint_ips)
-        .map(|k| json!([ip_key_value(k), reject_verdict()]))
-        .collect();
-    c.extend(elements("delete", table, "no_endpoint_services", del));
-    c.extend(elements("add", table, "no_endpoint_services", add));
-    let del = old
-        .no_endpoint_nodeports
-        .difference(&new.no_endpoint_nodeports)
-        .map(np_key_value)
-        .collect();
-    let add = new
-        .no_endpoint_nodeports
-        .difference(&old.no_endpoint_nodeports)
-        .map(|k| json!([np_key_value(k), reject_verdict()]))
-        .collect();
-    c.extend(elements("delete", table, "no_endpoint_nodeports", del));
-    c.extend(elements("add", table, "no_endpoint_nodeports", add));
+    diff_elements(
+        &mut c,
+        table,
+        "service_ips",
+        (&old.service_ips, &new.service_ips),
+        ip_key_value,
+        |v| goto(v),
+    );
+    diff_elements(
+        &mut c,
+        table,
+        "service_nodeports",
+        (&old.nodeports, &new.nodeports),
+        np_key_value,
+        |v| goto(v),
+    );
+    diff_elements(
+        &mut c,
+        table,
+        "external_ips",
+        (&old.external_ips, &new.external_ips),
+        ip_key_value,
+        |v| goto(v),
+    );
+    diff_elements(
+        &mut c,
+        table,
+        "no_endpoint_services",
+        (&old.no_endpoint_ips, &new.no_endpoint_ips),
+        ip_key_value,
+        no_endpoint_verdict,
+    );
+    diff_elements(
+        &mut c,
+        table,
+        "no_endpoint_nodeports",
+        (&old.no_endpoint_nodeports, &new.no_endpoint_nodeports),
+        np_key_value,
+        no_endpoint_verdict,
+    );
+    diff_elements(
+        &mut c,
+        table,
+        "no_endpoint_external_ips",
+        (&old.no_endpoint_external_ips, &new.no_endpoint_external_ips),
+        ip_key_value,
+        no_endpoint_verdict,
+    );
     for (set, old_ips, new_ips) in [
         ("pods", &old.pod_ips, &new.pod_ips),
         ("nodes", &old.node_ips, &new.node_ips),

@@ -326,7 +326,13 @@ impl Cluster {
                 .and_then(|v| {
                     v.as_array().map(|a| {
                         a.iter()
-                            .filter_map(|p| p["fargateProfileName"].as_str().map(str::to_string))
+                            // eksctl's shape (`name`), which `profile get` prints.
+                            .filter_map(|p| {
+                                p["name"]
+                                    .as_str()
+                                    .or_else(|| p["fargateProfileName"].as_str())
+                                    .map(str::to_string)
+                            })
                             .collect()
                     })
                 })

@@ -87,3 +87,54 @@ fn the_api_endpoints_name_the_address_and_port() {
     );
     assert_eq!(slice["endpoints"][0]["addresses"][0], "10.0.1.1");
 }
+
+#[test]
+fn terminating_endpoints_are_used_when_none_is_ready() {
+    let web = svc(
+        "web",
+        json!({"clusterIP": "10.100.0.20", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
+    );
+    let s = slice(
+        "web",
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}]),
+        json!([
+            {"addresses": ["10.0.1.5"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+            {"addresses": ["10.0.1.6"], "conditions": {"ready": false, "serving": false, "terminating": true}},
+        ]),
+    );
+    let d = desired(&[&web], &[&s], &[], &[], vec![]);
+    assert_eq!(
+        d.ports[0].endpoints,
+        [(Ipv4Addr::new(10, 0, 1, 5), 8080)].into()
+    );
+}
+
+#[test]
+fn internal_traffic_policy_local_and_external_ips_reach_the_data_path() {
+    let web = svc(
+        "web",
+        json!({"clusterIP": "10.100.0.20", "internalTrafficPolicy": "Local",
+               "externalIPs": ["198.51.100.7", "not-an-ip"],
+               "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
+    );
+    let s = slice(
+        "web",
+        json!([{"name": "http", "port": 8080, "protocol": "TCP"}]),
+        json!([{"addresses": ["10.0.1.5"], "nodeName": "fargate-ip-10-0-1-5", "conditions": {"ready": true}}]),
+    );
+    let pod = |ip: &str, node: &str| json!({"spec": {"nodeName": node}, "status": {"podIP": ip, "phase": "Running"}});
+    let (me, other) = (
+        pod("10.0.1.5", "fargate-ip-10-0-1-5"),
+        pod("10.0.1.6", "fargate-ip-10-0-1-6"),
+    );
+    let d = desired(&[&web], &[&s], &[&me, &other], &[], vec![]);
+    let p = &d.ports[0];
+    assert_eq!(p.external_ips, [Ipv4Addr::new(198, 51, 100, 7)].into());
+    let local = p.internal_local.as_ref().unwrap();
+    // Only the endpoint's own pod is a client with a local endpoint (each pod its own node).
+    assert_eq!(
+        local.clients.keys().copied().collect::<Vec<_>>(),
+        [Ipv4Addr::new(10, 0, 1, 5)]
+    );
+    assert_eq!(local.host, [(Ipv4Addr::new(10, 0, 1, 5), 8080)].into());
+}

@@ -11,6 +11,8 @@ fn port(name: &str, ip: [u8; 4], p: u16, eps: &[([u8; 4], u16)]) -> ServicePort 
         node_port: None,
         affinity_timeout: None,
         endpoints: eps.iter().map(|(a, p)| (Ipv4Addr::from(*a), *p)).collect(),
+        internal_local: None,
+        external_ips: BTreeSet::new(),
     }
 }
 
@@ -78,10 +80,13 @@ fn a_service_without_ready_endpoints_is_rejected_and_has_no_chain() {
     assert!(r.chains.is_empty());
     assert!(r.service_ips.is_empty());
     assert!(
-        r.no_endpoint_ips
-            .contains(&(Ipv4Addr::new(10, 100, 0, 20), Protocol::Tcp, 80))
+        r.no_endpoint_ips[&(Ipv4Addr::new(10, 100, 0, 20), Protocol::Tcp, 80)]
+            == NoEndpoint::Reject
     );
-    assert!(r.no_endpoint_nodeports.contains(&(Protocol::Tcp, 30080)));
+    assert_eq!(
+        r.no_endpoint_nodeports[&(Protocol::Tcp, 30080)],
+        NoEndpoint::Reject
+    );
     let cmds = incremental_commands(&table(), None, &r);
     let text = serde_json::to_string(&cmds).unwrap();
     assert!(text.contains("\"name\":\"no_endpoint_services\""), "{text}");
@@ -182,6 +187,122 @@ fn updates_touch_only_what_changed() {
     assert!(text.contains("no_endpoint_services"), "{text}");
 }
 
+fn ip(a: [u8; 4]) -> Ipv4Addr {
+    Ipv4Addr::from(a)
+}
+
+#[test]
+fn internal_traffic_policy_local_sends_each_client_to_its_own_nodes_endpoints() {
+    // Two Fargate pods, each its own node, both endpoints; a third pod is no endpoint.
+    let mut p = port(
+        "web",
+        [10, 100, 0, 20],
+        80,
+        &[([10, 0, 1, 5], 8080), ([10, 0, 1, 6], 8080)],
+    );
+    let e5 = (ip([10, 0, 1, 5]), 8080);
+    let e6 = (ip([10, 0, 1, 6]), 8080);
+    p.internal_local = Some(LocalEndpoints {
+        nodes: [
+            ("fargate-ip-10-0-1-5".to_string(), [e5].into()),
+            ("fargate-ip-10-0-1-6".to_string(), [e6].into()),
+        ]
+        .into(),
+        clients: [
+            (ip([10, 0, 1, 5]), "fargate-ip-10-0-1-5".to_string()),
+            (ip([10, 0, 1, 6]), "fargate-ip-10-0-1-6".to_string()),
+        ]
+        .into(),
+        host: [e5, e6].into(),
+    });
+    let r = Ruleset::compute(&services(vec![p]));
+    let key = (ip([10, 100, 0, 20]), Protocol::Tcp, 80);
+    let local = &r.service_ips[&key];
+    assert!(local.starts_with("lcl-"), "{local}");
+    // Whoever is not sent anywhere (a pod that is no endpoint) is dropped, not rejected.
+    assert_eq!(r.no_endpoint_ips[&key], NoEndpoint::Drop);
+    let rules = serde_json::to_string(&r.chains[local]).unwrap();
+    // Client pods by source address to their node's chain; the host to every endpoint (the
+    // same set as the Cluster chain, so that one).
+    assert!(
+        rules.contains("\"key\":{\"payload\":{\"field\":\"saddr\""),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("[\"10.0.1.5\",{\"goto\":{\"target\":\"nod-"),
+        "{rules}"
+    );
+    assert!(rules.contains("\"flags\":[\"saddr\"]"), "{rules}");
+    assert!(rules.contains("\"target\":\"svc-"), "{rules}");
+    let nodes: Vec<&String> = r.chains.keys().filter(|k| k.starts_with("nod-")).collect();
+    assert_eq!(nodes.len(), 2);
+    for n in nodes {
+        let text = serde_json::to_string(&r.chains[n]).unwrap();
+        assert!(text.contains("\"mod\":1"), "{text}");
+    }
+    // A Service whose every endpoint is unusable still rejects.
+    let mut gone = port("gone", [10, 100, 0, 21], 80, &[]);
+    gone.internal_local = Some(LocalEndpoints::default());
+    let r = Ruleset::compute(&services(vec![gone]));
+    assert_eq!(
+        r.no_endpoint_ips[&(ip([10, 100, 0, 21]), Protocol::Tcp, 80)],
+        NoEndpoint::Reject
+    );
+    assert!(r.chains.is_empty());
+}
+
+#[test]
+fn internal_local_with_endpoints_the_host_does_not_run_has_its_own_host_chain() {
+    // One endpoint on a node, one with no node (a hand-made slice): the host gets the first.
+    let mut p = port(
+        "web",
+        [10, 100, 0, 20],
+        80,
+        &[([10, 0, 1, 5], 80), ([192, 0, 2, 9], 80)],
+    );
+    p.internal_local = Some(LocalEndpoints {
+        nodes: [("n1".to_string(), [(ip([10, 0, 1, 5]), 80)].into())].into(),
+        clients: [(ip([10, 0, 1, 5]), "n1".to_string())].into(),
+        host: [(ip([10, 0, 1, 5]), 80)].into(),
+    });
+    let r = Ruleset::compute(&services(vec![p.clone()]));
+    assert!(r.chains.keys().any(|k| k.starts_with("hst-")));
+    // Not externally reachable: no Cluster chain at all.
+    assert!(!r.chains.keys().any(|k| k.starts_with("svc-")));
+    // With a node port, the Cluster chain serves it (external traffic from pods and the host
+    // is short-circuited to Cluster, as kube-proxy does).
+    p.node_port = Some(30080);
+    let r = Ruleset::compute(&services(vec![p]));
+    let svc = &r.nodeports[&(Protocol::Tcp, 30080)];
+    assert!(svc.starts_with("svc-"), "{svc}");
+    assert!(
+        serde_json::to_string(&r.chains[svc])
+            .unwrap()
+            .contains("\"mod\":2")
+    );
+}
+
+#[test]
+fn external_ips_are_served_like_the_node_port_and_reject_without_endpoints() {
+    let mut p = port("web", [10, 100, 0, 20], 80, &[([10, 0, 1, 5], 8080)]);
+    p.external_ips = [ip([198, 51, 100, 7])].into();
+    let r = Ruleset::compute(&services(vec![p.clone()]));
+    let key = (ip([198, 51, 100, 7]), Protocol::Tcp, 80);
+    assert_eq!(
+        r.external_ips[&key],
+        r.service_ips[&(ip([10, 100, 0, 20]), Protocol::Tcp, 80)]
+    );
+    let cmds = serde_json::to_string(&incremental_commands(&table(), None, &r)).unwrap();
+    assert!(cmds.contains("\"name\":\"external_ips\""), "{cmds}");
+    // The lookup is guarded by the address being the host's own.
+    let base = serde_json::to_string(&base_commands(&table())).unwrap();
+    assert!(base.contains("\"data\":\"@external_ips\""), "{base}");
+    p.endpoints.clear();
+    let r = Ruleset::compute(&services(vec![p]));
+    assert!(r.external_ips.is_empty());
+    assert_eq!(r.no_endpoint_external_ips[&key], NoEndpoint::Reject);
+}
+
 #[test]
 fn table_names_carry_the_owner_and_the_range() {
     let t = table();
@@ -249,7 +370,19 @@ async fn nft_takes_the_rules_and_their_updates() {
     let mut s = port("sctp", [10, 250, 0, 11], 9, &[([10, 0, 1, 7], 9)]);
     s.protocol = Protocol::Sctp;
     let empty = port("empty", [10, 250, 0, 12], 80, &[]);
-    let first = Ruleset::compute(&services(vec![a.clone(), u, s, empty]));
+    let mut local = port(
+        "local",
+        [10, 250, 0, 13],
+        80,
+        &[([10, 0, 1, 5], 80), ([10, 0, 1, 8], 80)],
+    );
+    local.external_ips = [Ipv4Addr::new(198, 51, 100, 7)].into();
+    local.internal_local = Some(LocalEndpoints {
+        nodes: [("n5".to_string(), [(Ipv4Addr::new(10, 0, 1, 5), 80)].into())].into(),
+        clients: [(Ipv4Addr::new(10, 0, 1, 5), "n5".to_string())].into(),
+        host: [(Ipv4Addr::new(10, 0, 1, 5), 80)].into(),
+    });
+    let first = Ruleset::compute(&services(vec![a.clone(), u, s, empty, local]));
     let mut cmds = base_commands(&id);
     cmds.extend(incremental_commands(&id, None, &first));
     let applied = nft_json(&transaction(cmds)).await;
@@ -274,6 +407,15 @@ async fn nft_takes_the_rules_and_their_updates() {
         "{listed}"
     );
     assert!(listed.contains("udp . 53"), "{listed}");
+    assert!(listed.contains("10.250.0.13 . tcp . 80 : drop"), "{listed}");
+    assert!(
+        listed.contains("fib saddr type local goto hst-"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("198.51.100.7 . tcp . 80 : goto svc-"),
+        "{listed}"
+    );
     updated.unwrap();
     let listed2 = listed2.unwrap();
     assert!(!listed2.contains("10.0.2.6"), "{listed2}");
