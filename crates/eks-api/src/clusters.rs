@@ -399,7 +399,10 @@ pub fn delete(state: &AppState, name: &str) -> Result<Value, ApiError> {
                 .cluster(name)
                 .nodegroup(&names.join(",")));
         }
-        if record.resource.other.get("deletionProtection") == Some(&Value::Bool(true)) {
+        // EKS refuses only a cluster that is up: one CREATING, FAILED or DELETING goes anyway.
+        if record.resource.other.get("deletionProtection") == Some(&Value::Bool(true))
+            && matches!(record.resource.status.as_str(), "ACTIVE" | "UPDATING")
+        {
             return Err(ApiError::invalid_request(format!(
                 "Cluster {name} has deletion protection enabled: disable it with UpdateClusterConfig before deleting the cluster"
             ))
