@@ -22,7 +22,10 @@ use crate::{AppState, clusters};
 const CLUSTER_ADMIN_POLICY: &str = "AmazonEKSClusterAdminPolicy";
 
 fn entry_not_found(cluster: &str) -> ApiError {
-    ApiError::not_found("The specified principalArn could not be found.").cluster(cluster)
+    ApiError::not_found(
+        "The specified principalArn could not be found. You can view your available access entries with 'list-access-entries'.",
+    )
+    .cluster(cluster)
 }
 
 /// The cluster, which must exist and authenticate through access entries.
@@ -266,10 +269,9 @@ pub fn associate(
     let scope = parse_scope(&scope).map_err(|e| invalid(&e))?;
     modify(state, cluster, principal, |stored| {
         if stored.resource.entry_type != "STANDARD" {
-            return Err(ApiError::invalid_parameter(format!(
-                "Access policies can only be associated with access entries of type STANDARD, not {}",
-                stored.resource.entry_type
-            ))
+            return Err(ApiError::invalid_parameter(
+                "This operation can only be performed on Access Entries with a type of \"STANDARD\".",
+            )
             .cluster(cluster));
         }
         let now = wire::now();

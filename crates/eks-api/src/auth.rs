@@ -66,6 +66,27 @@ fn parse_authorization(value: &str) -> Option<Authorization<'_>> {
     })
 }
 
+/// Without `--auth strict` nothing is refused, but a request signed with a key IAM or STS
+/// issued (a session's with its token, unexpired; an IAM user's active key) is its principal's,
+/// as on AWS: an SDK that assumed a role (IRSA's web identity exchange, say) and asks
+/// GetCallerIdentity is the assumed role, not the account's default identity. The signature is
+/// not checked.
+fn issued_key_principal<'h>(
+    stored: KeyLookup<'_>,
+    header: impl Fn(&str) -> Option<&'h str>,
+) -> Option<String> {
+    let auth = parse_authorization(header("authorization")?)?;
+    let found = stored(auth.access_key)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    found
+        .refusal(header("x-amz-security-token"), now)
+        .is_none()
+        .then_some(found.credentials.principal_arn)
+        .flatten()
+}
+
 /// Check a request's signature; the principal of the access key that signed it, when one was
 /// configured for it (None: the account's default identity, which every caller is with
 /// `AuthMode::Any`).
@@ -90,10 +111,10 @@ pub fn check_for(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Option<String>, ApiError> {
-    let AuthMode::Strict(credentials) = mode else {
-        return Ok(None);
-    };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let AuthMode::Strict(credentials) = mode else {
+        return Ok(issued_key_principal(stored, header));
+    };
     let Some(value) = header("authorization") else {
         return Err(ApiError::access_denied(
             "MissingAuthenticationTokenException",
@@ -220,5 +241,56 @@ mod tests {
             ("AKID", "us-east-1", "eks", "abc")
         );
         assert!(parse_authorization("Bearer x").is_none());
+    }
+
+    #[test]
+    fn without_strict_auth_issued_keys_are_their_principals_and_nothing_is_refused() {
+        let session = |id: &str| {
+            (id == "ASIASESSION").then(|| StoredKey {
+                credentials: Credentials {
+                    access_key_id: id.to_string(),
+                    secret_access_key: "secret".to_string(),
+                    principal_arn: Some("arn:aws:sts::1:assumed-role/r/s".to_string()),
+                },
+                session_token: Some("token".to_string()),
+                expiration: Some(i64::MAX),
+            })
+        };
+        let signed = |key: &str, token: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            let auth = format!(
+                "AWS4-HMAC-SHA256 Credential={key}/20261123/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=bad"
+            );
+            headers.insert("authorization", auth.parse().unwrap());
+            if let Some(t) = token {
+                headers.insert("x-amz-security-token", t.parse().unwrap());
+            }
+            check_for(
+                "sts",
+                &AuthMode::Any,
+                &session,
+                &Method::POST,
+                &Uri::from_static("/"),
+                &headers,
+                b"",
+            )
+        };
+        assert_eq!(
+            signed("ASIASESSION", Some("token")).unwrap().as_deref(),
+            Some("arn:aws:sts::1:assumed-role/r/s")
+        );
+        // Not the session without its token; another key is the default identity.
+        assert_eq!(signed("ASIASESSION", None).unwrap(), None);
+        assert_eq!(signed("test", None).unwrap(), None);
+        let unsigned = check_for(
+            "sts",
+            &AuthMode::Any,
+            &session,
+            &Method::POST,
+            &Uri::from_static("/"),
+            &HeaderMap::new(),
+            b"",
+        );
+        assert_eq!(unsigned.unwrap(), None);
     }
 }

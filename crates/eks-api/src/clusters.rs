@@ -313,12 +313,11 @@ pub fn create(
             );
         }
         let clusters = tx.list(CLUSTER_KIND, "")?;
-        let count = clusters.len();
-        if count >= config.quotas.clusters {
-            return Err(ApiError::limit_exceeded(format!(
-                "Cluster limit exceeded: this account already has {count} clusters in {} (quota {})",
-                config.region, config.quotas.clusters
-            )));
+        if clusters.len() >= config.quotas.clusters {
+            // EKS's text, which names no numbers.
+            return Err(ApiError::limit_exceeded(
+                "Cluster limit exceeded for account.",
+            ));
         }
         let used: std::collections::BTreeSet<u64> = clusters
             .iter()
@@ -399,7 +398,10 @@ pub fn delete(state: &AppState, name: &str) -> Result<Value, ApiError> {
                 .cluster(name)
                 .nodegroup(&names.join(",")));
         }
-        if record.resource.other.get("deletionProtection") == Some(&Value::Bool(true)) {
+        // EKS refuses only a cluster that is up: one CREATING, FAILED or DELETING goes anyway.
+        if record.resource.other.get("deletionProtection") == Some(&Value::Bool(true))
+            && matches!(record.resource.status.as_str(), "ACTIVE" | "UPDATING")
+        {
             return Err(ApiError::invalid_request(format!(
                 "Cluster {name} has deletion protection enabled: disable it with UpdateClusterConfig before deleting the cluster"
             ))

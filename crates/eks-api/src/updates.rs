@@ -308,8 +308,8 @@ fn vpc_update(
             .filter_map(Value::as_str)
             .collect();
         return Err(ApiError::invalid_parameter(format!(
-            "Cluster is already at the desired configuration with endpointPrivateAccess: {private} , endpointPublicAccess: {public}, and Public Endpoint Restrictions: {}",
-            list.join(",")
+            "Cluster is already at the desired configuration with endpointPrivateAccess: {private} , endpointPublicAccess: {public}, and Public Endpoint Restrictions: [{}]",
+            list.join(", ")
         )));
     }
     let params = vec![

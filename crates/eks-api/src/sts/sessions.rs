@@ -347,9 +347,14 @@ pub fn assume_role_with_web_identity(
     let exp = claims["exp"].as_i64().unwrap_or(0);
     let now = now();
     if exp + 60 < now {
-        return Err(invalid_token(format!(
-            "Token expired: current date/time {now} must be before the expiration date/time {exp}"
-        )));
+        // STS's own code and text for an expired web identity token (not InvalidIdentityToken).
+        return Err(StsError::new(
+            StatusCode::BAD_REQUEST,
+            "ExpiredTokenException",
+            format!(
+                "Token expired: current date/time {now} must be before the expiration date/time {exp}"
+            ),
+        ));
     }
     let signer = cluster_signer(state, &issuer).ok_or_else(|| {
         invalid_token(

@@ -14,6 +14,9 @@ from conftest import AWS, CLUSTER_ROLE, PUBLIC, Server, wait_for
 ACCOUNT = "000000000000"
 DEFAULT_IDENTITY = f"arn:aws:iam::{ACCOUNT}:user/localfargate"
 POLICY = "arn:aws:eks::aws:cluster-access-policy/"
+# EKS's text for an access entry that is not there (terraform-aws-modules/terraform-aws-eks#3024).
+NOT_FOUND = ("The specified principalArn could not be found. You can view your available access entries with "
+             "'list-access-entries'.")
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 DEV_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dev"
 
@@ -82,6 +85,11 @@ def test_access_entry_lifecycle_and_errors(eks):
     node = eks.create_access_entry(clusterName="c1", principalArn=f"arn:aws:iam::{ACCOUNT}:role/node",
                                    type="EC2_LINUX")["accessEntry"]
     assert node["username"] == "system:node:{{EC2PrivateDNSName}}" and node["type"] == "EC2_LINUX"
+    # Access policies are for STANDARD entries only.
+    status, code, message = error(eks.associate_access_policy, clusterName="c1", principalArn=node["principalArn"],
+                                  policyArn=POLICY + "AmazonEKSViewPolicy", accessScope={"type": "cluster"})
+    assert (status, code, message) == (
+        400, "InvalidParameterException", 'This operation can only be performed on Access Entries with a type of "STANDARD".')
 
     status, code, message = error(eks.create_access_entry, clusterName="c1", principalArn=ALICE)
     assert (status, code, message) == (409, "ResourceInUseException",
@@ -95,7 +103,7 @@ def test_access_entry_lifecycle_and_errors(eks):
                                        "The specified principalArn is invalid: invalid principal.")
     status, code, message = error(eks.describe_access_entry, clusterName="c1",
                                   principalArn=f"arn:aws:iam::{ACCOUNT}:user/nobody")
-    assert (status, code, message) == (404, "ResourceNotFoundException", "The specified principalArn could not be found.")
+    assert (status, code, message) == (404, "ResourceNotFoundException", NOT_FOUND)
     status, code, message = error(eks.describe_access_entry, clusterName="nope", principalArn=ALICE)
     assert (status, code, message) == (404, "ResourceNotFoundException", "No cluster found for name: nope.")
 
@@ -152,7 +160,7 @@ def test_access_policies(server, eks):
     status, code, message = error(eks.associate_access_policy, clusterName="c2",
                                   principalArn=f"arn:aws:iam::{ACCOUNT}:user/nobody",
                                   policyArn=POLICY + "AmazonEKSViewPolicy", accessScope={"type": "cluster"})
-    assert (status, code, message) == (404, "ResourceNotFoundException", "The specified principalArn could not be found.")
+    assert (status, code, message) == (404, "ResourceNotFoundException", NOT_FOUND)
 
     eks.disassociate_access_policy(clusterName="c2", principalArn=ALICE, policyArn=POLICY + "AmazonEKSEditPolicy")
     listed = eks.list_associated_access_policies(clusterName="c2", principalArn=ALICE)["associatedAccessPolicies"]

@@ -140,6 +140,20 @@ def test_profile_quota(eks):
     assert code == (400, "ResourceLimitExceededException")
 
 
+def test_cluster_quota():
+    """`up --max-clusters N`: the next CreateCluster is EKS's 400 ResourceLimitExceededException."""
+    s = Server("--max-clusters", "1", "--lifecycle-seconds", "0.1").start()
+    try:
+        eks = s.client()
+        eks.create_cluster(name="one", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})
+        assert error(eks.create_cluster, name="two", roleArn=CLUSTER_ROLE,
+                     resourcesVpcConfig={"subnetIds": PUBLIC[:2]})[:3] == (
+            400, "ResourceLimitExceededException", "Cluster limit exceeded for account.")
+        assert eks.list_clusters()["clusters"] == ["one"]
+    finally:
+        s.stop()
+
+
 def test_cluster_error_paths(eks):
     assert error(eks.describe_cluster, name="nope")[:3] == (404, "ResourceNotFoundException", "No cluster found for name: nope.")
     assert error(eks.create_cluster, name="-bad", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})[1] == \

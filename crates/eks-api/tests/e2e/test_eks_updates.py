@@ -12,7 +12,7 @@ import botocore
 import botocore.exceptions
 import pytest
 
-from conftest import CLUSTER_ROLE, PRIVATE, active_cluster, wait_for
+from conftest import CLUSTER_ROLE, PRIVATE, Server, active_cluster, wait_for
 
 FAST = {"Delay": 1, "MaxAttempts": 30}
 
@@ -114,6 +114,12 @@ def test_update_cluster_config_endpoint_access_and_auth_mode(server, eks):
     vpc = eks.describe_cluster(name="ep")["cluster"]["resourcesVpcConfig"]
     assert vpc["endpointPrivateAccess"] is True and vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
     wait_for(lambda: eks.describe_cluster(name="ep")["cluster"]["status"] == "ACTIVE")
+    # The same again: EKS's text, the CIDRs in brackets.
+    status, code, message = error(eks.update_cluster_config, name="ep", resourcesVpcConfig={
+        "endpointPrivateAccess": True, "endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]})
+    assert (status, code, message) == (400, "InvalidParameterException", (
+        "Cluster is already at the desired configuration with endpointPrivateAccess: true , endpointPublicAccess: "
+        "true, and Public Endpoint Restrictions: [203.0.113.0/24]"))
     status, code, message = error(eks.update_cluster_config, name="ep", resourcesVpcConfig={"publicAccessCidrs": ["nope"]})
     assert code == "InvalidParameterException" and "nope" in message
 
@@ -147,6 +153,21 @@ def test_update_cluster_config_endpoint_access_and_auth_mode(server, eks):
     update_done(eks, "ep", u["id"])
     wait_for(lambda: eks.describe_cluster(name="ep")["cluster"]["status"] == "ACTIVE")
     eks.delete_cluster(name="ep")
+
+
+def test_deletion_protection_holds_only_a_cluster_that_is_up():
+    """EKS's deletion-protection page: an ACTIVE cluster with it is refused (InvalidRequestException);
+    one still CREATING (or FAILED, DELETING) is deleted anyway."""
+    s = Server("--lifecycle-seconds", "60").start()
+    try:
+        eks = s.client()
+        eks.create_cluster(name="dp", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PRIVATE[:2]},
+                           deletionProtection=True)
+        cluster = eks.describe_cluster(name="dp")["cluster"]
+        assert (cluster["status"], cluster["deletionProtection"]) == ("CREATING", True)
+        assert eks.delete_cluster(name="dp")["cluster"]["status"] == "DELETING"
+    finally:
+        s.stop()
 
 
 def test_update_cluster_version_one_minor_at_a_time(server, eks):

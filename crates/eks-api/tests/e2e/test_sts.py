@@ -4,6 +4,7 @@ identity unless `--access-key` names one), in STS's XML, with STS's errors."""
 
 import json
 import os
+import shutil
 import subprocess
 
 import boto3
@@ -130,6 +131,13 @@ def test_assume_role_evaluates_the_roles_trust_policy(server):
     assert user["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/alice"
     role_id = iam.get_role(RoleName="dev")["Role"]["RoleId"]
     assert user["AssumedRoleId"] == f"{role_id}:alice"
+    # Without `--auth strict` nothing is refused, but the session's credentials are the assumed
+    # role's (an SDK that assumed a role asks who it is); its key without its token is not.
+    session = boto3.client("sts", endpoint_url=server.url, region_name="us-east-1",
+                           aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                           aws_session_token=creds["SessionToken"])
+    assert session.get_caller_identity()["Arn"] == user["Arn"]
+    assert sts(server, creds["AccessKeyId"], creds["SecretAccessKey"]).get_caller_identity()["Arn"] == me
     # The CLI, as a user would.
     cli = server.aws("sts", "assume-role", "--role-arn", f"arn:aws:iam::{ACCOUNT}:role/ci", "--role-session-name",
                      "build", "--external-id", "s3cret")
@@ -391,5 +399,123 @@ def test_iam_strict_checks_cluster_and_pod_execution_roles():
         eks.create_fargate_profile(clusterName="c", fargateProfileName="p", podExecutionRoleArn=pod_role,
                                    selectors=[{"namespace": "default"}])
         assert eks.list_fargate_profiles(clusterName="c")["fargateProfileNames"] == ["p"]
+    finally:
+        s.stop()
+
+
+def _b64url(data):
+    import base64
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64url(text):
+    import base64
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign_es256(key_pem, signing_input, tmp_path):
+    """A JWS ES256 signature of `signing_input` with the PEM key, by openssl: its DER
+    ECDSA-Sig-Value turned into JWS's fixed-width r || s."""
+    key = tmp_path / "signing-key.pem"
+    key.write_text(key_pem)
+    der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)], input=signing_input,
+                         capture_output=True, check=True).stdout
+    assert der[0] == 0x30, der
+    at = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
+    parts = []
+    for _ in range(2):
+        assert der[at] == 0x02, der
+        length = der[at + 1]
+        parts.append(der[at + 2:at + 2 + length].lstrip(b"\0").rjust(32, b"\0"))
+        at += 2 + length
+    return parts[0] + parts[1]
+
+
+def _cluster_service_account_key(data_dir, name):
+    """The cluster's service-account signing key, as `up` keeps it in its data directory's store
+    (the cluster's record; what the issuer's JWKS publishes the public half of)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{data_dir / 'store.db'}?mode=ro", uri=True)
+    try:
+        (value,) = db.execute("SELECT value FROM objects WHERE kind = ? AND key = ?",
+                              ("eks.amazonaws.com/Cluster", name)).fetchone()
+    finally:
+        db.close()
+    return json.loads(value)["private"]["serviceAccountKeyPem"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_web_identity_tokens_expired_or_tampered_are_refused_with_stss_errors(tmp_path):
+    """A service-account token signed with the cluster's real key but past its `exp` is STS's
+    400 ExpiredTokenException, with STS's text; the same token re-signed with a live `exp` is
+    accepted (so the key and the signing here are the cluster's); a signed token whose claims were
+    changed afterwards is InvalidIdentityToken."""
+    import time
+    from conftest import PUBLIC, CLUSTER_ROLE, wait_for
+    data_dir = tmp_path / "state"
+    s = Server("--lifecycle-seconds", "0.1", data_dir=data_dir).start()
+    try:
+        eks = s.client()
+        eks.create_cluster(name="exp", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})
+        wait_for(lambda: eks.describe_cluster(name="exp")["cluster"]["status"] == "ACTIVE")
+        issuer = eks.describe_cluster(name="exp")["cluster"]["identity"]["oidc"]["issuer"]
+        env = kube_env("test", "test")
+        config = tmp_path / "config"
+        s.aws("eks", "update-kubeconfig", "--name", "exp", "--kubeconfig", str(config))
+        kubectl = [KUBECTL, "--kubeconfig", str(config)]
+        wait_for(lambda: subprocess.run(kubectl + ["get", "namespace", "default"], env=env,
+                                        capture_output=True).returncode == 0)
+        subprocess.run(kubectl + ["create", "serviceaccount", "app"], env=env, check=True, capture_output=True)
+        genuine = subprocess.run(kubectl + ["create", "token", "app", "--audience", "sts.amazonaws.com"], env=env,
+                                 check=True, capture_output=True, text=True).stdout.strip()
+
+        iam = iam_client(s)
+        provider = iam.create_open_id_connect_provider(Url=issuer, ClientIDList=["sts.amazonaws.com"])[
+            "OpenIDConnectProviderArn"]
+        host = issuer.removeprefix("https://")
+        role_arn = iam.create_role(RoleName="app", AssumeRolePolicyDocument=trust(
+            {"Federated": provider}, "sts:AssumeRoleWithWebIdentity",
+            {"StringEquals": {f"{host}:sub": "system:serviceaccount:default:app"}}))["Role"]["Arn"]
+        anonymous = boto3.client("sts", endpoint_url=s.url, region_name="us-east-1",
+                                 config=botocore.config.Config(signature_version=botocore.UNSIGNED))
+
+        def assume(tok):
+            return anonymous.assume_role_with_web_identity(RoleArn=role_arn, RoleSessionName="app",
+                                                           WebIdentityToken=tok)
+
+        key = _cluster_service_account_key(data_dir, "exp")
+        head, payload, _ = genuine.split(".")
+        claims = json.loads(_unb64url(payload))
+
+        def signed(**changes):
+            body = _b64url(json.dumps({**claims, **changes}).encode())
+            signature = _sign_es256(key, f"{head}.{body}".encode(), tmp_path)
+            return f"{head}.{body}.{_b64url(signature)}"
+
+        now = int(time.time())
+        # Re-signed here with the cluster's key, a new id and a live expiry: a genuine token.
+        assert assume(signed(jti="resigned"))["AssumedRoleUser"]["Arn"] == \
+            f"arn:aws:sts::{ACCOUNT}:assumed-role/app/app"
+        # The same, issued two hours ago for one hour.
+        expired_at = now - 3600
+        code, kind, message = sts_error(assume, tok=signed(iat=now - 7200, nbf=now - 7200, exp=expired_at))
+        assert (code, kind) == (400, "ExpiredTokenException"), (code, kind, message)
+        prefix = "Token expired: current date/time "
+        suffix = f" must be before the expiration date/time {expired_at}"
+        assert message.startswith(prefix) and message.endswith(suffix), message
+        assert int(message.removeprefix(prefix).removesuffix(suffix)) >= now
+        # botocore knows the code as its modelled exception.
+        with pytest.raises(anonymous.exceptions.ExpiredTokenException):
+            assume(signed(exp=expired_at))
+        # Tampered: a genuine token's expiry pushed out after it was signed.
+        head_, payload_, sig_ = signed(exp=now + 600).split(".")
+        pushed = _b64url(json.dumps({**json.loads(_unb64url(payload_)), "exp": now + 7200}).encode())
+        assert sts_error(assume, tok=f"{head_}.{pushed}.{sig_}")[:2] == (400, "InvalidIdentityToken")
+        # Signed with another key than the cluster's.
+        other = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                               capture_output=True, text=True, check=True).stdout
+        body = _b64url(json.dumps(claims).encode())
+        forged = f"{head}.{body}.{_b64url(_sign_es256(other, f'{head}.{body}'.encode(), tmp_path))}"
+        assert sts_error(assume, tok=forged)[:2] == (400, "InvalidIdentityToken")
     finally:
         s.stop()

@@ -49,7 +49,7 @@ class Server:
     """One `localfargate up --runtime RUNTIME` process (simulated unless told) on free ports and its
     own data dir."""
 
-    def __init__(self, data_dir, runtime="simulated"):
+    def __init__(self, data_dir, runtime="simulated", flags=()):
         self.port = free_port()
         self.kube_port = free_port()
         self.data_dir = data_dir
@@ -57,7 +57,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(data_dir / "localfargate.log", "w")
         args = [str(BINARY), "up", "--port", str(self.port), "--kube-port", str(self.kube_port),
-                "--runtime", runtime, "--lifecycle-seconds", "0.2", "--data-dir", str(self.state_dir)]
+                "--runtime", runtime, "--lifecycle-seconds", "0.2", "--data-dir", str(self.state_dir), *flags]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_healthy(self):
@@ -71,9 +71,12 @@ class Server:
                 return False
         wait_for(healthy, "localfargate to answer /_localfargate/health with status ok", timeout=30)
 
-    def eks(self):
-        return boto3.client("eks", endpoint_url=self.url, region_name="us-east-1",
+    def client(self, service):
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
                             aws_access_key_id="test", aws_secret_access_key="test")
+
+    def eks(self):
+        return self.client("eks")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -86,15 +89,36 @@ class Server:
         self.log.close()
 
 
+def load_image(layout, data_dir, reference):
+    """`localfargate image load LAYOUT` into the data directory a `Server(data_dir)` uses."""
+    loaded = subprocess.run([str(BINARY), "image", "load", str(layout), "--data-dir", str(data_dir / "state")],
+                            capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0 and f"Loaded image: {reference}" in loaded.stdout, loaded.stdout + loaded.stderr
+
+
+def network_flags(data_dir, prefix):
+    """`--network` with `localfargate network`'s model, its 10.0. addresses moved to `prefix`
+    (say "10.58."), so that this server's pod subnets and bridges are its own."""
+    shown = subprocess.run([str(BINARY), "network", "-o", "json"], capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0, shown.stderr
+    path = data_dir / "network.json"
+    path.write_text(shown.stdout.replace('"10.0.', f'"{prefix}'))
+    return ["--network", str(path)]
+
+
 @contextlib.contextmanager
-def running_cluster(data_dir, runtime="simulated"):
-    """Starts a server, makes an ACTIVE cluster whose `e2e-*` namespaces run on Fargate, and
-    yields (server, kubeconfig path); stops the server after."""
-    server = Server(data_dir, runtime)
+def running_cluster(data_dir, runtime="simulated", flags=()):
+    """Starts a server (`up` with `flags` besides the harness's), makes an ACTIVE cluster whose
+    `e2e-*` namespaces run on Fargate, and yields (server, kubeconfig path); stops the server
+    after. With the process runtime the cluster is deleted first: pods of a data directory
+    outlive their server, and go with their cluster."""
+    server = Server(data_dir, runtime, flags)
+    made_cluster = False
     try:
         server.wait_healthy()
         eks = server.eks()
         eks.create_cluster(name=CLUSTER, roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": SUBNETS})
+        made_cluster = True
         wait_for(lambda: eks.describe_cluster(name=CLUSTER)["cluster"]["status"] == "ACTIVE",
                  f"cluster {CLUSTER} to become ACTIVE")
         eks.create_fargate_profile(clusterName=CLUSTER, fargateProfileName="e2e", podExecutionRoleArn=POD_ROLE,
@@ -110,7 +134,24 @@ def running_cluster(data_dir, runtime="simulated"):
         wait_for(lambda: _namespace_exists(api, "default"), "the cluster's Kubernetes API to serve namespace default")
         yield server, path
     finally:
-        server.stop()
+        try:
+            if runtime == "process" and made_cluster and server.proc.poll() is None:
+                _delete_cluster(server)
+        finally:
+            server.stop()
+
+
+def _delete_cluster(server):
+    """Deletes the cluster (its Fargate profile first) and waits for its sandboxes to go."""
+    eks = server.eks()
+    sandboxes = server.state_dir / "runtime" / "sandboxes"
+    if eks.list_fargate_profiles(clusterName=CLUSTER)["fargateProfileNames"]:
+        eks.delete_fargate_profile(clusterName=CLUSTER, fargateProfileName="e2e")
+        wait_for(lambda: not eks.list_fargate_profiles(clusterName=CLUSTER)["fargateProfileNames"],
+                 "the Fargate profile to be deleted", timeout=60)
+    eks.delete_cluster(name=CLUSTER)
+    wait_for(lambda: not sandboxes.exists() or not any(sandboxes.iterdir()),
+             "the cluster's sandboxes to be removed", timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,8 @@ channels and the exit code as the Status on the error channel (`returncode`).
 
 Needs root, runc and busybox-static (/bin/busybox); skipped with the reason otherwise."""
 
-import hashlib
-import io
 import json
 import os
-import platform
-import shutil
-import subprocess
-import tarfile
 import time
 
 import pytest
@@ -21,20 +15,18 @@ from kubernetes import client, config
 from kubernetes.stream import portforward, stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
-from conftest import BINARY, CLUSTER, running_cluster, wait_for
+from conftest import load_image, running_cluster, wait_for
+from oci_images import BUSYBOX, busybox_layout, process_runtime_missing
 
 IMAGE = "localfargate.test/pybusybox:1"
-BUSYBOX = "/bin/busybox"
 NAMESPACE = "e2e-exec"
 V4 = "v4.channel.k8s.io"
 V5 = "v5.channel.k8s.io"
 
 
 def _skip_reason():
-    if os.geteuid() != 0:
-        return "the process runtime needs root"
-    if shutil.which("runc") is None:
-        return "runc is not installed"
+    if process_runtime_missing():
+        return process_runtime_missing()
     if not os.path.isfile(BUSYBOX):
         return f"{BUSYBOX} is not installed (busybox-static)"
     return None
@@ -43,93 +35,28 @@ def _skip_reason():
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
 
 
-def _blob(layout, data):
-    digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(data)
-    return {"digest": f"sha256:{digest}", "size": len(data)}
-
-
-def busybox_layout(layout, reference):
-    """An OCI image layout at `layout`: one uncompressed layer with /bin/busybox and its applets."""
-    (layout / "blobs" / "sha256").mkdir(parents=True)
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777)):
-            info = tarfile.TarInfo(name)
-            info.type, info.mode = tarfile.DIRTYPE, mode
-            tar.addfile(info)
-        with open(BUSYBOX, "rb") as f:
-            binary = f.read()
-        info = tarfile.TarInfo("bin/busybox")
-        info.size, info.mode = len(binary), 0o755
-        tar.addfile(info, io.BytesIO(binary))
-        passwd = b"root:x:0:0:root:/root:/bin/sh\n"
-        info = tarfile.TarInfo("etc/passwd")
-        info.size, info.mode = len(passwd), 0o644
-        tar.addfile(info, io.BytesIO(passwd))
-        for applet in ("sh", "echo", "cat", "head", "sleep", "true", "false", "printf", "mkdir", "httpd"):
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(info)
-    layer = layer.getvalue()
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    image_config = {
-        "architecture": arch, "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"]},
-    }
-    manifest = {
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   **_blob(layout, json.dumps(image_config).encode())},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **_blob(layout, layer)}],
-    }
-    index = {
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       **_blob(layout, json.dumps(manifest).encode()),
-                       "annotations": {"org.opencontainers.image.ref.name": reference}}],
-    }
-    (layout / "index.json").write_text(json.dumps(index))
-    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-
-
 @pytest.fixture(scope="module")
 def process_pod(tmp_path_factory):
     """(CoreV1Api, pod name): a Ready pod running `sleep 3600` on the process runtime."""
     data_dir = tmp_path_factory.mktemp("localfargate-process")
     layout = data_dir / "layout"
     busybox_layout(layout, IMAGE)
-    loaded = subprocess.run([str(BINARY), "image", "load", str(layout), "--data-dir", str(data_dir / "state")],
-                            capture_output=True, text=True, timeout=60)
-    assert loaded.returncode == 0 and f"Loaded image: {IMAGE}" in loaded.stdout, loaded.stdout + loaded.stderr
-    with running_cluster(data_dir, runtime="process") as (server, kubeconfig):
-        sandboxes = server.state_dir / "runtime" / "sandboxes"
-        try:
-            with config.new_client_from_config(config_file=str(kubeconfig)) as api:
-                core = client.CoreV1Api(api)
-                core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-                core.create_namespaced_pod(NAMESPACE, client.V1Pod(
-                    metadata=client.V1ObjectMeta(name="sh"),
-                    spec=client.V1PodSpec(termination_grace_period_seconds=1, containers=[client.V1Container(
-                        name="main", image=IMAGE, image_pull_policy="Never", command=["sleep", "3600"])])))
+    load_image(layout, data_dir, IMAGE)
+    with running_cluster(data_dir, runtime="process") as (_, kubeconfig):
+        with config.new_client_from_config(config_file=str(kubeconfig)) as api:
+            core = client.CoreV1Api(api)
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+            core.create_namespaced_pod(NAMESPACE, client.V1Pod(
+                metadata=client.V1ObjectMeta(name="sh"),
+                spec=client.V1PodSpec(termination_grace_period_seconds=1, containers=[client.V1Container(
+                    name="main", image=IMAGE, image_pull_policy="Never", command=["sleep", "3600"])])))
 
-                def ready():
-                    pod = core.read_namespaced_pod("sh", NAMESPACE)
-                    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []) \
-                        or pod.status.phase
-                wait_for(lambda: ready() is True, "pod sh to be Ready", timeout=90, interval=0.2)
-                yield core, "sh"
-        finally:
-            # Pods of a data directory outlive their server: the cluster goes first, and its
-            # sandboxes with it.
-            eks = server.eks()
-            eks.delete_fargate_profile(clusterName=CLUSTER, fargateProfileName="e2e")
-            wait_for(lambda: not eks.list_fargate_profiles(clusterName=CLUSTER)["fargateProfileNames"],
-                     "the Fargate profile to be deleted", timeout=60)
-            eks.delete_cluster(name=CLUSTER)
-            wait_for(lambda: not sandboxes.exists() or not any(sandboxes.iterdir()),
-                     "the cluster's sandboxes to be removed", timeout=60)
+            def ready():
+                pod = core.read_namespaced_pod("sh", NAMESPACE)
+                return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []) \
+                    or pod.status.phase
+            wait_for(lambda: ready() is True, "pod sh to be Ready", timeout=90, interval=0.2)
+            yield core, "sh"
 
 
 def run(core, pod, command, protocol=None, stdin=None, status=False):
