@@ -624,8 +624,10 @@ impl Objects {
             // deleted do not (a terminating namespace waits for its contents, a pod on a node for
             // its node agent).
             let finished = !current_meta.finalizers().is_empty()
-                && ObjectMeta::of(&new).is_deleting()
-                && ObjectMeta::of(&new).finalizers().is_empty()
+                && {
+                    let new_meta = ObjectMeta::of(&new);
+                    new_meta.is_deleting() && new_meta.finalizers().is_empty()
+                }
                 && strategy_for(rt).last_finalizer_deletes(&current.value);
             // A quota refusal aborts the write; checked in its transaction, as creates are.
             let catalog = self.catalog()?;
