@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use localfargate_core::{FARGATE_SCHEDULER, PROFILE_LABEL};
 use localfargate_registry::custom::catalog::CRD_KEY_PREFIX;
+use localfargate_registry::meta::DynamicObject;
 use localfargate_registry::resources::{FARGATE_GROUP, RESOURCES, ResourceType};
 use localfargate_store::{Event, EventType, Object, Watcher};
 use serde_json::{Value, json};
@@ -363,13 +364,16 @@ impl Model {
                 continue;
             }
             let _ = objects.update_with(rt, namespace_of(v), name_of(v), false, None, &mut |cur| {
-                let mut cur = cur.clone();
-                let kept: Vec<String> = finalizers(&cur)
-                    .into_iter()
+                let mut cur = DynamicObject::from_value(cur.clone())?;
+                let kept: Vec<String> = cur
+                    .metadata
+                    .finalizers()
+                    .iter()
                     .filter(|x| !remove.contains(&x.as_str()))
+                    .cloned()
                     .collect();
-                cur["metadata"]["finalizers"] = json!(kept);
-                Ok(cur)
+                cur.metadata.finalizers = Some(kept);
+                Ok(cur.into_value())
             });
         }
     }
@@ -460,14 +464,14 @@ fn collect_dependent(objects: &Objects, key: &str, seen: &mut HashMap<Box<str>, 
         .collect();
     if !orphaning.is_empty() {
         let _ = objects.update_with(rt, ns, name_of(v), false, None, &mut |cur| {
-            let mut cur = cur.clone();
-            let kept: Vec<Value> = owners(&cur)
-                .into_iter()
-                .filter(|r| !r["uid"].as_str().is_some_and(|u| orphaning.contains(u)))
-                .cloned()
-                .collect();
-            cur["metadata"]["ownerReferences"] = json!(kept);
-            Ok(cur)
+            let mut cur = DynamicObject::from_value(cur.clone())?;
+            let refs = cur.metadata.owner_references.take().unwrap_or_default();
+            cur.metadata.owner_references = Some(
+                refs.into_iter()
+                    .filter(|r| !r.uid.as_deref().is_some_and(|u| orphaning.contains(u)))
+                    .collect(),
+            );
+            Ok(cur.into_value())
         });
         return;
     }

@@ -81,6 +81,12 @@ pub enum KubeError {
     },
 }
 
+impl From<crate::meta::ShapeError> for KubeError {
+    fn from(e: crate::meta::ShapeError) -> Self {
+        KubeError::BadRequest(e.to_string())
+    }
+}
+
 impl KubeError {
     pub fn code(&self) -> u16 {
         match self {

@@ -2,7 +2,7 @@
 //! resources exist ([`resources`]), what storing one means ([`objects`]: names, uids,
 //! generations, optimistic concurrency, graceful and finalizer-held deletion), one strategy per
 //! kind ([`strategy`]: defaults, initial status, update rules, deletion; [`defaults`] holds the
-//! defaulting they share), Fargate's mutating webhook on pod creation
+//! defaulting they share), objects with typed metadata ([`meta`]), Fargate's mutating webhook on pod creation
 //! ([`admission`]), `pods/binding` ([`binding`]), service-account token signing
 //! ([`service_accounts`]) and the resource metrics API's data ([`metrics`]). Everything writes
 //! through here, so a pod a ReplicaSet controller makes is admitted exactly like one

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use crate::resources::{self, ResourceType};
 use localfargate_core::validation;
 use localfargate_store::{Object, Revision, Store, StoreError, Tx, transaction};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::custom::catalog::CRD_GROUP;
 use crate::custom::{Catalog, CustomResources};
 pub use crate::error::{KubeError, Result};
+use crate::meta::{DynamicObject, Field, ObjectMeta};
 pub use crate::meta::{
     finalizers, into_resource_version, is_deleting, is_finished, name_of, namespace_of, new_uid,
     now_rfc3339, rfc3339, set_resource_version, uid_of, with_resource_version,
@@ -60,20 +61,6 @@ pub struct Objects {
     profiles: Arc<crate::profile_index::IndexCache>,
     custom: Arc<CustomResources>,
     pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
-}
-
-fn metadata_mut(v: &mut Value) -> Result<&mut Map<String, Value>> {
-    let obj = v
-        .as_object_mut()
-        .ok_or_else(|| KubeError::BadRequest("the request body must be a JSON object".into()))?;
-    let meta = obj
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if meta.is_null() {
-        *meta = Value::Object(Map::new());
-    }
-    meta.as_object_mut()
-        .ok_or_else(|| KubeError::BadRequest("metadata must be an object".into()))
 }
 
 const NAME_CHARS: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -236,7 +223,7 @@ impl Objects {
         else {
             return Err(KubeError::not_found(nsrt, ns));
         };
-        if found.value["metadata"]["deletionTimestamp"].is_string() {
+        if is_deleting(&found.value) {
             return Err(KubeError::Forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
             )));
@@ -246,7 +233,7 @@ impl Objects {
 
     /// Create an object as POST does. Returns it as stored.
     pub fn create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
-        let generated = body["metadata"]["name"].as_str().is_none_or(str::is_empty);
+        let generated = name_of(&body).is_empty();
         let chosen_ip = body["spec"]["clusterIP"]
             .as_str()
             .is_some_and(|ip| !ip.is_empty());
@@ -259,11 +246,10 @@ impl Objects {
         // A generated name that collides is retried with another suffix, as upstream does.
         for attempt in 0..5 {
             if generated && attempt > 0 {
-                let base = obj["metadata"]["generateName"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                obj["metadata"]["name"] = Value::String(format!("{base}{}", random_suffix()));
+                let mut renamed = DynamicObject::from_value(std::mem::take(&mut obj))?;
+                let meta = &mut renamed.metadata;
+                meta.name = Some(format!("{}{}", meta.generate_name(), random_suffix()));
+                obj = renamed.into_value();
             }
             match self.create_prepared(rt, namespace, &obj) {
                 Err(Refused::Kube(KubeError::AlreadyExists { .. })) if generated => continue,
@@ -291,7 +277,10 @@ impl Objects {
     /// charges nothing), and returned without writing it.
     pub fn preview_create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
         let obj = self.prepare_create_as(rt, namespace, body, true)?;
-        let ns = obj["metadata"]["namespace"].as_str().unwrap_or(namespace);
+        let ns = match namespace_of(&obj) {
+            "" => namespace,
+            ns => ns,
+        };
         let catalog = self.catalog()?;
         self.check_quota_uncharged(|tx| {
             crate::quota::admit_create(tx, &self.kind, &catalog, rt, ns, &obj)
@@ -337,33 +326,28 @@ impl Objects {
         &self,
         rt: &ResourceType,
         namespace: &str,
-        mut body: Value,
+        body: Value,
         dry_run: bool,
     ) -> Result<Value> {
         writable(rt, "use aws eks create-fargate-profile")?;
-        check_type(rt, &mut body)?;
-        let meta = metadata_mut(&mut body)?;
+        let mut obj = DynamicObject::from_value(body)?;
+        check_type(rt, &mut obj)?;
+        let meta = &mut obj.metadata;
         if rt.namespaced {
-            match meta.get("namespace").and_then(Value::as_str) {
+            match meta.namespace.as_deref() {
                 Some(ns) if !ns.is_empty() && ns != namespace => {
                     return Err(KubeError::BadRequest(
                         "the namespace of the provided object does not match the namespace sent on the request".into(),
                     ));
                 }
-                _ => {
-                    meta.insert("namespace".into(), Value::String(namespace.to_string()));
-                }
+                _ => meta.namespace = Some(namespace.to_string()),
             }
         } else {
-            meta.remove("namespace");
+            meta.clear(Field::Namespace);
         }
-        let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
+        let name = meta.name();
         if name.is_empty() {
-            let generate = meta
-                .get("generateName")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let generate = meta.generate_name();
             if generate.is_empty() {
                 return Err(KubeError::invalid(
                     rt,
@@ -373,10 +357,7 @@ impl Objects {
                 ));
             }
             // Named now, as upstream's BeforeCreate does, so validation sees the name.
-            meta.insert(
-                "name".into(),
-                Value::String(format!("{generate}{}", random_suffix())),
-            );
+            meta.name = Some(format!("{generate}{}", random_suffix()));
         } else if let Some(detail) = unsafe_path_segment(name) {
             // Every name becomes a path segment (and a store key): checked for every kind.
             let detail = format!("Invalid value: \"{name}\": {detail}");
@@ -387,22 +368,23 @@ impl Objects {
             return Err(KubeError::invalid(rt, name, "metadata.name", &detail));
         }
         for drop in [
-            "resourceVersion",
-            "uid",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "selfLink",
+            Field::ResourceVersion,
+            Field::DeletionTimestamp,
+            Field::DeletionGracePeriodSeconds,
+            Field::SelfLink,
         ] {
-            meta.remove(drop);
+            meta.clear(drop);
         }
-        meta.insert("uid".into(), Value::String(new_uid()));
-        meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
+        meta.uid = Some(new_uid());
+        meta.creation_timestamp = Some(now_rfc3339());
         let strategy = strategy_for(rt);
         if strategy.tracks_generation() {
-            meta.insert("generation".into(), json!(1));
+            meta.generation = Some(1);
         } else {
-            meta.remove("generation");
+            meta.clear(Field::Generation);
         }
+        // The strategies, admission and validation read the object as JSON.
+        let mut body = obj.into_value();
         strategy.default(rt, &mut body)?;
         if let Some(status) = strategy.initial_status(&body) {
             body["status"] = status;
@@ -421,7 +403,7 @@ impl Objects {
             dry_run,
         };
         if self.webhooks_mutate(&hooked, &mut body)? {
-            check_type(rt, &mut body)?;
+            check_type_of_json(rt, &mut body)?;
             strategy.default(rt, &mut body)?;
         }
         if rt.custom {
@@ -485,22 +467,25 @@ impl Objects {
         status: bool,
         dry_run: bool,
     ) -> Result<Value> {
-        let precondition = body["metadata"]["resourceVersion"]
-            .as_str()
+        let mut body = DynamicObject::from_value(body)?;
+        let precondition = body
+            .metadata
+            .resource_version
+            .as_deref()
             .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse::<Revision>()
                     .map_err(|_| KubeError::BadRequest(format!("invalid resourceVersion {s:?}")))
             })
             .transpose()?;
-        let mut body = body;
         check_type(rt, &mut body)?;
-        let body_name = name_of(&body);
+        let body_name = body.metadata.name();
         if !body_name.is_empty() && body_name != name {
             return Err(KubeError::BadRequest(format!(
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
+        let body = body.into_value();
         self.update_or_preview(
             rt,
             namespace,
@@ -578,9 +563,8 @@ impl Objects {
                 return Err(KubeError::conflict(rt, name));
             }
             let old = self.present_one(rt, with_resource_version(&current))?;
-            let mut new = f(&old)?;
-            check_type(rt, &mut new)?;
-            merge_update(rt, &current.value, &mut new, status)?;
+            let current_meta = ObjectMeta::of(&current.value);
+            let mut new = merge_update(rt, &current.value, &current_meta, f(&old)?, status)?;
             let hooked = crate::webhooks::Attributes {
                 operation: crate::webhooks::Operation::Update,
                 rt,
@@ -592,8 +576,7 @@ impl Objects {
                 dry_run,
             };
             if webhooks && self.webhooks_mutate(&hooked, &mut new)? {
-                check_type(rt, &mut new)?;
-                merge_update(rt, &current.value, &mut new, status)?;
+                new = merge_update(rt, &current.value, &current_meta, new, status)?;
             }
             if rt.custom {
                 self.admit_custom(rt, &mut new, Some(&current.value))?;
@@ -606,7 +589,7 @@ impl Objects {
                 // a pod's containers, and an unchanged manifest compares equal to what is stored.
                 strategy_for(rt).default(rt, &mut new)?;
                 strategy_for(rt).admit_update(self, &current.value, &mut new)?;
-                bump_generation(rt, &current.value, &mut new);
+                bump_generation(rt, &current.value, &current_meta, &mut new)?;
                 strategy_for(rt).validate_update(rt, &current.value, &new)?;
                 let errors = validation::validate_update(rt.group, rt.kind, &current.value, &new);
                 if !errors.is_empty() {
@@ -640,9 +623,11 @@ impl Objects {
             // Removing the last finalizer finishes a deletion; other writes to an object being
             // deleted do not (a terminating namespace waits for its contents, a pod on a node for
             // its node agent).
-            let finished = is_deleting(&new)
-                && finalizers(&new).is_empty()
-                && !finalizers(&current.value).is_empty()
+            let finished = !current_meta.finalizers().is_empty()
+                && {
+                    let new_meta = ObjectMeta::of(&new);
+                    new_meta.is_deleting() && new_meta.finalizers().is_empty()
+                }
                 && strategy_for(rt).last_finalizer_deletes(&current.value);
             // A quota refusal aborts the write; checked in its transaction, as creates are.
             let catalog = self.catalog()?;
@@ -697,14 +682,15 @@ impl Objects {
             if attempt == 0 {
                 self.delete_webhooks(rt, namespace, name, &current, false)?;
             }
+            let mut new = DynamicObject::from_value(current.value.clone())?;
             if let Some(uid) = &opts.precondition_uid
-                && uid != uid_of(&current.value)
+                && uid != new.metadata.uid()
             {
                 return Err(KubeError::Conflict {
                     message: format!(
                         "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                         rt.qualified(),
-                        uid_of(&current.value)
+                        new.metadata.uid()
                     ),
                     kind: rt.qualified(),
                     name: name.to_string(),
@@ -723,9 +709,8 @@ impl Objects {
                     name: name.to_string(),
                 });
             }
-            let mut new = current.value.clone();
-            let already = is_deleting(&new);
-            let mut fins = finalizers(&new);
+            let already = new.metadata.is_deleting();
+            let mut fins = new.metadata.finalizers().to_vec();
             if !already {
                 for f in strategy_for(rt).finalizers_on_delete() {
                     if !fins.iter().any(|x| x == f) {
@@ -746,7 +731,7 @@ impl Objects {
             }
             // A pod on a node stops first: its node agent finishes the deletion. A namespace
             // waits for its controller to empty it.
-            let deletion = strategy_for(rt).deletion(&new, opts.grace_period_seconds);
+            let deletion = strategy_for(rt).deletion(&current.value, opts.grace_period_seconds);
             if fins.is_empty() && deletion == Deletion::Immediate {
                 match transaction(&*self.store, |tx| {
                     tx.delete(&self.kind, &key, Some(current.revision))
@@ -764,28 +749,28 @@ impl Objects {
                     Err(e) => return Err(self.map_store(rt, name, e)),
                 }
             }
-            if already && fins == finalizers(&current.value) {
+            if already && fins == new.metadata.finalizers() {
                 return Ok(Deleted::Pending(
                     self.present_done(rt, with_resource_version(&current)),
                 ));
             }
-            let meta = metadata_mut(&mut new)?;
+            let meta = &mut new.metadata;
             if !already {
-                meta.insert("deletionTimestamp".into(), Value::String(now_rfc3339()));
-                let grace = match deletion {
+                meta.deletion_timestamp = Some(now_rfc3339());
+                meta.deletion_grace_period_seconds = Some(match deletion {
                     Deletion::Graceful { seconds } => seconds,
                     _ => 0,
-                };
-                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                });
             }
-            if fins.is_empty() {
-                meta.remove("finalizers");
-            } else {
-                meta.insert("finalizers".into(), json!(fins));
-            }
+            meta.set_finalizers(fins);
             if deletion == Deletion::HeldUntilFinalized {
-                new["status"]["phase"] = json!("Terminating");
+                let status = new.body.entry("status").or_insert_with(|| json!({}));
+                if !status.is_object() {
+                    *status = json!({});
+                }
+                status["phase"] = json!("Terminating");
             }
+            let new = new.into_value();
             match transaction(&*self.store, |tx| {
                 tx.update(&self.kind, &key, &new, Some(current.revision))
             }) {
@@ -931,98 +916,105 @@ pub fn present(rt: &ResourceType, mut v: Value) -> Value {
 }
 
 /// `apiVersion` and `kind` must be this resource's, or absent (then they are filled in).
-fn check_type(rt: &ResourceType, body: &mut Value) -> Result<()> {
+fn check_type(rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
     let expected = rt.api_version();
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| KubeError::BadRequest("the request body must be a JSON object".into()))?;
-    match obj.get("apiVersion").and_then(Value::as_str) {
+    match obj.api_version.as_deref() {
         Some(v) if v != expected => {
             return Err(KubeError::BadRequest(format!(
                 "the API version in the data ({v}) does not match the expected API version ({expected})"
             )));
         }
-        _ => {
-            obj.insert("apiVersion".into(), Value::String(expected));
-        }
+        Some(_) => {}
+        None => obj.set_api_version(expected),
     }
-    match obj.get("kind").and_then(Value::as_str) {
+    match obj.kind.as_deref() {
         Some(k) if k != rt.kind => {
             return Err(KubeError::BadRequest(format!(
                 "the kind in the data ({k}) does not match the expected kind ({})",
                 rt.kind
             )));
         }
-        _ => {
-            obj.insert("kind".into(), Value::String(rt.kind.to_string()));
-        }
+        Some(_) => {}
+        None => obj.set_kind(rt.kind.to_string()),
     }
     Ok(())
 }
 
-/// Carry over what an update may not change, keep status or everything but status depending on
-/// the endpoint, and bump `generation` when the spec changed.
-fn merge_update(rt: &ResourceType, old: &Value, new: &mut Value, status: bool) -> Result<()> {
+/// [`check_type`] of an object a webhook handed back as JSON.
+fn check_type_of_json(rt: &ResourceType, body: &mut Value) -> Result<()> {
+    let mut obj = DynamicObject::from_value(std::mem::take(body))?;
+    check_type(rt, &mut obj)?;
+    *body = obj.into_value();
+    Ok(())
+}
+
+/// The object an update writes: its type checked, what an update may not change carried over
+/// from `old` (whose metadata is `old_meta`), and status or everything but status kept
+/// depending on the endpoint.
+fn merge_update(
+    rt: &ResourceType,
+    old: &Value,
+    old_meta: &ObjectMeta,
+    new: Value,
+    status: bool,
+) -> Result<Value> {
+    let mut new = DynamicObject::from_value(new)?;
+    check_type(rt, &mut new)?;
     if status {
-        let status_value = new.get("status").cloned();
-        let mut replaced = old.clone();
+        let mut replaced = DynamicObject::from_value(old.clone())?;
         // A status write records its owner (the front end's field manager) with the object.
-        if let Some(owners) = new["metadata"].get("managedFields").cloned() {
-            replaced["metadata"]["managedFields"] = owners;
+        if new.metadata.has(Field::ManagedFields) {
+            replaced.metadata.carry(Field::ManagedFields, &new.metadata);
         }
-        match status_value {
-            Some(s) => replaced["status"] = s,
+        match new.body.remove("status") {
+            Some(s) => {
+                replaced.body.insert("status".into(), s);
+            }
             None => {
-                if let Some(o) = replaced.as_object_mut() {
-                    o.remove("status");
-                }
+                replaced.body.remove("status");
             }
         }
-        *new = replaced;
-        return Ok(());
+        return Ok(replaced.into_value());
     }
-    {
-        let meta = metadata_mut(new)?;
-        for keep in [
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "namespace",
-            "name",
-            "generation",
-        ] {
-            match old["metadata"].get(keep) {
-                Some(v) => {
-                    meta.insert(keep.to_string(), v.clone());
-                }
-                None => {
-                    meta.remove(keep);
-                }
-            }
-        }
-        meta.remove("resourceVersion");
-        meta.remove("selfLink");
+    for keep in [
+        Field::Uid,
+        Field::CreationTimestamp,
+        Field::DeletionTimestamp,
+        Field::DeletionGracePeriodSeconds,
+        Field::Namespace,
+        Field::Name,
+        Field::Generation,
+    ] {
+        new.metadata.carry(keep, old_meta);
     }
+    new.metadata.clear(Field::ResourceVersion);
+    new.metadata.clear(Field::SelfLink);
     if rt.has_status {
         match old.get("status") {
-            Some(s) => new["status"] = s.clone(),
+            Some(s) => {
+                new.body.insert("status".into(), s.clone());
+            }
             None => {
-                if let Some(o) = new.as_object_mut() {
-                    o.remove("status");
-                }
+                new.body.remove("status");
             }
         }
     }
-    Ok(())
+    Ok(new.into_value())
 }
 
 /// `generation` counts changes to everything but metadata and status.
-fn bump_generation(rt: &ResourceType, old: &Value, new: &mut Value) {
+fn bump_generation(
+    rt: &ResourceType,
+    old: &Value,
+    old_meta: &ObjectMeta,
+    new: &mut Value,
+) -> Result<()> {
     if strategy_for(rt).tracks_generation() && spec_of(rt, old) != spec_of(rt, new) {
-        let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
-        new["metadata"]["generation"] = json!(g + 1);
+        let mut bumped = DynamicObject::from_value(std::mem::take(new))?;
+        bumped.metadata.generation = Some(old_meta.generation.unwrap_or(1) + 1);
+        *new = bumped.into_value();
     }
+    Ok(())
 }
 
 /// Everything but metadata and (when it has its own subresource) status: what `generation`

@@ -302,10 +302,7 @@ impl Strategy for PodStrategy {
         crate::limit_ranger::admit(objects, obj)?;
         crate::limit_ranger::validate_pod(objects, obj)?;
         obj["status"]["qosClass"] = json!(defaults::qos_class(&obj["spec"]));
-        let namespace = obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        let namespace = crate::meta::namespace_of(obj).to_string();
         crate::service_account_admission::admit(objects, &namespace, obj);
         // EKS's pod identity webhook (IRSA), which runs for every pod on EKS.
         crate::pod_identity_webhook::admit(objects, &namespace, obj);

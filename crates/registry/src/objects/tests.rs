@@ -325,3 +325,72 @@ fn workload_templates_are_type_checked() {
         "{e}"
     );
 }
+
+/// What the registry stamps goes through the typed metadata; the rest of the metadata (fields
+/// it does not know, empty lists and maps) is stored and returned as the client wrote it.
+#[test]
+fn metadata_the_registry_does_not_own_is_kept_as_written() {
+    let o = objects();
+    let cms = resource("", "configmaps");
+    let body = json!({"metadata": {
+        "name": "c", "labels": {}, "annotations": {"a": "1"}, "finalizers": [],
+        "futureField": {"x": [1, null]}, "uid": "forged", "resourceVersion": "",
+        "selfLink": "/old", "deletionTimestamp": "2020-01-01T00:00:00Z",
+    }, "data": {"k": "v"}});
+    let created = o.create(cms, "default", body).unwrap();
+    let meta = created["metadata"].as_object().unwrap();
+    let keys: Vec<&str> = meta.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "annotations",
+            "creationTimestamp",
+            "finalizers",
+            "futureField",
+            "labels",
+            "name",
+            "namespace",
+            "resourceVersion",
+            "uid"
+        ]
+    );
+    assert_ne!(meta["uid"], "forged");
+    assert_eq!(meta["labels"], json!({}));
+    assert_eq!(meta["finalizers"], json!([]));
+    assert_eq!(meta["futureField"], json!({"x": [1, null]}));
+    assert!(meta.get("generation").is_none());
+
+    // An update may not change the server's fields; it keeps what it says of the others.
+    let mut changed = created.clone();
+    changed["metadata"]["uid"] = json!("other");
+    changed["metadata"]["creationTimestamp"] = json!("2020-01-01T00:00:00Z");
+    changed["metadata"]["futureField"] = json!("now a string");
+    changed["metadata"]["labels"] = json!({"app": "a"});
+    let updated = o
+        .update(cms, "default", "c", changed, false, false)
+        .unwrap();
+    assert_eq!(updated["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(
+        updated["metadata"]["creationTimestamp"],
+        created["metadata"]["creationTimestamp"]
+    );
+    assert_eq!(updated["metadata"]["futureField"], "now a string");
+    assert_eq!(updated["metadata"]["labels"], json!({"app": "a"}));
+
+    // A finalizer holds the delete, which stamps the deletion fields, typed.
+    o.update_with(cms, "default", "c", false, None, &mut |cur| {
+        let mut cur = cur.clone();
+        cur["metadata"]["finalizers"] = json!(["example.com/hold"]);
+        Ok(cur)
+    })
+    .unwrap();
+    let Deleted::Pending(held) = o
+        .delete(cms, "default", "c", &DeleteOptions::default())
+        .unwrap()
+    else {
+        panic!("a finalizer holds the deletion")
+    };
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(held["metadata"]["deletionGracePeriodSeconds"], 0);
+    assert_eq!(held["metadata"]["futureField"], "now a string");
+}
