@@ -188,7 +188,7 @@ pub async fn run(args: &[String]) -> Result<(), DnsError> {
         let wait = (reload.interval + Duration::from_millis(jitter)).saturating_sub(reload.jitter);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = running.tasks.join_next() => return Ok(()),
+            None = running.tasks.join_next() => return Ok(()),
         }
         let new_text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -229,7 +229,7 @@ pub async fn run(args: &[String]) -> Result<(), DnsError> {
                         if let Some(slot) = running.routers.get(&port) {
                             let probes = r.probes.clone();
                             *slot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r);
-                            spawn_probes(&mut running.tasks, port, probes);
+                            spawn_probes(port, probes);
                         }
                     }
                     config = new;
@@ -254,11 +254,11 @@ pub async fn run(args: &[String]) -> Result<(), DnsError> {
                 }
             }
         }
-        tracing::info!(target: "plugin/reload", "Running configuration SHA512 = {}", digest(&text));
+        tracing::info!(target: "plugin/reload", "Running configuration hash = {}", digest(&text));
     }
 }
 
-/// A short fingerprint of the Corefile for the log (CoreDNS logs its SHA512).
+/// A short hash of the Corefile for the log (where CoreDNS logs its SHA512).
 fn digest(text: &str) -> String {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut h = DefaultHasher::new();
@@ -374,9 +374,10 @@ struct Running {
 
 /// `loop`'s probes: each asks this server its random HINFO name, for up to 30 s until an
 /// answer comes; a loop shows as the name arriving more than twice (see [`LoopProbe`]).
-fn spawn_probes(tasks: &mut tokio::task::JoinSet<()>, port: u16, probes: Vec<Arc<LoopProbe>>) {
+fn spawn_probes(port: u16, probes: Vec<Arc<LoopProbe>>) {
     for p in probes {
-        tasks.spawn(async move {
+        // Detached: a probe's end is not the server's (the listeners' tasks are awaited).
+        tokio::spawn(async move {
             let to = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             let forwarder = Forwarder::new(vec![to], 0);
@@ -417,7 +418,7 @@ async fn start(config: &Corefile, shared: &Shared) -> Result<Running, DnsError> 
         let router: SharedRouter = Arc::new(RwLock::new(Arc::new(router)));
         tasks.spawn(serve_udp(udp, router.clone()));
         tasks.spawn(serve_tcp(tcp, router.clone()));
-        spawn_probes(&mut tasks, port, probes);
+        spawn_probes(port, probes);
         shared_routers.insert(port, router);
         tracing::info!(port, "CoreDNS (built in) serving");
     }

@@ -575,4 +575,180 @@ mod tests {
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
         assert_eq!(m.metadata.id, 0x1234);
     }
+
+    /// An upstream on loopback answering every A question with `ip` (TTL 60).
+    async fn upstream(ip: [u8; 4]) -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let mut r = Message::response(q.metadata.id, OpCode::Query);
+                r.queries = q.queries.clone();
+                r.answers.push(hickory_proto::rr::Record::from_rdata(
+                    q.queries[0].name().clone(),
+                    60,
+                    RData::A(hickory_proto::rr::rdata::A::from(std::net::Ipv4Addr::from(
+                        ip,
+                    ))),
+                ));
+                let _ = sock.send_to(&r.to_vec().unwrap(), peer).await;
+            }
+        });
+        addr
+    }
+
+    fn answer(bytes: Option<Vec<u8>>) -> (ResponseCode, Vec<String>) {
+        let m = Message::from_vec(&bytes.unwrap()).unwrap();
+        (
+            m.metadata.response_code,
+            m.answers.iter().map(|r| r.data.to_string()).collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn queries_go_to_the_most_specific_block_and_are_counted() {
+        let root_up = upstream([192, 0, 2, 1]).await;
+        let stub_up = upstream([10, 9, 8, 7]).await;
+        let metrics = Arc::new(Metrics::default());
+        let mut root = handler(1);
+        root.forwarder = Some(Forwarder::new(vec![root_up], 30).with_cache_metrics(
+            crate::forward::CacheMetrics {
+                metrics: metrics.clone(),
+                server: "dns://:53".into(),
+                zones: ".".into(),
+            },
+        ));
+        let stub = DnsHandler {
+            authority: None,
+            state: root.state.clone(),
+            forwarder: Some(Forwarder::new(vec![stub_up], 0).with_scope(
+                Name::root(),
+                vec![Name::from_ascii("skip.example.internal.").unwrap()],
+            )),
+        };
+        let router = Router {
+            port: 53,
+            blocks: vec![
+                Block {
+                    zone: Name::root(),
+                    handler: root,
+                },
+                Block {
+                    zone: Name::from_ascii("example.internal.").unwrap(),
+                    handler: stub,
+                },
+            ],
+            metrics: Some(metrics.clone()),
+            probes: Vec::new(),
+        };
+        let peer: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let ask = |name: &str| {
+            let q = query(name, RecordType::A, None);
+            let router = &router;
+            async move { answer(router.handle(&q, true, peer).await) }
+        };
+        // The stub domain's names go to its own upstream; the rest to the root's.
+        assert_eq!(
+            ask("db.example.internal.").await,
+            (ResponseCode::NoError, vec!["10.9.8.7".to_string()])
+        );
+        assert_eq!(
+            ask("example.com.").await,
+            (ResponseCode::NoError, vec!["192.0.2.1".to_string()])
+        );
+        // `except`: not forwarded, and no plugin after it.
+        assert_eq!(
+            ask("a.skip.example.internal.").await,
+            (ResponseCode::ServFail, vec![])
+        );
+        // The cluster's names stay with the kubernetes block.
+        assert_eq!(
+            ask("nope.default.svc.cluster.local.").await.0,
+            ResponseCode::NXDomain
+        );
+        // Again from the cache.
+        assert_eq!(
+            ask("example.com.").await,
+            (ResponseCode::NoError, vec!["192.0.2.1".to_string()])
+        );
+        let l = |zone: &str, rcode: &str, plugin: &str| {
+            metrics.get(
+                "coredns_dns_responses_total",
+                &[
+                    ("server", "dns://:53"),
+                    ("zone", zone),
+                    ("view", ""),
+                    ("rcode", rcode),
+                    ("plugin", plugin),
+                ],
+            )
+        };
+        assert_eq!(l("example.internal.", "NOERROR", "forward"), 1);
+        assert_eq!(l("example.internal.", "SERVFAIL", ""), 1);
+        assert_eq!(l(".", "NOERROR", "forward"), 1);
+        assert_eq!(l(".", "NOERROR", "cache"), 1);
+        assert_eq!(l(".", "NXDOMAIN", "kubernetes"), 1);
+        let requests = |zone: &str| {
+            metrics.get(
+                "coredns_dns_requests_total",
+                &[
+                    ("server", "dns://:53"),
+                    ("zone", zone),
+                    ("view", ""),
+                    ("proto", "udp"),
+                    ("family", "1"),
+                    ("type", "A"),
+                ],
+            )
+        };
+        assert_eq!((requests("."), requests("example.internal.")), (3, 2));
+        let cache = [("server", "dns://:53"), ("zones", "."), ("view", "")];
+        assert_eq!(metrics.get("coredns_cache_misses_total", &cache), 1);
+        let mut hit = cache.to_vec();
+        hit.push(("type", "success"));
+        assert_eq!(metrics.get("coredns_cache_hits_total", &hit), 1);
+    }
+
+    #[tokio::test]
+    async fn no_block_for_the_zone_is_refused() {
+        let router = Router {
+            port: 53,
+            blocks: vec![Block {
+                zone: Name::from_ascii("example.internal.").unwrap(),
+                handler: handler(1),
+            }],
+            metrics: None,
+            probes: Vec::new(),
+        };
+        let q = query("example.com.", RecordType::A, None);
+        let got = answer(
+            router
+                .handle(&q, true, "127.0.0.1:1".parse().unwrap())
+                .await,
+        );
+        assert_eq!(got, (ResponseCode::Refused, vec![]));
+    }
+
+    #[test]
+    fn the_loop_probe_counts_its_own_name_until_disabled() {
+        let p = LoopProbe::new(&Name::root()).unwrap();
+        assert_eq!(p.name.num_labels(), 2);
+        let other = Name::from_ascii("x.y.").unwrap();
+        assert!(!p.saw(&other, RecordType::HINFO));
+        assert!(!p.saw(&p.name, RecordType::A));
+        assert!(!p.saw(&p.name, RecordType::HINFO));
+        assert!(!p.saw(&p.name, RecordType::HINFO));
+        assert!(
+            p.saw(&p.name, RecordType::HINFO),
+            "the third time is a loop"
+        );
+        p.reset();
+        assert!(!p.saw(&p.name, RecordType::HINFO));
+        p.disable();
+        for _ in 0..5 {
+            assert!(!p.saw(&p.name, RecordType::HINFO));
+        }
+    }
 }
