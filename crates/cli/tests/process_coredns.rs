@@ -180,9 +180,11 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
     )
     .unwrap();
     let busybox = layout;
-    let c = Cluster::new(&network_flags(work.path(), "10.62.", |_| {}), |data| {
-        common::process_cluster::load(data, &busybox)
-    });
+    // The kubelet's volume sync every 2 s, so a ConfigMap edit reaches the CoreDNS pods'
+    // Corefile soon (then `reload`'s own check, 30 s ± 15 s).
+    let mut flags = network_flags(work.path(), "10.62.", |_| {});
+    flags.extend(["--volume-sync-interval".to_string(), "2".to_string()]);
+    let c = Cluster::new(&flags, |data| common::process_cluster::load(data, &busybox));
     let out = c.localfargate(&[
         "profile",
         "create",
@@ -328,6 +330,106 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
     // A name that is not there is NXDOMAIN, not a time-out.
     let (resolved, said) = lookup(&c, "default", "here", "nothere.default.svc.cluster.local");
     assert!(!resolved && said.contains("NXDOMAIN"), "{said}");
+    // `reload`: a second server block added to the `coredns` ConfigMap (a zone of its own
+    // served by the kubernetes plugin) reaches the running CoreDNS pods without a restart.
+    let (resolved, said) = lookup(&c, "default", "here", "web.default.svc.corp.test");
+    assert!(
+        !resolved,
+        "corp.test resolved before it was configured: {said}"
+    );
+    let cm: serde_json::Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "configmap",
+        "coredns",
+        "-n",
+        "kube-system",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let corefile = cm["data"]["Corefile"].as_str().unwrap().to_string();
+    let patched = format!(
+        "corp.test:53 {{\n    errors\n    kubernetes corp.test\n    cache 30\n}}\n{corefile}"
+    );
+    c.ok(&[
+        "patch",
+        "configmap",
+        "coredns",
+        "-n",
+        "kube-system",
+        "--type",
+        "merge",
+        "-p",
+        &serde_json::json!({"data": {"Corefile": patched}}).to_string(),
+    ]);
+    let restarts = |c: &Cluster| -> Vec<i64> {
+        let all: serde_json::Value = serde_json::from_str(&c.ok(&[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "k8s-app=kube-dns",
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        all["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["status"]["containerStatuses"][0]["restartCount"].as_i64())
+            .collect()
+    };
+    let before = restarts(&c);
+    c.eventually(
+        "the reloaded Corefile's block to answer",
+        Duration::from_secs(150),
+        || {
+            let (resolved, out) = lookup(&c, "default", "here", "web.default.svc.corp.test");
+            resolved && out.contains(&cluster_ip)
+        },
+    );
+    assert_eq!(
+        restarts(&c),
+        before,
+        "CoreDNS restarted instead of reloading"
+    );
+    // `prometheus`: each CoreDNS pod's :9153/metrics, read from a pod, counts the queries by
+    // server block.
+    let coredns_pods: serde_json::Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "pods",
+        "-n",
+        "kube-system",
+        "-l",
+        "k8s-app=kube-dns",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let mut counted = String::new();
+    for p in coredns_pods["items"].as_array().unwrap() {
+        let ip = p["status"]["podIP"].as_str().unwrap();
+        counted += &text(&c.http_from("default", "here", ip, 9153, "/metrics", 3));
+    }
+    assert!(counted.contains("coredns_build_info{"), "{counted}");
+    assert!(
+        counted
+            .lines()
+            .any(|l| l.starts_with("coredns_dns_requests_total{")
+                && l.contains("zone=\"corp.test.\"")
+                && l.contains("server=\"dns://:53\"")),
+        "{counted}"
+    );
+    assert!(
+        counted
+            .lines()
+            .any(|l| l.starts_with("coredns_dns_responses_total{")
+                && l.contains("rcode=\"NXDOMAIN\"")
+                && l.contains("plugin=\"kubernetes\"")),
+        "{counted}"
+    );
     // And the address it gives leads to the web pod through the Service.
     c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     let mut page = String::new();
