@@ -366,7 +366,8 @@ impl Router {
             }
         }
         let block = self.block_for(query.name());
-        let zone = block.map(|b| b.zone.to_string()).unwrap_or_default();
+        // No block: CoreDNS counts the query under the zone `dropped`.
+        let zone = block.map_or_else(|| "dropped".to_string(), |b| b.zone.to_string());
         let (response, plugin) = match block {
             Some(b) => b.handler.respond(&request, udp).await,
             None => {
