@@ -123,6 +123,12 @@ fn load(path: &str) -> Result<(String, Corefile), DnsError> {
         source,
     })?;
     let config = corefile::parse(path, &text)?;
+    warn_unsupported(&config);
+    Ok((text, config))
+}
+
+/// One warning per block naming the plugins it has that the built-in does not do.
+fn warn_unsupported(config: &Corefile) {
     for s in &config.servers {
         if !s.unsupported.is_empty() {
             tracing::warn!(
@@ -132,7 +138,6 @@ fn load(path: &str) -> Result<(String, Corefile), DnsError> {
             );
         }
     }
-    Ok((text, config))
 }
 
 /// Run the built-in CoreDNS until it fails.
@@ -212,15 +217,7 @@ pub async fn run(args: &[String]) -> Result<(), DnsError> {
                 continue;
             }
         };
-        for s in &new.servers {
-            if !s.unsupported.is_empty() {
-                tracing::warn!(
-                    zones = %s.zones.join(" "),
-                    plugins = %s.unsupported.join(" "),
-                    "plugins not supported by localfargate's built-in CoreDNS are ignored"
-                );
-            }
-        }
+        warn_unsupported(&new);
         tracing::info!("Reloading");
         if layout(&new) == running.layout {
             match routers(&new, &shared) {

@@ -66,7 +66,13 @@ pub struct Forwarder {
     policy: Policy,
     next: AtomicUsize,
     cache_metrics: Option<CacheMetrics>,
+    /// Upstreams that failed lately, and when: tried after the others until they answer
+    /// again (CoreDNS's forward marks failing upstreams down with its health checks).
+    failed: Mutex<HashMap<SocketAddr, Instant>>,
 }
+
+/// How long a failed upstream goes to the end of the order.
+const FAILED_FOR: Duration = Duration::from_secs(10);
 
 impl Forwarder {
     /// Forwarding to `upstreams` in order; answers cached up to `max_ttl` seconds (0: none).
@@ -80,6 +86,7 @@ impl Forwarder {
             policy: Policy::Sequential,
             next: AtomicUsize::new(0),
             cache_metrics: None,
+            failed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -127,7 +134,24 @@ impl Forwarder {
                 v.swap(i, j);
             }
         }
+        // Those that failed lately last (a stable sort keeps the policy's order otherwise).
+        let now = Instant::now();
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        v.sort_by_key(|a| {
+            failed
+                .get(a)
+                .is_some_and(|t| now.duration_since(*t) < FAILED_FOR)
+        });
         v
+    }
+
+    fn mark(&self, upstream: SocketAddr, ok: bool) {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if ok {
+            failed.remove(&upstream);
+        } else {
+            failed.insert(upstream, Instant::now());
+        }
     }
 
     fn count_cache(&self, hit: Option<&Message>) {
@@ -191,7 +215,9 @@ impl Forwarder {
         }
         let mut last = DnsError::NoUpstream;
         for upstream in &self.ordered() {
-            match exchange(*upstream, request, tcp).await {
+            let result = exchange(*upstream, request, tcp).await;
+            self.mark(*upstream, result.is_ok());
+            match result {
                 Ok(mut response) => {
                     if response.metadata.truncation && !tcp {
                         // Too big for UDP upstream: ask again over TCP, as CoreDNS's forward
@@ -370,6 +396,31 @@ mod tests {
         let mut o = random.ordered();
         o.sort();
         assert_eq!(o, ups, "every upstream once");
+    }
+
+    #[tokio::test]
+    async fn a_failing_upstream_is_tried_last_until_it_answers() {
+        // Nothing listens on `dead` (refused at once); `live` answers.
+        let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let live_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let live = live_sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, peer)) = live_sock.recv_from(&mut buf).await {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let mut r = Message::response(q.metadata.id, OpCode::Query);
+                r.queries = q.queries.clone();
+                let _ = live_sock.send_to(&r.to_vec().unwrap(), peer).await;
+            }
+        });
+        let f = Forwarder::new(vec![dead, live], 0);
+        assert_eq!(f.ordered(), vec![dead, live]);
+        let name = Name::from_ascii("example.test.").unwrap();
+        assert!(f.lookup(&name, RecordType::A).await.is_ok());
+        assert_eq!(f.ordered(), vec![live, dead]);
     }
 
     #[test]
