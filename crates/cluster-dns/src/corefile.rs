@@ -121,6 +121,7 @@ const KNOWN_PLUGINS: &[&str] = &[
     "grpc",
     "header",
     "hosts",
+    "import",
     "k8s_external",
     "local",
     "metadata",
