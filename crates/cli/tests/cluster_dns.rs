@@ -234,7 +234,7 @@ fn the_builtin_coredns_answers_from_the_clusters_api() {
             .args(["coredns", "-conf"])
             .arg(&corefile)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("coredns.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -334,4 +334,285 @@ fn the_builtin_coredns_answers_from_the_clusters_api() {
     eventually("web's name to go", || {
         status(dns, "web.default.svc.cluster.local", "A").0 == "NXDOMAIN"
     });
+}
+
+/// An upstream resolver on loopback (`dnsmasq`) answering `address` rules (`/domain/ip`).
+fn dnsmasq(port: u16, addresses: &[&str]) -> Killed {
+    let mut cmd = Command::new("dnsmasq");
+    cmd.args([
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1",
+        &format!("--port={port}"),
+        // Answers with a TTL the cache keeps (dnsmasq's own default is 0).
+        "--local-ttl=60",
+        "--pid-file=",
+        "--user=root",
+    ]);
+    for a in addresses {
+        cmd.arg(format!("--address={a}"));
+    }
+    Killed(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn http_body(port: u16, path: &str) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The value of the series of `family` whose labels include all of `labels`.
+fn metric(text: &str, family: &str, labels: &[&str]) -> Option<u64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn stub_domains_reload_and_metrics() {
+    if skip_without_kubectl() {
+        return;
+    }
+    if let Some(why) = missing_tools() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let c = KubeCluster::create("dnsstub");
+    let out = c.apply(
+        V,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let web_ip = c.json(V, &["get", "service", "web"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = c.ok(V, &["create", "token", "coredns", "-n", "kube-system"]);
+    let admin: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&c.kubeconfig).unwrap()).unwrap();
+    let cluster = &admin["clusters"][0]["cluster"];
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: coredns\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: coredns}}\ncurrent-context: c\n",
+            cluster["server"].as_str().unwrap(),
+            cluster["certificate-authority-data"].as_str().unwrap(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+
+    // The cluster's upstream (the VPC resolver's stand-in) and a corporate resolver that the
+    // stub domains go to; each answers the other's names differently, so a wrong route shows.
+    let (vpc, corp, dead) = (free_port(), free_port(), free_port());
+    let _vpc = dnsmasq(
+        vpc,
+        &[
+            "/upstream.example.test/192.0.2.7",
+            "/example.internal/192.0.2.66",
+        ],
+    );
+    let _corp = dnsmasq(
+        corp,
+        &[
+            "/example.internal/10.9.8.7",
+            "/corp.test/10.7.7.7",
+            "/upstream.example.test/203.0.113.9",
+        ],
+    );
+
+    let (dns, ready, prom) = (free_port(), free_port(), free_port());
+    let corefile = dir.path().join("Corefile");
+    // A stub domain beside EKS's block, as users add it to the `coredns` ConfigMap: two
+    // upstreams (the first one dead, tried first), an `except`, and a plugin the built-in
+    // does not do.
+    let stub = format!(
+        "example.internal:{dns} {{\n    errors\n    cache 30\n    forward . 127.0.0.1:{dead} 127.0.0.1:{corp} {{\n        policy sequential\n        except skip.example.internal\n    }}\n    hosts /etc/hosts.corp\n}}\n"
+    );
+    let root = format!(
+        ".:{dns} {{\n    errors\n    ready 127.0.0.1:{ready}\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n      pods insecure\n      fallthrough in-addr.arpa ip6.arpa\n      kubeconfig {}\n    }}\n    prometheus 127.0.0.1:{prom}\n    forward . 127.0.0.1:{vpc}\n    cache 30\n    loop\n    reload 2s 1s\n    loadbalance\n}}\n",
+        kubeconfig.display()
+    );
+    std::fs::write(&corefile, format!("{stub}{root}")).unwrap();
+    let log = dir.path().join("coredns.log");
+    let _coredns = Killed(
+        Command::new(env!("CARGO_BIN_EXE_localfargate"))
+            .args(["coredns", "-conf"])
+            .arg(&corefile)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("/ready", || http_status(ready, "/ready") == Some(200));
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged().contains("not supported") && logged().contains("plugins=hosts"),
+        "{}",
+        logged()
+    );
+
+    // Routed by the most specific zone: the stub's names to the corporate resolver (past the
+    // dead first upstream), the rest to the VPC's, the cluster's from the API.
+    assert_eq!(short(dns, "db.example.internal", "A"), ["10.9.8.7"]);
+    assert_eq!(short(dns, "upstream.example.test", "A"), ["192.0.2.7"]);
+    assert_eq!(
+        short(dns, "web.default.svc.cluster.local", "A"),
+        [web_ip.as_str()]
+    );
+    assert_eq!(
+        status(dns, "a.skip.example.internal", "A"),
+        ("SERVFAIL".to_string(), 0)
+    );
+    // Not yet a stub domain: corp.test goes to the VPC resolver, which does not know it.
+    assert_ne!(short(dns, "app.corp.test", "A"), ["10.7.7.7"]);
+    // A second time from the stub block's cache.
+    assert_eq!(short(dns, "db.example.internal", "A"), ["10.9.8.7"]);
+
+    // `/metrics` with CoreDNS's names and labels.
+    let m = http_body(prom, "/metrics");
+    assert!(m.contains("coredns_build_info{"), "{m}");
+    let server = format!("server=\"dns://:{dns}\"");
+    assert!(
+        metric(
+            &m,
+            "coredns_dns_requests_total",
+            &[
+                &server,
+                "zone=\"example.internal.\"",
+                "proto=\"udp\"",
+                "type=\"A\""
+            ]
+        )
+        .is_some_and(|n| n >= 3),
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "coredns_dns_responses_total",
+            &[&server, "zone=\"example.internal.\"", "rcode=\"SERVFAIL\""]
+        )
+        .is_some_and(|n| n >= 1),
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "coredns_dns_responses_total",
+            &[&server, "zone=\"cluster.local.\"", "rcode=\"NOERROR\""]
+        )
+        .is_none()
+            && metric(
+                &m,
+                "coredns_dns_responses_total",
+                &[
+                    &server,
+                    "zone=\".\"",
+                    "rcode=\"NOERROR\"",
+                    "plugin=\"kubernetes\""
+                ]
+            )
+            .is_some_and(|n| n >= 1),
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "coredns_cache_hits_total",
+            &[&server, "zones=\"example.internal.\"", "type=\"success\""]
+        )
+        .is_some_and(|n| n >= 1),
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "coredns_cache_misses_total",
+            &[&server, "zones=\"example.internal.\""]
+        )
+        .is_some_and(|n| n >= 1),
+        "{m}"
+    );
+
+    // `reload`: a new stub domain in the Corefile is served without a restart.
+    let corp_block = format!("corp.test:{dns} {{\n    forward . 127.0.0.1:{corp}\n}}\n");
+    std::fs::write(&corefile, format!("{stub}{corp_block}{root}")).unwrap();
+    eventually("the reloaded Corefile's stub domain", || {
+        short(dns, "app.corp.test", "A") == ["10.7.7.7"]
+    });
+    assert_eq!(
+        short(dns, "web.default.svc.cluster.local", "A"),
+        [web_ip.as_str()]
+    );
+    // A Corefile that does not parse: the old config keeps serving, the error is logged.
+    let broken = root.replace("    loadbalance\n", "    loadbalance\n    banana\n");
+    std::fs::write(&corefile, format!("{stub}{corp_block}{broken}")).unwrap();
+    eventually("the failed reload's log", || {
+        logged().contains("Corefile changed but reload failed")
+    });
+    assert!(
+        logged().contains("Unknown directive 'banana'"),
+        "{}",
+        logged()
+    );
+    assert_eq!(short(dns, "app.corp.test", "A"), ["10.7.7.7"]);
+    let m = http_body(prom, "/metrics");
+    assert!(
+        metric(&m, "coredns_reload_failed_total", &[]).is_some_and(|n| n >= 1),
+        "{m}"
+    );
+}
+
+#[test]
+fn loop_stops_a_server_that_forwards_to_itself() {
+    // CoreDNS's own example: `loop` and a `forward` to this very server.
+    let dir = tempfile::tempdir().unwrap();
+    let dns = free_port();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(".:{dns} {{\n    loop\n    forward . 127.0.0.1:{dns}\n}}\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("coredns.log");
+    let mut coredns = Killed(
+        Command::new(env!("CARGO_BIN_EXE_localfargate"))
+            .args(["coredns", "-conf"])
+            .arg(&corefile)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut exit = None;
+    eventually("the server to stop", || {
+        exit = coredns.0.try_wait().unwrap();
+        exit.is_some()
+    });
+    assert_eq!(exit.and_then(|s| s.code()), Some(1));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!(" -> :{dns}) detected for zone \".\", see https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO "))
+            && logged.contains("plugin/loop: Loop (127.0.0.1:"),
+        "{logged}"
+    );
 }

@@ -6,9 +6,77 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::process_cluster::{Cluster, network_flags, text};
+use localfargate_runtime::image::LayoutFile;
+
+/// The files a C library's resolver needs in a pod, from this host: glibc's `getent`, the
+/// libraries `ldd` lists for it, the NSS modules for `files` and `dns` and their `libresolv`,
+/// and an `/etc/nsswitch.conf` of `hosts: files dns`. `Err` says what the host lacks.
+fn glibc_resolver_files() -> Result<Vec<LayoutFile>, String> {
+    let getent = Path::new("/usr/bin/getent");
+    if !getent.exists() {
+        return Err("/usr/bin/getent is not installed (libc-bin)".into());
+    }
+    let ldd = std::process::Command::new("ldd")
+        .arg(getent)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    let mut paths: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .filter_map(|l| {
+            // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or `/lib64/ld-linux… (0x…)`.
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| path.to_string())
+        })
+        .collect();
+    let libdir = paths
+        .iter()
+        .find(|p| p.contains("/libc.so"))
+        .and_then(|p| Path::new(p).parent())
+        .map(|d| d.display().to_string())
+        .ok_or("ldd lists no libc for getent (a static or non-glibc getent)")?;
+    for nss in ["libnss_files.so.2", "libnss_dns.so.2", "libresolv.so.2"] {
+        let p = format!("{libdir}/{nss}");
+        if !Path::new(&p).exists() {
+            return Err(format!("{p} is missing"));
+        }
+        paths.push(p);
+    }
+    let mut files = Vec::new();
+    let mut dirs: Vec<String> = Vec::new();
+    for p in paths.iter().map(String::as_str).chain(["/usr/bin/getent"]) {
+        let rel = p.trim_start_matches('/');
+        let mut acc = String::new();
+        for part in Path::new(rel).parent().into_iter().flat_map(|d| d.iter()) {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(&part.to_string_lossy());
+            if !dirs.contains(&acc) && acc != "bin" && acc != "etc" {
+                dirs.push(acc.clone());
+                files.push(LayoutFile::Dir {
+                    path: acc.clone(),
+                    mode: 0o755,
+                });
+            }
+        }
+        let data = std::fs::read(p).map_err(|e| format!("reading {p}: {e}"))?;
+        files.push(LayoutFile::File {
+            path: rel.to_string(),
+            mode: 0o755,
+            data,
+        });
+    }
+    files.push(LayoutFile::File {
+        path: "etc/nsswitch.conf".into(),
+        mode: 0o644,
+        data: b"hosts: files dns\n".to_vec(),
+    });
+    Ok(files)
+}
 
 #[test]
 fn coredns_pods_run_the_builtin_coredns_after_the_guides_patch() {
@@ -101,10 +169,22 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
     skip_unless_able!();
     let work = tempfile::tempdir().unwrap();
     let image = "localfargate.test/busybox:dns";
-    let busybox = common::process_cluster::busybox_layout(work.path(), image, &["sh"]);
-    let c = Cluster::new(&network_flags(work.path(), "10.62.", |_| {}), |data| {
-        common::process_cluster::load(data, &busybox)
-    });
+    // busybox, and glibc's resolver where this host has it (checked at the end).
+    let resolver = glibc_resolver_files();
+    let layout = work.path().join("layout-busybox-dns");
+    localfargate_runtime::test_images::busybox_layout_with(
+        &layout,
+        image,
+        &["sh"],
+        resolver.clone().unwrap_or_default(),
+    )
+    .unwrap();
+    let busybox = layout;
+    // The kubelet's volume sync every 2 s, so a ConfigMap edit reaches the CoreDNS pods'
+    // Corefile soon (then `reload`'s own check, 30 s ± 15 s).
+    let mut flags = network_flags(work.path(), "10.62.", |_| {});
+    flags.extend(["--volume-sync-interval".to_string(), "2".to_string()]);
+    let c = Cluster::new(&flags, |data| common::process_cluster::load(data, &busybox));
     let out = c.localfargate(&[
         "profile",
         "create",
@@ -210,9 +290,146 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
             "{short}: {last}: {said}"
         );
     }
+    // A C library's resolver in the pod: glibc's getaddrinfo (getent hosts) walks the search
+    // path itself and lands on the Service's ClusterIP.
+    match &resolver {
+        Err(why) => eprintln!("glibc resolver checks skipped: {why}"),
+        Ok(_) => {
+            for (ns, pod, short) in [("default", "here", "web"), ("jobs", "there", "web.default")] {
+                let out = c.kubectl(&[
+                    "exec",
+                    "-n",
+                    ns,
+                    pod,
+                    "--",
+                    "/usr/bin/getent",
+                    "hosts",
+                    short,
+                ]);
+                let said = text(&out);
+                assert!(
+                    out.status.success()
+                        && said.split_whitespace().next() == Some(cluster_ip.as_str())
+                        && said.contains("web.default.svc.cluster.local"),
+                    "getent hosts {short} in {ns}/{pod}: {said}"
+                );
+            }
+            let out = c.kubectl(&[
+                "exec",
+                "-n",
+                "default",
+                "here",
+                "--",
+                "/usr/bin/getent",
+                "hosts",
+                "nothere",
+            ]);
+            assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        }
+    }
     // A name that is not there is NXDOMAIN, not a time-out.
     let (resolved, said) = lookup(&c, "default", "here", "nothere.default.svc.cluster.local");
     assert!(!resolved && said.contains("NXDOMAIN"), "{said}");
+    // `reload`: a second server block added to the `coredns` ConfigMap (a zone of its own
+    // served by the kubernetes plugin) reaches the running CoreDNS pods without a restart.
+    let (resolved, said) = lookup(&c, "default", "here", "web.default.svc.corp.test");
+    assert!(
+        !resolved,
+        "corp.test resolved before it was configured: {said}"
+    );
+    let cm: serde_json::Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "configmap",
+        "coredns",
+        "-n",
+        "kube-system",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let corefile = cm["data"]["Corefile"].as_str().unwrap().to_string();
+    let patched = format!(
+        "corp.test:53 {{\n    errors\n    kubernetes corp.test\n    cache 30\n}}\n{corefile}"
+    );
+    c.ok(&[
+        "patch",
+        "configmap",
+        "coredns",
+        "-n",
+        "kube-system",
+        "--type",
+        "merge",
+        "-p",
+        &serde_json::json!({"data": {"Corefile": patched}}).to_string(),
+    ]);
+    let restarts = |c: &Cluster| -> Vec<i64> {
+        let all: serde_json::Value = serde_json::from_str(&c.ok(&[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "k8s-app=kube-dns",
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        all["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["status"]["containerStatuses"][0]["restartCount"].as_i64())
+            .collect()
+    };
+    let before = restarts(&c);
+    c.eventually(
+        "the reloaded Corefile's block to answer",
+        Duration::from_secs(150),
+        || {
+            let (resolved, out) = lookup(&c, "default", "here", "web.default.svc.corp.test");
+            resolved && out.contains(&cluster_ip)
+        },
+    );
+    assert_eq!(
+        restarts(&c),
+        before,
+        "CoreDNS restarted instead of reloading"
+    );
+    // `prometheus`: each CoreDNS pod's :9153/metrics, read from a pod, counts the queries by
+    // server block.
+    let coredns_pods: serde_json::Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "pods",
+        "-n",
+        "kube-system",
+        "-l",
+        "k8s-app=kube-dns",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let mut counted = String::new();
+    for p in coredns_pods["items"].as_array().unwrap() {
+        let ip = p["status"]["podIP"].as_str().unwrap();
+        counted += &text(&c.http_from("default", "here", ip, 9153, "/metrics", 3));
+    }
+    assert!(counted.contains("coredns_build_info{"), "{counted}");
+    assert!(
+        counted
+            .lines()
+            .any(|l| l.starts_with("coredns_dns_requests_total{")
+                && l.contains("zone=\"corp.test.\"")
+                && l.contains("server=\"dns://:53\"")),
+        "{counted}"
+    );
+    assert!(
+        counted
+            .lines()
+            .any(|l| l.starts_with("coredns_dns_responses_total{")
+                && l.contains("rcode=\"NXDOMAIN\"")
+                && l.contains("plugin=\"kubernetes\"")),
+        "{counted}"
+    );
     // And the address it gives leads to the web pod through the Service.
     c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     let mut page = String::new();

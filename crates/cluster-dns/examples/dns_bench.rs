@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use localfargate_cluster_dns::records::Authority;
-use localfargate_cluster_dns::server::{DnsHandler, serve_udp};
+use localfargate_cluster_dns::server::{DnsHandler, Router, serve_udp};
 use localfargate_cluster_dns::state::{ClusterState, Kind};
 use serde_json::json;
 use tokio::net::UdpSocket;
@@ -55,14 +55,16 @@ fn serve(port: u16, n: u64) {
                                  "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}),
             );
         }
-        let handler = Arc::new(DnsHandler {
-            authority: Authority::new("cluster.local", &["in-addr.arpa", "ip6.arpa"])
-                .expect("the zone"),
+        let handler = DnsHandler {
+            authority: Some(
+                Authority::new("cluster.local", &["in-addr.arpa", "ip6.arpa"]).expect("the zone"),
+            ),
             state: Arc::new(RwLock::new(s)),
             forwarder: None,
-        });
+        };
+        let router = Arc::new(RwLock::new(Arc::new(Router::single(port, handler))));
         let sock = UdpSocket::bind(("127.0.0.1", port)).await.expect("bind");
-        serve_udp(sock, handler).await;
+        serve_udp(sock, router).await;
     });
 }
 

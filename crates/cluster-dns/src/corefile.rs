@@ -1,6 +1,8 @@
-//! The subset of CoreDNS's Corefile that EKS's `coredns` ConfigMap uses: one server block
-//! (`.:53`) with `errors`, `health`, `ready`, `kubernetes`, `prometheus`, `forward`, `cache`,
-//! `loop`, `reload`, `loadbalance` (and `log`).
+//! The part of CoreDNS's Corefile that EKS's `coredns` ConfigMap uses, and what users add to
+//! it: server blocks (`.:53`, stub domains such as `example.internal:53`) with `errors`,
+//! `health`, `ready`, `kubernetes`, `prometheus`, `forward` (`except`, `policy`), `cache`,
+//! `loop`, `reload`, `loadbalance` (and `log`). Other plugins of CoreDNS are accepted and
+//! listed in [`ServerBlock::unsupported`]; a name CoreDNS does not know fails as it fails.
 
 use crate::DnsError;
 
@@ -24,9 +26,17 @@ pub const EKS_COREFILE: &str = ".:53 {
 }
 ";
 
-/// What the server block asks for.
+/// A Corefile: its server blocks, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Corefile {
+    pub servers: Vec<ServerBlock>,
+}
+
+/// One server block (`ZONE[:PORT] ... { plugins }`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerBlock {
+    /// The zones the block serves, lower case, fully qualified (`.`, `example.internal.`).
+    pub zones: Vec<String>,
     /// The port DNS is served on (`.:53`).
     pub port: u16,
     /// `health [ADDR]`: where `/health` is served (`:8080`).
@@ -36,10 +46,42 @@ pub struct Corefile {
     /// `prometheus [ADDR]` (`:9153`).
     pub prometheus: Option<String>,
     pub kubernetes: Option<Kubernetes>,
-    /// `forward . TO...`: files (resolv.conf) or addresses.
-    pub forward: Vec<String>,
+    pub forward: Option<Forward>,
     /// `cache [TTL]`: the most seconds an answer is kept (0: no cache).
     pub cache: u32,
+    /// `loop`: probe for a forwarding loop at start.
+    pub loop_detect: bool,
+    /// `reload [INTERVAL [JITTER]]`: how often the Corefile is checked, in seconds.
+    pub reload: Option<Reload>,
+    /// Plugins CoreDNS has that the built-in does not do (warned about, then ignored).
+    pub unsupported: Vec<String>,
+}
+
+/// `forward FROM TO... { except NAMES...; policy P }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The zone forwarded (`.`), lower case, fully qualified.
+    pub from: String,
+    /// Files (resolv.conf) or addresses.
+    pub to: Vec<String>,
+    /// Names under these zones are not forwarded.
+    pub except: Vec<String>,
+    pub policy: Policy,
+}
+
+/// The order upstreams are tried in (`policy`; CoreDNS's default is `random`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    Random,
+    RoundRobin,
+    Sequential,
+}
+
+/// `reload`'s check interval and jitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reload {
+    pub interval: std::time::Duration,
+    pub jitter: std::time::Duration,
 }
 
 /// The `kubernetes` plugin's block.
@@ -55,6 +97,54 @@ pub struct Kubernetes {
     pub ttl: u32,
 }
 
+/// Plugins of CoreDNS (its `plugin.cfg`) that the built-in accepts without doing them: a
+/// Corefile naming them still loads, with a warning, as the pods must keep serving.
+const KNOWN_PLUGINS: &[&str] = &[
+    "acl",
+    "any",
+    "auto",
+    "autopath",
+    "azure",
+    "bind",
+    "bufsize",
+    "cancel",
+    "chaos",
+    "clouddns",
+    "debug",
+    "dns64",
+    "dnssec",
+    "dnstap",
+    "erratic",
+    "etcd",
+    "file",
+    "geoip",
+    "grpc",
+    "header",
+    "hosts",
+    "import",
+    "k8s_external",
+    "local",
+    "metadata",
+    "minimal",
+    "multisocket",
+    "nsid",
+    "on",
+    "pprof",
+    "rewrite",
+    "root",
+    "route53",
+    "secondary",
+    "sign",
+    "template",
+    "timeouts",
+    "tls",
+    "trace",
+    "transfer",
+    "tsig",
+    "view",
+    "whoami",
+];
+
 /// A directive's line, its words, and its sub-block's lines.
 type Directive = (usize, Vec<String>, Vec<(usize, Vec<String>)>);
 
@@ -68,7 +158,9 @@ fn tokens(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default();
-        for w in line.split_whitespace() {
+        // Braces are tokens of their own even when written against a word (`.:53{`).
+        let spaced = line.replace('{', " { ").replace('}', " } ");
+        for w in spaced.split_whitespace() {
             out.push(Token {
                 line: i + 1,
                 text: w.to_string(),
@@ -86,63 +178,109 @@ fn parse_error(file: &str, line: usize, msg: impl std::fmt::Display) -> DnsError
     DnsError::Corefile(format!("{file}:{line} - Error during parsing: {msg}"))
 }
 
+/// `name` lower case with its final dot.
+pub fn fqdn(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with('.') { n } else { format!("{n}.") }
+}
+
+/// A server block's key: `[dns://]ZONE[:PORT]` → (zone, port).
+fn server_key(file: &str, line: usize, key: &str) -> Result<(String, u16), DnsError> {
+    let k = key.trim_start_matches("dns://");
+    let (zone, port) = match k.rsplit_once(':') {
+        Some((zone, port)) => (
+            zone,
+            port.parse()
+                .map_err(|_| parse_error(file, line, format!("invalid port {port:?}")))?,
+        ),
+        None => (k, 53),
+    };
+    let zone = if zone.is_empty() { "." } else { zone };
+    if zone.contains("://") || zone.contains('/') {
+        return Err(parse_error(
+            file,
+            line,
+            format!("unsupported server address {key:?}"),
+        ));
+    }
+    Ok((fqdn(zone), port))
+}
+
 /// Parse `text` (read from `file`, for messages).
 pub fn parse(file: &str, text: &str) -> Result<Corefile, DnsError> {
     let toks = tokens(text);
-    let mut it = toks.iter().filter(|t| t.text != "\n").peekable();
-    let key = it
-        .next()
-        .ok_or_else(|| DnsError::Corefile(format!("{file}: no server block")))?;
-    let port = match key.text.split_once(':') {
-        Some((zone, port)) if zone == "." || zone.is_empty() => port
-            .parse()
-            .map_err(|_| parse_error(file, key.line, format!("invalid port {port:?}")))?,
-        None if key.text == "." => 53,
-        _ => {
-            return Err(parse_error(
-                file,
-                key.line,
-                format!(
-                    "only the root server block is supported, not {:?}",
-                    key.text
-                ),
-            ));
-        }
-    };
-    match it.next() {
-        Some(t) if t.text == "{" => {}
-        Some(t) => return Err(parse_error(file, t.line, "expected '{'")),
-        None => return Err(parse_error(file, key.line, "expected '{'")),
-    }
-    // The lines of the block: each directive with its arguments and an optional sub-block.
-    let mut lines: Vec<Directive> = Vec::new();
-    let body: Vec<&Token> = toks.iter().skip_while(|t| t.text != "{").skip(1).collect();
+    let mut servers = Vec::new();
     let mut i = 0;
-    let mut closed = false;
-    while i < body.len() {
-        let t = body[i];
+    loop {
+        while i < toks.len() && toks[i].text == "\n" {
+            i += 1;
+        }
+        if i >= toks.len() {
+            break;
+        }
+        // The keys, up to the block's brace (several keys: `a.com b.com:53 {`, `a.com,b.com`).
+        let key_line = toks[i].line;
+        let mut keys = Vec::new();
+        while i < toks.len() && toks[i].text != "{" {
+            if toks[i].text == "}" {
+                return Err(parse_error(file, toks[i].line, "unexpected '}'"));
+            }
+            if toks[i].text != "\n" {
+                keys.extend(
+                    toks[i]
+                        .text
+                        .split(',')
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_string),
+                );
+            }
+            i += 1;
+        }
+        if i >= toks.len() {
+            return Err(parse_error(file, key_line, "expected '{'"));
+        }
+        i += 1;
+        let (lines, next) = block_lines(file, key_line, &toks, i)?;
+        i = next;
+        servers.push(server_block(file, key_line, &keys, lines)?);
+    }
+    if servers.is_empty() {
+        return Err(DnsError::Corefile(format!("{file}: no server block")));
+    }
+    Ok(Corefile { servers })
+}
+
+/// The directives of the block whose body starts at `toks[i]`, and where parsing goes on.
+fn block_lines(
+    file: &str,
+    key_line: usize,
+    toks: &[Token],
+    mut i: usize,
+) -> Result<(Vec<Directive>, usize), DnsError> {
+    let mut lines: Vec<Directive> = Vec::new();
+    while i < toks.len() {
+        let t = &toks[i];
         if t.text == "\n" {
             i += 1;
             continue;
         }
         if t.text == "}" {
-            closed = true;
-            break;
+            return Ok((lines, i + 1));
         }
         let line = t.line;
         let mut words = Vec::new();
-        while i < body.len() && body[i].text != "\n" && body[i].text != "{" {
-            words.push(body[i].text.clone());
+        while i < toks.len() && toks[i].text != "\n" && toks[i].text != "{" && toks[i].text != "}" {
+            words.push(toks[i].text.clone());
             i += 1;
         }
         let mut sub = Vec::new();
-        if i < body.len() && body[i].text == "{" {
+        if i < toks.len() && toks[i].text == "{" {
             i += 1;
             let mut cur: Vec<String> = Vec::new();
             let mut cur_line = line;
             let mut ended = false;
-            while i < body.len() {
-                let b = body[i];
+            while i < toks.len() {
+                let b = &toks[i];
                 i += 1;
                 match b.text.as_str() {
                     "}" => {
@@ -171,17 +309,61 @@ pub fn parse(file: &str, text: &str) -> Result<Corefile, DnsError> {
         }
         lines.push((line, words, sub));
     }
-    if !closed {
-        return Err(parse_error(file, key.line, "unexpected EOF"));
+    Err(parse_error(file, key_line, "unexpected EOF"))
+}
+
+fn duration(file: &str, line: usize, s: &str) -> Result<std::time::Duration, DnsError> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|p| s.split_at(p))
+        .unwrap_or((s, "s"));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| parse_error(file, line, format!("invalid duration {s:?}")))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(parse_error(file, line, format!("invalid duration {s:?}"))),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+fn server_block(
+    file: &str,
+    key_line: usize,
+    keys: &[String],
+    lines: Vec<Directive>,
+) -> Result<ServerBlock, DnsError> {
+    let mut zones = Vec::new();
+    let mut port = None;
+    for k in keys {
+        let (zone, p) = server_key(file, key_line, k)?;
+        if port.is_some_and(|q| q != p) {
+            return Err(parse_error(
+                file,
+                key_line,
+                "the keys of one server block must share a port",
+            ));
+        }
+        port = Some(p);
+        zones.push(zone);
     }
-    let mut c = Corefile {
+    let Some(port) = port else {
+        return Err(parse_error(file, key_line, "a server block needs a zone"));
+    };
+    let mut c = ServerBlock {
+        zones,
         port,
         health: None,
         ready: None,
         prometheus: None,
         kubernetes: None,
-        forward: Vec::new(),
+        forward: None,
         cache: 0,
+        loop_detect: false,
+        reload: None,
+        unsupported: Vec::new(),
     };
     for (line, words, sub) in lines {
         let Some((name, args)) = words.split_first() else {
@@ -189,7 +371,31 @@ pub fn parse(file: &str, text: &str) -> Result<Corefile, DnsError> {
         };
         let first = || args.first().cloned();
         match name.as_str() {
-            "errors" | "loop" | "reload" | "loadbalance" | "log" => {}
+            "errors" | "loadbalance" | "log" => {}
+            "loop" => c.loop_detect = true,
+            "reload" => {
+                let interval = match args.first() {
+                    Some(s) => duration(file, line, s)?,
+                    None => std::time::Duration::from_secs(30),
+                };
+                let jitter = match args.get(1) {
+                    Some(s) => duration(file, line, s)?,
+                    None => interval / 2,
+                };
+                // CoreDNS's bounds: at least 2 s between checks, at least 1 s of jitter,
+                // jitter at most half the interval.
+                if interval < std::time::Duration::from_secs(2)
+                    || jitter < std::time::Duration::from_secs(1)
+                    || jitter > interval / 2
+                {
+                    return Err(parse_error(
+                        file,
+                        line,
+                        "reload: interval at least 2s, jitter at least 1s and at most half the interval",
+                    ));
+                }
+                c.reload = Some(Reload { interval, jitter });
+            }
             "health" => c.health = Some(first().unwrap_or_else(|| ":8080".into())),
             "ready" => c.ready = Some(first().unwrap_or_else(|| ":8181".into())),
             "prometheus" => c.prometheus = Some(first().unwrap_or_else(|| ":9153".into())),
@@ -202,10 +408,57 @@ pub fn parse(file: &str, text: &str) -> Result<Corefile, DnsError> {
                 }
             }
             "forward" => {
-                if args.first().map(String::as_str) != Some(".") || args.len() < 2 {
-                    return Err(parse_error(file, line, "forward . TO... is supported"));
+                if args.len() < 2 {
+                    return Err(parse_error(file, line, "forward FROM TO... needs a target"));
                 }
-                c.forward = args[1..].to_vec();
+                let mut f = Forward {
+                    from: fqdn(&args[0]),
+                    to: args[1..].to_vec(),
+                    except: Vec::new(),
+                    policy: Policy::Random,
+                };
+                for (sline, s) in sub {
+                    let Some((opt, rest)) = s.split_first() else {
+                        continue;
+                    };
+                    match opt.as_str() {
+                        "except" => f.except.extend(rest.iter().map(|n| fqdn(n))),
+                        "policy" => {
+                            f.policy = match rest.first().map(String::as_str) {
+                                Some("random") => Policy::Random,
+                                Some("round_robin") => Policy::RoundRobin,
+                                Some("sequential") => Policy::Sequential,
+                                other => {
+                                    return Err(parse_error(
+                                        file,
+                                        sline,
+                                        format!("unknown policy '{}'", other.unwrap_or("")),
+                                    ));
+                                }
+                            }
+                        }
+                        "force_tcp"
+                        | "prefer_udp"
+                        | "expire"
+                        | "max_fails"
+                        | "health_check"
+                        | "max_concurrent"
+                        | "tls"
+                        | "tls_servername"
+                        | "next"
+                        | "failfast_all_unhealthy_upstreams" => {
+                            c.unsupported.push(format!("forward/{opt}"));
+                        }
+                        other => {
+                            return Err(parse_error(
+                                file,
+                                sline,
+                                format!("unknown property '{other}'"),
+                            ));
+                        }
+                    }
+                }
+                c.forward = Some(f);
             }
             "kubernetes" => {
                 let mut k = Kubernetes {
@@ -243,6 +496,7 @@ pub fn parse(file: &str, text: &str) -> Result<Corefile, DnsError> {
                 }
                 c.kubernetes = Some(k);
             }
+            other if KNOWN_PLUGINS.contains(&other) => c.unsupported.push(other.to_string()),
             other => {
                 return Err(parse_error(
                     file,
@@ -262,13 +516,27 @@ mod tests {
     #[test]
     fn eks_corefile() {
         let c = parse("Corefile", EKS_COREFILE).unwrap();
-        assert_eq!(c.port, 53);
-        assert_eq!(c.health.as_deref(), Some(":8080"));
-        assert_eq!(c.ready.as_deref(), Some(":8181"));
-        assert_eq!(c.prometheus.as_deref(), Some(":9153"));
-        assert_eq!(c.forward, vec!["/etc/resolv.conf"]);
-        assert_eq!(c.cache, 30);
-        let k = c.kubernetes.unwrap();
+        let [s] = c.servers.as_slice() else {
+            panic!("{c:?}")
+        };
+        assert_eq!(s.zones, vec!["."]);
+        assert_eq!(s.port, 53);
+        assert_eq!(s.health.as_deref(), Some(":8080"));
+        assert_eq!(s.ready.as_deref(), Some(":8181"));
+        assert_eq!(s.prometheus.as_deref(), Some(":9153"));
+        let f = s.forward.as_ref().unwrap();
+        assert_eq!(
+            (f.from.as_str(), f.to.clone()),
+            (".", vec!["/etc/resolv.conf".to_string()])
+        );
+        assert_eq!(f.policy, Policy::Random);
+        assert_eq!(s.cache, 30);
+        assert!(s.loop_detect);
+        let r = s.reload.unwrap();
+        assert_eq!(r.interval.as_secs(), 30);
+        assert_eq!(r.jitter.as_secs(), 15);
+        assert!(s.unsupported.is_empty());
+        let k = s.kubernetes.as_ref().unwrap();
         assert_eq!(k.zones, vec!["cluster.local", "in-addr.arpa", "ip6.arpa"]);
         assert_eq!(k.pods, "insecure");
         assert_eq!(k.fallthrough, vec!["in-addr.arpa", "ip6.arpa"]);
@@ -282,15 +550,47 @@ mod tests {
             ".:1053 {\n health 127.0.0.1:18080\n ready 127.0.0.1:18181\n kubernetes cluster.local {\n  kubeconfig /tmp/k\n }\n forward . 127.0.0.1:5300\n}\n",
         )
         .unwrap();
-        assert_eq!(c.port, 1053);
-        assert_eq!(c.health.as_deref(), Some("127.0.0.1:18080"));
-        assert_eq!(c.kubernetes.unwrap().kubeconfig.as_deref(), Some("/tmp/k"));
-        assert_eq!(c.cache, 0);
+        let s = &c.servers[0];
+        assert_eq!(s.port, 1053);
+        assert_eq!(s.health.as_deref(), Some("127.0.0.1:18080"));
+        assert_eq!(
+            s.kubernetes.as_ref().unwrap().kubeconfig.as_deref(),
+            Some("/tmp/k")
+        );
+        assert_eq!(s.cache, 0);
+        assert!(!s.loop_detect && s.reload.is_none());
         let e = parse("f", ".:53 {\n  bogus\n}\n").unwrap_err().to_string();
         assert!(
             e.contains("f:2 - Error during parsing: Unknown directive 'bogus'"),
             "{e}"
         );
         assert!(parse("f", ".:53 {\n errors\n").is_err());
+        assert!(parse("f", ".:53 {\n reload 1s\n}\n").is_err());
+        assert!(parse("f", "").is_err());
+    }
+
+    #[test]
+    fn stub_domains_several_blocks_and_unsupported_plugins() {
+        let text = "example.internal:53 {\n    errors\n    cache 30\n    forward . 10.1.2.3 10.1.2.4:5353 {\n        except skip.example.internal\n        policy sequential\n        max_fails 3\n    }\n}\ncorp.test, lab.test:53{\n  forward . 10.9.9.9\n  rewrite name a b\n}\n.:53 {\n    kubernetes cluster.local\n    hosts /etc/hosts\n    forward . /etc/resolv.conf\n    reload 2s 1s\n}\n";
+        let c = parse("Corefile", text).unwrap();
+        assert_eq!(c.servers.len(), 3);
+        let stub = &c.servers[0];
+        assert_eq!(stub.zones, vec!["example.internal."]);
+        assert_eq!(stub.port, 53);
+        let f = stub.forward.as_ref().unwrap();
+        assert_eq!(f.to, vec!["10.1.2.3", "10.1.2.4:5353"]);
+        assert_eq!(f.except, vec!["skip.example.internal."]);
+        assert_eq!(f.policy, Policy::Sequential);
+        assert_eq!(stub.unsupported, vec!["forward/max_fails"]);
+        assert!(stub.kubernetes.is_none());
+        assert_eq!(c.servers[1].zones, vec!["corp.test.", "lab.test."]);
+        assert_eq!(c.servers[1].unsupported, vec!["rewrite"]);
+        let root = &c.servers[2];
+        assert_eq!(root.zones, vec!["."]);
+        assert_eq!(root.unsupported, vec!["hosts"]);
+        assert_eq!(root.reload.unwrap().interval.as_secs(), 2);
+        // Keys of one block on different ports, and a stray brace, are errors.
+        assert!(parse("f", "a.test:53 b.test:54 {\n}\n").is_err());
+        assert!(parse("f", "}\n").is_err());
     }
 }

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -12,6 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::DnsError;
+use crate::corefile::Policy;
+use crate::metrics::Metrics;
 
 /// How long one upstream gets before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,12 +47,32 @@ struct Entry {
     expires: Instant,
 }
 
+/// Where the cache's counters go: the metrics and the block's `server` and `zones` labels.
+pub struct CacheMetrics {
+    pub metrics: Arc<Metrics>,
+    pub server: String,
+    pub zones: String,
+}
+
 /// A forwarder to upstream resolvers with a TTL-capped cache.
 pub struct Forwarder {
     upstreams: Vec<SocketAddr>,
     max_ttl: u32,
     cache: Mutex<HashMap<Key, Entry>>,
+    /// `forward FROM`: names under it are forwarded (the root: all).
+    from: Name,
+    /// `except`: names under these are not.
+    except: Vec<Name>,
+    policy: Policy,
+    next: AtomicUsize,
+    cache_metrics: Option<CacheMetrics>,
+    /// Upstreams that failed lately, and when: tried after the others until they answer
+    /// again (CoreDNS's forward marks failing upstreams down with its health checks).
+    failed: Mutex<HashMap<SocketAddr, Instant>>,
 }
+
+/// How long a failed upstream goes to the end of the order.
+const FAILED_FOR: Duration = Duration::from_secs(10);
 
 impl Forwarder {
     /// Forwarding to `upstreams` in order; answers cached up to `max_ttl` seconds (0: none).
@@ -58,6 +81,104 @@ impl Forwarder {
             upstreams,
             max_ttl,
             cache: Mutex::new(HashMap::new()),
+            from: Name::root(),
+            except: Vec::new(),
+            policy: Policy::Sequential,
+            next: AtomicUsize::new(0),
+            cache_metrics: None,
+            failed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Only names under `from` and under none of `except` are forwarded.
+    pub fn with_scope(mut self, from: Name, except: Vec<Name>) -> Forwarder {
+        self.from = from;
+        self.except = except;
+        self
+    }
+
+    /// The order upstreams are tried in.
+    pub fn with_policy(mut self, policy: Policy) -> Forwarder {
+        self.policy = policy;
+        self
+    }
+
+    /// Count cache hits and misses into `m`.
+    pub fn with_cache_metrics(mut self, m: CacheMetrics) -> Forwarder {
+        self.cache_metrics = Some(m);
+        self
+    }
+
+    /// Whether `name` is this forwarder's to forward (`FROM`, minus `except`).
+    pub fn matches(&self, name: &Name) -> bool {
+        self.from.zone_of(name) && !self.except.iter().any(|e| e.zone_of(name))
+    }
+
+    /// The upstreams in the order this query tries them.
+    fn ordered(&self) -> Vec<SocketAddr> {
+        let n = self.upstreams.len();
+        if n < 2 {
+            return self.upstreams.clone();
+        }
+        let start = match self.policy {
+            Policy::Sequential => 0,
+            Policy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Policy::Random => usize::from(rand_id()) % n,
+        };
+        let mut v = self.upstreams.clone();
+        v.rotate_left(start);
+        if self.policy == Policy::Random {
+            // The rest in a random order too, as CoreDNS's random policy shuffles them all.
+            for i in (2..v.len()).rev() {
+                let j = 1 + usize::from(rand_id()) % i;
+                v.swap(i, j);
+            }
+        }
+        // Those that failed lately last (a stable sort keeps the policy's order otherwise).
+        let now = Instant::now();
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        v.sort_by_key(|a| {
+            failed
+                .get(a)
+                .is_some_and(|t| now.duration_since(*t) < FAILED_FOR)
+        });
+        v
+    }
+
+    fn mark(&self, upstream: SocketAddr, ok: bool) {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if ok {
+            failed.remove(&upstream);
+        } else {
+            failed.insert(upstream, Instant::now());
+        }
+    }
+
+    fn count_cache(&self, hit: Option<&Message>) {
+        let Some(m) = &self.cache_metrics else {
+            return;
+        };
+        if self.max_ttl == 0 {
+            return;
+        }
+        let base = [
+            ("server", m.server.as_str()),
+            ("zones", m.zones.as_str()),
+            ("view", ""),
+        ];
+        m.metrics.inc("coredns_cache_requests_total", &base);
+        match hit {
+            Some(msg) => {
+                let kind = if msg.answers.is_empty() {
+                    "denial"
+                } else {
+                    "success"
+                };
+                let mut l = base.to_vec();
+                l.push(("type", kind));
+                m.metrics.inc("coredns_cache_hits_total", &l);
+            }
+            None => m.metrics.inc("coredns_cache_misses_total", &base),
         }
     }
 
@@ -73,17 +194,30 @@ impl Forwarder {
     /// The answer to `request`'s question, from the cache or an upstream (over TCP when
     /// `tcp`), with `request`'s id.
     pub async fn resolve(&self, request: &Message, tcp: bool) -> Result<Message, DnsError> {
+        self.resolve_from(request, tcp).await.map(|(m, _)| m)
+    }
+
+    /// As [`Forwarder::resolve`], and whether the answer came from the cache.
+    pub async fn resolve_from(
+        &self,
+        request: &Message,
+        tcp: bool,
+    ) -> Result<(Message, bool), DnsError> {
         let query = request.queries.first().ok_or(DnsError::NoQuestion)?;
         let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
         let key = Self::key(query, dnssec_ok);
-        if let Some(mut cached) = self.cached(&key) {
+        let cached = self.cached(&key);
+        self.count_cache(cached.as_ref());
+        if let Some(mut cached) = cached {
             cached.metadata.id = request.metadata.id;
             cached.queries = request.queries.clone();
-            return Ok(cached);
+            return Ok((cached, true));
         }
         let mut last = DnsError::NoUpstream;
-        for upstream in &self.upstreams {
-            match exchange(*upstream, request, tcp).await {
+        for upstream in &self.ordered() {
+            let result = exchange(*upstream, request, tcp).await;
+            self.mark(*upstream, result.is_ok());
+            match result {
                 Ok(mut response) => {
                     if response.metadata.truncation && !tcp {
                         // Too big for UDP upstream: ask again over TCP, as CoreDNS's forward
@@ -94,7 +228,7 @@ impl Forwarder {
                     }
                     self.store(key, &response);
                     response.metadata.id = request.metadata.id;
-                    return Ok(response);
+                    return Ok((response, false));
                 }
                 Err(e) => {
                     tracing::debug!(upstream = %upstream, error = %e, "upstream failed");
@@ -179,7 +313,7 @@ impl Forwarder {
     }
 }
 
-fn rand_id() -> u16 {
+pub(crate) fn rand_id() -> u16 {
     use std::hash::{BuildHasher, RandomState};
     (RandomState::new().hash_one(Instant::now()) & 0xffff) as u16
 }
@@ -238,6 +372,56 @@ async fn exchange(upstream: SocketAddr, request: &Message, tcp: bool) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_and_order() {
+        let ups: Vec<SocketAddr> = ["10.0.0.1:53", "10.0.0.2:53", "10.0.0.3:53"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let f = Forwarder::new(ups.clone(), 0).with_scope(
+            Name::from_ascii("example.internal.").unwrap(),
+            vec![Name::from_ascii("skip.example.internal.").unwrap()],
+        );
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        assert!(f.matches(&n("a.example.internal.")));
+        assert!(f.matches(&n("EXAMPLE.internal.")));
+        assert!(!f.matches(&n("a.skip.example.internal.")));
+        assert!(!f.matches(&n("example.com.")));
+        assert_eq!(f.ordered(), ups);
+        let rr = Forwarder::new(ups.clone(), 0).with_policy(Policy::RoundRobin);
+        assert_eq!(rr.ordered()[0], ups[0]);
+        assert_eq!(rr.ordered()[0], ups[1]);
+        let random = Forwarder::new(ups.clone(), 0).with_policy(Policy::Random);
+        let mut o = random.ordered();
+        o.sort();
+        assert_eq!(o, ups, "every upstream once");
+    }
+
+    #[tokio::test]
+    async fn a_failing_upstream_is_tried_last_until_it_answers() {
+        // Nothing listens on `dead` (refused at once); `live` answers.
+        let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let live_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let live = live_sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, peer)) = live_sock.recv_from(&mut buf).await {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let mut r = Message::response(q.metadata.id, OpCode::Query);
+                r.queries = q.queries.clone();
+                let _ = live_sock.send_to(&r.to_vec().unwrap(), peer).await;
+            }
+        });
+        let f = Forwarder::new(vec![dead, live], 0);
+        assert_eq!(f.ordered(), vec![dead, live]);
+        let name = Name::from_ascii("example.test.").unwrap();
+        assert!(f.lookup(&name, RecordType::A).await.is_ok());
+        assert_eq!(f.ordered(), vec![live, dead]);
+    }
 
     #[test]
     fn nameservers_of_a_resolv_conf() {

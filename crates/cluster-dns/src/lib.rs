@@ -7,6 +7,7 @@ pub mod coredns;
 pub mod corefile;
 pub mod forward;
 pub mod kube;
+pub mod metrics;
 pub mod records;
 pub mod server;
 pub mod state;

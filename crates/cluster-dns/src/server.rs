@@ -1,15 +1,19 @@
-//! The DNS server: questions over UDP and TCP answered from the cluster's records, other names
-//! forwarded; responses over UDP cut to the client's size with TC set.
+//! The DNS server: questions over UDP and TCP routed to the server block of the most specific
+//! zone (as CoreDNS routes them), answered from the cluster's records or forwarded; responses
+//! over UDP cut to the client's size with TC set; counted for `/metrics`; `loop`'s probe
+//! watched for.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hickory_proto::op::{Edns, Message, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::forward::Forwarder;
+use crate::metrics::Metrics;
 use crate::records::{Authority, Lookup};
 use crate::state::ClusterState;
 
@@ -18,50 +22,73 @@ const PLAIN_UDP: usize = 512;
 /// The UDP size this server offers in its OPT record (the DNS flag day's 1232).
 const EDNS_UDP: u16 = 1232;
 
-/// Everything a query needs: the zone, the cluster's objects and the forwarder.
+/// Everything a server block's query needs: the cluster zone (`kubernetes`, when the block has
+/// it), the cluster's objects and the forwarder.
 pub struct DnsHandler {
-    pub authority: Authority,
+    pub authority: Option<Authority>,
     pub state: Arc<RwLock<ClusterState>>,
     pub forwarder: Option<Forwarder>,
+}
+
+/// A wire-format query decoded, or what to send back instead.
+enum Decoded {
+    Query(Box<Message>),
+    Reply(Option<Vec<u8>>),
+}
+
+fn decode(bytes: &[u8]) -> Decoded {
+    match Message::from_vec(bytes) {
+        Ok(m) if m.metadata.message_type == hickory_proto::op::MessageType::Query => {
+            Decoded::Query(Box::new(m))
+        }
+        Ok(_) => Decoded::Reply(None),
+        Err(_) => {
+            if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
+                return Decoded::Reply(None);
+            }
+            let id = u16::from_be_bytes([bytes[0], bytes[1]]);
+            let m = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
+            Decoded::Reply(m.to_vec().ok())
+        }
+    }
+}
+
+/// `response` encoded for `request`'s transport: an OPT record when the client sent one, cut
+/// to the client's UDP size.
+fn encode(request: &Message, mut response: Message, udp: bool) -> Option<Vec<u8>> {
+    let limit = if udp {
+        request
+            .edns
+            .as_ref()
+            .map(|e| usize::from(e.max_payload()).max(PLAIN_UDP))
+            .unwrap_or(PLAIN_UDP)
+    } else {
+        usize::from(u16::MAX)
+    };
+    if request.edns.is_some() && response.edns.is_none() {
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_UDP);
+        response.set_edns(edns);
+    }
+    fit(response, limit)
 }
 
 impl DnsHandler {
     /// The response to one wire-format query, or `None` for bytes not worth answering
     /// (shorter than a header, or a response).
     pub async fn handle(&self, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
-        let request = match Message::from_vec(bytes) {
-            Ok(m) => m,
-            Err(_) => {
-                if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
-                    return None;
-                }
-                let id = u16::from_be_bytes([bytes[0], bytes[1]]);
-                let m = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
-                return m.to_vec().ok();
+        match decode(bytes) {
+            Decoded::Reply(r) => r,
+            Decoded::Query(request) => {
+                let (response, _) = self.respond(&request, udp).await;
+                encode(&request, response, udp)
             }
-        };
-        if request.metadata.message_type != hickory_proto::op::MessageType::Query {
-            return None;
         }
-        let mut response = self.respond(&request, udp).await;
-        let limit = if udp {
-            request
-                .edns
-                .as_ref()
-                .map(|e| usize::from(e.max_payload()).max(PLAIN_UDP))
-                .unwrap_or(PLAIN_UDP)
-        } else {
-            usize::from(u16::MAX)
-        };
-        if request.edns.is_some() && response.edns.is_none() {
-            let mut edns = Edns::new();
-            edns.set_max_payload(EDNS_UDP);
-            response.set_edns(edns);
-        }
-        fit(response, limit)
     }
 
-    async fn respond(&self, request: &Message, udp: bool) -> Message {
+    /// The answer, and the plugin that gave it (`kubernetes`, `forward`, `cache`; empty for
+    /// an error of the server's own), for `coredns_dns_responses_total`.
+    async fn respond(&self, request: &Message, udp: bool) -> (Message, &'static str) {
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.recursion_available = true;
         let error = |code: ResponseCode| {
@@ -72,39 +99,31 @@ impl DnsHandler {
             m
         };
         if request.metadata.op_code != OpCode::Query {
-            return error(ResponseCode::NotImp);
+            return (error(ResponseCode::NotImp), "");
         }
         let [query] = request.queries.as_slice() else {
-            return error(ResponseCode::FormErr);
+            return (error(ResponseCode::FormErr), "");
         };
-        let (lookup, serial) = {
-            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-            (
-                self.authority
-                    .lookup(&state, query.name(), query.query_type()),
-                state.serial,
-            )
+        let (lookup, serial) = match &self.authority {
+            Some(authority) => {
+                let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+                (
+                    authority.lookup(&state, query.name(), query.query_type()),
+                    state.serial,
+                )
+            }
+            None => (Lookup::Fallthrough, 0),
+        };
+        let Some(authority) = &self.authority else {
+            return self.forward(request, udp, &error).await;
         };
         let mut m = error(ResponseCode::NoError);
         match lookup {
             Lookup::Fallthrough => {
-                let Some(f) = &self.forwarder else {
-                    return error(if self.authority.serves(query.name()) {
-                        ResponseCode::NXDomain
-                    } else {
-                        ResponseCode::Refused
-                    });
-                };
-                return match f.resolve(request, !udp).await {
-                    Ok(mut r) => {
-                        r.metadata.recursion_available = true;
-                        r
-                    }
-                    Err(e) => {
-                        tracing::debug!(name = %query.name(), error = %e, "forwarding failed");
-                        error(ResponseCode::ServFail)
-                    }
-                };
+                if self.forwarder.is_none() && authority.serves(query.name()) {
+                    return (error(ResponseCode::NXDomain), "kubernetes");
+                }
+                return self.forward(request, udp, &error).await;
             }
             Lookup::Answer {
                 answers,
@@ -127,21 +146,50 @@ impl DnsHandler {
             }
             Lookup::NoData => {
                 m.metadata.authoritative = true;
-                m.authorities = vec![self.authority.soa_for(query.name(), serial)];
+                m.authorities = vec![authority.soa_for(query.name(), serial)];
             }
             Lookup::NxDomain => {
                 m.metadata.authoritative = true;
                 m.metadata.response_code = ResponseCode::NXDomain;
-                m.authorities = vec![self.authority.soa_for(query.name(), serial)];
+                m.authorities = vec![authority.soa_for(query.name(), serial)];
             }
         }
-        m
+        (m, "kubernetes")
+    }
+
+    /// The name to the forwarder, when it takes it (`FROM`, not `except`); otherwise, as
+    /// CoreDNS's last plugin passing a query on, SERVFAIL.
+    async fn forward(
+        &self,
+        request: &Message,
+        udp: bool,
+        error: &(dyn Fn(ResponseCode) -> Message + Sync),
+    ) -> (Message, &'static str) {
+        let Some(query) = request.queries.first() else {
+            return (error(ResponseCode::FormErr), "");
+        };
+        let Some(f) = self.forwarder.as_ref().filter(|f| f.matches(query.name())) else {
+            tracing::debug!(name = %query.name(), "no next plugin found");
+            return (error(ResponseCode::ServFail), "");
+        };
+        match f.resolve_from(request, !udp).await {
+            Ok((mut r, cached)) => {
+                r.metadata.recursion_available = true;
+                (r, if cached { "cache" } else { "forward" })
+            }
+            Err(e) => {
+                tracing::debug!(name = %query.name(), error = %e, "forwarding failed");
+                (error(ResponseCode::ServFail), "forward")
+            }
+        }
     }
 
     async fn chase(&self, m: &mut Message, target: &hickory_proto::rr::Name, qtype: RecordType) {
-        if self.authority.serves(target) {
+        if let Some(authority) = &self.authority
+            && authority.serves(target)
+        {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-            if let Lookup::Answer { answers, .. } = self.authority.lookup(&state, target, qtype) {
+            if let Lookup::Answer { answers, .. } = authority.lookup(&state, target, qtype) {
                 m.answers.extend(answers);
             }
             return;
@@ -174,8 +222,197 @@ fn fit(mut m: Message, limit: usize) -> Option<Vec<u8>> {
     }
 }
 
+/// One server block as the server routes to it.
+pub struct Block {
+    /// The block's zone (`.`, `example.internal.`).
+    pub zone: Name,
+    pub handler: DnsHandler,
+}
+
+/// `loop`'s probe: the random name it asks itself, and how often that came back.
+pub struct LoopProbe {
+    pub name: Name,
+    /// The zone, for the message (`"."`).
+    pub zone: String,
+    seen: AtomicU32,
+    disabled: AtomicBool,
+}
+
+impl LoopProbe {
+    /// A probe for `zone`: `<random>.<random>.zone`.
+    pub fn new(zone: &Name) -> Option<LoopProbe> {
+        let label = || {
+            use std::hash::{BuildHasher, RandomState};
+            RandomState::new()
+                .hash_one(std::time::Instant::now())
+                .to_string()
+        };
+        let (a, b) = (label(), label());
+        let name = Name::from_ascii(format!("{a}.{b}"))
+            .ok()?
+            .append_domain(zone)
+            .ok()?;
+        Some(LoopProbe {
+            name,
+            zone: zone.to_string(),
+            seen: AtomicU32::new(0),
+            disabled: AtomicBool::new(false),
+        })
+    }
+
+    /// The probe got an answer or gave up: stop counting (a later query of the same name
+    /// must not kill the server).
+    pub fn disable(&self) {
+        self.disabled.store(true, Ordering::Release);
+    }
+
+    /// A probe that failed starts over, as CoreDNS's does.
+    pub fn reset(&self) {
+        self.seen.store(0, Ordering::Release);
+    }
+
+    /// Count `name`; whether it has now been seen more than twice (a loop).
+    fn saw(&self, name: &Name, qtype: RecordType) -> bool {
+        if self.disabled.load(Ordering::Acquire)
+            || qtype != RecordType::HINFO
+            || !self.name.eq_case(&name.to_lowercase())
+        {
+            return false;
+        }
+        self.seen.fetch_add(1, Ordering::AcqRel) + 1 > 2
+    }
+}
+
+/// The server blocks on one port: a query goes to the block of the most specific zone that
+/// holds its name; no block, REFUSED (as CoreDNS answers).
+pub struct Router {
+    /// The port, for the `server` label (`dns://:53`) and loop's message.
+    pub port: u16,
+    pub blocks: Vec<Block>,
+    pub metrics: Option<Arc<Metrics>>,
+    pub probes: Vec<Arc<LoopProbe>>,
+}
+
+/// The router a listener asks, replaced whole when the Corefile is reloaded.
+pub type SharedRouter = Arc<RwLock<Arc<Router>>>;
+
+/// `coredns_dns_requests_total`'s `type`: the types CoreDNS counts by name, the rest `other`.
+fn type_label(t: RecordType) -> String {
+    use RecordType::*;
+    match t {
+        A | AAAA | MX | SOA | CNAME | PTR | TXT | NS | SRV | DS | DNSKEY | RRSIG | NSEC | NSEC3
+        | HTTPS | IXFR | AXFR | ANY => t.to_string(),
+        _ => "other".into(),
+    }
+}
+
+fn rcode_label(r: ResponseCode) -> String {
+    match r {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => u16::from(other).to_string(),
+    }
+}
+
+impl Router {
+    /// A router of one block for the root zone.
+    pub fn single(port: u16, handler: DnsHandler) -> Router {
+        Router {
+            port,
+            blocks: vec![Block {
+                zone: Name::root(),
+                handler,
+            }],
+            metrics: None,
+            probes: Vec::new(),
+        }
+    }
+
+    /// The `server` label: `dns://:PORT`.
+    pub fn server_label(&self) -> String {
+        format!("dns://:{}", self.port)
+    }
+
+    fn block_for(&self, name: &Name) -> Option<&Block> {
+        self.blocks
+            .iter()
+            .filter(|b| b.zone.zone_of(name))
+            .max_by_key(|b| b.zone.num_labels())
+    }
+
+    /// The response to one wire-format query from `peer`.
+    pub async fn handle(&self, bytes: &[u8], udp: bool, peer: SocketAddr) -> Option<Vec<u8>> {
+        let request = match decode(bytes) {
+            Decoded::Reply(r) => return r,
+            Decoded::Query(m) => m,
+        };
+        let Some(query) = request.queries.first() else {
+            let (m, _) = self.blocks.first()?.handler.respond(&request, udp).await;
+            return encode(&request, m, udp);
+        };
+        for p in &self.probes {
+            if p.saw(query.name(), query.query_type()) {
+                let msg = format!(
+                    "Loop ({peer} -> :{}) detected for zone {:?}, see https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO {}\"",
+                    self.port, p.zone, p.name
+                );
+                tracing::error!(target: "plugin/loop", "{msg}");
+                eprintln!("[FATAL] plugin/loop: {msg}");
+                std::process::exit(1);
+            }
+        }
+        let block = self.block_for(query.name());
+        // No block: CoreDNS counts the query under the zone `dropped`.
+        let zone = block.map_or_else(|| "dropped".to_string(), |b| b.zone.to_string());
+        let (response, plugin) = match block {
+            Some(b) => b.handler.respond(&request, udp).await,
+            None => {
+                let mut m = Message::response(request.metadata.id, request.metadata.op_code);
+                m.metadata = Metadata::response_from_request(&request.metadata);
+                m.metadata.response_code = ResponseCode::Refused;
+                m.queries = request.queries.clone();
+                (m, "")
+            }
+        };
+        if let Some(metrics) = &self.metrics {
+            let server = self.server_label();
+            let family = if peer.is_ipv4() { "1" } else { "2" };
+            metrics.inc(
+                "coredns_dns_requests_total",
+                &[
+                    ("server", &server),
+                    ("zone", &zone),
+                    ("view", ""),
+                    ("proto", if udp { "udp" } else { "tcp" }),
+                    ("family", family),
+                    ("type", &type_label(query.query_type())),
+                ],
+            );
+            metrics.inc(
+                "coredns_dns_responses_total",
+                &[
+                    ("server", &server),
+                    ("zone", &zone),
+                    ("view", ""),
+                    ("rcode", &rcode_label(response.metadata.response_code)),
+                    ("plugin", plugin),
+                ],
+            );
+        }
+        encode(&request, response, udp)
+    }
+}
+
+fn current(router: &SharedRouter) -> Arc<Router> {
+    router.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Answer UDP queries on `socket` until the task ends.
-pub async fn serve_udp(socket: UdpSocket, handler: Arc<DnsHandler>) {
+pub async fn serve_udp(socket: UdpSocket, router: SharedRouter) {
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; 65535];
     loop {
@@ -187,9 +424,9 @@ pub async fn serve_udp(socket: UdpSocket, handler: Arc<DnsHandler>) {
             }
         };
         let query = buf[..n].to_vec();
-        let (socket, handler) = (socket.clone(), handler.clone());
+        let (socket, router) = (socket.clone(), current(&router));
         tokio::spawn(async move {
-            if let Some(out) = handler.handle(&query, true).await {
+            if let Some(out) = router.handle(&query, true, peer).await {
                 let _ = socket.send_to(&out, peer).await;
             }
         });
@@ -197,7 +434,7 @@ pub async fn serve_udp(socket: UdpSocket, handler: Arc<DnsHandler>) {
 }
 
 /// Answer TCP connections on `listener` (several queries per connection, length-prefixed).
-pub async fn serve_tcp(listener: TcpListener, handler: Arc<DnsHandler>) {
+pub async fn serve_tcp(listener: TcpListener, router: SharedRouter) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -206,11 +443,11 @@ pub async fn serve_tcp(listener: TcpListener, handler: Arc<DnsHandler>) {
                 continue;
             }
         };
-        tokio::spawn(tcp_connection(stream, peer, handler.clone()));
+        tokio::spawn(tcp_connection(stream, peer, router.clone()));
     }
 }
 
-async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, handler: Arc<DnsHandler>) {
+async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, router: SharedRouter) {
     let idle = std::time::Duration::from_secs(10);
     loop {
         let mut len = [0u8; 2];
@@ -222,7 +459,7 @@ async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, handler: Arc<Dn
         if stream.read_exact(&mut query).await.is_err() {
             return;
         }
-        let Some(out) = handler.handle(&query, false).await else {
+        let Some(out) = current(&router).handle(&query, false, peer).await else {
             return;
         };
         let Ok(n) = u16::try_from(out.len()) else {
@@ -242,7 +479,6 @@ mod tests {
     use super::*;
     use crate::state::Kind;
     use hickory_proto::op::{MessageType, Query};
-    use hickory_proto::rr::Name;
     use serde_json::json;
 
     fn handler(endpoints: usize) -> DnsHandler {
@@ -262,7 +498,7 @@ mod tests {
                     "addressType": "IPv4", "endpoints": eps}),
         );
         DnsHandler {
-            authority: Authority::new("cluster.local", &["in-addr.arpa"]).unwrap(),
+            authority: Some(Authority::new("cluster.local", &["in-addr.arpa"]).unwrap()),
             state: Arc::new(RwLock::new(s)),
             forwarder: None,
         }
@@ -327,17 +563,193 @@ mod tests {
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
         assert!(m.answers.is_empty());
         assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
-        // No forwarder: names elsewhere are refused.
+        // No forwarder: names elsewhere have no next plugin, SERVFAIL as in CoreDNS.
         let m = Message::from_vec(
             &h.handle(&query("example.com.", RecordType::A, None), true)
                 .await
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
         let garbage = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
         let m = Message::from_vec(&h.handle(&garbage, true).await.unwrap()).unwrap();
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
         assert_eq!(m.metadata.id, 0x1234);
+    }
+
+    /// An upstream on loopback answering every A question with `ip` (TTL 60).
+    async fn upstream(ip: [u8; 4]) -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let mut r = Message::response(q.metadata.id, OpCode::Query);
+                r.queries = q.queries.clone();
+                r.answers.push(hickory_proto::rr::Record::from_rdata(
+                    q.queries[0].name().clone(),
+                    60,
+                    RData::A(hickory_proto::rr::rdata::A::from(std::net::Ipv4Addr::from(
+                        ip,
+                    ))),
+                ));
+                let _ = sock.send_to(&r.to_vec().unwrap(), peer).await;
+            }
+        });
+        addr
+    }
+
+    fn answer(bytes: Option<Vec<u8>>) -> (ResponseCode, Vec<String>) {
+        let m = Message::from_vec(&bytes.unwrap()).unwrap();
+        (
+            m.metadata.response_code,
+            m.answers.iter().map(|r| r.data.to_string()).collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn queries_go_to_the_most_specific_block_and_are_counted() {
+        let root_up = upstream([192, 0, 2, 1]).await;
+        let stub_up = upstream([10, 9, 8, 7]).await;
+        let metrics = Arc::new(Metrics::default());
+        let mut root = handler(1);
+        root.forwarder = Some(Forwarder::new(vec![root_up], 30).with_cache_metrics(
+            crate::forward::CacheMetrics {
+                metrics: metrics.clone(),
+                server: "dns://:53".into(),
+                zones: ".".into(),
+            },
+        ));
+        let stub = DnsHandler {
+            authority: None,
+            state: root.state.clone(),
+            forwarder: Some(Forwarder::new(vec![stub_up], 0).with_scope(
+                Name::root(),
+                vec![Name::from_ascii("skip.example.internal.").unwrap()],
+            )),
+        };
+        let router = Router {
+            port: 53,
+            blocks: vec![
+                Block {
+                    zone: Name::root(),
+                    handler: root,
+                },
+                Block {
+                    zone: Name::from_ascii("example.internal.").unwrap(),
+                    handler: stub,
+                },
+            ],
+            metrics: Some(metrics.clone()),
+            probes: Vec::new(),
+        };
+        let peer: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let ask = |name: &str| {
+            let q = query(name, RecordType::A, None);
+            let router = &router;
+            async move { answer(router.handle(&q, true, peer).await) }
+        };
+        // The stub domain's names go to its own upstream; the rest to the root's.
+        assert_eq!(
+            ask("db.example.internal.").await,
+            (ResponseCode::NoError, vec!["10.9.8.7".to_string()])
+        );
+        assert_eq!(
+            ask("example.com.").await,
+            (ResponseCode::NoError, vec!["192.0.2.1".to_string()])
+        );
+        // `except`: not forwarded, and no plugin after it.
+        assert_eq!(
+            ask("a.skip.example.internal.").await,
+            (ResponseCode::ServFail, vec![])
+        );
+        // The cluster's names stay with the kubernetes block.
+        assert_eq!(
+            ask("nope.default.svc.cluster.local.").await.0,
+            ResponseCode::NXDomain
+        );
+        // Again from the cache.
+        assert_eq!(
+            ask("example.com.").await,
+            (ResponseCode::NoError, vec!["192.0.2.1".to_string()])
+        );
+        let l = |zone: &str, rcode: &str, plugin: &str| {
+            metrics.get(
+                "coredns_dns_responses_total",
+                &[
+                    ("server", "dns://:53"),
+                    ("zone", zone),
+                    ("view", ""),
+                    ("rcode", rcode),
+                    ("plugin", plugin),
+                ],
+            )
+        };
+        assert_eq!(l("example.internal.", "NOERROR", "forward"), 1);
+        assert_eq!(l("example.internal.", "SERVFAIL", ""), 1);
+        assert_eq!(l(".", "NOERROR", "forward"), 1);
+        assert_eq!(l(".", "NOERROR", "cache"), 1);
+        assert_eq!(l(".", "NXDOMAIN", "kubernetes"), 1);
+        let requests = |zone: &str| {
+            metrics.get(
+                "coredns_dns_requests_total",
+                &[
+                    ("server", "dns://:53"),
+                    ("zone", zone),
+                    ("view", ""),
+                    ("proto", "udp"),
+                    ("family", "1"),
+                    ("type", "A"),
+                ],
+            )
+        };
+        assert_eq!((requests("."), requests("example.internal.")), (3, 2));
+        let cache = [("server", "dns://:53"), ("zones", "."), ("view", "")];
+        assert_eq!(metrics.get("coredns_cache_misses_total", &cache), 1);
+        let mut hit = cache.to_vec();
+        hit.push(("type", "success"));
+        assert_eq!(metrics.get("coredns_cache_hits_total", &hit), 1);
+    }
+
+    #[tokio::test]
+    async fn no_block_for_the_zone_is_refused() {
+        let router = Router {
+            port: 53,
+            blocks: vec![Block {
+                zone: Name::from_ascii("example.internal.").unwrap(),
+                handler: handler(1),
+            }],
+            metrics: None,
+            probes: Vec::new(),
+        };
+        let q = query("example.com.", RecordType::A, None);
+        let got = answer(
+            router
+                .handle(&q, true, "127.0.0.1:1".parse().unwrap())
+                .await,
+        );
+        assert_eq!(got, (ResponseCode::Refused, vec![]));
+    }
+
+    #[test]
+    fn the_loop_probe_counts_its_own_name_until_disabled() {
+        let p = LoopProbe::new(&Name::root()).unwrap();
+        assert_eq!(p.name.num_labels(), 2);
+        let other = Name::from_ascii("x.y.").unwrap();
+        assert!(!p.saw(&other, RecordType::HINFO));
+        assert!(!p.saw(&p.name, RecordType::A));
+        assert!(!p.saw(&p.name, RecordType::HINFO));
+        assert!(!p.saw(&p.name, RecordType::HINFO));
+        assert!(
+            p.saw(&p.name, RecordType::HINFO),
+            "the third time is a loop"
+        );
+        p.reset();
+        assert!(!p.saw(&p.name, RecordType::HINFO));
+        p.disable();
+        for _ in 0..5 {
+            assert!(!p.saw(&p.name, RecordType::HINFO));
+        }
     }
 }
