@@ -137,14 +137,26 @@ pub fn compile(expression: &str) -> Result<Program, String> {
         .iter()
         .copied()
         .chain([
-            "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type",
-            "type", "dyn",
+            "int",
+            "uint",
+            "double",
+            "bool",
+            "string",
+            "bytes",
+            "list",
+            "map",
+            "null_type",
+            "type",
+            "dyn",
         ])
         .collect();
     if let Some(name) = names.into_iter().find(|n| !known.contains(n.as_str())) {
         let (line, column) = position_of(expression, &name);
+        // cel-go's issue: the message, then the line and a caret under the column.
+        let text = expression.lines().nth(line - 1).unwrap_or_default();
         return Err(format!(
-            "compilation failed: ERROR: <input>:{line}:{column}: undeclared reference to '{name}' (in container '')"
+            "compilation failed: ERROR: <input>:{line}:{column}: undeclared reference to '{name}' (in container '')\n | {text}\n | {}^",
+            ".".repeat(column - 1)
         ));
     }
     Ok(program)
@@ -326,11 +338,21 @@ mod tests {
     #[test]
     fn compile_refuses_syntax_and_undeclared_names() {
         let e = compile("object.metadata.name ==").unwrap_err();
-        assert!(e.starts_with("compilation failed: ERROR: <input>:1:"), "{e}");
+        assert!(
+            e.starts_with("compilation failed: ERROR: <input>:1:"),
+            "{e}"
+        );
         let e = compile("foo == 1").unwrap_err();
         assert_eq!(
             e,
-            "compilation failed: ERROR: <input>:1:1: undeclared reference to 'foo' (in container '')"
+            "compilation failed: ERROR: <input>:1:1: undeclared reference to 'foo' (in container '')\n | foo == 1\n | ^"
+        );
+        let e = compile("object.x == 1 &&\n  bar").unwrap_err();
+        assert!(
+            e.ends_with(
+                "<input>:2:3: undeclared reference to 'bar' (in container '')\n |   bar\n | ..^"
+            ),
+            "{e}"
         );
         assert!(compile("object.spec.containers.exists(c, c.name == 'x')").is_ok());
     }

@@ -207,7 +207,10 @@ fn review_versions(versions: &[Value], require_known: bool, path: &str) -> Vec<F
         errors.push(field::invalid(
             path,
             Value::Array(versions.to_vec()),
-            &format!("must include at least one of {}", REVIEW_VERSIONS.join(", ")),
+            &format!(
+                "must include at least one of {}",
+                REVIEW_VERSIONS.join(", ")
+            ),
         ));
     }
     errors
@@ -373,8 +376,7 @@ fn webhook_url(url: &str, path: &str) -> Vec<FieldError> {
         Some((s, r))
             if !s.is_empty()
                 && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && s
-                    .chars()
+                && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
         {
             (s.to_ascii_lowercase(), r)
@@ -534,7 +536,10 @@ mod tests {
     }
 
     fn messages(obj: &Value) -> Vec<String> {
-        validate_validating(obj).iter().map(|e| e.message()).collect()
+        validate_validating(obj)
+            .iter()
+            .map(|e| e.message())
+            .collect()
     }
 
     #[test]
@@ -599,7 +604,9 @@ mod tests {
         h["clientConfig"] = json!({});
         assert_eq!(
             messages(&json!({"webhooks": [h]})),
-            vec!["webhooks[0].clientConfig: Required value: exactly one of url or service is required"]
+            vec![
+                "webhooks[0].clientConfig: Required value: exactly one of url or service is required"
+            ]
         );
         let mut h = hook();
         h["clientConfig"]["service"]["path"] = json!("validate//Pods");
@@ -608,7 +615,10 @@ mod tests {
             got[0],
             "webhooks[0].clientConfig.service.path: Invalid value: \"validate//Pods\": must start with a '/'"
         );
-        assert!(got.iter().any(|m| m.contains("segment[1] may not be empty")));
+        assert!(
+            got.iter()
+                .any(|m| m.contains("segment[1] may not be empty"))
+        );
     }
 
     #[test]
@@ -640,12 +650,17 @@ mod tests {
             got[0].starts_with("webhooks[0].matchConditions[1].expression: Invalid value: \"object.metadata.name ==\": compilation failed: ERROR: <input>:1:"),
             "{got:?}"
         );
-        assert_eq!(got[1], "webhooks[0].matchConditions[1].name: Duplicate value: \"ok\"");
         assert_eq!(
-            got[2],
-            "webhooks[0].matchConditions[2].expression: Invalid value: \"nope == 1\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'nope' (in container '')"
+            got[1],
+            "webhooks[0].matchConditions[1].name: Duplicate value: \"ok\""
         );
-        assert!(got[3].starts_with("webhooks[0].matchConditions[2].name: Invalid value: \"bad name!\""));
+        assert!(
+            got[2].starts_with("webhooks[0].matchConditions[2].expression: Invalid value: \"nope == 1\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'nope' (in container '')"),
+            "{got:?}"
+        );
+        assert!(
+            got[3].starts_with("webhooks[0].matchConditions[2].name: Invalid value: \"bad name!\"")
+        );
     }
 
     #[test]
