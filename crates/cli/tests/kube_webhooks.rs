@@ -306,8 +306,10 @@ webhooks:
     assert_eq!(got["metadata"]["labels"]["mutated"], "yes", "{got}");
     assert_eq!(got["metadata"]["annotations"]["annotated"], "yes", "{got}");
 
-    // Webhooks with side effects refuse dry runs.
-    applied(
+    // A v1 configuration must declare no side effects (upstream refuses `Unknown` and `Some`
+    // on create), so a dry run never meets a webhook with side effects unless an older
+    // configuration was kept.
+    let said = refused(
         &c,
         &format!(
             r#"
@@ -323,14 +325,15 @@ webhooks:
   admissionReviewVersions: [v1]
 "#
         ),
+        &[],
+    );
+    assert!(
+        said.contains(r#"webhooks[0].sideEffects: Unsupported value: "Unknown": supported values: "None", "NoneOnDryRun""#),
+        "{said}"
     );
     let secret =
         "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: plain}\nstringData: {a: b}\n";
-    let said = refused(&c, secret, &["--dry-run=server"]);
-    assert!(
-        said.contains(r#"admission webhook "effects.example.com" does not support dry run"#),
-        "{said}"
-    );
+    applied_dry_run(&c, secret);
     applied(&c, secret);
 }
 
@@ -691,4 +694,145 @@ webhooks:
         "{said}"
     );
     c.ok(V, &["get", "crontabs.v1.stable.example.com", "nightly"]);
+}
+
+/// A webhook's `matchConditions` decide, per request, whether it is called; and configurations
+/// with bad fields are refused with upstream's 422 messages.
+#[test]
+fn match_conditions_and_configuration_validation() {
+    if skip_without_kubectl() {
+        return;
+    }
+    let hooks = start_hooks("127.0.0.1");
+    let c = KubeCluster::create("hookcel");
+    let (port, ca) = (hooks.port, &hooks.ca_bundle);
+    applied(
+        &c,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: cel}\n",
+    );
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: conditions}}
+webhooks:
+- name: deny-prefixed.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/deny", caBundle: {ca}}}
+  rules: [{{operations: [CREATE, UPDATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}}]
+  matchConditions:
+  - name: in-cel
+    expression: request.namespace == 'cel' && request.operation == 'CREATE'
+  - name: prefixed
+    expression: object.metadata.name.startsWith('deny-') && oldObject == null
+  sideEffects: None
+  admissionReviewVersions: [v1]
+- name: broken-fail.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/validate", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [secrets]}}]
+  matchConditions:
+  - name: needs-data
+    expression: object.data.token == 'x'
+  sideEffects: None
+  admissionReviewVersions: [v1]
+- name: broken-ignore.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/deny", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [serviceaccounts]}}]
+  matchConditions:
+  - name: needs-secrets
+    expression: size(object.secrets) > 0
+  failurePolicy: Ignore
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#
+        ),
+    );
+    // Both conditions true: called, and it denies.
+    let said = refused(&c, &config_map("cel", "deny-me", "{a: b}"), &[]);
+    assert!(
+        said.contains(
+            r#"admission webhook "deny-prefixed.example.com" denied the request: not here"#
+        ),
+        "{said}"
+    );
+    // One false (the name, or the namespace): not called at all.
+    applied(&c, &config_map("cel", "keep-me", "{a: b}"));
+    applied(&c, &config_map("default", "deny-elsewhere", "{a: b}"));
+    let called: Vec<String> = hooks
+        .reviews("/deny")
+        .iter()
+        .filter_map(|r| r["review"]["request"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(called, vec!["deny-me".to_string()], "{called:?}");
+    // A condition that fails to evaluate, under Fail: 403 with the evaluation error.
+    let said = refused(
+        &c,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: plain-secret, namespace: cel}\nstringData: {other: y}\n",
+        &[],
+    );
+    assert!(
+        said.contains(r#"secrets "plain-secret" is forbidden: expression 'object.data.token == 'x'' resulted in error: "#),
+        "{said}"
+    );
+    c.fails(V, &["get", "secret", "plain-secret", "-n", "cel"]);
+    // The same expression evaluates when the key is there (false here): not called.
+    applied(
+        &c,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: token-secret, namespace: cel}\ndata: {token: eQ==}\n",
+    );
+    assert!(hooks.reviews("/validate").is_empty());
+    // Under Ignore, the failed evaluation skips the webhook (which would deny).
+    applied(
+        &c,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: robot, namespace: cel}\n",
+    );
+
+    // Configurations with bad fields: upstream's 422 messages.
+    let said = refused(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {{name: bad}}
+webhooks:
+- name: short.com
+  clientConfig: {{url: "http://127.0.0.1:{port}/mutate?x=1", service: {{namespace: hooks, name: webhook}}}}
+  rules: [{{operations: [CREATE, PATCH], apiGroups: [""], apiVersions: [v1], resources: ["*/*", pods]}}]
+  timeoutSeconds: 31
+  matchConditions:
+  - {{name: one, expression: "object.metadata.name =="}}
+  - {{name: one, expression: "nope == 1"}}
+- name: short.com
+  clientConfig: {{url: "http://u@127.0.0.1:{port}/mutate#frag"}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}}]
+  sideEffects: Some
+  admissionReviewVersions: [v2]
+"#
+        ),
+        &[],
+    );
+    for expected in [
+        r#"The MutatingWebhookConfiguration "bad" is invalid"#,
+        r#"webhooks[0].name: Invalid value: "short.com": should be a domain with at least three segments separated by dots"#,
+        r#"webhooks[0].rules[0].operations[1]: Unsupported value: "PATCH": supported values: "*", "CONNECT", "CREATE", "DELETE", "UPDATE""#,
+        r#"webhooks[0].rules[0].resources: Invalid value: []string{"*/*", "pods"}: if '*/*' is present, must not specify other resources"#,
+        "webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun",
+        "webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 seconds",
+        "webhooks[0].clientConfig: Required value: exactly one of url or service is required",
+        r#"webhooks[0].matchConditions[0].expression: Invalid value: "object.metadata.name ==": compilation failed: ERROR: <input>:1:"#,
+        r#"webhooks[0].matchConditions[1].expression: Invalid value: "nope == 1": compilation failed: ERROR: <input>:1:1: undeclared reference to 'nope' (in container '')"#,
+        r#"webhooks[0].matchConditions[1].name: Duplicate value: "one""#,
+        "webhooks[0].admissionReviewVersions: Required value: must specify one of v1, v1beta1",
+        r#"webhooks[1].clientConfig.url: Invalid value: "http": 'https' is the only allowed URL scheme; desired format: https://host[/path]"#,
+        r#"webhooks[1].clientConfig.url: Invalid value: "u": user information is not permitted in the URL"#,
+        r#"webhooks[1].clientConfig.url: Invalid value: "frag": fragments are not permitted in the URL"#,
+        r#"webhooks[1].sideEffects: Unsupported value: "Some": supported values: "None", "NoneOnDryRun""#,
+        r#"webhooks[1].admissionReviewVersions: Invalid value: []string{"v2"}: must include at least one of v1, v1beta1"#,
+        r#"webhooks[1].name: Duplicate value: "short.com""#,
+    ] {
+        assert!(said.contains(expected), "missing {expected}\nin: {said}");
+    }
+    c.fails(V, &["get", "mutatingwebhookconfiguration", "bad"]);
 }

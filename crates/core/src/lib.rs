@@ -12,6 +12,7 @@ pub mod go_duration;
 pub mod go_format;
 pub mod iam_policy;
 pub mod logging;
+pub mod match_conditions;
 pub mod matching;
 pub mod nodegroup;
 pub mod pki;

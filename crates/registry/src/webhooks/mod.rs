@@ -7,9 +7,11 @@
 //! changed the object); validating webhooks run concurrently. A refusal or a failed call under
 //! `failurePolicy: Fail` refuses the write with upstream's messages; nothing is written then.
 //!
-//! Not evaluated here: `matchConditions` (CEL; there is no CEL evaluator): a webhook that has
-//! them is treated as a failed call under its failure policy, so it is never called for a
-//! request its conditions might exclude.
+//! `matchConditions` are compiled when the index is read (`localfargate_core::match_conditions`,
+//! cel-rust) and evaluated as upstream's matcher does, on the request as the webhook would be
+//! sent it: one false condition skips the webhook; conditions that fail to evaluate (none
+//! false) refuse the request with 403 under `failurePolicy: Fail` and skip the webhook under
+//! `Ignore`. Mutating webhooks' conditions see the object as the webhooks before them left it.
 
 pub mod client;
 pub mod conversion;
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
+use localfargate_core::match_conditions::{MatchConditions, Outcome};
 use localfargate_core::rbac::UserInfo;
 use localfargate_core::selectors::LabelSelector;
 use serde_json::{Value, json};
@@ -116,7 +119,8 @@ pub(crate) struct Hook {
     exact: bool,
     namespace_selector: Option<LabelSelector>,
     object_selector: Option<LabelSelector>,
-    match_conditions: bool,
+    /// Compiled once, when the configuration is indexed.
+    match_conditions: Arc<MatchConditions>,
     client_config: Value,
     review_versions: Vec<String>,
     timeout: Duration,
@@ -193,9 +197,7 @@ fn read_hook(w: &Value, mutating: bool, v1beta1_defaults: bool) -> Hook {
         exact: w["matchPolicy"] == "Exact",
         namespace_selector,
         object_selector,
-        match_conditions: w["matchConditions"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty()),
+        match_conditions: Arc::new(MatchConditions::from_json(&w["matchConditions"])),
         client_config: w["clientConfig"].clone(),
         review_versions,
         timeout: Duration::from_secs(w["timeoutSeconds"].as_u64().unwrap_or(10).clamp(1, 30)),
@@ -646,25 +648,93 @@ impl Objects {
 
     /// The hooks of `list` that take the request, refused at once if one has side effects and
     /// the request is a dry run.
+    ///
+    /// `conditions_now`: the webhooks' `matchConditions` are evaluated here (validating
+    /// webhooks); otherwise (mutating ones, whose object changes from one call to the next)
+    /// `mutate_once` evaluates them, and makes the dry-run check of those that have them.
     fn matching(
         &self,
         list: &[Arc<Hook>],
         a: &Attributes,
         new: Option<&Value>,
+        conditions_now: bool,
     ) -> Result<Vec<Arc<Hook>>> {
         let mut out = Vec::new();
         for hook in list {
-            if hook.applies(self, a, new)? {
-                if a.dry_run && !hook.side_effects_safe {
-                    return Err(KubeError::BadRequest(format!(
-                        "admission webhook \"{}\" does not support dry run",
-                        hook.name
-                    )));
-                }
-                out.push(hook.clone());
+            if !hook.applies(self, a, new)? {
+                continue;
             }
+            if !hook.match_conditions.is_empty() {
+                if !conditions_now {
+                    out.push(hook.clone());
+                    continue;
+                }
+                if !self.conditions_allow(hook, a, new)? {
+                    continue;
+                }
+            }
+            dry_run_check(hook, a)?;
+            out.push(hook.clone());
         }
         Ok(out)
+    }
+
+    /// Whether the webhook's `matchConditions` let it be called: `Ok(false)` when one is false,
+    /// or when some failed under `Ignore`; 403 when some failed under `Fail` (upstream's
+    /// `NewForbidden` of the resource and name with the evaluation errors).
+    fn conditions_allow(&self, hook: &Hook, a: &Attributes, new: Option<&Value>) -> Result<bool> {
+        if hook.broken.is_some() {
+            // The call fails anyway: `failed` says why.
+            return Ok(true);
+        }
+        let sent_as = self.sent_as(hook, a)?;
+        let converted = self.converted(sent_as, new, a.old)?;
+        let seen = Seen {
+            rt: sent_as,
+            new: converted.0.as_ref().or(new),
+            old: converted.1.as_ref().or(a.old),
+        };
+        let requester = self.requester();
+        let Ok(body) = review(hook, "", a, &seen, &requester) else {
+            // No known review version: the call fails under the failure policy.
+            return Ok(true);
+        };
+        let mut request = body["request"].clone();
+        if let Some(r) = request.as_object_mut() {
+            for key in ["uid", "object", "oldObject"] {
+                r.remove(key);
+            }
+        }
+        let null = Value::Null;
+        let outcome = hook.match_conditions.evaluate(
+            seen.new.unwrap_or(&null),
+            seen.old.unwrap_or(&null),
+            &request,
+        );
+        match outcome {
+            Outcome::Match => Ok(true),
+            Outcome::Excluded(condition) => {
+                tracing::debug!(webhook = %hook.name, %condition, "webhook skipped by a match condition");
+                Ok(false)
+            }
+            Outcome::Error(e) if hook.ignore_failures => {
+                tracing::warn!(webhook = %hook.name, error = %e, "failed evaluating match conditions, skipping the webhook");
+                Ok(false)
+            }
+            Outcome::Error(e) => {
+                tracing::warn!(webhook = %hook.name, error = %e, "failed evaluating match conditions, failing closed");
+                let resource = if a.rt.group.is_empty() {
+                    a.rt.resource.to_string()
+                } else {
+                    format!("{}.{}", a.rt.resource, a.rt.group)
+                };
+                Err(KubeError::Forbidden(if a.name.is_empty() {
+                    format!("{resource} is forbidden: {e}")
+                } else {
+                    format!("{resource} \"{}\" is forbidden: {e}", a.name)
+                }))
+            }
+        }
     }
 
     /// Run the mutating webhooks that take the request on `obj` and apply their patches (a
@@ -679,7 +749,7 @@ impl Objects {
             return Ok(false);
         }
         let new = (!obj.is_null()).then_some(&*obj);
-        let hooks = self.matching(&index.mutating, a, new)?;
+        let hooks = self.matching(&index.mutating, a, new, false)?;
         let mut changed = false;
         // For `IfNeeded`: how many changes had happened when each was called.
         let mut called_at: Vec<(Arc<Hook>, usize)> = Vec::new();
@@ -707,11 +777,14 @@ impl Objects {
         if let Some(reason) = &hook.broken {
             return failed(hook, reason).map_or(Ok(false), Err);
         }
-        if hook.match_conditions {
-            return failed(hook, NO_CEL).map_or(Ok(false), Err);
+        let new = (!obj.is_null()).then_some(&*obj);
+        if !hook.match_conditions.is_empty() {
+            if !self.conditions_allow(hook, a, new)? {
+                return Ok(false);
+            }
+            dry_run_check(hook, a)?;
         }
         let uid = crate::meta::new_uid();
-        let new = (!obj.is_null()).then_some(&*obj);
         let sent_as = self.sent_as(hook, a)?;
         let converted = self.converted(sent_as, new, a.old)?;
         let seen = Seen {
@@ -809,7 +882,7 @@ impl Objects {
             return Ok(());
         }
         let index = self.webhooks.index(self)?;
-        let hooks = self.matching(&index.validating, a, obj)?;
+        let hooks = self.matching(&index.validating, a, obj, true)?;
         if hooks.is_empty() {
             return Ok(());
         }
@@ -821,8 +894,6 @@ impl Objects {
         for hook in hooks {
             let refused = if let Some(reason) = &hook.broken {
                 failed(&hook, reason)
-            } else if hook.match_conditions {
-                failed(&hook, NO_CEL)
             } else {
                 let uid = crate::meta::new_uid();
                 let sent_as = self.sent_as(&hook, a)?;
@@ -1004,4 +1075,14 @@ impl Objects {
     }
 }
 
-const NO_CEL: &str = "matchConditions cannot be evaluated: localfargate has no CEL evaluator";
+/// A dry run refused for a webhook that may have side effects (upstream's
+/// `NewDryRunUnsupportedErr`).
+fn dry_run_check(hook: &Hook, a: &Attributes) -> Result<()> {
+    if a.dry_run && !hook.side_effects_safe {
+        return Err(KubeError::BadRequest(format!(
+            "admission webhook \"{}\" does not support dry run",
+            hook.name
+        )));
+    }
+    Ok(())
+}
