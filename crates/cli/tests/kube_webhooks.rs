@@ -510,6 +510,89 @@ webhooks:
     );
     assert_eq!(request["subResource"], "eviction");
     c.ok(V, &["get", "pod", "shell"]);
+    // A port-forward is a CONNECT of `pods/portforward` (PodPortForwardOptions), and a binding a
+    // CREATE of `pods/binding` (a v1 Binding): webhooks that take them are asked first.
+    applied(
+        &c,
+        &format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: no-forward-or-binding}}
+webhooks:
+- name: no-forward.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/deny", caBundle: {ca}}}
+  rules: [{{operations: [CONNECT], apiGroups: [""], apiVersions: [v1], resources: [pods/portforward]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+- name: no-binding.example.com
+  clientConfig: {{url: "https://127.0.0.1:{port}/deny", caBundle: {ca}}}
+  rules: [{{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods/binding]}}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#
+        ),
+    );
+    c.ok(
+        V,
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Running",
+            "pod/shell",
+            "--timeout=120s",
+        ],
+    );
+    let said = c.fails(V, &["port-forward", "pod/shell", ":8080"]);
+    assert!(
+        said.contains(r#"admission webhook "no-forward.example.com" denied the request: not here"#)
+            || said.contains(
+                r#"admission webhook \"no-forward.example.com\" denied the request: not here"#
+            ),
+        "{said}"
+    );
+    let request = &hooks.reviews("/deny").last().unwrap()["review"]["request"].clone();
+    assert_eq!(request["operation"], "CONNECT");
+    assert_eq!(request["subResource"], "portforward");
+    assert_eq!(request["kind"]["kind"], "PodPortForwardOptions");
+    let binding = dir.path().join("binding.json");
+    std::fs::write(
+        &binding,
+        r#"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "shell"}, "target": {"kind": "Node", "name": "elsewhere"}}"#,
+    )
+    .unwrap();
+    let said = c.fails(
+        V,
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/pods/shell/binding",
+            "-f",
+            binding.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        said.contains(
+            r#"admission webhook \"no-binding.example.com\" denied the request: not here"#
+        ) || said
+            .contains(r#"admission webhook "no-binding.example.com" denied the request: not here"#),
+        "{said}"
+    );
+    let request = &hooks.reviews("/deny").last().unwrap()["review"]["request"].clone();
+    assert_eq!(request["operation"], "CREATE");
+    assert_eq!(request["subResource"], "binding");
+    assert_eq!(
+        request["kind"],
+        serde_json::json!({"group": "", "version": "v1", "kind": "Binding"})
+    );
+    assert_eq!(request["object"]["target"]["name"], "elsewhere");
+    c.ok(
+        V,
+        &[
+            "delete",
+            "validatingwebhookconfiguration",
+            "no-forward-or-binding",
+        ],
+    );
     // A scale is admitted as `deployments/scale` with Scale objects, not as the Deployment.
     applied(
         &c,

@@ -342,8 +342,18 @@ async fn dispatch(
             Ok(json_response(StatusCode::CREATED, &answered))
         }
         (Method::POST, Some(name), Some("binding")) => {
-            let value = body_value(headers, body)?;
-            bind(api, namespace(target), name, &value)
+            let mut value = body_value(headers, body)?;
+            // Webhooks that take `pods/binding` CREATE see (and may refuse) it first.
+            api.objects.admit_subresource_create(
+                rt,
+                namespace(target),
+                name,
+                "binding",
+                "v1/Binding",
+                &mut value,
+                dry_run(query),
+            )?;
+            bind(api, namespace(target), name, &value, dry_run(query))
         }
         (Method::POST, Some(name), Some("eviction")) => {
             let mut value = body_value(headers, body)?;
@@ -1023,13 +1033,21 @@ fn set_scale(
 }
 
 /// `pods/binding`: what a scheduler posts to put a pod on a node.
-fn bind(api: &Arc<Api>, ns: &str, name: &str, binding: &Value) -> Result<Response, KubeError> {
+fn bind(
+    api: &Arc<Api>,
+    ns: &str,
+    name: &str,
+    binding: &Value,
+    dry_run: bool,
+) -> Result<Response, KubeError> {
     let node = binding["target"]["name"]
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| KubeError::BadRequest("binding target name is required".into()))?
         .to_string();
-    localfargate_registry::binding::bind(&api.objects, ns, name, &node)?;
+    if !dry_run {
+        localfargate_registry::binding::bind(&api.objects, ns, name, &node)?;
+    }
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

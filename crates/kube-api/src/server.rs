@@ -166,6 +166,10 @@ async fn serve(State(api): State<Arc<Api>>, request: Request) -> Response {
         return remotecommand::serve(api, target, query, request, attach).await;
     }
     if streaming == Some("portforward") && request.headers().contains_key(header::UPGRADE) {
+        // CONNECT admission for `pods/portforward`, as for exec and attach.
+        if let Err(e) = portforward_admission(&api, user.clone(), &target, &query) {
+            return error_response(&e);
+        }
         return crate::portforward::serve(api, &user, target, query, request).await;
     }
     let method = request.method().clone();
@@ -210,6 +214,36 @@ fn connect_admission(
         target.name.as_deref().unwrap_or(""),
         target.subresource.as_deref().unwrap_or(""),
         kind,
+        &options,
+    )
+}
+
+/// The admission webhooks of a port-forward, with `PodPortForwardOptions` as upstream decodes
+/// them from the query (`ports`; SPDY clients name their ports in stream headers instead, so
+/// theirs come with none).
+fn portforward_admission(
+    api: &Api,
+    user: localfargate_core::rbac::UserInfo,
+    target: &crate::request::Target,
+    query: &crate::request::Query,
+) -> Result<(), localfargate_registry::objects::KubeError> {
+    let mut options = serde_json::json!({"kind": "PodPortForwardOptions", "apiVersion": "v1"});
+    let ports: Vec<u64> = query
+        .all("ports")
+        .iter()
+        .flat_map(|p| p.split(','))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    if !ports.is_empty() {
+        options["ports"] = serde_json::json!(ports);
+    }
+    api.objects.admit_connect(
+        user,
+        target.rt,
+        target.namespace.as_deref().unwrap_or(""),
+        target.name.as_deref().unwrap_or(""),
+        "portforward",
+        "PodPortForwardOptions",
         &options,
     )
 }
