@@ -12,26 +12,42 @@ use std::time::Duration;
 use common::process_cluster::{Cluster, network_flags, text};
 use localfargate_runtime::image::LayoutFile;
 
-/// The files a C library's resolver needs in a pod, from this host: glibc's `getent`, the
-/// libraries `ldd` lists for it, the NSS modules for `files` and `dns` and their `libresolv`,
+/// The files a C library's resolver needs in a pod, from this host: glibc's `getent` and, where
+/// the host has it, `curl` (a real HTTP client whose names go through getaddrinfo), the
+/// libraries `ldd` lists for them, the NSS modules for `files` and `dns` and their `libresolv`,
 /// and an `/etc/nsswitch.conf` of `hosts: files dns`. `Err` says what the host lacks.
+/// The host's curl, copied into the resolver image when present.
+const CURL: &str = "/usr/bin/curl";
+
 fn glibc_resolver_files() -> Result<Vec<LayoutFile>, String> {
     let getent = Path::new("/usr/bin/getent");
     if !getent.exists() {
         return Err("/usr/bin/getent is not installed (libc-bin)".into());
     }
-    let ldd = std::process::Command::new("ldd")
-        .arg(getent)
-        .output()
-        .map_err(|e| format!("ldd: {e}"))?;
-    let mut paths: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
-        .lines()
-        .filter_map(|l| {
+    let mut binaries = vec!["/usr/bin/getent"];
+    if Path::new(CURL).exists() {
+        binaries.push(CURL);
+    }
+    let mut paths: Vec<String> = Vec::new();
+    for binary in &binaries {
+        let ldd = std::process::Command::new("ldd")
+            .arg(binary)
+            .output()
+            .map_err(|e| format!("ldd: {e}"))?;
+        for l in String::from_utf8_lossy(&ldd.stdout).lines() {
             // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or `/lib64/ld-linux… (0x…)`.
-            let path = l.split("=>").last()?.split_whitespace().next()?;
-            path.starts_with('/').then(|| path.to_string())
-        })
-        .collect();
+            let Some(path) = l
+                .split("=>")
+                .last()
+                .and_then(|p| p.split_whitespace().next())
+            else {
+                continue;
+            };
+            if path.starts_with('/') && !paths.iter().any(|p| p == path) {
+                paths.push(path.to_string());
+            }
+        }
+    }
     let libdir = paths
         .iter()
         .find(|p| p.contains("/libc.so"))
@@ -47,7 +63,11 @@ fn glibc_resolver_files() -> Result<Vec<LayoutFile>, String> {
     }
     let mut files = Vec::new();
     let mut dirs: Vec<String> = Vec::new();
-    for p in paths.iter().map(String::as_str).chain(["/usr/bin/getent"]) {
+    for p in paths
+        .iter()
+        .map(String::as_str)
+        .chain(binaries.iter().copied())
+    {
         let rel = p.trim_start_matches('/');
         let mut acc = String::new();
         for part in Path::new(rel).parent().into_iter().flat_map(|d| d.iter()) {
@@ -325,6 +345,35 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
                 "nothere",
             ]);
             assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+            // The issue's own check: an HTTP client in a pod reaches the Service by its short
+            // name from its namespace and by `web.default` from another, its resolver walking
+            // the search path.
+            if Path::new(CURL).exists() {
+                for (ns, pod, url) in [
+                    ("default", "here", "http://web/"),
+                    ("jobs", "there", "http://web.default/"),
+                ] {
+                    let out = c.kubectl(&[
+                        "exec",
+                        "-n",
+                        ns,
+                        pod,
+                        "--",
+                        CURL,
+                        "-sS",
+                        "--max-time",
+                        "20",
+                        url,
+                    ]);
+                    assert!(
+                        out.status.success() && text(&out).contains("hello from web"),
+                        "curl {url} in {ns}/{pod}: {}",
+                        text(&out)
+                    );
+                }
+            } else {
+                eprintln!("curl by name in pods skipped: {CURL} is not installed");
+            }
         }
     }
     // A name that is not there is NXDOMAIN, not a time-out.
