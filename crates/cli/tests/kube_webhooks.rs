@@ -533,16 +533,23 @@ webhooks:
 "#
         ),
     );
+    // kubectl forwards only to a running pod: one on Fargate, through a profile made now (the
+    // pod `shell` above, made before any profile, stays Pending as on EKS).
+    c.fargate_profile("fp-default", "default");
+    applied(
+        &c,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: forwarded, namespace: default}\nspec: {containers: [{name: app, image: busybox}]}\n",
+    );
     c.ok(
         V,
         &[
             "wait",
             "--for=jsonpath={.status.phase}=Running",
-            "pod/shell",
+            "pod/forwarded",
             "--timeout=120s",
         ],
     );
-    let said = c.fails(V, &["port-forward", "pod/shell", ":8080"]);
+    let said = c.fails(V, &["port-forward", "pod/forwarded", ":8080"]);
     assert!(
         said.contains(r#"admission webhook "no-forward.example.com" denied the request: not here"#)
             || said.contains(
@@ -557,7 +564,7 @@ webhooks:
     let binding = dir.path().join("binding.json");
     std::fs::write(
         &binding,
-        r#"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "shell"}, "target": {"kind": "Node", "name": "elsewhere"}}"#,
+        r#"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "forwarded"}, "target": {"kind": "Node", "name": "elsewhere"}}"#,
     )
     .unwrap();
     let said = c.fails(
@@ -565,7 +572,7 @@ webhooks:
         &[
             "create",
             "--raw",
-            "/api/v1/namespaces/default/pods/shell/binding",
+            "/api/v1/namespaces/default/pods/forwarded/binding",
             "-f",
             binding.to_str().unwrap(),
         ],
