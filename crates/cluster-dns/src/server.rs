@@ -366,8 +366,6 @@ impl Router {
             }
         }
         let block = self.block_for(query.name());
-        // No block: CoreDNS counts the query under the zone `dropped`.
-        let zone = block.map_or_else(|| "dropped".to_string(), |b| b.zone.to_string());
         let (response, plugin) = match block {
             Some(b) => b.handler.respond(&request, udp).await,
             None => {
@@ -379,6 +377,9 @@ impl Router {
             }
         };
         if let Some(metrics) = &self.metrics {
+            // No block: CoreDNS counts the query under the zone `dropped`. Only the metrics
+            // read the zone's name, so it is made only when they are kept.
+            let zone = block.map_or_else(|| "dropped".to_string(), |b| b.zone.to_string());
             let server = self.server_label();
             let family = if peer.is_ipv4() { "1" } else { "2" };
             metrics.inc(
