@@ -159,6 +159,36 @@ fn the_pod_identity_webhook_mutates_as_upstream() {
     );
     assert_eq!(volumes[1]["name"], "scratch");
 
+    // EKS Pod Identity: the association is stored, but a pod of its account (on Fargate, as every
+    // pod of this cluster) gets neither the agent's env nor its token volume, as AWS documents.
+    let (status, created) = common::eks_request(
+        &c.server.url,
+        "POST",
+        "/clusters/irsa/pod-identity-associations",
+        &json!({"namespace": "default", "serviceAccount": "associated",
+                "roleArn": "arn:aws:iam::000000000000:role/associated"}),
+    );
+    assert_eq!(status, 200, "{created}");
+    let applied = c.apply(
+        "1.31",
+        concat!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: associated}\n---\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: associated}\nspec:\n",
+            "  serviceAccountName: associated\n  containers: [{name: main, image: busybox}]\n",
+        ),
+        &[],
+    );
+    assert!(applied.status.success(), "{}", text(&applied));
+    let associated = c.json("1.31", &["get", "pod", "associated"]);
+    assert_eq!(env(container(&associated, "containers", "main")), vec![]);
+    assert!(
+        !associated["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "eks-pod-identity-token" || v["name"] == "aws-iam-token")
+    );
+
     // A pod whose account has no role is left alone.
     let unrelated = c.json("1.31", &["get", "pod", "unrelated"]);
     assert_eq!(env(container(&unrelated, "containers", "main")), vec![]);
