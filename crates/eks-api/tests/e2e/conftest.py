@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import pytest
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -132,7 +133,39 @@ def active_profile(eks, cluster, name, selectors=None, **kw):
              ["fargateProfile"]["status"] == "ACTIVE")
 
 
+def client_error_response(call, *args, **kw):
+    """The error response of a boto3 call that must raise ClientError."""
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        call(*args, **kw)
+    return info.value.response
+
+
+def client_error(call, *args, **kw):
+    """(HTTP status, error code, message) of a boto3 call that must raise ClientError."""
+    e = client_error_response(call, *args, **kw)
+    return e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Code"], e["Error"]["Message"]
+
+
 TF_MIRROR = Path("/opt/tf-plugins")
+
+# The AWS provider pointed at localfargate (`-var=endpoint=URL`) for EKS, IAM and STS.
+TF_LOCAL_AWS_PROVIDER = """
+terraform {
+  required_providers { aws = { source = "hashicorp/aws" } }
+}
+variable "endpoint" {}
+provider "aws" {
+  region                  = "us-east-1"
+  access_key              = "test"
+  secret_key              = "test"
+  skip_metadata_api_check = true
+  endpoints {
+    eks = var.endpoint
+    iam = var.endpoint
+    sts = var.endpoint
+  }
+}
+"""
 
 
 def terraform_missing():

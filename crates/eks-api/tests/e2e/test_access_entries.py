@@ -6,10 +6,8 @@ import json
 import os
 import subprocess
 
-import botocore.exceptions
-import pytest
 
-from conftest import AWS, CLUSTER_ROLE, PUBLIC, Server, wait_for
+from conftest import AWS, CLUSTER_ROLE, PUBLIC, Server, client_error, wait_for
 
 ACCOUNT = "000000000000"
 DEFAULT_IDENTITY = f"arn:aws:iam::{ACCOUNT}:user/localfargate"
@@ -21,11 +19,7 @@ ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 DEV_ROLE = f"arn:aws:iam::{ACCOUNT}:role/dev"
 
 
-def error(call, **kw):
-    with pytest.raises(botocore.exceptions.ClientError) as info:
-        call(**kw)
-    e = info.value.response
-    return e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Code"], e["Error"]["Message"]
+error = client_error
 
 
 def cluster(eks, name, mode=None, bootstrap=None):

@@ -4,19 +4,13 @@ eks-pod-identity-agent saying it does not run on Fargate."""
 
 import json
 
-import botocore.exceptions
-import pytest
 
-from conftest import CLUSTER_ROLE, PRIVATE, active_cluster, wait_for
+from conftest import CLUSTER_ROLE, PRIVATE, active_cluster, client_error, wait_for
 
 FAST = {"Delay": 1, "MaxAttempts": 30}
 
 
-def error(call, **kw):
-    with pytest.raises(botocore.exceptions.ClientError) as info:
-        call(**kw)
-    e = info.value.response
-    return e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Code"], e["Error"]["Message"]
+error = client_error
 
 
 def test_addon_versions_and_schemas(server, eks):

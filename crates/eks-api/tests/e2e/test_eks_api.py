@@ -7,13 +7,11 @@ import time
 import botocore.exceptions
 import pytest
 
-from conftest import CLUSTER_ROLE, PRIVATE, PUBLIC, ROLE, Server, active_cluster, active_profile, wait_for
+from conftest import CLUSTER_ROLE, PRIVATE, PUBLIC, ROLE, Server, active_cluster, active_profile, client_error_response, wait_for
 
 
 def error(call, **kw):
-    with pytest.raises(botocore.exceptions.ClientError) as info:
-        call(**kw)
-    e = info.value.response
+    e = client_error_response(call, **kw)
     return e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Code"], e["Error"]["Message"], e
 
 

@@ -10,18 +10,13 @@ import urllib.request
 
 import botocore
 import botocore.exceptions
-import pytest
 
-from conftest import CLUSTER_ROLE, PRIVATE, Server, active_cluster, wait_for
+from conftest import CLUSTER_ROLE, PRIVATE, Server, active_cluster, client_error, wait_for
 
 FAST = {"Delay": 1, "MaxAttempts": 30}
 
 
-def error(call, **kw):
-    with pytest.raises(botocore.exceptions.ClientError) as info:
-        call(**kw)
-    e = info.value.response
-    return e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Code"], e["Error"]["Message"]
+error = client_error
 
 
 def update_done(eks, cluster, update_id, **kw):

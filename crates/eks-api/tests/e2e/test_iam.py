@@ -9,7 +9,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from conftest import terraform, terraform_missing
+from conftest import TF_LOCAL_AWS_PROVIDER, client_error, terraform, terraform_missing
 
 ACCOUNT = "000000000000"
 FARGATE_TRUST = {
@@ -33,11 +33,7 @@ def iam(server):
                         aws_access_key_id="test", aws_secret_access_key="test")
 
 
-def error(call, *args, **kw):
-    with pytest.raises(botocore.exceptions.ClientError) as info:
-        call(*args, **kw)
-    e = info.value.response
-    return e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Code"], e["Error"]["Message"]
+error = client_error
 
 
 def test_the_guides_pod_execution_role_with_the_cli(server, tmp_path):
@@ -292,23 +288,7 @@ def test_wrong_protocol_parameters_get_the_query_protocols_errors(server):
 @pytest.mark.skipif(terraform_missing() is not None, reason=terraform_missing() or "")
 def test_terraform_iam_role_policy_attachment_and_oidc_provider(server, tmp_path):
     server.reset()
-    (tmp_path / "main.tf").write_text("""
-terraform {
-  required_providers { aws = { source = "hashicorp/aws" } }
-}
-variable "endpoint" {}
-provider "aws" {
-  region                  = "us-east-1"
-  access_key              = "test"
-  secret_key              = "test"
-  skip_metadata_api_check = true
-  endpoints {
-    eks = var.endpoint
-    iam = var.endpoint
-    sts = var.endpoint
-  }
-}
-data "aws_caller_identity" "me" {}
+    (tmp_path / "main.tf").write_text(TF_LOCAL_AWS_PROVIDER + """data "aws_caller_identity" "me" {}
 data "aws_partition" "current" {}
 data "aws_iam_policy_document" "fargate_trust" {
   statement {

@@ -12,7 +12,7 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from conftest import Server, terraform, terraform_missing
+from conftest import TF_LOCAL_AWS_PROVIDER, Server, terraform, terraform_missing
 
 ACCOUNT = "000000000000"
 
@@ -65,22 +65,7 @@ def test_strict_keys_are_their_principals_and_bad_signatures_are_refused():
 def test_terraform_reads_the_caller_identity(server, tmp_path):
     """The seed guides' Terraform starts with `data.aws_caller_identity`: the AWS provider (from
     the filesystem mirror, no network) reads it through the endpoint override."""
-    (tmp_path / "main.tf").write_text("""
-terraform {
-  required_providers { aws = { source = "hashicorp/aws" } }
-}
-variable "endpoint" {}
-provider "aws" {
-  region                  = "us-east-1"
-  access_key              = "test"
-  secret_key              = "test"
-  skip_metadata_api_check = true
-  endpoints {
-    eks = var.endpoint
-    sts = var.endpoint
-  }
-}
-data "aws_caller_identity" "me" {}
+    (tmp_path / "main.tf").write_text(TF_LOCAL_AWS_PROVIDER + """data "aws_caller_identity" "me" {}
 output "account" { value = data.aws_caller_identity.me.account_id }
 output "arn" { value = data.aws_caller_identity.me.arn }
 """)
@@ -215,21 +200,28 @@ def kube_env(key, secret, **extra):
                 AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null", **extra)
 
 
-def test_web_identity_with_a_clusters_service_account_tokens(server, tmp_path):
-    """IRSA's exchange: a service-account token of a cluster on this machine, its issuer an IAM
-    OIDC provider, a role trusting that provider for one service account."""
+def cluster_with_kubectl(server, name, tmp_path):
+    """An ACTIVE cluster `name`, its OIDC issuer, and kubectl (command and environment) on its
+    Kubernetes API through `aws eks update-kubeconfig`, once that API answers."""
     from conftest import PUBLIC, CLUSTER_ROLE, wait_for
-    server.reset()
     eks = server.client()
-    eks.create_cluster(name="wi", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})
-    wait_for(lambda: eks.describe_cluster(name="wi")["cluster"]["status"] == "ACTIVE")
-    issuer = eks.describe_cluster(name="wi")["cluster"]["identity"]["oidc"]["issuer"]
+    eks.create_cluster(name=name, roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})
+    wait_for(lambda: eks.describe_cluster(name=name)["cluster"]["status"] == "ACTIVE")
+    issuer = eks.describe_cluster(name=name)["cluster"]["identity"]["oidc"]["issuer"]
     env = kube_env("test", "test")
     config = tmp_path / "config"
-    server.aws("eks", "update-kubeconfig", "--name", "wi", "--kubeconfig", str(config))
+    server.aws("eks", "update-kubeconfig", "--name", name, "--kubeconfig", str(config))
     kubectl = [KUBECTL, "--kubeconfig", str(config)]
     wait_for(lambda: subprocess.run(kubectl + ["get", "namespace", "default"], env=env,
                                     capture_output=True).returncode == 0)
+    return issuer, kubectl, env
+
+
+def test_web_identity_with_a_clusters_service_account_tokens(server, tmp_path):
+    """IRSA's exchange: a service-account token of a cluster on this machine, its issuer an IAM
+    OIDC provider, a role trusting that provider for one service account."""
+    server.reset()
+    issuer, kubectl, env = cluster_with_kubectl(server, "wi", tmp_path)
     for sa in ("reader", "intruder"):
         subprocess.run(kubectl + ["create", "serviceaccount", sa], env=env, check=True, capture_output=True)
 
@@ -451,20 +443,10 @@ def test_web_identity_tokens_expired_or_tampered_are_refused_with_stss_errors(tm
     accepted (so the key and the signing here are the cluster's); a signed token whose claims were
     changed afterwards is InvalidIdentityToken."""
     import time
-    from conftest import PUBLIC, CLUSTER_ROLE, wait_for
     data_dir = tmp_path / "state"
     s = Server("--lifecycle-seconds", "0.1", data_dir=data_dir).start()
     try:
-        eks = s.client()
-        eks.create_cluster(name="exp", roleArn=CLUSTER_ROLE, resourcesVpcConfig={"subnetIds": PUBLIC[:2]})
-        wait_for(lambda: eks.describe_cluster(name="exp")["cluster"]["status"] == "ACTIVE")
-        issuer = eks.describe_cluster(name="exp")["cluster"]["identity"]["oidc"]["issuer"]
-        env = kube_env("test", "test")
-        config = tmp_path / "config"
-        s.aws("eks", "update-kubeconfig", "--name", "exp", "--kubeconfig", str(config))
-        kubectl = [KUBECTL, "--kubeconfig", str(config)]
-        wait_for(lambda: subprocess.run(kubectl + ["get", "namespace", "default"], env=env,
-                                        capture_output=True).returncode == 0)
+        issuer, kubectl, env = cluster_with_kubectl(s, "exp", tmp_path)
         subprocess.run(kubectl + ["create", "serviceaccount", "app"], env=env, check=True, capture_output=True)
         genuine = subprocess.run(kubectl + ["create", "token", "app", "--audience", "sts.amazonaws.com"], env=env,
                                  check=True, capture_output=True, text=True).stdout.strip()
