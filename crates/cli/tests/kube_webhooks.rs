@@ -121,6 +121,21 @@ fn refused(c: &KubeCluster, yaml: &str, flags: &[&str]) -> String {
     text(&out)
 }
 
+/// Asserts kubectl's output carries webhook `hook`'s denial "not here" (kubectl quotes the
+/// webhook's name with or without backslashes depending on how it prints the Status).
+fn assert_denied_here_by(said: &str, hook: &str) {
+    let plain = format!(r#"admission webhook "{hook}" denied the request: not here"#);
+    let escaped = format!(r#"admission webhook \"{hook}\" denied the request: not here"#);
+    assert!(said.contains(&plain) || said.contains(&escaped), "{said}");
+}
+
+/// `kubectl create --raw PATH -f BODY` must be denied by webhook `hook`.
+fn raw_create_is_denied(c: &KubeCluster, path: &str, body: &Path, hook: &str) {
+    let body = body.to_str().unwrap();
+    let said = c.fails(V, &["create", "--raw", path, "-f", body]);
+    assert_denied_here_by(&said, hook);
+}
+
 fn config_map(ns: &str, name: &str, labels: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {labels}\ndata: {{a: b}}\n"
@@ -466,10 +481,7 @@ webhooks:
         ),
     );
     let said = c.fails(V, &["exec", "shell", "--", "ls", "/"]);
-    assert!(
-        said.contains(r#"admission webhook "no-exec.example.com" denied the request: not here"#),
-        "{said}"
-    );
+    assert_denied_here_by(&said, "no-exec.example.com");
     let connects = hooks.reviews("/deny");
     let request = &connects.last().unwrap()["review"]["request"];
     assert_eq!(request["operation"], "CONNECT");
@@ -484,23 +496,11 @@ webhooks:
         r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "shell", "namespace": "default"}}"#,
     )
     .unwrap();
-    let said = c.fails(
-        V,
-        &[
-            "create",
-            "--raw",
-            "/api/v1/namespaces/default/pods/shell/eviction",
-            "-f",
-            eviction.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        said.contains(
-            r#"admission webhook \"no-eviction.example.com\" denied the request: not here"#
-        ) || said.contains(
-            r#"admission webhook "no-eviction.example.com" denied the request: not here"#
-        ),
-        "{said}"
+    raw_create_is_denied(
+        &c,
+        "/api/v1/namespaces/default/pods/shell/eviction",
+        &eviction,
+        "no-eviction.example.com",
     );
     let evictions = hooks.reviews("/deny");
     let request = &evictions.last().unwrap()["review"]["request"];
@@ -550,13 +550,7 @@ webhooks:
         ],
     );
     let said = c.fails(V, &["port-forward", "pod/forwarded", ":8080"]);
-    assert!(
-        said.contains(r#"admission webhook "no-forward.example.com" denied the request: not here"#)
-            || said.contains(
-                r#"admission webhook \"no-forward.example.com\" denied the request: not here"#
-            ),
-        "{said}"
-    );
+    assert_denied_here_by(&said, "no-forward.example.com");
     let request = &hooks.reviews("/deny").last().unwrap()["review"]["request"].clone();
     assert_eq!(request["operation"], "CONNECT");
     assert_eq!(request["subResource"], "portforward");
@@ -567,22 +561,11 @@ webhooks:
         r#"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "forwarded"}, "target": {"kind": "Node", "name": "elsewhere"}}"#,
     )
     .unwrap();
-    let said = c.fails(
-        V,
-        &[
-            "create",
-            "--raw",
-            "/api/v1/namespaces/default/pods/forwarded/binding",
-            "-f",
-            binding.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        said.contains(
-            r#"admission webhook \"no-binding.example.com\" denied the request: not here"#
-        ) || said
-            .contains(r#"admission webhook "no-binding.example.com" denied the request: not here"#),
-        "{said}"
+    raw_create_is_denied(
+        &c,
+        "/api/v1/namespaces/default/pods/forwarded/binding",
+        &binding,
+        "no-binding.example.com",
     );
     let request = &hooks.reviews("/deny").last().unwrap()["review"]["request"].clone();
     assert_eq!(request["operation"], "CREATE");
@@ -633,10 +616,7 @@ webhooks:
         ),
     );
     let said = c.fails(V, &["scale", "deployment", "web", "--replicas=3"]);
-    assert!(
-        said.contains(r#"admission webhook "no-scale.example.com" denied the request: not here"#),
-        "{said}"
-    );
+    assert_denied_here_by(&said, "no-scale.example.com");
     let request = &hooks.reviews("/deny").last().unwrap()["review"]["request"].clone();
     assert_eq!(
         request["kind"],
@@ -840,12 +820,7 @@ webhooks:
     );
     // Both conditions true: called, and it denies.
     let said = refused(&c, &config_map("cel", "deny-me", "{a: b}"), &[]);
-    assert!(
-        said.contains(
-            r#"admission webhook "deny-prefixed.example.com" denied the request: not here"#
-        ),
-        "{said}"
-    );
+    assert_denied_here_by(&said, "deny-prefixed.example.com");
     // One false (the name, or the namespace): not called at all.
     applied(&c, &config_map("cel", "keep-me", "{a: b}"));
     applied(&c, &config_map("default", "deny-elsewhere", "{a: b}"));
