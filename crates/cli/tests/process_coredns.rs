@@ -12,13 +12,13 @@ use std::time::Duration;
 use common::process_cluster::{Cluster, network_flags, text};
 use localfargate_runtime::image::LayoutFile;
 
+/// The host's curl, copied into the resolver image when present.
+const CURL: &str = "/usr/bin/curl";
+
 /// The files a C library's resolver needs in a pod, from this host: glibc's `getent` and, where
 /// the host has it, `curl` (a real HTTP client whose names go through getaddrinfo), the
 /// libraries `ldd` lists for them, the NSS modules for `files` and `dns` and their `libresolv`,
 /// and an `/etc/nsswitch.conf` of `hosts: files dns`. `Err` says what the host lacks.
-/// The host's curl, copied into the resolver image when present.
-const CURL: &str = "/usr/bin/curl";
-
 fn glibc_resolver_files() -> Result<Vec<LayoutFile>, String> {
     let getent = Path::new("/usr/bin/getent");
     if !getent.exists() {
@@ -28,26 +28,7 @@ fn glibc_resolver_files() -> Result<Vec<LayoutFile>, String> {
     if Path::new(CURL).exists() {
         binaries.push(CURL);
     }
-    let mut paths: Vec<String> = Vec::new();
-    for binary in &binaries {
-        let ldd = std::process::Command::new("ldd")
-            .arg(binary)
-            .output()
-            .map_err(|e| format!("ldd: {e}"))?;
-        for l in String::from_utf8_lossy(&ldd.stdout).lines() {
-            // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or `/lib64/ld-linux… (0x…)`.
-            let Some(path) = l
-                .split("=>")
-                .last()
-                .and_then(|p| p.split_whitespace().next())
-            else {
-                continue;
-            };
-            if path.starts_with('/') && !paths.iter().any(|p| p == path) {
-                paths.push(path.to_string());
-            }
-        }
-    }
+    let mut paths = common::host_files::libraries_of(&binaries)?;
     let libdir = paths
         .iter()
         .find(|p| p.contains("/libc.so"))
@@ -61,41 +42,35 @@ fn glibc_resolver_files() -> Result<Vec<LayoutFile>, String> {
         }
         paths.push(p);
     }
-    let mut files = Vec::new();
-    let mut dirs: Vec<String> = Vec::new();
-    for p in paths
-        .iter()
-        .map(String::as_str)
-        .chain(binaries.iter().copied())
-    {
-        let rel = p.trim_start_matches('/');
-        let mut acc = String::new();
-        for part in Path::new(rel).parent().into_iter().flat_map(|d| d.iter()) {
-            if !acc.is_empty() {
-                acc.push('/');
-            }
-            acc.push_str(&part.to_string_lossy());
-            if !dirs.contains(&acc) && acc != "bin" && acc != "etc" {
-                dirs.push(acc.clone());
-                files.push(LayoutFile::Dir {
-                    path: acc.clone(),
-                    mode: 0o755,
-                });
-            }
-        }
-        let data = std::fs::read(p).map_err(|e| format!("reading {p}: {e}"))?;
-        files.push(LayoutFile::File {
-            path: rel.to_string(),
-            mode: 0o755,
-            data,
-        });
-    }
+    let mut files = common::host_files::layer_files(
+        paths
+            .iter()
+            .map(String::as_str)
+            .chain(binaries.iter().copied()),
+    )?;
     files.push(LayoutFile::File {
         path: "etc/nsswitch.conf".into(),
         mode: 0o644,
         data: b"hosts: files dns\n".to_vec(),
     });
     Ok(files)
+}
+
+/// The guides' Fargate profile for CoreDNS: kube-system pods labelled `k8s-app=kube-dns`.
+fn coredns_fargate_profile(c: &Cluster) {
+    let out = c.localfargate(&[
+        "profile",
+        "create",
+        "--cluster",
+        "run",
+        "--name",
+        "fp-coredns",
+        "--namespace",
+        "kube-system",
+        "--labels",
+        "k8s-app=kube-dns",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
@@ -116,19 +91,7 @@ fn coredns_pods_run_the_builtin_coredns_after_the_guides_patch() {
         ]))
         .unwrap()
     };
-    let out = c.localfargate(&[
-        "profile",
-        "create",
-        "--cluster",
-        "run",
-        "--name",
-        "fp-coredns",
-        "--namespace",
-        "kube-system",
-        "--labels",
-        "k8s-app=kube-dns",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    coredns_fargate_profile(&c);
     // Before the patch: Pending, on no node.
     c.eventually("the CoreDNS pods", Duration::from_secs(30), || {
         pods(&c)["items"].as_array().is_some_and(|a| a.len() == 2)
@@ -205,19 +168,7 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
     let mut flags = network_flags(work.path(), "10.62.", |_| {});
     flags.extend(["--volume-sync-interval".to_string(), "2".to_string()]);
     let c = Cluster::new(&flags, |data| common::process_cluster::load(data, &busybox));
-    let out = c.localfargate(&[
-        "profile",
-        "create",
-        "--cluster",
-        "run",
-        "--name",
-        "fp-coredns",
-        "--namespace",
-        "kube-system",
-        "--labels",
-        "k8s-app=kube-dns",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    coredns_fargate_profile(&c);
     c.apply(&format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: default}}\n\
          spec:\n  replicas: 1\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    \

@@ -4,8 +4,9 @@
 //! ([`localfargate_runtime::host_proxy`]).
 //!
 //! * A LoadBalancer Service (no `loadBalancerClass`, or `service.k8s.aws/nlb`) gets, per TCP
-//!   port, a listener on `127.0.0.1:<port>`, or on a free port when that one is taken (another
-//!   program, another localfargate), with a `Warning` event naming the port used. Its
+//!   or UDP port (an NLB's listener protocols; UDP through [`UdpHostListener`]), a listener
+//!   on `127.0.0.1:<port>`, or on a free port when that one is taken (another program,
+//!   another localfargate), with a `Warning` event naming the port used. Its
 //!   `status.loadBalancer.ingress` is `[{hostname: localhost}]`: a hostname as on EKS (where
 //!   it is the load balancer's DNS name), and one that resolves here.
 //! * NodePort and LoadBalancer Services get a listener on `127.0.0.1:<nodePort>`; a taken
@@ -21,6 +22,9 @@
 //!   limit them.
 //! * A LoadBalancer Service with `externalTrafficPolicy: Local` gets kube-proxy's health check
 //!   on `127.0.0.1:<healthCheckNodePort>`: its local ready endpoint count, 200 or 503.
+//! * `externalIPs` in 127.0.0.0/8 (any Service type) get a listener on that address and the
+//!   Service port: the nftables data path serves external IPs on the host's other interfaces
+//!   and leaves loopback alone (it would need `route_localnet` to DNAT loopback to pods).
 //! * Listeners close when the Service goes or stops being of that type (the load balancer's
 //!   status is cleared then, as the service controller clears it).
 //!
@@ -35,6 +39,7 @@ use std::time::Duration;
 use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
 use localfargate_runtime::RuntimeKind;
 use localfargate_runtime::host_proxy::{HealthCheckListener, HostListener};
+use localfargate_runtime::host_udp_proxy::UdpHostListener;
 use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
@@ -75,14 +80,110 @@ pub async fn run(ctx: Arc<ClusterContext>) {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Front {
     /// A load balancer's port.
-    LoadBalancer(u16),
+    LoadBalancer(Transport, u16),
     /// A node port.
-    NodePort(u16),
+    NodePort(Transport, u16),
+    /// An external IP on loopback (127.0.0.0/8) and the Service port: the data path leaves
+    /// loopback destinations alone, so a host listener serves them.
+    ExternalIp(Transport, std::net::Ipv4Addr, u16),
+}
+
+/// The protocols served on the host (SCTP is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    fn of(port: &Value) -> Option<Transport> {
+        match port["protocol"].as_str().unwrap_or("TCP") {
+            "TCP" => Some(Transport::Tcp),
+            "UDP" => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+
+    /// How an address of this protocol is written in the events: `127.0.0.1:53` for TCP (as
+    /// before UDP was served), `127.0.0.1:53/UDP` for UDP.
+    fn suffix(self) -> &'static str {
+        match self {
+            Transport::Tcp => "",
+            Transport::Udp => "/UDP",
+        }
+    }
+}
+
+/// A host listener of either protocol.
+enum Listener {
+    Tcp(HostListener),
+    Udp(UdpHostListener),
+}
+
+impl Listener {
+    fn bind(transport: Transport, port: u16) -> std::io::Result<Listener> {
+        Ok(match transport {
+            Transport::Tcp => Listener::Tcp(HostListener::bind(port)?),
+            Transport::Udp => Listener::Udp(UdpHostListener::bind(port)?),
+        })
+    }
+
+    fn bind_at(transport: Transport, addr: SocketAddr) -> std::io::Result<Listener> {
+        Ok(match transport {
+            Transport::Tcp => Listener::Tcp(HostListener::bind_at(addr)?),
+            Transport::Udp => Listener::Udp(UdpHostListener::bind_at(addr)?),
+        })
+    }
+
+    fn bind_any(transport: Transport) -> std::io::Result<Listener> {
+        Ok(match transport {
+            Transport::Tcp => Listener::Tcp(HostListener::bind_any()?),
+            Transport::Udp => Listener::Udp(UdpHostListener::bind_any()?),
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Listener::Tcp(l) => l.addr(),
+            Listener::Udp(l) => l.addr(),
+        }
+    }
+
+    fn backends(&self) -> Vec<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.backends(),
+            Listener::Udp(l) => l.backends(),
+        }
+    }
+
+    async fn set_backends(&mut self, backends: Vec<SocketAddr>) -> std::io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_backends(backends).await,
+            Listener::Udp(l) => {
+                l.set_backends(backends);
+                Ok(())
+            }
+        }
+    }
+
+    fn source_ranges(&self) -> Vec<(std::net::Ipv4Addr, u8)> {
+        match self {
+            Listener::Tcp(l) => l.source_ranges(),
+            Listener::Udp(l) => l.source_ranges(),
+        }
+    }
+
+    fn set_source_ranges(&self, ranges: Vec<(std::net::Ipv4Addr, u8)>) {
+        match self {
+            Listener::Tcp(l) => l.set_source_ranges(ranges),
+            Listener::Udp(l) => l.set_source_ranges(ranges),
+        }
+    }
 }
 
 struct Served {
     uid: String,
-    listeners: HashMap<Front, HostListener>,
+    listeners: HashMap<Front, Listener>,
     /// Ports that could not be had, reported once.
     failed: HashSet<Front>,
     /// The load balancer's creation events were written.
@@ -216,8 +317,8 @@ impl Served {
             }
             if let Some(listener) = self.listeners.get_mut(front) {
                 let wanted_ranges = match front {
-                    Front::LoadBalancer(_) => ranges.clone(),
-                    Front::NodePort(_) => Vec::new(),
+                    Front::LoadBalancer(..) => ranges.clone(),
+                    Front::NodePort(..) | Front::ExternalIp(..) => Vec::new(),
                 };
                 if listener.source_ranges() != wanted_ranges {
                     listener.set_source_ranges(wanted_ranges);
@@ -350,15 +451,16 @@ pub(crate) fn source_ranges(svc: &Value) -> Vec<(std::net::Ipv4Addr, u8)> {
 }
 
 /// A listener for `front`, or the event saying why there is none (or why it is elsewhere).
-fn open(objects: &Objects, svc: &Value, front: &Front) -> Option<HostListener> {
-    match front {
-        Front::LoadBalancer(port) => match HostListener::bind(*port) {
+fn open(objects: &Objects, svc: &Value, front: &Front) -> Option<Listener> {
+    match *front {
+        Front::LoadBalancer(transport, port) => match Listener::bind(transport, port) {
             Ok(l) => Some(l),
-            Err(e) => match HostListener::bind_any() {
+            Err(e) => match Listener::bind_any(transport) {
                 Ok(l) => {
+                    let proto = transport.suffix();
                     let message = format!(
-                        "127.0.0.1:{port} is not available on this host ({}): port {port} of the \
-                         load balancer listens on {} instead",
+                        "127.0.0.1:{port}{proto} is not available on this host ({}): port \
+                         {port}{proto} of the load balancer listens on {}{proto} instead",
                         go_text(&e),
                         l.addr()
                     );
@@ -374,7 +476,8 @@ fn open(objects: &Objects, svc: &Value, front: &Front) -> Option<HostListener> {
                 }
                 Err(e2) => {
                     let message = format!(
-                        "no port for port {port} of the load balancer on this host: {}",
+                        "no port for port {port}{} of the load balancer on this host: {}",
+                        transport.suffix(),
                         go_text(&e2)
                     );
                     emit(
@@ -389,12 +492,13 @@ fn open(objects: &Objects, svc: &Value, front: &Front) -> Option<HostListener> {
                 }
             },
         },
-        Front::NodePort(port) => match HostListener::bind(*port) {
+        Front::NodePort(transport, port) => match Listener::bind(transport, port) {
             Ok(l) => Some(l),
             Err(e) => {
+                let proto = transport.suffix();
                 let message = format!(
-                    "127.0.0.1:{port} is not available on this host ({}): node port {port} is \
-                     not served on the host",
+                    "127.0.0.1:{port}{proto} is not available on this host ({}): node port \
+                     {port}{proto} is not served on the host",
                     go_text(&e)
                 );
                 emit(
@@ -408,6 +512,28 @@ fn open(objects: &Objects, svc: &Value, front: &Front) -> Option<HostListener> {
                 None
             }
         },
+        Front::ExternalIp(transport, ip, port) => {
+            match Listener::bind_at(transport, SocketAddr::new(IpAddr::V4(ip), port)) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    let proto = transport.suffix();
+                    let message = format!(
+                        "{ip}:{port}{proto} is not available on this host ({}): external IP \
+                         {ip} port {port}{proto} is not served on the host",
+                        go_text(&e)
+                    );
+                    emit(
+                        objects,
+                        svc,
+                        EventType::Warning,
+                        "ExternalIPPortTaken",
+                        &message,
+                        COMPONENT,
+                    );
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -432,29 +558,55 @@ fn is_load_balancer(svc: &Value) -> bool {
         }
 }
 
-/// The listeners a Service wants, with the Service port each serves (TCP only).
+/// The listeners a Service wants, with the Service port each serves (TCP and UDP; SCTP is
+/// not served on the host).
 fn fronts(svc: &Value) -> Vec<(Front, Value)> {
     let kind = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
-    if kind != "LoadBalancer" && kind != "NodePort" {
+    let loopback_ips = loopback_external_ips(svc);
+    let node_ports = kind == "LoadBalancer" || kind == "NodePort";
+    if (!node_ports && loopback_ips.is_empty()) || kind == "ExternalName" {
         return Vec::new();
     }
     let lb = is_load_balancer(svc);
     let mut out = Vec::new();
     for port in svc["spec"]["ports"].as_array().into_iter().flatten() {
-        if port["protocol"].as_str().unwrap_or("TCP") != "TCP" {
+        let Some(transport) = Transport::of(port) else {
+            continue;
+        };
+        if let Some(p) = port["port"].as_u64().and_then(|p| u16::try_from(p).ok()) {
+            for ip in &loopback_ips {
+                out.push((Front::ExternalIp(transport, *ip, p), port.clone()));
+            }
+        }
+        if !node_ports {
             continue;
         }
         if lb && let Some(p) = port["port"].as_u64().and_then(|p| u16::try_from(p).ok()) {
-            out.push((Front::LoadBalancer(p), port.clone()));
+            out.push((Front::LoadBalancer(transport, p), port.clone()));
         }
         if let Some(p) = port["nodePort"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
         {
-            out.push((Front::NodePort(p), port.clone()));
+            out.push((Front::NodePort(transport, p), port.clone()));
         }
     }
     out
+}
+
+/// The Service's `externalIPs` in 127.0.0.0/8: served by host listeners (the nftables data
+/// path serves only external IPs on the host's other interfaces).
+fn loopback_external_ips(svc: &Value) -> Vec<std::net::Ipv4Addr> {
+    let mut ips: Vec<std::net::Ipv4Addr> = svc["spec"]["externalIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.as_str()?.parse().ok())
+        .filter(|ip: &std::net::Ipv4Addr| ip.is_loopback())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 /// The usable endpoints of a Service port (ready, or serving and terminating when none is
@@ -542,15 +694,42 @@ mod tests {
                 {"name": "dns", "port": 53, "nodePort": 30053, "protocol": "UDP"},
             ]}})
         };
+        use Transport::{Tcp, Udp};
         let lb = fronts(&svc("LoadBalancer", None));
         let kinds: Vec<&Front> = lb.iter().map(|(f, _)| f).collect();
-        assert_eq!(kinds, [&Front::LoadBalancer(80), &Front::NodePort(30080)]);
-        assert_eq!(fronts(&svc("LoadBalancer", Some(NLB_CLASS))).len(), 2);
-        // Another controller's class: its node port only.
+        assert_eq!(
+            kinds,
+            [
+                &Front::LoadBalancer(Tcp, 80),
+                &Front::NodePort(Tcp, 30080),
+                &Front::LoadBalancer(Udp, 53),
+                &Front::NodePort(Udp, 30053)
+            ]
+        );
+        assert_eq!(fronts(&svc("LoadBalancer", Some(NLB_CLASS))).len(), 4);
+        // Another controller's class: its node ports only.
         let other = fronts(&svc("LoadBalancer", Some("example.com/lb")));
-        assert_eq!(other.len(), 1);
-        assert_eq!(other[0].0, Front::NodePort(30080));
-        assert_eq!(fronts(&svc("NodePort", None)).len(), 1);
+        assert_eq!(other.len(), 2);
+        assert_eq!(other[0].0, Front::NodePort(Tcp, 30080));
+        assert_eq!(other[1].0, Front::NodePort(Udp, 30053));
+        assert_eq!(fronts(&svc("NodePort", None)).len(), 2);
+        // External IPs on loopback, of any Service type, on the Service port; others are the
+        // data path's.
+        let external = json!({"spec": {"externalIPs": ["127.0.0.5", "198.51.100.1", "127.0.0.5"],
+            "ports": [{"port": 8080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]}});
+        let fronts_of: Vec<Front> = fronts(&external).into_iter().map(|(f, _)| f).collect();
+        let ip = std::net::Ipv4Addr::new(127, 0, 0, 5);
+        assert_eq!(
+            fronts_of,
+            [
+                Front::ExternalIp(Tcp, ip, 8080),
+                Front::ExternalIp(Udp, ip, 53)
+            ]
+        );
+        // SCTP is not served on the host.
+        let sctp = json!({"spec": {"type": "NodePort", "ports": [
+            {"port": 9, "nodePort": 30009, "protocol": "SCTP"}]}});
+        assert!(fronts(&sctp).is_empty());
         assert!(fronts(&svc("ClusterIP", None)).is_empty());
     }
 

@@ -81,7 +81,12 @@ fn listen(socket: TcpSocket) -> io::Result<tokio::net::TcpListener> {
 impl HostListener {
     /// Holds `127.0.0.1:port`; fails with `AddrInUse` when something else has it.
     pub fn bind(port: u16) -> io::Result<HostListener> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        HostListener::bind_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    }
+
+    /// Holds `addr` (another loopback address, such as a Service's external IP in
+    /// 127.0.0.0/8); fails with `AddrInUse` when something else has it.
+    pub fn bind_at(addr: SocketAddr) -> io::Result<HostListener> {
         let socket = socket_for(addr)?;
         Ok(HostListener {
             addr,

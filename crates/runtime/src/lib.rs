@@ -87,6 +87,7 @@ pub mod crilog;
 mod error;
 pub mod firewall;
 pub mod host_proxy;
+pub mod host_udp_proxy;
 pub mod http_proxy;
 pub mod image;
 pub mod ipam;

@@ -2,6 +2,7 @@
 // Each test binary uses some of these helpers.
 #![allow(dead_code)]
 
+pub mod host_files;
 pub mod kube_cluster;
 pub mod oidc;
 pub mod process_cluster;
