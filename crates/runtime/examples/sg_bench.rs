@@ -10,7 +10,9 @@
 //!   pod starts (each added, then removed).
 //! * per pod: PODS tables, one per pod, each admitting the cluster group's members by address,
 //!   as a per-pod design must; a pod start rewrites every member's table (one `nsenter … nft -f`
-//!   each, as the runtime runs them). Prints the median of STARTS/4 pod starts.
+//!   each, as the runtime runs them). Prints the median of STARTS/4 pod starts. The tables share
+//!   the example's one namespace, so each run also reads the others: an upper bound of what
+//!   one table per pod namespace costs.
 
 use std::collections::BTreeSet;
 use std::io::Write;
