@@ -1,10 +1,11 @@
 //! End-to-end, with real kubectl on `localfargate up --runtime process --network FILE`: security
 //! groups for pods as the seed guide applies them. `SecurityGroupPolicy` objects select Fargate
 //! pods, the fargate-scheduler records the groups in `fargate.amazonaws.com/pod-sg`, and the
-//! groups' rules from the VPC model are enforced on each such pod's interface: a web pod whose
-//! group admits port 80 from the client group is reached by client pods (one started after it
-//! too) on 80 only, and not by a pod of the cluster group; a group the model lacks and a
-//! NetworkPolicy get their events.
+//! groups' rules from the VPC model are enforced for every pod: a web pod whose group admits
+//! port 80 from the client group is reached by client pods (one started after it too) on 80
+//! only, and not by a pod of the cluster group; a pod holding only the cluster group is reached
+//! by another member of it and not by a pod a policy gave other groups; a group the model lacks
+//! and a NetworkPolicy get their events.
 //!
 //! Needs root, runc, busybox-static, docker-registry and skopeo; skipped with the reason
 //! otherwise.
@@ -88,7 +89,8 @@ fn security_group_policies_filter_fargate_pods_traffic() {
     c.apply(&pod("web", Some("web"), serve));
     c.apply(&pod("client", Some("client"), "exec sleep 3600"));
     c.apply(&pod("plain", None, serve));
-    for p in ["web", "client", "plain"] {
+    c.apply(&pod("plain2", None, "exec sleep 3600"));
+    for p in ["web", "client", "plain", "plain2"] {
         ready(&c, p);
     }
     let web = c.pod("default", "web");
@@ -122,8 +124,22 @@ fn security_group_policies_filter_fargate_pods_traffic() {
         !reaches(&c, "plain", &web_ip, 80),
         "plain holds no admitted group"
     );
-    // Egress is EC2's default (all): web reaches the unfiltered pod.
-    assert!(reaches(&c, "web", &plain_ip, 80));
+    // `plain` holds only the cluster security group, which admits its own members: another
+    // member reaches it, web and the client (whose groups came from policies, without the
+    // cluster group, and whose egress is EC2's default, all) do not.
+    c.eventually(
+        "plain2 (cluster group) to reach plain",
+        Duration::from_secs(30),
+        || reaches(&c, "plain2", &plain_ip, 80),
+    );
+    assert!(
+        !reaches(&c, "web", &plain_ip, 80),
+        "web holds only sg-web, which the cluster group does not admit"
+    );
+    assert!(
+        !reaches(&c, "client", &plain_ip, 80),
+        "the client holds only sg-client"
+    );
     // Probes and exec come from the host, which is always let in: web is Ready (above).
 
     // A client started after web: web's rules follow who holds sg-client.

@@ -856,16 +856,7 @@ async fn start(
         }
     };
     // The pod's security groups hold before any of its containers runs.
-    let firewall = crate::security_groups::firewall_for(&ctx.objects, pod);
-    let enforced = match firewall {
-        Ok(Some(fw)) => ctx
-            .runtime
-            .set_firewall(&sandbox, Some(&fw))
-            .await
-            .map_err(|e| e.to_string()),
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
+    let enforced = crate::security_groups::admit(ctx, pod, ip).await;
     // A sandbox that cannot get going is removed before its address is given back: a retry
     // would otherwise adopt it as running (and never start its containers), with its address
     // free to be handed out again.

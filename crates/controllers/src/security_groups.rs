@@ -1,23 +1,22 @@
 //! Security groups for Fargate pods: which groups a pod gets (`SecurityGroupPolicy`, read by the
 //! fargate-scheduler when it binds the pod, recorded in the `fargate.amazonaws.com/pod-sg`
-//! annotation as on EKS) and their rules kept enforced on each such pod's interface as the pods
-//! holding the groups its rules name come and go.
+//! annotation as on EKS; the cluster security group otherwise) and their rules kept enforced
+//! for every pod of the cluster by the runtime (`runtime::firewall`: one table on the host, one
+//! set of member addresses per group).
 //!
-//! Only pods a policy selected are filtered. A pod that holds only the cluster security group is
-//! not: on AWS that group admits only its own members, here such a pod accepts traffic from any
-//! pod on the machine (filtering every pod would rewrite every pod's rules on each pod start).
+//! The node agent adds a pod to its groups' sets before its containers start ([`admit`]); this
+//! controller keeps the sets equal to the running pods (a pod's start or end changes only its
+//! own elements) and the rules equal to the groups' rules.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use localfargate_core::eks::CLUSTER_KIND;
-use localfargate_core::security_groups::{
-    self, FirewallRule, POD_SG_ANNOTATION, PodFirewall, SecurityGroup, Traffic,
-};
+use localfargate_core::security_groups::{self, GroupRules, POD_SG_ANNOTATION, SecurityGroup};
 use localfargate_registry::objects::{Objects, is_finished, namespace_of, resource, uid_of};
-use localfargate_registry::service_ips;
+use localfargate_runtime::firewall::Member;
 use serde_json::Value;
 
 use crate::context::ClusterContext;
@@ -99,67 +98,70 @@ pub fn model(objects: &Objects) -> (Vec<SecurityGroup>, Option<String>) {
     (groups, cluster_group)
 }
 
-/// Which addresses hold which group: every running pod of the cluster with an address, by its
-/// annotated groups, else the cluster security group.
+/// The groups a pod holds: its annotated groups, else the cluster security group.
+fn groups_of(pod: &Value, cluster_group: Option<&str>) -> Vec<String> {
+    let mut groups = annotated_groups(pod)
+        .unwrap_or_else(|| cluster_group.map(str::to_string).into_iter().collect());
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+fn pod_ip(pod: &Value) -> Option<Ipv4Addr> {
+    pod["status"]["podIP"].as_str()?.parse().ok()
+}
+
+/// Which groups each running pod with an address holds, by address.
 fn members<'a>(
     pods: impl IntoIterator<Item = &'a Value>,
     cluster_group: Option<&str>,
-) -> BTreeMap<String, BTreeSet<Ipv4Addr>> {
-    let mut out: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+) -> BTreeMap<Ipv4Addr, Vec<String>> {
+    let mut out = BTreeMap::new();
     for pod in pods {
         if is_finished(pod) {
             continue;
         }
-        let Some(ip) = pod["status"]["podIP"]
-            .as_str()
-            .and_then(|s| s.parse::<Ipv4Addr>().ok())
-        else {
+        let Some(ip) = pod_ip(pod) else {
             continue;
         };
-        let groups = annotated_groups(pod)
-            .unwrap_or_else(|| cluster_group.map(str::to_string).into_iter().collect());
-        for g in groups {
-            out.entry(g).or_default().insert(ip);
-        }
+        out.insert(ip, groups_of(pod, cluster_group));
     }
     out
 }
 
-/// What a pod's interface enforces, or `None` for a pod no policy selected. Egress to the
-/// service range is allowed: the host translates a ClusterIP only after the packet left the
-/// pod, and the endpoint's own rules apply to the translated connection.
-fn firewall_of(
-    pod: &Value,
+/// The rules of every group of the model and every group a pod holds.
+fn rules(
     model: &[SecurityGroup],
-    members: &BTreeMap<String, BTreeSet<Ipv4Addr>>,
-    service_range: (Ipv4Addr, u8),
-) -> Result<Option<PodFirewall>, security_groups::RuleError> {
-    let Some(groups) = annotated_groups(pod) else {
-        return Ok(None);
-    };
-    let mut fw = security_groups::firewall(&groups, model, members)?;
-    fw.egress.push(FirewallRule {
-        traffic: Traffic::All,
-        peers: vec![service_range],
-    });
-    Ok(Some(fw))
+    members: &BTreeMap<Ipv4Addr, Vec<String>>,
+) -> Result<Vec<GroupRules>, security_groups::RuleError> {
+    let mut held: BTreeSet<String> = model.iter().map(|g| g.group_id.clone()).collect();
+    held.extend(members.values().flatten().cloned());
+    security_groups::rules_of(&held, model)
 }
 
-/// The firewall of one pod, reading the cluster's pods: for the node agent, before the pod's
-/// containers start.
-pub fn firewall_for(objects: &Objects, pod: &Value) -> Result<Option<PodFirewall>, String> {
-    if annotated_groups(pod).is_none() {
-        return Ok(None);
-    }
-    let (groups, cluster_group) = model(objects);
-    let (pods, _) = objects
-        .list(resource("", "pods"), None)
-        .map_err(|e| e.to_string())?;
-    let members = members(pods.iter().map(|p| &p.value), cluster_group.as_deref());
-    firewall_of(pod, &groups, &members, service_ips::range(objects)).map_err(|e| e.to_string())
+/// Puts a pod that is about to start (at `ip`) in its groups' member sets, so its groups hold
+/// before any of its containers runs.
+pub async fn admit(ctx: &ClusterContext, pod: &Value, ip: Ipv4Addr) -> Result<(), String> {
+    let (_, cluster_group) = model(&ctx.objects);
+    let groups = groups_of(pod, cluster_group.as_deref());
+    ctx.runtime
+        .change_security_group_members(&ctx.objects.cluster, &[(ip, groups)], &[])
+        .await
+        .map_err(|e| e.to_string())
 }
 
-/// Keeps each filtered pod's rules current as the pods holding the groups they name change.
+/// What the runtime was last given.
+#[derive(Default)]
+struct Enforced {
+    /// `None`: replace the whole table at the next sync (at start, and after a failure).
+    rules: Option<Vec<GroupRules>>,
+    members: BTreeMap<Ipv4Addr, Vec<String>>,
+    /// Finished pods whose elements were taken out (the node agent may have added a pod this
+    /// controller never saw running).
+    cleared: BTreeSet<String>,
+}
+
+/// Keeps the member sets and the rules current as pods come and go.
 pub async fn run(ctx: Arc<ClusterContext>) {
     if ctx.runtime.kind() == localfargate_runtime::RuntimeKind::Simulated {
         return;
@@ -173,58 +175,117 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         Duration::from_millis(200),
         Duration::from_secs(30),
     );
-    // What each pod (by uid) was last given, so unchanged rules are not rewritten.
-    let mut applied: HashMap<String, PodFirewall> = HashMap::new();
+    let mut enforced = Enforced::default();
     wake.start(&*objects.store, objects.store.revision().unwrap_or(0));
     loop {
-        sync(&ctx, &mut applied).await;
+        sync(&ctx, &mut enforced).await;
         wake.until(&*objects.store, under(std::slice::from_ref(&pods_prefix)))
             .await;
     }
 }
 
-async fn sync(ctx: &ClusterContext, applied: &mut HashMap<String, PodFirewall>) {
+async fn sync(ctx: &ClusterContext, enforced: &mut Enforced) {
     let objects = &ctx.objects;
     let Ok((pods, _)) = objects.list(resource("", "pods"), None) else {
         return;
     };
-    let filtered: Vec<&Value> = pods
-        .iter()
-        .map(|p| &p.value)
-        .filter(|p| annotated_groups(p).is_some() && !is_finished(p))
-        .collect();
-    let present: BTreeSet<&str> = filtered.iter().map(|p| uid_of(p)).collect();
-    applied.retain(|uid, _| present.contains(uid.as_str()));
-    if filtered.is_empty() {
+    let (model, cluster_group) = model(objects);
+    let desired = members(pods.iter().map(|p| &p.value), cluster_group.as_deref());
+    let rules = match rules(&model, &desired) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "security group rules");
+            return;
+        }
+    };
+    let cluster = objects.cluster.as_str();
+    let runtime = &ctx.runtime;
+    if enforced.rules.is_none() {
+        let all: Vec<Member> = desired.iter().map(|(ip, g)| (*ip, g.clone())).collect();
+        match runtime
+            .set_security_group_rules(cluster, &rules, Some(&all))
+            .await
+        {
+            Ok(()) => {
+                enforced.rules = Some(rules);
+                enforced.members = desired;
+            }
+            Err(e) => tracing::warn!(error = %e, "enforcing security groups"),
+        }
         return;
     }
-    let (groups, cluster_group) = model(objects);
-    let members = members(pods.iter().map(|p| &p.value), cluster_group.as_deref());
-    let range = service_ips::range(objects);
-    for pod in filtered {
-        let uid = uid_of(pod);
-        let fw = match firewall_of(pod, &groups, &members, range) {
-            Ok(Some(fw)) => fw,
-            Ok(None) => continue,
+    if enforced.rules.as_ref() != Some(&rules) {
+        match runtime
+            .set_security_group_rules(cluster, &rules, None)
+            .await
+        {
+            Ok(()) => enforced.rules = Some(rules.clone()),
             Err(e) => {
-                tracing::warn!(pod = uid, error = %e, "security group rules");
-                continue;
+                tracing::warn!(error = %e, "enforcing security group rules");
+                enforced.rules = None;
+                return;
             }
-        };
-        if applied.get(uid) == Some(&fw) {
-            continue;
-        }
-        // A pod whose sandbox is not made yet gets its rules from the node agent.
-        let Some(sandbox) = crate::node_agent::sandbox_of(&*ctx.runtime, uid).await else {
-            continue;
-        };
-        match ctx.runtime.set_firewall(&sandbox, Some(&fw)).await {
-            Ok(()) => {
-                applied.insert(uid.to_string(), fw);
-            }
-            Err(e) => tracing::warn!(pod = uid, error = %e, "enforcing security groups"),
         }
     }
+    let (add, mut remove) = member_changes(&enforced.members, &desired);
+    let uids: BTreeSet<&str> = pods.iter().map(|p| uid_of(&p.value)).collect();
+    enforced.cleared.retain(|u| uids.contains(u.as_str()));
+    for pod in pods.iter().map(|p| &p.value).filter(|p| is_finished(p)) {
+        if !enforced.cleared.insert(uid_of(pod).to_string()) {
+            continue;
+        }
+        if let Some(ip) = pod_ip(pod)
+            && !desired.contains_key(&ip)
+            && !enforced.members.contains_key(&ip)
+        {
+            remove.push((ip, groups_of(pod, cluster_group.as_deref())));
+        }
+    }
+    if add.is_empty() && remove.is_empty() {
+        return;
+    }
+    match runtime
+        .change_security_group_members(cluster, &add, &remove)
+        .await
+    {
+        Ok(()) => enforced.members = desired,
+        Err(e) => {
+            // A set out of step with what was last given (an element already gone): the next
+            // sync replaces the table.
+            tracing::warn!(error = %e, "security group members; replacing the table");
+            enforced.rules = None;
+            let all: Vec<Member> = desired.iter().map(|(ip, g)| (*ip, g.clone())).collect();
+            match runtime
+                .set_security_group_rules(cluster, &rules, Some(&all))
+                .await
+            {
+                Ok(()) => {
+                    enforced.rules = Some(rules);
+                    enforced.members = desired;
+                }
+                Err(e) => tracing::warn!(error = %e, "enforcing security groups"),
+            }
+        }
+    }
+}
+
+/// The pods to add to and take out of the sets: a pod whose groups changed (or whose address
+/// went to another pod) is taken out of its old ones and put in its new ones.
+fn member_changes(
+    applied: &BTreeMap<Ipv4Addr, Vec<String>>,
+    desired: &BTreeMap<Ipv4Addr, Vec<String>>,
+) -> (Vec<Member>, Vec<Member>) {
+    let add = desired
+        .iter()
+        .filter(|(ip, g)| applied.get(ip) != Some(g))
+        .map(|(ip, g)| (*ip, g.clone()))
+        .collect();
+    let remove = applied
+        .iter()
+        .filter(|(ip, g)| desired.get(ip) != Some(g))
+        .map(|(ip, g)| (*ip, g.clone()))
+        .collect();
+    (add, remove)
 }
 
 #[cfg(test)]
@@ -243,39 +304,53 @@ mod tests {
 
     #[test]
     fn groups_are_held_by_annotation_else_by_the_cluster_group() {
+        let mut done = pod("done", "10.0.1.8", None);
+        done["status"]["phase"] = json!("Succeeded");
         let pods = [
             pod("web", "10.0.1.5", Some("sg-web, sg-cluster")),
             pod("client", "10.0.1.6", Some("sg-client")),
             pod("plain", "10.0.1.7", None),
+            done,
         ];
         let m = members(pods.iter(), Some("sg-cluster"));
-        let ips = |g: &str| -> Vec<String> { m[g].iter().map(|i| i.to_string()).collect() };
-        assert_eq!(ips("sg-cluster"), vec!["10.0.1.5", "10.0.1.7"]);
-        assert_eq!(ips("sg-web"), vec!["10.0.1.5"]);
-        assert_eq!(ips("sg-client"), vec!["10.0.1.6"]);
+        let groups = |ip: &str| m[&ip.parse::<Ipv4Addr>().unwrap()].clone();
+        assert_eq!(groups("10.0.1.5"), vec!["sg-cluster", "sg-web"]);
+        assert_eq!(groups("10.0.1.6"), vec!["sg-client"]);
+        assert_eq!(groups("10.0.1.7"), vec!["sg-cluster"]);
+        assert_eq!(m.len(), 3, "a finished pod holds nothing: {m:?}");
+        // Every held group gets rules, the model's as written, an unknown one EC2's defaults.
         let web: SecurityGroup = serde_json::from_value(json!({"groupId": "sg-web",
             "ipPermissions": [{"ipProtocol": "tcp", "fromPort": 80, "toPort": 80,
                                "userIdGroupPairs": [{"groupId": "sg-client"}]}]}))
         .unwrap();
-        let fw = firewall_of(
-            &pods[0],
+        let r = rules(
             &[web, security_groups::cluster_security_group("sg-cluster")],
             &m,
-            (Ipv4Addr::new(10, 100, 0, 0), 16),
         )
-        .unwrap()
         .unwrap();
-        assert_eq!(fw.groups, vec!["sg-web", "sg-cluster"]);
-        // The client (by group) on port 80; the cluster group's members on anything.
-        assert_eq!(fw.ingress.len(), 2, "{fw:?}");
-        assert!(
-            fw.egress
-                .iter()
-                .any(|r| r.peers == vec![(Ipv4Addr::new(10, 100, 0, 0), 16)])
-        );
-        assert_eq!(
-            firewall_of(&pods[2], &[], &m, (Ipv4Addr::new(10, 100, 0, 0), 16)).unwrap(),
-            None
-        );
+        let ids: Vec<&str> = r.iter().map(|g| g.group_id.as_str()).collect();
+        assert_eq!(ids, vec!["sg-client", "sg-cluster", "sg-web"]);
+        assert!(r[0].ingress.is_empty());
+    }
+
+    #[test]
+    fn a_pod_start_or_end_changes_only_its_own_elements() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let g = |s: &str| vec![s.to_string()];
+        let applied = BTreeMap::from([
+            (ip("10.0.1.5"), g("sg-cluster")),
+            (ip("10.0.1.6"), g("sg-client")),
+        ]);
+        let mut desired = applied.clone();
+        desired.insert(ip("10.0.1.7"), g("sg-cluster"));
+        desired.remove(&ip("10.0.1.6"));
+        let (add, remove) = member_changes(&applied, &desired);
+        assert_eq!(add, vec![(ip("10.0.1.7"), g("sg-cluster"))]);
+        assert_eq!(remove, vec![(ip("10.0.1.6"), g("sg-client"))]);
+        // An address reused by a pod of other groups: out of the old ones, into the new.
+        desired.insert(ip("10.0.1.5"), g("sg-web"));
+        let (add, remove) = member_changes(&applied, &desired);
+        assert!(add.contains(&(ip("10.0.1.5"), g("sg-web"))));
+        assert!(remove.contains(&(ip("10.0.1.5"), g("sg-cluster"))));
     }
 }

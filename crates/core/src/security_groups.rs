@@ -1,7 +1,7 @@
 //! Security groups for pods, as EKS applies them to Fargate pods: which groups a pod gets and
-//! what they let in and out of its network interface. Pure: the VPC model holds the groups, the
-//! caller says which pods hold which group, and the result is a [`PodFirewall`] the runtime
-//! enforces on the pod's interface.
+//! what they let in and out of its network interface. Pure: the VPC model holds the groups, and
+//! the result is each group's [`GroupRules`], whose peers named by group the runtime resolves
+//! through one set of member addresses per group.
 //!
 //! As on AWS:
 //! - A Fargate pod gets the cluster security group unless a `SecurityGroupPolicy` of its namespace
@@ -14,7 +14,7 @@
 //! - A group made without egress rules allows all egress (EC2 adds that rule to a new group).
 //! - The cluster security group EKS creates allows all traffic from itself and all egress.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
@@ -87,21 +87,30 @@ pub enum Traffic {
     Protocol(u8),
 }
 
-/// One resolved allow rule: traffic from (ingress) or to (egress) any of `peers`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct FirewallRule {
-    pub traffic: Traffic,
-    /// Addresses and networks (`address`, `prefix length`).
-    pub peers: Vec<(Ipv4Addr, u8)>,
+/// Who a rule admits (ingress) or lets the pod reach (egress).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Peer {
+    /// An address or network (host bits cleared, as EC2 stores it).
+    Cidr(Ipv4Addr, u8),
+    /// Every address holding this security group.
+    Group(String),
 }
 
-/// A pod's security groups resolved to rules, for the runtime to enforce on the pod's
-/// interface. Replies to allowed traffic pass (security groups are stateful).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PodFirewall {
-    pub groups: Vec<String>,
-    pub ingress: Vec<FirewallRule>,
-    pub egress: Vec<FirewallRule>,
+/// One allow rule of a group, resolved: traffic from (ingress) or to (egress) any of `peers`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupRule {
+    pub traffic: Traffic,
+    pub peers: Vec<Peer>,
+}
+
+/// A security group's rules, resolved for enforcement. Peers named by group stay names: the
+/// enforcement keeps one set of member addresses per group, so a pod that starts or stops
+/// changes set elements, never rules.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupRules {
+    pub group_id: String,
+    pub ingress: Vec<GroupRule>,
+    pub egress: Vec<GroupRule>,
 }
 
 /// A rule of the model that cannot be enforced as written.
@@ -144,10 +153,9 @@ pub fn cluster_security_group(group_id: &str) -> SecurityGroup {
 
 /// Check every rule of a model's groups, so a bad file is refused when it is loaded.
 pub fn check(groups: &[SecurityGroup]) -> Result<(), RuleError> {
-    let none = BTreeMap::new();
     for g in groups {
         for p in g.ip_permissions.iter().chain(egress(g).iter()) {
-            rule(&g.group_id, p, &none)?;
+            rule(&g.group_id, p)?;
         }
     }
     Ok(())
@@ -221,11 +229,7 @@ fn traffic(group: &str, p: &IpPermission) -> Result<Traffic, RuleError> {
     }
 }
 
-fn rule(
-    group: &str,
-    p: &IpPermission,
-    members: &BTreeMap<String, BTreeSet<Ipv4Addr>>,
-) -> Result<FirewallRule, RuleError> {
+fn rule(group: &str, p: &IpPermission) -> Result<GroupRule, RuleError> {
     let traffic = traffic(group, p)?;
     let mut peers = BTreeSet::new();
     for r in &p.ip_ranges {
@@ -234,34 +238,25 @@ fn rule(
             cidr: r.cidr_ip.clone(),
         })?;
         let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-        peers.insert((Ipv4Addr::from(u32::from(addr) & mask), len));
+        peers.insert(Peer::Cidr(Ipv4Addr::from(u32::from(addr) & mask), len));
     }
     for pair in &p.user_id_group_pairs {
-        for ip in members.get(&pair.group_id).into_iter().flatten() {
-            peers.insert((*ip, 32));
-        }
+        peers.insert(Peer::Group(pair.group_id.clone()));
     }
-    Ok(FirewallRule {
+    Ok(GroupRule {
         traffic,
         peers: peers.into_iter().collect(),
     })
 }
 
-/// The firewall of a pod holding `groups`: every rule of those groups, peers named by group
-/// resolved through `members` (group → addresses of the pods holding it). A group the model does
-/// not have allows nothing in and everything out (a new EC2 group's rules); the caller warns.
-/// Rules without peers (a group nobody holds yet) are kept empty, so they match nothing.
-pub fn firewall(
-    groups: &[String],
+/// The rules of each of `groups` (the groups pods hold and the model's), in the model. A group
+/// the model does not have allows nothing in and everything out (a new EC2 group's rules); the
+/// caller warns. Repeated rules of a group are kept once.
+pub fn rules_of(
+    groups: &BTreeSet<String>,
     model: &[SecurityGroup],
-    members: &BTreeMap<String, BTreeSet<Ipv4Addr>>,
-) -> Result<PodFirewall, RuleError> {
-    let mut out = PodFirewall {
-        groups: groups.to_vec(),
-        ..Default::default()
-    };
-    let mut ingress = BTreeSet::new();
-    let mut egress_rules = BTreeSet::new();
+) -> Result<Vec<GroupRules>, RuleError> {
+    let mut out = Vec::new();
     for id in groups {
         let group = model
             .iter()
@@ -274,15 +269,20 @@ pub fn firewall(
                 ip_permissions: Vec::new(),
                 ip_permissions_egress: None,
             });
+        let mut ingress = BTreeSet::new();
         for p in &group.ip_permissions {
-            ingress.insert(rule(id, p, members)?);
+            ingress.insert(rule(id, p)?);
         }
+        let mut egress_rules = BTreeSet::new();
         for p in &egress(&group) {
-            egress_rules.insert(rule(id, p, members)?);
+            egress_rules.insert(rule(id, p)?);
         }
+        out.push(GroupRules {
+            group_id: id.clone(),
+            ingress: ingress.into_iter().collect(),
+            egress: egress_rules.into_iter().collect(),
+        });
     }
-    out.ingress = ingress.into_iter().collect();
-    out.egress = egress_rules.into_iter().collect();
     Ok(out)
 }
 
@@ -345,6 +345,10 @@ mod tests {
             .collect()
     }
 
+    fn ids(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn rules_resolve_cidrs_groups_and_ec2_defaults() {
         let web = group(json!({
@@ -356,41 +360,35 @@ mod tests {
                  "ipRanges": [{"cidrIp": "10.0.0.7/16"}]}
             ]
         }));
-        let members = BTreeMap::from([(
-            "sg-client".to_string(),
-            BTreeSet::from([Ipv4Addr::new(10, 0, 1, 5), Ipv4Addr::new(10, 0, 2, 9)]),
-        )]);
-        let fw = firewall(&["sg-web".to_string()], &[web], &members).unwrap();
+        let rules = rules_of(&ids(&["sg-web"]), &[web]).unwrap();
+        assert_eq!(rules.len(), 1);
         assert_eq!(
-            fw.ingress,
+            rules[0].ingress,
             vec![
-                FirewallRule {
+                GroupRule {
                     traffic: Traffic::Ports {
                         protocol: 6,
                         first: 80,
                         last: 80
                     },
-                    peers: vec![
-                        (Ipv4Addr::new(10, 0, 1, 5), 32),
-                        (Ipv4Addr::new(10, 0, 2, 9), 32)
-                    ],
+                    peers: vec![Peer::Group("sg-client".into())],
                 },
-                FirewallRule {
+                GroupRule {
                     traffic: Traffic::Icmp {
                         kind: None,
                         code: None
                     },
                     // The host bits of a CIDR are dropped, as EC2 stores it.
-                    peers: vec![(Ipv4Addr::new(10, 0, 0, 0), 16)],
+                    peers: vec![Peer::Cidr(Ipv4Addr::new(10, 0, 0, 0), 16)],
                 },
             ]
         );
         // No egress rules named: EC2's default, everything out.
         assert_eq!(
-            fw.egress,
-            vec![FirewallRule {
+            rules[0].egress,
+            vec![GroupRule {
                 traffic: Traffic::All,
-                peers: vec![(Ipv4Addr::UNSPECIFIED, 0)]
+                peers: vec![Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0)]
             }]
         );
     }
@@ -398,16 +396,16 @@ mod tests {
     #[test]
     fn the_cluster_group_lets_its_own_members_in_and_unknown_groups_nothing() {
         let cluster = cluster_security_group("sg-cluster");
-        let members = BTreeMap::from([(
-            "sg-cluster".to_string(),
-            BTreeSet::from([Ipv4Addr::new(10, 0, 1, 5)]),
-        )]);
-        let fw = firewall(&["sg-cluster".to_string()], &[cluster], &members).unwrap();
-        assert_eq!(fw.ingress[0].traffic, Traffic::All);
-        assert_eq!(fw.ingress[0].peers, vec![(Ipv4Addr::new(10, 0, 1, 5), 32)]);
-        let unknown = firewall(&["sg-nope".to_string()], &[], &members).unwrap();
-        assert!(unknown.ingress.is_empty());
-        assert_eq!(unknown.egress[0].traffic, Traffic::All);
+        let rules = rules_of(&ids(&["sg-cluster", "sg-nope"]), &[cluster]).unwrap();
+        assert_eq!(rules[0].group_id, "sg-cluster");
+        assert_eq!(rules[0].ingress[0].traffic, Traffic::All);
+        assert_eq!(
+            rules[0].ingress[0].peers,
+            vec![Peer::Group("sg-cluster".into())]
+        );
+        assert_eq!(rules[1].group_id, "sg-nope");
+        assert!(rules[1].ingress.is_empty());
+        assert_eq!(rules[1].egress[0].traffic, Traffic::All);
     }
 
     #[test]

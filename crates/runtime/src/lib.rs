@@ -216,15 +216,28 @@ pub trait SandboxRuntime: Send + Sync {
         Ok(())
     }
 
-    /// Enforces the pod's security groups on its interface (`None`: no filtering), replacing
-    /// what was enforced before. A backend without a real network (the simulated one) has
-    /// nothing to filter.
-    async fn set_firewall(
+    /// Installs the security groups' `rules` for `cluster`'s pods, keeping the member sets, or
+    /// with `members` (each pod's address and groups) replacing everything (see [`firewall`]).
+    /// A backend without a real network (the simulated one) has nothing to filter.
+    async fn set_security_group_rules(
         &self,
-        sandbox: &SandboxId,
-        firewall: Option<&localfargate_core::security_groups::PodFirewall>,
+        cluster: &str,
+        rules: &[localfargate_core::security_groups::GroupRules],
+        members: Option<&[firewall::Member]>,
     ) -> Result<(), RuntimeError> {
-        let _ = (sandbox, firewall);
+        let _ = (cluster, rules, members);
+        Ok(())
+    }
+
+    /// Adds pods to and removes pods from the member sets of their security groups: what a pod
+    /// start or end costs, whatever the number of pods.
+    async fn change_security_group_members(
+        &self,
+        cluster: &str,
+        add: &[firewall::Member],
+        remove: &[firewall::Member],
+    ) -> Result<(), RuntimeError> {
+        let _ = (cluster, add, remove);
         Ok(())
     }
 

@@ -44,8 +44,11 @@
 //! [`PodNetwork::teardown`] when no `localfargate-*` table is left. Setting `ip_forward` also sets
 //! `accept_redirects` to 0 on all interfaces (kernel behaviour); restoring it sets them back.
 //!
-//! `br_netfilter` is not needed. If it is loaded, bridged packets pass the forward hook with the
-//! bridge as input and output interface and are accepted by the first rule. Limitation: a host
+//! The bridge is made with `nf_call_iptables 1`: with `br_netfilter` (built in or loaded),
+//! packets bridged between pods of one subnet pass the inet hooks, with connection tracking, so
+//! the security groups' table ([`crate::firewall`]) sees them. The forward hook sees them with the
+//! bridge as input and output interface and the guard table accepts them with its first rule.
+//! Without `br_netfilter` pods of one subnet are not filtered from each other. Limitation: a host
 //! whose own firewall drops forwarded packets (Docker sets the iptables `FORWARD` policy to DROP)
 //! also drops cross-subnet pod traffic, since an accept in one base chain does not override a
 //! drop in another.
@@ -215,7 +218,17 @@ impl PodNetwork {
                 let mac = bridge_mac(bridge);
                 let created = run(
                     "ip",
-                    &["link", "add", bridge, "address", &mac, "type", "bridge"],
+                    &[
+                        "link",
+                        "add",
+                        bridge,
+                        "address",
+                        &mac,
+                        "type",
+                        "bridge",
+                        "nf_call_iptables",
+                        "1",
+                    ],
                     None,
                 )
                 .await;
@@ -462,6 +475,7 @@ impl PodNetwork {
             Err(e) if e.says("No such file") => {}
             Err(e) => return Err(e),
         }
+        crate::firewall::remove_all(bridge).await?;
         restore_ip_forward().await
     }
 

@@ -121,9 +121,6 @@ struct Sandbox {
     abandoned: std::sync::atomic::AtomicBool,
     /// One writer of `state.json` at a time (the supervisor, calls, probe tasks).
     persist_lock: Mutex<()>,
-    /// The pod's security groups as last set, enforced once its network namespace exists; held
-    /// across the enforcing, so the latest set is the one left in place.
-    firewall: tokio::sync::Mutex<Option<localfargate_core::security_groups::PodFirewall>>,
 }
 
 /// What a sandbox knows, persisted as `state.json` so a restarted localfargate adopts it.
@@ -381,7 +378,6 @@ impl ProcessRuntime {
             probes: Mutex::new(HashMap::new()),
             abandoned: Default::default(),
             persist_lock: Mutex::new(()),
-            firewall: Default::default(),
         });
         self.map().insert(id, sb.clone());
         let rt = self.clone();
@@ -604,14 +600,6 @@ impl ProcessRuntime {
                 gateway: spec.gateway,
             })
             .await?;
-        // Before any container can run: the pod's security groups, when it has any.
-        {
-            let firewall = sb.firewall.lock().await;
-            if let Some(fw) = firewall.as_ref() {
-                crate::firewall::apply(&netns, &crate::firewall::script(Some(fw), spec.gateway))
-                    .await?;
-            }
-        }
         let dir = sb.dir.clone();
         let spec = spec.clone();
         let (rt, id) = (self.clone(), sb.id.clone());
@@ -1637,20 +1625,28 @@ impl SandboxRuntime for ProcessRuntime {
         RuntimeKind::Process
     }
 
-    async fn set_firewall(
+    async fn set_security_group_rules(
         &self,
-        sandbox: &SandboxId,
-        firewall: Option<&localfargate_core::security_groups::PodFirewall>,
+        cluster: &str,
+        rules: &[localfargate_core::security_groups::GroupRules],
+        members: Option<&[crate::firewall::Member]>,
     ) -> Result<(), RuntimeError> {
-        let sb = self.get(sandbox)?;
-        let mut held = sb.firewall.lock().await;
-        *held = firewall.cloned();
-        // A sandbox still being set up gets it from `setup`, before its containers start.
-        let netns = self.inner.net.netns_path(sandbox.as_str());
-        if netns.exists() {
-            let script = crate::firewall::script(firewall, sb.spec.gateway);
-            crate::firewall::apply(&netns, &script).await?;
+        let table = crate::firewall::table_name(&self.inner.net.config().bridge, cluster);
+        crate::firewall::apply(&crate::firewall::rules_script(&table, rules, members)).await?;
+        Ok(())
+    }
+
+    async fn change_security_group_members(
+        &self,
+        cluster: &str,
+        add: &[crate::firewall::Member],
+        remove: &[crate::firewall::Member],
+    ) -> Result<(), RuntimeError> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(());
         }
+        let table = crate::firewall::table_name(&self.inner.net.config().bridge, cluster);
+        crate::firewall::apply(&crate::firewall::members_script(&table, add, remove)).await?;
         Ok(())
     }
 
