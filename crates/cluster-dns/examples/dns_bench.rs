@@ -9,9 +9,9 @@
 //! apt-get install dnsmasq-base).
 //!
 //! `--prometheus` also measures the server counting every query into its metrics (EKS's
-//! Corefile has `prometheus`); `--anchor BIN` also measures another build of this example
-//! (its `serve PORT N`, e.g. one of an older commit), so both are measured in the same run by
-//! the same load. With `--rounds R` every server is measured R times, in turns, and the
+//! Corefile has `prometheus`); `--anchor BIN` (repeatable) also measures another build of this
+//! example (its `serve PORT N`, e.g. one of an older commit), so both are measured in the same
+//! run by the same load. With `--rounds R` every server is measured R times, in turns, and the
 //! medians are printed too.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -235,20 +235,25 @@ fn main() {
     let seconds = arg(&args, "--seconds", 10);
     let rounds = arg(&args, "--rounds", 1).max(1);
     let prometheus = args.iter().any(|a| a == "--prometheus");
-    let anchor = args
-        .iter()
-        .position(|a| a == "--anchor")
-        .and_then(|i| args.get(i + 1))
-        .map(std::path::PathBuf::from);
+    // `--anchor BIN`, as often as wanted; each measured under its file name.
+    let anchors: Vec<std::path::PathBuf> = args
+        .windows(2)
+        .filter(|w| w[0] == "--anchor")
+        .map(|w| std::path::PathBuf::from(&w[1]))
+        .collect();
 
     let this = std::env::current_exe().expect("this program");
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     // The servers, each in a process of its own, started once and measured in turns.
     let mut servers: Vec<(String, SocketAddr, Killed)> = Vec::new();
-    if let Some(bin) = &anchor {
+    for bin in &anchors {
         let port = free_udp_port();
+        let label = bin.file_name().map_or_else(
+            || bin.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
         servers.push((
-            "anchor".to_string(),
+            label,
             SocketAddr::new(local, port),
             spawn_server(bin, port, n, &[]),
         ));

@@ -1,7 +1,7 @@
 //! The part of CoreDNS's Corefile that EKS's `coredns` ConfigMap uses, and what users add to
 //! it: server blocks (`.:53`, stub domains such as `example.internal:53`) with `errors`,
-//! `health`, `ready`, `kubernetes`, `prometheus`, `forward` (`except`, `policy`), `cache`,
-//! `loop`, `reload`, `loadbalance` (and `log`). Other plugins of CoreDNS are accepted and
+//! `health`, `ready`, `kubernetes`, `prometheus`, `forward` (`except`, `policy`, `max_fails`,
+//! `health_check`), `cache`, `loop`, `reload`, `loadbalance` (and `log`). Other plugins of CoreDNS are accepted and
 //! listed in [`ServerBlock::unsupported`]; a name CoreDNS does not know fails as it fails.
 
 use crate::DnsError;
