@@ -616,3 +616,211 @@ fn loop_stops_a_server_that_forwards_to_itself() {
         "{logged}"
     );
 }
+
+/// The type of the question of a DNS query in `buf` (after the header and the name).
+fn question_type(buf: &[u8]) -> Option<u16> {
+    let mut i = 12;
+    loop {
+        let len = usize::from(*buf.get(i)?);
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        i += len;
+    }
+    Some(u16::from_be_bytes([*buf.get(i)?, *buf.get(i + 1)?]))
+}
+
+/// An upstream that has died without its address going away (a host that drops packets): it
+/// receives queries and never answers, counting the A questions and the NS ones (forward's
+/// health checks ask `. IN NS`).
+struct Silent {
+    port: u16,
+    a: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ns: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let (a, ns) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (a, ns, stop) = (a.clone(), ns.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Acquire) {
+                    let Ok(n) = sock.recv(&mut buf) else {
+                        continue;
+                    };
+                    match question_type(&buf[..n]) {
+                        Some(1) => a.fetch_add(1, Ordering::AcqRel),
+                        Some(2) => ns.fetch_add(1, Ordering::AcqRel),
+                        _ => 0,
+                    };
+                }
+            })
+        };
+        Silent {
+            port,
+            a,
+            ns,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn a(&self) -> u64 {
+        self.a.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn ns(&self) -> u64 {
+        self.ns.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Close its socket (the port is free again).
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn forward_marks_a_dead_upstream_down_until_its_health_check_passes_and_loadbalance_shuffles() {
+    if let Some(why) = missing_tools() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The first upstream is silent; the second (dnsmasq) answers `*.x.test` and two names of
+    // four addresses each.
+    let silent = Silent::start();
+    let dead = silent.port;
+    let (live, dns, prom) = (free_port(), free_port(), free_port());
+    let mut records = Vec::new();
+    for name in ["lb.test", "lb.rr.test"] {
+        for i in 1..=4 {
+            records.push(format!("--host-record={name},10.3.0.{i}"));
+        }
+    }
+    let _live = {
+        let mut cmd = Command::new("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            &format!("--port={live}"),
+            "--local-ttl=60",
+            "--address=/x.test/10.2.2.2",
+            "--pid-file=",
+            "--user=root",
+        ])
+        .args(&records);
+        Killed(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    // `lb.test` has a block without loadbalance (its cached answer keeps one order); the root
+    // block has it. Both cache, so the order an answer has is the server's, not dnsmasq's.
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            "lb.test:{dns} {{\n    cache 30\n    forward . 127.0.0.1:{live}\n}}\n.:{dns} {{\n    prometheus 127.0.0.1:{prom}\n    cache 30\n    forward . 127.0.0.1:{dead} 127.0.0.1:{live} {{\n        policy sequential\n        max_fails 2\n        health_check 100ms\n    }}\n    loadbalance\n}}\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("coredns.log");
+    let _coredns = Killed(
+        Command::new(env!("CARGO_BIN_EXE_localfargate"))
+            .args(["coredns", "-conf"])
+            .arg(&corefile)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Names no cache holds yet, one per question.
+    let mut n = 0;
+    let mut fresh = || {
+        n += 1;
+        format!("q{n}.x.test")
+    };
+    // The silent upstream is tried first and times out; the next one answers; the silent one
+    // gets health checks from then on.
+    let slow = |name: &str| -> Vec<String> {
+        dig(dns, &["+time=5", "+short", name])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    eventually("a first answer", || slow(&fresh()) == ["10.2.2.2"]);
+    assert!(!logged().contains("not supported"), "{}", logged());
+    let failures = |m: &str| {
+        metric(
+            m,
+            "coredns_proxy_healthcheck_failures_total",
+            &[
+                "proxy_name=\"forward\"",
+                &format!("to=\"127.0.0.1:{dead}\""),
+            ],
+        )
+        .unwrap_or(0)
+    };
+    // More than max_fails (2) failed checks: down.
+    eventually("three failed health checks", || {
+        failures(&http_body(prom, "/metrics")) >= 3
+    });
+    assert!(silent.ns() >= 3, "the checks ask NS: {}", silent.ns());
+    // Down: skipped, so it sees no more of the questions while the other answers them.
+    let asked = silent.a();
+    for _ in 0..5 {
+        assert_eq!(slow(&fresh()), ["10.2.2.2"]);
+    }
+    assert_eq!(silent.a(), asked, "a down upstream is skipped");
+
+    // loadbalance: the root block's cached answer comes in many orders, the other block's in
+    // one; every address always there.
+    let order = |name: &str| -> Vec<String> {
+        dig(dns, &["+short", name, "A"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let firsts = |name: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let o = order(name);
+            let mut sorted = o.clone();
+            sorted.sort();
+            assert_eq!(sorted, ["10.3.0.1", "10.3.0.2", "10.3.0.3", "10.3.0.4"]);
+            seen.insert(o.join(" "));
+        }
+        seen
+    };
+    assert!(firsts("lb.rr.test").len() > 1, "loadbalance shuffles");
+    assert_eq!(firsts("lb.test").len(), 1, "no loadbalance, one order");
+
+    // It comes back (a resolver on the same address): a check passes, it is up and, first in
+    // the sequential order, answers again.
+    silent.stop();
+    let _back = dnsmasq(dead, &["/x.test/10.1.1.1"]);
+    eventually("the upstream to be used again", || {
+        slow(&fresh()) == ["10.1.1.1"]
+    });
+}

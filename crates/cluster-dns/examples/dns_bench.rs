@@ -1,11 +1,18 @@
 //! DNS queries per second and latency (p50, p99) of the cluster DNS beside dnsmasq answering
 //! the same names, in one run: N ClusterIP Services (`svc-I.bench.svc.cluster.local`), served by
-//! this crate's server in a process of its own and by `dnsmasq` (`--host-record` per name),
-//! both on loopback, each driven by the same closed-loop load (C clients, each one query in
-//! flight, random names) for D seconds.
+//! this crate's server in a process of its own (with `loadbalance`, as EKS's Corefile has it)
+//! and by `dnsmasq` (`--host-record` per name), both on loopback, each driven by the same
+//! closed-loop load (C clients, each one query in flight, random names) for D seconds.
 //!
 //! `cargo run --release -p localfargate-cluster-dns --example dns_bench -- [--services N]
-//! [--clients C] [--seconds D]` (needs `dnsmasq`: apt-get install dnsmasq-base).
+//! [--clients C] [--seconds D] [--rounds R] [--prometheus] [--anchor BIN]` (needs `dnsmasq`:
+//! apt-get install dnsmasq-base).
+//!
+//! `--prometheus` also measures the server counting every query into its metrics (EKS's
+//! Corefile has `prometheus`); `--anchor BIN` (repeatable) also measures another build of this
+//! example (its `serve PORT N`, e.g. one of an older commit), so both are measured in the same
+//! run by the same load. With `--rounds R` every server is measured R times, in turns, and the
+//! medians are printed too.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
@@ -15,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
+use localfargate_cluster_dns::metrics::Metrics;
 use localfargate_cluster_dns::records::Authority;
-use localfargate_cluster_dns::server::{DnsHandler, Router, serve_udp};
+use localfargate_cluster_dns::server::{DnsHandler, Router, SharedRouter, serve_udp};
 use localfargate_cluster_dns::state::{ClusterState, Kind};
 use serde_json::json;
 use tokio::net::UdpSocket;
@@ -37,8 +45,8 @@ fn name(i: u64) -> String {
     format!("svc-{i}.bench.svc.cluster.local.")
 }
 
-/// `serve PORT N`: the cluster DNS with N Services, until killed.
-fn serve(port: u16, n: u64) {
+/// `serve PORT N [--prometheus]`: the cluster DNS with N Services, until killed.
+fn serve(port: u16, n: u64, prometheus: bool) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -61,8 +69,14 @@ fn serve(port: u16, n: u64) {
             ),
             state: Arc::new(RwLock::new(s)),
             forwarder: None,
+            loadbalance: true,
         };
-        let router = Arc::new(RwLock::new(Arc::new(Router::single(port, handler))));
+        let mut router = Router::single(port, handler);
+        let metrics = Metrics::default();
+        if prometheus {
+            router.count_into(&metrics);
+        }
+        let router = SharedRouter::new(router);
         let sock = UdpSocket::bind(("127.0.0.1", port)).await.expect("bind");
         serve_udp(sock, router).await;
     });
@@ -192,26 +206,72 @@ fn wait_answering(addr: SocketAddr) {
     });
 }
 
+fn spawn_server(program: &std::path::Path, port: u16, n: u64, extra: &[&str]) -> Killed {
+    Killed(
+        Command::new(program)
+            .args(["serve", &port.to_string(), &n.to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the cluster DNS"),
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve") {
         let port = args[2].parse().expect("a port");
         let n = args[3].parse().expect("a count");
-        serve(port, n);
+        serve(port, n, args.iter().any(|a| a == "--prometheus"));
         return;
     }
     let n = arg(&args, "--services", 1000);
     let clients = arg(&args, "--clients", 16);
     let seconds = arg(&args, "--seconds", 10);
+    let rounds = arg(&args, "--rounds", 1).max(1);
+    let prometheus = args.iter().any(|a| a == "--prometheus");
+    // `--anchor BIN`, as often as wanted; each measured under its file name.
+    let anchors: Vec<std::path::PathBuf> = args
+        .windows(2)
+        .filter(|w| w[0] == "--anchor")
+        .map(|w| std::path::PathBuf::from(&w[1]))
+        .collect();
 
-    let ours = free_udp_port();
-    let _ours = Killed(
-        Command::new(std::env::current_exe().expect("this program"))
-            .args(["serve", &ours.to_string(), &n.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the cluster DNS"),
-    );
+    let this = std::env::current_exe().expect("this program");
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    // The servers, each in a process of its own, started once and measured in turns.
+    let mut servers: Vec<(String, SocketAddr, Killed)> = Vec::new();
+    for bin in &anchors {
+        let port = free_udp_port();
+        let label = bin.file_name().map_or_else(
+            || bin.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        servers.push((
+            label,
+            SocketAddr::new(local, port),
+            spawn_server(bin, port, n, &[]),
+        ));
+    }
+    let port = free_udp_port();
+    servers.push((
+        "cluster DNS".to_string(),
+        SocketAddr::new(local, port),
+        spawn_server(&this, port, n, &[]),
+    ));
+    if prometheus {
+        let port = free_udp_port();
+        servers.push((
+            "cluster DNS + prometheus".to_string(),
+            SocketAddr::new(local, port),
+            spawn_server(&this, port, n, &["--prometheus"]),
+        ));
+    }
     let dir = std::env::temp_dir().join(format!("dns-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory");
     let conf = dir.join("dnsmasq.conf");
@@ -225,53 +285,73 @@ fn main() {
     }
     std::fs::write(&conf, text).expect("dnsmasq's configuration");
     let theirs = free_udp_port();
-    let _dnsmasq = Killed(
-        Command::new("dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                &format!("--port={theirs}"),
-                &format!("--conf-file={}", conf.display()),
-                "--pid-file=",
-                "--user=root",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (apt-get install dnsmasq-base)"),
-    );
-    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let ours = SocketAddr::new(local, ours);
-    let theirs = SocketAddr::new(local, theirs);
-    wait_answering(ours);
-    wait_answering(theirs);
+    servers.push((
+        "dnsmasq".to_string(),
+        SocketAddr::new(local, theirs),
+        Killed(
+            Command::new("dnsmasq")
+                .args([
+                    "--keep-in-foreground",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    &format!("--port={theirs}"),
+                    &format!("--conf-file={}", conf.display()),
+                    "--pid-file=",
+                    "--user=root",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dnsmasq (apt-get install dnsmasq-base)"),
+        ),
+    ));
+    for (_, addr, _) in &servers {
+        wait_answering(*addr);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime");
     println!(
-        "{n} Services, {clients} clients (one query in flight each), {seconds} s per server, A queries for random names over UDP on loopback"
+        "{n} Services, {clients} clients (one query in flight each), {seconds} s per server and round, {rounds} round(s), A queries for random names over UDP on loopback"
     );
     println!(
-        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>6} {:>6}",
-        "server", "queries", "q/s", "p50 µs", "p99 µs", "lost", "wrong"
+        "{:<5} {:<26} {:>10} {:>10} {:>10} {:>10} {:>6} {:>6}",
+        "round", "server", "queries", "q/s", "p50 µs", "p99 µs", "lost", "wrong"
     );
-    for (label, addr) in [("localfargate cluster DNS", ours), ("dnsmasq", theirs)] {
-        let r = rt.block_on(load(addr, n, clients, seconds));
-        println!(
-            "{:<26} {:>10} {:>10.0} {:>10} {:>10} {:>6} {:>6}",
-            label,
-            r.queries,
-            r.qps,
-            r.p50.as_micros(),
-            r.p99.as_micros(),
-            r.lost,
-            r.wrong
-        );
+    let mut results: Vec<Vec<Result>> = servers.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        for (i, (label, addr, _)) in servers.iter().enumerate() {
+            let r = rt.block_on(load(*addr, n, clients, seconds));
+            println!(
+                "{:<5} {:<26} {:>10} {:>10.0} {:>10} {:>10} {:>6} {:>6}",
+                round,
+                label,
+                r.queries,
+                r.qps,
+                r.p50.as_micros(),
+                r.p99.as_micros(),
+                r.lost,
+                r.wrong
+            );
+            results[i].push(r);
+        }
+    }
+    if rounds > 1 {
+        println!("medians over {rounds} rounds:");
+        for ((label, _, _), rs) in servers.iter().zip(&results) {
+            println!(
+                "      {:<26} {:>10} {:>10.0} {:>10.0} {:>10.0}",
+                label,
+                "",
+                median(rs.iter().map(|r| r.qps).collect()),
+                median(rs.iter().map(|r| r.p50.as_micros() as f64).collect()),
+                median(rs.iter().map(|r| r.p99.as_micros() as f64).collect()),
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

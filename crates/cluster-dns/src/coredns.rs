@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use crate::DnsError;
 use crate::corefile::{self, Corefile, Kubernetes, ServerBlock};
-use crate::forward::{CacheMetrics, Forwarder, resolv_conf_nameservers};
+use crate::forward::{Forwarder, resolv_conf_nameservers};
 use crate::kube::ApiConfig;
 use crate::metrics::Metrics;
 use crate::records::Authority;
@@ -225,7 +225,7 @@ pub async fn run(args: &[String]) -> Result<(), DnsError> {
                     for (port, r) in rs {
                         if let Some(slot) = running.routers.get(&port) {
                             let probes = r.probes.clone();
-                            *slot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r);
+                            slot.replace(r);
                             spawn_probes(port, probes);
                         }
                     }
@@ -286,11 +286,13 @@ fn routers(config: &Corefile, shared: &Shared) -> Result<Vec<(u16, DnsRouter)>, 
                         Forwarder::new(upstreams(&f.to, own), s.cache)
                             .with_scope(from, except)
                             .with_policy(f.policy)
-                            .with_cache_metrics(CacheMetrics {
-                                metrics: shared.metrics.clone(),
-                                server: format!("dns://:{}", s.port),
-                                zones: zone.to_string(),
-                            }),
+                            .with_health(f.health.clone())
+                            .with_metrics(shared.metrics.clone())
+                            .with_cache_counters(
+                                shared
+                                    .metrics
+                                    .cache(&format!("dns://:{}", s.port), &zone.to_string()),
+                            ),
                     )
                 }
                 None => None,
@@ -299,6 +301,7 @@ fn routers(config: &Corefile, shared: &Shared) -> Result<Vec<(u16, DnsRouter)>, 
                 authority,
                 state: shared.state.clone(),
                 forwarder,
+                loadbalance: s.loadbalance,
             })
         };
         let idx = match out.iter().position(|(p, _)| *p == s.port) {
@@ -309,7 +312,7 @@ fn routers(config: &Corefile, shared: &Shared) -> Result<Vec<(u16, DnsRouter)>, 
                     DnsRouter {
                         port: s.port,
                         blocks: Vec::new(),
-                        metrics: None,
+                        dropped: None,
                         probes: Vec::new(),
                     },
                 ));
@@ -326,18 +329,25 @@ fn routers(config: &Corefile, shared: &Shared) -> Result<Vec<(u16, DnsRouter)>, 
                     s.port
                 )));
             }
-            if s.prometheus.is_some() {
-                router.metrics = Some(shared.metrics.clone());
-            }
             if s.loop_detect
                 && let Some(p) = LoopProbe::new(&zone)
             {
                 router.probes.push(Arc::new(p));
             }
-            router.blocks.push(Block {
-                handler: handler_for(&zone)?,
-                zone,
-            });
+            router
+                .blocks
+                .push(Block::new(zone.clone(), handler_for(&zone)?));
+        }
+    }
+    // With `prometheus` in any block of a port, every block on it is counted (the zone's
+    // counters registered here, once per config).
+    for (port, router) in &mut out {
+        if config
+            .servers
+            .iter()
+            .any(|s| s.port == *port && s.prometheus.is_some())
+        {
+            router.count_into(&shared.metrics);
         }
     }
     Ok(out)
@@ -365,7 +375,7 @@ fn authority(k: &Kubernetes) -> Result<Authority, DnsError> {
 /// The listeners and tasks of one config.
 struct Running {
     tasks: tokio::task::JoinSet<()>,
-    routers: HashMap<u16, SharedRouter>,
+    routers: HashMap<u16, Arc<SharedRouter>>,
     layout: Layout,
 }
 
@@ -412,7 +422,7 @@ async fn start(config: &Corefile, shared: &Shared) -> Result<Running, DnsError> 
         let udp = UdpSocket::bind(dns).await.map_err(bind_err("udp", dns))?;
         let tcp = TcpListener::bind(dns).await.map_err(bind_err("tcp", dns))?;
         let probes = router.probes.clone();
-        let router: SharedRouter = Arc::new(RwLock::new(Arc::new(router)));
+        let router = SharedRouter::new(router);
         tasks.spawn(serve_udp(udp, router.clone()));
         tasks.spawn(serve_tcp(tcp, router.clone()));
         spawn_probes(port, probes);

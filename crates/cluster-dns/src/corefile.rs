@@ -1,7 +1,7 @@
 //! The part of CoreDNS's Corefile that EKS's `coredns` ConfigMap uses, and what users add to
 //! it: server blocks (`.:53`, stub domains such as `example.internal:53`) with `errors`,
-//! `health`, `ready`, `kubernetes`, `prometheus`, `forward` (`except`, `policy`), `cache`,
-//! `loop`, `reload`, `loadbalance` (and `log`). Other plugins of CoreDNS are accepted and
+//! `health`, `ready`, `kubernetes`, `prometheus`, `forward` (`except`, `policy`, `max_fails`,
+//! `health_check`), `cache`, `loop`, `reload`, `loadbalance` (and `log`). Other plugins of CoreDNS are accepted and
 //! listed in [`ServerBlock::unsupported`]; a name CoreDNS does not know fails as it fails.
 
 use crate::DnsError;
@@ -51,13 +51,15 @@ pub struct ServerBlock {
     pub cache: u32,
     /// `loop`: probe for a forwarding loop at start.
     pub loop_detect: bool,
+    /// `loadbalance [round_robin]`: A, AAAA and MX records shuffled in each answer.
+    pub loadbalance: bool,
     /// `reload [INTERVAL [JITTER]]`: how often the Corefile is checked, in seconds.
     pub reload: Option<Reload>,
     /// Plugins CoreDNS has that the built-in does not do (warned about, then ignored).
     pub unsupported: Vec<String>,
 }
 
-/// `forward FROM TO... { except NAMES...; policy P }`.
+/// `forward FROM TO... { except NAMES...; policy P; max_fails N; health_check D ... }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Forward {
     /// The zone forwarded (`.`), lower case, fully qualified.
@@ -67,6 +69,37 @@ pub struct Forward {
     /// Names under these zones are not forwarded.
     pub except: Vec<String>,
     pub policy: Policy,
+    pub health: HealthCheck,
+}
+
+/// `forward`'s health checking of its upstreams (`max_fails`, `health_check`,
+/// `failfast_all_unhealthy_upstreams`), CoreDNS's defaults in [`HealthCheck::default`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Failed checks in a row after which an upstream is down (more than this many); 0: never
+    /// down, never checked.
+    pub max_fails: u32,
+    /// The time between two checks of an upstream that failed (`health_check DURATION`).
+    pub interval: std::time::Duration,
+    /// The check's RD flag (`no_rec` clears it).
+    pub recursion_desired: bool,
+    /// The name the check asks NS of (`domain FQDN`; `.`).
+    pub domain: String,
+    /// `failfast_all_unhealthy_upstreams`: SERVFAIL when every upstream is down, instead of
+    /// trying a random one.
+    pub failfast: bool,
+}
+
+impl Default for HealthCheck {
+    fn default() -> HealthCheck {
+        HealthCheck {
+            max_fails: 2,
+            interval: std::time::Duration::from_millis(500),
+            recursion_desired: true,
+            domain: ".".into(),
+            failfast: false,
+        }
+    }
 }
 
 /// The order upstreams are tried in (`policy`; CoreDNS's default is `random`).
@@ -176,6 +209,15 @@ fn tokens(text: &str) -> Vec<Token> {
 
 fn parse_error(file: &str, line: usize, msg: impl std::fmt::Display) -> DnsError {
     DnsError::Corefile(format!("{file}:{line} - Error during parsing: {msg}"))
+}
+
+/// Caddy's error for an option missing its argument.
+fn arg_count(file: &str, line: usize, opt: &str) -> DnsError {
+    parse_error(
+        file,
+        line,
+        format!("Wrong argument count or unexpected line ending after '{opt}'"),
+    )
 }
 
 /// `name` lower case with its final dot.
@@ -313,20 +355,54 @@ fn block_lines(
 }
 
 fn duration(file: &str, line: usize, s: &str) -> Result<std::time::Duration, DnsError> {
-    let (n, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|p| s.split_at(p))
-        .unwrap_or((s, "s"));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| parse_error(file, line, format!("invalid duration {s:?}")))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(parse_error(file, line, format!("invalid duration {s:?}"))),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    go_duration(s).map_err(|e| parse_error(file, line, e))
+}
+
+/// A duration as Go's `time.ParseDuration` reads it (`500ms`, `0.5s`, `1m30s`, `0`), which
+/// CoreDNS's plugins use; negative durations are refused by the callers, so by this.
+pub fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("time: invalid duration {s:?}");
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.starts_with('-') {
+        return Err(format!("negative duration {s:?}"));
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(num_end);
+        if num.is_empty() || num == "." {
+            return Err(invalid());
+        }
+        let value: f64 = num.parse().map_err(|_| invalid())?;
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let scale = match unit {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("time: missing unit in duration {s:?}")),
+            other => return Err(format!("time: unknown unit {other:?} in duration {s:?}")),
+        };
+        nanos += value * scale;
+        rest = next;
+    }
+    if !nanos.is_finite() || nanos > u64::MAX as f64 {
+        return Err(invalid());
+    }
+    Ok(std::time::Duration::from_nanos(nanos as u64))
 }
 
 fn server_block(
@@ -362,6 +438,7 @@ fn server_block(
         forward: None,
         cache: 0,
         loop_detect: false,
+        loadbalance: false,
         reload: None,
         unsupported: Vec::new(),
     };
@@ -371,7 +448,26 @@ fn server_block(
         };
         let first = || args.first().cloned();
         match name.as_str() {
-            "errors" | "loadbalance" | "log" => {}
+            "errors" | "log" => {}
+            "loadbalance" => {
+                match args {
+                    [] => c.loadbalance = true,
+                    [p] if p == "round_robin" => c.loadbalance = true,
+                    [p, ..] if p == "round_robin" => {
+                        return Err(parse_error(file, line, "unknown property for round_robin"));
+                    }
+                    [p, ..] if p == "weighted" => c.unsupported.push("loadbalance/weighted".into()),
+                    [p, ..] => {
+                        return Err(parse_error(file, line, format!("unknown policy: {p}")));
+                    }
+                }
+                // `prefer CIDR...` (and weighted's `reload`): not done, the shuffle still is.
+                for (_, s) in &sub {
+                    if let Some(opt) = s.first() {
+                        c.unsupported.push(format!("loadbalance/{opt}"));
+                    }
+                }
+            }
             "loop" => c.loop_detect = true,
             "reload" => {
                 let interval = match args.first() {
@@ -416,6 +512,7 @@ fn server_block(
                     to: args[1..].to_vec(),
                     except: Vec::new(),
                     policy: Policy::Random,
+                    health: HealthCheck::default(),
                 };
                 for (sline, s) in sub {
                     let Some((opt, rest)) = s.split_first() else {
@@ -437,16 +534,54 @@ fn server_block(
                                 }
                             }
                         }
-                        "force_tcp"
-                        | "prefer_udp"
-                        | "expire"
-                        | "max_fails"
-                        | "health_check"
-                        | "max_concurrent"
-                        | "tls"
-                        | "tls_servername"
-                        | "next"
-                        | "failfast_all_unhealthy_upstreams" => {
+                        "max_fails" => {
+                            let [n] = rest else {
+                                return Err(arg_count(file, sline, opt));
+                            };
+                            f.health.max_fails = n.parse().map_err(|_| {
+                                parse_error(
+                                    file,
+                                    sline,
+                                    format!("strconv.ParseUint: parsing {n:?}: invalid syntax"),
+                                )
+                            })?;
+                        }
+                        "health_check" => {
+                            let Some((d, opts)) = rest.split_first() else {
+                                return Err(arg_count(file, sline, opt));
+                            };
+                            f.health.interval = duration(file, sline, d)?;
+                            f.health.domain = ".".into();
+                            let mut opts = opts.iter();
+                            while let Some(o) = opts.next() {
+                                match o.as_str() {
+                                    "no_rec" => f.health.recursion_desired = false,
+                                    "domain" => {
+                                        let Some(d) = opts.next() else {
+                                            return Err(arg_count(file, sline, opt));
+                                        };
+                                        if hickory_proto::rr::Name::from_ascii(d).is_err() {
+                                            return Err(parse_error(
+                                                file,
+                                                sline,
+                                                format!("health_check: invalid domain name {d}"),
+                                            ));
+                                        }
+                                        f.health.domain = fqdn(d);
+                                    }
+                                    other => {
+                                        return Err(parse_error(
+                                            file,
+                                            sline,
+                                            format!("health_check: unknown option {other}"),
+                                        ));
+                                    }
+                                }
+                            }
+                        }
+                        "failfast_all_unhealthy_upstreams" => f.health.failfast = true,
+                        "force_tcp" | "prefer_udp" | "expire" | "max_concurrent" | "tls"
+                        | "tls_servername" | "next" => {
                             c.unsupported.push(format!("forward/{opt}"));
                         }
                         other => {
@@ -571,7 +706,7 @@ mod tests {
 
     #[test]
     fn stub_domains_several_blocks_and_unsupported_plugins() {
-        let text = "example.internal:53 {\n    errors\n    cache 30\n    forward . 10.1.2.3 10.1.2.4:5353 {\n        except skip.example.internal\n        policy sequential\n        max_fails 3\n    }\n}\ncorp.test, lab.test:53{\n  forward . 10.9.9.9\n  rewrite name a b\n}\n.:53 {\n    kubernetes cluster.local\n    hosts /etc/hosts\n    forward . /etc/resolv.conf\n    reload 2s 1s\n}\n";
+        let text = "example.internal:53 {\n    errors\n    cache 30\n    forward . 10.1.2.3 10.1.2.4:5353 {\n        except skip.example.internal\n        policy sequential\n        max_fails 3\n        health_check 100ms no_rec domain Example.org\n        force_tcp\n    }\n}\ncorp.test, lab.test:53{\n  forward . 10.9.9.9\n  rewrite name a b\n}\n.:53 {\n    kubernetes cluster.local\n    hosts /etc/hosts\n    forward . /etc/resolv.conf\n    reload 2s 1s\n}\n";
         let c = parse("Corefile", text).unwrap();
         assert_eq!(c.servers.len(), 3);
         let stub = &c.servers[0];
@@ -581,7 +716,18 @@ mod tests {
         assert_eq!(f.to, vec!["10.1.2.3", "10.1.2.4:5353"]);
         assert_eq!(f.except, vec!["skip.example.internal."]);
         assert_eq!(f.policy, Policy::Sequential);
-        assert_eq!(stub.unsupported, vec!["forward/max_fails"]);
+        assert_eq!(
+            f.health,
+            HealthCheck {
+                max_fails: 3,
+                interval: std::time::Duration::from_millis(100),
+                recursion_desired: false,
+                domain: "example.org.".into(),
+                failfast: false,
+            }
+        );
+        assert_eq!(stub.unsupported, vec!["forward/force_tcp"]);
+        assert!(!stub.loadbalance);
         assert!(stub.kubernetes.is_none());
         assert_eq!(c.servers[1].zones, vec!["corp.test.", "lab.test."]);
         assert_eq!(c.servers[1].unsupported, vec!["rewrite"]);
@@ -592,5 +738,81 @@ mod tests {
         // Keys of one block on different ports, and a stray brace, are errors.
         assert!(parse("f", "a.test:53 b.test:54 {\n}\n").is_err());
         assert!(parse("f", "}\n").is_err());
+    }
+
+    #[test]
+    fn forward_health_defaults_and_errors() {
+        let c = parse("f", ".:53 {\n forward . 10.0.0.2\n loadbalance\n}\n").unwrap();
+        let s = &c.servers[0];
+        assert_eq!(s.forward.as_ref().unwrap().health, HealthCheck::default());
+        assert_eq!(HealthCheck::default().max_fails, 2);
+        assert_eq!(
+            HealthCheck::default().interval,
+            std::time::Duration::from_millis(500)
+        );
+        assert!(s.loadbalance);
+        let c = parse(
+            "f",
+            ".:53 {\n forward . 10.0.0.2 {\n  max_fails 0\n  failfast_all_unhealthy_upstreams\n }\n}\n",
+        )
+        .unwrap();
+        let h = &c.servers[0].forward.as_ref().unwrap().health;
+        assert_eq!((h.max_fails, h.failfast), (0, true));
+        let err = |text: &str| parse("f", text).unwrap_err().to_string();
+        assert!(
+            err(".:53 {\n forward . 10.0.0.2 {\n  max_fails x\n }\n}\n").contains(
+                "f:3 - Error during parsing: strconv.ParseUint: parsing \"x\": invalid syntax"
+            )
+        );
+        assert!(
+            err(".:53 {\n forward . 10.0.0.2 {\n  max_fails\n }\n}\n")
+                .contains("Wrong argument count or unexpected line ending after 'max_fails'")
+        );
+        assert!(
+            err(".:53 {\n forward . 10.0.0.2 {\n  health_check 5\n }\n}\n")
+                .contains("time: missing unit in duration \"5\"")
+        );
+        assert!(
+            err(".:53 {\n forward . 10.0.0.2 {\n  health_check 1s bogus\n }\n}\n")
+                .contains("health_check: unknown option bogus")
+        );
+    }
+
+    #[test]
+    fn loadbalance_policies() {
+        let lb = |args: &str| parse("f", &format!(".:53 {{\n loadbalance {args}\n}}\n"));
+        assert!(lb("round_robin").unwrap().servers[0].loadbalance);
+        let w = lb("weighted /etc/weights").unwrap();
+        assert!(!w.servers[0].loadbalance);
+        assert_eq!(w.servers[0].unsupported, vec!["loadbalance/weighted"]);
+        assert!(
+            lb("bogus")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown policy: bogus")
+        );
+        let prefer = parse(
+            "f",
+            ".:53 {\n loadbalance round_robin {\n  prefer 10.0.0.0/8\n }\n}\n",
+        )
+        .unwrap();
+        assert!(prefer.servers[0].loadbalance);
+        assert_eq!(prefer.servers[0].unsupported, vec!["loadbalance/prefer"]);
+    }
+
+    #[test]
+    fn go_durations() {
+        let ms = |s: &str| go_duration(s).map(|d| d.as_millis());
+        assert_eq!(ms("500ms"), Ok(500));
+        assert_eq!(ms("0.5s"), Ok(500));
+        assert_eq!(ms("1m30s"), Ok(90_000));
+        assert_eq!(ms("2h"), Ok(7_200_000));
+        assert_eq!(ms("0"), Ok(0));
+        assert_eq!(go_duration("1500us").map(|d| d.as_micros()), Ok(1500));
+        assert_eq!(
+            ms("3d"),
+            Err("time: unknown unit \"d\" in duration \"3d\"".to_string())
+        );
+        assert!(ms("").is_err() && ms("s").is_err() && ms("-1s").is_err());
     }
 }

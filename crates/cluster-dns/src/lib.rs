@@ -1,12 +1,14 @@
 //! The cluster DNS: Kubernetes DNS records from Services and EndpointSlices
 //! ([`records`], pure), served over UDP and TCP with forwarding and a cache ([`server`],
-//! [`forward`]), fed by a list + watch of the Kubernetes API ([`kube`]); [`coredns`] is the
-//! built-in CoreDNS that runs from EKS's CoreDNS image reference when it cannot be pulled.
+//! [`forward`], answers shuffled by [`loadbalance`], counted by [`metrics`]), fed by a list +
+//! watch of the Kubernetes API ([`kube`]); [`coredns`] is the built-in CoreDNS that runs from
+//! EKS's CoreDNS image reference when it cannot be pulled.
 
 pub mod coredns;
 pub mod corefile;
 pub mod forward;
 pub mod kube;
+pub mod loadbalance;
 pub mod metrics;
 pub mod records;
 pub mod server;

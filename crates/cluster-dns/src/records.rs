@@ -160,13 +160,17 @@ impl Authority {
     }
 
     fn forward_zone(&self, state: &ClusterState, qname: &Name, qtype: RecordType) -> Lookup {
-        let all: Vec<String> = qname
+        // The labels under the zone, borrowed from the name (one allocation per query, not one
+        // per label). A label that is not UTF-8 names no Kubernetes object.
+        let Ok(all) = qname
             .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
+            .map(std::str::from_utf8)
+            .collect::<Result<Vec<&str>, _>>()
+        else {
+            return Lookup::NxDomain;
+        };
         let rel = &all[..all.len().saturating_sub(self.zone_labels)];
-        let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
-        match rel.as_slice() {
+        match rel {
             [] => self.apex(qname, qtype),
             ["dns-version"] => match qtype {
                 RecordType::TXT => self.answer(vec![self.record(

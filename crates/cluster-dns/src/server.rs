@@ -4,7 +4,7 @@
 //! watched for.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hickory_proto::op::{Edns, Message, Metadata, OpCode, ResponseCode};
@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::forward::Forwarder;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Plugin, ZoneCounters};
 use crate::records::{Authority, Lookup};
 use crate::state::ClusterState;
 
@@ -23,32 +23,27 @@ const PLAIN_UDP: usize = 512;
 const EDNS_UDP: u16 = 1232;
 
 /// Everything a server block's query needs: the cluster zone (`kubernetes`, when the block has
-/// it), the cluster's objects and the forwarder.
+/// it), the cluster's objects, the forwarder and whether answers are shuffled (`loadbalance`).
 pub struct DnsHandler {
     pub authority: Option<Authority>,
     pub state: Arc<RwLock<ClusterState>>,
     pub forwarder: Option<Forwarder>,
+    pub loadbalance: bool,
 }
 
-/// A wire-format query decoded, or what to send back instead.
-enum Decoded {
-    Query(Box<Message>),
-    Reply(Option<Vec<u8>>),
-}
-
-fn decode(bytes: &[u8]) -> Decoded {
+/// A wire-format query decoded (`Ok`), or what to send back instead (`Err`: a FORMERR, or
+/// nothing for a response or bytes shorter than a header).
+fn decode(bytes: &[u8]) -> Result<Message, Option<Vec<u8>>> {
     match Message::from_vec(bytes) {
-        Ok(m) if m.metadata.message_type == hickory_proto::op::MessageType::Query => {
-            Decoded::Query(Box::new(m))
-        }
-        Ok(_) => Decoded::Reply(None),
+        Ok(m) if m.metadata.message_type == hickory_proto::op::MessageType::Query => Ok(m),
+        Ok(_) => Err(None),
         Err(_) => {
             if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
-                return Decoded::Reply(None);
+                return Err(None);
             }
             let id = u16::from_be_bytes([bytes[0], bytes[1]]);
             let m = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
-            Decoded::Reply(m.to_vec().ok())
+            Err(m.to_vec().ok())
         }
     }
 }
@@ -78,17 +73,25 @@ impl DnsHandler {
     /// (shorter than a header, or a response).
     pub async fn handle(&self, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
         match decode(bytes) {
-            Decoded::Reply(r) => r,
-            Decoded::Query(request) => {
+            Err(reply) => reply,
+            Ok(request) => {
                 let (response, _) = self.respond(&request, udp).await;
                 encode(&request, response, udp)
             }
         }
     }
 
-    /// The answer, and the plugin that gave it (`kubernetes`, `forward`, `cache`; empty for
-    /// an error of the server's own), for `coredns_dns_responses_total`.
-    async fn respond(&self, request: &Message, udp: bool) -> (Message, &'static str) {
+    /// The answer, shuffled with `loadbalance`, and the plugin that gave it (for
+    /// `coredns_dns_responses_total`).
+    async fn respond(&self, request: &Message, udp: bool) -> (Message, Plugin) {
+        let (mut m, plugin) = self.answer(request, udp).await;
+        if self.loadbalance {
+            crate::loadbalance::shuffle(&mut m);
+        }
+        (m, plugin)
+    }
+
+    async fn answer(&self, request: &Message, udp: bool) -> (Message, Plugin) {
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.recursion_available = true;
         let error = |code: ResponseCode| {
@@ -99,10 +102,10 @@ impl DnsHandler {
             m
         };
         if request.metadata.op_code != OpCode::Query {
-            return (error(ResponseCode::NotImp), "");
+            return (error(ResponseCode::NotImp), Plugin::None);
         }
         let [query] = request.queries.as_slice() else {
-            return (error(ResponseCode::FormErr), "");
+            return (error(ResponseCode::FormErr), Plugin::None);
         };
         let (lookup, serial) = match &self.authority {
             Some(authority) => {
@@ -121,7 +124,7 @@ impl DnsHandler {
         match lookup {
             Lookup::Fallthrough => {
                 if self.forwarder.is_none() && authority.serves(query.name()) {
-                    return (error(ResponseCode::NXDomain), "kubernetes");
+                    return (error(ResponseCode::NXDomain), Plugin::Kubernetes);
                 }
                 return self.forward(request, udp, &error).await;
             }
@@ -154,7 +157,7 @@ impl DnsHandler {
                 m.authorities = vec![authority.soa_for(query.name(), serial)];
             }
         }
-        (m, "kubernetes")
+        (m, Plugin::Kubernetes)
     }
 
     /// The name to the forwarder, when it takes it (`FROM`, not `except`); otherwise, as
@@ -164,22 +167,29 @@ impl DnsHandler {
         request: &Message,
         udp: bool,
         error: &(dyn Fn(ResponseCode) -> Message + Sync),
-    ) -> (Message, &'static str) {
+    ) -> (Message, Plugin) {
         let Some(query) = request.queries.first() else {
-            return (error(ResponseCode::FormErr), "");
+            return (error(ResponseCode::FormErr), Plugin::None);
         };
         let Some(f) = self.forwarder.as_ref().filter(|f| f.matches(query.name())) else {
             tracing::debug!(name = %query.name(), "no next plugin found");
-            return (error(ResponseCode::ServFail), "");
+            return (error(ResponseCode::ServFail), Plugin::None);
         };
         match f.resolve_from(request, !udp).await {
             Ok((mut r, cached)) => {
                 r.metadata.recursion_available = true;
-                (r, if cached { "cache" } else { "forward" })
+                (
+                    r,
+                    if cached {
+                        Plugin::Cache
+                    } else {
+                        Plugin::Forward
+                    },
+                )
             }
             Err(e) => {
                 tracing::debug!(name = %query.name(), error = %e, "forwarding failed");
-                (error(ResponseCode::ServFail), "forward")
+                (error(ResponseCode::ServFail), Plugin::Forward)
             }
         }
     }
@@ -227,6 +237,18 @@ pub struct Block {
     /// The block's zone (`.`, `example.internal.`).
     pub zone: Name,
     pub handler: DnsHandler,
+    /// Its request and response counters, when metrics are kept (see [`Router::count_into`]).
+    pub counters: Option<Arc<ZoneCounters>>,
+}
+
+impl Block {
+    pub fn new(zone: Name, handler: DnsHandler) -> Block {
+        Block {
+            zone,
+            handler,
+            counters: None,
+        }
+    }
 }
 
 /// `loop`'s probe: the random name it asks itself, and how often that came back.
@@ -289,32 +311,67 @@ pub struct Router {
     /// The port, for the `server` label (`dns://:53`) and loop's message.
     pub port: u16,
     pub blocks: Vec<Block>,
-    pub metrics: Option<Arc<Metrics>>,
+    /// The counters of queries no block holds (zone `dropped`), when metrics are kept.
+    pub dropped: Option<Arc<ZoneCounters>>,
     pub probes: Vec<Arc<LoopProbe>>,
 }
 
-/// The router a listener asks, replaced whole when the Corefile is reloaded.
-pub type SharedRouter = Arc<RwLock<Arc<Router>>>;
+/// The router a listener asks, replaced whole when the Corefile is reloaded. A listener keeps
+/// the router it last read and reads it again only when the generation moved, so a query
+/// takes no lock.
+pub struct SharedRouter {
+    generation: AtomicU64,
+    router: RwLock<Arc<Router>>,
+}
 
-/// `coredns_dns_requests_total`'s `type`: the types CoreDNS counts by name, the rest `other`.
-fn type_label(t: RecordType) -> String {
-    use RecordType::*;
-    match t {
-        A | AAAA | MX | SOA | CNAME | PTR | TXT | NS | SRV | DS | DNSKEY | RRSIG | NSEC | NSEC3
-        | HTTPS | IXFR | AXFR | ANY => t.to_string(),
-        _ => "other".into(),
+impl SharedRouter {
+    pub fn new(router: Router) -> Arc<SharedRouter> {
+        Arc::new(SharedRouter {
+            generation: AtomicU64::new(0),
+            router: RwLock::new(Arc::new(router)),
+        })
+    }
+
+    /// Serve `router` from the next query on.
+    pub fn replace(&self, router: Router) {
+        *self.router.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(router);
+        // After the write: a listener that sees the new generation reads the new router.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn current(&self) -> (u64, Arc<Router>) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let router = self
+            .router
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (generation, router)
     }
 }
 
-fn rcode_label(r: ResponseCode) -> String {
-    match r {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        other => u16::from(other).to_string(),
+/// A listener's copy of the shared router.
+struct CachedRouter {
+    shared: Arc<SharedRouter>,
+    generation: u64,
+    router: Arc<Router>,
+}
+
+impl CachedRouter {
+    fn new(shared: Arc<SharedRouter>) -> CachedRouter {
+        let (generation, router) = shared.current();
+        CachedRouter {
+            shared,
+            generation,
+            router,
+        }
+    }
+
+    fn get(&mut self) -> &Arc<Router> {
+        if self.shared.generation.load(Ordering::Acquire) != self.generation {
+            (self.generation, self.router) = self.shared.current();
+        }
+        &self.router
     }
 }
 
@@ -323,11 +380,8 @@ impl Router {
     pub fn single(port: u16, handler: DnsHandler) -> Router {
         Router {
             port,
-            blocks: vec![Block {
-                zone: Name::root(),
-                handler,
-            }],
-            metrics: None,
+            blocks: vec![Block::new(Name::root(), handler)],
+            dropped: None,
             probes: Vec::new(),
         }
     }
@@ -335,6 +389,16 @@ impl Router {
     /// The `server` label: `dns://:PORT`.
     pub fn server_label(&self) -> String {
         format!("dns://:{}", self.port)
+    }
+
+    /// Count this router's queries into `metrics`: each block's counters (and `dropped`'s)
+    /// registered now, their labels made once, so a query only adds to atomics.
+    pub fn count_into(&mut self, metrics: &Metrics) {
+        let server = self.server_label();
+        for b in &mut self.blocks {
+            b.counters = Some(metrics.zone(&server, &b.zone.to_string()));
+        }
+        self.dropped = Some(metrics.zone(&server, "dropped"));
     }
 
     fn block_for(&self, name: &Name) -> Option<&Block> {
@@ -347,8 +411,8 @@ impl Router {
     /// The response to one wire-format query from `peer`.
     pub async fn handle(&self, bytes: &[u8], udp: bool, peer: SocketAddr) -> Option<Vec<u8>> {
         let request = match decode(bytes) {
-            Decoded::Reply(r) => return r,
-            Decoded::Query(m) => m,
+            Err(reply) => return reply,
+            Ok(m) => m,
         };
         let Some(query) = request.queries.first() else {
             let (m, _) = self.blocks.first()?.handler.respond(&request, udp).await;
@@ -373,48 +437,45 @@ impl Router {
                 m.metadata = Metadata::response_from_request(&request.metadata);
                 m.metadata.response_code = ResponseCode::Refused;
                 m.queries = request.queries.clone();
-                (m, "")
+                (m, Plugin::None)
             }
         };
-        if let Some(metrics) = &self.metrics {
-            // No block: CoreDNS counts the query under the zone `dropped`. Only the metrics
-            // read the zone's name, so it is made only when they are kept.
-            let zone = block.map_or_else(|| "dropped".to_string(), |b| b.zone.to_string());
-            let server = self.server_label();
-            let family = if peer.is_ipv4() { "1" } else { "2" };
-            metrics.inc(
-                "coredns_dns_requests_total",
-                &[
-                    ("server", &server),
-                    ("zone", &zone),
-                    ("view", ""),
-                    ("proto", if udp { "udp" } else { "tcp" }),
-                    ("family", family),
-                    ("type", &type_label(query.query_type())),
-                ],
-            );
-            metrics.inc(
-                "coredns_dns_responses_total",
-                &[
-                    ("server", &server),
-                    ("zone", &zone),
-                    ("view", ""),
-                    ("rcode", &rcode_label(response.metadata.response_code)),
-                    ("plugin", plugin),
-                ],
-            );
+        // No block: CoreDNS counts the query under the zone `dropped`.
+        let counters = match block {
+            Some(b) => b.counters.as_deref(),
+            None => self.dropped.as_deref(),
+        };
+        if let Some(c) = counters {
+            c.request(udp, peer.is_ipv4(), query.query_type());
+            c.response(response.metadata.response_code, plugin);
         }
         encode(&request, response, udp)
     }
 }
 
-fn current(router: &SharedRouter) -> Arc<Router> {
-    router.read().unwrap_or_else(|p| p.into_inner()).clone()
+/// Answer UDP queries on `socket` until the task ends: one receiving loop per worker thread
+/// of the runtime (see [`udp_loop`]).
+pub async fn serve_udp(socket: UdpSocket, router: Arc<SharedRouter>) {
+    let socket = Arc::new(socket);
+    let loops = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 1..loops {
+        tasks.spawn(udp_loop(socket.clone(), router.clone()));
+    }
+    udp_loop(socket, router).await;
 }
 
-/// Answer UDP queries on `socket` until the task ends.
-pub async fn serve_udp(socket: UdpSocket, router: SharedRouter) {
-    let socket = Arc::new(socket);
+/// Receive queries and answer them. A query whose answer is ready at once (the cluster's
+/// names, cached names) is answered in the loop; one that waits (forwarded, or an
+/// ExternalName's target) goes on in a task of its own, so the loop never waits on an
+/// upstream.
+async fn udp_loop(socket: Arc<UdpSocket>, router: Arc<SharedRouter>) {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut router = CachedRouter::new(router);
     let mut buf = vec![0u8; 65535];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
@@ -425,17 +486,33 @@ pub async fn serve_udp(socket: UdpSocket, router: SharedRouter) {
             }
         };
         let query = buf[..n].to_vec();
-        let (socket, router) = (socket.clone(), current(&router));
-        tokio::spawn(async move {
-            if let Some(out) = router.handle(&query, true, peer).await {
-                let _ = socket.send_to(&out, peer).await;
+        let r = router.get().clone();
+        let mut answer = Box::pin(async move { r.handle(&query, true, peer).await });
+        // One poll here: a future that is pending has registered the no-op waker, and once
+        // spawned is polled again by the runtime with its own, as a future must allow.
+        let polled = answer
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        match polled {
+            Poll::Ready(out) => {
+                if let Some(out) = out {
+                    let _ = socket.send_to(&out, peer).await;
+                }
             }
-        });
+            Poll::Pending => {
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    if let Some(out) = answer.await {
+                        let _ = socket.send_to(&out, peer).await;
+                    }
+                });
+            }
+        }
     }
 }
 
 /// Answer TCP connections on `listener` (several queries per connection, length-prefixed).
-pub async fn serve_tcp(listener: TcpListener, router: SharedRouter) {
+pub async fn serve_tcp(listener: TcpListener, router: Arc<SharedRouter>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -448,7 +525,8 @@ pub async fn serve_tcp(listener: TcpListener, router: SharedRouter) {
     }
 }
 
-async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, router: SharedRouter) {
+async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, router: Arc<SharedRouter>) {
+    let mut router = CachedRouter::new(router);
     let idle = std::time::Duration::from_secs(10);
     loop {
         let mut len = [0u8; 2];
@@ -460,7 +538,7 @@ async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, router: SharedR
         if stream.read_exact(&mut query).await.is_err() {
             return;
         }
-        let Some(out) = current(&router).handle(&query, false, peer).await else {
+        let Some(out) = router.get().clone().handle(&query, false, peer).await else {
             return;
         };
         let Ok(n) = u16::try_from(out.len()) else {
@@ -502,6 +580,7 @@ mod tests {
             authority: Some(Authority::new("cluster.local", &["in-addr.arpa"]).unwrap()),
             state: Arc::new(RwLock::new(s)),
             forwarder: None,
+            loadbalance: false,
         }
     }
 
@@ -615,13 +694,9 @@ mod tests {
         let stub_up = upstream([10, 9, 8, 7]).await;
         let metrics = Arc::new(Metrics::default());
         let mut root = handler(1);
-        root.forwarder = Some(Forwarder::new(vec![root_up], 30).with_cache_metrics(
-            crate::forward::CacheMetrics {
-                metrics: metrics.clone(),
-                server: "dns://:53".into(),
-                zones: ".".into(),
-            },
-        ));
+        root.forwarder = Some(
+            Forwarder::new(vec![root_up], 30).with_cache_counters(metrics.cache("dns://:53", ".")),
+        );
         let stub = DnsHandler {
             authority: None,
             state: root.state.clone(),
@@ -629,22 +704,18 @@ mod tests {
                 Name::root(),
                 vec![Name::from_ascii("skip.example.internal.").unwrap()],
             )),
+            loadbalance: false,
         };
-        let router = Router {
+        let mut router = Router {
             port: 53,
             blocks: vec![
-                Block {
-                    zone: Name::root(),
-                    handler: root,
-                },
-                Block {
-                    zone: Name::from_ascii("example.internal.").unwrap(),
-                    handler: stub,
-                },
+                Block::new(Name::root(), root),
+                Block::new(Name::from_ascii("example.internal.").unwrap(), stub),
             ],
-            metrics: Some(metrics.clone()),
+            dropped: None,
             probes: Vec::new(),
         };
+        router.count_into(&metrics);
         let peer: SocketAddr = "10.0.0.5:4000".parse().unwrap();
         let ask = |name: &str| {
             let q = query(name, RecordType::A, None);
@@ -714,23 +785,102 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_block_for_the_zone_is_refused() {
-        let router = Router {
+    async fn no_block_for_the_zone_is_refused_and_counted_as_dropped() {
+        let mut router = Router {
             port: 53,
-            blocks: vec![Block {
-                zone: Name::from_ascii("example.internal.").unwrap(),
-                handler: handler(1),
-            }],
-            metrics: None,
+            blocks: vec![Block::new(
+                Name::from_ascii("example.internal.").unwrap(),
+                handler(1),
+            )],
+            dropped: None,
             probes: Vec::new(),
         };
+        let metrics = Metrics::default();
+        router.count_into(&metrics);
         let q = query("example.com.", RecordType::A, None);
-        let got = answer(
-            router
-                .handle(&q, true, "127.0.0.1:1".parse().unwrap())
-                .await,
-        );
+        let got = answer(router.handle(&q, true, "[::1]:1".parse().unwrap()).await);
         assert_eq!(got, (ResponseCode::Refused, vec![]));
+        let dropped = [
+            ("server", "dns://:53"),
+            ("zone", "dropped"),
+            ("view", ""),
+            ("proto", "udp"),
+            ("family", "2"),
+            ("type", "A"),
+        ];
+        assert_eq!(metrics.get("coredns_dns_requests_total", &dropped), 1);
+    }
+
+    async fn firsts(h: &DnsHandler, q: &[u8]) -> std::collections::BTreeSet<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let (_, answers) = answer(h.handle(q, true).await);
+            assert_eq!(answers.len(), 4);
+            seen.insert(answers[0].clone());
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn loadbalance_shuffles_a_headless_services_addresses() {
+        let mut h = handler(4);
+        let q = query("many.default.svc.cluster.local.", RecordType::A, None);
+        assert_eq!(firsts(&h, &q).await.len(), 1, "in address order without it");
+        h.loadbalance = true;
+        assert_eq!(
+            firsts(&h, &q).await.len(),
+            4,
+            "each address first some time"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn udp_listeners_answer_the_clusters_names_and_forwarded_ones() {
+        let up = upstream([192, 0, 2, 9]).await;
+        let mut h = handler(1);
+        h.forwarder = Some(Forwarder::new(vec![up], 0));
+        let shared = SharedRouter::new(Router::single(53, h));
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        tokio::spawn(serve_udp(sock, shared.clone()));
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.connect(addr).await.unwrap();
+        let ask = |name: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .send(&query(name, RecordType::A, None))
+                    .await
+                    .unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), client.recv(&mut buf))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                answer(Some(buf[..n].to_vec()))
+            }
+        };
+        // Answered at once (in the receiving loop), and after an upstream's answer (in a task).
+        assert_eq!(
+            ask("many.default.svc.cluster.local.").await,
+            (ResponseCode::NoError, vec!["10.0.0.1".to_string()])
+        );
+        assert_eq!(
+            ask("example.com.").await,
+            (ResponseCode::NoError, vec!["192.0.2.9".to_string()])
+        );
+        // A reload: the listener serves the new router from the next query on.
+        shared.replace(Router {
+            port: 53,
+            blocks: vec![Block::new(
+                Name::from_ascii("example.internal.").unwrap(),
+                handler(1),
+            )],
+            dropped: None,
+            probes: Vec::new(),
+        });
+        assert_eq!(ask("example.com.").await, (ResponseCode::Refused, vec![]));
     }
 
     #[test]
