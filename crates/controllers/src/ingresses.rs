@@ -594,9 +594,11 @@ fn build_group(
         .iter()
         .find_map(|m| annotation(m, SSL_REDIRECT))
         .map(|v| {
-            v.trim().parse::<u16>().map_err(|e| {
+            // Go's strconv words, which the controller passes on.
+            v.parse::<u16>().map_err(|_| {
                 build_error(format!(
-                    "failed to parse int64 annotation, {SSL_REDIRECT}: {v}: {e}"
+                    "failed to parse int64 annotation, {SSL_REDIRECT}: {v}: strconv.ParseInt: \
+                     parsing \"{v}\": invalid syntax"
                 ))
             })
         })

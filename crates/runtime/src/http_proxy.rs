@@ -128,7 +128,7 @@ impl Condition {
                 .iter()
                 .filter_map(|h| h.to_str().ok())
                 .any(|h| values.iter().any(|v| glob_ignore_case(v, h))),
-            Condition::Method(values) => values.iter().any(|v| *v == r.method),
+            Condition::Method(values) => values.contains(&r.method),
             Condition::Query(pairs) => {
                 let query: Vec<(String, String)> = r
                     .query
