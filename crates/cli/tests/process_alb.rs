@@ -2,9 +2,10 @@
 //! `alb` served as the AWS Load Balancer Controller's ALBs serve them, reached by curl from the
 //! host. An IngressGroup (two members on one listener, ordered by `group.order`, one deleted
 //! and the other still served), fixed responses and a rule condition from annotations, a
-//! weighted forward over two Services and a redirect action, an HTTPS listener with a
-//! certificate from the local CA (`curl --cacert`) and `ssl-redirect`, and the controller's
-//! events for a missing certificate and an annotation that is not JSON.
+//! weighted forward over two Services, a sticky one chosen by a query-string condition, and a
+//! redirect action, an HTTPS listener with a certificate from the local CA (`curl --cacert`)
+//! and `ssl-redirect`, and the controller's events for a missing certificate and an annotation
+//! that is not JSON.
 //!
 //! Needs root, runc, busybox-static, docker-registry and skopeo; skipped with the reason
 //! otherwise.
@@ -282,13 +283,26 @@ fn alb_ingress_groups_tls_actions_and_conditions() {
                     .to_string(),
             ),
             (
+                "actions.sticky",
+                "'{\"type\": \"forward\", \"forwardConfig\": {\"targetGroups\": [{\"serviceName\": \"web\", \
+                 \"servicePort\": 80, \"weight\": 1}, {\"serviceName\": \"canary\", \"servicePort\": 80, \
+                 \"weight\": 1}], \"targetGroupStickinessConfig\": {\"enabled\": true}}}'"
+                    .to_string(),
+            ),
+            (
+                "conditions.sticky",
+                "'[{\"field\": \"query-string\", \"queryStringConfig\": {\"values\": [{\"key\": \"sticky\", \"value\": \"1\"}]}}]'"
+                    .to_string(),
+            ),
+            (
                 "actions.moved",
                 "'{\"type\": \"redirect\", \"redirectConfig\": {\"path\": \"/new/#{path}\", \"statusCode\": \"HTTP_302\"}}'"
                     .to_string(),
             ),
         ],
         &format!(
-            "  rules:\n{}{}",
+            "  rules:\n{}{}{}",
+            prefix_rule(None, "/", "sticky", use_annotation),
             prefix_rule(None, "/old", "moved", use_annotation),
             prefix_rule(None, "/", "split", use_annotation)
         ),
@@ -303,6 +317,17 @@ fn alb_ingress_groups_tls_actions_and_conditions() {
         bodies.iter().all(|b| web.contains(b) || canary.contains(b)),
         "{bodies:?}"
     );
+    // Stickiness (the rule chosen by its query-string condition): the AWSALBTG cookie keeps
+    // the client on the target group it was first given.
+    let jar = work.path().join("cookies");
+    let jar = jar.to_str().unwrap();
+    let first = get(split, "x", "/?sticky=1", &["-b", jar, "-c", jar]).body;
+    let app = if web.contains(&first) { &web } else { &canary };
+    assert!(app.contains(&first), "{first}");
+    for _ in 0..4 {
+        let again = get(split, "x", "/?sticky=1", &["-b", jar, "-c", jar]).body;
+        assert!(app.contains(&again), "{first} then {again}");
+    }
     let moved = get(split, "shop.example.com", "/old/page?x=1", &[]);
     assert_eq!(moved.code, "302");
     assert_eq!(
