@@ -1,7 +1,7 @@
 //! `localfargate up`: the EKS API server, its store and its controllers, in one process.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -313,6 +313,8 @@ pub fn run(args: &UpArgs) -> Result<i32> {
             "--horizontal-pod-autoscaler-sync-period",
             args.horizontal_pod_autoscaler_sync_period,
         )?,
+        // The data directory (or this run's directory with --ephemeral).
+        load_balancer_ca_dir: runtime_config.state_dir.parent().map(Path::to_path_buf),
         ..Default::default()
     });
     let (store, where_) = if args.ephemeral {

@@ -2,6 +2,7 @@
 //! up`'s flags: the fargate-scheduler's retries and beyond-AWS options, and the kubelet's and
 //! kube-controller-manager's periods.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -22,6 +23,9 @@ pub struct ControllerSettings {
     /// How often each HorizontalPodAutoscaler is evaluated
     /// (`--horizontal-pod-autoscaler-sync-period`: 15 s).
     pub hpa_sync_period: Duration,
+    /// Where the local load balancers' certificate authority is kept (`alb-ca.pem`), for
+    /// HTTPS listeners of Ingresses of class `alb`; `None`: made in memory for this run.
+    pub load_balancer_ca_dir: Option<PathBuf>,
 }
 
 impl Default for ControllerSettings {
@@ -33,6 +37,7 @@ impl Default for ControllerSettings {
             volume_sync_interval: Duration::from_secs(60),
             eviction_interval: Duration::from_secs(10),
             hpa_sync_period: Duration::from_secs(15),
+            load_balancer_ca_dir: None,
         }
     }
 }

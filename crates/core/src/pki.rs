@@ -99,6 +99,120 @@ impl ClusterCa {
     }
 }
 
+/// The certificate authority that signs the HTTPS certificates of the local Application Load
+/// Balancers (Ingresses of class `alb`), standing in for ACM: one per data directory, its
+/// certificate written to [`LoadBalancerCa::CERT_FILE`] there for clients to trust
+/// (`curl --cacert`).
+pub struct LoadBalancerCa {
+    pub cert_pem: String,
+    key_pem: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadBalancerCaError {
+    #[error("the load balancers' certificate authority in {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the load balancers' certificate authority: {0}")]
+    Certificate(#[from] rcgen::Error),
+}
+
+fn load_balancer_ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "localfargate load balancers");
+    dn.push(DnType::OrganizationName, "localfargate");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+impl LoadBalancerCa {
+    /// The CA's certificate (PEM), in the data directory.
+    pub const CERT_FILE: &'static str = "alb-ca.pem";
+    /// Its private key (PEM), beside it, readable by its owner only.
+    pub const KEY_FILE: &'static str = "alb-ca-key.pem";
+
+    /// A CA kept nowhere (no data directory).
+    pub fn generate() -> Result<Self, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let cert = load_balancer_ca_params().self_signed(&key)?;
+        Ok(LoadBalancerCa {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// The CA in `dir`, made and written there the first time.
+    pub fn load_or_create(dir: &std::path::Path) -> Result<Self, LoadBalancerCaError> {
+        let (cert_path, key_path) = (dir.join(Self::CERT_FILE), dir.join(Self::KEY_FILE));
+        let io = |path: &std::path::Path| {
+            let path = path.display().to_string();
+            move |source| LoadBalancerCaError::Io { path, source }
+        };
+        if let (Ok(cert_pem), Ok(key_pem)) = (
+            std::fs::read_to_string(&cert_path),
+            std::fs::read_to_string(&key_path),
+        ) {
+            KeyPair::from_pem(&key_pem)?;
+            return Ok(LoadBalancerCa { cert_pem, key_pem });
+        }
+        let ca = Self::generate()?;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        write_private(&key_path, &ca.key_pem).map_err(io(&key_path))?;
+        std::fs::write(&cert_path, &ca.cert_pem).map_err(io(&cert_path))?;
+        Ok(ca)
+    }
+
+    /// A serving certificate and key (PEM) for `hosts` (DNS names, `*.` wildcards, or IP
+    /// addresses), `localhost` and 127.0.0.1.
+    pub fn issue(&self, hosts: &[String]) -> Result<(String, String), rcgen::Error> {
+        let issuer = Issuer::new(load_balancer_ca_params(), KeyPair::from_pem(&self.key_pem)?);
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(
+            DnType::CommonName,
+            hosts.first().map_or("localhost", String::as_str),
+        );
+        let mut sans = vec![
+            SanType::DnsName("localhost".try_into()?),
+            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        ];
+        for host in hosts {
+            let san = match host.parse::<IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(host.as_str().try_into()?),
+            };
+            if !sans.contains(&san) {
+                sans.push(san);
+            }
+        }
+        params.subject_alt_names = sans;
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +227,26 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(ca.key_pem.contains("PRIVATE KEY"));
         let (cert, key) = ClusterCa::serving_cert("c1", &ca.key_pem, "127.0.0.1").unwrap();
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----") && key.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn the_load_balancer_ca_is_kept_and_issues_for_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LoadBalancerCa::load_or_create(dir.path()).unwrap();
+        let again = LoadBalancerCa::load_or_create(dir.path()).unwrap();
+        assert_eq!(ca.cert_pem, again.cert_pem);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(LoadBalancerCa::CERT_FILE)).unwrap(),
+            ca.cert_pem
+        );
+        let (cert, key) = ca
+            .issue(&[
+                "shop.example.com".into(),
+                "*.example.org".into(),
+                "10.0.0.1".into(),
+            ])
+            .unwrap();
         assert!(cert.starts_with("-----BEGIN CERTIFICATE-----") && key.contains("PRIVATE KEY"));
     }
 }
