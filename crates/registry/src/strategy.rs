@@ -253,10 +253,8 @@ impl Strategy for ServiceStrategy {
         Some(json!({"loadBalancer": {}}))
     }
     fn admit_create(&self, objects: &Objects, obj: &mut DynamicObject) -> Result<()> {
-        obj.with_json(|v| {
-            crate::service_ips::allocate(objects, v)?;
-            crate::node_ports::allocate(objects, v, None)
-        })?
+        crate::service_ips::allocate(objects, obj)?;
+        crate::node_ports::allocate(objects, obj, None)
     }
     fn admit_update(
         &self,
@@ -264,8 +262,7 @@ impl Strategy for ServiceStrategy {
         old: &DynamicObject,
         new: &mut DynamicObject,
     ) -> Result<()> {
-        let old = old.clone().into_value();
-        new.with_json(|v| crate::node_ports::allocate(objects, v, Some(&old)))?
+        crate::node_ports::allocate(objects, new, Some(old))
     }
 }
 
