@@ -10,21 +10,29 @@ use localfargate_core::{
 };
 use serde_json::{Value, json};
 
+use crate::meta::DynamicObject;
 use crate::objects::{KubeError, Objects, Result};
+
+fn cannot_handle(e: serde_json::Error) -> KubeError {
+    KubeError::BadRequest(format!(
+        "Pod in version \"v1\" cannot be handled as a Pod: {e}"
+    ))
+}
 
 /// Decode a pod as the API server would, refusing one whose fields have the wrong types.
 pub fn decode_pod(pod: &Value) -> Result<Pod> {
     // Decoding from a reference: no copy of the pod's JSON.
-    <Pod as serde::Deserialize>::deserialize(pod).map_err(|e| {
-        KubeError::BadRequest(format!(
-            "Pod in version \"v1\" cannot be handled as a Pod: {e}"
-        ))
-    })
+    <Pod as serde::Deserialize>::deserialize(pod).map_err(cannot_handle)
+}
+
+/// [`decode_pod`] of a pod the registry holds (the same words for the same faults).
+pub fn decode_pod_object(pod: &DynamicObject) -> Result<Pod> {
+    pod.decode().map_err(cannot_handle)
 }
 
 /// Run the webhook on a new pod.
-pub fn admit_pod(objects: &Objects, pod: &mut Value) -> Result<()> {
-    let typed = decode_pod(pod)?;
+pub fn admit_pod(objects: &Objects, pod: &mut DynamicObject) -> Result<()> {
+    let typed = decode_pod_object(pod)?;
     if let Some(w) = typed
         .metadata
         .annotations
@@ -38,9 +46,19 @@ pub fn admit_pod(objects: &Objects, pod: &mut Value) -> Result<()> {
     let placement = index.place(&identity, objects.settings.selection_rule);
     if let Placement::Fargate(m) = placement {
         let profile = m.profile.name.clone();
-        mutate(pod, &profile);
+        mutate_object(pod, &profile);
     }
     Ok(())
+}
+
+/// [`mutate`] of a pod the registry holds.
+pub fn mutate_object(pod: &mut DynamicObject, profile: &str) {
+    pod.metadata
+        .insert_label(PROFILE_LABEL, profile.to_string());
+    let spec = pod.field_mut("spec");
+    spec["schedulerName"] = json!(FARGATE_SCHEDULER);
+    spec["priorityClassName"] = json!(FARGATE_PRIORITY_CLASS);
+    spec["priority"] = json!(FARGATE_PRIORITY);
 }
 
 /// What `localfargate_core::admission::mutate` does to a typed pod, on the JSON form so fields
@@ -69,6 +87,28 @@ mod tests {
         let mut value = serde_json::to_value(&typed).unwrap();
         localfargate_core::admission::mutate(&mut typed, "fp-default");
         mutate(&mut value, "fp-default");
+        let mut object = DynamicObject::from_value(value.clone()).unwrap();
+        mutate_object(&mut object, "fp-default");
         assert_eq!(value, serde_json::to_value(&typed).unwrap());
+        assert_eq!(object.into_value(), value);
+    }
+
+    #[test]
+    fn a_pod_decodes_with_the_same_words_whole_or_typed() {
+        for pod in [
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "labels": {"a": "1"}},
+                   "spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
+            json!({"metadata": {"name": "p", "labels": {"a": 1}},
+                   "spec": {"containers": [{"name": "c", "image": 5}]}}),
+            json!({"metadata": {"name": 3}, "spec": {"containers": "no"}}),
+            json!({"apiVersion": "v2", "kind": "Pod", "spec": {}}),
+            json!({"kind": 7, "spec": {"containers": []}, "status": {"phase": 1}}),
+        ] {
+            let whole = decode_pod(&pod).map_err(|e| e.to_string());
+            let object = DynamicObject::from_value(pod.clone()).unwrap();
+            let typed = decode_pod_object(&object).map_err(|e| e.to_string());
+            assert_eq!(whole, typed, "{pod}");
+        }
     }
 }

@@ -6,16 +6,7 @@ use crate::resources::ResourceType;
 use serde_json::{Map, Value, json};
 
 use crate::error::{KubeError, Result};
-use crate::meta::{name_of, uid_of};
-
-fn obj<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
-    let o = v.as_object_mut()?;
-    let entry = o.entry(key).or_insert_with(|| Value::Object(Map::new()));
-    if entry.is_null() {
-        *entry = Value::Object(Map::new());
-    }
-    entry.as_object_mut()
-}
+use crate::meta::{DynamicObject, Field};
 
 /// The object at `key` of a map, made an empty one when missing or null.
 fn obj_in<'a>(m: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
@@ -33,24 +24,31 @@ fn default(m: &mut Map<String, Value>, key: &str, value: Value) {
 }
 
 /// A pod's defaults: its spec's, and nothing else (its status is set on create only).
-pub(crate) fn pod(rt: &ResourceType, v: &mut Value) -> Result<()> {
-    let name = name_of(v).to_string();
-    pod_spec(rt, &name, v, "spec")
+pub(crate) fn pod(rt: &ResourceType, v: &mut DynamicObject) -> Result<()> {
+    let name = v.metadata.name().to_string();
+    pod_spec(rt, &name, &mut v.body, "spec")
 }
 
 /// A namespace's defaults: the label naming it and the `kubernetes` finalizer.
-pub(crate) fn namespace(v: &mut Value) {
-    let ns = name_of(v).to_string();
-    if let Some(labels) = obj(&mut v["metadata"], "labels") {
-        labels.insert("kubernetes.io/metadata.name".into(), json!(ns));
+pub(crate) fn namespace(v: &mut DynamicObject) {
+    let ns = v.metadata.name().to_string();
+    // Labels written as something other than an object (or null) are left for validation.
+    let meta = &mut v.metadata;
+    if meta
+        .other
+        .get(Field::Labels.key())
+        .is_none_or(|l| l.is_object() || l.is_null())
+    {
+        meta.insert_label("kubernetes.io/metadata.name", ns);
     }
-    v["spec"] = json!({"finalizers": ["kubernetes"]});
+    v.body
+        .insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
 }
 
 /// A CronJob's defaults and the checks its controller relies on.
-pub(crate) fn cronjob(rt: &ResourceType, v: &mut Value) -> Result<()> {
-    let name = name_of(v).to_string();
-    let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+pub(crate) fn cronjob(rt: &ResourceType, v: &mut DynamicObject) -> Result<()> {
+    let name = v.metadata.name().to_string();
+    let spec = obj_in(&mut v.body, "spec").ok_or_else(|| bad("spec"))?;
     if spec
         .get("schedule")
         .and_then(Value::as_str)
@@ -67,7 +65,7 @@ pub(crate) fn cronjob(rt: &ResourceType, v: &mut Value) -> Result<()> {
     default(spec, "suspend", json!(false));
     default(spec, "successfulJobsHistoryLimit", json!(3));
     default(spec, "failedJobsHistoryLimit", json!(1));
-    let jt = &mut v["spec"]["jobTemplate"];
+    let jt = &mut v.field_mut("spec")["jobTemplate"];
     if !jt.is_object() {
         return Err(KubeError::invalid(
             rt,
@@ -81,23 +79,23 @@ pub(crate) fn cronjob(rt: &ResourceType, v: &mut Value) -> Result<()> {
 
 /// A Job's defaults: its selector and its pods' labels (unless `manualSelector`), and its
 /// template's.
-pub(crate) fn job_defaults(rt: &ResourceType, v: &mut Value) -> Result<()> {
-    let name = name_of(v).to_string();
+pub(crate) fn job_defaults(rt: &ResourceType, v: &mut DynamicObject) -> Result<()> {
+    let name = v.metadata.name().to_string();
     job(rt, &name, v, "spec")
 }
 
 /// The defaults of a Deployment, ReplicaSet, StatefulSet or DaemonSet, and the checks their
 /// controllers rely on.
-pub(crate) fn workload_defaults(rt: &ResourceType, v: &mut Value) -> Result<()> {
-    let name = name_of(v).to_string();
+pub(crate) fn workload_defaults(rt: &ResourceType, v: &mut DynamicObject) -> Result<()> {
+    let name = v.metadata.name().to_string();
     workload(rt, &name, v)
 }
 
 /// A ReplicationController's defaults (`SetDefaults_ReplicationController`): one replica, and
 /// the template's labels as its selector and its own labels when it has none.
-pub(crate) fn replication_controller(v: &mut Value) {
-    let labels = v["spec"]["template"]["metadata"]["labels"].clone();
-    let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) else {
+pub(crate) fn replication_controller(v: &mut DynamicObject) {
+    let labels = v.spec()["template"]["metadata"]["labels"].clone();
+    let Some(spec) = v.body.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
     default(spec, "replicas", json!(1));
@@ -108,11 +106,15 @@ pub(crate) fn replication_controller(v: &mut Value) {
     if !has_selector && labels.is_object() {
         spec.insert("selector".into(), labels.clone());
     }
-    let has_labels = v["metadata"]["labels"]
-        .as_object()
-        .is_some_and(|m| !m.is_empty());
+    let meta = &mut v.metadata;
+    let has_labels = meta.labels.as_ref().is_some_and(|m| !m.is_empty())
+        || meta
+            .other
+            .get(Field::Labels.key())
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty());
     if !has_labels && labels.is_object() {
-        v["metadata"]["labels"] = labels;
+        meta.set_raw(Field::Labels, labels);
     }
 }
 
@@ -120,10 +122,10 @@ fn bad(field: &str) -> KubeError {
     KubeError::BadRequest(format!("{field} must be an object"))
 }
 
-fn workload(rt: &ResourceType, name: &str, v: &mut Value) -> Result<()> {
+fn workload(rt: &ResourceType, name: &str, v: &mut DynamicObject) -> Result<()> {
     let kind = rt.kind;
     {
-        let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+        let spec = obj_in(&mut v.body, "spec").ok_or_else(|| bad("spec"))?;
         if kind != "DaemonSet" {
             default(spec, "replicas", json!(1));
         }
@@ -157,7 +159,7 @@ fn workload(rt: &ResourceType, name: &str, v: &mut Value) -> Result<()> {
             _ => {}
         }
     }
-    let selector = &v["spec"]["selector"];
+    let selector = &v.spec()["selector"];
     if !selector.is_object()
         || (selector["matchLabels"]
             .as_object()
@@ -173,8 +175,8 @@ fn workload(rt: &ResourceType, name: &str, v: &mut Value) -> Result<()> {
             "Required value",
         ));
     }
-    let labels = v["spec"]["template"]["metadata"]["labels"].clone();
-    if let Some(want) = v["spec"]["selector"]["matchLabels"].as_object() {
+    let labels = v.spec()["template"]["metadata"]["labels"].clone();
+    if let Some(want) = v.spec()["selector"]["matchLabels"].as_object() {
         let ok = want
             .iter()
             .all(|(k, val)| labels.get(k).is_some_and(|l| l == val));
@@ -198,7 +200,7 @@ fn workload(rt: &ResourceType, name: &str, v: &mut Value) -> Result<()> {
             ));
         }
     }
-    pod_template(rt, name, &mut v["spec"], "spec.template")
+    pod_template(rt, name, v.field_mut("spec"), "spec.template")
 }
 
 fn pod_template(rt: &ResourceType, name: &str, spec: &mut Value, path: &str) -> Result<()> {
@@ -216,13 +218,16 @@ fn pod_template(rt: &ResourceType, name: &str, spec: &mut Value, path: &str) -> 
                 rt.kind
             ))
         })?;
+    let Some(template) = template.as_object_mut() else {
+        return Err(KubeError::invalid(rt, name, path, "Required value"));
+    };
     pod_spec(rt, name, template, &format!("{path}.spec"))
 }
 
-fn job(rt: &ResourceType, name: &str, v: &mut Value, path: &str) -> Result<()> {
-    let uid = uid_of(v).to_string();
+fn job(rt: &ResourceType, name: &str, v: &mut DynamicObject, path: &str) -> Result<()> {
+    let uid = v.metadata.uid().to_string();
     {
-        let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+        let spec = obj_in(&mut v.body, "spec").ok_or_else(|| bad("spec"))?;
         default(spec, "parallelism", json!(1));
         default(spec, "completions", json!(1));
         default(spec, "backoffLimit", json!(6));
@@ -241,13 +246,13 @@ fn job(rt: &ResourceType, name: &str, v: &mut Value, path: &str) -> Result<()> {
             );
         }
     }
-    if !v["spec"]["manualSelector"].as_bool().unwrap_or(false) {
-        let name_label = name_of(v).to_string();
-        let template = &mut v["spec"]["template"];
+    if !v.spec()["manualSelector"].as_bool().unwrap_or(false) {
+        let name_label = v.metadata.name().to_string();
+        let template = &mut v.field_mut("spec")["template"];
         // A template applied without metadata gets it: its pods must carry the labels the
         // Job's own selector matches.
-        if template.is_object()
-            && let Some(metadata) = obj(template, "metadata")
+        if let Some(template) = template.as_object_mut()
+            && let Some(metadata) = obj_in(template, "metadata")
             && let Some(labels) = obj_in(metadata, "labels")
         {
             labels.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
@@ -256,8 +261,8 @@ fn job(rt: &ResourceType, name: &str, v: &mut Value, path: &str) -> Result<()> {
             labels.insert("job-name".into(), json!(name_label));
         }
     }
-    pod_template(rt, name, &mut v["spec"], &format!("{path}.template"))?;
-    let policy = v["spec"]["template"]["spec"]["restartPolicy"]
+    pod_template(rt, name, v.field_mut("spec"), &format!("{path}.template"))?;
+    let policy = v.spec()["template"]["spec"]["restartPolicy"]
         .as_str()
         .unwrap_or("");
     if policy != "Never" && policy != "OnFailure" {
@@ -271,10 +276,10 @@ fn job(rt: &ResourceType, name: &str, v: &mut Value, path: &str) -> Result<()> {
     Ok(())
 }
 
-/// Pod-spec defaulting, for pods and templates: `v` holds `spec` (and `metadata`).
-fn pod_spec(rt: &ResourceType, name: &str, v: &mut Value, path: &str) -> Result<()> {
+/// Pod-spec defaulting, for pods and templates: `v` holds `spec` (a pod's body, a template).
+fn pod_spec(rt: &ResourceType, name: &str, v: &mut Map<String, Value>, path: &str) -> Result<()> {
     let is_template = rt.kind != "Pod";
-    let spec = obj(v, "spec").ok_or_else(|| bad("spec"))?;
+    let spec = obj_in(v, "spec").ok_or_else(|| bad("spec"))?;
     let containers_ok = spec
         .get("containers")
         .and_then(Value::as_array)
@@ -390,9 +395,9 @@ pub fn qos_class(spec: &Value) -> &'static str {
 }
 
 /// Upstream lets a pod's spec change only in a few places once it exists.
-pub fn check_pod_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<()> {
-    let strip = |v: &Value| {
-        let mut s = v["spec"].clone();
+pub fn check_pod_update(rt: &ResourceType, old: &DynamicObject, new: &DynamicObject) -> Result<()> {
+    let strip = |v: &DynamicObject| {
+        let mut s = v.spec().clone();
         for list in ["containers", "initContainers"] {
             if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
                 for c in cs {
@@ -412,7 +417,7 @@ pub fn check_pod_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<(
     if strip(old) != strip(new) {
         return Err(KubeError::invalid(
             rt,
-            name_of(old),
+            old.metadata.name(),
             "spec",
             "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
         ));
@@ -422,11 +427,9 @@ pub fn check_pod_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<(
 
 /// `stringData` written into `data` (base64), as the API server merges it, and `type` `Opaque`
 /// when unset.
-pub(crate) fn secret(v: &mut Value) {
+pub(crate) fn secret(v: &mut DynamicObject) {
     use base64::Engine;
-    let Some(o) = v.as_object_mut() else {
-        return;
-    };
+    let o = &mut v.body;
     if let Some(Value::Object(strings)) = o.remove("stringData") {
         let data = o.entry("data").or_insert_with(|| Value::Object(Map::new()));
         if data.is_null() {
@@ -452,8 +455,8 @@ pub(crate) fn secret(v: &mut Value) {
 
 /// A Service's defaults (`SetDefaults_Service`): type ClusterIP, session affinity None, each
 /// port TCP with its targetPort its port, and the traffic policies its type has.
-pub(crate) fn service(v: &mut Value) {
-    let Some(spec) = obj(v, "spec") else {
+pub(crate) fn service(v: &mut DynamicObject) {
+    let Some(spec) = obj_in(&mut v.body, "spec") else {
         return;
     };
     default(spec, "type", json!("ClusterIP"));
@@ -484,8 +487,8 @@ pub(crate) fn service(v: &mut Value) {
 
 /// An HPA's defaults: at least one replica, and the 80% average CPU utilization target when it
 /// names no metric.
-pub(crate) fn horizontal_pod_autoscaler(v: &mut Value) {
-    let Some(spec) = obj(v, "spec") else {
+pub(crate) fn horizontal_pod_autoscaler(v: &mut DynamicObject) {
+    let Some(spec) = obj_in(&mut v.body, "spec") else {
         return;
     };
     default(spec, "minReplicas", json!(1));
@@ -527,23 +530,23 @@ pub(crate) fn horizontal_pod_autoscaler(v: &mut Value) {
 }
 
 /// A PriorityClass preempts lower priorities unless it says otherwise.
-pub(crate) fn priority_class(v: &mut Value) {
-    if let Some(o) = v.as_object_mut() {
-        default(o, "preemptionPolicy", json!("PreemptLowerPriority"));
-    }
+pub(crate) fn priority_class(v: &mut DynamicObject) {
+    default(
+        &mut v.body,
+        "preemptionPolicy",
+        json!("PreemptLowerPriority"),
+    );
 }
 
 /// A StorageClass deletes its volumes and binds them at once unless it says otherwise.
-pub(crate) fn storage_class(v: &mut Value) {
-    if let Some(o) = v.as_object_mut() {
-        default(o, "reclaimPolicy", json!("Delete"));
-        default(o, "volumeBindingMode", json!("Immediate"));
-    }
+pub(crate) fn storage_class(v: &mut DynamicObject) {
+    default(&mut v.body, "reclaimPolicy", json!("Delete"));
+    default(&mut v.body, "volumeBindingMode", json!("Immediate"));
 }
 
 /// A NetworkPolicy's `policyTypes`: Ingress, and Egress when it has egress rules.
-pub(crate) fn network_policy(v: &mut Value) {
-    let Some(spec) = obj(v, "spec") else {
+pub(crate) fn network_policy(v: &mut DynamicObject) {
+    let Some(spec) = obj_in(&mut v.body, "spec") else {
         return;
     };
     if spec

@@ -10,6 +10,7 @@ use localfargate_core::service_account_token::TokenSigner;
 use localfargate_core::service_account_token::legacy::LegacyClaims;
 use serde_json::{Value, json};
 
+use crate::meta::{DynamicObject, ObjectMeta};
 use crate::objects::{Objects, is_deleting, name_of, namespace_of, resource, uid_of};
 
 pub const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
@@ -51,39 +52,56 @@ pub fn needs_filling(secret: &Value) -> bool {
 }
 
 /// Fill a token Secret of `account` as the tokens controller does; what it has already is kept.
+/// For the controllers, which hold the stored JSON: the Secret is typed for the write by moving
+/// it there and back (a stored object always reads as one; anything else is left as it is).
 pub fn fill(
     secret: &mut Value,
     account: &Value,
     signer: &TokenSigner,
     ca_pem: &str,
 ) -> Result<(), localfargate_core::service_account_token::TokenError> {
-    let namespace = namespace_of(account).to_string();
-    if !secret["data"].is_object() {
-        secret["data"] = json!({});
-    }
-    if secret["data"]["token"].as_str().is_none_or(str::is_empty) {
-        let claims = LegacyClaims::new(
-            &namespace,
-            name_of(account),
-            uid_of(account),
-            name_of(secret),
-        );
-        let token = signer.issue_legacy(&claims)?;
-        secret["data"]["token"] = json!(STANDARD.encode(token));
-    }
-    if secret["data"]["ca.crt"].as_str().is_none_or(str::is_empty) {
-        secret["data"]["ca.crt"] = json!(STANDARD.encode(ca_pem));
-    }
-    if secret["data"]["namespace"]
-        .as_str()
-        .is_none_or(str::is_empty)
+    if !secret.is_object()
+        || secret
+            .get("metadata")
+            .is_some_and(|m| !m.is_object() && !m.is_null())
     {
-        secret["data"]["namespace"] = json!(STANDARD.encode(&namespace));
+        return Ok(());
     }
-    if !secret["metadata"]["annotations"].is_object() {
-        secret["metadata"]["annotations"] = json!({});
+    let Ok(mut typed) = DynamicObject::from_value(std::mem::take(secret)) else {
+        return Ok(());
+    };
+    let filled = fill_object(&mut typed, &ObjectMeta::of(account), signer, ca_pem);
+    *secret = typed.into_value();
+    filled
+}
+
+/// [`fill`] of a typed Secret, for a ServiceAccount with metadata `account`.
+pub fn fill_object(
+    secret: &mut DynamicObject,
+    account: &ObjectMeta,
+    signer: &TokenSigner,
+    ca_pem: &str,
+) -> Result<(), localfargate_core::service_account_token::TokenError> {
+    let namespace = account.namespace().to_string();
+    let secret_name = secret.metadata.name().to_string();
+    let data = secret.field_mut("data");
+    if !data.is_object() {
+        *data = json!({});
     }
-    secret["metadata"]["annotations"][SERVICE_ACCOUNT_UID] = json!(uid_of(account));
+    if data["token"].as_str().is_none_or(str::is_empty) {
+        let claims = LegacyClaims::new(&namespace, account.name(), account.uid(), &secret_name);
+        let token = signer.issue_legacy(&claims)?;
+        data["token"] = json!(STANDARD.encode(token));
+    }
+    if data["ca.crt"].as_str().is_none_or(str::is_empty) {
+        data["ca.crt"] = json!(STANDARD.encode(ca_pem));
+    }
+    if data["namespace"].as_str().is_none_or(str::is_empty) {
+        data["namespace"] = json!(STANDARD.encode(&namespace));
+    }
+    secret
+        .metadata
+        .insert_annotation(SERVICE_ACCOUNT_UID, account.uid().to_string());
     Ok(())
 }
 

@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 mod bounds;
 pub use bounds::{validate_claim, validate_pod};
 
-use crate::objects::{Objects, Result, namespace_of, resource};
+use crate::meta::DynamicObject;
+use crate::objects::{Objects, Result, resource};
 
 /// The annotation upstream records what the plugin set in.
 pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
@@ -42,8 +43,8 @@ fn container_defaults(
 }
 
 /// Apply the defaults to a new pod.
-pub fn admit(objects: &Objects, pod: &mut Value) -> Result<()> {
-    let namespace = namespace_of(pod).to_string();
+pub fn admit(objects: &Objects, pod: &mut DynamicObject) -> Result<()> {
+    let namespace = pod.metadata.namespace().to_string();
     let (limits, requests) = container_defaults(objects, &namespace)?;
     if limits.is_empty() && requests.is_empty() {
         return Ok(());
@@ -53,7 +54,7 @@ pub fn admit(objects: &Objects, pod: &mut Value) -> Result<()> {
         ("initContainers", "init container"),
         ("containers", "container"),
     ] {
-        let Some(containers) = pod["spec"][list].as_array_mut() else {
+        let Some(containers) = pod.field_mut("spec")[list].as_array_mut() else {
             continue;
         };
         for c in containers.iter_mut() {
@@ -95,11 +96,10 @@ pub fn admit(objects: &Objects, pod: &mut Value) -> Result<()> {
         }
     }
     if !said.is_empty() {
-        if !pod["metadata"]["annotations"].is_object() {
-            pod["metadata"]["annotations"] = json!({});
-        }
-        pod["metadata"]["annotations"][ANNOTATION] =
-            json!(format!("LimitRanger plugin set: {}", said.join("; ")));
+        pod.metadata.insert_annotation(
+            ANNOTATION,
+            format!("LimitRanger plugin set: {}", said.join("; ")),
+        );
     }
     Ok(())
 }

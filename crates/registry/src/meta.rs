@@ -451,6 +451,32 @@ impl ObjectMeta {
         self.annotations.as_ref()?.get(key).map(String::as_str)
     }
 
+    /// Make a field what `value` is, typed when it has the field's JSON type, else as written
+    /// (for values copied from elsewhere in an object, whose type nothing has checked).
+    pub fn set_raw(&mut self, field: Field, value: Value) {
+        let mut one = Map::new();
+        one.insert(field.key().to_string(), value);
+        self.carry(field, &ObjectMeta::from_map(one));
+    }
+
+    /// Set a label, as indexing the JSON did: into the labels as written when they are an
+    /// object of another shape (its wrong-typed values stay for validation to report), else
+    /// into the typed labels (a non-object written there is replaced).
+    pub fn insert_label(&mut self, key: &str, value: String) {
+        insert_into(&mut self.labels, &mut self.other, Field::Labels, key, value);
+    }
+
+    /// Set an annotation, as [`insert_label`](Self::insert_label) sets a label.
+    pub fn insert_annotation(&mut self, key: &str, value: String) {
+        insert_into(
+            &mut self.annotations,
+            &mut self.other,
+            Field::Annotations,
+            key,
+            value,
+        );
+    }
+
     /// The owner reference marked as the controller, if any.
     pub fn controller(&self) -> Option<&OwnerReference> {
         self.owner_references
@@ -458,6 +484,21 @@ impl ObjectMeta {
             .iter()
             .find(|r| r.is_controller())
     }
+}
+
+fn insert_into(
+    typed: &mut Option<BTreeMap<String, String>>,
+    other: &mut Map<String, Value>,
+    field: Field,
+    key: &str,
+    value: String,
+) {
+    if let Some(Value::Object(raw)) = other.get_mut(field.key()) {
+        raw.insert(key.to_string(), Value::String(value));
+        return;
+    }
+    other.remove(field.key());
+    typed.get_or_insert_default().insert(key.to_string(), value);
 }
 
 /// An object as the registry handles it: typed metadata, `apiVersion` and `kind`, and the rest
@@ -504,6 +545,59 @@ impl DynamicObject {
             Value::Object(self.metadata.into_map()),
         );
         Value::Object(m)
+    }
+
+    /// A field of the body (`spec`, `status`, `data`, …), `null` when absent: what indexing
+    /// the object's JSON by `key` read.
+    pub fn field(&self, key: &str) -> &Value {
+        static NULL: Value = Value::Null;
+        self.body.get(key).unwrap_or(&NULL)
+    }
+
+    /// A field of the body to write, `null` when it was absent (and then written, as indexing
+    /// the object's JSON mutably wrote it; indexing into a `null` makes it an object).
+    pub fn field_mut(&mut self, key: &str) -> &mut Value {
+        self.body.entry(key).or_insert(Value::Null)
+    }
+
+    /// `spec`, `null` when absent.
+    pub fn spec(&self) -> &Value {
+        self.field("spec")
+    }
+
+    /// `status`, `null` when absent.
+    pub fn status(&self) -> &Value {
+        self.field("status")
+    }
+
+    /// Decode the object into a typed form (k8s-openapi's `Pod`, …), reading the body where it
+    /// is and only the metadata from a copy, with the words and the order of the errors a
+    /// decode of the whole JSON gives (keys in the order a JSON object holds them).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        let metadata = Value::Object(self.metadata.clone().into_map());
+        let api_version = self.api_version.clone().map(Value::String);
+        let kind = self.kind.clone().map(Value::String);
+        let mut entries: Vec<(&str, &Value)> = self
+            .body
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .chain(api_version.as_ref().map(|v| ("apiVersion", v)))
+            .chain(kind.as_ref().map(|v| ("kind", v)))
+            .chain(std::iter::once(("metadata", &metadata)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let deserializer =
+            serde::de::value::MapDeserializer::<_, serde_json::Error>::new(entries.into_iter());
+        T::deserialize(deserializer)
+    }
+
+    /// Run `f` on the object as JSON, by moving it there and back (no copy); for code that
+    /// still reads objects by string (the definitions' rules).
+    pub fn with_json<R>(&mut self, f: impl FnOnce(&mut Value) -> R) -> Result<R, ShapeError> {
+        let mut v = std::mem::take(self).into_value();
+        let r = f(&mut v);
+        *self = DynamicObject::from_value(v)?;
+        Ok(r)
     }
 
     /// Set `apiVersion`, over whatever was written there.

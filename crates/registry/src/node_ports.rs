@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Value, json};
 
-use crate::objects::{KubeError, Objects, Result, name_of, resource};
+use crate::meta::DynamicObject;
+use crate::objects::{KubeError, Objects, Result, name_of, namespace_of, resource};
 
 /// `--service-node-port-range`'s default.
 pub const FIRST: u32 = 30000;
@@ -22,21 +23,21 @@ fn static_band() -> u32 {
     ((LAST - FIRST + 1) / 32).clamp(16, 128)
 }
 
-fn kind_of(service: &Value) -> &str {
-    service["spec"]["type"].as_str().unwrap_or("ClusterIP")
+fn kind_of(spec: &Value) -> &str {
+    spec["type"].as_str().unwrap_or("ClusterIP")
 }
 
-/// Whether the Service's ports get node ports.
-fn needs_node_ports(service: &Value) -> bool {
-    match kind_of(service) {
+/// Whether the ports of a Service (its `spec`) get node ports.
+fn needs_node_ports(spec: &Value) -> bool {
+    match kind_of(spec) {
         "NodePort" => true,
-        "LoadBalancer" => service["spec"]["allocateLoadBalancerNodePorts"] != false,
+        "LoadBalancer" => spec["allocateLoadBalancerNodePorts"] != false,
         _ => false,
     }
 }
 
-fn needs_health_check(service: &Value) -> bool {
-    kind_of(service) == "LoadBalancer" && service["spec"]["externalTrafficPolicy"] == "Local"
+fn needs_health_check(spec: &Value) -> bool {
+    kind_of(spec) == "LoadBalancer" && spec["externalTrafficPolicy"] == "Local"
 }
 
 fn port_number(v: &Value) -> Option<u32> {
@@ -45,47 +46,37 @@ fn port_number(v: &Value) -> Option<u32> {
         .filter(|n| *n != 0)
 }
 
-/// The node ports of the Services among `services` other than `service` itself.
+/// The node ports of the stored Services among `services` other than the one named `me`
+/// (namespace, name).
 fn held_by_others_of<'a>(
     services: impl IntoIterator<Item = &'a Value>,
-    service: &Value,
+    me: (&str, &str),
 ) -> HashSet<u32> {
-    let me = (
-        service["metadata"]["namespace"].as_str().unwrap_or(""),
-        name_of(service),
-    );
     services
         .into_iter()
-        .filter(|s| {
-            (
-                s["metadata"]["namespace"].as_str().unwrap_or(""),
-                name_of(s),
-            ) != me
-        })
-        .flat_map(held_by)
+        .filter(|s| (namespace_of(s), name_of(s)) != me)
+        .flat_map(|s| held_by(&s["spec"]))
         .collect()
 }
 
 /// Every node port other Services hold.
-fn held_by_others(objects: &Objects, service: &Value) -> Result<HashSet<u32>> {
+fn held_by_others(objects: &Objects, me: (&str, &str)) -> Result<HashSet<u32>> {
     let (services, _) = objects.list(resource("", "services"), None)?;
-    Ok(held_by_others_of(
-        services.iter().map(|o| &o.value),
-        service,
-    ))
+    Ok(held_by_others_of(services.iter().map(|o| &o.value), me))
 }
 
-fn invalid(service: &Value, field: &str, port: u32, why: &str) -> KubeError {
+/// Upstream's refusal of a port of the Service `name`.
+fn invalid(name: &str, field: &str, port: u32, why: &str) -> KubeError {
     KubeError::invalid(
         resource("", "services"),
-        name_of(service),
+        name,
         field,
         &format!("Invalid value: {port}: {why}"),
     )
 }
 
 /// A free port, from the upper band first.
-fn free_port(service: &Value, taken: &HashSet<u32>, field: &str) -> Result<u32> {
+fn free_port(name: &str, taken: &HashSet<u32>, field: &str) -> Result<u32> {
     let start = FIRST + static_band();
     let span = LAST + 1 - start;
     let seed = (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u32;
@@ -96,7 +87,7 @@ fn free_port(service: &Value, taken: &HashSet<u32>, field: &str) -> Result<u32> 
         .ok_or_else(|| {
             KubeError::invalid(
                 resource("", "services"),
-                name_of(service),
+                name,
                 field,
                 "Internal error: failed to allocate a nodePort: range is full",
             )
@@ -104,10 +95,10 @@ fn free_port(service: &Value, taken: &HashSet<u32>, field: &str) -> Result<u32> 
 }
 
 /// Check a port a Service names for itself.
-fn check_named(service: &Value, field: &str, port: u32, taken: &HashSet<u32>) -> Result<()> {
+fn check_named(name: &str, field: &str, port: u32, taken: &HashSet<u32>) -> Result<()> {
     if !(FIRST..=LAST).contains(&port) {
         return Err(invalid(
-            service,
+            name,
             field,
             port,
             &format!(
@@ -117,7 +108,7 @@ fn check_named(service: &Value, field: &str, port: u32, taken: &HashSet<u32>) ->
     }
     if taken.contains(&port) {
         return Err(invalid(
-            service,
+            name,
             field,
             port,
             "provided port is already allocated",
@@ -126,19 +117,19 @@ fn check_named(service: &Value, field: &str, port: u32, taken: &HashSet<u32>) ->
     Ok(())
 }
 
-/// The node ports a Service holds: its ports' and its health check's.
-fn held_by(service: &Value) -> impl Iterator<Item = u32> + '_ {
-    service["spec"]["ports"]
+/// The node ports a Service (its `spec`) holds: its ports' and its health check's.
+fn held_by(spec: &Value) -> impl Iterator<Item = u32> + '_ {
+    spec["ports"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|p| port_number(&p["nodePort"]))
-        .chain(port_number(&service["spec"]["healthCheckNodePort"]))
+        .chain(port_number(&spec["healthCheckNodePort"]))
 }
 
 /// The node ports a request names itself (kept on a retry; refused when taken).
 pub fn named(body: &Value) -> HashSet<u32> {
-    held_by(body).collect()
+    held_by(&body["spec"]).collect()
 }
 
 /// A node port of `service` that another stored Service holds, read inside the create's
@@ -149,13 +140,14 @@ pub fn taken_in(
     store_kind: &str,
     service: &Value,
 ) -> std::result::Result<Option<u32>, localfargate_store::StoreError> {
-    let mine: HashSet<u32> = held_by(service).collect();
+    let mine: HashSet<u32> = held_by(&service["spec"]).collect();
     if mine.is_empty() {
         return Ok(None);
     }
     let prefix = resource("", "services").key_prefix(None);
     let stored = tx.list(store_kind, &prefix)?;
-    let others = held_by_others_of(stored.iter().map(|o| &o.value), service);
+    let me = (namespace_of(service), name_of(service));
+    let others = held_by_others_of(stored.iter().map(|o| &o.value), me);
     Ok(mine.intersection(&others).min().copied())
 }
 
@@ -181,7 +173,7 @@ pub fn retry_taken(
                 |i| format!("spec.ports[{i}].nodePort"),
             );
         return Err(invalid(
-            service,
+            name_of(service),
             &field,
             port,
             "provided port is already allocated",
@@ -201,26 +193,39 @@ pub fn retry_taken(
     {
         spec.remove("healthCheckNodePort");
     }
-    allocate(objects, service, None)
+    // The request as prepared is JSON here (the create retries on it): typed for the
+    // allocation, by moving it there and back.
+    let mut typed = DynamicObject::from_value(std::mem::take(service))?;
+    allocate(objects, &mut typed, None)?;
+    *service = typed.into_value();
+    Ok(())
 }
 
 /// Give a Service being created or updated its node ports (`old`: what it was).
-pub fn allocate(objects: &Objects, service: &mut Value, old: Option<&Value>) -> Result<()> {
+pub fn allocate(
+    objects: &Objects,
+    service: &mut DynamicObject,
+    old: Option<&DynamicObject>,
+) -> Result<()> {
+    let name = service.metadata.name().to_string();
+    let me = (service.metadata.namespace().to_string(), name.clone());
+    let old = old.map(DynamicObject::spec);
+    let spec = service.field_mut("spec");
     // Node ports it kept from before it stopped needing them go (`dropTypeDependentFields`).
     if let Some(old) = old {
-        if !needs_node_ports(service) {
-            drop_unchanged(service, old);
+        if !needs_node_ports(spec) {
+            drop_unchanged(spec, old);
         }
-        if !needs_health_check(service)
-            && service["spec"]["healthCheckNodePort"] == old["spec"]["healthCheckNodePort"]
-            && let Some(spec) = service["spec"].as_object_mut()
+        if !needs_health_check(spec)
+            && spec["healthCheckNodePort"] == old["healthCheckNodePort"]
+            && let Some(spec) = spec.as_object_mut()
         {
             spec.remove("healthCheckNodePort");
         }
     }
-    let wants_ports = needs_node_ports(service);
-    let wants_health = needs_health_check(service);
-    let has_named = service["spec"]["ports"]
+    let wants_ports = needs_node_ports(spec);
+    let wants_health = needs_health_check(spec);
+    let has_named = spec["ports"]
         .as_array()
         .into_iter()
         .flatten()
@@ -228,25 +233,22 @@ pub fn allocate(objects: &Objects, service: &mut Value, old: Option<&Value>) -> 
     if !wants_ports && !wants_health && !has_named {
         return Ok(());
     }
-    let mut taken = held_by_others(objects, service)?;
+    let mut taken = held_by_others(objects, (&me.0, &me.1))?;
     // What the Service held before: kept for its ports that name none (`kubectl apply` of a
     // manifest without node ports), and not checked again.
     let mut before: BTreeMap<(u64, String), u32> = BTreeMap::new();
     let mut held_before: HashSet<u32> = HashSet::new();
     if let Some(old) = old {
-        for p in old["spec"]["ports"].as_array().into_iter().flatten() {
+        for p in old["ports"].as_array().into_iter().flatten() {
             if let (Some(n), Some(port)) = (port_number(&p["nodePort"]), p["port"].as_u64()) {
                 let protocol = p["protocol"].as_str().unwrap_or("TCP").to_string();
                 before.insert((port, protocol), n);
                 held_before.insert(n);
             }
         }
-        held_before.extend(port_number(&old["spec"]["healthCheckNodePort"]));
+        held_before.extend(port_number(&old["healthCheckNodePort"]));
     }
-    let ports = service["spec"]["ports"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let ports = spec["ports"].as_array().cloned().unwrap_or_default();
     let mut by_number: BTreeMap<u64, u32> = BTreeMap::new();
     let mut chosen = Vec::with_capacity(ports.len());
     for (i, p) in ports.iter().enumerate() {
@@ -256,7 +258,7 @@ pub fn allocate(objects: &Objects, service: &mut Value, old: Option<&Value>) -> 
         let port = match port_number(&p["nodePort"]) {
             Some(n) => {
                 if !held_before.contains(&n) && by_number.get(&number) != Some(&n) {
-                    check_named(service, &field, n, &taken)?;
+                    check_named(&name, &field, n, &taken)?;
                 }
                 Some(n)
             }
@@ -264,7 +266,7 @@ pub fn allocate(objects: &Objects, service: &mut Value, old: Option<&Value>) -> 
                 Some(n) => *n,
                 None => match by_number.get(&number) {
                     Some(n) => *n,
-                    None => free_port(service, &taken, &field)?,
+                    None => free_port(&name, &taken, &field)?,
                 },
             }),
             None => None,
@@ -275,7 +277,7 @@ pub fn allocate(objects: &Objects, service: &mut Value, old: Option<&Value>) -> 
         }
         chosen.push(port);
     }
-    if let Some(list) = service["spec"]["ports"].as_array_mut() {
+    if let Some(list) = spec["ports"].as_array_mut() {
         for (p, port) in list.iter_mut().zip(chosen) {
             if let Some(n) = port {
                 p["nodePort"] = json!(n);
@@ -284,32 +286,29 @@ pub fn allocate(objects: &Objects, service: &mut Value, old: Option<&Value>) -> 
     }
     if wants_health {
         let field = "spec.healthCheckNodePort";
-        match port_number(&service["spec"]["healthCheckNodePort"]) {
+        match port_number(&spec["healthCheckNodePort"]) {
             Some(n) if held_before.contains(&n) => {}
-            Some(n) => check_named(service, field, n, &taken)?,
+            Some(n) => check_named(&name, field, n, &taken)?,
             None => {
                 let kept = old
-                    .and_then(|o| port_number(&o["spec"]["healthCheckNodePort"]))
+                    .and_then(|o| port_number(&o["healthCheckNodePort"]))
                     .filter(|_| old.is_some_and(needs_health_check));
                 let n = match kept {
                     Some(n) => n,
-                    None => free_port(service, &taken, field)?,
+                    None => free_port(&name, &taken, field)?,
                 };
-                service["spec"]["healthCheckNodePort"] = json!(n);
+                spec["healthCheckNodePort"] = json!(n);
             }
         }
     }
     Ok(())
 }
 
-/// Remove the node ports a Service carried over unchanged from when it needed them.
-fn drop_unchanged(service: &mut Value, old: &Value) {
-    let old_ports: Vec<&Value> = old["spec"]["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .collect();
-    if let Some(ports) = service["spec"]["ports"].as_array_mut() {
+/// Remove the node ports a Service (its `spec`) carried over unchanged from when it needed
+/// them.
+fn drop_unchanged(spec: &mut Value, old: &Value) {
+    let old_ports: Vec<&Value> = old["ports"].as_array().into_iter().flatten().collect();
+    if let Some(ports) = spec["ports"].as_array_mut() {
         for p in ports.iter_mut() {
             let same = old_ports
                 .iter()
@@ -338,6 +337,17 @@ mod tests {
         )
         .unwrap();
         o
+    }
+
+    /// [`allocate`] of a Service written as JSON.
+    fn allocate(o: &Objects, service: &mut Value, old: Option<&Value>) -> Result<()> {
+        let mut typed = DynamicObject::from_value(service.clone())?;
+        let old = old
+            .map(|v| DynamicObject::from_value(v.clone()))
+            .transpose()?;
+        super::allocate(o, &mut typed, old.as_ref())?;
+        *service = typed.into_value();
+        Ok(())
     }
 
     fn service(name: &str, kind: &str, ports: Value) -> Value {

@@ -383,15 +383,15 @@ impl Objects {
         } else {
             meta.clear(Field::Generation);
         }
-        // The strategies, admission and validation read the object as JSON.
-        let mut body = obj.into_value();
-        strategy.default(rt, &mut body)?;
-        if let Some(status) = strategy.initial_status(&body) {
-            body["status"] = status;
+        strategy.default(rt, &mut obj)?;
+        if let Some(status) = strategy.initial_status(&obj) {
+            obj.body.insert("status".into(), status);
         }
-        strategy.admit_create(self, &mut body)?;
+        strategy.admit_create(self, &mut obj)?;
+        // Webhooks, custom resources' schemas and validation read the object as JSON.
+        let name = obj.metadata.name().to_string();
+        let mut body = obj.into_value();
         // Mutating webhooks after the built-in mutating admission, before validation.
-        let name = name_of(&body).to_string();
         let hooked = crate::webhooks::Attributes {
             operation: crate::webhooks::Operation::Create,
             rt,
@@ -403,8 +403,10 @@ impl Objects {
             dry_run,
         };
         if self.webhooks_mutate(&hooked, &mut body)? {
-            check_type_of_json(rt, &mut body)?;
-            strategy.default(rt, &mut body)?;
+            let mut mutated = DynamicObject::from_value(body)?;
+            check_type(rt, &mut mutated)?;
+            strategy.default(rt, &mut mutated)?;
+            body = mutated.into_value();
         }
         if rt.custom {
             self.admit_custom(rt, &mut body, None)?;
@@ -587,10 +589,14 @@ impl Objects {
             if !status {
                 // Updates are defaulted and validated as creates are, so a patch cannot remove
                 // a pod's containers, and an unchanged manifest compares equal to what is stored.
-                strategy_for(rt).default(rt, &mut new)?;
-                strategy_for(rt).admit_update(self, &current.value, &mut new)?;
-                bump_generation(rt, &current.value, &current_meta, &mut new)?;
-                strategy_for(rt).validate_update(rt, &current.value, &new)?;
+                let strategy = strategy_for(rt);
+                let stored = DynamicObject::from_value(current.value.clone())?;
+                let mut typed = DynamicObject::from_value(new)?;
+                strategy.default(rt, &mut typed)?;
+                strategy.admit_update(self, &stored, &mut typed)?;
+                bump_generation(rt, &stored, &mut typed);
+                strategy.validate_update(rt, &stored, &typed)?;
+                new = typed.into_value();
                 let errors = validation::validate_update(rt.group, rt.kind, &current.value, &new);
                 if !errors.is_empty() {
                     return Err(KubeError::invalid_fields(rt, name, &errors));
@@ -628,7 +634,8 @@ impl Objects {
                     let new_meta = ObjectMeta::of(&new);
                     new_meta.is_deleting() && new_meta.finalizers().is_empty()
                 }
-                && strategy_for(rt).last_finalizer_deletes(&current.value);
+                && strategy_for(rt)
+                    .last_finalizer_deletes(&DynamicObject::from_value(current.value.clone())?);
             // A quota refusal aborts the write; checked in its transaction, as creates are.
             let catalog = self.catalog()?;
             let mut refused: Option<KubeError> = None;
@@ -731,7 +738,7 @@ impl Objects {
             }
             // A pod on a node stops first: its node agent finishes the deletion. A namespace
             // waits for its controller to empty it.
-            let deletion = strategy_for(rt).deletion(&current.value, opts.grace_period_seconds);
+            let deletion = strategy_for(rt).deletion(&new, opts.grace_period_seconds);
             if fins.is_empty() && deletion == Deletion::Immediate {
                 match transaction(&*self.store, |tx| {
                     tx.delete(&self.kind, &key, Some(current.revision))
@@ -940,14 +947,6 @@ fn check_type(rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
     Ok(())
 }
 
-/// [`check_type`] of an object a webhook handed back as JSON.
-fn check_type_of_json(rt: &ResourceType, body: &mut Value) -> Result<()> {
-    let mut obj = DynamicObject::from_value(std::mem::take(body))?;
-    check_type(rt, &mut obj)?;
-    *body = obj.into_value();
-    Ok(())
-}
-
 /// The object an update writes: its type checked, what an update may not change carried over
 /// from `old` (whose metadata is `old_meta`), and status or everything but status kept
 /// depending on the endpoint.
@@ -1003,35 +1002,26 @@ fn merge_update(
 }
 
 /// `generation` counts changes to everything but metadata and status.
-fn bump_generation(
-    rt: &ResourceType,
-    old: &Value,
-    old_meta: &ObjectMeta,
-    new: &mut Value,
-) -> Result<()> {
-    if strategy_for(rt).tracks_generation() && spec_of(rt, old) != spec_of(rt, new) {
-        let mut bumped = DynamicObject::from_value(std::mem::take(new))?;
-        bumped.metadata.generation = Some(old_meta.generation.unwrap_or(1) + 1);
-        *new = bumped.into_value();
+fn bump_generation(rt: &ResourceType, old: &DynamicObject, new: &mut DynamicObject) {
+    if strategy_for(rt).tracks_generation()
+        && (old.kind != new.kind || spec_of(rt, old) != spec_of(rt, new))
+    {
+        new.metadata.generation = Some(old.metadata.generation.unwrap_or(1) + 1);
     }
-    Ok(())
 }
 
-/// Everything but metadata and (when it has its own subresource) status: what `generation`
-/// counts changes of. `apiVersion` is left out: a custom resource written through another
-/// version is the same object.
-fn spec_of<'a>(rt: &ResourceType, v: &'a Value) -> Vec<(&'a String, &'a Value)> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .filter(|(k, _)| match k.as_str() {
-                    "metadata" | "apiVersion" => false,
-                    "status" => !rt.has_status,
-                    _ => true,
-                })
-                .collect()
+/// Everything in the body but (when it has its own subresource) status: with `kind`, what
+/// `generation` counts changes of. `apiVersion` is left out: a custom resource written through
+/// another version is the same object.
+fn spec_of<'a>(rt: &ResourceType, o: &'a DynamicObject) -> Vec<(&'a String, &'a Value)> {
+    o.body
+        .iter()
+        .filter(|(k, _)| match k.as_str() {
+            "apiVersion" => false,
+            "status" => !rt.has_status,
+            _ => true,
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 pub mod custom_resources;

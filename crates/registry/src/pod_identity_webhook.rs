@@ -28,6 +28,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use localfargate_core::eks::{CLUSTER_KIND, Network};
 use serde_json::{Value, json};
 
+use crate::meta::{DynamicObject, ObjectMeta};
 use crate::objects::{Objects, resource};
 
 /// The annotations' domain.
@@ -54,8 +55,8 @@ pub struct PatchConfig {
     pub endpoint_url: Option<String>,
 }
 
-fn annotation<'a>(object: &'a Value, name: &str) -> Option<&'a str> {
-    object["metadata"]["annotations"][format!("{DOMAIN}/{name}")].as_str()
+fn annotation<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a str> {
+    meta.annotation(&format!("{DOMAIN}/{name}"))
 }
 
 /// Go's `strconv.ParseBool`, which upstream reads `sts-regional-endpoints` with.
@@ -73,11 +74,11 @@ fn expiration(s: &str) -> Option<i64> {
 }
 
 impl PatchConfig {
-    /// The mutation for `pod` under `service_account`, or `None` when the account has no role.
-    /// Pure.
+    /// The mutation for a pod under a service account (their metadata), or `None` when the
+    /// account has no role. Pure.
     pub fn new(
-        service_account: &Value,
-        pod: &Value,
+        service_account: &ObjectMeta,
+        pod: &ObjectMeta,
         region: &str,
         endpoint_url: Option<String>,
     ) -> Option<PatchConfig> {
@@ -108,8 +109,8 @@ impl PatchConfig {
 }
 
 /// The mutation, on pod CREATE in `namespace` (after the ServiceAccount plugin's volume).
-pub fn admit(objects: &Objects, namespace: &str, pod: &mut Value) {
-    let account = pod["spec"]["serviceAccountName"]
+pub fn admit(objects: &Objects, namespace: &str, pod: &mut DynamicObject) {
+    let account = pod.spec()["serviceAccountName"]
         .as_str()
         .unwrap_or("default");
     let Ok(service_account) = objects.get(resource("", "serviceaccounts"), namespace, account)
@@ -120,8 +121,9 @@ pub fn admit(objects: &Objects, namespace: &str, pod: &mut Value) {
     let endpoint = settings
         .pod_aws_endpoint
         .and_then(|eks| pod_endpoint_url(objects, &settings.network, eks));
-    if let Some(config) = PatchConfig::new(&service_account, pod, &settings.region, endpoint) {
-        mutate(pod, &config);
+    let account = ObjectMeta::of(&service_account);
+    if let Some(config) = PatchConfig::new(&account, &pod.metadata, &settings.region, endpoint) {
+        mutate(pod.field_mut("spec"), &config);
     }
 }
 
@@ -152,10 +154,10 @@ pub fn subnet_gateway(network: &Network, subnet_ids: &Value) -> Option<Ipv4Addr>
     Some(Ipv4Addr::from((u32::from(address) & mask) + 1))
 }
 
-/// Adds the volume, env and mounts `config` asks for to `pod`. Pure.
-pub fn mutate(pod: &mut Value, config: &PatchConfig) {
+/// Adds the volume, env and mounts `config` asks for to a pod's `spec`. Pure.
+pub fn mutate(spec: &mut Value, config: &PatchConfig) {
     for kind in ["initContainers", "containers"] {
-        let Some(containers) = pod["spec"][kind].as_array_mut() else {
+        let Some(containers) = spec[kind].as_array_mut() else {
             continue;
         };
         for c in containers {
@@ -166,7 +168,7 @@ pub fn mutate(pod: &mut Value, config: &PatchConfig) {
             add_to_container(c, config);
         }
     }
-    let has_volume = pod["spec"]["volumes"]
+    let has_volume = spec["volumes"]
         .as_array()
         .into_iter()
         .flatten()
@@ -186,9 +188,9 @@ pub fn mutate(pod: &mut Value, config: &PatchConfig) {
         },
     });
     // Upstream adds it at `/spec/volumes/0`.
-    match pod["spec"]["volumes"].as_array_mut() {
+    match spec["volumes"].as_array_mut() {
         Some(v) => v.insert(0, volume),
-        None => pod["spec"]["volumes"] = json!([volume]),
+        None => spec["volumes"] = json!([volume]),
     }
 }
 
@@ -251,8 +253,12 @@ fn add_to_container(container: &mut Value, config: &PatchConfig) {
 mod tests {
     use super::*;
 
-    fn account(annotations: Value) -> Value {
-        json!({"metadata": {"name": "app", "annotations": annotations}})
+    fn account(annotations: Value) -> ObjectMeta {
+        ObjectMeta::of(&json!({"metadata": {"name": "app", "annotations": annotations}}))
+    }
+
+    fn meta(v: &Value) -> ObjectMeta {
+        ObjectMeta::of(v)
     }
 
     #[test]
@@ -267,7 +273,7 @@ mod tests {
             "eks.amazonaws.com/token-expiration": "7200",
             "eks.amazonaws.com/sts-regional-endpoints": "false",
         }));
-        let c = PatchConfig::new(&sa, &pod, "eu-west-1", None).unwrap();
+        let c = PatchConfig::new(&sa, &meta(&pod), "eu-west-1", None).unwrap();
         assert_eq!(c.audience, "other");
         // The pod's value wins, raised to the minimum.
         assert_eq!(c.expiration_seconds, 600);
@@ -276,19 +282,19 @@ mod tests {
         // An unreadable value falls back to the account's, then to the default.
         let bad = json!({"metadata": {"annotations": {"eks.amazonaws.com/token-expiration": "x"}}});
         assert_eq!(
-            PatchConfig::new(&sa, &bad, "r", None)
+            PatchConfig::new(&sa, &meta(&bad), "r", None)
                 .unwrap()
                 .expiration_seconds,
             7200
         );
         let plain = account(json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}));
-        let c = PatchConfig::new(&plain, &json!({}), "r", None).unwrap();
+        let c = PatchConfig::new(&plain, &meta(&json!({})), "r", None).unwrap();
         assert_eq!(
             (c.audience.as_str(), c.expiration_seconds, c.regional_sts),
             (DEFAULT_AUDIENCE, DEFAULT_EXPIRATION_SECONDS, true)
         );
         assert_eq!(
-            PatchConfig::new(&account(json!({})), &json!({}), "r", None),
+            PatchConfig::new(&account(json!({})), &meta(&json!({})), "r", None),
             None
         );
     }
@@ -303,8 +309,13 @@ mod tests {
                 {"name": "AWS_DEFAULT_REGION", "value": "x"},
                 {"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "legacy"}]},
         ], "volumes": [{"name": "v", "emptyDir": {}}]}});
-        let c = PatchConfig::new(&sa, &pod, "us-east-1", Some("http://10.0.0.1:4566".into()));
-        mutate(&mut pod, &c.unwrap());
+        let c = PatchConfig::new(
+            &sa,
+            &meta(&pod),
+            "us-east-1",
+            Some("http://10.0.0.1:4566".into()),
+        );
+        mutate(&mut pod["spec"], &c.unwrap());
         let names = |i: usize| -> Vec<String> {
             pod["spec"]["containers"][i]["env"]
                 .as_array()

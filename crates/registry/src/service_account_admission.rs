@@ -11,6 +11,7 @@
 
 use serde_json::{Value, json};
 
+use crate::meta::DynamicObject;
 use crate::objects::{Objects, resource};
 
 /// Where the token, CA and namespace are mounted.
@@ -21,8 +22,8 @@ pub const VOLUME_PREFIX: &str = "kube-api-access-";
 const EXPIRATION_SECONDS: u64 = 3607;
 
 /// Adds the token volume and its mounts to `pod` (in `namespace`) where upstream would.
-pub fn admit(objects: &Objects, namespace: &str, pod: &mut Value) {
-    let spec = &pod["spec"];
+pub fn admit(objects: &Objects, namespace: &str, pod: &mut DynamicObject) {
+    let spec = pod.spec();
     let automount = match spec["automountServiceAccountToken"].as_bool() {
         Some(b) => b,
         None => {
@@ -35,13 +36,13 @@ pub fn admit(objects: &Objects, namespace: &str, pod: &mut Value) {
         }
     };
     if automount {
-        mount_token(pod, &crate::objects::random_suffix());
+        mount_token(pod.field_mut("spec"), &crate::objects::random_suffix());
     }
 }
 
-/// The volume and mounts, with `suffix` for the volume's name. Pure.
-pub fn mount_token(pod: &mut Value, suffix: &str) {
-    let existing = pod["spec"]["volumes"]
+/// The volume and mounts in a pod's `spec`, with `suffix` for the volume's name. Pure.
+pub fn mount_token(spec: &mut Value, suffix: &str) {
+    let existing = spec["volumes"]
         .as_array()
         .into_iter()
         .flatten()
@@ -56,7 +57,7 @@ pub fn mount_token(pod: &mut Value, suffix: &str) {
         .unwrap_or_else(|| format!("{VOLUME_PREFIX}{suffix}"));
     let mut mounted = false;
     for kind in ["initContainers", "containers"] {
-        let Some(containers) = pod["spec"][kind].as_array_mut() else {
+        let Some(containers) = spec[kind].as_array_mut() else {
             continue;
         };
         for c in containers {
@@ -92,16 +93,18 @@ pub fn mount_token(pod: &mut Value, suffix: &str) {
             "defaultMode": 420,
         },
     });
-    match pod["spec"]["volumes"].as_array_mut() {
+    match spec["volumes"].as_array_mut() {
         Some(v) => v.push(volume),
-        None => pod["spec"]["volumes"] = json!([volume]),
+        None => spec["volumes"] = json!([volume]),
     }
 }
 
 /// On update: a manifest sent back without the token volume (one written before it was
 /// added) keeps the stored pod's volume and mounts, so an unchanged manifest stays a no-op.
-pub fn keep_on_update(old: &Value, new: &mut Value) {
-    let Some(volume) = old["spec"]["volumes"]
+pub fn keep_on_update(old: &DynamicObject, new: &mut DynamicObject) {
+    let old = old.spec();
+    let new = new.field_mut("spec");
+    let Some(volume) = old["volumes"]
         .as_array()
         .into_iter()
         .flatten()
@@ -115,7 +118,7 @@ pub fn keep_on_update(old: &Value, new: &mut Value) {
         return;
     };
     let name = volume["name"].clone();
-    let has = new["spec"]["volumes"]
+    let has = new["volumes"]
         .as_array()
         .into_iter()
         .flatten()
@@ -123,16 +126,16 @@ pub fn keep_on_update(old: &Value, new: &mut Value) {
     if has {
         return;
     }
-    match new["spec"]["volumes"].as_array_mut() {
+    match new["volumes"].as_array_mut() {
         Some(v) => v.push(volume),
-        None => new["spec"]["volumes"] = json!([volume]),
+        None => new["volumes"] = json!([volume]),
     }
     for kind in ["initContainers", "containers"] {
-        let Some(containers) = new["spec"][kind].as_array_mut() else {
+        let Some(containers) = new[kind].as_array_mut() else {
             continue;
         };
         for c in containers {
-            let old_mount = old["spec"][kind]
+            let old_mount = old[kind]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -166,7 +169,7 @@ mod tests {
                 {"name": "b", "volumeMounts": [{"name": "own", "mountPath": TOKEN_MOUNT_PATH}]},
             ],
         }});
-        mount_token(&mut pod, "abcde");
+        mount_token(&mut pod["spec"], "abcde");
         let volumes = pod["spec"]["volumes"].as_array().unwrap();
         assert_eq!(volumes.len(), 1);
         assert_eq!(volumes[0]["name"], "kube-api-access-abcde");
@@ -191,7 +194,7 @@ mod tests {
             1
         );
         // Again (an existing volume): nothing doubles.
-        mount_token(&mut pod, "zzzzz");
+        mount_token(&mut pod["spec"], "zzzzz");
         assert_eq!(pod["spec"]["volumes"].as_array().unwrap().len(), 1);
     }
 }

@@ -16,7 +16,8 @@ use std::net::Ipv4Addr;
 use localfargate_core::eks::CLUSTER_KIND;
 use serde_json::{Value, json};
 
-use crate::objects::{KubeError, Objects, Result, name_of, resource};
+use crate::meta::DynamicObject;
+use crate::objects::{KubeError, Objects, Result, resource};
 
 /// The ClusterIP a Service being created holds, if it holds one.
 pub fn allocated(rt: &crate::resources::ResourceType, obj: &Value) -> Option<String> {
@@ -59,13 +60,17 @@ pub fn taken(rt: &crate::resources::ResourceType, name: &str, ip: &str) -> KubeE
     )
 }
 
-/// Forget the address a Service was given and give it another.
+/// Forget the address a Service was given and give it another. The request as prepared is
+/// JSON here (the create retries on it): typed for the allocation, by moving it there and back.
 pub fn reallocate(objects: &Objects, service: &mut Value) -> Result<()> {
-    if let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) {
+    let mut typed = DynamicObject::from_value(std::mem::take(service))?;
+    if let Some(spec) = typed.body.get_mut("spec").and_then(Value::as_object_mut) {
         spec.remove("clusterIP");
         spec.remove("clusterIPs");
     }
-    allocate(objects, service)
+    allocate(objects, &mut typed)?;
+    *service = typed.into_value();
+    Ok(())
 }
 
 /// EKS's default service range.
@@ -117,14 +122,14 @@ fn dynamic_start(size: u32) -> u32 {
 }
 
 /// Give a new Service its ClusterIP (or check the one it names).
-pub fn allocate(objects: &Objects, service: &mut Value) -> Result<()> {
+pub fn allocate(objects: &Objects, service: &mut DynamicObject) -> Result<()> {
     let rt = resource("", "services");
-    let name = name_of(service).to_string();
-    let kind = service["spec"]["type"]
+    let name = service.metadata.name().to_string();
+    let kind = service.spec()["type"]
         .as_str()
         .unwrap_or("ClusterIP")
         .to_string();
-    let spec = &mut service["spec"];
+    let spec = service.field_mut("spec");
     if kind == "ExternalName" {
         return Ok(());
     }

@@ -9,7 +9,8 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::objects::{Objects, Result, is_finished};
+use crate::meta::DynamicObject;
+use crate::objects::{Objects, Result};
 use crate::resources::ResourceType;
 use crate::{admission, defaults};
 
@@ -34,29 +35,39 @@ pub trait Strategy: Sync {
 
     /// Upstream's defaults, and the checks the controllers rely on; run on create and again on
     /// every update, so a patch cannot remove what a controller needs.
-    fn default(&self, _rt: &ResourceType, _obj: &mut Value) -> Result<()> {
+    fn default(&self, _rt: &ResourceType, _obj: &mut DynamicObject) -> Result<()> {
         Ok(())
     }
 
     /// The status a new object starts with, whatever the request said (`None`: the object's
     /// own, for kinds without a status subresource).
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         None
     }
 
     /// Mutating admission on create (Fargate's webhook for pods).
-    fn admit_create(&self, _objects: &Objects, _obj: &mut Value) -> Result<()> {
+    fn admit_create(&self, _objects: &Objects, _obj: &mut DynamicObject) -> Result<()> {
         Ok(())
     }
 
     /// Admission on an update of the object (not its status): what the kind's controllers
     /// would write at once (a definition's accepted names).
-    fn admit_update(&self, _objects: &Objects, _old: &Value, _new: &mut Value) -> Result<()> {
+    fn admit_update(
+        &self,
+        _objects: &Objects,
+        _old: &DynamicObject,
+        _new: &mut DynamicObject,
+    ) -> Result<()> {
         Ok(())
     }
 
     /// What an update may not change, beyond what a create is checked for.
-    fn validate_update(&self, _rt: &ResourceType, _old: &Value, _new: &Value) -> Result<()> {
+    fn validate_update(
+        &self,
+        _rt: &ResourceType,
+        _old: &DynamicObject,
+        _new: &DynamicObject,
+    ) -> Result<()> {
         Ok(())
     }
 
@@ -66,13 +77,13 @@ pub trait Strategy: Sync {
     }
 
     /// How a DELETE proceeds, given the grace period the request asked for.
-    fn deletion(&self, _obj: &Value, _requested_grace: Option<i64>) -> Deletion {
+    fn deletion(&self, _obj: &DynamicObject, _requested_grace: Option<i64>) -> Deletion {
         Deletion::Immediate
     }
 
     /// Whether removing the last finalizer of an object being deleted removes it. Not for a
     /// namespace (its controller finishes it) or a pod still on a node (its node agent does).
-    fn last_finalizer_deletes(&self, _obj: &Value) -> bool {
+    fn last_finalizer_deletes(&self, _obj: &DynamicObject) -> bool {
         true
     }
 }
@@ -193,7 +204,7 @@ impl Strategy for Generic {
     fn tracks_generation(&self) -> bool {
         self.generation
     }
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         self.status.map(|f| f())
     }
 }
@@ -203,7 +214,7 @@ impl Strategy for Generic {
 struct SecretStrategy;
 
 impl Strategy for SecretStrategy {
-    fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    fn default(&self, _rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
         defaults::secret(obj);
         Ok(())
     }
@@ -211,7 +222,7 @@ impl Strategy for SecretStrategy {
 
 /// A kind with upstream defaults and nothing else of its own.
 struct Defaulted {
-    defaults: fn(&mut Value),
+    defaults: fn(&mut DynamicObject),
     generation: bool,
     status: Option<fn() -> Value>,
 }
@@ -220,11 +231,11 @@ impl Strategy for Defaulted {
     fn tracks_generation(&self) -> bool {
         self.generation
     }
-    fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    fn default(&self, _rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
         (self.defaults)(obj);
         Ok(())
     }
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         self.status.map(|f| f())
     }
 }
@@ -234,18 +245,23 @@ impl Strategy for Defaulted {
 struct ServiceStrategy;
 
 impl Strategy for ServiceStrategy {
-    fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    fn default(&self, _rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
         defaults::service(obj);
         Ok(())
     }
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         Some(json!({"loadBalancer": {}}))
     }
-    fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
+    fn admit_create(&self, objects: &Objects, obj: &mut DynamicObject) -> Result<()> {
         crate::service_ips::allocate(objects, obj)?;
         crate::node_ports::allocate(objects, obj, None)
     }
-    fn admit_update(&self, objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {
+    fn admit_update(
+        &self,
+        objects: &Objects,
+        old: &DynamicObject,
+        new: &mut DynamicObject,
+    ) -> Result<()> {
         crate::node_ports::allocate(objects, new, Some(old))
     }
 }
@@ -255,14 +271,19 @@ impl Strategy for ServiceStrategy {
 struct ClaimStrategy;
 
 impl Strategy for ClaimStrategy {
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         Some(json!({"phase": "Pending"}))
     }
-    fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
+    fn admit_create(&self, objects: &Objects, obj: &mut DynamicObject) -> Result<()> {
         crate::limit_ranger::validate_claim(objects, obj)
     }
-    fn admit_update(&self, objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {
-        if old["spec"]["resources"] == new["spec"]["resources"] {
+    fn admit_update(
+        &self,
+        objects: &Objects,
+        old: &DynamicObject,
+        new: &mut DynamicObject,
+    ) -> Result<()> {
+        if old.spec()["resources"] == new.spec()["resources"] {
             return Ok(());
         }
         crate::limit_ranger::validate_claim(objects, new)
@@ -272,8 +293,8 @@ impl Strategy for ClaimStrategy {
 struct NodeStrategy;
 
 impl Strategy for NodeStrategy {
-    fn initial_status(&self, obj: &Value) -> Option<Value> {
-        Some(match &obj["status"] {
+    fn initial_status(&self, obj: &DynamicObject) -> Option<Value> {
+        Some(match obj.status() {
             Value::Object(status) => Value::Object(status.clone()),
             _ => json!({}),
         })
@@ -283,51 +304,61 @@ impl Strategy for NodeStrategy {
 struct PodStrategy;
 
 /// A pod bound to a node whose containers have not finished: its node agent stops it.
-fn running_on_node(pod: &Value) -> bool {
-    pod["spec"]["nodeName"]
+fn running_on_node(pod: &DynamicObject) -> bool {
+    pod.spec()["nodeName"]
         .as_str()
         .is_some_and(|n| !n.is_empty())
-        && !is_finished(pod)
+        && !matches!(pod.status()["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
 impl Strategy for PodStrategy {
-    fn default(&self, rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    fn default(&self, rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
         defaults::pod(rt, obj)
     }
-    fn initial_status(&self, obj: &Value) -> Option<Value> {
-        Some(json!({"phase": "Pending", "qosClass": defaults::qos_class(&obj["spec"])}))
+    fn initial_status(&self, obj: &DynamicObject) -> Option<Value> {
+        Some(json!({"phase": "Pending", "qosClass": defaults::qos_class(obj.spec())}))
     }
-    fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
+    fn admit_create(&self, objects: &Objects, obj: &mut DynamicObject) -> Result<()> {
         // The built-in LimitRanger first, then Fargate's mutating webhook, as on EKS.
         crate::limit_ranger::admit(objects, obj)?;
         crate::limit_ranger::validate_pod(objects, obj)?;
-        obj["status"]["qosClass"] = json!(defaults::qos_class(&obj["spec"]));
-        let namespace = crate::meta::namespace_of(obj).to_string();
+        obj.field_mut("status")["qosClass"] = json!(defaults::qos_class(obj.spec()));
+        let namespace = obj.metadata.namespace().to_string();
         crate::service_account_admission::admit(objects, &namespace, obj);
         // EKS's pod identity webhook (IRSA), which runs for every pod on EKS.
         crate::pod_identity_webhook::admit(objects, &namespace, obj);
         admission::admit_pod(objects, obj)
     }
-    fn admit_update(&self, _objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {
+    fn admit_update(
+        &self,
+        _objects: &Objects,
+        old: &DynamicObject,
+        new: &mut DynamicObject,
+    ) -> Result<()> {
         crate::service_account_admission::keep_on_update(old, new);
         Ok(())
     }
-    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Result<()> {
+    fn validate_update(
+        &self,
+        rt: &ResourceType,
+        old: &DynamicObject,
+        new: &DynamicObject,
+    ) -> Result<()> {
         defaults::check_pod_update(rt, old, new)
     }
-    fn deletion(&self, obj: &Value, requested_grace: Option<i64>) -> Deletion {
+    fn deletion(&self, obj: &DynamicObject, requested_grace: Option<i64>) -> Deletion {
         if !running_on_node(obj) || requested_grace == Some(0) {
             return Deletion::Immediate;
         }
         Deletion::Graceful {
             seconds: requested_grace.unwrap_or_else(|| {
-                obj["spec"]["terminationGracePeriodSeconds"]
+                obj.spec()["terminationGracePeriodSeconds"]
                     .as_i64()
                     .unwrap_or(30)
             }),
         }
     }
-    fn last_finalizer_deletes(&self, obj: &Value) -> bool {
+    fn last_finalizer_deletes(&self, obj: &DynamicObject) -> bool {
         !running_on_node(obj)
     }
 }
@@ -338,17 +369,17 @@ impl Strategy for NamespaceStrategy {
     fn tracks_generation(&self) -> bool {
         true
     }
-    fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    fn default(&self, _rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
         defaults::namespace(obj);
         Ok(())
     }
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         Some(json!({"phase": "Active"}))
     }
-    fn deletion(&self, _obj: &Value, _requested_grace: Option<i64>) -> Deletion {
+    fn deletion(&self, _obj: &DynamicObject, _requested_grace: Option<i64>) -> Deletion {
         Deletion::HeldUntilFinalized
     }
-    fn last_finalizer_deletes(&self, _obj: &Value) -> bool {
+    fn last_finalizer_deletes(&self, _obj: &DynamicObject) -> bool {
         false
     }
 }
@@ -361,10 +392,10 @@ impl Strategy for Workload {
     fn tracks_generation(&self) -> bool {
         true
     }
-    fn default(&self, rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    fn default(&self, rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
         defaults::workload_defaults(rt, obj)
     }
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         Some(self.0())
     }
 }
@@ -375,10 +406,10 @@ impl Strategy for JobStrategy {
     fn tracks_generation(&self) -> bool {
         true
     }
-    fn default(&self, rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    fn default(&self, rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
         defaults::job_defaults(rt, obj)
     }
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         Some(status_of::<batch::v1::JobStatus>())
     }
 }
@@ -389,10 +420,10 @@ impl Strategy for CronJobStrategy {
     fn tracks_generation(&self) -> bool {
         true
     }
-    fn default(&self, rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    fn default(&self, rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
         defaults::cronjob(rt, obj)
     }
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         Some(status_of::<batch::v1::CronJobStatus>())
     }
 }
@@ -411,7 +442,7 @@ mod tests {
                 plural,
             )
             .unwrap();
-            strategy_for(rt).initial_status(&json!({}))
+            strategy_for(rt).initial_status(&DynamicObject::default())
         };
         assert_eq!(
             status("apps", "daemonsets"),
@@ -448,7 +479,9 @@ mod tests {
     fn every_resource_with_a_status_subresource_starts_with_a_status() {
         for rt in RESOURCES.iter().filter(|r| r.has_status) {
             assert!(
-                strategy_for(rt).initial_status(&json!({})).is_some(),
+                strategy_for(rt)
+                    .initial_status(&DynamicObject::default())
+                    .is_some(),
                 "{}",
                 rt.qualified()
             );
@@ -458,11 +491,12 @@ mod tests {
     #[test]
     fn a_pod_on_a_node_is_deleted_gracefully_unless_forced_or_finished() {
         let rt = resource("", "v1", "pods").unwrap();
-        let pod = json!({"spec": {"nodeName": "n", "terminationGracePeriodSeconds": 5}});
+        let object = |v: Value| DynamicObject::from_value(v).unwrap();
+        let pod = object(json!({"spec": {"nodeName": "n", "terminationGracePeriodSeconds": 5}}));
         let s = strategy_for(rt);
         assert_eq!(s.deletion(&pod, None), Deletion::Graceful { seconds: 5 });
         assert_eq!(s.deletion(&pod, Some(0)), Deletion::Immediate);
-        let done = json!({"spec": {"nodeName": "n"}, "status": {"phase": "Succeeded"}});
+        let done = object(json!({"spec": {"nodeName": "n"}, "status": {"phase": "Succeeded"}}));
         assert_eq!(s.deletion(&done, None), Deletion::Immediate);
         assert!(!s.last_finalizer_deletes(&pod));
         assert!(s.last_finalizer_deletes(&done));

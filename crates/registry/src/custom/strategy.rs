@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{CLEANUP_FINALIZER, CRD_KEY_PREFIX};
 use super::definition;
+use crate::meta::DynamicObject;
 use crate::objects::{KubeError, Objects, Result, name_of, now_rfc3339};
 use crate::resources::ResourceType;
 use crate::strategy::Strategy;
@@ -29,23 +30,18 @@ impl Strategy for DefinitionStrategy {
         true
     }
 
-    fn default(&self, _rt: &ResourceType, obj: &mut Value) -> Result<()> {
-        definition::default_crd(obj);
+    fn default(&self, _rt: &ResourceType, obj: &mut DynamicObject) -> Result<()> {
+        obj.with_json(definition::default_crd)?;
         Ok(())
     }
 
-    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+    fn initial_status(&self, _obj: &DynamicObject) -> Option<Value> {
         // What Go writes for a status with nothing in it; `admit_create` fills it in.
         Some(json!({"acceptedNames": {"kind": "", "plural": ""}, "storedVersions": []}))
     }
 
-    fn admit_create(&self, objects: &Objects, obj: &mut Value) -> Result<()> {
-        definition::prepare_crd_for_create(obj);
-        let rt = crate::objects::resource(super::catalog::CRD_GROUP, "customresourcedefinitions");
-        invalid(rt, obj, &definition::validate_crd(obj))?;
-        let others = other_definitions(objects, obj)?;
-        obj["status"] = status(obj, &others);
-        Ok(())
+    fn admit_create(&self, objects: &Objects, obj: &mut DynamicObject) -> Result<()> {
+        obj.with_json(|obj| admit_create(objects, obj))?
     }
 
     /// A definition's objects go before it does: its deletion holds it with the cleanup
@@ -54,14 +50,40 @@ impl Strategy for DefinitionStrategy {
         &[CLEANUP_FINALIZER]
     }
 
-    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Result<()> {
-        invalid(rt, new, &definition::validate_crd_update(old, new))
+    fn validate_update(
+        &self,
+        rt: &ResourceType,
+        old: &DynamicObject,
+        new: &DynamicObject,
+    ) -> Result<()> {
+        // The definitions' rules read them as JSON; definitions are few and rarely written.
+        let (old, new) = (old.clone().into_value(), new.clone().into_value());
+        invalid(rt, &new, &definition::validate_crd_update(&old, &new))
     }
 
-    fn admit_update(&self, objects: &Objects, old: &Value, new: &mut Value) -> Result<()> {
-        definition::prepare_crd_for_update(old, new);
-        let others = other_definitions(objects, new)?;
-        new["status"] = status(new, &others);
+    fn admit_update(
+        &self,
+        objects: &Objects,
+        old: &DynamicObject,
+        new: &mut DynamicObject,
+    ) -> Result<()> {
+        let old = old.clone().into_value();
+        new.with_json(|new| {
+            definition::prepare_crd_for_update(&old, new);
+            let others = other_definitions(objects, new)?;
+            new["status"] = status(new, &others);
+            Ok(())
+        })?
+    }
+}
+
+fn admit_create(objects: &Objects, obj: &mut Value) -> Result<()> {
+    {
+        definition::prepare_crd_for_create(obj);
+        let rt = crate::objects::resource(super::catalog::CRD_GROUP, "customresourcedefinitions");
+        invalid(rt, obj, &definition::validate_crd(obj))?;
+        let others = other_definitions(objects, obj)?;
+        obj["status"] = status(obj, &others);
         Ok(())
     }
 }

@@ -7,7 +7,8 @@
 use serde_json::{Map, Value};
 
 use crate::error::{KubeError, Result};
-use crate::objects::{Objects, name_of, namespace_of, resource};
+use crate::meta::DynamicObject;
+use crate::objects::{Objects, resource};
 use crate::quota::amount::{Amount, Amounts, amounts_of};
 use crate::quota::pod_resources;
 use crate::resources::ResourceType;
@@ -138,7 +139,7 @@ fn limit_items(objects: &Objects, namespace: &str) -> Result<Vec<Value>> {
 }
 
 /// Upstream's aggregate: one message alone, several (deduplicated) in brackets.
-fn refuse(rt: &ResourceType, obj: &Value, messages: Vec<String>) -> Result<()> {
+fn refuse(rt: &ResourceType, obj: &DynamicObject, messages: Vec<String>) -> Result<()> {
     let mut unique: Vec<String> = Vec::new();
     for m in messages {
         if !unique.contains(&m) {
@@ -153,7 +154,7 @@ fn refuse(rt: &ResourceType, obj: &Value, messages: Vec<String>) -> Result<()> {
     Err(KubeError::Forbidden(format!(
         "{} \"{}\" is forbidden: {said}",
         rt.qualified(),
-        name_of(obj)
+        obj.metadata.name()
     )))
 }
 
@@ -183,14 +184,14 @@ fn pod_totals(spec: &Value, field: &str) -> Amounts {
 }
 
 /// Refuse a new pod outside its namespace's `Container` and `Pod` limits.
-pub fn validate_pod(objects: &Objects, pod: &Value) -> Result<()> {
-    let items = limit_items(objects, namespace_of(pod))?;
+pub fn validate_pod(objects: &Objects, pod: &DynamicObject) -> Result<()> {
+    let items = limit_items(objects, pod.metadata.namespace())?;
     let mut messages = Vec::new();
     for item in &items {
         match item["type"].as_str() {
             Some("Container") => {
                 for list in ["containers", "initContainers"] {
-                    for c in pod["spec"][list].as_array().into_iter().flatten() {
+                    for c in pod.spec()[list].as_array().into_iter().flatten() {
                         let requests = amounts_of(&c["resources"]["requests"]);
                         let limits = amounts_of(&c["resources"]["limits"]);
                         check(item, "Container", &requests, &limits, &mut messages);
@@ -198,8 +199,8 @@ pub fn validate_pod(objects: &Objects, pod: &Value) -> Result<()> {
                 }
             }
             Some("Pod") => {
-                let requests = pod_totals(&pod["spec"], "requests");
-                let limits = pod_totals(&pod["spec"], "limits");
+                let requests = pod_totals(pod.spec(), "requests");
+                let limits = pod_totals(pod.spec(), "limits");
                 check(item, "Pod", &requests, &limits, &mut messages);
             }
             _ => {}
@@ -210,9 +211,9 @@ pub fn validate_pod(objects: &Objects, pod: &Value) -> Result<()> {
 
 /// Refuse a claim whose storage request is outside its namespace's `PersistentVolumeClaim`
 /// limits.
-pub fn validate_claim(objects: &Objects, claim: &Value) -> Result<()> {
-    let items = limit_items(objects, namespace_of(claim))?;
-    let requests = amounts_of(&claim["spec"]["resources"]["requests"]);
+pub fn validate_claim(objects: &Objects, claim: &DynamicObject) -> Result<()> {
+    let items = limit_items(objects, claim.metadata.namespace())?;
+    let requests = amounts_of(&claim.spec()["resources"]["requests"]);
     let mut messages = Vec::new();
     for item in items
         .iter()

@@ -177,3 +177,53 @@ fn finalizers_and_accessors() {
     assert!(meta.finalizers().is_empty());
     assert!(!meta.is_deleting());
 }
+
+#[test]
+fn labels_and_annotations_are_set_as_indexing_the_json_set_them() {
+    // Typed, absent, null or not an object: the typed map gets it (what was written goes).
+    for (written, expected) in [
+        (json!({"a": "1"}), json!({"a": "1", "k": "v"})),
+        (json!(null), json!({"k": "v"})),
+        (json!("nope"), json!({"k": "v"})),
+    ] {
+        let mut o = DynamicObject::from_value(json!({"metadata": {"labels": written.clone(),
+            "annotations": written}}))
+        .unwrap();
+        o.metadata.insert_label("k", "v".into());
+        o.metadata.insert_annotation("k", "v".into());
+        let v = o.into_value();
+        assert_eq!(v["metadata"]["labels"], expected);
+        assert_eq!(v["metadata"]["annotations"], expected);
+    }
+    // An object with a wrong-typed value: set into it as written, so validation still sees it.
+    let mut o = DynamicObject::from_value(json!({"metadata": {"labels": {"bad": 1}}})).unwrap();
+    o.metadata.insert_label("k", "v".into());
+    assert_eq!(
+        o.into_value()["metadata"]["labels"],
+        json!({"bad": 1, "k": "v"})
+    );
+}
+
+#[test]
+fn body_fields_read_and_write_as_indexing_the_json() {
+    let mut o = DynamicObject::from_value(json!({"spec": {"a": 1}})).unwrap();
+    assert_eq!(o.spec()["a"], 1);
+    assert!(o.status().is_null());
+    assert!(o.field("data").is_null());
+    o.field_mut("status")["phase"] = json!("Pending");
+    o.field_mut("spec")["b"] = json!(2);
+    assert_eq!(
+        o.into_value(),
+        json!({"metadata": {}, "spec": {"a": 1, "b": 2}, "status": {"phase": "Pending"}})
+    );
+}
+
+#[test]
+fn a_raw_value_is_typed_when_it_has_the_fields_type() {
+    let mut meta = ObjectMeta::default();
+    meta.set_raw(Field::Labels, json!({"a": "1"}));
+    assert_eq!(meta.label("a"), Some("1"));
+    meta.set_raw(Field::Labels, json!({"a": 1}));
+    assert_eq!(meta.labels, None);
+    assert_eq!(meta.other["labels"], json!({"a": 1}));
+}
