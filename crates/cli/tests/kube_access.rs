@@ -442,6 +442,35 @@ spec:
         "{}",
         text(&mismatch)
     );
+    // Values of the wrong JSON type: kube-apiserver's decoding error (400), in Go's words,
+    // never a crash (a Service whose spec is a string, or whose ports are strings, once made
+    // the server panic). `--validate=false` so kubectl sends them as written.
+    for (manifest, said) in [
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: typed}\nspec: oops\n",
+            "Service in version \"v1\" cannot be handled as a Service: json: cannot unmarshal string into Go struct field Service.spec of type v1.ServiceSpec",
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: typed}\nspec: {type: LoadBalancer, ports: [oops]}\n",
+            "json: cannot unmarshal string into Go struct field ServiceSpec.spec.ports of type v1.ServicePort",
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: typed}\nspec: {type: NodePort, ports: [{port: 80, nodePort: oops}]}\n",
+            "json: cannot unmarshal string into Go struct field ServicePort.spec.ports.nodePort of type int32",
+        ),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: typed}\nspec: {replicas: many}\n",
+            "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32",
+        ),
+    ] {
+        let out = c.0.apply("1.31", manifest, &["--validate=false"]);
+        assert!(!out.status.success(), "accepted: {manifest}");
+        let shown = text(&out);
+        assert!(
+            shown.contains("BadRequest") && shown.contains(said),
+            "{shown}"
+        );
+    }
     let big = "x".repeat(1024 * 1024 + 1);
     let file = std::env::temp_dir().join(format!("lf-big-{}", std::process::id()));
     std::fs::write(&file, &big).unwrap();

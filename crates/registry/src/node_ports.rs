@@ -279,8 +279,9 @@ pub fn allocate(
     }
     if let Some(list) = spec["ports"].as_array_mut() {
         for (p, port) in list.iter_mut().zip(chosen) {
-            if let Some(n) = port {
-                p["nodePort"] = json!(n);
+            // A port that is not an object (the API refuses it when decoding) gets nothing.
+            if let (Some(n), Some(p)) = (port, p.as_object_mut()) {
+                p.insert("nodePort".into(), json!(n));
             }
         }
     }

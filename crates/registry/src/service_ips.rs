@@ -125,6 +125,16 @@ fn dynamic_start(size: u32) -> u32 {
 pub fn allocate(objects: &Objects, service: &mut DynamicObject) -> Result<()> {
     let rt = resource("", "services");
     let name = service.metadata.name().to_string();
+    // The API refuses a spec that is not an object when decoding; a write from elsewhere gets
+    // the same refusal here rather than a panic on indexing it.
+    if !matches!(service.spec(), Value::Object(_) | Value::Null) {
+        return Err(KubeError::invalid(
+            rt,
+            &name,
+            "spec",
+            "Invalid value: must be an object",
+        ));
+    }
     let kind = service.spec()["type"]
         .as_str()
         .unwrap_or("ClusterIP")

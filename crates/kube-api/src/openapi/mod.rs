@@ -491,6 +491,15 @@ pub fn check_fields(
     let Some(name) = catalog.definition_of(group, version, kind) else {
         return Ok(FieldCheck::default());
     };
+    // kube-apiserver decodes the body into its Go type first: a value of the wrong JSON type
+    // is a decoding error (400), before anything looks at the object.
+    if let Some(e) = validate::type_error(&catalog.definitions, name, obj) {
+        return Err(if before.is_some() {
+            e
+        } else {
+            format!("{kind} in version {version:?} cannot be handled as a {kind}: {e}")
+        });
+    }
     let had = before
         .map(|b| validate::unknown_fields(&catalog.definitions, name, b))
         .unwrap_or_default();

@@ -723,3 +723,75 @@ fn field_validation_directives_answer_as_upstream() {
         r#"299 - "unknown field \"a.b\"""#
     );
 }
+
+#[test]
+fn values_of_the_wrong_json_type_are_decoding_errors_in_gos_words() {
+    let service = |spec: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": spec});
+    let create = |kind: &str, group: &str, version: &str, obj: Value| {
+        let mut obj = obj;
+        check_fields(group, version, kind, None, &mut obj, None).map(|_| ())
+    };
+    let prefix = "Service in version \"v1\" cannot be handled as a Service: ";
+    let refused = [
+        (
+            json!("x"),
+            "json: cannot unmarshal string into Go struct field Service.spec of type v1.ServiceSpec",
+        ),
+        (
+            json!({"ports": ["x"]}),
+            "json: cannot unmarshal string into Go struct field ServiceSpec.spec.ports of type v1.ServicePort",
+        ),
+        (
+            json!({"ports": "x"}),
+            "json: cannot unmarshal string into Go struct field ServiceSpec.spec.ports of type []v1.ServicePort",
+        ),
+        (
+            json!({"ports": [{"port": 80, "nodePort": "x"}]}),
+            "json: cannot unmarshal string into Go struct field ServicePort.spec.ports.nodePort of type int32",
+        ),
+        (
+            json!({"ports": [{"port": 99999999999_i64}]}),
+            "json: cannot unmarshal number 99999999999 into Go struct field ServicePort.spec.ports.port of type int32",
+        ),
+        (
+            json!({"clusterIP": 5}),
+            "json: cannot unmarshal number into Go struct field ServiceSpec.spec.clusterIP of type string",
+        ),
+        (
+            json!({"publishNotReadyAddresses": "yes"}),
+            "json: cannot unmarshal string into Go struct field ServiceSpec.spec.publishNotReadyAddresses of type bool",
+        ),
+    ];
+    for (spec, message) in refused {
+        assert_eq!(
+            create("Service", "", "v1", service(spec)),
+            Err(format!("{prefix}{message}"))
+        );
+    }
+    // Map values, in the struct that holds the map.
+    let labelled = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": 1}}});
+    assert_eq!(
+        create("ConfigMap", "", "v1", labelled),
+        Err("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string".into())
+    );
+    // What Go takes: nulls, quantities as numbers, int-or-string either way, raw extensions.
+    let fine = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": null},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
+            "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [
+                {"name": "c", "image": "i", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}},
+                 "ports": [{"containerPort": 80}], "readinessProbe": {"httpGet": {"port": "http"}}}]}}}});
+    assert_eq!(create("Deployment", "apps", "v1", fine), Ok(()));
+    let fractional = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 1.5}});
+    assert_eq!(
+        create("Deployment", "apps", "v1", fractional),
+        Err("Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal number 1.5 into Go struct field DeploymentSpec.spec.replicas of type int32".into())
+    );
+    // A patched object's error is the bare decoding error.
+    let mut patched = service(json!("x"));
+    assert_eq!(
+        check_fields("", "v1", "Service", None, &mut patched, Some(&service(json!({})))).map(|_| ()),
+        Err("json: cannot unmarshal string into Go struct field Service.spec of type v1.ServiceSpec".into())
+    );
+}

@@ -203,3 +203,172 @@ pub fn strict_decoding_message(fields: &[String]) -> String {
         .collect();
     format!("strict decoding error: {}", each.join(", "))
 }
+
+/// Definitions whose Go types take any JSON value (raw bytes kept as written).
+const RAW: [&str; 3] = [
+    "io.k8s.apimachinery.pkg.runtime.RawExtension",
+    "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON",
+];
+/// A Quantity's Go type takes a JSON number as well as a string.
+const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+
+/// kube-apiserver's decoding error for the first value of `obj` (of definition `name`) whose
+/// JSON type its field's Go type cannot take, as Go's `encoding/json` words it:
+/// `json: cannot unmarshal string into Go struct field ServiceSpec.spec.ports of type
+/// []v1.ServicePort`. `None` when every value fits. JSON `null` fits every field (Go decodes it
+/// to the zero value); fields the definition does not know are the unknown-field check's.
+pub fn type_error(definitions: &Map<String, Value>, name: &str, obj: &Value) -> Option<String> {
+    let root = serde_json::json!({ "$ref": format!("#/definitions/{name}") });
+    check_type(definitions, &root, obj, "", "")
+}
+
+/// The definition a schema refers to, and the schema itself resolved.
+fn resolve_named<'a>(
+    definitions: &'a Map<String, Value>,
+    schema: &'a Value,
+) -> (&'a Value, Option<&'a str>) {
+    let name = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/definitions/"));
+    (resolve(definitions, schema), name)
+}
+
+/// `v1.ServiceSpec` for `io.k8s.api.core.v1.ServiceSpec`: the Go package's name and the type's.
+fn go_named(definition: &str) -> String {
+    let mut parts = definition.rsplit('.');
+    let ty = parts.next().unwrap_or(definition);
+    match parts.next() {
+        Some(package) => format!("{package}.{ty}"),
+        None => ty.to_string(),
+    }
+}
+
+/// The Go type a schema stands for, as Go's errors name it.
+fn go_type(definitions: &Map<String, Value>, schema: &Value) -> String {
+    let (resolved, name) = resolve_named(definitions, schema);
+    if let Some(name) = name {
+        return go_named(name);
+    }
+    let format = resolved.get("format").and_then(Value::as_str);
+    match resolved.get("type").and_then(Value::as_str) {
+        Some("array") => format!(
+            "[]{}",
+            resolved
+                .get("items")
+                .map(|i| go_type(definitions, i))
+                .unwrap_or_else(|| "interface {}".into())
+        ),
+        Some("object") => match resolved.get("additionalProperties") {
+            Some(v) if v.is_object() => format!("map[string]{}", go_type(definitions, v)),
+            _ => "map[string]interface {}".into(),
+        },
+        Some("string") if format == Some("byte") => "[]uint8".into(),
+        Some("string") => "string".into(),
+        Some("integer") if format == Some("int32") => "int32".into(),
+        Some("integer") => "int64".into(),
+        Some("number") => "float64".into(),
+        Some("boolean") => "bool".into(),
+        _ => "interface {}".into(),
+    }
+}
+
+/// Go's word for a JSON value in an unmarshal error (`number 1.5` when a number does not fit
+/// an integer type).
+fn go_value_word(value: &Value, integer_target: bool) -> String {
+    match value {
+        Value::String(_) => "string".into(),
+        Value::Number(n) if integer_target => format!("number {n}"),
+        Value::Number(_) => "number".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Array(_) => "array".into(),
+        Value::Object(_) => "object".into(),
+        Value::Null => "null".into(),
+    }
+}
+
+fn check_type(
+    definitions: &Map<String, Value>,
+    schema: &Value,
+    value: &Value,
+    owner: &str,
+    path: &str,
+) -> Option<String> {
+    if value.is_null() {
+        return None;
+    }
+    let (resolved, name) = resolve_named(definitions, schema);
+    if name.is_some_and(|n| RAW.contains(&n)) {
+        return None;
+    }
+    let int_or_string = resolved.get("format").and_then(Value::as_str) == Some("int-or-string");
+    let integer = |v: &Value, format: Option<&str>| match format {
+        Some("int32") => v.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+        _ => v.is_i64() || v.is_u64(),
+    };
+    let format = resolved.get("format").and_then(Value::as_str);
+    let ty = resolved.get("type").and_then(Value::as_str);
+    let fits = if int_or_string {
+        value.is_string() || integer(value, Some("int32"))
+    } else {
+        match ty {
+            Some("object") => value.is_object(),
+            Some("array") => value.is_array(),
+            Some("string") => value.is_string() || (name == Some(QUANTITY) && value.is_number()),
+            Some("integer") => integer(value, format),
+            Some("number") => value.is_number(),
+            Some("boolean") => value.is_boolean(),
+            _ => true,
+        }
+    };
+    if !fits && !path.is_empty() {
+        let integer_target = ty == Some("integer") && value.is_number();
+        return Some(format!(
+            "json: cannot unmarshal {} into Go struct field {owner}.{path} of type {}",
+            go_value_word(value, integer_target),
+            go_type(definitions, schema)
+        ));
+    }
+    match value {
+        Value::Object(fields) => {
+            if let Some(properties) = resolved.get("properties").and_then(Value::as_object) {
+                let owner = name
+                    .map(|n| n.rsplit('.').next().unwrap_or(n))
+                    .unwrap_or(owner);
+                for (field, v) in fields {
+                    if let Some(s) = properties.get(field) {
+                        let inner = if path.is_empty() {
+                            field.clone()
+                        } else {
+                            format!("{path}.{field}")
+                        };
+                        if let Some(e) = check_type(definitions, s, v, owner, &inner) {
+                            return Some(e);
+                        }
+                    }
+                }
+            } else if let Some(values) = resolved
+                .get("additionalProperties")
+                .filter(|a| a.is_object())
+            {
+                for v in fields.values() {
+                    if let Some(e) = check_type(definitions, values, v, owner, path) {
+                        return Some(e);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = resolved.get("items").filter(|i| i.is_object()) {
+                for v in items {
+                    if let Some(e) = check_type(definitions, item, v, owner, path) {
+                        return Some(e);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    None
+}
