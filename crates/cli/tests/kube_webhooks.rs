@@ -833,7 +833,7 @@ webhooks:
     // A condition that fails to evaluate, under Fail: 403 with the evaluation error.
     let said = refused(
         &c,
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: plain-secret, namespace: cel}\nstringData: {other: y}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: plain-secret, namespace: cel}\nstringData: {other: 'y'}\n",
         &[],
     );
     assert!(

@@ -1,6 +1,6 @@
 //! Security groups for pods enforced on the host, in one place for all of a cluster's pods: the
-//! nftables table `inet localfargate_sg-<bridge>-<cluster>` filters, at the `forward` hook, what
-//! passes between pods and between pods and the outside, with one named set of member addresses
+//! nftables table `inet localfargate_sg-<bridge>-<pid>-<cluster>` filters, at the `forward`
+//! hook, what passes between pods and between pods and the outside, with one named set of member addresses
 //! per security group (`g_<group id>`), the set `pods` of every filtered pod's address and the
 //! set `self` of `address . address` pairs.
 //!
@@ -30,9 +30,52 @@ use std::net::Ipv4Addr;
 
 use localfargate_core::security_groups::{GroupRule, GroupRules, Peer, Traffic};
 
-/// The table enforcing the security groups of `cluster`'s pods on `bridge`.
+/// The table enforcing the security groups of `cluster`'s pods on `bridge`, for this process:
+/// the pid is in the name so that tables of localfargate runs that are gone can be told apart
+/// and removed ([`reap_dead_tables`]); several runs share the host and its bridge, and a table
+/// left behind would drop the traffic of later pods given the same addresses.
 pub fn table_name(bridge: &str, cluster: &str) -> String {
-    format!("{TABLE_PREFIX}{bridge}-{cluster}")
+    format!("{TABLE_PREFIX}{bridge}-{}-{cluster}", std::process::id())
+}
+
+/// The pid in one of `bridge`'s table names; `None` for a name of another bridge, and
+/// `Some(None)` for one without a pid (made before tables carried one).
+fn table_pid(bridge: &str, name: &str) -> Option<Option<u32>> {
+    let rest = name
+        .strip_prefix(TABLE_PREFIX)?
+        .strip_prefix(bridge)?
+        .strip_prefix('-')?;
+    Some(rest.split_once('-').and_then(|(pid, _)| pid.parse().ok()))
+}
+
+/// Deletes `bridge`'s security-group tables of localfargate runs that are gone (and those
+/// without a pid in their name); the number deleted.
+pub async fn reap_dead_tables(bridge: &str) -> Result<usize, crate::net::NetError> {
+    let listed = crate::net::run("nft", &["-j", "list", "tables"], None).await?;
+    let doc: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+    let mut n = 0;
+    for item in doc["nftables"].as_array().into_iter().flatten() {
+        let table = &item["table"];
+        let Some(name) = table["name"].as_str().filter(|_| table["family"] == "inet") else {
+            continue;
+        };
+        let Some(pid) = table_pid(bridge, name) else {
+            continue;
+        };
+        if pid.is_some_and(crate::address_claims::localfargate_runs) {
+            continue;
+        }
+        tracing::info!(
+            table = name,
+            "removing the security-group table of a stopped localfargate run"
+        );
+        match crate::net::run("nft", &["delete", "table", "inet", name], None).await {
+            Ok(_) => n += 1,
+            Err(e) if e.says("No such file") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Prefix of the tables this module makes.
@@ -241,6 +284,15 @@ pub async fn remove_all(bridge: &str) -> Result<(), crate::net::NetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_names_carry_the_pid_and_are_parsed_back() {
+        let mine = table_name("lfbr0", "run-1");
+        assert_eq!(table_pid("lfbr0", &mine), Some(Some(std::process::id())));
+        assert_eq!(table_pid("lfbr0", "localfargate_sg-lfbr0-run"), Some(None));
+        assert_eq!(table_pid("lfbr1", &mine), None);
+        assert_eq!(table_pid("lfbr0", "localfargate-lfbr0"), None);
+    }
 
     fn rules() -> Vec<GroupRules> {
         vec![

@@ -219,8 +219,23 @@ const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 /// []v1.ServicePort`. `None` when every value fits. JSON `null` fits every field (Go decodes it
 /// to the zero value); fields the definition does not know are the unknown-field check's.
 pub fn type_error(definitions: &Map<String, Value>, name: &str, obj: &Value) -> Option<String> {
-    let root = serde_json::json!({ "$ref": format!("#/definitions/{name}") });
-    check_type(definitions, &root, obj, "", "")
+    let schema = definitions.get(name)?;
+    let mut path = Vec::new();
+    // The walk allocates nothing until it finds a misfit: the path is a stack of borrowed
+    // field names, joined only for the message (every write of every pod passes here).
+    check_type(
+        definitions,
+        schema,
+        Some(name),
+        obj,
+        short_name(name),
+        &mut path,
+    )
+}
+
+/// `ServiceSpec` for `io.k8s.api.core.v1.ServiceSpec`.
+fn short_name(definition: &str) -> &str {
+    definition.rsplit('.').next().unwrap_or(definition)
 }
 
 /// The definition a schema refers to, and the schema itself resolved.
@@ -288,28 +303,31 @@ fn go_value_word(value: &Value, integer_target: bool) -> String {
     }
 }
 
-fn check_type(
-    definitions: &Map<String, Value>,
-    schema: &Value,
-    value: &Value,
-    owner: &str,
-    path: &str,
+fn check_type<'a>(
+    definitions: &'a Map<String, Value>,
+    schema: &'a Value,
+    name: Option<&'a str>,
+    value: &'a Value,
+    owner: &'a str,
+    path: &mut Vec<&'a str>,
 ) -> Option<String> {
     if value.is_null() {
         return None;
     }
-    let (resolved, name) = resolve_named(definitions, schema);
+    let (resolved, name) = match resolve_named(definitions, schema) {
+        (resolved, Some(referred)) => (resolved, Some(referred)),
+        (resolved, None) => (resolved, name),
+    };
     if name.is_some_and(|n| RAW.contains(&n)) {
         return None;
     }
-    let int_or_string = resolved.get("format").and_then(Value::as_str) == Some("int-or-string");
+    let format = resolved.get("format").and_then(Value::as_str);
+    let ty = resolved.get("type").and_then(Value::as_str);
     let integer = |v: &Value, format: Option<&str>| match format {
         Some("int32") => v.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
         _ => v.is_i64() || v.is_u64(),
     };
-    let format = resolved.get("format").and_then(Value::as_str);
-    let ty = resolved.get("type").and_then(Value::as_str);
-    let fits = if int_or_string {
+    let fits = if format == Some("int-or-string") {
         value.is_string() || integer(value, Some("int32"))
     } else {
         match ty {
@@ -325,26 +343,23 @@ fn check_type(
     if !fits && !path.is_empty() {
         let integer_target = ty == Some("integer") && value.is_number();
         return Some(format!(
-            "json: cannot unmarshal {} into Go struct field {owner}.{path} of type {}",
+            "json: cannot unmarshal {} into Go struct field {owner}.{} of type {}",
             go_value_word(value, integer_target),
+            path.join("."),
             go_type(definitions, schema)
         ));
     }
     match value {
         Value::Object(fields) => {
             if let Some(properties) = resolved.get("properties").and_then(Value::as_object) {
-                let owner = name
-                    .map(|n| n.rsplit('.').next().unwrap_or(n))
-                    .unwrap_or(owner);
+                let owner = name.map(short_name).unwrap_or(owner);
                 for (field, v) in fields {
                     if let Some(s) = properties.get(field) {
-                        let inner = if path.is_empty() {
-                            field.clone()
-                        } else {
-                            format!("{path}.{field}")
-                        };
-                        if let Some(e) = check_type(definitions, s, v, owner, &inner) {
-                            return Some(e);
+                        path.push(field);
+                        let found = check_type(definitions, s, None, v, owner, path);
+                        path.pop();
+                        if found.is_some() {
+                            return found;
                         }
                     }
                 }
@@ -353,7 +368,7 @@ fn check_type(
                 .filter(|a| a.is_object())
             {
                 for v in fields.values() {
-                    if let Some(e) = check_type(definitions, values, v, owner, path) {
+                    if let Some(e) = check_type(definitions, values, None, v, owner, path) {
                         return Some(e);
                     }
                 }
@@ -362,7 +377,7 @@ fn check_type(
         Value::Array(items) => {
             if let Some(item) = resolved.get("items").filter(|i| i.is_object()) {
                 for v in items {
-                    if let Some(e) = check_type(definitions, item, v, owner, path) {
+                    if let Some(e) = check_type(definitions, item, None, v, owner, path) {
                         return Some(e);
                     }
                 }

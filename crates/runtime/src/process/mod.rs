@@ -1631,7 +1631,13 @@ impl SandboxRuntime for ProcessRuntime {
         rules: &[localfargate_core::security_groups::GroupRules],
         members: Option<&[crate::firewall::Member]>,
     ) -> Result<(), RuntimeError> {
-        let table = crate::firewall::table_name(&self.inner.net.config().bridge, cluster);
+        let bridge = &self.inner.net.config().bridge;
+        // Whole tables are written at a cluster's start (and after a failed update): the time
+        // to remove those of runs that are gone, whose sets may hold addresses reused here.
+        if let Err(e) = crate::firewall::reap_dead_tables(bridge).await {
+            tracing::warn!(error = %e, "removing security-group tables of stopped localfargate runs");
+        }
+        let table = crate::firewall::table_name(bridge, cluster);
         crate::firewall::apply(&crate::firewall::rules_script(&table, rules, members)).await?;
         Ok(())
     }
