@@ -56,30 +56,6 @@ fn get(port: u16, host: &str, path: &str, extra: &[&str]) -> Answer {
     curl(&args)
 }
 
-fn events(c: &Cluster, name: &str) -> Vec<(String, String)> {
-    let selector = format!("involvedObject.name={name}");
-    let list: Value = serde_json::from_str(&c.ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        &selector,
-        "-o",
-        "json",
-    ]))
-    .unwrap();
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or("").to_string(),
-                e["message"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 fn ready_pods(c: &Cluster, app: &str, n: usize) -> Vec<String> {
     let mut names = Vec::new();
     c.eventually(
@@ -260,7 +236,7 @@ fn alb_ingress_groups_tls_actions_and_conditions() {
          protocol, default/shop-a: HTTP | default/shop-c: HTTPS"
     );
     c.eventually("the conflict's event", Duration::from_secs(30), || {
-        events(&c, "shop-a")
+        c.events("default", "shop-a")
             .iter()
             .any(|(r, m)| r == "FailedBuildModel" && *m == expected)
     });
@@ -410,7 +386,7 @@ fn alb_ingress_groups_tls_actions_and_conditions() {
         ),
     ] {
         c.eventually(&format!("{name}'s event"), Duration::from_secs(30), || {
-            events(&c, name)
+            c.events("default", name)
                 .iter()
                 .any(|(r, m)| r == "FailedBuildModel" && m == message)
         });

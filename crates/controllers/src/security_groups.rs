@@ -201,17 +201,7 @@ async fn sync(ctx: &ClusterContext, enforced: &mut Enforced) {
     let cluster = objects.cluster.as_str();
     let runtime = &ctx.runtime;
     if enforced.rules.is_none() {
-        let all: Vec<Member> = desired.iter().map(|(ip, g)| (*ip, g.clone())).collect();
-        match runtime
-            .set_security_group_rules(cluster, &rules, Some(&all))
-            .await
-        {
-            Ok(()) => {
-                enforced.rules = Some(rules);
-                enforced.members = desired;
-            }
-            Err(e) => tracing::warn!(error = %e, "enforcing security groups"),
-        }
+        replace_table(ctx, enforced, rules, desired).await;
         return;
     }
     if enforced.rules.as_ref() != Some(&rules) {
@@ -254,18 +244,30 @@ async fn sync(ctx: &ClusterContext, enforced: &mut Enforced) {
             // sync replaces the table.
             tracing::warn!(error = %e, "security group members; replacing the table");
             enforced.rules = None;
-            let all: Vec<Member> = desired.iter().map(|(ip, g)| (*ip, g.clone())).collect();
-            match runtime
-                .set_security_group_rules(cluster, &rules, Some(&all))
-                .await
-            {
-                Ok(()) => {
-                    enforced.rules = Some(rules);
-                    enforced.members = desired;
-                }
-                Err(e) => tracing::warn!(error = %e, "enforcing security groups"),
-            }
+            replace_table(ctx, enforced, rules, desired).await;
         }
+    }
+}
+
+/// Writes the cluster's whole table, its rules and every member, and records it as enforced
+/// (left `None` on failure, so the next sync tries again).
+async fn replace_table(
+    ctx: &ClusterContext,
+    enforced: &mut Enforced,
+    rules: Vec<GroupRules>,
+    desired: BTreeMap<Ipv4Addr, Vec<String>>,
+) {
+    let all: Vec<Member> = desired.iter().map(|(ip, g)| (*ip, g.clone())).collect();
+    match ctx
+        .runtime
+        .set_security_group_rules(ctx.objects.cluster.as_str(), &rules, Some(&all))
+        .await
+    {
+        Ok(()) => {
+            enforced.rules = Some(rules);
+            enforced.members = desired;
+        }
+        Err(e) => tracing::warn!(error = %e, "enforcing security groups"),
     }
 }
 
