@@ -84,6 +84,56 @@ pub async fn run(ctx: Arc<ClusterContext>) {
     }
 }
 
+/// The load balancers' CA's certificate (PEM) in the data directory, for clients to trust.
+pub const CA_CERT_FILE: &str = "alb-ca.pem";
+/// Its private key (PEM), beside it, readable by its owner only.
+const CA_KEY_FILE: &str = "alb-ca-key.pem";
+
+/// Why the CA in the data directory could not be had.
+#[derive(Debug, thiserror::Error)]
+enum CaError {
+    #[error("the load balancers' certificate authority in {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the load balancers' certificate authority: {0}")]
+    Certificate(#[from] rcgen::Error),
+}
+
+/// The CA kept in `dir`, made and written there the first time.
+fn kept_ca(dir: &std::path::Path) -> Result<LoadBalancerCa, CaError> {
+    let (cert_path, key_path) = (dir.join(CA_CERT_FILE), dir.join(CA_KEY_FILE));
+    let io = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| CaError::Io { path, source }
+    };
+    if let (Ok(cert_pem), Ok(key_pem)) = (
+        std::fs::read_to_string(&cert_path),
+        std::fs::read_to_string(&key_path),
+    ) {
+        return Ok(LoadBalancerCa::from_pem(cert_pem, key_pem)?);
+    }
+    let ca = LoadBalancerCa::generate()?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    write_private(&key_path, ca.key_pem()).map_err(io(&key_path))?;
+    std::fs::write(&cert_path, &ca.cert_pem).map_err(io(&cert_path))?;
+    Ok(ca)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
 /// The local certificate authority, loaded when the first HTTPS listener needs it.
 struct CaSlot {
     dir: Option<std::path::PathBuf>,
@@ -94,7 +144,7 @@ impl CaSlot {
     fn tls_for(&mut self, hosts: &[String]) -> Result<ServerTls, String> {
         if self.ca.is_none() {
             let ca = match &self.dir {
-                Some(dir) => LoadBalancerCa::load_or_create(dir).map_err(|e| e.to_string())?,
+                Some(dir) => kept_ca(dir).map_err(|e| e.to_string())?,
                 None => LoadBalancerCa::generate().map_err(|e| e.to_string())?,
             };
             self.ca = Some(ca);
@@ -1085,6 +1135,24 @@ fn targets(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_load_balancer_ca_is_kept_in_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = kept_ca(dir.path()).unwrap();
+        let again = kept_ca(dir.path()).unwrap();
+        assert_eq!(ca.cert_pem, again.cert_pem);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CA_CERT_FILE)).unwrap(),
+            ca.cert_pem
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(CA_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     use localfargate_runtime::http_proxy::RequestFacts;
 
     fn svc(name: &str) -> Value {

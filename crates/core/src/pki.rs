@@ -100,24 +100,11 @@ impl ClusterCa {
 }
 
 /// The certificate authority that signs the HTTPS certificates of the local Application Load
-/// Balancers (Ingresses of class `alb`), standing in for ACM: one per data directory, its
-/// certificate written to [`LoadBalancerCa::CERT_FILE`] there for clients to trust
-/// (`curl --cacert`).
+/// Balancers (Ingresses of class `alb`), standing in for ACM. Pure: where it is kept (the data
+/// directory, for clients to trust with `curl --cacert`) is the ingress controller's business.
 pub struct LoadBalancerCa {
     pub cert_pem: String,
     key_pem: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadBalancerCaError {
-    #[error("the load balancers' certificate authority in {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the load balancers' certificate authority: {0}")]
-    Certificate(#[from] rcgen::Error),
 }
 
 fn load_balancer_ca_params() -> CertificateParams {
@@ -136,12 +123,7 @@ fn load_balancer_ca_params() -> CertificateParams {
 }
 
 impl LoadBalancerCa {
-    /// The CA's certificate (PEM), in the data directory.
-    pub const CERT_FILE: &'static str = "alb-ca.pem";
-    /// Its private key (PEM), beside it, readable by its owner only.
-    pub const KEY_FILE: &'static str = "alb-ca-key.pem";
-
-    /// A CA kept nowhere (no data directory).
+    /// A new CA.
     pub fn generate() -> Result<Self, rcgen::Error> {
         let key = KeyPair::generate()?;
         let cert = load_balancer_ca_params().self_signed(&key)?;
@@ -151,25 +133,15 @@ impl LoadBalancerCa {
         })
     }
 
-    /// The CA in `dir`, made and written there the first time.
-    pub fn load_or_create(dir: &std::path::Path) -> Result<Self, LoadBalancerCaError> {
-        let (cert_path, key_path) = (dir.join(Self::CERT_FILE), dir.join(Self::KEY_FILE));
-        let io = |path: &std::path::Path| {
-            let path = path.display().to_string();
-            move |source| LoadBalancerCaError::Io { path, source }
-        };
-        if let (Ok(cert_pem), Ok(key_pem)) = (
-            std::fs::read_to_string(&cert_path),
-            std::fs::read_to_string(&key_path),
-        ) {
-            KeyPair::from_pem(&key_pem)?;
-            return Ok(LoadBalancerCa { cert_pem, key_pem });
-        }
-        let ca = Self::generate()?;
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        write_private(&key_path, &ca.key_pem).map_err(io(&key_path))?;
-        std::fs::write(&cert_path, &ca.cert_pem).map_err(io(&cert_path))?;
-        Ok(ca)
+    /// A CA kept earlier, from its certificate and key (PEM); the key must parse.
+    pub fn from_pem(cert_pem: String, key_pem: String) -> Result<Self, rcgen::Error> {
+        KeyPair::from_pem(&key_pem)?;
+        Ok(LoadBalancerCa { cert_pem, key_pem })
+    }
+
+    /// Its private key (PEM), for keeping it.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 
     /// A serving certificate and key (PEM) for `hosts` (DNS names, `*.` wildcards, or IP
@@ -201,18 +173,6 @@ impl LoadBalancerCa {
     }
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,15 +191,12 @@ mod tests {
     }
 
     #[test]
-    fn the_load_balancer_ca_is_kept_and_issues_for_hosts() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = LoadBalancerCa::load_or_create(dir.path()).unwrap();
-        let again = LoadBalancerCa::load_or_create(dir.path()).unwrap();
+    fn the_load_balancer_ca_issues_for_hosts_and_comes_back_from_its_pem() {
+        let ca = LoadBalancerCa::generate().unwrap();
+        let again =
+            LoadBalancerCa::from_pem(ca.cert_pem.clone(), ca.key_pem().to_string()).unwrap();
         assert_eq!(ca.cert_pem, again.cert_pem);
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join(LoadBalancerCa::CERT_FILE)).unwrap(),
-            ca.cert_pem
-        );
+        assert!(LoadBalancerCa::from_pem(ca.cert_pem.clone(), "not a key".into()).is_err());
         let (cert, key) = ca
             .issue(&[
                 "shop.example.com".into(),
