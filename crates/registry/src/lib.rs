@@ -32,6 +32,7 @@ pub mod service_accounts;
 pub mod service_ips;
 pub mod settings;
 pub mod strategy;
+pub mod typed;
 pub mod webhooks;
 
 pub use error::KubeError;

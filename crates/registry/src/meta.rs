@@ -687,6 +687,30 @@ pub fn set_resource_version(v: &mut Value, revision: Revision) {
     }
 }
 
+/// One label of a stored object, borrowed.
+pub fn label_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v["metadata"]["labels"][key].as_str()
+}
+
+/// One annotation of a stored object, borrowed.
+pub fn annotation_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v["metadata"]["annotations"][key].as_str()
+}
+
+/// The labels of a stored object, borrowed (`None` when it has none).
+pub fn labels_of(v: &Value) -> Option<&serde_json::Map<String, Value>> {
+    v["metadata"]["labels"].as_object()
+}
+
+/// The uid of a stored object's controller (its owner reference with `controller: true`).
+pub fn controller_uid_of(v: &Value) -> Option<&str> {
+    v["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|o| o["controller"] == true)?["uid"]
+        .as_str()
+}
+
 pub fn is_deleting(v: &Value) -> bool {
     v["metadata"]["deletionTimestamp"].is_string()
 }
