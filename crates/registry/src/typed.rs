@@ -119,6 +119,111 @@ pub fn get<K: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned>(
     }
 }
 
+/// What the controllers read of a stored pod on every pod event (where it is bound, by whom it
+/// is scheduled, its phase and address), decoded borrowing the stored strings: a handful of
+/// fields instead of a whole `Pod` per event. A pod that does not decode reads as empty (every
+/// field `None`), as a missing field does.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct PodView<'a> {
+    #[serde(borrow)]
+    spec: PodSpecView<'a>,
+    #[serde(borrow)]
+    status: PodStatusView<'a>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodSpecView<'a> {
+    #[serde(borrow)]
+    node_name: Option<&'a str>,
+    #[serde(borrow)]
+    scheduler_name: Option<&'a str>,
+    #[serde(borrow)]
+    restart_policy: Option<&'a str>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodStatusView<'a> {
+    #[serde(borrow)]
+    phase: Option<&'a str>,
+    #[serde(borrow, rename = "podIP")]
+    pod_ip: Option<&'a str>,
+}
+
+impl<'a> PodView<'a> {
+    pub fn of(pod: &'a Value) -> Self {
+        use serde::Deserialize;
+        PodView::deserialize(pod).unwrap_or_default()
+    }
+
+    /// `spec.nodeName`, `None` when unset or empty (unbound).
+    pub fn node_name(&self) -> Option<&'a str> {
+        self.spec.node_name.filter(|n| !n.is_empty())
+    }
+
+    pub fn scheduler_name(&self) -> Option<&'a str> {
+        self.spec.scheduler_name
+    }
+
+    /// `spec.restartPolicy`, `Always` when unset (the API defaults it).
+    pub fn restart_policy(&self) -> &'a str {
+        self.spec.restart_policy.unwrap_or("Always")
+    }
+
+    pub fn phase(&self) -> Option<&'a str> {
+        self.status.phase
+    }
+
+    /// Not yet running or done: no phase, or `Pending`.
+    pub fn is_pending(&self) -> bool {
+        self.status.phase.is_none_or(|p| p == "Pending")
+    }
+
+    /// Done for good: `Succeeded` or `Failed`.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.phase, Some("Succeeded" | "Failed"))
+    }
+
+    /// `status.podIP`, parsed; `None` when unset or not an address.
+    pub fn pod_ip(&self) -> Option<std::net::IpAddr> {
+        self.status.pod_ip?.parse().ok()
+    }
+}
+
+/// One entry of a stored object's `metadata.ownerReferences`, borrowed: what the garbage
+/// collector and the controllers read of every object's owners.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OwnerReferenceView<'a> {
+    #[serde(borrow)]
+    pub api_version: Option<&'a str>,
+    #[serde(borrow)]
+    pub kind: Option<&'a str>,
+    #[serde(borrow)]
+    pub name: Option<&'a str>,
+    #[serde(borrow)]
+    pub uid: Option<&'a str>,
+    pub controller: Option<bool>,
+}
+
+/// A stored object's owner references, borrowed (none when it has none or they do not
+/// decode: the API refuses ill-typed ones).
+pub fn owner_references_of(v: &Value) -> Vec<OwnerReferenceView<'_>> {
+    use serde::Deserialize;
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Meta<'a> {
+        #[serde(borrow)]
+        owner_references: Vec<OwnerReferenceView<'a>>,
+    }
+    v.get("metadata")
+        .and_then(|m| Meta::deserialize(m).ok())
+        .map(|m| m.owner_references)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +251,42 @@ mod tests {
             back["spec"]["template"]["spec"]["containers"][0]["image"],
             "nginx"
         );
+    }
+
+    #[test]
+    fn the_pod_view_reads_what_the_controllers_read_on_every_event() {
+        let v = json!({"metadata": {"name": "p", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": true},
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "cm", "uid": "u2"}]},
+            "spec": {"nodeName": "n1", "schedulerName": "fargate-scheduler",
+                     "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.7"}});
+        let p = PodView::of(&v);
+        assert_eq!(p.node_name(), Some("n1"));
+        assert_eq!(p.scheduler_name(), Some("fargate-scheduler"));
+        assert_eq!(
+            (p.phase(), p.is_pending(), p.is_finished()),
+            (Some("Running"), false, false)
+        );
+        assert_eq!(p.pod_ip(), Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(p.restart_policy(), "Always");
+        let unbound = json!({"spec": {"nodeName": ""}});
+        let p = PodView::of(&unbound);
+        assert_eq!(
+            (p.node_name(), p.is_pending(), p.pod_ip()),
+            (None, true, None)
+        );
+        let owners = owner_references_of(&v);
+        assert_eq!(owners.len(), 2);
+        assert_eq!(
+            (owners[0].uid, owners[0].controller),
+            (Some("u1"), Some(true))
+        );
+        assert_eq!(
+            (owners[1].kind, owners[1].controller),
+            (Some("ConfigMap"), None)
+        );
+        assert!(owner_references_of(&json!({"metadata": {}})).is_empty());
     }
 
     #[test]
