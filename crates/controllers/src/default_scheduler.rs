@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 use crate::context::{ClusterContext, node_status};
 use crate::events::{self, EventType as Kind};
 use crate::wake::{Wake, Woken};
-use localfargate_registry::binding::{self, condition_is, set_condition};
+use localfargate_registry::binding::{self, set_condition};
+use localfargate_registry::meta::label_of;
+use localfargate_registry::typed::PodView;
 use localfargate_registry::objects::{
     DeleteOptions, KubeError, is_deleting, name_of, namespace_of, new_uid, resource, uid_of,
 };
@@ -31,15 +33,77 @@ const NODEGROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
 
 /// Whether a pod waits for this scheduler.
 fn waits_for_us(p: &Value) -> bool {
-    p["spec"]["schedulerName"]
-        .as_str()
-        .unwrap_or(DEFAULT_SCHEDULER)
-        == DEFAULT_SCHEDULER
-        && p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+    let view = PodView::of(p);
+    view.scheduler_name().unwrap_or(DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER
+        && view.node_name().is_none()
         && !is_deleting(p)
-        && p["status"]["phase"]
-            .as_str()
-            .is_none_or(|ph| ph == "Pending")
+        && view.is_pending()
+}
+
+/// What this scheduler reads of a stored Node, borrowed: its labels, taints, whether it is
+/// cordoned, what it can hold and its address.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct StoredNode<'a> {
+    #[serde(borrow)]
+    metadata: StoredNodeMeta<'a>,
+    spec: StoredNodeSpec,
+    #[serde(borrow)]
+    status: StoredNodeStatus<'a>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct StoredNodeMeta<'a> {
+    #[serde(borrow)]
+    labels: BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct StoredNodeSpec {
+    taints: Vec<Taint>,
+    unschedulable: bool,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct StoredNodeStatus<'a> {
+    #[serde(borrow)]
+    allocatable: BTreeMap<&'a str, Amount<'a>>,
+    #[serde(borrow)]
+    addresses: Vec<StoredNodeAddress<'a>>,
+}
+
+/// A quantity as written: a string, or a number (the API takes both for quantities).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Amount<'a> {
+    Text(&'a str),
+    Number(serde_json::Number),
+}
+
+impl Amount<'_> {
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Amount::Text(t) => std::borrow::Cow::Borrowed(t),
+            Amount::Number(n) => std::borrow::Cow::Owned(n.to_string()),
+        }
+    }
+}
+
+#[derive(Default, serde::Deserialize)]
+struct StoredNodeAddress<'a> {
+    #[serde(borrow)]
+    address: &'a str,
+}
+
+impl<'a> StoredNode<'a> {
+    /// A node that does not decode reads as empty (no capacity: nothing fits on it).
+    fn of(v: &'a Value) -> Self {
+        use serde::Deserialize;
+        StoredNode::deserialize(v).unwrap_or_default()
+    }
 }
 
 pub async fn run(ctx: Arc<ClusterContext>) {
@@ -100,8 +164,8 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                             failed.remove(localfargate_registry::objects::uid_of(&e.object.value));
                         }
                     } else if key.starts_with(&nodes_prefix)
-                        && e.object.value["metadata"]["labels"]["eks.amazonaws.com/compute-type"]
-                            != "fargate"
+                        && label_of(&e.object.value, "eks.amazonaws.com/compute-type")
+                            != Some("fargate")
                     {
                         epoch += 1;
                     }
@@ -130,7 +194,7 @@ fn ensure_nodegroup_nodes(ctx: &ClusterContext) {
     // Scanned, not listed: with thousands of Fargate nodes, only node groups' are kept.
     let mut by_group: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let scanned = ctx.objects.scan(resource("", "nodes"), None, &mut |n| {
-        if let Some(g) = n.value["metadata"]["labels"][NODEGROUP_LABEL].as_str() {
+        if let Some(g) = label_of(&n.value, NODEGROUP_LABEL) {
             by_group.entry(g.to_string()).or_default().push(n.value);
         }
     });
@@ -171,7 +235,7 @@ fn remove_node(ctx: &ClusterContext, node: &Value) {
     let name = name_of(node);
     let mut on_node: Vec<(String, String)> = Vec::new();
     let _ = ctx.objects.scan(pods, None, &mut |p| {
-        if p.value["spec"]["nodeName"] == name {
+        if PodView::of(&p.value).node_name() == Some(name) {
             on_node.push((namespace_of(&p.value).into(), name_of(&p.value).into()));
         }
     });
@@ -187,9 +251,11 @@ fn remove_node(ctx: &ClusterContext, node: &Value) {
         );
     }
     let _ = ctx.objects.purge(resource("", "nodes"), "", name);
-    if let Some(ip) = node["status"]["addresses"][0]["address"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
+    if let Some(ip) = StoredNode::of(node)
+        .status
+        .addresses
+        .first()
+        .and_then(|a| a.address.parse().ok())
     {
         ctx.release_ip(ip);
     }
@@ -276,15 +342,14 @@ fn add_node(ctx: &ClusterContext, g: &Nodegroup, index: usize) -> Result<(), Str
     }
 }
 
-fn quantity_of(v: &Value, millis: bool) -> u64 {
-    let text = v
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string());
+fn quantity_of(text: Option<&str>, millis: bool) -> u64 {
+    let Some(text) = text else {
+        return 0;
+    };
     let parsed = if millis {
-        quantity::cpu_millis(&text)
+        quantity::cpu_millis(text)
     } else {
-        quantity::base_units(&text)
+        quantity::base_units(text)
     };
     parsed.unwrap_or(0)
 }
@@ -324,13 +389,14 @@ fn schedule(
     let mut used: HashMap<String, (u64, u64, u64)> = HashMap::new();
     let scanned = ctx.objects.scan(resource("", "pods"), None, &mut |o| {
         let p = &o.value;
-        let Some(node) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
+        let view = PodView::of(p);
+        let Some(node) = view.node_name() else {
             return;
         };
-        if localfargate_registry::objects::is_finished(p) {
+        if view.is_finished() {
             return;
         }
-        let r = if p["spec"]["schedulerName"] == FARGATE_SCHEDULER {
+        let r = if view.scheduler_name() == Some(FARGATE_SCHEDULER) {
             PodRequests::default()
         } else {
             requests_of(p)
@@ -348,22 +414,21 @@ fn schedule(
         views.push({
             let v = &n.value;
             let (cpu, mem, count) = used.get(name_of(v)).copied().unwrap_or_default();
-            let alloc = &v["status"]["allocatable"];
+            let node = StoredNode::of(v);
+            let alloc = |r: &str| node.status.allocatable.get(r).map(Amount::text);
             let view = NodeView {
-                labels: v["metadata"]["labels"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                taints: serde_json::from_value::<Vec<Taint>>(v["spec"]["taints"].clone())
-                    .unwrap_or_default(),
-                unschedulable: v["spec"]["unschedulable"].as_bool().unwrap_or(false),
-                free_cpu_millis: quantity_of(&alloc["cpu"], true).saturating_sub(cpu),
-                free_memory_bytes: quantity_of(&alloc["memory"], false).saturating_sub(mem),
-                free_pods: quantity_of(&alloc["pods"], false).saturating_sub(count),
+                labels: node
+                    .metadata
+                    .labels
+                    .iter()
+                    .map(|(k, x)| (k.to_string(), x.to_string()))
+                    .collect(),
+                free_cpu_millis: quantity_of(alloc("cpu").as_deref(), true).saturating_sub(cpu),
+                free_memory_bytes: quantity_of(alloc("memory").as_deref(), false)
+                    .saturating_sub(mem),
+                free_pods: quantity_of(alloc("pods").as_deref(), false).saturating_sub(count),
+                taints: node.spec.taints,
+                unschedulable: node.spec.unschedulable,
             };
             (name_of(v).to_string(), view)
         });
@@ -424,10 +489,15 @@ fn schedule(
                 let message = unschedulable_message(&misfits);
                 failed.insert(uid, (epoch, Instant::now()));
                 let pods = resource("", "pods");
-                let already = condition_is(pod, "PodScheduled", "False")
-                    && pod["status"]["conditions"].as_array().is_some_and(|c| {
-                        c.iter().any(|c| {
-                            c["type"] == "PodScheduled" && c["message"] == message.as_str()
+                let already = typed
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c.type_ == "PodScheduled"
+                                && c.status == "False"
+                                && c.message.as_deref() == Some(message.as_str())
                         })
                     });
                 if !already {
@@ -474,5 +544,30 @@ fn explain_miss(ctx: &ClusterContext, typed: &k8s_openapi::api::core::v1::Pod, p
             &format!("no Fargate profile selects this pod; {miss}"),
             FARGATE_SCHEDULER,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_node_reads_its_labels_taints_capacity_and_address_quantities_as_text_or_number()
+    {
+        let v = json!({"metadata": {"name": "n", "labels": {"a": "b"}},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "unschedulable": true},
+            "status": {"allocatable": {"cpu": "1930m", "memory": "3Gi", "pods": 17},
+                       "addresses": [{"type": "InternalIP", "address": "10.0.3.4"}]}});
+        let n = StoredNode::of(&v);
+        assert_eq!(n.metadata.labels.get("a"), Some(&"b"));
+        assert_eq!(n.spec.taints.len(), 1);
+        assert!(n.spec.unschedulable);
+        let alloc = |r: &str| n.status.allocatable.get(r).map(Amount::text);
+        assert_eq!(quantity_of(alloc("cpu").as_deref(), true), 1930);
+        assert_eq!(quantity_of(alloc("memory").as_deref(), false), 3 << 30);
+        assert_eq!(quantity_of(alloc("pods").as_deref(), false), 17);
+        assert_eq!(n.status.addresses[0].address, "10.0.3.4");
+        let empty = json!({"metadata": {"name": "x"}});
+        assert!(StoredNode::of(&empty).status.allocatable.is_empty());
     }
 }

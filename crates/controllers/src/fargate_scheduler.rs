@@ -22,7 +22,10 @@ use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
 use crate::events::{self, EventType as Kind};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use localfargate_registry::binding::set_condition;
+use localfargate_registry::meta::{DynamicObject, label_of};
+use localfargate_registry::typed::{self, PodView};
 use localfargate_registry::objects::{
     DeleteOptions, is_deleting, name_of, namespace_of, resource, uid_of,
 };
@@ -89,7 +92,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         let mut bound = HashSet::new();
         let mut watcher = ctx
             .scan_and_watch_pods("fargate-scheduler", &mut |o| {
-                if let Some(node) = o.value["spec"]["nodeName"].as_str() {
+                if let Some(node) = PodView::of(&o.value).node_name() {
                     bound.insert(node.to_string());
                 }
                 keys.push(o.key);
@@ -149,7 +152,7 @@ impl Scheduler {
         if e.event_type == EventType::Deleted {
             self.retries.remove(&e.object.key);
             self.refused.remove(uid_of(pod));
-            if let Some(node) = pod["spec"]["nodeName"].as_str()
+            if let Some(node) = PodView::of(pod).node_name()
                 && let Some(ip) = node_ip(node)
             {
                 self.remove_node(node, ip);
@@ -190,12 +193,11 @@ impl Scheduler {
 
     fn wants(&self, o: &Object) -> bool {
         let pod = &o.value;
-        pod["spec"]["schedulerName"] == FARGATE_SCHEDULER
-            && pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+        let view = PodView::of(pod);
+        view.scheduler_name() == Some(FARGATE_SCHEDULER)
+            && view.node_name().is_none()
             && !is_deleting(pod)
-            && pod["status"]["phase"]
-                .as_str()
-                .is_none_or(|p| p == "Pending")
+            && view.is_pending()
             && !self.refused.contains(uid_of(pod))
             && self
                 .retries
@@ -255,9 +257,16 @@ impl Scheduler {
             )
             .ok()
             .flatten();
-        let labels: Option<BTreeMap<String, String>> =
-            ns.map(|n| string_map(&n.value["metadata"]["labels"]));
-        let data: Option<BTreeMap<String, String>> = cm.map(|c| string_map(&c.value["data"]));
+        let labels: Option<BTreeMap<String, String>> = ns.map(|n| {
+            typed::decode_or_log::<Namespace>(&n.value)
+                .and_then(|n| n.metadata.labels)
+                .unwrap_or_default()
+        });
+        let data: Option<BTreeMap<String, String>> = cm.map(|c| {
+            typed::decode_or_log::<ConfigMap>(&c.value)
+                .and_then(|c| c.data)
+                .unwrap_or_default()
+        });
         logging::decide(labels.as_ref(), data.as_ref())
     }
 
@@ -299,9 +308,7 @@ impl Scheduler {
                 ),
             };
         };
-        let profile_name = pod["metadata"]["labels"][PROFILE_LABEL]
-            .as_str()
-            .unwrap_or("");
+        let profile_name = label_of(pod, PROFILE_LABEL).unwrap_or("");
         let index = self.ctx.objects.profile_index();
         let Some(profile) = index
             .get(profile_name)
@@ -334,20 +341,31 @@ impl Scheduler {
             .unwrap_or_default();
         let node_name = node_name(ip, &self.ctx.objects.settings.dns_suffix());
         let node = self.ctx.fargate_node(&node_name, ip, &zone);
-        let mut p = pod.clone();
-        if !p["metadata"]["annotations"].is_object() {
-            p["metadata"]["annotations"] = json!({});
-        }
-        p["metadata"]["annotations"][CAPACITY_ANNOTATION] = json!(size.to_string());
-        p["metadata"]["annotations"][LOGGING_ANNOTATION] = json!(logging.status.to_string());
+        let mut bound = match DynamicObject::from_value(pod.clone()) {
+            Ok(b) => b,
+            Err(e) => {
+                return Outcome::Refuse {
+                    pod: None,
+                    event: (Kind::Warning, "FailedScheduling", e.to_string()),
+                };
+            }
+        };
+        bound
+            .metadata
+            .insert_annotation(CAPACITY_ANNOTATION, size.to_string());
+        bound
+            .metadata
+            .insert_annotation(LOGGING_ANNOTATION, logging.status.to_string());
         let mut events = Vec::new();
         let groups = crate::security_groups::policy_groups(&self.ctx.objects, pod);
-        if let Some(annotations) = p["metadata"]["annotations"].as_object_mut() {
-            // Fargate's, not the user's: set from the policies, or removed.
+        // Fargate's, not the user's: set from the policies, or removed.
+        if let Some(annotations) = bound.metadata.annotations.as_mut() {
             annotations.remove(POD_SG_ANNOTATION);
         }
         if !groups.is_empty() {
-            p["metadata"]["annotations"][POD_SG_ANNOTATION] = json!(groups.join(","));
+            bound
+                .metadata
+                .insert_annotation(POD_SG_ANNOTATION, groups.join(","));
             let known = crate::security_groups::model(&self.ctx.objects).0;
             for g in groups
                 .iter()
@@ -363,7 +381,9 @@ impl Scheduler {
                 ));
             }
         }
-        p["spec"]["nodeName"] = json!(node_name);
+        // The body is untyped: the binding writes the one field it owns.
+        bound.field_mut("spec")["nodeName"] = json!(node_name);
+        let mut p = bound.into_value();
         set_condition(&mut p, "PodScheduled", true, None, None);
         let log_kind = if logging.warning {
             Kind::Warning
@@ -535,8 +555,8 @@ impl Scheduler {
             if let Ok((all, _)) = self.ctx.objects.list(pods, None) {
                 for o in all.iter() {
                     let pod = &o.value;
-                    let placed_by = pod["metadata"]["labels"][PROFILE_LABEL].as_str();
-                    if pod["spec"]["schedulerName"] == FARGATE_SCHEDULER
+                    let placed_by = label_of(pod, PROFILE_LABEL);
+                    if PodView::of(pod).scheduler_name() == Some(FARGATE_SCHEDULER)
                         && placed_by.is_some_and(|p| gone.contains(&p.to_string()))
                         && !is_deleting(pod)
                     {
@@ -569,11 +589,10 @@ impl Scheduler {
         };
         for o in all.iter() {
             let pod = &o.value;
-            let waiting = pod["spec"]["schedulerName"] != FARGATE_SCHEDULER
-                && pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
-                && pod["status"]["phase"]
-                    .as_str()
-                    .is_none_or(|p| p == "Pending")
+            let view = PodView::of(pod);
+            let waiting = view.scheduler_name() != Some(FARGATE_SCHEDULER)
+                && view.node_name().is_none()
+                && view.is_pending()
                 && !is_deleting(pod);
             if !waiting {
                 continue;
@@ -605,16 +624,6 @@ impl Scheduler {
             });
         }
     }
-}
-
-fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
