@@ -16,9 +16,10 @@ use tokio::task::JoinSet;
 
 use crate::context::ClusterContext;
 use crate::fargate_scheduler::FARGATE_NODE_PREFIX;
-use localfargate_registry::objects::{KubeError, Objects, resource};
+use localfargate_registry::objects::{KubeError, Objects, name_of, resource, uid_of};
 use localfargate_registry::service_ips;
 use localfargate_registry::settings::Settings;
+use localfargate_registry::typed::{PodView, internal_ip_of};
 
 /// The objects a new EKS cluster has: the four namespaces, the `kubernetes` and `kube-dns`
 /// Services at the service range's `.1` and `.10`, and
@@ -128,7 +129,7 @@ fn seed_services(objects: &Objects) -> Result<(), KubeError> {
     for (namespace, service) in services {
         // Seeded once: on a restart the Service is there, holding its address (creating it
         // again would be refused for that address before its name is compared).
-        let name = service["metadata"]["name"].as_str().unwrap_or_default();
+        let name = name_of(&service);
         match objects.get(rt, namespace, name) {
             Ok(_) => continue,
             Err(KubeError::NotFound { .. }) => {}
@@ -191,32 +192,21 @@ fn rebuild_ipam(
         let pods = resource("", "pods");
         let mut used: Vec<Ipv4Addr> = Vec::new();
         if let Ok((all, _)) = store.list(&kind, &nodes.key_prefix(None)) {
-            used.extend(all.iter().filter_map(|n| {
-                n.value["status"]["addresses"]
-                    .as_array()?
-                    .iter()
-                    .find(|a| a["type"] == "InternalIP")?["address"]
-                    .as_str()?
-                    .parse::<Ipv4Addr>()
-                    .ok()
-            }));
+            used.extend(
+                all.iter()
+                    .filter_map(|n| internal_ip_of(&n.value)?.parse::<Ipv4Addr>().ok()),
+            );
         }
         if let Ok((all, _)) = store.list(&kind, &pods.key_prefix(None)) {
             used.extend(
                 all.iter()
+                    .map(|p| PodView::of(&p.value))
+                    // A Fargate pod's IP is its node's, counted above.
                     .filter(|p| {
-                        // A Fargate pod's IP is its node's, counted above.
-                        !p.value["spec"]["nodeName"]
-                            .as_str()
-                            .unwrap_or("")
-                            .starts_with(FARGATE_NODE_PREFIX)
+                        !p.node_name()
+                            .is_some_and(|n| n.starts_with(FARGATE_NODE_PREFIX))
                     })
-                    .filter_map(|p| {
-                        p.value["status"]["podIP"]
-                            .as_str()?
-                            .parse::<Ipv4Addr>()
-                            .ok()
-                    }),
+                    .filter_map(|p| p.pod_ip()?.parse::<Ipv4Addr>().ok()),
             );
         }
         for ip in used {
@@ -418,7 +408,8 @@ async fn remove_orphan_sandboxes(store: &dyn Store, runtime: &dyn SandboxRuntime
     for c in clusters.iter() {
         let kind = kube::store_kind(&c.key);
         let scanned = store.scan(&kind, &pods.key_prefix(None), &mut |o: Object| {
-            if let Some(uid) = o.value["metadata"]["uid"].as_str() {
+            let uid = uid_of(&o.value);
+            if !uid.is_empty() {
                 uids.insert(uid.to_string());
             }
         });
@@ -454,10 +445,7 @@ async fn stop_sandboxes(
     )
     .await;
     for p in all.iter() {
-        if let Some(ip) = p.value["status"]["podIP"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-        {
+        if let Some(ip) = PodView::of(&p.value).pod_ip().and_then(|s| s.parse().ok()) {
             ipam.lock().unwrap_or_else(|x| x.into_inner()).release(ip);
             if let Some(claims) = runtime.address_claims() {
                 claims.release(ip);

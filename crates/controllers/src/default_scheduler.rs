@@ -21,10 +21,10 @@ use crate::events::{self, EventType as Kind};
 use crate::wake::{Wake, Woken};
 use localfargate_registry::binding::{self, set_condition};
 use localfargate_registry::meta::label_of;
-use localfargate_registry::typed::PodView;
 use localfargate_registry::objects::{
     DeleteOptions, KubeError, is_deleting, name_of, namespace_of, new_uid, resource, uid_of,
 };
+use localfargate_registry::typed::PodView;
 
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 /// Which node group made a node, and the subnet its pods take IPs from.
@@ -552,8 +552,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stored_node_reads_its_labels_taints_capacity_and_address_quantities_as_text_or_number()
-    {
+    fn a_stored_node_reads_its_labels_taints_capacity_and_address_quantities_as_text_or_number() {
         let v = json!({"metadata": {"name": "n", "labels": {"a": "b"}},
             "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "unschedulable": true},
             "status": {"allocatable": {"cpu": "1930m", "memory": "3Gi", "pods": 17},

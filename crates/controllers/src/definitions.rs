@@ -4,11 +4,14 @@
 //! the `customresourcecleanup.apiextensions.k8s.io` finalizer goes and the definition with it.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use localfargate_registry::custom::CustomResource;
 use localfargate_registry::custom::catalog::{CLEANUP_FINALIZER, CRD_GROUP};
+use localfargate_registry::meta::{DynamicObject, label_of};
 use localfargate_registry::objects::{
     DeleteOptions, Objects, finalizers, is_deleting, name_of, namespace_of, now_rfc3339, resource,
 };
+use localfargate_registry::typed;
 use serde_json::{Value, json};
 
 /// One step of the cleanup of definition `name`; called again until the definition is gone.
@@ -58,19 +61,20 @@ pub fn clean_up(objects: &Objects, name: &str) {
 /// The `Terminating` condition, once.
 fn mark_terminating(objects: &Objects, name: &str) -> Result<(), localfargate_registry::KubeError> {
     let definitions = resource(CRD_GROUP, "customresourcedefinitions");
-    let crd = objects.get(definitions, "", name)?;
-    let terminating = crd["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Terminating"));
+    let crd: CustomResourceDefinition = typed::decode(&objects.get(definitions, "", name)?)?;
+    let terminating = crd
+        .status
+        .and_then(|s| s.conditions)
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Terminating"));
     if terminating {
         return Ok(());
     }
     objects.update_with(definitions, "", name, true, None, &mut |cur| {
-        let mut new = cur.clone();
-        let mut conditions: Vec<Value> = new["status"]["conditions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let mut new = DynamicObject::from_value(cur.clone())?;
+        // The status is the API server's own to write; a condition is added by its type.
+        let status = new.field_mut("status");
+        let mut conditions: Vec<Value> =
+            status["conditions"].as_array().cloned().unwrap_or_default();
         conditions.retain(|c| c["type"] != "Terminating");
         conditions.push(json!({
             "type": "Terminating",
@@ -79,8 +83,8 @@ fn mark_terminating(objects: &Objects, name: &str) -> Result<(), localfargate_re
             "reason": "InstanceDeletionInProgress",
             "message": "CustomResource deletion is in progress",
         }));
-        new["status"]["conditions"] = Value::Array(conditions);
-        Ok(new)
+        status["conditions"] = Value::Array(conditions);
+        Ok(new.into_value())
     })?;
     Ok(())
 }
@@ -89,13 +93,16 @@ fn mark_terminating(objects: &Objects, name: &str) -> Result<(), localfargate_re
 fn release(objects: &Objects, name: &str) {
     let definitions = resource(CRD_GROUP, "customresourcedefinitions");
     let result = objects.update_with(definitions, "", name, false, None, &mut |cur| {
-        let mut new = cur.clone();
-        let kept: Vec<String> = finalizers(cur)
-            .into_iter()
-            .filter(|f| f != CLEANUP_FINALIZER)
+        let mut new = DynamicObject::from_value(cur.clone())?;
+        let kept: Vec<String> = new
+            .metadata
+            .finalizers()
+            .iter()
+            .filter(|f| *f != CLEANUP_FINALIZER)
+            .cloned()
             .collect();
-        new["metadata"]["finalizers"] = json!(kept);
-        Ok(new)
+        new.metadata.set_finalizers(kept);
+        Ok(new.into_value())
     });
     if let Err(e) = result {
         tracing::warn!(definition = name, error = %e, "releasing a definition");
@@ -116,14 +123,13 @@ pub fn sync_api_services(objects: &Objects) -> Result<(), localfargate_registry:
     let (crds, _) = objects.list(definitions, None)?;
     let mut wanted: std::collections::BTreeMap<String, (String, String)> = Default::default();
     for crd in crds.iter() {
-        let group = crd.value["spec"]["group"].as_str().unwrap_or_default();
-        for version in crd.value["spec"]["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let name = version["name"].as_str().unwrap_or_default();
-            if group.is_empty() || name.is_empty() || version["served"] != true {
+        let Some(crd) = typed::decode_or_log::<CustomResourceDefinition>(&crd.value) else {
+            continue;
+        };
+        let group = crd.spec.group.as_str();
+        for version in &crd.spec.versions {
+            let name = version.name.as_str();
+            if group.is_empty() || name.is_empty() || !version.served {
                 continue;
             }
             wanted.insert(
@@ -135,7 +141,7 @@ pub fn sync_api_services(objects: &Objects) -> Result<(), localfargate_registry:
     let (existing, _) = objects.list(api_services, None)?;
     for o in existing.iter() {
         let name = name_of(&o.value);
-        if o.value["metadata"]["labels"][AUTOMANAGED] == "true" && !wanted.contains_key(name) {
+        if label_of(&o.value, AUTOMANAGED) == Some("true") && !wanted.contains_key(name) {
             match objects.delete(api_services, "", name, &DeleteOptions::default()) {
                 Ok(_) | Err(localfargate_registry::KubeError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -146,10 +152,10 @@ pub fn sync_api_services(objects: &Objects) -> Result<(), localfargate_registry:
         // A group-version that already has an APIService (a built-in one, or kept) is left,
         // but one of these whose status was never written gets it now.
         if let Some(kept) = existing.iter().find(|o| name_of(&o.value) == name) {
-            let available = kept.value["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Available"));
-            if kept.value["metadata"]["labels"][AUTOMANAGED] == "true" && !available {
+            let available = typed::decode_or_log::<APIService>(&kept.value)
+                .and_then(|a| a.status?.conditions)
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available"));
+            if label_of(&kept.value, AUTOMANAGED) == Some("true") && !available {
                 set_local_status(objects, &name)?;
             }
             continue;
@@ -176,13 +182,13 @@ pub fn sync_api_services(objects: &Objects) -> Result<(), localfargate_registry:
 fn set_local_status(objects: &Objects, name: &str) -> Result<(), localfargate_registry::KubeError> {
     let api_services = resource("apiregistration.k8s.io", "apiservices");
     objects.update_with(api_services, "", name, true, None, &mut |cur| {
-        let mut new = cur.clone();
-        new["status"] = json!({"conditions": [{
+        let mut new = DynamicObject::from_value(cur.clone())?;
+        *new.field_mut("status") = json!({"conditions": [{
             "type": "Available", "status": "True", "reason": "Local",
             "message": "Local APIServices are always available",
             "lastTransitionTime": now_rfc3339(),
         }]});
-        Ok(new)
+        Ok(new.into_value())
     })?;
     Ok(())
 }

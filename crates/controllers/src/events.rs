@@ -4,9 +4,11 @@
 use localfargate_store::{Result as StoreResult, StoreError, Tx};
 use serde_json::{Value, json};
 
+use localfargate_registry::meta::ObjectMeta;
 use localfargate_registry::objects::{
-    KubeError, Objects, Result, name_of, namespace_of, now_rfc3339, resource,
+    KubeError, Objects, Result, name_of, namespace_of, now_rfc3339, resource, uid_of,
 };
+use localfargate_registry::typed::MetaView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -43,10 +45,9 @@ pub fn build(
     message: &str,
     component: &str,
 ) -> (String, Value) {
-    let (namespace, name, body) = body(object, event_type, reason, message, component);
-    let mut body = body;
-    body["metadata"]["uid"] = json!(localfargate_registry::objects::new_uid());
-    body["metadata"]["creationTimestamp"] = body["firstTimestamp"].clone();
+    // Written straight to the store (the node agent's batch), so stamped here as the registry
+    // stamps what it creates.
+    let (namespace, name, body) = body(object, event_type, reason, message, component, true);
     (resource("", "events").key(&namespace, &name), body)
 }
 
@@ -72,7 +73,7 @@ pub fn write_in(tx: &mut dyn Tx, kind: &str, key: &str, event: &Value) -> StoreR
 
 fn event_name(object: &Value, reason: &str, message: &str, component: &str) -> String {
     let kind = object["kind"].as_str().unwrap_or("");
-    let uid = object["metadata"]["uid"].as_str().unwrap_or("");
+    let uid = uid_of(object);
     format!(
         "{}.{}",
         name_of(object),
@@ -94,21 +95,32 @@ fn body(
     reason: &str,
     message: &str,
     component: &str,
+    stamped: bool,
 ) -> (String, String, Value) {
     let namespace = event_namespace(object);
     let event_name = event_name(object, reason, message, component);
     let now = now_rfc3339();
+    let mut metadata = ObjectMeta {
+        name: Some(event_name.clone()),
+        namespace: Some(namespace.clone()),
+        ..Default::default()
+    };
+    if stamped {
+        metadata.uid = Some(localfargate_registry::objects::new_uid());
+        metadata.creation_timestamp = Some(now.clone());
+    }
+    let meta = MetaView::of(object);
     let body = json!({
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": event_name, "namespace": namespace},
+        "metadata": Value::Object(metadata.into_map()),
         "involvedObject": {
             "kind": object["kind"],
             "namespace": namespace_of(object),
             "name": name_of(object),
-            "uid": object["metadata"]["uid"],
+            "uid": meta.uid,
             "apiVersion": object["apiVersion"],
-            "resourceVersion": object["metadata"]["resourceVersion"],
+            "resourceVersion": meta.resource_version,
         },
         "reason": reason,
         "message": message,
@@ -133,7 +145,7 @@ pub fn record(
     component: &str,
 ) -> Result<()> {
     let events = resource("", "events");
-    let (namespace, event_name, body) = body(object, event_type, reason, message, component);
+    let (namespace, event_name, body) = body(object, event_type, reason, message, component, false);
     let now = now_rfc3339();
     let updated = objects.update_with(events, &namespace, &event_name, false, None, &mut |e| {
         let mut e = e.clone();

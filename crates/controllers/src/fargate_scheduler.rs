@@ -25,10 +25,10 @@ use crate::events::{self, EventType as Kind};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use localfargate_registry::binding::set_condition;
 use localfargate_registry::meta::{DynamicObject, label_of};
-use localfargate_registry::typed::{self, PodView};
 use localfargate_registry::objects::{
     DeleteOptions, is_deleting, name_of, namespace_of, resource, uid_of,
 };
+use localfargate_registry::typed::{self, PodView};
 
 /// Bind at most this many pods per store transaction.
 const BATCH: usize = 512;

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use localfargate_core::{FARGATE_SCHEDULER, PROFILE_LABEL};
 use localfargate_registry::custom::catalog::CRD_KEY_PREFIX;
-use localfargate_registry::meta::DynamicObject;
+use localfargate_registry::meta::{DynamicObject, label_of};
 use localfargate_registry::resources::{FARGATE_GROUP, RESOURCES, ResourceType};
+use localfargate_registry::typed::{OwnerReferenceView, PodView, owner_references_of};
 use localfargate_store::{Event, EventType, Object, Watcher};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -67,17 +68,10 @@ fn resource_of_key(objects: &Objects, key: &str) -> Option<&'static ResourceType
         })
 }
 
-fn owners(v: &Value) -> Vec<&Value> {
-    v["metadata"]["ownerReferences"]
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default()
-}
-
 fn owner_uids(v: &Value) -> Vec<Box<str>> {
-    let mut uids: Vec<Box<str>> = owners(v)
+    let mut uids: Vec<Box<str>> = owner_references_of(v)
         .iter()
-        .filter_map(|r| r["uid"].as_str().map(Into::into))
+        .filter_map(|r| r.uid.map(Into::into))
         .collect();
     uids.sort();
     uids.dedup();
@@ -94,12 +88,11 @@ fn held_for_dependents(v: &Value) -> bool {
 
 /// The profile a pod counts against in the mirror: a Fargate pod on its node, not finished.
 fn counted_profile(v: &Value) -> Option<&str> {
-    (v["spec"]["schedulerName"] == FARGATE_SCHEDULER
-        && v["spec"]["nodeName"]
-            .as_str()
-            .is_some_and(|n| !n.is_empty())
-        && !localfargate_registry::objects::is_finished(v))
-    .then(|| v["metadata"]["labels"][PROFILE_LABEL].as_str())
+    let pod = PodView::of(v);
+    (pod.scheduler_name() == Some(FARGATE_SCHEDULER)
+        && pod.node_name().is_some()
+        && !pod.is_finished())
+    .then(|| label_of(v, PROFILE_LABEL))
     .flatten()
 }
 
@@ -380,11 +373,15 @@ impl Model {
 }
 
 /// The stored key an ownerReference names, seen from a dependent in `namespace`.
-fn owner_key(objects: &Objects, reference: &Value, namespace: &str) -> Option<String> {
-    let api_version = reference["apiVersion"].as_str()?;
+fn owner_key(
+    objects: &Objects,
+    reference: &OwnerReferenceView<'_>,
+    namespace: &str,
+) -> Option<String> {
+    let api_version = reference.api_version?;
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    let kind = reference["kind"].as_str()?;
-    let name = reference["name"].as_str()?;
+    let kind = reference.kind?;
+    let name = reference.name?;
     let rt = match RESOURCES
         .iter()
         .find(|r| r.group == group && r.kind == kind)
@@ -404,11 +401,11 @@ fn owner_key(objects: &Objects, reference: &Value, namespace: &str) -> Option<St
 
 fn owner_state(
     objects: &Objects,
-    reference: &Value,
+    reference: &OwnerReferenceView<'_>,
     namespace: &str,
     seen: &mut HashMap<Box<str>, OwnerState>,
 ) -> OwnerState {
-    let Some(uid) = reference["uid"].as_str() else {
+    let Some(uid) = reference.uid else {
         return OwnerState::Gone;
     };
     if let Some(s) = seen.get(uid) {
@@ -448,14 +445,14 @@ fn collect_dependent(objects: &Objects, key: &str, seen: &mut HashMap<Box<str>, 
         return;
     };
     let v = &o.value;
-    let refs = owners(v);
+    let refs = owner_references_of(v);
     if refs.is_empty() {
         return;
     }
     let ns = namespace_of(v);
     let states: Vec<(Option<&str>, OwnerState)> = refs
         .iter()
-        .map(|r| (r["uid"].as_str(), owner_state(objects, r, ns, seen)))
+        .map(|r| (r.uid, owner_state(objects, r, ns, seen)))
         .collect();
     let orphaning: HashSet<&str> = states
         .iter()

@@ -21,7 +21,9 @@ use crate::events::{self, EventType as Kind};
 use crate::fargate_scheduler::node_ip;
 use crate::pod_spec;
 use localfargate_registry::binding::set_condition;
+use localfargate_registry::meta::{ObjectMeta, annotation_of};
 use localfargate_registry::objects::{finalizers, is_deleting, resource, uid_of};
+use localfargate_registry::typed::{PodView, internal_ip_of};
 
 /// Per-pod state the agent keeps: the sandbox and when to look again.
 struct Tracked {
@@ -184,7 +186,7 @@ fn queue_change(queue: &mut Queue, tracked: &Tracker, e: Event) {
         return;
     }
     let v = &e.object.value;
-    let unbound = v["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+    let unbound = PodView::of(v).node_name().is_none();
     let written_over = tracked
         .get(key)
         .is_some_and(|t| e.object.revision <= t.written);
@@ -335,10 +337,9 @@ async fn round(
             continue;
         };
         let v = &pod.value;
-        let node = v["spec"]["nodeName"].as_str().unwrap_or("");
-        if node.is_empty() {
+        let Some(node) = PodView::of(v).node_name() else {
             continue;
-        }
+        };
         // A pod recreated under the same name is a different pod.
         if let Some(t) = tracked.get(&key)
             && t.uid != uid_of(v)
@@ -349,8 +350,9 @@ async fn round(
         if is_deleting(v) {
             retry_at.remove(&key);
             if let Some(t) = tracked.remove(&key) {
-                let grace = v["metadata"]["deletionGracePeriodSeconds"]
-                    .as_u64()
+                let grace = ObjectMeta::of(v)
+                    .deletion_grace_period_seconds
+                    .and_then(|g| u64::try_from(g).ok())
                     .unwrap_or(30);
                 locked(stopping).insert(key.clone());
                 let (ctx, stopping, key) = (ctx.clone(), stopping.clone(), key.clone());
@@ -381,7 +383,7 @@ async fn round(
                             uid: uid_of(v).to_string(),
                             own_ip: node_ip(node)
                                 .is_none()
-                                .then(|| v["status"]["podIP"].as_str()?.parse().ok())
+                                .then(|| PodView::of(v).pod_ip()?.parse().ok())
                                 .flatten(),
                             next: None,
                             started: HashSet::new(),
@@ -669,20 +671,13 @@ fn host_ip(ctx: &ClusterContext, node: &str, pod_ip: Option<&str>) -> String {
         .get_object(resource("", "nodes"), "", node)
         .ok()
         .flatten()
-        .and_then(|n| {
-            n.value["status"]["addresses"]
-                .as_array()?
-                .iter()
-                .find(|a| a["type"] == "InternalIP")?["address"]
-                .as_str()
-                .map(str::to_string)
-        })
+        .and_then(|n| internal_ip_of(&n.value).map(str::to_string))
         .unwrap_or_default()
 }
 
 /// `0.25vCPU 0.5GB` → (0.25, 512).
 fn provisioned(pod: &Value) -> Option<(f64, u64)> {
-    let text = pod["metadata"]["annotations"][CAPACITY_ANNOTATION].as_str()?;
+    let text = annotation_of(pod, CAPACITY_ANNOTATION)?;
     let (cpu, mem) = text.split_once(' ')?;
     let vcpu: f64 = cpu.strip_suffix("vCPU")?.parse().ok()?;
     let gb: f64 = mem.strip_suffix("GB")?.parse().ok()?;
@@ -780,8 +775,8 @@ async fn start(
     pod: &Value,
     node: &str,
 ) -> Result<(Tracked, Vec<pod_spec::PodWarning>), StartError> {
-    let stored_ip = pod["status"]["podIP"]
-        .as_str()
+    let stored_ip = PodView::of(pod)
+        .pod_ip()
         .and_then(|s| s.parse::<Ipv4Addr>().ok());
     // A sandbox that outlived a restart (the process runtime keeps them) runs as it is: the
     // pod is not resolved again, and its address stays taken.
@@ -812,8 +807,7 @@ async fn start(
                 .ok()
                 .flatten()
                 .and_then(|n| {
-                    n.value["metadata"]["annotations"][crate::default_scheduler::SUBNET_ANNOTATION]
-                        .as_str()
+                    annotation_of(&n.value, crate::default_scheduler::SUBNET_ANNOTATION)
                         .map(str::to_string)
                 })
                 .ok_or_else(|| {
@@ -1054,7 +1048,8 @@ fn state_json(state: &ContainerState, container_id: &str) -> Value {
 /// The pod's status as its sandbox's state says.
 fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &str) -> Value {
     let mut p = pod.clone();
-    let restart = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
+    let view = PodView::of(pod);
+    let restart = view.restart_policy();
     let ready_sandbox = s.ready_at.is_some();
     let mut statuses = (Vec::new(), Vec::new());
     let (mut init_done, mut any_running) = (true, false);
@@ -1121,7 +1116,7 @@ fn pod_with_status(pod: &Value, s: &SandboxStatus, ip: Option<&str>, host_ip: &s
     };
     // A terminal phase stays (the API server keeps pods from leaving it): a pod the eviction
     // manager failed keeps `Failed` while its containers are killed and restart no more.
-    let phase = match pod["status"]["phase"].as_str() {
+    let phase = match view.phase() {
         Some(done @ ("Succeeded" | "Failed")) => done,
         _ => phase,
     };

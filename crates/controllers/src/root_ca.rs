@@ -5,8 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use localfargate_core::eks::CLUSTER_KIND;
-use localfargate_registry::objects::{KubeError, Objects, name_of, resource};
+use localfargate_registry::meta::DynamicObject;
+use localfargate_registry::objects::{KubeError, Objects, is_deleting, name_of, resource};
+use localfargate_registry::typed;
 use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
@@ -43,19 +46,25 @@ fn sync(objects: &Objects) {
     };
     let rt = resource("", "configmaps");
     for ns in namespaces.iter() {
-        if ns.value["status"]["phase"] == "Terminating"
-            || ns.value["metadata"]["deletionTimestamp"].is_string()
-        {
+        let phase = typed::decode_or_log::<Namespace>(&ns.value).and_then(|n| n.status?.phase);
+        if phase.as_deref() == Some("Terminating") || is_deleting(&ns.value) {
             continue;
         }
         let ns = name_of(&ns.value);
         let result = match objects.get(rt, ns, NAME) {
-            Ok(cm) if cm["data"]["ca.crt"] == ca.as_str() => Ok(()),
+            Ok(cm)
+                if typed::decode_or_log::<ConfigMap>(&cm)
+                    .and_then(|c| c.data?.remove("ca.crt"))
+                    .as_deref()
+                    == Some(ca.as_str()) =>
+            {
+                Ok(())
+            }
             Ok(_) => objects
                 .update_with(rt, ns, NAME, false, None, &mut |cur| {
-                    let mut new = cur.clone();
-                    new["data"] = json!({"ca.crt": ca});
-                    Ok(new)
+                    let mut new = DynamicObject::from_value(cur.clone())?;
+                    *new.field_mut("data") = json!({"ca.crt": ca});
+                    Ok(new.into_value())
                 })
                 .map(|_| ()),
             Err(KubeError::NotFound { .. }) => match objects.create(rt, ns, config_map(&ca)) {

@@ -13,7 +13,7 @@ use localfargate_registry::legacy_tokens::{
     account_name, fill, is_token_secret, needs_filling, refers_to,
 };
 use localfargate_registry::objects::{
-    DeleteOptions, Objects, name_of, namespace_of, resource, uid_of,
+    DeleteOptions, Objects, is_deleting, name_of, namespace_of, resource, uid_of,
 };
 
 use crate::context::ClusterContext;
@@ -75,7 +75,7 @@ fn sync(ctx: &ClusterContext, namespaces: Option<&BTreeSet<String>>) {
         let ns = namespace_of(secret);
         if !is_token_secret(secret)
             || namespaces.is_some_and(|n| !n.contains(ns))
-            || secret["metadata"]["deletionTimestamp"].is_string()
+            || is_deleting(secret)
         {
             continue;
         }

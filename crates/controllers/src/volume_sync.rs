@@ -16,7 +16,8 @@ use serde_json::Value;
 use crate::context::ClusterContext;
 use crate::node_agent::{StoreRefs, placement};
 use crate::pod_spec;
-use localfargate_registry::objects::resource;
+use localfargate_registry::objects::{is_deleting, resource, uid_of};
+use localfargate_registry::typed::PodView;
 
 /// The kubelet renews a projected token once 80 % of its life has passed, or after 24 hours.
 const RENEW_AT_PERCENT: u64 = 80;
@@ -96,7 +97,8 @@ pub async fn sync_once(ctx: &ClusterContext) {
     };
     let live: std::collections::HashSet<String> = pods
         .iter()
-        .filter_map(|p| p.value["metadata"]["uid"].as_str().map(str::to_string))
+        .map(|p| uid_of(&p.value).to_string())
+        .filter(|uid| !uid.is_empty())
         .collect();
     ctx.issued_tokens
         .lock()
@@ -104,15 +106,12 @@ pub async fn sync_once(ctx: &ClusterContext) {
         .retain_pods(&|uid| live.contains(uid));
     for object in pods {
         let pod = &object.value;
-        let running = pod["status"]["phase"] == "Running"
-            && pod["metadata"]["deletionTimestamp"].is_null()
-            && has_file_volumes(pod);
+        let view = PodView::of(pod);
+        let running = view.phase() == Some("Running") && !is_deleting(pod) && has_file_volumes(pod);
         let (Some(node), Some(ip), Some(uid)) = (
-            pod["spec"]["nodeName"].as_str(),
-            pod["status"]["podIP"]
-                .as_str()
-                .and_then(|s| s.parse::<Ipv4Addr>().ok()),
-            pod["metadata"]["uid"].as_str(),
+            view.node_name(),
+            view.pod_ip().and_then(|s| s.parse::<Ipv4Addr>().ok()),
+            Some(uid_of(pod)).filter(|u| !u.is_empty()),
         ) else {
             continue;
         };

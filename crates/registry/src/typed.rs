@@ -186,10 +186,65 @@ impl<'a> PodView<'a> {
         matches!(self.status.phase, Some("Succeeded" | "Failed"))
     }
 
-    /// `status.podIP`, parsed; `None` when unset or not an address.
-    pub fn pod_ip(&self) -> Option<std::net::IpAddr> {
-        self.status.pod_ip?.parse().ok()
+    /// `status.podIP` as written, `None` when unset.
+    pub fn pod_ip(&self) -> Option<&'a str> {
+        self.status.pod_ip
     }
+}
+
+/// The scalar fields of a stored object's metadata, borrowed (labels, annotations and owners
+/// have their own reads in [`crate::meta`] and [`owner_references_of`]): for reads that need
+/// more than a name and would otherwise copy the metadata.
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MetaView<'a> {
+    #[serde(borrow)]
+    pub name: Option<&'a str>,
+    #[serde(borrow)]
+    pub namespace: Option<&'a str>,
+    #[serde(borrow)]
+    pub uid: Option<&'a str>,
+    #[serde(borrow)]
+    pub resource_version: Option<&'a str>,
+    pub generation: Option<i64>,
+    #[serde(borrow)]
+    pub deletion_timestamp: Option<&'a str>,
+    pub deletion_grace_period_seconds: Option<i64>,
+}
+
+impl<'a> MetaView<'a> {
+    /// A stored object's metadata; empty when it has none or it does not decode.
+    pub fn of(v: &'a Value) -> Self {
+        use serde::Deserialize;
+        v.get("metadata")
+            .and_then(|m| MetaView::deserialize(m).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// A stored Node's `InternalIP` address, borrowed (`None` when it has none).
+pub fn internal_ip_of(node: &Value) -> Option<&str> {
+    use serde::Deserialize;
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default)]
+    struct Address<'a> {
+        #[serde(borrow, rename = "type")]
+        type_: &'a str,
+        #[serde(borrow)]
+        address: &'a str,
+    }
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default)]
+    struct Status<'a> {
+        #[serde(borrow)]
+        addresses: Vec<Address<'a>>,
+    }
+    let status = Status::deserialize(node.get("status")?).ok()?;
+    status
+        .addresses
+        .into_iter()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address)
 }
 
 /// One entry of a stored object's `metadata.ownerReferences`, borrowed: what the garbage
@@ -268,7 +323,7 @@ mod tests {
             (p.phase(), p.is_pending(), p.is_finished()),
             (Some("Running"), false, false)
         );
-        assert_eq!(p.pod_ip(), Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(p.pod_ip(), Some("10.0.0.7"));
         assert_eq!(p.restart_policy(), "Always");
         let unbound = json!({"spec": {"nodeName": ""}});
         let p = PodView::of(&unbound);
@@ -287,6 +342,21 @@ mod tests {
             (Some("ConfigMap"), None)
         );
         assert!(owner_references_of(&json!({"metadata": {}})).is_empty());
+        let node = json!({"status": {"addresses": [{"type": "Hostname", "address": "h"},
+                                                    {"type": "InternalIP", "address": "10.1.2.3"}]}});
+        assert_eq!(internal_ip_of(&node), Some("10.1.2.3"));
+        assert_eq!(internal_ip_of(&json!({"metadata": {}})), None);
+        let stored = json!({"metadata": {"name": "n", "uid": "u", "resourceVersion": "7",
+            "deletionGracePeriodSeconds": 5, "labels": {"a": "b"}}});
+        let m = MetaView::of(&stored);
+        assert_eq!(
+            (m.name, m.uid, m.resource_version),
+            (Some("n"), Some("u"), Some("7"))
+        );
+        assert_eq!(
+            (m.deletion_grace_period_seconds, m.namespace),
+            (Some(5), None)
+        );
     }
 
     #[test]
