@@ -21,6 +21,7 @@ use localfargate_core::admission::REFUSAL_PREFIX;
 use localfargate_core::go_format::quote as go_quote;
 use localfargate_core::quantity;
 use localfargate_core::sizing::{self, ContainerDemand, ContainerRole, PodRequests};
+use localfargate_registry::meta::{Field, ObjectMeta, namespace_of};
 use localfargate_runtime::{
     Action, ContainerResources, ContainerSecurity, ContainerSpec, DnsConfig, PodSecurity, Probe,
     PullPolicy, RestartPolicy, SandboxSpec, SeccompProfile, TerminationMessagePolicy, Volume,
@@ -162,7 +163,8 @@ const MAX_SEARCH_CHARS: usize = 2048;
 const MAX_SEARCH_PATH_LEN: usize = 253;
 
 struct Ctx<'a> {
-    pod: &'a Value,
+    /// The pod's metadata, typed; its spec is read as the untyped body it is stored as.
+    meta: ObjectMeta,
     spec: &'a Value,
     placement: &'a PodPlacement,
     refs: &'a dyn PodRefs,
@@ -178,13 +180,15 @@ impl<'a> Ctx<'a> {
         placement: &'a PodPlacement,
         refs: &'a dyn PodRefs,
     ) -> Result<Ctx<'a>, ResolveError> {
-        let spec = &pod["spec"];
-        let namespace = pod["metadata"]["namespace"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("default");
+        let spec = pod.get("spec").unwrap_or(&Value::Null);
+        let namespace = namespace_of(pod);
+        let namespace = if namespace.is_empty() {
+            "default"
+        } else {
+            namespace
+        };
         Ok(Ctx {
-            pod,
+            meta: ObjectMeta::of(pod),
             spec,
             placement,
             refs,
@@ -206,8 +210,8 @@ impl<'a> Ctx<'a> {
         });
     }
 
-    fn pod_name(&self) -> &'a str {
-        self.pod["metadata"]["name"].as_str().unwrap_or("")
+    fn pod_name(&self) -> &str {
+        self.meta.name()
     }
 
     fn build(
@@ -215,15 +219,15 @@ impl<'a> Ctx<'a> {
         resolv_conf: &dyn Fn() -> std::io::Result<String>,
     ) -> Result<SandboxSpec, ResolveError> {
         let spec = self.spec;
-        let meta = &self.pod["metadata"];
-        let name = self.pod_name();
+        let name = self.pod_name().to_string();
+        let name = name.as_str();
         let restart_policy = match spec["restartPolicy"].as_str() {
             None => RestartPolicy::Always,
             Some(s) => s
                 .parse::<RestartPolicy>()
                 .map_err(|message| ResolveError::Invalid { message })?,
         };
-        let annotations: BTreeMap<String, String> = string_map(&meta["annotations"]);
+        let annotations = string_entries(&self.meta, Field::Annotations);
         let hostname = hostname(spec["hostname"].as_str().filter(|s| !s.is_empty()), name);
         let subdomain = spec["subdomain"]
             .as_str()
@@ -248,7 +252,7 @@ impl<'a> Ctx<'a> {
             }
         }
         Ok(SandboxSpec {
-            pod_uid: meta["uid"].as_str().unwrap_or("").to_string(),
+            pod_uid: self.meta.uid().to_string(),
             namespace: self.namespace.to_string(),
             name: name.to_string(),
             ip: self.placement.ip,
@@ -322,7 +326,7 @@ impl<'a> Ctx<'a> {
                     "{}_{}({})",
                     self.pod_name(),
                     self.namespace,
-                    self.pod["metadata"]["uid"].as_str().unwrap_or("")
+                    self.meta.uid()
                 );
                 self.warn(
                     "MissingClusterDNS",
@@ -629,7 +633,7 @@ impl<'a> Ctx<'a> {
                     audience,
                     expiration_seconds: expiration,
                     pod_name: self.pod_name(),
-                    pod_uid: self.pod["metadata"]["uid"].as_str().unwrap_or(""),
+                    pod_uid: self.meta.uid(),
                     node_name: &self.placement.node_name,
                 };
                 match self.refs.service_account_token(&request) {
@@ -1113,16 +1117,16 @@ impl<'a> Ctx<'a> {
     /// `fieldpath.ExtractFieldPathAsString`: the metadata fields (all a downward API volume can
     /// name).
     fn metadata_field(&self, path: &str) -> Result<String, String> {
-        let meta = &self.pod["metadata"];
+        let meta = &self.meta;
         if let Some((base, key)) = split_subscript(path) {
             return match base {
                 "metadata.annotations" | "metadata.labels" => {
-                    let map = if base == "metadata.labels" {
-                        "labels"
+                    let value = if base == "metadata.labels" {
+                        meta.label(key)
                     } else {
-                        "annotations"
+                        meta.annotation(key)
                     };
-                    Ok(meta[map][key].as_str().unwrap_or("").to_string())
+                    Ok(value.unwrap_or("").to_string())
                 }
                 _ => Err(format!(
                     "fieldPath {} does not support subscript",
@@ -1131,11 +1135,11 @@ impl<'a> Ctx<'a> {
             };
         }
         match path {
-            "metadata.annotations" => Ok(format_map(&string_map(&meta["annotations"]))),
-            "metadata.labels" => Ok(format_map(&string_map(&meta["labels"]))),
+            "metadata.annotations" => Ok(format_map(&string_entries(meta, Field::Annotations))),
+            "metadata.labels" => Ok(format_map(&string_entries(meta, Field::Labels))),
             "metadata.name" => Ok(self.pod_name().to_string()),
             "metadata.namespace" => Ok(self.namespace.to_string()),
-            "metadata.uid" => Ok(meta["uid"].as_str().unwrap_or("").to_string()),
+            "metadata.uid" => Ok(meta.uid().to_string()),
             _ => Err(format!("unsupported fieldPath: {path}")),
         }
     }
@@ -1877,6 +1881,28 @@ fn hostname(hostname: Option<&str>, pod_name: &str) -> String {
 
 // ---- JSON helpers -----------------------------------------------------------------------
 
+/// Labels or annotations as strings. A map written with a value of another type (which the
+/// API refuses, but a write around it may store) is kept as written in the metadata's `other`:
+/// its string entries are used, as the kubelet's decode would drop the pod's others.
+fn string_entries(meta: &ObjectMeta, field: Field) -> BTreeMap<String, String> {
+    let typed = match field {
+        Field::Labels => &meta.labels,
+        _ => &meta.annotations,
+    };
+    if let Some(map) = typed {
+        return map.clone();
+    }
+    meta.other
+        .get(field.key())
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn array(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], Vec::as_slice)
 }
@@ -1885,14 +1911,6 @@ fn strings(v: &Value) -> Vec<String> {
     array(v)
         .iter()
         .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
-}
-
-fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect()
 }
 
