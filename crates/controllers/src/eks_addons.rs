@@ -9,48 +9,58 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use localfargate_core::COMPUTE_TYPE_ANNOTATION;
 use localfargate_core::eks::ADDON_KIND;
 use localfargate_registry::objects::{KubeError, Objects, resource};
+use localfargate_registry::typed;
 use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
 
 /// The CoreDNS Deployment as the coredns add-on `addon` (its stored resource) wants it, or
-/// `None` when it already is.
+/// `None` when it already is (or it is not a Deployment that decodes).
 pub fn desired_coredns(deployment: &Value, addon: &Value) -> Option<Value> {
     let config = addon["configurationValues"]
         .as_str()
         .and_then(|t| localfargate_core::eks_catalog::parse_configuration("coredns", t).ok())
         .unwrap_or_default();
-    let mut next = deployment.clone();
-    let template = &mut next["spec"]["template"]["metadata"];
+    let current: Deployment = typed::decode_or_log(deployment)?;
+    let mut next = current.clone();
+    let spec = next.spec.as_mut()?;
+    let template = spec.template.metadata.get_or_insert_default();
     if config.get("computeType").and_then(Value::as_str) == Some("Fargate") {
-        if let Some(annotations) = template
-            .get_mut("annotations")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(annotations) = template.annotations.as_mut() {
             annotations.remove(COMPUTE_TYPE_ANNOTATION);
         }
     } else {
-        if !template["annotations"].is_object() {
-            template["annotations"] = json!({});
-        }
-        template["annotations"][COMPUTE_TYPE_ANNOTATION] = json!("ec2");
+        template
+            .annotations
+            .get_or_insert_default()
+            .insert(COMPUTE_TYPE_ANNOTATION.to_string(), "ec2".to_string());
     }
-    if let Some(replicas) = config.get("replicaCount").and_then(Value::as_u64) {
-        next["spec"]["replicas"] = json!(replicas);
+    if let Some(replicas) = config
+        .get("replicaCount")
+        .and_then(Value::as_u64)
+        .and_then(|r| i32::try_from(r).ok())
+    {
+        spec.replicas = Some(replicas);
     }
     if let Some(version) = addon["addonVersion"].as_str()
-        && let Some(containers) = next["spec"]["template"]["spec"]["containers"].as_array_mut()
+        && let Some(pod) = spec.template.spec.as_mut()
     {
-        for c in containers.iter_mut().filter(|c| c["name"] == "coredns") {
-            if let Some((repo, _)) = c["image"].as_str().and_then(|i| i.rsplit_once(':')) {
-                c["image"] = json!(format!("{repo}:{version}"));
+        for c in pod.containers.iter_mut().filter(|c| c.name == "coredns") {
+            if let Some((repo, _)) = c.image.as_deref().and_then(|i| i.rsplit_once(':')) {
+                c.image = Some(format!("{repo}:{version}"));
             }
         }
     }
-    (next != *deployment).then_some(next)
+    if next == current {
+        return None;
+    }
+    typed::to_json(&next)
+        .map_err(|e| tracing::warn!(error = %e, "encoding the CoreDNS Deployment"))
+        .ok()
 }
 
 /// Bring the CoreDNS Deployment in line with the coredns add-on record, if there is one.
@@ -118,7 +128,8 @@ mod tests {
     use super::*;
 
     fn deployment() -> Value {
-        json!({"spec": {"replicas": 2, "template": {
+        json!({"metadata": {"name": "coredns", "namespace": "kube-system"},
+               "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}}, "template": {
             "metadata": {"annotations": {COMPUTE_TYPE_ANNOTATION: "ec2"}},
             "spec": {"containers": [{"name": "coredns",
                 "image": "602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/coredns:v1.11.3-eksbuild.1"}]}}}})
