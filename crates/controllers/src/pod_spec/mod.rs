@@ -21,7 +21,7 @@ use localfargate_core::admission::REFUSAL_PREFIX;
 use localfargate_core::go_format::quote as go_quote;
 use localfargate_core::quantity;
 use localfargate_core::sizing::{self, ContainerDemand, ContainerRole, PodRequests};
-use localfargate_registry::meta::{Field, ObjectMeta, namespace_of};
+use localfargate_registry::meta::{Field, ObjectMeta, name_of, namespace_of};
 use localfargate_runtime::{
     Action, ContainerResources, ContainerSecurity, ContainerSpec, DnsConfig, PodSecurity, Probe,
     PullPolicy, RestartPolicy, SandboxSpec, SeccompProfile, TerminationMessagePolicy, Volume,
@@ -1631,7 +1631,7 @@ fn config_map_payload(
         v.as_str().and_then(base64_decode).ok_or_else(|| {
             format!(
                 "configmap {}: binaryData[{key}] is not valid base64",
-                cm["metadata"]["name"].as_str().unwrap_or("")
+                name_of(cm)
             )
         })
     };
@@ -1694,7 +1694,7 @@ fn secret_payload(
         v.as_str().and_then(base64_decode).ok_or_else(|| {
             format!(
                 "secret {}: data[{key}] is not valid base64",
-                secret["metadata"]["name"].as_str().unwrap_or("")
+                name_of(secret)
             )
         })
     };
