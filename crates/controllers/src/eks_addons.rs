@@ -14,7 +14,7 @@ use localfargate_core::COMPUTE_TYPE_ANNOTATION;
 use localfargate_core::eks::ADDON_KIND;
 use localfargate_registry::objects::{KubeError, Objects, resource};
 use localfargate_registry::typed;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::context::ClusterContext;
 
@@ -126,6 +126,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn deployment() -> Value {
         json!({"metadata": {"name": "coredns", "namespace": "kube-system"},
