@@ -121,30 +121,6 @@ fn get_ok(url: &str) -> String {
     body
 }
 
-fn events(c: &Cluster, kind_name: &str) -> Vec<(String, String)> {
-    let selector = format!("involvedObject.name={kind_name}");
-    let list: Value = serde_json::from_str(&c.ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        &selector,
-        "-o",
-        "json",
-    ]))
-    .unwrap();
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or("").to_string(),
-                e["message"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn port_forward_and_load_balancers_reach_pods_from_the_host() {
     skip_unless_able!();
@@ -274,7 +250,11 @@ fn port_forward_and_load_balancers_reach_pods_from_the_host() {
     ]);
     let body = get_ok(&format!("http://127.0.0.1:{node_port}/"));
     assert!(names.contains(&body.trim().to_string()), "{body}");
-    let reasons: Vec<String> = events(&c, "web").into_iter().map(|(r, _)| r).collect();
+    let reasons: Vec<String> = c
+        .events("default", "web")
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     assert!(
         reasons.contains(&"EnsuredLoadBalancer".to_string()),
         "{reasons:?}"
@@ -289,7 +269,8 @@ fn port_forward_and_load_balancers_reach_pods_from_the_host() {
     ));
     let mut moved = String::new();
     c.eventually("the taken port's event", Duration::from_secs(30), || {
-        if let Some((_, m)) = events(&c, "taken")
+        if let Some((_, m)) = c
+            .events("default", "taken")
             .into_iter()
             .find(|(r, _)| r == "LoadBalancerPortTaken")
         {
@@ -367,7 +348,7 @@ fn port_forward_and_load_balancers_reach_pods_from_the_host() {
         "the instance Ingress's event",
         Duration::from_secs(30),
         || {
-            events(&c, "instance").iter().any(|(r, m)| {
+            c.events("default", "instance").iter().any(|(r, m)| {
                 r == "FailedBuildModel"
                     && m == "Failed build model due to TargetGroup port is empty. When using \
                          Instance targets, your service be must of type 'NodePort' or \
