@@ -461,7 +461,10 @@ mod tests {
             "containers": [{"name": "c", "resources": {"limits": {"ephemeral-storage": "2Mi"}}}]
         }));
         assert_eq!(pod_limit(&spec), Some((9 * MI, Format::BinarySI)));
-        assert_eq!(pod_limit(&self::spec(json!({"containers": [{"name": "c"}]}))), None);
+        assert_eq!(
+            pod_limit(&self::spec(json!({"containers": [{"name": "c"}]}))),
+            None
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetStatus, Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet,
     ReplicaSetSpec, ReplicaSetStatus, StatefulSet, StatefulSetStatus,
@@ -20,14 +21,12 @@ use k8s_openapi::api::batch::v1::{
     CronJob, CronJobStatus, Job, JobCondition, JobStatus, UncountedTerminatedPods,
 };
 use k8s_openapi::api::core::v1::{
-    Node, ObjectReference, Pod, PodTemplateSpec, ReplicationController,
-    ReplicationControllerStatus,
+    Node, ObjectReference, Pod, PodTemplateSpec, ReplicationController, ReplicationControllerStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector as TypedSelector, ObjectMeta, OwnerReference, Time,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use k8s_openapi::Resource;
 use localfargate_core::selectors::LabelSelector;
 use localfargate_registry::meta::{label_of, labels_of};
 use localfargate_registry::resources::ResourceType;
@@ -668,7 +667,12 @@ fn rs_status_replicas(r: &ReplicaSet) -> i64 {
 }
 
 fn rs_ready(r: &ReplicaSet) -> i64 {
-    i64::from(r.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0))
+    i64::from(
+        r.status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
+    )
 }
 
 fn rs_available(r: &ReplicaSet) -> i64 {
@@ -891,7 +895,9 @@ fn deployment(
         }
     }
     // Status from the sets as they are now.
-    let all: Vec<&ReplicaSet> = std::iter::once(&new_rs).chain(old.iter().copied()).collect();
+    let all: Vec<&ReplicaSet> = std::iter::once(&new_rs)
+        .chain(old.iter().copied())
+        .collect();
     let total_replicas: i64 = all.iter().map(|r| rs_status_replicas(r)).sum();
     let ready: i64 = all.iter().map(|r| rs_ready(r)).sum();
     let avail: i64 = all.iter().map(|r| rs_available(r)).sum();
@@ -1608,6 +1614,134 @@ mod tests {
         assert_eq!((pods_of("a"), pods_of("b")), (1, 0));
         reconcile_all(&o, &index, &mut backoff, &Dirty::everything());
         assert_eq!(pods_of("b"), 1, "a full round looks at every workload");
+    }
+
+    #[test]
+    fn a_status_write_replaces_its_fields_and_clears_those_it_dropped() {
+        let o = objects();
+        let deployments = resource("apps", "deployments");
+        o.create(
+            deployments,
+            "default",
+            json!({"metadata": {"name": "web"}, "spec": {"replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}),
+        )
+        .unwrap();
+        let read = || -> Deployment {
+            typed::decode(&o.get(deployments, "default", "web").unwrap()).unwrap()
+        };
+        let write = |status: DeploymentStatus| {
+            let v = o.get(deployments, "default", "web").unwrap();
+            set_status(
+                &o,
+                deployments,
+                &v,
+                typed::to_json(&status).unwrap(),
+                &["unavailableReplicas"],
+            )
+            .unwrap();
+        };
+        write(DeploymentStatus {
+            replicas: Some(2),
+            unavailable_replicas: Some(2),
+            collision_count: Some(1),
+            ..Default::default()
+        });
+        write(DeploymentStatus {
+            replicas: Some(2),
+            available_replicas: Some(2),
+            ..Default::default()
+        });
+        let status = read().status.unwrap();
+        assert_eq!(
+            (
+                status.replicas,
+                status.available_replicas,
+                status.unavailable_replicas,
+                status.collision_count
+            ),
+            (Some(2), Some(2), None, Some(1)),
+            "what the write leaves out stays, unless it is one it clears"
+        );
+    }
+
+    #[test]
+    fn a_statefulset_makes_its_first_pod_with_its_identity() {
+        let o = objects();
+        let statefulsets = resource("apps", "statefulsets");
+        let created = o
+            .create(
+                statefulsets,
+                "default",
+                json!({"metadata": {"name": "db"}, "spec": {"replicas": 2, "serviceName": "db",
+                    "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"},
+                                              "annotations": {"note": "kept"}},
+                        "spec": {"containers": [{"name": "c", "image": "postgres"}]}}}}),
+            )
+            .unwrap();
+        let index = PodIndex::default();
+        let mut backoff = HashMap::new();
+        reconcile_all(&o, &index, &mut backoff, &Dirty::everything());
+        let (pods, _) = o.list(resource("", "pods"), Some("default")).unwrap();
+        let names: Vec<&str> = pods.iter().map(|p| name_of(&p.value)).collect();
+        assert_eq!(names, ["db-0"], "ordered: the second waits for the first");
+        let pod: Pod = typed::decode(&pods[0].value).unwrap();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let revision = format!("db-{}", stored_template_hash(&created));
+        assert_eq!(
+            labels,
+            BTreeMap::from([
+                ("app".to_string(), "db".to_string()),
+                ("apps.kubernetes.io/pod-index".to_string(), "0".to_string()),
+                (CONTROLLER_REVISION_HASH.to_string(), revision.clone()),
+                (
+                    "statefulset.kubernetes.io/pod-name".to_string(),
+                    "db-0".to_string()
+                ),
+            ])
+        );
+        assert_eq!(
+            pod.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("note"))
+                .map(String::as_str),
+            Some("kept")
+        );
+        let owner = pod.metadata.owner_references.unwrap_or_default();
+        assert_eq!(
+            owner
+                .iter()
+                .map(|r| (
+                    r.kind.as_str(),
+                    r.name.as_str(),
+                    r.uid.as_str(),
+                    r.controller
+                ))
+                .collect::<Vec<_>>(),
+            [("StatefulSet", "db", uid_of(&created), Some(true))]
+        );
+        let spec = pod.spec.unwrap_or_default();
+        assert_eq!(
+            (spec.hostname.as_deref(), spec.subdomain.as_deref()),
+            (Some("db-0"), Some("db"))
+        );
+        let sts: StatefulSet =
+            typed::decode(&o.get(statefulsets, "default", "db").unwrap()).unwrap();
+        let status = sts.status.unwrap_or_default();
+        assert_eq!(
+            (
+                status.replicas,
+                status.ready_replicas,
+                status.update_revision.as_deref(),
+                status.collision_count
+            ),
+            (0, Some(0), Some(revision.as_str()), Some(0)),
+            "counted from the pods it had (none) when it made the first"
+        );
     }
 
     #[test]

@@ -252,7 +252,12 @@ fn amount(resource: &str, text: &str) -> i64 {
 }
 
 /// A pod's usage of `resource` from the metrics (CPU in millicores, memory in bytes).
-fn usage_of(ctx: &ClusterContext, pod: &Pod, resource: &str, container: Option<&str>) -> Option<i64> {
+fn usage_of(
+    ctx: &ClusterContext,
+    pod: &Pod,
+    resource: &str,
+    container: Option<&str>,
+) -> Option<i64> {
     let metrics = ctx.metrics.pod(pod.metadata.uid.as_deref()?)?;
     let mut total = 0i64;
     for c in &metrics.containers {
@@ -300,7 +305,10 @@ fn evaluate(
     let kind = metric.type_.as_str();
     let (source, container) = match kind {
         "Resource" => (
-            metric.resource.as_ref().map(|r| (r.name.as_str(), &r.target)),
+            metric
+                .resource
+                .as_ref()
+                .map(|r| (r.name.as_str(), &r.target)),
             None,
         ),
         "ContainerResource" => (

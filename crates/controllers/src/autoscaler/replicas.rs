@@ -560,9 +560,10 @@ mod tests {
             &down,
         );
         assert_eq!(d.replicas, 1);
-        let zero: HorizontalPodAutoscalerBehavior =
-            serde_json::from_value(serde_json::json!({"scaleDown": {"stabilizationWindowSeconds": 0}}))
-                .unwrap();
+        let zero: HorizontalPodAutoscalerBehavior = serde_json::from_value(
+            serde_json::json!({"scaleDown": {"stabilizationWindowSeconds": 0}}),
+        )
+        .unwrap();
         let mut h = History::default();
         let d = normalize(
             &mut h,
