@@ -7,8 +7,15 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::ReplicationController;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::{Metadata, Resource};
 use localfargate_registry::disruption::{covers, status};
+use localfargate_registry::meta;
 use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
+use localfargate_registry::typed;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::context::ClusterContext;
@@ -85,15 +92,20 @@ fn sync(objects: &Objects, namespaces: Option<&BTreeSet<String>>) {
             .filter(|p| covers(pdb, p))
             .collect();
         let expected = expected_scale(objects, &covered);
+        // The status is the JSON `registry::disruption::status` computes from the budget's
+        // JSON: compared with, and written over, the stored status as JSON.
         let new = status(pdb, &covered, expected);
-        if new == pdb["status"] {
+        if pdb.get("status").unwrap_or(&Value::Null) == &new {
             continue;
         }
         let result = objects.update_with(budgets, ns, name_of(pdb), true, None, &mut |cur| {
             let mut cur = cur.clone();
             // Recomputed from the object being written, so a disruption an eviction just took
             // is kept.
-            cur["status"] = status(&cur, &covered, expected);
+            let recomputed = status(&cur, &covered, expected);
+            if let Some(m) = cur.as_object_mut() {
+                m.insert("status".to_string(), recomputed);
+            }
             Ok(cur)
         });
         if let Err(e) = result {
@@ -108,54 +120,89 @@ fn expected_scale(objects: &Objects, pods: &[&Value]) -> i64 {
     let mut seen: HashSet<String> = HashSet::new();
     let mut total = 0;
     for pod in pods {
-        let Some(owner) = controller_of(pod) else {
+        let pod_meta = meta::ObjectMeta::of(pod);
+        let Some(owner) = pod_meta.controller() else {
             total += 1;
             continue;
         };
-        let Some((group, plural)) = plural_of(owner) else {
+        let kind = owner.kind.as_deref().unwrap_or("");
+        let name = owner.name.as_deref().unwrap_or("");
+        let Some(scalable) = Scalable::get(objects, namespace_of(pod), kind, name) else {
+            if Scalable::KINDS.contains(&kind) {
+                // A controller that is gone (or does not decode) counts nothing.
+                continue;
+            }
             total += 1;
-            continue;
-        };
-        let name = owner["name"].as_str().unwrap_or("");
-        let Ok(mut controller) = objects.get(resource(group, plural), namespace_of(pod), name)
-        else {
             continue;
         };
         // A Deployment's ReplicaSet: the Deployment's scale.
-        if plural == "replicasets"
-            && let Some(up) = controller_of(&controller).filter(|o| o["kind"] == "Deployment")
-            && let Ok(d) = objects.get(
-                resource("apps", "deployments"),
-                namespace_of(pod),
-                up["name"].as_str().unwrap_or(""),
-            )
-        {
-            controller = d;
-        }
-        let uid = controller["metadata"]["uid"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if seen.insert(uid) {
-            total += controller["spec"]["replicas"].as_i64().unwrap_or(0);
+        let controller = match &scalable.controller {
+            Some(up) if kind == ReplicaSet::KIND && up.kind == Deployment::KIND => {
+                Scalable::get(objects, namespace_of(pod), &up.kind, &up.name).unwrap_or(scalable)
+            }
+            _ => scalable,
+        };
+        if seen.insert(controller.uid) {
+            total += controller.replicas;
         }
     }
     total
 }
 
-fn controller_of(v: &Value) -> Option<&Value> {
-    v["metadata"]["ownerReferences"]
-        .as_array()?
-        .iter()
-        .find(|o| o["controller"] == true)
+/// A controller with a scale: its uid, `spec.replicas` and its own controller.
+struct Scalable {
+    uid: String,
+    replicas: i64,
+    controller: Option<OwnerReference>,
 }
 
-fn plural_of(owner: &Value) -> Option<(&'static str, &'static str)> {
-    match owner["kind"].as_str()? {
-        "ReplicaSet" => Some(("apps", "replicasets")),
-        "StatefulSet" => Some(("apps", "statefulsets")),
-        "ReplicationController" => Some(("", "replicationcontrollers")),
-        "Deployment" => Some(("apps", "deployments")),
-        _ => None,
+impl Scalable {
+    /// The kinds with a scale the disruption controller follows.
+    const KINDS: [&str; 4] = [
+        ReplicaSet::KIND,
+        StatefulSet::KIND,
+        ReplicationController::KIND,
+        Deployment::KIND,
+    ];
+
+    /// The stored controller of `kind` (one of [`Self::KINDS`]) named `name`.
+    fn get(objects: &Objects, namespace: &str, kind: &str, name: &str) -> Option<Scalable> {
+        match kind {
+            "ReplicaSet" => {
+                Self::read::<ReplicaSet>(objects, namespace, name, |r| r.spec.as_ref()?.replicas)
+            }
+            "StatefulSet" => {
+                Self::read::<StatefulSet>(objects, namespace, name, |s| s.spec.as_ref()?.replicas)
+            }
+            "ReplicationController" => {
+                Self::read::<ReplicationController>(objects, namespace, name, |r| {
+                    r.spec.as_ref()?.replicas
+                })
+            }
+            "Deployment" => {
+                Self::read::<Deployment>(objects, namespace, name, |d| d.spec.as_ref()?.replicas)
+            }
+            _ => None,
+        }
+    }
+
+    fn read<K: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned>(
+        objects: &Objects,
+        namespace: &str,
+        name: &str,
+        replicas: fn(&K) -> Option<i32>,
+    ) -> Option<Scalable> {
+        let k: K = typed::get(objects, namespace, name)
+            .map_err(|e| tracing::debug!(error = %e, "reading a pod's controller"))
+            .ok()??;
+        let meta = k.metadata();
+        Some(Scalable {
+            uid: meta.uid.clone().unwrap_or_default(),
+            replicas: replicas(&k).map_or(0, i64::from),
+            controller: meta
+                .owner_references
+                .as_ref()
+                .and_then(|refs| refs.iter().find(|r| r.controller == Some(true)).cloned()),
+        })
     }
 }

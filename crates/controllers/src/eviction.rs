@@ -21,10 +21,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use localfargate_core::quantity::{self, Format};
 use localfargate_runtime::{RuntimeKind, SandboxId, StorageUsage};
 use localfargate_store::{StoreError, transaction};
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
 use crate::context::ClusterContext;
 use crate::events::{self, EventType};
@@ -32,6 +34,7 @@ use crate::fargate_scheduler::node_ip;
 use crate::pod_spec;
 use localfargate_registry::binding::set_condition;
 use localfargate_registry::objects::{is_deleting, is_finished, resource, uid_of};
+use localfargate_registry::typed;
 
 /// The kubelet's reason for every eviction.
 pub const REASON: &str = "Evicted";
@@ -50,26 +53,32 @@ pub struct Eviction {
 }
 
 /// A quantity as written in the pod, read with its format.
-fn quantity_of(v: &Value) -> Option<(u64, Format)> {
-    let text = pod_spec::quantity_text(v)?;
+fn quantity_of(q: &Quantity) -> Option<(u64, Format)> {
     Some((
-        quantity::base_units(&text).ok()?,
-        quantity::format_of(&text).ok()?,
+        quantity::base_units(&q.0).ok()?,
+        quantity::format_of(&q.0).ok()?,
     ))
 }
 
-fn ephemeral_limit(c: &Value) -> Option<(u64, Format)> {
-    quantity_of(&c["resources"]["limits"]["ephemeral-storage"])
+/// A container's `ephemeral-storage` in its `limits` (`requests` with `requests`).
+fn ephemeral(c: &Container, requests: bool) -> Option<(u64, Format)> {
+    let resources = c.resources.as_ref()?;
+    let list = if requests {
+        resources.requests.as_ref()
+    } else {
+        resources.limits.as_ref()
+    };
+    quantity_of(list?.get("ephemeral-storage")?)
 }
 
-fn array(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or_default()
+fn ephemeral_limit(c: &Container) -> Option<(u64, Format)> {
+    ephemeral(c, false)
 }
 
 /// The pod's `ephemeral-storage` limit as the kubelet sums it (`resourcehelper.PodLimits`):
 /// regular containers and sidecars added up, or an init container's (with the sidecars before
 /// it) when larger. `None` when no container sets one. A sum keeps the format of its first term.
-fn pod_limit(spec: &Value) -> Option<(u64, Format)> {
+fn pod_limit(spec: &PodSpec) -> Option<(u64, Format)> {
     let mut total: Option<(u64, Format)> = None;
     let add = |total: &mut Option<(u64, Format)>, (v, f): (u64, Format)| {
         *total = Some(match *total {
@@ -77,16 +86,16 @@ fn pod_limit(spec: &Value) -> Option<(u64, Format)> {
             Some((t, tf)) => (t.saturating_add(v), tf),
         });
     };
-    for c in array(&spec["containers"]) {
+    for c in &spec.containers {
         if let Some(l) = ephemeral_limit(c) {
             add(&mut total, l);
         }
     }
     let mut sidecars: Option<(u64, Format)> = None;
     let mut init_max: Option<(u64, Format)> = None;
-    for c in array(&spec["initContainers"]) {
+    for c in spec.init_containers.iter().flatten() {
         let limit = ephemeral_limit(c);
-        if c["restartPolicy"].as_str() == Some("Always") {
+        if c.restart_policy.as_deref() == Some("Always") {
             if let Some(l) = limit {
                 add(&mut total, l);
                 add(&mut sidecars, l);
@@ -107,17 +116,22 @@ fn pod_limit(spec: &Value) -> Option<(u64, Format)> {
 
 /// What the kubelet's eviction manager decides for a pod with this `usage`, whose Fargate
 /// ephemeral storage (its VM's disk) is `disk_bytes`.
-pub fn decide(pod: &Value, usage: &StorageUsage, disk_bytes: u64) -> Option<Eviction> {
-    let spec = &pod["spec"];
+pub fn decide(pod: &Pod, usage: &StorageUsage, disk_bytes: u64) -> Option<Eviction> {
+    let spec = pod.spec.as_ref()?;
     let limit_eviction = |message: String| {
         Some(Eviction {
             message,
             node_pressure: false,
         })
     };
-    for v in array(&spec["volumes"]) {
-        let name = v["name"].as_str().unwrap_or("");
-        let Some((size, format)) = quantity_of(&v["emptyDir"]["sizeLimit"]) else {
+    for v in spec.volumes.iter().flatten() {
+        let name = v.name.as_str();
+        let Some((size, format)) = v
+            .empty_dir
+            .as_ref()
+            .and_then(|d| d.size_limit.as_ref())
+            .and_then(quantity_of)
+        else {
             continue;
         };
         let used = usage.volume(name).map(|u| u.used_bytes);
@@ -136,8 +150,8 @@ pub fn decide(pod: &Value, usage: &StorageUsage, disk_bytes: u64) -> Option<Evic
             quantity::canonical(limit, format)
         ));
     }
-    for c in array(&spec["containers"]) {
-        let name = c["name"].as_str().unwrap_or("");
+    for c in &spec.containers {
+        let name = c.name.as_str();
         let Some((limit, format)) = ephemeral_limit(c).filter(|(l, _)| *l > 0) else {
             continue;
         };
@@ -156,7 +170,7 @@ pub fn decide(pod: &Value, usage: &StorageUsage, disk_bytes: u64) -> Option<Evic
 
 /// The node-pressure eviction for `ephemeral-storage` (`evictionMessage`): the threshold, what
 /// is left, and each container using more than it requested.
-fn node_pressure(spec: &Value, usage: &StorageUsage, disk_bytes: u64) -> Option<Eviction> {
+fn node_pressure(spec: &PodSpec, usage: &StorageUsage, disk_bytes: u64) -> Option<Eviction> {
     let threshold = disk_bytes / NODEFS_AVAILABLE_PERCENT;
     let available = disk_bytes.saturating_sub(usage.pod_bytes());
     if disk_bytes == 0 || available >= threshold {
@@ -167,12 +181,12 @@ fn node_pressure(spec: &Value, usage: &StorageUsage, disk_bytes: u64) -> Option<
         quantity::canonical(threshold, Format::BinarySI),
         quantity::canonical(available, Format::BinarySI)
     );
-    for c in array(&spec["containers"]) {
-        let name = c["name"].as_str().unwrap_or("");
+    for c in &spec.containers {
+        let name = c.name.as_str();
         let Some(used) = usage.container(name).map(|u| u.used_bytes()) else {
             continue;
         };
-        let (request, format) = quantity_of(&c["resources"]["requests"]["ephemeral-storage"])
+        let (request, format) = ephemeral(c, true)
             .or_else(|| ephemeral_limit(c))
             .unwrap_or((0, Format::DecimalSI));
         if used > request {
@@ -210,15 +224,20 @@ pub async fn run(ctx: Arc<ClusterContext>) {
                 .flatten();
             let Some(pod) = pod.filter(|p| {
                 let v = &p.value;
-                uid_of(v) == s.pod_uid
-                    && !is_finished(v)
-                    && !is_deleting(v)
-                    && v["spec"]["nodeName"]
-                        .as_str()
-                        .is_some_and(|n| !n.is_empty())
+                uid_of(v) == s.pod_uid && !is_finished(v) && !is_deleting(v)
             }) else {
                 continue;
             };
+            let Some(typed_pod) = typed::decode_or_log::<Pod>(&pod.value) else {
+                continue;
+            };
+            let Some(spec) = typed_pod.spec.as_ref() else {
+                continue;
+            };
+            let node = spec.node_name.as_deref().unwrap_or("");
+            if node.is_empty() {
+                continue;
+            }
             let usage = match ctx.runtime.storage_usage(&s.id).await {
                 Ok(u) => u,
                 Err(e) => {
@@ -228,13 +247,16 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             };
             // A Fargate pod has its VM's disk to itself; a node group's node shares its disk
             // among its pods, which is not modelled (0: no node-pressure check).
-            let fargate = node_ip(pod.value["spec"]["nodeName"].as_str().unwrap_or("")).is_some();
-            let disk = if fargate {
-                pod_spec::ephemeral_storage(&pod.value["spec"]).unwrap_or(0)
+            let disk = if node_ip(node).is_some() {
+                // `pod_spec` sizes a Fargate pod from its spec's JSON.
+                typed::to_json(spec)
+                    .ok()
+                    .and_then(|spec| pod_spec::ephemeral_storage(&spec).ok())
+                    .unwrap_or(0)
             } else {
                 0
             };
-            if let Some(eviction) = decide(&pod.value, &usage, disk) {
+            if let Some(eviction) = decide(&typed_pod, &usage, disk) {
                 evict(&ctx, &pod.key, &s.id, &eviction).await;
             }
         }
@@ -251,13 +273,29 @@ async fn evict(ctx: &ClusterContext, key: &str, sandbox: &SandboxId, eviction: &
         if is_finished(&pod.value) || is_deleting(&pod.value) {
             return Ok(false);
         }
+        let failed = PodStatus {
+            phase: Some("Failed".to_string()),
+            reason: Some(REASON.to_string()),
+            message: Some(eviction.message.clone()),
+            ..Default::default()
+        };
+        let Ok(Value::Object(failed)) = typed::to_json(&failed) else {
+            return Ok(false);
+        };
+        // These fields over the stored status, the rest of it as stored (as the kubelet's
+        // status manager merges what it sets): a merge of JSON maps.
         let mut new = pod.value.clone();
-        if !new["status"].is_object() {
-            new["status"] = json!({});
+        if let Some(m) = new.as_object_mut() {
+            let status = m
+                .entry("status")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !status.is_object() {
+                *status = Value::Object(Map::new());
+            }
+            if let Some(status) = status.as_object_mut() {
+                status.extend(failed);
+            }
         }
-        new["status"]["phase"] = json!("Failed");
-        new["status"]["reason"] = json!(REASON);
-        new["status"]["message"] = json!(eviction.message);
         if eviction.node_pressure {
             set_condition(
                 &mut new,
@@ -297,6 +335,7 @@ async fn evict(ctx: &ClusterContext, key: &str, sandbox: &SandboxId, eviction: &
 mod tests {
     use super::*;
     use localfargate_runtime::storage::{ContainerStorage, VolumeStorage};
+    use serde_json::json;
 
     const MI: u64 = 1 << 20;
 
@@ -320,8 +359,13 @@ mod tests {
         }
     }
 
-    fn pod(spec: Value) -> Value {
-        json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec})
+    fn pod(spec: Value) -> Pod {
+        typed::decode(&json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec}))
+            .unwrap()
+    }
+
+    fn spec(spec: Value) -> PodSpec {
+        serde_json::from_value(spec).unwrap()
     }
 
     const DISK: u64 = 20 << 30;
@@ -408,16 +452,19 @@ mod tests {
 
     #[test]
     fn init_containers_and_sidecars_count_as_the_kubelet_sums_them() {
-        let spec = json!({
+        let spec = spec(json!({
             "initContainers": [
                 {"name": "side", "restartPolicy": "Always",
                  "resources": {"limits": {"ephemeral-storage": "1Mi"}}},
                 {"name": "setup", "resources": {"limits": {"ephemeral-storage": "8Mi"}}}
             ],
             "containers": [{"name": "c", "resources": {"limits": {"ephemeral-storage": "2Mi"}}}]
-        });
+        }));
         assert_eq!(pod_limit(&spec), Some((9 * MI, Format::BinarySI)));
-        assert_eq!(pod_limit(&json!({"containers": [{"name": "c"}]})), None);
+        assert_eq!(
+            pod_limit(&self::spec(json!({"containers": [{"name": "c"}]}))),
+            None
+        );
     }
 
     #[test]

@@ -14,12 +14,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::{
+    ContainerResourceMetricStatus, HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition,
+    HorizontalPodAutoscalerStatus, MetricSpec, MetricStatus, MetricTarget, MetricValueStatus,
+    ResourceMetricStatus,
+};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as TypedSelector, Time};
 use localfargate_core::quantity;
 use localfargate_core::selectors::LabelSelector;
+use localfargate_registry::meta::labels_of;
 use localfargate_registry::objects::{
-    KubeError, Objects, is_deleting, is_finished, name_of, namespace_of, now_rfc3339, resource,
+    KubeError, Objects, is_deleting, is_finished, name_of, namespace_of, resource, uid_of,
 };
 use localfargate_registry::resources::ResourceType;
+use localfargate_registry::typed;
 use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
@@ -42,25 +53,39 @@ fn sync_all(ctx: &ClusterContext, histories: &mut HashMap<String, History>) {
     let Ok((all, _)) = ctx.objects.list(hpas, None) else {
         return;
     };
-    let live: Vec<String> = all
-        .iter()
-        .map(|o| {
-            o.value["metadata"]["uid"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect();
-    histories.retain(|uid, _| live.contains(uid));
-    for hpa in all.iter().map(|o| &o.value) {
-        if is_deleting(hpa) {
+    let live: Vec<&str> = all.iter().map(|o| uid_of(&o.value)).collect();
+    histories.retain(|uid, _| live.contains(&uid.as_str()));
+    for json in all.iter().map(|o| &o.value) {
+        if is_deleting(json) {
             continue;
         }
-        let uid = hpa["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        let history = histories.entry(uid).or_default();
-        if let Err(e) = reconcile(ctx, hpa, history) {
-            tracing::debug!(hpa = name_of(hpa), error = %e, "autoscaling");
+        let Some(hpa) = typed::decode_or_log::<HorizontalPodAutoscaler>(json) else {
+            continue;
+        };
+        let history = histories.entry(uid_of(json).to_string()).or_default();
+        if let Err(e) = reconcile(ctx, &Hpa { json, hpa: &hpa }, history) {
+            tracing::debug!(hpa = name_of(json), error = %e, "autoscaling");
         }
+    }
+}
+
+/// An autoscaler: its stored JSON (for its events) and its typed form.
+struct Hpa<'a> {
+    json: &'a Value,
+    hpa: &'a HorizontalPodAutoscaler,
+}
+
+impl Hpa<'_> {
+    fn namespace(&self) -> &str {
+        namespace_of(self.json)
+    }
+
+    fn status(&self) -> Option<&HorizontalPodAutoscalerStatus> {
+        self.hpa.status.as_ref()
+    }
+
+    fn event(&self, objects: &Objects, kind: EventType, reason: &str, message: &str) {
+        events::emit(objects, self.json, kind, reason, message, CONTROLLER);
     }
 }
 
@@ -71,11 +96,84 @@ struct Scale {
     selector: Option<LabelSelector>,
 }
 
-fn scale_of(objects: &Objects, hpa: &Value) -> Result<Scale, String> {
-    let target = &hpa["spec"]["scaleTargetRef"];
-    let api_version = target["apiVersion"].as_str().unwrap_or("");
-    let kind = target["kind"].as_str().unwrap_or("");
-    let name = target["name"].as_str().unwrap_or("");
+/// A label selector of a built-in workload, for matching pods' labels.
+fn selector(selector: &TypedSelector) -> Option<LabelSelector> {
+    LabelSelector::from_json(&typed::to_json(selector).ok()?).ok()
+}
+
+/// `spec.replicas` (1 when unset) and the selector of a built-in scale target.
+fn builtin_scale(kind: &str, obj: &Value) -> Result<(i64, Option<LabelSelector>), String> {
+    let decoded = |e: typed::DecodeError| e.to_string();
+    let replicas = |r: Option<i32>| i64::from(r.unwrap_or(1));
+    Ok(match kind {
+        "Deployment" => {
+            let d: Deployment = typed::decode(obj).map_err(decoded)?;
+            let spec = d.spec.unwrap_or_default();
+            (replicas(spec.replicas), selector(&spec.selector))
+        }
+        "ReplicaSet" => {
+            let r: ReplicaSet = typed::decode(obj).map_err(decoded)?;
+            let spec = r.spec.unwrap_or_default();
+            (replicas(spec.replicas), selector(&spec.selector))
+        }
+        "StatefulSet" => {
+            let s: StatefulSet = typed::decode(obj).map_err(decoded)?;
+            let spec = s.spec.unwrap_or_default();
+            (replicas(spec.replicas), selector(&spec.selector))
+        }
+        "ReplicationController" => {
+            let r: ReplicationController = typed::decode(obj).map_err(decoded)?;
+            let spec = r.spec.unwrap_or_default();
+            // A ReplicationController's selector is a label map.
+            let labels = spec.selector.map(|match_labels| TypedSelector {
+                match_labels: Some(match_labels),
+                match_expressions: None,
+            });
+            (replicas(spec.replicas), labels.as_ref().and_then(selector))
+        }
+        other => return Err(format!("{other} has no scale the autoscaler reads")),
+    })
+}
+
+/// A built-in scale target with `spec.replicas` set to `to`.
+fn with_builtin_replicas(kind: &str, cur: &Value, to: i64) -> Result<Value, KubeError> {
+    let to = Some(i32::try_from(to).unwrap_or(i32::MAX));
+    match kind {
+        "Deployment" => {
+            let mut d: Deployment = typed::decode(cur)?;
+            d.spec.get_or_insert_default().replicas = to;
+            typed::to_json(&d)
+        }
+        "ReplicaSet" => {
+            let mut r: ReplicaSet = typed::decode(cur)?;
+            r.spec.get_or_insert_default().replicas = to;
+            typed::to_json(&r)
+        }
+        "StatefulSet" => {
+            let mut s: StatefulSet = typed::decode(cur)?;
+            s.spec.get_or_insert_default().replicas = to;
+            typed::to_json(&s)
+        }
+        "ReplicationController" => {
+            let mut r: ReplicationController = typed::decode(cur)?;
+            r.spec.get_or_insert_default().replicas = to;
+            typed::to_json(&r)
+        }
+        other => Err(KubeError::Internal(format!(
+            "{other} has no scale the autoscaler writes"
+        ))),
+    }
+}
+
+fn scale_of(objects: &Objects, hpa: &Hpa<'_>) -> Result<Scale, String> {
+    let target = hpa
+        .hpa
+        .spec
+        .as_ref()
+        .map(|s| &s.scale_target_ref)
+        .ok_or("no scaleTargetRef")?;
+    let api_version = target.api_version.as_deref().unwrap_or("");
+    let kind = target.kind.as_str();
     let catalog = objects.catalog().map_err(|e| e.to_string())?;
     let (group, _) = api_version.split_once('/').unwrap_or(("", api_version));
     let rt = catalog
@@ -83,10 +181,11 @@ fn scale_of(objects: &Objects, hpa: &Value) -> Result<Scale, String> {
         .filter(|rt| rt.subresource("scale").is_some())
         .ok_or_else(|| format!("no matches for kind {kind:?} in group {group:?}"))?;
     let obj = objects
-        .get(rt, namespace_of(hpa), name)
+        .get(rt, hpa.namespace(), &target.name)
         .map_err(|e| e.to_string())?;
     let custom = catalog.version_of(rt).and_then(|(_, v)| v.scale.clone());
     let (replicas, selector) = match custom {
+        // A custom resource's scale is where its definition says: paths into its JSON.
         Some(paths) => {
             let at = |path: &str| {
                 path.trim_start_matches('.')
@@ -107,19 +206,7 @@ fn scale_of(objects: &Objects, hpa: &Value) -> Result<Scale, String> {
                 selector,
             )
         }
-        None => {
-            let selector = if obj["spec"]["selector"]["matchLabels"].is_object()
-                || obj["spec"]["selector"]["matchExpressions"].is_array()
-            {
-                LabelSelector::from_json(&obj["spec"]["selector"]).ok()
-            } else if obj["spec"]["selector"].is_object() {
-                // A ReplicationController's selector is a label map.
-                LabelSelector::from_json(&json!({"matchLabels": obj["spec"]["selector"]})).ok()
-            } else {
-                None
-            };
-            (obj["spec"]["replicas"].as_i64().unwrap_or(1), selector)
-        }
+        None => builtin_scale(rt.kind, &obj)?,
     };
     Ok(Scale {
         rt,
@@ -130,46 +217,48 @@ fn scale_of(objects: &Objects, hpa: &Value) -> Result<Scale, String> {
 
 /// The request of `resource` a pod makes (its containers' sum, or one container's), or the
 /// container that has none.
-fn request_of(pod: &Value, resource: &str, container: Option<&str>) -> Result<i64, MetricError> {
+fn request_of(pod: &Pod, resource: &str, container: Option<&str>) -> Result<i64, MetricError> {
     let mut total = 0i64;
-    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
-        let cname = c["name"].as_str().unwrap_or("");
-        if container.is_some_and(|want| want != cname) {
+    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice());
+    for c in containers.unwrap_or_default() {
+        if container.is_some_and(|want| want != c.name) {
             continue;
         }
-        let Some(text) = c["resources"]["requests"][resource]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| {
-                c["resources"]["requests"][resource]
-                    .as_i64()
-                    .map(|n| n.to_string())
-            })
-        else {
+        let request = c
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get(resource));
+        let Some(Quantity(text)) = request else {
             return Err(MetricError::MissingRequest {
                 resource: resource.to_string(),
-                container: cname.to_string(),
-                pod: name_of(pod).to_string(),
+                container: c.name.clone(),
+                pod: pod.metadata.name.clone().unwrap_or_default(),
             });
         };
-        let value = if resource == "cpu" {
-            quantity::cpu_millis(&text).unwrap_or(0) as i64
-        } else {
-            quantity::base_units(&text).unwrap_or(0) as i64
-        };
-        total += value;
+        total += amount(resource, text);
     }
     Ok(total)
+}
+
+/// A quantity of `resource` in the units the autoscaler counts: millicores of CPU, else base
+/// units (bytes of memory); 0 when it does not parse.
+fn amount(resource: &str, text: &str) -> i64 {
+    if resource == "cpu" {
+        quantity::cpu_millis(text).unwrap_or(0) as i64
+    } else {
+        quantity::base_units(text).unwrap_or(0) as i64
+    }
 }
 
 /// A pod's usage of `resource` from the metrics (CPU in millicores, memory in bytes).
 fn usage_of(
     ctx: &ClusterContext,
-    pod: &Value,
+    pod: &Pod,
     resource: &str,
     container: Option<&str>,
 ) -> Option<i64> {
-    let metrics = ctx.metrics.pod(pod["metadata"]["uid"].as_str()?)?;
+    let metrics = ctx.metrics.pod(pod.metadata.uid.as_deref()?)?;
     let mut total = 0i64;
     for c in &metrics.containers {
         if container.is_some_and(|want| want != c.name) {
@@ -184,14 +273,19 @@ fn usage_of(
     Some(total)
 }
 
-fn ready(pod: &Value) -> bool {
-    localfargate_registry::binding::condition_is(pod, "Ready", "True")
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// One metric's proposal, its `currentMetrics` entry, and the words upstream uses for it.
 struct Evaluated {
     proposal: Proposal,
-    current: Value,
+    current: MetricStatus,
     /// `cpu resource utilization (percentage of request)`
     description: String,
 }
@@ -204,40 +298,52 @@ struct Failed {
 
 fn evaluate(
     ctx: &ClusterContext,
-    metric: &Value,
-    pods: &[&Value],
+    metric: &MetricSpec,
+    pods: &[Pod],
     current_replicas: i64,
 ) -> Result<Evaluated, Failed> {
-    let kind = metric["type"].as_str().unwrap_or("");
+    let kind = metric.type_.as_str();
     let (source, container) = match kind {
-        "Resource" => (&metric["resource"], None),
+        "Resource" => (
+            metric
+                .resource
+                .as_ref()
+                .map(|r| (r.name.as_str(), &r.target)),
+            None,
+        ),
         "ContainerResource" => (
-            &metric["containerResource"],
-            metric["containerResource"]["container"].as_str(),
+            metric
+                .container_resource
+                .as_ref()
+                .map(|r| (r.name.as_str(), &r.target)),
+            metric
+                .container_resource
+                .as_ref()
+                .map(|r| r.container.as_str()),
         ),
         "Pods" | "Object" | "External" => {
             let (reason, api, name) = match kind {
                 "Pods" => (
                     "FailedGetPodsMetric",
                     "custom metrics API (custom.metrics.k8s.io)",
-                    &metric["pods"]["metric"]["name"],
+                    metric.pods.as_ref().map(|m| m.metric.name.as_str()),
                 ),
                 "Object" => (
                     "FailedGetObjectMetric",
                     "custom metrics API (custom.metrics.k8s.io)",
-                    &metric["object"]["metric"]["name"],
+                    metric.object.as_ref().map(|m| m.metric.name.as_str()),
                 ),
                 _ => (
                     "FailedGetExternalMetric",
                     "external metrics API (external.metrics.k8s.io)",
-                    &metric["external"]["metric"]["name"],
+                    metric.external.as_ref().map(|m| m.metric.name.as_str()),
                 ),
             };
             return Err(Failed {
                 reason,
                 message: format!(
                     "unable to get metric {}: unable to fetch metrics from {}: no {api} registered",
-                    name.as_str().unwrap_or(""),
+                    name.unwrap_or(""),
                     if kind == "External" {
                         "external metrics API"
                     } else {
@@ -253,8 +359,8 @@ fn evaluate(
             });
         }
     };
-    let resource = source["name"].as_str().unwrap_or("cpu");
-    let target = &source["target"];
+    let resource = source.map_or("cpu", |(name, _)| name);
+    let target: Option<&MetricTarget> = source.map(|(_, target)| target);
     let failed = |e: MetricError| Failed {
         reason: if kind == "Resource" {
             "FailedGetResourceMetric"
@@ -263,7 +369,7 @@ fn evaluate(
         },
         message: format!("failed to get {resource} utilization: {e}"),
     };
-    let wants_utilization = target["type"] == "Utilization";
+    let wants_utilization = target.is_some_and(|t| t.type_ == "Utilization");
     let mut samples = Vec::new();
     for pod in pods {
         let request = if wants_utilization {
@@ -272,7 +378,7 @@ fn evaluate(
             None
         };
         samples.push(PodSample {
-            name: name_of(pod).to_string(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
             request,
             usage: usage_of(ctx, pod, resource, container),
             unready: resource == "cpu" && !ready(pod),
@@ -282,19 +388,16 @@ fn evaluate(
         return Err(failed(MetricError::NoMetrics(resource.to_string())));
     }
     let parsed_target = if wants_utilization {
-        Target::Utilization(target["averageUtilization"].as_i64().unwrap_or(80))
+        Target::Utilization(
+            target
+                .and_then(|t| t.average_utilization)
+                .map_or(80, i64::from),
+        )
     } else {
-        let text = target["averageValue"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| target["averageValue"].as_i64().map(|n| n.to_string()))
-            .unwrap_or_default();
-        let value = if resource == "cpu" {
-            quantity::cpu_millis(&text).unwrap_or(0) as i64
-        } else {
-            quantity::base_units(&text).unwrap_or(0) as i64
-        };
-        Target::AverageValue(value.max(1))
+        let text = target
+            .and_then(|t| t.average_value.as_ref())
+            .map_or("", |q| q.0.as_str());
+        Target::AverageValue(amount(resource, text).max(1))
     };
     let proposal = replicas::propose(current_replicas, &samples, parsed_target).map_err(failed)?;
     let average = if resource == "cpu" {
@@ -302,15 +405,31 @@ fn evaluate(
     } else {
         quantity::format_binary_si(proposal.average.max(0) as u64)
     };
-    let mut current_value = json!({"averageValue": average});
-    if let Some(u) = proposal.utilization {
-        current_value["averageUtilization"] = json!(u);
-    }
+    let current_value = MetricValueStatus {
+        average_value: Some(Quantity(average)),
+        average_utilization: proposal
+            .utilization
+            .map(|u| i32::try_from(u).unwrap_or(i32::MAX)),
+        value: None,
+    };
     let current = match container {
-        Some(c) => {
-            json!({"type": kind, "containerResource": {"name": resource, "container": c, "current": current_value}})
-        }
-        None => json!({"type": kind, "resource": {"name": resource, "current": current_value}}),
+        Some(c) => MetricStatus {
+            type_: kind.to_string(),
+            container_resource: Some(ContainerResourceMetricStatus {
+                container: c.to_string(),
+                name: resource.to_string(),
+                current: current_value,
+            }),
+            ..Default::default()
+        },
+        None => MetricStatus {
+            type_: kind.to_string(),
+            resource: Some(ResourceMetricStatus {
+                name: resource.to_string(),
+                current: current_value,
+            }),
+            ..Default::default()
+        },
     };
     let description = if wants_utilization {
         format!("{resource} resource utilization (percentage of request)")
@@ -324,34 +443,46 @@ fn evaluate(
     })
 }
 
-fn condition(old: &Value, kind: &str, status: bool, reason: &str, message: &str) -> Value {
-    let status = if status { "True" } else { "False" };
-    let previous = old["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == kind));
-    let time = match previous {
-        Some(p) if p["status"] == status => p["lastTransitionTime"].clone(),
-        _ => json!(now_rfc3339()),
-    };
-    json!({"type": kind, "status": status, "lastTransitionTime": time, "reason": reason, "message": message})
+/// Now, as the API writes times (whole seconds): a status that did not change compares equal.
+fn now() -> Time {
+    let now = jiff::Timestamp::now();
+    Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
 
-fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result<(), KubeError> {
+fn condition(
+    hpa: &Hpa<'_>,
+    kind: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+) -> HorizontalPodAutoscalerCondition {
+    let status = if status { "True" } else { "False" };
+    let previous = hpa
+        .status()
+        .and_then(|s| s.conditions.as_deref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == kind));
+    let time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Some(now()),
+    };
+    HorizontalPodAutoscalerCondition {
+        type_: kind.to_string(),
+        status: status.to_string(),
+        last_transition_time: time,
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+    }
+}
+
+fn reconcile(ctx: &ClusterContext, hpa: &Hpa<'_>, history: &mut History) -> Result<(), KubeError> {
     let objects = &ctx.objects;
-    let ns = namespace_of(hpa);
+    let ns = hpa.namespace();
     let scale = match scale_of(objects, hpa) {
         Ok(s) => s,
         Err(e) => {
             let message =
                 format!("the HPA controller was unable to get the target's current scale: {e}");
-            events::emit(
-                objects,
-                hpa,
-                EventType::Warning,
-                "FailedGetScale",
-                &e,
-                CONTROLLER,
-            );
+            hpa.event(objects, EventType::Warning, "FailedGetScale", &e);
             return write_status(
                 objects,
                 hpa,
@@ -367,8 +498,9 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
             );
         }
     };
-    let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
-    let max = hpa["spec"]["maxReplicas"].as_i64().unwrap_or(min);
+    let spec = hpa.hpa.spec.as_ref();
+    let min = i64::from(spec.and_then(|s| s.min_replicas).unwrap_or(1));
+    let max = spec.map_or(min, |s| i64::from(s.max_replicas));
     let current = scale.replicas;
     if current == 0 && min != 0 {
         return write_status(
@@ -395,7 +527,9 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
         );
     }
     let pods_list = objects.list(resource("", "pods"), Some(ns))?.0;
-    let pods: Vec<&Value> = pods_list
+    // The target's pods: matched by their labels (borrowed), then decoded for their requests,
+    // readiness and uid.
+    let pods: Vec<Pod> = pods_list
         .iter()
         .map(|o| &o.value)
         .filter(|p| !is_deleting(p) && !is_finished(p))
@@ -403,13 +537,14 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
             scale
                 .selector
                 .as_ref()
-                .is_some_and(|s| s.matches(p["metadata"]["labels"].as_object()))
+                .is_some_and(|s| s.matches(labels_of(p)))
         })
+        .filter_map(typed::decode_or_log::<Pod>)
         .collect();
     let mut best: Option<(i64, String)> = None;
     let mut current_metrics = Vec::new();
     let mut failure: Option<Failed> = None;
-    for metric in hpa["spec"]["metrics"].as_array().into_iter().flatten() {
+    for metric in spec.and_then(|s| s.metrics.as_deref()).unwrap_or_default() {
         match evaluate(ctx, metric, &pods, current) {
             Ok(e) => {
                 current_metrics.push(e.current);
@@ -433,14 +568,7 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
             "the HPA was unable to compute the replica count: {}",
             f.message
         );
-        events::emit(
-            objects,
-            hpa,
-            EventType::Warning,
-            f.reason,
-            &f.message,
-            CONTROLLER,
-        );
+        hpa.event(objects, EventType::Warning, f.reason, &f.message);
         return write_status(
             objects,
             hpa,
@@ -458,7 +586,7 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
             ],
         );
     };
-    let behavior = &hpa["spec"]["behavior"];
+    let behavior = spec.and_then(|s| s.behavior.as_ref());
     let decision = replicas::normalize(
         history,
         Instant::now(),
@@ -478,24 +606,25 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
     );
     let mut rescaled = false;
     if decision.replicas != current {
-        let target_name = hpa["spec"]["scaleTargetRef"]["name"].as_str().unwrap_or("");
+        let target_name = spec.map_or("", |s| s.scale_target_ref.name.as_str());
         let custom = objects
             .catalog()
             .ok()
             .and_then(|c| c.version_of(scale.rt).and_then(|(_, v)| v.scale.clone()));
         let result = objects.update_with(scale.rt, ns, target_name, false, None, &mut |cur| {
-            let mut new = cur.clone();
             match &custom {
+                // A custom resource's replicas are where its definition's scale path says.
                 Some(paths) => {
+                    let mut new = cur.clone();
                     let mut at = &mut new;
                     for field in paths.spec_replicas.trim_start_matches('.').split('.') {
                         at = &mut at[field];
                     }
                     *at = json!(decision.replicas);
+                    Ok(new)
                 }
-                None => new["spec"]["replicas"] = json!(decision.replicas),
+                None => with_builtin_replicas(scale.rt.kind, cur, decision.replicas),
             }
-            Ok(new)
         });
         match result {
             Ok(_) => {
@@ -506,13 +635,11 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
                 } else {
                     "All metrics below target".to_string()
                 };
-                events::emit(
+                hpa.event(
                     objects,
-                    hpa,
                     EventType::Normal,
                     "SuccessfulRescale",
                     &format!("New size: {}; reason: {why}", decision.replicas),
-                    CONTROLLER,
                 );
                 able = condition(
                     hpa,
@@ -528,14 +655,7 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
             Err(e) => {
                 let message =
                     format!("the HPA controller was unable to update the target scale: {e}");
-                events::emit(
-                    objects,
-                    hpa,
-                    EventType::Warning,
-                    "FailedRescale",
-                    &message,
-                    CONTROLLER,
-                );
+                hpa.event(objects, EventType::Warning, "FailedRescale", &message);
                 able = condition(hpa, "AbleToScale", false, "FailedUpdateScale", &message);
             }
         }
@@ -559,53 +679,64 @@ fn reconcile(ctx: &ClusterContext, hpa: &Value, history: &mut History) -> Result
             decision.limit_message,
         ),
     ];
-    let mut status = json!({
-        "currentReplicas": current,
-        "desiredReplicas": decision.replicas,
-        "currentMetrics": current_metrics,
-        "conditions": conditions,
-        "observedGeneration": hpa["metadata"]["generation"],
-    });
-    if rescaled {
-        status["lastScaleTime"] = json!(now_rfc3339());
-    } else if !hpa["status"]["lastScaleTime"].is_null() {
-        status["lastScaleTime"] = hpa["status"]["lastScaleTime"].clone();
-    }
+    let status = HorizontalPodAutoscalerStatus {
+        current_replicas: Some(int32(current)),
+        desired_replicas: int32(decision.replicas),
+        current_metrics: Some(current_metrics),
+        conditions: Some(conditions),
+        observed_generation: hpa.hpa.metadata.generation,
+        last_scale_time: if rescaled {
+            Some(now())
+        } else {
+            hpa.status().and_then(|s| s.last_scale_time.clone())
+        },
+    };
     set_status(objects, hpa, status)
+}
+
+fn int32(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
 }
 
 fn write_status(
     objects: &Objects,
-    hpa: &Value,
+    hpa: &Hpa<'_>,
     current: Option<i64>,
     desired: Option<i64>,
-    conditions: Vec<Value>,
+    conditions: Vec<HorizontalPodAutoscalerCondition>,
 ) -> Result<(), KubeError> {
-    let mut status = json!({
-        "currentReplicas": current.unwrap_or(0),
-        "desiredReplicas": desired.unwrap_or(0),
-        "conditions": conditions,
-        "observedGeneration": hpa["metadata"]["generation"],
-    });
-    if !hpa["status"]["lastScaleTime"].is_null() {
-        status["lastScaleTime"] = hpa["status"]["lastScaleTime"].clone();
-    }
+    let status = HorizontalPodAutoscalerStatus {
+        current_replicas: Some(int32(current.unwrap_or(0))),
+        desired_replicas: int32(desired.unwrap_or(0)),
+        conditions: Some(conditions),
+        observed_generation: hpa.hpa.metadata.generation,
+        last_scale_time: hpa.status().and_then(|s| s.last_scale_time.clone()),
+        current_metrics: None,
+    };
     set_status(objects, hpa, status)
 }
 
-fn set_status(objects: &Objects, hpa: &Value, status: Value) -> Result<(), KubeError> {
-    if hpa["status"] == status {
+/// Write the autoscaler's status (all of it is the controller's) if it changed.
+fn set_status(
+    objects: &Objects,
+    hpa: &Hpa<'_>,
+    status: HorizontalPodAutoscalerStatus,
+) -> Result<(), KubeError> {
+    if hpa.status() == Some(&status) {
         return Ok(());
     }
+    let status = typed::to_json(&status)?;
     objects.update_with(
         resource("autoscaling", "horizontalpodautoscalers"),
-        namespace_of(hpa),
-        name_of(hpa),
+        hpa.namespace(),
+        name_of(hpa.json),
         true,
         None,
         &mut |cur| {
             let mut new = cur.clone();
-            new["status"] = status.clone();
+            if let Some(m) = new.as_object_mut() {
+                m.insert("status".to_string(), status.clone());
+            }
             Ok(new)
         },
     )?;

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 
 /// The controller's tolerance (`--horizontal-pod-autoscaler-tolerance`): a usage within 10% of
 /// the target changes nothing.
@@ -178,36 +178,42 @@ pub struct Rules {
 
 impl Rules {
     /// The rules of `behavior.scaleUp` or `.scaleDown`, upstream's defaults for what is unset.
-    pub fn of(behavior: &Value, up: bool) -> Rules {
-        let rules = &behavior[if up { "scaleUp" } else { "scaleDown" }];
-        let default_policies = if up {
-            json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
-                   {"type": "Percent", "value": 100, "periodSeconds": 15}])
-        } else {
-            json!([{"type": "Percent", "value": 100, "periodSeconds": 15}])
-        };
-        let policies = rules["policies"]
-            .as_array()
-            .filter(|p| !p.is_empty())
-            .cloned()
-            .unwrap_or_else(|| default_policies.as_array().cloned().unwrap_or_default());
-        Rules {
-            window: Duration::from_secs(
-                rules["stabilizationWindowSeconds"]
-                    .as_u64()
-                    .unwrap_or(if up { 0 } else { 300 }),
-            ),
-            select: rules["selectPolicy"].as_str().unwrap_or("Max").to_string(),
-            policies: policies
+    pub fn of(behavior: Option<&HorizontalPodAutoscalerBehavior>, up: bool) -> Rules {
+        let rules = behavior.and_then(|b| {
+            if up {
+                b.scale_up.as_ref()
+            } else {
+                b.scale_down.as_ref()
+            }
+        });
+        let policies = match rules.and_then(|r| r.policies.as_deref()) {
+            Some(p) if !p.is_empty() => p
                 .iter()
                 .map(|p| {
                     (
-                        p["type"].as_str().unwrap_or("Pods").to_string(),
-                        p["value"].as_i64().unwrap_or(0),
-                        Duration::from_secs(p["periodSeconds"].as_u64().unwrap_or(15)),
+                        p.type_.clone(),
+                        i64::from(p.value),
+                        Duration::from_secs(u64::try_from(p.period_seconds).unwrap_or(15)),
                     )
                 })
                 .collect(),
+            _ if up => vec![
+                ("Pods".to_string(), 4, Duration::from_secs(15)),
+                ("Percent".to_string(), 100, Duration::from_secs(15)),
+            ],
+            _ => vec![("Percent".to_string(), 100, Duration::from_secs(15))],
+        };
+        Rules {
+            window: Duration::from_secs(
+                rules
+                    .and_then(|r| r.stabilization_window_seconds)
+                    .and_then(|w| u64::try_from(w).ok())
+                    .unwrap_or(if up { 0 } else { 300 }),
+            ),
+            select: rules
+                .and_then(|r| r.select_policy.clone())
+                .unwrap_or_else(|| "Max".to_string()),
+            policies,
         }
     }
 }
@@ -493,8 +499,7 @@ mod tests {
 
     #[test]
     fn scale_up_is_limited_by_the_default_policies_and_max() {
-        let behavior = Value::Null;
-        let (up, down) = (Rules::of(&behavior, true), Rules::of(&behavior, false));
+        let (up, down) = (Rules::of(None, true), Rules::of(None, false));
         let mut h = History::default();
         let now = Instant::now();
         // From 1: max(1 + 4 pods, 1 × 200%) = 5 in one period.
@@ -528,8 +533,7 @@ mod tests {
 
     #[test]
     fn scale_down_waits_for_the_stabilization_window() {
-        let behavior = Value::Null;
-        let (up, down) = (Rules::of(&behavior, true), Rules::of(&behavior, false));
+        let (up, down) = (Rules::of(None, true), Rules::of(None, false));
         let mut h = History::default();
         let now = Instant::now();
         assert_eq!(normalize(&mut h, now, 4, 4, 1, 10, &up, &down).replicas, 4);
@@ -556,7 +560,10 @@ mod tests {
             &down,
         );
         assert_eq!(d.replicas, 1);
-        let zero = json!({"scaleDown": {"stabilizationWindowSeconds": 0}});
+        let zero: HorizontalPodAutoscalerBehavior = serde_json::from_value(
+            serde_json::json!({"scaleDown": {"stabilizationWindowSeconds": 0}}),
+        )
+        .unwrap();
         let mut h = History::default();
         let d = normalize(
             &mut h,
@@ -565,8 +572,8 @@ mod tests {
             2,
             1,
             10,
-            &Rules::of(&zero, true),
-            &Rules::of(&zero, false),
+            &Rules::of(Some(&zero), true),
+            &Rules::of(Some(&zero), false),
         );
         assert_eq!(d.replicas, 2);
     }
