@@ -537,6 +537,52 @@ mod tests {
         assert!(!truncate(&mut small));
     }
 
+    /// A Service of two named ports (one unnamed, one with an appProtocol) over pods of every
+    /// kind: ready, not ready, terminating, on a zoned node, in the Service's subdomain, one
+    /// lacking a port: everything the controller writes, as JSON.
+    fn representative_output() -> Value {
+        let svc = json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "svc-uid",
+                         "labels": {"app": "web", "tier": "front"}},
+            "spec": {"selector": {"app": "web"}, "clusterIP": "10.100.0.20",
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http",
+                                "appProtocol": "http"},
+                               {"port": 9000, "protocol": "UDP", "targetPort": 9100}]},
+        });
+        let mut pods = vec![
+            pod("a", "10.0.1.20", true),
+            pod("b", "10.0.1.3", true),
+            pod("c", "10.0.1.9", false),
+            pod("d", "10.0.1.10", true),
+            pod("e", "10.0.1.11", true),
+        ];
+        pods[1]["spec"]["hostname"] = json!("b");
+        pods[1]["spec"]["subdomain"] = json!("web");
+        pods[2]["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        pods[3]["spec"]["containers"][0]["ports"] = json!([]);
+        pods[4]["spec"]
+            .as_object_mut()
+            .map(|s| s.remove("nodeName"));
+        let zones = HashMap::from([("fargate-10.0.1.20".to_string(), "us-east-1a".to_string())]);
+        let refs: Vec<&Value> = pods.iter().collect();
+        let slices: Vec<Value> = slice_contents(&svc, &refs, &zones)
+            .iter()
+            .map(|(ports, endpoints)| slice(&svc, ports, endpoints))
+            .collect();
+        let none = slice_contents(&svc, &[], &zones);
+        let placeholder = slice(&svc, &none[0].0, &none[0].1);
+        json!({"endpoints": endpoints(&svc, &refs), "slices": slices, "placeholder": placeholder})
+    }
+
+    /// The JSON is what this module wrote when it still built its output by indexing JSON: a
+    /// change to it is a change to what kubectl shows.
+    #[test]
+    fn what_the_controller_writes_for_a_representative_service() {
+        let want: Value =
+            serde_json::from_str(include_str!("representative_output.json")).unwrap();
+        assert_eq!(representative_output(), want);
+    }
+
     #[test]
     fn selectorless_and_external_name_services_are_not_managed() {
         assert!(is_managed(&service(json!({}))));
