@@ -30,8 +30,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{
+    Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus,
+};
 use localfargate_core::pki::LoadBalancerCa;
-use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
+use localfargate_registry::meta::{
+    DynamicObject, annotation_of, is_deleting, name_of, namespace_of, uid_of,
+};
+use localfargate_registry::objects::{Objects, resource};
+use localfargate_registry::typed::{self, decode_or_log};
 use localfargate_runtime::RuntimeKind;
 use localfargate_runtime::http_proxy::{
     Action, Condition, HttpListener, HttpRoutes, HttpRule, Redirect, ServerTls, TargetGroup,
@@ -177,7 +186,7 @@ fn is_alb(ing: &Value) -> bool {
 }
 
 fn annotation<'a>(ing: &'a Value, key: &str) -> Option<&'a str> {
-    ing["metadata"]["annotations"][key].as_str()
+    annotation_of(ing, key)
 }
 
 fn group_key(ing: &Value) -> GroupKey {
@@ -232,14 +241,25 @@ fn sync(objects: &Objects, listen: bool, served: &mut HashMap<GroupKey, Served>,
     let Ok((services, _)) = objects.list(resource("", "services"), None) else {
         return;
     };
-    let Ok((slices, _)) = objects.list(resource("discovery.k8s.io", "endpointslices"), None) else {
+    let Ok(slices) = typed::list::<EndpointSlice>(objects, None) else {
         return;
     };
-    let services: HashMap<(&str, &str), &Value> = services
+    let services: Vec<Service> = services
         .iter()
-        .map(|s| ((namespace_of(&s.value), name_of(&s.value)), &s.value))
+        .filter_map(|s| decode_or_log(&s.value))
         .collect();
-    let slices: Vec<&Value> = slices.iter().map(|s| &s.value).collect();
+    let services: HashMap<(&str, &str), &Service> = services
+        .iter()
+        .map(|s| {
+            let m = &s.metadata;
+            let key = (
+                m.namespace.as_deref().unwrap_or(""),
+                m.name.as_deref().unwrap_or(""),
+            );
+            (key, s)
+        })
+        .collect();
+    let slices: Vec<&EndpointSlice> = slices.iter().collect();
     let cluster = Cluster {
         services: &services,
         slices: &slices,
@@ -247,7 +267,7 @@ fn sync(objects: &Objects, listen: bool, served: &mut HashMap<GroupKey, Served>,
     let mut groups: BTreeMap<GroupKey, Vec<&Value>> = BTreeMap::new();
     for object in &ingresses {
         let ing = &object.value;
-        if is_alb(ing) && ing["metadata"]["deletionTimestamp"].is_null() {
+        if is_alb(ing) && !is_deleting(ing) {
             groups.entry(group_key(ing)).or_default().push(ing);
         }
     }
@@ -260,7 +280,7 @@ fn sync(objects: &Objects, listen: bool, served: &mut HashMap<GroupKey, Served>,
             Ok(m) => m,
             Err(e) => {
                 for m in &members {
-                    let uid = m["metadata"]["uid"].as_str().unwrap_or("").to_string();
+                    let uid = uid_of(m).to_string();
                     let seen = (uid, e.message.clone());
                     if !entry.reported.contains(&seen) {
                         emit(
@@ -323,22 +343,47 @@ fn sync(objects: &Objects, listen: bool, served: &mut HashMap<GroupKey, Served>,
     }
 }
 
+/// The Ingress's `status.loadBalancer` as this controller writes it.
+fn our_address() -> IngressLoadBalancerStatus {
+    IngressLoadBalancerStatus {
+        ingress: Some(vec![IngressLoadBalancerIngress {
+            hostname: Some(INGRESS_HOSTNAME.to_string()),
+            ..IngressLoadBalancerIngress::default()
+        }]),
+    }
+}
+
 fn set_address(objects: &Objects, ing: &Value) {
-    if ing["status"]["loadBalancer"]["ingress"] == json!([{"hostname": INGRESS_HOSTNAME}]) {
+    let want = our_address();
+    let current = decode_or_log::<Ingress>(ing);
+    let has = current
+        .as_ref()
+        .and_then(|i| i.status.as_ref())
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref());
+    if has == want.ingress.as_ref() {
         return;
     }
-    let result = objects.update_with(
-        resource("networking.k8s.io", "ingresses"),
-        namespace_of(ing),
-        name_of(ing),
-        true,
-        None,
-        &mut |current| {
-            let mut next = current.clone();
-            next["status"]["loadBalancer"] = json!({"ingress": [{"hostname": INGRESS_HOSTNAME}]});
-            Ok(next)
-        },
-    );
+    let result = typed::to_json(&want).and_then(|want| {
+        objects.update_with(
+            resource("networking.k8s.io", "ingresses"),
+            namespace_of(ing),
+            name_of(ing),
+            true,
+            None,
+            &mut |current| {
+                let mut next = DynamicObject::from_value(current.clone())?;
+                let status = next.field_mut("status");
+                if !status.is_object() {
+                    *status = Value::Object(serde_json::Map::new());
+                }
+                if let Some(status) = status.as_object_mut() {
+                    status.insert("loadBalancer".to_string(), want.clone());
+                }
+                Ok(next.into_value())
+            },
+        )
+    });
     match result {
         Ok(_) => emit(
             objects,
@@ -399,8 +444,8 @@ fn lower(e: &std::io::Error) -> String {
 
 /// What the model is built from: the cluster's Services and EndpointSlices.
 struct Cluster<'a> {
-    services: &'a HashMap<(&'a str, &'a str), &'a Value>,
-    slices: &'a [&'a Value],
+    services: &'a HashMap<(&'a str, &'a str), &'a Service>,
+    slices: &'a [&'a EndpointSlice],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1075,19 +1120,21 @@ fn annotation_action(
 /// The target group's targets for a Service port (a number or a name).
 fn targets(
     ing: &Value,
-    svc: &Value,
+    svc: &Service,
     wanted: &Value,
     cluster: &Cluster,
 ) -> Result<Vec<SocketAddr>, String> {
-    let ns = namespace_of(svc);
-    let name = name_of(svc);
-    let port = svc["spec"]["ports"]
-        .as_array()
+    let ns = svc.metadata.namespace.as_deref().unwrap_or("");
+    let name = svc.metadata.name.as_deref().unwrap_or("");
+    let spec = svc.spec.as_ref();
+    let port = spec
+        .and_then(|s| s.ports.as_ref())
         .into_iter()
         .flatten()
-        .find(|p| {
-            (wanted.is_u64() && p["port"] == *wanted)
-                || (wanted.is_string() && p["name"] == *wanted)
+        .find(|p| match wanted {
+            Value::Number(n) => n.as_u64().is_some() && n.as_i64() == Some(i64::from(p.port)),
+            Value::String(w) => p.name.as_deref() == Some(w.as_str()),
+            _ => false,
         });
     let Some(port) = port else {
         let shown = wanted.as_u64().map_or_else(
@@ -1099,25 +1146,34 @@ fn targets(
         ));
     };
     // Annotations on the Service win over the Ingress's.
-    let target_type = svc["metadata"]["annotations"][TARGET_TYPE]
-        .as_str()
+    let target_type = svc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TARGET_TYPE))
+        .map(String::as_str)
         .or_else(|| annotation(ing, TARGET_TYPE))
         .unwrap_or("instance");
     match target_type {
         "ip" => {
-            let own: Vec<&Value> = cluster
+            let own: Vec<&EndpointSlice> = cluster
                 .slices
                 .iter()
                 .copied()
                 .filter(|s| {
-                    namespace_of(s) == ns
-                        && s["metadata"]["labels"]["kubernetes.io/service-name"] == name
+                    s.metadata.namespace.as_deref() == Some(ns)
+                        && s.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("kubernetes.io/service-name"))
+                            .map(String::as_str)
+                            == Some(name)
                 })
                 .collect();
             Ok(ready_backends(&own, port))
         }
         "instance" => {
-            let kind = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
+            let kind = spec.and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
             if kind != "NodePort" && kind != "LoadBalancer" {
                 return Err(
                     "TargetGroup port is empty. When using Instance targets, your service \
@@ -1155,9 +1211,10 @@ mod tests {
     }
     use localfargate_runtime::http_proxy::RequestFacts;
 
-    fn svc(name: &str) -> Value {
-        json!({"metadata": {"name": name, "namespace": "default", "annotations": {TARGET_TYPE: "ip"}},
-               "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+    fn svc(name: &str) -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default", "annotations": {TARGET_TYPE: "ip"}},
+               "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
+        .unwrap()
     }
 
     fn ing(name: &str, annotations: Value, spec: Value) -> Value {
@@ -1186,7 +1243,7 @@ mod tests {
         );
         assert!(is_alb(&plain));
         let mut web = svc("web");
-        web["metadata"]["annotations"] = json!({});
+        web.metadata.annotations = Some(BTreeMap::new());
         let services = HashMap::from([(("default", "web"), &web)]);
         let cluster = Cluster {
             services: &services,
