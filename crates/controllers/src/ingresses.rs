@@ -33,7 +33,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{
-    Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus,
+    HTTPIngressPath, Ingress, IngressBackend, IngressLoadBalancerIngress,
+    IngressLoadBalancerStatus, IngressRule, IngressSpec,
 };
 use localfargate_core::pki::LoadBalancerCa;
 use localfargate_registry::meta::{
@@ -181,8 +182,17 @@ struct Served {
 }
 
 fn is_alb(ing: &Value) -> bool {
-    ing["spec"]["ingressClassName"] == CLASS
-        || ing["metadata"]["annotations"][CLASS_ANNOTATION] == CLASS
+    spec_of(ing).ingress_class_name.as_deref() == Some(CLASS)
+        || annotation(ing, CLASS_ANNOTATION) == Some(CLASS)
+}
+
+/// A stored Ingress's spec, typed (empty when it does not decode: the Ingress then asks for
+/// nothing, and the log says why). The members stay stored JSON for their metadata (the ALB
+/// annotations, borrowed) and their events.
+fn spec_of(ing: &Value) -> IngressSpec {
+    decode_or_log::<Ingress>(ing)
+        .and_then(|i| i.spec)
+        .unwrap_or_default()
 }
 
 fn annotation<'a>(ing: &'a Value, key: &str) -> Option<&'a str> {
@@ -586,8 +596,9 @@ fn listen_config(ing: &Value) -> Result<BTreeMap<u16, PortConfig>, String> {
     if !explicit_certs && ports.values().any(|p| *p == Protocol::Https) {
         // The controller looks for ACM certificates of the Ingress's hosts; the local stand-in
         // for ACM holds one for each host named in `spec.tls`.
-        let tls_hosts = tls_hosts(ing);
-        for host in ingress_hosts(ing) {
+        let spec = spec_of(ing);
+        let tls_hosts = tls_hosts(&spec);
+        for host in ingress_hosts(&spec) {
             if !tls_hosts.iter().any(|d| domain_matches_host(d, &host)) {
                 return Err(format!("no certificate found for host: {host}"));
             }
@@ -618,26 +629,24 @@ fn go_type(v: &Value) -> &'static str {
     }
 }
 
-fn tls_hosts(ing: &Value) -> Vec<String> {
-    ing["spec"]["tls"]
-        .as_array()
-        .into_iter()
+fn tls_hosts(spec: &IngressSpec) -> Vec<String> {
+    spec.tls
+        .iter()
         .flatten()
-        .flat_map(|t| t["hosts"].as_array().into_iter().flatten())
-        .filter_map(|h| h.as_str().map(str::to_string))
+        .flat_map(|t| t.hosts.iter().flatten())
+        .cloned()
         .collect()
 }
 
 /// The hosts of the rules and of `spec.tls`, sorted and distinct.
-fn ingress_hosts(ing: &Value) -> BTreeSet<String> {
-    ing["spec"]["rules"]
-        .as_array()
-        .into_iter()
+fn ingress_hosts(spec: &IngressSpec) -> BTreeSet<String> {
+    spec.rules
+        .iter()
         .flatten()
-        .filter_map(|r| r["host"].as_str())
+        .filter_map(|r| r.host.as_deref())
         .filter(|h| !h.is_empty())
         .map(str::to_string)
-        .chain(tls_hosts(ing))
+        .chain(tls_hosts(spec))
         .collect()
 }
 
@@ -727,7 +736,7 @@ fn build_group(
         let tls_hosts = (protocol == Protocol::Https).then(|| {
             on_port
                 .iter()
-                .flat_map(|m| ingress_hosts(m))
+                .flat_map(|m| ingress_hosts(&spec_of(m)))
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect()
@@ -738,18 +747,21 @@ fn build_group(
 }
 
 fn default_action(members: &[&Value], cluster: &Cluster) -> Result<Action, ModelError> {
-    let with_default: Vec<&&Value> = members
+    let with_default: Vec<(&Value, IngressBackend)> = members
         .iter()
-        .filter(|m| !m["spec"]["defaultBackend"].is_null())
+        .filter_map(|m| Some((*m, spec_of(m).default_backend?)))
         .collect();
     match with_default.as_slice() {
         [] => Ok(Action::not_found()),
-        [ing] => backend(ing, &ing["spec"]["defaultBackend"], cluster)
+        [(ing, default)] => backend(ing, default, cluster)
             .map(|(_, action)| action)
             .map_err(build_error),
         many => Err(build_error(format!(
             "multiple ingress defined default backend: [{}]",
-            many.iter().map(|m| key_of(m)).collect::<Vec<_>>().join(" ")
+            many.iter()
+                .map(|(m, _)| key_of(m))
+                .collect::<Vec<_>>()
+                .join(" ")
         ))),
     }
 }
@@ -759,12 +771,12 @@ fn listener_rules(members: &[&Value], cluster: &Cluster) -> Result<Vec<HttpRule>
     let mut rules = Vec::new();
     for ing in members {
         let wrap = |e: String| build_error(format!("ingress: {}: {e}", key_of(ing)));
-        for rule in ing["spec"]["rules"].as_array().into_iter().flatten() {
-            let Some(paths) = rule["http"]["paths"].as_array() else {
+        for rule in spec_of(ing).rules.iter().flatten() {
+            let Some(http) = rule.http.as_ref() else {
                 continue;
             };
-            for path in sort_paths(paths).map_err(build_error)? {
-                let (extra, action) = backend(ing, &path["backend"], cluster).map_err(wrap)?;
+            for path in sort_paths(&http.paths).map_err(build_error)? {
+                let (extra, action) = backend(ing, &path.backend, cluster).map_err(wrap)?;
                 let conditions = rule_conditions(rule, path, extra).map_err(wrap)?;
                 rules.push(HttpRule { conditions, action });
             }
@@ -774,22 +786,22 @@ fn listener_rules(members: &[&Value], cluster: &Cluster) -> Result<Vec<HttpRule>
 }
 
 /// `Exact` paths, then `Prefix` ones longest first, then the rest in their order.
-fn sort_paths(paths: &[Value]) -> Result<Vec<&Value>, String> {
+fn sort_paths(paths: &[HTTPIngressPath]) -> Result<Vec<&HTTPIngressPath>, String> {
     let (mut exact, mut prefix, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     for p in paths {
-        match p["pathType"].as_str() {
-            Some("Exact") => exact.push(p),
-            Some("Prefix") => prefix.push(p),
-            Some("ImplementationSpecific") | None => rest.push(p),
-            Some(_) => {
+        match p.path_type.as_str() {
+            "Exact" => exact.push(p),
+            "Prefix" => prefix.push(p),
+            "ImplementationSpecific" => rest.push(p),
+            _ => {
                 return Err(format!(
                     "unknown pathType for path {}",
-                    p["path"].as_str().unwrap_or("")
+                    p.path.as_deref().unwrap_or("")
                 ));
             }
         }
     }
-    prefix.sort_by_key(|p| std::cmp::Reverse(p["path"].as_str().unwrap_or("").len()));
+    prefix.sort_by_key(|p| std::cmp::Reverse(p.path.as_deref().unwrap_or("").len()));
     exact.extend(prefix);
     exact.extend(rest);
     Ok(exact)
@@ -814,18 +826,19 @@ fn path_patterns(path: &str, path_type: Option<&str>) -> Result<Vec<String>, Str
 }
 
 fn rule_conditions(
-    rule: &Value,
-    path: &Value,
+    rule: &IngressRule,
+    path: &HTTPIngressPath,
     extra: Vec<Condition>,
 ) -> Result<Vec<Condition>, String> {
-    let mut hosts: Vec<String> = rule["host"]
-        .as_str()
+    let mut hosts: Vec<String> = rule
+        .host
+        .as_deref()
         .filter(|h| !h.is_empty())
         .map(str::to_string)
         .into_iter()
         .collect();
-    let mut paths = match path["path"].as_str().filter(|p| !p.is_empty()) {
-        Some(p) => path_patterns(p, path["pathType"].as_str())?,
+    let mut paths = match path.path.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => path_patterns(p, Some(path.path_type.as_str()))?,
         None => Vec::new(),
     };
     let mut conditions = Vec::new();
@@ -956,25 +969,27 @@ fn missing(what: &str) -> Action {
 /// makes them.
 fn backend(
     ing: &Value,
-    backend: &Value,
+    backend: &IngressBackend,
     cluster: &Cluster,
 ) -> Result<(Vec<Condition>, Action), String> {
-    if backend["service"].is_null() {
+    let Some(service) = backend.service.as_ref() else {
         return Err("missing required \"service\" field".into());
-    }
-    let name = backend["service"]["name"].as_str().unwrap_or("");
+    };
+    let name = service.name.as_str();
     let conditions = annotation_conditions(ing, name)?;
-    let port = &backend["service"]["port"];
-    let action = if port["name"] == USE_ANNOTATION {
+    let port = service.port.as_ref();
+    let port_name = port.and_then(|p| p.name.as_deref());
+    let action = if port_name == Some(USE_ANNOTATION) {
         match json_annotation(ing, &format!("actions.{name}"))? {
             None => missing("Backend action does not exist"),
             Some(action) => annotation_action(ing, name, &action, cluster)?,
         }
     } else {
-        let wanted = if port["name"].is_string() {
-            port["name"].clone()
-        } else {
-            port["number"].clone()
+        // A name or a number, as the annotations' actions give a port too.
+        let wanted = match (port_name, port.and_then(|p| p.number)) {
+            (Some(n), _) => Value::String(n.to_string()),
+            (None, Some(n)) => Value::from(n),
+            (None, None) => Value::Null,
         };
         match cluster.services.get(&(namespace_of(ing), name)) {
             None => missing("Backend service does not exist"),
