@@ -30,8 +30,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, Ingress, IngressBackend, IngressLoadBalancerIngress,
+    IngressLoadBalancerStatus, IngressRule, IngressSpec,
+};
 use localfargate_core::pki::LoadBalancerCa;
-use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
+use localfargate_registry::meta::{
+    DynamicObject, annotation_of, is_deleting, name_of, namespace_of, uid_of,
+};
+use localfargate_registry::objects::{Objects, resource};
+use localfargate_registry::typed::{self, decode_or_log};
 use localfargate_runtime::RuntimeKind;
 use localfargate_runtime::http_proxy::{
     Action, Condition, HttpListener, HttpRoutes, HttpRule, Redirect, ServerTls, TargetGroup,
@@ -172,12 +182,21 @@ struct Served {
 }
 
 fn is_alb(ing: &Value) -> bool {
-    ing["spec"]["ingressClassName"] == CLASS
-        || ing["metadata"]["annotations"][CLASS_ANNOTATION] == CLASS
+    spec_of(ing).ingress_class_name.as_deref() == Some(CLASS)
+        || annotation(ing, CLASS_ANNOTATION) == Some(CLASS)
+}
+
+/// A stored Ingress's spec, typed (empty when it does not decode: the Ingress then asks for
+/// nothing, and the log says why). The members stay stored JSON for their metadata (the ALB
+/// annotations, borrowed) and their events.
+fn spec_of(ing: &Value) -> IngressSpec {
+    decode_or_log::<Ingress>(ing)
+        .and_then(|i| i.spec)
+        .unwrap_or_default()
 }
 
 fn annotation<'a>(ing: &'a Value, key: &str) -> Option<&'a str> {
-    ing["metadata"]["annotations"][key].as_str()
+    annotation_of(ing, key)
 }
 
 fn group_key(ing: &Value) -> GroupKey {
@@ -232,14 +251,25 @@ fn sync(objects: &Objects, listen: bool, served: &mut HashMap<GroupKey, Served>,
     let Ok((services, _)) = objects.list(resource("", "services"), None) else {
         return;
     };
-    let Ok((slices, _)) = objects.list(resource("discovery.k8s.io", "endpointslices"), None) else {
+    let Ok(slices) = typed::list::<EndpointSlice>(objects, None) else {
         return;
     };
-    let services: HashMap<(&str, &str), &Value> = services
+    let services: Vec<Service> = services
         .iter()
-        .map(|s| ((namespace_of(&s.value), name_of(&s.value)), &s.value))
+        .filter_map(|s| decode_or_log(&s.value))
         .collect();
-    let slices: Vec<&Value> = slices.iter().map(|s| &s.value).collect();
+    let services: HashMap<(&str, &str), &Service> = services
+        .iter()
+        .map(|s| {
+            let m = &s.metadata;
+            let key = (
+                m.namespace.as_deref().unwrap_or(""),
+                m.name.as_deref().unwrap_or(""),
+            );
+            (key, s)
+        })
+        .collect();
+    let slices: Vec<&EndpointSlice> = slices.iter().collect();
     let cluster = Cluster {
         services: &services,
         slices: &slices,
@@ -247,7 +277,7 @@ fn sync(objects: &Objects, listen: bool, served: &mut HashMap<GroupKey, Served>,
     let mut groups: BTreeMap<GroupKey, Vec<&Value>> = BTreeMap::new();
     for object in &ingresses {
         let ing = &object.value;
-        if is_alb(ing) && ing["metadata"]["deletionTimestamp"].is_null() {
+        if is_alb(ing) && !is_deleting(ing) {
             groups.entry(group_key(ing)).or_default().push(ing);
         }
     }
@@ -260,7 +290,7 @@ fn sync(objects: &Objects, listen: bool, served: &mut HashMap<GroupKey, Served>,
             Ok(m) => m,
             Err(e) => {
                 for m in &members {
-                    let uid = m["metadata"]["uid"].as_str().unwrap_or("").to_string();
+                    let uid = uid_of(m).to_string();
                     let seen = (uid, e.message.clone());
                     if !entry.reported.contains(&seen) {
                         emit(
@@ -323,22 +353,47 @@ fn sync(objects: &Objects, listen: bool, served: &mut HashMap<GroupKey, Served>,
     }
 }
 
+/// The Ingress's `status.loadBalancer` as this controller writes it.
+fn our_address() -> IngressLoadBalancerStatus {
+    IngressLoadBalancerStatus {
+        ingress: Some(vec![IngressLoadBalancerIngress {
+            hostname: Some(INGRESS_HOSTNAME.to_string()),
+            ..IngressLoadBalancerIngress::default()
+        }]),
+    }
+}
+
 fn set_address(objects: &Objects, ing: &Value) {
-    if ing["status"]["loadBalancer"]["ingress"] == json!([{"hostname": INGRESS_HOSTNAME}]) {
+    let want = our_address();
+    let current = decode_or_log::<Ingress>(ing);
+    let has = current
+        .as_ref()
+        .and_then(|i| i.status.as_ref())
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref());
+    if has == want.ingress.as_ref() {
         return;
     }
-    let result = objects.update_with(
-        resource("networking.k8s.io", "ingresses"),
-        namespace_of(ing),
-        name_of(ing),
-        true,
-        None,
-        &mut |current| {
-            let mut next = current.clone();
-            next["status"]["loadBalancer"] = json!({"ingress": [{"hostname": INGRESS_HOSTNAME}]});
-            Ok(next)
-        },
-    );
+    let result = typed::to_json(&want).and_then(|want| {
+        objects.update_with(
+            resource("networking.k8s.io", "ingresses"),
+            namespace_of(ing),
+            name_of(ing),
+            true,
+            None,
+            &mut |current| {
+                let mut next = DynamicObject::from_value(current.clone())?;
+                let status = next.field_mut("status");
+                if !status.is_object() {
+                    *status = Value::Object(serde_json::Map::new());
+                }
+                if let Some(status) = status.as_object_mut() {
+                    status.insert("loadBalancer".to_string(), want.clone());
+                }
+                Ok(next.into_value())
+            },
+        )
+    });
     match result {
         Ok(_) => emit(
             objects,
@@ -399,8 +454,8 @@ fn lower(e: &std::io::Error) -> String {
 
 /// What the model is built from: the cluster's Services and EndpointSlices.
 struct Cluster<'a> {
-    services: &'a HashMap<(&'a str, &'a str), &'a Value>,
-    slices: &'a [&'a Value],
+    services: &'a HashMap<(&'a str, &'a str), &'a Service>,
+    slices: &'a [&'a EndpointSlice],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,8 +596,9 @@ fn listen_config(ing: &Value) -> Result<BTreeMap<u16, PortConfig>, String> {
     if !explicit_certs && ports.values().any(|p| *p == Protocol::Https) {
         // The controller looks for ACM certificates of the Ingress's hosts; the local stand-in
         // for ACM holds one for each host named in `spec.tls`.
-        let tls_hosts = tls_hosts(ing);
-        for host in ingress_hosts(ing) {
+        let spec = spec_of(ing);
+        let tls_hosts = tls_hosts(&spec);
+        for host in ingress_hosts(&spec) {
             if !tls_hosts.iter().any(|d| domain_matches_host(d, &host)) {
                 return Err(format!("no certificate found for host: {host}"));
             }
@@ -573,26 +629,24 @@ fn go_type(v: &Value) -> &'static str {
     }
 }
 
-fn tls_hosts(ing: &Value) -> Vec<String> {
-    ing["spec"]["tls"]
-        .as_array()
-        .into_iter()
+fn tls_hosts(spec: &IngressSpec) -> Vec<String> {
+    spec.tls
+        .iter()
         .flatten()
-        .flat_map(|t| t["hosts"].as_array().into_iter().flatten())
-        .filter_map(|h| h.as_str().map(str::to_string))
+        .flat_map(|t| t.hosts.iter().flatten())
+        .cloned()
         .collect()
 }
 
 /// The hosts of the rules and of `spec.tls`, sorted and distinct.
-fn ingress_hosts(ing: &Value) -> BTreeSet<String> {
-    ing["spec"]["rules"]
-        .as_array()
-        .into_iter()
+fn ingress_hosts(spec: &IngressSpec) -> BTreeSet<String> {
+    spec.rules
+        .iter()
         .flatten()
-        .filter_map(|r| r["host"].as_str())
+        .filter_map(|r| r.host.as_deref())
         .filter(|h| !h.is_empty())
         .map(str::to_string)
-        .chain(tls_hosts(ing))
+        .chain(tls_hosts(spec))
         .collect()
 }
 
@@ -682,7 +736,7 @@ fn build_group(
         let tls_hosts = (protocol == Protocol::Https).then(|| {
             on_port
                 .iter()
-                .flat_map(|m| ingress_hosts(m))
+                .flat_map(|m| ingress_hosts(&spec_of(m)))
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect()
@@ -693,18 +747,21 @@ fn build_group(
 }
 
 fn default_action(members: &[&Value], cluster: &Cluster) -> Result<Action, ModelError> {
-    let with_default: Vec<&&Value> = members
+    let with_default: Vec<(&Value, IngressBackend)> = members
         .iter()
-        .filter(|m| !m["spec"]["defaultBackend"].is_null())
+        .filter_map(|m| Some((*m, spec_of(m).default_backend?)))
         .collect();
     match with_default.as_slice() {
         [] => Ok(Action::not_found()),
-        [ing] => backend(ing, &ing["spec"]["defaultBackend"], cluster)
+        [(ing, default)] => backend(ing, default, cluster)
             .map(|(_, action)| action)
             .map_err(build_error),
         many => Err(build_error(format!(
             "multiple ingress defined default backend: [{}]",
-            many.iter().map(|m| key_of(m)).collect::<Vec<_>>().join(" ")
+            many.iter()
+                .map(|(m, _)| key_of(m))
+                .collect::<Vec<_>>()
+                .join(" ")
         ))),
     }
 }
@@ -714,12 +771,12 @@ fn listener_rules(members: &[&Value], cluster: &Cluster) -> Result<Vec<HttpRule>
     let mut rules = Vec::new();
     for ing in members {
         let wrap = |e: String| build_error(format!("ingress: {}: {e}", key_of(ing)));
-        for rule in ing["spec"]["rules"].as_array().into_iter().flatten() {
-            let Some(paths) = rule["http"]["paths"].as_array() else {
+        for rule in spec_of(ing).rules.iter().flatten() {
+            let Some(http) = rule.http.as_ref() else {
                 continue;
             };
-            for path in sort_paths(paths).map_err(build_error)? {
-                let (extra, action) = backend(ing, &path["backend"], cluster).map_err(wrap)?;
+            for path in sort_paths(&http.paths).map_err(build_error)? {
+                let (extra, action) = backend(ing, &path.backend, cluster).map_err(wrap)?;
                 let conditions = rule_conditions(rule, path, extra).map_err(wrap)?;
                 rules.push(HttpRule { conditions, action });
             }
@@ -729,22 +786,22 @@ fn listener_rules(members: &[&Value], cluster: &Cluster) -> Result<Vec<HttpRule>
 }
 
 /// `Exact` paths, then `Prefix` ones longest first, then the rest in their order.
-fn sort_paths(paths: &[Value]) -> Result<Vec<&Value>, String> {
+fn sort_paths(paths: &[HTTPIngressPath]) -> Result<Vec<&HTTPIngressPath>, String> {
     let (mut exact, mut prefix, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     for p in paths {
-        match p["pathType"].as_str() {
-            Some("Exact") => exact.push(p),
-            Some("Prefix") => prefix.push(p),
-            Some("ImplementationSpecific") | None => rest.push(p),
-            Some(_) => {
+        match p.path_type.as_str() {
+            "Exact" => exact.push(p),
+            "Prefix" => prefix.push(p),
+            "ImplementationSpecific" => rest.push(p),
+            _ => {
                 return Err(format!(
                     "unknown pathType for path {}",
-                    p["path"].as_str().unwrap_or("")
+                    p.path.as_deref().unwrap_or("")
                 ));
             }
         }
     }
-    prefix.sort_by_key(|p| std::cmp::Reverse(p["path"].as_str().unwrap_or("").len()));
+    prefix.sort_by_key(|p| std::cmp::Reverse(p.path.as_deref().unwrap_or("").len()));
     exact.extend(prefix);
     exact.extend(rest);
     Ok(exact)
@@ -769,18 +826,19 @@ fn path_patterns(path: &str, path_type: Option<&str>) -> Result<Vec<String>, Str
 }
 
 fn rule_conditions(
-    rule: &Value,
-    path: &Value,
+    rule: &IngressRule,
+    path: &HTTPIngressPath,
     extra: Vec<Condition>,
 ) -> Result<Vec<Condition>, String> {
-    let mut hosts: Vec<String> = rule["host"]
-        .as_str()
+    let mut hosts: Vec<String> = rule
+        .host
+        .as_deref()
         .filter(|h| !h.is_empty())
         .map(str::to_string)
         .into_iter()
         .collect();
-    let mut paths = match path["path"].as_str().filter(|p| !p.is_empty()) {
-        Some(p) => path_patterns(p, path["pathType"].as_str())?,
+    let mut paths = match path.path.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => path_patterns(p, Some(path.path_type.as_str()))?,
         None => Vec::new(),
     };
     let mut conditions = Vec::new();
@@ -911,25 +969,27 @@ fn missing(what: &str) -> Action {
 /// makes them.
 fn backend(
     ing: &Value,
-    backend: &Value,
+    backend: &IngressBackend,
     cluster: &Cluster,
 ) -> Result<(Vec<Condition>, Action), String> {
-    if backend["service"].is_null() {
+    let Some(service) = backend.service.as_ref() else {
         return Err("missing required \"service\" field".into());
-    }
-    let name = backend["service"]["name"].as_str().unwrap_or("");
+    };
+    let name = service.name.as_str();
     let conditions = annotation_conditions(ing, name)?;
-    let port = &backend["service"]["port"];
-    let action = if port["name"] == USE_ANNOTATION {
+    let port = service.port.as_ref();
+    let port_name = port.and_then(|p| p.name.as_deref());
+    let action = if port_name == Some(USE_ANNOTATION) {
         match json_annotation(ing, &format!("actions.{name}"))? {
             None => missing("Backend action does not exist"),
             Some(action) => annotation_action(ing, name, &action, cluster)?,
         }
     } else {
-        let wanted = if port["name"].is_string() {
-            port["name"].clone()
-        } else {
-            port["number"].clone()
+        // A name or a number, as the annotations' actions give a port too.
+        let wanted = match (port_name, port.and_then(|p| p.number)) {
+            (Some(n), _) => Value::String(n.to_string()),
+            (None, Some(n)) => Value::from(n),
+            (None, None) => Value::Null,
         };
         match cluster.services.get(&(namespace_of(ing), name)) {
             None => missing("Backend service does not exist"),
@@ -1075,19 +1135,21 @@ fn annotation_action(
 /// The target group's targets for a Service port (a number or a name).
 fn targets(
     ing: &Value,
-    svc: &Value,
+    svc: &Service,
     wanted: &Value,
     cluster: &Cluster,
 ) -> Result<Vec<SocketAddr>, String> {
-    let ns = namespace_of(svc);
-    let name = name_of(svc);
-    let port = svc["spec"]["ports"]
-        .as_array()
+    let ns = svc.metadata.namespace.as_deref().unwrap_or("");
+    let name = svc.metadata.name.as_deref().unwrap_or("");
+    let spec = svc.spec.as_ref();
+    let port = spec
+        .and_then(|s| s.ports.as_ref())
         .into_iter()
         .flatten()
-        .find(|p| {
-            (wanted.is_u64() && p["port"] == *wanted)
-                || (wanted.is_string() && p["name"] == *wanted)
+        .find(|p| match wanted {
+            Value::Number(n) => n.as_u64().is_some() && n.as_i64() == Some(i64::from(p.port)),
+            Value::String(w) => p.name.as_deref() == Some(w.as_str()),
+            _ => false,
         });
     let Some(port) = port else {
         let shown = wanted.as_u64().map_or_else(
@@ -1099,25 +1161,34 @@ fn targets(
         ));
     };
     // Annotations on the Service win over the Ingress's.
-    let target_type = svc["metadata"]["annotations"][TARGET_TYPE]
-        .as_str()
+    let target_type = svc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TARGET_TYPE))
+        .map(String::as_str)
         .or_else(|| annotation(ing, TARGET_TYPE))
         .unwrap_or("instance");
     match target_type {
         "ip" => {
-            let own: Vec<&Value> = cluster
+            let own: Vec<&EndpointSlice> = cluster
                 .slices
                 .iter()
                 .copied()
                 .filter(|s| {
-                    namespace_of(s) == ns
-                        && s["metadata"]["labels"]["kubernetes.io/service-name"] == name
+                    s.metadata.namespace.as_deref() == Some(ns)
+                        && s.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("kubernetes.io/service-name"))
+                            .map(String::as_str)
+                            == Some(name)
                 })
                 .collect();
             Ok(ready_backends(&own, port))
         }
         "instance" => {
-            let kind = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
+            let kind = spec.and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
             if kind != "NodePort" && kind != "LoadBalancer" {
                 return Err(
                     "TargetGroup port is empty. When using Instance targets, your service \
@@ -1155,9 +1226,10 @@ mod tests {
     }
     use localfargate_runtime::http_proxy::RequestFacts;
 
-    fn svc(name: &str) -> Value {
-        json!({"metadata": {"name": name, "namespace": "default", "annotations": {TARGET_TYPE: "ip"}},
-               "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+    fn svc(name: &str) -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default", "annotations": {TARGET_TYPE: "ip"}},
+               "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
+        .unwrap()
     }
 
     fn ing(name: &str, annotations: Value, spec: Value) -> Value {
@@ -1186,7 +1258,7 @@ mod tests {
         );
         assert!(is_alb(&plain));
         let mut web = svc("web");
-        web["metadata"]["annotations"] = json!({});
+        web.metadata.annotations = Some(BTreeMap::new());
         let services = HashMap::from([(("default", "web"), &web)]);
         let cluster = Cluster {
             services: &services,

@@ -36,11 +36,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use localfargate_registry::meta::{DynamicObject, name_of, namespace_of};
+use localfargate_registry::objects::{Objects, resource};
+use localfargate_registry::typed::{self, decode_or_log};
 use localfargate_runtime::RuntimeKind;
 use localfargate_runtime::host_proxy::{HealthCheckListener, HostListener};
 use localfargate_runtime::host_udp_proxy::UdpHostListener;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
@@ -96,8 +100,8 @@ enum Transport {
 }
 
 impl Transport {
-    fn of(port: &Value) -> Option<Transport> {
-        match port["protocol"].as_str().unwrap_or("TCP") {
+    fn of(port: &ServicePort) -> Option<Transport> {
+        match port.protocol.as_deref().unwrap_or("TCP") {
             "TCP" => Some(Transport::Tcp),
             "UDP" => Some(Transport::Udp),
             _ => None,
@@ -217,28 +221,41 @@ impl Listeners {
         let Ok((services, _)) = objects.list(resource("", "services"), None) else {
             return;
         };
-        let Ok((slices, _)) = objects.list(resource("discovery.k8s.io", "endpointslices"), None)
-        else {
+        let Ok(slices) = typed::list::<EndpointSlice>(objects, None) else {
             return;
         };
-        let mut by_service: HashMap<(String, String), Vec<&Value>> = HashMap::new();
+        let mut by_service: HashMap<(String, String), Vec<&EndpointSlice>> = HashMap::new();
         for s in &slices {
-            if let Some(owner) =
-                s.value["metadata"]["labels"]["kubernetes.io/service-name"].as_str()
+            if let Some(owner) = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
             {
                 by_service
-                    .entry((namespace_of(&s.value).to_string(), owner.to_string()))
+                    .entry((
+                        s.metadata.namespace.clone().unwrap_or_default(),
+                        owner.clone(),
+                    ))
                     .or_default()
-                    .push(&s.value);
+                    .push(s);
             }
         }
         let mut seen = HashSet::new();
         for object in &services {
-            let svc = &object.value;
-            let key = (namespace_of(svc).to_string(), name_of(svc).to_string());
+            // The stored Service, for its events; its typed form, for what it asks for.
+            let stored = &object.value;
+            let Some(svc) = decode_or_log::<Service>(stored) else {
+                continue;
+            };
+            let svc = &svc;
+            let key = (
+                namespace_of(stored).to_string(),
+                name_of(stored).to_string(),
+            );
             let ours = is_load_balancer(svc);
             if !ours && has_our_status(svc) {
-                clear_status(objects, svc);
+                clear_status(objects, stored);
             }
             let fronts = fronts(svc);
             let health_port = health_check_port(svc);
@@ -246,7 +263,7 @@ impl Listeners {
                 continue;
             }
             seen.insert(key.clone());
-            let uid = svc["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            let uid = svc.metadata.uid.clone().unwrap_or_default();
             let served = self
                 .services
                 .entry(key.clone())
@@ -258,7 +275,7 @@ impl Listeners {
             if ours && !served.announced {
                 emit(
                     objects,
-                    svc,
+                    stored,
                     EventType::Normal,
                     "EnsuringLoadBalancer",
                     "Ensuring load balancer",
@@ -268,15 +285,19 @@ impl Listeners {
             let no_slices = Vec::new();
             let slices = by_service.get(&key).unwrap_or(&no_slices);
             if listen {
-                served.reconcile(objects, svc, &fronts, slices).await;
-                served.health_check(objects, svc, health_port, slices);
+                served
+                    .reconcile(objects, stored, svc, &fronts, slices)
+                    .await;
+                served.health_check(objects, stored, svc, health_port, slices);
             }
             if ours {
-                set_status(objects, svc);
+                if !has_our_status(svc) {
+                    set_status(objects, stored);
+                }
                 if !served.announced {
                     emit(
                         objects,
-                        svc,
+                        stored,
                         EventType::Normal,
                         "EnsuredLoadBalancer",
                         "Ensured load balancer",
@@ -295,18 +316,23 @@ impl Served {
     async fn reconcile(
         &mut self,
         objects: &Objects,
-        svc: &Value,
-        fronts: &[(Front, Value)],
-        slices: &[&Value],
+        stored: &Value,
+        svc: &Service,
+        fronts: &[(Front, ServicePort)],
+        slices: &[&EndpointSlice],
     ) {
-        let local = svc["spec"]["externalTrafficPolicy"] == "Local";
+        let local = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.external_traffic_policy.as_deref())
+            == Some("Local");
         let ranges = source_ranges(svc);
         let wanted: HashSet<&Front> = fronts.iter().map(|(f, _)| f).collect();
         self.listeners.retain(|f, _| wanted.contains(f));
         self.failed.retain(|f| wanted.contains(f));
         for (front, port) in fronts {
             if !self.listeners.contains_key(front) && !self.failed.contains(front) {
-                match open(objects, svc, front) {
+                match open(objects, stored, front) {
                     Some(l) => {
                         self.listeners.insert(front.clone(), l);
                     }
@@ -340,9 +366,10 @@ impl Served {
     fn health_check(
         &mut self,
         objects: &Objects,
-        svc: &Value,
+        stored: &Value,
+        svc: &Service,
         port: Option<u16>,
-        slices: &[&Value],
+        slices: &[&EndpointSlice],
     ) {
         if self.health.as_ref().map(|(p, _)| *p) != port {
             self.health = None;
@@ -354,7 +381,7 @@ impl Served {
             return;
         };
         if self.health.is_none() && self.health_failed.is_none() {
-            match HealthCheckListener::bind(port, namespace_of(svc), name_of(svc)) {
+            match HealthCheckListener::bind(port, namespace_of(stored), name_of(stored)) {
                 Ok(l) => self.health = Some((port, l)),
                 Err(e) => {
                     // kube-proxy's event, with this host as the node.
@@ -362,13 +389,13 @@ impl Served {
                         "node {} failed to start healthcheck \"{}/{}\" on port {port}: listen tcp \
                          127.0.0.1:{port}: bind: {}",
                         host_name(),
-                        namespace_of(svc),
-                        name_of(svc),
+                        namespace_of(stored),
+                        name_of(stored),
                         go_text(&e)
                     );
                     emit(
                         objects,
-                        svc,
+                        stored,
                         EventType::Warning,
                         "FailedToStartServiceHealthcheck",
                         &message,
@@ -380,11 +407,11 @@ impl Served {
         }
         if let Some((_, l)) = &self.health {
             let mut endpoints = Vec::new();
-            for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
+            for p in ports(svc) {
                 endpoints.extend(topology::slice_endpoints(
                     slices,
-                    p["name"].as_str().unwrap_or(""),
-                    p["protocol"].as_str().unwrap_or("TCP"),
+                    p.name.as_deref().unwrap_or(""),
+                    p.protocol.as_deref().unwrap_or("TCP"),
                 ));
             }
             l.set_local_endpoints(topology::host_local_ready_addresses(endpoints.iter()));
@@ -401,29 +428,44 @@ fn host_name() -> String {
 
 /// The health check port kube-proxy serves for a Service: a LoadBalancer Service with
 /// `externalTrafficPolicy: Local` and its `healthCheckNodePort`.
-fn health_check_port(svc: &Value) -> Option<u16> {
-    (svc["spec"]["type"] == "LoadBalancer" && svc["spec"]["externalTrafficPolicy"] == "Local")
-        .then(|| svc["spec"]["healthCheckNodePort"].as_u64())
-        .flatten()
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p != 0)
+fn health_check_port(svc: &Service) -> Option<u16> {
+    let spec = svc.spec.as_ref()?;
+    (spec.type_.as_deref() == Some("LoadBalancer")
+        && spec.external_traffic_policy.as_deref() == Some("Local"))
+    .then_some(spec.health_check_node_port)
+    .flatten()
+    .and_then(|p| u16::try_from(p).ok())
+    .filter(|p| *p != 0)
 }
+
+/// The Service's ports (none when it has no spec).
+fn ports(svc: &Service) -> impl Iterator<Item = &ServicePort> {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+}
+
+/// The label naming a slice's Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// The client ranges a load balancer lets in: `spec.loadBalancerSourceRanges`, or else the
 /// `service.beta.kubernetes.io/load-balancer-source-ranges` annotation (comma-separated), as
 /// upstream's `GetLoadBalancerSourceRanges` reads them (blanks trimmed); IPv4 ranges only. A
 /// range of length 0 lets everyone in, as does no range at all (empty result).
-pub(crate) fn source_ranges(svc: &Value) -> Vec<(std::net::Ipv4Addr, u8)> {
-    let spec: Vec<String> = svc["spec"]["loadBalancerSourceRanges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.as_str().map(str::to_string))
-        .collect();
+pub(crate) fn source_ranges(svc: &Service) -> Vec<(std::net::Ipv4Addr, u8)> {
+    let spec: Vec<String> = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.load_balancer_source_ranges.clone())
+        .unwrap_or_default();
     let texts = if spec.is_empty() {
-        svc["metadata"]["annotations"]["service.beta.kubernetes.io/load-balancer-source-ranges"]
-            .as_str()
-            .unwrap_or("")
+        svc.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("service.beta.kubernetes.io/load-balancer-source-ranges"))
+            .map_or("", String::as_str)
             .split(',')
             .map(str::to_string)
             .collect()
@@ -550,9 +592,12 @@ fn go_text(e: &std::io::Error) -> String {
 
 /// Whether the load balancer of this Service is served here: type LoadBalancer, no class or
 /// the AWS Load Balancer Controller's NLB class (another class belongs to another controller).
-fn is_load_balancer(svc: &Value) -> bool {
-    svc["spec"]["type"] == "LoadBalancer"
-        && match svc["spec"]["loadBalancerClass"].as_str() {
+fn is_load_balancer(svc: &Service) -> bool {
+    let Some(spec) = svc.spec.as_ref() else {
+        return false;
+    };
+    spec.type_.as_deref() == Some("LoadBalancer")
+        && match spec.load_balancer_class.as_deref() {
             None => true,
             Some(class) => class == NLB_CLASS,
         }
@@ -560,8 +605,12 @@ fn is_load_balancer(svc: &Value) -> bool {
 
 /// The listeners a Service wants, with the Service port each serves (TCP and UDP; SCTP is
 /// not served on the host).
-fn fronts(svc: &Value) -> Vec<(Front, Value)> {
-    let kind = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
+fn fronts(svc: &Service) -> Vec<(Front, ServicePort)> {
+    let kind = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("ClusterIP");
     let loopback_ips = loopback_external_ips(svc);
     let node_ports = kind == "LoadBalancer" || kind == "NodePort";
     if (!node_ports && loopback_ips.is_empty()) || kind == "ExternalName" {
@@ -569,11 +618,12 @@ fn fronts(svc: &Value) -> Vec<(Front, Value)> {
     }
     let lb = is_load_balancer(svc);
     let mut out = Vec::new();
-    for port in svc["spec"]["ports"].as_array().into_iter().flatten() {
+    for port in ports(svc) {
         let Some(transport) = Transport::of(port) else {
             continue;
         };
-        if let Some(p) = port["port"].as_u64().and_then(|p| u16::try_from(p).ok()) {
+        let service_port = u16::try_from(port.port).ok();
+        if let Some(p) = service_port {
             for ip in &loopback_ips {
                 out.push((Front::ExternalIp(transport, *ip, p), port.clone()));
             }
@@ -581,13 +631,10 @@ fn fronts(svc: &Value) -> Vec<(Front, Value)> {
         if !node_ports {
             continue;
         }
-        if lb && let Some(p) = port["port"].as_u64().and_then(|p| u16::try_from(p).ok()) {
+        if lb && let Some(p) = service_port {
             out.push((Front::LoadBalancer(transport, p), port.clone()));
         }
-        if let Some(p) = port["nodePort"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-        {
+        if let Some(p) = port.node_port.and_then(|p| u16::try_from(p).ok()) {
             out.push((Front::NodePort(transport, p), port.clone()));
         }
     }
@@ -596,12 +643,14 @@ fn fronts(svc: &Value) -> Vec<(Front, Value)> {
 
 /// The Service's `externalIPs` in 127.0.0.0/8: served by host listeners (the nftables data
 /// path serves only external IPs on the host's other interfaces).
-fn loopback_external_ips(svc: &Value) -> Vec<std::net::Ipv4Addr> {
-    let mut ips: Vec<std::net::Ipv4Addr> = svc["spec"]["externalIPs"]
-        .as_array()
+fn loopback_external_ips(svc: &Service) -> Vec<std::net::Ipv4Addr> {
+    let mut ips: Vec<std::net::Ipv4Addr> = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.external_ips.as_ref())
         .into_iter()
         .flatten()
-        .filter_map(|ip| ip.as_str()?.parse().ok())
+        .filter_map(|ip| ip.parse().ok())
         .filter(|ip: &std::net::Ipv4Addr| ip.is_loopback())
         .collect();
     ips.sort();
@@ -612,11 +661,15 @@ fn loopback_external_ips(svc: &Value) -> Vec<std::net::Ipv4Addr> {
 /// The usable endpoints of a Service port (ready, or serving and terminating when none is
 /// ready), from its EndpointSlices' port of the same name and protocol; with `local`
 /// (`externalTrafficPolicy: Local`) only those local to the host.
-pub(crate) fn backends(slices: &[&Value], port: &Value, local: bool) -> Vec<SocketAddr> {
+pub(crate) fn backends(
+    slices: &[&EndpointSlice],
+    port: &ServicePort,
+    local: bool,
+) -> Vec<SocketAddr> {
     let eps = topology::slice_endpoints(
         slices,
-        port["name"].as_str().unwrap_or(""),
-        port["protocol"].as_str().unwrap_or("TCP"),
+        port.name.as_deref().unwrap_or(""),
+        port.protocol.as_deref().unwrap_or("TCP"),
     );
     let chosen = if local {
         topology::host_local(&eps)
@@ -631,11 +684,11 @@ pub(crate) fn backends(slices: &[&Value], port: &Value, local: bool) -> Vec<Sock
 
 /// The ready endpoints of a Service port only: the targets the AWS Load Balancer Controller
 /// registers for an Ingress of target type `ip` (it deregisters terminating pods; no fallback).
-pub(crate) fn ready_backends(slices: &[&Value], port: &Value) -> Vec<SocketAddr> {
+pub(crate) fn ready_backends(slices: &[&EndpointSlice], port: &ServicePort) -> Vec<SocketAddr> {
     topology::slice_endpoints(
         slices,
-        port["name"].as_str().unwrap_or(""),
-        port["protocol"].as_str().unwrap_or("TCP"),
+        port.name.as_deref().unwrap_or(""),
+        port.protocol.as_deref().unwrap_or("TCP"),
     )
     .into_iter()
     .filter(|e| e.ready)
@@ -645,38 +698,54 @@ pub(crate) fn ready_backends(slices: &[&Value], port: &Value) -> Vec<SocketAddr>
     .collect()
 }
 
-fn ingress() -> Value {
-    json!([{"hostname": INGRESS_HOSTNAME}])
+/// The load balancer's status as this controller writes it: `localhost`.
+fn our_status() -> LoadBalancerStatus {
+    LoadBalancerStatus {
+        ingress: Some(vec![LoadBalancerIngress {
+            hostname: Some(INGRESS_HOSTNAME.to_string()),
+            ..LoadBalancerIngress::default()
+        }]),
+    }
 }
 
-fn has_our_status(svc: &Value) -> bool {
-    svc["status"]["loadBalancer"]["ingress"] == ingress()
+fn has_our_status(svc: &Service) -> bool {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        == our_status().ingress.as_ref()
 }
 
 fn set_status(objects: &Objects, svc: &Value) {
-    if has_our_status(svc) {
-        return;
-    }
-    write_status(objects, svc, json!({"ingress": ingress()}));
+    write_status(objects, svc, &our_status());
 }
 
 fn clear_status(objects: &Objects, svc: &Value) {
-    write_status(objects, svc, json!({}));
+    write_status(objects, svc, &LoadBalancerStatus::default());
 }
 
-fn write_status(objects: &Objects, svc: &Value, load_balancer: Value) {
-    let result = objects.update_with(
-        resource("", "services"),
-        namespace_of(svc),
-        name_of(svc),
-        true,
-        None,
-        &mut |current| {
-            let mut next = current.clone();
-            next["status"]["loadBalancer"] = load_balancer.clone();
-            Ok(next)
-        },
-    );
+/// Make the stored Service's `status.loadBalancer` this.
+fn write_status(objects: &Objects, svc: &Value, load_balancer: &LoadBalancerStatus) {
+    let result = typed::to_json(load_balancer).and_then(|load_balancer| {
+        objects.update_with(
+            resource("", "services"),
+            namespace_of(svc),
+            name_of(svc),
+            true,
+            None,
+            &mut |current| {
+                let mut next = DynamicObject::from_value(current.clone())?;
+                let status = next.field_mut("status");
+                if !status.is_object() {
+                    *status = Value::Object(Map::new());
+                }
+                if let Some(status) = status.as_object_mut() {
+                    status.insert("loadBalancer".to_string(), load_balancer.clone());
+                }
+                Ok(next.into_value())
+            },
+        )
+    });
     if let Err(e) = result {
         tracing::debug!(service = name_of(svc), error = %e, "writing a load balancer's status");
     }
@@ -685,14 +754,21 @@ fn write_status(objects: &Objects, svc: &Value, load_balancer: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn typed<K: serde::de::DeserializeOwned>(v: Value) -> K {
+        serde_json::from_value(v).unwrap()
+    }
 
     #[test]
     fn fronts_follow_type_class_and_protocol() {
-        let svc = |t: &str, class: Option<&str>| {
-            json!({"spec": {"type": t, "loadBalancerClass": class, "ports": [
-                {"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080, "protocol": "TCP"},
-                {"name": "dns", "port": 53, "nodePort": 30053, "protocol": "UDP"},
-            ]}})
+        let svc = |t: &str, class: Option<&str>| -> Service {
+            typed(
+                json!({"spec": {"type": t, "loadBalancerClass": class, "ports": [
+                    {"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080, "protocol": "TCP"},
+                    {"name": "dns", "port": 53, "nodePort": 30053, "protocol": "UDP"},
+                ]}}),
+            )
         };
         use Transport::{Tcp, Udp};
         let lb = fronts(&svc("LoadBalancer", None));
@@ -715,8 +791,10 @@ mod tests {
         assert_eq!(fronts(&svc("NodePort", None)).len(), 2);
         // External IPs on loopback, of any Service type, on the Service port; others are the
         // data path's.
-        let external = json!({"spec": {"externalIPs": ["127.0.0.5", "198.51.100.1", "127.0.0.5"],
-            "ports": [{"port": 8080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]}});
+        let external: Service = typed(
+            json!({"spec": {"externalIPs": ["127.0.0.5", "198.51.100.1", "127.0.0.5"],
+            "ports": [{"port": 8080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]}}),
+        );
         let fronts_of: Vec<Front> = fronts(&external).into_iter().map(|(f, _)| f).collect();
         let ip = std::net::Ipv4Addr::new(127, 0, 0, 5);
         assert_eq!(
@@ -727,15 +805,15 @@ mod tests {
             ]
         );
         // SCTP is not served on the host.
-        let sctp = json!({"spec": {"type": "NodePort", "ports": [
-            {"port": 9, "nodePort": 30009, "protocol": "SCTP"}]}});
+        let sctp: Service = typed(json!({"spec": {"type": "NodePort", "ports": [
+            {"port": 9, "nodePort": 30009, "protocol": "SCTP"}]}}));
         assert!(fronts(&sctp).is_empty());
         assert!(fronts(&svc("ClusterIP", None)).is_empty());
     }
 
     #[test]
     fn backends_are_ready_addresses_with_the_named_port() {
-        let slice = json!({
+        let slice: EndpointSlice = typed(json!({
             "addressType": "IPv4",
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "metrics", "port": 9090, "protocol": "TCP"}],
             "endpoints": [
@@ -743,29 +821,36 @@ mod tests {
                 {"addresses": ["10.0.1.6"], "conditions": {"ready": false}},
                 {"addresses": ["10.0.1.7"], "conditions": {}, "nodeName": "fargate-ip-10-0-1-7"},
             ],
-        });
-        let port = json!({"name": "http", "port": 80, "protocol": "TCP"});
+        }));
+        let port: ServicePort = typed(json!({"name": "http", "port": 80, "protocol": "TCP"}));
         let got = backends(&[&slice], &port, false);
         let want: Vec<SocketAddr> = vec![
             "10.0.1.5:8080".parse().unwrap(),
             "10.0.1.7:8080".parse().unwrap(),
         ];
         assert_eq!(got, want);
-        assert!(backends(&[&slice], &json!({"name": "other", "port": 1}), false).is_empty());
+        assert!(
+            backends(
+                &[&slice],
+                &typed(json!({"name": "other", "port": 1})),
+                false
+            )
+            .is_empty()
+        );
         // Local to the host: only the endpoint on a node.
         assert_eq!(
             backends(&[&slice], &port, true),
             vec!["10.0.1.7:8080".parse::<SocketAddr>().unwrap()]
         );
         // None ready: the serving and terminating ones.
-        let terminating = json!({
+        let terminating: EndpointSlice = typed(json!({
             "addressType": "IPv4",
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
             "endpoints": [
                 {"addresses": ["10.0.1.5"], "conditions": {"ready": false, "serving": true, "terminating": true}},
                 {"addresses": ["10.0.1.6"], "conditions": {"ready": false, "serving": false, "terminating": true}},
             ],
-        });
+        }));
         assert_eq!(
             backends(&[&terminating], &port, false),
             vec!["10.0.1.5:8080".parse::<SocketAddr>().unwrap()]
@@ -774,9 +859,9 @@ mod tests {
 
     #[test]
     fn source_ranges_from_the_spec_or_the_annotation() {
-        let svc = json!({"metadata": {"annotations": {
+        let svc: Service = typed(json!({"metadata": {"annotations": {
             "service.beta.kubernetes.io/load-balancer-source-ranges": " 127.0.0.2/32 , 10.0.0.0/8"}},
-            "spec": {}});
+            "spec": {}}));
         assert_eq!(
             source_ranges(&svc),
             vec![
@@ -786,23 +871,32 @@ mod tests {
         );
         // The spec wins over the annotation; a /0 lets everyone in.
         let mut both = svc.clone();
-        both["spec"]["loadBalancerSourceRanges"] = json!(["192.0.2.0/24"]);
+        let ranges = |both: &mut Service, r: &[&str]| {
+            both.spec
+                .get_or_insert_default()
+                .load_balancer_source_ranges = Some(r.iter().map(|r| r.to_string()).collect());
+        };
+        ranges(&mut both, &["192.0.2.0/24"]);
         assert_eq!(
             source_ranges(&both),
             vec![(std::net::Ipv4Addr::new(192, 0, 2, 0), 24)]
         );
-        both["spec"]["loadBalancerSourceRanges"] = json!(["192.0.2.0/24", "0.0.0.0/0"]);
+        ranges(&mut both, &["192.0.2.0/24", "0.0.0.0/0"]);
         assert!(source_ranges(&both).is_empty());
-        assert!(source_ranges(&json!({"spec": {}})).is_empty());
+        assert!(source_ranges(&typed(json!({"spec": {}}))).is_empty());
     }
 
     #[test]
     fn the_health_check_port_is_for_local_load_balancers() {
-        let lb = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
-                                 "healthCheckNodePort": 32000}});
+        let lb: Service = typed(
+            json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                                 "healthCheckNodePort": 32000}}),
+        );
         assert_eq!(health_check_port(&lb), Some(32000));
-        let cluster = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster",
-                                      "healthCheckNodePort": 32000}});
+        let cluster: Service = typed(
+            json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster",
+                                      "healthCheckNodePort": 32000}}),
+        );
         assert_eq!(health_check_port(&cluster), None);
     }
 }

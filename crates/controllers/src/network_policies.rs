@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use localfargate_registry::objects::{resource, uid_of};
+use serde_json::Value;
 
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
@@ -38,7 +39,7 @@ pub async fn run(ctx: Arc<ClusterContext>) {
             told.retain(|(uid, _)| present.contains(uid.as_str()));
             for p in all.iter() {
                 let v = &p.value;
-                let generation = v["metadata"]["generation"].as_i64().unwrap_or(1);
+                let generation = generation_of(v).unwrap_or(1);
                 if told.insert((uid_of(v).to_string(), generation)) {
                     emit(
                         objects,
@@ -54,4 +55,10 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         wake.until(&*objects.store, under(std::slice::from_ref(&prefix)))
             .await;
     }
+}
+
+/// `metadata.generation` of a stored object, read where it is (a metadata-only read, as
+/// `registry::meta`'s borrowed reads).
+fn generation_of(v: &Value) -> Option<i64> {
+    v.get("metadata")?.get("generation")?.as_i64()
 }

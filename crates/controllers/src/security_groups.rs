@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use localfargate_core::eks::CLUSTER_KIND;
 use localfargate_core::security_groups::{self, GroupRules, POD_SG_ANNOTATION, SecurityGroup};
+use localfargate_registry::meta::{annotation_of, labels_of};
 use localfargate_registry::objects::{Objects, is_finished, namespace_of, resource, uid_of};
 use localfargate_runtime::firewall::Member;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::context::ClusterContext;
@@ -42,27 +44,31 @@ pub fn policy_groups(objects: &Objects, pod: &Value) -> Vec<String> {
     if policies.is_empty() {
         return Vec::new();
     }
-    let account = pod["spec"]["serviceAccountName"]
-        .as_str()
+    let account = PodView::of(pod)
+        .spec
+        .service_account_name
         .filter(|s| !s.is_empty())
         .unwrap_or("default");
     let account = objects
         .get_object(resource("", "serviceaccounts"), namespace, account)
         .ok()
         .flatten();
-    let account_labels = account
-        .as_ref()
-        .and_then(|a| a.value["metadata"]["labels"].as_object());
+    let account_labels = account.as_ref().and_then(|a| labels_of(&a.value));
+    // A SecurityGroupPolicy is a custom resource (no k8s-openapi type); its spec is read by
+    // core's `groups_from_policies`.
+    static NO_SPEC: Value = Value::Null;
     security_groups::groups_from_policies(
-        policies.iter().map(|p| &p.value["spec"]),
-        pod["metadata"]["labels"].as_object(),
+        policies
+            .iter()
+            .map(|p| p.value.get("spec").unwrap_or(&NO_SPEC)),
+        labels_of(pod),
         account_labels,
     )
 }
 
 /// The groups named in a pod's `fargate.amazonaws.com/pod-sg` annotation, if it has one.
 pub fn annotated_groups(pod: &Value) -> Option<Vec<String>> {
-    let text = pod["metadata"]["annotations"][POD_SG_ANNOTATION].as_str()?;
+    let text = annotation_of(pod, POD_SG_ANNOTATION)?;
     Some(
         text.split(',')
             .map(str::trim)
@@ -108,7 +114,41 @@ fn groups_of(pod: &Value, cluster_group: Option<&str>) -> Vec<String> {
 }
 
 fn pod_ip(pod: &Value) -> Option<Ipv4Addr> {
-    pod["status"]["podIP"].as_str()?.parse().ok()
+    PodView::of(pod).status.pod_ip?.parse().ok()
+}
+
+/// The two fields of a stored pod read here (its service account and address), borrowed where
+/// the pod is stored: these run for every pod (the scheduler's binding, every sync), where
+/// decoding whole pods would cost a conversion each for two strings.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PodView<'a> {
+    #[serde(borrow)]
+    spec: PodViewSpec<'a>,
+    #[serde(borrow)]
+    status: PodViewStatus<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct PodViewSpec<'a> {
+    #[serde(borrow)]
+    service_account_name: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PodViewStatus<'a> {
+    #[serde(borrow, rename = "podIP")]
+    pod_ip: Option<&'a str>,
+}
+
+impl<'a> PodView<'a> {
+    /// The view of a stored pod; nothing of it when it does not read so (a pod of the wrong
+    /// shape has no service account or address here, as indexing its JSON gave none).
+    fn of(pod: &'a Value) -> Self {
+        PodView::deserialize(pod).unwrap_or_default()
+    }
 }
 
 /// Which groups each running pod with an address holds, by address.
@@ -295,25 +335,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn pod_in(name: &str, ip: &str, groups: Option<&str>, phase: &str) -> Value {
+        let annotations = groups.map(|g| json!({POD_SG_ANNOTATION: g}));
+        json!({"metadata": {"name": name, "namespace": "default", "uid": name,
+                            "annotations": annotations},
+               "spec": {"serviceAccountName": "web"},
+               "status": {"podIP": ip, "phase": phase}})
+    }
+
     fn pod(name: &str, ip: &str, groups: Option<&str>) -> Value {
-        let mut p = json!({"metadata": {"name": name, "namespace": "default", "uid": name},
-                           "status": {"podIP": ip, "phase": "Running"}});
-        if let Some(g) = groups {
-            p["metadata"]["annotations"] = json!({POD_SG_ANNOTATION: g});
-        }
-        p
+        pod_in(name, ip, groups, "Running")
     }
 
     #[test]
     fn groups_are_held_by_annotation_else_by_the_cluster_group() {
-        let mut done = pod("done", "10.0.1.8", None);
-        done["status"]["phase"] = json!("Succeeded");
+        let done = pod_in("done", "10.0.1.8", None, "Succeeded");
         let pods = [
             pod("web", "10.0.1.5", Some("sg-web, sg-cluster")),
             pod("client", "10.0.1.6", Some("sg-client")),
             pod("plain", "10.0.1.7", None),
             done,
         ];
+        let view = PodView::of(&pods[0]);
+        assert_eq!(
+            (view.spec.service_account_name, view.status.pod_ip),
+            (Some("web"), Some("10.0.1.5"))
+        );
         let m = members(pods.iter(), Some("sg-cluster"));
         let groups = |ip: &str| m[&ip.parse::<Ipv4Addr>().unwrap()].clone();
         assert_eq!(groups("10.0.1.5"), vec!["sg-cluster", "sg-web"]);

@@ -20,14 +20,22 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{
+    self as core, EndpointAddress, EndpointSubset, Endpoints, Node, Pod, Service,
+};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use localfargate_core::eks::CLUSTER_KIND;
-use localfargate_registry::objects::{KubeError, Objects, name_of, namespace_of, resource};
-use localfargate_registry::service_ips;
+use localfargate_registry::meta::DynamicObject;
+use localfargate_registry::objects::{KubeError, Objects, resource};
+use localfargate_registry::{service_ips, typed};
 use localfargate_runtime::service_proxy::{ClusterServices, Protocol, ServicePort};
-use serde_json::{Value, json};
 
 use crate::context::ClusterContext;
 use crate::wake::{Wake, under};
+
+/// The label naming a slice's Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// `sessionAffinityConfig.clientIP.timeoutSeconds`'s default (3 hours).
 const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
@@ -43,52 +51,65 @@ const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
 /// * `pod_ips`: the addresses of pods that are not finished; `node_ips`: the nodes'
 ///   InternalIPs.
 pub fn desired(
-    services: &[&Value],
-    slices: &[&Value],
-    pods: &[&Value],
-    nodes: &[&Value],
+    services: &[Service],
+    slices: &[EndpointSlice],
+    pods: &[Pod],
+    nodes: &[Node],
     subnets: Vec<(Ipv4Addr, u8)>,
 ) -> ClusterServices {
-    let mut by_service: BTreeMap<(&str, &str), Vec<&Value>> = BTreeMap::new();
+    let mut by_service: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
     for s in slices {
-        if s["addressType"] != "IPv4" {
+        if s.address_type != "IPv4" {
             continue;
         }
-        if let Some(svc) = s["metadata"]["labels"]["kubernetes.io/service-name"].as_str() {
+        let label = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL));
+        if let Some(svc) = label {
             by_service
-                .entry((namespace_of(s), svc))
+                .entry((s.metadata.namespace.as_deref().unwrap_or(""), svc))
                 .or_default()
                 .push(s);
         }
     }
-    let live = |p: &&&Value| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let is_live = |p: &&Pod| {
+        !matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+    };
+    let pod_ip =
+        |p: &Pod| -> Option<Ipv4Addr> { p.status.as_ref()?.pod_ip.as_deref()?.parse().ok() };
     // Each pod's address and node: whose local endpoints a client pod gets.
     let pod_nodes: BTreeMap<Ipv4Addr, String> = pods
         .iter()
-        .filter(live)
-        .filter_map(|p| {
-            Some((
-                p["status"]["podIP"].as_str()?.parse().ok()?,
-                p["spec"]["nodeName"].as_str()?.to_string(),
-            ))
-        })
+        .filter(is_live)
+        .filter_map(|p| Some((pod_ip(p)?, p.spec.as_ref()?.node_name.clone()?)))
         .collect();
     let mut ports = Vec::new();
     for svc in services {
-        let spec = &svc["spec"];
-        if spec["type"] == "ExternalName" {
+        let Some(spec) = svc.spec.as_ref() else {
+            continue;
+        };
+        if spec.type_.as_deref() == Some("ExternalName") {
             continue;
         }
-        let Some(cluster_ip) = spec["clusterIP"]
-            .as_str()
+        let Some(cluster_ip) = spec
+            .cluster_ip
+            .as_deref()
             .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
         else {
             continue;
         };
-        let (ns, name) = (namespace_of(svc), name_of(svc));
-        let affinity_timeout = (spec["sessionAffinity"] == "ClientIP").then(|| {
-            spec["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"]
-                .as_u64()
+        let ns = svc.metadata.namespace.as_deref().unwrap_or("");
+        let name = svc.metadata.name.as_deref().unwrap_or("");
+        let affinity_timeout = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
                 .and_then(|t| u32::try_from(t).ok())
                 .unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
         });
@@ -96,31 +117,26 @@ pub fn desired(
             .get(&(ns, name))
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let external_ips: BTreeSet<Ipv4Addr> = spec["externalIPs"]
-            .as_array()
-            .into_iter()
+        let external_ips: BTreeSet<Ipv4Addr> = spec
+            .external_ips
+            .iter()
             .flatten()
-            .filter_map(|a| a.as_str()?.parse().ok())
+            .filter_map(|a| a.parse().ok())
             .collect();
-        for p in spec["ports"].as_array().into_iter().flatten() {
-            let protocol = Protocol::parse(p["protocol"].as_str().unwrap_or("TCP"));
-            let (Some(protocol), Some(port)) = (
-                protocol,
-                p["port"].as_u64().and_then(|x| u16::try_from(x).ok()),
-            ) else {
+        for p in spec.ports.iter().flatten() {
+            let protocol_name = p.protocol.as_deref().unwrap_or("TCP");
+            let (Some(protocol), Ok(port)) =
+                (Protocol::parse(protocol_name), u16::try_from(p.port))
+            else {
                 continue;
             };
-            let port_name = p["name"].as_str().unwrap_or("");
-            let eps = topology::slice_endpoints(
-                slices,
-                port_name,
-                p["protocol"].as_str().unwrap_or("TCP"),
-            );
+            let port_name = p.name.as_deref().unwrap_or("");
+            let eps = topology::slice_endpoints(slices, port_name, protocol_name);
             let endpoints = topology::usable(eps.iter());
-            let internal_local = (spec["internalTrafficPolicy"] == "Local")
+            let internal_local = (spec.internal_traffic_policy.as_deref() == Some("Local"))
                 .then(|| topology::local_endpoints(&eps, &pod_nodes));
-            let node_port = matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"))
-                .then(|| p["nodePort"].as_u64().and_then(|x| u16::try_from(x).ok()))
+            let node_port = matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer"))
+                .then(|| p.node_port.and_then(|x| u16::try_from(x).ok()))
                 .flatten();
             ports.push(ServicePort {
                 namespace: ns.to_string(),
@@ -137,19 +153,17 @@ pub fn desired(
             });
         }
     }
-    let pod_ips = pods
-        .iter()
-        .filter(live)
-        .filter_map(|p| p["status"]["podIP"].as_str()?.parse().ok())
-        .collect();
+    let pod_ips = pods.iter().filter(is_live).filter_map(pod_ip).collect();
     let node_ips = nodes
         .iter()
         .filter_map(|n| {
-            n["status"]["addresses"]
-                .as_array()?
+            n.status
+                .as_ref()?
+                .addresses
+                .as_ref()?
                 .iter()
-                .find(|a| a["type"] == "InternalIP")?["address"]
-                .as_str()?
+                .find(|a| a.type_ == "InternalIP")?
+                .address
                 .parse()
                 .ok()
         })
@@ -209,57 +223,100 @@ fn api_address(ctx: &ClusterContext) -> Option<ApiAddress> {
 
 /// The `kubernetes` Service's Endpoints and EndpointSlice, as kube-apiserver's reconciler
 /// writes them.
-pub fn api_endpoints(address: Ipv4Addr, port: u16) -> (Value, Value) {
-    let endpoints = json!({
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [{
-            "addresses": [{"ip": address.to_string()}],
-            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+pub fn api_endpoints(address: Ipv4Addr, port: u16) -> (Endpoints, EndpointSlice) {
+    let meta = |label: (&str, &str)| ObjectMeta {
+        name: Some("kubernetes".to_string()),
+        namespace: Some("default".to_string()),
+        labels: Some(BTreeMap::from([(label.0.to_string(), label.1.to_string())])),
+        ..ObjectMeta::default()
+    };
+    let endpoints = Endpoints {
+        metadata: meta(("endpointslice.kubernetes.io/skip-mirror", "true")),
+        subsets: Some(vec![EndpointSubset {
+            addresses: Some(vec![EndpointAddress {
+                ip: address.to_string(),
+                ..EndpointAddress::default()
+            }]),
+            ports: Some(vec![core::EndpointPort {
+                name: Some("https".to_string()),
+                port: i32::from(port),
+                protocol: Some("TCP".to_string()),
+                app_protocol: None,
+            }]),
+            not_ready_addresses: None,
+        }]),
+    };
+    let slice = EndpointSlice {
+        metadata: meta((SERVICE_NAME_LABEL, "kubernetes")),
+        address_type: "IPv4".to_string(),
+        endpoints: vec![Endpoint {
+            addresses: vec![address.to_string()],
+            conditions: Some(EndpointConditions {
+                ready: Some(true),
+                ..EndpointConditions::default()
+            }),
+            ..Endpoint::default()
         }],
-    });
-    let slice = json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": "kubernetes"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [address.to_string()], "conditions": {"ready": true}}],
-        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-    });
+        ports: Some(vec![EndpointPort {
+            name: Some("https".to_string()),
+            port: Some(i32::from(port)),
+            protocol: Some("TCP".to_string()),
+            app_protocol: None,
+        }]),
+    };
     (endpoints, slice)
 }
 
 fn write_api_endpoints(objects: &Objects, address: Ipv4Addr, port: u16) {
     let (endpoints, slice) = api_endpoints(address, port);
-    for (rt, desired, fields) in [
-        (resource("", "endpoints"), endpoints, &["subsets"][..]),
-        (
-            resource("discovery.k8s.io", "endpointslices"),
-            slice,
-            &["addressType", "endpoints", "ports"][..],
-        ),
-    ] {
-        let result = match objects.get(rt, "default", "kubernetes") {
-            Ok(current) if fields.iter().all(|f| current[*f] == desired[*f]) => Ok(()),
-            Ok(_) => objects
+    let results = [
+        write_api_object(objects, &endpoints, |current: &Endpoints| {
+            current.subsets == endpoints.subsets
+        }),
+        write_api_object(objects, &slice, |current: &EndpointSlice| {
+            current.address_type == slice.address_type
+                && current.endpoints == slice.endpoints
+                && current.ports == slice.ports
+        }),
+    ];
+    for e in results.into_iter().filter_map(Result::err) {
+        tracing::warn!(error = %e, "the kubernetes Service's endpoints");
+    }
+}
+
+/// Create `desired` (`default/kubernetes`), or, when it is there and `same` says it differs,
+/// make its body (all but the metadata) what `desired`'s is.
+fn write_api_object<K>(
+    objects: &Objects,
+    desired: &K,
+    same: impl Fn(&K) -> bool,
+) -> Result<(), KubeError>
+where
+    K: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + serde::de::DeserializeOwned
+        + serde::Serialize,
+{
+    let Some(rt) = typed::resource_type::<K>() else {
+        return Err(KubeError::Internal(format!("{} is not served", K::KIND)));
+    };
+    let body = typed::to_json(desired)?;
+    match typed::get::<K>(objects, "default", "kubernetes")? {
+        Some(current) if same(&current) => Ok(()),
+        Some(_) => {
+            let want = DynamicObject::from_value(body)?;
+            objects
                 .update_with(rt, "default", "kubernetes", false, None, &mut |cur| {
-                    let mut new = cur.clone();
-                    for f in fields {
-                        new[*f] = desired[*f].clone();
-                    }
-                    Ok(new)
+                    let mut new = DynamicObject::from_value(cur.clone())?;
+                    new.body.clone_from(&want.body);
+                    Ok(new.into_value())
                 })
-                .map(|_| ()),
-            Err(KubeError::NotFound { .. }) => match objects.create(rt, "default", desired) {
-                Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "the kubernetes Service's endpoints");
+                .map(|_| ())
         }
+        None => match objects.create(rt, "default", body) {
+            Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        },
     }
 }
 
@@ -291,26 +348,11 @@ pub(crate) async fn relay(listen: SocketAddr, upstream: SocketAddr, what: &'stat
     }
 }
 
-fn refs(v: &[Value]) -> Vec<&Value> {
-    v.iter().collect()
-}
-
 fn subnets(ctx: &ClusterContext) -> Vec<(Ipv4Addr, u8)> {
     let ipam = ctx.ipam.lock().unwrap_or_else(|p| p.into_inner());
     ipam.pools()
         .map(|p| (p.network(), p.prefix_len()))
         .collect()
-}
-
-fn listed(
-    objects: &Objects,
-    group: &str,
-    plural: &str,
-) -> Option<Vec<Arc<localfargate_store::Object>>> {
-    objects
-        .list(resource(group, plural), None)
-        .map(|(l, _)| l)
-        .ok()
 }
 
 pub async fn run(ctx: Arc<ClusterContext>) {
@@ -377,28 +419,13 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         }
         if let Some(path) = &path {
             let lists = (
-                listed(objects, "", "services"),
-                listed(objects, "discovery.k8s.io", "endpointslices"),
-                listed(objects, "", "pods"),
-                listed(objects, "", "nodes"),
+                typed::list::<Service>(objects, None),
+                typed::list::<EndpointSlice>(objects, None),
+                typed::list::<Pod>(objects, None),
+                typed::list::<Node>(objects, None),
             );
-            if let (Some(svcs), Some(slices), Some(pods), Some(nodes)) = lists {
-                let values = |l: &[Arc<localfargate_store::Object>]| -> Vec<Value> {
-                    l.iter().map(|o| o.value.clone()).collect()
-                };
-                let (svcs, slices, pods, nodes) = (
-                    values(&svcs),
-                    values(&slices),
-                    values(&pods),
-                    values(&nodes),
-                );
-                let want = desired(
-                    &refs(&svcs),
-                    &refs(&slices),
-                    &refs(&pods),
-                    &refs(&nodes),
-                    subnets(&ctx),
-                );
+            if let (Ok(svcs), Ok(slices), Ok(pods), Ok(nodes)) = lists {
+                let want = desired(&svcs, &slices, &pods, &nodes, subnets(&ctx));
                 if last_applied.as_ref() != Some(&want) {
                     let range = service_ips::range(objects);
                     let started = std::time::Instant::now();

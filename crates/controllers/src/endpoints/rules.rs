@@ -6,7 +6,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value, json};
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    ServicePort,
+};
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use localfargate_registry::meta::label_of;
+use serde_json::Value;
 
 /// What manages the slices this controller writes (`endpointslice.kubernetes.io/managed-by`).
 pub const SLICE_MANAGER: &str = "endpointslice-controller.k8s.io";
@@ -20,150 +28,195 @@ pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
 /// Upstream's `--max-endpoints-per-slice` default.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 
-/// Whether the controllers keep this Service's endpoints: it selects pods (a Service without a
-/// selector has endpoints its user writes) and is not an ExternalName.
-pub fn is_managed(service: &Value) -> bool {
-    service["spec"]["selector"]
-        .as_object()
-        .is_some_and(|s| !s.is_empty())
-        && service["spec"]["type"] != "ExternalName"
+/// A slice's ports and endpoints, as the controller packs them.
+pub type SliceContents = (Vec<discovery::EndpointPort>, Vec<discovery::Endpoint>);
+
+fn selector(service: &Service) -> Option<&BTreeMap<String, String>> {
+    service.spec.as_ref()?.selector.as_ref()
 }
 
-/// Whether a pod the Service's selector matches.
-pub fn selects(service: &Value, pod: &Value) -> bool {
-    let Some(selector) = service["spec"]["selector"].as_object() else {
+fn spec_str(
+    service: &Service,
+    f: impl Fn(&k8s_openapi::api::core::v1::ServiceSpec) -> Option<&String>,
+) -> Option<&str> {
+    service.spec.as_ref().and_then(f).map(String::as_str)
+}
+
+/// Whether the controllers keep this Service's endpoints: it selects pods (a Service without a
+/// selector has endpoints its user writes) and is not an ExternalName.
+pub fn is_managed(service: &Service) -> bool {
+    selector(service).is_some_and(|s| !s.is_empty())
+        && spec_str(service, |s| s.type_.as_ref()) != Some("ExternalName")
+}
+
+/// Whether a pod the Service's selector matches. The pod is read where it is stored (its labels
+/// only): this runs for every pod of the namespace against every Service.
+pub fn selects(service: &Service, pod: &Value) -> bool {
+    let Some(selector) = selector(service) else {
         return false;
     };
-    let labels = pod["metadata"]["labels"].as_object();
     !selector.is_empty()
         && selector
             .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            .all(|(k, v)| label_of(pod, k) == Some(v.as_str()))
 }
 
-fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
+/// Whether the pod's `Ready` condition is `True`.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
         .into_iter()
         .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
-fn is_terminating(pod: &Value) -> bool {
-    pod["metadata"]["deletionTimestamp"].is_string()
+fn is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+fn pod_ip(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.pod_ip.as_deref()
 }
 
 /// Upstream's `ShouldPodBeInEndpoints`: an address, not finished, and terminating only when
 /// `include_terminating`.
-fn in_endpoints(pod: &Value, include_terminating: bool) -> bool {
+fn in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
     let finished = matches!(
-        pod["status"]["phase"].as_str(),
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
     );
-    let ip = pod["status"]["podIP"]
-        .as_str()
-        .is_some_and(|i| !i.is_empty());
+    let ip = pod_ip(pod).is_some_and(|i| !i.is_empty());
     !finished && ip && (include_terminating || !is_terminating(pod))
 }
 
 /// The port a service port reaches on a pod (`FindPort`): a number as it is, a name through
 /// the pod's container (or sidecar) port of that name and protocol; `None` when the pod has no
 /// such port.
-fn target_port(pod: &Value, service_port: &Value) -> Option<i64> {
-    let protocol = service_port["protocol"].as_str().unwrap_or("TCP");
-    match &service_port["targetPort"] {
-        Value::Number(n) => n.as_i64(),
-        Value::String(name) => {
-            if let Ok(n) = name.parse::<i64>() {
+fn target_port(pod: &Pod, service_port: &ServicePort) -> Option<i32> {
+    let protocol = service_port.protocol.as_deref().unwrap_or("TCP");
+    match &service_port.target_port {
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::String(name)) => {
+            if let Ok(n) = name.parse::<i32>() {
                 return Some(n);
             }
+            let spec = pod.spec.as_ref()?;
             // Containers first, then sidecars (init containers that restart `Always`).
-            let sidecars = pod["spec"]["initContainers"]
-                .as_array()
-                .into_iter()
+            let sidecars = spec
+                .init_containers
+                .iter()
                 .flatten()
-                .filter(|c| c["restartPolicy"] == "Always");
-            pod["spec"]["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            spec.containers
+                .iter()
                 .chain(sidecars)
-                .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+                .flat_map(|c| c.ports.iter().flatten())
                 .find(|p| {
-                    p["name"] == name.as_str()
-                        && p["protocol"].as_str().unwrap_or("TCP") == protocol
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
                 })
-                .and_then(|p| p["containerPort"].as_i64())
+                .map(|p| p.container_port)
         }
-        _ => service_port["port"].as_i64(),
+        None => Some(service_port.port),
     }
 }
 
-/// The ports of the Service on this pod, as endpoint ports (name, port, protocol,
-/// appProtocol), in the Service's order; the service ports the pod lacks are left out. A
-/// slice's ports always carry a name (`""` for an unnamed one), the Endpoints' only a given one.
-fn ports_on(service: &Value, pod: &Value, for_slice: bool) -> Vec<Value> {
-    service["spec"]["ports"]
-        .as_array()
+/// A service port as it is on a pod: name (`None` when unnamed), port, protocol, appProtocol.
+struct PortOnPod<'a> {
+    name: Option<&'a str>,
+    port: i32,
+    protocol: &'a str,
+    app_protocol: Option<&'a str>,
+}
+
+/// The ports of the Service on this pod, in the Service's order; the service ports the pod
+/// lacks are left out.
+fn ports_on<'a>(service: &'a Service, pod: &Pod) -> Vec<PortOnPod<'a>> {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
         .into_iter()
         .flatten()
         .filter_map(|sp| {
-            let port = target_port(pod, sp)?;
-            let mut p = Map::new();
-            match sp["name"].as_str().filter(|n| !n.is_empty()) {
-                Some(name) => {
-                    p.insert("name".into(), json!(name));
-                }
-                None if for_slice => {
-                    p.insert("name".into(), json!(""));
-                }
-                None => {}
-            }
-            p.insert("port".into(), json!(port));
-            p.insert(
-                "protocol".into(),
-                json!(sp["protocol"].as_str().unwrap_or("TCP")),
-            );
-            if let Some(app) = sp["appProtocol"].as_str() {
-                p.insert("appProtocol".into(), json!(app));
-            }
-            Some(Value::Object(p))
+            Some(PortOnPod {
+                port: target_port(pod, sp)?,
+                name: sp.name.as_deref().filter(|n| !n.is_empty()),
+                protocol: sp.protocol.as_deref().unwrap_or("TCP"),
+                app_protocol: sp.app_protocol.as_deref(),
+            })
         })
         .collect()
 }
 
+/// The Endpoints' ports: a name only where the service port has one.
+fn endpoints_ports(ports: &[PortOnPod]) -> Vec<EndpointPort> {
+    ports
+        .iter()
+        .map(|p| EndpointPort {
+            name: p.name.map(str::to_string),
+            port: p.port,
+            protocol: Some(p.protocol.to_string()),
+            app_protocol: p.app_protocol.map(str::to_string),
+        })
+        .collect()
+}
+
+/// A slice's ports always carry a name (`""` for an unnamed one).
+fn slice_ports(ports: &[PortOnPod]) -> Vec<discovery::EndpointPort> {
+    ports
+        .iter()
+        .map(|p| discovery::EndpointPort {
+            name: Some(p.name.unwrap_or("").to_string()),
+            port: Some(p.port),
+            protocol: Some(p.protocol.to_string()),
+            app_protocol: p.app_protocol.map(str::to_string),
+        })
+        .collect()
+}
+
+/// A set of ports as a grouping key: its JSON (keys sorted), so groups come in the order the
+/// JSON of their ports sorts, as they always have.
+fn ports_key<T: serde::Serialize>(ports: &[T]) -> String {
+    serde_json::to_value(ports)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
 /// Upstream's `!IsServiceIPSet`: no ClusterIP, or `None`.
-fn is_headless(service: &Value) -> bool {
-    service["spec"]["clusterIP"]
-        .as_str()
-        .is_none_or(|ip| ip.is_empty() || ip == "None")
+fn is_headless(service: &Service) -> bool {
+    spec_str(service, |s| s.cluster_ip.as_ref()).is_none_or(|ip| ip.is_empty() || ip == "None")
 }
 
 /// The pod's hostname when it is in the Service's subdomain (`ShouldSetHostname`).
-fn hostname(service: &Value, pod: &Value) -> Option<String> {
-    let host = pod["spec"]["hostname"].as_str().filter(|h| !h.is_empty())?;
-    (pod["spec"]["subdomain"] == service["metadata"]["name"]
-        && pod["metadata"]["namespace"] == service["metadata"]["namespace"])
+fn hostname(service: &Service, pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let host = spec.hostname.as_deref().filter(|h| !h.is_empty())?;
+    (spec.subdomain == service.metadata.name
+        && pod.metadata.namespace == service.metadata.namespace)
         .then(|| host.to_string())
 }
 
-fn target_ref(pod: &Value) -> Value {
-    json!({
-        "kind": "Pod",
-        "namespace": pod["metadata"]["namespace"],
-        "name": pod["metadata"]["name"],
-        "uid": pod["metadata"]["uid"],
-    })
+fn node_name(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.node_name.as_deref()
+}
+
+fn target_ref(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".to_string()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..ObjectReference::default()
+    }
 }
 
 /// The labels upstream gives a Service's Endpoints: the Service's, and the headless marker.
-fn endpoints_labels(service: &Value) -> Map<String, Value> {
-    let mut labels = service["metadata"]["labels"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+fn endpoints_labels(service: &Service) -> BTreeMap<String, String> {
+    let mut labels = service.metadata.labels.clone().unwrap_or_default();
     if is_headless(service) {
-        labels.insert(HEADLESS_LABEL.into(), json!(""));
+        labels.insert(HEADLESS_LABEL.into(), String::new());
     } else {
         labels.remove(HEADLESS_LABEL);
     }
@@ -171,66 +224,58 @@ fn endpoints_labels(service: &Value) -> Map<String, Value> {
 }
 
 /// A subset being gathered: its ports, ready addresses and not-ready addresses.
-type Subset = (Vec<Value>, Vec<Value>, Vec<Value>);
+type Subset = (
+    Vec<EndpointPort>,
+    Vec<EndpointAddress>,
+    Vec<EndpointAddress>,
+);
 
 /// The `subsets` of the Service's Endpoints: addresses grouped by the ports they serve
 /// (`RepackSubsets`), ready ones in `addresses`, the others in `notReadyAddresses`, each sorted
 /// by IP. Empty when no pod is in.
-pub fn subsets(service: &Value, pods: &[&Value]) -> Vec<Value> {
-    let tolerate_unready = service["spec"]["publishNotReadyAddresses"] == true;
-    let no_ports = service["spec"]["ports"]
-        .as_array()
+pub fn subsets(service: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
+    let spec = service.spec.as_ref();
+    let tolerate_unready = spec.and_then(|s| s.publish_not_ready_addresses) == Some(true);
+    let no_ports = spec
+        .and_then(|s| s.ports.as_ref())
         .is_none_or(|p| p.is_empty());
     // Keyed by the ports' JSON, so pods serving the same ports share a subset.
     let mut groups: BTreeMap<String, Subset> = BTreeMap::new();
     for pod in pods.iter().filter(|p| in_endpoints(p, tolerate_unready)) {
-        let ports = ports_on(service, pod, false);
+        let ports = endpoints_ports(&ports_on(service, pod));
         if ports.is_empty() && !(no_ports && is_headless(service)) {
             continue;
         }
-        let mut address = Map::new();
-        address.insert("ip".into(), pod["status"]["podIP"].clone());
-        if let Some(h) = hostname(service, pod) {
-            address.insert("hostname".into(), json!(h));
-        }
-        if let Some(node) = pod["spec"]["nodeName"].as_str() {
-            address.insert("nodeName".into(), json!(node));
-        }
-        address.insert("targetRef".into(), target_ref(pod));
-        let key = Value::Array(ports.clone()).to_string();
+        let address = EndpointAddress {
+            ip: pod_ip(pod).unwrap_or_default().to_string(),
+            hostname: hostname(service, pod),
+            node_name: node_name(pod).map(str::to_string),
+            target_ref: Some(target_ref(pod)),
+        };
         let entry = groups
-            .entry(key)
+            .entry(ports_key(&ports))
             .or_insert_with(|| (ports, Vec::new(), Vec::new()));
         if tolerate_unready || is_ready(pod) {
-            entry.1.push(Value::Object(address));
+            entry.1.push(address);
         } else {
-            entry.2.push(Value::Object(address));
+            entry.2.push(address);
         }
     }
     groups
         .into_values()
         .map(|(ports, mut ready, mut not_ready)| {
             // Upstream's `LessEndpointAddress`: the IPs as strings, then the pods' uids.
-            let by_ip = |a: &Value, b: &Value| {
-                a["ip"].as_str().cmp(&b["ip"].as_str()).then_with(|| {
-                    a["targetRef"]["uid"]
-                        .as_str()
-                        .cmp(&b["targetRef"]["uid"].as_str())
-                })
+            let by_ip = |a: &EndpointAddress, b: &EndpointAddress| {
+                let uid = |e: &EndpointAddress| e.target_ref.as_ref().and_then(|r| r.uid.clone());
+                a.ip.cmp(&b.ip).then_with(|| uid(a).cmp(&uid(b)))
             };
             ready.sort_by(by_ip);
             not_ready.sort_by(by_ip);
-            let mut subset = Map::new();
-            if !ready.is_empty() {
-                subset.insert("addresses".into(), Value::Array(ready));
+            EndpointSubset {
+                addresses: (!ready.is_empty()).then_some(ready),
+                not_ready_addresses: (!not_ready.is_empty()).then_some(not_ready),
+                ports: (!ports.is_empty()).then_some(ports),
             }
-            if !not_ready.is_empty() {
-                subset.insert("notReadyAddresses".into(), Value::Array(not_ready));
-            }
-            if !ports.is_empty() {
-                subset.insert("ports".into(), Value::Array(ports));
-            }
-            Value::Object(subset)
         })
         .collect()
 }
@@ -238,33 +283,33 @@ pub fn subsets(service: &Value, pods: &[&Value]) -> Vec<Value> {
 /// Cut subsets holding more than [`MAX_ENDPOINTS_ADDRESSES`] addresses down to it, as
 /// upstream's `truncateEndpoints`: ready addresses first, each subset keeping its proportion
 /// (rounded up, the last taking what is left); returns whether anything was cut.
-pub fn truncate(subsets: &mut [Value]) -> bool {
-    let count = |s: &Value, k: &str| s[k].as_array().map_or(0, Vec::len);
-    let ready: usize = subsets.iter().map(|s| count(s, "addresses")).sum();
-    let not_ready: usize = subsets.iter().map(|s| count(s, "notReadyAddresses")).sum();
+pub fn truncate(subsets: &mut [EndpointSubset]) -> bool {
+    let count = |l: &Option<Vec<EndpointAddress>>| l.as_ref().map_or(0, Vec::len);
+    let ready: usize = subsets.iter().map(|s| count(&s.addresses)).sum();
+    let not_ready: usize = subsets.iter().map(|s| count(&s.not_ready_addresses)).sum();
     if ready + not_ready <= MAX_ENDPOINTS_ADDRESSES {
         return false;
     }
     let cut_ready = ready > MAX_ENDPOINTS_ADDRESSES;
-    let (max, total, key) = if cut_ready {
-        (MAX_ENDPOINTS_ADDRESSES, ready, "addresses")
+    let (max, total) = if cut_ready {
+        (MAX_ENDPOINTS_ADDRESSES, ready)
     } else {
-        (
-            MAX_ENDPOINTS_ADDRESSES - ready,
-            not_ready,
-            "notReadyAddresses",
-        )
+        (MAX_ENDPOINTS_ADDRESSES - ready, not_ready)
     };
     let mut room = max;
     for subset in subsets.iter_mut() {
-        let here = count(subset, key);
-        let share = (here * max).div_ceil(total).min(room);
-        if let Some(list) = subset[key].as_array_mut() {
+        let list = if cut_ready {
+            &mut subset.addresses
+        } else {
+            &mut subset.not_ready_addresses
+        };
+        if let Some(list) = list.as_mut() {
+            let share = (list.len() * max).div_ceil(total).min(room);
             list.truncate(share);
             room -= list.len();
         }
-        if cut_ready && let Some(o) = subset.as_object_mut() {
-            o.remove("notReadyAddresses");
+        if cut_ready {
+            subset.not_ready_addresses = None;
         }
     }
     true
@@ -272,143 +317,170 @@ pub fn truncate(subsets: &mut [Value]) -> bool {
 
 /// The Endpoints object the Service should have (without resourceVersion or trigger time),
 /// truncated and annotated when over capacity.
-pub fn endpoints(service: &Value, pods: &[&Value]) -> Value {
-    let mut out = json!({
-        "apiVersion": "v1",
-        "kind": "Endpoints",
-        "metadata": {
-            "name": service["metadata"]["name"],
-            "namespace": service["metadata"]["namespace"],
-        },
-    });
+pub fn endpoints(service: &Service, pods: &[&Pod]) -> Endpoints {
     let labels = endpoints_labels(service);
-    if !labels.is_empty() {
-        out["metadata"]["labels"] = Value::Object(labels);
-    }
     let mut subsets = subsets(service, pods);
-    if truncate(&mut subsets) {
-        out["metadata"]["annotations"] = json!({OVER_CAPACITY: "truncated"});
+    let truncated = truncate(&mut subsets);
+    Endpoints {
+        metadata: ObjectMeta {
+            name: service.metadata.name.clone(),
+            namespace: service.metadata.namespace.clone(),
+            labels: (!labels.is_empty()).then_some(labels),
+            annotations: truncated
+                .then(|| BTreeMap::from([(OVER_CAPACITY.to_string(), "truncated".to_string())])),
+            ..ObjectMeta::default()
+        },
+        subsets: (!subsets.is_empty()).then_some(subsets),
     }
-    if !subsets.is_empty() {
-        out["subsets"] = Value::Array(subsets);
-    }
-    out
 }
 
 /// One endpoint of a slice: the pod's address and conditions (`ready` never while terminating,
 /// unless the Service publishes unready addresses), node, zone and hostname.
-fn slice_endpoint(service: &Value, pod: &Value, zones: &HashMap<String, String>) -> Value {
+fn slice_endpoint(
+    service: &Service,
+    pod: &Pod,
+    zones: &HashMap<String, String>,
+) -> discovery::Endpoint {
     let serving = is_ready(pod);
     let terminating = is_terminating(pod);
-    let ready = service["spec"]["publishNotReadyAddresses"] == true || (serving && !terminating);
-    let mut e = Map::new();
-    e.insert("addresses".into(), json!([pod["status"]["podIP"]]));
-    e.insert(
-        "conditions".into(),
-        json!({"ready": ready, "serving": serving, "terminating": terminating}),
-    );
-    if let Some(h) = hostname(service, pod) {
-        e.insert("hostname".into(), json!(h));
+    let publish = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.publish_not_ready_addresses)
+        == Some(true);
+    let node = node_name(pod);
+    discovery::Endpoint {
+        addresses: vec![pod_ip(pod).unwrap_or_default().to_string()],
+        conditions: Some(discovery::EndpointConditions {
+            ready: Some(publish || (serving && !terminating)),
+            serving: Some(serving),
+            terminating: Some(terminating),
+        }),
+        hostname: hostname(service, pod),
+        target_ref: Some(target_ref(pod)),
+        node_name: node.map(str::to_string),
+        zone: node.and_then(|n| zones.get(n)).cloned(),
+        ..discovery::Endpoint::default()
     }
-    e.insert("targetRef".into(), target_ref(pod));
-    if let Some(node) = pod["spec"]["nodeName"].as_str() {
-        e.insert("nodeName".into(), json!(node));
-        if let Some(zone) = zones.get(node) {
-            e.insert("zone".into(), json!(zone));
-        }
-    }
-    Value::Object(e)
 }
 
 /// What the Service's slices should hold: per set of ports, its endpoints (the controller packs
 /// them into slices of at most [`MAX_ENDPOINTS_PER_SLICE`]); one empty group when no pod is in,
 /// as upstream keeps a placeholder slice.
 pub fn slice_contents(
-    service: &Value,
-    pods: &[&Value],
+    service: &Service,
+    pods: &[&Pod],
     zones: &HashMap<String, String>,
-) -> Vec<(Value, Vec<Value>)> {
-    let mut groups: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+) -> Vec<SliceContents> {
+    let mut groups: BTreeMap<String, SliceContents> = BTreeMap::new();
     // Unlike the Endpoints, a pod that lacks the Service's ports is kept, in a slice of the
     // ports it has (none at all, maybe), as upstream's `getEndpointPorts` keeps it.
     for pod in pods.iter().filter(|p| in_endpoints(p, true)) {
-        let ports = ports_on(service, pod, true);
-        let key = Value::Array(ports.clone()).to_string();
+        let ports = slice_ports(&ports_on(service, pod));
         groups
-            .entry(key)
-            .or_insert_with(|| (Value::Array(ports), Vec::new()))
+            .entry(ports_key(&ports))
+            .or_insert_with(|| (ports, Vec::new()))
             .1
             .push(slice_endpoint(service, pod, zones));
     }
     if groups.is_empty() {
-        return vec![(Value::Array(Vec::new()), Vec::new())];
+        return vec![(Vec::new(), Vec::new())];
     }
     groups.into_values().collect()
 }
 
 /// A slice of the Service holding `ports` and `endpoints`: its labels (the Service's, its name,
 /// the manager, the headless marker) and the Service as its controlling owner.
-pub fn slice(service: &Value, ports: &Value, endpoints: &[Value]) -> Value {
-    let name = service["metadata"]["name"].as_str().unwrap_or("");
+pub fn slice(
+    service: &Service,
+    ports: &[discovery::EndpointPort],
+    endpoints: &[discovery::Endpoint],
+) -> discovery::EndpointSlice {
+    let name = service.metadata.name.as_deref().unwrap_or("");
     let mut labels = endpoints_labels(service);
-    labels.remove(SERVICE_NAME_LABEL);
-    labels.remove(MANAGED_BY_LABEL);
-    labels.insert(SERVICE_NAME_LABEL.into(), json!(name));
-    labels.insert(MANAGED_BY_LABEL.into(), json!(SLICE_MANAGER));
+    labels.insert(SERVICE_NAME_LABEL.into(), name.to_string());
+    labels.insert(MANAGED_BY_LABEL.into(), SLICE_MANAGER.to_string());
     // Upstream's prefix: the Service's name and a dash, cut to leave room for the suffix.
     let prefix: String = format!("{name}-").chars().take(58).collect();
-    let ports = match ports.as_array() {
-        Some(p) if !p.is_empty() => ports.clone(),
-        _ => Value::Null,
-    };
-    json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "generateName": prefix,
-            "namespace": service["metadata"]["namespace"],
-            "labels": labels,
-            "ownerReferences": [{
-                "apiVersion": "v1",
-                "kind": "Service",
-                "name": name,
-                "uid": service["metadata"]["uid"],
-                "controller": true,
-                "blockOwnerDeletion": true,
-            }],
+    discovery::EndpointSlice {
+        metadata: ObjectMeta {
+            generate_name: Some(prefix),
+            namespace: service.metadata.namespace.clone(),
+            labels: Some(labels),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".to_string(),
+                kind: "Service".to_string(),
+                name: name.to_string(),
+                uid: service.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..ObjectMeta::default()
         },
-        "addressType": "IPv4",
-        "endpoints": if endpoints.is_empty() { Value::Null } else { Value::Array(endpoints.to_vec()) },
-        "ports": ports,
-    })
+        address_type: "IPv4".to_string(),
+        endpoints: endpoints.to_vec(),
+        ports: (!ports.is_empty()).then(|| ports.to_vec()),
+    }
+}
+
+/// A slice as the controller writes it: no endpoints or no ports are `null`, as upstream's
+/// controller writes them (Go's nil lists), where k8s-openapi writes `[]` and leaves out
+/// `ports`. Fields of the slice's own JSON, set by name: this is the wire form.
+pub fn slice_json(slice: &discovery::EndpointSlice) -> Result<Value, serde_json::Error> {
+    let mut v = serde_json::to_value(slice)?;
+    if let Some(o) = v.as_object_mut() {
+        if slice.endpoints.is_empty() {
+            o.insert("endpoints".into(), Value::Null);
+        }
+        if slice.ports.is_none() {
+            o.insert("ports".into(), Value::Null);
+        }
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ContainerPort;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
 
-    fn service(extra: Value) -> Value {
-        let mut s = json!({
-            "metadata": {"name": "web", "namespace": "default", "uid": "svc-uid", "labels": {"app": "web"}},
-            "spec": {"selector": {"app": "web"}, "clusterIP": "10.100.0.20",
-                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]},
-        });
-        if let (Some(s), Some(e)) = (s["spec"].as_object_mut(), extra.as_object()) {
-            for (k, v) in e {
-                s.insert(k.clone(), v.clone());
-            }
+    /// The test Service, with `extra` over its spec's fields.
+    fn service(extra: Value) -> Service {
+        let mut spec = json!({"selector": {"app": "web"}, "clusterIP": "10.100.0.20",
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
         }
-        s
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "svc-uid", "labels": {"app": "web"}},
+            "spec": spec,
+        }))
+        .unwrap()
     }
 
-    fn pod(name: &str, ip: &str, ready: bool) -> Value {
-        json!({
+    fn pod(name: &str, ip: &str, ready: bool) -> Pod {
+        serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "labels": {"app": "web"}},
             "spec": {"nodeName": format!("fargate-{ip}"),
                      "containers": [{"name": "app", "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
             "status": {"phase": "Running", "podIP": ip,
                        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
-        })
+        }))
+        .unwrap()
+    }
+
+    fn spec(p: &mut Pod) -> &mut k8s_openapi::api::core::v1::PodSpec {
+        p.spec.get_or_insert_default()
+    }
+
+    fn status(p: &mut Pod) -> &mut k8s_openapi::api::core::v1::PodStatus {
+        p.status.get_or_insert_default()
+    }
+
+    fn json_of<T: serde::Serialize>(t: &T) -> Value {
+        serde_json::to_value(t).unwrap()
     }
 
     #[test]
@@ -420,6 +492,11 @@ mod tests {
             pod("c", "10.0.1.9", false),
         );
         let ep = endpoints(&svc, &[&a, &b, &c]);
+        assert_eq!(
+            ep.metadata.labels,
+            Some(BTreeMap::from([("app".into(), "web".into())]))
+        );
+        let ep = json_of(&ep);
         let subset = &ep["subsets"][0];
         // As strings, as upstream sorts them.
         assert_eq!(subset["addresses"][0]["ip"], "10.0.1.20");
@@ -429,42 +506,49 @@ mod tests {
             subset["ports"],
             json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
         );
-        assert_eq!(ep["metadata"]["labels"], json!({"app": "web"}));
     }
 
     #[test]
     fn named_ports_of_sidecars_are_found_and_plain_init_containers_are_not() {
         let svc = service(json!({}));
         let mut p = pod("a", "10.0.1.20", true);
-        p["spec"]["containers"][0]["ports"] = json!([]);
-        p["spec"]["initContainers"] = json!([
+        spec(&mut p).containers[0].ports = Some(vec![]);
+        spec(&mut p).init_containers = serde_json::from_value(json!([
             {"name": "setup", "ports": [{"name": "http", "containerPort": 7000}]},
             {"name": "proxy", "restartPolicy": "Always",
              "ports": [{"name": "http", "containerPort": 15001}]}
-        ]);
+        ]))
+        .unwrap();
         let ep = endpoints(&svc, &[&p]);
-        assert_eq!(ep["subsets"][0]["ports"][0]["port"], 15001, "{ep}");
-        p["spec"]["initContainers"][1]["restartPolicy"] = json!(null);
+        let subsets = ep.subsets.unwrap_or_default();
+        assert_eq!(
+            subsets[0].ports.as_ref().map(|p| p[0].port),
+            Some(15001),
+            "{subsets:?}"
+        );
+        if let Some(init) = spec(&mut p).init_containers.as_mut() {
+            init[1].restart_policy = None;
+        }
         // No port of that name: no subset at all.
-        assert!(endpoints(&svc, &[&p])["subsets"].is_null());
+        assert!(endpoints(&svc, &[&p]).subsets.is_none());
     }
 
     #[test]
     fn finished_terminating_and_addressless_pods_are_left_out_of_endpoints() {
         let svc = service(json!({}));
         let mut done = pod("done", "10.0.1.4", false);
-        done["status"]["phase"] = json!("Succeeded");
+        status(&mut done).phase = Some("Succeeded".into());
         let mut going = pod("going", "10.0.1.5", true);
-        going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        going.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
         let mut pending = pod("pending", "", false);
-        pending["status"]["podIP"] = Value::Null;
+        status(&mut pending).pod_ip = None;
         let ep = endpoints(&svc, &[&done, &going, &pending]);
-        assert!(ep.get("subsets").is_none(), "{ep:#}");
+        assert!(ep.subsets.is_none(), "{ep:#?}");
         // The slice keeps the terminating pod, not ready but still serving.
         let slices = slice_contents(&svc, &[&done, &going, &pending], &HashMap::new());
         assert_eq!(slices.len(), 1);
         assert_eq!(
-            slices[0].1[0]["conditions"],
+            json_of(&slices[0].1[0].conditions),
             json!({"ready": false, "serving": true, "terminating": true})
         );
     }
@@ -473,28 +557,43 @@ mod tests {
     fn a_pod_without_the_named_port_is_not_an_endpoint_but_is_in_a_slice() {
         let svc = service(json!({}));
         let mut other = pod("other", "10.0.1.6", true);
-        other["spec"]["containers"][0]["ports"] = json!([]);
-        assert!(endpoints(&svc, &[&other]).get("subsets").is_none());
+        spec(&mut other).containers[0].ports = Some(Vec::<ContainerPort>::new());
+        assert!(endpoints(&svc, &[&other]).subsets.is_none());
         let slices = slice_contents(&svc, &[&other], &HashMap::new());
         assert_eq!(slices.len(), 1);
-        assert_eq!(slices[0].0, json!([]));
-        assert_eq!(slices[0].1[0]["addresses"], json!(["10.0.1.6"]));
+        assert!(slices[0].0.is_empty());
+        assert_eq!(slices[0].1[0].addresses, ["10.0.1.6"]);
         let none = slice_contents(&svc, &[], &HashMap::new());
-        assert_eq!(none, vec![(json!([]), vec![])]);
+        assert_eq!(none, vec![(vec![], vec![])]);
         let placeholder = slice(&svc, &none[0].0, &none[0].1);
+        assert_eq!(placeholder.metadata.generate_name.as_deref(), Some("web-"));
+        assert_eq!(
+            placeholder
+                .metadata
+                .labels
+                .as_ref()
+                .map(|l| &l[SERVICE_NAME_LABEL]),
+            Some(&"web".to_string())
+        );
+        let placeholder = slice_json(&placeholder).unwrap();
         assert!(placeholder["endpoints"].is_null() && placeholder["ports"].is_null());
-        assert_eq!(placeholder["metadata"]["generateName"], "web-");
-        assert_eq!(placeholder["metadata"]["labels"][SERVICE_NAME_LABEL], "web");
     }
 
     #[test]
     fn headless_services_mark_their_endpoints_and_name_subdomain_hosts() {
         let svc = service(json!({"clusterIP": "None", "ports": []}));
         let mut p = pod("db-0", "10.0.1.7", true);
-        p["spec"]["hostname"] = json!("db-0");
-        p["spec"]["subdomain"] = json!("web");
+        spec(&mut p).hostname = Some("db-0".into());
+        spec(&mut p).subdomain = Some("web".into());
         let ep = endpoints(&svc, &[&p]);
-        assert_eq!(ep["metadata"]["labels"][HEADLESS_LABEL], "");
+        assert_eq!(
+            ep.metadata
+                .labels
+                .as_ref()
+                .map(|l| l[HEADLESS_LABEL].as_str()),
+            Some("")
+        );
+        let ep = json_of(&ep);
         assert_eq!(ep["subsets"][0]["addresses"][0]["hostname"], "db-0");
         assert!(ep["subsets"][0].get("ports").is_none());
     }
@@ -503,38 +602,92 @@ mod tests {
     fn publish_not_ready_addresses_makes_every_pod_ready() {
         let svc = service(json!({"publishNotReadyAddresses": true}));
         let p = pod("a", "10.0.1.8", false);
-        let ep = endpoints(&svc, &[&p]);
+        let ep = json_of(&endpoints(&svc, &[&p]));
         assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.0.1.8");
         let zones = HashMap::from([("fargate-10.0.1.8".to_string(), "us-east-1a".to_string())]);
         let slices = slice_contents(&svc, &[&p], &zones);
-        assert_eq!(slices[0].1[0]["conditions"]["ready"], true);
-        assert_eq!(slices[0].1[0]["zone"], "us-east-1a");
+        let endpoint = &slices[0].1[0];
+        assert_eq!(
+            endpoint.conditions.as_ref().and_then(|c| c.ready),
+            Some(true)
+        );
+        assert_eq!(endpoint.zone.as_deref(), Some("us-east-1a"));
     }
 
     #[test]
     fn over_capacity_endpoints_are_truncated_ready_first_in_proportion() {
-        let address = |i: usize| json!({"ip": format!("10.0.{}.{}", i / 250, i % 250)});
-        let subset = |ready: usize, not_ready: usize, from: usize| {
-            json!({
-                "addresses": (from..from + ready).map(address).collect::<Vec<_>>(),
-                "notReadyAddresses": (from + ready..from + ready + not_ready).map(address).collect::<Vec<_>>(),
-            })
+        let address = |i: usize| EndpointAddress {
+            ip: format!("10.0.{}.{}", i / 250, i % 250),
+            ..EndpointAddress::default()
         };
+        let subset = |ready: usize, not_ready: usize, from: usize| EndpointSubset {
+            addresses: Some((from..from + ready).map(address).collect()),
+            not_ready_addresses: Some(
+                (from + ready..from + ready + not_ready)
+                    .map(address)
+                    .collect(),
+            ),
+            ports: None,
+        };
+        let len = |l: &Option<Vec<EndpointAddress>>| l.as_ref().map_or(0, Vec::len);
         // 900 ready and 300 not ready: the ready stay, 100 not-ready ones in proportion.
         let mut subsets = vec![subset(600, 200, 0), subset(300, 100, 1000)];
         assert!(truncate(&mut subsets));
-        let len = |s: &Value, k: &str| s[k].as_array().map_or(0, Vec::len);
-        assert_eq!(len(&subsets[0], "addresses"), 600);
-        assert_eq!(len(&subsets[0], "notReadyAddresses"), 67);
-        assert_eq!(len(&subsets[1], "notReadyAddresses"), 33);
+        assert_eq!(len(&subsets[0].addresses), 600);
+        assert_eq!(len(&subsets[0].not_ready_addresses), 67);
+        assert_eq!(len(&subsets[1].not_ready_addresses), 33);
         // 1,500 ready: 1,000 of them, in proportion, and no not-ready ones.
         let mut subsets = vec![subset(1000, 10, 0), subset(500, 0, 2000)];
         assert!(truncate(&mut subsets));
-        assert_eq!(len(&subsets[0], "addresses"), 667);
-        assert_eq!(len(&subsets[1], "addresses"), 333);
-        assert!(subsets[0].get("notReadyAddresses").is_none());
+        assert_eq!(len(&subsets[0].addresses), 667);
+        assert_eq!(len(&subsets[1].addresses), 333);
+        assert!(subsets[0].not_ready_addresses.is_none());
         let mut small = vec![subset(10, 5, 0)];
         assert!(!truncate(&mut small));
+    }
+
+    /// A Service of two named ports (one unnamed, one with an appProtocol) over pods of every
+    /// kind: ready, not ready, terminating, on a zoned node, in the Service's subdomain, one
+    /// lacking a port: everything the controller writes, as JSON.
+    fn representative_output() -> Value {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "svc-uid",
+                         "labels": {"app": "web", "tier": "front"}},
+            "spec": {"selector": {"app": "web"}, "clusterIP": "10.100.0.20",
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http",
+                                "appProtocol": "http"},
+                               {"port": 9000, "protocol": "UDP", "targetPort": 9100}]},
+        }))
+        .unwrap();
+        let mut pods = [
+            pod("a", "10.0.1.20", true),
+            pod("b", "10.0.1.3", true),
+            pod("c", "10.0.1.9", false),
+            pod("d", "10.0.1.10", true),
+            pod("e", "10.0.1.11", true),
+        ];
+        spec(&mut pods[1]).hostname = Some("b".into());
+        spec(&mut pods[1]).subdomain = Some("web".into());
+        pods[2].metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+        spec(&mut pods[3]).containers[0].ports = Some(vec![]);
+        spec(&mut pods[4]).node_name = None;
+        let zones = HashMap::from([("fargate-10.0.1.20".to_string(), "us-east-1a".to_string())]);
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let slices: Vec<Value> = slice_contents(&svc, &refs, &zones)
+            .iter()
+            .map(|(ports, endpoints)| slice_json(&slice(&svc, ports, endpoints)).unwrap())
+            .collect();
+        let none = slice_contents(&svc, &[], &zones);
+        let placeholder = slice_json(&slice(&svc, &none[0].0, &none[0].1)).unwrap();
+        json!({"endpoints": endpoints(&svc, &refs), "slices": slices, "placeholder": placeholder})
+    }
+
+    /// The JSON is what this module wrote when it still built its output by indexing JSON: a
+    /// change to it is a change to what kubectl shows.
+    #[test]
+    fn what_the_controller_writes_for_a_representative_service() {
+        let want: Value = serde_json::from_str(include_str!("representative_output.json")).unwrap();
+        assert_eq!(representative_output(), want);
     }
 
     #[test]
@@ -543,5 +696,15 @@ mod tests {
         assert!(!is_managed(&service(json!({"selector": null}))));
         assert!(!is_managed(&service(json!({"selector": {}}))));
         assert!(!is_managed(&service(json!({"type": "ExternalName"}))));
+    }
+
+    #[test]
+    fn a_service_selects_pods_by_their_stored_labels() {
+        let svc = service(json!({}));
+        let labelled = json!({"metadata": {"labels": {"app": "web", "x": "y"}}});
+        let other = json!({"metadata": {"labels": {"app": "db"}}});
+        assert!(selects(&svc, &labelled));
+        assert!(!selects(&svc, &other));
+        assert!(!selects(&svc, &json!({"metadata": {}})));
     }
 }

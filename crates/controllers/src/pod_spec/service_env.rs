@@ -8,38 +8,50 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Service;
+use localfargate_registry::typed::decode_or_log;
 use serde_json::Value;
 
-/// The Services whose variables a pod in `namespace` gets, by name (a Service of the pod's
-/// namespace named `kubernetes` replaces the master one, as in the kubelet's map).
-pub fn selected<'a>(
+/// The Services whose variables a pod in `namespace` gets (stored Services in, typed out), by
+/// name (a Service of the pod's namespace named `kubernetes` replaces the master one, as in the
+/// kubelet's map).
+pub fn selected(
     namespace: &str,
     enable_service_links: bool,
-    in_namespace: &'a [Value],
-    in_default: &'a [Value],
-) -> Vec<&'a Value> {
-    let mut map: BTreeMap<&str, &Value> = BTreeMap::new();
-    for s in in_default {
-        if s["metadata"]["name"] == "kubernetes" && has_cluster_ip(s) {
-            map.insert("kubernetes", s);
+    in_namespace: &[Value],
+    in_default: &[Value],
+) -> Vec<Service> {
+    let mut map: BTreeMap<String, Service> = BTreeMap::new();
+    for s in in_default.iter().filter_map(decode_or_log::<Service>) {
+        if name(&s) == "kubernetes" && has_cluster_ip(&s) {
+            map.insert("kubernetes".to_string(), s);
         }
     }
     if enable_service_links {
-        for s in in_namespace {
-            let name = s["metadata"]["name"].as_str().unwrap_or("");
-            let master = namespace == "default" && name == "kubernetes";
-            if has_cluster_ip(s) && !master {
-                map.insert(name, s);
+        for s in in_namespace.iter().filter_map(decode_or_log::<Service>) {
+            let master = namespace == "default" && name(&s) == "kubernetes";
+            if has_cluster_ip(&s) && !master {
+                map.insert(name(&s).to_string(), s);
             }
         }
     }
     map.into_values().collect()
 }
 
-fn has_cluster_ip(s: &Value) -> bool {
-    s["spec"]["clusterIP"]
-        .as_str()
-        .is_some_and(|ip| !ip.is_empty() && ip != "None")
+fn name(s: &Service) -> &str {
+    s.metadata.name.as_deref().unwrap_or("")
+}
+
+fn cluster_ip(s: &Service) -> &str {
+    s.spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.as_deref())
+        .unwrap_or("")
+}
+
+fn has_cluster_ip(s: &Service) -> bool {
+    let ip = cluster_ip(s);
+    !ip.is_empty() && ip != "None"
 }
 
 fn var_name(s: &str) -> String {
@@ -47,23 +59,27 @@ fn var_name(s: &str) -> String {
 }
 
 /// The variables of `services`, in order.
-pub fn variables(services: &[&Value]) -> Vec<(String, String)> {
+pub fn variables(services: &[Service]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for s in services {
-        let name = var_name(s["metadata"]["name"].as_str().unwrap_or(""));
-        let ip = s["spec"]["clusterIP"].as_str().unwrap_or("");
-        let ports: Vec<&Value> = s["spec"]["ports"]
-            .as_array()
+        let name = var_name(name(s));
+        let ip = cluster_ip(s);
+        let ports: Vec<_> = s
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
             .into_iter()
             .flatten()
             .collect();
         out.push((format!("{name}_SERVICE_HOST"), ip.to_string()));
-        let port_of = |p: &Value| p["port"].as_u64().unwrap_or(0).to_string();
+        let port_of = |p: &k8s_openapi::api::core::v1::ServicePort| {
+            u64::try_from(p.port).unwrap_or(0).to_string()
+        };
         if let Some(first) = ports.first() {
             out.push((format!("{name}_SERVICE_PORT"), port_of(first)));
         }
         for p in &ports {
-            if let Some(pn) = p["name"].as_str().filter(|n| !n.is_empty()) {
+            if let Some(pn) = p.name.as_deref().filter(|n| !n.is_empty()) {
                 out.push((format!("{name}_SERVICE_PORT_{}", var_name(pn)), port_of(p)));
             }
         }
@@ -74,7 +90,7 @@ pub fn variables(services: &[&Value]) -> Vec<(String, String)> {
             ip.to_string()
         };
         for (i, p) in ports.iter().enumerate() {
-            let proto = p["protocol"].as_str().unwrap_or("TCP");
+            let proto = p.protocol.as_deref().unwrap_or("TCP");
             let port = port_of(p);
             let url = format!("{}://{host}:{port}", proto.to_lowercase());
             if i == 0 {

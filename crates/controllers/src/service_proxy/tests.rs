@@ -1,13 +1,21 @@
 use super::*;
 
-fn svc(name: &str, spec: Value) -> Value {
-    json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec})
+use serde_json::{Value, json};
+
+fn typed<K: serde::de::DeserializeOwned>(v: Value) -> K {
+    serde_json::from_value(v).unwrap()
 }
 
-fn slice(svc: &str, ports: Value, endpoints: Value) -> Value {
-    json!({"metadata": {"name": format!("{svc}-abc"), "namespace": "default",
+fn svc(name: &str, spec: Value) -> Service {
+    typed(json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}))
+}
+
+fn slice(svc: &str, ports: Value, endpoints: Value) -> EndpointSlice {
+    typed(
+        json!({"metadata": {"name": format!("{svc}-abc"), "namespace": "default",
                         "labels": {"kubernetes.io/service-name": svc}},
-           "addressType": "IPv4", "ports": ports, "endpoints": endpoints})
+           "addressType": "IPv4", "ports": ports, "endpoints": endpoints}),
+    )
 }
 
 #[test]
@@ -34,14 +42,15 @@ fn ready_endpoints_of_each_port_by_name_and_protocol() {
         "e",
         json!({"type": "ExternalName", "externalName": "example.com"}),
     );
-    let pod = json!({"status": {"podIP": "10.0.1.5", "phase": "Running"}});
-    let done = json!({"status": {"podIP": "10.0.1.9", "phase": "Succeeded"}});
-    let node = json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.1.5"}]}});
+    let pod = typed(json!({"status": {"podIP": "10.0.1.5", "phase": "Running"}}));
+    let done = typed(json!({"status": {"podIP": "10.0.1.9", "phase": "Succeeded"}}));
+    let node =
+        typed(json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.1.5"}]}}));
     let d = desired(
-        &[&web, &headless, &ext],
-        &[&s],
-        &[&pod, &done],
-        &[&node],
+        &[web, headless, ext],
+        &[s],
+        &[pod, done],
+        &[node],
         vec![(Ipv4Addr::new(10, 0, 1, 0), 24)],
     );
     assert_eq!(d.ports.len(), 2);
@@ -69,7 +78,7 @@ fn a_cluster_ip_service_has_no_node_port_and_no_affinity_by_default() {
         json!({"type": "ClusterIP", "clusterIP": "10.100.0.20", "sessionAffinity": "None",
                "ports": [{"port": 53, "protocol": "UDP", "nodePort": 31000}]}),
     );
-    let d = desired(&[&web], &[], &[], &[], vec![]);
+    let d = desired(&[web], &[], &[], &[], vec![]);
     assert_eq!(d.ports[0].node_port, None);
     assert_eq!(d.ports[0].affinity_timeout, None);
     assert_eq!(d.ports[0].protocol, Protocol::Udp);
@@ -79,13 +88,33 @@ fn a_cluster_ip_service_has_no_node_port_and_no_affinity_by_default() {
 #[test]
 fn the_api_endpoints_name_the_address_and_port() {
     let (ep, slice) = api_endpoints(Ipv4Addr::new(10, 0, 1, 1), 6443);
-    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.0.1.1");
-    assert_eq!(ep["subsets"][0]["ports"][0]["port"], 6443);
+    // What was written when these were built as JSON (the Endpoints then left `apiVersion`
+    // and `kind` to the registry, which fills them in as these).
     assert_eq!(
-        slice["metadata"]["labels"]["kubernetes.io/service-name"],
-        "kubernetes"
+        typed::to_json(&ep).unwrap(),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{
+                "addresses": [{"ip": "10.0.1.1"}],
+                "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}],
+            }],
+        })
     );
-    assert_eq!(slice["endpoints"][0]["addresses"][0], "10.0.1.1");
+    assert_eq!(
+        typed::to_json(&slice).unwrap(),
+        json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.1.1"], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}],
+        })
+    );
 }
 
 #[test]
@@ -102,7 +131,7 @@ fn terminating_endpoints_are_used_when_none_is_ready() {
             {"addresses": ["10.0.1.6"], "conditions": {"ready": false, "serving": false, "terminating": true}},
         ]),
     );
-    let d = desired(&[&web], &[&s], &[], &[], vec![]);
+    let d = desired(&[web], &[s], &[], &[], vec![]);
     assert_eq!(
         d.ports[0].endpoints,
         [(Ipv4Addr::new(10, 0, 1, 5), 8080)].into()
@@ -122,12 +151,15 @@ fn internal_traffic_policy_local_and_external_ips_reach_the_data_path() {
         json!([{"name": "http", "port": 8080, "protocol": "TCP"}]),
         json!([{"addresses": ["10.0.1.5"], "nodeName": "fargate-ip-10-0-1-5", "conditions": {"ready": true}}]),
     );
-    let pod = |ip: &str, node: &str| json!({"spec": {"nodeName": node}, "status": {"podIP": ip, "phase": "Running"}});
+    let pod = |ip: &str, node: &str| -> Pod {
+        typed(json!({"spec": {"nodeName": node, "containers": []},
+                     "status": {"podIP": ip, "phase": "Running"}}))
+    };
     let (me, other) = (
         pod("10.0.1.5", "fargate-ip-10-0-1-5"),
         pod("10.0.1.6", "fargate-ip-10-0-1-6"),
     );
-    let d = desired(&[&web], &[&s], &[&me, &other], &[], vec![]);
+    let d = desired(&[web], &[s], &[me, other], &[], vec![]);
     let p = &d.ports[0];
     assert_eq!(p.external_ips, [Ipv4Addr::new(198, 51, 100, 7)].into());
     let local = p.internal_local.as_ref().unwrap();

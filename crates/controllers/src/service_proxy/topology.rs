@@ -17,8 +17,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use localfargate_runtime::service_proxy::LocalEndpoints;
-use serde_json::Value;
 
 /// One endpoint of one Service port, as read from its EndpointSlices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,40 +41,45 @@ impl SliceEndpoint {
 /// The endpoints of the Service port named `port_name` with `protocol` (`TCP`, …) in `slices`
 /// (the Service's IPv4 slices): each endpoint's first address with the slice port of that name
 /// and protocol.
-pub fn slice_endpoints(slices: &[&Value], port_name: &str, protocol: &str) -> Vec<SliceEndpoint> {
+pub fn slice_endpoints(
+    slices: &[&EndpointSlice],
+    port_name: &str,
+    protocol: &str,
+) -> Vec<SliceEndpoint> {
     let mut out = Vec::new();
     for slice in slices {
-        if slice["addressType"] != "IPv4" {
+        if slice.address_type != "IPv4" {
             continue;
         }
-        let Some(port) = slice["ports"]
-            .as_array()
-            .into_iter()
+        let Some(port) = slice
+            .ports
+            .iter()
             .flatten()
             .find(|p| {
-                p["name"].as_str().unwrap_or("") == port_name
-                    && p["protocol"].as_str().unwrap_or("TCP") == protocol
+                p.name.as_deref().unwrap_or("") == port_name
+                    && p.protocol.as_deref().unwrap_or("TCP") == protocol
             })
-            .and_then(|p| p["port"].as_u64())
+            .and_then(|p| p.port)
             .and_then(|p| u16::try_from(p).ok())
         else {
             continue;
         };
-        for ep in slice["endpoints"].as_array().into_iter().flatten() {
-            let Some(ip) = ep["addresses"][0]
-                .as_str()
+        for ep in &slice.endpoints {
+            let Some(ip) = ep
+                .addresses
+                .first()
                 .and_then(|a| a.parse::<Ipv4Addr>().ok())
             else {
                 continue;
             };
-            let conditions = &ep["conditions"];
+            let conditions = ep.conditions.as_ref();
             out.push(SliceEndpoint {
                 ip,
                 port,
-                ready: conditions["ready"] != false,
-                serving: conditions["serving"] != false,
-                terminating: conditions["terminating"] == true,
-                node: ep["nodeName"].as_str().map(str::to_string),
+                ready: conditions.and_then(|c| c.ready) != Some(false),
+                serving: conditions.and_then(|c| c.serving) != Some(false),
+                terminating: conditions.and_then(|c| c.terminating) == Some(true),
+                node: ep.node_name.clone(),
             });
         }
     }
@@ -148,20 +153,18 @@ pub fn local_endpoints(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn ep(ip: u8, ready: bool, serving: bool, terminating: bool, node: Option<&str>) -> Value {
-        let mut e = json!({"addresses": [format!("10.0.1.{ip}")],
-            "conditions": {"ready": ready, "serving": serving, "terminating": terminating}});
-        if let Some(n) = node {
-            e["nodeName"] = json!(n);
-        }
-        e
+        json!({"addresses": [format!("10.0.1.{ip}")], "nodeName": node,
+            "conditions": {"ready": ready, "serving": serving, "terminating": terminating}})
     }
 
-    fn slice(endpoints: Vec<Value>) -> Value {
-        json!({"addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-               "endpoints": endpoints})
+    fn slice(endpoints: Vec<Value>) -> EndpointSlice {
+        serde_json::from_value(json!({"addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints}))
+        .unwrap()
     }
 
     fn addr(ip: u8) -> (Ipv4Addr, u16) {
@@ -170,8 +173,11 @@ mod tests {
 
     #[test]
     fn conditions_default_as_kube_proxy_reads_them() {
-        let s = json!({"addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
-                       "endpoints": [{"addresses": ["10.0.1.5"], "conditions": {}}]});
+        let s: EndpointSlice = serde_json::from_value(
+            json!({"addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+                   "endpoints": [{"addresses": ["10.0.1.5"], "conditions": {}}]}),
+        )
+        .unwrap();
         let eps = slice_endpoints(&[&s], "http", "TCP");
         assert_eq!(eps.len(), 1);
         assert!(eps[0].ready && eps[0].serving && !eps[0].terminating);
