@@ -14,9 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use localfargate_core::eks::CLUSTER_KIND;
-use localfargate_core::security_groups::{self, GroupRules, POD_SG_ANNOTATION, SecurityGroup};
+use localfargate_core::security_groups::{
+    self, GroupRules, POD_SG_ANNOTATION, SecurityGroup, SecurityGroupPolicySpec,
+};
 use localfargate_registry::meta::{annotation_of, labels_of};
-use localfargate_registry::objects::{Objects, is_finished, namespace_of, resource, uid_of};
+use localfargate_registry::objects::{
+    Objects, is_finished, name_of, namespace_of, resource, uid_of,
+};
 use localfargate_runtime::firewall::Member;
 use serde::Deserialize;
 use serde_json::Value;
@@ -54,16 +58,20 @@ pub fn policy_groups(objects: &Objects, pod: &Value) -> Vec<String> {
         .ok()
         .flatten();
     let account_labels = account.as_ref().and_then(|a| labels_of(&a.value));
-    // A SecurityGroupPolicy is a custom resource (no k8s-openapi type); its spec is read by
-    // core's `groups_from_policies`.
-    static NO_SPEC: Value = Value::Null;
-    security_groups::groups_from_policies(
-        policies
-            .iter()
-            .map(|p| p.value.get("spec").unwrap_or(&NO_SPEC)),
-        labels_of(pod),
-        account_labels,
-    )
+    // A SecurityGroupPolicy is a custom resource (no k8s-openapi type): its spec is core's
+    // `SecurityGroupPolicySpec`. One that does not decode selects nothing.
+    let specs: Vec<SecurityGroupPolicySpec> = policies
+        .iter()
+        .filter_map(|p| {
+            let spec = p.value.get("spec")?;
+            SecurityGroupPolicySpec::deserialize(spec)
+                .map_err(|e| {
+                    tracing::warn!(policy = name_of(&p.value), error = %e, "a SecurityGroupPolicy that does not decode selects nothing");
+                })
+                .ok()
+        })
+        .collect();
+    security_groups::groups_from_policies(&specs, labels_of(pod), account_labels)
 }
 
 /// The groups named in a pod's `fargate.amazonaws.com/pod-sg` annotation, if it has one.

@@ -468,11 +468,11 @@ fn delete_pod(objects: &Objects, owner: &Owner<'_>, pod: &Value) {
 
 /// A workload's label selector, for matching pods' labels.
 fn selector_of(selector: Option<&TypedSelector>) -> Result<LabelSelector, KubeError> {
-    let json = match selector {
-        Some(s) => typed::to_json(s)?,
-        None => Value::Null,
-    };
-    LabelSelector::from_json(&json).map_err(|e| KubeError::BadRequest(e.to_string()))
+    match selector {
+        Some(s) => LabelSelector::from_typed(s),
+        None => Ok(LabelSelector::default()),
+    }
+    .map_err(|e| KubeError::BadRequest(e.to_string()))
 }
 
 /// `spec.replicas`, 1 when unset (as the API defaults it).

@@ -17,6 +17,7 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as TypedLabelSelector;
 use serde::{Deserialize, Serialize};
 
 /// The annotation Fargate puts on a pod that got security groups from a `SecurityGroupPolicy`.
@@ -286,19 +287,36 @@ pub fn rules_of(
     Ok(out)
 }
 
-/// The groups of every `SecurityGroupPolicy` (its `spec`) that selects a pod, in policy order
-/// without repeats: by `podSelector` on the pod's labels, or `serviceAccountSelector` on its
-/// service account's labels. Empty when none selects it (the pod keeps the cluster group).
+/// The spec of a `SecurityGroupPolicy` (`vpcresources.k8s.aws/v1beta1`, a custom resource EKS
+/// installs, so it has no k8s-openapi type): which pods it selects and the groups it gives them.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SecurityGroupPolicySpec {
+    pub pod_selector: Option<TypedLabelSelector>,
+    pub service_account_selector: Option<TypedLabelSelector>,
+    pub security_groups: PolicyGroupIds,
+}
+
+/// `spec.securityGroups` of a `SecurityGroupPolicy`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PolicyGroupIds {
+    pub group_ids: Vec<String>,
+}
+
+/// The groups of every `SecurityGroupPolicy` that selects a pod, in policy order without
+/// repeats: by `podSelector` on the pod's labels, or `serviceAccountSelector` on its service
+/// account's labels. Empty when none selects it (the pod keeps the cluster group).
 pub fn groups_from_policies<'a>(
-    policies: impl IntoIterator<Item = &'a serde_json::Value>,
+    policies: impl IntoIterator<Item = &'a SecurityGroupPolicySpec>,
     pod_labels: Option<&Labels>,
     service_account_labels: Option<&Labels>,
 ) -> Vec<String> {
     let mut groups: Vec<String> = Vec::new();
     for spec in policies {
-        let selects = if let Some(sel) = spec.get("podSelector").filter(|s| s.is_object()) {
+        let selects = if let Some(sel) = &spec.pod_selector {
             selector_matches(sel, pod_labels)
-        } else if let Some(sel) = spec.get("serviceAccountSelector").filter(|s| s.is_object()) {
+        } else if let Some(sel) = &spec.service_account_selector {
             selector_matches(sel, service_account_labels)
         } else {
             false
@@ -306,14 +324,9 @@ pub fn groups_from_policies<'a>(
         if !selects {
             continue;
         }
-        for id in spec["securityGroups"]["groupIds"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|g| g.as_str())
-        {
-            if !groups.iter().any(|g| g == id) {
-                groups.push(id.to_string());
+        for id in &spec.security_groups.group_ids {
+            if !groups.contains(id) {
+                groups.push(id.clone());
             }
         }
     }
@@ -325,8 +338,8 @@ pub type Labels = serde_json::Map<String, serde_json::Value>;
 
 /// A Kubernetes label selector (matchLabels, matchExpressions) on labels; empty selects all, and
 /// one that does not parse selects nothing.
-fn selector_matches(selector: &serde_json::Value, labels: Option<&Labels>) -> bool {
-    crate::selectors::LabelSelector::from_json(selector).is_ok_and(|s| s.matches(labels))
+fn selector_matches(selector: &TypedLabelSelector, labels: Option<&Labels>) -> bool {
+    crate::selectors::LabelSelector::from_typed(selector).is_ok_and(|s| s.matches(labels))
 }
 
 #[cfg(test)]
@@ -435,6 +448,10 @@ mod tests {
                               {"key": "team", "operator": "In", "values": ["pay"]}]},
                            "securityGroups": {"groupIds": ["sg-cluster", "sg-db"]}});
         let everyone = json!({"podSelector": {}, "securityGroups": {"groupIds": ["sg-all"]}});
+        let spec = |v: &serde_json::Value| -> SecurityGroupPolicySpec {
+            serde_json::from_value(v.clone()).unwrap()
+        };
+        let (by_pod, by_sa, everyone) = (spec(&by_pod), spec(&by_sa), spec(&everyone));
         let pod = labels(&[("app", "payment-service")]);
         let sa = labels(&[("team", "pay")]);
         assert_eq!(

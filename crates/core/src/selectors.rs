@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as TypedLabelSelector;
 use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -146,18 +147,7 @@ impl LabelSelector {
         };
         for expression in expressions {
             let key = expression["key"].as_str().unwrap_or("");
-            let operator = expression["operator"].as_str().unwrap_or("");
-            let op = match operator {
-                "In" => Op::In,
-                "NotIn" => Op::NotIn,
-                "Exists" => Op::Exists,
-                "DoesNotExist" => Op::DoesNotExist,
-                _ => {
-                    return Err(invalid(format!(
-                        "{operator:?} is not a valid label selector operator"
-                    )));
-                }
-            };
+            let op = expression_operator(expression["operator"].as_str().unwrap_or(""))?;
             let mut values = Vec::new();
             for v in expression["values"]
                 .as_array()
@@ -179,6 +169,25 @@ impl LabelSelector {
         Ok(Self::sorted(requirements))
     }
 
+    /// Builds a selector from k8s-openapi's typed `metav1.LabelSelector`, as [`from_json`]
+    /// does from its JSON.
+    ///
+    /// [`from_json`]: Self::from_json
+    pub fn from_typed(selector: &TypedLabelSelector) -> Result<Self, SelectorError> {
+        let mut requirements = Vec::new();
+        for (key, value) in selector.match_labels.iter().flatten() {
+            requirements.push(new_requirement(key, Op::Equals, vec![value.clone()])?);
+        }
+        for expression in selector.match_expressions.iter().flatten() {
+            let op = expression_operator(&expression.operator)?;
+            let mut values = expression.values.clone().unwrap_or_default();
+            values.sort();
+            values.dedup();
+            requirements.push(new_requirement(&expression.key, op, values)?);
+        }
+        Ok(Self::sorted(requirements))
+    }
+
     fn sorted(mut requirements: Vec<Requirement>) -> Self {
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
         Self { requirements }
@@ -191,6 +200,19 @@ impl LabelSelector {
 
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
+    }
+}
+
+/// A `matchExpressions` operator (the set-based ones only: `matchExpressions` has no `=`).
+fn expression_operator(operator: &str) -> Result<Op, SelectorError> {
+    match operator {
+        "In" => Ok(Op::In),
+        "NotIn" => Ok(Op::NotIn),
+        "Exists" => Ok(Op::Exists),
+        "DoesNotExist" => Ok(Op::DoesNotExist),
+        _ => Err(invalid(format!(
+            "{operator:?} is not a valid label selector operator"
+        ))),
     }
 }
 

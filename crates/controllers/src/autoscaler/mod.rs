@@ -98,7 +98,7 @@ struct Scale {
 
 /// A label selector of a built-in workload, for matching pods' labels.
 fn selector(selector: &TypedSelector) -> Option<LabelSelector> {
-    LabelSelector::from_json(&typed::to_json(selector).ok()?).ok()
+    LabelSelector::from_typed(selector).ok()
 }
 
 /// `spec.replicas` (1 when unset) and the selector of a built-in scale target.

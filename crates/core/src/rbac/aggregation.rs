@@ -8,8 +8,7 @@ use serde_json::{Map, Value};
 use crate::selectors;
 
 fn compile(selector: &LabelSelector) -> Option<selectors::LabelSelector> {
-    let json = serde_json::to_value(selector).ok()?;
-    selectors::LabelSelector::from_json(&json).ok()
+    selectors::LabelSelector::from_typed(selector).ok()
 }
 
 fn labels(role: &ClusterRole) -> Option<Map<String, Value>> {

@@ -191,6 +191,33 @@ fn selectors_from_json() {
 }
 
 #[test]
+fn typed_selectors_read_as_their_json_does() {
+    let json = json!({
+        "matchLabels": {"app": "web"},
+        "matchExpressions": [
+            {"key": "env", "operator": "In", "values": ["staging", "prod", "prod"]},
+            {"key": "canary", "operator": "DoesNotExist"}
+        ]
+    });
+    let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(
+        LabelSelector::from_typed(&typed).unwrap(),
+        LabelSelector::from_json(&json).unwrap()
+    );
+    assert!(
+        LabelSelector::from_typed(&Default::default())
+            .unwrap()
+            .is_empty()
+    );
+    let bad: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        serde_json::from_value(json!({"matchExpressions": [{"key": "a", "operator": "Equals"}]}))
+            .unwrap();
+    let SelectorError::Invalid(m) = LabelSelector::from_typed(&bad).unwrap_err();
+    assert_eq!(m, "\"Equals\" is not a valid label selector operator");
+}
+
+#[test]
 fn invalid_json_selectors() {
     let err = |v: Value| {
         let SelectorError::Invalid(m) = LabelSelector::from_json(&v).unwrap_err();
