@@ -952,9 +952,14 @@ fn scale_of(target: &Target, obj: &Value) -> Value {
             None => (
                 obj["spec"]["replicas"].as_i64(),
                 obj["status"]["replicas"].as_i64(),
-                LabelSelector::from_json(&obj["spec"]["selector"])
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
+                // A ReplicationController's selector is a map of labels, not a LabelSelector.
+                if target.rt.kind == "ReplicationController" {
+                    LabelSelector::from_json(&json!({"matchLabels": obj["spec"]["selector"]}))
+                } else {
+                    LabelSelector::from_json(&obj["spec"]["selector"])
+                }
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
             ),
         };
     let mut status = json!({"replicas": status_replicas.unwrap_or(0)});
@@ -1079,6 +1084,22 @@ mod tests {
         assert_eq!(scale["status"]["selector"], "app=web,tier in (a,b)");
         assert_eq!(scale["spec"]["replicas"], 3);
         assert_eq!(scale["status"]["replicas"], 2);
+    }
+
+    #[test]
+    fn a_replication_controllers_scale_shows_its_label_selector() {
+        let rc = json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 2, "selector": {"app": "web", "tier": "a"}},
+            "status": {"replicas": 2},
+        });
+        let target = parse_target(
+            "/api/v1/namespaces/default/replicationcontrollers/web/scale",
+            &Catalog::default(),
+        )
+        .unwrap();
+        let scale = scale_of(&target, &rc);
+        assert_eq!(scale["status"]["selector"], "app=web,tier=a");
     }
 
     #[test]
