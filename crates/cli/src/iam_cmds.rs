@@ -11,7 +11,7 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Status};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::eks_client::{AwsError, EksClient, xml_text};
 use crate::eks_cmds::Target;
