@@ -28,8 +28,9 @@ use crate::response::{
 use crate::watch;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
-use k8s_openapi::api::core::v1::ReplicationController;
+use k8s_openapi::api::core::v1::{Binding, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as k8s_meta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions as K8sDeleteOptions;
 use localfargate_core::rbac::UserInfo;
 use localfargate_core::selectors::{LabelSelector, SelectorError};
 use localfargate_registry::meta::{DynamicObject, Field, ObjectMeta};
@@ -365,10 +366,7 @@ async fn dispatch(
         }
         (Method::POST, Some(name), Some("eviction")) => {
             let mut value = body_value(headers, body)?;
-            let dry = dry_run(query)
-                || value["deleteOptions"]["dryRun"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            let dry = dry_run(query) || dry_run_all(eviction_options(&value)?.as_ref());
             api.objects.admit_subresource_create(
                 rt,
                 namespace(target),
@@ -378,7 +376,7 @@ async fn dispatch(
                 &mut value,
                 dry,
             )?;
-            let opts = delete_options(&value["deleteOptions"], query)?;
+            let opts = delete_options(eviction_options(&value)?.as_ref(), query)?;
             localfargate_registry::disruption::evict(
                 &api.objects,
                 namespace(target),
@@ -429,11 +427,9 @@ async fn dispatch(
             } else {
                 body_value(headers, body)?
             };
-            let opts = delete_options(&value, query)?;
-            let dry = dry_run(query)
-                || value["dryRun"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            let options = typed_delete_options(&value)?;
+            let opts = delete_options(options.as_ref(), query)?;
+            let dry = dry_run(query) || dry_run_all(options.as_ref());
             if dry {
                 return Ok(json_response(
                     StatusCode::OK,
@@ -704,10 +700,40 @@ fn list(
     ))
 }
 
-fn delete_options(v: &Value, query: &Query) -> Result<DeleteOptions, KubeError> {
+/// A request's `DeleteOptions` body (`None` when there is none), decoded.
+fn typed_delete_options(v: &Value) -> Result<Option<K8sDeleteOptions>, KubeError> {
+    Option::<K8sDeleteOptions>::deserialize(v)
+        .map_err(|e| KubeError::BadRequest(format!("invalid DeleteOptions: {e}")))
+}
+
+/// An Eviction's `deleteOptions`, decoded; the Eviction itself is not (clients post it in
+/// `policy/v1` and `policy/v1beta1`).
+fn eviction_options(v: &Value) -> Result<Option<K8sDeleteOptions>, KubeError> {
+    #[derive(Deserialize)]
+    struct EvictionBody {
+        #[serde(rename = "deleteOptions", default)]
+        delete_options: Option<K8sDeleteOptions>,
+    }
+    EvictionBody::deserialize(v)
+        .map(|e| e.delete_options)
+        .map_err(|e| KubeError::BadRequest(format!("invalid Eviction: {e}")))
+}
+
+/// `dryRun: ["All"]` in the options.
+fn dry_run_all(options: Option<&K8sDeleteOptions>) -> bool {
+    options
+        .and_then(|o| o.dry_run.as_deref())
+        .is_some_and(|d| d.iter().any(|v| v == "All"))
+}
+
+fn delete_options(
+    options: Option<&K8sDeleteOptions>,
+    query: &Query,
+) -> Result<DeleteOptions, KubeError> {
+    let preconditions = options.and_then(|o| o.preconditions.as_ref());
     let propagation = query
         .get("propagationPolicy")
-        .or_else(|| v["propagationPolicy"].as_str())
+        .or_else(|| options.and_then(|o| o.propagation_policy.as_deref()))
         .map(|p| match p {
             "Background" => Ok(Propagation::Background),
             "Foreground" => Ok(Propagation::Foreground),
@@ -717,7 +743,7 @@ fn delete_options(v: &Value, query: &Query) -> Result<DeleteOptions, KubeError> 
             ))),
         })
         .transpose()?;
-    let propagation = match (propagation, v["orphanDependents"].as_bool()) {
+    let propagation = match (propagation, options.and_then(|o| o.orphan_dependents)) {
         (None, Some(true)) => Some(Propagation::Orphan),
         (p, _) => p,
     };
@@ -726,15 +752,13 @@ fn delete_options(v: &Value, query: &Query) -> Result<DeleteOptions, KubeError> 
             g.parse::<i64>()
                 .map_err(|_| KubeError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?,
         ),
-        None => v["gracePeriodSeconds"].as_i64(),
+        None => options.and_then(|o| o.grace_period_seconds),
     };
     Ok(DeleteOptions {
         propagation,
         grace_period_seconds: grace,
-        precondition_uid: v["preconditions"]["uid"].as_str().map(str::to_string),
-        precondition_resource_version: v["preconditions"]["resourceVersion"]
-            .as_str()
-            .map(str::to_string),
+        precondition_uid: preconditions.and_then(|p| p.uid.clone()),
+        precondition_resource_version: preconditions.and_then(|p| p.resource_version.clone()),
     })
 }
 
@@ -752,7 +776,7 @@ fn delete_collection(
     } else {
         body_value(headers, body)?
     };
-    let opts = delete_options(&value, query)?;
+    let opts = delete_options(typed_delete_options(&value)?.as_ref(), query)?;
     let (stored, revision) = api.objects.list(rt, target.namespace.as_deref())?;
     let mut items = Vec::new();
     for o in stored
@@ -1120,11 +1144,13 @@ fn bind(
     binding: &Value,
     dry_run: bool,
 ) -> Result<Response, KubeError> {
-    let node = binding["target"]["name"]
-        .as_str()
+    let binding = Binding::deserialize(binding)
+        .map_err(|e| KubeError::BadRequest(format!("invalid Binding: {e}")))?;
+    let node = binding
+        .target
+        .name
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| KubeError::BadRequest("binding target name is required".into()))?
-        .to_string();
+        .ok_or_else(|| KubeError::BadRequest("binding target name is required".into()))?;
     if !dry_run {
         localfargate_registry::binding::bind(&api.objects, ns, name, &node)?;
     }

@@ -1225,7 +1225,8 @@ fn cronjob_cells(cj: &CronJob, object: &Value, now: Timestamp) -> Vec<Value> {
 
 /// A mirrored EKS Fargate profile. The fields are read from `spec` (`podExecutionRoleArn`,
 /// `subnets`, `selectors: [{namespace, labels}]`) and `status` (`status`, `pods`); the EKS wire
-/// shape, with those fields and a string `status` at the top level, reads the same.
+/// shape, with those fields and a string `status` at the top level, reads the same. Read as
+/// JSON: a Fargate profile is localfargate's own kind, with no k8s-openapi type.
 fn fargate_profile_cells(fp: &Value, now: Timestamp) -> Vec<Value> {
     let field = |key: &str| {
         fp.pointer(&format!("/spec/{key}"))
