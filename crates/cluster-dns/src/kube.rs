@@ -242,9 +242,11 @@ impl ApiConfig {
         let items = list
             .items
             .iter()
+            .flatten()
             .filter_map(|item| Object::decode(kind, item))
             .collect();
-        Ok((items, list.metadata.resource_version.unwrap_or_default()))
+        let rv = list.metadata.and_then(|m| m.resource_version);
+        Ok((items, rv.unwrap_or_default()))
     }
 }
 
@@ -252,9 +254,10 @@ impl ApiConfig {
 #[derive(serde::Deserialize)]
 struct ListOf {
     #[serde(default)]
-    metadata: ListMeta,
+    metadata: Option<ListMeta>,
+    /// `null` (Go's empty list) reads as none.
     #[serde(default)]
-    items: Vec<Value>,
+    items: Option<Vec<Value>>,
 }
 
 /// A watch event, its object kept as JSON until decoded as the watched kind (a BOOKMARK's
@@ -391,6 +394,24 @@ async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_reads_its_version_and_a_null_list_as_empty() {
+        let list: ListOf =
+            serde_json::from_str(r#"{"metadata": {"resourceVersion": "5"}, "items": null}"#)
+                .unwrap();
+        assert_eq!(
+            list.metadata.and_then(|m| m.resource_version).as_deref(),
+            Some("5")
+        );
+        assert!(list.items.is_none());
+        let bookmark = r#"{"type": "BOOKMARK", "object": {"kind": "EndpointSlice",
+            "apiVersion": "discovery.k8s.io/v1", "metadata": {"resourceVersion": "9"}}}"#;
+        let event: Event = serde_json::from_str(bookmark).unwrap();
+        assert_eq!(event.type_, "BOOKMARK");
+        let meta = MetadataOnly::deserialize(&event.object).unwrap().metadata;
+        assert_eq!(meta.resource_version.as_deref(), Some("9"));
+    }
 
     #[test]
     fn in_cluster_needs_the_environment() {

@@ -377,3 +377,43 @@ impl ClusterState {
         found
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_decode_as_their_kind_and_one_that_does_not_is_skipped() {
+        let mut s = ClusterState::new();
+        s.upsert(
+            Kind::Service,
+            &json!({"metadata": {"name": "web", "namespace": "a"},
+                    "spec": {"clusterIP": "10.100.0.9", "ports": [{"name": "HTTP", "port": 80}]}}),
+        );
+        let web = s.service("a", "web").unwrap();
+        assert_eq!(web.cluster_ips, ["10.100.0.9".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            web.ports,
+            [Port {
+                name: "http".into(),
+                protocol: "tcp".into(),
+                port: 80
+            }]
+        );
+        // A port that is not a number: the Service does not decode and is left out.
+        s.upsert(
+            Kind::Service,
+            &json!({"metadata": {"name": "bad", "namespace": "a"}, "spec": {"ports": [{"port": "x"}]}}),
+        );
+        assert!(s.service("a", "bad").is_none());
+        // An EndpointSlice of FQDN addresses is not the DNS's.
+        s.upsert(
+            Kind::EndpointSlice,
+            &json!({"metadata": {"name": "web-1", "namespace": "a",
+                                 "labels": {"kubernetes.io/service-name": "web"}},
+                    "addressType": "FQDN", "endpoints": [{"addresses": ["example.com"]}]}),
+        );
+        assert!(s.endpoints("a", "web").0.is_empty());
+    }
+}
