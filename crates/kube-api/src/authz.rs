@@ -280,8 +280,7 @@ pub fn impersonate(
     })
 }
 
-/// `status.userInfo` (and a review's `spec` user) as the API writes a user.
-/// A user as the reviews' statuses write it.
+/// A user as the reviews' statuses write it (`status.userInfo`, a TokenReview's `status.user`).
 pub(crate) fn user_info(user: &UserInfo, with_extra: bool) -> authentication::UserInfo {
     authentication::UserInfo {
         username: Some(user.name.clone()),
@@ -345,7 +344,7 @@ pub(crate) fn review_envelope(
     api_version: &str,
     kind: &str,
 ) -> Result<DynamicObject, KubeError> {
-    // Metadata of another shape is replaced, as upstream's decoder drops it.
+    // Metadata that is not an object is answered as empty metadata.
     if let Some(m) = body.as_object_mut()
         && m.get("metadata").is_some_and(|v| !v.is_object())
     {
