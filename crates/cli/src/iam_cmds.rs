@@ -4,10 +4,14 @@
 //! service account, attaches policies to it, and creates the ServiceAccount annotated with
 //! `eks.amazonaws.com/role-arn` (which the pod identity webhook's mutation then acts on).
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Status};
+use serde_json::json;
 
 use crate::eks_client::{AwsError, EksClient, xml_text};
 use crate::eks_cmds::Target;
@@ -354,7 +358,7 @@ impl KubeClient {
         }
     }
 
-    fn service_account(&self, namespace: &str, name: &str) -> Result<Option<Value>> {
+    fn service_account(&self, namespace: &str, name: &str) -> Result<Option<ServiceAccount>> {
         let response = self
             .http
             .get(self.url(namespace, Some(name)))
@@ -373,9 +377,16 @@ impl KubeClient {
 
     /// Create the ServiceAccount with the annotation, or (`existing`) merge it in.
     fn annotate(&self, namespace: &str, name: &str, role_arn: &str, existing: bool) -> Result<()> {
-        let annotations = json!({"eks.amazonaws.com/role-arn": role_arn});
-        let labels = json!({"app.kubernetes.io/managed-by": "eksctl"});
+        let annotations = BTreeMap::from([(
+            "eks.amazonaws.com/role-arn".to_string(),
+            role_arn.to_string(),
+        )]);
+        let labels = BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_string(),
+            "eksctl".to_string(),
+        )]);
         let request = if existing {
+            // A merge patch is a JSON document, not an object of a type.
             self.http
                 .patch(self.url(namespace, Some(name)))
                 .header("content-type", "application/merge-patch+json")
@@ -383,15 +394,20 @@ impl KubeClient {
                     json!({"metadata": {"annotations": annotations, "labels": labels}}).to_string(),
                 )
         } else {
+            let account = ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(name.to_string()),
+                    namespace: Some(namespace.to_string()),
+                    annotations: Some(annotations),
+                    labels: Some(labels),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
             self.http
                 .post(self.url(namespace, None))
                 .header("content-type", "application/json")
-                .body(
-                    json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
-                        "name": name, "namespace": namespace,
-                        "annotations": annotations, "labels": labels}})
-                    .to_string(),
-                )
+                .body(serde_json::to_string(&account)?)
         };
         let response = request
             .bearer_auth(&self.token)
@@ -399,10 +415,10 @@ impl KubeClient {
             .context("cannot reach the cluster's Kubernetes API")?;
         let status = response.status().as_u16();
         if status >= 300 {
-            let body: Value = response.json().unwrap_or(Value::Null);
+            let refusal = response.json::<Status>().ok().and_then(|s| s.message);
             bail!(
                 "serviceaccount {namespace}/{name}: {}",
-                body["message"].as_str().unwrap_or("refused")
+                refusal.as_deref().unwrap_or("refused")
             );
         }
         Ok(())

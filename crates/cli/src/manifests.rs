@@ -248,6 +248,7 @@ fn add_nested(
         }
         return Ok(());
     }
+    // Any kind, before it is decoded as its type: the name its messages give, as written.
     let name = map
         .get("metadata")
         .and_then(|md| md.get("name").or_else(|| md.get("generateName")))

@@ -11,14 +11,16 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::DnsError;
-use crate::state::{ClusterState, Kind};
+use crate::state::{ClusterState, Kind, Object};
 
 /// Where client-go's in-cluster config finds the ServiceAccount's credentials.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -218,8 +220,8 @@ impl ApiConfig {
             .map_err(|e| DnsError::Api(e.to_string()))
     }
 
-    /// A list: its items and resourceVersion.
-    pub async fn list(&self, kind: Kind) -> Result<(Vec<Value>, String), DnsError> {
+    /// A list: its items, decoded as `kind`'s type, and resourceVersion.
+    pub async fn list(&self, kind: Kind) -> Result<(Vec<Object>, String), DnsError> {
         let response = self.get(kind.path()).await?;
         let status = response.status();
         let body = response
@@ -235,15 +237,44 @@ impl ApiConfig {
                 String::from_utf8_lossy(&body)
             )));
         }
-        let list: Value =
+        let list: ListOf =
             serde_json::from_slice(&body).map_err(|e| DnsError::Api(e.to_string()))?;
-        let rv = list["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let items = list["items"].as_array().cloned().unwrap_or_default();
-        Ok((items, rv))
+        let items = list
+            .items
+            .iter()
+            .flatten()
+            .filter_map(|item| Object::decode(kind, item))
+            .collect();
+        let rv = list.metadata.and_then(|m| m.resource_version);
+        Ok((items, rv.unwrap_or_default()))
     }
+}
+
+/// A list response, its items kept as JSON until decoded as the listed kind.
+#[derive(serde::Deserialize)]
+struct ListOf {
+    #[serde(default)]
+    metadata: Option<ListMeta>,
+    /// `null` (Go's empty list) reads as none.
+    #[serde(default)]
+    items: Option<Vec<Value>>,
+}
+
+/// A watch event, its object kept as JSON until decoded as the watched kind (a BOOKMARK's
+/// object carries only metadata, which not every kind decodes from).
+#[derive(serde::Deserialize)]
+struct Event {
+    #[serde(rename = "type", default)]
+    type_: String,
+    #[serde(default)]
+    object: Value,
+}
+
+/// Only an object's metadata, for the resourceVersion of any event.
+#[derive(serde::Deserialize)]
+struct MetadataOnly {
+    #[serde(default)]
+    metadata: ObjectMeta,
 }
 
 /// Why a watch ended.
@@ -335,18 +366,24 @@ async fn watch(
         buf.extend_from_slice(&data);
         while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=nl).collect();
-            let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+            let Ok(event) = serde_json::from_slice::<Event>(&line) else {
                 continue;
             };
-            let object = &event["object"];
-            if let Some(v) = object["metadata"]["resourceVersion"].as_str() {
-                *rv = v.to_string();
+            if let Ok(MetadataOnly {
+                metadata:
+                    ObjectMeta {
+                        resource_version: Some(v),
+                        ..
+                    },
+            }) = MetadataOnly::deserialize(&event.object)
+            {
+                *rv = v;
             }
             let mut s = state.write().unwrap_or_else(|p| p.into_inner());
-            match event["type"].as_str() {
-                Some("ADDED") | Some("MODIFIED") => s.upsert(kind, object),
-                Some("DELETED") => s.delete(kind, object),
-                Some("BOOKMARK") => continue,
+            match event.type_.as_str() {
+                "ADDED" | "MODIFIED" => s.upsert(kind, &event.object),
+                "DELETED" => s.delete(kind, &event.object),
+                "BOOKMARK" => continue,
                 _ => return WatchEnd::Relist,
             }
             s.serial = now_serial();
@@ -357,6 +394,24 @@ async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_reads_its_version_and_a_null_list_as_empty() {
+        let list: ListOf =
+            serde_json::from_str(r#"{"metadata": {"resourceVersion": "5"}, "items": null}"#)
+                .unwrap();
+        assert_eq!(
+            list.metadata.and_then(|m| m.resource_version).as_deref(),
+            Some("5")
+        );
+        assert!(list.items.is_none());
+        let bookmark = r#"{"type": "BOOKMARK", "object": {"kind": "EndpointSlice",
+            "apiVersion": "discovery.k8s.io/v1", "metadata": {"resourceVersion": "9"}}}"#;
+        let event: Event = serde_json::from_str(bookmark).unwrap();
+        assert_eq!(event.type_, "BOOKMARK");
+        let meta = MetadataOnly::deserialize(&event.object).unwrap().metadata;
+        assert_eq!(meta.resource_version.as_deref(), Some("9"));
+    }
 
     #[test]
     fn in_cluster_needs_the_environment() {

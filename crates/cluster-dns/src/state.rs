@@ -1,10 +1,14 @@
 //! What the cluster DNS knows of a cluster: its namespaces, Services and EndpointSlices, kept
-//! from the Kubernetes API's objects (as JSON) as the CoreDNS kubernetes plugin keeps its
-//! informers' caches.
+//! from the Kubernetes API's objects (decoded as k8s-openapi's types) as the CoreDNS kubernetes
+//! plugin keeps its informers' caches.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use k8s_openapi::api::core::v1::{self as k8s, Namespace};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// A Service port, as SRV records name it (`_name._proto`).
@@ -96,74 +100,111 @@ impl Kind {
     }
 }
 
-fn meta(object: &Value) -> Option<(String, String)> {
-    let m = &object["metadata"];
-    Some((
-        m["namespace"].as_str().unwrap_or_default().to_string(),
-        m["name"].as_str()?.to_string(),
-    ))
+/// A Namespace, Service or EndpointSlice from the API, typed as the kind it is.
+#[derive(Clone, Debug)]
+pub enum Object {
+    Namespace(Namespace),
+    Service(Box<k8s::Service>),
+    EndpointSlice(EndpointSlice),
 }
 
-fn ports(list: &Value) -> Vec<Port> {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            Some(Port {
-                name: p["name"].as_str().unwrap_or_default().to_ascii_lowercase(),
-                protocol: p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase(),
-                port: u16::try_from(p["port"].as_u64()?).ok()?,
-            })
-        })
-        .collect()
+impl Object {
+    /// Decode an object of `kind` from the API's JSON; an object that does not decode is
+    /// logged and skipped (the API validated it, so this is a version skew or a bug).
+    pub fn decode(kind: Kind, object: &Value) -> Option<Object> {
+        let decoded = match kind {
+            Kind::Namespace => Namespace::deserialize(object).map(Object::Namespace),
+            Kind::Service => {
+                k8s::Service::deserialize(object).map(|s| Object::Service(Box::new(s)))
+            }
+            Kind::EndpointSlice => EndpointSlice::deserialize(object).map(Object::EndpointSlice),
+        };
+        decoded
+            .map_err(|e| tracing::warn!(kind = kind.path(), error = %e, "skipping an object that does not decode"))
+            .ok()
+    }
+
+    fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::Namespace(n) => &n.metadata,
+            Object::Service(s) => &s.metadata,
+            Object::EndpointSlice(e) => &e.metadata,
+        }
+    }
+
+    /// (namespace, name); `None` for an object without a name.
+    fn key(&self) -> Option<(String, String)> {
+        let m = self.metadata();
+        Some((m.namespace.clone().unwrap_or_default(), m.name.clone()?))
+    }
 }
 
-/// A Service object's DNS view.
-pub fn service_from(object: &Value) -> Service {
-    let spec = &object["spec"];
-    let mut cluster_ips: Vec<IpAddr> = spec["clusterIPs"]
-        .as_array()
-        .into_iter()
+fn port(name: Option<&str>, protocol: Option<&str>, port: Option<i32>) -> Option<Port> {
+    Some(Port {
+        name: name.unwrap_or_default().to_ascii_lowercase(),
+        protocol: protocol.unwrap_or("TCP").to_ascii_lowercase(),
+        port: u16::try_from(port?).ok()?,
+    })
+}
+
+/// A Service's DNS view.
+pub fn service_from(service: &k8s::Service) -> Service {
+    let Some(spec) = service.spec.as_ref() else {
+        return Service {
+            cluster_ips: Vec::new(),
+            headless: false,
+            external_name: None,
+            ports: Vec::new(),
+        };
+    };
+    let mut cluster_ips: Vec<IpAddr> = spec
+        .cluster_ips
+        .iter()
         .flatten()
-        .filter_map(|ip| ip.as_str()?.parse().ok())
+        .filter_map(|ip| ip.parse().ok())
         .collect();
     if cluster_ips.is_empty()
-        && let Some(ip) = spec["clusterIP"].as_str().and_then(|s| s.parse().ok())
+        && let Some(ip) = spec.cluster_ip.as_deref().and_then(|s| s.parse().ok())
     {
         cluster_ips.push(ip);
     }
-    let external_name = (spec["type"] == "ExternalName")
-        .then(|| spec["externalName"].as_str().map(str::to_string))
+    let external_name = (spec.type_.as_deref() == Some("ExternalName"))
+        .then(|| spec.external_name.clone())
         .flatten();
     Service {
-        headless: external_name.is_none() && spec["clusterIP"] == "None",
+        headless: external_name.is_none() && spec.cluster_ip.as_deref() == Some("None"),
         cluster_ips,
         external_name,
-        ports: ports(&spec["ports"]),
+        ports: spec
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| port(p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
+            .collect(),
     }
 }
 
-/// An EndpointSlice object's DNS view; `None` for one of no Service or of FQDN addresses.
-pub fn slice_from(object: &Value) -> Option<Slice> {
-    let service = object["metadata"]["labels"]["kubernetes.io/service-name"]
-        .as_str()?
-        .to_string();
-    if object["addressType"] == "FQDN" {
+/// An EndpointSlice's DNS view; `None` for one of no Service or of FQDN addresses.
+pub fn slice_from(slice: &EndpointSlice) -> Option<Slice> {
+    let service = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get("kubernetes.io/service-name")?
+        .clone();
+    if slice.address_type == "FQDN" {
         return None;
     }
-    let endpoints = object["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let endpoints = slice
+        .endpoints
+        .iter()
         .flat_map(|e| {
             // An unset condition means ready (the API's documented meaning).
-            let ready = e["conditions"]["ready"].as_bool().unwrap_or(true);
-            let hostname = e["hostname"].as_str().map(str::to_string);
-            e["addresses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.as_str()?.parse().ok())
+            let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            let hostname = e.hostname.clone();
+            e.addresses
+                .iter()
+                .filter_map(|a| a.parse().ok())
                 .map(move |ip| Endpoint {
                     ip,
                     hostname: hostname.clone(),
@@ -174,7 +215,12 @@ pub fn slice_from(object: &Value) -> Option<Slice> {
     Some(Slice {
         service,
         endpoints,
-        ports: ports(&object["ports"]),
+        ports: slice
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| port(p.name.as_deref(), p.protocol.as_deref(), p.port))
+            .collect(),
     })
 }
 
@@ -183,21 +229,28 @@ impl ClusterState {
         ClusterState::default()
     }
 
-    /// Apply an added or modified object.
+    /// Apply an added or modified object, as the API's JSON.
     pub fn upsert(&mut self, kind: Kind, object: &Value) {
-        let Some((ns, name)) = meta(object) else {
+        if let Some(object) = Object::decode(kind, object) {
+            self.apply(&object);
+        }
+    }
+
+    /// Apply an added or modified object.
+    pub fn apply(&mut self, object: &Object) {
+        let Some((ns, name)) = object.key() else {
             return;
         };
-        match kind {
-            Kind::Namespace => {
+        match object {
+            Object::Namespace(_) => {
                 self.namespaces.insert(name);
             }
-            Kind::Service => {
-                self.services.insert((ns, name), service_from(object));
+            Object::Service(service) => {
+                self.services.insert((ns, name), service_from(service));
             }
-            Kind::EndpointSlice => {
+            Object::EndpointSlice(slice) => {
                 self.remove_slice(&ns, &name);
-                if let Some(slice) = slice_from(object) {
+                if let Some(slice) = slice_from(slice) {
                     self.slices_of
                         .entry((ns.clone(), slice.service.clone()))
                         .or_default()
@@ -208,24 +261,31 @@ impl ClusterState {
         }
     }
 
-    /// Apply a deleted object.
+    /// Apply a deleted object, as the API's JSON.
     pub fn delete(&mut self, kind: Kind, object: &Value) {
-        let Some((ns, name)) = meta(object) else {
+        if let Some(object) = Object::decode(kind, object) {
+            self.remove(&object);
+        }
+    }
+
+    /// Apply a deleted object.
+    pub fn remove(&mut self, object: &Object) {
+        let Some((ns, name)) = object.key() else {
             return;
         };
-        match kind {
-            Kind::Namespace => {
+        match object {
+            Object::Namespace(_) => {
                 self.namespaces.remove(&name);
             }
-            Kind::Service => {
+            Object::Service(_) => {
                 self.services.remove(&(ns, name));
             }
-            Kind::EndpointSlice => self.remove_slice(&ns, &name),
+            Object::EndpointSlice(_) => self.remove_slice(&ns, &name),
         }
     }
 
     /// Replace every object of `kind` (a relist).
-    pub fn replace(&mut self, kind: Kind, objects: &[Value]) {
+    pub fn replace(&mut self, kind: Kind, objects: &[Object]) {
         match kind {
             Kind::Namespace => self.namespaces.clear(),
             Kind::Service => self.services.clear(),
@@ -235,7 +295,7 @@ impl ClusterState {
             }
         }
         for o in objects {
-            self.upsert(kind, o);
+            self.apply(o);
         }
     }
 
@@ -315,5 +375,45 @@ impl ClusterState {
         }
         found.sort();
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_decode_as_their_kind_and_one_that_does_not_is_skipped() {
+        let mut s = ClusterState::new();
+        s.upsert(
+            Kind::Service,
+            &json!({"metadata": {"name": "web", "namespace": "a"},
+                    "spec": {"clusterIP": "10.100.0.9", "ports": [{"name": "HTTP", "port": 80}]}}),
+        );
+        let web = s.service("a", "web").unwrap();
+        assert_eq!(web.cluster_ips, ["10.100.0.9".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            web.ports,
+            [Port {
+                name: "http".into(),
+                protocol: "tcp".into(),
+                port: 80
+            }]
+        );
+        // A port that is not a number: the Service does not decode and is left out.
+        s.upsert(
+            Kind::Service,
+            &json!({"metadata": {"name": "bad", "namespace": "a"}, "spec": {"ports": [{"port": "x"}]}}),
+        );
+        assert!(s.service("a", "bad").is_none());
+        // An EndpointSlice of FQDN addresses is not the DNS's.
+        s.upsert(
+            Kind::EndpointSlice,
+            &json!({"metadata": {"name": "web-1", "namespace": "a",
+                                 "labels": {"kubernetes.io/service-name": "web"}},
+                    "addressType": "FQDN", "endpoints": [{"addresses": ["example.com"]}]}),
+        );
+        assert!(s.endpoints("a", "web").0.is_empty());
     }
 }

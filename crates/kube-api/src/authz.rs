@@ -13,11 +13,18 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use axum::http::{HeaderMap, Method};
+use k8s_openapi::api::authentication::v1::{self as authentication, SelfSubjectReviewStatus};
+use k8s_openapi::api::authorization::v1::{
+    SelfSubjectRulesReviewSpec, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use localfargate_core::rbac::{self, Attributes, Decision, Policy, UserInfo};
+use localfargate_registry::meta::{DynamicObject, Field};
 use localfargate_registry::objects::{KubeError, Objects, resource};
+use localfargate_registry::typed;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::authn::IamIdentities;
 use crate::request::{Query, Target};
@@ -273,61 +280,82 @@ pub fn impersonate(
     })
 }
 
-/// `status.userInfo` (and a review's `spec` user) as the API writes a user.
-fn user_json(user: &UserInfo) -> Value {
-    let mut v = json!({"username": user.name, "groups": user.groups});
-    if !user.uid.is_empty() {
-        v["uid"] = json!(user.uid);
+/// A user as the reviews' statuses write it (`status.userInfo`, a TokenReview's `status.user`).
+pub(crate) fn user_info(user: &UserInfo, with_extra: bool) -> authentication::UserInfo {
+    authentication::UserInfo {
+        username: Some(user.name.clone()),
+        groups: Some(user.groups.clone()),
+        uid: (!user.uid.is_empty()).then(|| user.uid.clone()),
+        extra: (with_extra && !user.extra.is_empty()).then(|| user.extra.clone()),
     }
-    if !user.extra.is_empty() {
-        v["extra"] = json!(user.extra);
-    }
-    v
 }
 
 /// The user a SubjectAccessReview's spec names.
-fn spec_user(spec: &Value) -> UserInfo {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+fn spec_user(spec: &SubjectAccessReviewSpec) -> UserInfo {
     UserInfo {
-        name: spec["user"].as_str().unwrap_or_default().to_string(),
-        uid: spec["uid"].as_str().unwrap_or_default().to_string(),
-        groups: strings(&spec["groups"]),
-        extra: spec["extra"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
-            .unwrap_or_default(),
+        name: spec.user.clone().unwrap_or_default(),
+        uid: spec.uid.clone().unwrap_or_default(),
+        groups: spec.groups.clone().unwrap_or_default(),
+        extra: spec.extra.clone().unwrap_or_default(),
     }
 }
 
 /// The attributes an access review's spec asks about.
-fn review_attributes(user: UserInfo, spec: &Value, namespace: Option<&str>) -> Attributes {
-    let r = &spec["resourceAttributes"];
-    if r.is_object() {
-        let field = |k: &str| r[k].as_str().unwrap_or_default();
+fn review_attributes(
+    user: UserInfo,
+    spec: &SubjectAccessReviewSpec,
+    namespace: Option<&str>,
+) -> Attributes {
+    if let Some(r) = &spec.resource_attributes {
+        let field = |f: &Option<String>| f.clone().unwrap_or_default();
+        let asked_namespace = field(&r.namespace);
         return Attributes::resource(
             user,
-            field("verb"),
-            namespace.unwrap_or(field("namespace")),
-            field("group"),
-            field("resource"),
+            &field(&r.verb),
+            namespace.unwrap_or(&asked_namespace),
+            &field(&r.group),
+            &field(&r.resource),
         )
-        .with_subresource(field("subresource"))
-        .with_name(field("name"));
+        .with_subresource(&field(&r.subresource))
+        .with_name(&field(&r.name));
     }
-    let n = &spec["nonResourceAttributes"];
+    let n = spec.non_resource_attributes.as_ref();
     Attributes::non_resource(
         user,
-        n["verb"].as_str().unwrap_or_default(),
-        n["path"].as_str().unwrap_or_default(),
+        n.and_then(|n| n.verb.as_deref()).unwrap_or_default(),
+        n.and_then(|n| n.path.as_deref()).unwrap_or_default(),
     )
+}
+
+/// A review's spec, decoded as `T` (absent: its default); a field of the wrong type is the
+/// client's error.
+pub(crate) fn review_spec<T: DeserializeOwned + Default>(
+    review: &DynamicObject,
+) -> Result<T, KubeError> {
+    Option::<T>::deserialize(review.spec())
+        .map(Option::unwrap_or_default)
+        .map_err(|e| KubeError::BadRequest(format!("spec: {e}")))
+}
+
+/// A review as it is answered: the request's body, its metadata as upstream echoes it (with
+/// `creationTimestamp: null`, which k8s-openapi's `Time` cannot write).
+pub(crate) fn review_envelope(
+    mut body: Value,
+    api_version: &str,
+    kind: &str,
+) -> Result<DynamicObject, KubeError> {
+    // Metadata that is not an object is answered as empty metadata.
+    if let Some(m) = body.as_object_mut()
+        && m.get("metadata").is_some_and(|v| !v.is_object())
+    {
+        m.remove("metadata");
+    }
+    let mut out =
+        DynamicObject::from_value(body).map_err(|e| KubeError::BadRequest(e.to_string()))?;
+    out.set_api_version(api_version.to_string());
+    out.set_kind(kind.to_string());
+    out.metadata.set_raw(Field::CreationTimestamp, Value::Null);
+    Ok(out)
 }
 
 /// Answer a review (the kinds that are created and never stored): the request's body with its
@@ -339,21 +367,9 @@ pub fn review(
     body: Value,
 ) -> Result<Value, KubeError> {
     let rt = target.rt;
-    let mut out = body;
-    if !out.is_object() {
-        return Err(KubeError::BadRequest(
-            "the request body must be a JSON object".into(),
-        ));
-    }
-    out["apiVersion"] = json!(rt.api_version());
-    out["kind"] = json!(rt.kind);
-    if !out["metadata"].is_object() {
-        out["metadata"] = json!({});
-    }
-    out["metadata"]["creationTimestamp"] = Value::Null;
-    let spec = out["spec"].clone();
-    let access = |a: Attributes| -> Result<Value, KubeError> {
-        if !a.resource_request && spec["nonResourceAttributes"].is_null() {
+    let mut out = review_envelope(body, &rt.api_version(), rt.kind)?;
+    let access = |a: Attributes, spec: &SubjectAccessReviewSpec| -> Result<Value, KubeError> {
+        if !a.resource_request && spec.non_resource_attributes.is_none() {
             return Err(KubeError::invalid(
                 rt,
                 "",
@@ -362,40 +378,56 @@ pub fn review(
             ));
         }
         let decision = authorizer.decide(&a)?;
-        let mut status = json!({"allowed": decision.is_allowed()});
-        if !decision.reason().is_empty() {
-            status["reason"] = json!(decision.reason());
-        }
-        Ok(status)
+        typed::to_json(&SubjectAccessReviewStatus {
+            allowed: decision.is_allowed(),
+            reason: (!decision.reason().is_empty()).then(|| decision.reason().to_string()),
+            ..Default::default()
+        })
     };
-    out["status"] = match rt.kind {
-        "SelfSubjectAccessReview" => access(review_attributes(user.clone(), &spec, None))?,
-        "SubjectAccessReview" => access(review_attributes(spec_user(&spec), &spec, None))?,
+    let status = match rt.kind {
+        "SelfSubjectAccessReview" => {
+            let spec = review_spec(&out)?;
+            access(review_attributes(user.clone(), &spec, None), &spec)?
+        }
+        "SubjectAccessReview" => {
+            let spec = review_spec(&out)?;
+            access(review_attributes(spec_user(&spec), &spec, None), &spec)?
+        }
         "LocalSubjectAccessReview" => {
+            let spec: SubjectAccessReviewSpec = review_spec(&out)?;
             let namespace = target.namespace.as_deref().unwrap_or("");
-            let asked = spec["resourceAttributes"]["namespace"]
-                .as_str()
+            let asked = spec
+                .resource_attributes
+                .as_ref()
+                .and_then(|r| r.namespace.as_deref())
                 .unwrap_or("");
             if asked != namespace {
                 return Err(KubeError::BadRequest(format!(
                     "spec.resourceAttributes.namespace must match namespace: {namespace}"
                 )));
             }
-            access(review_attributes(spec_user(&spec), &spec, Some(namespace)))?
+            access(
+                review_attributes(spec_user(&spec), &spec, Some(namespace)),
+                &spec,
+            )?
         }
         "SelfSubjectRulesReview" => {
-            let namespace = spec["namespace"].as_str().unwrap_or("");
+            let spec: SelfSubjectRulesReviewSpec = review_spec(&out)?;
+            let namespace = spec.namespace.as_deref().unwrap_or("");
             serde_json::to_value(authorizer.policy()?.rules_for(user, namespace))
                 .map_err(|e| KubeError::Internal(e.to_string()))?
         }
-        "SelfSubjectReview" => json!({"userInfo": user_json(user)}),
+        "SelfSubjectReview" => typed::to_json(&SelfSubjectReviewStatus {
+            user_info: Some(user_info(user, true)),
+        })?,
         other => {
             return Err(KubeError::MethodNotAllowed(format!(
                 "{other} is not a review"
             )));
         }
     };
-    Ok(out)
+    *out.field_mut("status") = status;
+    Ok(out.into_value())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod authn;
 pub mod authz;
 mod context;
 mod discovery;
+mod meta_reads;
 mod metrics;
 pub mod oidc;
 pub mod openapi;

@@ -5,6 +5,7 @@
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
+use localfargate_registry::meta::{name_of, namespace_of};
 use localfargate_registry::objects::KubeError;
 use serde_json::{Value, json};
 
@@ -153,8 +154,8 @@ pub(crate) fn check_apply_fields(target: &Target, intent: &Value) -> Result<(), 
     };
     Err(KubeError::BadRequest(format!(
         "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {detail}",
-        intent["metadata"]["namespace"].as_str().unwrap_or_default(),
-        intent["metadata"]["name"].as_str().unwrap_or_default(),
+        namespace_of(intent),
+        name_of(intent),
         rt.group,
         rt.version,
         rt.kind

@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use localfargate_registry::objects::{KubeError, resource};
+use localfargate_registry::typed;
 use localfargate_runtime::{LogOptions, RuntimeError, SandboxId};
-use serde_json::Value;
 
 use crate::context::Api;
 use crate::request::Query;
@@ -22,29 +23,43 @@ pub(crate) fn bad(message: String) -> KubeError {
     KubeError::BadRequest(message)
 }
 
-fn container_names(pod: &Value, key: &str) -> Vec<String> {
-    pod["spec"][key]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The pod a request names, decoded.
+pub(crate) fn get_pod(api: &Api, ns: &str, name: &str) -> Result<Pod, KubeError> {
+    Ok(typed::decode(&api.objects.get(
+        resource("", "pods"),
+        ns,
+        name,
+    )?)?)
+}
+
+/// The names of the pod's regular containers and of its init containers.
+fn container_names(pod: &Pod) -> (Vec<String>, Vec<String>) {
+    let names = |list: Option<&Vec<Container>>| -> Vec<String> {
+        list.into_iter().flatten().map(|c| c.name.clone()).collect()
+    };
+    let spec = pod.spec.as_ref();
+    (
+        names(spec.map(|s| &s.containers)),
+        names(spec.and_then(|s| s.init_containers.as_ref())),
+    )
 }
 
 /// The container a request means: `container=`, else the default-container annotation, else the
 /// only one; with upstream's errors.
 pub(crate) fn pick_container(
-    pod: &Value,
+    pod: &Pod,
     name: &str,
     asked: Option<&str>,
 ) -> Result<String, KubeError> {
-    let regular = container_names(pod, "containers");
-    let init = container_names(pod, "initContainers");
+    let (regular, init) = container_names(pod);
+    let default = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DEFAULT_CONTAINER));
     let chosen = match asked.filter(|c| !c.is_empty()) {
         Some(c) => c.to_string(),
-        None => match pod["metadata"]["annotations"][DEFAULT_CONTAINER].as_str() {
+        None => match default {
             Some(c) => c.to_string(),
             None if regular.len() == 1 => regular[0].clone(),
             None => {
@@ -72,11 +87,11 @@ pub(crate) fn pick_container(
 
 pub(crate) async fn sandbox(
     api: &Api,
-    pod: &Value,
+    pod: &Pod,
     name: &str,
     container: &str,
 ) -> Result<SandboxId, KubeError> {
-    let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
     match api.runtime.sandbox_of_pod(uid).await.ok().flatten() {
         Some(summary) => Ok(summary.id),
         None => Err(bad(format!(
@@ -114,7 +129,7 @@ pub async fn logs(
     name: &str,
     query: &Query,
 ) -> Result<Response, KubeError> {
-    let pod = api.objects.get(resource("", "pods"), ns, name)?;
+    let pod = get_pod(api, ns, name)?;
     let container = pick_container(&pod, name, query.get("container"))?;
     let id = sandbox(api, &pod, name, &container).await?;
     let since = match (number(query, "sinceSeconds")?, query.get("sinceTime")) {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use localfargate_core::selectors::{FieldSelector, LabelSelector};
 use localfargate_registry::custom::{Catalog, CustomVersion};
+use localfargate_registry::meta::labels_of;
 use localfargate_registry::objects::KubeError;
 use localfargate_registry::resources::ResourceType;
 use serde_json::Value;
@@ -159,7 +160,7 @@ pub fn selectors(
 }
 
 pub fn selected(labels: &LabelSelector, fields: &FieldSelector, v: &Value) -> bool {
-    labels.matches(v["metadata"]["labels"].as_object()) && fields.matches(v)
+    labels.matches(labels_of(v)) && fields.matches(v)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use localfargate_registry::objects::KubeError;
 use serde_json::{Value, json};
 
+use crate::meta_reads::metadata_of;
 use crate::request::Target;
 use crate::table;
 
@@ -65,7 +66,7 @@ pub fn table_row(target: &Target, object: &Value, now: jiff::Timestamp) -> Value
         "object": {
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": object["metadata"],
+            "metadata": metadata_of(object),
         },
     })
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::authz::{self, Authorizer};
 use crate::context::Api;
+use crate::meta_reads::resource_version_of;
 use crate::ownership::{
     accepted_patch_types, apply_error, apply_intent, check_apply_fields, check_patch_options,
     is_apply, manager_of, ownership, schema_of, write_scope,
@@ -25,9 +26,17 @@ use crate::response::{
     TABLE_CONTENT_TYPE, error_response, json_response, json_typed, table, wants_table,
 };
 use crate::watch;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
+use k8s_openapi::api::core::v1::{Binding, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as k8s_meta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions as K8sDeleteOptions;
 use localfargate_core::rbac::UserInfo;
-use localfargate_core::selectors::LabelSelector;
+use localfargate_core::selectors::{LabelSelector, SelectorError};
+use localfargate_registry::meta::{DynamicObject, Field, ObjectMeta};
+use localfargate_registry::typed;
 use localfargate_registry::webhooks::{Requester, with_requester};
+use serde::Deserialize;
 
 fn body_value(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
     let content_type = headers
@@ -281,7 +290,7 @@ async fn dispatch(
         (Method::GET, Some(name), None | Some("status")) => {
             let obj = api.objects.get(rt, namespace(target), name)?;
             Ok(if wants_table(headers) {
-                let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
+                let meta = json!({"resourceVersion": resource_version_of(&obj)});
                 json_typed(
                     StatusCode::OK,
                     &table(target, &[obj], meta),
@@ -293,7 +302,7 @@ async fn dispatch(
         }
         (Method::GET, Some(name), Some("scale")) => {
             let obj = api.objects.get(rt, namespace(target), name)?;
-            Ok(json_response(StatusCode::OK, &scale_of(target, &obj)))
+            Ok(json_response(StatusCode::OK, &scale_of(target, &obj)?))
         }
         (Method::GET, Some(name), Some("log")) => {
             crate::pods::logs(api, namespace(target), name, query).await
@@ -357,10 +366,7 @@ async fn dispatch(
         }
         (Method::POST, Some(name), Some("eviction")) => {
             let mut value = body_value(headers, body)?;
-            let dry = dry_run(query)
-                || value["deleteOptions"]["dryRun"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            let dry = dry_run(query) || dry_run_all(eviction_options(&value)?.as_ref());
             api.objects.admit_subresource_create(
                 rt,
                 namespace(target),
@@ -370,7 +376,7 @@ async fn dispatch(
                 &mut value,
                 dry,
             )?;
-            let opts = delete_options(&value["deleteOptions"], query)?;
+            let opts = delete_options(eviction_options(&value)?.as_ref(), query)?;
             localfargate_registry::disruption::evict(
                 &api.objects,
                 namespace(target),
@@ -421,11 +427,9 @@ async fn dispatch(
             } else {
                 body_value(headers, body)?
             };
-            let opts = delete_options(&value, query)?;
-            let dry = dry_run(query)
-                || value["dryRun"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            let options = typed_delete_options(&value)?;
+            let opts = delete_options(options.as_ref(), query)?;
+            let dry = dry_run(query) || dry_run_all(options.as_ref());
             if dry {
                 return Ok(json_response(
                     StatusCode::OK,
@@ -696,10 +700,40 @@ fn list(
     ))
 }
 
-fn delete_options(v: &Value, query: &Query) -> Result<DeleteOptions, KubeError> {
+/// A request's `DeleteOptions` body (`None` when there is none), decoded.
+fn typed_delete_options(v: &Value) -> Result<Option<K8sDeleteOptions>, KubeError> {
+    Option::<K8sDeleteOptions>::deserialize(v)
+        .map_err(|e| KubeError::BadRequest(format!("invalid DeleteOptions: {e}")))
+}
+
+/// An Eviction's `deleteOptions`, decoded; the Eviction itself is not (clients post it in
+/// `policy/v1` and `policy/v1beta1`).
+fn eviction_options(v: &Value) -> Result<Option<K8sDeleteOptions>, KubeError> {
+    #[derive(Deserialize)]
+    struct EvictionBody {
+        #[serde(rename = "deleteOptions", default)]
+        delete_options: Option<K8sDeleteOptions>,
+    }
+    EvictionBody::deserialize(v)
+        .map(|e| e.delete_options)
+        .map_err(|e| KubeError::BadRequest(format!("invalid Eviction: {e}")))
+}
+
+/// `dryRun: ["All"]` in the options.
+fn dry_run_all(options: Option<&K8sDeleteOptions>) -> bool {
+    options
+        .and_then(|o| o.dry_run.as_deref())
+        .is_some_and(|d| d.iter().any(|v| v == "All"))
+}
+
+fn delete_options(
+    options: Option<&K8sDeleteOptions>,
+    query: &Query,
+) -> Result<DeleteOptions, KubeError> {
+    let preconditions = options.and_then(|o| o.preconditions.as_ref());
     let propagation = query
         .get("propagationPolicy")
-        .or_else(|| v["propagationPolicy"].as_str())
+        .or_else(|| options.and_then(|o| o.propagation_policy.as_deref()))
         .map(|p| match p {
             "Background" => Ok(Propagation::Background),
             "Foreground" => Ok(Propagation::Foreground),
@@ -709,7 +743,7 @@ fn delete_options(v: &Value, query: &Query) -> Result<DeleteOptions, KubeError> 
             ))),
         })
         .transpose()?;
-    let propagation = match (propagation, v["orphanDependents"].as_bool()) {
+    let propagation = match (propagation, options.and_then(|o| o.orphan_dependents)) {
         (None, Some(true)) => Some(Propagation::Orphan),
         (p, _) => p,
     };
@@ -718,15 +752,13 @@ fn delete_options(v: &Value, query: &Query) -> Result<DeleteOptions, KubeError> 
             g.parse::<i64>()
                 .map_err(|_| KubeError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?,
         ),
-        None => v["gracePeriodSeconds"].as_i64(),
+        None => options.and_then(|o| o.grace_period_seconds),
     };
     Ok(DeleteOptions {
         propagation,
         grace_period_seconds: grace,
-        precondition_uid: v["preconditions"]["uid"].as_str().map(str::to_string),
-        precondition_resource_version: v["preconditions"]["resourceVersion"]
-            .as_str()
-            .map(str::to_string),
+        precondition_uid: preconditions.and_then(|p| p.uid.clone()),
+        precondition_resource_version: preconditions.and_then(|p| p.resource_version.clone()),
     })
 }
 
@@ -744,7 +776,7 @@ fn delete_collection(
     } else {
         body_value(headers, body)?
     };
-    let opts = delete_options(&value, query)?;
+    let opts = delete_options(typed_delete_options(&value)?.as_ref(), query)?;
     let (stored, revision) = api.objects.list(rt, target.namespace.as_deref())?;
     let mut items = Vec::new();
     for o in stored
@@ -899,8 +931,8 @@ fn patch(
                 }
             };
             // A resourceVersion in the patch is a precondition.
-            if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
-                && Some(rv) != current["metadata"]["resourceVersion"].as_str()
+            if let Some(rv) = resource_version_of(&new)
+                && Some(rv) != resource_version_of(current)
             {
                 return Err(KubeError::conflict(rt, name));
             }
@@ -932,48 +964,115 @@ fn set_at_path(obj: &mut Value, path: &str, value: Value) {
     *at = value;
 }
 
+/// A built-in scalable kind's `spec.replicas`, `status.replicas` and selector (as upstream
+/// prints it, matchExpressions included: `app=web,tier in (a,b)`).
+fn builtin_scale(kind: &str, obj: &Value) -> Result<(Option<i32>, Option<i32>, String), KubeError> {
+    fn printed(selector: Result<LabelSelector, SelectorError>) -> String {
+        selector.map(|s| s.to_string()).unwrap_or_default()
+    }
+    fn of_selector(selector: &k8s_meta::LabelSelector) -> String {
+        printed(typed::to_json(selector).map_or_else(
+            |_| Ok(LabelSelector::default()),
+            |v| LabelSelector::from_json(&v),
+        ))
+    }
+    Ok(match kind {
+        "Deployment" => {
+            let d: Deployment = typed::decode(obj)?;
+            let spec = d.spec.as_ref();
+            (
+                spec.and_then(|s| s.replicas),
+                d.status.as_ref().and_then(|s| s.replicas),
+                spec.map(|s| of_selector(&s.selector)).unwrap_or_default(),
+            )
+        }
+        "ReplicaSet" => {
+            let rs: ReplicaSet = typed::decode(obj)?;
+            let spec = rs.spec.as_ref();
+            (
+                spec.and_then(|s| s.replicas),
+                rs.status.as_ref().map(|s| s.replicas),
+                spec.map(|s| of_selector(&s.selector)).unwrap_or_default(),
+            )
+        }
+        "StatefulSet" => {
+            let ss: StatefulSet = typed::decode(obj)?;
+            let spec = ss.spec.as_ref();
+            (
+                spec.and_then(|s| s.replicas),
+                ss.status.as_ref().map(|s| s.replicas),
+                spec.map(|s| of_selector(&s.selector)).unwrap_or_default(),
+            )
+        }
+        "ReplicationController" => {
+            let rc: ReplicationController = typed::decode(obj)?;
+            let spec = rc.spec.as_ref();
+            // Its selector is a map of labels, not a LabelSelector.
+            let labels = spec.and_then(|s| s.selector.clone()).unwrap_or_default();
+            (
+                spec.and_then(|s| s.replicas),
+                rc.status.as_ref().map(|s| s.replicas),
+                printed(LabelSelector::from_json(&json!({ "matchLabels": labels }))),
+            )
+        }
+        _ => (None, None, String::new()),
+    })
+}
+
 /// `autoscaling/v1 Scale` of an object: from `spec.replicas`, `status.replicas` and the
 /// selector for the built-in kinds, from its definition's paths for a custom resource.
-fn scale_of(target: &Target, obj: &Value) -> Value {
+fn scale_of(target: &Target, obj: &Value) -> Result<Value, KubeError> {
     let (spec_replicas, status_replicas, selector) =
         match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
-            Some(paths) => (
-                at_path(obj, &paths.spec_replicas).and_then(Value::as_i64),
-                at_path(obj, &paths.status_replicas).and_then(Value::as_i64),
-                paths
-                    .label_selector
-                    .as_deref()
-                    .and_then(|p| at_path(obj, p))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            ),
-            // The selector as upstream prints it, matchExpressions included (`app=web,tier in (a,b)`).
-            None => (
-                obj["spec"]["replicas"].as_i64(),
-                obj["status"]["replicas"].as_i64(),
-                LabelSelector::from_json(&obj["spec"]["selector"])
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-            ),
+            // A custom resource's body has no type: its definition's JSON paths.
+            Some(paths) => {
+                let replicas = |path: &str| {
+                    at_path(obj, path)
+                        .and_then(Value::as_i64)
+                        .and_then(|n| i32::try_from(n).ok())
+                };
+                (
+                    replicas(&paths.spec_replicas),
+                    replicas(&paths.status_replicas),
+                    paths
+                        .label_selector
+                        .as_deref()
+                        .and_then(|p| at_path(obj, p))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            }
+            None => builtin_scale(target.rt.kind, obj)?,
         };
-    let mut status = json!({"replicas": status_replicas.unwrap_or(0)});
-    if !selector.is_empty() || target.custom.is_none() {
-        status["selector"] = json!(selector);
+    let status = ScaleStatus {
+        replicas: status_replicas.unwrap_or(0),
+        selector: (!selector.is_empty() || target.custom.is_none()).then_some(selector),
+    };
+    let spec = ScaleSpec {
+        replicas: Some(spec_replicas.unwrap_or(0)),
+    };
+    let from = ObjectMeta::of(obj);
+    let mut metadata = ObjectMeta::default();
+    for field in [
+        Field::Name,
+        Field::Namespace,
+        Field::Uid,
+        Field::ResourceVersion,
+        Field::CreationTimestamp,
+    ] {
+        metadata.carry(field, &from);
     }
-    json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": obj["metadata"]["name"],
-            "namespace": obj["metadata"]["namespace"],
-            "uid": obj["metadata"]["uid"],
-            "resourceVersion": obj["metadata"]["resourceVersion"],
-            "creationTimestamp": obj["metadata"]["creationTimestamp"],
-        },
-        "spec": {"replicas": spec_replicas.unwrap_or(0)},
-        "status": status,
-    })
+    let mut body = serde_json::Map::new();
+    body.insert("spec".into(), typed::to_json(&spec)?);
+    body.insert("status".into(), typed::to_json(&status)?);
+    Ok(DynamicObject {
+        api_version: Some("autoscaling/v1".into()),
+        kind: Some("Scale".into()),
+        metadata,
+        body,
+    }
+    .into_value())
 }
 
 fn set_scale(
@@ -989,7 +1088,7 @@ fn set_scale(
     let updated =
         api.objects
             .update_through_scale(rt, namespace(target), name, dry_run, &mut |current| {
-                let old_scale = scale_of(target, current);
+                let old_scale = scale_of(target, current)?;
                 let mut scale = f(&old_scale)?;
                 // Admitted as upstream admits it: `<resource>/scale` with the Scale objects.
                 api.objects.admit_subresource_update(
@@ -1002,9 +1101,12 @@ fn set_scale(
                     &old_scale,
                     dry_run,
                 )?;
-                let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
-                    KubeError::invalid(rt, name, "spec.replicas", "Required value")
-                })?;
+                let replicas = Scale::deserialize(&scale)
+                    .ok()
+                    .and_then(|s| s.spec?.replicas)
+                    .ok_or_else(|| {
+                        KubeError::invalid(rt, name, "spec.replicas", "Required value")
+                    })?;
                 if replicas < 0 {
                     return Err(KubeError::invalid(
                         rt,
@@ -1014,10 +1116,12 @@ fn set_scale(
                     ));
                 }
                 let mut new = current.clone();
-                match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
-                    Some(paths) => set_at_path(&mut new, &paths.spec_replicas, json!(replicas)),
-                    None => new["spec"]["replicas"] = json!(replicas),
-                }
+                // One field written into the stored JSON, where the kind keeps its replicas.
+                let path = match target.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+                    Some(paths) => paths.spec_replicas.as_str(),
+                    None => ".spec.replicas",
+                };
+                set_at_path(&mut new, path, json!(replicas));
                 // The replicas belong to the scale writer, recorded on the object as upstream's
                 // scale handler does (an entry with `subresource: scale`).
                 field_manager::record_update(
@@ -1029,7 +1133,7 @@ fn set_scale(
                 );
                 Ok(new)
             })?;
-    Ok(json_response(StatusCode::OK, &scale_of(target, &updated)))
+    Ok(json_response(StatusCode::OK, &scale_of(target, &updated)?))
 }
 
 /// `pods/binding`: what a scheduler posts to put a pod on a node.
@@ -1040,11 +1144,13 @@ fn bind(
     binding: &Value,
     dry_run: bool,
 ) -> Result<Response, KubeError> {
-    let node = binding["target"]["name"]
-        .as_str()
+    let binding = Binding::deserialize(binding)
+        .map_err(|e| KubeError::BadRequest(format!("invalid Binding: {e}")))?;
+    let node = binding
+        .target
+        .name
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| KubeError::BadRequest("binding target name is required".into()))?
-        .to_string();
+        .ok_or_else(|| KubeError::BadRequest("binding target name is required".into()))?;
     if !dry_run {
         localfargate_registry::binding::bind(&api.objects, ns, name, &node)?;
     }
@@ -1075,10 +1181,26 @@ mod tests {
             &Catalog::default(),
         )
         .unwrap();
-        let scale = scale_of(&target, &deployment);
+        let scale = scale_of(&target, &deployment).unwrap();
         assert_eq!(scale["status"]["selector"], "app=web,tier in (a,b)");
         assert_eq!(scale["spec"]["replicas"], 3);
         assert_eq!(scale["status"]["replicas"], 2);
+    }
+
+    #[test]
+    fn a_replication_controllers_scale_shows_its_label_selector() {
+        let rc = json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 2, "selector": {"app": "web", "tier": "a"}},
+            "status": {"replicas": 2},
+        });
+        let target = parse_target(
+            "/api/v1/namespaces/default/replicationcontrollers/web/scale",
+            &Catalog::default(),
+        )
+        .unwrap();
+        let scale = scale_of(&target, &rc).unwrap();
+        assert_eq!(scale["status"]["selector"], "app=web,tier=a");
     }
 
     #[test]

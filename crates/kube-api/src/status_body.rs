@@ -3,7 +3,8 @@
 //! empty `omitempty` fields, and the API server's encoder ends the body with a newline. Clients
 //! that compare bodies, or log them, see what they would see from EKS.
 
-use serde::Serialize;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Serialize)]
@@ -62,44 +63,45 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or("")
+fn text(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
 }
 
 /// The body of a Status (as `KubeError::status` builds it), as Go encodes it.
 pub fn encode(status: &Value) -> Vec<u8> {
-    let details = status
-        .get("details")
-        .filter(|d| d.is_object())
-        .map(|d| Details {
-            name: text(d, "name"),
-            group: text(d, "group"),
-            kind: text(d, "kind"),
-            uid: text(d, "uid"),
-            causes: d["causes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| Cause {
-                    reason: text(c, "reason"),
-                    message: text(c, "message"),
-                    field: text(c, "field"),
-                })
-                .collect(),
-            retry_after_seconds: d["retryAfterSeconds"].as_i64().unwrap_or(0),
-        });
+    let status = meta::Status::deserialize(status).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "a Status body that does not decode is written empty");
+        meta::Status::default()
+    });
+    let details = status.details.as_ref().map(|d| Details {
+        name: text(&d.name),
+        group: text(&d.group),
+        kind: text(&d.kind),
+        uid: text(&d.uid),
+        causes: d
+            .causes
+            .iter()
+            .flatten()
+            .map(|c| Cause {
+                reason: text(&c.reason),
+                message: text(&c.message),
+                field: text(&c.field),
+            })
+            .collect(),
+        retry_after_seconds: d.retry_after_seconds.unwrap_or(0).into(),
+    });
     let body = Status {
         kind: "Status",
         api_version: "v1",
         metadata: ListMeta {
-            resource_version: text(&status["metadata"], "resourceVersion"),
-            continue_token: text(&status["metadata"], "continue"),
+            resource_version: text(&status.metadata.resource_version),
+            continue_token: text(&status.metadata.continue_),
         },
-        status: text(status, "status"),
-        message: text(status, "message"),
-        reason: text(status, "reason"),
+        status: text(&status.status),
+        message: text(&status.message),
+        reason: text(&status.reason),
         details,
-        code: status["code"].as_i64().unwrap_or(0),
+        code: status.code.unwrap_or(0).into(),
     };
     let mut out = serde_json::to_vec(&body).unwrap_or_default();
     out.push(b'\n');

@@ -12,6 +12,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::Resource;
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetStatus, Deployment, DeploymentStatus, ReplicaSet, StatefulSet,
+};
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobCondition};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerStateTerminated, ContainerStatus, Namespace, Node, NodeCondition,
+    NodeSystemInfo, Pod, PodCondition, PodSpec, ReplicationController,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as K8sLabelSelector, Time};
+use localfargate_registry::meta::name_of;
+use localfargate_registry::typed;
+use serde::de::DeserializeOwned;
+
+use crate::meta_reads::creation_timestamp_of;
 use serde_json::{Value, json};
 
 use localfargate_core::selectors::LabelSelector;
@@ -464,9 +479,13 @@ struct Printer {
 
 fn printer(group: &str, resource: &str) -> Printer {
     let (columns, cells): (&'static [Column], Cells) = match (group, resource) {
-        ("", "pods") => (POD_COLUMNS, pod_cells),
-        ("", "nodes") => (NODE_COLUMNS, node_cells),
-        ("", "namespaces") => (NAMESPACE_COLUMNS, namespace_cells),
+        ("", "pods") => (POD_COLUMNS, |v, now| typed_cells::<Pod>(v, now, pod_cells)),
+        ("", "nodes") => (NODE_COLUMNS, |v, now| {
+            typed_cells::<Node>(v, now, node_cells)
+        }),
+        ("", "namespaces") => (NAMESPACE_COLUMNS, |v, now| {
+            typed_cells::<Namespace>(v, now, namespace_cells)
+        }),
         ("", "events") => (EVENT_COLUMNS, event_cells),
         // The same Events in their events.k8s.io form: printed as upstream prints them (its
         // printer works on the one internal type).
@@ -476,15 +495,27 @@ fn printer(group: &str, resource: &str) -> Printer {
         ("", "configmaps") => (CONFIGMAP_COLUMNS, configmap_cells),
         ("", "secrets") => (SECRET_COLUMNS, secret_cells),
         ("", "serviceaccounts") => (SERVICEACCOUNT_COLUMNS, serviceaccount_cells),
-        ("apps", "deployments") => (DEPLOYMENT_COLUMNS, deployment_cells),
-        ("apps", "replicasets") => (REPLICASET_COLUMNS, replicaset_cells),
+        ("apps", "deployments") => (DEPLOYMENT_COLUMNS, |v, now| {
+            typed_cells::<Deployment>(v, now, deployment_cells)
+        }),
+        ("apps", "replicasets") => (REPLICASET_COLUMNS, |v, now| {
+            typed_cells::<ReplicaSet>(v, now, replicaset_cells)
+        }),
         // Upstream prints ReplicationControllers with the ReplicaSet columns; the selector is
         // a label map.
-        ("", "replicationcontrollers") => (REPLICASET_COLUMNS, replication_controller_cells),
-        ("apps", "daemonsets") => (DAEMONSET_COLUMNS, daemonset_cells),
-        ("apps", "statefulsets") => (STATEFULSET_COLUMNS, statefulset_cells),
-        ("batch", "jobs") => (JOB_COLUMNS, job_cells),
-        ("batch", "cronjobs") => (CRONJOB_COLUMNS, cronjob_cells),
+        ("", "replicationcontrollers") => (REPLICASET_COLUMNS, |v, now| {
+            typed_cells::<ReplicationController>(v, now, replication_controller_cells)
+        }),
+        ("apps", "daemonsets") => (DAEMONSET_COLUMNS, |v, now| {
+            typed_cells::<DaemonSet>(v, now, daemonset_cells)
+        }),
+        ("apps", "statefulsets") => (STATEFULSET_COLUMNS, |v, now| {
+            typed_cells::<StatefulSet>(v, now, statefulset_cells)
+        }),
+        ("batch", "jobs") => (JOB_COLUMNS, |v, now| typed_cells::<Job>(v, now, job_cells)),
+        ("batch", "cronjobs") => (CRONJOB_COLUMNS, |v, now| {
+            typed_cells::<CronJob>(v, now, cronjob_cells)
+        }),
         ("eks.localfargate.io", "fargateprofiles") => {
             (FARGATE_PROFILE_COLUMNS, fargate_profile_cells)
         }
@@ -542,31 +573,60 @@ fn since(t: Option<Timestamp>, now: Timestamp) -> String {
 }
 
 fn age(object: &Value, now: Timestamp) -> Value {
-    since(timestamp(object, "/metadata/creationTimestamp"), now).into()
+    let created = creation_timestamp_of(object).and_then(|t| t.parse().ok());
+    since(created, now).into()
 }
 
 fn name(object: &Value) -> Value {
-    text(object, "/metadata/name").into()
+    name_of(object).into()
 }
+
+/// A condition of a built-in kind's status (their types differ; the printers read two fields).
+trait Condition {
+    fn kind(&self) -> &str;
+    fn status(&self) -> &str;
+}
+
+macro_rules! conditions {
+    ($($t:ty),*) => {$(
+        impl Condition for $t {
+            fn kind(&self) -> &str {
+                &self.type_
+            }
+            fn status(&self) -> &str {
+                &self.status
+            }
+        }
+    )*};
+}
+
+conditions!(PodCondition, NodeCondition, JobCondition);
 
 /// Whether the first condition of this type has status `True`.
-fn condition_true(conditions: &[Value], kind: &str) -> bool {
+fn condition_true<C: Condition>(conditions: &[C], kind: &str) -> bool {
     conditions
         .iter()
-        .find(|c| c["type"] == kind)
-        .is_some_and(|c| c["status"] == "True")
+        .find(|c| c.kind() == kind)
+        .is_some_and(|c| c.status() == "True")
 }
 
-/// Upstream's `layoutContainerCells`: container names and images, comma-separated.
-fn containers(object: &Value, spec: &str) -> [Value; 2] {
-    let list = items(object, &format!("{spec}/containers"));
-    let join = |field: &str| {
-        list.iter()
-            .map(|c| c[field].as_str().unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    [join("name").into(), join("image").into()]
+/// A built-in object's cells from its k8s-openapi type. One that does not decode (a bug: the
+/// API validated it) is logged and printed as an empty object of its kind, under its name.
+fn typed_cells<K: Resource + DeserializeOwned + Default>(
+    object: &Value,
+    now: Timestamp,
+    cells: fn(&K, &Value, Timestamp) -> Vec<Value>,
+) -> Vec<Value> {
+    let typed = typed::decode_or_log::<K>(object).unwrap_or_default();
+    cells(&typed, object, now)
+}
+
+fn time(t: Option<&Time>) -> Option<Timestamp> {
+    t.map(|t| t.0)
+}
+
+fn string(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
 }
 
 /// Upstream's `metav1.FormatLabelSelector`: `<none>` when empty, `<error>` when invalid.
@@ -578,16 +638,33 @@ fn format_selector(selector: &Value) -> Value {
     }
 }
 
+/// Upstream's `layoutContainerCells`: a pod template's container names and images,
+/// comma-separated.
+fn template_containers(spec: Option<&PodSpec>) -> [Value; 2] {
+    let list = spec.map_or(&[][..], |s| s.containers.as_slice());
+    let join = |field: fn(&Container) -> &str| list.iter().map(field).collect::<Vec<_>>().join(",");
+    [
+        join(|c| &c.name).into(),
+        join(|c| c.image.as_deref().unwrap_or("")).into(),
+    ]
+}
+
+/// [`format_selector`] of a typed selector.
+fn format_typed_selector(selector: Option<&K8sLabelSelector>) -> Value {
+    match selector {
+        None => "<none>".into(),
+        Some(s) => match typed::to_json(s) {
+            Ok(v) => format_selector(&v),
+            Err(_) => "<error>".into(),
+        },
+    }
+}
+
 /// Upstream's `labels.FormatLabels`: `k=v` sorted by key, comma-separated; `<none>` if empty.
-fn format_labels(labels: &Value) -> String {
-    let sorted: BTreeMap<&str, &str> = labels
-        .as_object()
+fn format_label_map(labels: Option<&BTreeMap<String, String>>) -> String {
+    let s = labels
         .into_iter()
         .flatten()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or("")))
-        .collect();
-    let s = sorted
-        .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
@@ -611,32 +688,50 @@ fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     a.max(b)
 }
 
-fn pod_summary(pod: &Value) -> PodSummary {
-    let status = &pod["status"];
-    let phase = text(status, "/phase");
-    let mut reason = match text(status, "/reason") {
+/// When a container last terminated, from its last state.
+fn last_finished(cs: &ContainerStatus) -> Option<Timestamp> {
+    time(
+        cs.last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.finished_at.as_ref()),
+    )
+}
+
+fn waiting_reason(cs: &ContainerStatus) -> &str {
+    cs.state
+        .as_ref()
+        .and_then(|s| s.waiting.as_ref())
+        .and_then(|w| w.reason.as_deref())
+        .unwrap_or("")
+}
+
+fn pod_summary(pod: &Pod) -> PodSummary {
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
+    let status_reason = status.and_then(|s| s.reason.as_deref()).unwrap_or("");
+    let mut reason = match status_reason {
         "" => phase.to_string(),
         r => r.to_string(),
     };
-    let conditions = items(status, "/conditions");
+    let conditions = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
     if conditions
         .iter()
-        .any(|c| c["type"] == "PodScheduled" && c["reason"] == "SchedulingGated")
+        .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("SchedulingGated"))
     {
         reason = "SchedulingGated".into();
     }
 
-    let init_specs = items(pod, "/spec/initContainers");
-    let restartable = |name: &Value| {
-        init_specs
-            .iter()
-            .any(|c| &c["name"] == name && c["restartPolicy"] == "Always")
-    };
-    let mut total = items(pod, "/spec/containers").len();
-    total += init_specs
-        .iter()
-        .filter(|c| c["restartPolicy"] == "Always")
-        .count();
+    let spec = pod.spec.as_ref();
+    let init_specs = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    let always = |c: &&Container| c.restart_policy.as_deref() == Some("Always");
+    let restartable = |name: &str| init_specs.iter().filter(always).any(|c| c.name == name);
+    let mut total = spec.map_or(0, |s| s.containers.len());
+    total += init_specs.iter().filter(always).count();
 
     let mut ready = 0;
     let mut restarts = 0;
@@ -644,29 +739,32 @@ fn pod_summary(pod: &Value) -> PodSummary {
     let mut sidecar_restarts = 0;
     let mut sidecar_last_restart = None;
     let mut initializing = false;
-    for (i, cs) in items(status, "/initContainerStatuses").iter().enumerate() {
-        let count = int(cs, "/restartCount", 0);
-        let finished = timestamp(cs, "/lastState/terminated/finishedAt");
+    let init_statuses = status
+        .and_then(|s| s.init_container_statuses.as_deref())
+        .unwrap_or_default();
+    for (i, cs) in init_statuses.iter().enumerate() {
+        let count = i64::from(cs.restart_count);
+        let finished = last_finished(cs);
         restarts += count;
         last_restart = later(last_restart, finished);
-        let sidecar = restartable(&cs["name"]);
+        let sidecar = restartable(&cs.name);
         if sidecar {
             sidecar_restarts += count;
             sidecar_last_restart = later(sidecar_last_restart, finished);
         }
-        let terminated = cs.pointer("/state/terminated").filter(|t| t.is_object());
-        let waiting_reason = text(cs, "/state/waiting/reason");
-        if terminated.is_some_and(|t| int(t, "/exitCode", 0) == 0) {
+        let terminated = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
+        let waiting_reason = waiting_reason(cs);
+        if terminated.is_some_and(|t| t.exit_code == 0) {
             continue;
         }
-        if sidecar && cs["started"] == true {
-            if cs["ready"] == true {
+        if sidecar && cs.started == Some(true) {
+            if cs.ready {
                 ready += 1;
             }
             continue;
         }
         reason = if let Some(t) = terminated {
-            match text(t, "/reason") {
+            match string(&t.reason) {
                 "" => format!("Init:{}", exit_reason(t)),
                 r => format!("Init:{r}"),
             }
@@ -683,24 +781,23 @@ fn pod_summary(pod: &Value) -> PodSummary {
         restarts = sidecar_restarts;
         last_restart = sidecar_last_restart;
         let mut has_running = false;
-        for cs in items(status, "/containerStatuses").iter().rev() {
-            restarts += int(cs, "/restartCount", 0);
-            last_restart = later(
-                last_restart,
-                timestamp(cs, "/lastState/terminated/finishedAt"),
-            );
-            let terminated = cs.pointer("/state/terminated").filter(|t| t.is_object());
-            let waiting_reason = text(cs, "/state/waiting/reason");
+        let statuses = status
+            .and_then(|s| s.container_statuses.as_deref())
+            .unwrap_or_default();
+        for cs in statuses.iter().rev() {
+            restarts += i64::from(cs.restart_count);
+            last_restart = later(last_restart, last_finished(cs));
+            let state = cs.state.as_ref();
+            let terminated = state.and_then(|s| s.terminated.as_ref());
+            let waiting_reason = waiting_reason(cs);
             if !waiting_reason.is_empty() {
                 reason = waiting_reason.to_string();
             } else if let Some(t) = terminated {
-                reason = match text(t, "/reason") {
+                reason = match string(&t.reason) {
                     "" => exit_reason(t),
                     r => r.to_string(),
                 };
-            } else if cs["ready"] == true
-                && cs.pointer("/state/running").is_some_and(Value::is_object)
-            {
+            } else if cs.ready && state.is_some_and(|s| s.running.is_some()) {
                 has_running = true;
                 ready += 1;
             }
@@ -715,11 +812,8 @@ fn pod_summary(pod: &Value) -> PodSummary {
         }
     }
 
-    if pod
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|d| !d.is_null())
-    {
-        if text(status, "/reason") == "NodeLost" {
+    if pod.metadata.deletion_timestamp.is_some() {
+        if status_reason == "NodeLost" {
             reason = "Unknown".into();
         } else if phase != "Succeeded" && phase != "Failed" {
             reason = "Terminating".into();
@@ -736,43 +830,58 @@ fn pod_summary(pod: &Value) -> PodSummary {
 }
 
 /// `Signal:N` or `ExitCode:N` for a terminated state without a reason.
-fn exit_reason(terminated: &Value) -> String {
-    match int(terminated, "/signal", 0) {
-        0 => format!("ExitCode:{}", int(terminated, "/exitCode", 0)),
+fn exit_reason(terminated: &ContainerStateTerminated) -> String {
+    match terminated.signal.unwrap_or(0) {
+        0 => format!("ExitCode:{}", terminated.exit_code),
         signal => format!("Signal:{signal}"),
     }
 }
 
-fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
+fn pod_cells(pod: &Pod, object: &Value, now: Timestamp) -> Vec<Value> {
     let s = pod_summary(pod);
     let restarts = match s.last_restart {
         Some(t) if s.restarts != 0 => format!("{} ({} ago)", s.restarts, since(Some(t), now)),
         _ => s.restarts.to_string(),
     };
-    let ip = match text(pod, "/status/podIPs/0/ip") {
-        "" => text(pod, "/status/podIP"),
+    let status = pod.status.as_ref();
+    let spec = pod.spec.as_ref();
+    let first_ip = status
+        .and_then(|s| s.pod_ips.as_deref())
+        .and_then(|ips| ips.first())
+        .map_or("", |ip| ip.ip.as_str());
+    let ip = match first_ip {
+        "" => status.and_then(|s| s.pod_ip.as_deref()).unwrap_or(""),
         ip => ip,
     };
-    let gates = items(pod, "/spec/readinessGates");
+    let gates = spec
+        .and_then(|s| s.readiness_gates.as_deref())
+        .unwrap_or_default();
     let readiness_gates = if gates.is_empty() {
         "<none>".to_string()
     } else {
-        let conditions = items(pod, "/status/conditions");
+        let conditions = status
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default();
         let met = gates
             .iter()
-            .filter(|g| condition_true(conditions, g["conditionType"].as_str().unwrap_or("")))
+            .filter(|g| condition_true(conditions, &g.condition_type))
             .count();
         format!("{met}/{}", gates.len())
     };
     vec![
-        name(pod),
+        name(object),
         format!("{}/{}", s.ready, s.total).into(),
         s.reason.into(),
         restarts.into(),
-        age(pod, now),
+        age(object, now),
         or_none(ip).into(),
-        or_none(text(pod, "/spec/nodeName")).into(),
-        or_none(text(pod, "/status/nominatedNodeName")).into(),
+        or_none(spec.and_then(|s| s.node_name.as_deref()).unwrap_or("")).into(),
+        or_none(
+            status
+                .and_then(|s| s.nominated_node_name.as_deref())
+                .unwrap_or(""),
+        )
+        .into(),
         readiness_gates.into(),
     ]
 }
@@ -781,27 +890,30 @@ fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
 // Other core kinds
 // ---------------------------------------------------------------------------------------------
 
-fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
-    let ready = items(node, "/status/conditions")
+fn node_cells(node: &Node, object: &Value, now: Timestamp) -> Vec<Value> {
+    let status = node.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default()
         .iter()
-        .find(|c| c["type"] == "Ready");
-    let mut status = vec![match ready {
-        Some(c) if c["status"] == "True" => "Ready",
+        .find(|c| c.type_ == "Ready");
+    let mut state = vec![match ready {
+        Some(c) if c.status == "True" => "Ready",
         Some(_) => "NotReady",
         None => "Unknown",
     }];
-    if node.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
-        status.push("SchedulingDisabled");
+    if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+        state.push("SchedulingDisabled");
     }
     // Roles from `node-role.kubernetes.io/<role>` keys and a `kubernetes.io/role` value.
     let mut roles: Vec<&str> = node
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .into_iter()
+        .metadata
+        .labels
+        .iter()
         .flatten()
         .filter_map(|(k, v)| match k.strip_prefix("node-role.kubernetes.io/") {
             Some(role) => Some(role),
-            None if k == "kubernetes.io/role" => v.as_str(),
+            None if k == "kubernetes.io/role" => Some(v.as_str()),
             None => None,
         })
         .filter(|r| !r.is_empty())
@@ -809,33 +921,36 @@ fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
     roles.sort_unstable();
     roles.dedup();
     let address = |kind: &str| {
-        items(node, "/status/addresses")
+        status
+            .and_then(|s| s.addresses.as_deref())
+            .unwrap_or_default()
             .iter()
-            .find(|a| a["type"] == kind)
-            .and_then(|a| a["address"].as_str())
-            .unwrap_or("<none>")
+            .find(|a| a.type_ == kind)
+            .map_or("<none>", |a| a.address.as_str())
             .to_string()
     };
-    let info = |field: &str| match text(node, &format!("/status/nodeInfo/{field}")) {
+    let node_info = status.and_then(|s| s.node_info.as_ref());
+    let info = |field: fn(&NodeSystemInfo) -> &str| match node_info.map_or("", field) {
         "" => "<unknown>".to_string(),
         v => v.to_string(),
     };
     vec![
-        name(node),
-        status.join(",").into(),
+        name(object),
+        state.join(",").into(),
         or_none(&roles.join(",")).into(),
-        age(node, now),
-        text(node, "/status/nodeInfo/kubeletVersion").into(),
+        age(object, now),
+        node_info.map_or("", |i| &i.kubelet_version).into(),
         address("InternalIP").into(),
         address("ExternalIP").into(),
-        info("osImage").into(),
-        info("kernelVersion").into(),
-        info("containerRuntimeVersion").into(),
+        info(|i| &i.os_image).into(),
+        info(|i| &i.kernel_version).into(),
+        info(|i| &i.container_runtime_version).into(),
     ]
 }
 
-fn namespace_cells(ns: &Value, now: Timestamp) -> Vec<Value> {
-    vec![name(ns), text(ns, "/status/phase").into(), age(ns, now)]
+fn namespace_cells(ns: &Namespace, object: &Value, now: Timestamp) -> Vec<Value> {
+    let phase = ns.status.as_ref().and_then(|s| s.phase.as_deref());
+    vec![name(object), phase.unwrap_or("").into(), age(object, now)]
 }
 
 fn event_cells(event: &Value, now: Timestamp) -> Vec<Value> {
@@ -908,111 +1023,148 @@ fn serviceaccount_cells(sa: &Value, now: Timestamp) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------------
 
 /// `spec.replicas`, which the API server defaults to 1.
-fn desired_replicas(object: &Value) -> i64 {
-    int(object, "/spec/replicas", 1)
+fn desired_replicas(replicas: Option<i32>) -> i64 {
+    i64::from(replicas.unwrap_or(1))
 }
 
-fn deployment_cells(d: &Value, now: Timestamp) -> Vec<Value> {
-    let [names, images] = containers(d, "/spec/template/spec");
-    let selector = match LabelSelector::from_json(&d["spec"]["selector"]) {
-        Ok(s) => s.to_string(),
-        Err(_) => "<invalid>".into(),
+fn deployment_cells(d: &Deployment, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = d.spec.as_ref();
+    let status = d.status.as_ref();
+    let [names, images] = template_containers(spec.and_then(|s| s.template.spec.as_ref()));
+    let selector = spec
+        .map_or(Ok(Value::Null), |s| typed::to_json(&s.selector))
+        .ok()
+        .and_then(|v| LabelSelector::from_json(&v).ok())
+        .map_or_else(|| "<invalid>".to_string(), |s| s.to_string());
+    let of_status = |field: fn(&DeploymentStatus) -> Option<i32>| {
+        i64::from(status.and_then(field).unwrap_or(0))
     };
     vec![
-        name(d),
+        name(object),
         format!(
             "{}/{}",
-            int(d, "/status/readyReplicas", 0),
-            desired_replicas(d)
+            of_status(|s| s.ready_replicas),
+            desired_replicas(spec.and_then(|s| s.replicas))
         )
         .into(),
-        int(d, "/status/updatedReplicas", 0).into(),
-        int(d, "/status/availableReplicas", 0).into(),
-        age(d, now),
+        of_status(|s| s.updated_replicas).into(),
+        of_status(|s| s.available_replicas).into(),
+        age(object, now),
         names,
         images,
         selector.into(),
     ]
 }
 
-fn replicaset_cells(rs: &Value, now: Timestamp) -> Vec<Value> {
-    let [names, images] = containers(rs, "/spec/template/spec");
+fn replicaset_cells(rs: &ReplicaSet, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = rs.spec.as_ref();
+    let status = rs.status.as_ref();
+    let [names, images] = template_containers(
+        spec.and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref()),
+    );
     vec![
-        name(rs),
-        desired_replicas(rs).into(),
-        int(rs, "/status/replicas", 0).into(),
-        int(rs, "/status/readyReplicas", 0).into(),
-        age(rs, now),
+        name(object),
+        desired_replicas(spec.and_then(|s| s.replicas)).into(),
+        i64::from(status.map_or(0, |s| s.replicas)).into(),
+        i64::from(status.and_then(|s| s.ready_replicas).unwrap_or(0)).into(),
+        age(object, now),
         names,
         images,
-        format_selector(&rs["spec"]["selector"]),
+        format_typed_selector(spec.map(|s| &s.selector)),
     ]
 }
 
-fn replication_controller_cells(rc: &Value, now: Timestamp) -> Vec<Value> {
-    let mut cells = replicaset_cells(rc, now);
-    if let Some(selector) = cells.last_mut() {
-        *selector = format_labels(&rc["spec"]["selector"]).into();
-    }
-    cells
-}
-
-fn daemonset_cells(ds: &Value, now: Timestamp) -> Vec<Value> {
-    let [names, images] = containers(ds, "/spec/template/spec");
-    let status = |field: &str| Value::from(int(ds, &format!("/status/{field}"), 0));
+fn replication_controller_cells(
+    rc: &ReplicationController,
+    object: &Value,
+    now: Timestamp,
+) -> Vec<Value> {
+    let spec = rc.spec.as_ref();
+    let status = rc.status.as_ref();
+    let [names, images] = template_containers(
+        spec.and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref()),
+    );
     vec![
-        name(ds),
-        status("desiredNumberScheduled"),
-        status("currentNumberScheduled"),
-        status("numberReady"),
-        status("updatedNumberScheduled"),
-        status("numberAvailable"),
-        format_labels(&ds["spec"]["template"]["spec"]["nodeSelector"]).into(),
-        age(ds, now),
+        name(object),
+        desired_replicas(spec.and_then(|s| s.replicas)).into(),
+        i64::from(status.map_or(0, |s| s.replicas)).into(),
+        i64::from(status.and_then(|s| s.ready_replicas).unwrap_or(0)).into(),
+        age(object, now),
         names,
         images,
-        format_selector(&ds["spec"]["selector"]),
+        format_label_map(spec.and_then(|s| s.selector.as_ref())).into(),
     ]
 }
 
-fn statefulset_cells(sts: &Value, now: Timestamp) -> Vec<Value> {
-    let [names, images] = containers(sts, "/spec/template/spec");
+fn daemonset_cells(ds: &DaemonSet, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = ds.spec.as_ref();
+    let pod_spec = spec.and_then(|s| s.template.spec.as_ref());
+    let [names, images] = template_containers(pod_spec);
+    let status = |field: fn(&DaemonSetStatus) -> i32| {
+        Value::from(i64::from(ds.status.as_ref().map_or(0, field)))
+    };
+    let optional = |field: fn(&DaemonSetStatus) -> Option<i32>| {
+        Value::from(i64::from(ds.status.as_ref().and_then(field).unwrap_or(0)))
+    };
     vec![
-        name(sts),
+        name(object),
+        status(|s| s.desired_number_scheduled),
+        status(|s| s.current_number_scheduled),
+        status(|s| s.number_ready),
+        optional(|s| s.updated_number_scheduled),
+        optional(|s| s.number_available),
+        format_label_map(pod_spec.and_then(|s| s.node_selector.as_ref())).into(),
+        age(object, now),
+        names,
+        images,
+        format_typed_selector(spec.map(|s| &s.selector)),
+    ]
+}
+
+fn statefulset_cells(sts: &StatefulSet, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = sts.spec.as_ref();
+    let [names, images] = template_containers(spec.and_then(|s| s.template.spec.as_ref()));
+    let ready = sts.status.as_ref().and_then(|s| s.ready_replicas);
+    vec![
+        name(object),
         format!(
             "{}/{}",
-            int(sts, "/status/readyReplicas", 0),
-            desired_replicas(sts)
+            i64::from(ready.unwrap_or(0)),
+            desired_replicas(spec.and_then(|s| s.replicas))
         )
         .into(),
-        age(sts, now),
+        age(object, now),
         names,
         images,
     ]
 }
 
-fn job_cells(job: &Value, now: Timestamp) -> Vec<Value> {
-    let succeeded = int(job, "/status/succeeded", 0);
-    let completions = match job.pointer("/spec/completions").and_then(Value::as_i64) {
+fn job_cells(job: &Job, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = job.spec.as_ref();
+    let status = job.status.as_ref();
+    let succeeded = status.and_then(|s| s.succeeded).unwrap_or(0);
+    let completions = match spec.and_then(|s| s.completions) {
         Some(c) => format!("{succeeded}/{c}"),
-        None => match int(job, "/spec/parallelism", 0) {
+        None => match spec.and_then(|s| s.parallelism).unwrap_or(0) {
             p if p > 1 => format!("{succeeded}/1 of {p}"),
             _ => format!("{succeeded}/1"),
         },
     };
     let duration = match (
-        timestamp(job, "/status/startTime"),
-        timestamp(job, "/status/completionTime"),
+        time(status.and_then(|s| s.start_time.as_ref())),
+        time(status.and_then(|s| s.completion_time.as_ref())),
     ) {
         (None, _) => String::new(),
         (Some(start), None) => since(Some(start), now),
         (Some(start), Some(end)) => human_nanos(end.as_nanosecond() - start.as_nanosecond()),
     };
-    let conditions = items(job, "/status/conditions");
-    let deleting = job
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|d| !d.is_null());
-    let status = if condition_true(conditions, "Complete") {
+    let conditions = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let deleting = job.metadata.deletion_timestamp.is_some();
+    let state = if condition_true(conditions, "Complete") {
         "Complete"
     } else if condition_true(conditions, "Failed") {
         "Failed"
@@ -1025,41 +1177,45 @@ fn job_cells(job: &Value, now: Timestamp) -> Vec<Value> {
     } else {
         "Running"
     };
-    let [names, images] = containers(job, "/spec/template/spec");
+    let [names, images] = template_containers(spec.and_then(|s| s.template.spec.as_ref()));
     vec![
-        name(job),
-        status.into(),
+        name(object),
+        state.into(),
         completions.into(),
         duration.into(),
-        age(job, now),
+        age(object, now),
         names,
         images,
-        format_selector(&job["spec"]["selector"]),
+        format_typed_selector(spec.and_then(|s| s.selector.as_ref())),
     ]
 }
 
-fn cronjob_cells(cj: &Value, now: Timestamp) -> Vec<Value> {
-    let last_schedule = match timestamp(cj, "/status/lastScheduleTime") {
+fn cronjob_cells(cj: &CronJob, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = cj.spec.as_ref();
+    let status = cj.status.as_ref();
+    let last_schedule = match time(status.and_then(|s| s.last_schedule_time.as_ref())) {
         Some(t) => since(Some(t), now),
         None => "<none>".into(),
     };
     // `spec.suspend` defaults to false.
-    let suspend = match cj.pointer("/spec/suspend") {
-        Some(Value::Bool(true)) => "True",
+    let suspend = match spec.and_then(|s| s.suspend) {
+        Some(true) => "True",
         _ => "False",
     };
-    let [names, images] = containers(cj, "/spec/jobTemplate/spec/template/spec");
+    let job_spec = spec.and_then(|s| s.job_template.spec.as_ref());
+    let [names, images] = template_containers(job_spec.and_then(|j| j.template.spec.as_ref()));
+    let active = status.and_then(|s| s.active.as_ref()).map_or(0, Vec::len);
     vec![
-        name(cj),
-        text(cj, "/spec/schedule").into(),
-        or_none(text(cj, "/spec/timeZone")).into(),
+        name(object),
+        spec.map_or("", |s| s.schedule.as_str()).into(),
+        or_none(spec.and_then(|s| s.time_zone.as_deref()).unwrap_or("")).into(),
         suspend.into(),
-        count(cj, "/status/active").into(),
+        i64::try_from(active).unwrap_or(i64::MAX).into(),
         last_schedule.into(),
-        age(cj, now),
+        age(object, now),
         names,
         images,
-        format_selector(&cj["spec"]["jobTemplate"]["spec"]["selector"]),
+        format_typed_selector(job_spec.and_then(|j| j.selector.as_ref())),
     ]
 }
 
@@ -1069,7 +1225,8 @@ fn cronjob_cells(cj: &Value, now: Timestamp) -> Vec<Value> {
 
 /// A mirrored EKS Fargate profile. The fields are read from `spec` (`podExecutionRoleArn`,
 /// `subnets`, `selectors: [{namespace, labels}]`) and `status` (`status`, `pods`); the EKS wire
-/// shape, with those fields and a string `status` at the top level, reads the same.
+/// shape, with those fields and a string `status` at the top level, reads the same. Read as
+/// JSON: a Fargate profile is localfargate's own kind, with no k8s-openapi type.
 fn fargate_profile_cells(fp: &Value, now: Timestamp) -> Vec<Value> {
     let field = |key: &str| {
         fp.pointer(&format!("/spec/{key}"))

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::context::Api;
+use crate::meta_reads::resource_version_of;
 use crate::request::{Query, Target, selected, selectors};
 use crate::response::{TABLE_CONTENT_TYPE, table, wants_table};
 
@@ -64,7 +65,7 @@ impl Encoder {
 
     fn event(&self, event_type: &str, object: Value) -> Bytes {
         if self.table {
-            let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+            let meta = json!({"resourceVersion": resource_version_of(&object)});
             line(event_type, table(&self.target, &[object], meta))
         } else {
             self.frame(event_type, object)

@@ -10,12 +10,13 @@ pub use iam::IamIdentities;
 use std::sync::Arc;
 
 use base64::Engine;
+use k8s_openapi::api::authentication::v1::{TokenReviewSpec, TokenReviewStatus};
 use localfargate_core::rbac::{self, UserInfo};
 use localfargate_core::service_account_token::TokenSigner;
 use localfargate_core::sigv4::Credentials;
 use localfargate_core::sigv4::verify_presigned_sts;
 use localfargate_registry::KubeError;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// What one cluster's API knows about itself.
 #[derive(Debug, Clone)]
@@ -66,50 +67,33 @@ pub(crate) fn authenticated(info: &ClusterInfo, header: Option<&str>) -> Option<
 /// authenticate it (webhook token authenticators and in-cluster components ask). The token's
 /// audiences are the API's; a review asking for others is not authenticated.
 pub fn token_review(info: &ClusterInfo, review: Value) -> Result<Value, KubeError> {
-    let mut out = review;
-    if !out.is_object() {
-        return Err(KubeError::BadRequest(
-            "the request body must be a JSON object".into(),
-        ));
-    }
-    let token = out["spec"]["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let asked: Vec<String> = out["spec"]["audiences"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    out["apiVersion"] = json!("authentication.k8s.io/v1");
-    out["kind"] = json!("TokenReview");
-    if !out["metadata"].is_object() {
-        out["metadata"] = json!({});
-    }
-    out["metadata"]["creationTimestamp"] = Value::Null;
+    let mut out = crate::authz::review_envelope(review, "authentication.k8s.io/v1", "TokenReview")?;
+    let spec: TokenReviewSpec = crate::authz::review_spec(&out)?;
+    let token = spec.token.unwrap_or_default();
+    let asked = spec.audiences.unwrap_or_default();
     let audiences_ok = asked.is_empty() || asked.iter().any(|a| a == API_AUDIENCE);
     let user = if token.is_empty() || !audiences_ok {
         None
     } else {
         authenticated(info, Some(&format!("Bearer {token}")))
     };
-    out["status"] = match user {
-        Some(u) => {
-            let mut user = json!({"username": u.name, "groups": u.groups});
-            if !u.uid.is_empty() {
-                user["uid"] = json!(u.uid);
-            }
-            json!({"authenticated": true, "user": user, "audiences": [API_AUDIENCE]})
-        }
-        None if !audiences_ok => {
-            json!({"user": {}, "error": "token audiences do not match the API's"})
-        }
-        None => json!({"user": {}, "error": "invalid bearer token"}),
+    let unknown = |error: &str| TokenReviewStatus {
+        user: Some(Default::default()),
+        error: Some(error.to_string()),
+        ..Default::default()
     };
-    Ok(out)
+    let status = match user {
+        Some(u) => TokenReviewStatus {
+            authenticated: Some(true),
+            user: Some(crate::authz::user_info(&u, false)),
+            audiences: Some(vec![API_AUDIENCE.to_string()]),
+            error: None,
+        },
+        None if !audiences_ok => unknown("token audiences do not match the API's"),
+        None => unknown("invalid bearer token"),
+    };
+    *out.field_mut("status") = localfargate_registry::typed::to_json(&status)?;
+    Ok(out.into_value())
 }
 
 /// The principal (None: the account's default identity) and access key that signed a token.
@@ -245,6 +229,7 @@ fn service_account(info: &ClusterInfo, token: &str) -> Option<UserInfo> {
 mod tests {
     use super::*;
     use localfargate_registry::Objects;
+    use serde_json::json;
 
     fn info() -> ClusterInfo {
         // Cluster "c" in CONFIG_MAP mode, created by the account's default identity: the one

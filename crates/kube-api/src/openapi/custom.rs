@@ -97,6 +97,7 @@ pub fn add(v2: &mut Value, c: &CustomResource) -> Result<(), OpenApiError> {
     }
     def["x-kubernetes-group-version-kind"] = gvk(&r.group, &r.version, &r.kind);
     let list_name = format!("{name}List");
+    // OpenAPI schemas are JSON by nature: the list's properties are copied from a schema.
     let list = json!({
         "description": format!("{}List is a list of {}", r.kind, r.kind),
         "type": "object",

@@ -32,14 +32,14 @@ use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::response::Response;
 use localfargate_core::rbac::UserInfo;
-use localfargate_registry::objects::{KubeError, resource};
+use localfargate_registry::objects::KubeError;
 use localfargate_runtime::port_forward::PortStream;
 use localfargate_runtime::{RuntimeError, RuntimeKind, SandboxId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::context::Api;
-use crate::pods::bad;
+use crate::pods::{bad, get_pod};
 use crate::request::{Query, Target};
 use crate::response::error_response;
 
@@ -63,8 +63,9 @@ impl Forwarder {
     async fn prepare(api: &Arc<Api>, target: &Target) -> Result<Forwarder, KubeError> {
         let ns = target.namespace.clone().unwrap_or_default();
         let name = target.name.clone().unwrap_or_default();
-        let pod = api.objects.get(resource("", "pods"), &ns, &name)?;
-        if pod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
+        let pod = get_pod(api, &ns, &name)?;
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        if node.unwrap_or("").is_empty() {
             return Err(bad(format!("pod {name} does not have a host assigned")));
         }
         // Nothing listens in a simulated pod: said before the upgrade, so kubectl says it at
@@ -75,7 +76,7 @@ impl Forwarder {
             };
             return Err(bad(e.to_string()));
         }
-        let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+        let uid = pod.metadata.uid.as_deref().unwrap_or("");
         match api.runtime.sandbox_of_pod(uid).await.ok().flatten() {
             Some(summary) => Ok(Forwarder {
                 api: Arc::clone(api),

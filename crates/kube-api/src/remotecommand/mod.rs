@@ -20,13 +20,14 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::header;
 use axum::response::Response;
-use localfargate_registry::objects::{KubeError, resource};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use localfargate_registry::objects::KubeError;
 use localfargate_runtime::{AttachRequest, ExecRequest, RuntimeError, SandboxId, TerminalSize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::context::Api;
-use crate::pods::{bad, pick_container, sandbox};
+use crate::pods::{bad, get_pod, pick_container, sandbox};
 use crate::request::{Query, Target};
 use crate::response::error_response;
 
@@ -140,13 +141,13 @@ impl Session {
     ) -> Result<Session, KubeError> {
         let ns = target.namespace.clone().unwrap_or_default();
         let name = target.name.clone().unwrap_or_default();
-        let pod = api.objects.get(resource("", "pods"), &ns, &name)?;
+        let pod = get_pod(api, &ns, &name)?;
         let container = pick_container(&pod, &name, query.get("container"))?;
         let id = sandbox(api, &pod, &name, &container).await?;
         let mut options = Options::from_query(query)?;
         let action = if attach {
             // The kubelet attaches with the container's own terminal setting.
-            options.tty = container_spec(&pod, &container)["tty"] == true;
+            options.tty = container_spec(&pod, &container).and_then(|c| c.tty) == Some(true);
             options.stderr &= !options.tty;
             Action::Attach
         } else {
@@ -212,13 +213,12 @@ fn failed(what: &str, e: RuntimeError) -> Outcome {
     Outcome::Failed(format!("{what}: {e}"))
 }
 
-fn container_spec<'a>(pod: &'a Value, name: &str) -> &'a Value {
-    ["containers", "initContainers"]
+fn container_spec<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
         .iter()
-        .filter_map(|k| pod["spec"][k].as_array())
-        .flatten()
-        .find(|c| c["name"] == name)
-        .unwrap_or(&Value::Null)
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
 }
 
 /// What a client sends.

@@ -2,21 +2,41 @@
 //! workloads: Services, storage, autoscaling and policy, RBAC, networking, scheduling,
 //! coordination, quotas and CRDs.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
+use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricSpec, MetricStatus};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    ComponentCondition, ComponentStatus, PersistentVolumeClaim, ResourceQuota, Service,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use localfargate_registry::meta::{annotation_of, name_of};
 use serde_json::Value;
 
 use super::{
-    AGE, Cells, Column, NAME, age, col, format_labels, format_selector, int, items, name, or_none,
-    text, wide,
+    AGE, Cells, Column, NAME, age, col, format_label_map, format_typed_selector, int, items, name,
+    or_none, string, text, typed_cells, wide,
 };
+use crate::meta_reads::creation_timestamp_of;
 
 /// The columns and cells of a kind this module prints, if it prints it.
 pub(super) fn printer(group: &str, resource: &str) -> Option<(&'static [Column], Cells)> {
     Some(match (group, resource) {
-        ("", "services") => (SERVICE_COLUMNS, service_cells),
+        ("", "services") => (SERVICE_COLUMNS, |v, now| {
+            typed_cells::<Service>(v, now, service_cells)
+        }),
         ("", "endpoints") => (ENDPOINTS_COLUMNS, endpoints_cells),
-        ("", "persistentvolumeclaims") => (PVC_COLUMNS, pvc_cells),
-        ("", "resourcequotas") => (QUOTA_COLUMNS, quota_cells),
+        ("", "persistentvolumeclaims") => (PVC_COLUMNS, |v, now| {
+            typed_cells::<PersistentVolumeClaim>(v, now, pvc_cells)
+        }),
+        ("", "resourcequotas") => (QUOTA_COLUMNS, |v, now| {
+            typed_cells::<ResourceQuota>(v, now, quota_cells)
+        }),
         ("", "limitranges")
         | ("rbac.authorization.k8s.io", "roles" | "clusterroles")
         | ("apiextensions.k8s.io", "customresourcedefinitions") => {
@@ -25,15 +45,29 @@ pub(super) fn printer(group: &str, resource: &str) -> Option<(&'static [Column],
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
             (BINDING_COLUMNS, binding_cells)
         }
-        ("autoscaling", "horizontalpodautoscalers") => (HPA_COLUMNS, hpa_cells),
-        ("policy", "poddisruptionbudgets") => (PDB_COLUMNS, pdb_cells),
-        ("networking.k8s.io", "ingresses") => (INGRESS_COLUMNS, ingress_cells),
-        ("networking.k8s.io", "networkpolicies") => (NETWORK_POLICY_COLUMNS, network_policy_cells),
+        ("autoscaling", "horizontalpodautoscalers") => (HPA_COLUMNS, |v, now| {
+            typed_cells::<HorizontalPodAutoscaler>(v, now, hpa_cells)
+        }),
+        ("policy", "poddisruptionbudgets") => (PDB_COLUMNS, |v, now| {
+            typed_cells::<PodDisruptionBudget>(v, now, pdb_cells)
+        }),
+        ("networking.k8s.io", "ingresses") => (INGRESS_COLUMNS, |v, now| {
+            typed_cells::<Ingress>(v, now, ingress_cells)
+        }),
+        ("networking.k8s.io", "networkpolicies") => (NETWORK_POLICY_COLUMNS, |v, now| {
+            typed_cells::<NetworkPolicy>(v, now, network_policy_cells)
+        }),
         ("storage.k8s.io", "storageclasses") => (STORAGE_CLASS_COLUMNS, storage_class_cells),
         ("scheduling.k8s.io", "priorityclasses") => (PRIORITY_CLASS_COLUMNS, priority_class_cells),
-        ("coordination.k8s.io", "leases") => (LEASE_COLUMNS, lease_cells),
-        ("apiregistration.k8s.io", "apiservices") => (API_SERVICE_COLUMNS, api_service_cells),
-        ("", "componentstatuses") => (COMPONENT_STATUS_COLUMNS, component_status_cells),
+        ("coordination.k8s.io", "leases") => (LEASE_COLUMNS, |v, now| {
+            typed_cells::<Lease>(v, now, lease_cells)
+        }),
+        ("apiregistration.k8s.io", "apiservices") => (API_SERVICE_COLUMNS, |v, now| {
+            typed_cells::<APIService>(v, now, api_service_cells)
+        }),
+        ("", "componentstatuses") => (COMPONENT_STATUS_COLUMNS, |v, now| {
+            typed_cells::<ComponentStatus>(v, now, component_status_cells)
+        }),
         _ => return None,
     })
 }
@@ -47,24 +81,24 @@ const COMPONENT_STATUS_COLUMNS: &[Column] = &[
 
 /// `Healthy` when every Healthy condition is True, else `Unhealthy`, with the conditions'
 /// messages and errors joined as upstream joins them.
-fn component_status_cells(cs: &Value, _now: Timestamp) -> Vec<Value> {
-    let conditions = items(cs, "/conditions");
+fn component_status_cells(cs: &ComponentStatus, object: &Value, _now: Timestamp) -> Vec<Value> {
+    let conditions = cs.conditions.as_deref().unwrap_or_default();
     let healthy = conditions
         .iter()
-        .filter(|c| c["type"] == "Healthy")
-        .all(|c| c["status"] == "True");
-    let joined = |field: &str| {
+        .filter(|c| c.type_ == "Healthy")
+        .all(|c| c.status == "True");
+    let joined = |field: fn(&ComponentCondition) -> &Option<String>| {
         conditions
             .iter()
-            .filter_map(|c| c[field].as_str().filter(|s| !s.is_empty()))
+            .filter_map(|c| field(c).as_deref().filter(|s| !s.is_empty()))
             .collect::<Vec<_>>()
             .join(",")
     };
     vec![
-        name(cs),
+        name(object),
         if healthy { "Healthy" } else { "Unhealthy" }.into(),
-        joined("message").into(),
-        joined("error").into(),
+        joined(|c| &c.message).into(),
+        joined(|c| &c.error).into(),
     ]
 }
 
@@ -80,39 +114,44 @@ const API_SERVICE_COLUMNS: &[Column] = &[
 ];
 
 /// `Local` or the hosting Service, and the `Available` condition (`False (Reason)`).
-fn api_service_cells(a: &Value, now: Timestamp) -> Vec<Value> {
-    let service = match a["spec"]["service"].as_object() {
-        Some(s) => format!(
-            "{}/{}",
-            s.get("namespace").and_then(Value::as_str).unwrap_or(""),
-            s.get("name").and_then(Value::as_str).unwrap_or("")
-        ),
+fn api_service_cells(a: &APIService, object: &Value, now: Timestamp) -> Vec<Value> {
+    let service = match a.spec.as_ref().and_then(|s| s.service.as_ref()) {
+        Some(s) => format!("{}/{}", string(&s.namespace), string(&s.name)),
         None => "Local".to_string(),
     };
-    let available = items(a, "/status/conditions")
+    let available = a
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default()
         .iter()
-        .find(|c| c["type"] == "Available")
+        .find(|c| c.type_ == "Available")
         .map(|c| {
-            let status = c["status"].as_str().unwrap_or("Unknown");
-            match c["reason"].as_str().filter(|r| !r.is_empty()) {
+            let status = c.status.as_str();
+            match c.reason.as_deref().filter(|r| !r.is_empty()) {
                 Some(reason) if status != "True" => format!("{status} ({reason})"),
                 _ => status.to_string(),
             }
         })
         .unwrap_or_else(|| "Unknown".to_string());
-    vec![name(a), service.into(), available.into(), age(a, now)]
+    vec![
+        name(object),
+        service.into(),
+        available.into(),
+        age(object, now),
+    ]
 }
 
-/// The addresses in `status.loadBalancer.ingress` (a Service's or an Ingress's): each entry's
-/// IP, or its hostname.
-fn load_balancer_addresses(object: &Value) -> Vec<&str> {
-    items(object, "/status/loadBalancer/ingress")
-        .iter()
-        .filter_map(|i| {
-            i["ip"]
-                .as_str()
+/// The addresses of a load balancer's ingress points (a Service's or an Ingress's): each
+/// entry's IP, or its hostname.
+fn load_balancer_addresses<'a>(
+    points: impl Iterator<Item = (&'a Option<String>, &'a Option<String>)>,
+) -> Vec<&'a str> {
+    points
+        .filter_map(|(ip, hostname)| {
+            ip.as_deref()
                 .filter(|s| !s.is_empty())
-                .or(i["hostname"].as_str())
+                .or(hostname.as_deref())
         })
         .collect()
 }
@@ -127,28 +166,44 @@ const SERVICE_COLUMNS: &[Column] = &[
     wide("Selector", "The selector of service."),
 ];
 
-fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
-    let kind = text(svc, "/spec/type");
-    let cluster_ip = or_none(text(svc, "/spec/clusterIP"));
-    let external: Vec<&str> = items(svc, "/spec/externalIPs")
+fn service_cells(svc: &Service, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = svc.spec.as_ref();
+    let kind = spec.and_then(|s| s.type_.as_deref()).unwrap_or("");
+    let cluster_ip = or_none(spec.and_then(|s| s.cluster_ip.as_deref()).unwrap_or(""));
+    let external: Vec<&str> = spec
+        .and_then(|s| s.external_ips.as_deref())
+        .unwrap_or_default()
         .iter()
-        .filter_map(Value::as_str)
+        .map(String::as_str)
         .collect();
-    let ingress = load_balancer_addresses(svc);
+    let ingress = load_balancer_addresses(
+        svc.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|i| (&i.ip, &i.hostname)),
+    );
     let external_ip = match kind {
-        "ExternalName" => text(svc, "/spec/externalName").to_string(),
+        "ExternalName" => spec
+            .and_then(|s| s.external_name.as_deref())
+            .unwrap_or("")
+            .to_string(),
         "LoadBalancer" if ingress.is_empty() && external.is_empty() => "<pending>".into(),
         "LoadBalancer" => [external.clone(), ingress].concat().join(","),
         _ if external.is_empty() => "<none>".into(),
         _ => external.join(","),
     };
-    let ports: Vec<String> = items(svc, "/spec/ports")
+    let ports: Vec<String> = spec
+        .and_then(|s| s.ports.as_deref())
+        .unwrap_or_default()
         .iter()
         .map(|p| {
-            let protocol = p["protocol"].as_str().unwrap_or("TCP");
-            match p["nodePort"].as_i64().filter(|n| *n > 0) {
-                Some(node) => format!("{}:{node}/{protocol}", p["port"]),
-                None => format!("{}/{protocol}", p["port"]),
+            let protocol = p.protocol.as_deref().unwrap_or("TCP");
+            match p.node_port.filter(|n| *n > 0) {
+                Some(node) => format!("{}:{node}/{protocol}", p.port),
+                None => format!("{}/{protocol}", p.port),
             }
         })
         .collect();
@@ -157,14 +212,14 @@ fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
     } else {
         ports.join(",")
     };
-    let selector = format_labels(&svc["spec"]["selector"]);
+    let selector = format_label_map(spec.and_then(|s| s.selector.as_ref()));
     vec![
-        name(svc),
+        name(object),
         kind.into(),
         cluster_ip.into(),
         external_ip.into(),
         ports.into(),
-        age(svc, now),
+        age(object, now),
         selector.into(),
     ]
 }
@@ -243,11 +298,11 @@ const PVC_COLUMNS: &[Column] = &[
 ];
 
 /// `ReadWriteOnce` as upstream abbreviates it (`RWO`).
-pub(super) fn access_modes(modes: &[Value]) -> String {
+pub(super) fn access_modes(modes: Option<&[String]>) -> String {
     modes
+        .unwrap_or_default()
         .iter()
-        .filter_map(Value::as_str)
-        .map(|m| match m {
+        .map(|m| match m.as_str() {
             "ReadWriteOnce" => "RWO",
             "ReadOnlyMany" => "ROX",
             "ReadWriteMany" => "RWX",
@@ -258,38 +313,50 @@ pub(super) fn access_modes(modes: &[Value]) -> String {
         .join(",")
 }
 
-fn pvc_cells(pvc: &Value, now: Timestamp) -> Vec<Value> {
-    let phase = if pvc["metadata"]["deletionTimestamp"].is_string() {
+fn pvc_cells(pvc: &PersistentVolumeClaim, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = pvc.spec.as_ref();
+    let status = pvc.status.as_ref();
+    let phase = if pvc.metadata.deletion_timestamp.is_some() {
         "Terminating"
     } else {
-        text(pvc, "/status/phase")
+        status.and_then(|s| s.phase.as_deref()).unwrap_or("")
     };
-    let bound = !text(pvc, "/spec/volumeName").is_empty();
-    let (capacity, modes) = if bound {
-        (
-            text(pvc, "/status/capacity/storage").to_string(),
-            access_modes(items(pvc, "/status/accessModes")),
-        )
-    } else {
+    let volume = spec.and_then(|s| s.volume_name.as_deref()).unwrap_or("");
+    let (capacity, modes) = if volume.is_empty() {
         (String::new(), String::new())
+    } else {
+        (
+            status
+                .and_then(|s| s.capacity.as_ref())
+                .and_then(|c| c.get("storage"))
+                .map_or(String::new(), |q| q.0.clone()),
+            access_modes(status.and_then(|s| s.access_modes.as_deref())),
+        )
     };
-    let class = pvc["spec"]["storageClassName"]
-        .as_str()
-        .or(pvc["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"].as_str())
+    let class = spec
+        .and_then(|s| s.storage_class_name.as_deref())
+        .or(pvc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"))
+            .map(String::as_str))
         .unwrap_or("");
-    let attributes = pvc["spec"]["volumeAttributesClassName"]
-        .as_str()
+    let attributes = spec
+        .and_then(|s| s.volume_attributes_class_name.as_deref())
         .unwrap_or("<unset>");
-    let mode = pvc["spec"]["volumeMode"].as_str().unwrap_or("<unset>");
+    let mode = spec
+        .and_then(|s| s.volume_mode.as_deref())
+        .unwrap_or("<unset>");
     vec![
-        name(pvc),
+        name(object),
         phase.into(),
-        text(pvc, "/spec/volumeName").into(),
+        volume.into(),
         capacity.into(),
         modes.into(),
         class.into(),
         attributes.into(),
-        age(pvc, now),
+        age(object, now),
         mode.into(),
     ]
 }
@@ -309,19 +376,19 @@ const QUOTA_COLUMNS: &[Column] = &[
     ),
 ];
 
-fn quota_cells(quota: &Value, now: Timestamp) -> Vec<Value> {
+fn quota_cells(quota: &ResourceQuota, object: &Value, now: Timestamp) -> Vec<Value> {
     let (mut requests, mut limits) = (Vec::new(), Vec::new());
-    let hard = quota["spec"]["hard"].as_object();
-    let mut keys: Vec<&String> = hard.map(|h| h.keys().collect()).unwrap_or_default();
-    keys.sort();
-    for key in keys {
+    let status = quota.status.as_ref();
+    let of_status = |map: Option<&BTreeMap<String, Quantity>>, key: &str| {
+        map.and_then(|m| m.get(key))
+            .map_or("0".to_string(), |q| q.0.clone())
+    };
+    // The keys in order (a BTreeMap's).
+    let hard = quota.spec.as_ref().and_then(|s| s.hard.as_ref());
+    for key in hard.into_iter().flat_map(BTreeMap::keys) {
         // Upstream's printer shows the status's hard (what the quota controller accepted).
-        let limit = quota["status"]["hard"][key.as_str()]
-            .as_str()
-            .unwrap_or("0");
-        let used = quota["status"]["used"][key.as_str()]
-            .as_str()
-            .unwrap_or("0");
+        let limit = of_status(status.and_then(|s| s.hard.as_ref()), key);
+        let used = of_status(status.and_then(|s| s.used.as_ref()), key);
         let shown = format!("{key}: {used}/{limit}");
         if key.starts_with("limits.") {
             limits.push(shown);
@@ -330,8 +397,8 @@ fn quota_cells(quota: &Value, now: Timestamp) -> Vec<Value> {
         }
     }
     vec![
-        name(quota),
-        age(quota, now),
+        name(object),
+        age(object, now),
         requests.join(", ").into(),
         limits.join(", ").into(),
     ]
@@ -349,7 +416,7 @@ const CREATED_AT_COLUMNS: &[Column] = &[
 fn created_at_cells(object: &Value, _now: Timestamp) -> Vec<Value> {
     vec![
         name(object),
-        text(object, "/metadata/creationTimestamp").into(),
+        creation_timestamp_of(object).unwrap_or("").into(),
     ]
 }
 
@@ -422,21 +489,28 @@ const HPA_COLUMNS: &[Column] = &[
 ];
 
 /// One metric's target as upstream's `formatHPAMetrics` shows it (`cpu: <unknown>/80%`).
-fn hpa_target(spec: &Value, current: Option<&Value>) -> String {
-    let target = &spec["resource"]["target"];
-    let name = spec["resource"]["name"].as_str().unwrap_or("");
-    match spec["type"].as_str() {
-        Some("Resource") | Some("ContainerResource") => {
-            if let Some(u) = target["averageUtilization"].as_i64() {
+fn hpa_target(spec: &MetricSpec, current: Option<&MetricStatus>) -> String {
+    match spec.type_.as_str() {
+        // Both read the `resource` source, as the printer this follows did.
+        "Resource" | "ContainerResource" => {
+            let source = spec.resource.as_ref();
+            let name = source.map_or("", |r| r.name.as_str());
+            let target = source.map(|r| &r.target);
+            let current = current
+                .and_then(|c| c.resource.as_ref())
+                .map(|r| &r.current);
+            if let Some(u) = target.and_then(|t| t.average_utilization) {
                 let now = current
-                    .and_then(|c| c["resource"]["current"]["averageUtilization"].as_i64())
+                    .and_then(|c| c.average_utilization)
                     .map_or("<unknown>".to_string(), |c| format!("{c}%"));
                 format!("{name}: {now}/{u}%")
             } else {
-                let want = target["averageValue"].as_str().unwrap_or("");
+                let want = target
+                    .and_then(|t| t.average_value.as_ref())
+                    .map_or("", |q| q.0.as_str());
                 let now = current
-                    .and_then(|c| c["resource"]["current"]["averageValue"].as_str())
-                    .unwrap_or("<unknown>");
+                    .and_then(|c| c.average_value.as_ref())
+                    .map_or("<unknown>", |q| q.0.as_str());
                 format!("{name}: {now}/{want}")
             }
         }
@@ -444,14 +518,18 @@ fn hpa_target(spec: &Value, current: Option<&Value>) -> String {
     }
 }
 
-fn hpa_cells(hpa: &Value, now: Timestamp) -> Vec<Value> {
+fn hpa_cells(hpa: &HorizontalPodAutoscaler, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = hpa.spec.as_ref();
+    let status = hpa.status.as_ref();
     let reference = format!(
         "{}/{}",
-        text(hpa, "/spec/scaleTargetRef/kind"),
-        text(hpa, "/spec/scaleTargetRef/name")
+        spec.map_or("", |s| s.scale_target_ref.kind.as_str()),
+        spec.map_or("", |s| s.scale_target_ref.name.as_str())
     );
-    let current = items(hpa, "/status/currentMetrics");
-    let metrics = items(hpa, "/spec/metrics");
+    let current = status
+        .and_then(|s| s.current_metrics.as_deref())
+        .unwrap_or_default();
+    let metrics = spec.and_then(|s| s.metrics.as_deref()).unwrap_or_default();
     let targets = if metrics.is_empty() {
         "<none>".to_string()
     } else {
@@ -462,17 +540,21 @@ fn hpa_cells(hpa: &Value, now: Timestamp) -> Vec<Value> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let min = hpa["spec"]["minReplicas"]
-        .as_i64()
+    let min = spec
+        .and_then(|s| s.min_replicas)
         .map_or("<unset>".to_string(), |m| m.to_string());
     vec![
-        name(hpa),
+        name(object),
         reference.into(),
         targets.into(),
         min.into(),
-        int(hpa, "/spec/maxReplicas", 0).to_string().into(),
-        int(hpa, "/status/currentReplicas", 0).to_string().into(),
-        age(hpa, now),
+        spec.map_or(0, |s| s.max_replicas).to_string().into(),
+        status
+            .and_then(|s| s.current_replicas)
+            .unwrap_or(0)
+            .to_string()
+            .into(),
+        age(object, now),
     ]
 }
 
@@ -497,21 +579,22 @@ const PDB_COLUMNS: &[Column] = &[
 ];
 
 /// An int-or-string as text, `N/A` when unset.
-fn int_or_string(v: &Value) -> String {
+fn int_or_string(v: Option<&IntOrString>) -> String {
     match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        _ => "N/A".to_string(),
+        Some(IntOrString::Int(n)) => n.to_string(),
+        Some(IntOrString::String(s)) => s.clone(),
+        None => "N/A".to_string(),
     }
 }
 
-fn pdb_cells(pdb: &Value, now: Timestamp) -> Vec<Value> {
+fn pdb_cells(pdb: &PodDisruptionBudget, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = pdb.spec.as_ref();
     vec![
-        name(pdb),
-        int_or_string(&pdb["spec"]["minAvailable"]).into(),
-        int_or_string(&pdb["spec"]["maxUnavailable"]).into(),
-        int(pdb, "/status/disruptionsAllowed", 0).into(),
-        age(pdb, now),
+        name(object),
+        int_or_string(spec.and_then(|s| s.min_available.as_ref())).into(),
+        int_or_string(spec.and_then(|s| s.max_unavailable.as_ref())).into(),
+        i64::from(pdb.status.as_ref().map_or(0, |s| s.disruptions_allowed)).into(),
+        age(object, now),
     ]
 }
 
@@ -532,30 +615,47 @@ const INGRESS_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn ingress_cells(ing: &Value, now: Timestamp) -> Vec<Value> {
-    let class = ing["spec"]["ingressClassName"].as_str().unwrap_or("<none>");
-    let hosts: Vec<&str> = items(ing, "/spec/rules")
+fn ingress_cells(ing: &Ingress, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = ing.spec.as_ref();
+    let class = spec
+        .and_then(|s| s.ingress_class_name.as_deref())
+        .unwrap_or("<none>");
+    let hosts: Vec<&str> = spec
+        .and_then(|s| s.rules.as_deref())
+        .unwrap_or_default()
         .iter()
-        .filter_map(|r| r["host"].as_str())
+        .filter_map(|r| r.host.as_deref())
         .collect();
     let hosts = if hosts.is_empty() {
         "*".to_string()
     } else {
         hosts.join(",")
     };
-    let address = load_balancer_addresses(ing);
-    let ports = if items(ing, "/spec/tls").is_empty() {
+    let address = load_balancer_addresses(
+        ing.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|i| (&i.ip, &i.hostname)),
+    );
+    let ports = if spec
+        .and_then(|s| s.tls.as_deref())
+        .unwrap_or_default()
+        .is_empty()
+    {
         "80"
     } else {
         "80, 443"
     };
     vec![
-        name(ing),
+        name(object),
         class.into(),
         hosts.into(),
         address.join(",").into(),
         ports.into(),
-        age(ing, now),
+        age(object, now),
     ]
 }
 
@@ -569,11 +669,12 @@ const NETWORK_POLICY_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn network_policy_cells(np: &Value, now: Timestamp) -> Vec<Value> {
+fn network_policy_cells(np: &NetworkPolicy, object: &Value, now: Timestamp) -> Vec<Value> {
+    let selector = np.spec.as_ref().and_then(|s| s.pod_selector.as_ref());
     vec![
-        name(np),
-        format_selector(&np["spec"]["podSelector"]),
-        age(np, now),
+        name(object),
+        format_typed_selector(selector),
+        age(object, now),
     ]
 }
 
@@ -603,14 +704,13 @@ const STORAGE_CLASS_COLUMNS: &[Column] = &[
 ];
 
 fn storage_class_cells(sc: &Value, now: Timestamp) -> Vec<Value> {
-    let annotations = &sc["metadata"]["annotations"];
     let default = [
         "storageclass.kubernetes.io/is-default-class",
         "storageclass.beta.kubernetes.io/is-default-class",
     ]
     .iter()
-    .any(|k| annotations[*k] == "true");
-    let mut shown = text(sc, "/metadata/name").to_string();
+    .any(|k| annotation_of(sc, k) == Some("true"));
+    let mut shown = name_of(sc).to_string();
     if default {
         shown.push_str(" (default)");
     }
@@ -663,12 +763,12 @@ const LEASE_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn lease_cells(lease: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        name(lease),
-        text(lease, "/spec/holderIdentity").into(),
-        age(lease, now),
-    ]
+fn lease_cells(lease: &Lease, object: &Value, now: Timestamp) -> Vec<Value> {
+    let holder = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref());
+    vec![name(object), holder.unwrap_or("").into(), age(object, now)]
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub fn columns(printer: &[PrinterColumn]) -> Vec<Value> {
 
 /// The row cells of one object.
 pub fn cells(printer: &[PrinterColumn], object: &Value, now: Timestamp) -> Vec<Value> {
-    let mut out = vec![object["metadata"]["name"].clone()];
+    let mut out = vec![super::name(object)];
     out.extend(printer.iter().map(|c| cell(c, object, now)));
     out
 }

@@ -4,41 +4,76 @@
 //! attachments, admission webhook configurations and policies, and API priority and fairness.
 
 use jiff::Timestamp;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeSpec, PodTemplate};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::flowcontrol::v1::{FlowSchema, PriorityLevelConfiguration};
+use k8s_openapi::api::networking::v1::IngressClass;
+use k8s_openapi::api::storage::v1::{CSIDriver, CSINode, VolumeAttachment};
+use localfargate_registry::meta::ObjectMeta;
 use serde_json::Value;
 
 use super::cluster_kinds::access_modes;
-use super::{AGE, Column, NAME, age, col, containers, format_labels, int, items, name, text, wide};
+use super::{
+    AGE, Column, NAME, age, col, format_label_map, int, items, name, string, template_containers,
+    text, typed_cells, wide,
+};
 
 type Cells = fn(&Value, Timestamp) -> Vec<Value>;
 
 /// The columns and cells of a kind this module prints, if it prints it.
 pub(super) fn printer(group: &str, resource: &str) -> Option<(&'static [Column], Cells)> {
     Some(match (group, resource) {
-        ("", "persistentvolumes") => (PV_COLUMNS, pv_cells),
-        ("", "podtemplates") => (POD_TEMPLATE_COLUMNS, pod_template_cells),
+        ("", "persistentvolumes") => (PV_COLUMNS, |v, now| {
+            typed_cells::<PersistentVolume>(v, now, pv_cells)
+        }),
+        ("", "podtemplates") => (POD_TEMPLATE_COLUMNS, |v, now| {
+            typed_cells::<PodTemplate>(v, now, pod_template_cells)
+        }),
         ("apps", "controllerrevisions") => (CONTROLLER_REVISION_COLUMNS, controller_revision_cells),
-        ("networking.k8s.io", "ingressclasses") => (INGRESS_CLASS_COLUMNS, ingress_class_cells),
-        ("discovery.k8s.io", "endpointslices") => (ENDPOINT_SLICE_COLUMNS, endpoint_slice_cells),
+        ("networking.k8s.io", "ingressclasses") => (INGRESS_CLASS_COLUMNS, |v, now| {
+            typed_cells::<IngressClass>(v, now, ingress_class_cells)
+        }),
+        ("discovery.k8s.io", "endpointslices") => (ENDPOINT_SLICE_COLUMNS, |v, now| {
+            typed_cells::<EndpointSlice>(v, now, endpoint_slice_cells)
+        }),
         ("node.k8s.io", "runtimeclasses") => (RUNTIME_CLASS_COLUMNS, runtime_class_cells),
-        ("certificates.k8s.io", "certificatesigningrequests") => (CSR_COLUMNS, csr_cells),
-        ("storage.k8s.io", "csidrivers") => (CSI_DRIVER_COLUMNS, csi_driver_cells),
-        ("storage.k8s.io", "csinodes") => (CSI_NODE_COLUMNS, csi_node_cells),
-        ("storage.k8s.io", "volumeattachments") => {
-            (VOLUME_ATTACHMENT_COLUMNS, volume_attachment_cells)
-        }
+        ("certificates.k8s.io", "certificatesigningrequests") => (CSR_COLUMNS, |v, now| {
+            typed_cells::<CertificateSigningRequest>(v, now, csr_cells)
+        }),
+        ("storage.k8s.io", "csidrivers") => (CSI_DRIVER_COLUMNS, |v, now| {
+            typed_cells::<CSIDriver>(v, now, csi_driver_cells)
+        }),
+        ("storage.k8s.io", "csinodes") => (CSI_NODE_COLUMNS, |v, now| {
+            typed_cells::<CSINode>(v, now, csi_node_cells)
+        }),
+        ("storage.k8s.io", "volumeattachments") => (VOLUME_ATTACHMENT_COLUMNS, |v, now| {
+            typed_cells::<VolumeAttachment>(v, now, volume_attachment_cells)
+        }),
         (
             "admissionregistration.k8s.io",
             "mutatingwebhookconfigurations" | "validatingwebhookconfigurations",
         ) => (WEBHOOK_COLUMNS, webhook_cells),
         ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
-            (POLICY_COLUMNS, policy_cells)
+            (POLICY_COLUMNS, |v, now| {
+                typed_cells::<ValidatingAdmissionPolicy>(v, now, policy_cells)
+            })
         }
         ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
-            (POLICY_BINDING_COLUMNS, policy_binding_cells)
+            (POLICY_BINDING_COLUMNS, |v, now| {
+                typed_cells::<ValidatingAdmissionPolicyBinding>(v, now, policy_binding_cells)
+            })
         }
-        ("flowcontrol.apiserver.k8s.io", "flowschemas") => (FLOW_SCHEMA_COLUMNS, flow_schema_cells),
+        ("flowcontrol.apiserver.k8s.io", "flowschemas") => (FLOW_SCHEMA_COLUMNS, |v, now| {
+            typed_cells::<FlowSchema>(v, now, flow_schema_cells)
+        }),
         ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => {
-            (PRIORITY_LEVEL_COLUMNS, priority_level_cells)
+            (PRIORITY_LEVEL_COLUMNS, |v, now| {
+                typed_cells::<PriorityLevelConfiguration>(v, now, priority_level_cells)
+            })
         }
         _ => return None,
     })
@@ -97,32 +132,40 @@ const PV_COLUMNS: &[Column] = &[
     ),
 ];
 
-fn pv_cells(pv: &Value, now: Timestamp) -> Vec<Value> {
-    let claim = match pv["spec"]["claimRef"].as_object() {
-        Some(c) => format!(
-            "{}/{}",
-            c.get("namespace").and_then(Value::as_str).unwrap_or(""),
-            c.get("name").and_then(Value::as_str).unwrap_or("")
-        ),
+fn pv_cells(pv: &PersistentVolume, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = pv.spec.as_ref();
+    let status = pv.status.as_ref();
+    let claim = match spec.and_then(|s| s.claim_ref.as_ref()) {
+        Some(c) => format!("{}/{}", string(&c.namespace), string(&c.name)),
         None => String::new(),
     };
-    let phase = if pv["metadata"]["deletionTimestamp"].is_string() {
+    let phase = if pv.metadata.deletion_timestamp.is_some() {
         "Terminating"
     } else {
-        text(pv, "/status/phase")
+        status.and_then(|s| s.phase.as_deref()).unwrap_or("")
     };
+    let of_spec = |field: fn(&PersistentVolumeSpec) -> &Option<String>| {
+        spec.and_then(|s| field(s).as_deref()).unwrap_or("")
+    };
+    let capacity = spec
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get("storage"))
+        .map_or("", |q| q.0.as_str());
     vec![
-        name(pv),
-        text(pv, "/spec/capacity/storage").into(),
-        access_modes(items(pv, "/spec/accessModes")).into(),
-        text(pv, "/spec/persistentVolumeReclaimPolicy").into(),
+        name(object),
+        capacity.into(),
+        access_modes(spec.and_then(|s| s.access_modes.as_deref())).into(),
+        of_spec(|s| &s.persistent_volume_reclaim_policy).into(),
         phase.into(),
         claim.into(),
-        text(pv, "/spec/storageClassName").into(),
-        or_unset(text(pv, "/spec/volumeAttributesClassName")).into(),
-        text(pv, "/status/reason").into(),
-        age(pv, now),
-        or_unset(text(pv, "/spec/volumeMode")).into(),
+        of_spec(|s| &s.storage_class_name).into(),
+        or_unset(of_spec(|s| &s.volume_attributes_class_name)).into(),
+        status
+            .and_then(|s| s.reason.as_deref())
+            .unwrap_or("")
+            .into(),
+        age(object, now),
+        or_unset(of_spec(|s| &s.volume_mode)).into(),
     ]
 }
 
@@ -141,14 +184,11 @@ const POD_TEMPLATE_COLUMNS: &[Column] = &[
     col("Pod Labels", "string", "The labels for the pod template."),
 ];
 
-fn pod_template_cells(t: &Value, _now: Timestamp) -> Vec<Value> {
-    let [names, images] = containers(t, "/template/spec");
-    vec![
-        name(t),
-        names,
-        images,
-        format_labels(&t["template"]["metadata"]["labels"]).into(),
-    ]
+fn pod_template_cells(t: &PodTemplate, object: &Value, _now: Timestamp) -> Vec<Value> {
+    let template = t.template.as_ref();
+    let [names, images] = template_containers(template.and_then(|t| t.spec.as_ref()));
+    let labels = template.and_then(|t| t.metadata.as_ref()?.labels.as_ref());
+    vec![name(object), names, images, format_label_map(labels).into()]
 }
 
 const CONTROLLER_REVISION_COLUMNS: &[Column] = &[
@@ -163,21 +203,22 @@ const CONTROLLER_REVISION_COLUMNS: &[Column] = &[
 ];
 
 fn controller_revision_cells(r: &Value, now: Timestamp) -> Vec<Value> {
-    let controller = items(r, "/metadata/ownerReferences")
-        .iter()
-        .find(|o| o["controller"] == true)
+    let metadata = ObjectMeta::of(r);
+    let controller = metadata
+        .controller()
         .map(|o| {
-            let group = o["apiVersion"]
-                .as_str()
+            let group = o
+                .api_version
+                .as_deref()
                 .and_then(|v| v.rsplit_once('/'))
                 .map_or("", |(g, _)| g);
-            let kind = o["kind"].as_str().unwrap_or("").to_lowercase();
+            let kind = o.kind.as_deref().unwrap_or("").to_lowercase();
             let qualified = if group.is_empty() {
                 kind
             } else {
                 format!("{kind}.{group}")
             };
-            format!("{qualified}/{}", o["name"].as_str().unwrap_or(""))
+            format!("{qualified}/{}", o.name.as_deref().unwrap_or(""))
         })
         .unwrap_or_else(|| "<none>".into());
     vec![
@@ -203,29 +244,25 @@ const INGRESS_CLASS_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn ingress_class_cells(c: &Value, now: Timestamp) -> Vec<Value> {
-    let parameters = match c["spec"]["parameters"].as_object() {
+fn ingress_class_cells(c: &IngressClass, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = c.spec.as_ref();
+    let parameters = match spec.and_then(|s| s.parameters.as_ref()) {
         Some(p) => {
-            let mut kind = p
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            if let Some(group) = p.get("apiGroup").and_then(Value::as_str) {
-                kind = format!("{kind}.{group}");
-            }
-            format!(
-                "{kind}/{}",
-                p.get("name").and_then(Value::as_str).unwrap_or("")
-            )
+            let kind = match &p.api_group {
+                Some(group) => format!("{}.{group}", p.kind),
+                None => p.kind.clone(),
+            };
+            format!("{kind}/{}", p.name)
         }
         None => "<none>".into(),
     };
     vec![
-        name(c),
-        text(c, "/spec/controller").into(),
+        name(object),
+        spec.and_then(|s| s.controller.as_deref())
+            .unwrap_or("")
+            .into(),
         parameters.into(),
-        age(c, now),
+        age(object, now),
     ]
 }
 
@@ -237,24 +274,23 @@ const ENDPOINT_SLICE_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn endpoint_slice_cells(s: &Value, now: Timestamp) -> Vec<Value> {
-    let ports: Vec<String> = items(s, "/ports")
+fn endpoint_slice_cells(s: &EndpointSlice, object: &Value, now: Timestamp) -> Vec<Value> {
+    let ports: Vec<String> = s
+        .ports
+        .as_deref()
+        .unwrap_or_default()
         .iter()
-        .map(|p| {
-            p["port"]
-                .as_i64()
-                .map_or("<unset>".into(), |n| n.to_string())
-        })
+        .map(|p| p.port.map_or("<unset>".into(), |n| n.to_string()))
         .collect();
     let ports = if ports.is_empty() {
         "<unset>".to_string()
     } else {
         ports.join(",")
     };
-    let addresses: Vec<&str> = items(s, "/endpoints")
+    let addresses: Vec<&str> = s
+        .endpoints
         .iter()
-        .flat_map(|e| e["addresses"].as_array().into_iter().flatten())
-        .filter_map(Value::as_str)
+        .flat_map(|e| e.addresses.iter().map(String::as_str))
         .collect();
     let endpoints = match addresses.len() {
         0 => "<unset>".to_string(),
@@ -262,11 +298,11 @@ fn endpoint_slice_cells(s: &Value, now: Timestamp) -> Vec<Value> {
         _ => addresses.join(","),
     };
     vec![
-        name(s),
-        text(s, "/addressType").into(),
+        name(object),
+        s.address_type.as_str().into(),
         ports.into(),
         endpoints.into(),
-        age(s, now),
+        age(object, now),
     ]
 }
 
@@ -297,13 +333,19 @@ const CSR_COLUMNS: &[Column] = &[
     col("Condition", "string", "Status of the CSR"),
 ];
 
-fn csr_cells(c: &Value, now: Timestamp) -> Vec<Value> {
-    let mut conditions: Vec<String> = items(c, "/status/conditions")
+fn csr_cells(c: &CertificateSigningRequest, object: &Value, now: Timestamp) -> Vec<Value> {
+    let status = c.status.as_ref();
+    let mut conditions: Vec<String> = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default()
         .iter()
-        .filter(|x| x["status"] != "False")
-        .filter_map(|x| x["type"].as_str().map(str::to_string))
+        .filter(|x| x.status != "False")
+        .map(|x| x.type_.clone())
         .collect();
-    if !text(c, "/status/certificate").is_empty() {
+    if status
+        .and_then(|s| s.certificate.as_ref())
+        .is_some_and(|cert| !cert.0.is_empty())
+    {
         conditions.push("Issued".into());
     }
     let condition = if conditions.is_empty() {
@@ -311,16 +353,16 @@ fn csr_cells(c: &Value, now: Timestamp) -> Vec<Value> {
     } else {
         conditions.join(",")
     };
-    let duration = c["spec"]["expirationSeconds"]
-        .as_i64()
-        .map_or("<none>".to_string(), |s| {
-            super::human_duration(std::time::Duration::from_secs(s.max(0) as u64))
-        });
+    let duration = c.spec.expiration_seconds.map_or("<none>".to_string(), |s| {
+        super::human_duration(std::time::Duration::from_secs(
+            u64::try_from(s).unwrap_or(0),
+        ))
+    });
     vec![
-        name(c),
-        age(c, now),
-        text(c, "/spec/signerName").into(),
-        text(c, "/spec/username").into(),
+        name(object),
+        age(object, now),
+        c.spec.signer_name.as_str().into(),
+        string(&c.spec.username).into(),
         duration.into(),
         condition.into(),
     ]
@@ -357,31 +399,34 @@ const CSI_DRIVER_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn csi_driver_cells(d: &Value, now: Timestamp) -> Vec<Value> {
-    let flag = |key: &str, default: bool| Value::Bool(d["spec"][key].as_bool().unwrap_or(default));
-    let tokens: Vec<String> = items(d, "/spec/tokenRequests")
+fn csi_driver_cells(d: &CSIDriver, object: &Value, now: Timestamp) -> Vec<Value> {
+    let flag = |v: Option<bool>, default: bool| Value::Bool(v.unwrap_or(default));
+    let tokens: Vec<String> = d
+        .spec
+        .token_requests
+        .as_deref()
+        .unwrap_or_default()
         .iter()
-        .map(|t| {
-            let audience = t["audience"].as_str().unwrap_or("");
-            match t["expirationSeconds"].as_i64() {
-                Some(s) => format!("{audience}:{s}s"),
-                None => audience.to_string(),
-            }
+        .map(|t| match t.expiration_seconds {
+            Some(s) => format!("{}:{s}s", t.audience),
+            None => t.audience.clone(),
         })
         .collect();
-    let modes: Vec<&str> = items(d, "/spec/volumeLifecycleModes")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let modes = d
+        .spec
+        .volume_lifecycle_modes
+        .as_deref()
+        .unwrap_or_default()
+        .join(",");
     vec![
-        name(d),
-        flag("attachRequired", true),
-        flag("podInfoOnMount", false),
-        flag("storageCapacity", false),
+        name(object),
+        flag(d.spec.attach_required, true),
+        flag(d.spec.pod_info_on_mount, false),
+        flag(d.spec.storage_capacity, false),
         or_none(&tokens.join(",")).into(),
-        flag("requiresRepublish", false),
-        or_none(&modes.join(",")).into(),
-        age(d, now),
+        flag(d.spec.requires_republish, false),
+        or_none(&modes).into(),
+        age(object, now),
     ]
 }
 
@@ -395,12 +440,9 @@ const CSI_NODE_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn csi_node_cells(n: &Value, now: Timestamp) -> Vec<Value> {
-    vec![
-        name(n),
-        (items(n, "/spec/drivers").len() as i64).into(),
-        age(n, now),
-    ]
+fn csi_node_cells(n: &CSINode, object: &Value, now: Timestamp) -> Vec<Value> {
+    let drivers = i64::try_from(n.spec.drivers.len()).unwrap_or(i64::MAX);
+    vec![name(object), drivers.into(), age(object, now)]
 }
 
 const VOLUME_ATTACHMENT_COLUMNS: &[Column] = &[
@@ -424,14 +466,14 @@ const VOLUME_ATTACHMENT_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn volume_attachment_cells(v: &Value, now: Timestamp) -> Vec<Value> {
+fn volume_attachment_cells(v: &VolumeAttachment, object: &Value, now: Timestamp) -> Vec<Value> {
     vec![
-        name(v),
-        text(v, "/spec/attacher").into(),
-        text(v, "/spec/source/persistentVolumeName").into(),
-        text(v, "/spec/nodeName").into(),
-        Value::Bool(v["status"]["attached"].as_bool().unwrap_or(false)),
-        age(v, now),
+        name(object),
+        v.spec.attacher.as_str().into(),
+        string(&v.spec.source.persistent_volume_name).into(),
+        v.spec.node_name.as_str().into(),
+        Value::Bool(v.status.as_ref().is_some_and(|s| s.attached)),
+        age(object, now),
     ]
 }
 
@@ -468,20 +510,20 @@ const POLICY_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn policy_cells(p: &Value, now: Timestamp) -> Vec<Value> {
-    let param_kind = match p["spec"]["paramKind"].as_object() {
-        Some(k) => format!(
-            "{}/{}",
-            k.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
-            k.get("kind").and_then(Value::as_str).unwrap_or("")
-        ),
+fn policy_cells(p: &ValidatingAdmissionPolicy, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = p.spec.as_ref();
+    let param_kind = match spec.and_then(|s| s.param_kind.as_ref()) {
+        Some(k) => format!("{}/{}", string(&k.api_version), string(&k.kind)),
         None => "<unset>".into(),
     };
+    let validations = spec
+        .and_then(|s| s.validations.as_ref())
+        .map_or(0, Vec::len);
     vec![
-        name(p),
-        (items(p, "/spec/validations").len() as i64).into(),
+        name(object),
+        i64::try_from(validations).unwrap_or(i64::MAX).into(),
         param_kind.into(),
-        age(p, now),
+        age(object, now),
     ]
 }
 
@@ -500,11 +542,16 @@ const POLICY_BINDING_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn policy_binding_cells(b: &Value, now: Timestamp) -> Vec<Value> {
-    let param = match b["spec"]["paramRef"].as_object() {
+fn policy_binding_cells(
+    b: &ValidatingAdmissionPolicyBinding,
+    object: &Value,
+    now: Timestamp,
+) -> Vec<Value> {
+    let spec = b.spec.as_ref();
+    let param = match spec.and_then(|s| s.param_ref.as_ref()) {
         Some(r) => {
-            let ns = r.get("namespace").and_then(Value::as_str).unwrap_or("");
-            let n = r.get("name").and_then(Value::as_str).unwrap_or("*");
+            let ns = string(&r.namespace);
+            let n = r.name.as_deref().unwrap_or("*");
             if ns.is_empty() {
                 n.to_string()
             } else {
@@ -514,10 +561,12 @@ fn policy_binding_cells(b: &Value, now: Timestamp) -> Vec<Value> {
         None => "<unset>".into(),
     };
     vec![
-        name(b),
-        text(b, "/spec/policyName").into(),
+        name(object),
+        spec.and_then(|s| s.policy_name.as_deref())
+            .unwrap_or("")
+            .into(),
         param.into(),
-        age(b, now),
+        age(object, now),
     ]
 }
 
@@ -546,20 +595,31 @@ const FLOW_SCHEMA_COLUMNS: &[Column] = &[
     ),
 ];
 
-fn flow_schema_cells(f: &Value, now: Timestamp) -> Vec<Value> {
-    let method = or_none(text(f, "/spec/distinguisherMethod/type")).to_string();
-    let missing = items(f, "/status/conditions")
+fn flow_schema_cells(f: &FlowSchema, object: &Value, now: Timestamp) -> Vec<Value> {
+    let spec = f.spec.as_ref();
+    let method = spec
+        .and_then(|s| s.distinguisher_method.as_ref())
+        .map_or("", |m| m.type_.as_str());
+    let missing = f
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default()
         .iter()
-        .find(|c| c["type"] == "Dangling")
-        .and_then(|c| c["status"].as_str())
+        .find(|c| c.type_.as_deref() == Some("Dangling"))
+        .and_then(|c| c.status.as_deref())
         .unwrap_or("?")
         .to_string();
     vec![
-        name(f),
-        text(f, "/spec/priorityLevelConfiguration/name").into(),
-        int(f, "/spec/matchingPrecedence", 0).to_string().into(),
-        method.into(),
-        age(f, now),
+        name(object),
+        spec.map_or("", |s| s.priority_level_configuration.name.as_str())
+            .into(),
+        spec.and_then(|s| s.matching_precedence)
+            .unwrap_or(0)
+            .to_string()
+            .into(),
+        or_none(method).into(),
+        age(object, now),
         missing.into(),
     ]
 }
@@ -582,23 +642,29 @@ const PRIORITY_LEVEL_COLUMNS: &[Column] = &[
     AGE,
 ];
 
-fn priority_level_cells(p: &Value, now: Timestamp) -> Vec<Value> {
-    let limited = &p["spec"]["limited"];
-    let queuing = &limited["limitResponse"]["queuing"];
-    let shown = |v: &Value| v.as_i64().map_or("<none>".to_string(), |n| n.to_string());
-    let shares = if limited.is_object() {
-        shown(&limited["nominalConcurrencyShares"])
-    } else {
-        "<none>".into()
+fn priority_level_cells(
+    p: &PriorityLevelConfiguration,
+    object: &Value,
+    now: Timestamp,
+) -> Vec<Value> {
+    let spec = p.spec.as_ref();
+    let limited = spec.and_then(|s| s.limited.as_ref());
+    let queuing = limited
+        .and_then(|l| l.limit_response.as_ref())
+        .and_then(|r| r.queuing.as_ref());
+    let shown = |v: Option<i32>| v.map_or("<none>".to_string(), |n| n.to_string());
+    let shares = match limited {
+        Some(l) => shown(l.nominal_concurrency_shares),
+        None => "<none>".to_string(),
     };
     vec![
-        name(p),
-        text(p, "/spec/type").into(),
+        name(object),
+        spec.map_or("", |s| s.type_.as_str()).into(),
         shares.into(),
-        shown(&queuing["queues"]).into(),
-        shown(&queuing["handSize"]).into(),
-        shown(&queuing["queueLengthLimit"]).into(),
-        age(p, now),
+        shown(queuing.and_then(|q| q.queues)).into(),
+        shown(queuing.and_then(|q| q.hand_size)).into(),
+        shown(queuing.and_then(|q| q.queue_length_limit)).into(),
+        age(object, now),
     ]
 }
 
