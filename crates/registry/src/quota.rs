@@ -9,7 +9,6 @@
 //! charges the quota's `status.used` in that same transaction, as upstream's admission charges
 //! it before the object is stored, so two quick creates cannot both slip under the limit and a
 //! create costs the same however many objects the namespace has.
-
 //!
 //! Quotas are read as k8s-openapi's `ResourceQuota`, and what they charge for (pods, Services,
 //! claims) as their types; an object that does not decode is logged and charged its count only.

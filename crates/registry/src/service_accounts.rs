@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestStatus};
+use k8s_openapi::api::authentication::v1::{TokenRequestSpec, TokenRequestStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use localfargate_core::service_account_token::TokenSigner;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::meta::{DynamicObject, Field};
@@ -63,10 +64,11 @@ pub fn token_request(
         ));
     };
     let mut out = DynamicObject::from_value(body)?;
-    let request: TokenRequest = out
-        .decode()
-        .map_err(|e| KubeError::BadRequest(e.to_string()))?;
-    let mut spec = request.spec;
+    // Only the spec is read: clients send the status empty (`expirationTimestamp: null`,
+    // which the typed status cannot hold) and the answer replaces it.
+    let mut spec = Option::<TokenRequestSpec>::deserialize(out.spec())
+        .map_err(|e| KubeError::BadRequest(e.to_string()))?
+        .unwrap_or_default();
     let expiration = spec
         .expiration_seconds
         .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
@@ -157,4 +159,65 @@ pub fn token_request(
     };
     *out.field_mut("status") = crate::typed::to_json(&status)?;
     Ok(out.into_value())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use localfargate_store::{SqliteStore, Store};
+    use serde_json::json;
+
+    use super::*;
+    use crate::Settings;
+    use crate::objects::{Objects, resource};
+
+    #[test]
+    fn a_token_request_is_answered_as_kube_apiserver_answers_it() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
+        o.create(
+            resource("", "namespaces"),
+            "",
+            json!({"metadata": {"name": "ns"}}),
+        )
+        .unwrap();
+        o.create(
+            resource("", "serviceaccounts"),
+            "ns",
+            json!({"metadata": {"name": "robot"}}),
+        )
+        .unwrap();
+        let ca = localfargate_core::pki::ClusterCa::generate("c").unwrap();
+        let signer = TokenSigner::new(&ca.key_pem, "https://issuer").unwrap();
+        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                          "metadata": {"labels": {"a": "b"}, "creationTimestamp": null},
+                          "spec": {"audiences": null},
+                          "status": {"token": "", "expirationTimestamp": null}});
+        let mut out = token_request(&o, Some(&signer), "ns", "robot", body, "https://api").unwrap();
+        let token = out["status"]["token"].take();
+        assert_eq!(token.as_str().map(|t| t.split('.').count()), Some(3));
+        let expires = out["status"]["expirationTimestamp"].take();
+        assert!(
+            expires.as_str().is_some_and(|t| t.ends_with('Z')),
+            "{expires}"
+        );
+        assert_eq!(
+            out,
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "metadata": {"name": "robot", "namespace": "ns", "creationTimestamp": null,
+                                "labels": {"a": "b"}},
+                   "spec": {"audiences": ["https://api"], "expirationSeconds": 3600,
+                            "boundObjectRef": null},
+                   "status": {"token": null, "expirationTimestamp": null}})
+        );
+        let short = json!({"spec": {"expirationSeconds": 60}});
+        let err =
+            token_request(&o, Some(&signer), "ns", "robot", short, "https://api").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("may not specify a duration less than 10 minutes"),
+            "{err}"
+        );
+    }
 }
