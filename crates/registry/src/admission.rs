@@ -62,15 +62,21 @@ pub fn mutate_object(pod: &mut DynamicObject, profile: &str) {
 }
 
 /// What `localfargate_core::admission::mutate` does to a typed pod, on the JSON form so fields
-/// k8s-openapi does not know survive.
+/// k8s-openapi does not know survive: [`mutate_object`] of the pod moved into its typed-metadata
+/// form and back (no copy). Something that is not an object with object metadata is not a pod,
+/// and is left as it is.
 pub fn mutate(pod: &mut Value, profile: &str) {
-    if !pod["metadata"]["labels"].is_object() {
-        pod["metadata"]["labels"] = json!({});
+    let pod_shaped = pod.is_object()
+        && pod
+            .get("metadata")
+            .is_none_or(|m| m.is_object() || m.is_null());
+    if !pod_shaped {
+        return;
     }
-    pod["metadata"]["labels"][PROFILE_LABEL] = json!(profile);
-    pod["spec"]["schedulerName"] = json!(FARGATE_SCHEDULER);
-    pod["spec"]["priorityClassName"] = json!(FARGATE_PRIORITY_CLASS);
-    pod["spec"]["priority"] = json!(FARGATE_PRIORITY);
+    if let Ok(mut object) = DynamicObject::from_value(std::mem::take(pod)) {
+        mutate_object(&mut object, profile);
+        *pod = object.into_value();
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! (aggregated, as the clusterrole-aggregation controller leaves it, with metrics-server's
 //! `system:aggregated-metrics-reader` since its API is built in) and EKS's `gp2` StorageClass. Creating them again is harmless: an object that exists is left as it is.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use localfargate_core::rbac;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -21,7 +22,7 @@ fn ensure(objects: &Objects, rt: &ResourceType, namespace: &str, body: Value) ->
     }
 }
 
-fn ensure_all<T: Serialize>(
+fn ensure_all<T: Serialize + k8s_openapi::Metadata<Ty = ObjectMeta>>(
     objects: &Objects,
     group: &str,
     plural: &str,
@@ -31,10 +32,7 @@ fn ensure_all<T: Serialize>(
     for item in items {
         let body = serde_json::to_value(item)
             .map_err(|e| KubeError::Internal(format!("bootstrap {plural}: {e}")))?;
-        let namespace = body["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let namespace = item.metadata().namespace.clone().unwrap_or_default();
         ensure(objects, rt, &namespace, body)?;
     }
     Ok(())
@@ -44,7 +42,6 @@ fn ensure_all<T: Serialize>(
 /// API it serves (here built in): reading `metrics.k8s.io` is part of view, edit and admin.
 fn metrics_reader() -> k8s_openapi::api::rbac::v1::ClusterRole {
     use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     ClusterRole {
         metadata: ObjectMeta {
             name: Some("system:aggregated-metrics-reader".into()),
@@ -171,15 +168,15 @@ fn api_services(objects: &Objects) -> Result<()> {
                                "lastTransitionTime": crate::objects::now_rfc3339()}]}),
     ));
     for (body, status) in services {
-        let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let name = crate::meta::name_of(&body).to_string();
         if objects.get(rt, "", &name).is_ok() {
             continue;
         }
         ensure(objects, rt, "", body)?;
         objects.update_with(rt, "", &name, true, None, &mut |cur| {
-            let mut new = cur.clone();
-            new["status"] = status.clone();
-            Ok(new)
+            let mut new = crate::meta::DynamicObject::from_value(cur.clone())?;
+            *new.field_mut("status") = status.clone();
+            Ok(new.into_value())
         })?;
     }
     Ok(())

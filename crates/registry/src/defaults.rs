@@ -1,6 +1,10 @@
 //! Defaulting and the validation controllers rely on, used by the strategies: the fields the
 //! API server fills in (restart policy, replicas, strategies, Job selectors and labels) and the
 //! rules that keep a running pod's spec fixed.
+//!
+//! They edit the untyped body of the object being written (`DynamicObject::field_mut`), which
+//! has not been validated yet: a typed decode would refuse, with other words, what validation
+//! must report, and drop fields k8s-openapi does not know.
 
 use crate::resources::ResourceType;
 use serde_json::{Map, Value, json};

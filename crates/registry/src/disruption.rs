@@ -1,38 +1,53 @@
 //! PodDisruptionBudgets: the status kube-controller-manager's disruption controller keeps
 //! ([`status`]) and the check the `pods/eviction` subresource makes against it ([`evict`]), with
 //! upstream's rules and messages (`pkg/controller/disruption`, `pkg/registry/core/pod/storage/
-//! eviction.go`).
+//! eviction.go`). Budgets are read as k8s-openapi's `PodDisruptionBudget`; pods through the
+//! borrowed metadata reads and their `Ready` condition.
 
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use localfargate_core::selectors::LabelSelector;
 use serde_json::{Value, json};
 
 use crate::binding::condition_is;
+use crate::meta::{DynamicObject, labels_of};
 use crate::objects::{
     DeleteOptions, Deleted, KubeError, Objects, Result, is_deleting, name_of, namespace_of,
-    now_rfc3339, resource,
+    resource,
 };
+use crate::typed;
 
-/// What kind of value `intstr` holds, scaled against `total` (percentages rounded up, as the
-/// disruption controller rounds them).
-fn scaled(v: &Value, total: i64) -> i64 {
+/// An `IntOrString` scaled against `total` (percentages rounded up, as the disruption
+/// controller rounds them).
+fn scaled(v: &IntOrString, total: i64) -> i64 {
     match v {
-        Value::Number(n) => n.as_i64().unwrap_or(0),
-        Value::String(s) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+        IntOrString::Int(n) => i64::from(*n),
+        IntOrString::String(s) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
             Some(p) => (p * total + 99) / 100,
             None => s.parse().unwrap_or(0),
         },
-        _ => 0,
     }
+}
+
+/// A budget that does not decode covers nothing and is left as it is (logged).
+fn decoded(pdb: &Value) -> Option<PodDisruptionBudget> {
+    typed::decode_or_log(pdb)
+}
+
+/// The budget's selector as the label matcher reads it (`None`: missing, covers nothing).
+fn selector(pdb: &PodDisruptionBudget) -> Option<LabelSelector> {
+    let selector = pdb.spec.as_ref()?.selector.as_ref()?;
+    LabelSelector::from_json(&typed::to_json(selector).ok()?).ok()
 }
 
 /// The pods a budget covers: its namespace's pods its selector matches (an empty selector
 /// matches every one, a missing one none, as in policy/v1).
 pub fn covers(pdb: &Value, pod: &Value) -> bool {
-    if namespace_of(pdb) != namespace_of(pod) || !pdb["spec"]["selector"].is_object() {
-        return false;
-    }
-    LabelSelector::from_json(&pdb["spec"]["selector"])
-        .is_ok_and(|s| s.matches(pod["metadata"]["labels"].as_object()))
+    namespace_of(pdb) == namespace_of(pod)
+        && decoded(pdb)
+            .and_then(|pdb| selector(&pdb))
+            .is_some_and(|s| s.matches(labels_of(pod)))
 }
 
 /// A pod that counts as healthy: ready and not being deleted.
@@ -40,81 +55,100 @@ fn healthy(pod: &Value) -> bool {
     !is_deleting(pod) && condition_is(pod, "Ready", "True")
 }
 
+fn clamp_i32(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
+}
+
 /// The budget's status from the pods it covers. `expected_scale` is the sum of the replicas of
-/// the controllers of those pods (what a percentage or `maxUnavailable` is taken of).
+/// the controllers of those pods (what a percentage or `maxUnavailable` is taken of). A budget
+/// that does not decode keeps the status it has.
 pub fn status(pdb: &Value, pods: &[&Value], expected_scale: i64) -> Value {
-    let spec = &pdb["spec"];
-    let (expected, desired) = if !spec["maxUnavailable"].is_null() {
-        let expected = expected_scale;
-        let unavailable = scaled(&spec["maxUnavailable"], expected);
-        (expected, (expected - unavailable).max(0))
-    } else if spec["minAvailable"].is_string() {
-        let expected = expected_scale;
-        (expected, scaled(&spec["minAvailable"], expected))
-    } else {
-        (
+    let Some(budget) = decoded(pdb) else {
+        return pdb.get("status").cloned().unwrap_or(Value::Null);
+    };
+    typed::to_json(&budget_status(&budget, pods, expected_scale)).unwrap_or(Value::Null)
+}
+
+fn budget_status(
+    pdb: &PodDisruptionBudget,
+    pods: &[&Value],
+    expected_scale: i64,
+) -> PodDisruptionBudgetStatus {
+    let spec = pdb.spec.clone().unwrap_or_default();
+    let (expected, desired) = match (&spec.max_unavailable, &spec.min_available) {
+        (Some(max_unavailable), _) => {
+            let expected = expected_scale;
+            let unavailable = scaled(max_unavailable, expected);
+            (expected, (expected - unavailable).max(0))
+        }
+        (None, Some(min @ IntOrString::String(_))) => {
+            let expected = expected_scale;
+            (expected, scaled(min, expected))
+        }
+        (None, min) => (
             pods.len() as i64,
-            spec["minAvailable"].as_i64().unwrap_or(0),
-        )
+            match min {
+                Some(IntOrString::Int(n)) => i64::from(*n),
+                _ => 0,
+            },
+        ),
     };
     // Pods evicted but not yet gone still count as disrupted, not healthy.
-    let disrupted = &pdb["status"]["disruptedPods"];
+    let disrupted = pdb
+        .status
+        .as_ref()
+        .and_then(|s| s.disrupted_pods.clone())
+        .unwrap_or_default();
     let current = pods
         .iter()
-        .filter(|p| healthy(p) && disrupted.get(name_of(p)).is_none())
+        .filter(|p| healthy(p) && !disrupted.contains_key(name_of(p)))
         .count() as i64;
     let mut allowed = current - desired;
     if expected <= 0 || allowed <= 0 {
         allowed = 0;
     }
-    let still_disrupted: serde_json::Map<String, Value> = disrupted
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(name, _)| {
-                    pods.iter()
-                        .any(|p| name_of(p) == name.as_str() && !is_deleting(p))
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+    let still_disrupted: std::collections::BTreeMap<String, Time> = disrupted
+        .into_iter()
+        .filter(|(name, _)| {
+            pods.iter()
+                .any(|p| name_of(p) == name.as_str() && !is_deleting(p))
         })
-        .unwrap_or_default();
-    let mut out = json!({
-        "observedGeneration": pdb["metadata"]["generation"],
-        "disruptionsAllowed": allowed,
-        "currentHealthy": current,
-        "desiredHealthy": desired,
-        "expectedPods": expected,
-        "conditions": [condition(pdb, allowed > 0)],
-    });
-    if !still_disrupted.is_empty() {
-        out["disruptedPods"] = Value::Object(still_disrupted);
+        .collect();
+    PodDisruptionBudgetStatus {
+        observed_generation: pdb.metadata.generation,
+        disruptions_allowed: clamp_i32(allowed),
+        current_healthy: clamp_i32(current),
+        desired_healthy: clamp_i32(desired),
+        expected_pods: clamp_i32(expected),
+        conditions: Some(vec![condition(pdb, allowed > 0)]),
+        disrupted_pods: (!still_disrupted.is_empty()).then_some(still_disrupted),
     }
-    out
 }
 
 /// The `DisruptionAllowed` condition, keeping its transition time while it holds.
-fn condition(pdb: &Value, allowed: bool) -> Value {
+fn condition(pdb: &PodDisruptionBudget, allowed: bool) -> Condition {
     let (status, reason) = if allowed {
         ("True", "SufficientPods")
     } else {
         ("False", "InsufficientPods")
     };
-    let previous = pdb["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionAllowed"));
+    let previous = pdb
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "DisruptionAllowed"));
     let time = match previous {
-        Some(p) if p["status"] == status => p["lastTransitionTime"].clone(),
-        _ => json!(now_rfc3339()),
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(jiff::Timestamp::now()),
     };
-    json!({
-        "type": "DisruptionAllowed",
-        "status": status,
-        "reason": reason,
-        "message": "",
-        "observedGeneration": pdb["metadata"]["generation"],
-        "lastTransitionTime": time,
-    })
+    Condition {
+        type_: "DisruptionAllowed".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: String::new(),
+        observed_generation: pdb.metadata.generation,
+        last_transition_time: time,
+    }
 }
 
 fn refused(message: String, retry_after_seconds: i64) -> KubeError {
@@ -123,6 +157,14 @@ fn refused(message: String, retry_after_seconds: i64) -> KubeError {
         causes: vec![json!({"reason": "DisruptionBudget", "message": message})],
         retry_after_seconds,
     }
+}
+
+/// Whether a pod that is not running, or already going, and so not protected by a budget.
+fn unprotected(pod: &Value) -> bool {
+    let phase = typed::decode_or_log::<k8s_openapi::api::core::v1::Pod>(pod)
+        .and_then(|p| p.status?.phase)
+        .unwrap_or_else(|| "Pending".to_string());
+    matches!(phase.as_str(), "Succeeded" | "Failed" | "Pending") || is_deleting(pod)
 }
 
 /// `POST pods/NAME/eviction`: delete the pod if its disruption budget allows, taking one
@@ -136,16 +178,15 @@ pub fn evict(
 ) -> Result<Deleted> {
     let pods = resource("", "pods");
     let pod = objects.get(pods, namespace, name)?;
-    // Pods that are not running, or already going, are not protected by a budget.
-    let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
-    let protected = !matches!(phase, "Succeeded" | "Failed" | "Pending") && !is_deleting(&pod);
-    if protected {
+    if !unprotected(&pod) {
         let budgets = resource("policy", "poddisruptionbudgets");
         let (all, _) = objects.list(budgets, Some(namespace))?;
-        let matching: Vec<&Value> = all
+        // Decoded as stored, without the store's revision: the write below takes the
+        // disruption from whatever the budget is then, as it always has.
+        let matching: Vec<PodDisruptionBudget> = all
             .iter()
-            .map(|o| &o.value)
-            .filter(|pdb| covers(pdb, &pod))
+            .filter_map(|o| decoded(&o.value))
+            .filter(|pdb| selector(pdb).is_some_and(|s| s.matches(labels_of(&pod))))
             .collect();
         if matching.len() > 1 {
             return Err(KubeError::Internal(
@@ -163,29 +204,35 @@ pub fn evict(
 }
 
 /// One disruption from the budget, or upstream's refusal.
-fn take_disruption(objects: &Objects, pdb: &Value, pod: &Value, dry_run: bool) -> Result<()> {
+fn take_disruption(
+    objects: &Objects,
+    pdb: &PodDisruptionBudget,
+    pod: &Value,
+    dry_run: bool,
+) -> Result<()> {
     let budgets = resource("policy", "poddisruptionbudgets");
-    let pdb_name = name_of(pdb).to_string();
-    let status = &pdb["status"];
+    let pdb_name = pdb.metadata.name.clone().unwrap_or_default();
+    let status = pdb.status.clone().unwrap_or_default();
     // A pod that is not healthy anyway may go while the budget is met (`IfHealthyBudget`, the
     // default `unhealthyPodEvictionPolicy`; `AlwaysAllow` lets it go regardless).
     if !healthy(pod) {
-        let always = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
-        let met = status["currentHealthy"].as_i64().unwrap_or(0)
-            >= status["desiredHealthy"].as_i64().unwrap_or(0);
+        let always = pdb
+            .spec
+            .as_ref()
+            .and_then(|s| s.unhealthy_pod_eviction_policy.as_deref())
+            == Some("AlwaysAllow");
+        let met = status.current_healthy >= status.desired_healthy;
         if always || met {
             return Ok(());
         }
     }
-    if status["observedGeneration"].as_i64().unwrap_or(0)
-        < pdb["metadata"]["generation"].as_i64().unwrap_or(0)
-    {
+    if status.observed_generation.unwrap_or(0) < pdb.metadata.generation.unwrap_or(0) {
         return Err(refused(
             format!("The disruption budget {pdb_name} is still being processed by the server."),
             10,
         ));
     }
-    let allowed = status["disruptionsAllowed"].as_i64().unwrap_or(0);
+    let allowed = status.disruptions_allowed;
     if allowed < 0 {
         return Err(KubeError::Forbidden(format!(
             "poddisruptionbudgets.policy \"{pdb_name}\" is forbidden: pdb disruptions allowed is negative"
@@ -195,8 +242,7 @@ fn take_disruption(objects: &Objects, pdb: &Value, pod: &Value, dry_run: bool) -
         return Err(refused(
             format!(
                 "The disruption budget {pdb_name} needs {} healthy pods and has {} currently",
-                status["desiredHealthy"].as_i64().unwrap_or(0),
-                status["currentHealthy"].as_i64().unwrap_or(0)
+                status.desired_healthy, status.current_healthy
             ),
             0,
         ));
@@ -204,28 +250,33 @@ fn take_disruption(objects: &Objects, pdb: &Value, pod: &Value, dry_run: bool) -
     if dry_run {
         return Ok(());
     }
-    let revision = pdb["metadata"]["resourceVersion"]
-        .as_str()
+    let revision = pdb
+        .metadata
+        .resource_version
+        .as_deref()
         .and_then(|r| r.parse().ok());
     let pod_name = name_of(pod).to_string();
     objects.update_with(
         budgets,
-        namespace_of(pdb),
+        pdb.metadata.namespace.as_deref().unwrap_or(""),
         &pdb_name,
         true,
         revision,
         &mut |current| {
-            let mut new = current.clone();
+            let budget: PodDisruptionBudget = typed::decode(current)?;
+            let mut status = budget.status.clone().unwrap_or_default();
             let left = allowed - 1;
-            new["status"]["disruptionsAllowed"] = json!(left);
+            status.disruptions_allowed = left;
             if left == 0 {
-                new["status"]["conditions"] = json!([condition(current, false)]);
+                status.conditions = Some(vec![condition(&budget, false)]);
             }
-            if !new["status"]["disruptedPods"].is_object() {
-                new["status"]["disruptedPods"] = json!({});
-            }
-            new["status"]["disruptedPods"][&pod_name] = json!(now_rfc3339());
-            Ok(new)
+            status
+                .disrupted_pods
+                .get_or_insert_default()
+                .insert(pod_name.clone(), Time(jiff::Timestamp::now()));
+            let mut new = DynamicObject::from_value(current.clone())?;
+            *new.field_mut("status") = typed::to_json(&status)?;
+            Ok(new.into_value())
         },
     )?;
     Ok(())

@@ -164,6 +164,7 @@ impl KubeError {
                 }
             }
             KubeError::ExpiredContinue { continue_token, .. } => {
+                // The Status's own list metadata (wire JSON, built here).
                 s["metadata"] = json!({"continue": continue_token});
             }
             KubeError::Webhook {

@@ -3,6 +3,10 @@
 //! two (`pkg/apis/events/v1/conversion.go`): `regarding` is `involvedObject`, `note` is
 //! `message`, `reportingController` is `reportingComponent`, and the core-only fields travel as
 //! `deprecated*`.
+//!
+//! The conversion stays on the JSON: it renames top-level fields and must keep every other
+//! field as written (a typed `Event` would drop unknown fields and re-format `eventTime`'s
+//! microseconds).
 
 use serde_json::{Map, Value};
 

@@ -10,23 +10,25 @@ use localfargate_core::service_account_token::TokenSigner;
 use localfargate_core::service_account_token::legacy::LegacyClaims;
 use serde_json::{Value, json};
 
-use crate::meta::{DynamicObject, ObjectMeta};
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::meta::{DynamicObject, ObjectMeta, annotation_of};
 use crate::objects::{Objects, is_deleting, name_of, namespace_of, resource, uid_of};
+use crate::typed;
 
 pub const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
 pub const SERVICE_ACCOUNT_NAME: &str = "kubernetes.io/service-account.name";
 pub const SERVICE_ACCOUNT_UID: &str = "kubernetes.io/service-account.uid";
 
-/// Whether a Secret is a legacy token Secret.
+/// Whether a Secret is a legacy token Secret (its one top-level field read where it is: the
+/// tokens controller asks this of every Secret, and decoding each one would copy its data).
 pub fn is_token_secret(secret: &Value) -> bool {
-    secret["type"] == TOKEN_SECRET_TYPE
+    secret.get("type").and_then(Value::as_str) == Some(TOKEN_SECRET_TYPE)
 }
 
 /// The ServiceAccount a token Secret names.
 pub fn account_name(secret: &Value) -> &str {
-    secret["metadata"]["annotations"][SERVICE_ACCOUNT_NAME]
-        .as_str()
-        .unwrap_or("")
+    annotation_of(secret, SERVICE_ACCOUNT_NAME).unwrap_or("")
 }
 
 /// Whether a token Secret refers to this ServiceAccount: by name, and by uid once it has one
@@ -34,21 +36,22 @@ pub fn account_name(secret: &Value) -> &str {
 pub fn refers_to(secret: &Value, account: &Value) -> bool {
     account_name(secret) == name_of(account)
         && namespace_of(secret) == namespace_of(account)
-        && secret["metadata"]["annotations"][SERVICE_ACCOUNT_UID]
-            .as_str()
+        && annotation_of(secret, SERVICE_ACCOUNT_UID)
             .is_none_or(|uid| uid.is_empty() || uid == uid_of(account))
 }
 
 /// Whether the tokens controller has something to write: the token, the CA, the namespace or
 /// the uid annotation is missing.
+/// A Secret that does not decode is not filled (logged).
 pub fn needs_filling(secret: &Value) -> bool {
-    let data = &secret["data"];
+    let Some(decoded) = typed::decode_or_log::<Secret>(secret) else {
+        return false;
+    };
+    let data = decoded.data.unwrap_or_default();
     ["token", "ca.crt", "namespace"]
         .iter()
-        .any(|k| data[*k].as_str().is_none_or(str::is_empty))
-        || secret["metadata"]["annotations"][SERVICE_ACCOUNT_UID]
-            .as_str()
-            .is_none_or(str::is_empty)
+        .any(|k| data.get(*k).is_none_or(|v| v.0.is_empty()))
+        || annotation_of(secret, SERVICE_ACCOUNT_UID).is_none_or(str::is_empty)
 }
 
 /// Fill a token Secret of `account` as the tokens controller does; what it has already is kept.
@@ -124,10 +127,10 @@ pub fn authenticate(
     if is_deleting(&secret) {
         return Err("Token has been invalidated".into());
     }
-    let held = secret["data"]["token"]
-        .as_str()
-        .and_then(|t| STANDARD.decode(t).ok());
-    if held.as_deref() != Some(token.as_bytes()) {
+    let held = typed::decode::<Secret>(&secret)
+        .ok()
+        .and_then(|s| s.data?.remove("token"));
+    if held.map(|t| t.0).as_deref() != Some(token.as_bytes()) {
         return Err("Token does not match server's copy".into());
     }
     let account = objects

@@ -11,7 +11,7 @@ mod bounds;
 pub use bounds::{validate_claim, validate_pod};
 
 use crate::meta::DynamicObject;
-use crate::objects::{Objects, Result, resource};
+use crate::objects::{Objects, Result};
 
 /// The annotation upstream records what the plugin set in.
 pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
@@ -21,21 +21,18 @@ fn container_defaults(
     objects: &Objects,
     namespace: &str,
 ) -> Result<(Map<String, Value>, Map<String, Value>)> {
-    let (ranges, _) = objects.list(resource("", "limitranges"), Some(namespace))?;
     let (mut limits, mut requests) = (Map::new(), Map::new());
-    for range in &ranges {
-        for item in range.value["spec"]["limits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            if item["type"] != "Container" {
-                continue;
-            }
-            for (into, key) in [(&mut limits, "default"), (&mut requests, "defaultRequest")] {
-                for (name, q) in item[key].as_object().into_iter().flatten() {
-                    into.entry(name.clone()).or_insert_with(|| q.clone());
-                }
+    for item in bounds::limit_items(objects, namespace)? {
+        if item.type_ != "Container" {
+            continue;
+        }
+        for (into, list) in [
+            (&mut limits, &item.default),
+            (&mut requests, &item.default_request),
+        ] {
+            for (name, q) in list.iter().flatten() {
+                into.entry(name.clone())
+                    .or_insert_with(|| Value::String(q.0.clone()));
             }
         }
     }
@@ -112,6 +109,7 @@ mod tests {
 
     use super::*;
     use crate::Settings;
+    use crate::objects::resource;
 
     #[test]
     fn containers_get_their_namespaces_defaults_and_the_annotation_says_so() {

@@ -234,9 +234,12 @@ impl Objects {
     /// Create an object as POST does. Returns it as stored.
     pub fn create(&self, rt: &ResourceType, namespace: &str, body: Value) -> Result<Value> {
         let generated = name_of(&body).is_empty();
-        let chosen_ip = body["spec"]["clusterIP"]
-            .as_str()
-            .is_some_and(|ip| !ip.is_empty());
+        // Only a Service chooses an address; one whose body does not decode fails validation.
+        let chosen_ip = crate::service_ips::is_service(rt)
+            && crate::typed::decode::<k8s_openapi::api::core::v1::Service>(&body)
+                .ok()
+                .and_then(|s| s.spec?.cluster_ip)
+                .is_some_and(|ip| !ip.is_empty());
         let named_node_ports = if crate::service_ips::is_service(rt) {
             crate::node_ports::named(&body)
         } else {

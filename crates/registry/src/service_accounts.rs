@@ -3,11 +3,18 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::authentication::v1::{TokenRequestSpec, TokenRequestStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use localfargate_core::service_account_token::TokenSigner;
+use serde::Deserialize;
 use serde_json::Value;
 
+use crate::meta::{DynamicObject, Field};
+
 /// The cluster's service-account token signer: its own key, or (a cluster recorded before
-/// clusters had one) its CA's; the issuer is the cluster's OIDC issuer URL.
+/// clusters had one) its CA's; the issuer is the cluster's OIDC issuer URL. (The record is the
+/// EKS store's JSON, not a Kubernetes object.)
 pub fn token_signer(cluster: &str, record: &Value) -> Option<Arc<TokenSigner>> {
     let key = record["private"]["serviceAccountKeyPem"]
         .as_str()
@@ -31,7 +38,9 @@ const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 /// `POST serviceaccounts/NAME/token` (`kubectl create token`): a token signed with the
 /// cluster's key for the service account (which must exist), its audiences (the API's by
 /// default) and expiry, bound to a pod when `boundObjectRef` names one (whose uid must match).
-/// Answers the TokenRequest with its `status` as kube-apiserver does.
+/// Answers the TokenRequest with its `status` as kube-apiserver does: the request's metadata
+/// (typed, the rest kept as sent) with its name and namespace, the spec as read, `null` for
+/// the creation time and an absent `boundObjectRef`, as kube-apiserver writes them.
 pub fn token_request(
     objects: &crate::Objects,
     signer: Option<&TokenSigner>,
@@ -42,7 +51,6 @@ pub fn token_request(
 ) -> Result<Value, crate::KubeError> {
     use crate::KubeError;
     use crate::objects::resource;
-    use serde_json::json;
 
     let token_requests = crate::resources::ResourceType {
         kind: "TokenRequest",
@@ -55,15 +63,14 @@ pub fn token_request(
             "this cluster has no service-account signing key".into(),
         ));
     };
-    let mut out = body;
-    if !out.is_object() {
-        return Err(KubeError::BadRequest(
-            "the request body must be a JSON object".into(),
-        ));
-    }
-    let spec = out["spec"].clone();
-    let expiration = spec["expirationSeconds"]
-        .as_i64()
+    let mut out = DynamicObject::from_value(body)?;
+    // Only the spec is read: clients send the status empty (`expirationTimestamp: null`,
+    // which the typed status cannot hold) and the answer replaces it.
+    let mut spec = Option::<TokenRequestSpec>::deserialize(out.spec())
+        .map_err(|e| KubeError::BadRequest(e.to_string()))?
+        .unwrap_or_default();
+    let expiration = spec
+        .expiration_seconds
         .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
     if expiration < MIN_EXPIRATION_SECONDS {
         return Err(KubeError::invalid(
@@ -85,20 +92,14 @@ pub fn token_request(
             ),
         ));
     }
-    let audiences: Vec<String> = spec["audiences"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .filter(|a: &Vec<String>| !a.is_empty())
-        .unwrap_or_else(|| vec![api_audience.to_string()]);
-    let bound = &spec["boundObjectRef"];
+    if spec.audiences.is_empty() {
+        spec.audiences = vec![api_audience.to_string()];
+    }
+    spec.expiration_seconds = Some(expiration);
     let (mut pod_name, mut pod_uid, mut node_name) = (String::new(), String::new(), String::new());
-    if bound.is_object() {
-        let kind = bound["kind"].as_str().unwrap_or_default();
-        let bound_name = bound["name"].as_str().unwrap_or_default();
+    if let Some(bound) = &spec.bound_object_ref {
+        let kind = bound.kind.as_deref().unwrap_or_default();
+        let bound_name = bound.name.as_deref().unwrap_or_default();
         if kind != "Pod" {
             return Err(KubeError::BadRequest(format!(
                 "cannot bind token for serviceaccount \"{name}\" to object of kind \"{kind}\": only pods are supported here"
@@ -106,7 +107,7 @@ pub fn token_request(
         }
         let pod = objects.get(resource("", "pods"), namespace, bound_name)?;
         let uid = crate::objects::uid_of(&pod);
-        if let Some(asked) = bound["uid"].as_str().filter(|u| !u.is_empty())
+        if let Some(asked) = bound.uid.as_deref().filter(|u| !u.is_empty())
             && asked != uid
         {
             return Err(KubeError::Conflict {
@@ -119,17 +120,17 @@ pub fn token_request(
         }
         pod_name = bound_name.to_string();
         pod_uid = uid.to_string();
-        node_name = pod["spec"]["nodeName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        node_name = crate::typed::decode::<Pod>(&pod)?
+            .spec
+            .and_then(|s| s.node_name)
+            .unwrap_or_default();
     }
     let now = jiff::Timestamp::now();
     let request = localfargate_core::service_account_token::TokenRequest {
         namespace,
         service_account: name,
         service_account_uid: Some(crate::objects::uid_of(&sa)),
-        audience: &audiences[0],
+        audience: &spec.audiences[0],
         expiration_seconds: expiration as u64,
         pod_name: &pod_name,
         pod_uid: &pod_uid,
@@ -141,20 +142,82 @@ pub fn token_request(
     let expires = now
         .checked_add(jiff::SignedDuration::from_secs(expiration))
         .unwrap_or(now);
-    out["apiVersion"] = json!("authentication.k8s.io/v1");
-    out["kind"] = json!("TokenRequest");
-    if !out["metadata"].is_object() {
-        out["metadata"] = json!({});
+    out.set_api_version("authentication.k8s.io/v1".into());
+    out.set_kind("TokenRequest".into());
+    out.metadata.name = Some(name.to_string());
+    out.metadata.namespace = Some(namespace.to_string());
+    out.metadata.set_raw(Field::CreationTimestamp, Value::Null);
+    let bound = spec.bound_object_ref.is_some();
+    let mut spec = crate::typed::to_json(&spec)?;
+    if !bound && let Some(spec) = spec.as_object_mut() {
+        spec.insert("boundObjectRef".to_string(), Value::Null);
     }
-    out["metadata"]["name"] = json!(name);
-    out["metadata"]["namespace"] = json!(namespace);
-    out["metadata"]["creationTimestamp"] = Value::Null;
-    out["spec"]["audiences"] = json!(audiences);
-    out["spec"]["expirationSeconds"] = json!(expiration);
-    if !bound.is_object() {
-        out["spec"]["boundObjectRef"] = Value::Null;
+    *out.field_mut("spec") = spec;
+    let status = TokenRequestStatus {
+        token,
+        expiration_timestamp: Time(expires),
+    };
+    *out.field_mut("status") = crate::typed::to_json(&status)?;
+    Ok(out.into_value())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use localfargate_store::{SqliteStore, Store};
+    use serde_json::json;
+
+    use super::*;
+    use crate::Settings;
+    use crate::objects::{Objects, resource};
+
+    #[test]
+    fn a_token_request_is_answered_as_kube_apiserver_answers_it() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
+        o.create(
+            resource("", "namespaces"),
+            "",
+            json!({"metadata": {"name": "ns"}}),
+        )
+        .unwrap();
+        o.create(
+            resource("", "serviceaccounts"),
+            "ns",
+            json!({"metadata": {"name": "robot"}}),
+        )
+        .unwrap();
+        let ca = localfargate_core::pki::ClusterCa::generate("c").unwrap();
+        let signer = TokenSigner::new(&ca.key_pem, "https://issuer").unwrap();
+        let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                          "metadata": {"labels": {"a": "b"}, "creationTimestamp": null},
+                          "spec": {"audiences": null},
+                          "status": {"token": "", "expirationTimestamp": null}});
+        let mut out = token_request(&o, Some(&signer), "ns", "robot", body, "https://api").unwrap();
+        let token = out["status"]["token"].take();
+        assert_eq!(token.as_str().map(|t| t.split('.').count()), Some(3));
+        let expires = out["status"]["expirationTimestamp"].take();
+        assert!(
+            expires.as_str().is_some_and(|t| t.ends_with('Z')),
+            "{expires}"
+        );
+        assert_eq!(
+            out,
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "metadata": {"name": "robot", "namespace": "ns", "creationTimestamp": null,
+                                "labels": {"a": "b"}},
+                   "spec": {"audiences": ["https://api"], "expirationSeconds": 3600,
+                            "boundObjectRef": null},
+                   "status": {"token": null, "expirationTimestamp": null}})
+        );
+        let short = json!({"spec": {"expirationSeconds": 60}});
+        let err =
+            token_request(&o, Some(&signer), "ns", "robot", short, "https://api").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("may not specify a duration less than 10 minutes"),
+            "{err}"
+        );
     }
-    out["status"] =
-        json!({"token": token, "expirationTimestamp": crate::objects::rfc3339(expires)});
-    Ok(out)
 }

@@ -137,7 +137,7 @@ fn condition_true(crd: &CustomResourceDefinition, kind: &str) -> bool {
 impl CustomResource {
     /// The served resource a stored definition describes, if it is established.
     pub fn from_crd(value: &Value) -> Result<Option<Self>, Unservable> {
-        let name = value["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let name = crate::meta::name_of(value).to_string();
         let unservable = |reason: String| Unservable {
             name: name.clone(),
             reason,
@@ -186,6 +186,7 @@ impl CustomResource {
             .enumerate()
             .filter(|(_, v)| v.served)
             .map(|(i, v)| {
+                // The schema as written (JSON by nature: the typed form re-shapes it).
                 let schema_json = value["spec"]["versions"][i]["schema"]["openAPIV3Schema"].clone();
                 Arc::new(version_of(
                     v,
@@ -213,6 +214,8 @@ impl CustomResource {
             .conversion
             .as_ref()
             .is_some_and(|c| c.strategy == "Webhook");
+        // The webhook's settings as written, for the webhook client, which reads a
+        // `clientConfig` from the CRD's and the webhook configurations' JSON alike.
         let conversion =
             conversion_webhook.then(|| Arc::new(value["spec"]["conversion"]["webhook"].clone()));
         Ok(CustomResource {

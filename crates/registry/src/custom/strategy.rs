@@ -2,13 +2,17 @@
 //! its naming and establishing controllers do to a definition, done as it is written (upstream's
 //! controllers answer within milliseconds; here the next request already sees the result, which
 //! is what clients waiting for `Established` observe either way).
+//!
+//! A definition's spec and status stay JSON here, as in `definition`: they carry the versions'
+//! OpenAPI schemas, which must round-trip exactly as written (a typed decode would re-shape
+//! them); only its metadata is read through `meta`.
 
 use serde_json::{Value, json};
 
 use super::catalog::{CLEANUP_FINALIZER, CRD_KEY_PREFIX};
 use super::definition;
 use crate::meta::DynamicObject;
-use crate::objects::{KubeError, Objects, Result, name_of, now_rfc3339};
+use crate::objects::{KubeError, Objects, Result, is_deleting, name_of, now_rfc3339};
 use crate::resources::ResourceType;
 use crate::strategy::Strategy;
 
@@ -90,7 +94,7 @@ fn admit_create(objects: &Objects, obj: &mut Value) -> Result<()> {
 
 /// The other definitions of the cluster (by name), as stored.
 fn other_definitions(objects: &Objects, crd: &Value) -> Result<Vec<Value>> {
-    let name = crd["metadata"]["name"].as_str().unwrap_or("");
+    let name = name_of(crd);
     let (all, _) = objects
         .store
         .list(objects.store_kind(), CRD_KEY_PREFIX)
@@ -98,7 +102,7 @@ fn other_definitions(objects: &Objects, crd: &Value) -> Result<Vec<Value>> {
     Ok(all
         .iter()
         .map(|o| o.value.clone())
-        .filter(|v| v["metadata"]["name"] != name)
+        .filter(|v| name_of(v) != name)
         .collect())
 }
 
@@ -214,7 +218,7 @@ pub fn status(crd: &Value, others: &[Value]) -> Value {
             ));
         }
     }
-    if crd["metadata"]["deletionTimestamp"].is_string() {
+    if is_deleting(crd) {
         conditions.push(condition(
             crd,
             "Terminating",

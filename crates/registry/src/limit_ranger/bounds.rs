@@ -9,9 +9,12 @@ use serde_json::{Map, Value};
 use crate::error::{KubeError, Result};
 use crate::meta::DynamicObject;
 use crate::objects::{Objects, resource};
-use crate::quota::amount::{Amount, Amounts, amounts_of};
+use k8s_openapi::api::core::v1::{LimitRange, LimitRangeItem};
+
+use crate::quota::amount::{Amount, Amounts, amounts_of, amounts_of_list};
 use crate::quota::pod_resources;
 use crate::resources::ResourceType;
+use crate::typed;
 
 /// A quantity in thousandths, rounded up, as upstream compares them (`MilliValue`).
 fn millis(a: &Amount) -> u128 {
@@ -112,29 +115,32 @@ fn ratio_constraint(
 }
 
 /// One limit item's `min`, `max` and `maxLimitRequestRatio` over these requests and limits.
-fn check(item: &Value, kind: &str, requests: &Amounts, limits: &Amounts, out: &mut Vec<String>) {
-    for (name, q) in amounts_of(&item["min"]) {
+fn check(
+    item: &LimitRangeItem,
+    kind: &str,
+    requests: &Amounts,
+    limits: &Amounts,
+    out: &mut Vec<String>,
+) {
+    for (name, q) in amounts_of_list(item.min.as_ref()) {
         out.extend(min_constraint(kind, &name, &q, requests, limits));
     }
-    for (name, q) in amounts_of(&item["max"]) {
+    for (name, q) in amounts_of_list(item.max.as_ref()) {
         out.extend(max_constraint(kind, &name, &q, requests, limits));
     }
-    for (name, q) in amounts_of(&item["maxLimitRequestRatio"]) {
+    for (name, q) in amounts_of_list(item.max_limit_request_ratio.as_ref()) {
         out.extend(ratio_constraint(kind, &name, &q, requests, limits));
     }
 }
 
-/// The limit items of a namespace's LimitRanges, in order.
-fn limit_items(objects: &Objects, namespace: &str) -> Result<Vec<Value>> {
+/// The limit items of a namespace's LimitRanges, in order (a LimitRange that does not decode
+/// is logged and skipped). Listed on every pod create: a namespace without one decodes nothing.
+pub(super) fn limit_items(objects: &Objects, namespace: &str) -> Result<Vec<LimitRangeItem>> {
     let (ranges, _) = objects.list(resource("", "limitranges"), Some(namespace))?;
     Ok(ranges
         .iter()
-        .flat_map(|r| {
-            r.value["spec"]["limits"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
+        .filter_map(|r| typed::decode_or_log::<LimitRange>(&r.value))
+        .flat_map(|r| r.spec.map(|s| s.limits).unwrap_or_default())
         .collect())
 }
 
@@ -188,8 +194,8 @@ pub fn validate_pod(objects: &Objects, pod: &DynamicObject) -> Result<()> {
     let items = limit_items(objects, pod.metadata.namespace())?;
     let mut messages = Vec::new();
     for item in &items {
-        match item["type"].as_str() {
-            Some("Container") => {
+        match item.type_.as_str() {
+            "Container" => {
                 for list in ["containers", "initContainers"] {
                     for c in pod.spec()[list].as_array().into_iter().flatten() {
                         let requests = amounts_of(&c["resources"]["requests"]);
@@ -198,7 +204,7 @@ pub fn validate_pod(objects: &Objects, pod: &DynamicObject) -> Result<()> {
                     }
                 }
             }
-            Some("Pod") => {
+            "Pod" => {
                 let requests = pod_totals(pod.spec(), "requests");
                 let limits = pod_totals(pod.spec(), "limits");
                 check(item, "Pod", &requests, &limits, &mut messages);
@@ -215,12 +221,9 @@ pub fn validate_claim(objects: &Objects, claim: &DynamicObject) -> Result<()> {
     let items = limit_items(objects, claim.metadata.namespace())?;
     let requests = amounts_of(&claim.spec()["resources"]["requests"]);
     let mut messages = Vec::new();
-    for item in items
-        .iter()
-        .filter(|i| i["type"] == "PersistentVolumeClaim")
-    {
+    for item in items.iter().filter(|i| i.type_ == "PersistentVolumeClaim") {
         let none = Amounts::new();
-        for (name, q) in amounts_of(&item["min"]) {
+        for (name, q) in amounts_of_list(item.min.as_ref()) {
             messages.extend(min_constraint(
                 "PersistentVolumeClaim",
                 &name,
@@ -229,7 +232,7 @@ pub fn validate_claim(objects: &Objects, claim: &DynamicObject) -> Result<()> {
                 &none,
             ));
         }
-        for (name, q) in amounts_of(&item["max"]) {
+        for (name, q) in amounts_of_list(item.max.as_ref()) {
             messages.extend(max_request_constraint(
                 "PersistentVolumeClaim",
                 &name,

@@ -17,7 +17,11 @@ use serde_json::{Value, json};
 
 use super::store::{ContainerMetrics, MetricsStore, Usage, Window};
 use super::{GROUP, VERSION};
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::meta::{ObjectMeta, label_of, labels_of, name_of, namespace_of};
 use crate::objects::{KubeError, Objects, now_rfc3339, resource, uid_of};
+use crate::typed;
 
 /// The selectors of a list request.
 pub struct Selection<'a> {
@@ -27,9 +31,7 @@ pub struct Selection<'a> {
 
 impl Selection<'_> {
     fn matches(&self, object: &Value) -> bool {
-        self.labels
-            .matches(object["metadata"]["labels"].as_object())
-            && self.fields.matches(object)
+        self.labels.matches(labels_of(object)) && self.fields.matches(object)
     }
 }
 
@@ -55,7 +57,7 @@ fn usage_json(u: Usage) -> Value {
 /// One `PodMetrics` or `NodeMetrics`, before it is serialized as an object or a table row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsItem {
-    metadata: Value,
+    metadata: ObjectMeta,
     window: Window,
     usage: ItemUsage,
 }
@@ -85,11 +87,11 @@ impl MetricsItem {
     }
 
     fn name(&self) -> &str {
-        self.metadata["name"].as_str().unwrap_or("")
+        self.metadata.name()
     }
 
     fn namespace(&self) -> &str {
-        self.metadata["namespace"].as_str().unwrap_or("")
+        self.metadata.namespace()
     }
 
     fn total(&self) -> Usage {
@@ -105,7 +107,7 @@ impl MetricsItem {
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "apiVersion": api_version(),
-            "metadata": self.metadata,
+            "metadata": Value::Object(self.metadata.clone().into_map()),
             "timestamp": rfc3339(self.window.timestamp),
             "window": localfargate_core::go_duration::format(self.window.length),
         });
@@ -128,18 +130,19 @@ impl MetricsItem {
 
 /// The name, namespace and labels of the pod or node, and the time of the request as its
 /// creation time (metrics-server makes the object when asked).
-fn metadata(object: &Value, namespaced: bool) -> Value {
-    let mut m = json!({
-        "name": object["metadata"]["name"],
-        "creationTimestamp": now_rfc3339(),
-    });
-    if namespaced {
-        m["namespace"] = object["metadata"]["namespace"].clone();
+fn metadata(object: &Value, namespaced: bool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name_of(object).to_string()),
+        creation_timestamp: Some(now_rfc3339()),
+        namespace: namespaced.then(|| namespace_of(object).to_string()),
+        labels: labels_of(object).map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        }),
+        ..ObjectMeta::default()
     }
-    if let Some(labels) = object["metadata"]["labels"].as_object() {
-        m["labels"] = json!(labels);
-    }
-    m
 }
 
 fn no_metrics(resource: &str, name: &str) -> KubeError {
@@ -190,8 +193,8 @@ fn usage_by_node(
     let (pods, _) = objects.list(resource("", "pods"), None)?;
     let mut by_node: HashMap<String, (Usage, Window)> = HashMap::new();
     for p in pods.iter() {
-        let Some(node) = p.value["spec"]["nodeName"]
-            .as_str()
+        let Some(node) = typed::decode_or_log::<Pod>(&p.value)
+            .and_then(|pod| pod.spec?.node_name)
             .filter(|n| !n.is_empty())
         else {
             continue;
@@ -214,7 +217,7 @@ fn usage_by_node(
 }
 
 fn is_fargate(node: &Value) -> bool {
-    node["metadata"]["labels"]["eks.amazonaws.com/compute-type"] == "fargate"
+    label_of(node, "eks.amazonaws.com/compute-type") == Some("fargate")
 }
 
 fn node_item(
@@ -222,7 +225,7 @@ fn node_item(
     by_node: &HashMap<String, (Usage, Window)>,
     store: &MetricsStore,
 ) -> Option<MetricsItem> {
-    let name = node["metadata"]["name"].as_str().unwrap_or("");
+    let name = name_of(node);
     let (usage, window) = match by_node.get(name) {
         Some(found) => *found,
         // A node-group node none of whose pods has usage uses nothing.
@@ -295,7 +298,7 @@ pub fn table(items: &[MetricsItem]) -> Value {
                 "object": {
                     "kind": "PartialObjectMetadata",
                     "apiVersion": "meta.k8s.io/v1",
-                    "metadata": item.metadata,
+                    "metadata": Value::Object(item.metadata.clone().into_map()),
                 },
             })
         })

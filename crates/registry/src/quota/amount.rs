@@ -108,6 +108,16 @@ pub fn amounts_of(list: &serde_json::Value) -> Amounts {
         .collect()
 }
 
+/// A typed `ResourceList` as amounts; entries that are not quantities are left out.
+pub fn amounts_of_list(
+    list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) -> Amounts {
+    list.into_iter()
+        .flatten()
+        .filter_map(|(k, q)| Some((k.clone(), Amount::parse(&q.0)?)))
+        .collect()
+}
+
 /// `k=v,k=v` in key order, as the quota admission's messages print a `ResourceList`.
 pub fn pretty(list: &Amounts) -> String {
     list.iter()

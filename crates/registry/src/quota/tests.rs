@@ -31,7 +31,8 @@ fn pod(name: &str, cpu: Option<&str>) -> Value {
 }
 
 fn used_now(o: &Objects, quota: &str) -> Value {
-    let q = o.get(resource("", "resourcequotas"), "ns", quota).unwrap();
+    let q: ResourceQuota =
+        typed::decode(&o.get(resource("", "resourcequotas"), "ns", quota).unwrap()).unwrap();
     let used = used(&q, &o.catalog().unwrap(), &mut |rt| {
         Ok(o.list(rt, Some("ns"))?
             .0
@@ -40,7 +41,7 @@ fn used_now(o: &Objects, quota: &str) -> Value {
             .collect())
     })
     .unwrap();
-    status(&q, &used)
+    typed::to_json(&status(&q, &used)).unwrap()
 }
 
 #[test]
@@ -234,14 +235,20 @@ fn scoped_quotas_take_only_their_pods() {
     );
     assert_eq!(used_now(&o, "besteffort")["used"], json!({"pods": "1"}));
 
-    let q = json!({"spec": {"scopeSelector": {"matchExpressions": [
-        {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}}});
+    let q: ResourceQuota = typed::decode(&json!({"spec": {"scopeSelector": {"matchExpressions": [
+        {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}}}))
+    .unwrap();
     let pods = resource("", "pods");
     let mut p = pod("e", None);
-    assert!(!scopes_match(&q, pods, &p));
+    assert!(!scopes_match(&q, pods, &Charged::of(pods, &p)));
     p["spec"]["priorityClassName"] = json!("high");
-    assert!(scopes_match(&q, pods, &p));
-    assert!(!scopes_match(&q, resource("", "configmaps"), &json!({})));
+    assert!(scopes_match(&q, pods, &Charged::of(pods, &p)));
+    let configmaps = resource("", "configmaps");
+    assert!(!scopes_match(
+        &q,
+        configmaps,
+        &Charged::of(configmaps, &json!({}))
+    ));
 }
 
 #[test]
@@ -252,6 +259,31 @@ fn pod_resources_take_the_largest_init_container() {
         "overhead": {"cpu": "50m"}
     });
     assert_eq!(pod_resources(&spec, "requests")["cpu"].to_string(), "1050m");
+}
+
+#[test]
+fn a_typed_pod_spec_sums_as_its_json_does() {
+    let spec = json!({
+        "containers": [
+            {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1"}}},
+            {"name": "b", "resources": {"requests": {"cpu": "200m"}}}],
+        "initContainers": [
+            {"name": "sidecar", "restartPolicy": "Always", "resources": {"requests": {"cpu": "300m"}}},
+            {"name": "init", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}}],
+        "overhead": {"cpu": "50m"}
+    });
+    let typed_spec: PodSpec = serde_json::from_value(spec.clone()).unwrap();
+    for (field, key) in [(Field::Requests, "requests"), (Field::Limits, "limits")] {
+        assert_eq!(
+            typed_pod_resources(&typed_spec, field),
+            pod_resources(&spec, key),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        pretty(&typed_pod_resources(&typed_spec, Field::Requests)),
+        "cpu=850m,memory=1Gi"
+    );
 }
 
 #[test]

@@ -17,7 +17,14 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
 use crate::objects::Objects;
+use crate::typed;
+
+/// The label naming an EndpointSlice's Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Where a webhook is reached, and how its certificate is checked.
 #[derive(Debug, Clone)]
@@ -133,76 +140,75 @@ fn split_host_port(authority: &str) -> Option<(&str, u16)> {
 /// One ready endpoint of the Service's port `port`: its EndpointSlices first (as upstream's
 /// resolver reads them), then its Endpoints (a selector-less Service may carry either).
 fn endpoint(objects: &Objects, ns: &str, name: &str, port: u16) -> Result<SocketAddr, String> {
-    let services = crate::objects::resource("", "services");
-    let svc = objects
-        .get_object(services, ns, name)
+    let svc: Service = typed::get(objects, ns, name)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("service \"{name}\" not found"))?;
-    let svc = &svc.value;
-    if svc["spec"]["type"] == "ExternalName" {
-        let host = svc["spec"]["externalName"].as_str().unwrap_or_default();
+    let spec = svc.spec.unwrap_or_default();
+    if spec.type_.as_deref() == Some("ExternalName") {
+        let host = spec.external_name.unwrap_or_default();
         return Err(format!(
             "service \"{name}\" is of type ExternalName ({host}); only Services with endpoints are called here"
         ));
     }
-    let service_port = svc["spec"]["ports"]
-        .as_array()
+    let service_port = spec
+        .ports
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .find(|p| p["port"].as_u64() == Some(u64::from(port)))
+        .find(|p| p.port == i32::from(port))
         .ok_or_else(|| format!("no service port {port} found for service \"{name}\""))?;
-    let port_name = service_port["name"].as_str().unwrap_or("");
-    let slices = crate::objects::resource("discovery.k8s.io", "endpointslices");
-    let (listed, _) = objects.list(slices, Some(ns)).map_err(|e| e.to_string())?;
-    for slice in listed.iter().map(|o| &o.value) {
-        if slice["metadata"]["labels"]["kubernetes.io/service-name"] != name {
+    let port_name = service_port.name.unwrap_or_default();
+    let named = |p_name: &Option<String>| p_name.as_deref().unwrap_or("") == port_name;
+    let slices: Vec<EndpointSlice> = typed::list(objects, Some(ns)).map_err(|e| e.to_string())?;
+    for slice in slices {
+        let service = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL));
+        if service.map(String::as_str) != Some(name) {
             continue;
         }
-        let Some(target_port) = slice["ports"]
-            .as_array()
-            .into_iter()
+        let Some(target_port) = slice
+            .ports
+            .iter()
             .flatten()
-            .find(|p| p["name"].as_str().unwrap_or("") == port_name)
-            .and_then(|p| p["port"].as_u64())
+            .find(|p| named(&p.name))
+            .and_then(|p| u16::try_from(p.port?).ok())
         else {
             continue;
         };
-        for ep in slice["endpoints"].as_array().into_iter().flatten() {
-            if ep["conditions"]["ready"] == Value::Bool(false) {
+        for ep in &slice.endpoints {
+            if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
                 continue;
             }
-            if let Some(ip) = ep["addresses"]
-                .as_array()
-                .and_then(|a| a.first())
-                .and_then(Value::as_str)
+            if let Some(ip) = ep
+                .addresses
+                .first()
                 .and_then(|s| s.parse::<std::net::IpAddr>().ok())
             {
-                return Ok(SocketAddr::new(ip, target_port as u16));
+                return Ok(SocketAddr::new(ip, target_port));
             }
         }
     }
-    let endpoints = crate::objects::resource("", "endpoints");
-    if let Some(eps) = objects
-        .get_object(endpoints, ns, name)
-        .map_err(|e| e.to_string())?
-    {
-        for subset in eps.value["subsets"].as_array().into_iter().flatten() {
-            let Some(target_port) = subset["ports"]
-                .as_array()
-                .into_iter()
+    if let Some(eps) = typed::get::<Endpoints>(objects, ns, name).map_err(|e| e.to_string())? {
+        for subset in eps.subsets.into_iter().flatten() {
+            let Some(target_port) = subset
+                .ports
+                .iter()
                 .flatten()
-                .find(|p| p["name"].as_str().unwrap_or("") == port_name)
-                .and_then(|p| p["port"].as_u64())
+                .find(|p| named(&p.name))
+                .and_then(|p| u16::try_from(p.port).ok())
             else {
                 continue;
             };
-            if let Some(ip) = subset["addresses"]
-                .as_array()
-                .and_then(|a| a.first())
-                .and_then(|a| a["ip"].as_str())
-                .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            if let Some(ip) = subset
+                .addresses
+                .iter()
+                .flatten()
+                .next()
+                .and_then(|a| a.ip.parse::<std::net::IpAddr>().ok())
             {
-                return Ok(SocketAddr::new(ip, target_port as u16));
+                return Ok(SocketAddr::new(ip, target_port));
             }
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::meta::{Field, ObjectMeta};
 use crate::objects::{KubeError, Objects, Result};
 
 /// Upstream's conversion calls carry `?timeout=30s`.
@@ -72,18 +73,20 @@ pub fn convert(
             )));
         }
         // Only labels and annotations of the metadata may change.
-        let mut meta = original["metadata"].clone();
-        for field in ["labels", "annotations"] {
-            match c["metadata"].get(field) {
-                Some(v) if !v.is_null() => meta[field] = v.clone(),
-                _ => {
-                    if let Some(m) = meta.as_object_mut() {
-                        m.remove(field);
-                    }
-                }
+        let mut meta = ObjectMeta::of(&original);
+        let converted = ObjectMeta::of(&c);
+        for field in [Field::Labels, Field::Annotations] {
+            let written_null = converted.other.get(field.key()).is_some_and(Value::is_null);
+            if converted.has(field) && !written_null {
+                meta.carry(field, &converted);
+            } else {
+                meta.clear(field);
             }
         }
-        c["metadata"] = meta;
+        // A custom resource's body is JSON by nature; only its metadata is typed here.
+        if let Some(body) = c.as_object_mut() {
+            body.insert("metadata".to_string(), Value::Object(meta.into_map()));
+        }
         out.push(c);
     }
     Ok(out)

@@ -324,7 +324,7 @@ impl Rule {
 }
 
 fn labels(v: Option<&Value>) -> Option<&serde_json::Map<String, Value>> {
-    v.and_then(|v| v["metadata"]["labels"].as_object())
+    v.and_then(crate::meta::labels_of)
 }
 
 impl Hook {
@@ -350,9 +350,7 @@ impl Hook {
                 return Ok(true);
             }
             let ns = objects.get_object(crate::objects::namespaces(), "", a.namespace)?;
-            let ns_labels = ns
-                .as_ref()
-                .and_then(|n| n.value["metadata"]["labels"].as_object());
+            let ns_labels = ns.as_ref().and_then(|n| crate::meta::labels_of(&n.value));
             return Ok(sel.matches(ns_labels));
         }
         Ok(true)
