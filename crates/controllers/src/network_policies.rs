@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use localfargate_registry::meta::generation_of;
 use localfargate_registry::objects::{resource, uid_of};
-use serde_json::Value;
 
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
@@ -55,10 +55,4 @@ pub async fn run(ctx: Arc<ClusterContext>) {
         wake.until(&*objects.store, under(std::slice::from_ref(&prefix)))
             .await;
     }
-}
-
-/// `metadata.generation` of a stored object, read where it is (a metadata-only read, as
-/// `registry::meta`'s borrowed reads).
-fn generation_of(v: &Value) -> Option<i64> {
-    v.get("metadata")?.get("generation")?.as_i64()
 }

@@ -15,7 +15,6 @@ pub mod authn;
 pub mod authz;
 mod context;
 mod discovery;
-mod meta_reads;
 mod metrics;
 pub mod oidc;
 pub mod openapi;

@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Response};
 use localfargate_registry::objects::KubeError;
 use serde_json::{Value, json};
 
-use crate::meta_reads::metadata_of;
 use crate::request::Target;
 use crate::table;
+use localfargate_registry::meta::metadata_of;
 
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
     json_typed(code, body, "application/json")

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 
 use crate::authz::{self, Authorizer};
 use crate::context::Api;
-use crate::meta_reads::resource_version_of;
 use crate::ownership::{
     accepted_patch_types, apply_error, apply_intent, check_apply_fields, check_patch_options,
     is_apply, manager_of, ownership, schema_of, write_scope,
@@ -33,6 +32,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as k8s_meta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions as K8sDeleteOptions;
 use localfargate_core::rbac::UserInfo;
 use localfargate_core::selectors::{LabelSelector, SelectorError};
+use localfargate_registry::meta::resource_version_of;
 use localfargate_registry::meta::{DynamicObject, Field, ObjectMeta};
 use localfargate_registry::typed;
 use localfargate_registry::webhooks::{Requester, with_requester};

@@ -26,7 +26,7 @@ use localfargate_registry::meta::name_of;
 use localfargate_registry::typed;
 use serde::de::DeserializeOwned;
 
-use crate::meta_reads::creation_timestamp_of;
+use localfargate_registry::meta::creation_timestamp_of;
 use serde_json::{Value, json};
 
 use localfargate_core::selectors::LabelSelector;

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::context::Api;
-use crate::meta_reads::resource_version_of;
 use crate::request::{Query, Target, selected, selectors};
 use crate::response::{TABLE_CONTENT_TYPE, table, wants_table};
+use localfargate_registry::meta::resource_version_of;
 
 /// How long a watch stays open without `timeoutSeconds`: upstream's 30 minutes. kubectl
 /// `get -w` exits when the stream closes, so it must not be short.

@@ -687,6 +687,28 @@ pub fn set_resource_version(v: &mut Value, revision: Revision) {
     }
 }
 
+/// `metadata.resourceVersion` of an object, borrowed.
+pub fn resource_version_of(v: &Value) -> Option<&str> {
+    v["metadata"]["resourceVersion"].as_str()
+}
+
+/// `metadata.creationTimestamp` of an object as written, borrowed.
+pub fn creation_timestamp_of(v: &Value) -> Option<&str> {
+    v["metadata"]["creationTimestamp"].as_str()
+}
+
+/// `metadata.generation` of an object.
+pub fn generation_of(v: &Value) -> Option<i64> {
+    v["metadata"]["generation"].as_i64()
+}
+
+/// An object's `metadata` as written (`null` when absent), for a response that passes it on
+/// (a Table row's `PartialObjectMetadata`).
+pub fn metadata_of(v: &Value) -> &Value {
+    static NULL: Value = Value::Null;
+    v.get("metadata").unwrap_or(&NULL)
+}
+
 /// One label of a stored object, borrowed.
 pub fn label_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v["metadata"]["labels"][key].as_str()

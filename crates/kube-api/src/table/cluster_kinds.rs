@@ -22,7 +22,7 @@ use super::{
     AGE, Cells, Column, NAME, age, col, format_label_map, format_typed_selector, int, items, name,
     or_none, string, text, typed_cells, wide,
 };
-use crate::meta_reads::creation_timestamp_of;
+use localfargate_registry::meta::creation_timestamp_of;
 
 /// The columns and cells of a kind this module prints, if it prints it.
 pub(super) fn printer(group: &str, resource: &str) -> Option<(&'static [Column], Cells)> {

@@ -227,3 +227,27 @@ fn a_raw_value_is_typed_when_it_has_the_fields_type() {
     assert_eq!(meta.labels, None);
     assert_eq!(meta.other["labels"], json!({"a": 1}));
 }
+
+#[test]
+fn borrowed_reads_of_a_stored_objects_metadata() {
+    let v = json!({"metadata": {"name": "p", "resourceVersion": "7", "generation": 3,
+                                "creationTimestamp": "2026-01-01T00:00:00Z",
+                                "labels": {"a": "b"}, "annotations": {"n": "1"},
+                                "ownerReferences": [{"uid": "u1", "controller": true}]}});
+    assert_eq!(resource_version_of(&v), Some("7"));
+    assert_eq!(creation_timestamp_of(&v), Some("2026-01-01T00:00:00Z"));
+    assert_eq!(generation_of(&v), Some(3));
+    assert_eq!(metadata_of(&v)["name"], "p");
+    assert_eq!(
+        (label_of(&v, "a"), annotation_of(&v, "n")),
+        (Some("b"), Some("1"))
+    );
+    assert_eq!(controller_uid_of(&v), Some("u1"));
+    let bare = json!({});
+    assert_eq!(
+        (resource_version_of(&bare), generation_of(&bare)),
+        (None, None)
+    );
+    assert!(metadata_of(&bare).is_null());
+    assert!(labels_of(&bare).is_none());
+}
