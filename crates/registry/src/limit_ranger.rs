@@ -51,7 +51,12 @@ pub fn admit(objects: &Objects, pod: &mut DynamicObject) -> Result<()> {
         ("initContainers", "init container"),
         ("containers", "container"),
     ] {
-        let Some(containers) = pod.field_mut("spec")[list].as_array_mut() else {
+        // `get_mut`, not indexing: indexing a missing key mutably would write `null` there.
+        let Some(containers) = pod
+            .field_mut("spec")
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+        else {
             continue;
         };
         for c in containers.iter_mut() {

@@ -179,7 +179,12 @@ pub fn retry_taken(
             "provided port is already allocated",
         ));
     }
-    if let Some(ports) = service["spec"]["ports"].as_array_mut() {
+    // `get_mut`, not indexing: indexing a missing key mutably would write `null` there.
+    if let Some(ports) = service
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("ports"))
+        .and_then(Value::as_array_mut)
+    {
         for p in ports {
             if port_number(&p["nodePort"]).is_some_and(|n| !named.contains(&n))
                 && let Some(p) = p.as_object_mut()
@@ -277,7 +282,7 @@ pub fn allocate(
         }
         chosen.push(port);
     }
-    if let Some(list) = spec["ports"].as_array_mut() {
+    if let Some(list) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for (p, port) in list.iter_mut().zip(chosen) {
             // A port that is not an object (the API refuses it when decoding) gets nothing.
             if let (Some(n), Some(p)) = (port, p.as_object_mut()) {
@@ -309,7 +314,7 @@ pub fn allocate(
 /// them.
 fn drop_unchanged(spec: &mut Value, old: &Value) {
     let old_ports: Vec<&Value> = old["ports"].as_array().into_iter().flatten().collect();
-    if let Some(ports) = spec["ports"].as_array_mut() {
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut() {
             let same = old_ports
                 .iter()

@@ -157,7 +157,8 @@ pub fn subnet_gateway(network: &Network, subnet_ids: &Value) -> Option<Ipv4Addr>
 /// Adds the volume, env and mounts `config` asks for to a pod's `spec`. Pure.
 pub fn mutate(spec: &mut Value, config: &PatchConfig) {
     for kind in ["initContainers", "containers"] {
-        let Some(containers) = spec[kind].as_array_mut() else {
+        // `get_mut`, not indexing: indexing a missing key mutably would write `null` there.
+        let Some(containers) = spec.get_mut(kind).and_then(Value::as_array_mut) else {
             continue;
         };
         for c in containers {

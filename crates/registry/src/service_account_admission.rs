@@ -57,7 +57,8 @@ pub fn mount_token(spec: &mut Value, suffix: &str) {
         .unwrap_or_else(|| format!("{VOLUME_PREFIX}{suffix}"));
     let mut mounted = false;
     for kind in ["initContainers", "containers"] {
-        let Some(containers) = spec[kind].as_array_mut() else {
+        // `get_mut`, not indexing: indexing a missing key mutably would write `null` there.
+        let Some(containers) = spec.get_mut(kind).and_then(Value::as_array_mut) else {
             continue;
         };
         for c in containers {
@@ -131,7 +132,7 @@ pub fn keep_on_update(old: &DynamicObject, new: &mut DynamicObject) {
         None => new["volumes"] = json!([volume]),
     }
     for kind in ["initContainers", "containers"] {
-        let Some(containers) = new[kind].as_array_mut() else {
+        let Some(containers) = new.get_mut(kind).and_then(Value::as_array_mut) else {
             continue;
         };
         for c in containers {

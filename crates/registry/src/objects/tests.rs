@@ -394,3 +394,40 @@ fn metadata_the_registry_does_not_own_is_kept_as_written() {
     assert_eq!(held["metadata"]["deletionGracePeriodSeconds"], 0);
     assert_eq!(held["metadata"]["futureField"], "now a string");
 }
+
+#[test]
+fn admission_writes_no_null_lists_a_pod_or_service_did_not_have() {
+    let o = objects();
+    o.create(
+        resource("", "limitranges"),
+        "default",
+        json!({"metadata": {"name": "lr"}, "spec": {"limits": [{"type": "Container",
+               "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "250m"}}]}}),
+    )
+    .unwrap();
+    o.create(
+        resource("", "serviceaccounts"),
+        "default",
+        json!({"metadata": {"name": "default"}}),
+    )
+    .unwrap();
+    let made = o.create(pods(), "default", pod("p", json!({}))).unwrap();
+    let spec = made["spec"].as_object().unwrap();
+    assert!(!spec.contains_key("initContainers"), "{made}");
+    assert_eq!(
+        made["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+        "500m"
+    );
+    let svc = o
+        .create(
+            resource("", "services"),
+            "default",
+            json!({"metadata": {"name": "ext"},
+                   "spec": {"type": "ExternalName", "externalName": "example.com"}}),
+        )
+        .unwrap();
+    assert!(
+        !svc["spec"].as_object().unwrap().contains_key("ports"),
+        "{svc}"
+    );
+}
