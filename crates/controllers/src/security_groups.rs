@@ -21,6 +21,7 @@ use localfargate_registry::meta::{annotation_of, labels_of};
 use localfargate_registry::objects::{
     Objects, is_finished, name_of, namespace_of, resource, uid_of,
 };
+use localfargate_registry::typed::PodView;
 use localfargate_runtime::firewall::Member;
 use serde::Deserialize;
 use serde_json::Value;
@@ -48,11 +49,7 @@ pub fn policy_groups(objects: &Objects, pod: &Value) -> Vec<String> {
     if policies.is_empty() {
         return Vec::new();
     }
-    let account = PodView::of(pod)
-        .spec
-        .service_account_name
-        .filter(|s| !s.is_empty())
-        .unwrap_or("default");
+    let account = PodView::of(pod).service_account_name();
     let account = objects
         .get_object(resource("", "serviceaccounts"), namespace, account)
         .ok()
@@ -122,41 +119,7 @@ fn groups_of(pod: &Value, cluster_group: Option<&str>) -> Vec<String> {
 }
 
 fn pod_ip(pod: &Value) -> Option<Ipv4Addr> {
-    PodView::of(pod).status.pod_ip?.parse().ok()
-}
-
-/// The two fields of a stored pod read here (its service account and address), borrowed where
-/// the pod is stored: these run for every pod (the scheduler's binding, every sync), where
-/// decoding whole pods would cost a conversion each for two strings.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PodView<'a> {
-    #[serde(borrow)]
-    spec: PodViewSpec<'a>,
-    #[serde(borrow)]
-    status: PodViewStatus<'a>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct PodViewSpec<'a> {
-    #[serde(borrow)]
-    service_account_name: Option<&'a str>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PodViewStatus<'a> {
-    #[serde(borrow, rename = "podIP")]
-    pod_ip: Option<&'a str>,
-}
-
-impl<'a> PodView<'a> {
-    /// The view of a stored pod; nothing of it when it does not read so (a pod of the wrong
-    /// shape has no service account or address here, as indexing its JSON gave none).
-    fn of(pod: &'a Value) -> Self {
-        PodView::deserialize(pod).unwrap_or_default()
-    }
+    PodView::of(pod).pod_ip()?.parse().ok()
 }
 
 /// Which groups each running pod with an address holds, by address.
@@ -366,8 +329,8 @@ mod tests {
         ];
         let view = PodView::of(&pods[0]);
         assert_eq!(
-            (view.spec.service_account_name, view.status.pod_ip),
-            (Some("web"), Some("10.0.1.5"))
+            (view.service_account_name(), view.pod_ip()),
+            ("web", Some("10.0.1.5"))
         );
         let m = members(pods.iter(), Some("sg-cluster"));
         let groups = |ip: &str| m[&ip.parse::<Ipv4Addr>().unwrap()].clone();

@@ -141,6 +141,8 @@ struct PodSpecView<'a> {
     scheduler_name: Option<&'a str>,
     #[serde(borrow)]
     restart_policy: Option<&'a str>,
+    #[serde(borrow)]
+    service_account_name: Option<&'a str>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -170,6 +172,14 @@ impl<'a> PodView<'a> {
     /// `spec.restartPolicy`, `Always` when unset (the API defaults it).
     pub fn restart_policy(&self) -> &'a str {
         self.spec.restart_policy.unwrap_or("Always")
+    }
+
+    /// `spec.serviceAccountName`, `default` when unset or empty (as the API defaults it).
+    pub fn service_account_name(&self) -> &'a str {
+        self.spec
+            .service_account_name
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
     }
 
     pub fn phase(&self) -> Option<&'a str> {
@@ -325,6 +335,7 @@ mod tests {
         );
         assert_eq!(p.pod_ip(), Some("10.0.0.7"));
         assert_eq!(p.restart_policy(), "Always");
+        assert_eq!(p.service_account_name(), "default");
         let unbound = json!({"spec": {"nodeName": ""}});
         let p = PodView::of(&unbound);
         assert_eq!(
