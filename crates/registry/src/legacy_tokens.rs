@@ -163,24 +163,14 @@ pub fn authenticate(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use localfargate_store::{SqliteStore, Store};
 
     use super::*;
-    use crate::Settings;
+
     use crate::objects::DeleteOptions;
 
     #[test]
     fn a_filled_secret_authenticates_until_it_or_its_account_goes() {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
-        o.create(
-            resource("", "namespaces"),
-            "",
-            json!({"metadata": {"name": "ns"}}),
-        )
-        .unwrap();
+        let o = crate::objects::in_memory_with_namespace("ns");
         let sa = o
             .create(
                 resource("", "serviceaccounts"),

@@ -108,24 +108,14 @@ pub fn admit(objects: &Objects, pod: &mut DynamicObject) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use localfargate_store::{SqliteStore, Store};
 
     use super::*;
-    use crate::Settings;
+
     use crate::objects::resource;
 
     #[test]
     fn containers_get_their_namespaces_defaults_and_the_annotation_says_so() {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
-        o.create(
-            resource("", "namespaces"),
-            "",
-            json!({"metadata": {"name": "ns"}}),
-        )
-        .unwrap();
+        let o = crate::objects::in_memory_with_namespace("ns");
         o.create(
             resource("", "limitranges"),
             "ns",
@@ -155,15 +145,7 @@ mod tests {
     }
 
     fn cluster() -> Objects {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
-        o.create(
-            resource("", "namespaces"),
-            "",
-            json!({"metadata": {"name": "ns"}}),
-        )
-        .unwrap();
-        o
+        crate::objects::in_memory_with_namespace("ns")
     }
 
     #[test]

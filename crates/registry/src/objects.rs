@@ -898,6 +898,17 @@ fn writable(rt: &ResourceType, instead: &str) -> Result<()> {
     Ok(())
 }
 
+/// Objects of cluster `c` in a fresh in-memory store that holds one namespace: where the
+/// registry's unit tests start.
+#[cfg(test)]
+pub(crate) fn in_memory_with_namespace(namespace: &str) -> Objects {
+    let store: Arc<dyn Store> = Arc::new(localfargate_store::SqliteStore::in_memory().unwrap());
+    let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
+    o.create(namespaces(), "", json!({"metadata": {"name": namespace}}))
+        .unwrap();
+    o
+}
+
 pub fn namespaces() -> &'static ResourceType {
     resource("", "namespaces")
 }

@@ -163,25 +163,16 @@ pub fn token_request(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use localfargate_store::{SqliteStore, Store};
     use serde_json::json;
 
     use super::*;
-    use crate::Settings;
-    use crate::objects::{Objects, resource};
+
+    use crate::objects::resource;
 
     #[test]
     fn a_token_request_is_answered_as_kube_apiserver_answers_it() {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
-        o.create(
-            resource("", "namespaces"),
-            "",
-            json!({"metadata": {"name": "ns"}}),
-        )
-        .unwrap();
+        let o = crate::objects::in_memory_with_namespace("ns");
         o.create(
             resource("", "serviceaccounts"),
             "ns",

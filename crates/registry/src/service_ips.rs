@@ -213,23 +213,11 @@ pub fn allocate(objects: &Objects, service: &mut DynamicObject) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use localfargate_store::{SqliteStore, Store};
 
     use super::*;
-    use crate::Settings;
 
     fn objects() -> Objects {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-        let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
-        o.create(
-            resource("", "namespaces"),
-            "",
-            json!({"metadata": {"name": "default"}}),
-        )
-        .unwrap();
-        o
+        crate::objects::in_memory_with_namespace("default")
     }
 
     fn service(name: &str, cluster_ip: Option<&str>) -> Value {

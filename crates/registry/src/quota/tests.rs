@@ -1,22 +1,10 @@
-use std::sync::Arc;
-
-use localfargate_store::{SqliteStore, Store};
 use serde_json::json;
 
 use super::*;
 use crate::objects::{Objects, resource};
-use crate::settings::Settings;
 
 fn objects() -> Objects {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-    let o = Objects::new(store, "c", Arc::new(Settings::new("us-east-1")));
-    o.create(
-        resource("", "namespaces"),
-        "",
-        json!({"metadata": {"name": "ns"}}),
-    )
-    .unwrap();
-    o
+    crate::objects::in_memory_with_namespace("ns")
 }
 
 fn pod(name: &str, cpu: Option<&str>) -> Value {
