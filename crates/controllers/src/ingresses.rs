@@ -383,13 +383,7 @@ fn set_address(objects: &Objects, ing: &Value) {
             None,
             &mut |current| {
                 let mut next = DynamicObject::from_value(current.clone())?;
-                let status = next.field_mut("status");
-                if !status.is_object() {
-                    *status = Value::Object(serde_json::Map::new());
-                }
-                if let Some(status) = status.as_object_mut() {
-                    status.insert("loadBalancer".to_string(), want.clone());
-                }
+                next.set_status_field("loadBalancer", want.clone());
                 Ok(next.into_value())
             },
         )

@@ -44,7 +44,7 @@ use localfargate_registry::typed::{self, decode_or_log};
 use localfargate_runtime::RuntimeKind;
 use localfargate_runtime::host_proxy::{HealthCheckListener, HostListener};
 use localfargate_runtime::host_udp_proxy::UdpHostListener;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::context::ClusterContext;
 use crate::events::{EventType, emit};
@@ -735,13 +735,7 @@ fn write_status(objects: &Objects, svc: &Value, load_balancer: &LoadBalancerStat
             None,
             &mut |current| {
                 let mut next = DynamicObject::from_value(current.clone())?;
-                let status = next.field_mut("status");
-                if !status.is_object() {
-                    *status = Value::Object(Map::new());
-                }
-                if let Some(status) = status.as_object_mut() {
-                    status.insert("loadBalancer".to_string(), load_balancer.clone());
-                }
+                next.set_status_field("loadBalancer", load_balancer.clone());
                 Ok(next.into_value())
             },
         )

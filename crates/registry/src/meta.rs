@@ -570,6 +570,18 @@ impl DynamicObject {
         self.field("status")
     }
 
+    /// Set one field of `status` (made an object first when it was absent or not one): how a
+    /// controller writes the part of a status it owns and leaves the rest as stored.
+    pub fn set_status_field(&mut self, key: &str, value: Value) {
+        let status = self.field_mut("status");
+        if !status.is_object() {
+            *status = Value::Object(Map::new());
+        }
+        if let Some(status) = status.as_object_mut() {
+            status.insert(key.to_string(), value);
+        }
+    }
+
     /// Decode the object into a typed form (k8s-openapi's `Pod`, …), reading the body where it
     /// is and only the metadata from a copy, with the words and the order of the errors a
     /// decode of the whole JSON gives (keys in the order a JSON object holds them).

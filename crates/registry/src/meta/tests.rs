@@ -251,3 +251,18 @@ fn borrowed_reads_of_a_stored_objects_metadata() {
     assert!(metadata_of(&bare).is_null());
     assert!(labels_of(&bare).is_none());
 }
+
+#[test]
+fn a_status_field_is_set_and_the_rest_of_the_status_kept() {
+    let mut o = DynamicObject::from_value(json!({"metadata": {"name": "s"},
+        "status": {"conditions": [{"type": "A"}]}}))
+    .unwrap();
+    o.set_status_field("loadBalancer", json!({"ingress": [{"ip": "127.0.0.1"}]}));
+    assert_eq!(
+        o.status(),
+        &json!({"conditions": [{"type": "A"}], "loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}})
+    );
+    let mut bare = DynamicObject::from_value(json!({"metadata": {}, "status": null})).unwrap();
+    bare.set_status_field("x", json!(1));
+    assert_eq!(bare.status(), &json!({"x": 1}));
+}
