@@ -408,28 +408,34 @@ fn pods_find_services_by_name_once_coredns_runs_on_fargate() {
         "json",
     ]))
     .unwrap();
+    // Read until both checks hold: a pod's metrics are fetched with `nc -w 3`, which a loaded
+    // machine can miss, and the counters only grow.
+    let metrics_checked = |counted: &str| {
+        counted.contains("coredns_build_info{")
+            && counted.lines().any(|l| {
+                l.starts_with("coredns_dns_requests_total{")
+                    && l.contains("zone=\"corp.test.\"")
+                    && l.contains("server=\"dns://:53\"")
+            })
+            && counted.lines().any(|l| {
+                l.starts_with("coredns_dns_responses_total{")
+                    && l.contains("rcode=\"NXDOMAIN\"")
+                    && l.contains("plugin=\"kubernetes\"")
+            })
+    };
     let mut counted = String::new();
-    for p in coredns_pods["items"].as_array().unwrap() {
-        let ip = p["status"]["podIP"].as_str().unwrap();
-        counted += &text(&c.http_from("default", "here", ip, 9153, "/metrics", 3));
+    for _ in 0..10 {
+        counted.clear();
+        for p in coredns_pods["items"].as_array().unwrap() {
+            let ip = p["status"]["podIP"].as_str().unwrap();
+            counted += &text(&c.http_from("default", "here", ip, 9153, "/metrics", 3));
+        }
+        if metrics_checked(&counted) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
-    assert!(counted.contains("coredns_build_info{"), "{counted}");
-    assert!(
-        counted
-            .lines()
-            .any(|l| l.starts_with("coredns_dns_requests_total{")
-                && l.contains("zone=\"corp.test.\"")
-                && l.contains("server=\"dns://:53\"")),
-        "{counted}"
-    );
-    assert!(
-        counted
-            .lines()
-            .any(|l| l.starts_with("coredns_dns_responses_total{")
-                && l.contains("rcode=\"NXDOMAIN\"")
-                && l.contains("plugin=\"kubernetes\"")),
-        "{counted}"
-    );
+    assert!(metrics_checked(&counted), "{counted}");
     // And the address it gives leads to the web pod through the Service.
     c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     let mut page = String::new();
