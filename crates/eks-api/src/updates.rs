@@ -10,8 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use localfargate_core::eks::{CLUSTER_KIND, NODEGROUP_KIND, UPDATE_KIND, parse_cidr};
 use localfargate_core::eks_catalog;
+use localfargate_core::selectors::LabelSelector;
 use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
@@ -697,42 +700,70 @@ fn eviction_blocked_nodes(
     cluster: &str,
     ng: &str,
 ) -> Result<Vec<String>, ApiError> {
+    // Read as k8s-openapi's types, as the registry stores them (a rare call: every node,
+    // budget and pod of the cluster is decoded; one that does not decode is left out).
+    fn decoded<K: serde::de::DeserializeOwned>(
+        o: &std::sync::Arc<localfargate_store::Object>,
+    ) -> Option<K> {
+        K::deserialize(&o.value).ok()
+    }
     let kind = format!("k8s/{cluster}");
     let nodes: BTreeSet<String> = tx
         .list(&kind, "core/nodes/")?
         .iter()
-        .filter(|n| n.value["metadata"]["labels"]["eks.amazonaws.com/nodegroup"] == ng)
-        .filter_map(|n| n.value["metadata"]["name"].as_str().map(str::to_string))
+        .filter_map(decoded::<Node>)
+        .filter(|n| {
+            n.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("eks.amazonaws.com/nodegroup"))
+                .is_some_and(|g| g == ng)
+        })
+        .filter_map(|n| n.metadata.name)
         .collect();
     if nodes.is_empty() {
         return Ok(Vec::new());
     }
-    let budgets: Vec<Value> = tx
+    let budgets: Vec<(Option<String>, LabelSelector)> = tx
         .list(&kind, "policy/poddisruptionbudgets/")?
         .iter()
-        .map(|o| o.value.clone())
-        .filter(|b| b["status"]["disruptionsAllowed"].as_i64() == Some(0))
+        .filter_map(decoded::<PodDisruptionBudget>)
+        .filter(|b| b.status.as_ref().map(|s| s.disruptions_allowed) == Some(0))
+        .filter_map(|b| {
+            let selector = b.spec.as_ref()?.selector.as_ref()?;
+            Some((
+                b.metadata.namespace,
+                LabelSelector::from_typed(selector).ok()?,
+            ))
+        })
         .collect();
     if budgets.is_empty() {
         return Ok(Vec::new());
     }
     let mut blocked = BTreeSet::new();
-    for pod in tx.list(&kind, "core/pods/")? {
-        let p = &pod.value;
-        let Some(node) = p["spec"]["nodeName"]
-            .as_str()
+    for pod in tx
+        .list(&kind, "core/pods/")?
+        .iter()
+        .filter_map(decoded::<Pod>)
+    {
+        let Some(node) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
             .filter(|n| nodes.contains(*n))
         else {
             continue;
         };
-        let held = budgets.iter().any(|b| {
-            b["metadata"]["namespace"] == p["metadata"]["namespace"]
-                && b["spec"]["selector"]["matchExpressions"].is_null()
-                && b["spec"]["selector"]["matchLabels"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .all(|(k, v)| p["metadata"]["labels"][k] == *v)
+        let labels: Map<String, Value> = pod
+            .metadata
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        // An empty selector selects every pod of its namespace (policy/v1).
+        let held = budgets.iter().any(|(namespace, selector)| {
+            *namespace == pod.metadata.namespace && selector.matches(Some(&labels))
         });
         if held {
             blocked.insert(node.to_string());
