@@ -971,10 +971,7 @@ fn builtin_scale(kind: &str, obj: &Value) -> Result<(Option<i32>, Option<i32>, S
         selector.map(|s| s.to_string()).unwrap_or_default()
     }
     fn of_selector(selector: &k8s_meta::LabelSelector) -> String {
-        printed(typed::to_json(selector).map_or_else(
-            |_| Ok(LabelSelector::default()),
-            |v| LabelSelector::from_json(&v),
-        ))
+        printed(LabelSelector::from_typed(selector))
     }
     Ok(match kind {
         "Deployment" => {

@@ -1032,10 +1032,11 @@ fn deployment_cells(d: &Deployment, object: &Value, now: Timestamp) -> Vec<Value
     let status = d.status.as_ref();
     let [names, images] = template_containers(spec.and_then(|s| s.template.spec.as_ref()));
     let selector = spec
-        .map_or(Ok(Value::Null), |s| typed::to_json(&s.selector))
-        .ok()
-        .and_then(|v| LabelSelector::from_json(&v).ok())
-        .map_or_else(|| "<invalid>".to_string(), |s| s.to_string());
+        .map_or_else(
+            || Ok(LabelSelector::default()),
+            |s| LabelSelector::from_typed(&s.selector),
+        )
+        .map_or_else(|_| "<invalid>".to_string(), |s| s.to_string());
     let of_status = |field: fn(&DeploymentStatus) -> Option<i32>| {
         i64::from(status.and_then(field).unwrap_or(0))
     };

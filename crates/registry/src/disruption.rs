@@ -38,7 +38,7 @@ fn decoded(pdb: &Value) -> Option<PodDisruptionBudget> {
 /// The budget's selector as the label matcher reads it (`None`: missing, covers nothing).
 fn selector(pdb: &PodDisruptionBudget) -> Option<LabelSelector> {
     let selector = pdb.spec.as_ref()?.selector.as_ref()?;
-    LabelSelector::from_json(&typed::to_json(selector).ok()?).ok()
+    LabelSelector::from_typed(selector).ok()
 }
 
 /// The pods a budget covers: its namespace's pods its selector matches (an empty selector
