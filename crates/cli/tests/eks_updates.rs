@@ -15,35 +15,27 @@ labels: {app: db}\nspec:\n  containers:\n  - {name: c, image: nginx}\n---\n\
 apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: db, namespace: default}\n\
 spec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: db}\n";
 
-#[test]
-fn nodegroup_version_update_fails_on_a_blocking_disruption_budget() {
-    if skip_without_kubectl() {
-        return;
-    }
-    let c = KubeCluster::create("drain");
+/// A node group `ng` in cluster `name` with `app` applied (a pod `db` on it and a budget that
+/// allows it no disruption): its version update fails with PodEvictionFailure.
+fn blocked_version_update(name: &str, app: &str) -> KubeCluster {
+    let c = KubeCluster::create(name);
     let subnets: Vec<String> = (4..=5)
         .map(|i| format!("subnet-0a1b2c3d4e5f6000{i}"))
         .collect();
     let (status, created) = eks(
         &c.server.url,
         "POST",
-        "/clusters/drain/node-groups",
+        &format!("/clusters/{name}/node-groups"),
         &json!({"nodegroupName": "ng", "subnets": subnets,
                 "nodeRole": "arn:aws:iam::000000000000:role/node",
                 "scalingConfig": {"minSize": 1, "maxSize": 1, "desiredSize": 1}}),
     );
     assert_eq!(status, 200, "{created}");
+    let nodegroup = format!("/clusters/{name}/node-groups/ng");
     c.eventually("the node group ACTIVE", || {
-        eks(
-            &c.server.url,
-            "GET",
-            "/clusters/drain/node-groups/ng",
-            &json!({}),
-        )
-        .1["nodegroup"]["status"]
-            == "ACTIVE"
+        eks(&c.server.url, "GET", &nodegroup, &json!({})).1["nodegroup"]["status"] == "ACTIVE"
     });
-    let applied = c.apply(KUBECTL, APP, &[]);
+    let applied = c.apply(KUBECTL, app, &[]);
     assert!(applied.status.success(), "{}", text(&applied));
     c.eventually("the pod on the node group and the budget at 0", || {
         let pod = c.json(KUBECTL, &["get", "pod", "db", "-o", "json"]);
@@ -54,12 +46,12 @@ fn nodegroup_version_update_fails_on_a_blocking_disruption_budget() {
     let (status, started) = eks(
         &c.server.url,
         "POST",
-        "/clusters/drain/node-groups/ng/update-version",
+        &format!("{nodegroup}/update-version"),
         &json!({}),
     );
     assert_eq!(status, 200, "{started}");
     let id = started["update"]["id"].as_str().unwrap().to_string();
-    let path = format!("/clusters/drain/updates/{id}?nodegroupName=ng");
+    let path = format!("/clusters/{name}/updates/{id}?nodegroupName=ng");
     c.eventually("the update to fail", || {
         eks(&c.server.url, "GET", &path, &json!({})).1["update"]["status"] == "Failed"
     });
@@ -70,6 +62,28 @@ fn nodegroup_version_update_fails_on_a_blocking_disruption_budget() {
         error["errorMessage"],
         "Reached max retries while trying to evict pods from nodes in node group ng"
     );
+    c
+}
+
+#[test]
+fn a_budget_selecting_by_expression_blocks_the_update_too() {
+    if skip_without_kubectl() {
+        return;
+    }
+    let app = APP.replace(
+        "matchLabels: {app: db}",
+        "matchExpressions: [{key: app, operator: In, values: [db]}]",
+    );
+    assert_ne!(app, APP);
+    blocked_version_update("drainexpr", &app);
+}
+
+#[test]
+fn nodegroup_version_update_fails_on_a_blocking_disruption_budget() {
+    if skip_without_kubectl() {
+        return;
+    }
+    let c = blocked_version_update("drain", APP);
     c.eventually("the node group ACTIVE again", || {
         eks(
             &c.server.url,
