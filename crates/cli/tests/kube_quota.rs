@@ -149,6 +149,78 @@ spec:
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// kube-apiserver decodes every quantity and stores it in canonical form: YAML numbers become
+/// text, `1000m` is `1`, `0.5Gi` is `512Mi`; quotas count them, LimitRange defaults copy them,
+/// and text that is not a quantity is a 400 with upstream's message.
+#[test]
+fn quantities_are_stored_canonical_and_numbers_count_toward_a_quota() {
+    if skip_without_kubectl() {
+        return;
+    }
+    let c = cluster("quantities");
+    // Numbers, as a YAML author writes them: kubectl sends them as JSON numbers.
+    let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: compute, namespace: apps}\nspec:\n  hard: {pods: 5, requests.cpu: 4, requests.memory: 2048Mi}\n";
+    let limits = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults, namespace: apps}\nspec:\n  limits:\n  - type: Container\n    defaultRequest: {cpu: 0.5, memory: 128Mi}\n    default: {cpu: 1, memory: 256Mi}\n";
+    for yaml in [quota, limits] {
+        let out = c.apply(V, yaml, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let stored = c.json(V, &["get", "quota", "compute", "-n", "apps"]);
+    assert_eq!(
+        stored["spec"]["hard"],
+        serde_json::json!({"pods": "5", "requests.cpu": "4", "requests.memory": "2Gi"})
+    );
+    let range = c.json(V, &["get", "limitrange", "defaults", "-n", "apps"]);
+    assert_eq!(
+        range["spec"]["limits"][0]["defaultRequest"],
+        serde_json::json!({"cpu": "500m", "memory": "128Mi"})
+    );
+    let sized = "apiVersion: v1\nkind: Pod\nmetadata: {name: sized, namespace: apps}\nspec:\n  containers:\n  - name: app\n    image: nginx\n    resources:\n      requests: {cpu: 1, memory: 0.5Gi}\n      limits: {cpu: 2000m, memory: 1.5Gi}\n  - name: defaulted\n    image: nginx\n";
+    let out = c.apply(V, sized, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pod = c.json(V, &["get", "pod", "sized", "-n", "apps"]);
+    assert_eq!(
+        pod["spec"]["containers"][0]["resources"],
+        serde_json::json!({"requests": {"cpu": "1", "memory": "512Mi"},
+                           "limits": {"cpu": "2", "memory": "1536Mi"}})
+    );
+    assert_eq!(
+        pod["spec"]["containers"][1]["resources"],
+        serde_json::json!({"requests": {"cpu": "500m", "memory": "128Mi"},
+                           "limits": {"cpu": "1", "memory": "256Mi"}})
+    );
+    c.eventually("the pod counted", || used(&c, "compute")["pods"] == "1");
+    assert_eq!(
+        used(&c, "compute"),
+        serde_json::json!({"pods": "1", "requests.cpu": "1500m", "requests.memory": "640Mi"})
+    );
+    // Server-side apply stores the same canonical form, and a Deployment's pods carry it.
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: apps}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: app\n        image: nginx\n        resources:\n          requests: {cpu: 250m, memory: 0.25Gi}\n          limits: {cpu: 1000m, memory: 1000Mi}\n";
+    let out = c.apply(V, deployment, &["--server-side"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let canonical = serde_json::json!({"requests": {"cpu": "250m", "memory": "256Mi"},
+                                       "limits": {"cpu": "1", "memory": "1000Mi"}});
+    let stored = c.json(V, &["get", "deployment", "web", "-n", "apps"]);
+    assert_eq!(
+        stored["spec"]["template"]["spec"]["containers"][0]["resources"],
+        canonical
+    );
+    c.eventually("the Deployment's pod", || {
+        c.json(V, &["get", "pods", "-n", "apps", "-l", "app=web"])["items"][0]["spec"]["containers"]
+            [0]["resources"]
+            == canonical
+    });
+    // Text that is not a quantity: kube-apiserver's decoding error.
+    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: apps}\nspec:\n  containers:\n  - name: app\n    image: nginx\n    resources:\n      requests: {cpu: lots}\n";
+    let out = c.apply(V, bad, &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("Error from server (BadRequest): error when creating \"STDIN\": Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn a_quota_counts_custom_resources() {
     if skip_without_kubectl() {

@@ -6,10 +6,13 @@
 
 use thiserror::Error;
 
+/// kube-apiserver's words for text that is not a quantity (`resource.ErrFormatWrong`), which
+/// is also its whole decoding error when a Quantity field holds such text.
+pub const FORMAT_MESSAGE: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error(
-    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {0:?}"
-)]
+#[error("{message}: {0:?}", message = FORMAT_MESSAGE)]
 pub struct QuantityError(pub String);
 
 /// A parsed quantity: `mantissa × 10^exp10 × 2^exp2`, never negative.
@@ -268,35 +271,76 @@ pub fn format_of(text: &str) -> Result<Format, QuantityError> {
 /// largest suffix that keeps it a whole number (`1Mi`, `1536Ki`, `1500k`, `20Gi`). A binary
 /// quantity below 1024 is printed as a decimal one, as upstream does.
 pub fn canonical(value: u64, format: Format) -> String {
-    match format {
-        Format::BinarySI if value >= 1024 => {
-            let (mut mantissa, mut step) = (value, 0usize);
-            while mantissa.is_multiple_of(1024) && step < 6 {
-                mantissa /= 1024;
-                step += 1;
-            }
-            let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][step];
-            format!("{mantissa}{suffix}")
-        }
-        Format::DecimalExponent if value != 0 => {
-            let (mut mantissa, mut exponent) = (value, 0u32);
-            while mantissa.is_multiple_of(10) {
-                mantissa /= 10;
-                exponent += 1;
-            }
-            // Exponents in steps of three (`1500e3`, not `15e5`).
-            while exponent % 3 != 0 {
-                mantissa *= 10;
-                exponent -= 1;
-            }
-            if exponent == 0 {
-                mantissa.to_string()
-            } else {
-                format!("{mantissa}e{exponent}")
-            }
-        }
-        _ => format_decimal_si(value, 0),
+    canonical_nanos(false, u128::from(value) * NANOS_PER_UNIT, format)
+}
+
+/// Nano-units in one unit: the finest a quantity keeps (`1n`).
+pub const NANOS_PER_UNIT: u128 = 1_000_000_000;
+
+/// A quantity of `nanos` nano-units (negative when `negative`) as `Quantity.String()` prints
+/// it in `format` (`CanonicalizeBytes`): binary suffixes only for a whole number of at least
+/// 1024 (anything else would round, so upstream prints it as decimal), otherwise the trailing
+/// zeros go into a decimal exponent lowered to a multiple of three, shown as its SI suffix
+/// (`1500m`, `2k`, `512`) or, for a quantity written with an exponent, as `e3`.
+pub fn canonical_nanos(negative: bool, nanos: u128, format: Format) -> String {
+    if nanos == 0 {
+        return "0".to_string();
     }
+    let sign = if negative { "-" } else { "" };
+    if format == Format::BinarySI
+        && nanos >= 1024 * NANOS_PER_UNIT
+        && nanos.is_multiple_of(NANOS_PER_UNIT)
+    {
+        let (mut mantissa, mut step) = (nanos / NANOS_PER_UNIT, 0usize);
+        while mantissa.is_multiple_of(1024) && step < 6 {
+            mantissa /= 1024;
+            step += 1;
+        }
+        let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][step];
+        return format!("{sign}{mantissa}{suffix}");
+    }
+    let (mut amount, mut exponent) = (nanos, -9i32);
+    while amount.is_multiple_of(10) {
+        amount /= 10;
+        exponent += 1;
+    }
+    // Each step up from -9 divided by ten at least once, so these cannot overflow.
+    match exponent.rem_euclid(3) {
+        1 => {
+            amount *= 10;
+            exponent -= 1;
+        }
+        2 => {
+            amount *= 100;
+            exponent -= 2;
+        }
+        _ => {}
+    }
+    let suffix = match (format, exponent) {
+        (_, 0) => String::new(),
+        (Format::DecimalExponent, e) => format!("e{e}"),
+        (_, -9) => "n".to_string(),
+        (_, -6) => "u".to_string(),
+        (_, -3) => "m".to_string(),
+        (_, 3) => "k".to_string(),
+        (_, 6) => "M".to_string(),
+        (_, 9) => "G".to_string(),
+        (_, 12) => "T".to_string(),
+        (_, 15) => "P".to_string(),
+        (_, 18) => "E".to_string(),
+        (_, e) => format!("e{e}"),
+    };
+    format!("{sign}{amount}{suffix}")
+}
+
+/// A quantity's text as kube-apiserver stores it: decoded into a `resource.Quantity` (rounded
+/// up to the nano-unit, its format taken from the suffix) and encoded back in canonical form.
+/// So `1000m` is stored as `1`, `0.5Gi` as `512Mi`, `2000` as `2k`, `1.5` as `1500m`.
+pub fn canonical_text(text: &str) -> Result<String, QuantityError> {
+    let (negative, nanos) = signed_nanos(text)?;
+    let magnitude = text.trim().trim_start_matches(['-', '+']);
+    let format = format_of(magnitude)?;
+    Ok(canonical_nanos(negative, nanos, format))
 }
 
 #[cfg(test)]
@@ -361,6 +405,73 @@ mod tests {
         assert_eq!(format_of("4096").unwrap(), Format::DecimalSI);
         assert_eq!(format_of("1e6").unwrap(), Format::DecimalExponent);
         assert!(format_of("1Xi").is_err());
+    }
+
+    #[test]
+    fn quantities_are_stored_in_upstreams_canonical_form() {
+        // As kube-apiserver answers a written quantity (resource.Quantity's own test cases).
+        for (written, stored) in [
+            ("1000m", "1"),
+            ("1", "1"),
+            ("0.5", "500m"),
+            ("1.5", "1500m"),
+            ("100m", "100m"),
+            ("2000", "2k"),
+            ("1500", "1500"),
+            ("1000000", "1M"),
+            ("0.5Gi", "512Mi"),
+            ("1.5Gi", "1536Mi"),
+            ("1024Mi", "1Gi"),
+            ("1000Mi", "1000Mi"),
+            ("1Ki", "1Ki"),
+            ("1.5Ki", "1536"),
+            ("0.5Ki", "512"),
+            ("1.1Ki", "1126400m"),
+            ("1e3", "1e3"),
+            ("1E3", "1e3"),
+            ("1.5e3", "1500"),
+            ("1.5e-3", "1500e-6"),
+            ("12e6", "12e6"),
+            ("100M", "100M"),
+            ("1000k", "1M"),
+            ("0.1n", "1n"),
+            ("1.0001", "1000100u"),
+            ("+1", "1"),
+            ("-1", "-1"),
+            ("-0.5", "-500m"),
+            ("-0", "0"),
+            ("0Gi", "0"),
+            (" 1 ", "1"),
+            // apimachinery's TestQuantityString alternates and TestQuantityParseEmit.
+            ("1024Mi", "1Gi"),
+            ("307200Ki", "300Mi"),
+            ("1025024Mi", "1001Gi"),
+            ("5000m", "5"),
+            ("1000M", "1G"),
+            ("0.001T", "1G"),
+            ("1000u", "1m"),
+            ("1.08", "1080m"),
+            ("1080000000n", "1080m"),
+            (".001e12", "1e9"),
+            ("0.001e0", "1e-3"),
+            ("1000e-12", "1e-9"),
+            ("00", "0"),
+            (".001Ki", "1024m"),
+            (".000001Ki", "1024u"),
+            (".000000001Ki", "1024n"),
+            (".000000000001Ki", "2n"),
+            ("-1024Mi", "-1Gi"),
+            ("-.001Ki", "-1024m"),
+        ] {
+            assert_eq!(canonical_text(written).unwrap(), stored, "{written:?}");
+        }
+        for bad in ["", "abc", "1Xi", "1 Gi", "--1", "Gi"] {
+            assert!(canonical_text(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            QuantityError("x".into()).to_string(),
+            format!("{FORMAT_MESSAGE}: \"x\"")
+        );
     }
 
     #[test]

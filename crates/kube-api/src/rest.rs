@@ -160,7 +160,7 @@ fn body_field_validation(
         return Ok(Vec::new());
     }
     let checked = field_validation(target, query, &mut obj, None)?;
-    if !checked.dropped.is_empty() {
+    if checked.rewritten {
         *body = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
         headers.insert(
             header::CONTENT_TYPE,
@@ -886,7 +886,7 @@ fn patch(
     if let Some(intent) = &intent
         && api.objects.get_object(rt, ns, name)?.is_none()
     {
-        let obj = field_manager::apply(
+        let mut obj = field_manager::apply(
             None,
             intent,
             schema,
@@ -895,6 +895,8 @@ fn patch(
             ownership(&api_version, &manager, sub),
         )
         .map_err(apply_error)?;
+        crate::openapi::canonicalize_quantities(rt.group, rt.version, rt.kind, &mut obj)
+            .map_err(KubeError::BadRequest)?;
         if name_of(&obj) != name {
             return Err(KubeError::BadRequest(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -920,8 +922,14 @@ fn patch(
             let req = ownership(&api_version, &manager, sub);
             let new = match &intent {
                 Some(intent) => {
-                    field_manager::apply(Some(current), intent, schema, scope, force, req)
-                        .map_err(apply_error)?
+                    let mut new =
+                        field_manager::apply(Some(current), intent, schema, scope, force, req)
+                            .map_err(apply_error)?;
+                    crate::openapi::canonicalize_quantities(
+                        rt.group, rt.version, rt.kind, &mut new,
+                    )
+                    .map_err(KubeError::BadRequest)?;
+                    new
                 }
                 None => {
                     let mut new = apply_patch_body(target, &content_type, current, body)?;

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::field::{FieldError, invalid, required};
 use super::names::qualified_name_errors;
-use crate::quantity::{self, Format};
+use crate::quantity::{self, Format, NANOS_PER_UNIT};
 
 pub(crate) const NEGATIVE_MSG: &str = "must be greater than or equal to 0";
 
@@ -18,8 +18,6 @@ pub(crate) struct Quantity {
     nanos: u128,
     format: Format,
 }
-
-const NANOS_PER_UNIT: u128 = 1_000_000_000;
 
 impl Quantity {
     /// `None` for text that is not a quantity (decoding refuses those before validation).
@@ -74,18 +72,7 @@ impl Quantity {
 
     /// `Quantity.String()`: the canonical form (`1Gi`, `500m`, `-1`).
     pub(crate) fn canonical(&self) -> String {
-        let sign = if self.is_negative() { "-" } else { "" };
-        let body = if self.nanos.is_multiple_of(NANOS_PER_UNIT) {
-            let units = u64::try_from(self.nanos / NANOS_PER_UNIT).unwrap_or(u64::MAX);
-            quantity::canonical(units, self.format)
-        } else if self.nanos.is_multiple_of(1_000_000) {
-            format!("{}m", self.nanos / 1_000_000)
-        } else if self.nanos.is_multiple_of(1_000) {
-            format!("{}u", self.nanos / 1_000)
-        } else {
-            format!("{}n", self.nanos)
-        };
-        format!("{sign}{body}")
+        quantity::canonical_nanos(self.is_negative(), self.nanos, self.format)
     }
 }
 

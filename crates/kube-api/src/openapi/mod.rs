@@ -20,7 +20,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -210,8 +210,10 @@ impl CatalogBuilder {
             .collect();
         group_versions.sort();
         group_versions.dedup();
+        let quantity_holders = validate::quantity_holders(&definitions);
         Ok(Catalog {
             v2,
+            quantity_holders,
             definitions,
             kinds,
             group_versions,
@@ -258,6 +260,8 @@ pub struct Catalog {
     v2: Value,
     /// `v2.definitions`, by name.
     definitions: serde_json::Map<String, Value>,
+    /// The definitions with a Quantity somewhere below them.
+    quantity_holders: HashSet<String>,
     /// The definition of each group-version-kind.
     kinds: HashMap<(String, String, String), String>,
     group_versions: Vec<GroupVersion>,
@@ -500,14 +504,53 @@ pub fn check_fields(
             format!("{kind} in version {version:?} cannot be handled as a {kind}: {e}")
         });
     }
+    let canonicalized = canonical_quantities(catalog, name, kind, version, obj, before.is_some())?;
     let had = before
         .map(|b| validate::unknown_fields(&catalog.definitions, name, b))
         .unwrap_or_default();
     let dropped = validate::prune(&catalog.definitions, name, obj, &had);
-    if dropped.is_empty() {
-        return Ok(FieldCheck::default());
+    let mut checked = apply_directive(kind, version, directive, dropped, before.is_some())?;
+    checked.rewritten |= canonicalized;
+    Ok(checked)
+}
+
+/// The Quantity fields of `obj`, of definition `name`, in canonical form (see
+/// `validate::canonicalize_quantities`); whether one changed, or upstream's decoding error.
+fn canonical_quantities(
+    catalog: &Catalog,
+    name: &str,
+    kind: &str,
+    version: &str,
+    obj: &mut Value,
+    patched: bool,
+) -> Result<bool, String> {
+    validate::canonicalize_quantities(&catalog.definitions, &catalog.quantity_holders, name, obj)
+        .map_err(|e| {
+            if patched {
+                e.to_string()
+            } else {
+                format!("{kind} in version {version:?} cannot be handled as a {kind}: {e}")
+            }
+        })
+}
+
+/// The Quantity fields of `obj`, of a built-in kind, in the canonical form kube-apiserver
+/// stores (`1000m` → `1`, a number → text), for writes that skip [`check_fields`] (server-side
+/// apply's merged object): `Err` with upstream's `BadRequest` message for text that is not a
+/// quantity.
+pub fn canonicalize_quantities(
+    group: &str,
+    version: &str,
+    kind: &str,
+    obj: &mut Value,
+) -> Result<(), String> {
+    let Ok(catalog) = served() else {
+        return Ok(());
+    };
+    match catalog.definition_of(group, version, kind) {
+        Some(name) => canonical_quantities(catalog, name, kind, version, obj, true).map(|_| ()),
+        None => Ok(()),
     }
-    apply_directive(kind, version, directive, dropped, before.is_some())
 }
 
 /// A `fieldValidation` directive applied to the unknown fields `dropped` from a written object
@@ -537,7 +580,11 @@ pub fn apply_directive(
             .map(|f| format!("unknown field {f:?}"))
             .collect(),
     };
-    Ok(FieldCheck { warnings, dropped })
+    Ok(FieldCheck {
+        warnings,
+        dropped,
+        rewritten: true,
+    })
 }
 
 /// What [`check_fields`] let through.
@@ -547,6 +594,8 @@ pub struct FieldCheck {
     pub warnings: Vec<String>,
     /// The paths of the fields removed from the object.
     pub dropped: Vec<String>,
+    /// Whether the object changed: fields dropped, or quantities put in canonical form.
+    pub rewritten: bool,
 }
 
 /// A `Warning` response header's value for one warning (`299 - "text"`), as kube-apiserver

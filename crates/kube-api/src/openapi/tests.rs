@@ -701,12 +701,14 @@ fn field_validation_directives_answer_as_upstream() {
         let expected = FieldCheck {
             warnings,
             dropped: dropped.clone(),
+            rewritten: true,
         };
         assert_eq!(check(directive, None), (Ok(expected), without.clone()));
     }
     let ignored = FieldCheck {
         warnings: vec![],
         dropped,
+        rewritten: true,
     };
     assert_eq!(check(Some("Ignore"), None), (Ok(ignored), without.clone()));
     // A patched object: the bare strict-decoding error, for fields the patch brought only.
@@ -793,5 +795,81 @@ fn values_of_the_wrong_json_type_are_decoding_errors_in_gos_words() {
     assert_eq!(
         check_fields("", "v1", "Service", None, &mut patched, Some(&service(json!({})))).map(|_| ()),
         Err("json: cannot unmarshal string into Go struct field Service.spec of type v1.ServiceSpec".into())
+    );
+}
+
+#[test]
+fn quantities_are_written_back_in_canonical_form_as_kube_apiserver_stores_them() {
+    let mut written = pod(json!({
+        "containers": [{"name": "c", "image": "i", "resources": {
+            "requests": {"cpu": 1, "memory": "0.5Gi"},
+            "limits": {"cpu": "2000m", "memory": 1.5, "example.com/gpu": 2}}}],
+        "initContainers": [{"name": "i", "image": "i", "resources": {"requests": {"cpu": "0.25"}}}],
+        "overhead": {"cpu": "250m"},
+        "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1024Mi"}}],
+    }));
+    let checked = check_fields("", "v1", "Pod", None, &mut written, None).unwrap();
+    assert!(checked.rewritten && checked.dropped.is_empty());
+    assert_eq!(
+        written["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "1", "memory": "512Mi"},
+               "limits": {"cpu": "2", "memory": "1500m", "example.com/gpu": "2"}})
+    );
+    assert_eq!(
+        written["spec"]["initContainers"][0]["resources"]["requests"]["cpu"],
+        "250m"
+    );
+    assert_eq!(written["spec"]["overhead"]["cpu"], "250m");
+    assert_eq!(
+        written["spec"]["volumes"][0]["emptyDir"]["sizeLimit"],
+        "1Gi"
+    );
+    // Already canonical: nothing to rewrite, the body goes on as sent.
+    let mut canonical = written.clone();
+    let checked = check_fields("", "v1", "Pod", None, &mut canonical, None).unwrap();
+    assert!(!checked.rewritten);
+    assert_eq!(canonical, written);
+    // A quota's hard limits, a workload's template, a claim.
+    let mut quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+        "spec": {"hard": {"pods": 10, "requests.cpu": "4000m", "count/configmaps": "5"}}});
+    check_fields("", "v1", "ResourceQuota", None, &mut quota, None).unwrap();
+    assert_eq!(
+        quota["spec"]["hard"],
+        json!({"pods": "10", "requests.cpu": "4", "count/configmaps": "5"})
+    );
+    let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "i", "resources": {"limits": {"memory": "1000Mi"}}}]}}}});
+    check_fields("apps", "v1", "Deployment", None, &mut deployment, None).unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "1000Mi"
+    );
+    let mut claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
+        "spec": {"resources": {"requests": {"storage": "1000M"}}}});
+    check_fields("", "v1", "PersistentVolumeClaim", None, &mut claim, None).unwrap();
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1G");
+    // Text that is not a quantity is upstream's decoding error, a 400.
+    let mut bad = pod(json!({"containers": [{"name": "c", "image": "i",
+        "resources": {"requests": {"cpu": "abc"}}}]}));
+    assert_eq!(
+        check_fields("", "v1", "Pod", None, &mut bad, None),
+        Err("Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'".into())
+    );
+    assert_eq!(
+        check_fields("", "v1", "Pod", None, &mut bad, Some(&written)),
+        Err("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'".into())
+    );
+    // Kinds without a quantity are not walked at all.
+    let c = catalog();
+    assert!(c.quantity_holders.contains("io.k8s.api.core.v1.Pod"));
+    assert!(
+        c.quantity_holders
+            .contains("io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler")
+    );
+    assert!(!c.quantity_holders.contains("io.k8s.api.core.v1.ConfigMap"));
+    assert!(
+        !c.quantity_holders
+            .contains("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
     );
 }

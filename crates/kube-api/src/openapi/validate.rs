@@ -2,6 +2,9 @@
 //! kube-apiserver's strict decoding reports them (`spec.containers[0].foo`), and their removal,
 //! as its decoding drops them.
 
+use std::collections::HashSet;
+
+use localfargate_core::quantity;
 use serde_json::{Map, Value};
 
 const OBJECT_META: &str = "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
@@ -386,4 +389,122 @@ fn check_type<'a>(
         _ => {}
     }
     None
+}
+
+/// The definitions that hold a Quantity somewhere below them (`PodSpec`, `Container`,
+/// `ResourceRequirements`, …): the quantity walk goes only into these.
+pub fn quantity_holders(definitions: &Map<String, Value>) -> HashSet<String> {
+    fn refs_in<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
+        match schema {
+            Value::Object(fields) => {
+                for (k, v) in fields {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => {
+                            if let Some(name) = r.strip_prefix("#/definitions/") {
+                                out.push(name);
+                            }
+                        }
+                        _ => refs_in(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| refs_in(i, out)),
+            _ => {}
+        }
+    }
+    let refs: Vec<(&str, Vec<&str>)> = definitions
+        .iter()
+        .map(|(name, schema)| {
+            let mut out = Vec::new();
+            refs_in(schema, &mut out);
+            (name.as_str(), out)
+        })
+        .collect();
+    let mut holders: HashSet<String> = HashSet::new();
+    // To a fixed point: a definition holds one when it refers to a Quantity or to a holder.
+    loop {
+        let before = holders.len();
+        for (name, to) in &refs {
+            if !holders.contains(*name) && to.iter().any(|r| *r == QUANTITY || holders.contains(*r))
+            {
+                holders.insert(name.to_string());
+            }
+        }
+        if holders.len() == before {
+            return holders;
+        }
+    }
+}
+
+/// kube-apiserver decodes every Quantity field into a `resource.Quantity` and encodes it back in
+/// its canonical form, so what it stores and answers is `1` for a written `1000m`, `512Mi` for
+/// `0.5Gi`, and text for a written number. The same here: each Quantity value of `obj` (of
+/// definition `name`) rewritten in canonical form (`Ok(true)` when one changed), or, for text
+/// that is not a quantity, upstream's decoding error (`resource.ErrFormatWrong`).
+pub fn canonicalize_quantities(
+    definitions: &Map<String, Value>,
+    holders: &HashSet<String>,
+    name: &str,
+    obj: &mut Value,
+) -> Result<bool, &'static str> {
+    let mut changed = false;
+    if let Some(schema) = definitions.get(name).filter(|_| holders.contains(name)) {
+        canonicalize(definitions, holders, schema, obj, &mut changed)?;
+    }
+    Ok(changed)
+}
+
+fn canonicalize(
+    definitions: &Map<String, Value>,
+    holders: &HashSet<String>,
+    schema: &Value,
+    value: &mut Value,
+    changed: &mut bool,
+) -> Result<(), &'static str> {
+    let (resolved, name) = resolve_named(definitions, schema);
+    match name {
+        Some(QUANTITY) => {
+            let canonical = match value {
+                Value::String(s) => quantity::canonical_text(s),
+                Value::Number(n) => quantity::canonical_text(&n.to_string()),
+                // Another JSON type is the type check's to report; null is the zero value.
+                _ => return Ok(()),
+            }
+            .map_err(|_| quantity::FORMAT_MESSAGE)?;
+            if value.as_str() != Some(canonical.as_str()) {
+                *value = Value::String(canonical);
+                *changed = true;
+            }
+            return Ok(());
+        }
+        Some(n) if !holders.contains(n) => return Ok(()),
+        _ => {}
+    }
+    match value {
+        Value::Object(fields) => {
+            if let Some(properties) = resolved.get("properties").and_then(Value::as_object) {
+                for (field, v) in fields.iter_mut() {
+                    if let Some(s) = properties.get(field) {
+                        canonicalize(definitions, holders, s, v, changed)?;
+                    }
+                }
+            } else if let Some(values) = resolved
+                .get("additionalProperties")
+                .filter(|a| a.is_object())
+            {
+                for v in fields.values_mut() {
+                    canonicalize(definitions, holders, values, v, changed)?;
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = resolved.get("items").filter(|i| i.is_object()) {
+                for v in items {
+                    canonicalize(definitions, holders, item, v, changed)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }

@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use localfargate_core::quantity::{self, Format};
-
-const NANOS_PER_UNIT: u128 = 1_000_000_000;
+use localfargate_core::quantity::{self, Format, NANOS_PER_UNIT};
 
 /// A non-negative quantity, in nano-units, with the format it prints in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +63,7 @@ impl std::ops::Add for Amount {
 
 impl std::fmt::Display for Amount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = if self.nanos.is_multiple_of(NANOS_PER_UNIT) {
-            let units = u64::try_from(self.nanos / NANOS_PER_UNIT).unwrap_or(u64::MAX);
-            quantity::canonical(units, self.format)
-        } else {
-            let nanos = u64::try_from(self.nanos).unwrap_or(u64::MAX);
-            quantity::format_decimal_si(nanos, -9)
-        };
+        let text = quantity::canonical_nanos(false, self.nanos, self.format);
         f.write_str(&text)
     }
 }
