@@ -471,6 +471,46 @@ spec:
             "{shown}"
         );
     }
+    // The same for bodies that are no stored object, sent as written by `kubectl create
+    // --raw`: a TokenRequest, an access review, an Eviction and a Binding.
+    c.ok(&["create", "serviceaccount", "robot"]);
+    c.ok(&["run", "evictable", "--image=busybox"]);
+    let bodies = std::env::temp_dir().join(format!("lf-bodies-{}", std::process::id()));
+    std::fs::create_dir_all(&bodies).unwrap();
+    for (path, body, said) in [
+        (
+            "/api/v1/namespaces/default/serviceaccounts/robot/token",
+            r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":"soon"}}"#,
+            "TokenRequest in version \"v1\" cannot be handled as a TokenRequest: json: cannot unmarshal string into Go struct field TokenRequestSpec.spec.expirationSeconds of type int64",
+        ),
+        (
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":5}}}"#,
+            "SelfSubjectAccessReview in version \"v1\" cannot be handled as a SelfSubjectAccessReview: json: cannot unmarshal number into Go struct field ResourceAttributes.spec.resourceAttributes.verb of type string",
+        ),
+        (
+            "/api/v1/namespaces/default/pods/evictable/eviction",
+            r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"evictable"},"deleteOptions":{"gracePeriodSeconds":"now"}}"#,
+            "Eviction in version \"v1\" cannot be handled as a Eviction: json: cannot unmarshal string into Go struct field DeleteOptions.deleteOptions.gracePeriodSeconds of type int64",
+        ),
+        (
+            "/api/v1/namespaces/default/pods/evictable/binding",
+            r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"evictable"},"target":{"name":7}}"#,
+            "Binding in version \"v1\" cannot be handled as a Binding: json: cannot unmarshal number into Go struct field ObjectReference.target.name of type string",
+        ),
+    ] {
+        let file = bodies.join("body.json");
+        std::fs::write(&file, body).unwrap();
+        let shown = c.fails(&["create", "--raw", path, "-f", &file.display().to_string()]);
+        assert!(
+            shown.contains(&format!("Error from server (BadRequest): {said}")),
+            "{path}: {shown}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&bodies);
+    // Well typed, the same endpoints answer (the pod is still there: the eviction was refused).
+    assert!(!c.ok(&["create", "token", "robot"]).trim().is_empty());
+    c.ok(&["get", "pod", "evictable"]);
     let big = "x".repeat(1024 * 1024 + 1);
     let file = std::env::temp_dir().join(format!("lf-big-{}", std::process::id()));
     std::fs::write(&file, &big).unwrap();

@@ -77,6 +77,24 @@ spec:
         pod["metadata"]["ownerReferences"][0]["kind"],
         "ReplicationController"
     );
+    // Its scale subresource, as an autoscaler reads it: the selector as label-selector text
+    // (it once came back empty for a ReplicationController).
+    c.eventually("the RC's /scale counts 3", || {
+        let scale: serde_json::Value = serde_json::from_str(&c.ok(
+            V,
+            &[
+                "get",
+                "--raw",
+                "/api/v1/namespaces/apps/replicationcontrollers/legacy/scale",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(scale["kind"], "Scale", "{scale:#}");
+        assert_eq!(scale["apiVersion"], "autoscaling/v1");
+        assert_eq!(scale["spec"]["replicas"], 3);
+        assert_eq!(scale["status"]["selector"], "app=legacy", "{scale:#}");
+        scale["status"]["replicas"] == 3
+    });
     let table = c.ok(V, &["get", "rc", "legacy", "-n", "apps"]);
     assert!(table.lines().next().unwrap().contains("DESIRED"), "{table}");
 }

@@ -58,6 +58,28 @@ fn body_value(headers: &HeaderMap, body: &Bytes) -> Result<Value, KubeError> {
     })
 }
 
+/// The body of a request that is no stored object (a subresource's TokenRequest, Eviction or
+/// Binding), refused with kube-apiserver's decoding error when a value has the wrong JSON type
+/// for `default`, the endpoint's kind (or the body's own, when it names another served one).
+fn checked_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    default: (&str, &str, &str),
+) -> Result<Value, KubeError> {
+    let value = body_value(headers, body)?;
+    crate::openapi::decode_check(default, &value).map_err(KubeError::BadRequest)?;
+    Ok(value)
+}
+
+/// [`checked_body`] for a kind that can only be created (the reviews).
+fn decoded_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    rt: &localfargate_registry::resources::ResourceType,
+) -> Result<Value, KubeError> {
+    checked_body(headers, body, (rt.group, rt.version, rt.kind))
+}
+
 fn namespace(target: &Target) -> &str {
     target.namespace.as_deref().unwrap_or("")
 }
@@ -74,13 +96,15 @@ pub async fn handle(
 ) -> Response {
     if target.rt.create_only {
         let answered = match (method == Method::POST, target.name.is_none()) {
-            (true, true) if target.rt.kind == "TokenReview" => body_value(&headers, &body)
-                .and_then(|v| crate::authn::token_review(&api.info, v))
-                .map_or_else(
-                    |e| error_response(&e),
-                    |v| json_response(StatusCode::CREATED, &v),
-                ),
-            (true, true) => body_value(&headers, &body)
+            (true, true) if target.rt.kind == "TokenReview" => {
+                decoded_body(&headers, &body, target.rt)
+                    .and_then(|v| crate::authn::token_review(&api.info, v))
+                    .map_or_else(
+                        |e| error_response(&e),
+                        |v| json_response(StatusCode::CREATED, &v),
+                    )
+            }
+            (true, true) => decoded_body(&headers, &body, target.rt)
                 .and_then(|v| authz::review(&api.authorizer, &user, &target, v))
                 .map_or_else(
                     |e| error_response(&e),
@@ -330,7 +354,11 @@ async fn dispatch(
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::POST, Some(name), Some("token")) if rt.resource == "serviceaccounts" => {
-            let mut value = body_value(headers, body)?;
+            let mut value = checked_body(
+                headers,
+                body,
+                ("authentication.k8s.io", "v1", "TokenRequest"),
+            )?;
             api.objects.admit_subresource_create(
                 rt,
                 namespace(target),
@@ -351,7 +379,7 @@ async fn dispatch(
             Ok(json_response(StatusCode::CREATED, &answered))
         }
         (Method::POST, Some(name), Some("binding")) => {
-            let mut value = body_value(headers, body)?;
+            let mut value = checked_body(headers, body, ("", "v1", "Binding"))?;
             // Webhooks that take `pods/binding` CREATE see (and may refuse) it first.
             api.objects.admit_subresource_create(
                 rt,
@@ -365,7 +393,7 @@ async fn dispatch(
             bind(api, namespace(target), name, &value, dry_run(query))
         }
         (Method::POST, Some(name), Some("eviction")) => {
-            let mut value = body_value(headers, body)?;
+            let mut value = checked_body(headers, body, ("policy", "v1", "Eviction"))?;
             let dry = dry_run(query) || dry_run_all(eviction_options(&value)?.as_ref());
             api.objects.admit_subresource_create(
                 rt,

@@ -514,6 +514,36 @@ pub fn check_fields(
     Ok(checked)
 }
 
+/// kube-apiserver's decoding error for a request body that is no stored object (a review, a
+/// TokenRequest, an Eviction, a Binding): `TokenRequest in version "v1" cannot be handled as a
+/// TokenRequest: json: cannot unmarshal string into Go struct field
+/// TokenRequestSpec.spec.expirationSeconds of type int64`. The body's own `apiVersion` and
+/// `kind` name its type when the served catalog knows them, else `default` (group, version,
+/// kind) does, as upstream decodes into the endpoint's kind.
+pub fn decode_check(default: (&str, &str, &str), obj: &Value) -> Result<(), String> {
+    let Ok(catalog) = served() else {
+        return Ok(());
+    };
+    let (group, version) = match obj.get("apiVersion").and_then(Value::as_str) {
+        Some(api_version) => api_version.split_once('/').unwrap_or(("", api_version)),
+        None => ("", ""),
+    };
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let ((_, version, kind), name) = match catalog.definition_of(group, version, kind) {
+        Some(name) => ((group, version, kind), name),
+        None => match catalog.definition_of(default.0, default.1, default.2) {
+            Some(name) => (default, name),
+            None => return Ok(()),
+        },
+    };
+    match validate::type_error(&catalog.definitions, name, obj) {
+        Some(e) => Err(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {e}"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The Quantity fields of `obj`, of definition `name`, in canonical form (see
 /// `validate::canonicalize_quantities`); whether one changed, or upstream's decoding error.
 fn canonical_quantities(
