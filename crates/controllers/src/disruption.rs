@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::ReplicationController;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::{Metadata, Resource};
-use localfargate_registry::disruption::{covers, status};
+use localfargate_registry::disruption::{covered, status};
 use localfargate_registry::meta;
 use localfargate_registry::objects::{Objects, name_of, namespace_of, resource};
 use localfargate_registry::typed;
@@ -86,11 +86,7 @@ fn sync(objects: &Objects, namespaces: Option<&BTreeSet<String>>) {
         let Ok((pods, _)) = objects.list(resource("", "pods"), Some(ns)) else {
             continue;
         };
-        let covered: Vec<&Value> = pods
-            .iter()
-            .map(|o| &o.value)
-            .filter(|p| covers(pdb, p))
-            .collect();
+        let covered: Vec<&Value> = covered(pdb, pods.iter().map(|o| &o.value)).collect();
         let expected = expected_scale(objects, &covered);
         // The status is the JSON `registry::disruption::status` computes from the budget's
         // JSON: compared with, and written over, the stored status as JSON.

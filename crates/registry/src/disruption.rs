@@ -41,13 +41,23 @@ fn selector(pdb: &PodDisruptionBudget) -> Option<LabelSelector> {
     LabelSelector::from_typed(selector).ok()
 }
 
-/// The pods a budget covers: its namespace's pods its selector matches (an empty selector
-/// matches every one, a missing one none, as in policy/v1).
+/// Whether a budget covers a pod: a pod of its namespace its selector matches (an empty
+/// selector matches every one, a missing one none, as in policy/v1).
 pub fn covers(pdb: &Value, pod: &Value) -> bool {
-    namespace_of(pdb) == namespace_of(pod)
-        && decoded(pdb)
-            .and_then(|pdb| selector(&pdb))
-            .is_some_and(|s| s.matches(labels_of(pod)))
+    covered(pdb, std::iter::once(pod)).next().is_some()
+}
+
+/// The pods of `pods` a budget covers ([`covers`]), its selector read once for all of them.
+pub fn covered<'a>(
+    pdb: &Value,
+    pods: impl Iterator<Item = &'a Value>,
+) -> impl Iterator<Item = &'a Value> {
+    let namespace = namespace_of(pdb).to_string();
+    let selector = decoded(pdb).and_then(|pdb| selector(&pdb));
+    pods.filter(move |pod| {
+        namespace_of(pod) == namespace
+            && selector.as_ref().is_some_and(|s| s.matches(labels_of(pod)))
+    })
 }
 
 /// A pod that counts as healthy: ready and not being deleted.
