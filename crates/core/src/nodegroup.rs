@@ -2,6 +2,8 @@
 //! the default scheduler's filters that decide whether a pod fits one (node selector, required node
 //! affinity, taints and tolerations, resources), with upstream's wording.
 
+pub mod drain;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, Pod, Toleration};

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use localfargate_core::eks::{CLUSTER_KIND, NODEGROUP_KIND, UPDATE_KIND, parse_cidr};
 use localfargate_core::eks_catalog;
-use localfargate_core::selectors::LabelSelector;
+use localfargate_core::nodegroup::drain;
 use localfargate_store::Tx;
 use serde_json::{Map, Value, json};
 
@@ -691,10 +691,8 @@ pub fn update_nodegroup_config(
     })
 }
 
-/// EKS drains a node group's nodes to update their version: a pod on them that a
-/// PodDisruptionBudget allows no disruption of (`status.disruptionsAllowed: 0`, selected by its
-/// `matchLabels`) makes the update fail with PodEvictionFailure, unless `force`. The nodes that
-/// hold such pods, if any.
+/// The nodes of node group `ng` whose pods a PodDisruptionBudget keeps from being evicted
+/// (`core::nodegroup::drain`), read from the cluster's objects in this transaction.
 fn eviction_blocked_nodes(
     tx: &mut dyn Tx,
     cluster: &str,
@@ -703,73 +701,22 @@ fn eviction_blocked_nodes(
     // Read as k8s-openapi's types, as the registry stores them (a rare call: every node,
     // budget and pod of the cluster is decoded; one that does not decode is left out).
     fn decoded<K: serde::de::DeserializeOwned>(
-        o: &std::sync::Arc<localfargate_store::Object>,
-    ) -> Option<K> {
-        K::deserialize(&o.value).ok()
+        objects: Vec<std::sync::Arc<localfargate_store::Object>>,
+    ) -> Vec<K> {
+        objects
+            .iter()
+            .filter_map(|o| K::deserialize(&o.value).ok())
+            .collect()
     }
     let kind = format!("k8s/{cluster}");
-    let nodes: BTreeSet<String> = tx
-        .list(&kind, "core/nodes/")?
-        .iter()
-        .filter_map(decoded::<Node>)
-        .filter(|n| {
-            n.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("eks.amazonaws.com/nodegroup"))
-                .is_some_and(|g| g == ng)
-        })
-        .filter_map(|n| n.metadata.name)
-        .collect();
-    if nodes.is_empty() {
+    let nodes: Vec<Node> = decoded(tx.list(&kind, "core/nodes/")?);
+    let budgets: Vec<PodDisruptionBudget> =
+        decoded(tx.list(&kind, "policy/poddisruptionbudgets/")?);
+    if nodes.is_empty() || budgets.is_empty() {
         return Ok(Vec::new());
     }
-    let budgets: Vec<(Option<String>, LabelSelector)> = tx
-        .list(&kind, "policy/poddisruptionbudgets/")?
-        .iter()
-        .filter_map(decoded::<PodDisruptionBudget>)
-        .filter(|b| b.status.as_ref().map(|s| s.disruptions_allowed) == Some(0))
-        .filter_map(|b| {
-            let selector = b.spec.as_ref()?.selector.as_ref()?;
-            Some((
-                b.metadata.namespace,
-                LabelSelector::from_typed(selector).ok()?,
-            ))
-        })
-        .collect();
-    if budgets.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut blocked = BTreeSet::new();
-    for pod in tx
-        .list(&kind, "core/pods/")?
-        .iter()
-        .filter_map(decoded::<Pod>)
-    {
-        let Some(node) = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_deref())
-            .filter(|n| nodes.contains(*n))
-        else {
-            continue;
-        };
-        let labels: Map<String, Value> = pod
-            .metadata
-            .labels
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        // An empty selector selects every pod of its namespace (policy/v1).
-        let held = budgets.iter().any(|(namespace, selector)| {
-            *namespace == pod.metadata.namespace && selector.matches(Some(&labels))
-        });
-        if held {
-            blocked.insert(node.to_string());
-        }
-    }
-    Ok(blocked.into_iter().collect())
+    let pods: Vec<Pod> = decoded(tx.list(&kind, "core/pods/")?);
+    Ok(drain::eviction_blocked_nodes(ng, &nodes, &budgets, &pods))
 }
 
 pub fn update_nodegroup_version(
