@@ -302,6 +302,29 @@ regarding: {apiVersion: v1, kind: Namespace, name: default}
     );
     assert_eq!(new["note"], "said hello", "{new:#}");
     assert_eq!(new["regarding"]["name"], "default");
+    // Timestamps are stored as kube-apiserver's Go types write them back: a Time in UTC to the
+    // second, a MicroTime in UTC to the microsecond; one Go cannot parse is its error.
+    let lease = c.apply(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: leader}\nspec:\n  holderIdentity: me\n  leaseDurationSeconds: 15\n  acquireTime: \"2026-01-01T02:00:00.000000+02:00\"\n  renewTime: \"2026-01-01T02:00:10.123456+02:00\"\n",
+    );
+    assert!(lease.status.success(), "{}", text(&lease));
+    let stored = c.json("1.31", &["get", "lease", "leader"]);
+    assert_eq!(stored["spec"]["acquireTime"], "2026-01-01T00:00:00.000000Z");
+    assert_eq!(stored["spec"]["renewTime"], "2026-01-01T00:00:10.123456Z");
+    let event = c.apply(
+        "apiVersion: v1\nkind: Event\nmetadata: {name: dated}\ninvolvedObject: {kind: Namespace, name: default}\nreason: Dated\nfirstTimestamp: \"2026-01-01T02:00:00.75+02:00\"\n",
+    );
+    assert!(event.status.success(), "{}", text(&event));
+    let stored = c.json("1.31", &["get", "event", "dated"]);
+    assert_eq!(stored["firstTimestamp"], "2026-01-01T00:00:00Z");
+    let naive = c.apply(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: naive}\nspec: {renewTime: \"2026-01-01T02:00:10.123456\"}\n",
+    );
+    assert!(
+        text(&naive).contains("Error from server (BadRequest): error when creating \"STDIN\": Lease in version \"v1\" cannot be handled as a Lease: parsing time \"2026-01-01T02:00:10.123456\" as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse \"\" as \"Z07:00\""),
+        "{}",
+        text(&naive)
+    );
     let out = c.apply(
         r#"
 apiVersion: policy/v1

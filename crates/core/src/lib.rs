@@ -10,6 +10,7 @@ pub mod fargate_spot;
 pub mod glob;
 pub mod go_duration;
 pub mod go_format;
+pub mod go_time;
 pub mod iam_policy;
 pub mod logging;
 pub mod match_conditions;

@@ -1,5 +1,5 @@
 //! What the front end's decode checks cost per written pod: `openapi::check_fields` (Go's JSON
-//! types, quantities put in canonical form, unknown fields), and the quantity walk alone, beside
+//! types, quantities and timestamps in their stored form, unknown fields), and that walk alone, beside
 //! their anchor in the same run, parsing the pod's JSON body (what every write does first).
 //! Run with `cargo bench -p localfargate-kube-api --bench field_check`.
 
@@ -57,10 +57,10 @@ fn bench(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
-    group.bench_function("quantities alone", |b| {
+    group.bench_function("quantities and timestamps alone", |b| {
         b.iter_batched(
             || pod.clone(),
-            |mut p| black_box(openapi::canonicalize_quantities("", "v1", "Pod", &mut p).ok()),
+            |mut p| black_box(openapi::reencode_values("", "v1", "Pod", &mut p).ok()),
             criterion::BatchSize::SmallInput,
         )
     });

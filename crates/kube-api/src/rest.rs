@@ -923,7 +923,7 @@ fn patch(
             ownership(&api_version, &manager, sub),
         )
         .map_err(apply_error)?;
-        crate::openapi::canonicalize_quantities(rt.group, rt.version, rt.kind, &mut obj)
+        crate::openapi::reencode_values(rt.group, rt.version, rt.kind, &mut obj)
             .map_err(KubeError::BadRequest)?;
         if name_of(&obj) != name {
             return Err(KubeError::BadRequest(format!(
@@ -953,10 +953,8 @@ fn patch(
                     let mut new =
                         field_manager::apply(Some(current), intent, schema, scope, force, req)
                             .map_err(apply_error)?;
-                    crate::openapi::canonicalize_quantities(
-                        rt.group, rt.version, rt.kind, &mut new,
-                    )
-                    .map_err(KubeError::BadRequest)?;
+                    crate::openapi::reencode_values(rt.group, rt.version, rt.kind, &mut new)
+                        .map_err(KubeError::BadRequest)?;
                     new
                 }
                 None => {

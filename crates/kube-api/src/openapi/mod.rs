@@ -210,10 +210,10 @@ impl CatalogBuilder {
             .collect();
         group_versions.sort();
         group_versions.dedup();
-        let quantity_holders = validate::quantity_holders(&definitions);
+        let reencoded_holders = validate::reencoded_holders(&definitions);
         Ok(Catalog {
             v2,
-            quantity_holders,
+            reencoded_holders,
             definitions,
             kinds,
             group_versions,
@@ -260,8 +260,8 @@ pub struct Catalog {
     v2: Value,
     /// `v2.definitions`, by name.
     definitions: serde_json::Map<String, Value>,
-    /// The definitions with a Quantity somewhere below them.
-    quantity_holders: HashSet<String>,
+    /// The definitions with a quantity or a timestamp somewhere below them.
+    reencoded_holders: HashSet<String>,
     /// The definition of each group-version-kind.
     kinds: HashMap<(String, String, String), String>,
     group_versions: Vec<GroupVersion>,
@@ -504,13 +504,13 @@ pub fn check_fields(
             format!("{kind} in version {version:?} cannot be handled as a {kind}: {e}")
         });
     }
-    let canonicalized = canonical_quantities(catalog, name, kind, version, obj, before.is_some())?;
+    let reencoded = reencode(catalog, name, kind, version, obj, before.is_some())?;
     let had = before
         .map(|b| validate::unknown_fields(&catalog.definitions, name, b))
         .unwrap_or_default();
     let dropped = validate::prune(&catalog.definitions, name, obj, &had);
     let mut checked = apply_directive(kind, version, directive, dropped, before.is_some())?;
-    checked.rewritten |= canonicalized;
+    checked.rewritten |= reencoded;
     Ok(checked)
 }
 
@@ -544,9 +544,9 @@ pub fn decode_check(default: (&str, &str, &str), obj: &Value) -> Result<(), Stri
     }
 }
 
-/// The Quantity fields of `obj`, of definition `name`, in canonical form (see
-/// `validate::canonicalize_quantities`); whether one changed, or upstream's decoding error.
-fn canonical_quantities(
+/// The quantities and timestamps of `obj`, of definition `name`, in the form kube-apiserver
+/// stores them (see `validate::reencode`); whether one changed, or upstream's decoding error.
+fn reencode(
     catalog: &Catalog,
     name: &str,
     kind: &str,
@@ -554,21 +554,20 @@ fn canonical_quantities(
     obj: &mut Value,
     patched: bool,
 ) -> Result<bool, String> {
-    validate::canonicalize_quantities(&catalog.definitions, &catalog.quantity_holders, name, obj)
-        .map_err(|e| {
-            if patched {
-                e.to_string()
-            } else {
-                format!("{kind} in version {version:?} cannot be handled as a {kind}: {e}")
-            }
-        })
+    validate::reencode(&catalog.definitions, &catalog.reencoded_holders, name, obj).map_err(|e| {
+        if patched {
+            e
+        } else {
+            format!("{kind} in version {version:?} cannot be handled as a {kind}: {e}")
+        }
+    })
 }
 
-/// The Quantity fields of `obj`, of a built-in kind, in the canonical form kube-apiserver
-/// stores (`1000m` → `1`, a number → text), for writes that skip [`check_fields`] (server-side
-/// apply's merged object): `Err` with upstream's `BadRequest` message for text that is not a
-/// quantity.
-pub fn canonicalize_quantities(
+/// The quantities and timestamps of `obj`, of a built-in kind, in the form kube-apiserver
+/// stores them (`1000m` → `1`, a number → text, a time in UTC to the second), for writes that
+/// skip [`check_fields`] (server-side apply's merged object): `Err` with upstream's
+/// `BadRequest` message for a value that does not parse.
+pub fn reencode_values(
     group: &str,
     version: &str,
     kind: &str,
@@ -578,7 +577,7 @@ pub fn canonicalize_quantities(
         return Ok(());
     };
     match catalog.definition_of(group, version, kind) {
-        Some(name) => canonical_quantities(catalog, name, kind, version, obj, true).map(|_| ()),
+        Some(name) => reencode(catalog, name, kind, version, obj, true).map(|_| ()),
         None => Ok(()),
     }
 }

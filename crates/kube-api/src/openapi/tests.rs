@@ -860,16 +860,73 @@ fn quantities_are_written_back_in_canonical_form_as_kube_apiserver_stores_them()
         check_fields("", "v1", "Pod", None, &mut bad, Some(&written)),
         Err("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'".into())
     );
-    // Kinds without a quantity are not walked at all.
+    // Definitions that hold neither a quantity nor a timestamp are not walked at all.
     let c = catalog();
-    assert!(c.quantity_holders.contains("io.k8s.api.core.v1.Pod"));
+    assert!(c.reencoded_holders.contains("io.k8s.api.core.v1.Pod"));
     assert!(
-        c.quantity_holders
+        c.reencoded_holders
             .contains("io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler")
     );
-    assert!(!c.quantity_holders.contains("io.k8s.api.core.v1.ConfigMap"));
     assert!(
-        !c.quantity_holders
+        c.reencoded_holders
             .contains("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+    );
+    assert!(
+        !c.reencoded_holders
+            .contains("io.k8s.api.core.v1.ConfigMapKeySelector")
+    );
+    assert!(
+        !c.reencoded_holders
+            .contains("io.k8s.api.core.v1.ServicePort")
+    );
+}
+
+#[test]
+fn timestamps_are_written_back_in_utc_as_kube_apiserver_stores_them() {
+    // metav1.Time: UTC, to the second; metav1.MicroTime: UTC, to the microsecond.
+    let mut event = json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "e", "namespace": "default", "creationTimestamp": null},
+        "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Tested",
+        "firstTimestamp": "2024-01-01T10:00:00.5+02:00", "lastTimestamp": "2024-01-01T08:00:00Z",
+        "eventTime": "2024-01-01T10:00:00.123456+02:00"});
+    let checked = check_fields("", "v1", "Event", None, &mut event, None).unwrap();
+    assert!(checked.rewritten);
+    assert_eq!(event["firstTimestamp"], "2024-01-01T08:00:00Z");
+    assert_eq!(event["lastTimestamp"], "2024-01-01T08:00:00Z");
+    assert_eq!(event["eventTime"], "2024-01-01T08:00:00.123456Z");
+    assert_eq!(event["metadata"]["creationTimestamp"], Value::Null);
+    let mut lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "l"}, "spec": {"holderIdentity": "me",
+        "renewTime": "2024-01-01T08:00:00.000001-00:30"}});
+    check_fields("coordination.k8s.io", "v1", "Lease", None, &mut lease, None).unwrap();
+    assert_eq!(lease["spec"]["renewTime"], "2024-01-01T08:30:00.000001Z");
+    // Conditions in a status, as a PUT to /status writes them.
+    let mut status = pod(json!({"containers": [{"name": "c", "image": "i"}]}));
+    status["status"] = json!({"conditions": [{"type": "Ready", "status": "True",
+        "lastTransitionTime": "2024-01-01T08:00:00.999+00:00"}], "startTime": "2024-01-01T08:00:00Z"});
+    check_fields("", "v1", "Pod", None, &mut status, None).unwrap();
+    assert_eq!(
+        status["status"]["conditions"][0]["lastTransitionTime"],
+        "2024-01-01T08:00:00Z"
+    );
+    // Already in stored form: nothing rewritten.
+    let mut again = status.clone();
+    assert!(
+        !check_fields("", "v1", "Pod", None, &mut again, None)
+            .unwrap()
+            .rewritten
+    );
+    // A time Go's parser refuses: its error, as kube-apiserver's decoding error.
+    let mut naive = lease.clone();
+    naive["spec"]["acquireTime"] = json!("2024-01-01T08:00:00.123456");
+    assert_eq!(
+        check_fields("coordination.k8s.io", "v1", "Lease", None, &mut naive, None),
+        Err("Lease in version \"v1\" cannot be handled as a Lease: parsing time \"2024-01-01T08:00:00.123456\" as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse \"\" as \"Z07:00\"".into())
+    );
+    let mut yesterday = event.clone();
+    yesterday["lastTimestamp"] = json!("yesterday");
+    assert_eq!(
+        check_fields("", "v1", "Event", None, &mut yesterday, Some(&event)),
+        Err("parsing time \"yesterday\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"yesterday\" as \"2006\"".into())
     );
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use localfargate_core::quantity;
+use localfargate_core::{go_time, quantity};
 use serde_json::{Map, Value};
 
 const OBJECT_META: &str = "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
@@ -391,9 +391,20 @@ fn check_type<'a>(
     None
 }
 
-/// The definitions that hold a Quantity somewhere below them (`PodSpec`, `Container`,
-/// `ResourceRequirements`, …): the quantity walk goes only into these.
-pub fn quantity_holders(definitions: &Map<String, Value>) -> HashSet<String> {
+/// A timestamp's Go type (`metav1.Time`, stored to the second).
+const TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Time";
+/// A timestamp to the microsecond (`metav1.MicroTime`: Events, Leases).
+const MICRO_TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime";
+
+/// The definitions whose Go types decode a value and encode it back in another form than it
+/// came in: quantities and timestamps.
+fn is_reencoded(name: &str) -> bool {
+    matches!(name, QUANTITY | TIME | MICRO_TIME)
+}
+
+/// The definitions that hold a quantity or a timestamp somewhere below them (`PodSpec`,
+/// `Container`, `ObjectMeta`, …): the re-encoding walk goes only into these.
+pub fn reencoded_holders(definitions: &Map<String, Value>) -> HashSet<String> {
     fn refs_in<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
         match schema {
             Value::Object(fields) => {
@@ -421,11 +432,12 @@ pub fn quantity_holders(definitions: &Map<String, Value>) -> HashSet<String> {
         })
         .collect();
     let mut holders: HashSet<String> = HashSet::new();
-    // To a fixed point: a definition holds one when it refers to a Quantity or to a holder.
+    // To a fixed point: a definition holds one when it refers to one or to a holder.
     loop {
         let before = holders.len();
         for (name, to) in &refs {
-            if !holders.contains(*name) && to.iter().any(|r| *r == QUANTITY || holders.contains(*r))
+            if !holders.contains(*name)
+                && to.iter().any(|r| is_reencoded(r) || holders.contains(*r))
             {
                 holders.insert(name.to_string());
             }
@@ -436,43 +448,88 @@ pub fn quantity_holders(definitions: &Map<String, Value>) -> HashSet<String> {
     }
 }
 
-/// kube-apiserver decodes every Quantity field into a `resource.Quantity` and encodes it back in
-/// its canonical form, so what it stores and answers is `1` for a written `1000m`, `512Mi` for
-/// `0.5Gi`, and text for a written number. The same here: each Quantity value of `obj` (of
-/// definition `name`) rewritten in canonical form (`Ok(true)` when one changed), or, for text
-/// that is not a quantity, upstream's decoding error (`resource.ErrFormatWrong`).
-pub fn canonicalize_quantities(
+/// kube-apiserver decodes a body into its Go type and encodes that back, and two kinds of value
+/// come back in another form than they were written:
+/// - a Quantity in its canonical form: `1` for a written `1000m`, `512Mi` for `0.5Gi`, text for
+///   a written number;
+/// - a Time in UTC to the second (`2024-01-01T10:00:00.5+02:00` → `2024-01-01T08:00:00Z`), a
+///   MicroTime in UTC to the microsecond; Go's zero time as `null`.
+///
+/// The same here: each such value of `obj` (of definition `name`) rewritten (`Ok(true)` when
+/// one changed), or, for one that does not parse, upstream's decoding error (the text of
+/// `resource.ErrFormatWrong` or of Go's `time.ParseError`).
+pub fn reencode(
     definitions: &Map<String, Value>,
     holders: &HashSet<String>,
     name: &str,
     obj: &mut Value,
-) -> Result<bool, &'static str> {
+) -> Result<bool, String> {
     let mut changed = false;
     if let Some(schema) = definitions.get(name).filter(|_| holders.contains(name)) {
-        canonicalize(definitions, holders, schema, obj, &mut changed)?;
+        reencode_value(definitions, holders, schema, obj, &mut changed)?;
     }
     Ok(changed)
 }
 
-fn canonicalize(
+/// Whether a field's schema can lead to a re-encoded value (a map of strings, a plain string,
+/// a definition holding none cannot): fields that cannot are not walked.
+fn may_hold(holders: &HashSet<String>, schema: &Value) -> bool {
+    if let Some(name) = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/definitions/"))
+    {
+        return is_reencoded(name) || holders.contains(name);
+    }
+    if schema.get("properties").is_some() {
+        return true;
+    }
+    if let Some(items) = schema.get("items") {
+        return may_hold(holders, items);
+    }
+    match schema.get("additionalProperties") {
+        Some(values) if values.is_object() => may_hold(holders, values),
+        _ => false,
+    }
+}
+
+/// The stored form of one re-encoded value, or `None` when it stays as it is.
+fn reencoded(name: &str, value: &Value) -> Result<Option<Value>, String> {
+    let canonical = match (name, value) {
+        (QUANTITY, Value::String(s)) => quantity::canonical_text(s).map(Value::String),
+        (QUANTITY, Value::Number(n)) => quantity::canonical_text(&n.to_string()).map(Value::String),
+        (QUANTITY, _) => return Ok(None),
+        (_, Value::String(s)) => {
+            let layout = if name == MICRO_TIME {
+                go_time::Layout::Rfc3339Micro
+            } else {
+                go_time::Layout::Rfc3339
+            };
+            return go_time::canonical(layout, s)
+                .map(|t| Some(t.map_or(Value::Null, Value::String)));
+        }
+        // Another JSON type is the type check's to report; null is the zero value.
+        _ => return Ok(None),
+    };
+    canonical
+        .map(Some)
+        .map_err(|_| quantity::FORMAT_MESSAGE.to_string())
+}
+
+fn reencode_value(
     definitions: &Map<String, Value>,
     holders: &HashSet<String>,
     schema: &Value,
     value: &mut Value,
     changed: &mut bool,
-) -> Result<(), &'static str> {
+) -> Result<(), String> {
     let (resolved, name) = resolve_named(definitions, schema);
     match name {
-        Some(QUANTITY) => {
-            let canonical = match value {
-                Value::String(s) => quantity::canonical_text(s),
-                Value::Number(n) => quantity::canonical_text(&n.to_string()),
-                // Another JSON type is the type check's to report; null is the zero value.
-                _ => return Ok(()),
-            }
-            .map_err(|_| quantity::FORMAT_MESSAGE)?;
-            if value.as_str() != Some(canonical.as_str()) {
-                *value = Value::String(canonical);
+        Some(n) if is_reencoded(n) => {
+            if let Some(stored) = reencoded(n, value)?
+                && stored != *value
+            {
+                *value = stored;
                 *changed = true;
             }
             return Ok(());
@@ -484,23 +541,28 @@ fn canonicalize(
         Value::Object(fields) => {
             if let Some(properties) = resolved.get("properties").and_then(Value::as_object) {
                 for (field, v) in fields.iter_mut() {
-                    if let Some(s) = properties.get(field) {
-                        canonicalize(definitions, holders, s, v, changed)?;
+                    if let Some(s) = properties.get(field)
+                        && may_hold(holders, s)
+                    {
+                        reencode_value(definitions, holders, s, v, changed)?;
                     }
                 }
             } else if let Some(values) = resolved
                 .get("additionalProperties")
-                .filter(|a| a.is_object())
+                .filter(|a| a.is_object() && may_hold(holders, a))
             {
                 for v in fields.values_mut() {
-                    canonicalize(definitions, holders, values, v, changed)?;
+                    reencode_value(definitions, holders, values, v, changed)?;
                 }
             }
         }
         Value::Array(items) => {
-            if let Some(item) = resolved.get("items").filter(|i| i.is_object()) {
+            if let Some(item) = resolved
+                .get("items")
+                .filter(|i| i.is_object() && may_hold(holders, i))
+            {
                 for v in items {
-                    canonicalize(definitions, holders, item, v, changed)?;
+                    reencode_value(definitions, holders, item, v, changed)?;
                 }
             }
         }
