@@ -39,42 +39,43 @@ enum Step {
     Index(usize),
 }
 
-/// The position of the walk in the object.
-struct At {
-    path: String,
-    steps: Vec<Step>,
+/// One step of the walk's position, borrowed from the object: the walk allocates nothing for
+/// the fields it knows (every write of every pod passes here), only for an unknown one.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Field(&'a str),
+    Index(usize),
 }
 
-impl At {
-    fn field(&self, name: &str) -> At {
-        let mut steps = self.steps.clone();
-        steps.push(Step::Field(name.to_string()));
-        At {
-            path: if self.path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{}.{name}", self.path)
-            },
-            steps,
+/// `spec.containers[0].foo`: a position as upstream prints it.
+fn path_of(steps: &[At]) -> String {
+    let mut path = String::new();
+    for step in steps {
+        match step {
+            At::Field(f) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(f);
+            }
+            At::Index(i) => path.push_str(&format!("[{i}]")),
         }
     }
+    path
+}
 
-    fn index(&self, i: usize) -> At {
-        let mut steps = self.steps.clone();
-        steps.push(Step::Index(i));
-        At {
-            path: format!("{}[{i}]", self.path),
-            steps,
-        }
-    }
+/// `{"$ref": ObjectMeta}`: the schema of an embedded resource's `metadata`.
+fn object_meta_schema() -> &'static Value {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| serde_json::json!({"$ref": OBJECT_META}))
 }
 
 /// Walks `value` against `schema`, collecting the fields it does not know.
-fn walk(
-    definitions: &Map<String, Value>,
-    schema: &Value,
-    value: &Value,
-    at: &At,
+fn walk<'a>(
+    definitions: &'a Map<String, Value>,
+    schema: &'a Value,
+    value: &'a Value,
+    at: &mut Vec<At<'a>>,
     out: &mut Vec<Unknown>,
 ) {
     let schema = resolve(definitions, schema);
@@ -89,20 +90,28 @@ fn walk(
             }
             let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
             let embedded = schema["x-kubernetes-embedded-resource"] == true;
-            let object_meta = serde_json::json!({"$ref": OBJECT_META});
             for (name, v) in fields {
                 let field_schema = match properties.and_then(|p| p.get(name)) {
                     Some(s) => Some(s),
-                    None if embedded && name == "metadata" => Some(&object_meta),
+                    None if embedded && name == "metadata" => Some(object_meta_schema()),
                     None if embedded && matches!(name.as_str(), "apiVersion" | "kind") => None,
                     None => match additional {
                         Some(s) if s.is_object() => Some(s),
                         Some(Value::Bool(true)) => None,
                         _ if preserve => None,
                         _ => {
+                            at.push(At::Field(name));
+                            let path = path_of(at);
+                            at.pop();
                             out.push(Unknown {
-                                path: at.field(name).path,
-                                parent: at.steps.clone(),
+                                path,
+                                parent: at
+                                    .iter()
+                                    .map(|s| match s {
+                                        At::Field(f) => Step::Field(f.to_string()),
+                                        At::Index(i) => Step::Index(*i),
+                                    })
+                                    .collect(),
                                 name: name.clone(),
                             });
                             continue;
@@ -110,14 +119,18 @@ fn walk(
                     },
                 };
                 if let Some(s) = field_schema {
-                    walk(definitions, s, v, &at.field(name), out);
+                    at.push(At::Field(name));
+                    walk(definitions, s, v, at, out);
+                    at.pop();
                 }
             }
         }
         Value::Array(items) => {
             if let Some(item) = schema.get("items").filter(|i| i.is_object()) {
                 for (i, v) in items.iter().enumerate() {
-                    walk(definitions, item, v, &at.index(i), out);
+                    at.push(At::Index(i));
+                    walk(definitions, item, v, at, out);
+                    at.pop();
                 }
             }
         }
@@ -128,11 +141,7 @@ fn walk(
 fn unknown(definitions: &Map<String, Value>, name: &str, obj: &Value) -> Vec<Unknown> {
     let mut out = Vec::new();
     if let Some(schema) = definitions.get(name) {
-        let root = At {
-            path: String::new(),
-            steps: Vec::new(),
-        };
-        walk(definitions, schema, obj, &root, &mut out);
+        walk(definitions, schema, obj, &mut Vec::new(), &mut out);
     }
     out
 }
