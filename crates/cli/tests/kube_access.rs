@@ -317,6 +317,22 @@ regarding: {apiVersion: v1, kind: Namespace, name: default}
     assert!(event.status.success(), "{}", text(&event));
     let stored = c.json("1.31", &["get", "event", "dated"]);
     assert_eq!(stored["firstTimestamp"], "2026-01-01T00:00:00Z");
+    // A Secret's data is Go's []byte: base64 wrapped as `base64` wraps it is stored unwrapped,
+    // text that is not base64 gets Go's decoding error.
+    let wrapped = c.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: wrapped}\ndata:\n  key: |\n    aGVs\n    bG8=\n",
+    );
+    assert!(wrapped.status.success(), "{}", text(&wrapped));
+    let stored = c.json("1.31", &["get", "secret", "wrapped"]);
+    assert_eq!(stored["data"]["key"], "aGVsbG8=");
+    let plain = c.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: plain}\ndata: {password: hunter2}\n",
+    );
+    assert!(
+        text(&plain).contains("Error from server (BadRequest): error when creating \"STDIN\": Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 4"),
+        "{}",
+        text(&plain)
+    );
     let naive = c.apply(
         "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: naive}\nspec: {renewTime: \"2026-01-01T02:00:10.123456\"}\n",
     );

@@ -8,6 +8,7 @@ pub mod eks;
 pub mod eks_catalog;
 pub mod fargate_spot;
 pub mod glob;
+pub mod go_base64;
 pub mod go_duration;
 pub mod go_format;
 pub mod go_time;

@@ -930,3 +930,41 @@ fn timestamps_are_written_back_in_utc_as_kube_apiserver_stores_them() {
         Err("parsing time \"yesterday\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"yesterday\" as \"2006\"".into())
     );
 }
+
+#[test]
+fn byte_fields_are_written_back_in_standard_base64() {
+    // Go's []byte: line breaks dropped, re-encoded; `stringData` is text and stays.
+    let mut secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "data": {"a": "aGVs\nbG8=\n", "b": "aGVsbG8="}, "stringData": {"c": "not base64!"}});
+    let checked = check_fields("", "v1", "Secret", None, &mut secret, None).unwrap();
+    assert!(checked.rewritten);
+    assert_eq!(secret["data"], json!({"a": "aGVsbG8=", "b": "aGVsbG8="}));
+    assert_eq!(secret["stringData"]["c"], "not base64!");
+    let mut config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {"t": "plain text"}, "binaryData": {"b": "AAEC\r\n"}});
+    check_fields("", "v1", "ConfigMap", None, &mut config, None).unwrap();
+    assert_eq!(config["binaryData"]["b"], "AAEC");
+    assert_eq!(config["data"]["t"], "plain text");
+    // A webhook's caBundle, inside a list of its configuration.
+    let mut hooks = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "w"},
+        "webhooks": [{"name": "w.example.com", "clientConfig": {"caBundle": "Y2E=\n"},
+            "sideEffects": "None", "admissionReviewVersions": ["v1"]}]});
+    check_fields(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        None,
+        &mut hooks,
+        None,
+    )
+    .unwrap();
+    assert_eq!(hooks["webhooks"][0]["clientConfig"]["caBundle"], "Y2E=");
+    // Text Go's decoder refuses: its error, at the byte where it stops.
+    let mut bad = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "data": {"password": "hunter2"}});
+    assert_eq!(
+        check_fields("", "v1", "Secret", None, &mut bad, None),
+        Err("Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 4".into())
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use localfargate_core::{go_time, quantity};
+use localfargate_core::{go_base64, go_time, quantity};
 use serde_json::{Map, Value};
 
 const OBJECT_META: &str = "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
@@ -405,14 +405,22 @@ const TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Time";
 /// A timestamp to the microsecond (`metav1.MicroTime`: Events, Leases).
 const MICRO_TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime";
 
+/// Stands for an inline `[]byte` field (`format: byte`) among a definition's references.
+const BYTES: &str = "[]byte";
+
 /// The definitions whose Go types decode a value and encode it back in another form than it
-/// came in: quantities and timestamps.
+/// came in: quantities and timestamps (and `[]byte`, inline, see [`BYTES`]).
 fn is_reencoded(name: &str) -> bool {
-    matches!(name, QUANTITY | TIME | MICRO_TIME)
+    matches!(name, QUANTITY | TIME | MICRO_TIME | BYTES)
 }
 
-/// The definitions that hold a quantity or a timestamp somewhere below them (`PodSpec`,
-/// `Container`, `ObjectMeta`, …): the re-encoding walk goes only into these.
+fn is_bytes(schema: &Value) -> bool {
+    schema.get("format").and_then(Value::as_str) == Some("byte")
+}
+
+/// The definitions that hold a quantity, a timestamp or a `[]byte` somewhere below them
+/// (`PodSpec`, `Container`, `ObjectMeta`, `Secret`, …): the re-encoding walk goes only into
+/// these.
 pub fn reencoded_holders(definitions: &Map<String, Value>) -> HashSet<String> {
     fn refs_in<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
         match schema {
@@ -424,6 +432,8 @@ pub fn reencoded_holders(definitions: &Map<String, Value>) -> HashSet<String> {
                                 out.push(name);
                             }
                         }
+                        // A `[]byte` field, inline in its definition.
+                        ("format", Value::String(f)) if f == "byte" => out.push(BYTES),
                         _ => refs_in(v, out),
                     }
                 }
@@ -462,11 +472,12 @@ pub fn reencoded_holders(definitions: &Map<String, Value>) -> HashSet<String> {
 /// - a Quantity in its canonical form: `1` for a written `1000m`, `512Mi` for `0.5Gi`, text for
 ///   a written number;
 /// - a Time in UTC to the second (`2024-01-01T10:00:00.5+02:00` → `2024-01-01T08:00:00Z`), a
-///   MicroTime in UTC to the microsecond; Go's zero time as `null`.
+///   MicroTime in UTC to the microsecond; Go's zero time as `null`;
+/// - a `[]byte` (a Secret's `data`) in standard base64, line breaks dropped.
 ///
 /// The same here: each such value of `obj` (of definition `name`) rewritten (`Ok(true)` when
 /// one changed), or, for one that does not parse, upstream's decoding error (the text of
-/// `resource.ErrFormatWrong` or of Go's `time.ParseError`).
+/// `resource.ErrFormatWrong`, of Go's `time.ParseError` or of `base64.CorruptInputError`).
 pub fn reencode(
     definitions: &Map<String, Value>,
     holders: &HashSet<String>,
@@ -490,7 +501,7 @@ fn may_hold(holders: &HashSet<String>, schema: &Value) -> bool {
     {
         return is_reencoded(name) || holders.contains(name);
     }
-    if schema.get("properties").is_some() {
+    if schema.get("properties").is_some() || is_bytes(schema) {
         return true;
     }
     if let Some(items) = schema.get("items") {
@@ -545,6 +556,17 @@ fn reencode_value(
         }
         Some(n) if !holders.contains(n) => return Ok(()),
         _ => {}
+    }
+    if is_bytes(resolved) {
+        // Go's `[]byte`: base64 decoded, written back in standard base64.
+        if let Value::String(text) = value {
+            let stored = go_base64::canonical(text)?;
+            if stored != *text {
+                *text = stored;
+                *changed = true;
+            }
+        }
+        return Ok(());
     }
     match value {
         Value::Object(fields) => {
