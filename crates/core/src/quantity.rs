@@ -193,44 +193,23 @@ pub fn base_units(text: &str) -> Result<u64, QuantityError> {
 /// −9): trailing zeros go into the exponent, which is then lowered to a multiple of three and
 /// shown as its SI suffix. `329087452n`, `250000000n` → `250m`, `2000000000n` → `2`, `0`.
 pub fn format_decimal_si(value: u64, scale: i32) -> String {
-    if value == 0 {
-        return "0".to_string();
-    }
     // Upstream keeps the value in an int64: a larger one loses its last digit.
-    let (mut amount, mut exponent) = if value > i64::MAX as u64 {
+    let (amount, scale) = if value > i64::MAX as u64 {
         (u128::from(value / 10), scale + 1)
     } else {
         (u128::from(value), scale)
     };
-    while amount.is_multiple_of(10) {
-        amount /= 10;
-        exponent += 1;
-    }
-    match exponent.rem_euclid(3) {
-        1 => {
-            amount *= 10;
-            exponent -= 1;
-        }
-        2 => {
-            amount *= 100;
-            exponent -= 2;
-        }
-        _ => {}
-    }
-    let suffix = match exponent {
-        -9 => "n".to_string(),
-        -6 => "u".to_string(),
-        -3 => "m".to_string(),
-        0 => String::new(),
-        3 => "k".to_string(),
-        6 => "M".to_string(),
-        9 => "G".to_string(),
-        12 => "T".to_string(),
-        15 => "P".to_string(),
-        18 => "E".to_string(),
-        e => format!("e{e}"),
+    // In nano-units: the finest a quantity keeps, so a finer scale rounds up as parsing does.
+    let nanos = match scale + 9 {
+        e if e >= 0 => POW10
+            .get(e as usize)
+            .and_then(|f| amount.checked_mul(*f))
+            .unwrap_or(u128::MAX),
+        e => POW10
+            .get(e.unsigned_abs() as usize)
+            .map_or(1, |d| amount.div_ceil(*d)),
     };
-    format!("{amount}{suffix}")
+    canonical_nanos(false, nanos, Format::DecimalSI)
 }
 
 /// A byte count printed as Kubernetes prints a `BinarySI` quantity (metrics-server's memory):
