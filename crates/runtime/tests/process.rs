@@ -903,5 +903,36 @@ async fn an_exec_whose_client_leaves_has_its_command_killed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(gone, "the command ends with its session");
+
+    // The session is dropped while `runc exec` starts the command, before it has written the
+    // process's pid (the kill then waits for the pid: runc goes on and starts the command).
+    // Several moments, since where runc is at a given moment varies; gone means not running in
+    // several `ps` in a row, each an exec of its own, long after runc has started the command.
+    for (command, delay) in [
+        ("sleep 38881", 60),
+        ("sleep 38882", 120),
+        ("sleep 38883", 180),
+    ] {
+        let (task, _out_rx, _err_rx, _in_tx) = start(command, false);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        task.abort();
+        let _ = task.await;
+        let mut absent = 0;
+        for _ in 0..750 {
+            if running(rt.clone(), id.clone(), command).await {
+                absent = 0;
+            } else {
+                absent += 1;
+                if absent == 5 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            absent, 5,
+            "{command}: a command whose session ended early ends too"
+        );
+    }
     rt.remove(&id).await.unwrap();
 }

@@ -463,16 +463,8 @@ impl ExecGuard {
         }
     }
 
-    fn kill(&self) {
-        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+    fn kill(&self) -> bool {
+        kill_from(&self.pid_file)
     }
 
     /// Waits for `runc exec` (it ends with the process), killing the process first if the client
@@ -484,22 +476,61 @@ impl ExecGuard {
     ) -> std::io::Result<std::process::ExitStatus> {
         let status = tokio::select! {
             status = child.wait() => status,
-            _ = client_gone => {
-                self.kill();
-                child.wait().await
-            }
+            _ = client_gone => loop {
+                // The pid file appears once the process runs.
+                if self.kill() {
+                    break child.wait().await;
+                }
+                tokio::select! {
+                    status = child.wait() => break status,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                }
+            },
         };
         self.ended = true;
         status
     }
 }
 
+/// Kills the process whose pid `pid_file` holds; whether the file had one.
+fn kill_from(pid_file: &std::path::Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+    else {
+        return false;
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    true
+}
+
 impl Drop for ExecGuard {
     fn drop(&mut self) {
-        if !self.ended {
-            self.kill();
+        if self.ended || self.kill() {
+            let _ = std::fs::remove_file(&self.pid_file);
+            return;
         }
-        let _ = std::fs::remove_file(&self.pid_file);
+        // runc writes the pid file only once the process runs: a session dropped before that
+        // would leave the command running in the container, so the kill waits for the file
+        // in the background (runc goes on after the session is dropped).
+        let pid_file = self.pid_file.clone();
+        let waiter = std::thread::Builder::new()
+            .name("exec-kill".into())
+            .spawn(move || {
+                for _ in 0..500 {
+                    if kill_from(&pid_file) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                let _ = std::fs::remove_file(&pid_file);
+            });
+        if let Err(e) = waiter {
+            tracing::warn!(error = %e, "an ended exec's command could not be waited for");
+        }
     }
 }
 
