@@ -260,7 +260,7 @@ pub struct Catalog {
     v2: Value,
     /// `v2.definitions`, by name.
     definitions: serde_json::Map<String, Value>,
-    /// The definitions with a quantity or a timestamp somewhere below them.
+    /// The definitions with a quantity, a timestamp or a `[]byte` somewhere below them.
     reencoded_holders: HashSet<String>,
     /// The definition of each group-version-kind.
     kinds: HashMap<(String, String, String), String>,
@@ -544,8 +544,8 @@ pub fn decode_check(default: (&str, &str, &str), obj: &Value) -> Result<(), Stri
     }
 }
 
-/// The quantities and timestamps of `obj`, of definition `name`, in the form kube-apiserver
-/// stores them (see `validate::reencode`); whether one changed, or upstream's decoding error.
+/// The quantities, timestamps and `[]byte` values of `obj`, of definition `name`, in the form
+/// kube-apiserver stores them (see `validate::reencode`); whether one changed, or upstream's decoding error.
 fn reencode(
     catalog: &Catalog,
     name: &str,
@@ -563,8 +563,9 @@ fn reencode(
     })
 }
 
-/// The quantities and timestamps of `obj`, of a built-in kind, in the form kube-apiserver
-/// stores them (`1000m` → `1`, a number → text, a time in UTC to the second), for writes that
+/// The quantities, timestamps and `[]byte` values of `obj`, of a built-in kind, in the form
+/// kube-apiserver stores them (`1000m` → `1`, a number → text, a time in UTC to the second,
+/// base64 unwrapped), for writes that
 /// skip [`check_fields`] (server-side apply's merged object): `Err` with upstream's
 /// `BadRequest` message for a value that does not parse.
 pub fn reencode_values(
@@ -623,7 +624,7 @@ pub struct FieldCheck {
     pub warnings: Vec<String>,
     /// The paths of the fields removed from the object.
     pub dropped: Vec<String>,
-    /// Whether the object changed: fields dropped, or quantities put in canonical form.
+    /// Whether the object changed: fields dropped, or values re-encoded as Go re-encodes them.
     pub rewritten: bool,
 }
 
