@@ -545,7 +545,8 @@ pub fn decode_check(default: (&str, &str, &str), obj: &Value) -> Result<(), Stri
 }
 
 /// The quantities, timestamps and `[]byte` values of `obj`, of definition `name`, in the form
-/// kube-apiserver stores them (see `validate::reencode`); whether one changed, or upstream's decoding error.
+/// kube-apiserver stores them (see `validate::reencode`); whether one changed, or upstream's
+/// decoding error.
 fn reencode(
     catalog: &Catalog,
     name: &str,
@@ -565,9 +566,8 @@ fn reencode(
 
 /// The quantities, timestamps and `[]byte` values of `obj`, of a built-in kind, in the form
 /// kube-apiserver stores them (`1000m` → `1`, a number → text, a time in UTC to the second,
-/// base64 unwrapped), for writes that
-/// skip [`check_fields`] (server-side apply's merged object): `Err` with upstream's
-/// `BadRequest` message for a value that does not parse.
+/// base64 unwrapped), for writes that skip [`check_fields`] (server-side apply's merged
+/// object): `Err` with upstream's `BadRequest` message for a value that does not parse.
 pub fn reencode_values(
     group: &str,
     version: &str,
