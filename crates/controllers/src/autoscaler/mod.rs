@@ -135,36 +135,6 @@ fn builtin_scale(kind: &str, obj: &Value) -> Result<(i64, Option<LabelSelector>)
     })
 }
 
-/// A built-in scale target with `spec.replicas` set to `to`.
-fn with_builtin_replicas(kind: &str, cur: &Value, to: i64) -> Result<Value, KubeError> {
-    let to = Some(i32::try_from(to).unwrap_or(i32::MAX));
-    match kind {
-        "Deployment" => {
-            let mut d: Deployment = typed::decode(cur)?;
-            d.spec.get_or_insert_default().replicas = to;
-            typed::to_json(&d)
-        }
-        "ReplicaSet" => {
-            let mut r: ReplicaSet = typed::decode(cur)?;
-            r.spec.get_or_insert_default().replicas = to;
-            typed::to_json(&r)
-        }
-        "StatefulSet" => {
-            let mut s: StatefulSet = typed::decode(cur)?;
-            s.spec.get_or_insert_default().replicas = to;
-            typed::to_json(&s)
-        }
-        "ReplicationController" => {
-            let mut r: ReplicationController = typed::decode(cur)?;
-            r.spec.get_or_insert_default().replicas = to;
-            typed::to_json(&r)
-        }
-        other => Err(KubeError::Internal(format!(
-            "{other} has no scale the autoscaler writes"
-        ))),
-    }
-}
-
 fn scale_of(objects: &Objects, hpa: &Hpa<'_>) -> Result<Scale, String> {
     let target = hpa
         .hpa
@@ -611,20 +581,20 @@ fn reconcile(ctx: &ClusterContext, hpa: &Hpa<'_>, history: &mut History) -> Resu
             .catalog()
             .ok()
             .and_then(|c| c.version_of(scale.rt).and_then(|(_, v)| v.scale.clone()));
+        // The replicas are where the target's scale says: `.spec.replicas` for the built-in
+        // kinds (the only ones `scale_of` reads), its definition's scale path for a custom
+        // resource.
+        let replicas_path = custom
+            .as_ref()
+            .map_or(".spec.replicas", |paths| paths.spec_replicas.as_str());
         let result = objects.update_with(scale.rt, ns, target_name, false, None, &mut |cur| {
-            match &custom {
-                // A custom resource's replicas are where its definition's scale path says.
-                Some(paths) => {
-                    let mut new = cur.clone();
-                    let mut at = &mut new;
-                    for field in paths.spec_replicas.trim_start_matches('.').split('.') {
-                        at = &mut at[field];
-                    }
-                    *at = json!(decision.replicas);
-                    Ok(new)
-                }
-                None => with_builtin_replicas(scale.rt.kind, cur, decision.replicas),
+            let mut new = cur.clone();
+            let mut at = &mut new;
+            for field in replicas_path.trim_start_matches('.').split('.') {
+                at = &mut at[field];
             }
+            *at = json!(decision.replicas);
+            Ok(new)
         });
         match result {
             Ok(_) => {
