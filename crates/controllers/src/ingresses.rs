@@ -37,9 +37,7 @@ use k8s_openapi::api::networking::v1::{
     IngressLoadBalancerStatus, IngressRule, IngressSpec,
 };
 use localfargate_core::pki::LoadBalancerCa;
-use localfargate_registry::meta::{
-    DynamicObject, annotation_of, is_deleting, name_of, namespace_of, uid_of,
-};
+use localfargate_registry::meta::{annotation_of, is_deleting, name_of, namespace_of, uid_of};
 use localfargate_registry::objects::{Objects, resource};
 use localfargate_registry::typed::{self, decode_or_log};
 use localfargate_runtime::RuntimeKind;
@@ -375,17 +373,12 @@ fn set_address(objects: &Objects, ing: &Value) {
         return;
     }
     let result = typed::to_json(&want).and_then(|want| {
-        objects.update_with(
+        objects.update_status_field(
             resource("networking.k8s.io", "ingresses"),
             namespace_of(ing),
             name_of(ing),
-            true,
-            None,
-            &mut |current| {
-                let mut next = DynamicObject::from_value(current.clone())?;
-                next.set_status_field("loadBalancer", want.clone());
-                Ok(next.into_value())
-            },
+            "loadBalancer",
+            &want,
         )
     });
     match result {

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use localfargate_registry::meta::{DynamicObject, name_of, namespace_of};
+use localfargate_registry::meta::{name_of, namespace_of};
 use localfargate_registry::objects::{Objects, resource};
 use localfargate_registry::typed::{self, decode_or_log};
 use localfargate_runtime::RuntimeKind;
@@ -727,17 +727,12 @@ fn clear_status(objects: &Objects, svc: &Value) {
 /// Make the stored Service's `status.loadBalancer` this.
 fn write_status(objects: &Objects, svc: &Value, load_balancer: &LoadBalancerStatus) {
     let result = typed::to_json(load_balancer).and_then(|load_balancer| {
-        objects.update_with(
+        objects.update_status_field(
             resource("", "services"),
             namespace_of(svc),
             name_of(svc),
-            true,
-            None,
-            &mut |current| {
-                let mut next = DynamicObject::from_value(current.clone())?;
-                next.set_status_field("loadBalancer", load_balancer.clone());
-                Ok(next.into_value())
-            },
+            "loadBalancer",
+            &load_balancer,
         )
     });
     if let Err(e) = result {

@@ -516,6 +516,24 @@ impl Objects {
         self.update_or_preview(rt, namespace, name, status, precondition, false, f)
     }
 
+    /// Writes `status.<field>` of a stored object through its status subresource: the part of
+    /// a status one controller owns (a Service's or an Ingress's `loadBalancer`), leaving the
+    /// rest as it is.
+    pub fn update_status_field(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        field: &str,
+        value: &Value,
+    ) -> Result<Value> {
+        self.update_with(rt, namespace, name, true, None, &mut |current| {
+            let mut next = DynamicObject::from_value(current.clone())?;
+            next.set_status_field(field, value.clone());
+            Ok(next.into_value())
+        })
+    }
+
     /// `update_with`, or with `dry_run` (a server-side dry run) everything but the write: the
     /// object comes back checked, defaulted and merged as it would be stored.
     #[allow(clippy::too_many_arguments)]
